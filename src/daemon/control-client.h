@@ -1,0 +1,56 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#pragma once
+
+/* HTTPS client of meshd-control (docs/protocol.md): libcurl's multi
+ * interface driven by sd-event, so the daemon never blocks on the network.
+ * TLS: the server's public key is pinned (CURLOPT_PINNEDPUBLICKEY); the
+ * self-signed chain itself is not verified. */
+
+#include <stdint.h>
+#include <systemd/sd-event.h>
+
+#include "macro.h"
+
+typedef struct ControlClient ControlClient;
+
+/* Errors reported to callbacks, mapped from HTTP/curl results:
+ *   -EACCES       401 (bad/expired auth key, unknown token)
+ *   -EPERM        403 (node removed)
+ *   -EEXIST       409
+ *   -EKEYREJECTED pin mismatch (CURLE_SSL_PINNEDPUBKEYNOTMATCH)
+ *   -EHOSTUNREACH cannot connect / resolve / TLS handshake failed
+ *   -ETIMEDOUT    request timed out
+ *   -EBADMSG      reply not valid JSON, truncated, or unexpected status
+ * message: a one-line explanation (server's "error" text when it sent one). */
+
+/* body: the reply body (NUL-terminated, len without the NUL) on success. */
+typedef void (*ControlReplyCallback)(ControlClient *c, int error, const char *message,
+                                     const char *body, size_t len, void *userdata);
+
+int control_client_new(sd_event *event, const char *url, const char *pin, ControlClient **ret);
+ControlClient *control_client_free(ControlClient *c);
+DEFINE_TRIVIAL_CLEANUP_FUNC(ControlClient *, control_client_free);
+
+const char *control_client_get_url(const ControlClient *c);
+
+/* POST /v1/register. The callback gets the raw 200 reply body; the caller
+ * validates it with register_reply_parse(). At most one register at a time (-EBUSY). */
+int control_client_register(ControlClient *c, const char *authkey, const char *public_key_b64,
+                            const char *hostname, char *const *endpoints,
+                            ControlReplyCallback callback, void *userdata);
+
+/* Starts the long-poll loop: GET /v1/netmap?since=V, again and again. Each
+ * 200 body goes to callback with error 0; the caller then reports the
+ * version it applied with control_client_set_netmap_version() (the next
+ * poll uses it). 304 just polls again. Transient errors (-EHOSTUNREACH,
+ * -ETIMEDOUT, 5xx as -EBADMSG) go to the callback too and the loop retries
+ * with exponential backoff (1 s … 30 s). -EACCES/-EPERM stop the loop. */
+int control_client_start_polling(ControlClient *c, const char *token, uint64_t since_version,
+                                 ControlReplyCallback callback, void *userdata);
+void control_client_set_netmap_version(ControlClient *c, uint64_t version);
+void control_client_stop_polling(ControlClient *c);
+/* Whether the last poll round trip succeeded (for GetStatus). */
+bool control_client_is_connected(const ControlClient *c);
+
+/* POST /v1/endpoints, fire and forget (errors logged at debug level). */
+int control_client_post_endpoints(ControlClient *c, char *const *endpoints);

@@ -1,0 +1,54 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#pragma once
+
+/* meshd.conf(5): systemd-style INI parsed with inih. Unknown sections or
+ * keys and bad values are errors (naming file, line and key), never guesses. */
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "wg.h"
+
+typedef enum OnlinePolicy {
+        ONLINE_POLICY_ANY,
+        ONLINE_POLICY_ALL,
+        ONLINE_POLICY_REQUIRED,
+        ONLINE_POLICY_NONE,
+        _ONLINE_POLICY_MAX,
+        _ONLINE_POLICY_INVALID = -EINVAL,
+} OnlinePolicy;
+
+const char *online_policy_to_string(OnlinePolicy p);
+OnlinePolicy online_policy_from_string(const char *s);
+
+#define MESHD_DEFAULT_INTERFACE "mesh0"
+#define MESHD_DEFAULT_LISTEN_PORT 41641
+#define MESHD_DEFAULT_ONLINE_TIMEOUT_USEC (60 * USEC_PER_SEC)
+
+typedef struct MeshdConfig {
+        /* [Mesh] */
+        char *control_url;
+        char *control_pin;      /* "sha256//BASE64" */
+        char *auth_key_file;
+        char *hostname;         /* NULL: the machine's host name */
+        char *interface;        /* never NULL after conf_load() */
+        uint16_t listen_port;   /* 0 = random */
+        WgBackendType backend;
+        bool keep_interface;
+        /* [Online] */
+        OnlinePolicy online_policy;
+        char **required_peers;  /* strv, may be NULL */
+        uint64_t online_timeout_usec;
+} MeshdConfig;
+
+void conf_init_defaults(MeshdConfig *c);
+/* Loads path over the defaults. A missing file is not an error (defaults
+ * only). On a parse error returns -EINVAL and sets *ret_error to one line,
+ * "PATH:LINE: unknown key 'Foo' in section [Mesh]" or
+ * "PATH:LINE: invalid ListenPort= value 'x': ..." and leaves *c unchanged. */
+int conf_load(const char *path, MeshdConfig *c, char **ret_error);
+void conf_done(MeshdConfig *c);
+
+/* Time spans as systemd writes them: "60", "60s", "2min", "500ms", "1h". */
+int parse_timespan_usec(const char *s, uint64_t *ret);
+int parse_boolean(const char *s);

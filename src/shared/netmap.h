@@ -1,0 +1,89 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#pragma once
+
+/* The netmap: what the control server tells a node about itself and its
+ * peers (docs/protocol.md). Parsed and validated here, at the border: a
+ * netmap that passes netmap_parse() is safe to apply as it is. */
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "endpoint.h"
+#include "key.h"
+#include "macro.h"
+
+#define NETMAP_NAME_MAX 63
+
+typedef struct NetmapNode {
+        char *name;                 /* DNS label, unique in the netmap */
+        WgKey public_key;
+        union in_addr_union ipv4;   /* always set, inside ipv4_range */
+        union in_addr_union ipv6;   /* inside ipv6_range when has_ipv6 */
+        bool has_ipv6;
+        char **endpoints;           /* strv of "ip:port", each valid for endpoint_parse() */
+        bool relay;                 /* reach this peer through the hub */
+} NetmapNode;
+
+typedef struct Netmap {
+        uint64_t version;
+        char *domain;               /* e.g. "mesh.internal" */
+        union in_addr_union ipv4_range;
+        uint8_t ipv4_prefixlen;
+        union in_addr_union ipv6_range;
+        uint8_t ipv6_prefixlen;
+        bool has_ipv6_range;
+        NetmapNode self;
+        NetmapNode *peers;
+        size_t n_peers;
+} Netmap;
+
+Netmap *netmap_free(Netmap *m);
+DEFINE_TRIVIAL_CLEANUP_FUNC(Netmap *, netmap_free);
+
+/* Parses and validates; on error returns -EBADMSG and, when ret_error is
+ * non-NULL, a one-line message naming the offending field
+ * ("peers[2].public_key: not a WireGuard key"). */
+int netmap_parse(const char *json, size_t len, Netmap **ret, char **ret_error);
+/* Same, from an already parsed cJSON object (borrowed). */
+struct cJSON;
+int netmap_from_json(const struct cJSON *obj, Netmap **ret, char **ret_error);
+
+const NetmapNode *netmap_find_peer_by_name(const Netmap *m, const char *name);
+const NetmapNode *netmap_find_peer_by_key(const Netmap *m, const WgKey *key);
+/* Accepts "nas", "nas.<domain>", or a peer's IPv4/IPv6 address in text form. */
+const NetmapNode *netmap_resolve_peer(const Netmap *m, const char *name_or_address);
+
+/* Peers are identified by public key. A peer whose key is in both maps but
+ * whose addresses, endpoints, relay flag or name differ is "changed". The
+ * arrays point into old (removed) and new (added, changed). */
+typedef struct NetmapDiff {
+        const NetmapNode **added;
+        size_t n_added;
+        const NetmapNode **removed;
+        size_t n_removed;
+        const NetmapNode **changed;
+        size_t n_changed;
+        bool self_changed; /* own name or addresses differ */
+} NetmapDiff;
+
+/* old may be NULL (everything in new is added). */
+int netmap_diff(const Netmap *old, const Netmap *new, NetmapDiff *ret);
+void netmap_diff_done(NetmapDiff *d);
+bool netmap_node_equal(const NetmapNode *a, const NetmapNode *b);
+
+/* Reply of POST /v1/register, validated as a whole before anything is stored. */
+typedef struct RegisterReply {
+        uint64_t node_id;
+        char *token;
+        Netmap *netmap; /* its self is this node */
+} RegisterReply;
+
+int register_reply_parse(const char *json, size_t len, RegisterReply *ret, char **ret_error);
+void register_reply_done(RegisterReply *r);
+
+/* Host name → DNS label: lower case, [a-z0-9-], no leading/trailing '-',
+ * at most 63 characters; runs of other characters become one '-'.
+ * Returns -EINVAL when nothing usable is left (then "node" is a fair default). */
+int dns_label_from_hostname(const char *hostname, char **ret);
+bool dns_label_is_valid(const char *s);
