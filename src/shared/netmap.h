@@ -81,9 +81,3 @@ typedef struct RegisterReply {
 
 int register_reply_parse(const char *json, size_t len, RegisterReply *ret, char **ret_error);
 void register_reply_done(RegisterReply *r);
-
-/* Host name → DNS label: lower case, [a-z0-9-], no leading/trailing '-',
- * at most 63 characters; runs of other characters become one '-'.
- * Returns -EINVAL when nothing usable is left (then "node" is a fair default). */
-int dns_label_from_hostname(const char *hostname, char **ret);
-bool dns_label_is_valid(const char *s);
