@@ -1,1 +1,1283 @@
-/* PLACEHOLDER: not written yet */
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#include <arpa/inet.h>
+#include <limits.h>
+#include <signal.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <systemd/sd-daemon.h>
+
+#include "link.h"
+#include "log.h"
+#include "manager.h"
+#include "messages.h"
+#include "online.h"
+#include "peer.h"
+#include "varlink.h"
+
+#define MANAGER_TICK_USEC (1 * USEC_PER_SEC)
+#define WAIT_ONLINE_DEFAULT_STATUS "Starting."
+
+struct WaitOnlineRequest {
+        WaitOnlineRequest *next;
+        Manager *manager;
+        ApiCall *call;
+        char **peers; /* NULL: the configured policy */
+        bool any;
+        sd_event_source *timeout;
+};
+
+static const char *const manager_state_table[] = {
+        [MANAGER_NEEDS_LOGIN] = "needs-login",
+        [MANAGER_STARTING] = "starting",
+        [MANAGER_ONLINE] = "online",
+        [MANAGER_DEGRADED] = "degraded",
+        [MANAGER_STOPPED] = "stopped",
+};
+
+const char *manager_state_to_string(ManagerState s) {
+        if ((size_t) s >= ELEMENTSOF(manager_state_table))
+                return NULL;
+        return manager_state_table[s];
+}
+
+static uint64_t now_monotonic(Manager *m) {
+        uint64_t t;
+        (void) sd_event_now(m->event, CLOCK_MONOTONIC, &t);
+        return t;
+}
+
+static void wait_online_request_free(WaitOnlineRequest *w) {
+        if (!w)
+                return;
+        sd_event_source_disable_unref(w->timeout);
+        api_call_unref(w->call);
+        strv_free(w->peers);
+        free(w);
+}
+
+static void manager_unlink_wait_online(Manager *m, WaitOnlineRequest *w) {
+        for (WaitOnlineRequest **i = &m->wait_online_requests; *i; i = &(*i)->next)
+                if (*i == w) {
+                        *i = w->next;
+                        return;
+                }
+}
+
+static void manager_set_status(Manager *m, const char *text) {
+        if (streq_ptr(m->status_text, text))
+                return;
+        free(m->status_text);
+        m->status_text = text ? strdup(text) : NULL;
+        (void) sd_notifyf(false, "STATUS=%s", strna(text));
+}
+
+static int manager_parse_config(Manager *m, MeshdConfig *c) {
+        _cleanup_free_ char *message = NULL;
+        int r;
+
+        conf_init_defaults(c);
+        r = conf_load(m->config_path, c, &message);
+        if (r < 0) {
+                if (message)
+                        log_error("%s", message);
+                return log_error_errno(r, "Failed to load configuration %s: %m", m->config_path);
+        }
+        return 0;
+}
+
+int manager_new(const ManagerOptions *opts, Manager **ret) {
+        _cleanup_(manager_freep) Manager *m = NULL;
+        int r;
+
+        m = calloc(1, sizeof(*m));
+        if (!m)
+                return -ENOMEM;
+        conf_init_defaults(&m->config);
+
+        m->config_path = strdup(opts->config_path);
+        m->state_dir = strdup(opts->state_dir);
+        m->runtime_dir = strdup(opts->runtime_dir);
+        if (!m->config_path || !m->state_dir || !m->runtime_dir)
+                return -ENOMEM;
+        if (asprintf(&m->api_socket_path, "%s/io.meshd.sock", m->runtime_dir) < 0)
+                return -ENOMEM;
+
+        r = manager_parse_config(m, &m->config);
+        if (r < 0)
+                return r;
+
+        r = sd_event_default(&m->event);
+        if (r < 0)
+                return r;
+
+        *ret = TAKE_PTR(m);
+        return 0;
+}
+
+static void manager_drop_peers(Manager *m) {
+        for (size_t i = 0; i < m->n_peers; i++)
+                peer_free(m->peers[i]);
+        free(m->peers);
+        m->peers = NULL;
+        m->n_peers = 0;
+}
+
+static void manager_release_device(Manager *m, bool destroy) {
+        m->child_source = sd_event_source_disable_unref(m->child_source);
+        m->prober = prober_free(m->prober);
+        if (m->wg) {
+                if (destroy) {
+                        int r = wg_backend_destroy(m->wg);
+                        if (r < 0)
+                                log_warning_errno(r, "Failed to remove interface %s: %m",
+                                                  wg_backend_get_ifname(m->wg));
+                }
+                m->wg = wg_backend_free(m->wg);
+        }
+        m->device_configured = false;
+}
+
+Manager *manager_free(Manager *m) {
+        if (!m)
+                return NULL;
+
+        while (m->wait_online_requests) {
+                WaitOnlineRequest *w = m->wait_online_requests;
+                m->wait_online_requests = w->next;
+                wait_online_request_free(w);
+        }
+        m->up_call = api_call_unref(m->up_call);
+        manager_drop_peers(m);
+        control_client_free(m->control);
+        control_client_free(m->registering);
+        m->api = api_server_free(m->api);
+        manager_release_device(m, false);
+        sd_event_source_disable_unref(m->online_timeout_source);
+        sd_event_source_disable_unref(m->tick_source);
+        sd_event_source_disable_unref(m->join_retry_source);
+        netmap_free(m->netmap);
+        free(m->netmap_json);
+        credentials_done(&m->credentials);
+        conf_done(&m->config);
+        explicit_bzero(&m->private_key, sizeof(m->private_key));
+        free(m->hostname);
+        free(m->status_text);
+        free(m->api_socket_path);
+        free(m->config_path);
+        free(m->state_dir);
+        free(m->runtime_dir);
+        sd_event_unref(m->event);
+        free(m);
+        return NULL;
+}
+
+uint32_t manager_next_probe_seq(Manager *m) {
+        return ++m->probe_seq;
+}
+
+Peer *manager_find_peer_by_address(Manager *m, int family, const union in_addr_union *addr) {
+        for (size_t i = 0; i < m->n_peers; i++)
+                if (peer_has_address(m->peers[i], family, addr))
+                        return m->peers[i];
+        return NULL;
+}
+
+Peer *manager_find_peer(Manager *m, const char *name_or_address) {
+        const NetmapNode *n;
+
+        if (!m->netmap)
+                return NULL;
+        n = netmap_resolve_peer(m->netmap, name_or_address);
+        if (!n)
+                return NULL;
+        for (size_t i = 0; i < m->n_peers; i++)
+                if (key_equal(&m->peers[i]->public_key, &n->public_key))
+                        return m->peers[i];
+        return NULL;
+}
+
+/* ---- online policy and readiness ------------------------------------------------------------ */
+
+static int manager_peer_views(Manager *m, OnlinePeerView **ret) {
+        OnlinePeerView *v = calloc(m->n_peers + 1, sizeof(*v));
+        if (!v)
+                return -ENOMEM;
+        for (size_t i = 0; i < m->n_peers; i++)
+                v[i] = (OnlinePeerView) { .name = m->peers[i]->name, .reachable = m->peers[i]->reachable };
+        *ret = v;
+        return 0;
+}
+
+static void manager_check_wait_online(Manager *m, const OnlinePeerView *views) {
+        WaitOnlineRequest *w, *next;
+
+        for (w = m->wait_online_requests; w; w = next) {
+                int r;
+                next = w->next;
+                if (w->peers)
+                        r = online_evaluate_names(w->peers, w->any, views, m->n_peers, NULL);
+                else
+                        r = online_evaluate_policy(m->config.online_policy, m->config.required_peers, views,
+                                                   m->n_peers, NULL);
+                if (r == 0)
+                        continue;
+                if (r > 0)
+                        (void) api_call_reply(w->call, cJSON_CreateObject());
+                else
+                        (void) api_call_reply_errorf(w->call, "org.varlink.service.InternalError",
+                                                     "failed to evaluate online state: %s", strerror(-r));
+                manager_unlink_wait_online(m, w);
+                wait_online_request_free(w);
+        }
+}
+
+void manager_check_online(Manager *m) {
+        _cleanup_free_ OnlinePeerView *views = NULL;
+        _cleanup_free_ char *missing = NULL, *text = NULL;
+        size_t reachable = 0;
+        int r;
+
+        if (!m->joined || m->state == MANAGER_STOPPED || !m->device_configured)
+                return;
+
+        r = manager_peer_views(m, &views);
+        if (r < 0) {
+                log_oom();
+                return;
+        }
+        for (size_t i = 0; i < m->n_peers; i++)
+                reachable += m->peers[i]->reachable;
+
+        manager_check_wait_online(m, views);
+
+        r = online_evaluate_policy(m->config.online_policy, m->config.required_peers, views, m->n_peers,
+                                   &missing);
+        if (r < 0) {
+                log_error_errno(r, "Failed to evaluate online policy: %m");
+                return;
+        }
+
+        if (r > 0) {
+                if (asprintf(&text, "Online: %zu of %zu peers reachable.", reachable, m->n_peers) < 0)
+                        text = NULL;
+                if (m->state != MANAGER_ONLINE) {
+                        m->state = MANAGER_ONLINE;
+                        log_full_errno_fields(LOG_NOTICE, 0, &((LogFields) { .message_id = MESSAGE_MESH_ONLINE }),
+                                              "Mesh online (policy %s): %zu of %zu peers reachable.",
+                                              online_policy_to_string(m->config.online_policy), reachable,
+                                              m->n_peers);
+                }
+                manager_set_status(m, text);
+                if (!m->ready_sent) {
+                        m->ready_sent = true;
+                        m->online_timeout_source = sd_event_source_disable_unref(m->online_timeout_source);
+                        (void) sd_notify(false, "READY=1");
+                }
+                return;
+        }
+
+        if (m->ready_sent) {
+                m->state = MANAGER_DEGRADED;
+                if (asprintf(&text, "degraded: %s unreachable", strna(missing)) < 0)
+                        text = NULL;
+        } else {
+                m->state = MANAGER_STARTING;
+                if (asprintf(&text, "Waiting for %s%s.",
+                             m->config.online_policy == ONLINE_POLICY_ANY ? "any of " : "", strna(missing)) < 0)
+                        text = NULL;
+        }
+        manager_set_status(m, text);
+}
+
+static int on_online_timeout(sd_event_source *s, uint64_t usec, void *userdata) {
+        Manager *m = userdata;
+        _cleanup_free_ OnlinePeerView *views = NULL;
+        _cleanup_free_ char *missing = NULL, *text = NULL;
+
+        m->online_timeout_source = sd_event_source_disable_unref(m->online_timeout_source);
+        if (m->ready_sent)
+                return 0;
+
+        if (manager_peer_views(m, &views) >= 0)
+                (void) online_evaluate_policy(m->config.online_policy, m->config.required_peers, views,
+                                              m->n_peers, &missing);
+        if (!m->joined)
+                missing = strdup("control server (not joined yet)");
+        else if (!m->device_configured)
+                missing = strdup("control server (no netmap yet)");
+
+        log_full_errno_fields(LOG_WARNING, 0, &((LogFields) { .message_id = MESSAGE_ONLINE_TIMEOUT }),
+                              "Online policy %s not met after %llus: %s unreachable. Continuing degraded.",
+                              online_policy_to_string(m->config.online_policy),
+                              (unsigned long long) (m->config.online_timeout_usec / USEC_PER_SEC),
+                              strna(missing));
+        if (asprintf(&text, "degraded: %s unreachable", strna(missing)) < 0)
+                text = NULL;
+        m->state = MANAGER_DEGRADED;
+        m->ready_sent = true;
+        free(m->status_text);
+        m->status_text = text ? strdup(text) : NULL;
+        (void) sd_notifyf(false, "READY=1\nSTATUS=%s", strna(text));
+        return 0;
+}
+
+static int manager_arm_online_timeout(Manager *m) {
+        if (m->ready_sent || m->online_timeout_source || m->config.online_timeout_usec == 0)
+                return 0;
+        /* Tell systemd the start may take longer than its default, so our own
+         * timeout, which ends in a degraded READY=1, always wins. */
+        (void) sd_notifyf(false, "EXTEND_TIMEOUT_USEC=%llu",
+                          (unsigned long long) (m->config.online_timeout_usec + 10 * USEC_PER_SEC));
+        return sd_event_add_time(m->event, &m->online_timeout_source, CLOCK_MONOTONIC,
+                                 m->started_usec + m->config.online_timeout_usec, 0, on_online_timeout, m);
+}
+
+/* ---- device -------------------------------------------------------------------------------- */
+
+static int on_userspace_child_exit(sd_event_source *s, const siginfo_t *si, void *userdata) {
+        Manager *m = userdata;
+
+        m->child_source = sd_event_source_disable_unref(m->child_source);
+        log_error("wireguard-go for %s exited (status %i); the tunnel is gone, exiting.",
+                  m->config.interface, si->si_status);
+        return sd_event_exit(m->event, -ECHILD);
+}
+
+static int manager_write_hosts(Manager *m) {
+        _cleanup_free_ char *path = NULL, *text = NULL;
+        _cleanup_fclose_ FILE *f = NULL;
+        size_t size = 0;
+        char a[INET6_ADDRSTRLEN];
+        const char *domain;
+
+        if (!m->netmap)
+                return 0;
+        domain = m->netmap->domain;
+        f = open_memstream(&text, &size);
+        if (!f)
+                return -ENOMEM;
+        fputs("# Mesh names, written by meshd; read by nss-mesh(8). Do not edit.\n", f);
+#define HOSTS_LINE(family, addr, name) \
+        fprintf(f, "%s\t%s %s.%s\n", in_addr_format(family, addr, a, sizeof(a)), name, name, domain)
+        HOSTS_LINE(AF_INET, &m->netmap->self.ipv4, m->netmap->self.name);
+        if (m->netmap->self.has_ipv6)
+                HOSTS_LINE(AF_INET6, &m->netmap->self.ipv6, m->netmap->self.name);
+        for (size_t i = 0; i < m->netmap->n_peers; i++) {
+                const NetmapNode *n = &m->netmap->peers[i];
+                HOSTS_LINE(AF_INET, &n->ipv4, n->name);
+                if (n->has_ipv6)
+                        HOSTS_LINE(AF_INET6, &n->ipv6, n->name);
+        }
+#undef HOSTS_LINE
+        if (fclose(TAKE_PTR(f)) != 0)
+                return -ENOMEM;
+        if (asprintf(&path, "%s/hosts", m->runtime_dir) < 0)
+                return -ENOMEM;
+        return write_file_atomic(path, text, size, 0644);
+}
+
+static void on_probe_reply(Prober *p, int family, const union in_addr_union *from, uint32_t seq, void *userdata) {
+        Manager *m = userdata;
+        Peer *peer = manager_find_peer_by_address(m, family, from);
+
+        if (peer)
+                peer_handle_probe_reply(peer, seq, now_monotonic(m));
+}
+
+/* Brings the interface to the state the netmap's self asks for: key, port,
+ * addresses, up. An interface that already matches (a restart with
+ * KeepInterface=yes) is left alone, so no packet is lost. */
+static int manager_setup_device(Manager *m, const Netmap *nm) {
+        _cleanup_(wg_device_freep) WgDevice *current = NULL;
+        WgBackendOptions opts = {
+                .type = m->config.backend,
+                .ifname = m->config.interface,
+                .userspace_command = getenv("MESHD_WIREGUARD_GO"),
+        };
+        bool created = false;
+        int ifindex, r;
+
+        if (!m->wg) {
+                r = wg_backend_open(&opts, &m->wg, &created);
+                if (r < 0)
+                        return log_error_errno(r, "Failed to set up WireGuard interface %s: %m",
+                                               m->config.interface);
+                log_info("%s WireGuard interface %s (%s backend).", created ? "Created" : "Adopted",
+                         m->config.interface, wg_backend_type_to_string(wg_backend_get_type(m->wg)));
+
+                pid_t child = wg_backend_get_child_pid(m->wg);
+                if (child > 0) {
+                        r = sd_event_add_child(m->event, &m->child_source, child, WEXITED,
+                                               on_userspace_child_exit, m);
+                        if (r < 0)
+                                return log_error_errno(r, "Failed to watch wireguard-go: %m");
+                }
+        }
+
+        r = wg_get_device(m->wg, &current);
+        if (r < 0)
+                return log_error_errno(r, "Failed to read interface %s: %m", m->config.interface);
+
+        if (!key_equal(&current->private_key, &m->private_key) ||
+            (m->config.listen_port != 0 && current->listen_port != m->config.listen_port)) {
+                _cleanup_(wg_device_freep) WgDevice *d = calloc(1, sizeof(*d));
+                if (!d)
+                        return log_oom();
+                d->flags = WG_DEVICE_HAS_PRIVATE_KEY | WG_DEVICE_HAS_LISTEN_PORT;
+                d->private_key = m->private_key;
+                d->listen_port = m->config.listen_port;
+                r = wg_set_device(m->wg, d);
+                explicit_bzero(&d->private_key, sizeof(d->private_key));
+                if (r < 0)
+                        return log_error_errno(r, "Failed to set key and port of %s: %m", m->config.interface);
+                current = wg_device_free(current);
+                r = wg_get_device(m->wg, &current);
+                if (r < 0)
+                        return log_error_errno(r, "Failed to read interface %s: %m", m->config.interface);
+        }
+        m->listen_port = current->listen_port;
+
+        ifindex = wg_backend_get_ifindex(m->wg);
+        r = link_address_add(ifindex, AF_INET, &nm->self.ipv4, nm->ipv4_prefixlen);
+        if (r < 0)
+                return log_error_errno(r, "Failed to add mesh address to %s: %m", m->config.interface);
+        (void) link_address_flush_except(ifindex, AF_INET, &nm->self.ipv4, nm->ipv4_prefixlen);
+        if (nm->self.has_ipv6 && nm->has_ipv6_range) {
+                r = link_address_add(ifindex, AF_INET6, &nm->self.ipv6, nm->ipv6_prefixlen);
+                if (r < 0)
+                        return log_error_errno(r, "Failed to add mesh IPv6 address to %s: %m",
+                                               m->config.interface);
+                (void) link_address_flush_except(ifindex, AF_INET6, &nm->self.ipv6, nm->ipv6_prefixlen);
+        }
+        r = link_set_up(ifindex, 0);
+        if (r < 0)
+                return log_error_errno(r, "Failed to bring up %s: %m", m->config.interface);
+
+        if (!m->prober) {
+                r = prober_new(m->event, PROBE_PORT, on_probe_reply, m, &m->prober);
+                if (r < 0)
+                        return log_error_errno(r, "Failed to open probe socket on port %u: %m", PROBE_PORT);
+        }
+        prober_set_mesh_ranges(m->prober, &nm->ipv4_range, nm->ipv4_prefixlen,
+                               nm->has_ipv6_range ? &nm->ipv6_range : NULL, nm->ipv6_prefixlen);
+
+        m->device_configured = true;
+        return 0;
+}
+
+static bool wg_peer_matches(const WgPeer *w, const Peer *p) {
+        size_t want = p->has_ipv6 ? 2 : 1;
+
+        if (w->n_allowed_ips != want)
+                return false;
+        for (size_t i = 0; i < w->n_allowed_ips; i++) {
+                const WgAllowedIp *a = &w->allowed_ips[i];
+                if (a->family == AF_INET && !(a->cidr == 32 && peer_has_address(p, AF_INET, &a->addr)))
+                        return false;
+                if (a->family == AF_INET6 && !(a->cidr == 128 && peer_has_address(p, AF_INET6, &a->addr)))
+                        return false;
+        }
+        return w->persistent_keepalive == PEER_KEEPALIVE_SEC;
+}
+
+/* Full reconciliation of the device's peers with ours, used once after the
+ * device is opened: it may hold peers from before a crash or restart. Peers
+ * that already match are not touched (a roamed endpoint stays as it is). */
+static int manager_sync_device_peers(Manager *m) {
+        _cleanup_(wg_device_freep) WgDevice *current = NULL, *d = NULL;
+        int r;
+
+        r = wg_get_device(m->wg, &current);
+        if (r < 0)
+                return r;
+        d = calloc(1, sizeof(*d));
+        if (!d)
+                return -ENOMEM;
+
+        for (size_t i = 0; i < current->n_peers; i++) {
+                const WgPeer *w = &current->peers[i];
+                bool wanted = false;
+                for (size_t j = 0; j < m->n_peers && !wanted; j++)
+                        wanted = key_equal(&w->public_key, &m->peers[j]->public_key);
+                if (!wanted) {
+                        WgPeer *rm;
+                        r = wg_device_add_peer(d, &rm);
+                        if (r < 0)
+                                return r;
+                        rm->public_key = w->public_key;
+                        rm->flags = WG_PEER_REMOVE_ME;
+                }
+        }
+        for (size_t j = 0; j < m->n_peers; j++) {
+                const WgPeer *w = wg_device_find_peer(current, &m->peers[j]->public_key);
+                if (w && wg_peer_matches(w, m->peers[j]) && w->endpoint.sa.sa_family != AF_UNSPEC)
+                        continue;
+                r = peer_to_wg(m->peers[j], d);
+                if (r < 0)
+                        return r;
+        }
+        if (d->n_peers == 0)
+                return 0;
+        log_debug("Reconciling %zu peers on %s.", d->n_peers, m->config.interface);
+        return wg_set_device(m->wg, d);
+}
+
+/* ---- netmap -------------------------------------------------------------------------------- */
+
+static void manager_post_endpoints(Manager *m) {
+        _cleanup_strv_free_ char **candidates = NULL;
+        int r;
+
+        if (!m->control || !m->wg)
+                return;
+        r = link_list_endpoint_candidates(wg_backend_get_ifindex(m->wg), m->listen_port, &candidates);
+        if (r < 0) {
+                log_debug_errno(r, "Failed to list endpoint candidates: %m");
+                return;
+        }
+        if (m->netmap && strv_length(candidates) == strv_length(m->netmap->self.endpoints)) {
+                bool same = true;
+                for (size_t i = 0; candidates[i] && same; i++)
+                        same = streq(candidates[i], m->netmap->self.endpoints[i]);
+                if (same)
+                        return;
+        }
+        r = control_client_post_endpoints(m->control, candidates);
+        if (r < 0)
+                log_debug_errno(r, "Failed to announce endpoints: %m");
+}
+
+/* Applies a validated netmap as a difference to what we have: only peers
+ * that were added, removed or changed reach the device. Takes nm. */
+static int manager_apply_netmap(Manager *m, Netmap *nm, const char *json, size_t len, bool from_cache) {
+        _cleanup_(netmap_freep) Netmap *new = nm;
+        _cleanup_(netmap_diff_done) NetmapDiff diff = {};
+        _cleanup_(wg_device_freep) WgDevice *d = NULL;
+        Peer **peers = NULL;
+        bool first = !m->device_configured;
+        int r;
+
+        if (!key_equal(&new->self.public_key, &m->public_key))
+                return log_error_errno(-EBADMSG, "Netmap version %llu is for another node (key %s…), ignoring.",
+                                       (unsigned long long) new->version, m->public_key_b64);
+
+        r = netmap_diff(first ? NULL : m->netmap, new, &diff);
+        if (r < 0)
+                return log_error_errno(r, "Failed to compare netmaps: %m");
+
+        if (first || diff.self_changed) {
+                r = manager_setup_device(m, new);
+                if (r < 0)
+                        return r;
+        }
+
+        /* Build the new peer list, reusing Peer objects (and their reachability) by key. */
+        peers = calloc(new->n_peers + 1, sizeof(Peer *));
+        if (!peers)
+                return log_oom();
+        d = calloc(1, sizeof(*d));
+        if (!d) {
+                free(peers);
+                return log_oom();
+        }
+
+        for (size_t i = 0; i < new->n_peers; i++) {
+                const NetmapNode *n = &new->peers[i];
+                Peer *p = NULL;
+
+                for (size_t j = 0; j < m->n_peers; j++)
+                        if (m->peers[j] && key_equal(&m->peers[j]->public_key, &n->public_key)) {
+                                p = TAKE_PTR(m->peers[j]);
+                                break;
+                        }
+                if (p) {
+                        r = peer_update(p, n, new->domain);
+                        if (r > 0 && !first)
+                                r = peer_to_wg(p, d);
+                } else {
+                        r = peer_new(m, n, new->domain, &p);
+                        if (r >= 0 && !first)
+                                r = peer_to_wg(p, d);
+                        if (r >= 0)
+                                log_full_errno_fields(LOG_INFO, 0, &((LogFields) { .peer = n->name }),
+                                                      "Peer %s joined the netmap (%s).", n->name,
+                                                      p->public_key_b64);
+                }
+                peers[i] = p;
+                if (r < 0) {
+                        for (size_t k = 0; k <= i; k++)
+                                peer_free(peers[k]);
+                        free(peers);
+                        return log_error_errno(r, "Failed to prepare peer %s: %m", n->name);
+                }
+        }
+
+        /* Whatever is left in the old list is gone from the netmap. */
+        for (size_t j = 0; j < m->n_peers; j++) {
+                Peer *p = m->peers[j];
+                WgPeer *w;
+                if (!p)
+                        continue;
+                log_full_errno_fields(LOG_INFO, 0, &((LogFields) { .peer = p->name }),
+                                      "Peer %s left the netmap.", p->name);
+                if (!first && wg_device_add_peer(d, &w) >= 0) {
+                        w->public_key = p->public_key;
+                        w->flags = WG_PEER_REMOVE_ME;
+                }
+                peer_free(p);
+        }
+        free(m->peers);
+        m->peers = peers;
+        m->n_peers = new->n_peers;
+
+        if (first)
+                r = manager_sync_device_peers(m);
+        else
+                r = d->n_peers > 0 ? wg_set_device(m->wg, d) : 0;
+        if (r < 0)
+                log_error_errno(r, "Failed to apply netmap version %llu to %s: %m",
+                                (unsigned long long) new->version, m->config.interface);
+        else
+                log_debug("Applied netmap version %llu: %zu added, %zu removed, %zu changed.",
+                          (unsigned long long) new->version, diff.n_added, diff.n_removed, diff.n_changed);
+
+        netmap_free(m->netmap);
+        m->netmap = TAKE_PTR(new);
+
+        if (!from_cache && r >= 0) {
+                int k = state_save_netmap(m->state_dir, json, len);
+                if (k < 0)
+                        log_warning_errno(k, "Failed to cache netmap: %m");
+        }
+        r = manager_write_hosts(m);
+        if (r < 0)
+                log_warning_errno(r, "Failed to write %s/hosts: %m", m->runtime_dir);
+
+        uint64_t now = now_monotonic(m);
+        for (size_t i = 0; i < m->n_peers; i++)
+                if (m->peers[i]->last_probe_usec == 0)
+                        peer_tick(m->peers[i], now);
+
+        if (m->state == MANAGER_NEEDS_LOGIN || m->state == MANAGER_STOPPED)
+                m->state = MANAGER_STARTING;
+        manager_check_online(m);
+        return 0;
+}
+
+static int manager_load_cached_netmap(Manager *m) {
+        _cleanup_free_ char *json = NULL, *error = NULL;
+        Netmap *nm = NULL;
+        size_t len;
+        int r;
+
+        r = state_load_netmap(m->state_dir, &json, &len);
+        if (r == -ENOENT)
+                return 0;
+        if (r < 0)
+                return log_warning_errno(r, "Failed to read cached netmap: %m");
+        r = netmap_parse(json, len, &nm, &error);
+        if (r < 0)
+                return log_warning_errno(r, "Ignoring cached netmap: %s", strna(error));
+
+        log_info("Applying cached netmap version %llu (%zu peers).", (unsigned long long) nm->version,
+                 nm->n_peers);
+        return manager_apply_netmap(m, nm, json, len, true);
+}
+
+/* ---- control server ------------------------------------------------------------------------ */
+
+static void manager_forget_membership(Manager *m, const char *why) {
+        int r;
+
+        if (m->control) {
+                control_client_stop_polling(m->control);
+        }
+        manager_drop_peers(m);
+        manager_release_device(m, true);
+        r = state_remove_membership(m->state_dir);
+        if (r < 0)
+                log_warning_errno(r, "Failed to remove membership files: %m");
+        credentials_done(&m->credentials);
+        m->netmap = netmap_free(m->netmap);
+        m->joined = false;
+        m->state = MANAGER_NEEDS_LOGIN;
+        manager_set_status(m, why);
+}
+
+static void on_netmap(ControlClient *c, int error, const char *message, const char *body, size_t len,
+                      void *userdata) {
+        Manager *m = userdata;
+        _cleanup_free_ char *parse_error = NULL;
+        Netmap *nm = NULL;
+        int r;
+
+        if (error == -EPERM || error == -EACCES) {
+                log_full_errno_fields(LOG_WARNING, 0, &((LogFields) { .message_id = MESSAGE_NODE_REMOVED }),
+                                      "Control server no longer accepts this node (%s); leaving the mesh.",
+                                      strna(message));
+                manager_forget_membership(m, "Removed from the mesh; run meshctl up to join again.");
+                return;
+        }
+        if (error < 0) {
+                log_full_errno(control_client_is_connected(c) ? LOG_WARNING : LOG_DEBUG, error,
+                               "Control server %s: %s", control_client_get_url(c), strna(message));
+                return;
+        }
+
+        r = netmap_parse(body, len, &nm, &parse_error);
+        if (r < 0) {
+                log_warning("Ignoring invalid netmap from control server: %s", strna(parse_error));
+                return;
+        }
+        uint64_t version = nm->version;
+        if (m->netmap && version <= m->netmap->version) {
+                netmap_free(nm);
+                control_client_set_netmap_version(c, m->netmap->version);
+                return;
+        }
+        (void) manager_apply_netmap(m, nm, body, len, false);
+        control_client_set_netmap_version(c, version);
+        manager_post_endpoints(m);
+}
+
+static int manager_start_polling(Manager *m) {
+        int r;
+
+        if (!m->control) {
+                r = control_client_new(m->event, m->credentials.control_url, m->credentials.control_pin,
+                                       &m->control);
+                if (r < 0)
+                        return log_error_errno(r, "Failed to set up control client: %m");
+        }
+        r = control_client_start_polling(m->control, m->credentials.token, m->netmap ? m->netmap->version : 0,
+                                         on_netmap, m);
+        if (r < 0)
+                return log_error_errno(r, "Failed to start polling the control server: %m");
+        return 0;
+}
+
+static const char *register_error_name(int error) {
+        switch (error) {
+        case -EACCES:
+        case -EPERM:
+        case -EEXIST:
+                return "io.meshd.AuthFailed";
+        case -EKEYREJECTED:
+                return "io.meshd.PinMismatch";
+        case -EBADMSG:
+                return "io.meshd.ProtocolError";
+        default:
+                return "io.meshd.ControlUnreachable";
+        }
+}
+
+static void manager_finish_up(Manager *m, const char *error_name, const char *message) {
+        _cleanup_(api_call_unrefp) ApiCall *call = TAKE_PTR(m->up_call);
+
+        if (!call)
+                return;
+        if (error_name)
+                (void) api_call_reply_errorf(call, error_name, "%s", message);
+        else
+                (void) api_call_reply(call, manager_status_json(m));
+}
+
+static int manager_read_auth_key_file(Manager *m, char **ret);
+
+static int on_join_retry(sd_event_source *s, uint64_t usec, void *userdata) {
+        Manager *m = userdata;
+        _cleanup_free_ char *authkey = NULL;
+
+        m->join_retry_source = sd_event_source_disable_unref(m->join_retry_source);
+        if (m->joined || m->registering)
+                return 0;
+        if (manager_read_auth_key_file(m, &authkey) < 0)
+                return 0;
+        (void) manager_up(m, m->config.control_url, m->config.control_pin, authkey, NULL);
+        explicit_bzero(authkey, strlen(authkey));
+        return 0;
+}
+
+/* An unattended join (AuthKeyFile=) at boot may well find the control server
+ * or the network not there yet: retry transient failures with backoff. A
+ * refused key or a wrong pin will not get better by retrying. */
+static void manager_schedule_join_retry(Manager *m, int error) {
+        if (error == -EACCES || error == -EPERM || error == -EEXIST || error == -EKEYREJECTED)
+                return;
+        m->join_retry_usec = m->join_retry_usec == 0 ? 2 * USEC_PER_SEC : MIN(m->join_retry_usec * 2, 60 * USEC_PER_SEC);
+        m->join_retry_source = sd_event_source_disable_unref(m->join_retry_source);
+        if (sd_event_add_time_relative(m->event, &m->join_retry_source, CLOCK_MONOTONIC, m->join_retry_usec, 0,
+                                       on_join_retry, m) >= 0)
+                log_info("Retrying to join in %llus.", (unsigned long long) (m->join_retry_usec / USEC_PER_SEC));
+}
+
+static void on_register_reply(ControlClient *c, int error, const char *message, const char *body, size_t len,
+                              void *userdata) {
+        Manager *m = userdata;
+        _cleanup_(register_reply_done) RegisterReply reply = {};
+        _cleanup_free_ char *parse_error = NULL, *netmap_text = NULL, *msg = NULL;
+        _cleanup_json_ cJSON *o = NULL;
+        Credentials creds = {};
+        int r;
+
+        if (error < 0) {
+                log_error_errno(error, "Joining the mesh at %s failed: %s", control_client_get_url(c),
+                                strna(message));
+                if (!m->up_call)
+                        manager_schedule_join_retry(m, error);
+                manager_finish_up(m, register_error_name(error), strna(message));
+                goto drop_client;
+        }
+
+        r = register_reply_parse(body, len, &reply, &parse_error);
+        if (r < 0 || !key_equal(&reply.netmap->self.public_key, &m->public_key)) {
+                if (asprintf(&msg, "malformed reply from control server: %s",
+                             r < 0 ? strna(parse_error) : "netmap is for another key") < 0)
+                        msg = NULL;
+                log_error("Joining the mesh failed: %s", strna(msg));
+                manager_finish_up(m, "io.meshd.ProtocolError", strna(msg));
+                goto drop_client;
+        }
+
+        /* Store exactly the netmap object the server sent, for the cache. */
+        o = cJSON_ParseWithLength(body, len);
+        netmap_text = o ? cJSON_PrintUnformatted(cJSON_GetObjectItemCaseSensitive(o, "netmap")) : NULL;
+        if (!netmap_text) {
+                manager_finish_up(m, "org.varlink.service.InternalError", "out of memory");
+                goto drop_client;
+        }
+
+        creds.control_url = strdup(control_client_get_url(c));
+        creds.control_pin = strdup(m->credentials.control_pin ? m->credentials.control_pin : "");
+        creds.node_id = reply.node_id;
+        creds.name = strdup(reply.netmap->self.name);
+        creds.token = TAKE_PTR(reply.token);
+        if (!creds.control_url || !creds.control_pin || !creds.name) {
+                credentials_done(&creds);
+                manager_finish_up(m, "org.varlink.service.InternalError", "out of memory");
+                goto drop_client;
+        }
+
+        /* node.json is the commit point: without it, a cached netmap is never used. */
+        r = state_save_netmap(m->state_dir, netmap_text, strlen(netmap_text));
+        if (r >= 0)
+                r = state_save_credentials(m->state_dir, &creds);
+        if (r < 0) {
+                log_error_errno(r, "Failed to store credentials in %s: %m", m->state_dir);
+                (void) state_remove_membership(m->state_dir);
+                credentials_done(&creds);
+                manager_finish_up(m, "org.varlink.service.InternalError", "cannot write the state directory");
+                goto drop_client;
+        }
+
+        credentials_done(&m->credentials);
+        m->credentials = creds;
+        m->joined = true;
+        m->state = MANAGER_STARTING;
+        m->join_retry_usec = 0;
+        log_notice("Joined the mesh at %s as %s.", m->credentials.control_url, m->credentials.name);
+
+        m->control = TAKE_PTR(m->registering);
+        uint64_t version = reply.netmap->version;
+        (void) manager_apply_netmap(m, TAKE_PTR(reply.netmap), netmap_text, strlen(netmap_text), true);
+        (void) manager_arm_online_timeout(m);
+        (void) manager_start_polling(m);
+        control_client_set_netmap_version(m->control, version);
+        manager_post_endpoints(m);
+        manager_finish_up(m, NULL, NULL);
+        return;
+
+drop_client:
+        m->registering = control_client_free(m->registering);
+        if (!m->joined) {
+                free(m->credentials.control_pin);
+                m->credentials.control_pin = NULL;
+        }
+}
+
+static bool pin_is_valid(const char *pin) {
+        WgKey k; /* a SHA-256 is 32 bytes, like a key, and uses the same base64 form */
+        return pin && strncmp(pin, "sha256//", 8) == 0 && key_from_base64(pin + 8, &k) >= 0;
+}
+
+int manager_up(Manager *m, const char *url, const char *pin, const char *authkey, ApiCall *call) {
+        _cleanup_strv_free_ char **candidates = NULL;
+        int r;
+
+        if (m->joined) {
+                if (!url && !authkey) {
+                        /* `meshctl up` after `meshctl down`: come back with what we have. */
+                        if (m->state != MANAGER_STOPPED)
+                                return call ? api_call_reply(call, manager_status_json(m)) : 0;
+                        m->state = MANAGER_STARTING;
+                        (void) manager_load_cached_netmap(m);
+                        (void) manager_start_polling(m);
+                        return call ? api_call_reply(call, manager_status_json(m)) : 0;
+                }
+                return call ? api_call_reply_errorf(call, "io.meshd.AlreadyJoined",
+                                                    "already joined as %s at %s; run meshctl logout first",
+                                                    m->credentials.name, m->credentials.control_url)
+                            : -EALREADY;
+        }
+        if (!url || strncmp(url, "https://", 8) != 0)
+                return call ? api_call_reply_errorf(call, "io.meshd.InvalidParameter",
+                                                    "server: must be an https:// URL")
+                            : -EINVAL;
+        if (!pin_is_valid(pin))
+                return call ? api_call_reply_errorf(call, "io.meshd.InvalidParameter",
+                                                    "pin: must be sha256// followed by 44 base64 characters")
+                            : -EINVAL;
+        if (!authkey || !*authkey)
+                return call ? api_call_reply_errorf(call, "io.meshd.InvalidParameter", "authkey: empty")
+                            : -EINVAL;
+        if (m->registering)
+                return call ? api_call_reply_errorf(call, "io.meshd.InvalidParameter",
+                                                    "a join is already in progress")
+                            : -EBUSY;
+
+        r = control_client_new(m->event, url, pin, &m->registering);
+        if (r < 0)
+                return log_error_errno(r, "Failed to set up control client: %m");
+        free(m->credentials.control_pin);
+        m->credentials.control_pin = strdup(pin);
+
+        /* The port is known only when configured; with ListenPort=0 the
+         * endpoints follow once the interface exists. */
+        if (m->config.listen_port > 0)
+                (void) link_list_endpoint_candidates(0, m->config.listen_port, &candidates);
+
+        r = control_client_register(m->registering, authkey, m->public_key_b64, m->hostname, candidates,
+                                    on_register_reply, m);
+        if (r < 0) {
+                m->registering = control_client_free(m->registering);
+                return log_error_errno(r, "Failed to send registration: %m");
+        }
+        if (call)
+                m->up_call = api_call_ref(call);
+        log_info("Joining the mesh at %s as %s.", url, m->hostname);
+        return 0;
+}
+
+int manager_down(Manager *m) {
+        if (m->control)
+                control_client_stop_polling(m->control);
+        m->control = control_client_free(m->control);
+        manager_drop_peers(m);
+        /* Explicitly asked for: the interface goes even with KeepInterface=yes. */
+        manager_release_device(m, true);
+        m->netmap = netmap_free(m->netmap);
+        m->state = MANAGER_STOPPED;
+        manager_set_status(m, "Stopped (meshctl down).");
+        log_notice("Mesh interface taken down on request.");
+        return 0;
+}
+
+int manager_logout(Manager *m) {
+        (void) manager_down(m);
+        m->control = control_client_free(m->control);
+        manager_forget_membership(m, "Logged out; run meshctl up to join again.");
+        log_notice("Logged out of the mesh.");
+        return 0;
+}
+
+/* ---- status -------------------------------------------------------------------------------- */
+
+int manager_refresh_device_stats(Manager *m) {
+        _cleanup_(wg_device_freep) WgDevice *d = NULL;
+        int r;
+
+        if (!m->wg)
+                return 0;
+        r = wg_get_device(m->wg, &d);
+        if (r < 0)
+                return r;
+        for (size_t i = 0; i < m->n_peers; i++) {
+                Peer *p = m->peers[i];
+                const WgPeer *w = wg_device_find_peer(d, &p->public_key);
+                char buf[ENDPOINT_STRLEN];
+
+                if (!w)
+                        continue;
+                p->last_handshake_realtime_usec = (uint64_t) w->last_handshake.tv_sec * USEC_PER_SEC +
+                                                  (uint64_t) w->last_handshake.tv_nsec / NSEC_PER_USEC;
+                p->rx_bytes = w->rx_bytes;
+                p->tx_bytes = w->tx_bytes;
+                free(p->device_endpoint);
+                p->device_endpoint = w->endpoint.sa.sa_family != AF_UNSPEC
+                                             ? strdup(endpoint_format(&w->endpoint, buf, sizeof(buf)))
+                                             : NULL;
+        }
+        return 0;
+}
+
+cJSON *manager_status_json(Manager *m) {
+        _cleanup_json_ cJSON *o = cJSON_CreateObject();
+        char a4[INET6_ADDRSTRLEN], a6[INET6_ADDRSTRLEN];
+        _cleanup_free_ char *fqdn = NULL;
+        size_t reachable = 0;
+        const NetmapNode *self = m->netmap ? &m->netmap->self : NULL;
+
+        if (!o)
+                return NULL;
+        for (size_t i = 0; i < m->n_peers; i++)
+                reachable += m->peers[i]->reachable;
+        if (self) {
+                in_addr_format(AF_INET, &self->ipv4, a4, sizeof(a4));
+                if (self->has_ipv6)
+                        in_addr_format(AF_INET6, &self->ipv6, a6, sizeof(a6));
+                if (asprintf(&fqdn, "%s.%s", self->name, m->netmap->domain) < 0)
+                        return NULL;
+        }
+        const char *ipv4 = self ? a4 : NULL, *ipv6 = self && self->has_ipv6 ? a6 : NULL;
+
+#define ADD_STRING_OR_NULL(key, value) \
+        ((value) ? cJSON_AddStringToObject(o, key, value) : cJSON_AddNullToObject(o, key))
+        if (!cJSON_AddStringToObject(o, "state", manager_state_to_string(m->state)) ||
+            !ADD_STRING_OR_NULL("status_text", m->status_text) ||
+            !ADD_STRING_OR_NULL("name", self ? self->name : m->credentials.name) ||
+            !ADD_STRING_OR_NULL("fqdn", fqdn) ||
+            !ADD_STRING_OR_NULL("ipv4", ipv4) ||
+            !ADD_STRING_OR_NULL("ipv6", ipv6) ||
+            !cJSON_AddStringToObject(o, "public_key", m->public_key_b64) ||
+            !cJSON_AddStringToObject(o, "interface", m->config.interface) ||
+            !ADD_STRING_OR_NULL("backend", m->wg ? wg_backend_type_to_string(wg_backend_get_type(m->wg)) : NULL) ||
+            !cJSON_AddNumberToObject(o, "listen_port", m->listen_port) ||
+            !ADD_STRING_OR_NULL("control_url", m->credentials.control_url) ||
+            !cJSON_AddBoolToObject(o, "control_connected", m->control && control_client_is_connected(m->control)) ||
+            !cJSON_AddNumberToObject(o, "netmap_version", m->netmap ? (double) m->netmap->version : 0) ||
+            !cJSON_AddNumberToObject(o, "peers_total", (double) m->n_peers) ||
+            !cJSON_AddNumberToObject(o, "peers_reachable", (double) reachable))
+                return NULL;
+#undef ADD_STRING_OR_NULL
+        return TAKE_PTR(o);
+}
+
+static int on_wait_online_timeout(sd_event_source *s, uint64_t usec, void *userdata) {
+        WaitOnlineRequest *w = userdata;
+        Manager *m = w->manager;
+        _cleanup_free_ OnlinePeerView *views = NULL;
+        _cleanup_free_ char *missing = NULL;
+        cJSON *params = cJSON_CreateObject(), *list;
+
+        if (manager_peer_views(m, &views) >= 0) {
+                if (w->peers)
+                        (void) online_evaluate_names(w->peers, w->any, views, m->n_peers, &missing);
+                else
+                        (void) online_evaluate_policy(m->config.online_policy, m->config.required_peers, views,
+                                                      m->n_peers, &missing);
+        }
+        list = cJSON_AddArrayToObject(params, "unreachable");
+        if (w->peers)
+                for (char **n = w->peers; *n; n++) {
+                        Peer *p = manager_find_peer(m, *n);
+                        if (!p || !p->reachable)
+                                cJSON_AddItemToArray(list, cJSON_CreateString(*n));
+                }
+        else
+                for (size_t i = 0; i < m->n_peers; i++)
+                        if (!m->peers[i]->reachable)
+                                cJSON_AddItemToArray(list, cJSON_CreateString(m->peers[i]->name));
+        _cleanup_free_ char *message = NULL;
+        if (asprintf(&message, "not online in time: %s unreachable", strna(missing)) < 0)
+                message = NULL;
+        cJSON_AddStringToObject(params, "message", strna(message));
+        (void) api_call_reply_error(w->call, "io.meshd.Timeout", params);
+        manager_unlink_wait_online(m, w);
+        wait_online_request_free(w);
+        return 0;
+}
+
+int manager_wait_online(Manager *m, ApiCall *call, char **peers, bool any, uint64_t timeout_usec) {
+        _cleanup_strv_free_ char **owned = peers;
+        WaitOnlineRequest *w;
+        int r;
+
+        if (!m->joined)
+                return api_call_reply_errorf(call, "io.meshd.NotJoined", "this node has not joined a mesh");
+
+        w = calloc(1, sizeof(*w));
+        if (!w)
+                return -ENOMEM;
+        w->manager = m;
+        w->call = api_call_ref(call);
+        w->peers = TAKE_PTR(owned);
+        w->any = any;
+        if (timeout_usec > 0) {
+                r = sd_event_add_time_relative(m->event, &w->timeout, CLOCK_MONOTONIC, timeout_usec, 0,
+                                               on_wait_online_timeout, w);
+                if (r < 0) {
+                        wait_online_request_free(w);
+                        return r;
+                }
+        }
+        w->next = m->wait_online_requests;
+        m->wait_online_requests = w;
+
+        if (m->device_configured) {
+                _cleanup_free_ OnlinePeerView *views = NULL;
+                r = manager_peer_views(m, &views);
+                if (r < 0)
+                        return r;
+                manager_check_wait_online(m, views);
+        }
+        return 0;
+}
+
+/* ---- life cycle ---------------------------------------------------------------------------- */
+
+static int on_tick(sd_event_source *s, uint64_t usec, void *userdata) {
+        Manager *m = userdata;
+
+        for (size_t i = 0; i < m->n_peers; i++)
+                peer_tick(m->peers[i], usec);
+        return sd_event_source_set_time(s, usec + MANAGER_TICK_USEC);
+}
+
+static int on_signal(sd_event_source *s, const struct signalfd_siginfo *si, void *userdata) {
+        Manager *m = userdata;
+
+        if (si->ssi_signo == SIGHUP)
+                return manager_reload(m);
+        (void) sd_notify(false, "STOPPING=1");
+        return sd_event_exit(m->event, 0);
+}
+
+int manager_reload(Manager *m) {
+        MeshdConfig c;
+        int r;
+
+        (void) sd_notifyf(false, "RELOADING=1\nMONOTONIC_USEC=%llu", (unsigned long long) now_monotonic(m));
+        r = manager_parse_config(m, &c);
+        if (r < 0) {
+                (void) sd_notify(false, "READY=1");
+                return 0; /* keep running with the old configuration */
+        }
+
+        /* What can change without touching the tunnel changes now; the rest needs a restart. */
+        if (!streq_ptr(c.interface, m->config.interface) || c.listen_port != m->config.listen_port ||
+            c.backend != m->config.backend)
+                log_warning("Interface=, ListenPort= and Backend= changes take effect at the next restart.");
+        strv_free(m->config.required_peers);
+        m->config.required_peers = TAKE_PTR(c.required_peers);
+        m->config.online_policy = c.online_policy;
+        m->config.online_timeout_usec = c.online_timeout_usec;
+        m->config.keep_interface = c.keep_interface;
+        conf_done(&c);
+
+        log_info("Reloaded configuration from %s.", m->config_path);
+        manager_check_online(m);
+        (void) sd_notify(false, "READY=1");
+        return 0;
+}
+
+static int manager_read_auth_key_file(Manager *m, char **ret) {
+        _cleanup_free_ char *text = NULL;
+        int r;
+
+        r = read_full_file(m->config.auth_key_file, 4096, &text, NULL);
+        if (r < 0)
+                return log_error_errno(r, "Failed to read AuthKeyFile=%s: %m", m->config.auth_key_file);
+        text[strcspn(text, "\r\n")] = 0;
+        if (!*text)
+                return log_error_errno(-EINVAL, "AuthKeyFile=%s is empty.", m->config.auth_key_file);
+        *ret = TAKE_PTR(text);
+        return 0;
+}
+
+int manager_start(Manager *m) {
+        bool created;
+        int r;
+
+        (void) sd_event_now(m->event, CLOCK_MONOTONIC, &m->started_usec);
+
+        r = sd_event_add_signal(m->event, NULL, SIGTERM, on_signal, m);
+        if (r >= 0)
+                r = sd_event_add_signal(m->event, NULL, SIGINT, on_signal, m);
+        if (r >= 0)
+                r = sd_event_add_signal(m->event, NULL, SIGHUP, on_signal, m);
+        if (r < 0)
+                return log_error_errno(r, "Failed to set up signal handling: %m");
+        (void) sd_event_set_watchdog(m->event, true);
+
+        r = state_dir_prepare(m->state_dir);
+        if (r < 0)
+                return log_error_errno(r, "Failed to create state directory %s: %m", m->state_dir);
+        if (mkdir(m->runtime_dir, 0755) < 0 && errno != EEXIST)
+                return log_error_errno(errno, "Failed to create runtime directory %s: %m", m->runtime_dir);
+
+        r = state_load_or_create_key(m->state_dir, &m->private_key, &created);
+        if (r < 0)
+                return r;
+        r = key_public_from_private(&m->private_key, &m->public_key);
+        if (r < 0)
+                return log_error_errno(r, "Failed to derive public key: %m");
+        key_to_base64(&m->public_key, m->public_key_b64);
+
+        if (m->config.hostname)
+                m->hostname = strdup(m->config.hostname);
+        else {
+                char h[HOST_NAME_MAX + 1] = {};
+                (void) gethostname(h, sizeof(h) - 1);
+                m->hostname = strdup(h[0] ? h : "node");
+        }
+        if (!m->hostname)
+                return log_oom();
+
+        r = api_server_new(m->event, m->api_socket_path, manager_api_methods, manager_api_methods_count,
+                           "io.meshd", manager_api_description, m, &m->api);
+        if (r < 0)
+                return log_error_errno(r, "Failed to listen on %s: %m", m->api_socket_path);
+
+        r = sd_event_add_time_relative(m->event, &m->tick_source, CLOCK_MONOTONIC, MANAGER_TICK_USEC, 0, on_tick, m);
+        if (r < 0)
+                return log_error_errno(r, "Failed to set up timer: %m");
+        (void) sd_event_source_set_enabled(m->tick_source, SD_EVENT_ON);
+
+        r = state_load_credentials(m->state_dir, &m->credentials);
+        if (r >= 0) {
+                m->joined = true;
+                m->state = MANAGER_STARTING;
+                manager_set_status(m, "Connecting to the mesh.");
+                (void) manager_arm_online_timeout(m);
+                /* The cache first: the mesh works even while the control server is down. */
+                (void) manager_load_cached_netmap(m);
+                r = manager_start_polling(m);
+                if (r < 0)
+                        return r;
+                return 0;
+        }
+        if (r != -ENOENT)
+                log_warning_errno(r, "Ignoring unreadable credentials, joining anew: %m");
+
+        if (m->config.auth_key_file && m->config.control_url && m->config.control_pin) {
+                _cleanup_free_ char *authkey = NULL;
+                m->state = MANAGER_STARTING;
+                manager_set_status(m, "Joining the mesh.");
+                (void) manager_arm_online_timeout(m);
+                r = manager_read_auth_key_file(m, &authkey);
+                if (r >= 0)
+                        r = manager_up(m, m->config.control_url, m->config.control_pin, authkey, NULL);
+                if (authkey)
+                        explicit_bzero(authkey, strlen(authkey));
+                if (r < 0)
+                        log_error_errno(r, "Unattended join failed: %m");
+                return 0;
+        }
+
+        /* Nothing to wait for: not being joined must never hold up the boot. */
+        m->state = MANAGER_NEEDS_LOGIN;
+        m->ready_sent = true;
+        free(m->status_text);
+        m->status_text = strdup("Not joined to a mesh; run meshctl up.");
+        (void) sd_notifyf(false, "READY=1\nSTATUS=%s", m->status_text);
+        log_notice("Not joined to a mesh yet; waiting for meshctl up.");
+        return 0;
+}
+
+void manager_stop(Manager *m) {
+        bool keep = m->config.keep_interface;
+
+        if (m->wg)
+                log_info("%s interface %s.", keep ? "Keeping" : "Removing", m->config.interface);
+        manager_release_device(m, !keep);
+}

@@ -1,1 +1,384 @@
-/* PLACEHOLDER: not written yet */
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#include <arpa/inet.h>
+
+#include "log.h"
+#include "manager.h"
+#include "messages.h"
+#include "peer.h"
+#include "varlink.h"
+
+struct PendingPing {
+        PendingPing *next;
+        Peer *peer;
+        ApiCall *call;
+        uint32_t seq;
+        uint64_t sent_usec;
+        sd_event_source *timeout;
+};
+
+static void pending_ping_free(PendingPing *pp) {
+        if (!pp)
+                return;
+        sd_event_source_disable_unref(pp->timeout);
+        api_call_unref(pp->call);
+        free(pp);
+}
+
+static void peer_unlink_ping(Peer *p, PendingPing *pp) {
+        for (PendingPing **i = &p->pings; *i; i = &(*i)->next)
+                if (*i == pp) {
+                        *i = pp->next;
+                        return;
+                }
+}
+
+static char **strv_copy(char *const *l) {
+        size_t n = strv_length(l);
+        char **c = calloc(n + 1, sizeof(char *));
+        if (!c)
+                return NULL;
+        for (size_t i = 0; i < n; i++) {
+                c[i] = strdup(l[i]);
+                if (!c[i])
+                        return strv_free(c);
+        }
+        return c;
+}
+
+static bool strv_equal(char *const *a, char *const *b) {
+        size_t n = strv_length(a);
+        if (n != strv_length(b))
+                return false;
+        for (size_t i = 0; i < n; i++)
+                if (!streq(a[i], b[i]))
+                        return false;
+        return true;
+}
+
+static int peer_set_name(Peer *p, const char *name, const char *domain) {
+        char *n = strdup(name), *f = NULL;
+        if (!n || asprintf(&f, "%s.%s", name, domain) < 0) {
+                free(n);
+                return -ENOMEM;
+        }
+        free(p->name);
+        free(p->fqdn);
+        p->name = n;
+        p->fqdn = f;
+        return 0;
+}
+
+int peer_new(Manager *m, const NetmapNode *node, const char *domain, Peer **ret) {
+        _cleanup_(peer_freep) Peer *p = NULL;
+        int r;
+
+        p = calloc(1, sizeof(*p));
+        if (!p)
+                return -ENOMEM;
+        p->manager = m;
+        p->public_key = node->public_key;
+        key_to_base64(&p->public_key, p->public_key_b64);
+
+        r = peer_update(p, node, domain);
+        if (r < 0)
+                return r;
+
+        *ret = TAKE_PTR(p);
+        return 0;
+}
+
+Peer *peer_free(Peer *p) {
+        if (!p)
+                return NULL;
+        while (p->pings) {
+                PendingPing *pp = p->pings;
+                p->pings = pp->next;
+                (void) api_call_reply_errorf(pp->call, "io.meshd.PeerNotFound",
+                                             "peer '%s' left the mesh", p->name);
+                pending_ping_free(pp);
+        }
+        free(p->name);
+        free(p->fqdn);
+        strv_free(p->endpoints);
+        free(p->device_endpoint);
+        free(p);
+        return NULL;
+}
+
+int peer_update(Peer *p, const NetmapNode *node, const char *domain) {
+        bool wg_changed = false;
+        int r;
+
+        _cleanup_free_ char *fqdn = NULL;
+        if (asprintf(&fqdn, "%s.%s", node->name, domain) < 0)
+                return -ENOMEM;
+        if (!streq_ptr(p->fqdn, fqdn)) {
+                r = peer_set_name(p, node->name, domain);
+                if (r < 0)
+                        return r;
+        }
+
+        if (memcmp(&p->ipv4, &node->ipv4, sizeof(p->ipv4)) != 0 || p->has_ipv6 != node->has_ipv6 ||
+            (node->has_ipv6 && memcmp(&p->ipv6, &node->ipv6, sizeof(p->ipv6)) != 0)) {
+                p->ipv4 = node->ipv4;
+                p->ipv6 = node->ipv6;
+                p->has_ipv6 = node->has_ipv6;
+                wg_changed = true;
+        }
+
+        if (!p->endpoints || !strv_equal(p->endpoints, node->endpoints)) {
+                char **e = strv_copy(node->endpoints);
+                if (!e)
+                        return -ENOMEM;
+                strv_free(p->endpoints);
+                p->endpoints = e;
+                p->endpoint_index = 0;
+                p->endpoint_since_usec = 0;
+                wg_changed = true;
+        }
+
+        if (p->relay != node->relay) {
+                p->relay = node->relay;
+                wg_changed = true;
+        }
+        return wg_changed;
+}
+
+const char *peer_current_endpoint(const Peer *p) {
+        size_t n = strv_length(p->endpoints);
+        if (n == 0)
+                return NULL;
+        return p->endpoints[p->endpoint_index % n];
+}
+
+int peer_to_wg(const Peer *p, WgDevice *d) {
+        const char *endpoint = peer_current_endpoint(p);
+        WgPeer *w;
+        int r;
+
+        r = wg_device_add_peer(d, &w);
+        if (r < 0)
+                return r;
+        w->public_key = p->public_key;
+        w->flags = WG_PEER_REPLACE_ALLOWED_IPS | WG_PEER_HAS_PERSISTENT_KEEPALIVE;
+        w->persistent_keepalive = PEER_KEEPALIVE_SEC;
+        if (endpoint && endpoint_parse(endpoint, &w->endpoint) >= 0)
+                w->flags |= WG_PEER_HAS_ENDPOINT;
+
+        r = wg_peer_add_allowed_ip(w, AF_INET, &p->ipv4, 32);
+        if (r < 0)
+                return r;
+        if (p->has_ipv6) {
+                r = wg_peer_add_allowed_ip(w, AF_INET6, &p->ipv6, 128);
+                if (r < 0)
+                        return r;
+        }
+        return 0;
+}
+
+static void peer_set_reachable(Peer *p, bool reachable) {
+        const char *endpoint = p->device_endpoint ? p->device_endpoint : peer_current_endpoint(p);
+
+        if (p->reachable == reachable)
+                return;
+        p->reachable = reachable;
+
+        if (reachable)
+                log_full_errno_fields(LOG_INFO, 0,
+                                      &((LogFields) { .message_id = MESSAGE_PEER_ONLINE, .peer = p->name,
+                                                      .endpoint = endpoint,
+                                                      .path = p->relay ? "relay" : "direct" }),
+                                      "Peer %s is reachable (%s, via %s).", p->name,
+                                      p->relay ? "relay" : "direct", strna(endpoint));
+        else
+                log_full_errno_fields(LOG_WARNING, 0,
+                                      &((LogFields) { .message_id = MESSAGE_PEER_OFFLINE, .peer = p->name,
+                                                      .endpoint = endpoint }),
+                                      "Peer %s is no longer reachable: no probe reply for %llus.", p->name,
+                                      (unsigned long long) (PEER_REACHABLE_USEC / USEC_PER_SEC));
+        manager_check_online(p->manager);
+}
+
+static void peer_send_probe(Peer *p, uint64_t now) {
+        Manager *m = p->manager;
+        int r;
+
+        if (!m->prober)
+                return;
+        p->last_probe_seq = manager_next_probe_seq(m);
+        p->last_probe_usec = now;
+        r = prober_send(m->prober, AF_INET, &p->ipv4, p->last_probe_seq);
+        if (r < 0)
+                log_debug_errno(r, "Failed to send probe to %s: %m", p->name);
+}
+
+static void peer_try_next_endpoint(Peer *p, uint64_t now) {
+        Manager *m = p->manager;
+        _cleanup_(wg_device_freep) WgDevice *d = NULL;
+        size_t n = strv_length(p->endpoints);
+        int r;
+
+        p->endpoint_since_usec = now;
+        if (n < 2 || !m->wg)
+                return;
+
+        p->endpoint_index = (p->endpoint_index + 1) % n;
+        d = calloc(1, sizeof(*d));
+        if (!d)
+                return;
+        r = peer_to_wg(p, d);
+        if (r >= 0) {
+                d->peers[0].flags = WG_PEER_UPDATE_ONLY | (d->peers[0].flags & WG_PEER_HAS_ENDPOINT);
+                r = wg_set_device(m->wg, d);
+        }
+        if (r < 0) {
+                log_warning_errno(r, "Failed to switch endpoint of %s: %m", p->name);
+                return;
+        }
+        log_full_errno_fields(LOG_INFO, 0,
+                              &((LogFields) { .message_id = MESSAGE_ENDPOINT_CHANGED, .peer = p->name,
+                                              .endpoint = peer_current_endpoint(p) }),
+                              "Trying endpoint %s for peer %s.", peer_current_endpoint(p), p->name);
+}
+
+void peer_tick(Peer *p, uint64_t now) {
+        if (p->reachable && now - p->last_reply_usec > PEER_REACHABLE_USEC)
+                peer_set_reachable(p, false);
+
+        if (!p->reachable) {
+                if (p->endpoint_since_usec == 0)
+                        p->endpoint_since_usec = now;
+                else if (now - p->endpoint_since_usec >= PEER_ENDPOINT_TRY_USEC)
+                        peer_try_next_endpoint(p, now);
+        }
+
+        if (p->last_probe_usec == 0 ||
+            now - p->last_probe_usec >= (p->reachable ? PEER_PROBE_REACHABLE_USEC : PEER_PROBE_UNREACHABLE_USEC))
+                peer_send_probe(p, now);
+}
+
+static uint64_t now_realtime(void) {
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        return (uint64_t) ts.tv_sec * USEC_PER_SEC + (uint64_t) ts.tv_nsec / NSEC_PER_USEC;
+}
+
+static cJSON *ping_reply_json(const Peer *p, uint64_t rtt) {
+        char addr[INET6_ADDRSTRLEN];
+        cJSON *o = cJSON_CreateObject();
+
+        if (!o)
+                return NULL;
+        in_addr_format(AF_INET, &p->ipv4, addr, sizeof(addr));
+        if (!cJSON_AddStringToObject(o, "peer", p->name) ||
+            !cJSON_AddStringToObject(o, "address", addr) ||
+            !cJSON_AddNumberToObject(o, "rtt_usec", (double) rtt) ||
+            !cJSON_AddStringToObject(o, "path", p->relay ? "relay" : "direct")) {
+                cJSON_Delete(o);
+                return NULL;
+        }
+        return o;
+}
+
+void peer_handle_probe_reply(Peer *p, uint32_t seq, uint64_t now) {
+        PendingPing *pp, *next;
+
+        if (seq == p->last_probe_seq && p->last_probe_usec > 0)
+                p->rtt_usec = now - p->last_probe_usec;
+
+        for (pp = p->pings; pp; pp = next) {
+                next = pp->next;
+                if (pp->seq != seq)
+                        continue;
+                p->rtt_usec = now - pp->sent_usec;
+                (void) api_call_reply(pp->call, ping_reply_json(p, p->rtt_usec));
+                peer_unlink_ping(p, pp);
+                pending_ping_free(pp);
+        }
+
+        p->last_reply_usec = now;
+        p->last_reply_realtime_usec = now_realtime();
+        p->endpoint_since_usec = now;
+        peer_set_reachable(p, true);
+}
+
+static int on_ping_timeout(sd_event_source *s, uint64_t usec, void *userdata) {
+        PendingPing *pp = userdata;
+        Peer *p = pp->peer;
+
+        (void) api_call_reply_errorf(pp->call, "io.meshd.Timeout",
+                                     "no probe reply from %s within %llu ms (%s)", p->name,
+                                     (unsigned long long) ((usec - pp->sent_usec) / USEC_PER_MSEC),
+                                     p->last_handshake_realtime_usec > 0 ? "handshake done, probe lost"
+                                                                         : "no handshake");
+        peer_unlink_ping(p, pp);
+        pending_ping_free(pp);
+        return 0;
+}
+
+int peer_ping(Peer *p, ApiCall *call, uint64_t timeout_usec) {
+        Manager *m = p->manager;
+        PendingPing *pp;
+        uint64_t now;
+        int r;
+
+        if (!m->prober)
+                return api_call_reply_errorf(call, "io.meshd.Timeout", "the mesh interface is not up");
+
+        pp = calloc(1, sizeof(*pp));
+        if (!pp)
+                return -ENOMEM;
+        (void) sd_event_now(m->event, CLOCK_MONOTONIC, &now);
+        pp->peer = p;
+        pp->call = api_call_ref(call);
+        pp->seq = manager_next_probe_seq(m);
+        pp->sent_usec = now;
+
+        r = sd_event_add_time(m->event, &pp->timeout, CLOCK_MONOTONIC, now + timeout_usec, 0,
+                              on_ping_timeout, pp);
+        if (r < 0) {
+                pending_ping_free(pp);
+                return r;
+        }
+        pp->next = p->pings;
+        p->pings = pp;
+
+        r = prober_send(m->prober, AF_INET, &p->ipv4, pp->seq);
+        if (r < 0)
+                log_debug_errno(r, "Failed to send ping probe to %s: %m", p->name);
+        return 0;
+}
+
+bool peer_has_address(const Peer *p, int family, const union in_addr_union *a) {
+        if (family == AF_INET)
+                return memcmp(&p->ipv4.in, &a->in, sizeof(a->in)) == 0;
+        return p->has_ipv6 && memcmp(&p->ipv6.in6, &a->in6, sizeof(a->in6)) == 0;
+}
+
+cJSON *peer_to_json(const Peer *p) {
+        _cleanup_json_ cJSON *o = cJSON_CreateObject();
+        char a4[INET6_ADDRSTRLEN], a6[INET6_ADDRSTRLEN];
+        const char *endpoint = p->device_endpoint ? p->device_endpoint : peer_current_endpoint(p);
+
+        if (!o)
+                return NULL;
+        in_addr_format(AF_INET, &p->ipv4, a4, sizeof(a4));
+        if (p->has_ipv6)
+                in_addr_format(AF_INET6, &p->ipv6, a6, sizeof(a6));
+
+        if (!cJSON_AddStringToObject(o, "name", p->name) ||
+            !cJSON_AddStringToObject(o, "fqdn", p->fqdn) ||
+            !cJSON_AddStringToObject(o, "ipv4", a4) ||
+            !(p->has_ipv6 ? cJSON_AddStringToObject(o, "ipv6", a6) : cJSON_AddNullToObject(o, "ipv6")) ||
+            !cJSON_AddStringToObject(o, "public_key", p->public_key_b64) ||
+            !(endpoint ? cJSON_AddStringToObject(o, "endpoint", endpoint) : cJSON_AddNullToObject(o, "endpoint")) ||
+            !cJSON_AddStringToObject(o, "path", p->relay ? "relay" : "direct") ||
+            !cJSON_AddBoolToObject(o, "reachable", p->reachable) ||
+            !cJSON_AddNumberToObject(o, "last_handshake_usec", (double) p->last_handshake_realtime_usec) ||
+            !cJSON_AddNumberToObject(o, "last_probe_reply_usec", (double) p->last_reply_realtime_usec) ||
+            !cJSON_AddNumberToObject(o, "rtt_usec", (double) p->rtt_usec) ||
+            !cJSON_AddNumberToObject(o, "rx_bytes", (double) p->rx_bytes) ||
+            !cJSON_AddNumberToObject(o, "tx_bytes", (double) p->tx_bytes))
+                return NULL;
+        return TAKE_PTR(o);
+}

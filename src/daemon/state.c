@@ -1,1 +1,237 @@
-/* PLACEHOLDER: not written yet */
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#include <fcntl.h>
+#include <inttypes.h>
+#include <sys/stat.h>
+
+#include <cjson/cJSON.h>
+
+#include "log.h"
+#include "messages.h"
+#include "state.h"
+#include "varlink.h"
+
+#define STATE_FILE_MAX (64U * 1024U * 1024U)
+
+void credentials_done(Credentials *c) {
+        free(c->control_url);
+        free(c->control_pin);
+        free(c->name);
+        if (c->token)
+                erase_and_free(c->token, strlen(c->token));
+        *c = (Credentials) {};
+}
+
+int state_dir_prepare(const char *dir) {
+        if (mkdir(dir, 0700) < 0 && errno != EEXIST)
+                return -errno;
+        return 0;
+}
+
+int write_file_atomic(const char *path, const void *data, size_t len, mode_t mode) {
+        _cleanup_free_ char *tmp = NULL;
+        _cleanup_close_ int fd = -EBADF;
+        const uint8_t *p = data;
+
+        if (asprintf(&tmp, "%s.XXXXXX", path) < 0)
+                return -ENOMEM;
+        fd = mkostemp(tmp, O_CLOEXEC);
+        if (fd < 0)
+                return -errno;
+        if (fchmod(fd, mode) < 0)
+                goto fail;
+        while (len > 0) {
+                ssize_t n = write(fd, p, len);
+                if (n < 0) {
+                        if (errno == EINTR)
+                                continue;
+                        goto fail;
+                }
+                p += n;
+                len -= (size_t) n;
+        }
+        /* The rename must not be able to reach the disk before the data. */
+        if (fsync(fd) < 0)
+                goto fail;
+        if (rename(tmp, path) < 0)
+                goto fail;
+        return 0;
+fail:;
+        int r = -errno;
+        (void) unlink(tmp);
+        return r;
+}
+
+int read_full_file(const char *path, size_t max_size, char **ret, size_t *ret_len) {
+        _cleanup_close_ int fd = -EBADF;
+        _cleanup_free_ char *buf = NULL;
+        size_t size = 0, allocated = 0;
+
+        fd = open(path, O_RDONLY | O_CLOEXEC);
+        if (fd < 0)
+                return -errno;
+        for (;;) {
+                if (allocated - size < 4096) {
+                        size_t n = allocated ? allocated * 2 : 8192;
+                        char *b;
+                        if (n > max_size + 1)
+                                n = max_size + 1;
+                        if (n <= size)
+                                return -EFBIG;
+                        b = realloc(buf, n);
+                        if (!b)
+                                return -ENOMEM;
+                        buf = b;
+                        allocated = n;
+                }
+                ssize_t k = read(fd, buf + size, allocated - size - 1);
+                if (k < 0) {
+                        if (errno == EINTR)
+                                continue;
+                        return -errno;
+                }
+                if (k == 0)
+                        break;
+                size += (size_t) k;
+        }
+        buf[size] = 0;
+        *ret = TAKE_PTR(buf);
+        if (ret_len)
+                *ret_len = size;
+        return 0;
+}
+
+static int state_path(const char *dir, const char *name, char **ret) {
+        return asprintf(ret, "%s/%s", dir, name) < 0 ? -ENOMEM : 0;
+}
+
+int state_load_or_create_key(const char *dir, WgKey *ret, bool *ret_created) {
+        _cleanup_free_ char *path = NULL;
+        WgKey key;
+        char b64[WG_KEY_B64_LEN + 2];
+        int r;
+
+        r = state_path(dir, "private.key", &path);
+        if (r < 0)
+                return r;
+
+        r = key_read_file(path, true, ret);
+        if (r >= 0) {
+                if (ret_created)
+                        *ret_created = false;
+                return 0;
+        }
+        if (r != -ENOENT)
+                return log_error_errno(r, "Failed to read private key %s: %m", path);
+
+        r = key_generate_private(&key);
+        if (r < 0)
+                return log_error_errno(r, "Failed to generate private key: %m");
+        r = key_write_file(path, &key);
+        if (r < 0) {
+                explicit_bzero(&key, sizeof(key));
+                return log_error_errno(r, "Failed to write private key %s: %m", path);
+        }
+
+        WgKey pub;
+        (void) key_public_from_private(&key, &pub);
+        key_to_base64(&pub, b64);
+        log_full_errno_fields(LOG_NOTICE, 0, &((LogFields) { .message_id = MESSAGE_KEY_CREATED }),
+                              "Created new node key, public key %s.", b64);
+        *ret = key;
+        explicit_bzero(&key, sizeof(key));
+        if (ret_created)
+                *ret_created = true;
+        return 0;
+}
+
+static int json_get_string(const cJSON *o, const char *name, char **ret) {
+        const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, name);
+        if (!cJSON_IsString(v) || !v->valuestring[0])
+                return -EBADMSG;
+        *ret = strdup(v->valuestring);
+        return *ret ? 0 : -ENOMEM;
+}
+
+int state_load_credentials(const char *dir, Credentials *ret) {
+        _cleanup_free_ char *path = NULL, *text = NULL;
+        _cleanup_json_ cJSON *o = NULL;
+        _cleanup_(credentials_done) Credentials c = {};
+        const cJSON *id;
+        int r;
+
+        r = state_path(dir, "node.json", &path);
+        if (r < 0)
+                return r;
+        r = read_full_file(path, STATE_FILE_MAX, &text, NULL);
+        if (r < 0)
+                return r;
+        o = cJSON_Parse(text);
+        explicit_bzero(text, strlen(text));
+        if (!cJSON_IsObject(o))
+                return log_error_errno(-EBADMSG, "%s: not a JSON object, ignoring.", path);
+        id = cJSON_GetObjectItemCaseSensitive(o, "node_id");
+        if (json_get_string(o, "control_url", &c.control_url) < 0 ||
+            json_get_string(o, "control_pin", &c.control_pin) < 0 ||
+            json_get_string(o, "name", &c.name) < 0 ||
+            json_get_string(o, "token", &c.token) < 0 ||
+            !cJSON_IsNumber(id) || id->valuedouble < 0)
+                return log_error_errno(-EBADMSG, "%s: missing or invalid fields, ignoring.", path);
+        c.node_id = (uint64_t) id->valuedouble;
+
+        *ret = c;
+        c = (Credentials) {};
+        return 0;
+}
+
+int state_save_credentials(const char *dir, const Credentials *c) {
+        _cleanup_free_ char *path = NULL, *text = NULL;
+        _cleanup_json_ cJSON *o = cJSON_CreateObject();
+        int r;
+
+        if (!o ||
+            !cJSON_AddStringToObject(o, "control_url", c->control_url) ||
+            !cJSON_AddStringToObject(o, "control_pin", c->control_pin) ||
+            !cJSON_AddNumberToObject(o, "node_id", (double) c->node_id) ||
+            !cJSON_AddStringToObject(o, "name", c->name) ||
+            !cJSON_AddStringToObject(o, "token", c->token))
+                return -ENOMEM;
+        text = cJSON_Print(o);
+        if (!text)
+                return -ENOMEM;
+        r = state_path(dir, "node.json", &path);
+        if (r < 0)
+                return r;
+        r = write_file_atomic(path, text, strlen(text), 0600);
+        explicit_bzero(text, strlen(text));
+        return r;
+}
+
+int state_load_netmap(const char *dir, char **ret_json, size_t *ret_len) {
+        _cleanup_free_ char *path = NULL;
+        int r = state_path(dir, "netmap.json", &path);
+        if (r < 0)
+                return r;
+        return read_full_file(path, STATE_FILE_MAX, ret_json, ret_len);
+}
+
+int state_save_netmap(const char *dir, const char *json, size_t len) {
+        _cleanup_free_ char *path = NULL;
+        int r = state_path(dir, "netmap.json", &path);
+        if (r < 0)
+                return r;
+        return write_file_atomic(path, json, len, 0600);
+}
+
+int state_remove_membership(const char *dir) {
+        static const char *const files[] = { "node.json", "netmap.json" };
+        int ret = 0;
+
+        for (size_t i = 0; i < ELEMENTSOF(files); i++) {
+                _cleanup_free_ char *path = NULL;
+                if (state_path(dir, files[i], &path) < 0)
+                        return -ENOMEM;
+                if (unlink(path) < 0 && errno != ENOENT && ret == 0)
+                        ret = -errno;
+        }
+        return ret;
+}

@@ -1,0 +1,113 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#pragma once
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <systemd/sd-event.h>
+
+#include "api.h"
+#include "conf.h"
+#include "control-client.h"
+#include "key.h"
+#include "netmap.h"
+#include "probe.h"
+#include "state.h"
+#include "wg.h"
+
+typedef struct Peer Peer;
+
+typedef enum ManagerState {
+        MANAGER_NEEDS_LOGIN, /* no credentials: waiting for `meshctl up` */
+        MANAGER_STARTING,    /* joined, online policy not yet met */
+        MANAGER_ONLINE,
+        MANAGER_DEGRADED,    /* READY=1 sent on timeout, policy still not met */
+        MANAGER_STOPPED,     /* `meshctl down` */
+} ManagerState;
+
+const char *manager_state_to_string(ManagerState s);
+
+typedef struct ManagerOptions {
+        const char *config_path;
+        const char *state_dir;
+        const char *runtime_dir;
+} ManagerOptions;
+
+typedef struct WaitOnlineRequest WaitOnlineRequest;
+
+typedef struct Manager {
+        sd_event *event;
+        char *config_path;
+        char *state_dir;
+        char *runtime_dir;
+        char *hostname;        /* what we register as */
+        MeshdConfig config;
+
+        WgKey private_key;
+        WgKey public_key;
+        char public_key_b64[WG_KEY_B64_LEN + 1];
+
+        bool joined;
+        Credentials credentials;
+        Netmap *netmap;        /* last applied */
+        char *netmap_json;     /* its text, as cached */
+        size_t netmap_json_len;
+
+        WgBackend *wg;
+        bool device_configured;
+        uint16_t listen_port;  /* actual, after the device is set up */
+
+        Peer **peers;          /* one per netmap peer, same order */
+        size_t n_peers;
+        uint32_t probe_seq;
+
+        ControlClient *control;
+        ControlClient *registering; /* during Up/AuthKeyFile registration */
+        ApiCall *up_call;
+        sd_event_source *join_retry_source;
+        uint64_t join_retry_usec;
+
+        Prober *prober;
+        ApiServer *api;
+        char *api_socket_path;
+
+        ManagerState state;
+        bool ready_sent;
+        char *status_text;
+        uint64_t started_usec;
+        sd_event_source *online_timeout_source;
+        sd_event_source *tick_source;
+        sd_event_source *child_source;
+
+        WaitOnlineRequest *wait_online_requests;
+} Manager;
+
+int manager_new(const ManagerOptions *opts, Manager **ret);
+Manager *manager_free(Manager *m);
+DEFINE_TRIVIAL_CLEANUP_FUNC(Manager *, manager_free);
+
+int manager_start(Manager *m);
+int manager_reload(Manager *m);
+/* Leaves the interface up when KeepInterface=yes. */
+void manager_stop(Manager *m);
+
+/* Join with an auth key. Replies to call (may be NULL for AuthKeyFile=). */
+int manager_up(Manager *m, const char *url, const char *pin, const char *authkey, ApiCall *call);
+int manager_down(Manager *m);
+int manager_logout(Manager *m);
+
+Peer *manager_find_peer(Manager *m, const char *name_or_address);
+Peer *manager_find_peer_by_address(Manager *m, int family, const union in_addr_union *addr);
+uint32_t manager_next_probe_seq(Manager *m);
+/* Re-evaluates the online policy and WaitOnline requests after any reachability change. */
+void manager_check_online(Manager *m);
+/* Refreshes handshake/traffic counters of all peers from the device. */
+int manager_refresh_device_stats(Manager *m);
+
+int manager_wait_online(Manager *m, ApiCall *call, char **peers, bool any, uint64_t timeout_usec);
+
+cJSON *manager_status_json(Manager *m);
+
+/* Varlink method table of io.meshd (api-methods.c). */
+extern const ApiMethod manager_api_methods[];
+extern const size_t manager_api_methods_count;
+extern const char manager_api_description[];

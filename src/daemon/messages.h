@@ -1,0 +1,13 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#pragma once
+
+/* MESSAGE_ID= values of the events an admin searches for; each has an entry
+ * in catalog/meshd.catalog so `journalctl -x` explains it. Never reuse one. */
+#define MESSAGE_PEER_ONLINE      "ea6d2ea53f2f4e52b57968d9edf2f504"
+#define MESSAGE_PEER_OFFLINE     "73cb67a9744449ec9808e6c4972051ee"
+#define MESSAGE_MESH_ONLINE      "7377ce66f20842f9810bce7f6c4ed846"
+#define MESSAGE_ONLINE_TIMEOUT   "8cf5ed6ea9944d4bb2b606b19c8f1091"
+#define MESSAGE_ENDPOINT_CHANGED "d179d0ac67a94a5d8946b2ef80240314"
+#define MESSAGE_RELAY_FALLBACK   "5f9972a902a34975afe68e90fe46cab2"
+#define MESSAGE_KEY_CREATED      "eec5817036f3455984e2028796a041c3"
+#define MESSAGE_NODE_REMOVED     "6e0d0a66ece54e18bd1b2cf2e4be8024"
