@@ -41,11 +41,14 @@ typedef struct MeshdConfig {
         uint64_t online_timeout_usec;
 } MeshdConfig;
 
+/* Allocates nothing: interface stays NULL until conf_load(). */
 void conf_init_defaults(MeshdConfig *c);
 /* Loads path over the defaults. A missing file is not an error (defaults
  * only). On a parse error returns -EINVAL and sets *ret_error to one line,
  * "PATH:LINE: unknown key 'Foo' in section [Mesh]" or
- * "PATH:LINE: invalid ListenPort= value 'x': ..." and leaves *c unchanged. */
+ * "PATH:LINE: invalid ListenPort= value 'x': ..." and leaves *c unchanged.
+ * *c must be initialised (conf_init_defaults() or an earlier conf_load()).
+ * Lines are limited to inih's 200 bytes; a longer one is an error. */
 int conf_load(const char *path, MeshdConfig *c, char **ret_error);
 void conf_done(MeshdConfig *c);
 

@@ -4,7 +4,10 @@
 #include <stdbool.h>
 
 /* Host name → DNS label: lower case, [a-z0-9-], no leading/trailing '-',
- * at most 63 characters; runs of other characters become one '-'.
+ * at most 63 characters; runs of other characters become one '-'. Only the
+ * part before the first '.' is used ("nas.example.com" → "nas"), since the
+ * mesh appends its own domain. Bytes ≥ 0x80 (UTF-8) count as "other".
  * Returns -EINVAL when nothing usable is left (then "node" is a fair default). */
 int dns_label_from_hostname(const char *hostname, char **ret);
+/* Exactly what dns_label_from_hostname() produces: lower case only. */
 bool dns_label_is_valid(const char *s);

@@ -51,7 +51,8 @@ int netmap_from_json(const struct cJSON *obj, Netmap **ret, char **ret_error);
 
 const NetmapNode *netmap_find_peer_by_name(const Netmap *m, const char *name);
 const NetmapNode *netmap_find_peer_by_key(const Netmap *m, const WgKey *key);
-/* Accepts "nas", "nas.<domain>", or a peer's IPv4/IPv6 address in text form. */
+/* Accepts "nas", "nas.<domain>" (case-insensitive, trailing '.' allowed), or a
+ * peer's IPv4/IPv6 address in text form. Peers only, never self. */
 const NetmapNode *netmap_resolve_peer(const Netmap *m, const char *name_or_address);
 
 /* Peers are identified by public key. A peer whose key is in both maps but
@@ -67,7 +68,8 @@ typedef struct NetmapDiff {
         bool self_changed; /* own name or addresses differ */
 } NetmapDiff;
 
-/* old may be NULL (everything in new is added). */
+/* old may be NULL (everything in new is added, self_changed set). Endpoint
+ * order counts: the first candidate is the one the server observed. */
 int netmap_diff(const Netmap *old, const Netmap *new, NetmapDiff *ret);
 void netmap_diff_done(NetmapDiff *d);
 bool netmap_node_equal(const NetmapNode *a, const NetmapNode *b);

@@ -26,7 +26,8 @@ void varlink_buffer_done(VarlinkBuffer *b);
 int varlink_buffer_append(VarlinkBuffer *b, const void *data, size_t len);
 /* Takes the next complete message off the front. Returns 1 and *ret when one
  * was there, 0 when more bytes are needed, -EBADMSG when the message is not a
- * JSON object, -EMSGSIZE when over VARLINK_MESSAGE_MAX without a NUL. */
+ * JSON object, -EMSGSIZE when over VARLINK_MESSAGE_MAX without a NUL. A bad
+ * message that has its NUL is dropped from the buffer. */
 int varlink_buffer_pop(VarlinkBuffer *b, cJSON **ret);
 
 /* Serialise a message including its terminating NUL (*ret_len counts it). */
@@ -34,15 +35,20 @@ int varlink_format_call(const char *method, const cJSON *parameters, char **ret,
 int varlink_format_reply(const cJSON *parameters, const char *error, char **ret, size_t *ret_len);
 
 /* Checks a call: "method" is a string of the form iface.Method, parameters
- * (if present) an object. Returns pointers into msg. */
+ * (if present) an object. Returns pointers into msg (parameters never NULL:
+ * a shared read-only {} when absent). -EBADMSG for a malformed call,
+ * -EOPNOTSUPP for "more" or "upgrade" set to true. */
 int varlink_parse_call(const cJSON *msg, const char **ret_method, const cJSON **ret_parameters);
 /* Checks a reply: returns error name (NULL on success) and parameters (never NULL on success: {}). */
 int varlink_parse_reply(const cJSON *msg, const char **ret_error, const cJSON **ret_parameters);
 
 /* Blocking client for the CLI tools: connect, send one call, read one reply.
  * Returns 0 on a success reply, 1 on an error reply (ret_error set), <0 on
- * transport trouble (-ENOENT/-ECONNREFUSED: daemon not running, -ETIMEDOUT).
+ * transport trouble (-ENOENT/-ECONNREFUSED: daemon not running, -ETIMEDOUT,
+ * -ECONNRESET: closed before a full reply). timeout_usec 0 or
+ * VARLINK_TIMEOUT_INFINITY waits for the reply forever.
  * parameters are borrowed; ret_parameters owned by the caller. */
+#define VARLINK_TIMEOUT_INFINITY UINT64_MAX
 int varlink_call(const char *socket_path, const char *method, const cJSON *parameters,
                  uint64_t timeout_usec, cJSON **ret_parameters, char **ret_error);
 
