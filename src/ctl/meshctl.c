@@ -1,1 +1,317 @@
-/* PLACEHOLDER */ int main(void) { return 1; }
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#include <assert.h>
+#include <getopt.h>
+#include <limits.h>
+#include <math.h>
+#include <stdio.h>
+
+#include "config.h"
+#include "call.h"
+#include "log.h"
+#include "meshctl.h"
+
+/* Options that only some commands take; the common ones (--socket, --json)
+ * apply everywhere. */
+typedef enum CommandOption {
+        OPTION_SERVER = 1 << 0,
+        OPTION_AUTHKEY = 1 << 1,
+        OPTION_AUTHKEY_FILE = 1 << 2,
+        OPTION_PIN = 1 << 3,
+        OPTION_COUNT = 1 << 4,
+        OPTION_TIMEOUT = 1 << 5,
+        OPTION_ANY = 1 << 6,
+        OPTION_FAMILY = 1 << 7,
+} CommandOption;
+
+typedef struct Verb {
+        const char *name;
+        unsigned min_args;
+        unsigned max_args; /* UINT_MAX: any number */
+        unsigned options;  /* CommandOption mask */
+        int (*run)(const Arguments *a, char **argv);
+} Verb;
+
+static const Verb verbs[] = {
+        { "up",          0, 0,        OPTION_SERVER | OPTION_AUTHKEY | OPTION_AUTHKEY_FILE | OPTION_PIN, verb_up },
+        { "down",        0, 0,        0,                                                                 verb_down },
+        { "logout",      0, 0,        0,                                                                 verb_logout },
+        { "status",      0, 0,        0,                                                                 verb_status },
+        { "peers",       0, 0,        0,                                                                 verb_peers },
+        { "ping",        1, 1,        OPTION_COUNT | OPTION_TIMEOUT,                                     verb_ping },
+        { "ip",          0, 1,        OPTION_FAMILY,                                                     verb_ip },
+        { "wait-online", 0, UINT_MAX, OPTION_ANY | OPTION_TIMEOUT,                                       verb_wait_online },
+        { "genkey",      0, 0,        0,                                                                 verb_genkey },
+        { "pubkey",      0, 0,        0,                                                                 verb_pubkey },
+};
+
+static int help(void) {
+        printf("meshctl [OPTIONS...] COMMAND ...\n"
+               "\n"
+               "Query and control meshd, the mesh VPN daemon.\n"
+               "\n"
+               "Commands:\n"
+               "  up --server=URL --authkey=KEY|--authkey-file=FILE --pin=PIN\n"
+               "                         Join a mesh\n"
+               "  down                   Take the tunnel down\n"
+               "  logout                 Leave the mesh and forget the node's credentials\n"
+               "  status                 Show this node and its peers\n"
+               "  peers                  Show the peers table\n"
+               "  ping NAME [-c COUNT] [--timeout=SEC]\n"
+               "                         Probe a peer through the tunnel\n"
+               "  ip [NAME] [-4|-6]      Print this node's or a peer's mesh addresses\n"
+               "  wait-online [PEER...] [--any] [--timeout=SEC]\n"
+               "                         Wait until the mesh or the given peers are reachable\n"
+               "  genkey                 Generate a private key\n"
+               "  pubkey                 Print the public key of the private key on stdin\n"
+               "\n"
+               "Options:\n"
+               "  -h --help              Show this help\n"
+               "     --version           Show package version\n"
+               "     --socket=PATH       Talk to meshd at PATH (default: $MESHD_SOCKET or\n"
+               "                         " MESHD_SOCKET_DEFAULT ")\n"
+               "     --json              Print JSON with the API's field names\n"
+               "     --server=URL        Control server to join (up)\n"
+               "     --authkey=KEY       Auth key (up)\n"
+               "     --authkey-file=FILE Read the auth key from FILE, '-' for stdin (up)\n"
+               "     --pin=PIN           Control server's key pin, sha256//BASE64 (up)\n"
+               "  -c --count=COUNT       Number of probes (ping, default %u)\n"
+               "     --timeout=SEC       Wait per probe (ping, default %u), or in all\n"
+               "                         (wait-online, default %u, 0 = forever)\n"
+               "     --any               Wait for any one of the peers (wait-online)\n"
+               "  -4                     IPv4 address only (ip)\n"
+               "  -6                     IPv6 address only (ip)\n"
+               "\n"
+               "See the meshctl(8) man page for details.\n",
+               PING_COUNT_DEFAULT,
+               (unsigned) (PING_TIMEOUT_DEFAULT_USEC / USEC_PER_SEC),
+               (unsigned) (WAIT_ONLINE_TIMEOUT_DEFAULT_USEC / USEC_PER_SEC));
+        return 0;
+}
+
+static const char *command_option_to_string(CommandOption o) {
+        switch (o) {
+        case OPTION_SERVER:       return "--server";
+        case OPTION_AUTHKEY:      return "--authkey";
+        case OPTION_AUTHKEY_FILE: return "--authkey-file";
+        case OPTION_PIN:          return "--pin";
+        case OPTION_COUNT:        return "--count";
+        case OPTION_TIMEOUT:      return "--timeout";
+        case OPTION_ANY:          return "--any";
+        case OPTION_FAMILY:       return "-4/-6";
+        }
+        return "?";
+}
+
+/* Seconds, optionally with a fraction and a trailing "s": "30", "1.5", "2s". */
+static int parse_seconds(const char *s, uint64_t *ret) {
+        char *end = NULL;
+        double d;
+
+        if (!s || !(*s >= '0' && *s <= '9'))
+                return -EINVAL;
+        errno = 0;
+        d = strtod(s, &end);
+        if (errno != 0 || end == s)
+                return -EINVAL;
+        if (*end == 's')
+                end++;
+        /* A year is long enough for any wait; beyond it is a typo. */
+        if (*end != 0 || !isfinite(d) || d < 0 || d > 365.0 * 24 * 60 * 60)
+                return -EINVAL;
+        *ret = (uint64_t) llround(d * (double) USEC_PER_SEC);
+        return 0;
+}
+
+static int parse_count(const char *s, unsigned *ret) {
+        char *end = NULL;
+        unsigned long v;
+
+        if (!s || !(*s >= '0' && *s <= '9'))
+                return -EINVAL;
+        errno = 0;
+        v = strtoul(s, &end, 10);
+        if (errno != 0 || *end != 0 || v < 1 || v > 1000000)
+                return -EINVAL;
+        *ret = (unsigned) v;
+        return 0;
+}
+
+static const Verb *verb_find(const char *name) {
+        for (size_t i = 0; i < ELEMENTSOF(verbs); i++)
+                if (streq(verbs[i].name, name))
+                        return &verbs[i];
+        return NULL;
+}
+
+#define log_usage(...) log_error_errno(-EINVAL, __VA_ARGS__)
+
+/* Returns 1 when a command should run (*ret_verb, *ret_argv set), 0 when
+ * --help or --version did all there was to do, <0 on bad usage (logged). */
+static int parse_argv(int argc, char *argv[], Arguments *a, const Verb **ret_verb, char ***ret_argv) {
+        enum {
+                ARG_VERSION = 0x100,
+                ARG_SOCKET,
+                ARG_JSON,
+                ARG_SERVER,
+                ARG_AUTHKEY,
+                ARG_AUTHKEY_FILE,
+                ARG_PIN,
+                ARG_TIMEOUT,
+                ARG_ANY,
+        };
+        static const struct option options[] = {
+                { "help",         no_argument,       NULL, 'h'              },
+                { "version",      no_argument,       NULL, ARG_VERSION      },
+                { "socket",       required_argument, NULL, ARG_SOCKET       },
+                { "json",         no_argument,       NULL, ARG_JSON         },
+                { "server",       required_argument, NULL, ARG_SERVER       },
+                { "authkey",      required_argument, NULL, ARG_AUTHKEY      },
+                { "authkey-file", required_argument, NULL, ARG_AUTHKEY_FILE },
+                { "pin",          required_argument, NULL, ARG_PIN          },
+                { "count",        required_argument, NULL, 'c'              },
+                { "timeout",      required_argument, NULL, ARG_TIMEOUT      },
+                { "any",          no_argument,       NULL, ARG_ANY          },
+                {}
+        };
+        unsigned seen = 0;
+        const Verb *verb;
+        unsigned nargs;
+        int c;
+
+        *a = (Arguments) {
+                .socket_path = getenv("MESHD_SOCKET") ?: MESHD_SOCKET_DEFAULT,
+                .count = PING_COUNT_DEFAULT,
+                .family = AF_UNSPEC,
+        };
+        if (!*a->socket_path)
+                a->socket_path = MESHD_SOCKET_DEFAULT;
+
+        /* ':' first: a missing argument is reported as ':', not '?', and
+         * getopt stays quiet so each failure is our own single line. */
+        opterr = 0;
+        while ((c = getopt_long(argc, argv, ":hc:46", options, NULL)) >= 0)
+                switch (c) {
+                case 'h':
+                        return help();
+                case ARG_VERSION:
+                        printf("meshctl " PACKAGE_VERSION "\n");
+                        return 0;
+                case ARG_SOCKET:
+                        if (!*optarg)
+                                return log_usage("--socket needs a path");
+                        a->socket_path = optarg;
+                        break;
+                case ARG_JSON:
+                        a->json = true;
+                        break;
+                case ARG_SERVER:
+                        a->server = optarg;
+                        seen |= OPTION_SERVER;
+                        break;
+                case ARG_AUTHKEY:
+                        a->authkey = optarg;
+                        seen |= OPTION_AUTHKEY;
+                        break;
+                case ARG_AUTHKEY_FILE:
+                        a->authkey_file = optarg;
+                        seen |= OPTION_AUTHKEY_FILE;
+                        break;
+                case ARG_PIN:
+                        a->pin = optarg;
+                        seen |= OPTION_PIN;
+                        break;
+                case 'c':
+                        if (parse_count(optarg, &a->count) < 0)
+                                return log_usage("invalid count '%s' (a number from 1 to 1000000)", optarg);
+                        seen |= OPTION_COUNT;
+                        break;
+                case ARG_TIMEOUT:
+                        if (parse_seconds(optarg, &a->timeout_usec) < 0)
+                                return log_usage("invalid timeout '%s' (seconds, e.g. 30 or 2.5)", optarg);
+                        a->timeout_set = true;
+                        seen |= OPTION_TIMEOUT;
+                        break;
+                case ARG_ANY:
+                        a->any = true;
+                        seen |= OPTION_ANY;
+                        break;
+                case '4':
+                        a->family = AF_INET;
+                        seen |= OPTION_FAMILY;
+                        break;
+                case '6':
+                        a->family = AF_INET6;
+                        seen |= OPTION_FAMILY;
+                        break;
+                case ':':
+                        return log_usage("option '%s' needs an argument (see 'meshctl --help')",
+                                         argv[optind - 1]);
+                case '?':
+                        if (optopt > 0 && optopt < 0x100)
+                                return log_usage("unknown option '-%c' (see 'meshctl --help')", optopt);
+                        return log_usage("unknown option '%s' (see 'meshctl --help')", argv[optind - 1]);
+                default:
+                        return log_usage("unhandled option %i", c);
+                }
+
+        if (optind >= argc)
+                return log_usage("no command given (see 'meshctl --help')");
+
+        verb = verb_find(argv[optind]);
+        if (!verb)
+                return log_usage("unknown command '%s' (see 'meshctl --help')", argv[optind]);
+
+        nargs = (unsigned) (argc - optind - 1);
+        if (nargs < verb->min_args)
+                return log_usage("'%s' needs %s argument (see 'meshctl --help')", verb->name,
+                                 verb->min_args == 1 ? "an" : "more");
+        if (nargs > verb->max_args)
+                return log_usage("too many arguments for '%s' (see 'meshctl --help')", verb->name);
+
+        for (unsigned bit = 1; bit <= OPTION_FAMILY; bit <<= 1)
+                if ((seen & bit) && !(verb->options & bit))
+                        return log_usage("%s does not apply to '%s' (see 'meshctl --help')",
+                                         command_option_to_string((CommandOption) bit), verb->name);
+
+        if (verb->run == verb_up) {
+                if (!a->server)
+                        return log_usage("'up' needs --server=URL");
+                if (!a->authkey == !a->authkey_file)
+                        return log_usage("'up' needs exactly one of --authkey=KEY and --authkey-file=FILE");
+                if (!a->pin)
+                        return log_usage("'up' needs --pin=PIN (printed by 'meshd-control init')");
+        }
+
+        if (!a->timeout_set && verb->run == verb_ping)
+                a->timeout_usec = PING_TIMEOUT_DEFAULT_USEC;
+        if (!a->timeout_set && verb->run == verb_wait_online)
+                a->timeout_usec = WAIT_ONLINE_TIMEOUT_DEFAULT_USEC;
+        if (a->timeout_usec == 0 && verb->run == verb_ping)
+                return log_usage("ping needs a timeout above 0");
+
+        a->verb = verb->name;
+        *ret_verb = verb;
+        *ret_argv = argv + optind + 1;
+        return 1;
+}
+
+int main(int argc, char *argv[]) {
+        const Verb *verb = NULL;
+        char **verb_argv = NULL;
+        Arguments a;
+        int r;
+
+        log_setup("meshctl", LOG_TARGET_CONSOLE);
+
+        r = parse_argv(argc, argv, &a, &verb, &verb_argv);
+        if (r < 0)
+                return EXIT_USAGE;
+        if (r == 0)
+                return EXIT_SUCCESS;
+        assert(verb);
+
+        r = verb->run(&a, verb_argv);
+        if (fflush(stdout) != 0 && r >= 0)
+                r = log_error_errno(errno > 0 ? -errno : -EIO, "failed to write output: %m");
+        return r < 0 ? EXIT_FAILURE : EXIT_SUCCESS;
+}
