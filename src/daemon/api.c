@@ -1,1 +1,748 @@
-/* PLACEHOLDER: not written yet */
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#include <errno.h>
+#include <grp.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include "api.h"
+#include "config.h"
+#include "log.h"
+#include "macro.h"
+#include "varlink.h"
+
+/* The project's home page for GetInfo; the build may define it. */
+#ifndef PACKAGE_URL
+#define PACKAGE_URL ""
+#endif
+
+#define CONNECTIONS_MAX 256U
+/* Local calls are tiny (the largest is Up with a URL and a key); a client
+ * that sends more without waiting for replies is stopped at this point. */
+#define CONNECTION_INPUT_MAX (1024U * 1024U)
+#define READ_CHUNK 65536U
+
+#define VARLINK_SERVICE "org.varlink.service"
+#define ERROR_METHOD_NOT_FOUND VARLINK_SERVICE ".MethodNotFound"
+#define ERROR_METHOD_NOT_IMPLEMENTED VARLINK_SERVICE ".MethodNotImplemented"
+#define ERROR_INTERFACE_NOT_FOUND VARLINK_SERVICE ".InterfaceNotFound"
+#define ERROR_INVALID_PARAMETER VARLINK_SERVICE ".InvalidParameter"
+#define ERROR_INTERNAL VARLINK_SERVICE ".InternalError"
+#define ERROR_PERMISSION_DENIED "io.meshd.PermissionDenied"
+
+static const char varlink_service_description[] =
+        "# The standard interface every Varlink service provides.\n"
+        "interface org.varlink.service\n"
+        "\n"
+        "method GetInfo() -> (\n"
+        "  vendor: string,\n"
+        "  product: string,\n"
+        "  version: string,\n"
+        "  url: string,\n"
+        "  interfaces: []string\n"
+        ")\n"
+        "\n"
+        "method GetInterfaceDescription(interface: string) -> (description: string)\n"
+        "\n"
+        "error InterfaceNotFound (interface: string)\n"
+        "error MethodNotFound (method: string)\n"
+        "error MethodNotImplemented (method: string)\n"
+        "error InvalidParameter (parameter: string)\n";
+
+typedef struct ApiConnection ApiConnection;
+
+struct ApiServer {
+        sd_event *event;
+        char *path;
+        dev_t socket_dev; /* to remove only our own socket on free */
+        ino_t socket_ino;
+        int fd;
+        sd_event_source *listen_source;
+        bool accept_paused;
+
+        const ApiMethod *methods;
+        size_t n_methods;
+        char *interface_name;
+        char *description;
+        void *userdata;
+
+        ApiConnection *connections;
+        unsigned n_connections;
+
+        /* A handler may free the server; the free waits until the
+         * connection code that called the handler has unwound. */
+        unsigned dispatching;
+        bool free_requested;
+};
+
+struct ApiConnection {
+        ApiServer *server;
+        ApiConnection *prev, *next;
+        int fd;
+        uid_t uid;
+        sd_event_source *io;
+        /* Runs the connection again after a reply that came from outside
+         * its own handler (a timer, another connection's call). */
+        sd_event_source *defer;
+
+        VarlinkBuffer input;
+        bool read_eof;
+
+        char *output;
+        size_t output_size;  /* bytes queued, from output_offset on */
+        size_t output_offset;
+        size_t output_allocated;
+
+        /* The call whose reply is outstanding; input waits behind it, so
+         * replies go out in the order of the calls. Holds a reference. */
+        ApiCall *current;
+};
+
+struct ApiCall {
+        unsigned n_ref;
+        ApiConnection *connection; /* set while the call is its connection's current one */
+        uid_t uid;
+        char *method;
+        bool oneway;
+        bool replied;
+        bool disconnected;
+};
+
+/* ---- calls */
+
+static int call_new(ApiConnection *conn, const char *method, bool oneway, ApiCall **ret) {
+        ApiCall *c = calloc(1, sizeof(*c));
+
+        if (!c)
+                return -ENOMEM;
+        c->method = strdup(method);
+        if (!c->method) {
+                free(c);
+                return -ENOMEM;
+        }
+        c->n_ref = 1;
+        c->uid = conn->uid;
+        c->oneway = oneway;
+        c->connection = oneway ? NULL : conn;
+        *ret = c;
+        return 0;
+}
+
+ApiCall *api_call_ref(ApiCall *c) {
+        if (c)
+                c->n_ref++;
+        return c;
+}
+
+ApiCall *api_call_unref(ApiCall *c) {
+        if (!c || --c->n_ref > 0)
+                return NULL;
+        free(c->method);
+        free(c);
+        return NULL;
+}
+
+uid_t api_call_get_peer_uid(const ApiCall *c) {
+        return c ? c->uid : (uid_t) -1;
+}
+
+bool api_call_is_connected(const ApiCall *c) {
+        /* A oneway call never had anyone to answer: nothing to keep it for. */
+        return c && !c->oneway && !c->disconnected;
+}
+
+/* ---- connections */
+
+static void connection_free(ApiConnection *conn) {
+        ApiServer *s;
+
+        if (!conn)
+                return;
+        s = conn->server;
+
+        if (conn->current) {
+                /* The handler may still hold the call: its replies become no-ops. */
+                conn->current->connection = NULL;
+                conn->current->disconnected = true;
+                conn->current = api_call_unref(conn->current);
+        }
+
+        if (conn->prev)
+                conn->prev->next = conn->next;
+        else
+                s->connections = conn->next;
+        if (conn->next)
+                conn->next->prev = conn->prev;
+        s->n_connections--;
+
+        sd_event_source_disable_unref(conn->io);
+        sd_event_source_disable_unref(conn->defer);
+        safe_close(conn->fd);
+        varlink_buffer_done(&conn->input);
+        free(conn->output);
+        free(conn);
+
+        /* A slot is free again after EMFILE or the connection cap. */
+        if (s->accept_paused && s->listen_source && !s->free_requested &&
+            sd_event_source_set_enabled(s->listen_source, SD_EVENT_ON) >= 0)
+                s->accept_paused = false;
+}
+
+static int connection_queue(ApiConnection *conn, const char *data, size_t len) {
+        if (conn->output_offset > 0 && conn->output_size == 0)
+                conn->output_offset = 0;
+        if (conn->output_offset + conn->output_size + len > conn->output_allocated) {
+                size_t a;
+                char *p;
+
+                /* Move the unsent tail to the front before growing. */
+                if (conn->output_offset > 0) {
+                        memmove(conn->output, conn->output + conn->output_offset, conn->output_size);
+                        conn->output_offset = 0;
+                }
+                a = MAX(conn->output_allocated * 2, conn->output_size + len);
+                if (a > conn->output_allocated) {
+                        p = realloc(conn->output, a);
+                        if (!p)
+                                return -ENOMEM;
+                        conn->output = p;
+                        conn->output_allocated = a;
+                }
+        }
+        memcpy(conn->output + conn->output_offset + conn->output_size, data, len);
+        conn->output_size += len;
+        return 0;
+}
+
+/* Queues the reply on the call's connection and detaches the call from it. */
+static int call_reply_internal(ApiCall *c, cJSON *parameters, const char *error) {
+        _cleanup_json_ cJSON *p = parameters;
+        _cleanup_free_ char *text = NULL;
+        ApiConnection *conn;
+        size_t len;
+        int r;
+
+        if (!c)
+                return -EINVAL;
+        if (c->replied || c->oneway)
+                return 0;
+        c->replied = true;
+
+        conn = c->connection;
+        if (!conn)
+                return 0; /* the client hung up */
+
+        if (!p) {
+                p = cJSON_CreateObject();
+                if (!p)
+                        return -ENOMEM;
+        }
+        r = varlink_format_reply(p, error, &text, &len);
+        if (r < 0)
+                return log_debug_errno(r, "Failed to format reply to %s: %m", c->method);
+
+        r = connection_queue(conn, text, len);
+        if (r < 0)
+                return r;
+
+        /* The connection's own code (deferred) writes it and moves on to the
+         * next call; doing that here could free the connection under a
+         * caller's feet, e.g. a handler of another connection. */
+        c->connection = NULL;
+        if (conn->current == c)
+                conn->current = api_call_unref(conn->current);
+        (void) sd_event_source_set_enabled(conn->defer, SD_EVENT_ONESHOT);
+        return 0;
+}
+
+int api_call_reply(ApiCall *c, cJSON *parameters) {
+        return call_reply_internal(c, parameters, NULL);
+}
+
+int api_call_reply_error(ApiCall *c, const char *error, cJSON *parameters) {
+        if (!error) {
+                cJSON_Delete(parameters);
+                return -EINVAL;
+        }
+        return call_reply_internal(c, parameters, error);
+}
+
+int api_call_reply_errorf(ApiCall *c, const char *error, const char *format, ...) {
+        _cleanup_free_ char *m = NULL;
+        cJSON *p;
+        va_list ap;
+        int r;
+
+        va_start(ap, format);
+        r = vasprintf(&m, format, ap);
+        va_end(ap);
+        if (r < 0)
+                return -ENOMEM;
+
+        p = cJSON_CreateObject();
+        if (!p || !cJSON_AddStringToObject(p, "message", m)) {
+                cJSON_Delete(p);
+                return -ENOMEM;
+        }
+        return api_call_reply_error(c, error, p);
+}
+
+static cJSON *json_object_with_string(const char *key, const char *value) {
+        cJSON *o = cJSON_CreateObject();
+
+        if (o && !cJSON_AddStringToObject(o, key, value)) {
+                cJSON_Delete(o);
+                return NULL;
+        }
+        return o;
+}
+
+static int reply_get_info(ApiServer *s, ApiCall *call) {
+        cJSON *o = cJSON_CreateObject(), *l;
+
+        if (!o || !cJSON_AddStringToObject(o, "vendor", "meshd") ||
+            !cJSON_AddStringToObject(o, "product", "meshd") ||
+            !cJSON_AddStringToObject(o, "version", PACKAGE_VERSION) ||
+            !cJSON_AddStringToObject(o, "url", PACKAGE_URL) ||
+            !(l = cJSON_AddArrayToObject(o, "interfaces")) ||
+            !cJSON_AddItemToArray(l, cJSON_CreateString(s->interface_name)) ||
+            !cJSON_AddItemToArray(l, cJSON_CreateString(VARLINK_SERVICE))) {
+                cJSON_Delete(o);
+                return -ENOMEM;
+        }
+        return api_call_reply(call, o);
+}
+
+static int reply_get_interface_description(ApiServer *s, ApiCall *call, const cJSON *parameters) {
+        const cJSON *i = cJSON_GetObjectItemCaseSensitive(parameters, "interface");
+        const char *d;
+
+        if (!cJSON_IsString(i))
+                return api_call_reply_error(call, ERROR_INVALID_PARAMETER,
+                                            json_object_with_string("parameter", "interface"));
+        if (streq(i->valuestring, s->interface_name))
+                d = s->description;
+        else if (streq(i->valuestring, VARLINK_SERVICE))
+                d = varlink_service_description;
+        else
+                return api_call_reply_error(call, ERROR_INTERFACE_NOT_FOUND,
+                                            json_object_with_string("interface", i->valuestring));
+        return api_call_reply(call, json_object_with_string("description", d));
+}
+
+static const ApiMethod *server_find_method(ApiServer *s, const char *name) {
+        for (size_t i = 0; i < s->n_methods; i++)
+                if (streq(s->methods[i].name, name))
+                        return &s->methods[i];
+        return NULL;
+}
+
+static int connection_reply_not_implemented(ApiConnection *conn, const cJSON *msg) {
+        _cleanup_(api_call_unrefp) ApiCall *call = NULL;
+        const char *method = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(msg, "method"));
+        int r;
+
+        if (!method)
+                return -EBADMSG;
+        r = call_new(conn, method, /* oneway= */ false, &call);
+        if (r < 0)
+                return r;
+        conn->current = api_call_ref(call);
+        return api_call_reply_error(call, ERROR_METHOD_NOT_IMPLEMENTED,
+                                    json_object_with_string("method", method));
+}
+
+static int connection_dispatch(ApiConnection *conn, const cJSON *msg) {
+        ApiServer *s = conn->server;
+        _cleanup_(api_call_unrefp) ApiCall *call = NULL;
+        const cJSON *parameters, *oneway;
+        const ApiMethod *m;
+        const char *method;
+        cJSON *empty = NULL;
+        int r;
+
+        r = varlink_parse_call(msg, &method, &parameters);
+        if (r == -EOPNOTSUPP)
+                /* "more"/"upgrade": a well-formed call we cannot serve. */
+                return connection_reply_not_implemented(conn, msg);
+        if (r < 0)
+                return r;
+        oneway = cJSON_GetObjectItemCaseSensitive(msg, "oneway");
+
+        r = call_new(conn, method, cJSON_IsTrue(oneway), &call);
+        if (r < 0)
+                return r;
+        if (!call->oneway)
+                conn->current = api_call_ref(call);
+
+        if (!parameters) {
+                parameters = empty = cJSON_CreateObject();
+                if (!empty)
+                        return -ENOMEM;
+        }
+
+        log_debug("API call %s from uid %u", method, (unsigned) conn->uid);
+
+        if (streq(method, VARLINK_SERVICE ".GetInfo"))
+                r = reply_get_info(s, call);
+        else if (streq(method, VARLINK_SERVICE ".GetInterfaceDescription"))
+                r = reply_get_interface_description(s, call, parameters);
+        else if (!(m = server_find_method(s, method)))
+                r = api_call_reply_error(call, ERROR_METHOD_NOT_FOUND,
+                                         json_object_with_string("method", method));
+        else if (m->root_only && conn->uid != 0)
+                r = api_call_reply_errorf(call, ERROR_PERMISSION_DENIED,
+                                          "%s is only allowed for root", method);
+        else {
+                r = m->handler(call, parameters, s->userdata);
+                if (r < 0)
+                        log_error_errno(r, "Method %s failed: %m", method);
+                else if (!call->oneway && !call->replied && call->n_ref <= 2)
+                        /* Nobody kept the call, so nobody could ever answer it. */
+                        r = log_error_errno(-EINVAL, "Method %s neither replied nor kept the call", method);
+        }
+        cJSON_Delete(empty);
+
+        if (r < 0 && !call->replied)
+                (void) api_call_reply_errorf(call, ERROR_INTERNAL, "%s failed: %s", method,
+                                             strerror(-r));
+        return 0;
+}
+
+static int connection_read(ApiConnection *conn) {
+        char buf[READ_CHUNK];
+        ssize_t n;
+
+        n = read(conn->fd, buf, sizeof(buf));
+        if (n < 0) {
+                if (errno == EAGAIN || errno == EINTR)
+                        return 0;
+                return -errno;
+        }
+        if (n == 0) {
+                conn->read_eof = true;
+                return 0;
+        }
+        return varlink_buffer_append(&conn->input, buf, (size_t) n);
+}
+
+static int connection_write(ApiConnection *conn) {
+        while (conn->output_size > 0) {
+                ssize_t n = send(conn->fd, conn->output + conn->output_offset, conn->output_size,
+                                 MSG_DONTWAIT | MSG_NOSIGNAL);
+                if (n < 0) {
+                        if (errno == EAGAIN || errno == EINTR)
+                                return 0;
+                        return -errno;
+                }
+                conn->output_offset += (size_t) n;
+                conn->output_size -= (size_t) n;
+        }
+        conn->output_offset = 0;
+        return 0;
+}
+
+/* Processes what is buffered: complete calls in order, one outstanding
+ * call at a time. Returns <0 when the connection must be closed. */
+static int connection_process(ApiConnection *conn) {
+        ApiServer *s = conn->server;
+        int r;
+
+        while (!conn->current && !s->free_requested) {
+                _cleanup_json_ cJSON *msg = NULL;
+
+                r = varlink_buffer_pop(&conn->input, &msg);
+                if (r < 0)
+                        return log_debug_errno(r, "Bad message from API client, closing: %m");
+                if (r == 0)
+                        break;
+                r = connection_dispatch(conn, msg);
+                if (r < 0)
+                        return log_debug_errno(r, "Cannot process API call, closing: %m");
+        }
+        if (!conn->current && conn->input.size >= CONNECTION_INPUT_MAX)
+                return log_debug_errno(-EMSGSIZE, "API message too large, closing connection");
+        return 0;
+}
+
+static int connection_update_events(ApiConnection *conn) {
+        uint32_t events = 0;
+
+        /* Keep reading while a call is outstanding, up to the cap, so a
+         * hang-up is seen; a full close also shows as EPOLLHUP regardless. */
+        if (!conn->read_eof && conn->input.size < CONNECTION_INPUT_MAX)
+                events |= EPOLLIN;
+        if (conn->output_size > 0)
+                events |= EPOLLOUT;
+        return sd_event_source_set_io_events(conn->io, events);
+}
+
+static void server_free_now(ApiServer *s);
+
+/* Everything a connection does after an event; it may free the connection. */
+static void connection_run(ApiConnection *conn, uint32_t revents) {
+        ApiServer *s = conn->server;
+        bool hangup = false;
+        int r = 0;
+
+        if (revents & (EPOLLIN | EPOLLHUP | EPOLLERR))
+                r = connection_read(conn);
+        /* A full close of the peer: nobody is left to answer. Calls already
+         * buffered still run (a oneway "Down" then close is legitimate). */
+        if (revents & (EPOLLHUP | EPOLLERR))
+                hangup = true;
+
+        s->dispatching++;
+        if (r >= 0)
+                r = connection_process(conn);
+        s->dispatching--;
+        if (s->free_requested) {
+                if (s->dispatching == 0)
+                        server_free_now(s);
+                return;
+        }
+
+        /* Also before closing for a bad message: the calls before it were
+         * fine and their answers are queued. */
+        if (!hangup) {
+                int k = connection_write(conn);
+                if (r >= 0)
+                        r = k;
+        }
+        if (r < 0 || hangup) {
+                if (r < 0 && r != -EMSGSIZE && r != -EBADMSG)
+                        log_debug_errno(r, "API connection failed: %m");
+                connection_free(conn);
+                return;
+        }
+
+        /* Half-closed by the client after its calls: close once they are
+         * all answered and the answers are out. */
+        if (conn->read_eof && !conn->current && conn->output_size == 0) {
+                connection_free(conn);
+                return;
+        }
+
+        r = connection_update_events(conn);
+        if (r < 0) {
+                log_debug_errno(r, "Failed to update API connection events: %m");
+                connection_free(conn);
+                return;
+        }
+}
+
+static int on_connection_io(sd_event_source *es, int fd, uint32_t revents, void *userdata) {
+        connection_run(userdata, revents);
+        return 0;
+}
+
+static int on_connection_defer(sd_event_source *es, void *userdata) {
+        connection_run(userdata, 0);
+        return 0;
+}
+
+static void server_pause_accept(ApiServer *s) {
+        if (sd_event_source_set_enabled(s->listen_source, SD_EVENT_OFF) >= 0)
+                s->accept_paused = true;
+}
+
+static int on_accept(sd_event_source *es, int fd, uint32_t revents, void *userdata) {
+        ApiServer *s = userdata;
+        _cleanup_close_ int cfd = -EBADF;
+        struct ucred ucred = {};
+        socklen_t sl = sizeof(ucred);
+        ApiConnection *conn;
+        int r;
+
+        cfd = accept4(s->fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+        if (cfd < 0) {
+                if (errno == EMFILE || errno == ENFILE) {
+                        /* Level-triggered listening would spin: wait for a close. */
+                        log_warning_errno(errno, "Cannot accept API connection: %m");
+                        if (s->n_connections > 0)
+                                server_pause_accept(s);
+                }
+                return 0;
+        }
+
+        if (s->n_connections >= CONNECTIONS_MAX) {
+                log_debug("Too many API connections, refusing one");
+                return 0;
+        }
+
+        if (getsockopt(cfd, SOL_SOCKET, SO_PEERCRED, &ucred, &sl) < 0) {
+                log_debug_errno(errno, "SO_PEERCRED failed, refusing API connection: %m");
+                return 0;
+        }
+
+        conn = calloc(1, sizeof(*conn));
+        if (!conn) {
+                log_oom();
+                return 0;
+        }
+        conn->server = s;
+        conn->fd = TAKE_FD(cfd);
+        conn->uid = ucred.uid;
+        conn->next = s->connections;
+        if (s->connections)
+                s->connections->prev = conn;
+        s->connections = conn;
+        s->n_connections++;
+
+        r = sd_event_add_io(s->event, &conn->io, conn->fd, EPOLLIN, on_connection_io, conn);
+        if (r >= 0)
+                r = sd_event_add_defer(s->event, &conn->defer, on_connection_defer, conn);
+        if (r >= 0)
+                r = sd_event_source_set_enabled(conn->defer, SD_EVENT_OFF);
+        if (r < 0) {
+                log_debug_errno(r, "Failed to watch API connection: %m");
+                connection_free(conn);
+                return 0;
+        }
+        (void) sd_event_source_set_description(conn->io, "api-connection");
+        (void) sd_event_source_set_description(conn->defer, "api-connection-defer");
+
+        log_debug("API connection from uid %u", (unsigned) conn->uid);
+        return 0;
+}
+
+static int socket_chown_group(const char *path, const char *group) {
+        _cleanup_free_ char *buf = NULL;
+        struct group grp, *result = NULL;
+        long size = sysconf(_SC_GETGR_R_SIZE_MAX);
+        int r;
+
+        if (size <= 0)
+                size = 16384;
+        for (;;) {
+                buf = malloc((size_t) size);
+                if (!buf)
+                        return -ENOMEM;
+                r = getgrnam_r(group, &grp, buf, (size_t) size, &result);
+                if (r != ERANGE)
+                        break;
+                free(buf);
+                buf = NULL;
+                size *= 2;
+        }
+        if (r != 0)
+                return -r;
+        if (!result)
+                return 0; /* no such group: root-only access, as documented */
+        if (chown(path, (uid_t) -1, grp.gr_gid) < 0)
+                return -errno;
+        return 1;
+}
+
+static int server_listen(ApiServer *s) {
+        struct sockaddr_un sa = { .sun_family = AF_UNIX };
+        struct stat st;
+        int r;
+
+        if (strlen(s->path) >= sizeof(sa.sun_path))
+                return -ENAMETOOLONG;
+        strcpy(sa.sun_path, s->path);
+
+        /* A socket left by a previous run (crash, SIGKILL) would make bind()
+         * fail; anything else at that path is not ours to remove. */
+        if (lstat(s->path, &st) >= 0) {
+                if (!S_ISSOCK(st.st_mode))
+                        return -EEXIST;
+                if (unlink(s->path) < 0)
+                        return -errno;
+        } else if (errno != ENOENT)
+                return -errno;
+
+        s->fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+        if (s->fd < 0)
+                return -errno;
+        if (bind(s->fd, (struct sockaddr *) &sa, sizeof(sa)) < 0)
+                return -errno;
+        if (stat(s->path, &st) < 0)
+                return -errno;
+        s->socket_dev = st.st_dev;
+        s->socket_ino = st.st_ino;
+
+        /* Before listen(): nobody can connect while the mode is still wrong. */
+        if (chmod(s->path, 0660) < 0)
+                return -errno;
+        r = socket_chown_group(s->path, "meshd");
+        if (r < 0)
+                log_warning_errno(r, "Failed to give group meshd access to %s: %m", s->path);
+
+        if (listen(s->fd, SOMAXCONN) < 0)
+                return -errno;
+        return 0;
+}
+
+int api_server_new(sd_event *event, const char *path, const ApiMethod *methods, size_t n_methods,
+                   const char *interface_name, const char *description, void *userdata,
+                   ApiServer **ret) {
+        _cleanup_(api_server_freep) ApiServer *s = NULL;
+        int r;
+
+        if (!event || !path || (!methods && n_methods > 0) || !interface_name || !description || !ret)
+                return -EINVAL;
+
+        s = calloc(1, sizeof(*s));
+        if (!s)
+                return -ENOMEM;
+        s->fd = -EBADF;
+        s->event = sd_event_ref(event);
+        s->methods = methods;
+        s->n_methods = n_methods;
+        s->userdata = userdata;
+        s->path = strdup(path);
+        s->interface_name = strdup(interface_name);
+        s->description = strdup(description);
+        if (!s->path || !s->interface_name || !s->description)
+                return -ENOMEM;
+
+        r = server_listen(s);
+        if (r < 0)
+                return log_debug_errno(r, "Failed to listen on %s: %m", path);
+
+        r = sd_event_add_io(event, &s->listen_source, s->fd, EPOLLIN, on_accept, s);
+        if (r < 0)
+                return r;
+        (void) sd_event_source_set_description(s->listen_source, "api-listen");
+
+        *ret = TAKE_PTR(s);
+        return 0;
+}
+
+static void server_free_now(ApiServer *s) {
+        struct stat st;
+
+        while (s->connections)
+                connection_free(s->connections);
+        sd_event_source_disable_unref(s->listen_source);
+        s->listen_source = NULL;
+        if (s->fd >= 0 && s->path && stat(s->path, &st) >= 0 && st.st_dev == s->socket_dev &&
+            st.st_ino == s->socket_ino)
+                (void) unlink(s->path);
+        safe_close(s->fd);
+        sd_event_unref(s->event);
+        free(s->path);
+        free(s->interface_name);
+        free(s->description);
+        free(s);
+}
+
+ApiServer *api_server_free(ApiServer *s) {
+        if (!s)
+                return NULL;
+        if (s->dispatching > 0) {
+                s->free_requested = true;
+                return NULL;
+        }
+        server_free_now(s);
+        return NULL;
+}

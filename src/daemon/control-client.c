@@ -1,1 +1,812 @@
-/* PLACEHOLDER: not written yet */
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#include <errno.h>
+#include <inttypes.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <time.h>
+
+#include <cjson/cJSON.h>
+#include <curl/curl.h>
+
+#include "config.h"
+#include "control-client.h"
+#include "log.h"
+#include "macro.h"
+#include "varlink.h" /* _cleanup_json_ */
+
+/* Bodies are at most 1 MiB by protocol; allow some slack, but never let a
+ * broken or hostile server make us buffer without bound. */
+#define BODY_MAX (4U * 1024U * 1024U)
+#define CONNECT_TIMEOUT_MS 10000L
+#define REQUEST_TIMEOUT_MS 30000L
+/* The server holds a poll at most POLL_SERVER_TIMEOUT_SEC; the curl timeout
+ * leaves room for a slow reply on top before we call the connection dead. */
+#define POLL_SERVER_TIMEOUT_SEC 55
+#define POLL_TIMEOUT_MS 70000L
+#define BACKOFF_MIN_USEC (1 * USEC_PER_SEC)
+#define BACKOFF_MAX_USEC (30 * USEC_PER_SEC)
+/* curl wants timers to the millisecond; sd-event's default slack (250 ms)
+ * would delay every connect/handshake step. */
+#define CURL_TIMER_ACCURACY_USEC USEC_PER_MSEC
+#define MESSAGE_MAX 256
+
+typedef enum TransferKind {
+        TRANSFER_REGISTER,
+        TRANSFER_POLL,
+        TRANSFER_ENDPOINTS,
+} TransferKind;
+
+typedef struct Transfer {
+        ControlClient *client;
+        TransferKind kind;
+        CURL *easy;
+        bool in_multi;
+        struct curl_slist *headers;
+        char *request_body; /* may hold the auth key: erased on free */
+        size_t request_body_size;
+        char *body;
+        size_t body_size;
+        size_t body_allocated;
+        bool body_too_large;
+        char error_buffer[CURL_ERROR_SIZE];
+        ControlReplyCallback callback;
+        void *userdata;
+} Transfer;
+
+struct ControlClient {
+        sd_event *event;
+        CURLM *multi;
+        sd_event_source *curl_timer;
+        char *url; /* without trailing '/' */
+        char *pin;
+
+        Transfer *register_transfer;
+        Transfer *endpoints_transfer;
+
+        /* long-poll loop */
+        bool polling;
+        bool connected;
+        unsigned poll_generation; /* bumped by start/stop, so a callback that restarts polling is noticed */
+        char *token;
+        uint64_t netmap_version;
+        uint64_t backoff_usec;
+        ControlReplyCallback poll_callback;
+        void *poll_userdata;
+        Transfer *poll_transfer;
+        sd_event_source *poll_timer;
+
+        /* Callbacks may free the client; the free is then deferred until the
+         * dispatch loop that called them has unwound. */
+        unsigned dispatching;
+        bool free_requested;
+};
+
+/* A 2xx without a body still hands the callback a string. */
+static const char *strempty(const char *s) {
+        return s ? s : "";
+}
+
+static void erase_string(char **s) {
+        if (*s) {
+                erase_and_free(*s, strlen(*s));
+                *s = NULL;
+        }
+}
+
+static Transfer *transfer_free(Transfer *t) {
+        if (!t)
+                return NULL;
+        if (t->in_multi)
+                (void) curl_multi_remove_handle(t->client->multi, t->easy);
+        if (t->easy)
+                curl_easy_cleanup(t->easy);
+        /* The Authorization header carries the node token. */
+        for (struct curl_slist *l = t->headers; l; l = l->next)
+                explicit_bzero(l->data, strlen(l->data));
+        curl_slist_free_all(t->headers);
+        erase_and_free(t->request_body, t->request_body_size);
+        free(t->body);
+        free(t);
+        return NULL;
+}
+DEFINE_TRIVIAL_CLEANUP_FUNC(Transfer *, transfer_free);
+
+static size_t transfer_write_cb(char *ptr, size_t size, size_t nmemb, void *userdata) {
+        Transfer *t = userdata;
+        size_t n = size * nmemb;
+
+        if (n > BODY_MAX - t->body_size) {
+                t->body_too_large = true;
+                return 0; /* makes curl abort with CURLE_WRITE_ERROR */
+        }
+        if (t->body_size + n + 1 > t->body_allocated) {
+                size_t a = MAX(t->body_allocated * 2, t->body_size + n + 1);
+                char *p;
+
+                a = MIN(a, (size_t) BODY_MAX + 1);
+                p = realloc(t->body, a);
+                if (!p)
+                        return 0;
+                t->body = p;
+                t->body_allocated = a;
+        }
+        memcpy(t->body + t->body_size, ptr, n);
+        t->body_size += n;
+        t->body[t->body_size] = 0;
+        return n;
+}
+
+/* ---- sd-event glue: curl tells us which sockets and which timeout to
+ * watch; we tell curl when they fire. Never call curl_multi_* from inside
+ * these two callbacks (curl forbids the recursion), only from event handlers. */
+
+static void client_process_done(ControlClient *c);
+
+static int on_curl_io(sd_event_source *s, int fd, uint32_t revents, void *userdata) {
+        ControlClient *c = userdata;
+        int action = 0, running;
+
+        if (revents & EPOLLIN)
+                action |= CURL_CSELECT_IN;
+        if (revents & EPOLLOUT)
+                action |= CURL_CSELECT_OUT;
+        if (revents & (EPOLLERR | EPOLLHUP))
+                action |= CURL_CSELECT_ERR;
+
+        if (curl_multi_socket_action(c->multi, fd, action, &running) != CURLM_OK)
+                log_debug("curl_multi_socket_action() failed on fd %d", fd);
+        client_process_done(c);
+        return 0;
+}
+
+static int on_curl_timer(sd_event_source *s, uint64_t usec, void *userdata) {
+        ControlClient *c = userdata;
+        int running;
+
+        if (curl_multi_socket_action(c->multi, CURL_SOCKET_TIMEOUT, 0, &running) != CURLM_OK)
+                log_debug("curl_multi_socket_action() failed on timeout");
+        client_process_done(c);
+        return 0;
+}
+
+static int curl_socket_cb(CURL *easy, curl_socket_t fd, int what, void *userp, void *socketp) {
+        ControlClient *c = userp;
+        sd_event_source *io = socketp;
+        uint32_t events = 0;
+        int r;
+
+        if (what == CURL_POLL_REMOVE) {
+                if (io) {
+                        sd_event_source_disable_unref(io);
+                        (void) curl_multi_assign(c->multi, fd, NULL);
+                }
+                return 0;
+        }
+
+        if (what & CURL_POLL_IN)
+                events |= EPOLLIN;
+        if (what & CURL_POLL_OUT)
+                events |= EPOLLOUT;
+
+        if (io) {
+                r = sd_event_source_set_io_events(io, events);
+                if (r >= 0)
+                        r = sd_event_source_set_enabled(io, SD_EVENT_ON);
+        } else {
+                r = sd_event_add_io(c->event, &io, fd, events, on_curl_io, c);
+                if (r >= 0) {
+                        (void) sd_event_source_set_description(io, "control-client-io");
+                        if (curl_multi_assign(c->multi, fd, io) != CURLM_OK) {
+                                sd_event_source_disable_unref(io);
+                                r = -ENOMEM;
+                        }
+                }
+        }
+        if (r < 0) {
+                log_debug_errno(r, "Failed to watch control connection fd %d: %m", fd);
+                return -1;
+        }
+        return 0;
+}
+
+static int curl_timer_cb(CURLM *multi, long timeout_ms, void *userp) {
+        ControlClient *c = userp;
+        uint64_t now;
+        int r;
+
+        if (timeout_ms < 0) {
+                if (c->curl_timer)
+                        (void) sd_event_source_set_enabled(c->curl_timer, SD_EVENT_OFF);
+                return 0;
+        }
+
+        r = sd_event_now(c->event, CLOCK_MONOTONIC, &now);
+        if (r < 0)
+                goto fail;
+        now += (uint64_t) timeout_ms * USEC_PER_MSEC;
+
+        if (c->curl_timer) {
+                r = sd_event_source_set_time(c->curl_timer, now);
+                if (r >= 0)
+                        r = sd_event_source_set_enabled(c->curl_timer, SD_EVENT_ONESHOT);
+        } else {
+                r = sd_event_add_time(c->event, &c->curl_timer, CLOCK_MONOTONIC, now,
+                                      CURL_TIMER_ACCURACY_USEC, on_curl_timer, c);
+                if (r >= 0)
+                        (void) sd_event_source_set_description(c->curl_timer, "control-client-timer");
+        }
+        if (r >= 0)
+                return 0;
+fail:
+        log_debug_errno(r, "Failed to arm curl timer: %m");
+        return -1;
+}
+
+/* ---- requests */
+
+static int slist_add(struct curl_slist **l, const char *s) {
+        struct curl_slist *n = curl_slist_append(*l, s);
+
+        if (!n)
+                return -ENOMEM;
+        *l = n;
+        return 0;
+}
+
+/* Takes ownership of request_body (NULL: a GET). */
+static int transfer_new(ControlClient *c, TransferKind kind, const char *path,
+                        const char *token, char *request_body, long timeout_ms,
+                        Transfer **ret) {
+        _cleanup_(transfer_freep) Transfer *t = NULL;
+        _cleanup_free_ char *url = NULL, *auth = NULL;
+        int r;
+
+        t = calloc(1, sizeof(*t));
+        if (!t) {
+                erase_string(&request_body);
+                return -ENOMEM;
+        }
+        t->client = c;
+        t->kind = kind;
+        if (request_body) {
+                t->request_body = request_body;
+                t->request_body_size = strlen(request_body);
+        }
+
+        if (asprintf(&url, "%s%s", c->url, path) < 0)
+                return -ENOMEM;
+
+        t->easy = curl_easy_init();
+        if (!t->easy)
+                return -ENOMEM;
+
+        /* "Expect:" (empty) stops curl from waiting for 100-continue on POSTs. */
+        if (slist_add(&t->headers, "Content-Type: application/json") < 0 ||
+            slist_add(&t->headers, "Accept: application/json") < 0 ||
+            slist_add(&t->headers, "Expect:") < 0)
+                return -ENOMEM;
+        if (token) {
+                if (asprintf(&auth, "Authorization: Bearer %s", token) < 0)
+                        return -ENOMEM;
+                r = slist_add(&t->headers, auth);
+                explicit_bzero(auth, strlen(auth));
+                if (r < 0)
+                        return r;
+        }
+
+        if (curl_easy_setopt(t->easy, CURLOPT_URL, url) != CURLE_OK ||
+            curl_easy_setopt(t->easy, CURLOPT_PROTOCOLS_STR, "https") != CURLE_OK ||
+            curl_easy_setopt(t->easy, CURLOPT_PRIVATE, t) != CURLE_OK ||
+            curl_easy_setopt(t->easy, CURLOPT_ERRORBUFFER, t->error_buffer) != CURLE_OK ||
+            curl_easy_setopt(t->easy, CURLOPT_NOSIGNAL, 1L) != CURLE_OK ||
+            curl_easy_setopt(t->easy, CURLOPT_USERAGENT, "meshd/" PACKAGE_VERSION) != CURLE_OK ||
+            curl_easy_setopt(t->easy, CURLOPT_HTTPHEADER, t->headers) != CURLE_OK ||
+            curl_easy_setopt(t->easy, CURLOPT_WRITEFUNCTION, transfer_write_cb) != CURLE_OK ||
+            curl_easy_setopt(t->easy, CURLOPT_WRITEDATA, t) != CURLE_OK ||
+            curl_easy_setopt(t->easy, CURLOPT_MAXFILESIZE, (long) BODY_MAX) != CURLE_OK ||
+            curl_easy_setopt(t->easy, CURLOPT_CONNECTTIMEOUT_MS, CONNECT_TIMEOUT_MS) != CURLE_OK ||
+            curl_easy_setopt(t->easy, CURLOPT_TIMEOUT_MS, timeout_ms) != CURLE_OK ||
+            /* Idle long-polls behind NAT: notice a dead path before the 70 s timeout. */
+            curl_easy_setopt(t->easy, CURLOPT_TCP_KEEPALIVE, 1L) != CURLE_OK ||
+            /* The server's certificate is self-signed: the pinned public key
+             * is the trust anchor, checked by curl even without VERIFYPEER. */
+            curl_easy_setopt(t->easy, CURLOPT_SSL_VERIFYPEER, 0L) != CURLE_OK ||
+            curl_easy_setopt(t->easy, CURLOPT_SSL_VERIFYHOST, 0L) != CURLE_OK ||
+            curl_easy_setopt(t->easy, CURLOPT_PINNEDPUBLICKEY, c->pin) != CURLE_OK)
+                return log_debug_errno(-EINVAL, "Failed to set up control request %s", path);
+
+        if (t->request_body &&
+            (curl_easy_setopt(t->easy, CURLOPT_POSTFIELDSIZE, (long) t->request_body_size) != CURLE_OK ||
+             curl_easy_setopt(t->easy, CURLOPT_POSTFIELDS, t->request_body) != CURLE_OK))
+                return -EINVAL;
+
+        if (curl_multi_add_handle(c->multi, t->easy) != CURLM_OK)
+                return -ENOMEM;
+        t->in_multi = true;
+
+        log_debug("Control request started: %s %s", t->request_body ? "POST" : "GET", path);
+        *ret = TAKE_PTR(t);
+        return 0;
+}
+
+/* One line for people: the server's {"error": ...} when it sent one. */
+static char *server_error_message(const Transfer *t) {
+        _cleanup_json_ cJSON *j = NULL;
+        const cJSON *e;
+        char *m;
+
+        if (!t->body)
+                return NULL;
+        j = cJSON_ParseWithLength(t->body, t->body_size);
+        e = cJSON_GetObjectItemCaseSensitive(j, "error");
+        if (!cJSON_IsString(e) || !e->valuestring[0])
+                return NULL;
+        m = strndup(e->valuestring, MESSAGE_MAX);
+        if (m)
+                m[strcspn(m, "\r\n")] = 0;
+        return m;
+}
+
+static int error_from_curl(CURLcode code, bool too_large, const char *detail, char **ret_message) {
+        const char *what = detail && detail[0] ? detail : curl_easy_strerror(code);
+        int r;
+
+        switch (code) {
+        case CURLE_SSL_PINNEDPUBKEYNOTMATCH:
+                *ret_message = strdup("control server's public key does not match the pin");
+                return -EKEYREJECTED;
+        case CURLE_OPERATION_TIMEDOUT:
+                *ret_message = strdup("control server did not answer in time");
+                return -ETIMEDOUT;
+        case CURLE_OUT_OF_MEMORY:
+                return -ENOMEM;
+        case CURLE_WRITE_ERROR:
+        case CURLE_FILESIZE_EXCEEDED:
+                if (too_large || code == CURLE_FILESIZE_EXCEEDED) {
+                        *ret_message = strdup("control server sent a reply that is too large");
+                        return -EBADMSG;
+                }
+                return -ENOMEM; /* our write callback could not allocate */
+        case CURLE_PARTIAL_FILE:
+        case CURLE_GOT_NOTHING:
+        case CURLE_WEIRD_SERVER_REPLY:
+        case CURLE_BAD_CONTENT_ENCODING:
+        case CURLE_HTTP2:
+        case CURLE_HTTP2_STREAM:
+                *ret_message = strdup("control server sent a truncated reply");
+                return -EBADMSG;
+        default:
+                /* connect, resolve, TLS handshake, send/receive (connection lost) */
+                r = asprintf(ret_message, "cannot reach control server: %s", what);
+                if (r < 0)
+                        *ret_message = NULL;
+                return -EHOSTUNREACH;
+        }
+}
+
+static int error_from_status(long status, const Transfer *t, char **ret_message) {
+        _cleanup_free_ char *m = server_error_message(t);
+        int r;
+
+        switch (status) {
+        case 401:
+                r = -EACCES;
+                break;
+        case 403:
+                r = -EPERM;
+                break;
+        case 409:
+                r = -EEXIST;
+                break;
+        default:
+                r = -EBADMSG;
+        }
+        if (!m && asprintf(&m, "HTTP %ld from control server", status) < 0)
+                m = NULL;
+        *ret_message = TAKE_PTR(m);
+        return r;
+}
+
+/* Returns 0 on a usable 2xx reply, 1 on 304 (long-poll only), <0 with a
+ * message otherwise. */
+static int transfer_result(Transfer *t, CURLcode code, char **ret_message) {
+        long status = 0;
+
+        *ret_message = NULL;
+        if (code != CURLE_OK)
+                return error_from_curl(code, t->body_too_large, t->error_buffer, ret_message);
+
+        (void) curl_easy_getinfo(t->easy, CURLINFO_RESPONSE_CODE, &status);
+        if (status == 304 && t->kind == TRANSFER_POLL)
+                return 1;
+        if (status < 200 || status > 299)
+                return error_from_status(status, t, ret_message);
+
+        if (status != 204) {
+                /* Validate at the border: a 200 is only usable as a JSON object. */
+                _cleanup_json_ cJSON *j = t->body ? cJSON_ParseWithLength(t->body, t->body_size) : NULL;
+                if (!cJSON_IsObject(j)) {
+                        *ret_message = strdup("control server sent a reply that is not JSON");
+                        return -EBADMSG;
+                }
+        }
+        return 0;
+}
+
+/* ---- long-poll loop */
+
+static int poll_start(ControlClient *c) {
+        char path[128];
+        Transfer *t;
+        int r;
+
+        (void) snprintf(path, sizeof(path), "/v1/netmap?since=%" PRIu64 "&timeout=%d",
+                        c->netmap_version, POLL_SERVER_TIMEOUT_SEC);
+        r = transfer_new(c, TRANSFER_POLL, path, c->token, NULL, POLL_TIMEOUT_MS, &t);
+        if (r < 0)
+                return r;
+        c->poll_transfer = t;
+        return 0;
+}
+
+static uint64_t backoff_next(ControlClient *c) {
+        c->backoff_usec = c->backoff_usec == 0 ? BACKOFF_MIN_USEC
+                                               : MIN(c->backoff_usec * 2, BACKOFF_MAX_USEC);
+        return c->backoff_usec;
+}
+
+static void poll_schedule(ControlClient *c, uint64_t delay_usec);
+
+static int on_poll_timer(sd_event_source *s, uint64_t usec, void *userdata) {
+        ControlClient *c = userdata;
+        int r;
+
+        if (!c->polling || c->poll_transfer)
+                return 0;
+        r = poll_start(c);
+        if (r < 0) {
+                log_debug_errno(r, "Failed to start netmap poll, retrying: %m");
+                poll_schedule(c, backoff_next(c));
+        }
+        return 0;
+}
+
+static void poll_schedule(ControlClient *c, uint64_t delay_usec) {
+        uint64_t now;
+        int r;
+
+        r = sd_event_now(c->event, CLOCK_MONOTONIC, &now);
+        if (r < 0)
+                goto fail;
+        if (c->poll_timer) {
+                r = sd_event_source_set_time(c->poll_timer, now + delay_usec);
+                if (r >= 0)
+                        r = sd_event_source_set_enabled(c->poll_timer, SD_EVENT_ONESHOT);
+        } else {
+                r = sd_event_add_time(c->event, &c->poll_timer, CLOCK_MONOTONIC, now + delay_usec,
+                                      CURL_TIMER_ACCURACY_USEC, on_poll_timer, c);
+                if (r >= 0)
+                        (void) sd_event_source_set_description(c->poll_timer, "control-client-poll");
+        }
+        if (r >= 0)
+                return;
+fail:
+        /* Without a timer the loop would silently end; say so loudly. */
+        log_error_errno(r, "Failed to schedule netmap poll, control connection stalls: %m");
+}
+
+static void poll_done(ControlClient *c, Transfer *t, int r, const char *message) {
+        unsigned generation = c->poll_generation;
+        uint64_t version = c->netmap_version;
+
+        if (r == 1) { /* 304: nothing changed within the server's timeout */
+                c->connected = true;
+                c->backoff_usec = 0;
+                poll_schedule(c, 0);
+                return;
+        }
+
+        c->connected = r >= 0;
+        if (r < 0)
+                log_debug_errno(r, "Netmap poll failed: %s", strna(message));
+        if (r == -EACCES || r == -EPERM) {
+                /* The token is dead; retrying cannot help. The callback
+                 * still gets the reason. */
+                ControlReplyCallback callback = c->poll_callback;
+                void *userdata = c->poll_userdata;
+
+                control_client_stop_polling(c);
+                callback(c, r, message, NULL, 0, userdata);
+                return;
+        }
+
+        c->poll_callback(c, r, message, r >= 0 ? strempty(t->body) : NULL, r >= 0 ? t->body_size : 0,
+                         c->poll_userdata);
+
+        if (c->free_requested || !c->polling || c->poll_generation != generation)
+                return; /* stopped or restarted from the callback */
+
+        /* A netmap the caller did not accept (version not advanced) would
+         * come back at once: back off as after an error instead of spinning. */
+        if (r >= 0 && c->netmap_version != version) {
+                c->backoff_usec = 0;
+                poll_schedule(c, 0);
+        } else
+                poll_schedule(c, backoff_next(c));
+}
+
+static void transfer_done(ControlClient *c, Transfer *t, CURLcode code) {
+        _cleanup_free_ char *message = NULL;
+        int r;
+
+        (void) curl_multi_remove_handle(c->multi, t->easy);
+        t->in_multi = false;
+
+        r = transfer_result(t, code, &message);
+        if (r < 0 && !message)
+                message = strdup(r == -ENOMEM ? "out of memory" : "control request failed");
+
+        switch (t->kind) {
+        case TRANSFER_REGISTER:
+                c->register_transfer = NULL;
+                t->callback(c, r < 0 ? r : 0, r < 0 ? message : NULL, r >= 0 ? strempty(t->body) : NULL,
+                            r >= 0 ? t->body_size : 0, t->userdata);
+                break;
+        case TRANSFER_ENDPOINTS:
+                c->endpoints_transfer = NULL;
+                if (r < 0)
+                        log_debug_errno(r, "Posting endpoints failed: %s", strna(message));
+                break;
+        case TRANSFER_POLL:
+                c->poll_transfer = NULL;
+                poll_done(c, t, r, message);
+                break;
+        }
+        transfer_free(t);
+}
+
+static void client_free_now(ControlClient *c);
+
+static void client_process_done(ControlClient *c) {
+        CURLMsg *msg;
+        int left;
+
+        c->dispatching++;
+        while (!c->free_requested && (msg = curl_multi_info_read(c->multi, &left))) {
+                char *p = NULL;
+                CURLcode code;
+
+                if (msg->msg != CURLMSG_DONE)
+                        continue;
+                /* msg is invalid once the handle leaves the multi: copy first. */
+                code = msg->data.result;
+                if (curl_easy_getinfo(msg->easy_handle, CURLINFO_PRIVATE, &p) != CURLE_OK || !p)
+                        continue;
+                transfer_done(c, (Transfer *) p, code);
+        }
+        c->dispatching--;
+
+        if (c->dispatching == 0 && c->free_requested)
+                client_free_now(c);
+}
+
+/* ---- public API */
+
+int control_client_new(sd_event *event, const char *url, const char *pin, ControlClient **ret) {
+        _cleanup_(control_client_freep) ControlClient *c = NULL;
+        size_t n;
+
+        if (!event || !url || !pin || !ret)
+                return -EINVAL;
+        if (strncmp(url, "https://", 8) != 0 || !url[8])
+                return log_debug_errno(-EINVAL, "Control URL must start with https://: %s", url);
+        if (strncmp(pin, "sha256//", 8) != 0 || !pin[8])
+                return log_debug_errno(-EINVAL, "Control pin must be sha256//BASE64: %s", pin);
+
+        c = calloc(1, sizeof(*c));
+        if (!c)
+                return -ENOMEM;
+        c->event = sd_event_ref(event);
+
+        c->url = strdup(url);
+        c->pin = strdup(pin);
+        if (!c->url || !c->pin)
+                return -ENOMEM;
+        n = strlen(c->url);
+        while (n > 8 && c->url[n - 1] == '/')
+                c->url[--n] = 0;
+
+        c->multi = curl_multi_init();
+        if (!c->multi)
+                return -ENOMEM;
+        if (curl_multi_setopt(c->multi, CURLMOPT_SOCKETFUNCTION, curl_socket_cb) != CURLM_OK ||
+            curl_multi_setopt(c->multi, CURLMOPT_SOCKETDATA, c) != CURLM_OK ||
+            curl_multi_setopt(c->multi, CURLMOPT_TIMERFUNCTION, curl_timer_cb) != CURLM_OK ||
+            curl_multi_setopt(c->multi, CURLMOPT_TIMERDATA, c) != CURLM_OK)
+                return -EINVAL;
+
+        *ret = TAKE_PTR(c);
+        return 0;
+}
+
+static void client_free_now(ControlClient *c) {
+        transfer_free(c->register_transfer);
+        transfer_free(c->endpoints_transfer);
+        transfer_free(c->poll_transfer);
+        /* curl_multi_cleanup() tells the socket callback to drop each source. */
+        if (c->multi)
+                curl_multi_cleanup(c->multi);
+        sd_event_source_disable_unref(c->curl_timer);
+        sd_event_source_disable_unref(c->poll_timer);
+        sd_event_unref(c->event);
+        erase_string(&c->token);
+        free(c->url);
+        free(c->pin);
+        free(c);
+}
+
+ControlClient *control_client_free(ControlClient *c) {
+        if (!c)
+                return NULL;
+        if (c->dispatching > 0) {
+                /* Called from one of our callbacks: no more callbacks from
+                 * now on, the memory goes when the dispatch loop unwinds. */
+                c->free_requested = true;
+                c->polling = false;
+                return NULL;
+        }
+        client_free_now(c);
+        return NULL;
+}
+
+const char *control_client_get_url(const ControlClient *c) {
+        return c ? c->url : NULL;
+}
+
+static int json_add_strv(cJSON *o, const char *name, char *const *l) {
+        cJSON *a = cJSON_AddArrayToObject(o, name);
+
+        if (!a)
+                return -ENOMEM;
+        for (char *const *i = l; i && *i; i++) {
+                cJSON *s = cJSON_CreateString(*i);
+                if (!s || !cJSON_AddItemToArray(a, s)) {
+                        cJSON_Delete(s);
+                        return -ENOMEM;
+                }
+        }
+        return 0;
+}
+
+/* Serialises and wipes the tree, which may hold the auth key. */
+static char *json_print_secret(cJSON *o) {
+        char *s = cJSON_PrintUnformatted(o);
+        cJSON *a = cJSON_GetObjectItemCaseSensitive(o, "authkey");
+
+        if (cJSON_IsString(a))
+                explicit_bzero(a->valuestring, strlen(a->valuestring));
+        return s;
+}
+
+int control_client_register(ControlClient *c, const char *authkey, const char *public_key_b64,
+                            const char *hostname, char *const *endpoints,
+                            ControlReplyCallback callback, void *userdata) {
+        _cleanup_json_ cJSON *o = NULL;
+        char *body;
+        Transfer *t;
+        int r;
+
+        if (!c || !authkey || !public_key_b64 || !hostname || !callback)
+                return -EINVAL;
+        if (c->free_requested)
+                return -ESTALE;
+        if (c->register_transfer)
+                return -EBUSY;
+
+        o = cJSON_CreateObject();
+        if (!o || !cJSON_AddStringToObject(o, "authkey", authkey) ||
+            !cJSON_AddStringToObject(o, "public_key", public_key_b64) ||
+            !cJSON_AddStringToObject(o, "hostname", hostname))
+                return -ENOMEM;
+        r = json_add_strv(o, "endpoints", endpoints);
+        if (r < 0)
+                return r;
+
+        body = json_print_secret(o);
+        if (!body)
+                return -ENOMEM;
+        r = transfer_new(c, TRANSFER_REGISTER, "/v1/register", NULL, body, REQUEST_TIMEOUT_MS, &t);
+        if (r < 0)
+                return r;
+        t->callback = callback;
+        t->userdata = userdata;
+        c->register_transfer = t;
+        return 0;
+}
+
+int control_client_start_polling(ControlClient *c, const char *token, uint64_t since_version,
+                                 ControlReplyCallback callback, void *userdata) {
+        char *t;
+
+        if (!c || !token || !token[0] || !callback)
+                return -EINVAL;
+        if (c->free_requested)
+                return -ESTALE;
+
+        t = strdup(token);
+        if (!t)
+                return -ENOMEM;
+
+        /* Starting again replaces the running loop (new token after a login). */
+        control_client_stop_polling(c);
+
+        c->token = t;
+        c->netmap_version = since_version;
+        c->poll_callback = callback;
+        c->poll_userdata = userdata;
+        c->polling = true;
+        c->backoff_usec = 0;
+        c->poll_generation++;
+        /* Started from the event loop rather than here, so the callback never
+         * runs before this function returned. */
+        poll_schedule(c, 0);
+        return 0;
+}
+
+void control_client_set_netmap_version(ControlClient *c, uint64_t version) {
+        if (c)
+                c->netmap_version = version;
+}
+
+void control_client_stop_polling(ControlClient *c) {
+        if (!c)
+                return;
+        c->polling = false;
+        c->connected = false;
+        c->poll_generation++;
+        c->poll_transfer = transfer_free(c->poll_transfer);
+        if (c->poll_timer)
+                (void) sd_event_source_set_enabled(c->poll_timer, SD_EVENT_OFF);
+        erase_string(&c->token);
+}
+
+bool control_client_is_connected(const ControlClient *c) {
+        return c && c->connected;
+}
+
+int control_client_post_endpoints(ControlClient *c, char *const *endpoints) {
+        _cleanup_json_ cJSON *o = NULL;
+        char *body;
+        Transfer *t;
+        int r;
+
+        if (!c)
+                return -EINVAL;
+        if (c->free_requested)
+                return -ESTALE;
+        if (!c->token)
+                return -ENOTCONN;
+
+        o = cJSON_CreateObject();
+        if (!o)
+                return -ENOMEM;
+        r = json_add_strv(o, "endpoints", endpoints);
+        if (r < 0)
+                return r;
+        body = cJSON_PrintUnformatted(o);
+        if (!body)
+                return -ENOMEM;
+
+        /* Only the newest list matters: replace one still in flight. */
+        c->endpoints_transfer = transfer_free(c->endpoints_transfer);
+        r = transfer_new(c, TRANSFER_ENDPOINTS, "/v1/endpoints", c->token, body,
+                         REQUEST_TIMEOUT_MS, &t);
+        if (r < 0)
+                return r;
+        c->endpoints_transfer = t;
+        return 0;
+}

@@ -6,6 +6,8 @@
  * TLS: the server's public key is pinned (CURLOPT_PINNEDPUBLICKEY); the
  * self-signed chain itself is not verified. */
 
+#include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 #include <systemd/sd-event.h>
 
@@ -23,10 +25,15 @@ typedef struct ControlClient ControlClient;
  *   -EBADMSG      reply not valid JSON, truncated, or unexpected status
  * message: a one-line explanation (server's "error" text when it sent one). */
 
-/* body: the reply body (NUL-terminated, len without the NUL) on success. */
+/* body: the reply body (NUL-terminated, len without the NUL) on success.
+ * Callbacks run from the event loop, never from inside the function that
+ * started the request; they may call control_client_free(),
+ * control_client_stop_polling() or start a new request. */
 typedef void (*ControlReplyCallback)(ControlClient *c, int error, const char *message,
                                      const char *body, size_t len, void *userdata);
 
+/* url: https://HOST[:PORT]; pin: sha256//BASE64 (-EINVAL otherwise).
+ * curl_global_init() must have been called once, by main(), before. */
 int control_client_new(sd_event *event, const char *url, const char *pin, ControlClient **ret);
 ControlClient *control_client_free(ControlClient *c);
 DEFINE_TRIVIAL_CLEANUP_FUNC(ControlClient *, control_client_free);
@@ -52,5 +59,7 @@ void control_client_stop_polling(ControlClient *c);
 /* Whether the last poll round trip succeeded (for GetStatus). */
 bool control_client_is_connected(const ControlClient *c);
 
-/* POST /v1/endpoints, fire and forget (errors logged at debug level). */
+/* POST /v1/endpoints, fire and forget (errors logged at debug level). Uses
+ * the token of the poll loop (-ENOTCONN while not polling); a newer call
+ * replaces one still in flight. */
 int control_client_post_endpoints(ControlClient *c, char *const *endpoints);
