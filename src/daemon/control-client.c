@@ -550,6 +550,13 @@ static void transfer_done(ControlClient *c, Transfer *t, CURLcode code) {
         if (r < 0 && !message)
                 message = strdup(r == -ENOMEM ? "out of memory" : "control request failed");
 
+        /* Any answer from the server, even a refusal, shows it is reachable;
+         * the long-poll alone would say so only after up to a minute. */
+        if (r >= 0 || r == -EACCES || r == -EPERM || r == -EEXIST)
+                c->connected = true;
+        else if (r == -EHOSTUNREACH || r == -ETIMEDOUT || r == -EKEYREJECTED)
+                c->connected = false;
+
         switch (t->kind) {
         case TRANSFER_REGISTER:
                 c->register_transfer = NULL;
@@ -728,6 +735,8 @@ int control_client_register(ControlClient *c, const char *authkey, const char *p
         return 0;
 }
 
+static void poll_reset(ControlClient *c);
+
 int control_client_start_polling(ControlClient *c, const char *token, uint64_t since_version,
                                  ControlReplyCallback callback, void *userdata) {
         char *t;
@@ -742,7 +751,7 @@ int control_client_start_polling(ControlClient *c, const char *token, uint64_t s
                 return -ENOMEM;
 
         /* Starting again replaces the running loop (new token after a login). */
-        control_client_stop_polling(c);
+        poll_reset(c);
 
         c->token = t;
         c->netmap_version = since_version;
@@ -762,16 +771,20 @@ void control_client_set_netmap_version(ControlClient *c, uint64_t version) {
                 c->netmap_version = version;
 }
 
-void control_client_stop_polling(ControlClient *c) {
-        if (!c)
-                return;
+static void poll_reset(ControlClient *c) {
         c->polling = false;
-        c->connected = false;
         c->poll_generation++;
         c->poll_transfer = transfer_free(c->poll_transfer);
         if (c->poll_timer)
                 (void) sd_event_source_set_enabled(c->poll_timer, SD_EVENT_OFF);
         erase_string(&c->token);
+}
+
+void control_client_stop_polling(ControlClient *c) {
+        if (!c)
+                return;
+        poll_reset(c);
+        c->connected = false;
 }
 
 bool control_client_is_connected(const ControlClient *c) {
