@@ -1,1 +1,896 @@
-/* PLACEHOLDER: not written yet */
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#include <cjson/cJSON.h>
+#include <errno.h>
+#include <inttypes.h>
+#include <microhttpd.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/epoll.h>
+#include <sys/resource.h>
+#include <systemd/sd-daemon.h>
+#include <systemd/sd-event.h>
+#include <time.h>
+
+#include "dns-label.h"
+#include "endpoint.h"
+#include "http.h"
+#include "key.h"
+#include "log.h"
+#include "tls.h"
+
+#define BODY_MAX (1024 * 1024)
+#define LONG_POLL_MAX_SEC 60
+/* longer than a long-poll, so MHD never cuts one that is being answered */
+#define CONNECTION_TIMEOUT_SEC 90
+#define CONNECTION_LIMIT_MAX 16384
+/* how often we look whether another process (meshd-control nodes remove)
+ * committed: PRAGMA data_version is one cheap read */
+#define DB_POLL_USEC (250 * USEC_PER_MSEC)
+#define DB_POLL_ACCURACY_USEC (10 * USEC_PER_MSEC)
+#define TOKEN_MAX 256
+#define HOSTNAME_MAX 253
+#define TLS_PRIORITIES "NORMAL:-VERS-ALL:+VERS-TLS1.3:+VERS-TLS1.2"
+
+DEFINE_TRIVIAL_CLEANUP_FUNC(cJSON *, cJSON_Delete);
+
+typedef struct Request Request;
+
+struct Server {
+        sd_event *event;
+        Store *store;
+        char *state_dir;
+        union sockaddr_union listen;
+        char listen_text[ENDPOINT_STRLEN];
+
+        struct MHD_Daemon *daemon;
+        char *key_pem, *cert_pem;
+        sd_event_source *mhd_io, *mhd_timer, *db_poll, *sigterm, *sigint;
+
+        uint64_t version;       /* highest netmap version seen */
+        int64_t data_version;
+        NetmapSnapshot *snapshot;
+
+        Request *waiters;       /* suspended GET /v1/netmap */
+        size_t n_waiters;
+        bool running, stopping;
+};
+
+struct Request {
+        Server *server;
+        struct MHD_Connection *connection;
+        char *method, *path;
+        unsigned status;        /* of the queued response, 0 before */
+
+        char *body;
+        size_t body_size;
+        bool too_large;
+
+        /* GET /v1/netmap */
+        bool authenticated;
+        int64_t node_id;
+        uint64_t since;
+        uint64_t deadline;      /* CLOCK_MONOTONIC, µs */
+        bool waiting;
+        sd_event_source *timeout_source;
+        Request *waiters_prev, *waiters_next;
+};
+
+static void server_wake_waiters(Server *s);
+static void server_schedule_mhd(Server *s);
+
+static void request_unlink(Request *req) {
+        Server *s = req->server;
+
+        if (!req->waiting)
+                return;
+        if (req->waiters_prev)
+                req->waiters_prev->waiters_next = req->waiters_next;
+        else
+                s->waiters = req->waiters_next;
+        if (req->waiters_next)
+                req->waiters_next->waiters_prev = req->waiters_prev;
+        req->waiters_prev = req->waiters_next = NULL;
+        req->waiting = false;
+        s->n_waiters--;
+        req->timeout_source = sd_event_source_disable_unref(req->timeout_source);
+}
+
+static Request *request_free(Request *req) {
+        if (!req)
+                return NULL;
+        request_unlink(req);
+        free(req->method);
+        free(req->path);
+        free(req->body);
+        free(req);
+        return NULL;
+}
+
+/* Hands a waiter back to MHD, which calls the access handler again. */
+static void request_resume(Request *req) {
+        request_unlink(req);
+        MHD_resume_connection(req->connection);
+        server_schedule_mhd(req->server);
+}
+
+static enum MHD_Result request_reply(Request *req, unsigned status, char *body, size_t len) {
+        struct MHD_Response *response;
+        enum MHD_Result ret;
+
+        if (body)
+                response = MHD_create_response_from_buffer(len, body, MHD_RESPMEM_MUST_FREE);
+        else
+                response = MHD_create_response_from_buffer(0, NULL, MHD_RESPMEM_PERSISTENT);
+        if (!response) {
+                free(body);
+                return MHD_NO;
+        }
+        if (body)
+                (void) MHD_add_response_header(response, MHD_HTTP_HEADER_CONTENT_TYPE, "application/json");
+        (void) MHD_add_response_header(response, MHD_HTTP_HEADER_CACHE_CONTROL, "no-store");
+        if (status == MHD_HTTP_METHOD_NOT_ALLOWED)
+                (void) MHD_add_response_header(response, MHD_HTTP_HEADER_ALLOW,
+                                               streq(req->path, "/v1/netmap") ? "GET" : "POST");
+
+        ret = MHD_queue_response(req->connection, status, response);
+        MHD_destroy_response(response);
+        if (ret == MHD_YES)
+                req->status = status;
+        return ret;
+}
+
+_printf_(3, 4)
+static enum MHD_Result request_reply_error(Request *req, unsigned status, const char *format, ...) {
+        _cleanup_(cJSON_Deletep) cJSON *o = NULL;
+        char message[256];
+        char *body;
+        va_list ap;
+
+        va_start(ap, format);
+        (void) vsnprintf(message, sizeof(message), format, ap);
+        va_end(ap);
+
+        o = cJSON_CreateObject();
+        if (!o || !cJSON_AddStringToObject(o, "error", message))
+                return MHD_NO;
+        body = cJSON_PrintUnformatted(o);
+        if (!body)
+                return MHD_NO;
+        return request_reply(req, status, body, strlen(body));
+}
+
+static enum MHD_Result request_reply_oom(Request *req) {
+        (void) log_oom();
+        return request_reply_error(req, MHD_HTTP_INTERNAL_SERVER_ERROR, "out of memory");
+}
+
+static enum MHD_Result request_reply_internal(Request *req) {
+        return request_reply_error(req, MHD_HTTP_INTERNAL_SERVER_ERROR, "internal error, see the server log");
+}
+
+/* ---- the netmap version and its snapshot ---- */
+
+/* Called after our own commits and when another process committed. */
+static void server_check_version(Server *s) {
+        uint64_t v;
+        int r;
+
+        r = store_get_version(s->store, &v);
+        if (r < 0)
+                return; /* logged; the next poll tries again */
+        if (v == s->version)
+                return;
+
+        log_debug("Netmap version %" PRIu64 " → %" PRIu64 ", waking %zu long-poll(s).", s->version, v,
+                  s->n_waiters);
+        s->version = v;
+        server_wake_waiters(s);
+}
+
+static int server_get_snapshot(Server *s, const NetmapSnapshot **ret) {
+        NetmapSnapshot *snap;
+        int r;
+
+        if (!s->snapshot || netmap_snapshot_version(s->snapshot) < s->version) {
+                r = netmap_snapshot_load(s->store, &snap);
+                if (r < 0)
+                        return r;
+                netmap_snapshot_free(s->snapshot);
+                s->snapshot = snap;
+                /* the snapshot may be newer than what the poll saw so far */
+                if (netmap_snapshot_version(snap) > s->version) {
+                        s->version = netmap_snapshot_version(snap);
+                        server_wake_waiters(s);
+                }
+        }
+        *ret = s->snapshot;
+        return 0;
+}
+
+static void server_wake_waiters(Server *s) {
+        /* everyone sees every node, so every change concerns every waiter */
+        while (s->waiters)
+                request_resume(s->waiters);
+}
+
+/* ---- request parsing helpers ---- */
+
+static int parse_uint64(const char *s, uint64_t *ret) {
+        char *end;
+        unsigned long long v;
+
+        if (!s || *s < '0' || *s > '9')
+                return -EINVAL;
+        errno = 0;
+        v = strtoull(s, &end, 10);
+        if (errno != 0 || *end != 0)
+                return -EINVAL;
+        *ret = v;
+        return 0;
+}
+
+static const char *request_bearer_token(Request *req) {
+        const char *h = MHD_lookup_connection_value(req->connection, MHD_HEADER_KIND,
+                                                    MHD_HTTP_HEADER_AUTHORIZATION);
+
+        if (!h || strncasecmp(h, "Bearer ", 7) != 0)
+                return NULL;
+        h += 7;
+        h += strspn(h, " ");
+        if (*h == 0 || strlen(h) > TOKEN_MAX)
+                return NULL;
+        return h;
+}
+
+/* Returns MHD_YES with *ret_id set when the token belongs to a member;
+ * otherwise the error reply is queued and *ret_id is -1. */
+static enum MHD_Result request_authenticate(Request *req, int64_t *ret_id) {
+        _cleanup_(store_node_done) StoreNode node = {};
+        const char *token;
+        int r;
+
+        *ret_id = -1;
+        token = request_bearer_token(req);
+        if (!token)
+                return request_reply_error(req, MHD_HTTP_UNAUTHORIZED, "missing node token");
+        r = store_node_by_token(req->server->store, token, &node);
+        if (r == -ENOENT)
+                return request_reply_error(req, MHD_HTTP_UNAUTHORIZED, "unknown node token");
+        if (r < 0)
+                return request_reply_internal(req);
+        if (node.removed)
+                return request_reply_error(req, MHD_HTTP_FORBIDDEN, "node removed");
+
+        *ret_id = node.id;
+        return MHD_YES;
+}
+
+static cJSON *request_parse_body(Request *req) {
+        cJSON *o;
+
+        if (!req->body)
+                return NULL;
+        o = cJSON_ParseWithLength(req->body, req->body_size);
+        if (!cJSON_IsObject(o)) {
+                cJSON_Delete(o);
+                return NULL;
+        }
+        return o;
+}
+
+/* "endpoints": absent or an array of at most STORE_ENDPOINTS_MAX "ip:port";
+ * stored in canonical form. On error, *ret_error names the field. */
+static int parse_endpoints(const cJSON *body, char ***ret, char *error, size_t error_size) {
+        _cleanup_strv_free_ char **l = NULL;
+        const cJSON *a = cJSON_GetObjectItemCaseSensitive(body, "endpoints"), *e;
+        size_t n = 0, i = 0;
+
+        if (!a || cJSON_IsNull(a)) {
+                *ret = calloc(1, sizeof(char *));
+                return *ret ? 0 : -ENOMEM;
+        }
+        if (!cJSON_IsArray(a)) {
+                snprintf(error, error_size, "endpoints: not an array");
+                return -EINVAL;
+        }
+        n = (size_t) cJSON_GetArraySize(a);
+        if (n > STORE_ENDPOINTS_MAX) {
+                snprintf(error, error_size, "endpoints: more than %i entries", STORE_ENDPOINTS_MAX);
+                return -EINVAL;
+        }
+        l = calloc(n + 1, sizeof(char *));
+        if (!l)
+                return -ENOMEM;
+        cJSON_ArrayForEach(e, a) {
+                union sockaddr_union sa;
+                char buf[ENDPOINT_STRLEN];
+
+                if (!cJSON_IsString(e) || strlen(e->valuestring) >= ENDPOINT_STRLEN ||
+                    endpoint_parse(e->valuestring, &sa) < 0) {
+                        snprintf(error, error_size, "endpoints[%zu]: not ip:port or [ip6]:port", i);
+                        return -EINVAL;
+                }
+                /* a link-local zone means nothing on another machine */
+                if (sa.sa.sa_family == AF_INET6 && sa.in6.sin6_scope_id != 0) {
+                        snprintf(error, error_size, "endpoints[%zu]: scoped address", i);
+                        return -EINVAL;
+                }
+                if (!endpoint_format(&sa, buf, sizeof(buf)))
+                        return -EINVAL;
+                l[i] = strdup(buf);
+                if (!l[i])
+                        return -ENOMEM;
+                i++;
+        }
+        *ret = TAKE_PTR(l);
+        return 0;
+}
+
+static const char *json_string(const cJSON *o, const char *field) {
+        const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, field);
+        return cJSON_IsString(v) ? v->valuestring : NULL;
+}
+
+/* ---- handlers ---- */
+
+static enum MHD_Result handle_register(Request *req) {
+        Server *s = req->server;
+        _cleanup_(cJSON_Deletep) cJSON *body = NULL, *reply = NULL;
+        _cleanup_(store_node_done) StoreNode node = {};
+        _cleanup_strv_free_ char **endpoints = NULL;
+        _cleanup_free_ char *label = NULL, *token = NULL, *netmap = NULL;
+        const char *authkey, *public_key, *hostname;
+        const NetmapSnapshot *snap;
+        char error[128];
+        size_t netmap_len;
+        WgKey key;
+        char *text;
+        int r;
+
+        body = request_parse_body(req);
+        if (!body)
+                return request_reply_error(req, MHD_HTTP_BAD_REQUEST, "body: not a JSON object");
+
+        authkey = json_string(body, "authkey");
+        if (!authkey || !*authkey || strlen(authkey) > TOKEN_MAX)
+                return request_reply_error(req, MHD_HTTP_BAD_REQUEST, "authkey: missing or not a string");
+        public_key = json_string(body, "public_key");
+        if (!public_key || key_from_base64(public_key, &key) < 0 || key_is_zero(&key))
+                return request_reply_error(req, MHD_HTTP_BAD_REQUEST, "public_key: not a WireGuard public key");
+        hostname = json_string(body, "hostname");
+        if (!hostname || strlen(hostname) > HOSTNAME_MAX)
+                return request_reply_error(req, MHD_HTTP_BAD_REQUEST, "hostname: missing, not a string or too long");
+        r = parse_endpoints(body, &endpoints, error, sizeof(error));
+        if (r == -ENOMEM)
+                return request_reply_oom(req);
+        if (r < 0)
+                return request_reply_error(req, MHD_HTTP_BAD_REQUEST, "%s", error);
+
+        r = dns_label_from_hostname(hostname, &label);
+        if (r == -ENOMEM)
+                return request_reply_oom(req);
+        if (r < 0) {
+                label = strdup("node");
+                if (!label)
+                        return request_reply_oom(req);
+        }
+
+        r = store_secret_new(NULL, &token);
+        if (r < 0)
+                return request_reply_internal(req);
+
+        r = store_register_node(s->store,
+                                &(StoreRegistration) {
+                                        .authkey = authkey,
+                                        .public_key = public_key,
+                                        .name = label,
+                                        .endpoints = endpoints,
+                                        .token = token,
+                                },
+                                time(NULL), &node);
+        switch (r) {
+        case 0:
+                break;
+        case -ENOKEY:
+                return request_reply_error(req, MHD_HTTP_UNAUTHORIZED, "invalid auth key");
+        case -EKEYEXPIRED:
+                return request_reply_error(req, MHD_HTTP_UNAUTHORIZED, "auth key expired");
+        case -EKEYREJECTED:
+                return request_reply_error(req, MHD_HTTP_UNAUTHORIZED, "auth key already used");
+        case -EEXIST:
+                return request_reply_error(req, MHD_HTTP_CONFLICT, "public key already registered");
+        case -ENOSPC:
+                log_warning("Address range exhausted, refusing to register '%s'.", label);
+                return request_reply_error(req, MHD_HTTP_SERVICE_UNAVAILABLE, "address range exhausted");
+        default:
+                return request_reply_internal(req);
+        }
+
+        log_info("Registered node %s (id %" PRId64 ", %s, %s).", node.name, node.id, node.ipv4, node.ipv6);
+        server_check_version(s);
+
+        r = server_get_snapshot(s, &snap);
+        if (r < 0)
+                return request_reply_internal(req);
+        r = netmap_snapshot_render(snap, node.id, &netmap, &netmap_len);
+        if (r == -ENOENT) /* removed in the meantime */
+                return request_reply_error(req, MHD_HTTP_FORBIDDEN, "node removed");
+        if (r < 0)
+                return request_reply_oom(req);
+
+        reply = cJSON_CreateObject();
+        if (!reply ||
+            !cJSON_AddNumberToObject(reply, "node_id", (double) node.id) ||
+            !cJSON_AddStringToObject(reply, "name", node.name) ||
+            !cJSON_AddStringToObject(reply, "token", token) ||
+            !cJSON_AddRawToObject(reply, "netmap", netmap))
+                return request_reply_oom(req);
+        text = cJSON_PrintUnformatted(reply);
+        if (!text)
+                return request_reply_oom(req);
+        return request_reply(req, MHD_HTTP_OK, text, strlen(text));
+}
+
+static int waiter_timeout(sd_event_source *source, uint64_t usec, void *userdata) {
+        request_resume(userdata);
+        return 0;
+}
+
+static enum MHD_Result request_wait(Request *req) {
+        Server *s = req->server;
+        int r;
+
+        r = sd_event_add_time(s->event, &req->timeout_source, CLOCK_MONOTONIC, req->deadline,
+                              50 * USEC_PER_MSEC, waiter_timeout, req);
+        if (r < 0) {
+                (void) log_error_errno(r, "Failed to add long-poll timer: %m");
+                return request_reply_internal(req);
+        }
+
+        req->waiters_prev = NULL;
+        req->waiters_next = s->waiters;
+        if (s->waiters)
+                s->waiters->waiters_prev = req;
+        s->waiters = req;
+        s->n_waiters++;
+        req->waiting = true;
+
+        MHD_suspend_connection(req->connection);
+        return MHD_YES;
+}
+
+/* Entered once per request, and again each time a waiter is resumed. */
+static enum MHD_Result handle_netmap(Request *req) {
+        Server *s = req->server;
+        const NetmapSnapshot *snap;
+        _cleanup_free_ char *netmap = NULL;
+        size_t len;
+        uint64_t now;
+        int r;
+
+        if (!req->authenticated) {
+                const char *since, *timeout;
+                uint64_t t = LONG_POLL_MAX_SEC;
+
+                if (request_authenticate(req, &req->node_id) != MHD_YES || req->node_id < 0)
+                        return req->status != 0 ? MHD_YES : MHD_NO;
+
+                since = MHD_lookup_connection_value(req->connection, MHD_GET_ARGUMENT_KIND, "since");
+                if (since && parse_uint64(since, &req->since) < 0)
+                        return request_reply_error(req, MHD_HTTP_BAD_REQUEST, "since: not a version number");
+                timeout = MHD_lookup_connection_value(req->connection, MHD_GET_ARGUMENT_KIND, "timeout");
+                if (timeout && parse_uint64(timeout, &t) < 0)
+                        return request_reply_error(req, MHD_HTTP_BAD_REQUEST, "timeout: not a number of seconds");
+
+                (void) sd_event_now(s->event, CLOCK_MONOTONIC, &now);
+                req->deadline = now + MIN(t, (uint64_t) LONG_POLL_MAX_SEC) * USEC_PER_SEC;
+                req->authenticated = true;
+        }
+
+        if (s->stopping)
+                return request_reply_error(req, MHD_HTTP_SERVICE_UNAVAILABLE, "server shutting down");
+
+        if (s->version <= req->since) {
+                (void) sd_event_now(s->event, CLOCK_MONOTONIC, &now);
+                if (now >= req->deadline)
+                        return request_reply(req, MHD_HTTP_NOT_MODIFIED, NULL, 0);
+                return request_wait(req);
+        }
+
+        r = server_get_snapshot(s, &snap);
+        if (r < 0)
+                return request_reply_internal(req);
+        r = netmap_snapshot_render(snap, req->node_id, &netmap, &len);
+        if (r == -ENOENT)
+                return request_reply_error(req, MHD_HTTP_FORBIDDEN, "node removed");
+        if (r < 0)
+                return request_reply_oom(req);
+        return request_reply(req, MHD_HTTP_OK, TAKE_PTR(netmap), len);
+}
+
+static enum MHD_Result handle_endpoints(Request *req) {
+        Server *s = req->server;
+        _cleanup_(cJSON_Deletep) cJSON *body = NULL;
+        _cleanup_strv_free_ char **endpoints = NULL;
+        char error[128];
+        int64_t id;
+        int r;
+
+        if (request_authenticate(req, &id) != MHD_YES || id < 0)
+                return req->status != 0 ? MHD_YES : MHD_NO;
+
+        body = request_parse_body(req);
+        if (!body)
+                return request_reply_error(req, MHD_HTTP_BAD_REQUEST, "body: not a JSON object");
+        if (!cJSON_IsArray(cJSON_GetObjectItemCaseSensitive(body, "endpoints")))
+                return request_reply_error(req, MHD_HTTP_BAD_REQUEST, "endpoints: not an array");
+        r = parse_endpoints(body, &endpoints, error, sizeof(error));
+        if (r == -ENOMEM)
+                return request_reply_oom(req);
+        if (r < 0)
+                return request_reply_error(req, MHD_HTTP_BAD_REQUEST, "%s", error);
+
+        r = store_set_endpoints(s->store, id, endpoints);
+        if (r == -ENOENT)
+                return request_reply_error(req, MHD_HTTP_FORBIDDEN, "node removed");
+        if (r < 0)
+                return request_reply_internal(req);
+        if (r > 0)
+                server_check_version(s);
+
+        return request_reply(req, MHD_HTTP_NO_CONTENT, NULL, 0);
+}
+
+static enum MHD_Result request_dispatch(Request *req) {
+        static const struct {
+                const char *path;
+                const char *method;
+                enum MHD_Result (*handler)(Request *req);
+        } routes[] = {
+                { "/v1/register", MHD_HTTP_METHOD_POST, handle_register },
+                { "/v1/netmap", MHD_HTTP_METHOD_GET, handle_netmap },
+                { "/v1/endpoints", MHD_HTTP_METHOD_POST, handle_endpoints },
+        };
+
+        if (req->too_large)
+                return request_reply_error(req, MHD_HTTP_CONTENT_TOO_LARGE, "body larger than 1 MiB");
+
+        for (size_t i = 0; i < ELEMENTSOF(routes); i++) {
+                if (!streq(req->path, routes[i].path))
+                        continue;
+                if (!streq(req->method, routes[i].method))
+                        return request_reply_error(req, MHD_HTTP_METHOD_NOT_ALLOWED, "method not allowed");
+                return routes[i].handler(req);
+        }
+        return request_reply_error(req, MHD_HTTP_NOT_FOUND, "no such endpoint");
+}
+
+static enum MHD_Result on_access(void *cls, struct MHD_Connection *connection, const char *url,
+                                 const char *method, const char *version, const char *upload_data,
+                                 size_t *upload_data_size, void **con_cls) {
+        Server *s = cls;
+        Request *req = *con_cls;
+
+        if (!req) {
+                const char *length;
+                uint64_t n;
+
+                req = calloc(1, sizeof(*req));
+                if (!req)
+                        return MHD_NO;
+                req->server = s;
+                req->connection = connection;
+                req->node_id = -1;
+                req->method = strdup(method);
+                req->path = strdup(url);
+                *con_cls = req;
+                if (!req->method || !req->path)
+                        return MHD_NO;
+
+                /* refuse a declared large body before reading any of it */
+                length = MHD_lookup_connection_value(connection, MHD_HEADER_KIND,
+                                                     MHD_HTTP_HEADER_CONTENT_LENGTH);
+                if (length && parse_uint64(length, &n) >= 0 && n > BODY_MAX) {
+                        req->too_large = true;
+                        return request_dispatch(req);
+                }
+                return MHD_YES;
+        }
+
+        if (*upload_data_size > 0) {
+                size_t n = *upload_data_size;
+
+                *upload_data_size = 0;
+                if (req->status != 0 || req->too_large)
+                        return MHD_YES;
+                if (req->body_size + n > BODY_MAX) {
+                        req->too_large = true;
+                        free(req->body);
+                        req->body = NULL;
+                        req->body_size = 0;
+                        return MHD_YES;
+                }
+                char *b = realloc(req->body, req->body_size + n + 1);
+                if (!b)
+                        return MHD_NO;
+                memcpy(b + req->body_size, upload_data, n);
+                req->body_size += n;
+                b[req->body_size] = 0;
+                req->body = b;
+                return MHD_YES;
+        }
+
+        if (req->status != 0)
+                return MHD_YES;
+        return request_dispatch(req);
+}
+
+static void on_completed(void *cls, struct MHD_Connection *connection, void **con_cls,
+                         enum MHD_RequestTerminationCode toe) {
+        Request *req = *con_cls;
+        const union MHD_ConnectionInfo *info;
+        char peer[ENDPOINT_STRLEN] = "?";
+
+        if (!req)
+                return;
+        *con_cls = NULL;
+
+        if (log_get_max_level() >= LOG_DEBUG) {
+                info = MHD_get_connection_info(connection, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+                if (info && info->client_addr)
+                        (void) endpoint_format((const union sockaddr_union *) info->client_addr, peer,
+                                               sizeof(peer));
+                if (toe == MHD_REQUEST_TERMINATED_COMPLETED_OK)
+                        log_debug("%s %s %s → %u", peer, strna(req->method), strna(req->path), req->status);
+                else
+                        log_debug("%s %s %s → %u, terminated (%i)", peer, strna(req->method),
+                                  strna(req->path), req->status, (int) toe);
+        }
+        request_free(req);
+}
+
+_printf_(2, 0)
+static void on_mhd_log(void *cls, const char *format, va_list ap) {
+        Server *s = cls;
+        char buf[512];
+        size_t n;
+
+        (void) vsnprintf(buf, sizeof(buf), format, ap);
+        n = strlen(buf);
+        while (n > 0 && buf[n - 1] == '\n')
+                buf[--n] = 0;
+        /* once serving, MHD mostly reports clients that failed a handshake */
+        log_full(s->running ? LOG_DEBUG : LOG_WARNING, "libmicrohttpd: %s", buf);
+}
+
+/* ---- event loop glue ---- */
+
+static void server_run_mhd(Server *s) {
+        MHD_UNSIGNED_LONG_LONG timeout_ms;
+        int r;
+
+        if (!s->daemon)
+                return;
+        (void) MHD_run(s->daemon);
+
+        if (MHD_get_timeout(s->daemon, &timeout_ms) == MHD_YES) {
+                r = sd_event_source_set_time_relative(s->mhd_timer, (uint64_t) timeout_ms * USEC_PER_MSEC);
+                if (r >= 0)
+                        r = sd_event_source_set_enabled(s->mhd_timer, SD_EVENT_ONESHOT);
+        } else
+                r = sd_event_source_set_enabled(s->mhd_timer, SD_EVENT_OFF);
+        if (r < 0)
+                (void) log_warning_errno(r, "Failed to arm libmicrohttpd timer: %m");
+}
+
+/* MHD processes resumed connections in its next MHD_run(). */
+static void server_schedule_mhd(Server *s) {
+        int r;
+
+        r = sd_event_source_set_time_relative(s->mhd_timer, 0);
+        if (r >= 0)
+                r = sd_event_source_set_enabled(s->mhd_timer, SD_EVENT_ONESHOT);
+        if (r < 0)
+                (void) log_warning_errno(r, "Failed to arm libmicrohttpd timer: %m");
+}
+
+static int on_mhd_io(sd_event_source *source, int fd, uint32_t revents, void *userdata) {
+        server_run_mhd(userdata);
+        return 0;
+}
+
+static int on_mhd_timer(sd_event_source *source, uint64_t usec, void *userdata) {
+        server_run_mhd(userdata);
+        return 0;
+}
+
+static int on_db_poll(sd_event_source *source, uint64_t usec, void *userdata) {
+        Server *s = userdata;
+        int64_t dv;
+        int r;
+
+        r = store_data_version(s->store, &dv);
+        if (r >= 0 && dv != s->data_version) {
+                s->data_version = dv;
+                server_check_version(s);
+        }
+
+        r = sd_event_source_set_time_relative(source, DB_POLL_USEC);
+        if (r < 0)
+                return log_error_errno(r, "Failed to re-arm database poll: %m");
+        return sd_event_source_set_enabled(source, SD_EVENT_ONESHOT);
+}
+
+static int on_signal(sd_event_source *source, const struct signalfd_siginfo *si, void *userdata) {
+        Server *s = userdata;
+
+        log_info("Received SIG%s, shutting down.", sigabbrev_np(si->ssi_signo) ?: "?");
+        (void) sd_notify(false, "STOPPING=1\nSTATUS=Shutting down.");
+        s->stopping = true;
+        /* MHD must not be stopped with suspended connections: answer them */
+        server_wake_waiters(s);
+        server_run_mhd(s);
+        return sd_event_exit(sd_event_source_get_event(source), 0);
+}
+
+static unsigned connection_limit(void) {
+        struct rlimit rl;
+
+        /* like systemd: raise the soft limit to the hard one, we need an fd per node */
+        if (getrlimit(RLIMIT_NOFILE, &rl) < 0)
+                return 1024;
+        if (rl.rlim_cur < rl.rlim_max) {
+                struct rlimit raised = { .rlim_cur = rl.rlim_max, .rlim_max = rl.rlim_max };
+                if (setrlimit(RLIMIT_NOFILE, &raised) >= 0)
+                        rl = raised;
+        }
+        if (rl.rlim_cur <= 128)
+                return 64;
+        return (unsigned) MIN(rl.rlim_cur - 64, (rlim_t) CONNECTION_LIMIT_MAX);
+}
+
+static int server_start_mhd(Server *s) {
+        const union MHD_DaemonInfo *info;
+        unsigned flags = MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_TLS | MHD_USE_TURBO |
+                         MHD_USE_ERROR_LOG;
+        int r;
+
+        if (s->listen.sa.sa_family == AF_INET6)
+                flags |= MHD_USE_IPv6;
+
+        s->daemon = MHD_start_daemon(
+                flags, 0, NULL, NULL, on_access, s,
+                MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, s, /* first, or MHD logs some to stderr */
+                MHD_OPTION_SOCK_ADDR, &s->listen.sa,
+                MHD_OPTION_HTTPS_MEM_KEY, s->key_pem,
+                MHD_OPTION_HTTPS_MEM_CERT, s->cert_pem,
+                MHD_OPTION_HTTPS_PRIORITIES, TLS_PRIORITIES,
+                MHD_OPTION_CONNECTION_TIMEOUT, (unsigned) CONNECTION_TIMEOUT_SEC,
+                MHD_OPTION_CONNECTION_LIMIT, connection_limit(),
+                MHD_OPTION_NOTIFY_COMPLETED, on_completed, s,
+                MHD_OPTION_END);
+        if (!s->daemon)
+                return log_error_errno(-EADDRNOTAVAIL, "Failed to start HTTPS server on %s.", s->listen_text);
+
+        info = MHD_get_daemon_info(s->daemon, MHD_DAEMON_INFO_EPOLL_FD);
+        if (!info || info->epoll_fd < 0)
+                return log_error_errno(-EIO, "libmicrohttpd has no epoll fd.");
+
+        r = sd_event_add_io(s->event, &s->mhd_io, info->epoll_fd, EPOLLIN, on_mhd_io, s);
+        if (r < 0)
+                return log_error_errno(r, "Failed to watch libmicrohttpd: %m");
+        /* accuracy 1 µs: sd-event's default slack (250 ms) would delay every
+         * request MHD wants to continue without a new socket event */
+        r = sd_event_add_time_relative(s->event, &s->mhd_timer, CLOCK_MONOTONIC, 0, 1, on_mhd_timer, s);
+        if (r < 0)
+                return log_error_errno(r, "Failed to add libmicrohttpd timer: %m");
+        return 0;
+}
+
+int server_new(Store *store, const char *state_dir, const char *listen, Server **ret) {
+        _cleanup_(server_freep) Server *s = NULL;
+        int r;
+
+        s = calloc(1, sizeof(*s));
+        if (!s) {
+                store_free(store);
+                return log_oom();
+        }
+        s->store = store;
+        s->state_dir = strdup(state_dir);
+        if (!s->state_dir)
+                return log_oom();
+
+        r = endpoint_parse(listen, &s->listen);
+        if (r < 0)
+                return log_error_errno(r, "Invalid listen address '%s', expected ADDR:PORT or [ADDR6]:PORT.",
+                                       listen);
+        if (!endpoint_format(&s->listen, s->listen_text, sizeof(s->listen_text)))
+                return log_error_errno(-EINVAL, "Invalid listen address '%s'.", listen);
+
+        r = tls_read_credentials(state_dir, &s->key_pem, &s->cert_pem);
+        if (r < 0)
+                return r;
+        r = store_get_version(s->store, &s->version);
+        if (r < 0)
+                return r;
+        r = store_data_version(s->store, &s->data_version);
+        if (r < 0)
+                return r;
+
+        r = sd_event_new(&s->event);
+        if (r < 0)
+                return log_error_errno(r, "Failed to allocate event loop: %m");
+
+        *ret = TAKE_PTR(s);
+        return 0;
+}
+
+Server *server_free(Server *s) {
+        if (!s)
+                return NULL;
+
+        /* no suspended connection may be left when MHD stops */
+        while (s->waiters) {
+                Request *req = s->waiters;
+                request_unlink(req);
+                MHD_resume_connection(req->connection);
+        }
+        if (s->daemon)
+                MHD_stop_daemon(s->daemon);
+
+        sd_event_source_disable_unref(s->mhd_io);
+        sd_event_source_disable_unref(s->mhd_timer);
+        sd_event_source_disable_unref(s->db_poll);
+        sd_event_source_disable_unref(s->sigterm);
+        sd_event_source_disable_unref(s->sigint);
+        sd_event_unref(s->event);
+
+        netmap_snapshot_free(s->snapshot);
+        store_free(s->store);
+        if (s->key_pem)
+                erase_and_free(s->key_pem, strlen(s->key_pem));
+        free(s->cert_pem);
+        free(s->state_dir);
+        free(s);
+        return NULL;
+}
+
+int server_run(Server *s) {
+        sigset_t mask;
+        int r;
+
+        sigemptyset(&mask);
+        sigaddset(&mask, SIGTERM);
+        sigaddset(&mask, SIGINT);
+        if (sigprocmask(SIG_BLOCK, &mask, NULL) < 0)
+                return log_error_errno(negative_errno(), "Failed to block signals: %m");
+        r = sd_event_add_signal(s->event, &s->sigterm, SIGTERM, on_signal, s);
+        if (r >= 0)
+                r = sd_event_add_signal(s->event, &s->sigint, SIGINT, on_signal, s);
+        if (r < 0)
+                return log_error_errno(r, "Failed to watch signals: %m");
+
+        r = sd_event_add_time_relative(s->event, &s->db_poll, CLOCK_MONOTONIC, DB_POLL_USEC,
+                                       DB_POLL_ACCURACY_USEC, on_db_poll, s);
+        if (r < 0)
+                return log_error_errno(r, "Failed to add database poll: %m");
+
+        r = server_start_mhd(s);
+        if (r < 0)
+                return r;
+
+        s->running = true;
+        log_info("Listening on https://%s (netmap version %" PRIu64 ").", s->listen_text, s->version);
+        (void) sd_notifyf(false, "READY=1\nSTATUS=Listening on %s.", s->listen_text);
+
+        r = sd_event_loop(s->event);
+        s->running = false;
+        if (r < 0)
+                return log_error_errno(r, "Event loop failed: %m");
+        return 0;
+}

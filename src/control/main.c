@@ -1,1 +1,536 @@
-/* PLACEHOLDER */ int main(void) { return 1; }
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#include <arpa/inet.h>
+#include <cjson/cJSON.h>
+#include <errno.h>
+#include <getopt.h>
+#include <inttypes.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "config.h"
+#include "dns-label.h"
+#include "http.h"
+#include "ipam.h"
+#include "log.h"
+#include "store.h"
+#include "tls.h"
+
+#define STATE_DIR_DEFAULT "/var/lib/meshd-control"
+#define DOMAIN_DEFAULT "mesh.internal"
+#define IPV4_RANGE_DEFAULT "100.64.0.0/10"
+#define PORT_DEFAULT "8443"
+#define AUTHKEY_PREFIX "mskey-"
+
+static const char *arg_state_dir = NULL;
+static const char *arg_url = NULL;
+static const char *arg_domain = DOMAIN_DEFAULT;
+static const char *arg_ipv4_range = IPV4_RANGE_DEFAULT;
+static const char *arg_ipv6_range = NULL;
+static const char *arg_listen = SERVER_LISTEN_DEFAULT;
+static bool arg_reusable = false;
+static uint64_t arg_expires_sec = 0;
+static bool arg_json = false;
+
+DEFINE_TRIVIAL_CLEANUP_FUNC(cJSON *, cJSON_Delete);
+
+static void *mfree(void *p) {
+        free(p);
+        return NULL;
+}
+
+static void help(void) {
+        printf("%s [OPTIONS...] COMMAND ...\n\n"
+               "Coordination server of a meshd mesh.\n\n"
+               "Commands:\n"
+               "  init                   Create the database, TLS key and certificate; print the pin\n"
+               "  serve                  Run the HTTPS API\n"
+               "  authkey create         Create an auth key for joining nodes\n"
+               "  nodes list             List the nodes of the mesh\n"
+               "  nodes remove NAME      Remove a node from the mesh\n\n"
+               "Options:\n"
+               "  -h --help              Show this help\n"
+               "     --version           Show package version\n"
+               "     --state-dir=DIR     State directory (default: $STATE_DIRECTORY or %s)\n"
+               "     --url=URL           init: URL nodes use, https://HOST:PORT\n"
+               "     --domain=DOMAIN     init: DNS domain of the mesh (default: %s)\n"
+               "     --ipv4-range=PREFIX init: IPv4 range (default: %s)\n"
+               "     --ipv6-range=PREFIX init: IPv6 /48 (default: a random ULA prefix)\n"
+               "     --listen=ADDR:PORT  serve: address to listen on (default: %s)\n"
+               "     --reusable          authkey create: the key may join any number of nodes\n"
+               "     --expires=DURATION  authkey create: validity, e.g. 30min, 24h, 7d\n"
+               "     --json              nodes list: print JSON\n\n"
+               "See the meshd-control(8) man page for details.\n",
+               program_invocation_short_name, STATE_DIR_DEFAULT, DOMAIN_DEFAULT, IPV4_RANGE_DEFAULT,
+               SERVER_LISTEN_DEFAULT);
+}
+
+/* "30s", "10min", "24h", "7d", "2w"; a bare number is seconds. */
+static int parse_duration(const char *s, uint64_t *ret) {
+        static const struct {
+                const char *suffix;
+                uint64_t seconds;
+        } units[] = {
+                { "", 1 },          { "s", 1 },         { "sec", 1 },     { "m", 60 },
+                { "min", 60 },      { "h", 3600 },      { "hour", 3600 }, { "d", 86400 },
+                { "day", 86400 },   { "days", 86400 },  { "w", 604800 },  { "week", 604800 },
+        };
+        unsigned long long v;
+        char *end;
+
+        if (!s || *s < '0' || *s > '9')
+                return -EINVAL;
+        errno = 0;
+        v = strtoull(s, &end, 10);
+        if (errno != 0 || v == 0)
+                return -EINVAL;
+        for (size_t i = 0; i < ELEMENTSOF(units); i++)
+                if (streq(end, units[i].suffix)) {
+                        if (v > UINT64_MAX / units[i].seconds / 2)
+                                return -ERANGE;
+                        *ret = v * units[i].seconds;
+                        return 0;
+                }
+        return -EINVAL;
+}
+
+static int parse_argv(int argc, char *argv[]) {
+        enum {
+                ARG_VERSION = 0x100,
+                ARG_STATE_DIR,
+                ARG_URL,
+                ARG_DOMAIN,
+                ARG_IPV4_RANGE,
+                ARG_IPV6_RANGE,
+                ARG_LISTEN,
+                ARG_REUSABLE,
+                ARG_EXPIRES,
+                ARG_JSON,
+        };
+        static const struct option options[] = {
+                { "help", no_argument, NULL, 'h' },
+                { "version", no_argument, NULL, ARG_VERSION },
+                { "state-dir", required_argument, NULL, ARG_STATE_DIR },
+                { "url", required_argument, NULL, ARG_URL },
+                { "domain", required_argument, NULL, ARG_DOMAIN },
+                { "ipv4-range", required_argument, NULL, ARG_IPV4_RANGE },
+                { "ipv6-range", required_argument, NULL, ARG_IPV6_RANGE },
+                { "listen", required_argument, NULL, ARG_LISTEN },
+                { "reusable", no_argument, NULL, ARG_REUSABLE },
+                { "expires", required_argument, NULL, ARG_EXPIRES },
+                { "json", no_argument, NULL, ARG_JSON },
+                {}
+        };
+        int c, r;
+
+        while ((c = getopt_long(argc, argv, "h", options, NULL)) >= 0)
+                switch (c) {
+                case 'h':
+                        help();
+                        return 0;
+                case ARG_VERSION:
+                        puts(PACKAGE_VERSION);
+                        return 0;
+                case ARG_STATE_DIR:
+                        arg_state_dir = optarg;
+                        break;
+                case ARG_URL:
+                        arg_url = optarg;
+                        break;
+                case ARG_DOMAIN:
+                        arg_domain = optarg;
+                        break;
+                case ARG_IPV4_RANGE:
+                        arg_ipv4_range = optarg;
+                        break;
+                case ARG_IPV6_RANGE:
+                        arg_ipv6_range = optarg;
+                        break;
+                case ARG_LISTEN:
+                        arg_listen = optarg;
+                        break;
+                case ARG_REUSABLE:
+                        arg_reusable = true;
+                        break;
+                case ARG_EXPIRES:
+                        r = parse_duration(optarg, &arg_expires_sec);
+                        if (r < 0)
+                                return log_error_errno(r, "Invalid duration '%s', expected e.g. 30s, 10min, 24h, 7d.",
+                                                       optarg);
+                        break;
+                case ARG_JSON:
+                        arg_json = true;
+                        break;
+                case '?':
+                        return -EINVAL;
+                default:
+                        return log_error_errno(-EINVAL, "Unhandled option %i.", c);
+                }
+
+        if (!arg_state_dir) {
+                /* systemd's StateDirectory=; with several, the first is ours */
+                const char *e = getenv("STATE_DIRECTORY");
+                static char dir[4096];
+
+                if (e && *e) {
+                        size_t n = strcspn(e, ":");
+                        if (n >= sizeof(dir))
+                                return log_error_errno(-ENAMETOOLONG, "$STATE_DIRECTORY too long.");
+                        memcpy(dir, e, n);
+                        dir[n] = 0;
+                        arg_state_dir = dir;
+                } else
+                        arg_state_dir = STATE_DIR_DEFAULT;
+        }
+        return 1;
+}
+
+static int state_path(const char *name, char **ret) {
+        return asprintf(ret, "%s/%s", arg_state_dir, name) < 0 ? log_oom() : 0;
+}
+
+static int open_store(Store **ret) {
+        _cleanup_free_ char *path = NULL;
+        int r;
+
+        r = state_path(STORE_DB_FILE, &path);
+        if (r < 0)
+                return r;
+        r = store_open(path, false, ret);
+        if (r == -ENOENT)
+                return log_error_errno(r, "No database at %s; run 'meshd-control init' first (or pass --state-dir).",
+                                       path);
+        if (r == -EACCES)
+                return log_error_errno(r, "Cannot open %s: %m", path);
+        return r;
+}
+
+/* "https://HOST[:PORT][/]" → HOST (brackets of an IPv6 literal removed). */
+static int url_host(const char *url, char **ret) {
+        const char *p, *end;
+
+        if (strncmp(url, "https://", 8) != 0)
+                return -EINVAL;
+        p = url + 8;
+        if (*p == '[') {
+                end = strchr(p, ']');
+                if (!end || (end[1] != 0 && end[1] != ':' && end[1] != '/'))
+                        return -EINVAL;
+                p++;
+        } else
+                end = p + strcspn(p, ":/");
+        if (end == p)
+                return -EINVAL;
+        for (const char *c = p; c < end; c++)
+                if (*c <= ' ' || *c == '@' || *c == '?' || *c == '#' || *c >= 0x7f)
+                        return -EINVAL;
+        *ret = strndup(p, end - p);
+        return *ret ? 0 : -ENOMEM;
+}
+
+static bool domain_is_valid(const char *d) {
+        _cleanup_free_ char *copy = NULL;
+        char *save = NULL;
+
+        if (!d || !*d || strlen(d) > 253 || d[strlen(d) - 1] == '.')
+                return false;
+        copy = strdup(d);
+        if (!copy)
+                return false;
+        for (char *l = strtok_r(copy, ".", &save); l; l = strtok_r(NULL, ".", &save))
+                if (!dns_label_is_valid(l))
+                        return false;
+        return strstr(d, "..") == NULL && d[0] != '.';
+}
+
+/* Until init succeeds the new database is removed again, so it can be re-run. */
+static void unlink_new_databasep(char **path) {
+        static const char *const suffixes[] = { "", "-wal", "-shm" };
+
+        if (!*path)
+                return;
+        for (size_t i = 0; i < ELEMENTSOF(suffixes); i++) {
+                _cleanup_free_ char *p = NULL;
+                if (asprintf(&p, "%s%s", *path, suffixes[i]) >= 0)
+                        (void) unlink(p);
+        }
+        free(*path);
+}
+
+static int verb_init(void) {
+        _cleanup_free_ char *default_url = NULL, *host = NULL, *ula = NULL, *pin = NULL;
+        _cleanup_(unlink_new_databasep) char *db_path = NULL;
+        _cleanup_(store_freep) Store *store = NULL;
+        const char *url = arg_url, *ipv6_range = arg_ipv6_range;
+        struct in_addr a4;
+        struct in6_addr a6;
+        uint8_t len;
+        int r;
+
+        if (!url) {
+                char hostname[256] = {};
+                if (gethostname(hostname, sizeof(hostname) - 1) < 0)
+                        return log_error_errno(negative_errno(), "Failed to get host name: %m");
+                if (asprintf(&default_url, "https://%s:" PORT_DEFAULT, hostname) < 0)
+                        return log_oom();
+                url = default_url;
+        }
+        r = url_host(url, &host);
+        if (r == -ENOMEM)
+                return log_oom();
+        if (r < 0)
+                return log_error_errno(r, "Invalid --url '%s', expected https://HOST:PORT.", url);
+        if (!domain_is_valid(arg_domain))
+                return log_error_errno(-EINVAL, "Invalid --domain '%s'.", arg_domain);
+        r = ipam_parse_ipv4_range(arg_ipv4_range, &a4, &len);
+        if (r < 0)
+                return log_error_errno(r, "Invalid --ipv4-range '%s', expected a network prefix /8 … /30.",
+                                       arg_ipv4_range);
+        if (!ipv6_range) {
+                r = ipam_random_ula(&ula);
+                if (r < 0)
+                        return log_error_errno(r, "Failed to pick an IPv6 prefix: %m");
+                ipv6_range = ula;
+        }
+        r = ipam_parse_ipv6_range(ipv6_range, &a6, &len);
+        if (r < 0)
+                return log_error_errno(r, "Invalid --ipv6-range '%s', expected a network prefix like fdXX:XXXX:XXXX::/48.",
+                                       ipv6_range);
+
+        if (mkdir(arg_state_dir, 0700) < 0 && errno != EEXIST)
+                return log_error_errno(negative_errno(), "Failed to create %s: %m", arg_state_dir);
+
+        r = state_path(STORE_DB_FILE, &db_path);
+        if (r < 0)
+                return r;
+        r = store_open(db_path, true, &store);
+        if (r == -EEXIST) {
+                log_error("Database %s already exists, refusing to overwrite an existing mesh.", db_path);
+                db_path = mfree(db_path);
+                return r;
+        }
+        if (r < 0)
+                return log_error_errno(r, "Failed to create database %s: %m", db_path);
+
+        r = store_init_settings(store, url, arg_domain, arg_ipv4_range, ipv6_range);
+        if (r < 0)
+                return r;
+        r = tls_generate(arg_state_dir, host, &pin);
+        if (r < 0)
+                return r;
+
+        db_path = mfree(db_path); /* done: keep it */
+        log_info("Created mesh in %s: URL %s, domain %s, %s, %s.", arg_state_dir, url, arg_domain,
+                 arg_ipv4_range, ipv6_range);
+        puts(pin);
+        return 0;
+}
+
+static int verb_serve(void) {
+        _cleanup_(server_freep) Server *server = NULL;
+        Store *store = NULL;
+        int r;
+
+        r = open_store(&store);
+        if (r < 0)
+                return r;
+        r = server_new(store, arg_state_dir, arg_listen, &server);
+        if (r < 0)
+                return r;
+        return server_run(server);
+}
+
+static int verb_authkey_create(void) {
+        _cleanup_(store_freep) Store *store = NULL;
+        _cleanup_free_ char *key = NULL, *url = NULL, *pin = NULL;
+        int64_t expires = 0;
+        int r;
+
+        r = open_store(&store);
+        if (r < 0)
+                return r;
+        r = store_get_setting(store, "url", &url);
+        if (r < 0)
+                return log_error_errno(r, "Database has no server URL: %m");
+        r = tls_read_pin(arg_state_dir, &pin);
+        if (r < 0)
+                return r;
+        r = store_secret_new(AUTHKEY_PREFIX, &key);
+        if (r < 0)
+                return r;
+        if (arg_expires_sec > 0)
+                expires = (int64_t) time(NULL) + (int64_t) arg_expires_sec;
+        r = store_authkey_add(store, key, arg_reusable, expires);
+        if (r < 0)
+                return log_error_errno(r, "Failed to store auth key: %m");
+
+        printf("%s\n", key);
+        printf("meshctl up --server %s --authkey %s --pin %s\n", url, key, pin);
+        return 0;
+}
+
+static void format_time(int64_t t, char buf[static 32]) {
+        time_t tt = (time_t) t;
+        struct tm tm;
+
+        if (!gmtime_r(&tt, &tm) || strftime(buf, 32, "%Y-%m-%dT%H:%M:%SZ", &tm) == 0)
+                snprintf(buf, 32, "%" PRIi64, t);
+}
+
+static char *strv_join_comma(char *const *l) {
+        size_t size = 1;
+        char *s, *p;
+
+        for (size_t i = 0; l && l[i]; i++)
+                size += strlen(l[i]) + 1;
+        s = p = malloc(size);
+        if (!s)
+                return NULL;
+        *p = 0;
+        for (size_t i = 0; l && l[i]; i++)
+                p += sprintf(p, "%s%s", i > 0 ? "," : "", l[i]);
+        return s;
+}
+
+static int print_nodes_json(const StoreNode *nodes, size_t n) {
+        _cleanup_(cJSON_Deletep) cJSON *a = cJSON_CreateArray();
+        _cleanup_free_ char *text = NULL;
+
+        if (!a)
+                return log_oom();
+        for (size_t i = 0; i < n; i++) {
+                cJSON *o = cJSON_CreateObject(), *e;
+                char created[32];
+
+                if (!o)
+                        return log_oom();
+                if (!cJSON_AddItemToArray(a, o)) {
+                        cJSON_Delete(o);
+                        return log_oom();
+                }
+                format_time(nodes[i].created, created);
+                if (!cJSON_AddNumberToObject(o, "id", (double) nodes[i].id) ||
+                    !cJSON_AddStringToObject(o, "name", nodes[i].name) ||
+                    !cJSON_AddStringToObject(o, "ipv4", nodes[i].ipv4) ||
+                    !cJSON_AddStringToObject(o, "ipv6", nodes[i].ipv6) ||
+                    !cJSON_AddStringToObject(o, "public_key", nodes[i].public_key) ||
+                    !(e = cJSON_AddArrayToObject(o, "endpoints")) ||
+                    !cJSON_AddStringToObject(o, "created", created))
+                        return log_oom();
+                for (size_t j = 0; nodes[i].endpoints[j]; j++)
+                        if (!cJSON_AddItemToArray(e, cJSON_CreateString(nodes[i].endpoints[j])))
+                                return log_oom();
+        }
+        text = cJSON_Print(a);
+        if (!text)
+                return log_oom();
+        puts(text);
+        return 0;
+}
+
+static int print_nodes_table(const StoreNode *nodes, size_t n) {
+        _cleanup_strv_free_ char **endpoints = calloc(n + 1, sizeof(char *));
+        int w_name = 4, w_ipv4 = 4, w_ipv6 = 4, w_key = 10, w_ep = 9;
+
+        if (!endpoints)
+                return log_oom();
+        for (size_t i = 0; i < n; i++) {
+                endpoints[i] = strv_join_comma(nodes[i].endpoints);
+                if (!endpoints[i])
+                        return log_oom();
+                w_name = MAX(w_name, (int) strlen(nodes[i].name));
+                w_ipv4 = MAX(w_ipv4, (int) strlen(nodes[i].ipv4));
+                w_ipv6 = MAX(w_ipv6, (int) strlen(nodes[i].ipv6));
+                w_key = MAX(w_key, (int) strlen(nodes[i].public_key));
+                w_ep = MAX(w_ep, (int) strlen(endpoints[i]) ?: 1);
+        }
+
+        printf("%-*s  %-*s  %-*s  %-*s  %-*s  %s\n", w_name, "NAME", w_ipv4, "IPV4", w_ipv6, "IPV6", w_key,
+               "PUBLIC KEY", w_ep, "ENDPOINTS", "CREATED");
+        for (size_t i = 0; i < n; i++) {
+                char created[32];
+                format_time(nodes[i].created, created);
+                printf("%-*s  %-*s  %-*s  %-*s  %-*s  %s\n", w_name, nodes[i].name, w_ipv4, nodes[i].ipv4,
+                       w_ipv6, nodes[i].ipv6, w_key, nodes[i].public_key, w_ep,
+                       endpoints[i][0] ? endpoints[i] : "-", created);
+        }
+        if (isatty(STDOUT_FILENO))
+                printf("\n%zu node%s.\n", n, n == 1 ? "" : "s");
+        return 0;
+}
+
+static int verb_nodes_list(void) {
+        _cleanup_(store_freep) Store *store = NULL;
+        StoreNode *nodes = NULL;
+        size_t n = 0;
+        int r;
+
+        r = open_store(&store);
+        if (r < 0)
+                return r;
+        r = store_list_nodes(store, &nodes, &n);
+        if (r < 0)
+                return r;
+        r = arg_json ? print_nodes_json(nodes, n) : print_nodes_table(nodes, n);
+        store_nodes_free(nodes, n);
+        return r;
+}
+
+static int verb_nodes_remove(const char *name) {
+        _cleanup_(store_freep) Store *store = NULL;
+        int r;
+
+        r = open_store(&store);
+        if (r < 0)
+                return r;
+        r = store_remove_node(store, name);
+        if (r == -ENOENT)
+                return log_error_errno(r, "No node named '%s' in the mesh.", name);
+        if (r < 0)
+                return log_error_errno(r, "Failed to remove node '%s': %m", name);
+        log_info("Removed node %s.", name);
+        return 0;
+}
+
+static int run(int argc, char *argv[]) {
+        char **args;
+        size_t n;
+        int r;
+
+        r = parse_argv(argc, argv);
+        if (r <= 0)
+                return r;
+
+        args = argv + optind;
+        n = (size_t) (argc - optind);
+        if (n == 0)
+                return log_error_errno(-EINVAL, "Missing command, see --help.");
+
+        if (streq(args[0], "init") && n == 1)
+                return verb_init();
+        if (streq(args[0], "serve") && n == 1)
+                return verb_serve();
+        if (streq(args[0], "authkey") && n == 2 && streq(args[1], "create"))
+                return verb_authkey_create();
+        if (streq(args[0], "nodes") && n == 2 && streq(args[1], "list"))
+                return verb_nodes_list();
+        if (streq(args[0], "nodes") && n == 3 && streq(args[1], "remove"))
+                return verb_nodes_remove(args[2]);
+
+        return log_error_errno(-EINVAL, "Unknown command or wrong arguments: '%s', see --help.", args[0]);
+}
+
+int main(int argc, char *argv[]) {
+        int r;
+
+        log_setup("meshd-control", LOG_TARGET_AUTO);
+        /* everything we write (database, TLS key) is private */
+        umask(0077);
+
+        r = run(argc, argv);
+        return r < 0 ? EXIT_FAILURE : EXIT_SUCCESS;
+}

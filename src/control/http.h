@@ -1,0 +1,22 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#pragma once
+
+/* The HTTPS API of docs/protocol.md: libmicrohttpd without threads of its
+ * own, driven by an sd-event loop through MHD's epoll fd. Long-polls of
+ * GET /v1/netmap are suspended MHD connections on a waiters list, resumed
+ * by any change of the netmap version, ours or another process's. */
+
+#include "macro.h"
+#include "store.h"
+
+#define SERVER_LISTEN_DEFAULT "0.0.0.0:8443"
+
+typedef struct Server Server;
+
+/* Takes ownership of store. listen: "ADDR:PORT" or "[ADDR6]:PORT". */
+int server_new(Store *store, const char *state_dir, const char *listen, Server **ret);
+Server *server_free(Server *s);
+DEFINE_TRIVIAL_CLEANUP_FUNC(Server *, server_free);
+
+/* Serves until SIGTERM or SIGINT; sends READY=1 and STOPPING=1. */
+int server_run(Server *s);
