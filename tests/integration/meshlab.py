@@ -1,0 +1,808 @@
+# SPDX-License-Identifier: LGPL-2.1-or-later
+"""meshlab: a control server and meshd nodes in network namespaces.
+
+    lab = Lab(tmp_path)                  # underlay: one bridge namespace
+    control = lab.add_control()          # 192.0.2.1, init + serve, READY seen
+    key = control.authkey(reusable=True)
+    alpha = lab.add_node("alpha", authkey=key)
+    alpha.start(); alpha.wait_ready(20)
+    alpha.ping("100.64.0.3")             # real ICMP inside alpha's namespace
+    lab.close()                          # kills everything, deletes namespaces
+
+Every Lab has a random 4-hex run id. Namespaces are "mshl<rid>-<host>",
+WireGuard interfaces "m<rid><letter>" (wireguard-go's UAPI socket directory
+/var/run/wireguard is shared by all namespaces, so names must differ). A
+live Lab registers "<rid> → pid" under /run/meshlab; sweep_stale() removes
+namespaces, wireguard-go processes and sockets of runs whose owner is dead,
+and never touches anything else.
+
+Python 3.11 standard library only. Also usable as a script:
+    python3 meshlab.py fake-control --listen IP:PORT --cert C --key K --mode M
+runs the fake HTTPS control server used by the error tests.
+"""
+
+from __future__ import annotations
+
+import atexit
+import base64
+import dataclasses
+import hashlib
+import ipaddress
+import json
+import os
+import re
+import secrets
+import shlex
+import shutil
+import signal
+import socket
+import subprocess
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+BUILD_DIR = Path(os.environ.get("MESHLAB_BUILD_DIR", REPO_ROOT / "build"))
+REGISTRY_DIR = Path("/run/meshlab")
+WG_SOCKET_DIR = Path("/var/run/wireguard")
+NS_PREFIX = "mshl"
+NS_RE = re.compile(rf"^{NS_PREFIX}([0-9a-f]{{4}})-")
+IFNAME_RE = re.compile(r"^m([0-9a-f]{4})[a-z]$")
+MESH_V4 = ipaddress.ip_network("100.64.0.0/10")
+UNDERLAY = "192.0.2"          # TEST-NET-1; control .1, nodes .10 and up
+CONTROL_PORT = 8443
+PYTHON = "/usr/bin/python3"
+
+_live_labs: list["Lab"] = []
+
+
+# --------------------------------------------------------------- helpers
+
+def run(argv, *, check=True, timeout=60, input=None, env=None):
+    """subprocess.run with text capture; check=True raises with output."""
+    cp = subprocess.run([str(a) for a in argv], capture_output=True, text=True, errors="replace",
+                        timeout=timeout, input=input, env=env)
+    if check and cp.returncode != 0:
+        raise RuntimeError(f"{shlex.join(cp.args)} exited {cp.returncode}\n"
+                           f"stdout: {cp.stdout.strip()}\nstderr: {cp.stderr.strip()}")
+    return cp
+
+
+def wait_until(predicate, timeout, *, interval=0.05, what="condition"):
+    """Polls predicate() until it returns a true value (returned) or raises
+    TimeoutError after timeout seconds."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() >= deadline:
+            raise TimeoutError(f"timed out after {timeout:g} s waiting for {what}")
+        time.sleep(interval)
+
+
+def binary(name: str) -> Path:
+    """Path of a built binary; a missing one is an error, never a skip."""
+    sub = {"meshd-control": "control", "meshd": "daemon", "meshctl": "ctl"}[name]
+    path = BUILD_DIR / "src" / sub / name
+    if not os.access(path, os.X_OK):
+        raise FileNotFoundError(f"{path} is missing: build it first (tools/test "
+                                f"does; or meson setup build && ninja -C build)")
+    return path
+
+
+def netns_usable() -> str | None:
+    """None when we can create network namespaces, else the reason why not."""
+    if os.geteuid() != 0:
+        return "integration tests need root (network namespaces)"
+    if shutil.which("ip") is None:
+        return "iproute2 'ip' not found"
+    name = f"{NS_PREFIX}probe{os.getpid()}"
+    cp = subprocess.run(["ip", "netns", "add", name], capture_output=True, text=True)
+    if cp.returncode != 0:
+        return f"'ip netns add' does not work here: {cp.stderr.strip()}"
+    subprocess.run(["ip", "netns", "del", name], capture_output=True)
+    return None
+
+
+def _pid_alive(pid: int) -> bool:
+    """True for a running process; a zombie (ours, not yet reaped) is dead."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat.rsplit(")", 1)[1].split()[0] != "Z"
+
+
+def _cmdline(pid: int) -> list[str]:
+    try:
+        raw = Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return []
+    return [a.decode(errors="replace") for a in raw.split(b"\0") if a]
+
+
+def _wireguard_go_ifname(pid: int) -> str | None:
+    argv = _cmdline(pid)
+    if argv and os.path.basename(argv[0]) == "wireguard-go":
+        names = [a for a in argv[1:] if not a.startswith("-")]
+        return names[-1] if names else None
+    return None
+
+
+def _kill_pids(pids, grace=5.0):
+    """SIGTERM, wait up to grace seconds, then SIGKILL what is left."""
+    pids = [p for p in pids if p != os.getpid()]
+    for p in pids:
+        try:
+            os.kill(p, signal.SIGTERM)
+        except ProcessLookupError:
+            pass
+    deadline = time.monotonic() + grace
+    while time.monotonic() < deadline and any(_pid_alive(p) for p in pids):
+        time.sleep(0.05)
+    for p in pids:
+        try:
+            os.kill(p, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+
+
+def _remove_wg_socket(ifname: str):
+    sock = WG_SOCKET_DIR / f"{ifname}.sock"
+    try:
+        sock.unlink()
+    except FileNotFoundError:
+        pass
+
+
+def _run_alive(rid: str) -> bool:
+    try:
+        pid = int((REGISTRY_DIR / rid).read_text().strip())
+    except (OSError, ValueError):
+        return False
+    return _pid_alive(pid)
+
+
+def sweep_stale():
+    """Removes what aborted runs left behind: our namespaces, wireguard-go
+    processes and UAPI sockets whose run id has no live owner."""
+    cp = run(["ip", "netns", "list"], check=False)
+    for line in cp.stdout.splitlines():
+        name = line.split()[0] if line.split() else ""
+        m = NS_RE.match(name)
+        if m and not _run_alive(m.group(1)):
+            Netns(name).destroy()
+    for pid_dir in Path("/proc").glob("[0-9]*"):
+        ifname = _wireguard_go_ifname(int(pid_dir.name))
+        m = IFNAME_RE.match(ifname or "")
+        if m and not _run_alive(m.group(1)):
+            _kill_pids([int(pid_dir.name)], grace=2)
+    if WG_SOCKET_DIR.is_dir():
+        for sock in WG_SOCKET_DIR.glob("*.sock"):
+            m = IFNAME_RE.match(sock.stem)
+            if m and not _run_alive(m.group(1)):
+                _remove_wg_socket(sock.stem)
+    if REGISTRY_DIR.is_dir():
+        for entry in REGISTRY_DIR.iterdir():
+            if not _run_alive(entry.name):
+                entry.unlink(missing_ok=True)
+
+
+def spki_pin(key_pem: Path) -> str:
+    """sha256//BASE64 pin of a private key's public half (curl's format)."""
+    der = subprocess.run(["openssl", "pkey", "-in", str(key_pem), "-pubout", "-outform", "DER"],
+                         capture_output=True, check=True).stdout
+    return "sha256//" + base64.b64encode(hashlib.sha256(der).digest()).decode()
+
+
+# --------------------------------------------------------------- sd_notify
+
+@dataclasses.dataclass
+class NotifyMessage:
+    t: float            # time.monotonic() when it arrived
+    wall: float         # time.time() when it arrived
+    fields: dict        # {"READY": "1", "STATUS": "…"}
+
+    def __repr__(self):
+        return f"<{self.wall:.3f} {self.fields}>"
+
+
+class NotifyListener:
+    """The NOTIFY_SOCKET a daemon sends READY=1/STATUS=… to, owned by the test."""
+
+    def __init__(self, path: Path):
+        self.path = path
+        path.unlink(missing_ok=True)
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        self.sock.bind(str(path))
+        self.sock.settimeout(0.2)
+        self.messages: list[NotifyMessage] = []
+        self.cond = threading.Condition()
+        self.closed = False
+        self.thread = threading.Thread(target=self._loop, daemon=True,
+                                       name=f"notify:{path}")
+        self.thread.start()
+
+    def _loop(self):
+        while not self.closed:
+            try:
+                data = self.sock.recv(65536)
+            except socket.timeout:
+                continue
+            except OSError:
+                return
+            fields = {}
+            for line in data.decode(errors="replace").split("\n"):
+                if "=" in line:
+                    k, v = line.split("=", 1)
+                    fields[k] = v
+            with self.cond:
+                self.messages.append(NotifyMessage(time.monotonic(), time.time(), fields))
+                self.cond.notify_all()
+
+    def wait_for(self, key, value=None, *, since=0.0, timeout=10.0):
+        """First message after `since` (monotonic) carrying key (=value);
+        None when none arrives within timeout."""
+        deadline = time.monotonic() + timeout
+        with self.cond:
+            while True:
+                for m in self.messages:
+                    if m.t >= since and key in m.fields and (value is None or m.fields[key] == value):
+                        return m
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    return None
+                self.cond.wait(left)
+
+    def since(self, t):
+        with self.cond:
+            return [m for m in self.messages if m.t >= t]
+
+    def close(self):
+        self.closed = True
+        self.sock.close()
+        self.path.unlink(missing_ok=True)
+
+
+@dataclasses.dataclass
+class Ready:
+    """When READY=1 arrived, relative to the daemon's start."""
+    t: float                     # monotonic time of READY=1
+    wall: float
+    after_start: float           # seconds from start() to READY=1
+    message: NotifyMessage       # the message carrying READY=1
+    messages: list               # every notify message since start(), in order
+
+    @property
+    def status(self) -> str:
+        """The STATUS= in force at READY=1 (same message or the last before)."""
+        text = ""
+        for m in self.messages:
+            if m.t > self.t:
+                break
+            text = m.fields.get("STATUS", text)
+        return text
+
+
+# --------------------------------------------------------------- namespaces
+
+class Netns:
+    def __init__(self, name: str):
+        self.name = name
+
+    def create(self):
+        run(["ip", "netns", "add", self.name])
+        self.ip("link", "set", "lo", "up")
+        return self
+
+    def ip(self, *args, check=True):
+        return run(["ip", "-n", self.name, *args], check=check)
+
+    def exec(self, *argv, check=False, timeout=60, env=None, input=None):
+        return run(["ip", "netns", "exec", self.name, *argv], check=check,
+                   timeout=timeout, env=env, input=input)
+
+    def popen(self, argv, *, log: Path, env=None):
+        with open(log, "ab") as f:
+            f.write(f"=== meshlab {time.strftime('%H:%M:%S')}: "
+                    f"{shlex.join(str(a) for a in argv)}\n".encode())
+            f.flush()
+            # ip netns exec execs the command: the pid is the daemon's own.
+            return subprocess.Popen(["ip", "netns", "exec", self.name, *map(str, argv)],
+                                    stdin=subprocess.DEVNULL, stdout=f, stderr=subprocess.STDOUT,
+                                    env=env, start_new_session=True)
+
+    def pids(self) -> list[int]:
+        cp = run(["ip", "netns", "pids", self.name], check=False)
+        return [int(p) for p in cp.stdout.split()] if cp.returncode == 0 else []
+
+    def destroy(self):
+        """Kills everything inside, removes the UAPI sockets of its
+        wireguard-go processes, deletes the namespace."""
+        pids = self.pids()
+        ifnames = [n for n in (_wireguard_go_ifname(p) for p in pids) if n]
+        _kill_pids(pids)
+        for ifname in ifnames:
+            _remove_wg_socket(ifname)
+        run(["ip", "netns", "del", self.name], check=False)
+
+
+# --------------------------------------------------------------- daemons
+
+class Daemon:
+    """A foreground process in a namespace with its own NOTIFY_SOCKET."""
+
+    def __init__(self, lab: "Lab", ns: Netns, name: str, log: Path, notify_path: Path):
+        self.lab, self.ns, self.name, self.log = lab, ns, name, log
+        self.notify = NotifyListener(notify_path)
+        self.proc: subprocess.Popen | None = None
+        self.started_at = 0.0
+        self.started_wall = 0.0
+
+    def argv(self) -> list:
+        raise NotImplementedError
+
+    def env(self):
+        env = dict(os.environ)
+        env["NOTIFY_SOCKET"] = str(self.notify.path)
+        env.setdefault("MESHD_LOG_LEVEL", "debug")
+        return env
+
+    @property
+    def running(self):
+        return self.proc is not None and self.proc.poll() is None
+
+    def start(self):
+        assert not self.running, f"{self.name} already running"
+        self.started_at, self.started_wall = time.monotonic(), time.time()
+        self.proc = self.ns.popen(self.argv(), log=self.log, env=self.env())
+        return self
+
+    def wait_ready(self, timeout=20.0, *, check=True) -> Ready | None:
+        """Waits for READY=1 sent after the last start(). Raises (check) or
+        returns None when it does not come in time."""
+        since = self.started_at
+        m = self.notify.wait_for("READY", "1", since=since, timeout=timeout)
+        if m is None:
+            if check:
+                alive = "running" if self.running else f"exited with {self.proc.returncode}"
+                raise TimeoutError(f"{self.name}: no READY=1 within {timeout:g} s ({alive}); "
+                                   f"notify messages: {self.notify.since(since)}")
+            return None
+        return Ready(m.t, m.wall, m.t - self.started_at, m, self.notify.since(since))
+
+    def _signal_and_wait(self, sig, timeout):
+        if not self.running:
+            return
+        self.proc.send_signal(sig)
+        try:
+            self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait(5)
+
+    def stop(self, timeout=10.0):
+        """SIGTERM, SIGKILL after timeout seconds."""
+        self._signal_and_wait(signal.SIGTERM, timeout)
+        return self.proc.returncode if self.proc else None
+
+    def kill(self):
+        self._signal_and_wait(signal.SIGKILL, 5)
+
+    def restart(self):
+        self.stop()
+        return self.start()
+
+    def log_tail(self, lines=40) -> str:
+        try:
+            text = self.log.read_text(errors="replace").splitlines()
+        except FileNotFoundError:
+            return "(no log)"
+        return "\n".join(text[-lines:])
+
+
+class Control(Daemon):
+    """meshd-control: init at creation, serve on start()."""
+
+    def __init__(self, lab, ns, address, port=CONTROL_PORT):
+        d = lab.dir / "control"
+        d.mkdir(parents=True, exist_ok=True)
+        super().__init__(lab, ns, "control", d / "meshd-control.log",
+                         lab.short / "control.notify")
+        self.address, self.port = address, port
+        self.state_dir = d / "state"
+        self.state_dir.mkdir(exist_ok=True)
+        self.url = f"https://{address}:{port}"
+        self.pin = None
+
+    def command(self, *args, check=True, timeout=30):
+        return self.ns.exec(binary("meshd-control"), "--state-dir", self.state_dir, *args,
+                            check=check, timeout=timeout)
+
+    def init(self) -> str:
+        cp = self.command("init", "--url", self.url)
+        pins = [line.strip() for line in cp.stdout.splitlines() if line.strip().startswith("sha256//")]
+        if not pins:
+            raise RuntimeError(f"meshd-control init printed no sha256// pin:\n{cp.stdout}{cp.stderr}")
+        self.pin = pins[0]
+        return self.pin
+
+    def argv(self):
+        return [binary("meshd-control"), "--state-dir", self.state_dir,
+                "serve", "--listen", f"{self.address}:{self.port}"]
+
+    def authkey(self, *, reusable=False, expires=None) -> "AuthKey":
+        args = ["authkey", "create"]
+        if reusable:
+            args.append("--reusable")
+        if expires:
+            args += ["--expires", expires]
+        lines = self.command(*args).stdout.splitlines()
+        if len(lines) < 2:
+            raise RuntimeError(f"authkey create printed {lines!r}, want key + meshctl line")
+        return AuthKey(lines[0].strip(), lines[1].strip())
+
+    def nodes(self) -> list[dict]:
+        data = json.loads(self.command("nodes", "list", "--json").stdout)
+        return data["nodes"] if isinstance(data, dict) else data
+
+    def remove_node(self, name):
+        return self.command("nodes", "remove", name)
+
+
+@dataclasses.dataclass
+class AuthKey:
+    key: str
+    up_command: str         # "meshctl up --server URL --authkey KEY --pin PIN"
+
+    def __str__(self):
+        return self.key
+
+
+@dataclasses.dataclass
+class WgPeer:
+    public_key: str
+    endpoint: str | None
+    allowed_ips: list
+    latest_handshake: int
+    rx: int
+    tx: int
+
+
+@dataclasses.dataclass
+class WgDevice:
+    public_key: str
+    listen_port: int
+    peers: dict             # public key → WgPeer
+
+
+class Node(Daemon):
+    """One meshd in its own namespace."""
+
+    def __init__(self, lab, ns, name, index, address, *, hostname=None, policy="any",
+                 required_peers=(), timeout_sec=None, authkey=None, control=None,
+                 keep_interface=None, extra_mesh=None):
+        d = lab.dir / name
+        d.mkdir(parents=True, exist_ok=True)
+        rt = lab.short / name
+        rt.mkdir(parents=True, exist_ok=True)
+        super().__init__(lab, ns, name, d / "meshd.log", rt / "notify")
+        self.index, self.address = index, address
+        self.hostname = hostname or name
+        self.interface = f"m{lab.rid}{chr(ord('a') + index)}"
+        self.state_dir = d / "state"
+        self.state_dir.mkdir(exist_ok=True)
+        self.runtime_dir = rt
+        self.config = d / "meshd.conf"
+        self.socket = rt / "io.meshd.sock"
+        mesh = {"Hostname": self.hostname, "Interface": self.interface,
+                "ListenPort": "41641", "Backend": "userspace"}
+        if control is not None:
+            mesh["ControlURL"] = control.url
+            mesh["ControlPin"] = control.pin
+        if authkey is not None:
+            keyfile = d / "authkey"
+            keyfile.write_text(f"{authkey}\n")
+            keyfile.chmod(0o600)
+            mesh["AuthKeyFile"] = str(keyfile)
+        if keep_interface is not None:
+            mesh["KeepInterface"] = "yes" if keep_interface else "no"
+        mesh.update(extra_mesh or {})
+        online = {"Policy": policy}
+        if required_peers:
+            online["RequiredPeers"] = " ".join(required_peers)
+        if timeout_sec is not None:
+            online["TimeoutSec"] = str(timeout_sec)
+        text = "[Mesh]\n" + "".join(f"{k}={v}\n" for k, v in mesh.items())
+        text += "\n[Online]\n" + "".join(f"{k}={v}\n" for k, v in online.items())
+        self.config.write_text(text)
+
+    def argv(self):
+        return [binary("meshd"), "--config", self.config, "--state-dir", self.state_dir,
+                "--runtime-dir", self.runtime_dir]
+
+    # --- talking to it
+    def exec(self, *argv, check=False, timeout=60, env=None, input=None):
+        return self.ns.exec(*argv, check=check, timeout=timeout, env=env, input=input)
+
+    def meshctl(self, *args, check=False, timeout=60):
+        return self.exec(binary("meshctl"), "--socket", self.socket, *args,
+                         check=check, timeout=timeout)
+
+    def status(self) -> dict:
+        """io.meshd Status of this node (`meshctl status --json` → "self")."""
+        data = json.loads(self.meshctl("status", "--json", check=True).stdout)
+        return data.get("self", data)
+
+    def peers(self) -> list[dict]:
+        data = json.loads(self.meshctl("peers", "--json", check=True).stdout)
+        return data["peers"] if isinstance(data, dict) else data
+
+    def peer_names(self) -> set:
+        return {p["name"] for p in self.peers()}
+
+    def wait_api(self, timeout=10.0):
+        """Until `meshctl status --json` answers."""
+        def ok():
+            return self.socket.exists() and self.meshctl("status", "--json").returncode == 0
+        wait_until(ok, timeout, interval=0.1, what=f"{self.name}'s API socket")
+
+    def ping(self, address, *, count=1, wait=1):
+        """Real ICMP echo from inside the namespace."""
+        return self.exec("ping", "-n", "-c", str(count), "-W", str(wait), str(address),
+                         timeout=count * wait + 10)
+
+    def can_ping(self, address, *, within=10.0) -> bool:
+        try:
+            wait_until(lambda: self.ping(address).returncode == 0, within, interval=0.2,
+                       what=f"ping {self.name} → {address}")
+            return True
+        except TimeoutError:
+            return False
+
+    def wg_show(self) -> WgDevice | None:
+        """`wg show IFNAME dump`, parsed; None when the device is absent."""
+        cp = self.exec("wg", "show", self.interface, "dump")
+        if cp.returncode != 0:
+            return None
+        lines = [line.split("\t") for line in cp.stdout.splitlines() if line]
+        _priv, pub, port, _fwmark = lines[0][:4]
+        peers = {}
+        for f in lines[1:]:
+            allowed = [] if f[3] == "(none)" else f[3].split(",")
+            peers[f[0]] = WgPeer(f[0], None if f[2] == "(none)" else f[2], allowed,
+                                 int(f[4]), int(f[5]), int(f[6]))
+        return WgDevice(pub, int(port), peers)
+
+    def state_snapshot(self) -> dict:
+        """{relative path: (mode, bytes)} of the whole state dir."""
+        snap = {}
+        for p in sorted(self.state_dir.rglob("*")):
+            rel = str(p.relative_to(self.state_dir))
+            if p.is_file():
+                snap[rel] = (p.stat().st_mode, p.read_bytes())
+            else:
+                snap[rel] = (p.stat().st_mode, None)
+        return snap
+
+
+# --------------------------------------------------------------- the lab
+
+class Lab:
+    """An underlay bridge namespace, the hosts on it, and their clean-up."""
+
+    def __init__(self, workdir: Path):
+        self.dir = Path(workdir)
+        self.dir.mkdir(parents=True, exist_ok=True)
+        REGISTRY_DIR.mkdir(parents=True, exist_ok=True)
+        while True:
+            self.rid = secrets.token_hex(2)
+            try:
+                fd = os.open(REGISTRY_DIR / self.rid, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+                break
+            except FileExistsError:
+                continue
+        os.write(fd, f"{os.getpid()}\n".encode())
+        os.close(fd)
+        # Unix socket paths are limited to 108 bytes: runtime dirs and notify
+        # sockets live in a short directory, logs and state under workdir.
+        self.short = Path(tempfile.mkdtemp(prefix=f"ml{self.rid}-", dir="/tmp"))
+        self.namespaces: list[Netns] = []
+        self.daemons: list[Daemon] = []
+        self.nodes: dict[str, Node] = {}
+        self.control: Control | None = None
+        self.closed = False
+        _live_labs.append(self)
+        self.bridge = self._netns("net")
+        self.bridge.ip("link", "add", "br0", "type", "bridge")
+        self.bridge.ip("link", "set", "br0", "up")
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    def _netns(self, host) -> Netns:
+        ns = Netns(f"{NS_PREFIX}{self.rid}-{host}")
+        self.namespaces.append(ns)
+        return ns.create()
+
+    def add_host(self, host: str, address: str) -> Netns:
+        """A namespace with eth0 on the underlay bridge at address/24."""
+        ns = self._netns(host)
+        port = f"v{len(self.namespaces)}"
+        ns.ip("link", "add", "eth0", "type", "veth", "peer", "name", port,
+              "netns", self.bridge.name)
+        self.bridge.ip("link", "set", port, "master", "br0", "up")
+        ns.ip("addr", "add", f"{address}/24", "dev", "eth0")
+        ns.ip("link", "set", "eth0", "up")
+        return ns
+
+    def add_control(self, *, start=True) -> Control:
+        """Control server at 192.0.2.1: init, then (start) serve until READY."""
+        ns = self.add_host("control", f"{UNDERLAY}.1")
+        self.control = Control(self, ns, f"{UNDERLAY}.1")
+        self.daemons.append(self.control)
+        self.control.init()
+        if start:
+            self.control.start()
+            self.control.wait_ready(20)
+        return self.control
+
+    def add_node(self, name, *, authkey=None, join=True, **kwargs) -> Node:
+        """A meshd node. authkey: written to AuthKeyFile. join=False: no
+        ControlURL either (it waits for `meshctl up`). Not started."""
+        index = len(self.nodes)
+        address = f"{UNDERLAY}.{10 + index}"
+        ns = self.add_host(name, address)
+        node = Node(self, ns, name, index, address, authkey=authkey,
+                    control=self.control if join else None, **kwargs)
+        self.nodes[name] = node
+        self.daemons.append(node)
+        return node
+
+    def fake_control(self, mode, *, port=9443) -> "FakeControl":
+        assert self.control is not None, "add_control() first: the fake lives in its namespace"
+        fake = FakeControl(self, self.control.ns, self.control.address, port, mode)
+        self.daemons.append(fake)
+        return fake.start_and_wait()
+
+    def log_tails(self, lines=40) -> str:
+        return "\n".join(f"----- {d.name}: {d.log} (last {lines} lines)\n{d.log_tail(lines)}"
+                         for d in self.daemons)
+
+    def close(self):
+        if self.closed:
+            return
+        self.closed = True
+        for d in self.daemons:
+            try:
+                d.stop(timeout=5)
+            except Exception:
+                pass
+        for ns in reversed(self.namespaces):
+            ns.destroy()
+        for node in self.nodes.values():
+            _remove_wg_socket(node.interface)
+        for d in self.daemons:
+            d.notify.close()
+        shutil.rmtree(self.short, ignore_errors=True)
+        (REGISTRY_DIR / self.rid).unlink(missing_ok=True)
+        if self in _live_labs:
+            _live_labs.remove(self)
+
+
+@atexit.register
+def _close_live_labs():
+    for lab in list(_live_labs):
+        lab.close()
+
+
+# --------------------------------------------------------------- fake control
+
+class FakeControl(Daemon):
+    """An HTTPS server with its own key that answers /v1/register badly."""
+
+    def __init__(self, lab, ns, address, port, mode):
+        d = lab.dir / f"fake-{mode}"
+        d.mkdir(parents=True, exist_ok=True)
+        super().__init__(lab, ns, f"fake-{mode}", d / "fake.log", lab.short / f"fake-{mode}.notify")
+        self.address, self.port, self.mode = address, port, mode
+        self.url = f"https://{address}:{port}"
+        self.key, self.cert = d / "key.pem", d / "cert.pem"
+        run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1",
+             "-nodes", "-keyout", self.key, "-out", self.cert, "-days", "2", "-subj", "/CN=fake"])
+        self.pin = spki_pin(self.key)
+
+    def argv(self):
+        return [PYTHON, Path(__file__).resolve(), "fake-control", "--listen",
+                f"{self.address}:{self.port}", "--cert", self.cert, "--key", self.key,
+                "--mode", self.mode]
+
+    def start_and_wait(self):
+        self.start()
+        self.wait_ready(10)
+        return self
+
+    @property
+    def requests(self) -> int:
+        return sum(1 for line in self.log_tail(1000).splitlines() if line.startswith("request "))
+
+
+FAKE_MODES = ("garbage", "wrong-shape", "truncated", "truncated-tls-close")
+
+
+def _fake_control_main(argv):
+    import argparse
+    import http.server
+    import ssl
+
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--listen", required=True)
+    ap.add_argument("--cert", required=True)
+    ap.add_argument("--key", required=True)
+    ap.add_argument("--mode", choices=FAKE_MODES, required=True)
+    a = ap.parse_args(argv)
+    host, port = a.listen.rsplit(":", 1)
+    valid = json.dumps({"node_id": 1, "name": "x", "token": "t", "netmap": {
+        "version": 1, "domain": "mesh.internal", "ipv4_range": "100.64.0.0/10",
+        "ipv6_range": "fd7a:115c:a1e0::/48", "self": {"name": "x", "public_key": "",
+        "ipv4": "100.64.0.2", "ipv6": "fd7a:115c:a1e0::2", "endpoints": []}, "peers": []}}).encode()
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def _answer(self):
+            n = int(self.headers.get("Content-Length") or 0)
+            self.rfile.read(n)
+            print(f"request {self.command} {self.path}", flush=True)
+            if a.mode == "garbage":
+                body = b"\x00\xffthis is not json {{{"
+                self._send(200, body, len(body))
+            elif a.mode == "wrong-shape":
+                body = b'{"node_id": "three", "netmap": [1, 2]}'
+                self._send(200, body, len(body))
+            else:   # truncated: promise the whole reply, send a third, hang up
+                self._send(200, valid[: len(valid) // 3], len(valid))
+                self.close_connection = True
+                if a.mode == "truncated-tls-close":
+                    try:        # a clean TLS close_notify: only HTTP sees the cut
+                        self.connection.settimeout(2)
+                        self.connection.unwrap()
+                    except (OSError, ValueError):
+                        pass
+
+        def _send(self, code, body, length):
+            self.send_response(code)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(length))
+            self.end_headers()
+            self.wfile.write(body)
+            self.wfile.flush()
+
+        do_GET = do_POST = _answer
+
+        def log_message(self, fmt, *args):
+            pass
+
+    srv = http.server.ThreadingHTTPServer((host, int(port)), Handler)
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    ctx.load_cert_chain(a.cert, a.key)
+    srv.socket = ctx.wrap_socket(srv.socket, server_side=True)
+    notify = os.environ.get("NOTIFY_SOCKET")
+    if notify:
+        with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as s:
+            s.sendto(b"READY=1\nSTATUS=fake control (" + a.mode.encode() + b")", notify)
+    print(f"listening on {a.listen} mode {a.mode}", flush=True)
+    srv.serve_forever()
+
+
+if __name__ == "__main__":
+    import sys
+    if len(sys.argv) > 1 and sys.argv[1] == "fake-control":
+        _fake_control_main(sys.argv[2:])
+    else:
+        print(__doc__)
