@@ -346,7 +346,7 @@ static int store_get_int_setting(Store *s, const char *key, int64_t *ret) {
 }
 
 int store_get_version(Store *s, uint64_t *ret) {
-        int64_t v;
+        int64_t v = 0;
         int r;
 
         r = store_get_int_setting(s, "version", &v);
@@ -552,7 +552,8 @@ static int store_unique_name(Store *s, const char *label, char **ret) {
                         while (room > 0 && base[room - 1] == '-')
                                 base[--room] = 0;
                 }
-                (void) snprintf(name, sizeof(name), "%s%s", base, suffix);
+                if (snprintf(name, sizeof(name), "%s%s", base, suffix) >= (int) sizeof(name))
+                        return -ENAMETOOLONG; /* cannot happen: base was shortened to fit */
                 r = name_in_use(s, name);
                 if (r < 0)
                         return r;
@@ -623,7 +624,7 @@ static int store_allocate_host(Store *s, uint64_t *ret_host, char ipv4[static IN
                                char ipv6[static INET6_ADDRSTRLEN]) {
         _cleanup_(sqlite3_finalizep) sqlite3_stmt *stmt = NULL;
         IpamRange range;
-        int64_t next;
+        int64_t next = 0;
         uint64_t host;
         int r;
 

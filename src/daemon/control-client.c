@@ -357,17 +357,17 @@ static int error_from_curl(CURLcode code, bool too_large, const char *detail, ch
 
         switch (code) {
         case CURLE_SSL_PINNEDPUBKEYNOTMATCH:
-                *ret_message = strdup("control server's public key does not match the pin");
+                *ret_message = strdup("the server presented a different public key");
                 return -EKEYREJECTED;
         case CURLE_OPERATION_TIMEDOUT:
-                *ret_message = strdup("control server did not answer in time");
+                *ret_message = strdup("no answer in time");
                 return -ETIMEDOUT;
         case CURLE_OUT_OF_MEMORY:
                 return -ENOMEM;
         case CURLE_WRITE_ERROR:
         case CURLE_FILESIZE_EXCEEDED:
                 if (too_large || code == CURLE_FILESIZE_EXCEEDED) {
-                        *ret_message = strdup("control server sent a reply that is too large");
+                        *ret_message = strdup("reply too large");
                         return -EBADMSG;
                 }
                 return -ENOMEM; /* our write callback could not allocate */
@@ -377,11 +377,11 @@ static int error_from_curl(CURLcode code, bool too_large, const char *detail, ch
         case CURLE_BAD_CONTENT_ENCODING:
         case CURLE_HTTP2:
         case CURLE_HTTP2_STREAM:
-                *ret_message = strdup("control server sent a truncated reply");
+                *ret_message = strdup("truncated reply");
                 return -EBADMSG;
         default:
                 /* connect, resolve, TLS handshake, send/receive (connection lost) */
-                r = asprintf(ret_message, "cannot reach control server: %s", what);
+                r = asprintf(ret_message, "%s", what);
                 if (r < 0)
                         *ret_message = NULL;
                 return -EHOSTUNREACH;
@@ -417,10 +417,22 @@ static int transfer_result(Transfer *t, CURLcode code, char **ret_message) {
         long status = 0;
 
         *ret_message = NULL;
-        if (code != CURLE_OK)
-                return error_from_curl(code, t->body_too_large, t->error_buffer, ret_message);
-
         (void) curl_easy_getinfo(t->easy, CURLINFO_RESPONSE_CODE, &status);
+        if (code != CURLE_OK) {
+                /* Once the status line arrived, the server was reached: a
+                 * connection lost after that is a cut-off reply, not an
+                 * unreachable server. */
+                if (status > 0 && (code == CURLE_RECV_ERROR || code == CURLE_SSL_CONNECT_ERROR ||
+                                   code == CURLE_READ_ERROR)) {
+                        int r = asprintf(ret_message, "truncated reply (%s)",
+                                         t->error_buffer[0] ? t->error_buffer : curl_easy_strerror(code));
+                        if (r < 0)
+                                *ret_message = NULL;
+                        return -EBADMSG;
+                }
+                return error_from_curl(code, t->body_too_large, t->error_buffer, ret_message);
+        }
+
         if (status == 304 && t->kind == TRANSFER_POLL)
                 return 1;
         if (status < 200 || status > 299)
@@ -430,7 +442,7 @@ static int transfer_result(Transfer *t, CURLcode code, char **ret_message) {
                 /* Validate at the border: a 200 is only usable as a JSON object. */
                 _cleanup_json_ cJSON *j = t->body ? cJSON_ParseWithLength(t->body, t->body_size) : NULL;
                 if (!cJSON_IsObject(j)) {
-                        *ret_message = strdup("control server sent a reply that is not JSON");
+                        *ret_message = strdup("reply is not a JSON object");
                         return -EBADMSG;
                 }
         }

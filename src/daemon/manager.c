@@ -831,10 +831,9 @@ static void on_register_reply(ControlClient *c, int error, const char *message, 
 
         r = register_reply_parse(body, len, &reply, &parse_error);
         if (r < 0 || !key_equal(&reply.netmap->self.public_key, &m->public_key)) {
-                if (asprintf(&msg, "malformed reply from control server: %s",
-                             r < 0 ? strna(parse_error) : "netmap is for another key") < 0)
+                if (asprintf(&msg, "%s", r < 0 ? strna(parse_error) : "netmap is for another key") < 0)
                         msg = NULL;
-                log_error("Joining the mesh failed: %s", strna(msg));
+                log_error("Joining the mesh failed, malformed reply from control server: %s", strna(msg));
                 manager_finish_up(m, "io.meshd.ProtocolError", strna(msg));
                 goto drop_client;
         }

@@ -122,7 +122,7 @@ static bool in_addr_prefix_contains(int family, const union in_addr_union *prefi
 static int parse_range(const cJSON *obj, const char *key, int family, const char *path,
                        bool required, bool *ret_present, union in_addr_union *ret,
                        uint8_t *ret_prefixlen, char **ret_error) {
-        const char *s;
+        const char *s = NULL;
         int r, f;
 
         r = get_string(obj, key, required, path, &s, ret_error);
@@ -145,7 +145,7 @@ static int parse_range(const cJSON *obj, const char *key, int family, const char
 static int parse_node_address(const cJSON *obj, const char *key, int family, bool required,
                               const Netmap *m, const char *path, bool *ret_present,
                               union in_addr_union *ret, char **ret_error) {
-        const char *s;
+        const char *s = NULL;
         int r, f;
 
         r = get_string(obj, key, required, path, &s, ret_error);
@@ -216,7 +216,7 @@ static int parse_endpoints(const cJSON *obj, const char *path, char ***ret, char
 /* path is "self." or "peers[N]."; m carries the ranges, already parsed. */
 static int parse_node(const cJSON *obj, const Netmap *m, const char *path, bool is_self,
                       NetmapNode *node, char **ret_error) {
-        const char *s;
+        const char *s = NULL;
         bool present;
         int r;
 
@@ -384,7 +384,7 @@ static int netmap_from_json_internal(const cJSON *obj, const char *prefix, Netma
                                      char **ret_error) {
         _cleanup_(netmap_freep) Netmap *m = NULL;
         const cJSON *item;
-        const char *s;
+        const char *s = NULL;
         bool present;
         int r;
 
@@ -715,7 +715,7 @@ int register_reply_parse(const char *json, size_t len, RegisterReply *ret, char 
         _cleanup_(json_erase_token) cJSON *j = NULL;
         _cleanup_(netmap_freep) Netmap *m = NULL;
         uint64_t node_id;
-        const char *name, *token;
+        const char *name = NULL, *token = NULL;
         int r;
 
         if (!ret)

@@ -439,11 +439,11 @@ static void test_register_not_json(void **state) {
 }
 
 static void test_register_truncated(void **state) {
-        do_register(SCENARIO_REGISTER_TRUNCATED, NULL, -EBADMSG, "control server sent a truncated reply");
+        do_register(SCENARIO_REGISTER_TRUNCATED, NULL, -EBADMSG, "truncated reply");
 }
 
 static void test_register_huge(void **state) {
-        do_register(SCENARIO_REGISTER_HUGE, NULL, -EBADMSG, "control server sent a reply that is too large");
+        do_register(SCENARIO_REGISTER_HUGE, NULL, -EBADMSG, "reply too large");
 }
 
 static void test_wrong_pin(void **state) {
