@@ -16,6 +16,7 @@
 #include "ipam.h"
 #include "log.h"
 #include "store.h"
+#include "strv.h"
 
 #define SCHEMA_VERSION 1
 #define BUSY_TIMEOUT_MSEC 5000
@@ -524,7 +525,7 @@ static int store_lowest_free_suffix(Store *s, const char *base, uint64_t *ret) {
 
 static int store_unique_name(Store *s, const char *label, char **ret) {
         char base[STORE_NAME_MAX + 1], name[STORE_NAME_MAX + 1];
-        uint64_t n;
+        uint64_t n = 0;
         int r;
 
         if (strlen(label) > STORE_NAME_MAX)
@@ -650,21 +651,6 @@ static int store_allocate_host(Store *s, uint64_t *ret_host, char ipv4[static IN
                 return r;
 
         *ret_host = host;
-        return 0;
-}
-
-static int strv_copy(char *const *l, char ***ret) {
-        size_t n = strv_length(l);
-        _cleanup_strv_free_ char **c = calloc(n + 1, sizeof(char *));
-
-        if (!c)
-                return -ENOMEM;
-        for (size_t i = 0; i < n; i++) {
-                c[i] = strdup(l[i]);
-                if (!c[i])
-                        return -ENOMEM;
-        }
-        *ret = TAKE_PTR(c);
         return 0;
 }
 

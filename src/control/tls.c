@@ -14,6 +14,7 @@
 #include <sys/stat.h>
 #include <time.h>
 
+#include "fileio.h"
 #include "log.h"
 #include "tls.h"
 
@@ -37,77 +38,29 @@ static int gnutls_error(int rc, const char *what) {
         return log_error_errno(-EIO, "%s: %s", what, gnutls_strerror(rc));
 }
 
-static int write_all(int fd, const void *data, size_t size) {
-        const uint8_t *p = data;
-
-        while (size > 0) {
-                ssize_t n = write(fd, p, size);
-                if (n < 0) {
-                        if (errno == EINTR)
-                                continue;
-                        return negative_errno();
-                }
-                p += n;
-                size -= n;
-        }
-        return 0;
-}
-
-static int write_file_atomic(const char *dir, const char *name, const void *data, size_t size) {
-        _cleanup_free_ char *path = NULL, *tmp = NULL;
-        _cleanup_close_ int fd = -EBADF;
+static int write_secret_file(const char *dir, const char *name, const void *data, size_t size) {
+        _cleanup_free_ char *path = NULL;
         int r;
 
-        if (asprintf(&path, "%s/%s", dir, name) < 0 || asprintf(&tmp, "%s/.%s.XXXXXX", dir, name) < 0)
+        if (asprintf(&path, "%s/%s", dir, name) < 0)
                 return log_oom();
-
-        /* mkostemp creates the file 0600, before anything secret is in it */
-        fd = mkostemp(tmp, O_CLOEXEC);
-        if (fd < 0)
-                return log_error_errno(negative_errno(), "Failed to create %s: %m", tmp);
-
-        r = write_all(fd, data, size);
-        if (r >= 0 && fsync(fd) < 0)
-                r = negative_errno();
-        if (r >= 0 && rename(tmp, path) < 0)
-                r = negative_errno();
-        if (r < 0) {
-                (void) unlink(tmp);
+        r = write_file_atomic(path, data, size, 0600);
+        if (r < 0)
                 return log_error_errno(r, "Failed to write %s: %m", path);
-        }
         return 0;
 }
 
 static int read_file(const char *dir, const char *name, char **ret, size_t *ret_size) {
-        _cleanup_free_ char *path = NULL, *buf = NULL;
-        _cleanup_close_ int fd = -EBADF;
-        size_t size = 0;
+        _cleanup_free_ char *path = NULL;
+        int r;
 
         if (asprintf(&path, "%s/%s", dir, name) < 0)
                 return log_oom();
-        fd = open(path, O_RDONLY | O_CLOEXEC);
-        if (fd < 0)
-                return log_error_errno(negative_errno(), "Failed to open %s: %m", path);
-        buf = malloc(PEM_MAX + 1);
-        if (!buf)
-                return log_oom();
-        for (;;) {
-                ssize_t n = read(fd, buf + size, PEM_MAX - size);
-                if (n < 0) {
-                        if (errno == EINTR)
-                                continue;
-                        return log_error_errno(negative_errno(), "Failed to read %s: %m", path);
-                }
-                if (n == 0)
-                        break;
-                size += n;
-                if (size == PEM_MAX)
-                        return log_error_errno(-EFBIG, "%s: file too large.", path);
-        }
-        buf[size] = 0;
-        *ret = TAKE_PTR(buf);
-        if (ret_size)
-                *ret_size = size;
+        r = read_full_file(path, PEM_MAX, ret, ret_size);
+        if (r == -EFBIG)
+                return log_error_errno(r, "%s: file too large.", path);
+        if (r < 0)
+                return log_error_errno(r, "Failed to read %s: %m", path);
         return 0;
 }
 
@@ -248,11 +201,11 @@ int tls_generate(const char *dir, const char *host, char **ret_pin) {
         if (rc < 0)
                 return gnutls_error(rc, "Failed to encode certificate");
 
-        r = write_file_atomic(dir, TLS_KEY_FILE, key_pem.data, key_pem.size);
+        r = write_secret_file(dir, TLS_KEY_FILE, key_pem.data, key_pem.size);
         explicit_bzero(key_pem.data, key_pem.size);
         if (r < 0)
                 return r;
-        r = write_file_atomic(dir, TLS_CERT_FILE, crt_pem.data, crt_pem.size);
+        r = write_secret_file(dir, TLS_CERT_FILE, crt_pem.data, crt_pem.size);
         if (r < 0)
                 return r;
 

@@ -6,6 +6,7 @@
 #include <sys/wait.h>
 #include <systemd/sd-daemon.h>
 
+#include "fileio.h"
 #include "link.h"
 #include "log.h"
 #include "manager.h"

@@ -5,6 +5,7 @@
 #include "manager.h"
 #include "messages.h"
 #include "peer.h"
+#include "strv.h"
 #include "varlink.h"
 
 struct PendingPing {
@@ -30,29 +31,6 @@ static void peer_unlink_ping(Peer *p, PendingPing *pp) {
                         *i = pp->next;
                         return;
                 }
-}
-
-static char **strv_copy(char *const *l) {
-        size_t n = strv_length(l);
-        char **c = calloc(n + 1, sizeof(char *));
-        if (!c)
-                return NULL;
-        for (size_t i = 0; i < n; i++) {
-                c[i] = strdup(l[i]);
-                if (!c[i])
-                        return strv_free(c);
-        }
-        return c;
-}
-
-static bool strv_equal(char *const *a, char *const *b) {
-        size_t n = strv_length(a);
-        if (n != strv_length(b))
-                return false;
-        for (size_t i = 0; i < n; i++)
-                if (!streq(a[i], b[i]))
-                        return false;
-        return true;
 }
 
 static int peer_set_name(Peer *p, const char *name, const char *domain) {
@@ -127,9 +105,10 @@ int peer_update(Peer *p, const NetmapNode *node, const char *domain) {
         }
 
         if (!p->endpoints || !strv_equal(p->endpoints, node->endpoints)) {
-                char **e = strv_copy(node->endpoints);
-                if (!e)
-                        return -ENOMEM;
+                char **e;
+                r = strv_copy(node->endpoints, &e);
+                if (r < 0)
+                        return r;
                 strv_free(p->endpoints);
                 p->endpoints = e;
                 p->endpoint_index = 0;

@@ -5,6 +5,7 @@
 
 #include <cjson/cJSON.h>
 
+#include "fileio.h"
 #include "log.h"
 #include "messages.h"
 #include "state.h"
@@ -24,79 +25,6 @@ void credentials_done(Credentials *c) {
 int state_dir_prepare(const char *dir) {
         if (mkdir(dir, 0700) < 0 && errno != EEXIST)
                 return -errno;
-        return 0;
-}
-
-int write_file_atomic(const char *path, const void *data, size_t len, mode_t mode) {
-        _cleanup_free_ char *tmp = NULL;
-        _cleanup_close_ int fd = -EBADF;
-        const uint8_t *p = data;
-
-        if (asprintf(&tmp, "%s.XXXXXX", path) < 0)
-                return -ENOMEM;
-        fd = mkostemp(tmp, O_CLOEXEC);
-        if (fd < 0)
-                return -errno;
-        if (fchmod(fd, mode) < 0)
-                goto fail;
-        while (len > 0) {
-                ssize_t n = write(fd, p, len);
-                if (n < 0) {
-                        if (errno == EINTR)
-                                continue;
-                        goto fail;
-                }
-                p += n;
-                len -= (size_t) n;
-        }
-        /* The rename must not be able to reach the disk before the data. */
-        if (fsync(fd) < 0)
-                goto fail;
-        if (rename(tmp, path) < 0)
-                goto fail;
-        return 0;
-fail:;
-        int r = -errno;
-        (void) unlink(tmp);
-        return r;
-}
-
-int read_full_file(const char *path, size_t max_size, char **ret, size_t *ret_len) {
-        _cleanup_close_ int fd = -EBADF;
-        _cleanup_free_ char *buf = NULL;
-        size_t size = 0, allocated = 0;
-
-        fd = open(path, O_RDONLY | O_CLOEXEC);
-        if (fd < 0)
-                return -errno;
-        for (;;) {
-                if (allocated - size < 4096) {
-                        size_t n = allocated ? allocated * 2 : 8192;
-                        char *b;
-                        if (n > max_size + 1)
-                                n = max_size + 1;
-                        if (n <= size)
-                                return -EFBIG;
-                        b = realloc(buf, n);
-                        if (!b)
-                                return -ENOMEM;
-                        buf = b;
-                        allocated = n;
-                }
-                ssize_t k = read(fd, buf + size, allocated - size - 1);
-                if (k < 0) {
-                        if (errno == EINTR)
-                                continue;
-                        return -errno;
-                }
-                if (k == 0)
-                        break;
-                size += (size_t) k;
-        }
-        buf[size] = 0;
-        *ret = TAKE_PTR(buf);
-        if (ret_len)
-                *ret_len = size;
         return 0;
 }
 

@@ -33,7 +33,3 @@ int state_load_netmap(const char *dir, char **ret_json, size_t *ret_len);
 int state_save_netmap(const char *dir, const char *json, size_t len);
 /* Forget the mesh (logout): credentials and netmap; the key stays. */
 int state_remove_membership(const char *dir);
-
-/* Write data to path through a temporary file in the same directory, fsync, rename. */
-int write_file_atomic(const char *path, const void *data, size_t len, mode_t mode);
-int read_full_file(const char *path, size_t max_size, char **ret, size_t *ret_len);

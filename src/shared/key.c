@@ -7,6 +7,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "fileio.h"
 #include "key.h"
 #include "log.h"
 #include "macro.h"
@@ -145,78 +146,20 @@ int key_read_file(const char *path, bool must_be_private, WgKey *ret) {
         return 0;
 }
 
-static int write_all(int fd, const void *p, size_t n) {
-        const char *c = p;
-
-        while (n > 0) {
-                ssize_t k = write(fd, c, n);
-                if (k < 0) {
-                        if (errno == EINTR)
-                                continue;
-                        return -errno;
-                }
-                c += k;
-                n -= (size_t) k;
-        }
-        return 0;
-}
-
-static void unlink_and_free(char **p) {
-        if (*p) {
-                (void) unlink(*p);
-                free(*p);
-        }
-}
-
 int key_write_file(const char *path, const WgKey *key) {
-        _cleanup_(unlink_and_free) char *tmp = NULL;
-        _cleanup_free_ char *dir_copy = NULL;
-        _cleanup_close_ int fd = -EBADF, dfd = -EBADF;
         char buf[WG_KEY_B64_LEN + 2];
-        const char *dir;
         int r;
 
         if (!path || !key)
                 return -EINVAL;
 
-        dir_copy = strdup(path);
-        if (!dir_copy)
-                return -ENOMEM;
-        dir = dirname(dir_copy);
-
-        /* The temporary file lives next to the target so rename() is atomic,
-         * and mkostemp() creates it 0600: the key is never briefly public. */
-        if (asprintf(&tmp, "%s.XXXXXX", path) < 0) {
-                tmp = NULL;
-                return -ENOMEM;
-        }
-        fd = mkostemp(tmp, O_CLOEXEC);
-        if (fd < 0) {
-                r = -errno;
-                free(TAKE_PTR(tmp));
-                return log_debug_errno(r, "Failed to create temporary file for %s: %m", path);
-        }
-        if (fchmod(fd, 0600) < 0)
-                return log_debug_errno(errno, "Failed to set mode of %s: %m", tmp);
-
         key_to_base64(key, buf);
         buf[WG_KEY_B64_LEN] = '\n';
         buf[WG_KEY_B64_LEN + 1] = 0;
-        r = write_all(fd, buf, WG_KEY_B64_LEN + 1);
+        /* The temporary file is created 0600 by mkostemp(): the key is never briefly public. */
+        r = write_file_atomic(path, buf, WG_KEY_B64_LEN + 1, 0600);
         explicit_bzero(buf, sizeof(buf));
         if (r < 0)
-                return log_debug_errno(r, "Failed to write %s: %m", tmp);
-        if (fsync(fd) < 0)
-                return log_debug_errno(errno, "Failed to sync %s: %m", tmp);
-        fd = safe_close(fd);
-
-        if (rename(tmp, path) < 0)
-                return log_debug_errno(errno, "Failed to rename %s to %s: %m", tmp, path);
-        free(TAKE_PTR(tmp));
-
-        /* Make the rename itself durable, or a crash could bring back the old key. */
-        dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-        if (dfd >= 0)
-                (void) fsync(dfd);
+                return log_debug_errno(r, "Failed to write key file %s: %m", path);
         return 0;
 }

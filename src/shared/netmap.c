@@ -13,6 +13,7 @@
 
 #include "dns-label.h"
 #include "netmap.h"
+#include "strv.h"
 
 /* Integers above 2^53 lose precision in a JSON double; refuse them rather
  * than round a version number or id. */
@@ -589,17 +590,6 @@ const NetmapNode *netmap_resolve_peer(const Netmap *m, const char *name_or_addre
                         return p;
         }
         return NULL;
-}
-
-static bool strv_equal(char *const *a, char *const *b) {
-        size_t n = strv_length(a);
-
-        if (n != strv_length(b))
-                return false;
-        for (size_t i = 0; i < n; i++)
-                if (!streq(a[i], b[i]))
-                        return false;
-        return true;
 }
 
 static bool node_addresses_equal(const NetmapNode *a, const NetmapNode *b) {
