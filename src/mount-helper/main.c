@@ -1,0 +1,324 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/* mount.mesh: mount(8) helper for TYPE=mesh.<fstype>, see mount.mesh(8).
+ *   mount.mesh.nfs4 SPEC DIR [-sfnvrw] [-o OPTIONS]      (mount.mesh.<fstype>)
+ *   mount.mesh SPEC DIR [-sfnvrw] [-o OPTIONS] -t mesh.<fstype>
+ * Waits for the peer through meshd's API, puts its mesh address into SPEC
+ * and execs mount(8) for the real type. */
+#include <arpa/inet.h>
+#include <getopt.h>
+#include <libmount.h>
+#include <time.h>
+
+#include "config.h"
+#include "log.h"
+#include "macro.h"
+#include "mesh-peer.h"
+#include "mount-options.h"
+#include "varlink.h"
+
+/* mount(8)'s exit codes (mount(8), "RETURN CODES") */
+#define EXIT_MOUNT_USAGE 1
+#define EXIT_MOUNT_FAILURE 32
+
+#define MESHD_SOCKET_DEFAULT "/run/meshd/io.meshd.sock"
+#define API_TIMEOUT_USEC (10 * USEC_PER_SEC)
+
+typedef struct Args {
+        const char *spec, *dir, *type, *options;
+        bool sloppy, fake, nomtab, verbose, read_only, read_write;
+} Args;
+
+static void help(void) {
+        printf("%s SPEC DIR [-sfnvrw] [-o OPTIONS] [-t mesh.TYPE]\n\n"
+               "mount(8) helper for file systems of type mesh.TYPE: waits until the mesh\n"
+               "peer in SPEC answers, replaces its name by its mesh address and runs\n"
+               "mount -t TYPE. Options from the fstab entry for DIR:\n"
+               "  x-meshd.peer=NAME      the peer (default: the host in SPEC)\n"
+               "  x-meshd.timeout=SEC    how long to wait for it (default 30)\n"
+               "Environment: MESHD_SOCKET (default " MESHD_SOCKET_DEFAULT ").\n"
+               "See mount.mesh(8).\n",
+               program_invocation_short_name);
+}
+
+static int parse_argv(int argc, char *argv[], Args *args) {
+        enum { ARG_VERSION = 0x100 };
+        static const struct option options[] = {
+                { "help", no_argument, NULL, 'h' },
+                { "version", no_argument, NULL, ARG_VERSION },
+                {},
+        };
+        int c;
+
+        while ((c = getopt_long(argc, argv, "sfnvrwo:t:N:h", options, NULL)) >= 0)
+                switch (c) {
+                case 's': args->sloppy = true; break;
+                case 'f': args->fake = true; break;
+                case 'n': args->nomtab = true; break;
+                case 'v': args->verbose = true; break;
+                case 'r': args->read_only = true; args->read_write = false; break;
+                case 'w': args->read_write = true; args->read_only = false; break;
+                case 'o': args->options = optarg; break;
+                case 't': args->type = optarg; break;
+                case 'N':
+                        log_error("--namespace is not supported.");
+                        return -EINVAL;
+                case 'h': help(); return 0;
+                case ARG_VERSION: puts(PACKAGE_VERSION); return 0;
+                default: return -EINVAL;
+                }
+
+        if (argc - optind != 2) {
+                log_error("Expected SPEC and DIR; see %s --help.", program_invocation_short_name);
+                return -EINVAL;
+        }
+        args->spec = argv[optind];
+        args->dir = argv[optind + 1];
+        return 1;
+}
+
+/* mount(8) does not hand x-* options to helpers (verified with util-linux
+ * 2.38: "x-meshd.peer=nas,vers=4.2" arrives as "vers=4.2"), so read them
+ * from the fstab entry for DIR. LIBMOUNT_FSTAB moves the fstab (tests). */
+static int fstab_options_for(const char *dir, char **ret) {
+        struct libmnt_table *tb;
+        struct libmnt_fs *fs;
+        int r = 0;
+
+        *ret = NULL;
+        tb = mnt_new_table();
+        if (!tb)
+                return -ENOMEM;
+        if (mnt_table_parse_fstab(tb, NULL) >= 0) {
+                fs = mnt_table_find_target(tb, dir, MNT_ITER_BACKWARD);
+                if (fs && mnt_fs_get_options(fs)) {
+                        *ret = strdup(mnt_fs_get_options(fs));
+                        if (!*ret)
+                                r = -ENOMEM;
+                }
+        }
+        mnt_unref_table(tb);
+        return r;
+}
+
+/* -o wins over the fstab, for callers that pass x-meshd.* themselves. */
+static int get_meshd_option(const char *cmdline, const char *fstab, const char *name, char **ret) {
+        int r = mount_options_get(cmdline, name, ret);
+        if (r != 0)
+                return r;
+        return mount_options_get(fstab, name, ret);
+}
+
+static uint64_t now_realtime_usec(void) {
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        return (uint64_t) ts.tv_sec * USEC_PER_SEC + (uint64_t) ts.tv_nsec / NSEC_PER_USEC;
+}
+
+static const char *api_message(const cJSON *params, const char *fallback) {
+        const cJSON *m = cJSON_GetObjectItemCaseSensitive(params, "message");
+        return cJSON_IsString(m) && *m->valuestring ? m->valuestring : fallback;
+}
+
+/* One API call; every failure is logged as the one line mount.mesh prints.
+ * Returns 0 and the reply parameters, or -EHOSTUNREACH after logging. */
+static int call(const char *socket, const char *peer, const char *method, cJSON *params, uint64_t timeout,
+                cJSON **ret, char **ret_error) {
+        _cleanup_free_ char *error = NULL;
+        _cleanup_json_ cJSON *reply = NULL;
+        int r;
+
+        r = varlink_call(socket, method, params, timeout, &reply, &error);
+        if (r == -ENOENT || r == -ECONNREFUSED) {
+                log_error("meshd is not running");
+                return -EHOSTUNREACH;
+        }
+        if (r < 0) {
+                log_error_errno(r, "%s: cannot talk to meshd: %m", peer);
+                return -EHOSTUNREACH;
+        }
+        if (r > 0) {
+                if (ret_error) {
+                        *ret_error = TAKE_PTR(error);
+                        *ret = TAKE_PTR(reply);
+                        return 1;
+                }
+                if (streq(error, "io.meshd.NotJoined"))
+                        log_error("%s: this node has not joined a mesh", peer);
+                else
+                        log_error("%s: %s", peer, api_message(reply, error));
+                return -EHOSTUNREACH;
+        }
+        *ret = TAKE_PTR(reply);
+        if (ret_error)
+                *ret_error = NULL;
+        return 0;
+}
+
+static int resolve_and_wait(const char *socket, const char *peer, bool want_ipv6, uint64_t timeout,
+                            char **ret_address) {
+        _cleanup_json_ cJSON *peers = NULL, *status = NULL, *params = NULL, *reply = NULL, *after = NULL;
+        _cleanup_free_ char *error = NULL;
+        const cJSON *p;
+        const char *address, *name;
+        char t[32];
+        int r;
+
+        r = call(socket, peer, "io.meshd.ListPeers", NULL, API_TIMEOUT_USEC, &peers, NULL);
+        if (r < 0)
+                return r;
+        p = mesh_peer_find(peers, peer);
+        if (!p) {
+                /* Mounting from this node itself through its mesh name. */
+                r = call(socket, peer, "io.meshd.GetStatus", NULL, API_TIMEOUT_USEC, &status, NULL);
+                if (r < 0)
+                        return r;
+                if (!mesh_node_matches(status, peer) || !(address = mesh_node_address(status, want_ipv6))) {
+                        log_error("%s: unknown peer", peer);
+                        return -EHOSTUNREACH;
+                }
+                *ret_address = strdup(address);
+                return *ret_address ? 0 : log_oom();
+        }
+        name = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(p, "name")) ?: peer;
+
+        if (timeout > 0) {
+                cJSON *list;
+
+                params = cJSON_CreateObject();
+                if (!params || !(list = cJSON_AddArrayToObject(params, "peers")))
+                        return log_oom();
+                cJSON_AddItemToArray(list, cJSON_CreateString(name));
+                if (timeout != MOUNT_MESH_TIMEOUT_INFINITY &&
+                    !cJSON_AddNumberToObject(params, "timeout_usec", (double) timeout))
+                        return log_oom();
+                r = call(socket, name, "io.meshd.WaitOnline", params,
+                         timeout == MOUNT_MESH_TIMEOUT_INFINITY ? VARLINK_TIMEOUT_INFINITY : timeout + API_TIMEOUT_USEC,
+                         &reply, &error);
+                if (r < 0)
+                        return r;
+                if (r > 0) {
+                        format_timeout(timeout, t, sizeof(t));
+                        if (streq(error, "io.meshd.Timeout")) {
+                                const char *why = "no probe reply";
+                                if (call(socket, name, "io.meshd.ListPeers", NULL, API_TIMEOUT_USEC, &after, NULL) >= 0 &&
+                                    mesh_peer_find(after, name))
+                                        why = mesh_peer_unreachable_reason(mesh_peer_find(after, name),
+                                                                           now_realtime_usec());
+                                log_error("%s: not reachable within %s (%s)", name, t, why);
+                        } else if (streq(error, "io.meshd.PeerNotFound"))
+                                log_error("%s: unknown peer", name);
+                        else
+                                log_error("%s: %s", name, api_message(reply, error));
+                        return -EHOSTUNREACH;
+                }
+        }
+
+        address = mesh_node_address(p, want_ipv6);
+        if (!address) {
+                log_error("%s: meshd reports no address for it", name);
+                return -EHOSTUNREACH;
+        }
+        *ret_address = strdup(address);
+        return *ret_address ? 0 : log_oom();
+}
+
+static const char *mount_binary(void) {
+        return access("/usr/bin/mount", X_OK) == 0 ? "/usr/bin/mount" : "/bin/mount";
+}
+
+static int run(int argc, char *argv[]) {
+        _cleanup_free_ char *type = NULL, *fstab_options = NULL, *peer = NULL, *timeout_s = NULL,
+                            *host = NULL, *address = NULL, *spec = NULL, *options = NULL;
+        const char *socket, *exec_argv[16];
+        uint64_t timeout = MOUNT_MESH_TIMEOUT_DEFAULT_USEC;
+        struct in6_addr a6;
+        Args args = {};
+        size_t n = 0;
+        int r;
+
+        r = parse_argv(argc, argv, &args);
+        if (r <= 0)
+                return r < 0 ? EXIT_MOUNT_USAGE : EXIT_SUCCESS;
+
+        r = mount_real_type(argv[0], args.type, &type);
+        if (r == -ENOMEM)
+                return log_oom(), EXIT_MOUNT_FAILURE;
+        if (r < 0) {
+                log_error("cannot tell the file system type: call as mount.mesh.TYPE or with -t mesh.TYPE");
+                return EXIT_MOUNT_USAGE;
+        }
+
+        if (fstab_options_for(args.dir, &fstab_options) < 0)
+                return log_oom(), EXIT_MOUNT_FAILURE;
+
+        r = mount_spec_get_host(args.spec, &host);
+        if (r == -ENOMEM)
+                return log_oom(), EXIT_MOUNT_FAILURE;
+        if (r <= 0) {
+                log_error("%s: no host in it (expected host:/path or //host/share)", args.spec);
+                return EXIT_MOUNT_FAILURE;
+        }
+
+        r = get_meshd_option(args.options, fstab_options, MESHD_OPTION_PREFIX "peer", &peer);
+        if (r < 0)
+                return log_oom(), EXIT_MOUNT_FAILURE;
+        if (r == 0 || !*peer) {
+                free(peer);
+                peer = strdup(host);
+                if (!peer)
+                        return log_oom(), EXIT_MOUNT_FAILURE;
+        }
+
+        r = get_meshd_option(args.options, fstab_options, MESHD_OPTION_PREFIX "timeout", &timeout_s);
+        if (r < 0)
+                return log_oom(), EXIT_MOUNT_FAILURE;
+        if (r > 0 && mount_timeout_parse(timeout_s, &timeout) < 0) {
+                log_error("%s: x-meshd.timeout=%s is not a time span (seconds, or infinity)", peer, timeout_s);
+                return EXIT_MOUNT_FAILURE;
+        }
+
+        socket = getenv("MESHD_SOCKET") ?: MESHD_SOCKET_DEFAULT;
+        if (resolve_and_wait(socket, peer, inet_pton(AF_INET6, host, &a6) == 1, timeout, &address) < 0)
+                return EXIT_MOUNT_FAILURE;
+
+        if (mount_spec_replace_host(args.spec, address, &spec) < 0 ||
+            mount_options_strip_meshd(args.options, false, &options) < 0)
+                return log_oom(), EXIT_MOUNT_FAILURE;
+
+        exec_argv[n++] = "mount";
+        exec_argv[n++] = "-t";
+        exec_argv[n++] = type;
+        if (args.sloppy)
+                exec_argv[n++] = "-s";
+        if (args.fake)
+                exec_argv[n++] = "-f";
+        if (args.nomtab)
+                exec_argv[n++] = "-n";
+        if (args.verbose)
+                exec_argv[n++] = "-v";
+        if (args.read_only)
+                exec_argv[n++] = "-r";
+        if (args.read_write)
+                exec_argv[n++] = "-w";
+        if (*options) {
+                exec_argv[n++] = "-o";
+                exec_argv[n++] = options;
+        }
+        exec_argv[n++] = spec;
+        exec_argv[n++] = args.dir;
+        exec_argv[n] = NULL;
+
+        if (args.verbose)
+                log_info("mount.mesh: %s is %s, running mount -t %s%s%s %s %s", peer, address, type,
+                         *options ? " -o " : "", options, spec, args.dir);
+        fflush(stdout);
+        execv(mount_binary(), (char **) exec_argv);
+        log_error_errno(-errno, "%s: cannot run %s: %m", peer, mount_binary());
+        return EXIT_MOUNT_FAILURE;
+}
+
+int main(int argc, char *argv[]) {
+        /* Always stderr: mount(8) and the mount unit show the helper's stderr. */
+        log_setup("mount.mesh", LOG_TARGET_CONSOLE);
+        return run(argc, argv);
+}
