@@ -9,6 +9,7 @@
 #include "call.h"
 #include "log.h"
 #include "meshctl.h"
+#include "nss.h"
 
 /* Options that only some commands take; the common ones (--socket, --json)
  * apply everywhere. */
@@ -21,6 +22,7 @@ typedef enum CommandOption {
         OPTION_TIMEOUT = 1 << 5,
         OPTION_ANY = 1 << 6,
         OPTION_FAMILY = 1 << 7,
+        OPTION_NSSWITCH = 1 << 8,
 } CommandOption;
 
 typedef struct Verb {
@@ -42,6 +44,7 @@ static const Verb verbs[] = {
         { "wait-online", 0, UINT_MAX, OPTION_ANY | OPTION_TIMEOUT,                                       verb_wait_online },
         { "genkey",      0, 0,        0,                                                                 verb_genkey },
         { "pubkey",      0, 0,        0,                                                                 verb_pubkey },
+        { "nss",         1, 1,        OPTION_NSSWITCH,                                                   verb_nss },
 };
 
 static int help(void) {
@@ -63,6 +66,8 @@ static int help(void) {
                "                         Wait until the mesh or the given peers are reachable\n"
                "  genkey                 Generate a private key\n"
                "  pubkey                 Print the public key of the private key on stdin\n"
+               "  nss enable|disable [--nsswitch=PATH]\n"
+               "                         Add or remove 'mesh' on the hosts: line of nsswitch.conf\n"
                "\n"
                "Options:\n"
                "  -h --help              Show this help\n"
@@ -80,6 +85,7 @@ static int help(void) {
                "     --any               Wait for any one of the peers (wait-online)\n"
                "  -4                     IPv4 address only (ip)\n"
                "  -6                     IPv6 address only (ip)\n"
+               "     --nsswitch=PATH     File to edit (nss, default " NSSWITCH_CONF_DEFAULT ")\n"
                "\n"
                "See the meshctl(8) man page for details.\n",
                PING_COUNT_DEFAULT,
@@ -98,6 +104,7 @@ static const char *command_option_to_string(CommandOption o) {
         case OPTION_TIMEOUT:      return "--timeout";
         case OPTION_ANY:          return "--any";
         case OPTION_FAMILY:       return "-4/-6";
+        case OPTION_NSSWITCH:     return "--nsswitch";
         }
         return "?";
 }
@@ -158,6 +165,7 @@ static int parse_argv(int argc, char *argv[], Arguments *a, const Verb **ret_ver
                 ARG_PIN,
                 ARG_TIMEOUT,
                 ARG_ANY,
+                ARG_NSSWITCH,
         };
         static const struct option options[] = {
                 { "help",         no_argument,       NULL, 'h'              },
@@ -171,6 +179,7 @@ static int parse_argv(int argc, char *argv[], Arguments *a, const Verb **ret_ver
                 { "count",        required_argument, NULL, 'c'              },
                 { "timeout",      required_argument, NULL, ARG_TIMEOUT      },
                 { "any",          no_argument,       NULL, ARG_ANY          },
+                { "nsswitch",     required_argument, NULL, ARG_NSSWITCH     },
                 {}
         };
         unsigned seen = 0;
@@ -235,6 +244,12 @@ static int parse_argv(int argc, char *argv[], Arguments *a, const Verb **ret_ver
                         a->any = true;
                         seen |= OPTION_ANY;
                         break;
+                case ARG_NSSWITCH:
+                        if (!*optarg)
+                                return log_usage("--nsswitch needs a path");
+                        a->nsswitch_path = optarg;
+                        seen |= OPTION_NSSWITCH;
+                        break;
                 case '4':
                         a->family = AF_INET;
                         seen |= OPTION_FAMILY;
@@ -268,7 +283,7 @@ static int parse_argv(int argc, char *argv[], Arguments *a, const Verb **ret_ver
         if (nargs > verb->max_args)
                 return log_usage("too many arguments for '%s' (see 'meshctl --help')", verb->name);
 
-        for (unsigned bit = 1; bit <= OPTION_FAMILY; bit <<= 1)
+        for (unsigned bit = 1; bit <= OPTION_NSSWITCH; bit <<= 1)
                 if ((seen & bit) && !(verb->options & bit))
                         return log_usage("%s does not apply to '%s' (see 'meshctl --help')",
                                          command_option_to_string((CommandOption) bit), verb->name);
@@ -281,6 +296,9 @@ static int parse_argv(int argc, char *argv[], Arguments *a, const Verb **ret_ver
                 if (!a->pin)
                         return log_usage("'up' needs --pin=PIN (printed by 'meshd-control init')");
         }
+
+        if (verb->run == verb_nss && !streq(argv[optind + 1], "enable") && !streq(argv[optind + 1], "disable"))
+                return log_usage("unknown nss command '%s' (enable or disable)", argv[optind + 1]);
 
         if (!a->timeout_set && verb->run == verb_ping)
                 a->timeout_usec = PING_TIMEOUT_DEFAULT_USEC;

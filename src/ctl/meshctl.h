@@ -36,6 +36,8 @@ typedef struct Arguments {
         bool any;
         /* ip: AF_UNSPEC for both */
         int family;
+        /* nss: NULL for the default */
+        const char *nsswitch_path;
 } Arguments;
 
 /* Each command gets the positional arguments after its name (NULL-terminated,
