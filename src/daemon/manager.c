@@ -351,13 +351,15 @@ static int manager_write_hosts(Manager *m) {
         char a[INET6_ADDRSTRLEN];
         const char *domain;
 
-        if (!m->netmap)
-                return 0;
-        domain = m->netmap->domain;
         f = open_memstream(&text, &size);
         if (!f)
                 return -ENOMEM;
         fputs("# Mesh names, written by meshd; read by nss-mesh(8). Do not edit.\n", f);
+        /* Without a netmap (logged out, removed, down) the table is emptied
+         * rather than deleted, so stale names stop resolving at once. */
+        if (!m->netmap)
+                goto write;
+        domain = m->netmap->domain;
 #define HOSTS_LINE(family, addr, name) \
         fprintf(f, "%s\t%s %s.%s\n", in_addr_format(family, addr, a, sizeof(a)), name, name, domain)
         HOSTS_LINE(AF_INET, &m->netmap->self.ipv4, m->netmap->self.name);
@@ -370,6 +372,7 @@ static int manager_write_hosts(Manager *m) {
                         HOSTS_LINE(AF_INET6, &n->ipv6, n->name);
         }
 #undef HOSTS_LINE
+write:
         if (fclose(TAKE_PTR(f)) != 0)
                 return -ENOMEM;
         if (asprintf(&path, "%s/hosts", m->runtime_dir) < 0)
@@ -700,6 +703,7 @@ static void manager_forget_membership(Manager *m, const char *why) {
                 log_warning_errno(r, "Failed to remove membership files: %m");
         credentials_done(&m->credentials);
         m->netmap = netmap_free(m->netmap);
+        (void) manager_write_hosts(m);
         m->joined = false;
         m->state = MANAGER_NEEDS_LOGIN;
         manager_set_status(m, why);
@@ -966,6 +970,7 @@ int manager_down(Manager *m) {
         /* Explicitly asked for: the interface goes even with KeepInterface=yes. */
         manager_release_device(m, true);
         m->netmap = netmap_free(m->netmap);
+        (void) manager_write_hosts(m);
         m->state = MANAGER_STOPPED;
         manager_set_status(m, "Stopped (meshctl down).");
         log_notice("Mesh interface taken down on request.");
@@ -1052,36 +1057,55 @@ cJSON *manager_status_json(Manager *m) {
         return TAKE_PTR(o);
 }
 
+/* Why a peer is not reachable, in the words mount.mesh and meshd-wait-online print. */
+static const char *peer_unreachable_reason(const Peer *p) {
+        if (!p)
+                return "unknown peer";
+        if (p->last_handshake_realtime_usec == 0)
+                return "no handshake";
+        return "no probe reply";
+}
+
 static int on_wait_online_timeout(sd_event_source *s, uint64_t usec, void *userdata) {
         WaitOnlineRequest *w = userdata;
         Manager *m = w->manager;
-        _cleanup_free_ OnlinePeerView *views = NULL;
-        _cleanup_free_ char *missing = NULL;
-        cJSON *params = cJSON_CreateObject(), *list;
-
-        if (manager_peer_views(m, &views) >= 0) {
-                if (w->peers)
-                        (void) online_evaluate_names(w->peers, w->any, views, m->n_peers, &missing);
-                else
-                        (void) online_evaluate_policy(m->config.online_policy, m->config.required_peers, views,
-                                                      m->n_peers, &missing);
-        }
-        list = cJSON_AddArrayToObject(params, "unreachable");
-        if (w->peers)
-                for (char **n = w->peers; *n; n++) {
-                        Peer *p = manager_find_peer(m, *n);
-                        if (!p || !p->reachable)
-                                cJSON_AddItemToArray(list, cJSON_CreateString(*n));
-                }
-        else
-                for (size_t i = 0; i < m->n_peers; i++)
-                        if (!m->peers[i]->reachable)
-                                cJSON_AddItemToArray(list, cJSON_CreateString(m->peers[i]->name));
+        _cleanup_json_ cJSON *params = cJSON_CreateObject();
         _cleanup_free_ char *message = NULL;
-        if (asprintf(&message, "not online in time: %s unreachable", strna(missing)) < 0)
-                message = NULL;
-        cJSON_AddStringToObject(params, "message", strna(message));
-        (void) api_call_reply_error(w->call, "io.meshd.Timeout", params);
+        _cleanup_fclose_ FILE *f = NULL;
+        size_t size = 0, n = 0;
+        cJSON *list;
+
+        (void) manager_refresh_device_stats(m);
+        list = params ? cJSON_AddArrayToObject(params, "unreachable") : NULL;
+        f = open_memstream(&message, &size);
+        if (!list || !f)
+                return log_oom();
+
+        /* One peer: just the reason ("no handshake"); several: "nas: no handshake, backup: …". */
+        if (w->peers) {
+                for (char **name = w->peers; *name; name++) {
+                        Peer *p = manager_find_peer(m, *name);
+                        if (p && p->reachable)
+                                continue;
+                        cJSON_AddItemToArray(list, cJSON_CreateString(*name));
+                        fprintf(f, "%s%s: %s", n++ > 0 ? ", " : "", *name, peer_unreachable_reason(p));
+                }
+        } else
+                for (size_t i = 0; i < m->n_peers; i++) {
+                        Peer *p = m->peers[i];
+                        if (p->reachable)
+                                continue;
+                        cJSON_AddItemToArray(list, cJSON_CreateString(p->name));
+                        fprintf(f, "%s%s: %s", n++ > 0 ? ", " : "", p->name, peer_unreachable_reason(p));
+                }
+        if (fclose(TAKE_PTR(f)) != 0)
+                return log_oom();
+
+        const char *text = message;
+        if (n == 1 && strchr(text, ':'))
+                text = strchr(text, ':') + 2;
+        cJSON_AddStringToObject(params, "message", n > 0 ? text : "online policy not met");
+        (void) api_call_reply_error(w->call, "io.meshd.Timeout", TAKE_PTR(params));
         manager_unlink_wait_online(m, w);
         wait_online_request_free(w);
         return 0;
@@ -1094,6 +1118,19 @@ int manager_wait_online(Manager *m, ApiCall *call, char **peers, bool any, uint6
 
         if (!m->joined)
                 return api_call_reply_errorf(call, "io.meshd.NotJoined", "this node has not joined a mesh");
+        /* Once a netmap is there, a name that is not in it will not become
+         * reachable by waiting: say so at once instead of at the timeout. */
+        if (owned && m->netmap)
+                for (char **name = owned; *name; name++)
+                        if (!manager_find_peer(m, *name)) {
+                                cJSON *p = cJSON_CreateObject();
+                                _cleanup_free_ char *text = NULL;
+                                if (asprintf(&text, "no peer named '%s' in the mesh", *name) < 0)
+                                        text = NULL;
+                                cJSON_AddStringToObject(p, "message", text ? text : "unknown peer");
+                                cJSON_AddStringToObject(p, "peer", *name);
+                                return api_call_reply_error(call, "io.meshd.PeerNotFound", p);
+                        }
 
         w = calloc(1, sizeof(*w));
         if (!w)
