@@ -160,14 +160,14 @@ static int setup(void **state) {
         assert_non_null(f);
         strcpy(f->dir, "/tmp/test-fstab-generator.XXXXXX");
         assert_non_null(mkdtemp(f->dir));
-        snprintf(f->state, sizeof(f->state), "%s/state", f->dir);
-        snprintf(f->normal, sizeof(f->normal), "%s/normal", f->dir);
-        snprintf(f->early, sizeof(f->early), "%s/early", f->dir);
-        snprintf(f->fstab, sizeof(f->fstab), "%s/fstab", f->dir);
+        assert_true(snprintf(f->state, sizeof(f->state), "%s/state", f->dir) < (int) sizeof(f->state));
+        assert_true(snprintf(f->normal, sizeof(f->normal), "%s/normal", f->dir) < (int) sizeof(f->normal));
+        assert_true(snprintf(f->early, sizeof(f->early), "%s/early", f->dir) < (int) sizeof(f->early));
+        assert_true(snprintf(f->fstab, sizeof(f->fstab), "%s/fstab", f->dir) < (int) sizeof(f->fstab));
         assert_int_equal(mkdir(f->state, 0700), 0);
         assert_int_equal(mkdir(f->normal, 0755), 0);
         assert_int_equal(mkdir(f->early, 0755), 0);
-        snprintf(path, sizeof(path), "%s/netmap.json", f->state);
+        assert_true(snprintf(path, sizeof(path), "%s/netmap.json", f->state) < (int) sizeof(path));
         write_text(path, NETMAP_FIXTURE);
         assert_int_equal(mesh_context_load(f->state, &f->context), 0);
         assert_non_null(f->context->netmap);
@@ -235,7 +235,7 @@ static void test_broken_cache_means_defaults(void **state) {
         _cleanup_(mesh_context_freep) MeshContext *c = NULL;
         char path[PATH_MAX + 32];
 
-        snprintf(path, sizeof(path), "%s/netmap.json", f->state);
+        assert_true(snprintf(path, sizeof(path), "%s/netmap.json", f->state) < (int) sizeof(path));
         write_text(path, "{\"version\": 0, \"truncated");
         assert_int_equal(mesh_context_load(f->state, &c), 0);
         assert_null(c->netmap);
