@@ -42,6 +42,22 @@ def show_mesh(lab, control, nodes):
             mark = "ok  " if cp.returncode == 0 else "FAIL"
             ok &= cp.returncode == 0
             say(f"  {mark} {src.name:>7} → {dst.name:7}  {out[-1] if out else ''}")
+
+    say("\nplain ping (ICMP through the tunnel), names resolved by the NSS module:")
+    for src in nodes:
+        nss = meshlab.NssResolver(lab, src, meshlab.write_nsswitch(lab, src, True))
+        for dst in nodes:
+            if src is dst:
+                continue
+            fqdn = f"{dst.name}.mesh.internal"
+            cp = nss.run("ping", "-4", "-c", "1", "-W", "2", fqdn)
+            first = cp.stdout.splitlines()[0] if cp.stdout else ""
+            resolved = first.split("(")[1].split(")")[0] if "(" in first else "?"
+            reply = [line for line in cp.stdout.splitlines() if "time=" in line]
+            mark = "ok  " if cp.returncode == 0 else "FAIL"
+            ok &= cp.returncode == 0
+            say(f"  {mark} {src.name:>7} → ping {fqdn:22} → {resolved:12} "
+                f"{' '.join(reply[0].split()[-2:]) if reply else cp.stderr.strip()}")
     return ok
 
 
@@ -56,7 +72,9 @@ What you just saw
     tunnels (userspace wireguard-go) straight to each other;
   • each one told the harness READY=1 (as it tells systemd) only once a
     peer answered a probe through its tunnel, or when it had no peers yet;
-    `meshctl ping` sends that probe, by name.
+    `meshctl ping` sends that probe, by name;
+  • plain `ping bravo.mesh.internal` worked because libnss_mesh (hosts:
+    files mesh dns) answers mesh names from meshd's /run/meshd/hosts.
 
 Poke around (as root, while this is up):
   ip netns exec {a.ns.name} {meshctl} --socket {a.socket} status
@@ -79,6 +97,8 @@ def main():
     try:
         for name in ("meshd-control", "meshd", "meshctl"):
             meshlab.binary(name)
+        if not meshlab.NSS_LIBRARY.exists():
+            raise FileNotFoundError(f"{meshlab.NSS_LIBRARY} is missing: build first")
     except FileNotFoundError as e:
         sys.exit(f"tools/demo: {e}")
     meshlab.sweep_stale()

@@ -37,6 +37,7 @@ import shutil
 import signal
 import socket
 import subprocess
+import sysconfig
 import tempfile
 import threading
 import time
@@ -806,3 +807,93 @@ if __name__ == "__main__":
         _fake_control_main(sys.argv[2:])
     else:
         print(__doc__)
+
+
+# ---- names through the NSS module (libnss_mesh), without touching the host ----
+
+NSS_LIBRARY = BUILD_DIR / "src" / "nss" / "libnss_mesh.so.2"
+
+# Debian 12's databases, so that getent and ping find users and groups.
+NSSWITCH_PLAIN = ("# test nsswitch.conf (meshlab)\n"
+                  "passwd:         files\n"
+                  "group:          files\n"
+                  "shadow:         files\n"
+                  "\n"
+                  "hosts:          files dns\n"
+                  "networks:       files\n")
+
+# Runs "$@" after the mounts; arguments: conf, lower dir ('' for none),
+# system library dir, runtime dir, then the command.
+MOUNT_SCRIPT = r"""
+set -e
+conf=$1 lower=$2 libdir=$3 runtime=$4
+shift 4
+mount --bind "$conf" /etc/nsswitch.conf
+if [ -n "$lower" ]; then
+        mount -t overlay meshlab-nss -o "lowerdir=$lower:$libdir" "$libdir"
+        mount -t tmpfs meshlab-run /run
+        mkdir /run/meshd
+        mount --bind "$runtime" /run/meshd
+fi
+exec "$@"
+"""
+
+
+def system_library_dir() -> Path | None:
+    """The multiarch directory glibc's loader searches by default."""
+    multiarch = sysconfig.get_config_var("MULTIARCH")
+    for d in ([Path("/usr/lib") / multiarch] if multiarch else []) + [Path("/usr/lib64"), Path("/usr/lib")]:
+        if (d / "libc.so.6").exists():
+            return d
+    return None
+
+
+class NssResolver:
+    """Runs programs in a node's namespace with the mesh NSS module active."""
+
+    def __init__(self, lab, node, conf: Path):
+        self.lab, self.node, self.conf = lab, node, conf
+        self.hosts_file = node.runtime_dir / "hosts"
+
+    def run(self, *argv, installed=False, user=None, env=None, timeout=30):
+        lower = libdir = ""
+        environment = dict(os.environ)
+        environment.pop("LD_PRELOAD", None)
+        if installed:
+            lower = self.lab.dir / "nss-lower"
+            if not lower.exists():
+                lower.mkdir()
+                shutil.copy2(NSS_LIBRARY, lower / NSS_LIBRARY.name)
+            libdir = system_library_dir()
+            environment.pop("LD_LIBRARY_PATH", None)
+            environment.pop("MESHD_HOSTS_FILE", None)
+        else:
+            environment["LD_LIBRARY_PATH"] = str(NSS_LIBRARY.parent)
+            environment["MESHD_HOSTS_FILE"] = str(self.hosts_file)
+        environment.update(env or {})
+        prefix = ["setpriv", f"--reuid={user}", f"--regid={user}", "--clear-groups"] if user is not None else []
+        return self.node.exec("unshare", "--mount", "--propagation", "private",
+                              "sh", "-c", MOUNT_SCRIPT, "sh", self.conf, lower, libdir,
+                              self.node.runtime_dir, *prefix, *argv,
+                              env=environment, timeout=timeout)
+
+    def getent(self, database, key, **kwargs):
+        return self.run("getent", database, key, **kwargs)
+
+    def addresses(self, database, key, **kwargs) -> set:
+        """The addresses `getent DATABASE KEY` prints; empty when it fails."""
+        cp = self.getent(database, key, **kwargs)
+        if cp.returncode != 0:
+            return set()
+        return {line.split()[0] for line in cp.stdout.splitlines() if line.strip()}
+
+
+def write_nsswitch(lab, node, with_mesh: bool) -> Path:
+    """An nsswitch.conf in the lab dir; with_mesh: edited by `meshctl nss enable`."""
+    path = lab.dir / f"nsswitch-{'mesh' if with_mesh else 'plain'}.conf"
+    path.write_text(NSSWITCH_PLAIN)
+    if with_mesh:
+        cp = node.meshctl("nss", "enable", "--nsswitch", path)
+        if cp.returncode != 0:
+            raise RuntimeError(f"meshctl nss enable: {cp.stderr.strip()}")
+    return path

@@ -25,10 +25,7 @@ without "mesh" (checked).
 """
 
 import ipaddress
-import os
 import re
-import shutil
-import sysconfig
 import time
 from pathlib import Path
 
@@ -39,93 +36,18 @@ from meshlab import wait_until
 
 PROPAGATION_S = 2.0     # a removed node stops resolving within 2 s
 
-NSS_LIBRARY = meshlab.BUILD_DIR / "src" / "nss" / "libnss_mesh.so.2"
-
-# Debian 12's databases, so that getent and ping find users and groups.
-NSSWITCH_PLAIN = ("# test nsswitch.conf (meshlab)\n"
-                  "passwd:         files\n"
-                  "group:          files\n"
-                  "shadow:         files\n"
-                  "\n"
-                  "hosts:          files dns\n"
-                  "networks:       files\n")
-
-# Runs "$@" after the mounts; arguments: conf, lower dir ('' for none),
-# system library dir, runtime dir, then the command.
-MOUNT_SCRIPT = r"""
-set -e
-conf=$1 lower=$2 libdir=$3 runtime=$4
-shift 4
-mount --bind "$conf" /etc/nsswitch.conf
-if [ -n "$lower" ]; then
-        mount -t overlay meshlab-nss -o "lowerdir=$lower:$libdir" "$libdir"
-        mount -t tmpfs meshlab-run /run
-        mkdir /run/meshd
-        mount --bind "$runtime" /run/meshd
-fi
-exec "$@"
-"""
-
-
-def system_library_dir() -> Path | None:
-    """The multiarch directory glibc's loader searches by default."""
-    multiarch = sysconfig.get_config_var("MULTIARCH")
-    for d in ([Path("/usr/lib") / multiarch] if multiarch else []) + [Path("/usr/lib64"), Path("/usr/lib")]:
-        if (d / "libc.so.6").exists():
-            return d
-    return None
-
-
-class Resolver:
-    """Runs programs in a node's namespace with the mesh NSS module active."""
-
-    def __init__(self, lab, node, conf: Path):
-        self.lab, self.node, self.conf = lab, node, conf
-        self.hosts_file = node.runtime_dir / "hosts"
-
-    def run(self, *argv, installed=False, user=None, env=None, timeout=30):
-        lower = libdir = ""
-        environment = dict(os.environ)
-        environment.pop("LD_PRELOAD", None)
-        if installed:
-            lower = self.lab.dir / "nss-lower"
-            if not lower.exists():
-                lower.mkdir()
-                shutil.copy2(NSS_LIBRARY, lower / NSS_LIBRARY.name)
-            libdir = system_library_dir()
-            environment.pop("LD_LIBRARY_PATH", None)
-            environment.pop("MESHD_HOSTS_FILE", None)
-        else:
-            environment["LD_LIBRARY_PATH"] = str(NSS_LIBRARY.parent)
-            environment["MESHD_HOSTS_FILE"] = str(self.hosts_file)
-        environment.update(env or {})
-        prefix = ["setpriv", f"--reuid={user}", f"--regid={user}", "--clear-groups"] if user is not None else []
-        return self.node.exec("unshare", "--mount", "--propagation", "private",
-                              "sh", "-c", MOUNT_SCRIPT, "sh", self.conf, lower, libdir,
-                              self.node.runtime_dir, *prefix, *argv,
-                              env=environment, timeout=timeout)
-
-    def getent(self, database, key, **kwargs):
-        return self.run("getent", database, key, **kwargs)
-
-    def addresses(self, database, key, **kwargs) -> set:
-        """The addresses `getent DATABASE KEY` prints; empty when it fails."""
-        cp = self.getent(database, key, **kwargs)
-        if cp.returncode != 0:
-            return set()
-        return {line.split()[0] for line in cp.stdout.splitlines() if line.strip()}
+NSS_LIBRARY = meshlab.NSS_LIBRARY
+NSSWITCH_PLAIN = meshlab.NSSWITCH_PLAIN
+Resolver = meshlab.NssResolver
 
 
 def write_conf(lab, node, with_mesh: bool) -> Path:
-    """nsswitch.conf for the test; with_mesh: edited by `meshctl nss enable`."""
-    path = lab.dir / f"nsswitch-{'mesh' if with_mesh else 'plain'}.conf"
-    path.write_text(NSSWITCH_PLAIN)
+    """nsswitch.conf for the test; with_mesh: edited by `meshctl nss enable`
+    and checked to be exactly Debian's line with mesh after files."""
+    path = meshlab.write_nsswitch(lab, node, with_mesh)
     if with_mesh:
-        cp = node.meshctl("nss", "enable", "--nsswitch", path)
-        assert cp.returncode == 0, f"meshctl nss enable: {cp.stderr.strip()}"
-        text = path.read_text()
-        assert text == NSSWITCH_PLAIN.replace("hosts:          files dns",
-                                              "hosts:          files mesh dns"), text
+        assert path.read_text() == NSSWITCH_PLAIN.replace("hosts:          files dns",
+                                                          "hosts:          files mesh dns"), path.read_text()
     return path
 
 
@@ -245,7 +167,7 @@ def test_installed_module_in_secure_mode(lab, control, named_mesh):
     where LD_LIBRARY_PATH and MESHD_HOSTS_FILE are ignored; it still
     resolves nas, from /run/meshd/hosts. A non-secure program does honour
     MESHD_HOSTS_FILE (secure_getenv)."""
-    if system_library_dir() is None:
+    if meshlab.system_library_dir() is None:
         pytest.skip("no multiarch library directory with libc.so.6 found")
     nodes, status = named_mesh
     client = nodes["client"]
