@@ -53,6 +53,7 @@ Netmap *netmap_free(Netmap *m) {
                 return NULL;
 
         netmap_node_done(&m->self);
+        netmap_node_done(&m->hub);
         for (size_t i = 0; i < m->n_peers; i++)
                 netmap_node_done(&m->peers[i]);
         free(m->peers);
@@ -215,7 +216,13 @@ static int parse_endpoints(const cJSON *obj, const char *path, char ***ret, char
 }
 
 /* path is "self." or "peers[N]."; m carries the ranges, already parsed. */
-static int parse_node(const cJSON *obj, const Netmap *m, const char *path, bool is_self,
+typedef enum NodeKind {
+        NODE_SELF,
+        NODE_PEER,
+        NODE_HUB,
+} NodeKind;
+
+static int parse_node(const cJSON *obj, const Netmap *m, const char *path, NodeKind kind,
                       NetmapNode *node, char **ret_error) {
         const char *s = NULL;
         bool present;
@@ -224,11 +231,16 @@ static int parse_node(const cJSON *obj, const Netmap *m, const char *path, bool 
         if (!cJSON_IsObject(obj))
                 return fail(ret_error, "%.*s: not an object", (int) strlen(path) - 1, path);
 
-        r = get_string(obj, "name", true, path, &s, ret_error);
-        if (r < 0)
-                return r;
-        if (!dns_label_is_valid(s))
-                return fail(ret_error, "%sname: '%s' is not a valid DNS label", path, s);
+        /* The hub is no node of the mesh and has no name of its own. */
+        if (kind == NODE_HUB)
+                s = "hub";
+        else {
+                r = get_string(obj, "name", true, path, &s, ret_error);
+                if (r < 0)
+                        return r;
+                if (!dns_label_is_valid(s))
+                        return fail(ret_error, "%sname: '%s' is not a valid DNS label", path, s);
+        }
         node->name = strdup(s);
         if (!node->name)
                 return -ENOMEM;
@@ -253,16 +265,20 @@ static int parse_node(const cJSON *obj, const Netmap *m, const char *path, bool 
         if (r < 0)
                 return r;
 
+        if (kind == NODE_HUB && strv_length(node->endpoints) != 1)
+                return fail(ret_error, "%sendpoints: the hub needs exactly one endpoint", path);
+
         const cJSON *relay = get_field(obj, "relay");
         if (relay) {
                 if (!cJSON_IsBool(relay))
                         return fail(ret_error, "%srelay: not a boolean", path);
-                /* Relaying concerns paths to others; our own flag means nothing. */
-                node->relay = !is_self && cJSON_IsTrue(relay);
+                /* Relaying concerns paths to peers; for self or the hub it means nothing. */
+                node->relay = kind == NODE_PEER && cJSON_IsTrue(relay);
         }
 
         return 0;
 }
+
 
 static bool domain_is_valid(const char *s) {
         size_t n = strlen(s);
@@ -381,6 +397,24 @@ static int check_unique(const Netmap *m, NodeField field, const char *prefix, si
                     b, field_names[field]);
 }
 
+/* The hub must not share a key or an address with any node. */
+static int check_hub_distinct(const Netmap *m, const char *prefix, char **ret_error) {
+        for (size_t i = 0; i <= m->n_peers; i++) {
+                const NetmapNode *n = i == 0 ? &m->self : &m->peers[i - 1];
+                char where[32];
+
+                format_node_path(i, where, sizeof(where));
+                if (key_equal(&n->public_key, &m->hub.public_key))
+                        return fail(ret_error, "%shub.public_key: same as %s%s.public_key", prefix, prefix, where);
+                if (memcmp(&n->ipv4.in, &m->hub.ipv4.in, sizeof(struct in_addr)) == 0)
+                        return fail(ret_error, "%shub.ipv4: same as %s%s.ipv4", prefix, prefix, where);
+                if (n->has_ipv6 && m->hub.has_ipv6 &&
+                    memcmp(&n->ipv6.in6, &m->hub.ipv6.in6, sizeof(struct in6_addr)) == 0)
+                        return fail(ret_error, "%shub.ipv6: same as %s%s.ipv6", prefix, prefix, where);
+        }
+        return 0;
+}
+
 static int netmap_from_json_internal(const cJSON *obj, const char *prefix, Netmap **ret,
                                      char **ret_error) {
         _cleanup_(netmap_freep) Netmap *m = NULL;
@@ -427,7 +461,7 @@ static int netmap_from_json_internal(const cJSON *obj, const char *prefix, Netma
         item = cJSON_GetObjectItemCaseSensitive(obj, "self");
         if (!item)
                 return fail(ret_error, "%sself: missing", prefix);
-        r = parse_node(item, m, path, true, &m->self, ret_error);
+        r = parse_node(item, m, path, NODE_SELF, &m->self, ret_error);
         if (r < 0)
                 return r;
 
@@ -452,7 +486,7 @@ static int netmap_from_json_internal(const cJSON *obj, const char *prefix, Netma
                         return -ENOMEM;
 
                 /* Counted before parsing, so a half-parsed node is freed too. */
-                r = parse_node(peer, m, path, false, &m->peers[m->n_peers++], ret_error);
+                r = parse_node(peer, m, path, NODE_PEER, &m->peers[m->n_peers++], ret_error);
                 if (r < 0)
                         return r;
         }
@@ -466,6 +500,20 @@ static int netmap_from_json_internal(const cJSON *obj, const char *prefix, Netma
         };
         for (size_t i = 0; i < ELEMENTSOF(fields); i++) {
                 r = check_unique(m, fields[i], prefix, scratch, ret_error);
+                if (r < 0)
+                        return r;
+        }
+
+        item = get_field(obj, "hub");
+        if (item) {
+                free(path);
+                if (asprintf(&path, "%shub.", prefix) < 0)
+                        return -ENOMEM;
+                m->has_hub = true;
+                r = parse_node(item, m, path, NODE_HUB, &m->hub, ret_error);
+                if (r < 0)
+                        return r;
+                r = check_hub_distinct(m, prefix, ret_error);
                 if (r < 0)
                         return r;
         }
@@ -670,6 +718,10 @@ int netmap_diff(const Netmap *old, const Netmap *new, NetmapDiff *ret) {
         for (size_t i = 0; i < n_old; i++)
                 if (!seen[i])
                         d.removed[d.n_removed++] = &old->peers[i];
+
+        d.hub_changed = !old ? new->has_hub :
+                old->has_hub != new->has_hub ||
+                (new->has_hub && !netmap_node_equal(&old->hub, &new->hub));
 
         d.self_changed = !old ||
                 !streq_ptr(old->self.name, new->self.name) ||

@@ -36,6 +36,10 @@ typedef struct Netmap {
         NetmapNode self;
         NetmapNode *peers;
         size_t n_peers;
+        /* The control server's own WireGuard peer: relay and NAT observer
+         * (docs/protocol.md, "The hub"). Its name is "hub". */
+        bool has_hub;
+        NetmapNode hub;
 } Netmap;
 
 Netmap *netmap_free(Netmap *m);
@@ -66,6 +70,7 @@ typedef struct NetmapDiff {
         const NetmapNode **changed;
         size_t n_changed;
         bool self_changed; /* own name or addresses differ */
+        bool hub_changed;  /* hub added, removed, or its key, addresses or endpoint differ */
 } NetmapDiff;
 
 /* old may be NULL (everything in new is added, self_changed set). Endpoint

@@ -561,6 +561,84 @@ static void test_register_reply(void **state) {
         register_fail(p, "netmap.peers[2].name: same as netmap.peers[0].name");
 }
 
+static cJSON *make_hub(void) {
+        cJSON *hub = make_node("ignored", 9, 1, true), *eps = cJSON_CreateArray();
+
+        cJSON_DeleteItemFromObject(hub, "name");
+        cJSON_AddItemToArray(eps, cJSON_CreateString("192.0.2.1:41640"));
+        set(hub, "endpoints", eps);
+        return hub;
+}
+
+static void test_hub(void **state) {
+        _cleanup_json_ cJSON *j = make_netmap();
+        _cleanup_(netmap_freep) Netmap *without = NULL, *with = NULL, *moved = NULL;
+        _cleanup_(netmap_diff_done) NetmapDiff d1 = {}, d2 = {}, d3 = {};
+        char buf[INET6_ADDRSTRLEN];
+
+        without = parse_ok(j);
+        assert_false(without->has_hub);
+
+        cJSON_AddItemToObject(j, "hub", make_hub());
+        with = parse_ok(j);
+        assert_true(with->has_hub);
+        assert_string_equal(with->hub.name, "hub");
+        assert_string_equal(inet_ntop(AF_INET, &with->hub.ipv4.in, buf, sizeof(buf)), "100.64.0.1");
+        assert_string_equal(with->hub.endpoints[0], "192.0.2.1:41640");
+        /* The relay flag concerns peers only. */
+        assert_false(with->hub.relay);
+
+        assert_int_equal(netmap_diff(without, with, &d1), 0);
+        assert_true(d1.hub_changed);
+        assert_int_equal(d1.n_added + d1.n_removed + d1.n_changed, 0);
+
+        cJSON *eps = cJSON_CreateArray();
+        cJSON_AddItemToArray(eps, cJSON_CreateString("198.51.100.1:41640"));
+        set(cJSON_GetObjectItem(j, "hub"), "endpoints", eps);
+        moved = parse_ok(j);
+        assert_int_equal(netmap_diff(with, moved, &d2), 0);
+        assert_true(d2.hub_changed);
+        assert_int_equal(netmap_diff(moved, moved, &d3), 0);
+        assert_false(d3.hub_changed);
+}
+
+static void m_hub_two_endpoints(cJSON *m) {
+        cJSON *hub = make_hub();
+        cJSON_AddItemToArray(cJSON_GetObjectItem(hub, "endpoints"), cJSON_CreateString("192.0.2.2:1"));
+        cJSON_AddItemToObject(m, "hub", hub);
+}
+static void m_hub_no_endpoint(cJSON *m) {
+        cJSON *hub = make_hub();
+        cJSON_DeleteItemFromObject(hub, "endpoints");
+        cJSON_AddItemToObject(m, "hub", hub);
+}
+static void m_hub_key_of_peer(cJSON *m) {
+        cJSON *hub = make_hub();
+        _cleanup_free_ char *k = key_text(3);
+        set(hub, "public_key", cJSON_CreateString(k));
+        cJSON_AddItemToObject(m, "hub", hub);
+}
+static void m_hub_address_of_self(cJSON *m) {
+        cJSON *hub = make_hub();
+        set(hub, "ipv4", cJSON_CreateString("100.64.0.3"));
+        cJSON_AddItemToObject(m, "hub", hub);
+}
+static void m_hub_outside(cJSON *m) {
+        cJSON *hub = make_hub();
+        set(hub, "ipv4", cJSON_CreateString("192.0.2.1"));
+        cJSON_AddItemToObject(m, "hub", hub);
+}
+static void m_hub_string(cJSON *m) { cJSON_AddStringToObject(m, "hub", "192.0.2.1"); }
+
+static void test_hub_rejected(void **state) {
+        check_rejected(m_hub_two_endpoints, "hub.endpoints: the hub needs exactly one endpoint");
+        check_rejected(m_hub_no_endpoint, "hub.endpoints: the hub needs exactly one endpoint");
+        check_rejected(m_hub_key_of_peer, "hub.public_key: same as peers[1].public_key");
+        check_rejected(m_hub_address_of_self, "hub.ipv4: same as self.ipv4");
+        check_rejected(m_hub_outside, "hub.ipv4: 192.0.2.1 is not inside ipv4_range");
+        check_rejected(m_hub_string, "hub: not an object");
+}
+
 int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_valid),
@@ -575,6 +653,8 @@ int main(void) {
                 cmocka_unit_test(test_diff_self),
                 cmocka_unit_test(test_diff_many),
                 cmocka_unit_test(test_register_reply),
+                cmocka_unit_test(test_hub),
+                cmocka_unit_test(test_hub_rejected),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }
