@@ -38,6 +38,7 @@ typedef enum TransferKind {
         TRANSFER_REGISTER,
         TRANSFER_POLL,
         TRANSFER_ENDPOINTS,
+        TRANSFER_PATHS,
 } TransferKind;
 
 typedef struct Transfer {
@@ -66,6 +67,7 @@ struct ControlClient {
 
         Transfer *register_transfer;
         Transfer *endpoints_transfer;
+        Transfer *paths_transfer;
 
         /* long-poll loop */
         bool polling;
@@ -575,6 +577,11 @@ static void transfer_done(ControlClient *c, Transfer *t, CURLcode code) {
                 t->callback(c, r < 0 ? r : 0, r < 0 ? message : NULL, r >= 0 ? strempty(t->body) : NULL,
                             r >= 0 ? t->body_size : 0, t->userdata);
                 break;
+        case TRANSFER_PATHS:
+                c->paths_transfer = NULL;
+                if (r < 0)
+                        log_debug_errno(r, "Posting path reports failed: %s", strna(message));
+                break;
         case TRANSFER_ENDPOINTS:
                 c->endpoints_transfer = NULL;
                 if (r < 0)
@@ -655,6 +662,7 @@ int control_client_new(sd_event *event, const char *url, const char *pin, Contro
 static void client_free_now(ControlClient *c) {
         transfer_free(c->register_transfer);
         transfer_free(c->endpoints_transfer);
+        transfer_free(c->paths_transfer);
         transfer_free(c->poll_transfer);
         /* curl_multi_cleanup() tells the socket callback to drop each source. */
         if (c->multi)
@@ -833,5 +841,45 @@ int control_client_post_endpoints(ControlClient *c, char *const *endpoints) {
         if (r < 0)
                 return r;
         c->endpoints_transfer = t;
+        return 0;
+}
+
+int control_client_post_paths(ControlClient *c, const PathReport *reports, size_t n) {
+        _cleanup_json_ cJSON *o = NULL;
+        cJSON *list;
+        char *body;
+        Transfer *t;
+        int r;
+
+        if (!c)
+                return -EINVAL;
+        if (c->free_requested)
+                return -ESTALE;
+        if (!c->token)
+                return -ENOTCONN;
+
+        o = cJSON_CreateObject();
+        if (!o || !(list = cJSON_AddArrayToObject(o, "peers")))
+                return -ENOMEM;
+        for (size_t i = 0; i < n; i++) {
+                cJSON *e = cJSON_CreateObject();
+                if (!e)
+                        return -ENOMEM;
+                cJSON_AddItemToArray(list, e);
+                if (!cJSON_AddStringToObject(e, "public_key", reports[i].public_key) ||
+                    !cJSON_AddBoolToObject(e, "direct", reports[i].direct))
+                        return -ENOMEM;
+        }
+        body = cJSON_PrintUnformatted(o);
+        if (!body)
+                return -ENOMEM;
+
+        /* Every report carries the whole current picture: replacing one
+         * still in flight loses nothing. */
+        c->paths_transfer = transfer_free(c->paths_transfer);
+        r = transfer_new(c, TRANSFER_PATHS, "/v1/paths", c->token, body, REQUEST_TIMEOUT_MS, &t);
+        if (r < 0)
+                return r;
+        c->paths_transfer = t;
         return 0;
 }

@@ -7,12 +7,14 @@
 #include <systemd/sd-daemon.h>
 
 #include "fileio.h"
+#include "link-watch.h"
 #include "link.h"
 #include "log.h"
 #include "manager.h"
 #include "messages.h"
 #include "online.h"
 #include "peer.h"
+#include "strv.h"
 #include "varlink.h"
 
 #define MANAGER_TICK_USEC (1 * USEC_PER_SEC)
@@ -116,6 +118,7 @@ int manager_new(const ManagerOptions *opts, Manager **ret) {
 }
 
 static void manager_drop_peers(Manager *m) {
+        m->hub = peer_free(m->hub);
         for (size_t i = 0; i < m->n_peers; i++)
                 peer_free(m->peers[i]);
         free(m->peers);
@@ -152,6 +155,7 @@ Manager *manager_free(Manager *m) {
         control_client_free(m->control);
         control_client_free(m->registering);
         m->api = api_server_free(m->api);
+        link_watch_free(m->link_watch);
         manager_release_device(m, false);
         sd_event_source_disable_unref(m->online_timeout_source);
         sd_event_source_disable_unref(m->tick_source);
@@ -177,6 +181,8 @@ uint32_t manager_next_probe_seq(Manager *m) {
 }
 
 Peer *manager_find_peer_by_address(Manager *m, int family, const union in_addr_union *addr) {
+        if (m->hub && peer_has_address(m->hub, family, addr))
+                return m->hub;
         for (size_t i = 0; i < m->n_peers; i++)
                 if (peer_has_address(m->peers[i], family, addr))
                         return m->peers[i];
@@ -470,7 +476,7 @@ static int manager_setup_device(Manager *m, const Netmap *nm) {
 }
 
 static bool wg_peer_matches(const WgPeer *w, const Peer *p) {
-        size_t want = p->has_ipv6 ? 2 : 1;
+        size_t want = p->relay ? 0 : p->has_ipv6 ? 2 : 1;
 
         if (w->n_allowed_ips != want)
                 return false;
@@ -482,6 +488,38 @@ static bool wg_peer_matches(const WgPeer *w, const Peer *p) {
                         return false;
         }
         return w->persistent_keepalive == PEER_KEEPALIVE_SEC;
+}
+
+/* The hub entry: its own addresses plus those of every relayed peer, so
+ * that traffic to them goes node → hub → node. */
+static int manager_hub_to_wg(Manager *m, WgDevice *d) {
+        const char *endpoint = peer_current_endpoint(m->hub);
+        WgPeer *w;
+        int r;
+
+        r = wg_device_add_peer(d, &w);
+        if (r < 0)
+                return r;
+        w->public_key = m->hub->public_key;
+        w->flags = WG_PEER_REPLACE_ALLOWED_IPS | WG_PEER_HAS_PERSISTENT_KEEPALIVE;
+        w->persistent_keepalive = PEER_KEEPALIVE_SEC;
+        if (endpoint && endpoint_parse(endpoint, &w->endpoint) >= 0)
+                w->flags |= WG_PEER_HAS_ENDPOINT;
+        r = peer_add_allowed_ips(m->hub, w);
+        for (size_t i = 0; r >= 0 && i < m->n_peers; i++)
+                if (m->peers[i]->relay)
+                        r = peer_add_allowed_ips(m->peers[i], w);
+        return r;
+}
+
+static int wg_device_add_removal(WgDevice *d, const WgKey *key) {
+        WgPeer *w;
+        int r = wg_device_add_peer(d, &w);
+        if (r < 0)
+                return r;
+        w->public_key = *key;
+        w->flags = WG_PEER_REMOVE_ME;
+        return 0;
 }
 
 /* Full reconciliation of the device's peers with ours, used once after the
@@ -500,16 +538,13 @@ static int manager_sync_device_peers(Manager *m) {
 
         for (size_t i = 0; i < current->n_peers; i++) {
                 const WgPeer *w = &current->peers[i];
-                bool wanted = false;
+                bool wanted = m->hub && key_equal(&w->public_key, &m->hub->public_key);
                 for (size_t j = 0; j < m->n_peers && !wanted; j++)
                         wanted = key_equal(&w->public_key, &m->peers[j]->public_key);
                 if (!wanted) {
-                        WgPeer *rm;
-                        r = wg_device_add_peer(d, &rm);
+                        r = wg_device_add_removal(d, &w->public_key);
                         if (r < 0)
                                 return r;
-                        rm->public_key = w->public_key;
-                        rm->flags = WG_PEER_REMOVE_ME;
                 }
         }
         for (size_t j = 0; j < m->n_peers; j++) {
@@ -517,6 +552,11 @@ static int manager_sync_device_peers(Manager *m) {
                 if (w && wg_peer_matches(w, m->peers[j]) && w->endpoint.sa.sa_family != AF_UNSPEC)
                         continue;
                 r = peer_to_wg(m->peers[j], d);
+                if (r < 0)
+                        return r;
+        }
+        if (m->hub) {
+                r = manager_hub_to_wg(m, d);
                 if (r < 0)
                         return r;
         }
@@ -549,6 +589,39 @@ static void manager_post_endpoints(Manager *m) {
         r = control_client_post_endpoints(m->control, candidates);
         if (r < 0)
                 log_debug_errno(r, "Failed to announce endpoints: %m");
+}
+
+/* Keeps m->hub in step with the netmap's hub; queues its WireGuard entry in
+ * d when it or the set of relayed peers changed (the first apply writes
+ * everything in manager_sync_device_peers() instead). */
+static int manager_update_hub(Manager *m, const Netmap *new, bool first, bool changed, WgDevice *d) {
+        int r;
+
+        if (!new->has_hub) {
+                if (m->hub && !first)
+                        (void) wg_device_add_removal(d, &m->hub->public_key);
+                m->hub = peer_free(m->hub);
+                return 0;
+        }
+
+        if (m->hub && !key_equal(&m->hub->public_key, &new->hub.public_key)) {
+                if (!first)
+                        (void) wg_device_add_removal(d, &m->hub->public_key);
+                m->hub = peer_free(m->hub);
+        }
+        if (!m->hub) {
+                r = peer_new(m, &new->hub, new->domain, &m->hub);
+                if (r < 0)
+                        return r;
+                m->hub->is_hub = true;
+                changed = true;
+                log_info("Control server hub at %s.", strna(peer_current_endpoint(m->hub)));
+        } else {
+                r = peer_update(m->hub, &new->hub, new->domain);
+                if (r < 0)
+                        return r;
+        }
+        return changed && !first ? manager_hub_to_wg(m, d) : 0;
 }
 
 /* Applies a validated netmap as a difference to what we have: only peers
@@ -585,6 +658,7 @@ static int manager_apply_netmap(Manager *m, Netmap *nm, const char *json, size_t
                 return log_oom();
         }
 
+        bool relay_changed = false;
         for (size_t i = 0; i < new->n_peers; i++) {
                 const NetmapNode *n = &new->peers[i];
                 Peer *p = NULL;
@@ -595,11 +669,24 @@ static int manager_apply_netmap(Manager *m, Netmap *nm, const char *json, size_t
                                 break;
                         }
                 if (p) {
+                        bool was_relay = p->relay, endpoints_differ = !strv_equal(p->endpoints, n->endpoints);
+
                         r = peer_update(p, n, new->domain);
-                        if (r > 0 && !first)
-                                r = peer_to_wg(p, d);
+                        relay_changed |= was_relay != p->relay;
+                        if (r > 0 && !first) {
+                                /* A peer not reached yet starts afresh at a new endpoint:
+                                 * WireGuard would otherwise hold its next handshake
+                                 * back for up to 5 s after the last futile one, and
+                                 * hole punching needs both sides to send now. */
+                                if (endpoints_differ && !p->reachable)
+                                        r = wg_device_add_removal(d, &p->public_key);
+                                if (r >= 0)
+                                        r = peer_to_wg(p, d);
+                        }
                 } else {
                         r = peer_new(m, n, new->domain, &p);
+                        if (r >= 0)
+                                relay_changed |= p->relay;
                         if (r >= 0 && !first)
                                 r = peer_to_wg(p, d);
                         if (r >= 0)
@@ -619,20 +706,22 @@ static int manager_apply_netmap(Manager *m, Netmap *nm, const char *json, size_t
         /* Whatever is left in the old list is gone from the netmap. */
         for (size_t j = 0; j < m->n_peers; j++) {
                 Peer *p = m->peers[j];
-                WgPeer *w;
                 if (!p)
                         continue;
                 log_full_errno_fields(LOG_INFO, 0, &((LogFields) { .peer = p->name }),
                                       "Peer %s left the netmap.", p->name);
-                if (!first && wg_device_add_peer(d, &w) >= 0) {
-                        w->public_key = p->public_key;
-                        w->flags = WG_PEER_REMOVE_ME;
-                }
+                relay_changed |= p->relay;
+                if (!first)
+                        (void) wg_device_add_removal(d, &p->public_key);
                 peer_free(p);
         }
         free(m->peers);
         m->peers = peers;
         m->n_peers = new->n_peers;
+
+        r = manager_update_hub(m, new, first, diff.hub_changed || relay_changed, d);
+        if (r < 0)
+                return log_error_errno(r, "Failed to prepare the hub peer: %m");
 
         if (first)
                 r = manager_sync_device_peers(m);
@@ -661,6 +750,8 @@ static int manager_apply_netmap(Manager *m, Netmap *nm, const char *json, size_t
         for (size_t i = 0; i < m->n_peers; i++)
                 if (m->peers[i]->last_probe_usec == 0)
                         peer_tick(m->peers[i], now);
+        if (m->hub && m->hub->last_probe_usec == 0)
+                peer_tick(m->hub, now);
 
         if (m->state == MANAGER_NEEDS_LOGIN || m->state == MANAGER_STOPPED)
                 m->state = MANAGER_STARTING;
@@ -996,9 +1087,13 @@ int manager_refresh_device_stats(Manager *m) {
         r = wg_get_device(m->wg, &d);
         if (r < 0)
                 return r;
-        for (size_t i = 0; i < m->n_peers; i++) {
-                Peer *p = m->peers[i];
-                const WgPeer *w = wg_device_find_peer(d, &p->public_key);
+        for (size_t i = 0; i <= m->n_peers; i++) {
+                Peer *p = i < m->n_peers ? m->peers[i] : m->hub;
+                const WgPeer *w;
+
+                if (!p)
+                        continue;
+                w = wg_device_find_peer(d, &p->public_key);
                 char buf[ENDPOINT_STRLEN];
 
                 if (!w)
@@ -1054,6 +1149,17 @@ cJSON *manager_status_json(Manager *m) {
             !cJSON_AddNumberToObject(o, "peers_reachable", (double) reachable))
                 return NULL;
 #undef ADD_STRING_OR_NULL
+        if (m->hub) {
+                const char *endpoint = m->hub->device_endpoint ?: peer_current_endpoint(m->hub);
+                cJSON *hub = cJSON_AddObjectToObject(o, "hub");
+                if (!hub ||
+                    !cJSON_AddStringToObject(hub, "public_key", m->hub->public_key_b64) ||
+                    !cJSON_AddStringToObject(hub, "endpoint", strna(endpoint)) ||
+                    !cJSON_AddBoolToObject(hub, "reachable", m->hub->reachable) ||
+                    !cJSON_AddNumberToObject(hub, "rtt_usec", (double) m->hub->rtt_usec))
+                        return NULL;
+        } else if (!cJSON_AddNullToObject(o, "hub"))
+                return NULL;
         return TAKE_PTR(o);
 }
 
@@ -1162,12 +1268,63 @@ int manager_wait_online(Manager *m, ApiCall *call, char **peers, bool any, uint6
 
 /* ---- life cycle ---------------------------------------------------------------------------- */
 
+static void manager_post_paths(Manager *m) {
+        _cleanup_free_ PathReport *reports = NULL;
+        size_t n = 0;
+        int r;
+
+        if (!m->control)
+                return;
+        reports = calloc(m->n_peers + 1, sizeof(PathReport));
+        if (!reports)
+                return;
+        for (size_t i = 0; i < m->n_peers; i++)
+                if (m->peers[i]->direct_reported >= 0)
+                        reports[n++] = (PathReport) { .public_key = m->peers[i]->public_key_b64,
+                                                      .direct = m->peers[i]->direct_reported };
+        r = control_client_post_paths(m->control, reports, n);
+        if (r < 0) {
+                log_debug_errno(r, "Failed to report paths, will retry: %m");
+                return;
+        }
+        m->paths_dirty = false;
+}
+
 static int on_tick(sd_event_source *s, uint64_t usec, void *userdata) {
         Manager *m = userdata;
+        bool judging = false;
+
+        /* Judging a path needs fresh handshake times; read them only while
+         * some peer is relayed or not reached, not every second for all. */
+        for (size_t i = 0; m->hub && !judging && i < m->n_peers; i++)
+                judging = m->peers[i]->relay || !m->peers[i]->reachable;
+        if (judging)
+                (void) manager_refresh_device_stats(m);
 
         for (size_t i = 0; i < m->n_peers; i++)
                 peer_tick(m->peers[i], usec);
+        if (m->hub)
+                peer_tick(m->hub, usec);
+        if (m->paths_dirty)
+                manager_post_paths(m);
         return sd_event_source_set_time(s, usec + MANAGER_TICK_USEC);
+}
+
+/* The underlay changed (an address came or went, a route moved): tell the
+ * control server our new candidates and send something to everyone, so
+ * that the hub and the peers' WireGuard learn where we are now. */
+static void on_link_change(LinkWatch *w, void *userdata) {
+        Manager *m = userdata;
+        uint64_t now = now_monotonic(m);
+
+        if (!m->device_configured)
+                return;
+        log_debug("Underlay changed; announcing endpoints and probing peers.");
+        manager_post_endpoints(m);
+        if (m->hub)
+                peer_probe_now(m->hub, now);
+        for (size_t i = 0; i < m->n_peers; i++)
+                peer_probe_now(m->peers[i], now);
 }
 
 static int on_signal(sd_event_source *s, const struct signalfd_siginfo *si, void *userdata) {
@@ -1264,6 +1421,10 @@ int manager_start(Manager *m) {
                            "io.meshd", manager_api_description, m, &m->api);
         if (r < 0)
                 return log_error_errno(r, "Failed to listen on %s: %m", m->api_socket_path);
+
+        r = link_watch_new(m->event, on_link_change, m, &m->link_watch);
+        if (r < 0)
+                log_warning_errno(r, "Failed to watch network changes, roaming will be slow: %m");
 
         r = sd_event_add_time_relative(m->event, &m->tick_source, CLOCK_MONOTONIC, MANAGER_TICK_USEC, 0, on_tick, m);
         if (r < 0)

@@ -58,6 +58,8 @@ typedef struct Manager {
 
         Peer **peers;          /* one per netmap peer, same order */
         size_t n_peers;
+        Peer *hub;             /* the control server's hub, when the netmap has one */
+        bool paths_dirty;      /* a direct-path verdict changed: report it */
         uint32_t probe_seq;
 
         ControlClient *control;
@@ -67,6 +69,7 @@ typedef struct Manager {
         uint64_t join_retry_usec;
 
         Prober *prober;
+        struct LinkWatch *link_watch;
         ApiServer *api;
         char *api_socket_path;
 

@@ -33,6 +33,12 @@ static void peer_unlink_ping(Peer *p, PendingPing *pp) {
                 }
 }
 
+static uint64_t now_realtime(void) {
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        return (uint64_t) ts.tv_sec * USEC_PER_SEC + (uint64_t) ts.tv_nsec / NSEC_PER_USEC;
+}
+
 static int peer_set_name(Peer *p, const char *name, const char *domain) {
         char *n = strdup(name), *f = NULL;
         if (!n || asprintf(&f, "%s.%s", name, domain) < 0) {
@@ -54,6 +60,7 @@ int peer_new(Manager *m, const NetmapNode *node, const char *domain, Peer **ret)
         if (!p)
                 return -ENOMEM;
         p->manager = m;
+        p->direct_reported = -1;
         p->public_key = node->public_key;
         key_to_base64(&p->public_key, p->public_key_b64);
 
@@ -117,8 +124,25 @@ int peer_update(Peer *p, const NetmapNode *node, const char *domain) {
         }
 
         if (p->relay != node->relay) {
+                uint64_t now;
+
                 p->relay = node->relay;
                 wg_changed = true;
+                (void) sd_event_now(p->manager->event, CLOCK_MONOTONIC, &now);
+                if (p->relay) {
+                        p->relay_since_realtime_usec = now_realtime();
+                        p->last_direct_retry_usec = now;
+                        log_full_errno_fields(LOG_NOTICE, 0,
+                                              &((LogFields) { .message_id = MESSAGE_RELAY_FALLBACK, .peer = p->name,
+                                                              .path = "relay" }),
+                                              "Peer %s is now reached through the relay: no direct path.", p->name);
+                } else {
+                        p->direct_trying_since = now;
+                        log_full_errno_fields(LOG_NOTICE, 0,
+                                              &((LogFields) { .message_id = MESSAGE_PATH_DIRECT, .peer = p->name,
+                                                              .path = "direct" }),
+                                              "Peer %s is reached directly again.", p->name);
+                }
         }
         return wg_changed;
 }
@@ -143,6 +167,16 @@ int peer_to_wg(const Peer *p, WgDevice *d) {
         w->persistent_keepalive = PEER_KEEPALIVE_SEC;
         if (endpoint && endpoint_parse(endpoint, &w->endpoint) >= 0)
                 w->flags |= WG_PEER_HAS_ENDPOINT;
+
+        /* Relayed: the addresses live on the hub peer; this entry stays,
+         * without them, so that the direct path can still be tried. */
+        if (p->relay)
+                return 0;
+        return peer_add_allowed_ips(p, w);
+}
+
+int peer_add_allowed_ips(const Peer *p, WgPeer *w) {
+        int r;
 
         r = wg_peer_add_allowed_ip(w, AF_INET, &p->ipv4, 32);
         if (r < 0)
@@ -220,9 +254,77 @@ static void peer_try_next_endpoint(Peer *p, uint64_t now) {
                               "Trying endpoint %s for peer %s.", peer_current_endpoint(p), p->name);
 }
 
+void peer_probe_now(Peer *p, uint64_t now) {
+        peer_send_probe(p, now);
+}
+
+static void peer_report_direct(Peer *p, bool works) {
+        p->direct_reported = works;
+        p->manager->paths_dirty = true;
+        log_full_errno_fields(LOG_INFO, 0, &((LogFields) { .peer = p->name, .endpoint = peer_current_endpoint(p) }),
+                              works ? "Direct path to %s works." : "No direct path to %s (%s); asking for the relay.",
+                              p->name, strna(peer_current_endpoint(p)));
+}
+
+/* WireGuard starts a handshake when it has something to send; a relayed
+ * peer's entry gets no traffic, so turning its keepalive off and on makes
+ * both kernel and wireguard-go send one at once. */
+static void peer_retry_direct(Peer *p) {
+        _cleanup_(wg_device_freep) WgDevice *d = NULL;
+        Manager *m = p->manager;
+        int r;
+
+        if (!m->wg)
+                return;
+        for (int keepalive = 0; keepalive <= PEER_KEEPALIVE_SEC; keepalive += PEER_KEEPALIVE_SEC) {
+                WgPeer *w;
+
+                d = wg_device_free(d);
+                d = calloc(1, sizeof(*d));
+                if (!d || wg_device_add_peer(d, &w) < 0)
+                        return;
+                w->public_key = p->public_key;
+                w->flags = WG_PEER_UPDATE_ONLY | WG_PEER_HAS_PERSISTENT_KEEPALIVE;
+                w->persistent_keepalive = (uint16_t) keepalive;
+                r = wg_set_device(m->wg, d);
+                if (r < 0) {
+                        log_debug_errno(r, "Failed to retry the direct path to %s: %m", p->name);
+                        return;
+                }
+        }
+}
+
+static void peer_judge_path(Peer *p, uint64_t now) {
+        if (p->is_hub || !p->manager->netmap || !p->manager->netmap->has_hub)
+                return;
+
+        if (!p->relay) {
+                if (p->reachable) {
+                        p->direct_trying_since = 0;
+                        if (p->direct_reported == 0)
+                                peer_report_direct(p, true);
+                } else if (p->direct_trying_since == 0)
+                        p->direct_trying_since = now;
+                else if (now - p->direct_trying_since >= PEER_DIRECT_TIMEOUT_USEC && p->direct_reported != 0)
+                        peer_report_direct(p, false);
+                return;
+        }
+
+        /* Relayed: a handshake through the direct entry since then proves the direct path. */
+        if (p->last_handshake_realtime_usec > p->relay_since_realtime_usec) {
+                if (p->direct_reported != 1)
+                        peer_report_direct(p, true);
+        } else if (now - p->last_direct_retry_usec >= PEER_DIRECT_RETRY_USEC) {
+                p->last_direct_retry_usec = now;
+                peer_retry_direct(p);
+        }
+}
+
 void peer_tick(Peer *p, uint64_t now) {
         if (p->reachable && now - p->last_reply_usec > PEER_REACHABLE_USEC)
                 peer_set_reachable(p, false);
+
+        peer_judge_path(p, now);
 
         if (!p->reachable) {
                 if (p->endpoint_since_usec == 0)
@@ -234,12 +336,6 @@ void peer_tick(Peer *p, uint64_t now) {
         if (p->last_probe_usec == 0 ||
             now - p->last_probe_usec >= (p->reachable ? PEER_PROBE_REACHABLE_USEC : PEER_PROBE_UNREACHABLE_USEC))
                 peer_send_probe(p, now);
-}
-
-static uint64_t now_realtime(void) {
-        struct timespec ts;
-        clock_gettime(CLOCK_REALTIME, &ts);
-        return (uint64_t) ts.tv_sec * USEC_PER_SEC + (uint64_t) ts.tv_nsec / NSEC_PER_USEC;
 }
 
 static cJSON *ping_reply_json(const Peer *p, uint64_t rtt) {

@@ -22,6 +22,11 @@ typedef struct PendingPing PendingPing;
 /* Try the next endpoint candidate when the current one gave no reply this long. */
 #define PEER_ENDPOINT_TRY_USEC (5 * USEC_PER_SEC)
 #define PEER_KEEPALIVE_SEC 25
+/* A direct path that gives no probe reply this long is reported as failed,
+ * and the control server relays the pair through the hub. */
+#define PEER_DIRECT_TIMEOUT_USEC (5 * USEC_PER_SEC)
+/* While relayed, try the direct path again this often. */
+#define PEER_DIRECT_RETRY_USEC (15 * USEC_PER_SEC)
 
 typedef struct Peer {
         Manager *manager;
@@ -48,6 +53,13 @@ typedef struct Peer {
         uint64_t rx_bytes, tx_bytes;
         char *device_endpoint;
 
+        /* Direct path or relay (docs/protocol.md, POST /v1/paths). */
+        bool is_hub;                       /* the control server's hub, not a node */
+        uint64_t direct_trying_since;      /* CLOCK_MONOTONIC, 0 = not trying */
+        int direct_reported;               /* -1 nothing said yet, 0 failed, 1 works */
+        uint64_t relay_since_realtime_usec;
+        uint64_t last_direct_retry_usec;
+
         PendingPing *pings;
 } Peer;
 
@@ -61,9 +73,15 @@ int peer_update(Peer *p, const NetmapNode *node, const char *domain);
 /* Fills a WgPeer (allocated in d) that (re)creates this peer on the device. */
 int peer_to_wg(const Peer *p, WgDevice *d);
 const char *peer_current_endpoint(const Peer *p);
+/* The peer's mesh addresses as allowed IPs of w (also used for the hub entry of a relayed peer). */
+int peer_add_allowed_ips(const Peer *p, WgPeer *w);
 
-/* Called once a second: probe, expire reachability, rotate endpoints. */
+/* Called once a second: probe, expire reachability, rotate endpoints,
+ * judge the direct path. */
 void peer_tick(Peer *p, uint64_t now);
+/* Probe at once, e.g. after the underlay changed: traffic makes WireGuard
+ * (and the hub) learn our new endpoint. */
+void peer_probe_now(Peer *p, uint64_t now);
 void peer_handle_probe_reply(Peer *p, uint32_t seq, uint64_t now);
 
 /* io.meshd.Ping: answers call when a reply to a fresh probe comes, or
