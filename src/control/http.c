@@ -20,6 +20,7 @@
 #include "http.h"
 #include "key.h"
 #include "log.h"
+#include "paths.h"
 #include "tls.h"
 
 #define BODY_MAX (1024 * 1024)
@@ -57,6 +58,13 @@ struct Server {
         Request *waiters;       /* suspended GET /v1/netmap */
         size_t n_waiters;
         bool running, stopping;
+
+        /* the hub: options until server_run() starts it */
+        bool hub_enabled;
+        HubOptions hub_options;
+        char *hub_ifname, *hub_public_key, *hub_endpoint;
+        NetmapHub netmap_hub;
+        Hub *hub;
 };
 
 struct Request {
@@ -188,7 +196,14 @@ static void server_check_version(Server *s) {
         log_debug("Netmap version %" PRIu64 " → %" PRIu64 ", waking %zu long-poll(s).", s->version, v,
                   s->n_waiters);
         s->version = v;
+        /* a node that just registered handshakes with the hub at once */
+        if (s->hub)
+                (void) hub_sync(s->hub);
         server_wake_waiters(s);
+}
+
+static void on_hub_changed(Hub *h, void *userdata) {
+        server_check_version(userdata);
 }
 
 static int server_get_snapshot(Server *s, const NetmapSnapshot **ret) {
@@ -196,7 +211,7 @@ static int server_get_snapshot(Server *s, const NetmapSnapshot **ret) {
         int r;
 
         if (!s->snapshot || netmap_snapshot_version(s->snapshot) < s->version) {
-                r = netmap_snapshot_load(s->store, &snap);
+                r = netmap_snapshot_load(s->store, s->hub_enabled ? &s->netmap_hub : NULL, &snap);
                 if (r < 0)
                         return r;
                 netmap_snapshot_free(s->snapshot);
@@ -545,6 +560,40 @@ static enum MHD_Result handle_endpoints(Request *req) {
         return request_reply(req, MHD_HTTP_NO_CONTENT, NULL, 0);
 }
 
+static enum MHD_Result handle_paths(Request *req) {
+        Server *s = req->server;
+        _cleanup_(cJSON_Deletep) cJSON *body = NULL;
+        _cleanup_free_ StorePathReport *reports = NULL;
+        char error[128];
+        size_t n = 0;
+        int64_t id;
+        int r;
+
+        if (request_authenticate(req, &id) != MHD_YES || id < 0)
+                return req->status != 0 ? MHD_YES : MHD_NO;
+
+        body = request_parse_body(req);
+        if (!body)
+                return request_reply_error(req, MHD_HTTP_BAD_REQUEST, "body: not a JSON object");
+        r = paths_request_parse(body, &reports, &n, error, sizeof(error));
+        if (r == -ENOMEM)
+                return request_reply_oom(req);
+        if (r < 0)
+                return request_reply_error(req, MHD_HTTP_BAD_REQUEST, "%s", error);
+
+        r = store_report_paths(s->store, id, reports, n, time(NULL));
+        if (r == -ENOENT)
+                return request_reply_error(req, MHD_HTTP_FORBIDDEN, "node removed");
+        if (r < 0)
+                return request_reply_internal(req);
+        if (r > 0) {
+                log_debug("Node %" PRId64 ": %i pair(s) changed between direct and relay.", id, r);
+                server_check_version(s);
+        }
+
+        return request_reply(req, MHD_HTTP_NO_CONTENT, NULL, 0);
+}
+
 static enum MHD_Result request_dispatch(Request *req) {
         static const struct {
                 const char *path;
@@ -554,6 +603,7 @@ static enum MHD_Result request_dispatch(Request *req) {
                 { "/v1/register", MHD_HTTP_METHOD_POST, handle_register },
                 { "/v1/netmap", MHD_HTTP_METHOD_GET, handle_netmap },
                 { "/v1/endpoints", MHD_HTTP_METHOD_POST, handle_endpoints },
+                { "/v1/paths", MHD_HTTP_METHOD_POST, handle_paths },
         };
 
         if (req->too_large)
@@ -717,6 +767,9 @@ static int on_db_poll(sd_event_source *source, uint64_t usec, void *userdata) {
         if (r >= 0 && dv != s->data_version) {
                 s->data_version = dv;
                 server_check_version(s);
+                /* the version may have been seen already by a snapshot load */
+                if (s->hub)
+                        (void) hub_sync(s->hub);
         }
 
         r = sd_event_source_set_time_relative(source, DB_POLL_USEC);
@@ -830,6 +883,19 @@ int server_new(Store *store, const char *state_dir, const char *listen, Server *
         return 0;
 }
 
+int server_set_hub(Server *s, const HubOptions *opts, const char *public_key, const char *endpoint) {
+        s->hub_ifname = strdup(opts->ifname);
+        s->hub_public_key = strdup(public_key);
+        s->hub_endpoint = strdup(endpoint);
+        if (!s->hub_ifname || !s->hub_public_key || !s->hub_endpoint)
+                return log_oom();
+        s->hub_options = *opts;
+        s->hub_options.ifname = s->hub_ifname;
+        s->netmap_hub = (NetmapHub) { .public_key = s->hub_public_key, .endpoint = s->hub_endpoint };
+        s->hub_enabled = true;
+        return 0;
+}
+
 Server *server_free(Server *s) {
         if (!s)
                 return NULL;
@@ -842,6 +908,7 @@ Server *server_free(Server *s) {
         }
         if (s->daemon)
                 MHD_stop_daemon(s->daemon);
+        hub_free(s->hub);
 
         sd_event_source_disable_unref(s->mhd_io);
         sd_event_source_disable_unref(s->mhd_timer);
@@ -856,6 +923,10 @@ Server *server_free(Server *s) {
                 erase_and_free(s->key_pem, strlen(s->key_pem));
         free(s->cert_pem);
         free(s->state_dir);
+        free(s->hub_ifname);
+        free(s->hub_public_key);
+        free(s->hub_endpoint);
+        explicit_bzero(&s->hub_options.private_key, sizeof(s->hub_options.private_key));
         free(s);
         return NULL;
 }
@@ -867,6 +938,8 @@ int server_run(Server *s) {
         sigemptyset(&mask);
         sigaddset(&mask, SIGTERM);
         sigaddset(&mask, SIGINT);
+        /* the hub's wireguard-go child, watched by sd-event */
+        sigaddset(&mask, SIGCHLD);
         if (sigprocmask(SIG_BLOCK, &mask, NULL) < 0)
                 return log_error_errno(negative_errno(), "Failed to block signals: %m");
         r = sd_event_add_signal(s->event, &s->sigterm, SIGTERM, on_signal, s);
@@ -879,6 +952,13 @@ int server_run(Server *s) {
                                        DB_POLL_ACCURACY_USEC, on_db_poll, s);
         if (r < 0)
                 return log_error_errno(r, "Failed to add database poll: %m");
+
+        if (s->hub_enabled) {
+                r = hub_new(s->event, s->store, &s->hub_options, on_hub_changed, s, &s->hub);
+                explicit_bzero(&s->hub_options.private_key, sizeof(s->hub_options.private_key));
+                if (r < 0)
+                        return r;
+        }
 
         r = server_start_mhd(s);
         if (r < 0)

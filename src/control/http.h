@@ -6,6 +6,7 @@
  * GET /v1/netmap are suspended MHD connections on a waiters list, resumed
  * by any change of the netmap version, ours or another process's. */
 
+#include "hub.h"
 #include "macro.h"
 #include "store.h"
 
@@ -15,6 +16,10 @@ typedef struct Server Server;
 
 /* Takes ownership of store. listen: "ADDR:PORT" or "[ADDR6]:PORT". */
 int server_new(Store *store, const char *state_dir, const char *listen, Server **ret);
+/* Run a hub (started by server_run()); public_key (base64) and endpoint
+ * ("ip:port") are what netmaps carry as "hub". Without this call netmaps
+ * have no hub. */
+int server_set_hub(Server *s, const HubOptions *opts, const char *public_key, const char *endpoint);
 Server *server_free(Server *s);
 DEFINE_TRIVIAL_CLEANUP_FUNC(Server *, server_free);
 

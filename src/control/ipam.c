@@ -176,3 +176,27 @@ int ipam_host_format(const IpamRange *r, uint64_t host, char ipv4[static INET6_A
                 return negative_errno();
         return 0;
 }
+
+bool ipam_range_contains(const IpamRange *r, int family, const union in_addr_union *a) {
+        const uint8_t *net, *addr = a->bytes;
+        unsigned prefixlen, bytes;
+
+        if (family == AF_INET) {
+                net = (const uint8_t *) &r->ipv4;
+                prefixlen = r->ipv4_prefixlen;
+                bytes = 4;
+        } else if (family == AF_INET6) {
+                net = r->ipv6.s6_addr;
+                prefixlen = r->ipv6_prefixlen;
+                bytes = 16;
+        } else
+                return false;
+
+        for (unsigned i = 0; i < bytes && prefixlen > 0; i++) {
+                uint8_t mask = prefixlen >= 8 ? 0xff : (uint8_t) (0xff << (8 - prefixlen));
+                if ((net[i] & mask) != (addr[i] & mask))
+                        return false;
+                prefixlen = prefixlen >= 8 ? prefixlen - 8 : 0;
+        }
+        return true;
+}

@@ -10,6 +10,8 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "endpoint.h"
+
 #define IPAM_HOST_HUB UINT64_C(1)
 #define IPAM_HOST_FIRST UINT64_C(2)
 
@@ -44,3 +46,6 @@ int ipam_host_ipv4(const IpamRange *r, uint64_t host, struct in_addr *ret);
 int ipam_host_ipv6(const IpamRange *r, uint64_t host, struct in6_addr *ret);
 /* Text forms, into buffers of INET6_ADDRSTRLEN. */
 int ipam_host_format(const IpamRange *r, uint64_t host, char ipv4[static INET6_ADDRSTRLEN], char ipv6[static INET6_ADDRSTRLEN]);
+
+/* Whether a (AF_INET or AF_INET6) lies inside the mesh range of its family. */
+bool ipam_range_contains(const IpamRange *r, int family, const union in_addr_union *a);

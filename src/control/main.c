@@ -14,8 +14,11 @@
 
 #include "config.h"
 #include "dns-label.h"
+#include "endpoint.h"
 #include "http.h"
+#include "hub.h"
 #include "ipam.h"
+#include "key.h"
 #include "log.h"
 #include "store.h"
 #include "tls.h"
@@ -25,6 +28,7 @@
 #define IPV4_RANGE_DEFAULT "100.64.0.0/10"
 #define PORT_DEFAULT "8443"
 #define AUTHKEY_PREFIX "mskey-"
+#define HUB_KEY_FILE "hub.key"
 
 static const char *arg_state_dir = NULL;
 static const char *arg_url = NULL;
@@ -35,6 +39,13 @@ static const char *arg_listen = SERVER_LISTEN_DEFAULT;
 static bool arg_reusable = false;
 static uint64_t arg_expires_sec = 0;
 static bool arg_json = false;
+static const char *arg_hub_endpoint = NULL;
+static bool arg_hub = true;
+static const char *arg_hub_interface = HUB_INTERFACE_DEFAULT;
+static WgBackendType arg_hub_backend = WG_BACKEND_AUTO;
+static uint16_t arg_hub_port = 0;
+static bool arg_keep_hub = false;
+static bool arg_hub_ipv6_forwarding = false;
 
 DEFINE_TRIVIAL_CLEANUP_FUNC(cJSON *, cJSON_Delete);
 
@@ -60,13 +71,25 @@ static void help(void) {
                "     --domain=DOMAIN     init: DNS domain of the mesh (default: %s)\n"
                "     --ipv4-range=PREFIX init: IPv4 range (default: %s)\n"
                "     --ipv6-range=PREFIX init: IPv6 /48 (default: a random ULA prefix)\n"
+               "     --hub-endpoint=IP:PORT\n"
+               "                         init, serve: where nodes reach the hub (default: the\n"
+               "                         host of --url, when it is an IP address, port %u)\n"
                "     --listen=ADDR:PORT  serve: address to listen on (default: %s)\n"
+               "     --no-hub            init, serve: no hub (no relay, no observed endpoints)\n"
+               "     --hub-interface=NAME\n"
+               "                         serve: hub WireGuard interface (default: %s)\n"
+               "     --hub-backend=auto|kernel|userspace\n"
+               "                         serve: WireGuard implementation of the hub (default: auto)\n"
+               "     --hub-port=PORT     serve: UDP port of the hub (default: the port of the hub endpoint)\n"
+               "     --keep-hub          serve: leave the hub interface in place on exit\n"
+               "     --hub-ipv6-forwarding\n"
+               "                         serve: set net.ipv6.conf.all.forwarding=1 (host-wide) to relay IPv6\n"
                "     --reusable          authkey create: the key may join any number of nodes\n"
                "     --expires=DURATION  authkey create: validity, e.g. 30min, 24h, 7d\n"
                "     --json              nodes list: print JSON\n\n"
                "See the meshd-control(8) man page for details.\n",
                program_invocation_short_name, STATE_DIR_DEFAULT, DOMAIN_DEFAULT, IPV4_RANGE_DEFAULT,
-               SERVER_LISTEN_DEFAULT);
+               HUB_PORT_DEFAULT, SERVER_LISTEN_DEFAULT, HUB_INTERFACE_DEFAULT);
 }
 
 /* "30s", "10min", "24h", "7d", "2w"; a bare number is seconds. */
@@ -110,6 +133,13 @@ static int parse_argv(int argc, char *argv[]) {
                 ARG_REUSABLE,
                 ARG_EXPIRES,
                 ARG_JSON,
+                ARG_HUB_ENDPOINT,
+                ARG_NO_HUB,
+                ARG_HUB_INTERFACE,
+                ARG_HUB_BACKEND,
+                ARG_HUB_PORT,
+                ARG_KEEP_HUB,
+                ARG_HUB_IPV6_FORWARDING,
         };
         static const struct option options[] = {
                 { "help", no_argument, NULL, 'h' },
@@ -123,6 +153,13 @@ static int parse_argv(int argc, char *argv[]) {
                 { "reusable", no_argument, NULL, ARG_REUSABLE },
                 { "expires", required_argument, NULL, ARG_EXPIRES },
                 { "json", no_argument, NULL, ARG_JSON },
+                { "hub-endpoint", required_argument, NULL, ARG_HUB_ENDPOINT },
+                { "no-hub", no_argument, NULL, ARG_NO_HUB },
+                { "hub-interface", required_argument, NULL, ARG_HUB_INTERFACE },
+                { "hub-backend", required_argument, NULL, ARG_HUB_BACKEND },
+                { "hub-port", required_argument, NULL, ARG_HUB_PORT },
+                { "keep-hub", no_argument, NULL, ARG_KEEP_HUB },
+                { "hub-ipv6-forwarding", no_argument, NULL, ARG_HUB_IPV6_FORWARDING },
                 {}
         };
         int c, r;
@@ -164,6 +201,43 @@ static int parse_argv(int argc, char *argv[]) {
                         break;
                 case ARG_JSON:
                         arg_json = true;
+                        break;
+                case ARG_HUB_ENDPOINT:
+                        arg_hub_endpoint = optarg;
+                        break;
+                case ARG_NO_HUB:
+                        arg_hub = false;
+                        break;
+                case ARG_HUB_INTERFACE:
+                        /* IFNAMSIZ, and no character the kernel refuses */
+                        if (!*optarg || strlen(optarg) > 15 || strpbrk(optarg, "/: \t\n") ||
+                            streq(optarg, ".") || streq(optarg, ".."))
+                                return log_error_errno(-EINVAL, "Invalid --hub-interface '%s': 1 to 15 characters, "
+                                                       "no '/', ':' or space.", optarg);
+                        arg_hub_interface = optarg;
+                        break;
+                case ARG_HUB_BACKEND:
+                        arg_hub_backend = wg_backend_type_from_string(optarg);
+                        if (arg_hub_backend < 0)
+                                return log_error_errno(-EINVAL, "Invalid --hub-backend '%s', expected auto, kernel or userspace.",
+                                                       optarg);
+                        break;
+                case ARG_HUB_PORT: {
+                        char *end;
+                        unsigned long p;
+
+                        errno = 0;
+                        p = strtoul(optarg, &end, 10);
+                        if (errno != 0 || *optarg < '1' || *optarg > '9' || *end != 0 || p > 65535)
+                                return log_error_errno(-EINVAL, "Invalid --hub-port '%s', expected 1 … 65535.", optarg);
+                        arg_hub_port = (uint16_t) p;
+                        break;
+                }
+                case ARG_KEEP_HUB:
+                        arg_keep_hub = true;
+                        break;
+                case ARG_HUB_IPV6_FORWARDING:
+                        arg_hub_ipv6_forwarding = true;
                         break;
                 case '?':
                         return -EINVAL;
@@ -247,6 +321,94 @@ static bool domain_is_valid(const char *d) {
         return strstr(d, "..") == NULL && d[0] != '.';
 }
 
+/* The hub endpoint goes into every netmap, whose endpoints are "ip:port":
+ * a host name cannot be used. Canonical form into ret. */
+static int hub_endpoint_parse(const char *s, char **ret) {
+        union sockaddr_union sa;
+        char buf[ENDPOINT_STRLEN];
+
+        if (endpoint_parse(s, &sa) < 0 || (sa.sa.sa_family == AF_INET6 && sa.in6.sin6_scope_id != 0) ||
+            !endpoint_format(&sa, buf, sizeof(buf)))
+                return -EINVAL;
+        *ret = strdup(buf);
+        return *ret ? 0 : -ENOMEM;
+}
+
+/* --hub-endpoint, else the host of the URL when it is an IP address. */
+static int hub_endpoint_from_args(const char *url, char **ret) {
+        _cleanup_free_ char *host = NULL, *text = NULL;
+        union in_addr_union a;
+        int family, r;
+
+        if (arg_hub_endpoint) {
+                r = hub_endpoint_parse(arg_hub_endpoint, ret);
+                if (r == -ENOMEM)
+                        return log_oom();
+                if (r < 0)
+                        return log_error_errno(r, "Invalid --hub-endpoint '%s', expected IP:PORT or [IP6]:PORT "
+                                               "(nodes need an address, not a name).", arg_hub_endpoint);
+                return 0;
+        }
+        r = url_host(url, &host);
+        if (r == -ENOMEM)
+                return log_oom();
+        if (r < 0 || in_addr_parse(host, &family, &a) < 0)
+                return log_error_errno(-EINVAL, "The host of the URL '%s' is not an IP address; nodes need one "
+                                       "to reach the hub: pass --hub-endpoint=IP:PORT (or --no-hub).",
+                                       url);
+        if (asprintf(&text, family == AF_INET6 ? "[%s]:%u" : "%s:%u", host, HUB_PORT_DEFAULT) < 0)
+                return log_oom();
+        r = hub_endpoint_parse(text, ret);
+        if (r < 0)
+                return r == -ENOMEM ? log_oom() : log_error_errno(r, "Invalid hub endpoint '%s'.", text);
+        return 0;
+}
+
+/* Creates hub.key when missing: by init, and on the first serve of a mesh
+ * made before the hub existed. Records its public half in the database, so
+ * that no node can register with it. */
+static int hub_key_load(Store *store, bool create_only, WgKey *ret_private, char ret_public[static WG_KEY_B64_LEN + 1]) {
+        _cleanup_free_ char *path = NULL, *stored = NULL;
+        WgKey key, pub;
+        int r;
+
+        r = state_path(HUB_KEY_FILE, &path);
+        if (r < 0)
+                return r;
+        r = create_only ? -ENOENT : key_read_file(path, true, &key);
+        if (r == -ENOENT) {
+                r = key_generate_private(&key);
+                if (r < 0)
+                        return log_error_errno(r, "Failed to generate the hub key: %m");
+                r = key_write_file(path, &key);
+                if (r < 0) {
+                        explicit_bzero(&key, sizeof(key));
+                        return log_error_errno(r, "Failed to write %s: %m", path);
+                }
+                if (!create_only)
+                        log_info("Created the hub key %s.", path);
+        } else if (r < 0)
+                return log_error_errno(r, "Failed to read the hub key %s: %m", path);
+
+        r = key_public_from_private(&key, &pub);
+        if (r < 0) {
+                explicit_bzero(&key, sizeof(key));
+                return log_error_errno(r, "Failed to derive the hub's public key: %m");
+        }
+        key_to_base64(&pub, ret_public);
+        if (store_get_setting(store, "hub_public_key", &stored) < 0 || !streq(stored, ret_public)) {
+                r = store_set_setting(store, "hub_public_key", ret_public);
+                if (r < 0) {
+                        explicit_bzero(&key, sizeof(key));
+                        return r;
+                }
+        }
+        if (ret_private)
+                *ret_private = key;
+        explicit_bzero(&key, sizeof(key));
+        return 0;
+}
+
 /* Until init succeeds the new database is removed again, so it can be re-run. */
 static void unlink_new_databasep(char **path) {
         static const char *const suffixes[] = { "", "-wal", "-shm" };
@@ -262,7 +424,8 @@ static void unlink_new_databasep(char **path) {
 }
 
 static int verb_init(void) {
-        _cleanup_free_ char *default_url = NULL, *host = NULL, *ula = NULL, *pin = NULL;
+        _cleanup_free_ char *default_url = NULL, *host = NULL, *ula = NULL, *pin = NULL, *hub_endpoint = NULL;
+        char hub_public[WG_KEY_B64_LEN + 1];
         _cleanup_(unlink_new_databasep) char *db_path = NULL;
         _cleanup_(store_freep) Store *store = NULL;
         const char *url = arg_url, *ipv6_range = arg_ipv6_range;
@@ -300,6 +463,11 @@ static int verb_init(void) {
         if (r < 0)
                 return log_error_errno(r, "Invalid --ipv6-range '%s', expected a network prefix like fdXX:XXXX:XXXX::/48.",
                                        ipv6_range);
+        if (arg_hub) {
+                r = hub_endpoint_from_args(url, &hub_endpoint);
+                if (r < 0)
+                        return r;
+        }
 
         if (mkdir(arg_state_dir, 0700) < 0 && errno != EEXIST)
                 return log_error_errno(negative_errno(), "Failed to create %s: %m", arg_state_dir);
@@ -319,28 +487,98 @@ static int verb_init(void) {
         r = store_init_settings(store, url, arg_domain, arg_ipv4_range, ipv6_range);
         if (r < 0)
                 return r;
+        if (hub_endpoint) {
+                r = store_set_setting(store, "hub_endpoint", hub_endpoint);
+                if (r < 0)
+                        return r;
+        }
+        r = hub_key_load(store, true, NULL, hub_public);
+        if (r < 0)
+                return r;
         r = tls_generate(arg_state_dir, host, &pin);
         if (r < 0)
                 return r;
 
         db_path = mfree(db_path); /* done: keep it */
-        log_info("Created mesh in %s: URL %s, domain %s, %s, %s.", arg_state_dir, url, arg_domain,
-                 arg_ipv4_range, ipv6_range);
+        log_info("Created mesh in %s: URL %s, domain %s, %s, %s, hub %s.", arg_state_dir, url, arg_domain,
+                 arg_ipv4_range, ipv6_range, strna(hub_endpoint));
         puts(pin);
+        return 0;
+}
+
+static void hub_options_erase(HubOptions *o) {
+        explicit_bzero(&o->private_key, sizeof(o->private_key));
+}
+
+/* The hub endpoint of this run: --hub-endpoint (recorded), else the one
+ * recorded by init, else (a mesh older than the hub) derived from the URL. */
+static int serve_hub_endpoint(Store *store, char **ret) {
+        _cleanup_free_ char *stored = NULL, *url = NULL, *endpoint = NULL;
+        int r;
+
+        r = store_get_setting(store, "hub_endpoint", &stored);
+        if (r < 0 && r != -ENOENT)
+                return r;
+        if (stored && !arg_hub_endpoint) {
+                *ret = TAKE_PTR(stored);
+                return 0;
+        }
+        r = store_get_setting(store, "url", &url);
+        if (r < 0)
+                return log_error_errno(r, "Database has no server URL: %m");
+        r = hub_endpoint_from_args(url, &endpoint);
+        if (r < 0)
+                return r;
+        if (!streq_ptr(stored, endpoint)) {
+                r = store_set_setting(store, "hub_endpoint", endpoint);
+                if (r < 0)
+                        return r;
+        }
+        *ret = TAKE_PTR(endpoint);
         return 0;
 }
 
 static int verb_serve(void) {
         _cleanup_(server_freep) Server *server = NULL;
+        _cleanup_free_ char *hub_endpoint = NULL;
+        char hub_public[WG_KEY_B64_LEN + 1];
+        _cleanup_(hub_options_erase) HubOptions hub = {
+                .ifname = arg_hub_interface,
+                .backend = arg_hub_backend,
+                .keep_interface = arg_keep_hub,
+                .ipv6_forwarding = arg_hub_ipv6_forwarding,
+        };
         Store *store = NULL;
         int r;
 
         r = open_store(&store);
         if (r < 0)
                 return r;
+        if (arg_hub) {
+                union sockaddr_union sa;
+
+                r = serve_hub_endpoint(store, &hub_endpoint);
+                if (r >= 0)
+                        r = hub_key_load(store, false, &hub.private_key, hub_public);
+                if (r < 0) {
+                        store_free(store);
+                        return r;
+                }
+                if (endpoint_parse(hub_endpoint, &sa) < 0) {
+                        store_free(store);
+                        return log_error_errno(-EINVAL, "Invalid hub endpoint '%s' in the database.", hub_endpoint);
+                }
+                hub.listen_port = arg_hub_port ?: ntohs(sa.sa.sa_family == AF_INET ? sa.in.sin_port : sa.in6.sin6_port);
+        }
         r = server_new(store, arg_state_dir, arg_listen, &server);
         if (r < 0)
                 return r;
+        if (arg_hub) {
+                r = server_set_hub(server, &hub, hub_public, hub_endpoint);
+                if (r < 0)
+                        return r;
+        } else
+                log_info("Running without a hub (--no-hub): no relay, no observed endpoints.");
         return server_run(server);
 }
 

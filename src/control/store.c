@@ -18,7 +18,7 @@
 #include "store.h"
 #include "strv.h"
 
-#define SCHEMA_VERSION 1
+#define SCHEMA_VERSION 2
 #define BUSY_TIMEOUT_MSEC 5000
 #define SECRET_BYTES 32
 #define HASH_BYTES 32
@@ -34,13 +34,22 @@ typedef struct SnapshotNode {
         size_t len;
 } SnapshotNode;
 
+/* A pair of node ids, lo < hi, whose traffic goes through the hub. */
+typedef struct RelayPair {
+        int64_t lo, hi;
+} RelayPair;
+
 struct NetmapSnapshot {
         uint64_t version;
         char *header;  /* {"version":…,"domain":…,"ipv4_range":…,"ipv6_range":… */
         size_t header_len;
+        char *hub;     /* ,"hub":{…} or NULL without a hub */
+        size_t hub_len;
         SnapshotNode *nodes;  /* ordered by id */
         size_t n_nodes;
         size_t bodies_len;
+        RelayPair *relays;    /* ordered by (lo, hi): one lookup per (self, peer) */
+        size_t n_relays;
 };
 
 DEFINE_TRIVIAL_CLEANUP_FUNC(sqlite3_stmt *, sqlite3_finalize);
@@ -78,6 +87,20 @@ static const char schema_v1[] =
         "CREATE UNIQUE INDEX nodes_ipv4 ON nodes(ipv4) WHERE removed IS NULL;"
         "CREATE UNIQUE INDEX nodes_ipv6 ON nodes(ipv6) WHERE removed IS NULL;"
         "INSERT INTO settings (key, value) VALUES ('version', 1), ('ipam_next', 2);";
+
+/* The hub (issue 5): each node's endpoint as the hub's device saw it, the
+ * latest direct/relay report per ordered pair, and a counter that changes
+ * only with membership, so the hub re-reads the member list only then. */
+static const char schema_v2[] =
+        "ALTER TABLE nodes ADD COLUMN observed_endpoint TEXT;"
+        "CREATE TABLE path_reports ("
+        "        reporter_id INTEGER NOT NULL REFERENCES nodes(id) ON DELETE CASCADE,"
+        "        peer_id INTEGER NOT NULL REFERENCES nodes(id) ON DELETE CASCADE,"
+        "        direct INTEGER NOT NULL,"
+        "        updated INTEGER NOT NULL,"
+        "        PRIMARY KEY (reporter_id, peer_id)) WITHOUT ROWID;"
+        "CREATE INDEX path_reports_peer ON path_reports(peer_id);"
+        "INSERT INTO settings (key, value) VALUES ('members', 1);";
 
 static int sqlite_to_errno(int rc) {
         switch (rc & 0xff) {
@@ -199,7 +222,7 @@ static int store_migrate(Store *s, bool create) {
                 return log_error_errno(-EPROTONOSUPPORT,
                                        "%s: database schema %i is newer than this program (%i).",
                                        s->path, version, SCHEMA_VERSION);
-        if (!create)
+        if (version == 0 && !create)
                 return log_error_errno(-ENOMEDIUM, "%s: database not initialised, run 'meshd-control init'.",
                                        s->path);
 
@@ -207,14 +230,27 @@ static int store_migrate(Store *s, bool create) {
         if (r < 0)
                 return r;
         _cleanup_(store_rollbackp) Store *tx = s;
-        r = store_exec(s, schema_v1);
-        if (r < 0)
-                return r;
+        if (version < 1) {
+                r = store_exec(s, schema_v1);
+                if (r < 0)
+                        return r;
+        }
+        if (version < 2) {
+                r = store_exec(s, schema_v2);
+                if (r < 0)
+                        return r;
+        }
         /* PRAGMA takes no parameters; the value is our own constant. */
-        r = store_exec(s, "PRAGMA user_version = 1");
+        r = store_exec(s, "PRAGMA user_version = 2");
         if (r < 0)
                 return r;
-        return store_commit(&tx);
+        r = store_commit(&tx);
+        if (r < 0)
+                return r;
+        if (version > 0)
+                log_info("%s: database schema upgraded from version %i to %i.", s->path, version,
+                         SCHEMA_VERSION);
+        return 0;
 }
 
 int store_open(const char *path, bool create, Store **ret) {
@@ -272,7 +308,7 @@ Store *store_free(Store *s) {
         return NULL;
 }
 
-static int store_set_setting(Store *s, const char *key, const char *value) {
+int store_set_setting(Store *s, const char *key, const char *value) {
         _cleanup_(sqlite3_finalizep) sqlite3_stmt *stmt = NULL;
         int r;
 
@@ -381,6 +417,29 @@ static int store_bump_version(Store *s) {
                 return r;
         r = store_step(s, stmt);
         return r < 0 ? r : 0;
+}
+
+/* With a node registered or removed, next to store_bump_version(). */
+static int store_bump_members(Store *s) {
+        _cleanup_(sqlite3_finalizep) sqlite3_stmt *stmt = NULL;
+        int r;
+
+        r = store_prepare(s, "UPDATE settings SET value = value + 1 WHERE key = 'members'", &stmt);
+        if (r < 0)
+                return r;
+        r = store_step(s, stmt);
+        return r < 0 ? r : 0;
+}
+
+int store_get_members_version(Store *s, uint64_t *ret) {
+        int64_t v = 0;
+        int r;
+
+        r = store_get_int_setting(s, "members", &v);
+        if (r < 0)
+                return r;
+        *ret = (uint64_t) v;
+        return 0;
 }
 
 int store_authkey_add(Store *s, const char *key, bool reusable, int64_t expires) {
@@ -687,6 +746,14 @@ int store_register_node(Store *s, const StoreRegistration *reg, int64_t now, Sto
                 return r;
         if (r > 0)
                 return -EEXIST;
+        /* Every netmap carries the hub; a node with its key would make
+         * every node reject every netmap. */
+        r = store_exists(s, "SELECT 1 FROM settings WHERE key = 'hub_public_key' AND value = ?1",
+                         reg->public_key, 0);
+        if (r < 0)
+                return r;
+        if (r > 0)
+                return -EEXIST;
         r = store_unique_name(s, reg->name, &name);
         if (r < 0)
                 return r;
@@ -713,6 +780,9 @@ int store_register_node(Store *s, const StoreRegistration *reg, int64_t now, Sto
                 return r == -EEXIST ? log_error_errno(-EIO, "%s: node row conflicts after checks.", s->path) : r;
 
         r = store_use_authkey(s, authkey_id);
+        if (r < 0)
+                return r;
+        r = store_bump_members(s);
         if (r < 0)
                 return r;
         r = store_bump_version(s);
@@ -749,6 +819,7 @@ void store_node_done(StoreNode *n) {
         free(n->ipv4);
         free(n->ipv6);
         strv_free(n->endpoints);
+        free(n->observed_endpoint);
         *n = (StoreNode) {};
 }
 
@@ -758,7 +829,7 @@ void store_nodes_free(StoreNode *nodes, size_t n) {
         free(nodes);
 }
 
-#define NODE_COLUMNS "id, name, public_key, ipv4, ipv6, endpoints, created, removed IS NOT NULL"
+#define NODE_COLUMNS "id, name, public_key, ipv4, ipv6, endpoints, created, removed IS NOT NULL, observed_endpoint"
 
 static int node_from_row(sqlite3_stmt *stmt, StoreNode *ret) {
         StoreNode n = {
@@ -789,6 +860,13 @@ static int node_from_row(sqlite3_stmt *stmt, StoreNode *ret) {
         if (r < 0) {
                 store_node_done(&n);
                 return r;
+        }
+        if (sqlite3_column_type(stmt, 8) == SQLITE_TEXT) {
+                n.observed_endpoint = strdup((const char *) sqlite3_column_text(stmt, 8));
+                if (!n.observed_endpoint) {
+                        store_node_done(&n);
+                        return -ENOMEM;
+                }
         }
         *ret = n;
         return 0;
@@ -870,7 +948,7 @@ int store_set_endpoints(Store *s, int64_t id, char *const *endpoints) {
 }
 
 int store_remove_node(Store *s, const char *name) {
-        _cleanup_(sqlite3_finalizep) sqlite3_stmt *stmt = NULL;
+        _cleanup_(sqlite3_finalizep) sqlite3_stmt *stmt = NULL, *paths = NULL;
         int r;
 
         r = store_begin(s, true);
@@ -878,15 +956,31 @@ int store_remove_node(Store *s, const char *name) {
                 return r;
         _cleanup_(store_rollbackp) Store *tx = s;
 
-        r = store_prepare(s, "UPDATE nodes SET removed = unixepoch() WHERE name = ?1 AND removed IS NULL", &stmt);
+        r = store_prepare(s, "UPDATE nodes SET removed = unixepoch() WHERE name = ?1 AND removed IS NULL "
+                             "RETURNING id", &stmt);
         if (r < 0)
                 return r;
         sqlite3_bind_text(stmt, 1, name, -1, SQLITE_STATIC);
         r = store_step(s, stmt);
         if (r < 0)
                 return r;
-        if (sqlite3_changes(s->db) == 0)
+        if (r == 0)
                 return -ENOENT;
+
+        /* The row stays (its token must keep getting 403), its path reports go. */
+        r = store_prepare(s, "DELETE FROM path_reports WHERE reporter_id = ?1 OR peer_id = ?1", &paths);
+        if (r < 0)
+                return r;
+        sqlite3_bind_int64(paths, 1, sqlite3_column_int64(stmt, 0));
+        r = store_step(s, stmt);
+        if (r < 0)
+                return r;
+        r = store_step(s, paths);
+        if (r < 0)
+                return r;
+        r = store_bump_members(s);
+        if (r < 0)
+                return r;
         r = store_bump_version(s);
         if (r < 0)
                 return r;
@@ -957,6 +1051,8 @@ NetmapSnapshot *netmap_snapshot_free(NetmapSnapshot *snap) {
                 free(snap->nodes[i].body);
         free(snap->nodes);
         free(snap->header);
+        free(snap->hub);
+        free(snap->relays);
         free(snap);
         return NULL;
 }
@@ -979,9 +1075,41 @@ static int json_print_open(const cJSON *obj, char **ret, size_t *ret_len) {
         return 0;
 }
 
+int netmap_endpoints_compose(const char *observed, char *const *announced, char ***ret) {
+        _cleanup_strv_free_ char **l = NULL;
+        size_t n = 0;
+
+        l = calloc(strv_length(announced) + 2, sizeof(char *));
+        if (!l)
+                return -ENOMEM;
+        if (observed) {
+                l[n] = strdup(observed);
+                if (!l[n++])
+                        return -ENOMEM;
+        }
+        for (size_t i = 0; announced && announced[i]; i++) {
+                bool seen = false;
+
+                /* at most STORE_ENDPOINTS_MAX + 1 entries: quadratic is cheapest */
+                for (size_t j = 0; j < n && !seen; j++)
+                        seen = streq(l[j], announced[i]);
+                if (seen)
+                        continue;
+                l[n] = strdup(announced[i]);
+                if (!l[n++])
+                        return -ENOMEM;
+        }
+        *ret = TAKE_PTR(l);
+        return 0;
+}
+
 static int snapshot_node_render(const StoreNode *n, SnapshotNode *ret) {
         _cleanup_(cJSON_Deletep) cJSON *o = cJSON_CreateObject();
+        _cleanup_strv_free_ char **endpoints = NULL;
         cJSON *a;
+
+        if (netmap_endpoints_compose(n->observed_endpoint, n->endpoints, &endpoints) < 0)
+                return -ENOMEM;
 
         if (!o ||
             !cJSON_AddStringToObject(o, "name", n->name) ||
@@ -990,8 +1118,8 @@ static int snapshot_node_render(const StoreNode *n, SnapshotNode *ret) {
             !cJSON_AddStringToObject(o, "ipv6", n->ipv6) ||
             !(a = cJSON_AddArrayToObject(o, "endpoints")))
                 return -ENOMEM;
-        for (size_t i = 0; n->endpoints && n->endpoints[i]; i++) {
-                cJSON *e = cJSON_CreateString(n->endpoints[i]);
+        for (size_t i = 0; endpoints[i]; i++) {
+                cJSON *e = cJSON_CreateString(endpoints[i]);
                 if (!e || !cJSON_AddItemToArray(a, e)) {
                         cJSON_Delete(e);
                         return -ENOMEM;
@@ -1031,7 +1159,77 @@ static int snapshot_header_render(Store *s, uint64_t version, char **ret, size_t
         return 0;
 }
 
-int netmap_snapshot_load(Store *s, NetmapSnapshot **ret) {
+static int snapshot_hub_render(Store *s, const NetmapHub *hub, char **ret, size_t *ret_len) {
+        _cleanup_(cJSON_Deletep) cJSON *o = cJSON_CreateObject();
+        _cleanup_free_ char *text = NULL;
+        char ipv4[INET6_ADDRSTRLEN], ipv6[INET6_ADDRSTRLEN];
+        IpamRange range;
+        cJSON *a, *e;
+        int r;
+
+        r = store_read_range(s, &range);
+        if (r < 0)
+                return r;
+        r = ipam_host_format(&range, IPAM_HOST_HUB, ipv4, ipv6);
+        if (r < 0)
+                return log_error_errno(r, "%s: no hub address in the mesh ranges: %m", s->path);
+
+        if (!o ||
+            !cJSON_AddStringToObject(o, "public_key", hub->public_key) ||
+            !cJSON_AddStringToObject(o, "ipv4", ipv4) ||
+            !cJSON_AddStringToObject(o, "ipv6", ipv6) ||
+            !(a = cJSON_AddArrayToObject(o, "endpoints")))
+                return log_oom();
+        e = cJSON_CreateString(hub->endpoint);
+        if (!e || !cJSON_AddItemToArray(a, e)) {
+                cJSON_Delete(e);
+                return log_oom();
+        }
+        text = cJSON_PrintUnformatted(o);
+        if (!text)
+                return log_oom();
+        if (asprintf(ret, ",\"hub\":%s", text) < 0)
+                return log_oom();
+        *ret_len = strlen(*ret);
+        return 0;
+}
+
+/* Pairs of members with at least one direct=false report, each once. */
+static int store_load_relays(Store *s, RelayPair **ret, size_t *ret_n) {
+        _cleanup_(sqlite3_finalizep) sqlite3_stmt *stmt = NULL;
+        _cleanup_free_ RelayPair *pairs = NULL;
+        size_t n = 0, allocated = 0;
+        int r;
+
+        r = store_prepare(s, "SELECT DISTINCT min(p.reporter_id, p.peer_id), max(p.reporter_id, p.peer_id) "
+                             "FROM path_reports p "
+                             "JOIN nodes a ON a.id = p.reporter_id AND a.removed IS NULL "
+                             "JOIN nodes b ON b.id = p.peer_id AND b.removed IS NULL "
+                             "WHERE p.direct = 0 ORDER BY 1, 2", &stmt);
+        if (r < 0)
+                return r;
+        for (;;) {
+                r = store_step(s, stmt);
+                if (r < 0)
+                        return r;
+                if (r == 0)
+                        break;
+                if (n == allocated) {
+                        size_t k = MAX(allocated * 2, (size_t) 16);
+                        RelayPair *t = reallocarray(pairs, k, sizeof(RelayPair));
+                        if (!t)
+                                return log_oom();
+                        pairs = t;
+                        allocated = k;
+                }
+                pairs[n++] = (RelayPair) { sqlite3_column_int64(stmt, 0), sqlite3_column_int64(stmt, 1) };
+        }
+        *ret = TAKE_PTR(pairs);
+        *ret_n = n;
+        return 0;
+}
+
+int netmap_snapshot_load(Store *s, const NetmapHub *hub, NetmapSnapshot **ret) {
         _cleanup_(netmap_snapshot_freep) NetmapSnapshot *snap = NULL;
         _cleanup_(node_array_done) NodeArray a = {};
         int r;
@@ -1052,7 +1250,15 @@ int netmap_snapshot_load(Store *s, NetmapSnapshot **ret) {
         r = snapshot_header_render(s, snap->version, &snap->header, &snap->header_len);
         if (r < 0)
                 return r;
+        if (hub) {
+                r = snapshot_hub_render(s, hub, &snap->hub, &snap->hub_len);
+                if (r < 0)
+                        return r;
+        }
         r = store_list_nodes_internal(s, &a);
+        if (r < 0)
+                return r;
+        r = store_load_relays(s, &snap->relays, &snap->n_relays);
         if (r < 0)
                 return r;
         r = store_commit(&tx);
@@ -1097,9 +1303,27 @@ bool netmap_snapshot_has_node(const NetmapSnapshot *snap, int64_t id) {
         return snapshot_find(snap, id);
 }
 
+bool netmap_snapshot_relayed(const NetmapSnapshot *snap, int64_t a, int64_t b) {
+        int64_t lo = MIN(a, b), hi = MAX(a, b);
+        size_t l = 0, h = snap->n_relays;
+
+        while (l < h) {
+                size_t mid = l + (h - l) / 2;
+                const RelayPair *p = snap->relays + mid;
+
+                if (p->lo == lo && p->hi == hi)
+                        return true;
+                if (p->lo < lo || (p->lo == lo && p->hi < hi))
+                        l = mid + 1;
+                else
+                        h = mid;
+        }
+        return false;
+}
+
 int netmap_snapshot_render(const NetmapSnapshot *snap, int64_t self_id, char **ret, size_t *ret_len) {
         static const char self_open[] = ",\"self\":", peers_open[] = "},\"peers\":[",
-                          peer_close[] = ",\"relay\":false}", end[] = "]}";
+                          direct_close[] = ",\"relay\":false}", relay_close[] = ",\"relay\":true}";
         const SnapshotNode *self;
         size_t size;
         char *buf, *p;
@@ -1109,7 +1333,7 @@ int netmap_snapshot_render(const NetmapSnapshot *snap, int64_t self_id, char **r
                 return -ENOENT;
 
         size = snap->header_len + strlen(self_open) + self->len + strlen(peers_open) +
-               snap->bodies_len + snap->n_nodes * (strlen(peer_close) + 1) + strlen(end) + 1;
+               snap->bodies_len + snap->n_nodes * (strlen(direct_close) + 1) + 1 + snap->hub_len + 2;
         buf = malloc(size);
         if (!buf)
                 return -ENOMEM;
@@ -1125,12 +1349,150 @@ int netmap_snapshot_render(const NetmapSnapshot *snap, int64_t self_id, char **r
                 if (p[-1] == '}')
                         *p++ = ',';
                 p = mempcpy(p, n->body, n->len);
-                p = mempcpy(p, peer_close, strlen(peer_close));
+                if (netmap_snapshot_relayed(snap, self_id, n->id))
+                        p = mempcpy(p, relay_close, strlen(relay_close));
+                else
+                        p = mempcpy(p, direct_close, strlen(direct_close));
         }
-        p = mempcpy(p, end, strlen(end));
+        *p++ = ']';
+        if (snap->hub)
+                p = mempcpy(p, snap->hub, snap->hub_len);
+        *p++ = '}';
         *p = 0;
 
         *ret_len = p - buf;
         *ret = buf;
         return 0;
+}
+
+int store_set_observed_endpoints(Store *s, const StoreObservation *observations, size_t n) {
+        _cleanup_(sqlite3_finalizep) sqlite3_stmt *stmt = NULL;
+        int changed = 0, r;
+
+        if (n == 0)
+                return 0;
+
+        r = store_begin(s, true);
+        if (r < 0)
+                return r;
+        _cleanup_(store_rollbackp) Store *tx = s;
+
+        r = store_prepare(s, "UPDATE nodes SET observed_endpoint = ?2 "
+                             "WHERE id = ?1 AND removed IS NULL AND observed_endpoint IS NOT ?2", &stmt);
+        if (r < 0)
+                return r;
+        for (size_t i = 0; i < n; i++) {
+                sqlite3_reset(stmt);
+                sqlite3_bind_int64(stmt, 1, observations[i].id);
+                sqlite3_bind_text(stmt, 2, observations[i].endpoint, -1, SQLITE_STATIC);
+                r = store_step(s, stmt);
+                if (r < 0)
+                        return r;
+                changed += sqlite3_changes(s->db) > 0;
+        }
+        if (changed == 0)
+                return 0; /* rolls back the empty transaction */
+
+        r = store_bump_version(s);
+        if (r < 0)
+                return r;
+        r = store_commit(&tx);
+        return r < 0 ? r : changed;
+}
+
+static int store_pair_relayed_internal(Store *s, sqlite3_stmt *stmt, int64_t a, int64_t b) {
+        int r;
+
+        sqlite3_reset(stmt);
+        sqlite3_bind_int64(stmt, 1, a);
+        sqlite3_bind_int64(stmt, 2, b);
+        r = store_step(s, stmt);
+        if (r < 0)
+                return r;
+        return r > 0 && sqlite3_column_int(stmt, 0) != 0;
+}
+
+#define PAIR_RELAYED_SQL                                                               \
+        "SELECT EXISTS (SELECT 1 FROM path_reports WHERE direct = 0 AND "              \
+        "((reporter_id = ?1 AND peer_id = ?2) OR (reporter_id = ?2 AND peer_id = ?1)))"
+
+int store_pair_relayed(Store *s, int64_t a, int64_t b) {
+        _cleanup_(sqlite3_finalizep) sqlite3_stmt *stmt = NULL;
+        int r;
+
+        r = store_prepare(s, PAIR_RELAYED_SQL, &stmt);
+        if (r < 0)
+                return r;
+        return store_pair_relayed_internal(s, stmt, a, b);
+}
+
+int store_report_paths(Store *s, int64_t reporter_id, const StorePathReport *reports, size_t n, int64_t now) {
+        _cleanup_(sqlite3_finalizep) sqlite3_stmt *member = NULL, *relayed = NULL, *upsert = NULL;
+        int changed = 0, r;
+
+        r = store_begin(s, true);
+        if (r < 0)
+                return r;
+        _cleanup_(store_rollbackp) Store *tx = s;
+
+        r = store_exists(s, "SELECT 1 FROM nodes WHERE id = ?1 AND removed IS NULL", NULL, reporter_id);
+        if (r < 0)
+                return r;
+        if (r == 0)
+                return -ENOENT;
+
+        r = store_prepare(s, "SELECT id FROM nodes WHERE public_key = ?1 AND removed IS NULL", &member);
+        if (r < 0)
+                return r;
+        r = store_prepare(s, PAIR_RELAYED_SQL, &relayed);
+        if (r < 0)
+                return r;
+        r = store_prepare(s, "INSERT INTO path_reports (reporter_id, peer_id, direct, updated) "
+                             "VALUES (?1, ?2, ?3, ?4) ON CONFLICT (reporter_id, peer_id) "
+                             "DO UPDATE SET direct = excluded.direct, updated = excluded.updated", &upsert);
+        if (r < 0)
+                return r;
+
+        for (size_t i = 0; i < n; i++) {
+                int64_t peer_id;
+                int before, after;
+
+                sqlite3_reset(member);
+                sqlite3_bind_text(member, 1, reports[i].public_key, -1, SQLITE_STATIC);
+                r = store_step(s, member);
+                if (r < 0)
+                        return r;
+                if (r == 0)
+                        continue; /* not a member: ignored, as the protocol says */
+                peer_id = sqlite3_column_int64(member, 0);
+                if (peer_id == reporter_id)
+                        continue;
+
+                before = store_pair_relayed_internal(s, relayed, reporter_id, peer_id);
+                if (before < 0)
+                        return before;
+
+                sqlite3_reset(upsert);
+                sqlite3_bind_int64(upsert, 1, reporter_id);
+                sqlite3_bind_int64(upsert, 2, peer_id);
+                sqlite3_bind_int(upsert, 3, reports[i].direct);
+                sqlite3_bind_int64(upsert, 4, now);
+                r = store_step(s, upsert);
+                if (r < 0)
+                        return r;
+
+                after = store_pair_relayed_internal(s, relayed, reporter_id, peer_id);
+                if (after < 0)
+                        return after;
+                changed += before != after;
+        }
+
+        /* Reports are kept either way; the mesh wakes only for a new decision. */
+        if (changed > 0) {
+                r = store_bump_version(s);
+                if (r < 0)
+                        return r;
+        }
+        r = store_commit(&tx);
+        return r < 0 ? r : changed;
 }

@@ -25,6 +25,7 @@ typedef struct StoreNode {
         char *ipv4;
         char *ipv6;
         char **endpoints;   /* strv, never NULL after a successful load */
+        char *observed_endpoint; /* "ip:port" as the hub saw it, NULL when unknown */
         int64_t created;    /* seconds since the epoch */
         bool removed;
 } StoreNode;
@@ -51,11 +52,16 @@ int store_init_settings(Store *s, const char *url, const char *domain,
                         const char *ipv4_range, const char *ipv6_range);
 /* -ENOENT when unset. */
 int store_get_setting(Store *s, const char *key, char **ret);
+/* Inserts or replaces one setting (hub_public_key, hub_endpoint, …). */
+int store_set_setting(Store *s, const char *key, const char *value);
 
 /* The mesh-wide netmap version (≥ 1). */
 int store_get_version(Store *s, uint64_t *ret);
 /* PRAGMA data_version: changes when another connection committed. */
 int store_data_version(Store *s, int64_t *ret);
+/* A counter that changes whenever a node registers or is removed (and only
+ * then), so the hub re-reads the member list only when it may differ. */
+int store_get_members_version(Store *s, uint64_t *ret);
 
 /* Secrets (auth keys, node tokens): prefix + 32 random bytes in base64url. */
 int store_secret_new(const char *prefix, char **ret);
@@ -65,7 +71,7 @@ int store_authkey_add(Store *s, const char *key, bool reusable, int64_t expires)
 
 /* On success the node (unique name, addresses) is in ret. Errors:
  * -ENOKEY unknown auth key, -EKEYEXPIRED expired, -EKEYREJECTED a single-use
- * key that was used, -EEXIST public key registered to a node, -ENOSPC
+ * key that was used, -EEXIST public key registered to a node (or the hub's), -ENOSPC
  * address range full. now: seconds since the epoch. */
 int store_register_node(Store *s, const StoreRegistration *reg, int64_t now, StoreNode *ret);
 
@@ -79,17 +85,56 @@ int store_remove_node(Store *s, const char *name);
 /* Current members, ordered by id. */
 int store_list_nodes(Store *s, StoreNode **ret, size_t *ret_n);
 
+/* Where the hub saw a node last: "ip:port" (canonical, endpoint_format()). */
+typedef struct StoreObservation {
+        int64_t id;
+        const char *endpoint;
+} StoreObservation;
+
+/* One transaction for all: returns how many nodes got a new observed
+ * endpoint (the version is bumped once when that is > 0). Unknown and
+ * removed ids are skipped. */
+int store_set_observed_endpoints(Store *s, const StoreObservation *observations, size_t n);
+
+/* What one node found about its direct path to a peer (POST /v1/paths). */
+typedef struct StorePathReport {
+        const char *public_key; /* the peer's; validated by the caller */
+        bool direct;
+} StorePathReport;
+
+/* Stores the latest report per ordered pair (reporter, peer); reports about
+ * keys that are no member, or the reporter itself, are ignored. A pair is
+ * relayed while either side's latest report is direct=false. Returns the
+ * number of pairs whose relay status changed (the version is bumped once
+ * when > 0), -ENOENT when the reporter is no member. now: epoch seconds. */
+int store_report_paths(Store *s, int64_t reporter_id, const StorePathReport *reports, size_t n, int64_t now);
+/* 1 when the pair {a, b} is relayed, else 0. */
+int store_pair_relayed(Store *s, int64_t a, int64_t b);
+
+/* A node's endpoints as every netmap lists them: the observed one first
+ * (when known), then its announced candidates, without duplicates. */
+int netmap_endpoints_compose(const char *observed, char *const *announced, char ***ret);
+
+/* The hub object of every netmap; its addresses are host 1 of the ranges. */
+typedef struct NetmapHub {
+        const char *public_key; /* base64 */
+        const char *endpoint;   /* "ip:port" */
+} NetmapHub;
+
 /* One consistent view of the mesh at one version, rendered once: each
  * node's JSON is made when the snapshot is loaded, and the netmap of any node
  * is then a concatenation, so answering N long-pollers after a change costs
  * N copies, not N database queries. */
 typedef struct NetmapSnapshot NetmapSnapshot;
 
-int netmap_snapshot_load(Store *s, NetmapSnapshot **ret);
+/* hub: NULL when the server runs without one (no "hub" in netmaps). */
+int netmap_snapshot_load(Store *s, const NetmapHub *hub, NetmapSnapshot **ret);
 NetmapSnapshot *netmap_snapshot_free(NetmapSnapshot *snap);
 DEFINE_TRIVIAL_CLEANUP_FUNC(NetmapSnapshot *, netmap_snapshot_free);
 uint64_t netmap_snapshot_version(const NetmapSnapshot *snap);
 bool netmap_snapshot_has_node(const NetmapSnapshot *snap, int64_t id);
+/* Whether the pair {a, b} is relayed in this snapshot: a binary search. */
+bool netmap_snapshot_relayed(const NetmapSnapshot *snap, int64_t a, int64_t b);
 /* The NETMAP JSON object of docs/protocol.md for node self_id; -ENOENT when
  * that node is not in the snapshot (removed). */
 int netmap_snapshot_render(const NetmapSnapshot *snap, int64_t self_id, char **ret, size_t *ret_len);

@@ -6,8 +6,6 @@
 #include "log.h"
 #include "probe.h"
 
-static const uint8_t probe_magic[4] = { 'M', 'S', 'H', 'P' };
-
 struct Prober {
         sd_event_source *io;
         int fd;
@@ -19,28 +17,6 @@ struct Prober {
         union in_addr_union ipv4_range, ipv6_range;
         uint8_t ipv4_prefixlen, ipv6_prefixlen;
 };
-
-void probe_packet_encode(const ProbePacket *p, uint8_t buf[static PROBE_PACKET_SIZE]) {
-        uint32_t seq = htonl(p->seq);
-        memcpy(buf, probe_magic, 4);
-        buf[4] = p->type;
-        buf[5] = buf[6] = buf[7] = 0;
-        memcpy(buf + 8, &seq, 4);
-}
-
-int probe_packet_decode(const uint8_t *buf, size_t len, ProbePacket *ret) {
-        uint32_t seq;
-
-        if (len != PROBE_PACKET_SIZE || memcmp(buf, probe_magic, 4) != 0)
-                return -EBADMSG;
-        if (buf[4] != PROBE_REQUEST && buf[4] != PROBE_REPLY)
-                return -EBADMSG;
-        if (buf[5] || buf[6] || buf[7])
-                return -EBADMSG;
-        memcpy(&seq, buf + 8, 4);
-        *ret = (ProbePacket) { .type = buf[4], .seq = ntohl(seq) };
-        return 0;
-}
 
 bool in_addr_prefix_contains(int family, const union in_addr_union *prefix, uint8_t prefixlen,
                              const union in_addr_union *addr) {

@@ -10,28 +10,12 @@
 
 #include "endpoint.h"
 #include "macro.h"
-
-#define PROBE_PORT 41642
-#define PROBE_PACKET_SIZE 12
+#include "probe-packet.h"
 
 typedef struct Prober Prober;
 
 typedef void (*ProbeReplyHandler)(Prober *p, int family, const union in_addr_union *from, uint32_t seq,
                                   void *userdata);
-
-typedef struct ProbePacket {
-        uint8_t type;  /* PROBE_REQUEST or PROBE_REPLY */
-        uint32_t seq;
-} ProbePacket;
-
-enum {
-        PROBE_REQUEST = 1,
-        PROBE_REPLY = 2,
-};
-
-/* Pure encoding, for tests and fuzzing. */
-void probe_packet_encode(const ProbePacket *p, uint8_t buf[static PROBE_PACKET_SIZE]);
-int probe_packet_decode(const uint8_t *buf, size_t len, ProbePacket *ret);
 
 /* Listens on [::]:port (dual stack). Requests are answered only when they come
  * from inside the mesh ranges set with prober_set_mesh_ranges(), so the

@@ -7,6 +7,7 @@
 
 #include <cjson/cJSON.h>
 #include <ftw.h>
+#include <sqlite3.h>
 #include <stdio.h>
 #include <sys/stat.h>
 
@@ -331,7 +332,7 @@ static void test_snapshot(void **state) {
         }
         assert_int_equal(store_set_endpoints(f->store, ids[0], eps), 1);
 
-        assert_int_equal(netmap_snapshot_load(f->store, &snap), 0);
+        assert_int_equal(netmap_snapshot_load(f->store, NULL, &snap), 0);
         assert_int_equal(netmap_snapshot_version(snap), 5);
         assert_true(netmap_snapshot_has_node(snap, ids[2]));
         assert_false(netmap_snapshot_has_node(snap, 9999));
@@ -377,7 +378,7 @@ static void test_snapshot(void **state) {
         netmap_snapshot_free(snap);
         assert_int_equal(store_remove_node(f->store, "nas"), 0);
         assert_int_equal(store_remove_node(f->store, "nas-2"), 0);
-        assert_int_equal(netmap_snapshot_load(f->store, &snap), 0);
+        assert_int_equal(netmap_snapshot_load(f->store, NULL, &snap), 0);
         assert_int_equal(netmap_snapshot_render(snap, ids[1], &json, &len), 0);
         o = cJSON_Parse(json);
         assert_non_null(o);
@@ -385,6 +386,274 @@ static void test_snapshot(void **state) {
         assert_int_equal(cJSON_GetObjectItem(o, "version")->valuedouble, 7);
         cJSON_Delete(o);
         netmap_snapshot_free(snap);
+}
+
+
+static void test_endpoints_compose(void **state) {
+        char *announced[] = { (char *) "192.0.2.10:41641", (char *) "198.51.100.7:3000",
+                              (char *) "192.0.2.10:41641", NULL };
+        char **l = NULL;
+
+        /* observed first, then the announced ones, each once */
+        assert_int_equal(netmap_endpoints_compose("198.51.100.7:3000", announced, &l), 0);
+        assert_int_equal(strv_length(l), 2);
+        assert_string_equal(l[0], "198.51.100.7:3000");
+        assert_string_equal(l[1], "192.0.2.10:41641");
+        strv_free(l);
+
+        assert_int_equal(netmap_endpoints_compose(NULL, announced, &l), 0);
+        assert_int_equal(strv_length(l), 2);
+        assert_string_equal(l[0], "192.0.2.10:41641");
+        assert_string_equal(l[1], "198.51.100.7:3000");
+        strv_free(l);
+
+        assert_int_equal(netmap_endpoints_compose("[2001:db8::1]:5", NULL, &l), 0);
+        assert_int_equal(strv_length(l), 1);
+        assert_string_equal(l[0], "[2001:db8::1]:5");
+        strv_free(l);
+
+        assert_int_equal(netmap_endpoints_compose(NULL, NULL, &l), 0);
+        assert_int_equal(strv_length(l), 0);
+        strv_free(l);
+}
+
+static void register_three(Fixture *f, int64_t ids[static 3]) {
+        StoreNode n = {};
+
+        assert_int_equal(store_authkey_add(f->store, "k", true, 0), 0);
+        for (size_t i = 0; i < 3; i++) {
+                assert_int_equal(reg(f->store, "k", keys[i], "node", NOW, &n), 0);
+                ids[i] = n.id;
+                store_node_done(&n);
+        }
+}
+
+static int peer_relay(const char *json, const char *name) {
+        cJSON *o = cJSON_Parse(json), *p;
+        int r = -1;
+
+        assert_non_null(o);
+        cJSON_ArrayForEach(p, cJSON_GetObjectItem(o, "peers"))
+                if (streq(cJSON_GetObjectItem(p, "name")->valuestring, name))
+                        r = cJSON_IsTrue(cJSON_GetObjectItem(p, "relay"));
+        cJSON_Delete(o);
+        return r;
+}
+
+static void test_path_reports(void **state) {
+        Fixture *f = *state;
+        int64_t ids[3];
+        uint64_t v;
+
+        register_three(f, ids);
+        v = version(f->store);
+        assert_int_equal(store_pair_relayed(f->store, ids[0], ids[1]), 0);
+
+        /* node: direct=false about node-2 → the pair is relayed, both ways */
+        assert_int_equal(store_report_paths(f->store, ids[0],
+                                            (StorePathReport[]) { { keys[1], false } }, 1, NOW), 1);
+        assert_int_equal(version(f->store), v + 1);
+        assert_int_equal(store_pair_relayed(f->store, ids[0], ids[1]), 1);
+        assert_int_equal(store_pair_relayed(f->store, ids[1], ids[0]), 1);
+        assert_int_equal(store_pair_relayed(f->store, ids[0], ids[2]), 0);
+
+        /* the same report again changes nothing: no version bump */
+        assert_int_equal(store_report_paths(f->store, ids[0],
+                                            (StorePathReport[]) { { keys[1], false } }, 1, NOW + 1), 0);
+        assert_int_equal(version(f->store), v + 1);
+
+        /* the other side says direct works: still relayed while one side says no */
+        assert_int_equal(store_report_paths(f->store, ids[1],
+                                            (StorePathReport[]) { { keys[0], true } }, 1, NOW + 2), 0);
+        assert_int_equal(store_pair_relayed(f->store, ids[0], ids[1]), 1);
+        assert_int_equal(version(f->store), v + 1);
+
+        /* both direct: cleared, one bump */
+        assert_int_equal(store_report_paths(f->store, ids[0],
+                                            (StorePathReport[]) { { keys[1], true } }, 1, NOW + 3), 1);
+        assert_int_equal(store_pair_relayed(f->store, ids[0], ids[1]), 0);
+        assert_int_equal(version(f->store), v + 2);
+
+        /* unknown keys and self are ignored; several pairs, one bump */
+        assert_int_equal(store_report_paths(f->store, ids[2],
+                                            (StorePathReport[]) { { keys[5], false }, { keys[2], false },
+                                                                  { keys[0], false }, { keys[1], false } },
+                                            4, NOW + 4),
+                         2);
+        assert_int_equal(version(f->store), v + 3);
+        assert_int_equal(store_pair_relayed(f->store, ids[2], ids[2]), 0);
+
+        /* in the netmaps: each side sees the other as relay, nobody else */
+        {
+                NetmapSnapshot *snap = NULL;
+                char *json = NULL;
+                size_t len;
+
+                assert_int_equal(netmap_snapshot_load(f->store, NULL, &snap), 0);
+                assert_true(netmap_snapshot_relayed(snap, ids[2], ids[0]));
+                assert_true(netmap_snapshot_relayed(snap, ids[1], ids[2]));
+                assert_false(netmap_snapshot_relayed(snap, ids[0], ids[1]));
+                assert_int_equal(netmap_snapshot_render(snap, ids[0], &json, &len), 0);
+                assert_int_equal(strlen(json), len);
+                assert_int_equal(peer_relay(json, "node-2"), 0);
+                assert_int_equal(peer_relay(json, "node-3"), 1);
+                {
+                        _cleanup_(netmap_freep) Netmap *m = NULL;
+                        _cleanup_free_ char *error = NULL;
+                        assert_int_equal(netmap_parse(json, len, &m, &error), 0);
+                        assert_false(m->has_hub);
+                }
+                free(json);
+                assert_int_equal(netmap_snapshot_render(snap, ids[2], &json, &len), 0);
+                assert_int_equal(peer_relay(json, "node"), 1);
+                assert_int_equal(peer_relay(json, "node-2"), 1);
+                free(json);
+                netmap_snapshot_free(snap);
+        }
+
+        /* a removed node takes its reports along; its token reports nothing */
+        assert_int_equal(store_remove_node(f->store, "node-3"), 0);
+        assert_int_equal(store_pair_relayed(f->store, ids[0], ids[2]), 0);
+        assert_int_equal(store_report_paths(f->store, ids[2],
+                                            (StorePathReport[]) { { keys[0], false } }, 1, NOW + 5), -ENOENT);
+        assert_int_equal(store_report_paths(f->store, ids[0], NULL, 0, NOW + 5), 0);
+}
+
+static void test_observed_endpoints(void **state) {
+        Fixture *f = *state;
+        char *eps[] = { (char *) "192.0.2.10:41641", (char *) "10.0.0.5:41641", NULL };
+        NetmapSnapshot *snap = NULL;
+        StoreNode *list = NULL;
+        size_t n_list = 0, len;
+        char *json = NULL;
+        int64_t ids[3];
+        uint64_t v;
+        cJSON *o;
+
+        register_three(f, ids);
+        assert_int_equal(store_set_endpoints(f->store, ids[0], eps), 1);
+        v = version(f->store);
+
+        /* one transaction, one bump for all changes of a round */
+        assert_int_equal(store_set_observed_endpoints(f->store,
+                                                      (StoreObservation[]) { { ids[0], "203.0.113.5:6000" },
+                                                                             { ids[1], "203.0.113.6:6001" },
+                                                                             { 999, "203.0.113.7:1" } },
+                                                      3),
+                         2);
+        assert_int_equal(version(f->store), v + 1);
+        /* the same again: nothing */
+        assert_int_equal(store_set_observed_endpoints(f->store,
+                                                      (StoreObservation[]) { { ids[0], "203.0.113.5:6000" } }, 1),
+                         0);
+        assert_int_equal(version(f->store), v + 1);
+        /* roaming */
+        assert_int_equal(store_set_observed_endpoints(f->store,
+                                                      (StoreObservation[]) { { ids[0], "192.0.2.10:41641" } }, 1),
+                         1);
+        assert_int_equal(version(f->store), v + 2);
+
+        assert_int_equal(store_list_nodes(f->store, &list, &n_list), 0);
+        assert_string_equal(list[0].observed_endpoint, "192.0.2.10:41641");
+        assert_null(list[2].observed_endpoint);
+        store_nodes_free(list, n_list);
+
+        assert_int_equal(netmap_snapshot_load(f->store,
+                                              &(NetmapHub) { .public_key = keys[4], .endpoint = "192.0.2.1:41640" },
+                                              &snap),
+                         0);
+        assert_int_equal(netmap_snapshot_render(snap, ids[2], &json, &len), 0);
+        {
+                _cleanup_(netmap_freep) Netmap *m = NULL;
+                _cleanup_free_ char *error = NULL;
+
+                assert_int_equal(netmap_parse(json, len, &m, &error), 0);
+                assert_true(m->has_hub);
+                assert_int_equal(strv_length(m->hub.endpoints), 1);
+                assert_string_equal(m->hub.endpoints[0], "192.0.2.1:41640");
+        }
+        o = cJSON_Parse(json);
+        assert_non_null(o);
+        {
+                cJSON *peers = cJSON_GetObjectItem(o, "peers"), *hub = cJSON_GetObjectItem(o, "hub");
+                cJSON *e0 = cJSON_GetObjectItem(cJSON_GetArrayItem(peers, 0), "endpoints");
+                cJSON *e1 = cJSON_GetObjectItem(cJSON_GetArrayItem(peers, 1), "endpoints");
+
+                /* observed first, the same announced one not repeated */
+                assert_int_equal(cJSON_GetArraySize(e0), 2);
+                assert_string_equal(cJSON_GetArrayItem(e0, 0)->valuestring, "192.0.2.10:41641");
+                assert_string_equal(cJSON_GetArrayItem(e0, 1)->valuestring, "10.0.0.5:41641");
+                assert_int_equal(cJSON_GetArraySize(e1), 1);
+                assert_string_equal(cJSON_GetArrayItem(e1, 0)->valuestring, "203.0.113.6:6001");
+
+                assert_non_null(hub);
+                assert_string_equal(cJSON_GetObjectItem(hub, "public_key")->valuestring, keys[4]);
+                assert_string_equal(cJSON_GetObjectItem(hub, "ipv4")->valuestring, "100.64.0.1");
+                assert_string_equal(cJSON_GetObjectItem(hub, "ipv6")->valuestring, "fd7a:115c:a1e0::1");
+                assert_null(cJSON_GetObjectItem(hub, "name"));
+        }
+        cJSON_Delete(o);
+        free(json);
+        netmap_snapshot_free(snap);
+}
+
+static void test_hub_key_and_members(void **state) {
+        Fixture *f = *state;
+        uint64_t m0, m1;
+        StoreNode n = {};
+        int64_t id;
+
+        assert_int_equal(store_get_members_version(f->store, &m0), 0);
+        assert_int_equal(store_set_setting(f->store, "hub_public_key", keys[3]), 0);
+        assert_int_equal(store_authkey_add(f->store, "k", true, 0), 0);
+        /* nobody may register with the hub's key */
+        assert_int_equal(reg(f->store, "k", keys[3], "evil", NOW, &n), -EEXIST);
+        assert_int_equal(reg(f->store, "k", keys[0], "nas", NOW, &n), 0);
+        id = n.id;
+        store_node_done(&n);
+        assert_int_equal(store_get_members_version(f->store, &m1), 0);
+        assert_true(m1 > m0);
+        /* an endpoint change is no membership change */
+        assert_int_equal(store_set_endpoints(f->store, id, (char *[]) { (char *) "192.0.2.3:1", NULL }), 1);
+        assert_int_equal(store_get_members_version(f->store, &m0), 0);
+        assert_int_equal(m0, m1);
+        assert_int_equal(store_remove_node(f->store, "nas"), 0);
+        assert_int_equal(store_get_members_version(f->store, &m0), 0);
+        assert_true(m0 > m1);
+}
+
+/* A database made before the hub (schema 1) is upgraded when opened. */
+static void test_migrate_v1(void **state) {
+        Fixture *f = *state;
+        Store *s = NULL;
+        sqlite3 *db = NULL;
+        StoreNode n = {};
+        uint64_t m;
+        int64_t ids[3];
+
+        register_three(f, ids);
+        store_free(f->store);
+        f->store = NULL;
+
+        assert_int_equal(sqlite3_open(f->path, &db), SQLITE_OK);
+        assert_int_equal(sqlite3_exec(db,
+                                      "DROP TABLE path_reports;"
+                                      "ALTER TABLE nodes DROP COLUMN observed_endpoint;"
+                                      "DELETE FROM settings WHERE key = 'members';"
+                                      "PRAGMA user_version = 1;",
+                                      NULL, NULL, NULL),
+                         SQLITE_OK);
+        sqlite3_close(db);
+
+        assert_int_equal(store_open(f->path, false, &s), 0);
+        f->store = s;
+        assert_int_equal(store_get_members_version(s, &m), 0);
+        assert_int_equal(store_report_paths(s, ids[0], (StorePathReport[]) { { keys[1], false } }, 1, NOW), 1);
+        assert_int_equal(store_set_observed_endpoints(s, (StoreObservation[]) { { ids[0], "203.0.113.5:6000" } }, 1),
+                         1);
+        assert_int_equal(store_authkey_add(s, "k2", false, 0), 0);
+        assert_int_equal(reg(s, "k2", keys[4], "late", NOW, &n), 0);
+        store_node_done(&n);
 }
 
 int main(void) {
@@ -398,6 +667,11 @@ int main(void) {
                 cmocka_unit_test_setup_teardown(test_exhaustion, setup_tiny, teardown),
                 cmocka_unit_test_setup_teardown(test_endpoints, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_snapshot, setup, teardown),
+                cmocka_unit_test(test_endpoints_compose),
+                cmocka_unit_test_setup_teardown(test_path_reports, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_observed_endpoints, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_hub_key_and_members, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_migrate_v1, setup, teardown),
         };
 
         log_setup("test-store", LOG_TARGET_CONSOLE);

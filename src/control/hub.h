@@ -1,0 +1,53 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#pragma once
+
+/* The hub (docs/protocol.md, "The hub"): the control server's own WireGuard
+ * interface with the first address of each mesh range. Every member is its
+ * peer, with the member's addresses as allowed IPs and no endpoint (nodes
+ * come to the hub, which also makes it see their endpoints after NAT).
+ * The hub forwards between its peers (relay), publishes each member's
+ * endpoint as it sees it (observed endpoint), and answers probes on UDP
+ * 41642 of its mesh addresses like a node. */
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <systemd/sd-event.h>
+
+#include "endpoint.h"
+#include "ipam.h"
+#include "key.h"
+#include "macro.h"
+#include "store.h"
+#include "wg.h"
+
+#define HUB_INTERFACE_DEFAULT "meshhub"
+#define HUB_PORT_DEFAULT 41640
+
+typedef struct Hub Hub;
+
+typedef struct HubOptions {
+        const char *ifname;
+        WgBackendType backend;
+        WgKey private_key;
+        uint16_t listen_port;
+        bool keep_interface;  /* leave the interface in place on stop */
+        bool ipv6_forwarding; /* set net.ipv6.conf.all.forwarding=1 */
+} HubOptions;
+
+/* Called after the hub committed new observed endpoints (the netmap
+ * version was bumped). */
+typedef void (*HubChangedHandler)(Hub *h, void *userdata);
+
+/* Sets up the interface (key, port, addresses, up, forwarding), loads every
+ * member as a peer, opens the probe sockets and starts reading endpoints
+ * every second. store is borrowed. SIGCHLD must be blocked (userspace
+ * backend: wireguard-go is our child, and the hub ends with it). */
+int hub_new(sd_event *event, Store *store, const HubOptions *opts, HubChangedHandler on_changed,
+            void *userdata, Hub **ret);
+/* Removes the interface unless keep_interface. */
+Hub *hub_free(Hub *h);
+DEFINE_TRIVIAL_CLEANUP_FUNC(Hub *, hub_free);
+
+/* Brings the peers in line with the members when membership changed since
+ * the last sync (a cheap counter read otherwise): only the differences. */
+int hub_sync(Hub *h);
