@@ -407,7 +407,7 @@ class Daemon:
 class Control(Daemon):
     """meshd-control: init at creation, serve on start()."""
 
-    def __init__(self, lab, ns, address, port=CONTROL_PORT):
+    def __init__(self, lab, ns, address, port=CONTROL_PORT, *, hub=True, hub_args=()):
         d = lab.dir / "control"
         d.mkdir(parents=True, exist_ok=True)
         super().__init__(lab, ns, "control", d / "meshd-control.log",
@@ -417,6 +417,11 @@ class Control(Daemon):
         self.state_dir.mkdir(exist_ok=True)
         self.url = f"https://{address}:{port}"
         self.pin = None
+        # the hub's wireguard-go socket is in the shared /var/run/wireguard:
+        # a per-lab name, in the form sweep_stale() knows
+        self.hub = hub
+        self.hub_interface = f"m{lab.rid}z"
+        self.hub_args = list(hub_args)
 
     def command(self, *args, check=True, timeout=30):
         return self.ns.exec(binary("meshd-control"), "--state-dir", self.state_dir, *args,
@@ -431,8 +436,10 @@ class Control(Daemon):
         return self.pin
 
     def argv(self):
+        hub = (["--hub-interface", self.hub_interface, "--hub-backend", "userspace", *self.hub_args]
+               if self.hub else ["--no-hub"])
         return [binary("meshd-control"), "--state-dir", self.state_dir,
-                "serve", "--listen", f"{self.address}:{self.port}"]
+                "serve", "--listen", f"{self.address}:{self.port}", *hub]
 
     def authkey(self, *, reusable=False, expires=None) -> "AuthKey":
         args = ["authkey", "create"]
@@ -594,6 +601,8 @@ class Node(Daemon):
 class Lab:
     """An underlay bridge namespace, the hosts on it, and their clean-up."""
 
+    control_address = f"{UNDERLAY}.1"     # NatLab: on the public segment
+
     def __init__(self, workdir: Path):
         self.dir = Path(workdir)
         self.dir.mkdir(parents=True, exist_ok=True)
@@ -642,10 +651,12 @@ class Lab:
         ns.ip("link", "set", "eth0", "up")
         return ns
 
-    def add_control(self, *, start=True) -> Control:
-        """Control server at 192.0.2.1: init, then (start) serve until READY."""
-        ns = self.add_host("control", f"{UNDERLAY}.1")
-        self.control = Control(self, ns, f"{UNDERLAY}.1")
+    def add_control(self, *, start=True, hub=True, hub_args=()) -> Control:
+        """Control server at 192.0.2.1: init, then (start) serve until READY.
+        hub: with its hub (interface m<rid>z, wireguard-go); hub_args: more
+        serve options (--hub-port, --keep-hub, …)."""
+        ns = self.add_host("control", self.control_address)
+        self.control = Control(self, ns, self.control_address, hub=hub, hub_args=hub_args)
         self.daemons.append(self.control)
         self.control.init()
         if start:
@@ -688,6 +699,8 @@ class Lab:
             ns.destroy()
         for node in self.nodes.values():
             _remove_wg_socket(node.interface)
+        if self.control is not None:
+            _remove_wg_socket(self.control.hub_interface)
         for d in self.daemons:
             d.notify.close()
         shutil.rmtree(self.short, ignore_errors=True)
@@ -897,3 +910,333 @@ def write_nsswitch(lab, node, with_mesh: bool) -> Path:
         if cp.returncode != 0:
             raise RuntimeError(f"meshctl nss enable: {cp.stderr.strip()}")
     return path
+
+
+# ---- NAT topologies: a "public" segment, home routers with nftables NAT ----
+#
+#     lab = NatLab(tmp_path)                 # the bridge namespace is the internet
+#     control = lab.add_control()            # 203.0.113.1 (public)
+#     home = lab.add_router("home", kind="preserving")    # 198.51.100.1, LAN 192.0.2.0/28
+#     cafe = lab.add_router("cafe", kind="random")        # 198.51.100.2, LAN 192.0.2.16/28
+#     alpha = lab.add_node("alpha", behind=home, authkey=key)  # 192.0.2.2, default via .1
+#     vps = lab.add_node("vps", authkey=key)                   # 203.0.113.10, public
+#     cafe.set_nat("preserving")             # new rules + conntrack flushed ("reboot")
+#     alpha.move_to(cafe)                    # roaming: alpha's veth moves to cafe's LAN
+#
+# Public hosts and routers' WAN sides share the lab bridge with addresses
+# from 198.51.100.0/24 and 203.0.113.0/24 and a default route on-link, so
+# every public address reaches every other. Each router has a LAN bridge
+# with a /28 of 192.0.2.0/24, forwards, masquerades what leaves its WAN
+# side and filters like a home router: replies to what went out pass,
+# unsolicited inbound is dropped silently (in the input hook, so the
+# dropped packet leaves no conntrack entry that could steal a mapping).
+
+PUBLIC_ROUTERS = "198.51.100"   # WAN sides of routers: .1, .2, …
+PUBLIC_HOSTS = "203.0.113"      # control .1, public nodes .10 and up, other hosts .100 and up
+NAT_KINDS = {
+    # endpoint-independent mapping, keeps the source port when it is free
+    "preserving": "masquerade",
+    # a fresh random port for every new flow (per destination): symmetric NAT
+    "random": "masquerade fully-random",
+}
+_CLONE_NEWNET = 0x40000000
+_libc = None
+
+
+def netns_socket(ns: Netns, family=socket.AF_INET, type=socket.SOCK_DGRAM, proto=0) -> socket.socket:
+    """A socket that lives in namespace ns, usable from this process: the
+    calling thread enters ns (setns) just long enough to create it."""
+    global _libc
+    if _libc is None:
+        import ctypes
+        _libc = ctypes.CDLL(None, use_errno=True)
+    own = os.open("/proc/thread-self/ns/net", os.O_RDONLY)
+    target = os.open(f"/run/netns/{ns.name}", os.O_RDONLY)
+    try:
+        if _libc.setns(target, _CLONE_NEWNET) != 0:
+            raise OSError(ctypes_errno(), f"setns into {ns.name}")
+        try:
+            return socket.socket(family, type, proto)
+        finally:
+            if _libc.setns(own, _CLONE_NEWNET) != 0:      # never stay in the lab's namespace
+                raise OSError(ctypes_errno(), "setns back to our own namespace")
+    finally:
+        os.close(own)
+        os.close(target)
+
+
+def ctypes_errno() -> int:
+    import ctypes
+    return ctypes.get_errno()
+
+
+def udp_socket(ns: Netns, port=0, address="0.0.0.0", timeout=1.0) -> socket.socket:
+    s = netns_socket(ns)
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    s.bind((address, port))
+    s.settimeout(timeout)
+    return s
+
+
+def _ctnetlink(ns: Netns, payload: bytes):
+    """One IPCTNL_MSG_CT_DELETE request (NFNL_SUBSYS_CTNETLINK, NLM_F_REQUEST
+    | NLM_F_ACK, family AF_INET) in ns; payload: its attributes."""
+    import struct
+    s = netns_socket(ns, socket.AF_NETLINK, socket.SOCK_RAW, 12)     # NETLINK_NETFILTER
+    try:
+        s.settimeout(2)
+        body = struct.pack("=BBH", socket.AF_INET, 0, 0) + payload
+        s.sendto(struct.pack("=IHHII", 16 + len(body), (1 << 8) | 2, 0x1 | 0x4, 1, 0) + body, (0, 0))
+        reply = s.recv(65536)
+        mtype = struct.unpack_from("=H", reply, 4)[0]
+        error = struct.unpack_from("=i", reply, 16)[0] if mtype == 2 else 0     # NLMSG_ERROR
+        if error not in (0, -2):        # ENOENT: the entry went away by itself
+            raise OSError(-error, f"conntrack delete in {ns.name}")
+    finally:
+        s.close()
+
+
+def _nla(kind: int, data: bytes) -> bytes:
+    import struct
+    n = 4 + len(data)
+    return struct.pack("=HH", n, kind) + data + b"\0" * (-n % 4)
+
+
+def flush_conntrack(ns: Netns, proto: str | None = None):
+    """Deletes ns's IPv4 conntrack entries (like `conntrack -F`), or only
+    those of proto ("udp": the NAT mappings of UDP flows; TCP connections
+    keep theirs)."""
+    if proto is None:
+        _ctnetlink(ns, b"")             # no tuple: flush
+        return
+    import struct
+    nested = 0x8000
+    for line in ns.exec("cat", "/proc/net/nf_conntrack", check=True).stdout.splitlines():
+        f = line.split()
+        if len(f) < 3 or f[0] != "ipv4" or f[2] != proto:
+            continue
+        kv = dict(x.split("=", 1) for x in f if "=" in x)    # the first src/dst/sport/dport: original
+        ip = _nla(1 | nested, _nla(1, socket.inet_aton(kv["src"])) + _nla(2, socket.inet_aton(kv["dst"])))
+        pr = _nla(2 | nested, _nla(1, bytes([socket.getprotobyname(proto)])) +
+                  _nla(2, struct.pack("!H", int(kv["sport"]))) + _nla(3, struct.pack("!H", int(kv["dport"]))))
+        _ctnetlink(ns, _nla(1 | nested, ip + pr))        # CTA_TUPLE_ORIG
+
+
+@dataclasses.dataclass
+class Attachment:
+    """A host's link into a router's LAN: `ifname` in the host, `peer` (the
+    other end of the veth) in the router, enslaved to its LAN bridge."""
+    host: Netns
+    router: "Router"
+    ifname: str
+    peer: str
+    address: str
+
+    def move_to(self, router: "Router", *, new_veth=False):
+        """Roaming. Default: the veth's router end moves into router's
+        namespace and LAN (the host keeps its interface, gets a new address
+        and default route). new_veth=True: a new veth into router's LAN
+        comes up first, then the old one is deleted."""
+        assert router is not self.router, f"{self.host.name} is already behind {router.name}"
+        address = router._next_address()
+        if new_veth:
+            old = self.ifname
+            self.ifname = router._new_ifname(self.host)
+            self.peer = router._plug(self.host, self.ifname, address)
+            self.host.ip("route", "replace", "default", "via", router.gateway, "dev", self.ifname)
+            self.host.ip("link", "del", old)
+        else:
+            self.router.ns.ip("link", "set", self.peer, "netns", router.ns.name)
+            router.ns.ip("link", "set", self.peer, "master", "lan0", "up")
+            self.host.ip("addr", "flush", "dev", self.ifname)
+            self.host.ip("addr", "add", f"{address}/28", "dev", self.ifname)
+            self.host.ip("link", "set", self.ifname, "up")
+            self.host.ip("route", "replace", "default", "via", router.gateway, "dev", self.ifname)
+        self.router, self.address = router, address
+        return address
+
+
+class Router:
+    """A home router namespace: WAN side eth0 on the public segment, LAN
+    bridge lan0 with a /28 of 192.0.2.0/24, NAT of kind "preserving" or
+    "random" (see NAT_KINDS), home-router filtering."""
+
+    def __init__(self, lab: "NatLab", name: str, index: int, kind: str):
+        assert 0 <= index < 16, "192.0.2.0/24 has room for 16 LANs"
+        self.lab, self.name, self.index = lab, name, index
+        self.public = f"{PUBLIC_ROUTERS}.{1 + index}"
+        self.lan = ipaddress.ip_network(f"{UNDERLAY}.{16 * index}/28")
+        self.gateway = str(self.lan.network_address + 1)
+        self._hosts = iter(list(self.lan.hosts())[1:])
+        self.ns = lab.add_host(name, self.public)
+        ns = self.ns
+        for key, value in (("net.ipv4.ip_forward", "1"),
+                           ("net.ipv4.conf.eth0.arp_ignore", "1")):   # no ARP answers for the LAN side
+            ns.exec("sysctl", "-qw", f"{key}={value}", check=True)
+        ns.ip("link", "add", "lan0", "type", "bridge")
+        ns.ip("addr", "add", f"{self.gateway}/28", "dev", "lan0")
+        ns.ip("link", "set", "lan0", "up")
+        ns.exec("nft", "-f", "-", check=True, input="""
+            table inet meshlab_filter {
+                chain input {
+                    type filter hook input priority filter; policy accept;
+                    iifname "eth0" ct state established,related accept
+                    iifname "eth0" icmp type echo-request accept
+                    iifname "eth0" drop
+                }
+                chain forward {
+                    type filter hook forward priority filter; policy accept;
+                    iifname "eth0" ct state established,related accept
+                    iifname "eth0" drop
+                }
+            }""")
+        self.kind = None
+        self.set_nat(kind, flush=None)
+
+    def set_nat(self, kind: str, *, flush="all"):
+        """Replaces the NAT rule atomically. Mappings that exist keep their
+        ports (flows kept alive by keepalives would keep them for ever), so
+        flush: "all" forgets every mapping (conntrack), like a router that
+        reboots with the new setting — TCP connections through it die
+        silently too; "udp" forgets only UDP mappings; None keeps them."""
+        if kind not in NAT_KINDS:
+            raise ValueError(f"NAT kind {kind!r}: one of {sorted(NAT_KINDS)}")
+        self.ns.exec("nft", "-f", "-", check=True, input=f"""
+            table ip meshlab_nat {{}}
+            flush table ip meshlab_nat
+            table ip meshlab_nat {{
+                chain postrouting {{
+                    type nat hook postrouting priority srcnat; policy accept;
+                    oifname "eth0" {NAT_KINDS[kind]}
+                }}
+            }}""")
+        if flush:
+            assert flush in ("all", "udp"), flush
+            flush_conntrack(self.ns, None if flush == "all" else flush)
+        self.kind = kind
+
+    def attach(self, host: Netns, ifname="eth0") -> Attachment:
+        """Plugs host into the LAN: veth, the next free address, default
+        route via the router."""
+        address = self._next_address()
+        peer = self._plug(host, ifname, address)
+        host.ip("route", "add", "default", "via", self.gateway, "dev", ifname)
+        return Attachment(host, self, ifname, peer, address)
+
+    def _next_address(self) -> str:
+        try:
+            return str(next(self._hosts))
+        except StopIteration:
+            raise RuntimeError(f"router {self.name}: LAN {self.lan} is full") from None
+
+    def _new_ifname(self, host: Netns) -> str:
+        names = set(re.findall(r"^\d+: ([^:@]+)", host.ip("-o", "link").stdout, re.M))
+        return next(f"eth{i}" for i in range(100) if f"eth{i}" not in names)
+
+    def _plug(self, host: Netns, ifname: str, address: str) -> str:
+        self.lab._links += 1
+        peer = f"l{self.lab._links}"        # unique in the lab: the end may move between routers
+        host.ip("link", "add", ifname, "type", "veth", "peer", "name", peer, "netns", self.ns.name)
+        self.ns.ip("link", "set", peer, "master", "lan0", "up")
+        host.ip("addr", "add", f"{address}/28", "dev", ifname)
+        host.ip("link", "set", ifname, "up")
+        return peer
+
+    def conntrack(self) -> str:
+        """The router's UDP NAT mappings, for failure messages (`conntrack -L` is not installed)."""
+        cp = self.ns.exec("cat", "/proc/net/nf_conntrack")
+        return cp.stdout if cp.returncode == 0 else f"({cp.stderr.strip()})"
+
+    def __repr__(self):
+        return f"<Router {self.name} {self.public} LAN {self.lan} {self.kind}>"
+
+
+class NatNode(Node):
+    """A meshd node on the public segment or behind a Router."""
+
+    attachment: Attachment | None = None
+
+    @property
+    def router(self) -> Router | None:
+        return self.attachment.router if self.attachment else None
+
+    def move_to(self, router: Router, *, new_veth=False) -> str:
+        """Roams to router's LAN (see Attachment.move_to); the new address."""
+        assert self.attachment is not None, f"{self.name} is public: nothing to move"
+        self.address = self.attachment.move_to(router, new_veth=new_veth)
+        return self.address
+
+
+class NatLab(Lab):
+    """A Lab whose bridge is the public internet, with routers (NAT) and
+    nodes behind them or on it; see the comment above NAT_KINDS."""
+
+    control_address = f"{PUBLIC_HOSTS}.1"
+
+    def __init__(self, workdir: Path):
+        super().__init__(workdir)
+        self.routers: dict[str, Router] = {}
+        self._links = 0
+        self._public_nodes = 0
+        self._public_hosts = 0
+
+    def add_host(self, host: str, address: str) -> Netns:
+        """A namespace on the public segment at address/24, default route on-link."""
+        ns = super().add_host(host, address)
+        ns.ip("route", "add", "default", "dev", "eth0")
+        return ns
+
+    def add_public_host(self, host: str) -> tuple[Netns, str]:
+        """A plain (meshd-less) host on the public segment: (namespace, address)."""
+        address = f"{PUBLIC_HOSTS}.{100 + self._public_hosts}"
+        self._public_hosts += 1
+        return self.add_host(host, address), address
+
+    def add_router(self, name: str, kind="preserving") -> Router:
+        router = Router(self, name, len(self.routers), kind)
+        self.routers[name] = router
+        return router
+
+    def add_lan_host(self, host: str, router: Router) -> tuple[Netns, Attachment]:
+        """A plain (meshd-less) host in router's LAN."""
+        ns = self._netns(host)
+        return ns, router.attach(ns)
+
+    def add_node(self, name, *, behind: Router | None = None, authkey=None, join=True,
+                 **kwargs) -> NatNode:
+        """A meshd node behind router `behind`, or public (203.0.113.10 and
+        up) without one. Not started."""
+        index = len(self.nodes)
+        if behind is None:
+            address = f"{PUBLIC_HOSTS}.{10 + self._public_nodes}"
+            self._public_nodes += 1
+            ns, attachment = self.add_host(name, address), None
+        else:
+            ns = self._netns(name)
+            attachment = behind.attach(ns)
+            address = attachment.address
+        node = NatNode(self, ns, name, index, address, authkey=authkey,
+                       control=self.control if join else None, **kwargs)
+        node.attachment = attachment
+        self.nodes[name] = node
+        self.daemons.append(node)
+        return node
+
+    def wg_dumps(self) -> str:
+        """`wg show IFNAME dump` of every node and of the hub, for failure
+        messages. (wireguard-go's UAPI sockets are shared by all namespaces,
+        so `wg show all` would list every lab's devices.)"""
+        out = []
+        devices = [(n.name, n.ns, n.interface) for n in self.nodes.values()]
+        if self.control is not None and getattr(self.control, "hub", False):
+            devices.append(("hub", self.control.ns, self.control.hub_interface))
+        for name, ns, ifname in devices:
+            cp = ns.exec("wg", "show", ifname, "dump")
+            text = cp.stdout.rstrip() if cp.returncode == 0 else f"({cp.stderr.strip()})"
+            out.append(f"--- {name}: wg show {ifname} dump\n{text}")
+        return "\n".join(out) or "(no WireGuard devices)"
+
+    def log_tails(self, lines=40) -> str:
+        routers = "\n".join(f"----- {r!r}: conntrack\n{r.conntrack().rstrip()}"
+                            for r in self.routers.values())
+        return "\n".join([super().log_tails(lines), "----- WireGuard", self.wg_dumps(), routers])
