@@ -7,6 +7,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <time.h>
 
 #include <cjson/cJSON.h>
@@ -27,6 +29,9 @@
  * leaves room for a slow reply on top before we call the connection dead. */
 #define POLL_SERVER_TIMEOUT_SEC 55
 #define POLL_TIMEOUT_MS 70000L
+#define TCP_KEEPALIVE_IDLE_SEC 5L
+#define TCP_KEEPALIVE_INTERVAL_SEC 5L
+#define TCP_KEEPALIVE_PROBES 3
 #define BACKOFF_MIN_USEC (1 * USEC_PER_SEC)
 #define BACKOFF_MAX_USEC (30 * USEC_PER_SEC)
 /* curl wants timers to the millisecond; sd-event's default slack (250 ms)
@@ -68,6 +73,7 @@ struct ControlClient {
         Transfer *register_transfer;
         Transfer *endpoints_transfer;
         Transfer *paths_transfer;
+        bool fresh_connect;    /* next transfer must not reuse a pooled connection */
 
         /* long-poll loop */
         bool polling;
@@ -260,6 +266,16 @@ static int slist_add(struct curl_slist **l, const char *s) {
 }
 
 /* Takes ownership of request_body (NULL: a GET). */
+/* curl before 8.9 cannot set the number of keepalive probes; the kernel's
+ * default of 9 would take 45 s to give up on a dead control connection. */
+static int transfer_sockopt_cb(void *userdata, curl_socket_t fd, curlsocktype purpose) {
+        int probes = TCP_KEEPALIVE_PROBES;
+
+        if (purpose == CURLSOCKTYPE_IPCXN)
+                (void) setsockopt(fd, IPPROTO_TCP, TCP_KEEPCNT, &probes, sizeof(probes));
+        return CURL_SOCKOPT_OK;
+}
+
 static int transfer_new(ControlClient *c, TransferKind kind, const char *path,
                         const char *token, char *request_body, long timeout_ms,
                         Transfer **ret) {
@@ -312,14 +328,26 @@ static int transfer_new(ControlClient *c, TransferKind kind, const char *path,
             curl_easy_setopt(t->easy, CURLOPT_MAXFILESIZE, (long) BODY_MAX) != CURLE_OK ||
             curl_easy_setopt(t->easy, CURLOPT_CONNECTTIMEOUT_MS, CONNECT_TIMEOUT_MS) != CURLE_OK ||
             curl_easy_setopt(t->easy, CURLOPT_TIMEOUT_MS, timeout_ms) != CURLE_OK ||
-            /* Idle long-polls behind NAT: notice a dead path before the 70 s timeout. */
+            /* A long-poll idles for up to a minute behind NATs that may drop
+             * its mapping (a router reboot flushes conntrack): then the
+             * server's answer never arrives. A keepalive probe every few
+             * seconds re-creates the mapping, or finds the connection dead. */
             curl_easy_setopt(t->easy, CURLOPT_TCP_KEEPALIVE, 1L) != CURLE_OK ||
+            curl_easy_setopt(t->easy, CURLOPT_TCP_KEEPIDLE, TCP_KEEPALIVE_IDLE_SEC) != CURLE_OK ||
+            curl_easy_setopt(t->easy, CURLOPT_TCP_KEEPINTVL, TCP_KEEPALIVE_INTERVAL_SEC) != CURLE_OK ||
+            curl_easy_setopt(t->easy, CURLOPT_SOCKOPTFUNCTION, transfer_sockopt_cb) != CURLE_OK ||
             /* The server's certificate is self-signed: the pinned public key
              * is the trust anchor, checked by curl even without VERIFYPEER. */
             curl_easy_setopt(t->easy, CURLOPT_SSL_VERIFYPEER, 0L) != CURLE_OK ||
             curl_easy_setopt(t->easy, CURLOPT_SSL_VERIFYHOST, 0L) != CURLE_OK ||
             curl_easy_setopt(t->easy, CURLOPT_PINNEDPUBLICKEY, c->pin) != CURLE_OK)
                 return log_debug_errno(-EINVAL, "Failed to set up control request %s", path);
+
+        if (c->fresh_connect) {
+                c->fresh_connect = false;
+                if (curl_easy_setopt(t->easy, CURLOPT_FRESH_CONNECT, 1L) != CURLE_OK)
+                        return log_debug_errno(-EINVAL, "Failed to set up control request %s", path);
+        }
 
         if (t->request_body &&
             (curl_easy_setopt(t->easy, CURLOPT_POSTFIELDSIZE, (long) t->request_body_size) != CURLE_OK ||
@@ -798,6 +826,21 @@ static void poll_reset(ControlClient *c) {
         if (c->poll_timer)
                 (void) sd_event_source_set_enabled(c->poll_timer, SD_EVENT_OFF);
         erase_string(&c->token);
+}
+
+int control_client_reconnect(ControlClient *c) {
+        if (!c)
+                return -EINVAL;
+        if (!c->polling)
+                return 0;
+        /* The running poll's connection may be bound to an address we no
+         * longer have; it would only notice after its keepalive gives up. */
+        c->poll_generation++;
+        c->poll_transfer = transfer_free(c->poll_transfer);
+        c->backoff_usec = 0;
+        c->fresh_connect = true;
+        poll_schedule(c, 0);
+        return 0;
 }
 
 void control_client_stop_polling(ControlClient *c) {

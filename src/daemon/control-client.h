@@ -56,6 +56,9 @@ int control_client_start_polling(ControlClient *c, const char *token, uint64_t s
                                  ControlReplyCallback callback, void *userdata);
 void control_client_set_netmap_version(ControlClient *c, uint64_t version);
 void control_client_stop_polling(ControlClient *c);
+/* The underlay changed: abandon the running long-poll and start a new one,
+ * on a new connection, at once. A no-op when not polling. */
+int control_client_reconnect(ControlClient *c);
 /* Whether the last poll round trip succeeded (for GetStatus). */
 bool control_client_is_connected(const ControlClient *c);
 

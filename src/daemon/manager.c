@@ -1313,13 +1313,47 @@ static int on_tick(sd_event_source *s, uint64_t usec, void *userdata) {
 /* The underlay changed (an address came or went, a route moved): tell the
  * control server our new candidates and send something to everyone, so
  * that the hub and the peers' WireGuard learn where we are now. */
+/* wireguard-go remembers the local address each peer was last reached
+ * from and keeps sending from it even when that address is gone (it only
+ * notices when the route's interface changes; the kernel module checks the
+ * address itself). Setting an endpoint anew forgets that source. */
+static void manager_renew_endpoints(Manager *m) {
+        _cleanup_(wg_device_freep) WgDevice *d = calloc(1, sizeof(WgDevice));
+        int r;
+
+        if (!d || !m->wg || wg_backend_get_type(m->wg) != WG_BACKEND_USERSPACE)
+                return;
+        (void) manager_refresh_device_stats(m);
+        for (size_t i = 0; i <= m->n_peers; i++) {
+                Peer *p = i < m->n_peers ? m->peers[i] : m->hub;
+                const char *endpoint;
+                WgPeer *w;
+
+                if (!p)
+                        continue;
+                endpoint = p->device_endpoint ?: peer_current_endpoint(p);
+                if (!endpoint || wg_device_add_peer(d, &w) < 0)
+                        continue;
+                w->public_key = p->public_key;
+                w->flags = WG_PEER_UPDATE_ONLY;
+                if (endpoint_parse(endpoint, &w->endpoint) >= 0)
+                        w->flags |= WG_PEER_HAS_ENDPOINT;
+        }
+        r = d->n_peers > 0 ? wg_set_device(m->wg, d) : 0;
+        if (r < 0)
+                log_debug_errno(r, "Failed to renew endpoints: %m");
+}
+
 static void on_link_change(LinkWatch *w, void *userdata) {
         Manager *m = userdata;
         uint64_t now = now_monotonic(m);
 
         if (!m->device_configured)
                 return;
-        log_debug("Underlay changed; announcing endpoints and probing peers.");
+        manager_renew_endpoints(m);
+        log_debug("Underlay changed; reconnecting, announcing endpoints and probing peers.");
+        if (m->control)
+                (void) control_client_reconnect(m->control);
         manager_post_endpoints(m);
         if (m->hub)
                 peer_probe_now(m->hub, now);

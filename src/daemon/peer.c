@@ -132,6 +132,7 @@ int peer_update(Peer *p, const NetmapNode *node, const char *domain) {
                 if (p->relay) {
                         p->relay_since_realtime_usec = now_realtime();
                         p->last_direct_retry_usec = now;
+                        p->direct_retries = 0;
                         log_full_errno_fields(LOG_NOTICE, 0,
                                               &((LogFields) { .message_id = MESSAGE_RELAY_FALLBACK, .peer = p->name,
                                                               .path = "relay" }),
@@ -268,14 +269,19 @@ static void peer_report_direct(Peer *p, bool works) {
 
 /* WireGuard starts a handshake when it has something to send; a relayed
  * peer's entry gets no traffic, so turning its keepalive off and on makes
- * both kernel and wireguard-go send one at once. */
+ * both kernel and wireguard-go send one at once. Each retry takes the next
+ * endpoint candidate, starting over with the first (the one the hub saw). */
 static void peer_retry_direct(Peer *p) {
         _cleanup_(wg_device_freep) WgDevice *d = NULL;
         Manager *m = p->manager;
+        size_t n = strv_length(p->endpoints);
         int r;
 
-        if (!m->wg)
+        if (!m->wg || n == 0)
                 return;
+        p->endpoint_index = p->direct_retries++ % n;
+        log_debug("Trying the direct path to %s at %s again.", p->name, peer_current_endpoint(p));
+
         for (int keepalive = 0; keepalive <= PEER_KEEPALIVE_SEC; keepalive += PEER_KEEPALIVE_SEC) {
                 WgPeer *w;
 
@@ -286,6 +292,8 @@ static void peer_retry_direct(Peer *p) {
                 w->public_key = p->public_key;
                 w->flags = WG_PEER_UPDATE_ONLY | WG_PEER_HAS_PERSISTENT_KEEPALIVE;
                 w->persistent_keepalive = (uint16_t) keepalive;
+                if (keepalive == 0 && endpoint_parse(peer_current_endpoint(p), &w->endpoint) >= 0)
+                        w->flags |= WG_PEER_HAS_ENDPOINT;
                 r = wg_set_device(m->wg, d);
                 if (r < 0) {
                         log_debug_errno(r, "Failed to retry the direct path to %s: %m", p->name);

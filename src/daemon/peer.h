@@ -59,6 +59,7 @@ typedef struct Peer {
         int direct_reported;               /* -1 nothing said yet, 0 failed, 1 works */
         uint64_t relay_since_realtime_usec;
         uint64_t last_direct_retry_usec;
+        unsigned direct_retries;           /* since the relay began: picks the endpoint to try */
 
         PendingPing *pings;
 } Peer;
