@@ -100,6 +100,10 @@ void show_status(const cJSON *status, bool color) {
                        reply_bool(status, "control_connected") ? "connected" : "not connected");
         else
                 printf("Control server: none\n");
+        const cJSON *hub = cJSON_GetObjectItemCaseSensitive(status, "hub");
+        if (cJSON_IsObject(hub))
+                printf("           Hub: %s (%s)\n", strna(reply_string(hub, "endpoint")),
+                       reply_bool(hub, "reachable") ? "reachable, relays when needed" : "not reachable");
         if (interface)
                 printf("     Interface: %s (%s backend, port %" PRIu64 ")\n", interface,
                        strna(reply_string(status, "backend")), reply_uint(status, "listen_port"));
