@@ -2,11 +2,11 @@
 #include <assert.h>
 #include <getopt.h>
 #include <limits.h>
-#include <math.h>
 #include <stdio.h>
 
 #include "config.h"
 #include "call.h"
+#include "conf.h"
 #include "log.h"
 #include "meshctl.h"
 #include "nss.h"
@@ -109,25 +109,6 @@ static const char *command_option_to_string(CommandOption o) {
         return "?";
 }
 
-/* Seconds, optionally with a fraction and a trailing "s": "30", "1.5", "2s". */
-static int parse_seconds(const char *s, uint64_t *ret) {
-        char *end = NULL;
-        double d;
-
-        if (!s || !(*s >= '0' && *s <= '9'))
-                return -EINVAL;
-        errno = 0;
-        d = strtod(s, &end);
-        if (errno != 0 || end == s)
-                return -EINVAL;
-        if (*end == 's')
-                end++;
-        /* A year is long enough for any wait; beyond it is a typo. */
-        if (*end != 0 || !isfinite(d) || d < 0 || d > 365.0 * 24 * 60 * 60)
-                return -EINVAL;
-        *ret = (uint64_t) llround(d * (double) USEC_PER_SEC);
-        return 0;
-}
 
 static int parse_count(const char *s, unsigned *ret) {
         char *end = NULL;
@@ -235,7 +216,7 @@ static int parse_argv(int argc, char *argv[], Arguments *a, const Verb **ret_ver
                         seen |= OPTION_COUNT;
                         break;
                 case ARG_TIMEOUT:
-                        if (parse_seconds(optarg, &a->timeout_usec) < 0)
+                        if (parse_timespan_usec(optarg, &a->timeout_usec) < 0)
                                 return log_usage("invalid timeout '%s' (seconds, e.g. 30 or 2.5)", optarg);
                         a->timeout_set = true;
                         seen |= OPTION_TIMEOUT;

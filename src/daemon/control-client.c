@@ -854,53 +854,58 @@ bool control_client_is_connected(const ControlClient *c) {
         return c && c->connected;
 }
 
-int control_client_post_endpoints(ControlClient *c, char *const *endpoints) {
-        _cleanup_json_ cJSON *o = NULL;
+/* Fire and forget: only the newest body of a kind matters, so it replaces
+ * one still in flight in *slot. */
+static int client_post(ControlClient *c, TransferKind kind, const char *path, Transfer **slot, const cJSON *o) {
         char *body;
         Transfer *t;
         int r;
 
+        body = cJSON_PrintUnformatted(o);
+        if (!body)
+                return -ENOMEM;
+        *slot = transfer_free(*slot);
+        r = transfer_new(c, kind, path, c->token, body, REQUEST_TIMEOUT_MS, &t);
+        if (r < 0)
+                return r;
+        *slot = t;
+        return 0;
+}
+
+static int client_check_authenticated(const ControlClient *c) {
         if (!c)
                 return -EINVAL;
         if (c->free_requested)
                 return -ESTALE;
         if (!c->token)
                 return -ENOTCONN;
+        return 0;
+}
 
+int control_client_post_endpoints(ControlClient *c, char *const *endpoints) {
+        _cleanup_json_ cJSON *o = NULL;
+        int r;
+
+        r = client_check_authenticated(c);
+        if (r < 0)
+                return r;
         o = cJSON_CreateObject();
         if (!o)
                 return -ENOMEM;
         r = json_add_strv(o, "endpoints", endpoints);
         if (r < 0)
                 return r;
-        body = cJSON_PrintUnformatted(o);
-        if (!body)
-                return -ENOMEM;
-
-        /* Only the newest list matters: replace one still in flight. */
-        c->endpoints_transfer = transfer_free(c->endpoints_transfer);
-        r = transfer_new(c, TRANSFER_ENDPOINTS, "/v1/endpoints", c->token, body,
-                         REQUEST_TIMEOUT_MS, &t);
-        if (r < 0)
-                return r;
-        c->endpoints_transfer = t;
-        return 0;
+        return client_post(c, TRANSFER_ENDPOINTS, "/v1/endpoints", &c->endpoints_transfer, o);
 }
 
 int control_client_post_paths(ControlClient *c, const PathReport *reports, size_t n) {
         _cleanup_json_ cJSON *o = NULL;
         cJSON *list;
-        char *body;
-        Transfer *t;
         int r;
 
-        if (!c)
-                return -EINVAL;
-        if (c->free_requested)
-                return -ESTALE;
-        if (!c->token)
-                return -ENOTCONN;
-
+        r = client_check_authenticated(c);
+        if (r < 0)
+                return r;
         o = cJSON_CreateObject();
         if (!o || !(list = cJSON_AddArrayToObject(o, "peers")))
                 return -ENOMEM;
@@ -913,16 +918,7 @@ int control_client_post_paths(ControlClient *c, const PathReport *reports, size_
                     !cJSON_AddBoolToObject(e, "direct", reports[i].direct))
                         return -ENOMEM;
         }
-        body = cJSON_PrintUnformatted(o);
-        if (!body)
-                return -ENOMEM;
-
         /* Every report carries the whole current picture: replacing one
          * still in flight loses nothing. */
-        c->paths_transfer = transfer_free(c->paths_transfer);
-        r = transfer_new(c, TRANSFER_PATHS, "/v1/paths", c->token, body, REQUEST_TIMEOUT_MS, &t);
-        if (r < 0)
-                return r;
-        c->paths_transfer = t;
-        return 0;
+        return client_post(c, TRANSFER_PATHS, "/v1/paths", &c->paths_transfer, o);
 }

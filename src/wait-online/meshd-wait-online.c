@@ -6,12 +6,12 @@
 
 #include <getopt.h>
 #include <inttypes.h>
-#include <math.h>
 #include <poll.h>
 #include <stdbool.h>
 #include <time.h>
 
 #include "config.h"
+#include "conf.h"
 #include "log.h"
 #include "macro.h"
 #include "varlink.h"
@@ -57,29 +57,14 @@ static int help(void) {
         return 0;
 }
 
-/* Seconds, optionally with a fraction and a trailing "s" ("30", "1.5",
- * "30s"), or "infinity" (= 0, forever, like systemd's time spans). */
+/* A time span as in meshd.conf ("30", "1.5s", "2min"), or "infinity"
+ * (= 0, forever, like systemd's time spans). */
 static int parse_timeout(const char *s, uint64_t *ret) {
-        char *end = NULL;
-        double d;
-
         if (streq(s, "infinity")) {
                 *ret = 0;
                 return 0;
         }
-        if (!(*s >= '0' && *s <= '9'))
-                return -EINVAL;
-        errno = 0;
-        d = strtod(s, &end);
-        if (errno != 0 || end == s)
-                return -EINVAL;
-        if (*end == 's')
-                end++;
-        /* A year is long enough for any wait; beyond it is a typo. */
-        if (*end != 0 || !isfinite(d) || d < 0 || d > 365.0 * 24 * 60 * 60)
-                return -EINVAL;
-        *ret = (uint64_t) llround(d * (double) USEC_PER_SEC);
-        return 0;
+        return parse_timespan_usec(s, ret);
 }
 
 static int strv_push(char ***l, const char *s) {
