@@ -13,7 +13,46 @@ struct LinkWatch {
         sd_event_source *debounce;
         LinkWatchHandler handler;
         void *userdata;
+        int ignored_ifindex;
 };
+
+void link_watch_ignore_ifindex(LinkWatch *w, int ifindex) {
+        if (w)
+                w->ignored_ifindex = ifindex;
+}
+
+/* The interface a message is about, 0 when it names none. */
+static int message_ifindex(const struct nlmsghdr *h) {
+        switch (h->nlmsg_type) {
+        case RTM_NEWLINK:
+        case RTM_DELLINK:
+                if (h->nlmsg_len >= NLMSG_LENGTH(sizeof(struct ifinfomsg)))
+                        return ((const struct ifinfomsg *) NLMSG_DATA(h))->ifi_index;
+                return 0;
+        case RTM_NEWADDR:
+        case RTM_DELADDR:
+                if (h->nlmsg_len >= NLMSG_LENGTH(sizeof(struct ifaddrmsg)))
+                        return (int) ((const struct ifaddrmsg *) NLMSG_DATA(h))->ifa_index;
+                return 0;
+        case RTM_NEWROUTE:
+        case RTM_DELROUTE: {
+                const struct rtmsg *rt;
+                const struct rtattr *a;
+                int len;
+
+                if (h->nlmsg_len < NLMSG_LENGTH(sizeof(struct rtmsg)))
+                        return 0;
+                rt = NLMSG_DATA(h);
+                len = (int) RTM_PAYLOAD(h);
+                for (a = RTM_RTA(rt); RTA_OK(a, len); a = RTA_NEXT(a, len))
+                        if (a->rta_type == RTA_OIF && RTA_PAYLOAD(a) >= sizeof(int))
+                                return *(const int *) RTA_DATA(a);
+                return 0;
+        }
+        default:
+                return 0;
+        }
+}
 
 static int on_debounce(sd_event_source *s, uint64_t usec, void *userdata) {
         LinkWatch *w = userdata;
@@ -41,7 +80,12 @@ static int on_netlink(sd_event_source *s, int fd, uint32_t revents, void *userda
                 }
                 if (n == 0)
                         break;
-                any = true;
+                for (const struct nlmsghdr *h = (const struct nlmsghdr *) buf; NLMSG_OK(h, (size_t) n);
+                     h = NLMSG_NEXT(h, n)) {
+                        int ifindex = message_ifindex(h);
+                        if (ifindex == 0 || ifindex != w->ignored_ifindex)
+                                any = true;
+                }
         }
         if (!any || w->debounce)
                 return 0;

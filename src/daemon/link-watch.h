@@ -16,5 +16,8 @@ typedef void (*LinkWatchHandler)(LinkWatch *w, void *userdata);
 #define LINK_WATCH_DEBOUNCE_USEC (300 * USEC_PER_MSEC)
 
 int link_watch_new(sd_event *event, LinkWatchHandler handler, void *userdata, LinkWatch **ret);
+/* Events about this interface (our own tunnel, whose addresses and routes
+ * we set ourselves) say nothing about the underlay: ignore them. */
+void link_watch_ignore_ifindex(LinkWatch *w, int ifindex);
 LinkWatch *link_watch_free(LinkWatch *w);
 DEFINE_TRIVIAL_CLEANUP_FUNC(LinkWatch *, link_watch_free);

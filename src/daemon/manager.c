@@ -471,6 +471,7 @@ static int manager_setup_device(Manager *m, const Netmap *nm) {
         prober_set_mesh_ranges(m->prober, &nm->ipv4_range, nm->ipv4_prefixlen,
                                nm->has_ipv6_range ? &nm->ipv6_range : NULL, nm->ipv6_prefixlen);
 
+        link_watch_ignore_ifindex(m->link_watch, ifindex);
         m->device_configured = true;
         return 0;
 }
@@ -568,6 +569,38 @@ static int manager_sync_device_peers(Manager *m) {
 
 /* ---- netmap -------------------------------------------------------------------------------- */
 
+/* An address inside the mesh ranges (another tunnel on this host, a hub
+ * running beside us) is reachable only through the mesh: useless as an
+ * underlay endpoint, and misleading to peers. */
+static void manager_drop_mesh_candidates(Manager *m, char **candidates) {
+        size_t j = 0;
+
+        if (!m->netmap || !candidates)
+                return;
+        for (size_t i = 0; candidates[i]; i++) {
+                union sockaddr_union sa;
+                union in_addr_union a = {};
+                bool mesh = false;
+
+                if (endpoint_parse(candidates[i], &sa) >= 0) {
+                        if (sa.sa.sa_family == AF_INET) {
+                                a.in = sa.in.sin_addr;
+                                mesh = in_addr_prefix_contains(AF_INET, &m->netmap->ipv4_range,
+                                                               m->netmap->ipv4_prefixlen, &a);
+                        } else if (sa.sa.sa_family == AF_INET6 && m->netmap->has_ipv6_range) {
+                                a.in6 = sa.in6.sin6_addr;
+                                mesh = in_addr_prefix_contains(AF_INET6, &m->netmap->ipv6_range,
+                                                               m->netmap->ipv6_prefixlen, &a);
+                        }
+                }
+                if (mesh)
+                        free(candidates[i]);
+                else
+                        candidates[j++] = candidates[i];
+        }
+        candidates[j] = NULL;
+}
+
 static void manager_post_endpoints(Manager *m) {
         _cleanup_strv_free_ char **candidates = NULL;
         int r;
@@ -579,6 +612,7 @@ static void manager_post_endpoints(Manager *m) {
                 log_debug_errno(r, "Failed to list endpoint candidates: %m");
                 return;
         }
+        manager_drop_mesh_candidates(m, candidates);
         if (m->netmap && strv_length(candidates) == strv_length(m->netmap->self.endpoints)) {
                 bool same = true;
                 for (size_t i = 0; candidates[i] && same; i++)
@@ -678,9 +712,11 @@ static int manager_apply_netmap(Manager *m, Netmap *nm, const char *json, size_t
                                  * WireGuard would otherwise hold its next handshake
                                  * back for up to 5 s after the last futile one, and
                                  * hole punching needs both sides to send now. */
-                                if (endpoints_differ && !p->reachable)
-                                        r = wg_device_add_removal(d, &p->public_key);
-                                if (r >= 0)
+                                if (endpoints_differ && !p->reachable) {
+                                        p->direct_trying_since = now_monotonic(m);
+                                        p->last_punch_usec = p->direct_trying_since;
+                                        r = peer_to_wg_fresh(p, d);
+                                } else
                                         r = peer_to_wg(p, d);
                         }
                 } else {
@@ -1290,8 +1326,11 @@ static void manager_post_paths(Manager *m) {
         m->paths_dirty = false;
 }
 
-static int on_tick(sd_event_source *s, uint64_t usec, void *userdata) {
+static int on_tick(sd_event_source *s, uint64_t scheduled, void *userdata) {
         Manager *m = userdata;
+        /* Not the scheduled time: a probe reply handled in this same loop
+         * iteration carries the loop's time, which may be later. */
+        uint64_t usec = now_monotonic(m);
         bool judging = false;
 
         /* Judging a path needs fresh handshake times; read them only while

@@ -176,6 +176,18 @@ int peer_to_wg(const Peer *p, WgDevice *d) {
         return peer_add_allowed_ips(p, w);
 }
 
+int peer_to_wg_fresh(const Peer *p, WgDevice *d) {
+        WgPeer *w;
+        int r;
+
+        r = wg_device_add_peer(d, &w);
+        if (r < 0)
+                return r;
+        w->public_key = p->public_key;
+        w->flags = WG_PEER_REMOVE_ME;
+        return peer_to_wg(p, d);
+}
+
 int peer_add_allowed_ips(const Peer *p, WgPeer *w) {
         int r;
 
@@ -302,6 +314,19 @@ static void peer_retry_direct(Peer *p) {
         }
 }
 
+static void peer_punch(Peer *p) {
+        _cleanup_(wg_device_freep) WgDevice *d = calloc(1, sizeof(WgDevice));
+        int r;
+
+        if (!d || !p->manager->wg)
+                return;
+        r = peer_to_wg_fresh(p, d);
+        if (r >= 0)
+                r = wg_set_device(p->manager->wg, d);
+        if (r < 0)
+                log_debug_errno(r, "Failed to punch towards %s: %m", p->name);
+}
+
 static void peer_judge_path(Peer *p, uint64_t now) {
         if (p->is_hub || !p->manager->netmap || !p->manager->netmap->has_hub)
                 return;
@@ -313,8 +338,13 @@ static void peer_judge_path(Peer *p, uint64_t now) {
                                 peer_report_direct(p, true);
                 } else if (p->direct_trying_since == 0)
                         p->direct_trying_since = now;
-                else if (now - p->direct_trying_since >= PEER_DIRECT_TIMEOUT_USEC && p->direct_reported != 0)
-                        peer_report_direct(p, false);
+                else if (now - p->direct_trying_since >= PEER_DIRECT_TIMEOUT_USEC) {
+                        if (p->direct_reported != 0)
+                                peer_report_direct(p, false);
+                } else if (now - p->last_punch_usec >= PEER_PUNCH_INTERVAL_USEC) {
+                        p->last_punch_usec = now;
+                        peer_punch(p);
+                }
                 return;
         }
 
@@ -329,7 +359,7 @@ static void peer_judge_path(Peer *p, uint64_t now) {
 }
 
 void peer_tick(Peer *p, uint64_t now) {
-        if (p->reachable && now - p->last_reply_usec > PEER_REACHABLE_USEC)
+        if (p->reachable && now > p->last_reply_usec && now - p->last_reply_usec > PEER_REACHABLE_USEC)
                 peer_set_reachable(p, false);
 
         peer_judge_path(p, now);

@@ -25,6 +25,10 @@ typedef struct PendingPing PendingPing;
 /* A direct path that gives no probe reply this long is reported as failed,
  * and the control server relays the pair through the hub. */
 #define PEER_DIRECT_TIMEOUT_USEC (5 * USEC_PER_SEC)
+/* Within that time, punch again this often: a fresh handshake from both
+ * sides until one crosses the two NATs (WireGuard itself retries only
+ * every 5 s, and a first crossing can fail when both sides send at once). */
+#define PEER_PUNCH_INTERVAL_USEC (1 * USEC_PER_SEC)
 /* While relayed, try the direct path again this often. */
 #define PEER_DIRECT_RETRY_USEC (15 * USEC_PER_SEC)
 
@@ -59,6 +63,7 @@ typedef struct Peer {
         int direct_reported;               /* -1 nothing said yet, 0 failed, 1 works */
         uint64_t relay_since_realtime_usec;
         uint64_t last_direct_retry_usec;
+        uint64_t last_punch_usec;
         unsigned direct_retries;           /* since the relay began: picks the endpoint to try */
 
         PendingPing *pings;
@@ -73,6 +78,9 @@ DEFINE_TRIVIAL_CLEANUP_FUNC(Peer *, peer_free);
 int peer_update(Peer *p, const NetmapNode *node, const char *domain);
 /* Fills a WgPeer (allocated in d) that (re)creates this peer on the device. */
 int peer_to_wg(const Peer *p, WgDevice *d);
+/* Queues the removal of the peer's entry and its creation anew in d: a new
+ * entry has no handshake history, so WireGuard initiates one at once. */
+int peer_to_wg_fresh(const Peer *p, WgDevice *d);
 const char *peer_current_endpoint(const Peer *p);
 /* The peer's mesh addresses as allowed IPs of w (also used for the hub entry of a relayed peer). */
 int peer_add_allowed_ips(const Peer *p, WgPeer *w);

@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <systemd/sd-journal.h>
 
 #include "log.h"
@@ -12,6 +13,7 @@
 static int log_max_level = LOG_INFO;
 static LogTarget log_target = LOG_TARGET_CONSOLE;
 static const char *log_identifier = NULL;
+static bool log_timestamps = false;
 
 /* journald sets $JOURNAL_STREAM to "DEV:INODE" of the stream it gave us;
  * only when stderr still is that stream do we log natively to the journal. */
@@ -34,6 +36,10 @@ void log_setup(const char *identifier, LogTarget target) {
         if (target == LOG_TARGET_AUTO)
                 target = stderr_is_journal() ? LOG_TARGET_JOURNAL : LOG_TARGET_CONSOLE;
         log_target = target;
+
+        /* For tests that rebuild timelines from several daemons' stderr;
+         * the journal has its own timestamps. */
+        log_timestamps = getenv("MESHD_LOG_TIMESTAMPS") != NULL;
 
         e = getenv("MESHD_LOG_LEVEL");
         if (e && log_level_from_string(e) >= 0)
@@ -121,6 +127,11 @@ int log_internal(int level, int error, const LogFields *fields,
                 /* journald gone: fall through to stderr rather than lose the line */
         }
 
+        if (log_timestamps) {
+                struct timespec ts;
+                clock_gettime(CLOCK_MONOTONIC, &ts);
+                fprintf(stderr, "[%5lld.%06ld] ", (long long) ts.tv_sec, ts.tv_nsec / 1000);
+        }
         if (log_identifier && level <= LOG_WARNING)
                 fprintf(stderr, "%s: %s\n", log_identifier, buf);
         else

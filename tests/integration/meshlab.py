@@ -349,6 +349,7 @@ class Daemon:
         env = dict(os.environ)
         env["NOTIFY_SOCKET"] = str(self.notify.path)
         env.setdefault("MESHD_LOG_LEVEL", "debug")
+        env.setdefault("MESHD_LOG_TIMESTAMPS", "1")
         return env
 
     @property
@@ -396,12 +397,16 @@ class Daemon:
         self.stop()
         return self.start()
 
+    # Per-request debug lines (every meshctl call, every long-poll) would
+    # crowd the events that explain a failure out of the tail.
+    CHATTY = re.compile(r"API (call|connection)|Control request started|127\.0\.0\.1:\d+ ")
+
     def log_tail(self, lines=40) -> str:
         try:
             text = self.log.read_text(errors="replace").splitlines()
         except FileNotFoundError:
             return "(no log)"
-        return "\n".join(text[-lines:])
+        return "\n".join([line for line in text if not self.CHATTY.search(line)][-lines:])
 
 
 class Control(Daemon):
