@@ -120,6 +120,10 @@ def main():
         for n in nodes:
             r = n.wait_ready(60)
             say(f"  {n.name}: READY=1 after {r.after_start:.1f} s  ({r.status})")
+        # READY (policy any) means one peer answers; the tour pings them all.
+        for n in nodes:
+            meshlab.wait_until(lambda: n.status().get("peers_reachable") == len(nodes) - 1, 30,
+                               what=f"{n.name} reaching all its peers")
         failed = not show_mesh(lab, control, nodes)
         say(f"\nmesh up in {time.monotonic() - t0:.1f} s")
         show_tour(lab, nodes)

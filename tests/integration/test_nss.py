@@ -75,6 +75,10 @@ def named_mesh(lab, control):
         n.start()
     for n in nodes.values():
         n.wait_ready(30)
+    # READY (policy any) means one peer answers; ping tests need them all.
+    for n in nodes.values():
+        wait_until(lambda: n.status().get("peers_reachable") == len(nodes) - 1, 20,
+                   what=f"{n.name} reaching all its peers")
     status = {name: n.status() for name, n in nodes.items()}
     for n in nodes.values():
         hosts = n.runtime_dir / "hosts"
