@@ -178,25 +178,15 @@ int ipam_host_format(const IpamRange *r, uint64_t host, char ipv4[static INET6_A
 }
 
 bool ipam_range_contains(const IpamRange *r, int family, const union in_addr_union *a) {
-        const uint8_t *net, *addr = a->bytes;
-        unsigned prefixlen, bytes;
+        union in_addr_union net = {};
 
         if (family == AF_INET) {
-                net = (const uint8_t *) &r->ipv4;
-                prefixlen = r->ipv4_prefixlen;
-                bytes = 4;
-        } else if (family == AF_INET6) {
-                net = r->ipv6.s6_addr;
-                prefixlen = r->ipv6_prefixlen;
-                bytes = 16;
-        } else
-                return false;
-
-        for (unsigned i = 0; i < bytes && prefixlen > 0; i++) {
-                uint8_t mask = prefixlen >= 8 ? 0xff : (uint8_t) (0xff << (8 - prefixlen));
-                if ((net[i] & mask) != (addr[i] & mask))
-                        return false;
-                prefixlen = prefixlen >= 8 ? prefixlen - 8 : 0;
+                net.in = r->ipv4;
+                return in_addr_prefix_contains(AF_INET, &net, r->ipv4_prefixlen, a);
         }
-        return true;
+        if (family == AF_INET6) {
+                net.in6 = r->ipv6;
+                return in_addr_prefix_contains(AF_INET6, &net, r->ipv6_prefixlen, a);
+        }
+        return false;
 }

@@ -18,22 +18,6 @@ struct Prober {
         uint8_t ipv4_prefixlen, ipv6_prefixlen;
 };
 
-bool in_addr_prefix_contains(int family, const union in_addr_union *prefix, uint8_t prefixlen,
-                             const union in_addr_union *addr) {
-        size_t bytes = family == AF_INET ? 4 : 16;
-        const uint8_t *a = prefix->bytes, *b = addr->bytes;
-
-        if (prefixlen > bytes * 8)
-                return false;
-        for (size_t i = 0; i < bytes && prefixlen > 0; i++) {
-                uint8_t mask = prefixlen >= 8 ? 0xff : (uint8_t) (0xff << (8 - prefixlen));
-                if ((a[i] & mask) != (b[i] & mask))
-                        return false;
-                prefixlen = prefixlen >= 8 ? prefixlen - 8 : 0;
-        }
-        return true;
-}
-
 /* A dual-stack socket reports IPv4 senders as ::ffff:a.b.c.d. */
 static void sockaddr_to_addr(const struct sockaddr_in6 *sa, int *ret_family, union in_addr_union *ret) {
         *ret = (union in_addr_union) {};

@@ -27,7 +27,3 @@ DEFINE_TRIVIAL_CLEANUP_FUNC(Prober *, prober_free);
 void prober_set_mesh_ranges(Prober *p, const union in_addr_union *ipv4, uint8_t ipv4_prefixlen,
                             const union in_addr_union *ipv6, uint8_t ipv6_prefixlen);
 int prober_send(Prober *p, int family, const union in_addr_union *to, uint32_t seq);
-
-/* Whether addr lies in prefix/prefixlen. */
-bool in_addr_prefix_contains(int family, const union in_addr_union *prefix, uint8_t prefixlen,
-                             const union in_addr_union *addr);

@@ -88,18 +88,6 @@ int mesh_context_load(const char *state_dir, MeshContext **ret) {
         return 0;
 }
 
-static bool prefix_contains(const union in_addr_union *prefix, uint8_t prefixlen, const union in_addr_union *a) {
-        size_t full = prefixlen / 8;
-        uint8_t mask;
-
-        if (memcmp(prefix->bytes, a->bytes, full) != 0)
-                return false;
-        if (prefixlen % 8 == 0)
-                return true;
-        mask = (uint8_t) (0xffu << (8 - prefixlen % 8));
-        return (prefix->bytes[full] & mask) == (a->bytes[full] & mask);
-}
-
 static int return_peer(const char *name, MeshHost kind, MeshHost *ret_kind, char **ret_peer) {
         if (ret_peer) {
                 *ret_peer = NULL;
@@ -138,9 +126,10 @@ int mesh_context_classify_host(const MeshContext *c, const char *host, MeshHost 
                 h[--l] = '\0';
 
         if (in_addr_parse(h, &family, &a) >= 0) {
-                bool inside = family == AF_INET ? prefix_contains(&c->ipv4_range, c->ipv4_prefixlen, &a)
-                                                : c->has_ipv6_range &&
-                                                          prefix_contains(&c->ipv6_range, c->ipv6_prefixlen, &a);
+                bool inside = family == AF_INET
+                                      ? in_addr_prefix_contains(AF_INET, &c->ipv4_range, c->ipv4_prefixlen, &a)
+                                      : c->has_ipv6_range && in_addr_prefix_contains(AF_INET6, &c->ipv6_range,
+                                                                                     c->ipv6_prefixlen, &a);
                 if (!inside)
                         return return_peer(NULL, MESH_HOST_NONE, ret_kind, ret_peer);
                 n = netmap_resolve_peer(c->netmap, h);

@@ -247,3 +247,20 @@ const char *in_addr_format(int family, const union in_addr_union *a, char *buf, 
                 return NULL;
         return inet_ntop(family, a, buf, (socklen_t) len);
 }
+
+bool in_addr_prefix_contains(int family, const union in_addr_union *prefix, uint8_t prefixlen,
+                             const union in_addr_union *a) {
+        size_t bytes = family == AF_INET ? 4 : 16, full = prefixlen / 8;
+        uint8_t mask;
+
+        if (family != AF_INET && family != AF_INET6)
+                return false;
+        if (prefixlen > bytes * 8)
+                return false;
+        if (memcmp(prefix->bytes, a->bytes, full) != 0)
+                return false;
+        if (prefixlen % 8 == 0)
+                return true;
+        mask = (uint8_t) (0xffu << (8 - prefixlen % 8));
+        return (prefix->bytes[full] & mask) == (a->bytes[full] & mask);
+}

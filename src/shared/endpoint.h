@@ -32,3 +32,6 @@ int in_addr_parse(const char *s, int *ret_family, union in_addr_union *ret);
 /* "100.64.0.0/10": address and prefix length. */
 int in_addr_prefix_parse(const char *s, int *ret_family, union in_addr_union *ret, uint8_t *ret_prefixlen);
 const char *in_addr_format(int family, const union in_addr_union *a, char *buf, size_t len);
+/* Whether a lies in prefix/prefixlen; false for a prefix length too long for the family. */
+bool in_addr_prefix_contains(int family, const union in_addr_union *prefix, uint8_t prefixlen,
+                             const union in_addr_union *a);

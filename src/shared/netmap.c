@@ -105,22 +105,6 @@ static int get_uint(const cJSON *obj, const char *key, const char *path, uint64_
         return 0;
 }
 
-static bool in_addr_prefix_contains(int family, const union in_addr_union *prefix,
-                                    uint8_t prefixlen, const union in_addr_union *a) {
-        size_t bytes = family == AF_INET ? 4 : 16;
-        size_t full = prefixlen / 8;
-
-        if (full > bytes)
-                return false;
-        if (memcmp(prefix->bytes, a->bytes, full) != 0)
-                return false;
-        if (prefixlen % 8 == 0)
-                return true;
-
-        uint8_t mask = (uint8_t) (0xffu << (8 - prefixlen % 8));
-        return (prefix->bytes[full] & mask) == (a->bytes[full] & mask);
-}
-
 static int parse_range(const cJSON *obj, const char *key, int family, const char *path,
                        bool required, bool *ret_present, union in_addr_union *ret,
                        uint8_t *ret_prefixlen, char **ret_error) {
