@@ -161,7 +161,7 @@ Manager *manager_free(Manager *m) {
         sd_event_source_disable_unref(m->tick_source);
         sd_event_source_disable_unref(m->join_retry_source);
         netmap_free(m->netmap);
-        free(m->netmap_json);
+        strv_free(m->announced_endpoints);
         credentials_done(&m->credentials);
         conf_done(&m->config);
         explicit_bzero(&m->private_key, sizeof(m->private_key));
@@ -613,16 +613,18 @@ static void manager_post_endpoints(Manager *m) {
                 return;
         }
         manager_drop_mesh_candidates(m, candidates);
-        if (m->netmap && strv_length(candidates) == strv_length(m->netmap->self.endpoints)) {
-                bool same = true;
-                for (size_t i = 0; candidates[i] && same; i++)
-                        same = streq(candidates[i], m->netmap->self.endpoints[i]);
-                if (same)
-                        return;
-        }
+        /* Compared with what we announced last, not with the netmap's list:
+         * there the server puts the endpoint the hub observed in front, so
+         * behind NAT they never match and every netmap would cause a POST. */
+        if (m->announced_endpoints && strv_equal(candidates, m->announced_endpoints))
+                return;
         r = control_client_post_endpoints(m->control, candidates);
-        if (r < 0)
+        if (r < 0) {
                 log_debug_errno(r, "Failed to announce endpoints: %m");
+                return;
+        }
+        strv_free(m->announced_endpoints);
+        m->announced_endpoints = TAKE_PTR(candidates);
 }
 
 /* Keeps m->hub in step with the netmap's hub; queues its WireGuard entry in
@@ -830,6 +832,7 @@ static void manager_forget_membership(Manager *m, const char *why) {
                 log_warning_errno(r, "Failed to remove membership files: %m");
         credentials_done(&m->credentials);
         m->netmap = netmap_free(m->netmap);
+        m->announced_endpoints = strv_free(m->announced_endpoints);
         (void) manager_write_hosts(m);
         m->joined = false;
         m->state = MANAGER_NEEDS_LOGIN;

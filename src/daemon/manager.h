@@ -49,8 +49,6 @@ typedef struct Manager {
         bool joined;
         Credentials credentials;
         Netmap *netmap;        /* last applied */
-        char *netmap_json;     /* its text, as cached */
-        size_t netmap_json_len;
 
         WgBackend *wg;
         bool device_configured;
@@ -63,6 +61,7 @@ typedef struct Manager {
         uint32_t probe_seq;
 
         ControlClient *control;
+        char **announced_endpoints; /* last POST /v1/endpoints that went out */
         ControlClient *registering; /* during Up/AuthKeyFile registration */
         ApiCall *up_call;
         sd_event_source *join_retry_source;
