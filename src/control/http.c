@@ -21,6 +21,7 @@
 #include "key.h"
 #include "log.h"
 #include "paths.h"
+#include "request.h"
 #include "tls.h"
 
 #define BODY_MAX (1024 * 1024)
@@ -32,8 +33,6 @@
  * committed: PRAGMA data_version is one cheap read */
 #define DB_POLL_USEC (250 * USEC_PER_MSEC)
 #define DB_POLL_ACCURACY_USEC (10 * USEC_PER_MSEC)
-#define TOKEN_MAX 256
-#define HOSTNAME_MAX 253
 #define TLS_PRIORITIES "NORMAL:-VERS-ALL:+VERS-TLS1.3:+VERS-TLS1.2"
 
 DEFINE_TRIVIAL_CLEANUP_FUNC(cJSON *, cJSON_Delete);
@@ -256,7 +255,7 @@ static const char *request_bearer_token(Request *req) {
                 return NULL;
         h += 7;
         h += strspn(h, " ");
-        if (*h == 0 || strlen(h) > TOKEN_MAX)
+        if (*h == 0 || strlen(h) > REQUEST_TOKEN_MAX)
                 return NULL;
         return h;
 }
@@ -285,69 +284,7 @@ static enum MHD_Result request_authenticate(Request *req, int64_t *ret_id) {
 }
 
 static cJSON *request_parse_body(Request *req) {
-        cJSON *o;
-
-        if (!req->body)
-                return NULL;
-        o = cJSON_ParseWithLength(req->body, req->body_size);
-        if (!cJSON_IsObject(o)) {
-                cJSON_Delete(o);
-                return NULL;
-        }
-        return o;
-}
-
-/* "endpoints": absent or an array of at most STORE_ENDPOINTS_MAX "ip:port";
- * stored in canonical form. On error, *ret_error names the field. */
-static int parse_endpoints(const cJSON *body, char ***ret, char *error, size_t error_size) {
-        _cleanup_strv_free_ char **l = NULL;
-        const cJSON *a = cJSON_GetObjectItemCaseSensitive(body, "endpoints"), *e;
-        size_t n = 0, i = 0;
-
-        if (!a || cJSON_IsNull(a)) {
-                *ret = calloc(1, sizeof(char *));
-                return *ret ? 0 : -ENOMEM;
-        }
-        if (!cJSON_IsArray(a)) {
-                snprintf(error, error_size, "endpoints: not an array");
-                return -EINVAL;
-        }
-        n = (size_t) cJSON_GetArraySize(a);
-        if (n > STORE_ENDPOINTS_MAX) {
-                snprintf(error, error_size, "endpoints: more than %i entries", STORE_ENDPOINTS_MAX);
-                return -EINVAL;
-        }
-        l = calloc(n + 1, sizeof(char *));
-        if (!l)
-                return -ENOMEM;
-        cJSON_ArrayForEach(e, a) {
-                union sockaddr_union sa;
-                char buf[ENDPOINT_STRLEN];
-
-                if (!cJSON_IsString(e) || strlen(e->valuestring) >= ENDPOINT_STRLEN ||
-                    endpoint_parse(e->valuestring, &sa) < 0) {
-                        snprintf(error, error_size, "endpoints[%zu]: not ip:port or [ip6]:port", i);
-                        return -EINVAL;
-                }
-                /* a link-local zone means nothing on another machine */
-                if (sa.sa.sa_family == AF_INET6 && sa.in6.sin6_scope_id != 0) {
-                        snprintf(error, error_size, "endpoints[%zu]: scoped address", i);
-                        return -EINVAL;
-                }
-                if (!endpoint_format(&sa, buf, sizeof(buf)))
-                        return -EINVAL;
-                l[i] = strdup(buf);
-                if (!l[i])
-                        return -ENOMEM;
-                i++;
-        }
-        *ret = TAKE_PTR(l);
-        return 0;
-}
-
-static const char *json_string(const cJSON *o, const char *field) {
-        const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, field);
-        return cJSON_IsString(v) ? v->valuestring : NULL;
+        return request_body_parse(req->body, req->body_size);
 }
 
 /* ---- handlers ---- */
@@ -356,13 +293,11 @@ static enum MHD_Result handle_register(Request *req) {
         Server *s = req->server;
         _cleanup_(cJSON_Deletep) cJSON *body = NULL, *reply = NULL;
         _cleanup_(store_node_done) StoreNode node = {};
-        _cleanup_strv_free_ char **endpoints = NULL;
+        _cleanup_(register_request_done) RegisterRequest parsed = {};
         _cleanup_free_ char *label = NULL, *token = NULL, *netmap = NULL;
-        const char *authkey, *public_key, *hostname;
         const NetmapSnapshot *snap;
         char error[128];
         size_t netmap_len;
-        WgKey key;
         char *text;
         int r;
 
@@ -370,22 +305,13 @@ static enum MHD_Result handle_register(Request *req) {
         if (!body)
                 return request_reply_error(req, MHD_HTTP_BAD_REQUEST, "body: not a JSON object");
 
-        authkey = json_string(body, "authkey");
-        if (!authkey || !*authkey || strlen(authkey) > TOKEN_MAX)
-                return request_reply_error(req, MHD_HTTP_BAD_REQUEST, "authkey: missing or not a string");
-        public_key = json_string(body, "public_key");
-        if (!public_key || key_from_base64(public_key, &key) < 0 || key_is_zero(&key))
-                return request_reply_error(req, MHD_HTTP_BAD_REQUEST, "public_key: not a WireGuard public key");
-        hostname = json_string(body, "hostname");
-        if (!hostname || strlen(hostname) > HOSTNAME_MAX)
-                return request_reply_error(req, MHD_HTTP_BAD_REQUEST, "hostname: missing, not a string or too long");
-        r = parse_endpoints(body, &endpoints, error, sizeof(error));
+        r = register_request_parse(body, &parsed, error, sizeof(error));
         if (r == -ENOMEM)
                 return request_reply_oom(req);
         if (r < 0)
                 return request_reply_error(req, MHD_HTTP_BAD_REQUEST, "%s", error);
 
-        r = dns_label_from_hostname(hostname, &label);
+        r = dns_label_from_hostname(parsed.hostname, &label);
         if (r == -ENOMEM)
                 return request_reply_oom(req);
         if (r < 0) {
@@ -400,10 +326,10 @@ static enum MHD_Result handle_register(Request *req) {
 
         r = store_register_node(s->store,
                                 &(StoreRegistration) {
-                                        .authkey = authkey,
-                                        .public_key = public_key,
+                                        .authkey = parsed.authkey,
+                                        .public_key = parsed.public_key,
                                         .name = label,
-                                        .endpoints = endpoints,
+                                        .endpoints = parsed.endpoints,
                                         .token = token,
                                 },
                                 time(NULL), &node);
@@ -541,9 +467,7 @@ static enum MHD_Result handle_endpoints(Request *req) {
         body = request_parse_body(req);
         if (!body)
                 return request_reply_error(req, MHD_HTTP_BAD_REQUEST, "body: not a JSON object");
-        if (!cJSON_IsArray(cJSON_GetObjectItemCaseSensitive(body, "endpoints")))
-                return request_reply_error(req, MHD_HTTP_BAD_REQUEST, "endpoints: not an array");
-        r = parse_endpoints(body, &endpoints, error, sizeof(error));
+        r = endpoints_request_parse(body, true, &endpoints, error, sizeof(error));
         if (r == -ENOMEM)
                 return request_reply_oom(req);
         if (r < 0)
