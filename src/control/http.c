@@ -10,11 +10,13 @@
 #include <string.h>
 #include <strings.h>
 #include <sys/epoll.h>
+#include <sys/socket.h>
 #include <sys/resource.h>
 #include <systemd/sd-daemon.h>
 #include <systemd/sd-event.h>
 #include <time.h>
 
+#include "ca.h"
 #include "dns-label.h"
 #include "endpoint.h"
 #include "http.h"
@@ -22,6 +24,7 @@
 #include "log.h"
 #include "paths.h"
 #include "request.h"
+#include "time-util.h"
 #include "tls.h"
 
 #define BODY_MAX (1024 * 1024)
@@ -33,11 +36,28 @@
  * committed: PRAGMA data_version is one cheap read */
 #define DB_POLL_USEC (250 * USEC_PER_MSEC)
 #define DB_POLL_ACCURACY_USEC (10 * USEC_PER_MSEC)
+/* A connection must deliver a complete request (headers and body) within
+ * this long of being accepted or of its previous request's end, or it is
+ * cut: the idle timeout alone would let a slow-loris client that sends a
+ * byte every few seconds hold a connection forever. */
+#define REQUEST_DEADLINE_USEC (10 * USEC_PER_SEC)
+#define SWEEP_USEC USEC_PER_SEC
 #define TLS_PRIORITIES "NORMAL:-VERS-ALL:+VERS-TLS1.3:+VERS-TLS1.2"
 
 DEFINE_TRIVIAL_CLEANUP_FUNC(cJSON *, cJSON_Delete);
 
 typedef struct Request Request;
+typedef struct Connection Connection;
+
+/* One accepted socket, from MHD's connection notifications. */
+struct Connection {
+        Server *server;
+        int fd;
+        uint64_t since;   /* CLOCK_MONOTONIC µs: accepted, or its last request ended */
+        bool in_request;  /* a complete request is being answered (a long-poll too) */
+        bool cut;
+        Connection *prev, *next;
+};
 
 struct Server {
         sd_event *event;
@@ -56,6 +76,13 @@ struct Server {
 
         Request *waiters;       /* suspended GET /v1/netmap */
         size_t n_waiters;
+        Connection *connections;
+        sd_event_source *sweep;
+
+        /* POST /v1/cert */
+        CertAuthority *ca;
+        char *domain;
+        uint64_t cert_lifetime_sec;
         bool running, stopping;
 
         /* the hub: options until server_run() starts it */
@@ -69,6 +96,7 @@ struct Server {
 struct Request {
         Server *server;
         struct MHD_Connection *connection;
+        Connection *conn;       /* NULL if MHD gave none */
         char *method, *path;
         unsigned status;        /* of the queued response, 0 before */
 
@@ -260,9 +288,10 @@ static const char *request_bearer_token(Request *req) {
         return h;
 }
 
-/* Returns MHD_YES with *ret_id set when the token belongs to a member;
- * otherwise the error reply is queued and *ret_id is -1. */
-static enum MHD_Result request_authenticate(Request *req, int64_t *ret_id) {
+/* Returns MHD_YES with *ret_id (and *ret_node, when not NULL) set when the
+ * token belongs to a valid member; otherwise the error reply is queued and
+ * *ret_id is -1. */
+static enum MHD_Result request_authenticate_node(Request *req, int64_t *ret_id, StoreNode *ret_node) {
         _cleanup_(store_node_done) StoreNode node = {};
         const char *token;
         int r;
@@ -278,9 +307,19 @@ static enum MHD_Result request_authenticate(Request *req, int64_t *ret_id) {
                 return request_reply_internal(req);
         if (node.removed)
                 return request_reply_error(req, MHD_HTTP_FORBIDDEN, "node removed");
+        if (node.expired)
+                return request_reply_error(req, MHD_HTTP_FORBIDDEN, "node %s expired, join again", node.name);
 
-        *ret_id = node.id;
+        req->node_id = *ret_id = node.id;
+        if (ret_node) {
+                *ret_node = node;
+                node = (StoreNode) {};
+        }
         return MHD_YES;
+}
+
+static enum MHD_Result request_authenticate(Request *req, int64_t *ret_id) {
+        return request_authenticate_node(req, ret_id, NULL);
 }
 
 static cJSON *request_parse_body(Request *req) {
@@ -518,6 +557,81 @@ static enum MHD_Result handle_paths(Request *req) {
         return request_reply(req, MHD_HTTP_NO_CONTENT, NULL, 0);
 }
 
+static enum MHD_Result handle_ca(Request *req) {
+        Server *s = req->server;
+        _cleanup_(cJSON_Deletep) cJSON *reply = NULL;
+        char *text;
+
+        if (!s->ca)
+                return request_reply_error(req, MHD_HTTP_SERVICE_UNAVAILABLE, "no certificate authority");
+        reply = cJSON_CreateObject();
+        if (!reply || !cJSON_AddStringToObject(reply, "ca", ca_certificate_pem(s->ca)) ||
+            !cJSON_AddStringToObject(reply, "domain", s->domain))
+                return request_reply_oom(req);
+        text = cJSON_PrintUnformatted(reply);
+        if (!text)
+                return request_reply_oom(req);
+        return request_reply(req, MHD_HTTP_OK, text, strlen(text));
+}
+
+static enum MHD_Result handle_cert(Request *req) {
+        Server *s = req->server;
+        _cleanup_(cJSON_Deletep) cJSON *body = NULL, *reply = NULL;
+        _cleanup_(store_node_done) StoreNode node = {};
+        _cleanup_(issued_cert_done) IssuedCert cert = {};
+        const char *csr;
+        char error[256];
+        int64_t id;
+        char *text;
+        int r;
+
+        if (request_authenticate_node(req, &id, &node) != MHD_YES || id < 0)
+                return req->status != 0 ? MHD_YES : MHD_NO;
+        if (!s->ca)
+                return request_reply_error(req, MHD_HTTP_SERVICE_UNAVAILABLE, "no certificate authority");
+
+        body = request_parse_body(req);
+        if (!body)
+                return request_reply_error(req, MHD_HTTP_BAD_REQUEST, "body: not a JSON object");
+        r = cert_request_parse(body, &csr, error, sizeof(error));
+        if (r < 0)
+                return request_reply_error(req, MHD_HTTP_BAD_REQUEST, "%s", error);
+
+        r = ca_sign_request(s->ca, csr,
+                            &(CertIdentity) {
+                                    .name = node.name,
+                                    .domain = s->domain,
+                                    .ipv4 = node.ipv4,
+                                    .ipv6 = node.ipv6,
+                            },
+                            time(NULL), s->cert_lifetime_sec, &cert, error, sizeof(error));
+        if (r == -EBADMSG)
+                return request_reply_error(req, MHD_HTTP_BAD_REQUEST, "%s", error);
+        if (r == -EPERM) {
+                (void) log_full_errno_fields(LOG_NOTICE, 0, &(LogFields) { .peer = node.name },
+                                "Refused a certificate request of node %s: %s", node.name, error);
+                return request_reply_error(req, MHD_HTTP_FORBIDDEN, "%s", error);
+        }
+        if (r == -ENOMEM)
+                return request_reply_oom(req);
+        if (r < 0)
+                return request_reply_internal(req);
+
+        (void) log_full_errno_fields(LOG_INFO, 0, &(LogFields) { .peer = node.name },
+                        "Issued a certificate for %s.%s, valid for %" PRIu64 " s.", node.name, s->domain,
+                        s->cert_lifetime_sec);
+        reply = cJSON_CreateObject();
+        if (!reply || !cJSON_AddStringToObject(reply, "certificate", cert.pem) ||
+            !cJSON_AddStringToObject(reply, "ca", ca_certificate_pem(s->ca)) ||
+            !cJSON_AddNumberToObject(reply, "not_before", (double) cert.not_before) ||
+            !cJSON_AddNumberToObject(reply, "not_after", (double) cert.not_after))
+                return request_reply_oom(req);
+        text = cJSON_PrintUnformatted(reply);
+        if (!text)
+                return request_reply_oom(req);
+        return request_reply(req, MHD_HTTP_OK, text, strlen(text));
+}
+
 static enum MHD_Result request_dispatch(Request *req) {
         static const struct {
                 const char *path;
@@ -528,7 +642,12 @@ static enum MHD_Result request_dispatch(Request *req) {
                 { "/v1/netmap", MHD_HTTP_METHOD_GET, handle_netmap },
                 { "/v1/endpoints", MHD_HTTP_METHOD_POST, handle_endpoints },
                 { "/v1/paths", MHD_HTTP_METHOD_POST, handle_paths },
+                { "/v1/cert", MHD_HTTP_METHOD_POST, handle_cert },
+                { "/v1/ca", MHD_HTTP_METHOD_GET, handle_ca },
         };
+
+        if (req->conn)
+                req->conn->in_request = true;
 
         if (req->too_large)
                 return request_reply_error(req, MHD_HTTP_CONTENT_TOO_LARGE, "body larger than 1 MiB");
@@ -550,6 +669,7 @@ static enum MHD_Result on_access(void *cls, struct MHD_Connection *connection, c
         Request *req = *con_cls;
 
         if (!req) {
+                const union MHD_ConnectionInfo *info;
                 const char *length;
                 uint64_t n;
 
@@ -559,6 +679,8 @@ static enum MHD_Result on_access(void *cls, struct MHD_Connection *connection, c
                 req->server = s;
                 req->connection = connection;
                 req->node_id = -1;
+                info = MHD_get_connection_info(connection, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+                req->conn = info ? info->socket_context : NULL;
                 req->method = strdup(method);
                 req->path = strdup(url);
                 *con_cls = req;
@@ -612,6 +734,10 @@ static void on_completed(void *cls, struct MHD_Connection *connection, void **co
         if (!req)
                 return;
         *con_cls = NULL;
+        if (req->conn) {
+                req->conn->in_request = false;
+                req->conn->since = now(CLOCK_MONOTONIC);
+        }
 
         if (log_get_max_level() >= LOG_DEBUG) {
                 info = MHD_get_connection_info(connection, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
@@ -639,6 +765,71 @@ static void on_mhd_log(void *cls, const char *format, va_list ap) {
                 buf[--n] = 0;
         /* once serving, MHD mostly reports clients that failed a handshake */
         log_full(s->running ? LOG_DEBUG : LOG_WARNING, "libmicrohttpd: %s", buf);
+}
+
+static void on_connection(void *cls, struct MHD_Connection *connection, void **socket_context,
+                          enum MHD_ConnectionNotificationCode code) {
+        Server *s = cls;
+        Connection *c = *socket_context;
+
+        if (code == MHD_CONNECTION_NOTIFY_STARTED) {
+                const union MHD_ConnectionInfo *info =
+                        MHD_get_connection_info(connection, MHD_CONNECTION_INFO_CONNECTION_FD);
+
+                c = calloc(1, sizeof(*c));
+                if (!c) /* then this connection is simply never swept */
+                        return;
+                *c = (Connection) {
+                        .server = s,
+                        .fd = info ? info->connect_fd : -EBADF,
+                        .since = now(CLOCK_MONOTONIC),
+                        .next = s->connections,
+                };
+                if (s->connections)
+                        s->connections->prev = c;
+                s->connections = c;
+                *socket_context = c;
+                return;
+        }
+
+        if (code == MHD_CONNECTION_NOTIFY_CLOSED && c) {
+                if (c->prev)
+                        c->prev->next = c->next;
+                else
+                        s->connections = c->next;
+                if (c->next)
+                        c->next->prev = c->prev;
+                free(c);
+                *socket_context = NULL;
+        }
+}
+
+/* Cuts connections that did not complete a request in time (slow-loris,
+ * or idle keep-alive). shutdown() rather than close(): the fd stays MHD's,
+ * which sees end-of-file and closes the connection itself. */
+static int on_sweep(sd_event_source *source, uint64_t usec, void *userdata) {
+        Server *s = userdata;
+        uint64_t t = now(CLOCK_MONOTONIC);
+        unsigned cut = 0;
+        int r;
+
+        for (Connection *c = s->connections; c; c = c->next) {
+                if (c->in_request || c->cut || c->fd < 0 || t - c->since < REQUEST_DEADLINE_USEC)
+                        continue;
+                (void) shutdown(c->fd, SHUT_RDWR);
+                c->cut = true;
+                cut++;
+        }
+        if (cut > 0) {
+                log_debug("Cut %u connection(s) without a complete request for %u s.", cut,
+                          (unsigned) (REQUEST_DEADLINE_USEC / USEC_PER_SEC));
+                server_schedule_mhd(s);
+        }
+
+        r = sd_event_source_set_time_relative(source, SWEEP_USEC);
+        if (r < 0)
+                return log_error_errno(r, "Failed to re-arm connection sweep: %m");
+        return sd_event_source_set_enabled(source, SD_EVENT_ONESHOT);
 }
 
 /* ---- event loop glue ---- */
@@ -749,6 +940,7 @@ static int server_start_mhd(Server *s) {
                 MHD_OPTION_CONNECTION_TIMEOUT, (unsigned) CONNECTION_TIMEOUT_SEC,
                 MHD_OPTION_CONNECTION_LIMIT, connection_limit(),
                 MHD_OPTION_NOTIFY_COMPLETED, on_completed, s,
+                MHD_OPTION_NOTIFY_CONNECTION, on_connection, s,
                 MHD_OPTION_END);
         if (!s->daemon)
                 return log_error_errno(-EADDRNOTAVAIL, "Failed to start HTTPS server on %s.", s->listen_text);
@@ -831,8 +1023,11 @@ Server *server_free(Server *s) {
                 MHD_resume_connection(req->connection);
         }
         if (s->daemon)
-                MHD_stop_daemon(s->daemon);
+                MHD_stop_daemon(s->daemon); /* notifies every connection's close */
         hub_free(s->hub);
+        sd_event_source_disable_unref(s->sweep);
+        ca_free(s->ca);
+        free(s->domain);
 
         sd_event_source_disable_unref(s->mhd_io);
         sd_event_source_disable_unref(s->mhd_timer);
@@ -853,6 +1048,20 @@ Server *server_free(Server *s) {
         explicit_bzero(&s->hub_options.private_key, sizeof(s->hub_options.private_key));
         free(s);
         return NULL;
+}
+
+int server_set_ca(Server *s, CertAuthority *ca, const char *domain, uint64_t lifetime_sec) {
+        _cleanup_(ca_freep) CertAuthority *owned = ca;
+        char *d = strdup(domain);
+
+        if (!d)
+                return log_oom();
+        ca_free(s->ca);
+        free(s->domain);
+        s->ca = TAKE_PTR(owned);
+        s->domain = d;
+        s->cert_lifetime_sec = lifetime_sec;
+        return 0;
 }
 
 int server_run(Server *s) {
@@ -876,6 +1085,10 @@ int server_run(Server *s) {
                                        DB_POLL_ACCURACY_USEC, on_db_poll, s);
         if (r < 0)
                 return log_error_errno(r, "Failed to add database poll: %m");
+        r = sd_event_add_time_relative(s->event, &s->sweep, CLOCK_MONOTONIC, SWEEP_USEC,
+                                       100 * USEC_PER_MSEC, on_sweep, s);
+        if (r < 0)
+                return log_error_errno(r, "Failed to add connection sweep: %m");
 
         if (s->hub_enabled) {
                 r = hub_new(s->event, s->store, &s->hub_options, on_hub_changed, s, &s->hub);

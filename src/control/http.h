@@ -6,6 +6,7 @@
  * GET /v1/netmap are suspended MHD connections on a waiters list, resumed
  * by any change of the netmap version, ours or another process's. */
 
+#include "ca.h"
 #include "hub.h"
 #include "macro.h"
 #include "store.h"
@@ -20,6 +21,9 @@ int server_new(Store *store, const char *state_dir, const char *listen, Server *
  * ("ip:port") are what netmaps carry as "hub". Without this call netmaps
  * have no hub. */
 int server_set_hub(Server *s, const HubOptions *opts, const char *public_key, const char *endpoint);
+/* Answer POST /v1/cert and GET /v1/ca (takes ownership of ca; without
+ * this call both reply 503). lifetime_sec: of issued certificates. */
+int server_set_ca(Server *s, CertAuthority *ca, const char *domain, uint64_t lifetime_sec);
 Server *server_free(Server *s);
 DEFINE_TRIVIAL_CLEANUP_FUNC(Server *, server_free);
 

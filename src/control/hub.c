@@ -63,7 +63,7 @@ static int hub_load_members(Hub *h, HubMember **ret, size_t *ret_n) {
         size_t n = 0, k = 0;
         int family, r;
 
-        r = store_list_nodes(h->store, &nodes, &n);
+        r = store_list_nodes(h->store, false, &nodes, &n);
         if (r < 0)
                 return r;
         members = calloc(MAX(n, (size_t) 1), sizeof(HubMember));

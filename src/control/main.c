@@ -12,6 +12,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "ca.h"
 #include "config.h"
 #include "dns-label.h"
 #include "endpoint.h"
@@ -46,6 +47,7 @@ static WgBackendType arg_hub_backend = WG_BACKEND_AUTO;
 static uint16_t arg_hub_port = 0;
 static bool arg_keep_hub = false;
 static bool arg_hub_ipv6_forwarding = false;
+static uint64_t arg_cert_lifetime_sec = CERT_LIFETIME_DEFAULT_SEC;
 
 DEFINE_TRIVIAL_CLEANUP_FUNC(cJSON *, cJSON_Delete);
 
@@ -62,7 +64,8 @@ static void help(void) {
                "  serve                  Run the HTTPS API\n"
                "  authkey create         Create an auth key for joining nodes\n"
                "  nodes list             List the nodes of the mesh\n"
-               "  nodes remove NAME      Remove a node from the mesh\n\n"
+               "  nodes remove NAME      Remove a node from the mesh\n"
+               "  nodes expire NAME      Expire a node's key: out of the mesh until it joins again\n\n"
                "Options:\n"
                "  -h --help              Show this help\n"
                "     --version           Show package version\n"
@@ -84,6 +87,8 @@ static void help(void) {
                "     --keep-hub          serve: leave the hub interface in place on exit\n"
                "     --hub-ipv6-forwarding\n"
                "                         serve: set net.ipv6.conf.all.forwarding=1 (host-wide) to relay IPv6\n"
+               "     --cert-lifetime=DURATION\n"
+               "                         serve: validity of node certificates (default: 30d)\n"
                "     --reusable          authkey create: the key may join any number of nodes\n"
                "     --expires=DURATION  authkey create: validity, e.g. 30min, 24h, 7d\n"
                "     --json              nodes list: print JSON\n\n"
@@ -140,6 +145,7 @@ static int parse_argv(int argc, char *argv[]) {
                 ARG_HUB_PORT,
                 ARG_KEEP_HUB,
                 ARG_HUB_IPV6_FORWARDING,
+                ARG_CERT_LIFETIME,
         };
         static const struct option options[] = {
                 { "help", no_argument, NULL, 'h' },
@@ -160,6 +166,7 @@ static int parse_argv(int argc, char *argv[]) {
                 { "hub-port", required_argument, NULL, ARG_HUB_PORT },
                 { "keep-hub", no_argument, NULL, ARG_KEEP_HUB },
                 { "hub-ipv6-forwarding", no_argument, NULL, ARG_HUB_IPV6_FORWARDING },
+                { "cert-lifetime", required_argument, NULL, ARG_CERT_LIFETIME },
                 {}
         };
         int c, r;
@@ -238,6 +245,13 @@ static int parse_argv(int argc, char *argv[]) {
                         break;
                 case ARG_HUB_IPV6_FORWARDING:
                         arg_hub_ipv6_forwarding = true;
+                        break;
+                case ARG_CERT_LIFETIME:
+                        r = parse_duration(optarg, &arg_cert_lifetime_sec);
+                        /* below 10 s renewal cannot keep up; above 398 days browsers refuse */
+                        if (r < 0 || arg_cert_lifetime_sec < 10 || arg_cert_lifetime_sec > 398 * 86400ULL)
+                                return log_error_errno(-EINVAL, "Invalid --cert-lifetime '%s', expected 10s … 398d.",
+                                                       optarg);
                         break;
                 case '?':
                         return -EINVAL;
@@ -498,6 +512,9 @@ static int verb_init(void) {
         r = tls_generate(arg_state_dir, host, &pin);
         if (r < 0)
                 return r;
+        r = ca_generate(arg_state_dir, arg_domain, arg_ipv4_range, ipv6_range);
+        if (r < 0)
+                return r;
 
         db_path = mfree(db_path); /* done: keep it */
         log_info("Created mesh in %s: URL %s, domain %s, %s, %s, hub %s.", arg_state_dir, url, arg_domain,
@@ -538,9 +555,37 @@ static int serve_hub_endpoint(Store *store, char **ret) {
         return 0;
 }
 
+/* The CA, made on the first serve of a mesh created before it existed. */
+static int serve_load_ca(Store *store, CertAuthority **ret, char **ret_domain) {
+        _cleanup_free_ char *domain = NULL, *v4 = NULL, *v6 = NULL;
+        int r;
+
+        r = store_get_setting(store, "domain", &domain);
+        if (r >= 0)
+                r = store_get_setting(store, "ipv4_range", &v4);
+        if (r >= 0)
+                r = store_get_setting(store, "ipv6_range", &v6);
+        if (r < 0)
+                return log_error_errno(r, "Database lacks the mesh's domain or ranges: %m");
+
+        r = ca_load(arg_state_dir, ret);
+        if (r == -ENOENT) {
+                r = ca_generate(arg_state_dir, domain, v4, v6);
+                if (r < 0)
+                        return r;
+                log_info("Created the mesh certificate authority in %s/%s.", arg_state_dir, CA_CERT_FILE);
+                r = ca_load(arg_state_dir, ret);
+        }
+        if (r < 0)
+                return r;
+        *ret_domain = TAKE_PTR(domain);
+        return 0;
+}
+
 static int verb_serve(void) {
         _cleanup_(server_freep) Server *server = NULL;
-        _cleanup_free_ char *hub_endpoint = NULL;
+        _cleanup_(ca_freep) CertAuthority *ca = NULL;
+        _cleanup_free_ char *hub_endpoint = NULL, *domain = NULL;
         char hub_public[WG_KEY_B64_LEN + 1];
         _cleanup_(hub_options_erase) HubOptions hub = {
                 .ifname = arg_hub_interface,
@@ -554,6 +599,11 @@ static int verb_serve(void) {
         r = open_store(&store);
         if (r < 0)
                 return r;
+        r = serve_load_ca(store, &ca, &domain);
+        if (r < 0) {
+                store_free(store);
+                return r;
+        }
         if (arg_hub) {
                 union sockaddr_union sa;
 
@@ -571,6 +621,9 @@ static int verb_serve(void) {
                 hub.listen_port = arg_hub_port ?: ntohs(sa.sa.sa_family == AF_INET ? sa.in.sin_port : sa.in6.sin6_port);
         }
         r = server_new(store, arg_state_dir, arg_listen, &server);
+        if (r < 0)
+                return r;
+        r = server_set_ca(server, TAKE_PTR(ca), domain, arg_cert_lifetime_sec);
         if (r < 0)
                 return r;
         if (arg_hub) {
@@ -657,7 +710,8 @@ static int print_nodes_json(const StoreNode *nodes, size_t n) {
                     !cJSON_AddStringToObject(o, "ipv6", nodes[i].ipv6) ||
                     !cJSON_AddStringToObject(o, "public_key", nodes[i].public_key) ||
                     !(e = cJSON_AddArrayToObject(o, "endpoints")) ||
-                    !cJSON_AddStringToObject(o, "created", created))
+                    !cJSON_AddStringToObject(o, "created", created) ||
+                    !cJSON_AddBoolToObject(o, "expired", nodes[i].expired))
                         return log_oom();
                 for (size_t j = 0; nodes[i].endpoints[j]; j++)
                         if (!cJSON_AddItemToArray(e, cJSON_CreateString(nodes[i].endpoints[j])))
@@ -692,9 +746,9 @@ static int print_nodes_table(const StoreNode *nodes, size_t n) {
         for (size_t i = 0; i < n; i++) {
                 char created[32];
                 format_time(nodes[i].created, created);
-                printf("%-*s  %-*s  %-*s  %-*s  %-*s  %s\n", w_name, nodes[i].name, w_ipv4, nodes[i].ipv4,
+                printf("%-*s  %-*s  %-*s  %-*s  %-*s  %s%s\n", w_name, nodes[i].name, w_ipv4, nodes[i].ipv4,
                        w_ipv6, nodes[i].ipv6, w_key, nodes[i].public_key, w_ep,
-                       endpoints[i][0] ? endpoints[i] : "-", created);
+                       endpoints[i][0] ? endpoints[i] : "-", created, nodes[i].expired ? "  expired" : "");
         }
         if (isatty(STDOUT_FILENO))
                 printf("\n%zu node%s.\n", n, n == 1 ? "" : "s");
@@ -710,7 +764,7 @@ static int verb_nodes_list(void) {
         r = open_store(&store);
         if (r < 0)
                 return r;
-        r = store_list_nodes(store, &nodes, &n);
+        r = store_list_nodes(store, true, &nodes, &n);
         if (r < 0)
                 return r;
         r = arg_json ? print_nodes_json(nodes, n) : print_nodes_table(nodes, n);
@@ -731,6 +785,24 @@ static int verb_nodes_remove(const char *name) {
         if (r < 0)
                 return log_error_errno(r, "Failed to remove node '%s': %m", name);
         log_info("Removed node %s.", name);
+        return 0;
+}
+
+static int verb_nodes_expire(const char *name) {
+        _cleanup_(store_freep) Store *store = NULL;
+        int r;
+
+        r = open_store(&store);
+        if (r < 0)
+                return r;
+        r = store_expire_node(store, name);
+        if (r == -ENOENT)
+                return log_error_errno(r, "No node named '%s' in the mesh.", name);
+        if (r == -EALREADY)
+                return log_error_errno(r, "Node '%s' has expired already.", name);
+        if (r < 0)
+                return log_error_errno(r, "Failed to expire node '%s': %m", name);
+        log_info("Expired node %s: it is out of the mesh until it joins again with its key.", name);
         return 0;
 }
 
@@ -758,6 +830,8 @@ static int run(int argc, char *argv[]) {
                 return verb_nodes_list();
         if (streq(args[0], "nodes") && n == 3 && streq(args[1], "remove"))
                 return verb_nodes_remove(args[2]);
+        if (streq(args[0], "nodes") && n == 3 && streq(args[1], "expire"))
+                return verb_nodes_expire(args[2]);
 
         return log_error_errno(-EINVAL, "Unknown command or wrong arguments: '%s', see --help.", args[0]);
 }

@@ -18,7 +18,7 @@
 #include "store.h"
 #include "strv.h"
 
-#define SCHEMA_VERSION 2
+#define SCHEMA_VERSION 3
 #define BUSY_TIMEOUT_MSEC 5000
 #define SECRET_BYTES 32
 #define HASH_BYTES 32
@@ -101,6 +101,12 @@ static const char schema_v2[] =
         "        PRIMARY KEY (reporter_id, peer_id)) WITHOUT ROWID;"
         "CREATE INDEX path_reports_peer ON path_reports(peer_id);"
         "INSERT INTO settings (key, value) VALUES ('members', 1);";
+
+/* Node expiry (issue 6): an expired node keeps its name and addresses but
+ * leaves every netmap and gets 403 for everything, a certificate included,
+ * until it registers again with the same public key. */
+static const char schema_v3[] =
+        "ALTER TABLE nodes ADD COLUMN expired INTEGER;"; /* NULL while valid, else when it expired */
 
 static int sqlite_to_errno(int rc) {
         switch (rc & 0xff) {
@@ -240,8 +246,13 @@ static int store_migrate(Store *s, bool create) {
                 if (r < 0)
                         return r;
         }
+        if (version < 3) {
+                r = store_exec(s, schema_v3);
+                if (r < 0)
+                        return r;
+        }
         /* PRAGMA takes no parameters; the value is our own constant. */
-        r = store_exec(s, "PRAGMA user_version = 2");
+        r = store_exec(s, "PRAGMA user_version = 3");
         if (r < 0)
                 return r;
         r = store_commit(&tx);
@@ -713,6 +724,48 @@ static int store_allocate_host(Store *s, uint64_t *ret_host, char ipv4[static IN
         return 0;
 }
 
+#define NODE_COLUMNS                                                                    \
+        "id, name, public_key, ipv4, ipv6, endpoints, created, removed IS NOT NULL, " \
+        "observed_endpoint, expired IS NOT NULL"
+static int node_from_row(sqlite3_stmt *stmt, StoreNode *ret);
+
+/* Inside store_register_node()'s transaction: when reg's key is an expired
+ * member's, make it valid again with the new token. 1 when renewed. */
+static int store_renew_expired(Store *s, const StoreRegistration *reg, int64_t authkey_id,
+                               const uint8_t token_hash[static HASH_BYTES], const char *endpoints_json,
+                               StoreNode *ret) {
+        _cleanup_(sqlite3_finalizep) sqlite3_stmt *stmt = NULL;
+        int r;
+
+        r = store_prepare(s, "UPDATE nodes SET expired = NULL, token_hash = ?2, endpoints = ?3, authkey_id = ?4 "
+                             "WHERE public_key = ?1 AND removed IS NULL AND expired IS NOT NULL "
+                             "RETURNING " NODE_COLUMNS, &stmt);
+        if (r < 0)
+                return r;
+        sqlite3_bind_text(stmt, 1, reg->public_key, -1, SQLITE_STATIC);
+        sqlite3_bind_blob(stmt, 2, token_hash, HASH_BYTES, SQLITE_STATIC);
+        sqlite3_bind_text(stmt, 3, endpoints_json, -1, SQLITE_STATIC);
+        sqlite3_bind_int64(stmt, 4, authkey_id);
+        r = store_step(s, stmt);
+        if (r <= 0)
+                return r;
+        r = node_from_row(stmt, ret);
+        if (r < 0)
+                return r;
+        r = store_step(s, stmt);
+        if (r >= 0)
+                r = store_use_authkey(s, authkey_id);
+        if (r >= 0)
+                r = store_bump_members(s);
+        if (r >= 0)
+                r = store_bump_version(s);
+        if (r < 0) {
+                store_node_done(ret);
+                return r;
+        }
+        return 1;
+}
+
 int store_register_node(Store *s, const StoreRegistration *reg, int64_t now, StoreNode *ret) {
         _cleanup_(sqlite3_finalizep) sqlite3_stmt *stmt = NULL;
         _cleanup_free_ char *name = NULL, *endpoints = NULL;
@@ -740,6 +793,15 @@ int store_register_node(Store *s, const StoreRegistration *reg, int64_t now, Sto
         r = store_check_authkey(s, reg->authkey, now, &authkey_id);
         if (r < 0)
                 return r;
+        r = store_renew_expired(s, reg, authkey_id, token_hash, endpoints, ret);
+        if (r < 0)
+                return r;
+        if (r > 0) {
+                r = store_commit(&tx);
+                if (r < 0)
+                        store_node_done(ret);
+                return r;
+        }
         r = store_exists(s, "SELECT 1 FROM nodes WHERE public_key = ?1 AND removed IS NULL",
                          reg->public_key, 0);
         if (r < 0)
@@ -829,13 +891,13 @@ void store_nodes_free(StoreNode *nodes, size_t n) {
         free(nodes);
 }
 
-#define NODE_COLUMNS "id, name, public_key, ipv4, ipv6, endpoints, created, removed IS NOT NULL, observed_endpoint"
 
 static int node_from_row(sqlite3_stmt *stmt, StoreNode *ret) {
         StoreNode n = {
                 .id = sqlite3_column_int64(stmt, 0),
                 .created = sqlite3_column_int64(stmt, 6),
                 .removed = sqlite3_column_int(stmt, 7),
+                .expired = sqlite3_column_int(stmt, 9),
         };
         const char *cols[] = {
                 (const char *) sqlite3_column_text(stmt, 1),
@@ -987,6 +1049,52 @@ int store_remove_node(Store *s, const char *name) {
         return store_commit(&tx);
 }
 
+int store_expire_node(Store *s, const char *name) {
+        _cleanup_(sqlite3_finalizep) sqlite3_stmt *stmt = NULL, *paths = NULL;
+        int r;
+
+        r = store_begin(s, true);
+        if (r < 0)
+                return r;
+        _cleanup_(store_rollbackp) Store *tx = s;
+
+        r = store_prepare(s, "SELECT id, expired IS NOT NULL FROM nodes WHERE name = ?1 AND removed IS NULL",
+                          &stmt);
+        if (r < 0)
+                return r;
+        sqlite3_bind_text(stmt, 1, name, -1, SQLITE_STATIC);
+        r = store_step(s, stmt);
+        if (r < 0)
+                return r;
+        if (r == 0)
+                return -ENOENT;
+        if (sqlite3_column_int(stmt, 1))
+                return -EALREADY;
+
+        r = store_prepare(s, "UPDATE nodes SET expired = unixepoch() WHERE id = ?1", &paths);
+        if (r < 0)
+                return r;
+        sqlite3_bind_int64(paths, 1, sqlite3_column_int64(stmt, 0));
+        r = store_step(s, paths);
+        if (r < 0)
+                return r;
+        sqlite3_finalize(TAKE_PTR(paths));
+        r = store_prepare(s, "DELETE FROM path_reports WHERE reporter_id = ?1 OR peer_id = ?1", &paths);
+        if (r < 0)
+                return r;
+        sqlite3_bind_int64(paths, 1, sqlite3_column_int64(stmt, 0));
+        r = store_step(s, paths);
+        if (r < 0)
+                return r;
+        r = store_bump_members(s);
+        if (r < 0)
+                return r;
+        r = store_bump_version(s);
+        if (r < 0)
+                return r;
+        return store_commit(&tx);
+}
+
 typedef struct NodeArray {
         StoreNode *nodes;
         size_t n;
@@ -998,13 +1106,17 @@ static void node_array_done(NodeArray *a) {
 }
 
 /* Callers hold a transaction when they need the list to match a version. */
-static int store_list_nodes_internal(Store *s, NodeArray *ret) {
+static int store_list_nodes_internal(Store *s, bool include_expired, NodeArray *ret) {
         _cleanup_(sqlite3_finalizep) sqlite3_stmt *stmt = NULL;
         _cleanup_(node_array_done) NodeArray a = {};
         size_t allocated = 0;
         int r;
 
-        r = store_prepare(s, "SELECT " NODE_COLUMNS " FROM nodes WHERE removed IS NULL ORDER BY id", &stmt);
+        r = store_prepare(s, include_expired
+                                ? "SELECT " NODE_COLUMNS " FROM nodes WHERE removed IS NULL ORDER BY id"
+                                : "SELECT " NODE_COLUMNS " FROM nodes WHERE removed IS NULL AND expired IS NULL "
+                                  "ORDER BY id",
+                          &stmt);
         if (r < 0)
                 return r;
         for (;;) {
@@ -1032,11 +1144,11 @@ static int store_list_nodes_internal(Store *s, NodeArray *ret) {
         return 0;
 }
 
-int store_list_nodes(Store *s, StoreNode **ret, size_t *ret_n) {
+int store_list_nodes(Store *s, bool include_expired, StoreNode **ret, size_t *ret_n) {
         NodeArray a;
         int r;
 
-        r = store_list_nodes_internal(s, &a);
+        r = store_list_nodes_internal(s, include_expired, &a);
         if (r < 0)
                 return r;
         *ret = a.nodes;
@@ -1255,7 +1367,7 @@ int netmap_snapshot_load(Store *s, const NetmapHub *hub, NetmapSnapshot **ret) {
                 if (r < 0)
                         return r;
         }
-        r = store_list_nodes_internal(s, &a);
+        r = store_list_nodes_internal(s, false, &a);
         if (r < 0)
                 return r;
         r = store_load_relays(s, &snap->relays, &snap->n_relays);

@@ -28,6 +28,7 @@ typedef struct StoreNode {
         char *observed_endpoint; /* "ip:port" as the hub saw it, NULL when unknown */
         int64_t created;    /* seconds since the epoch */
         bool removed;
+        bool expired;       /* `meshd-control nodes expire`: out of every netmap until it re-registers */
 } StoreNode;
 
 void store_node_done(StoreNode *n);
@@ -69,7 +70,9 @@ int store_secret_new(const char *prefix, char **ret);
 /* expires: seconds since the epoch, 0 for never. */
 int store_authkey_add(Store *s, const char *key, bool reusable, int64_t expires);
 
-/* On success the node (unique name, addresses) is in ret. Errors:
+/* On success the node (unique name, addresses) is in ret. The public key of
+ * an expired member renews that member instead (same id, name and
+ * addresses, the new token). Errors:
  * -ENOKEY unknown auth key, -EKEYEXPIRED expired, -EKEYREJECTED a single-use
  * key that was used, -EEXIST public key registered to a node (or the hub's), -ENOSPC
  * address range full. now: seconds since the epoch. */
@@ -82,8 +85,11 @@ int store_node_by_token(Store *s, const char *token, StoreNode *ret);
 int store_set_endpoints(Store *s, int64_t id, char *const *endpoints);
 /* -ENOENT for a name that is no member. */
 int store_remove_node(Store *s, const char *name);
-/* Current members, ordered by id. */
-int store_list_nodes(Store *s, StoreNode **ret, size_t *ret_n);
+/* Marks a member expired (and bumps the version). -ENOENT for a name that is
+ * no member, -EALREADY when it is expired already. */
+int store_expire_node(Store *s, const char *name);
+/* Current members, ordered by id; expired ones only with include_expired. */
+int store_list_nodes(Store *s, bool include_expired, StoreNode **ret, size_t *ret_n);
 
 /* Where the hub saw a node last: "ip:port" (canonical, endpoint_format()). */
 typedef struct StoreObservation {

@@ -15,28 +15,11 @@
 #include <time.h>
 
 #include "fileio.h"
+#include "gnutls-util.h"
 #include "log.h"
 #include "tls.h"
 
 #define PEM_MAX (64 * 1024)
-
-DEFINE_TRIVIAL_CLEANUP_FUNC(gnutls_x509_privkey_t, gnutls_x509_privkey_deinit);
-DEFINE_TRIVIAL_CLEANUP_FUNC(gnutls_x509_crt_t, gnutls_x509_crt_deinit);
-DEFINE_TRIVIAL_CLEANUP_FUNC(gnutls_pubkey_t, gnutls_pubkey_deinit);
-
-static void datum_done(gnutls_datum_t *d) {
-        gnutls_free(d->data);
-        d->data = NULL;
-        d->size = 0;
-}
-#define _cleanup_datum_ _cleanup_(datum_done)
-
-/* GnuTLS error codes are not errnos: log the library's words, return -EIO. */
-static int gnutls_error(int rc, const char *what) {
-        if (rc == GNUTLS_E_MEMORY_ERROR)
-                return log_oom();
-        return log_error_errno(-EIO, "%s: %s", what, gnutls_strerror(rc));
-}
 
 static int write_secret_file(const char *dir, const char *name, const void *data, size_t size) {
         _cleanup_free_ char *path = NULL;
@@ -73,16 +56,16 @@ static int pin_from_crt(gnutls_x509_crt_t crt, char **ret) {
 
         rc = gnutls_pubkey_init(&pub);
         if (rc < 0)
-                return gnutls_error(rc, "Failed to allocate public key");
+                return log_gnutls_error(rc, "Failed to allocate public key");
         rc = gnutls_pubkey_import_x509(pub, crt, 0);
         if (rc < 0)
-                return gnutls_error(rc, "Failed to read public key of certificate");
+                return log_gnutls_error(rc, "Failed to read public key of certificate");
         rc = gnutls_pubkey_export2(pub, GNUTLS_X509_FMT_DER, &spki);
         if (rc < 0)
-                return gnutls_error(rc, "Failed to encode public key");
+                return log_gnutls_error(rc, "Failed to encode public key");
         rc = gnutls_hash_fast(GNUTLS_DIG_SHA256, spki.data, spki.size, digest);
         if (rc < 0)
-                return gnutls_error(rc, "Failed to hash public key");
+                return log_gnutls_error(rc, "Failed to hash public key");
         sodium_bin2base64(b64, sizeof(b64), digest, sizeof(digest), sodium_base64_VARIANT_ORIGINAL);
 
         if (asprintf(ret, "sha256//%s", b64) < 0)
@@ -97,10 +80,10 @@ int tls_pin_from_cert_pem(const char *pem, size_t len, char **ret_pin) {
 
         rc = gnutls_x509_crt_init(&crt);
         if (rc < 0)
-                return gnutls_error(rc, "Failed to allocate certificate");
+                return log_gnutls_error(rc, "Failed to allocate certificate");
         rc = gnutls_x509_crt_import(crt, &d, GNUTLS_X509_FMT_PEM);
         if (rc < 0)
-                return gnutls_error(rc, "Failed to parse certificate");
+                return log_gnutls_error(rc, "Failed to parse certificate");
         return pin_from_crt(crt, ret_pin);
 }
 
@@ -139,7 +122,7 @@ static int crt_set_subject(gnutls_x509_crt_t crt, const char *host) {
 
         rc = gnutls_x509_crt_set_dn_by_oid(crt, GNUTLS_OID_X520_COMMON_NAME, 0, host, strlen(host));
         if (rc < 0)
-                return gnutls_error(rc, "Failed to set certificate subject");
+                return log_gnutls_error(rc, "Failed to set certificate subject");
 
         /* clients pin the key, but a correct SAN keeps generic tools happy */
         if (inet_pton(AF_INET, host, addr) == 1)
@@ -150,7 +133,7 @@ static int crt_set_subject(gnutls_x509_crt_t crt, const char *host) {
                 rc = gnutls_x509_crt_set_subject_alt_name(crt, GNUTLS_SAN_DNSNAME, host, strlen(host),
                                                           GNUTLS_FSAN_SET);
         if (rc < 0)
-                return gnutls_error(rc, "Failed to set certificate subjectAltName");
+                return log_gnutls_error(rc, "Failed to set certificate subjectAltName");
         return 0;
 }
 
@@ -163,15 +146,15 @@ int tls_generate(const char *dir, const char *host, char **ret_pin) {
 
         rc = gnutls_x509_privkey_init(&key);
         if (rc < 0)
-                return gnutls_error(rc, "Failed to allocate private key");
+                return log_gnutls_error(rc, "Failed to allocate private key");
         rc = gnutls_x509_privkey_generate(key, GNUTLS_PK_ECDSA,
                                           GNUTLS_CURVE_TO_BITS(GNUTLS_ECC_CURVE_SECP256R1), 0);
         if (rc < 0)
-                return gnutls_error(rc, "Failed to generate private key");
+                return log_gnutls_error(rc, "Failed to generate private key");
 
         rc = gnutls_x509_crt_init(&crt);
         if (rc < 0)
-                return gnutls_error(rc, "Failed to allocate certificate");
+                return log_gnutls_error(rc, "Failed to allocate certificate");
         if (getrandom(serial, sizeof(serial), 0) != (ssize_t) sizeof(serial))
                 return log_error_errno(negative_errno(), "Failed to get random bytes: %m");
         serial[0] &= 0x7f; /* a positive INTEGER */
@@ -186,20 +169,20 @@ int tls_generate(const char *dir, const char *host, char **ret_pin) {
             (rc = gnutls_x509_crt_set_basic_constraints(crt, 0, -1)) < 0 ||
             (rc = gnutls_x509_crt_set_key_usage(crt, GNUTLS_KEY_DIGITAL_SIGNATURE)) < 0 ||
             (rc = gnutls_x509_crt_set_key_purpose_oid(crt, GNUTLS_KP_TLS_WWW_SERVER, 0)) < 0)
-                return gnutls_error(rc, "Failed to fill in certificate");
+                return log_gnutls_error(rc, "Failed to fill in certificate");
         r = crt_set_subject(crt, host);
         if (r < 0)
                 return r;
         rc = gnutls_x509_crt_sign2(crt, crt, key, GNUTLS_DIG_SHA256, 0);
         if (rc < 0)
-                return gnutls_error(rc, "Failed to sign certificate");
+                return log_gnutls_error(rc, "Failed to sign certificate");
 
         rc = gnutls_x509_privkey_export2_pkcs8(key, GNUTLS_X509_FMT_PEM, NULL, GNUTLS_PKCS_PLAIN, &key_pem);
         if (rc < 0)
-                return gnutls_error(rc, "Failed to encode private key");
+                return log_gnutls_error(rc, "Failed to encode private key");
         rc = gnutls_x509_crt_export2(crt, GNUTLS_X509_FMT_PEM, &crt_pem);
         if (rc < 0)
-                return gnutls_error(rc, "Failed to encode certificate");
+                return log_gnutls_error(rc, "Failed to encode certificate");
 
         r = write_secret_file(dir, TLS_KEY_FILE, key_pem.data, key_pem.size);
         explicit_bzero(key_pem.data, key_pem.size);

@@ -246,7 +246,7 @@ static void test_token_remove_and_reuse(void **state) {
         assert_true(t.removed);
         store_node_done(&t);
 
-        assert_int_equal(store_list_nodes(f->store, &list, &n_list), 0);
+        assert_int_equal(store_list_nodes(f->store, true, &list, &n_list), 0);
         assert_int_equal(n_list, 2);
         assert_string_equal(list[0].name, "nas-2");
         assert_string_equal(list[1].name, "box");
@@ -304,7 +304,7 @@ static void test_endpoints(void **state) {
         assert_int_equal(version(f->store), 4);
         assert_int_equal(store_set_endpoints(f->store, id + 100, eps2), -ENOENT);
 
-        assert_int_equal(store_list_nodes(f->store, &list, &n_list), 0);
+        assert_int_equal(store_list_nodes(f->store, true, &list, &n_list), 0);
         assert_int_equal(n_list, 1);
         assert_int_equal(strv_length(list[0].endpoints), 1);
         assert_string_equal(list[0].endpoints[0], "192.0.2.1:41641");
@@ -553,7 +553,7 @@ static void test_observed_endpoints(void **state) {
                          1);
         assert_int_equal(version(f->store), v + 2);
 
-        assert_int_equal(store_list_nodes(f->store, &list, &n_list), 0);
+        assert_int_equal(store_list_nodes(f->store, true, &list, &n_list), 0);
         assert_string_equal(list[0].observed_endpoint, "192.0.2.10:41641");
         assert_null(list[2].observed_endpoint);
         store_nodes_free(list, n_list);

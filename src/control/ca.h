@@ -1,0 +1,75 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#pragma once
+
+/* The mesh's private certificate authority (docs/protocol.md, POST /v1/cert).
+ * Its certificate carries a critical nameConstraints extension permitting
+ * only the mesh domain and the mesh address ranges, so a system that trusts
+ * it (`meshctl trust install`) trusts it for mesh names and nothing else,
+ * even if the CA key leaks. It signs a node's CSR only for that node's own
+ * names, and always issues all of them. */
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "macro.h"
+
+#define CA_KEY_FILE "ca-key.pem"
+#define CA_CERT_FILE "ca-cert.pem"
+#define CA_LIFETIME_SEC (10ULL * 365 * 24 * 3600)
+#define CERT_LIFETIME_DEFAULT_SEC (30ULL * 24 * 3600)
+/* clocks of nodes that are a little behind still accept a fresh certificate */
+#define CERT_BACKDATE_SEC 300
+
+typedef struct CertAuthority CertAuthority;
+
+/* Writes CA_KEY_FILE (0600) and CA_CERT_FILE into dir, atomically, the
+ * certificate last. ipv4_range, ipv6_range: "ADDR/LEN" (ipv6_range may be
+ * NULL). */
+int ca_generate(const char *dir, const char *domain, const char *ipv4_range, const char *ipv6_range);
+/* -ENOENT when dir holds no CA yet. */
+int ca_load(const char *dir, CertAuthority **ret);
+CertAuthority *ca_free(CertAuthority *ca);
+DEFINE_TRIVIAL_CLEANUP_FUNC(CertAuthority *, ca_free);
+
+const char *ca_certificate_pem(const CertAuthority *ca);
+
+/* Who asks: a member's own names, as the store has them. */
+typedef struct CertIdentity {
+        const char *name;   /* DNS label, e.g. "nas" */
+        const char *domain; /* "mesh.internal" */
+        const char *ipv4;
+        const char *ipv6;   /* may be NULL */
+} CertIdentity;
+
+typedef enum CertNameType {
+        CERT_NAME_DNS,
+        CERT_NAME_IP,
+} CertNameType;
+
+/* One name a CSR asks for; IP addresses as text (inet_ntop). */
+typedef struct CertName {
+        CertNameType type;
+        char text[256];
+} CertName;
+
+/* 0 when every name belongs to id; -EPERM naming the first that does not
+ * (DNS names compare case-insensitively, a trailing dot ignored; IP
+ * addresses by value). */
+int ca_check_names(const CertIdentity *id, const CertName *names, size_t n, char *error, size_t error_size);
+
+typedef struct IssuedCert {
+        char *pem;
+        int64_t not_before, not_after; /* seconds since the epoch */
+} IssuedCert;
+
+void issued_cert_done(IssuedCert *c);
+
+/* Checks csr_pem (PEM PKCS#10: parses, self-signature, key strength, the
+ * names of its subject CN and subjectAltNames via ca_check_names()) and
+ * issues a certificate for all of id's names, valid from now −
+ * CERT_BACKDATE_SEC for lifetime_sec. Errors: -EBADMSG a malformed or
+ * badly signed request, -EPERM a name that is not id's or a weak key
+ * (error says which, one line, for the client), other -errno internal. */
+int ca_sign_request(CertAuthority *ca, const char *csr_pem, const CertIdentity *id, int64_t now,
+                    uint64_t lifetime_sec, IssuedCert *ret, char *error, size_t error_size);
