@@ -639,6 +639,7 @@ static void test_migrate_v1(void **state) {
         assert_int_equal(sqlite3_exec(db,
                                       "DROP TABLE path_reports;"
                                       "ALTER TABLE nodes DROP COLUMN observed_endpoint;"
+                                      "ALTER TABLE nodes DROP COLUMN expired;"
                                       "DELETE FROM settings WHERE key = 'members';"
                                       "PRAGMA user_version = 1;",
                                       NULL, NULL, NULL),
@@ -654,6 +655,53 @@ static void test_migrate_v1(void **state) {
         assert_int_equal(store_authkey_add(s, "k2", false, 0), 0);
         assert_int_equal(reg(s, "k2", keys[4], "late", NOW, &n), 0);
         store_node_done(&n);
+}
+
+/* An expired node leaves the netmaps but keeps its name and addresses; its
+ * key registering again renews the same node with the new token. */
+static void test_expire(void **state) {
+        Fixture *f = *state;
+        _cleanup_(netmap_snapshot_freep) NetmapSnapshot *snap = NULL;
+        StoreNode n = {}, again = {};
+        int64_t ids[3];
+
+        register_three(f, ids);
+        assert_int_equal(store_expire_node(f->store, "nope"), -ENOENT);
+        assert_int_equal(store_expire_node(f->store, "node-2"), 0);
+        assert_int_equal(store_expire_node(f->store, "node-2"), -EALREADY);
+
+        assert_int_equal(netmap_snapshot_load(f->store, NULL, &snap), 0);
+        assert_true(netmap_snapshot_has_node(snap, ids[0]));
+        assert_false(netmap_snapshot_has_node(snap, ids[1]));
+
+        /* the name stays taken: a newcomer called node-2 gets another */
+        assert_int_equal(reg(f->store, "k", keys[3], "node-2", NOW, &n), 0);
+        assert_string_not_equal(n.name, "node-2");
+        store_node_done(&n);
+
+        {
+                StoreNode *list = NULL;
+                size_t n_list = 0, n_expired = 0;
+
+                assert_int_equal(store_list_nodes(f->store, false, &list, &n_list), 0);
+                assert_int_equal(n_list, 3);
+                store_nodes_free(list, n_list);
+                assert_int_equal(store_list_nodes(f->store, true, &list, &n_list), 0);
+                assert_int_equal(n_list, 4);
+                for (size_t i = 0; i < n_list; i++)
+                        n_expired += list[i].expired;
+                assert_int_equal(n_expired, 1);
+                store_nodes_free(list, n_list);
+        }
+
+        assert_int_equal(reg(f->store, "k", keys[1], "renamed", NOW, &again), 0);
+        assert_int_equal(again.id, ids[1]);
+        assert_string_equal(again.name, "node-2");
+        assert_false(again.expired);
+        store_node_done(&again);
+        assert_int_equal(store_expire_node(f->store, "node-2"), 0);
+        /* a key that is a valid member's still conflicts */
+        assert_int_equal(reg(f->store, "k", keys[0], "x", NOW, &n), -EEXIST);
 }
 
 int main(void) {
@@ -672,6 +720,7 @@ int main(void) {
                 cmocka_unit_test_setup_teardown(test_observed_endpoints, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_hub_key_and_members, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_migrate_v1, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_expire, setup, teardown),
         };
 
         log_setup("test-store", LOG_TARGET_CONSOLE);
