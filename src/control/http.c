@@ -73,6 +73,7 @@ struct Server {
         uint64_t version;       /* highest netmap version seen */
         int64_t data_version;
         NetmapSnapshot *snapshot;
+        NetmapSnapshot *previous; /* the one before: the base of deltas */
 
         Request *waiters;       /* suspended GET /v1/netmap */
         size_t n_waiters;
@@ -108,6 +109,7 @@ struct Request {
         bool authenticated;
         int64_t node_id;
         uint64_t since;
+        bool delta;             /* &delta=1: a NETMAP DELTA is welcome */
         uint64_t deadline;      /* CLOCK_MONOTONIC, µs */
         bool waiting;
         sd_event_source *timeout_source;
@@ -233,7 +235,7 @@ static void on_hub_changed(Hub *h, void *userdata) {
         server_check_version(userdata);
 }
 
-static int server_get_snapshot(Server *s, const NetmapSnapshot **ret) {
+static int server_get_snapshot(Server *s, NetmapSnapshot **ret) {
         NetmapSnapshot *snap;
         int r;
 
@@ -241,7 +243,8 @@ static int server_get_snapshot(Server *s, const NetmapSnapshot **ret) {
                 r = netmap_snapshot_load(s->store, s->hub_enabled ? &s->netmap_hub : NULL, &snap);
                 if (r < 0)
                         return r;
-                netmap_snapshot_free(s->snapshot);
+                netmap_snapshot_free(s->previous);
+                s->previous = s->snapshot;
                 s->snapshot = snap;
                 /* the snapshot may be newer than what the poll saw so far */
                 if (netmap_snapshot_version(snap) > s->version) {
@@ -334,7 +337,7 @@ static enum MHD_Result handle_register(Request *req) {
         _cleanup_(store_node_done) StoreNode node = {};
         _cleanup_(register_request_done) RegisterRequest parsed = {};
         _cleanup_free_ char *label = NULL, *token = NULL, *netmap = NULL;
-        const NetmapSnapshot *snap;
+        NetmapSnapshot *snap;
         char error[128];
         size_t netmap_len;
         char *text;
@@ -446,14 +449,14 @@ static enum MHD_Result request_wait(Request *req) {
 /* Entered once per request, and again each time a waiter is resumed. */
 static enum MHD_Result handle_netmap(Request *req) {
         Server *s = req->server;
-        const NetmapSnapshot *snap;
+        NetmapSnapshot *snap;
         _cleanup_free_ char *netmap = NULL;
         size_t len;
         uint64_t now;
         int r;
 
         if (!req->authenticated) {
-                const char *since, *timeout;
+                const char *since, *timeout, *delta;
                 uint64_t t = LONG_POLL_MAX_SEC;
 
                 if (request_authenticate(req, &req->node_id) != MHD_YES || req->node_id < 0)
@@ -465,6 +468,10 @@ static enum MHD_Result handle_netmap(Request *req) {
                 timeout = MHD_lookup_connection_value(req->connection, MHD_GET_ARGUMENT_KIND, "timeout");
                 if (timeout && parse_uint64(timeout, &t) < 0)
                         return request_reply_error(req, MHD_HTTP_BAD_REQUEST, "timeout: not a number of seconds");
+                delta = MHD_lookup_connection_value(req->connection, MHD_GET_ARGUMENT_KIND, "delta");
+                if (delta && !streq(delta, "0") && !streq(delta, "1"))
+                        return request_reply_error(req, MHD_HTTP_BAD_REQUEST, "delta: not 0 or 1");
+                req->delta = delta && streq(delta, "1");
 
                 (void) sd_event_now(s->event, CLOCK_MONOTONIC, &now);
                 req->deadline = now + MIN(t, (uint64_t) LONG_POLL_MAX_SEC) * USEC_PER_SEC;
@@ -484,7 +491,11 @@ static enum MHD_Result handle_netmap(Request *req) {
         r = server_get_snapshot(s, &snap);
         if (r < 0)
                 return request_reply_internal(req);
-        r = netmap_snapshot_render(snap, req->node_id, &netmap, &len);
+        r = -ESTALE;
+        if (req->delta && s->previous && req->since == netmap_snapshot_version(s->previous))
+                r = netmap_snapshot_render_delta(snap, s->previous, req->node_id, &netmap, &len);
+        if (r == -ESTALE)
+                r = netmap_snapshot_render(snap, req->node_id, &netmap, &len);
         if (r == -ENOENT)
                 return request_reply_error(req, MHD_HTTP_FORBIDDEN, "node removed");
         if (r < 0)
@@ -1037,6 +1048,7 @@ Server *server_free(Server *s) {
         sd_event_unref(s->event);
 
         netmap_snapshot_free(s->snapshot);
+        netmap_snapshot_free(s->previous);
         store_free(s->store);
         if (s->key_pem)
                 erase_and_free(s->key_pem, strlen(s->key_pem));

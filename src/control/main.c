@@ -51,11 +51,6 @@ static uint64_t arg_cert_lifetime_sec = CERT_LIFETIME_DEFAULT_SEC;
 
 DEFINE_TRIVIAL_CLEANUP_FUNC(cJSON *, cJSON_Delete);
 
-static void *mfree(void *p) {
-        free(p);
-        return NULL;
-}
-
 static void help(void) {
         printf("%s [OPTIONS...] COMMAND ...\n\n"
                "Coordination server of a meshd mesh.\n\n"

@@ -1,4 +1,5 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
+#include <assert.h>
 #include <cjson/cJSON.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -32,6 +33,7 @@ typedef struct SnapshotNode {
         int64_t id;
         char *body;  /* the node's JSON object without its closing brace */
         size_t len;
+        char *public_key;
 } SnapshotNode;
 
 /* A pair of node ids, lo < hi, whose traffic goes through the hub. */
@@ -50,6 +52,17 @@ struct NetmapSnapshot {
         size_t bodies_len;
         RelayPair *relays;    /* ordered by (lo, hi): one lookup per (self, peer) */
         size_t n_relays;
+
+        /* What changed since the snapshot of version delta_base, computed
+         * once for all the long-pollers that get a delta */
+        bool has_delta;
+        uint64_t delta_base;
+        int64_t *changed_ids;     /* ordered: nodes new or with another body */
+        size_t n_changed_ids;
+        char **removed_keys;      /* strv: public keys of nodes gone */
+        size_t removed_len;       /* their rendered length, quotes and commas included */
+        RelayPair *relay_changes; /* pairs relayed in one snapshot but not the other */
+        size_t n_relay_changes;
 };
 
 DEFINE_TRIVIAL_CLEANUP_FUNC(sqlite3_stmt *, sqlite3_finalize);
@@ -1159,12 +1172,17 @@ int store_list_nodes(Store *s, bool include_expired, StoreNode **ret, size_t *re
 NetmapSnapshot *netmap_snapshot_free(NetmapSnapshot *snap) {
         if (!snap)
                 return NULL;
-        for (size_t i = 0; i < snap->n_nodes; i++)
+        for (size_t i = 0; i < snap->n_nodes; i++) {
                 free(snap->nodes[i].body);
+                free(snap->nodes[i].public_key);
+        }
         free(snap->nodes);
         free(snap->header);
         free(snap->hub);
         free(snap->relays);
+        free(snap->changed_ids);
+        strv_free(snap->removed_keys);
+        free(snap->relay_changes);
         free(snap);
         return NULL;
 }
@@ -1239,6 +1257,9 @@ static int snapshot_node_render(const StoreNode *n, SnapshotNode *ret) {
         }
 
         ret->id = n->id;
+        ret->public_key = strdup(n->public_key);
+        if (!ret->public_key)
+                return -ENOMEM;
         return json_print_open(o, &ret->body, &ret->len);
 }
 
@@ -1471,6 +1492,181 @@ int netmap_snapshot_render(const NetmapSnapshot *snap, int64_t self_id, char **r
                 p = mempcpy(p, snap->hub, snap->hub_len);
         *p++ = '}';
         *p = 0;
+
+        *ret_len = p - buf;
+        *ret = buf;
+        return 0;
+}
+
+static int relay_pair_compare(const RelayPair *a, const RelayPair *b) {
+        if (a->lo != b->lo)
+                return a->lo < b->lo ? -1 : 1;
+        if (a->hi != b->hi)
+                return a->hi < b->hi ? -1 : 1;
+        return 0;
+}
+
+/* One merge walk over both (ordered) node lists and both relay lists. */
+static int snapshot_delta_prepare(NetmapSnapshot *snap, const NetmapSnapshot *prev) {
+        _cleanup_free_ int64_t *changed = NULL;
+        _cleanup_free_ RelayPair *relays = NULL;
+        _cleanup_strv_free_ char **removed = NULL;
+        size_t n_changed = 0, n_removed = 0, n_relays = 0, removed_len = 0, i = 0, j = 0;
+
+        changed = calloc(MAX(snap->n_nodes, (size_t) 1), sizeof(int64_t));
+        removed = calloc(prev->n_nodes + 1, sizeof(char *));
+        relays = calloc(MAX(snap->n_relays + prev->n_relays, (size_t) 1), sizeof(RelayPair));
+        if (!changed || !removed || !relays)
+                return -ENOMEM;
+
+        while (i < snap->n_nodes || j < prev->n_nodes) {
+                const SnapshotNode *a = i < snap->n_nodes ? snap->nodes + i : NULL;
+                const SnapshotNode *b = j < prev->n_nodes ? prev->nodes + j : NULL;
+
+                if (a && (!b || a->id < b->id)) {
+                        changed[n_changed++] = a->id;
+                        i++;
+                } else if (b && (!a || b->id < a->id)) {
+                        removed[n_removed] = strdup(b->public_key);
+                        if (!removed[n_removed])
+                                return -ENOMEM;
+                        removed_len += strlen(b->public_key) + 3;
+                        n_removed++;
+                        j++;
+                } else {
+                        if (a->len != b->len || memcmp(a->body, b->body, a->len) != 0)
+                                changed[n_changed++] = a->id;
+                        i++;
+                        j++;
+                }
+        }
+
+        for (i = 0, j = 0; i < snap->n_relays || j < prev->n_relays;) {
+                int c = i >= snap->n_relays ? 1
+                        : j >= prev->n_relays ? -1
+                        : relay_pair_compare(snap->relays + i, prev->relays + j);
+                if (c < 0)
+                        relays[n_relays++] = snap->relays[i++];
+                else if (c > 0)
+                        relays[n_relays++] = prev->relays[j++];
+                else
+                        i++, j++;
+        }
+
+        free(snap->changed_ids);
+        strv_free(snap->removed_keys);
+        free(snap->relay_changes);
+        snap->changed_ids = TAKE_PTR(changed);
+        snap->n_changed_ids = n_changed;
+        snap->removed_keys = TAKE_PTR(removed);
+        snap->removed_len = removed_len;
+        snap->relay_changes = TAKE_PTR(relays);
+        snap->n_relay_changes = n_relays;
+        snap->delta_base = prev->version;
+        snap->has_delta = true;
+        return 0;
+}
+
+static bool id_in_sorted(const int64_t *ids, size_t n, int64_t id) {
+        size_t lo = 0, hi = n;
+
+        while (lo < hi) {
+                size_t mid = lo + (hi - lo) / 2;
+                if (ids[mid] == id)
+                        return true;
+                if (ids[mid] < id)
+                        lo = mid + 1;
+                else
+                        hi = mid;
+        }
+        return false;
+}
+
+int netmap_snapshot_render_delta(NetmapSnapshot *snap, const NetmapSnapshot *prev, int64_t self_id, char **ret,
+                                 size_t *ret_len) {
+        static const char self_open[] = ",\"self\":", direct_close[] = ",\"relay\":false}",
+                          relay_close[] = ",\"relay\":true}", removed_open[] = "],\"peers_removed\":[";
+        const SnapshotNode *self;
+        char delta_open[64];
+        size_t size, n_delta_open;
+        char *buf, *p;
+        int r;
+
+        self = snapshot_find(snap, self_id);
+        if (!self)
+                return -ENOENT;
+        if (!snapshot_find(prev, self_id))
+                return -ESTALE;
+        if (!snap->has_delta || snap->delta_base != prev->version) {
+                r = snapshot_delta_prepare(snap, prev);
+                if (r < 0)
+                        return r;
+        }
+
+        n_delta_open = (size_t) snprintf(delta_open, sizeof(delta_open),
+                                         "},\"delta_from\":%" PRIu64 ",\"peers_changed\":[", prev->version);
+        /* an upper bound: every changed node, and once more for every relay change */
+        size = snap->header_len + strlen(self_open) + self->len + n_delta_open + strlen(removed_open) +
+               snap->removed_len + snap->hub_len + 3;
+        for (size_t i = 0; i < snap->n_changed_ids; i++)
+                size += snapshot_find(snap, snap->changed_ids[i])->len + strlen(direct_close) + 1;
+        for (size_t i = 0; i < snap->n_relay_changes; i++) {
+                const RelayPair *pair = snap->relay_changes + i;
+                const SnapshotNode *peer;
+
+                if (pair->lo != self_id && pair->hi != self_id)
+                        continue;
+                peer = snapshot_find(snap, pair->lo == self_id ? pair->hi : pair->lo);
+                if (peer)
+                        size += peer->len + strlen(direct_close) + 1;
+        }
+
+        buf = malloc(size);
+        if (!buf)
+                return -ENOMEM;
+        p = mempcpy(buf, snap->header, snap->header_len);
+        p = mempcpy(p, self_open, strlen(self_open));
+        p = mempcpy(p, self->body, self->len);
+        p = mempcpy(p, delta_open, n_delta_open);
+
+#define APPEND_PEER(n)                                                                        \
+        do {                                                                                  \
+                if (p[-1] == '}')                                                             \
+                        *p++ = ',';                                                           \
+                p = mempcpy(p, (n)->body, (n)->len);                                          \
+                p = netmap_snapshot_relayed(snap, self_id, (n)->id)                           \
+                        ? mempcpy(p, relay_close, strlen(relay_close))                        \
+                        : mempcpy(p, direct_close, strlen(direct_close));                     \
+        } while (0)
+
+        for (size_t i = 0; i < snap->n_changed_ids; i++)
+                if (snap->changed_ids[i] != self_id)
+                        APPEND_PEER(snapshot_find(snap, snap->changed_ids[i]));
+        for (size_t i = 0; i < snap->n_relay_changes; i++) {
+                const RelayPair *pair = snap->relay_changes + i;
+                int64_t other;
+                const SnapshotNode *peer;
+
+                if (pair->lo != self_id && pair->hi != self_id)
+                        continue;
+                other = pair->lo == self_id ? pair->hi : pair->lo;
+                peer = snapshot_find(snap, other);
+                /* gone (then in peers_removed) or listed already */
+                if (!peer || id_in_sorted(snap->changed_ids, snap->n_changed_ids, other))
+                        continue;
+                APPEND_PEER(peer);
+        }
+#undef APPEND_PEER
+
+        p = mempcpy(p, removed_open, strlen(removed_open));
+        for (size_t i = 0; snap->removed_keys[i]; i++)
+                p += sprintf(p, "%s\"%s\"", i > 0 ? "," : "", snap->removed_keys[i]);
+        *p++ = ']';
+        if (snap->hub)
+                p = mempcpy(p, snap->hub, snap->hub_len);
+        *p++ = '}';
+        *p = 0;
+        assert(p < buf + size);
 
         *ret_len = p - buf;
         *ret = buf;

@@ -141,6 +141,13 @@ uint64_t netmap_snapshot_version(const NetmapSnapshot *snap);
 bool netmap_snapshot_has_node(const NetmapSnapshot *snap, int64_t id);
 /* Whether the pair {a, b} is relayed in this snapshot: a binary search. */
 bool netmap_snapshot_relayed(const NetmapSnapshot *snap, int64_t a, int64_t b);
+/* The NETMAP DELTA of docs/protocol.md for node self_id, from prev (the
+ * snapshot the node has) to snap; what changed between the two is worked
+ * out on the first call and kept in snap for the other nodes. -ENOENT when
+ * the node is not in snap (removed), -ESTALE when it was not in prev (it
+ * needs a full netmap). */
+int netmap_snapshot_render_delta(NetmapSnapshot *snap, const NetmapSnapshot *prev, int64_t self_id, char **ret,
+                                 size_t *ret_len);
 /* The NETMAP JSON object of docs/protocol.md for node self_id; -ENOENT when
  * that node is not in the snapshot (removed). */
 int netmap_snapshot_render(const NetmapSnapshot *snap, int64_t self_id, char **ret, size_t *ret_len);

@@ -486,8 +486,9 @@ static int poll_start(ControlClient *c) {
         Transfer *t;
         int r;
 
-        (void) snprintf(path, sizeof(path), "/v1/netmap?since=%" PRIu64 "&timeout=%d",
-                        c->netmap_version, POLL_SERVER_TIMEOUT_SEC);
+        /* with a version to build on, a delta is welcome (docs/protocol.md) */
+        (void) snprintf(path, sizeof(path), "/v1/netmap?since=%" PRIu64 "&timeout=%d%s",
+                        c->netmap_version, POLL_SERVER_TIMEOUT_SEC, c->netmap_version > 0 ? "&delta=1" : "");
         r = transfer_new(c, TRANSFER_POLL, path, c->token, NULL, POLL_TIMEOUT_MS, &t);
         if (r < 0)
                 return r;

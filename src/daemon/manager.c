@@ -161,6 +161,7 @@ Manager *manager_free(Manager *m) {
         sd_event_source_disable_unref(m->tick_source);
         sd_event_source_disable_unref(m->join_retry_source);
         netmap_free(m->netmap);
+        free(m->netmap_json);
         strv_free(m->announced_endpoints);
         credentials_done(&m->credentials);
         conf_done(&m->config);
@@ -774,6 +775,9 @@ static int manager_apply_netmap(Manager *m, Netmap *nm, const char *json, size_t
 
         netmap_free(m->netmap);
         m->netmap = TAKE_PTR(new);
+        free(m->netmap_json);
+        m->netmap_json = strndup(json, len);
+        m->netmap_json_len = m->netmap_json ? len : 0;
 
         if (!from_cache && r >= 0) {
                 int k = state_save_netmap(m->state_dir, json, len);
@@ -832,6 +836,7 @@ static void manager_forget_membership(Manager *m, const char *why) {
                 log_warning_errno(r, "Failed to remove membership files: %m");
         credentials_done(&m->credentials);
         m->netmap = netmap_free(m->netmap);
+        m->netmap_json = mfree(m->netmap_json);
         m->announced_endpoints = strv_free(m->announced_endpoints);
         (void) manager_write_hosts(m);
         m->joined = false;
@@ -842,7 +847,7 @@ static void manager_forget_membership(Manager *m, const char *why) {
 static void on_netmap(ControlClient *c, int error, const char *message, const char *body, size_t len,
                       void *userdata) {
         Manager *m = userdata;
-        _cleanup_free_ char *parse_error = NULL;
+        _cleanup_free_ char *parse_error = NULL, *merged = NULL;
         Netmap *nm = NULL;
         int r;
 
@@ -859,6 +864,22 @@ static void on_netmap(ControlClient *c, int error, const char *message, const ch
                 return;
         }
 
+        if (netmap_json_is_delta(body, len)) {
+                r = m->netmap_json ? netmap_delta_merge(m->netmap_json, m->netmap_json_len, body, len, &merged,
+                                                        &len, &parse_error)
+                                   : -ESTALE;
+                if (r < 0) {
+                        if (r != -ESTALE)
+                                log_warning("Ignoring invalid netmap delta from control server: %s",
+                                            strna(parse_error));
+                        /* ask for the whole netmap */
+                        control_client_set_netmap_version(c, 0);
+                        return;
+                }
+                log_debug("Merged a netmap delta onto version %llu.",
+                          (unsigned long long) (m->netmap ? m->netmap->version : 0));
+                body = merged;
+        }
         r = netmap_parse(body, len, &nm, &parse_error);
         if (r < 0) {
                 log_warning("Ignoring invalid netmap from control server: %s", strna(parse_error));
@@ -1100,6 +1121,7 @@ int manager_down(Manager *m) {
         /* Explicitly asked for: the interface goes even with KeepInterface=yes. */
         manager_release_device(m, true);
         m->netmap = netmap_free(m->netmap);
+        m->netmap_json = mfree(m->netmap_json);
         (void) manager_write_hosts(m);
         m->state = MANAGER_STOPPED;
         manager_set_status(m, "Stopped (meshctl down).");

@@ -49,6 +49,8 @@ typedef struct Manager {
         bool joined;
         Credentials credentials;
         Netmap *netmap;        /* last applied */
+        char *netmap_json;     /* its text, the base of the next delta */
+        size_t netmap_json_len;
 
         WgBackend *wg;
         bool device_configured;

@@ -79,6 +79,15 @@ int netmap_diff(const Netmap *old, const Netmap *new, NetmapDiff *ret);
 void netmap_diff_done(NetmapDiff *d);
 bool netmap_node_equal(const NetmapNode *a, const NetmapNode *b);
 
+/* A NETMAP DELTA (docs/protocol.md) applied to the netmap JSON text it is
+ * based on; *ret is the full NETMAP text (validate it with netmap_parse()).
+ * -ESTALE when delta_from is not base's version (ask for a full netmap),
+ * -EBADMSG when either is malformed (ret_error says what). */
+int netmap_delta_merge(const char *base, size_t base_len, const char *delta, size_t delta_len, char **ret,
+                       size_t *ret_len, char **ret_error);
+/* Whether a reply of GET /v1/netmap is a delta rather than a full netmap. */
+bool netmap_json_is_delta(const char *json, size_t len);
+
 /* Reply of POST /v1/register, validated as a whole before anything is stored. */
 typedef struct RegisterReply {
         uint64_t node_id;

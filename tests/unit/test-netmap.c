@@ -639,6 +639,82 @@ static void test_hub_rejected(void **state) {
         check_rejected(m_hub_string, "hub: not an object");
 }
 
+/* delta: version 13 from 12; laptop changed (relay), backup removed, tablet new */
+static cJSON *make_delta(void) {
+        cJSON *d = make_netmap(), *changed = cJSON_CreateArray(), *removed = cJSON_CreateArray();
+        _cleanup_free_ char *backup = key_text(3);
+
+        cJSON_DeleteItemFromObject(d, "peers");
+        set(d, "version", cJSON_CreateNumber(13));
+        set(d, "delta_from", cJSON_CreateNumber(12));
+        cJSON_AddItemToArray(changed, make_node("laptop", 2, 2, true));
+        cJSON_AddItemToArray(changed, make_node("tablet", 5, 6, false));
+        cJSON_AddItemToArray(removed, cJSON_CreateString(backup));
+        cJSON_AddItemToObject(d, "peers_changed", changed);
+        cJSON_AddItemToObject(d, "peers_removed", removed);
+        return d;
+}
+
+static int merge(cJSON *base, cJSON *delta, char **ret, char **error) {
+        _cleanup_free_ char *b = cJSON_PrintUnformatted(base), *d = cJSON_PrintUnformatted(delta);
+        size_t len = 0;
+        int r;
+
+        cJSON_Delete(base);
+        cJSON_Delete(delta);
+        assert_true(netmap_json_is_delta(d, strlen(d)));
+        assert_false(netmap_json_is_delta(b, strlen(b)));
+        r = netmap_delta_merge(b, strlen(b), d, strlen(d), ret, &len, error);
+        if (r >= 0)
+                assert_int_equal(len, strlen(*ret));
+        return r;
+}
+
+static void test_delta_merge(void **state) {
+        _cleanup_free_ char *text = NULL, *error = NULL;
+        _cleanup_(netmap_freep) Netmap *m = NULL;
+        const NetmapNode *n;
+        cJSON *bad;
+
+        assert_int_equal(merge(make_netmap(), make_delta(), &text, &error), 0);
+        assert_int_equal(netmap_parse(text, strlen(text), &m, &error), 0);
+        assert_int_equal(m->version, 13);
+        assert_int_equal(m->n_peers, 3);
+        assert_non_null(n = netmap_find_peer_by_name(m, "laptop"));
+        assert_true(n->relay);
+        assert_non_null(netmap_find_peer_by_name(m, "tablet"));
+        assert_non_null(netmap_find_peer_by_name(m, "phone"));
+        assert_null(netmap_find_peer_by_name(m, "backup"));
+        assert_null(strstr(text, "delta_from"));
+        text = mfree(text);
+
+        /* not based on the version we have */
+        bad = make_delta();
+        set(bad, "delta_from", cJSON_CreateNumber(11));
+        assert_int_equal(merge(make_netmap(), bad, &text, &error), -ESTALE);
+
+        bad = make_delta();
+        set(bad, "peers_removed", cJSON_CreateString("x"));
+        assert_int_equal(merge(make_netmap(), bad, &text, &error), -EBADMSG);
+        assert_string_equal(error, "peers_removed: not an array");
+        error = mfree(error);
+
+        bad = make_delta();
+        cJSON_AddItemToArray(cJSON_GetObjectItem(bad, "peers_changed"), cJSON_CreateNumber(1));
+        assert_int_equal(merge(make_netmap(), bad, &text, &error), -EBADMSG);
+        error = mfree(error);
+
+        bad = make_delta();
+        cJSON_AddItemToArray(cJSON_GetObjectItem(bad, "peers_removed"), cJSON_CreateNull());
+        assert_int_equal(merge(make_netmap(), bad, &text, &error), -EBADMSG);
+        error = mfree(error);
+
+        bad = make_netmap();
+        cJSON_DeleteItemFromObject(bad, "peers");
+        assert_int_equal(merge(bad, make_delta(), &text, &error), -EBADMSG);
+        assert_null(text);
+}
+
 int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_valid),
@@ -655,6 +731,7 @@ int main(void) {
                 cmocka_unit_test(test_register_reply),
                 cmocka_unit_test(test_hub),
                 cmocka_unit_test(test_hub_rejected),
+                cmocka_unit_test(test_delta_merge),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }
