@@ -339,6 +339,10 @@ static int transfer_new(ControlClient *c, TransferKind kind, const char *path,
             /* The server's certificate is self-signed: the pinned public key
              * is the trust anchor, checked by curl even without VERIFYPEER. */
             curl_easy_setopt(t->easy, CURLOPT_SSL_VERIFYPEER, 0L) != CURLE_OK ||
+            /* the chain is not verified, so the system's CA bundle need not
+             * be parsed for every connection (megabytes of heap) */
+            curl_easy_setopt(t->easy, CURLOPT_CAINFO, NULL) != CURLE_OK ||
+            curl_easy_setopt(t->easy, CURLOPT_CAPATH, NULL) != CURLE_OK ||
             curl_easy_setopt(t->easy, CURLOPT_SSL_VERIFYHOST, 0L) != CURLE_OK ||
             curl_easy_setopt(t->easy, CURLOPT_PINNEDPUBLICKEY, c->pin) != CURLE_OK)
                 return log_debug_errno(-EINVAL, "Failed to set up control request %s", path);
