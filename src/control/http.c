@@ -747,7 +747,7 @@ static void on_completed(void *cls, struct MHD_Connection *connection, void **co
         *con_cls = NULL;
         if (req->conn) {
                 req->conn->in_request = false;
-                req->conn->since = now(CLOCK_MONOTONIC);
+                req->conn->since = clock_usec(CLOCK_MONOTONIC);
         }
 
         if (log_get_max_level() >= LOG_DEBUG) {
@@ -793,7 +793,7 @@ static void on_connection(void *cls, struct MHD_Connection *connection, void **s
                 *c = (Connection) {
                         .server = s,
                         .fd = info ? info->connect_fd : -EBADF,
-                        .since = now(CLOCK_MONOTONIC),
+                        .since = clock_usec(CLOCK_MONOTONIC),
                         .next = s->connections,
                 };
                 if (s->connections)
@@ -820,7 +820,7 @@ static void on_connection(void *cls, struct MHD_Connection *connection, void **s
  * which sees end-of-file and closes the connection itself. */
 static int on_sweep(sd_event_source *source, uint64_t usec, void *userdata) {
         Server *s = userdata;
-        uint64_t t = now(CLOCK_MONOTONIC);
+        uint64_t t = clock_usec(CLOCK_MONOTONIC);
         unsigned cut = 0;
         int r;
 

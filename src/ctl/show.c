@@ -6,6 +6,7 @@
 #include "call.h"
 #include "log.h"
 #include "show.h"
+#include "time-util.h"
 
 #define ANSI_GREEN "\x1B[0;32m"
 #define ANSI_YELLOW "\x1B[0;33m"
@@ -46,13 +47,6 @@ void format_rtt(char *buf, size_t size, uint64_t rtt_usec) {
                 snprintf(buf, size, "-");
         else
                 snprintf(buf, size, "%.2f ms", (double) rtt_usec / (double) USEC_PER_MSEC);
-}
-
-static uint64_t now_realtime_usec(void) {
-        struct timespec ts;
-
-        (void) clock_gettime(CLOCK_REALTIME, &ts);
-        return (uint64_t) ts.tv_sec * USEC_PER_SEC + (uint64_t) ts.tv_nsec / NSEC_PER_USEC;
 }
 
 int show_json(const cJSON *json) {
@@ -162,7 +156,7 @@ static void peer_row_fill(PeerRow *row, const cJSON *peer, uint64_t now) {
 void show_peers(const cJSON *peers, bool color) {
         _cleanup_free_ PeerRow *rows = NULL;
         size_t width[_COLUMN_MAX], n = 0;
-        uint64_t now = now_realtime_usec();
+        uint64_t now = clock_usec(CLOCK_REALTIME);
         const cJSON *peer;
 
         if (cJSON_GetArraySize(peers) <= 0) {

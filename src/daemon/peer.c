@@ -6,6 +6,7 @@
 #include "messages.h"
 #include "peer.h"
 #include "strv.h"
+#include "time-util.h"
 #include "varlink.h"
 
 struct PendingPing {
@@ -31,12 +32,6 @@ static void peer_unlink_ping(Peer *p, PendingPing *pp) {
                         *i = pp->next;
                         return;
                 }
-}
-
-static uint64_t now_realtime(void) {
-        struct timespec ts;
-        clock_gettime(CLOCK_REALTIME, &ts);
-        return (uint64_t) ts.tv_sec * USEC_PER_SEC + (uint64_t) ts.tv_nsec / NSEC_PER_USEC;
 }
 
 static int peer_set_name(Peer *p, const char *name, const char *domain) {
@@ -130,7 +125,7 @@ int peer_update(Peer *p, const NetmapNode *node, const char *domain) {
                 wg_changed = true;
                 (void) sd_event_now(p->manager->event, CLOCK_MONOTONIC, &now);
                 if (p->relay) {
-                        p->relay_since_realtime_usec = now_realtime();
+                        p->relay_since_realtime_usec = clock_usec(CLOCK_REALTIME);
                         p->last_direct_retry_usec = now;
                         p->direct_retries = 0;
                         log_full_errno_fields(LOG_NOTICE, 0,
@@ -410,7 +405,7 @@ void peer_handle_probe_reply(Peer *p, uint32_t seq, uint64_t now) {
         }
 
         p->last_reply_usec = now;
-        p->last_reply_realtime_usec = now_realtime();
+        p->last_reply_realtime_usec = clock_usec(CLOCK_REALTIME);
         p->endpoint_since_usec = now;
         peer_set_reachable(p, true);
 }

@@ -14,6 +14,7 @@
 #include "macro.h"
 #include "mesh-peer.h"
 #include "mount-options.h"
+#include "time-util.h"
 #include "varlink.h"
 
 /* mount(8)'s exit codes (mount(8), "RETURN CODES") */
@@ -108,12 +109,6 @@ static int get_meshd_option(const char *cmdline, const char *fstab, const char *
         return mount_options_get(fstab, name, ret);
 }
 
-static uint64_t now_realtime_usec(void) {
-        struct timespec ts;
-        clock_gettime(CLOCK_REALTIME, &ts);
-        return (uint64_t) ts.tv_sec * USEC_PER_SEC + (uint64_t) ts.tv_nsec / NSEC_PER_USEC;
-}
-
 static const char *api_message(const cJSON *params, const char *fallback) {
         const cJSON *m = cJSON_GetObjectItemCaseSensitive(params, "message");
         return cJSON_IsString(m) && *m->valuestring ? m->valuestring : fallback;
@@ -203,7 +198,7 @@ static int resolve_and_wait(const char *socket, const char *peer, bool want_ipv6
                                 if (call(socket, name, "io.meshd.ListPeers", NULL, API_TIMEOUT_USEC, &after, NULL) >= 0 &&
                                     mesh_peer_find(after, name))
                                         why = mesh_peer_unreachable_reason(mesh_peer_find(after, name),
-                                                                           now_realtime_usec());
+                                                                           clock_usec(CLOCK_REALTIME));
                                 log_error("%s: not reachable within %s (%s)", name, t, why);
                         } else if (streq(error, "io.meshd.PeerNotFound"))
                                 log_error("%s: unknown peer", name);

@@ -7,7 +7,7 @@
 #include "macro.h"
 
 /* Microseconds on clock, like systemd's now(). */
-static inline uint64_t now(clockid_t clock) {
+static inline uint64_t clock_usec(clockid_t clock) {
         struct timespec ts;
 
         clock_gettime(clock, &ts);

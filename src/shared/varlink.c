@@ -7,6 +7,7 @@
 #include <sys/un.h>
 #include <time.h>
 
+#include "time-util.h"
 #include "varlink.h"
 
 /* After a big message the buffer would otherwise stay big for the whole
@@ -279,13 +280,6 @@ int varlink_parse_reply(const cJSON *msg, const char **ret_error, const cJSON **
         return 0;
 }
 
-static uint64_t now_usec(void) {
-        struct timespec ts;
-
-        (void) clock_gettime(CLOCK_MONOTONIC, &ts);
-        return (uint64_t) ts.tv_sec * USEC_PER_SEC + (uint64_t) ts.tv_nsec / NSEC_PER_USEC;
-}
-
 /* Waits for events on fd until the absolute deadline (UINT64_MAX: forever).
  * Returns the revents, or -ETIMEDOUT. */
 static int wait_fd(int fd, short events, uint64_t deadline) {
@@ -294,7 +288,7 @@ static int wait_fd(int fd, short events, uint64_t deadline) {
                 int timeout_ms = -1;
 
                 if (deadline != UINT64_MAX) {
-                        uint64_t n = now_usec();
+                        uint64_t n = clock_usec(CLOCK_MONOTONIC);
                         if (n >= deadline)
                                 return -ETIMEDOUT;
                         /* Rounded up: poll() must not return just before the deadline. */
@@ -343,7 +337,7 @@ static int connect_with_deadline(int fd, const char *path, uint64_t deadline) {
 
                 /* AF_UNIX gives EAGAIN when the listen backlog is full, and the
                  * socket cannot be polled for that: retry a little later. */
-                if (deadline != UINT64_MAX && now_usec() >= deadline)
+                if (deadline != UINT64_MAX && clock_usec(CLOCK_MONOTONIC) >= deadline)
                         return -ETIMEDOUT;
                 (void) poll(NULL, 0, 10);
         }
@@ -416,7 +410,7 @@ int varlink_call(const char *socket_path, const char *method, const cJSON *param
         if (timeout_usec == 0 || timeout_usec == UINT64_MAX)
                 deadline = UINT64_MAX;
         else {
-                uint64_t n = now_usec();
+                uint64_t n = clock_usec(CLOCK_MONOTONIC);
                 deadline = timeout_usec > UINT64_MAX - 1 - n ? UINT64_MAX : n + timeout_usec;
         }
 

@@ -22,6 +22,7 @@
 #include "link.h"
 #include "log.h"
 #include "macro.h"
+#include "time-util.h"
 #include "wg-internal.h"
 
 #define UAPI_DIR_DEFAULT "/var/run/wireguard"
@@ -543,13 +544,6 @@ int wg_uapi_set_device(WgBackend *b, const WgDevice *d) {
         return 0;
 }
 
-static uint64_t now_usec(void) {
-        struct timespec ts;
-
-        clock_gettime(CLOCK_MONOTONIC, &ts);
-        return (uint64_t) ts.tv_sec * USEC_PER_SEC + (uint64_t) ts.tv_nsec / NSEC_PER_USEC;
-}
-
 static void sleep_usec(uint64_t usec) {
         struct timespec ts = {
                 .tv_sec = (time_t) (usec / USEC_PER_SEC),
@@ -577,13 +571,13 @@ static int child_reap(pid_t pid, int *ret_status) {
 }
 
 static int child_wait(pid_t pid, uint64_t timeout_usec) {
-        uint64_t deadline = now_usec() + timeout_usec;
+        uint64_t deadline = clock_usec(CLOCK_MONOTONIC) + timeout_usec;
 
         for (;;) {
                 int r = child_reap(pid, NULL);
                 if (r != 0)
                         return r;
-                if (now_usec() >= deadline)
+                if (clock_usec(CLOCK_MONOTONIC) >= deadline)
                         return 0;
                 sleep_usec(UAPI_POLL_USEC);
         }
@@ -723,7 +717,7 @@ int wg_uapi_open(WgBackend *b, const WgBackendOptions *opts, bool *ret_created) 
         if (r < 0)
                 return r;
 
-        deadline = now_usec() + UAPI_START_TIMEOUT_USEC;
+        deadline = clock_usec(CLOCK_MONOTONIC) + UAPI_START_TIMEOUT_USEC;
         for (;;) {
                 int status = 0;
 
@@ -741,7 +735,7 @@ int wg_uapi_open(WgBackend *b, const WgBackendOptions *opts, bool *ret_created) 
                 if (uapi_probe(b) >= 0)
                         break;
 
-                if (now_usec() >= deadline) {
+                if (clock_usec(CLOCK_MONOTONIC) >= deadline) {
                         (void) kill(pid, SIGTERM);
                         child_stop(pid);
                         return log_debug_errno(-ETIMEDOUT, "%s -f %s did not open %s in time.",

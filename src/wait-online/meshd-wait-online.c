@@ -14,6 +14,7 @@
 #include "conf.h"
 #include "log.h"
 #include "macro.h"
+#include "time-util.h"
 #include "varlink.h"
 
 #define SOCKET_DEFAULT "/run/meshd/io.meshd.sock"
@@ -28,13 +29,6 @@ static char **arg_peers = NULL;
 static bool arg_any = false;
 static uint64_t arg_timeout_usec = TIMEOUT_DEFAULT_USEC; /* 0 = forever */
 static const char *arg_socket = NULL;
-
-static uint64_t now_usec(void) {
-        struct timespec ts;
-
-        (void) clock_gettime(CLOCK_MONOTONIC, &ts);
-        return (uint64_t) ts.tv_sec * USEC_PER_SEC + (uint64_t) ts.tv_nsec / NSEC_PER_USEC;
-}
 
 static int help(void) {
         printf("meshd-wait-online [OPTIONS...]\n"
@@ -275,11 +269,11 @@ static int run(int argc, char *argv[]) {
         timeout_item = cJSON_GetObjectItemCaseSensitive(params, "timeout_usec");
         format_seconds(timeout, sizeof(timeout), arg_timeout_usec);
 
-        deadline = arg_timeout_usec == 0 ? UINT64_MAX : now_usec() + arg_timeout_usec;
+        deadline = arg_timeout_usec == 0 ? UINT64_MAX : clock_usec(CLOCK_MONOTONIC) + arg_timeout_usec;
 
         r = -ETIMEDOUT;
         for (;;) {
-                n = now_usec();
+                n = clock_usec(CLOCK_MONOTONIC);
                 if (deadline != UINT64_MAX) {
                         /* Only the time left goes to meshd; and it reads
                          * timeout_usec 0 as "forever", so never send that. */
@@ -304,7 +298,7 @@ static int run(int argc, char *argv[]) {
                         log_debug_errno(r, "meshd is not listening on %s yet (%m), waiting.", arg_socket);
                 absent = true;
 
-                n = now_usec();
+                n = clock_usec(CLOCK_MONOTONIC);
                 if (deadline != UINT64_MAX && n >= deadline)
                         break;
                 (void) poll(NULL, 0,
