@@ -23,6 +23,9 @@ typedef enum CommandOption {
         OPTION_ANY = 1 << 6,
         OPTION_FAMILY = 1 << 7,
         OPTION_NSSWITCH = 1 << 8,
+        OPTION_OUT = 1 << 9,
+        OPTION_RENEW = 1 << 10,
+        _OPTION_LAST = OPTION_RENEW,
 } CommandOption;
 
 typedef struct Verb {
@@ -45,6 +48,8 @@ static const Verb verbs[] = {
         { "genkey",      0, 0,        0,                                                                 verb_genkey },
         { "pubkey",      0, 0,        0,                                                                 verb_pubkey },
         { "nss",         1, 1,        OPTION_NSSWITCH,                                                   verb_nss },
+        { "cert",        0, 0,        OPTION_OUT | OPTION_RENEW,                                         verb_cert },
+        { "trust",       1, 1,        0,                                                                 verb_trust },
 };
 
 static int help(void) {
@@ -68,6 +73,9 @@ static int help(void) {
                "  pubkey                 Print the public key of the private key on stdin\n"
                "  nss enable|disable [--nsswitch=PATH]\n"
                "                         Add or remove 'mesh' on the hosts: line of nsswitch.conf\n"
+               "  cert [--out=DIR] [--renew]\n"
+               "                         Show (or get) this node's TLS certificate; copy it to DIR\n"
+               "  trust install|remove   Add or remove the mesh CA in the system trust store\n"
                "\n"
                "Options:\n"
                "  -h --help              Show this help\n"
@@ -86,6 +94,9 @@ static int help(void) {
                "  -4                     IPv4 address only (ip)\n"
                "  -6                     IPv6 address only (ip)\n"
                "     --nsswitch=PATH     File to edit (nss, default " NSSWITCH_CONF_DEFAULT ")\n"
+               "     --out=DIR           Also write NAME.DOMAIN.crt, NAME.DOMAIN.key and\n"
+               "                         mesh-ca.crt into DIR; copies are not renewed (cert)\n"
+               "     --renew             Get a new certificate now (cert)\n"
                "\n"
                "See the meshctl(8) man page for details.\n",
                PING_COUNT_DEFAULT,
@@ -105,6 +116,8 @@ static const char *command_option_to_string(CommandOption o) {
         case OPTION_ANY:          return "--any";
         case OPTION_FAMILY:       return "-4/-6";
         case OPTION_NSSWITCH:     return "--nsswitch";
+        case OPTION_OUT:          return "--out";
+        case OPTION_RENEW:        return "--renew";
         }
         return "?";
 }
@@ -147,6 +160,8 @@ static int parse_argv(int argc, char *argv[], Arguments *a, const Verb **ret_ver
                 ARG_TIMEOUT,
                 ARG_ANY,
                 ARG_NSSWITCH,
+                ARG_OUT,
+                ARG_RENEW,
         };
         static const struct option options[] = {
                 { "help",         no_argument,       NULL, 'h'              },
@@ -161,6 +176,8 @@ static int parse_argv(int argc, char *argv[], Arguments *a, const Verb **ret_ver
                 { "timeout",      required_argument, NULL, ARG_TIMEOUT      },
                 { "any",          no_argument,       NULL, ARG_ANY          },
                 { "nsswitch",     required_argument, NULL, ARG_NSSWITCH     },
+                { "out",          required_argument, NULL, ARG_OUT          },
+                { "renew",        no_argument,       NULL, ARG_RENEW        },
                 {}
         };
         unsigned seen = 0;
@@ -231,6 +248,16 @@ static int parse_argv(int argc, char *argv[], Arguments *a, const Verb **ret_ver
                         a->nsswitch_path = optarg;
                         seen |= OPTION_NSSWITCH;
                         break;
+                case ARG_OUT:
+                        if (!*optarg)
+                                return log_usage("--out needs a directory");
+                        a->out_dir = optarg;
+                        seen |= OPTION_OUT;
+                        break;
+                case ARG_RENEW:
+                        a->renew = true;
+                        seen |= OPTION_RENEW;
+                        break;
                 case '4':
                         a->family = AF_INET;
                         seen |= OPTION_FAMILY;
@@ -264,7 +291,7 @@ static int parse_argv(int argc, char *argv[], Arguments *a, const Verb **ret_ver
         if (nargs > verb->max_args)
                 return log_usage("too many arguments for '%s' (see 'meshctl --help')", verb->name);
 
-        for (unsigned bit = 1; bit <= OPTION_NSSWITCH; bit <<= 1)
+        for (unsigned bit = 1; bit <= _OPTION_LAST; bit <<= 1)
                 if ((seen & bit) && !(verb->options & bit))
                         return log_usage("%s does not apply to '%s' (see 'meshctl --help')",
                                          command_option_to_string((CommandOption) bit), verb->name);
@@ -280,6 +307,8 @@ static int parse_argv(int argc, char *argv[], Arguments *a, const Verb **ret_ver
 
         if (verb->run == verb_nss && !streq(argv[optind + 1], "enable") && !streq(argv[optind + 1], "disable"))
                 return log_usage("unknown nss command '%s' (enable or disable)", argv[optind + 1]);
+        if (verb->run == verb_trust && !streq(argv[optind + 1], "install") && !streq(argv[optind + 1], "remove"))
+                return log_usage("unknown trust command '%s' (install or remove)", argv[optind + 1]);
 
         if (!a->timeout_set && verb->run == verb_ping)
                 a->timeout_usec = PING_TIMEOUT_DEFAULT_USEC;

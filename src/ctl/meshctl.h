@@ -38,6 +38,9 @@ typedef struct Arguments {
         int family;
         /* nss: NULL for the default */
         const char *nsswitch_path;
+        /* cert */
+        const char *out_dir;
+        bool renew;
 } Arguments;
 
 /* Each command gets the positional arguments after its name (NULL-terminated,
@@ -52,3 +55,5 @@ int verb_wait_online(const Arguments *a, char **argv);
 int verb_ping(const Arguments *a, char **argv);
 int verb_genkey(const Arguments *a, char **argv);
 int verb_pubkey(const Arguments *a, char **argv);
+int verb_cert(const Arguments *a, char **argv);
+int verb_trust(const Arguments *a, char **argv);

@@ -2,6 +2,7 @@
 /* The io.meshd interface (docs/api.md): parameter checking and replies; the
  * work itself is the Manager's. */
 
+#include "cert.h"
 #include "log.h"
 #include "manager.h"
 #include "peer.h"
@@ -28,6 +29,11 @@ const char manager_api_description[] =
         "method Up(server: ?string, authkey: ?string, pin: ?string) -> (status: Status)\n"
         "method Down() -> ()\n"
         "method Logout() -> ()\n"
+        "# This node's TLS certificate (root only: the reply carries the private key,\n"
+        "# PKCS#8 PEM, unencrypted). Times: REALTIME.\n"
+        "method GetCertificate(renew: ?bool) -> (certificate: string, key: string, ca: string,\n"
+        "  not_before_usec: int, not_after_usec: int, directory: string, names: []string)\n"
+        "method GetCertificateAuthority() -> (ca: string, domain: string)\n"
         "\n"
         "error PeerNotFound (message: string)\n"
         "error Timeout (message: string, unreachable: ?[]string)\n"
@@ -38,7 +44,8 @@ const char manager_api_description[] =
         "error ControlUnreachable (message: string)\n"
         "error ProtocolError (message: string)\n"
         "error PermissionDenied (message: string)\n"
-        "error InvalidParameter (message: string, parameter: string)\n";
+        "error InvalidParameter (message: string, parameter: string)\n"
+        "error CertificateRefused (message: string)\n";
 
 static int reply_invalid_parameter(ApiCall *call, const char *parameter, const char *why) {
         cJSON *p = cJSON_CreateObject();
@@ -188,6 +195,25 @@ static int method_logout(ApiCall *call, const cJSON *params, void *userdata) {
         return api_call_reply(call, NULL);
 }
 
+static int method_get_certificate(ApiCall *call, const cJSON *params, void *userdata) {
+        Manager *m = userdata;
+        const cJSON *renew = cJSON_GetObjectItemCaseSensitive(params, "renew");
+
+        if (renew && !cJSON_IsNull(renew) && !cJSON_IsBool(renew))
+                return reply_invalid_parameter(call, "renew", "must be a boolean");
+        if (!m->cert_keeper)
+                return api_call_reply_errorf(call, "io.meshd.NotJoined", "this node has not joined a mesh");
+        return cert_keeper_get_certificate(m->cert_keeper, cJSON_IsTrue(renew), call);
+}
+
+static int method_get_certificate_authority(ApiCall *call, const cJSON *params, void *userdata) {
+        Manager *m = userdata;
+
+        if (!m->cert_keeper)
+                return api_call_reply_errorf(call, "io.meshd.NotJoined", "this node has not joined a mesh");
+        return cert_keeper_get_ca(m->cert_keeper, call);
+}
+
 const ApiMethod manager_api_methods[] = {
         { "io.meshd.GetStatus", method_get_status, false },
         { "io.meshd.ListPeers", method_list_peers, false },
@@ -196,5 +222,7 @@ const ApiMethod manager_api_methods[] = {
         { "io.meshd.Up", method_up, true },
         { "io.meshd.Down", method_down, true },
         { "io.meshd.Logout", method_logout, true },
+        { "io.meshd.GetCertificate", method_get_certificate, true },
+        { "io.meshd.GetCertificateAuthority", method_get_certificate_authority, false },
 };
 const size_t manager_api_methods_count = ELEMENTSOF(manager_api_methods);

@@ -44,6 +44,8 @@ typedef enum TransferKind {
         TRANSFER_POLL,
         TRANSFER_ENDPOINTS,
         TRANSFER_PATHS,
+        TRANSFER_CA,
+        TRANSFER_CERT,
 } TransferKind;
 
 typedef struct Transfer {
@@ -73,6 +75,8 @@ struct ControlClient {
         Transfer *register_transfer;
         Transfer *endpoints_transfer;
         Transfer *paths_transfer;
+        Transfer *ca_transfer;
+        Transfer *cert_transfer;
         bool fresh_connect;    /* next transfer must not reuse a pooled connection */
 
         /* long-poll loop */
@@ -606,7 +610,14 @@ static void transfer_done(ControlClient *c, Transfer *t, CURLcode code) {
 
         switch (t->kind) {
         case TRANSFER_REGISTER:
-                c->register_transfer = NULL;
+        case TRANSFER_CA:
+        case TRANSFER_CERT:
+                if (t->kind == TRANSFER_REGISTER)
+                        c->register_transfer = NULL;
+                else if (t->kind == TRANSFER_CA)
+                        c->ca_transfer = NULL;
+                else
+                        c->cert_transfer = NULL;
                 t->callback(c, r < 0 ? r : 0, r < 0 ? message : NULL, r >= 0 ? strempty(t->body) : NULL,
                             r >= 0 ? t->body_size : 0, t->userdata);
                 break;
@@ -696,6 +707,8 @@ static void client_free_now(ControlClient *c) {
         transfer_free(c->register_transfer);
         transfer_free(c->endpoints_transfer);
         transfer_free(c->paths_transfer);
+        transfer_free(c->ca_transfer);
+        transfer_free(c->cert_transfer);
         transfer_free(c->poll_transfer);
         /* curl_multi_cleanup() tells the socket callback to drop each source. */
         if (c->multi)
@@ -926,4 +939,52 @@ int control_client_post_paths(ControlClient *c, const PathReport *reports, size_
         /* Every report carries the whole current picture: replacing one
          * still in flight loses nothing. */
         return client_post(c, TRANSFER_PATHS, "/v1/paths", &c->paths_transfer, o);
+}
+
+/* One request of a kind at a time, answered through callback like a register. */
+static int client_request(ControlClient *c, TransferKind kind, const char *path, const char *token,
+                          char *body, Transfer **slot, ControlReplyCallback callback, void *userdata) {
+        Transfer *t;
+        int r;
+
+        if (*slot) {
+                erase_string(&body);
+                return -EBUSY;
+        }
+        r = transfer_new(c, kind, path, token, body, REQUEST_TIMEOUT_MS, &t);
+        if (r < 0)
+                return r;
+        t->callback = callback;
+        t->userdata = userdata;
+        *slot = t;
+        return 0;
+}
+
+int control_client_get_ca(ControlClient *c, ControlReplyCallback callback, void *userdata) {
+        if (!c || !callback)
+                return -EINVAL;
+        if (c->free_requested)
+                return -ESTALE;
+        return client_request(c, TRANSFER_CA, "/v1/ca", NULL, NULL, &c->ca_transfer, callback, userdata);
+}
+
+int control_client_post_cert(ControlClient *c, const char *token, const char *csr_pem,
+                             ControlReplyCallback callback, void *userdata) {
+        _cleanup_json_ cJSON *o = NULL;
+        char *body;
+
+        if (!c || !token || !token[0] || !csr_pem || !callback)
+                return -EINVAL;
+        if (c->free_requested)
+                return -ESTALE;
+        if (c->cert_transfer)
+                return -EBUSY;
+
+        o = cJSON_CreateObject();
+        if (!o || !cJSON_AddStringToObject(o, "csr", csr_pem))
+                return -ENOMEM;
+        body = cJSON_PrintUnformatted(o);
+        if (!body)
+                return -ENOMEM;
+        return client_request(c, TRANSFER_CERT, "/v1/cert", token, body, &c->cert_transfer, callback, userdata);
 }

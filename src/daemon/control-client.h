@@ -17,7 +17,7 @@ typedef struct ControlClient ControlClient;
 
 /* Errors reported to callbacks, mapped from HTTP/curl results:
  *   -EACCES       401 (bad/expired auth key, unknown token)
- *   -EPERM        403 (node removed)
+ *   -EPERM        403 (node removed or expired; a CSR for names not the node's)
  *   -EEXIST       409
  *   -EKEYREJECTED pin mismatch (CURLE_SSL_PINNEDPUBKEYNOTMATCH)
  *   -EHOSTUNREACH cannot connect / resolve / TLS handshake failed
@@ -76,3 +76,16 @@ typedef struct PathReport {
 } PathReport;
 
 int control_client_post_paths(ControlClient *c, const PathReport *reports, size_t n);
+
+/* GET /v1/ca: the mesh CA, no authentication. The callback gets the raw 200
+ * body ({"ca": PEM, "domain": ...}); the caller validates it. At most one
+ * at a time (-EBUSY). */
+int control_client_get_ca(ControlClient *c, ControlReplyCallback callback, void *userdata);
+
+/* POST /v1/cert {"csr": PEM} with the node token (not the poll loop's: the
+ * certificate keeper has a client of its own). The callback gets the raw
+ * 200 body; a refusal (node removed or expired, names not its own) comes as
+ * -EPERM (403) or -EACCES (401) with the server's message. At most one at a
+ * time (-EBUSY). */
+int control_client_post_cert(ControlClient *c, const char *token, const char *csr_pem,
+                             ControlReplyCallback callback, void *userdata);

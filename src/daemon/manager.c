@@ -151,6 +151,7 @@ Manager *manager_free(Manager *m) {
                 wait_online_request_free(w);
         }
         m->up_call = api_call_unref(m->up_call);
+        m->cert_keeper = cert_keeper_free(m->cert_keeper);
         manager_drop_peers(m);
         control_client_free(m->control);
         control_client_free(m->registering);
@@ -661,6 +662,48 @@ static int manager_update_hub(Manager *m, const Netmap *new, bool first, bool ch
         return changed && !first ? manager_hub_to_wg(m, d) : 0;
 }
 
+/* ---- certificates -------------------------------------------------------------------------- */
+
+/* Only once joined: the certificate keeper asks with the node token. */
+static void manager_start_cert_keeper(Manager *m) {
+        _cleanup_free_ char *directory = NULL;
+        int r;
+
+        if (m->cert_keeper || !m->credentials.token)
+                return;
+        if (asprintf(&directory, "%s/certs", m->state_dir) < 0) {
+                log_oom();
+                return;
+        }
+        r = cert_keeper_new(m->event,
+                            &(CertKeeperOptions) {
+                                    .directory = directory,
+                                    .control_url = m->credentials.control_url,
+                                    .control_pin = m->credentials.control_pin,
+                                    .token = m->credentials.token,
+                                    .reload_command = m->config.cert_reload_command,
+                            },
+                            &m->cert_keeper);
+        if (r < 0)
+                log_warning_errno(r, "Failed to set up TLS certificates, GetCertificate will not work: %m");
+}
+
+static void manager_feed_cert_names(Manager *m) {
+        char a4[INET6_ADDRSTRLEN], a6[INET6_ADDRSTRLEN];
+        const NetmapNode *self;
+        int r;
+
+        if (!m->cert_keeper || !m->netmap)
+                return;
+        self = &m->netmap->self;
+        in_addr_format(AF_INET, &self->ipv4, a4, sizeof(a4));
+        if (self->has_ipv6)
+                in_addr_format(AF_INET6, &self->ipv6, a6, sizeof(a6));
+        r = cert_keeper_set_names(m->cert_keeper, self->name, m->netmap->domain, a4, self->has_ipv6 ? a6 : NULL);
+        if (r < 0)
+                log_warning_errno(r, "Failed to pass this node's names to the certificate keeper: %m");
+}
+
 /* Applies a validated netmap as a difference to what we have: only peers
  * that were added, removed or changed reach the device. Takes nm. */
 static int manager_apply_netmap(Manager *m, Netmap *nm, const char *json, size_t len, bool from_cache) {
@@ -778,6 +821,7 @@ static int manager_apply_netmap(Manager *m, Netmap *nm, const char *json, size_t
         free(m->netmap_json);
         m->netmap_json = strndup(json, len);
         m->netmap_json_len = m->netmap_json ? len : 0;
+        manager_feed_cert_names(m);
 
         if (!from_cache && r >= 0) {
                 int k = state_save_netmap(m->state_dir, json, len);
@@ -831,6 +875,9 @@ static void manager_forget_membership(Manager *m, const char *why) {
         }
         manager_drop_peers(m);
         manager_release_device(m, true);
+        /* The certificate files stay, valid until they expire; renewal
+         * stops, as the control server would refuse it. */
+        m->cert_keeper = cert_keeper_free(m->cert_keeper);
         r = state_remove_membership(m->state_dir);
         if (r < 0)
                 log_warning_errno(r, "Failed to remove membership files: %m");
@@ -1033,6 +1080,7 @@ static void on_register_reply(ControlClient *c, int error, const char *message, 
         log_notice("Joined the mesh at %s as %s.", m->credentials.control_url, m->credentials.name);
 
         m->control = TAKE_PTR(m->registering);
+        manager_start_cert_keeper(m);
         uint64_t version = reply.netmap->version;
         (void) manager_apply_netmap(m, TAKE_PTR(reply.netmap), netmap_text, strlen(netmap_text), true);
         (void) manager_arm_online_timeout(m);
@@ -1454,6 +1502,10 @@ int manager_reload(Manager *m) {
         m->config.online_policy = c.online_policy;
         m->config.online_timeout_usec = c.online_timeout_usec;
         m->config.keep_interface = c.keep_interface;
+        free(m->config.cert_reload_command);
+        m->config.cert_reload_command = TAKE_PTR(c.cert_reload_command);
+        if (m->cert_keeper && cert_keeper_set_reload_command(m->cert_keeper, m->config.cert_reload_command) < 0)
+                log_oom();
         conf_done(&c);
 
         log_info("Reloaded configuration from %s.", m->config_path);
@@ -1535,6 +1587,7 @@ int manager_start(Manager *m) {
                 m->state = MANAGER_STARTING;
                 manager_set_status(m, "Connecting to the mesh.");
                 (void) manager_arm_online_timeout(m);
+                manager_start_cert_keeper(m);
                 /* The cache first: the mesh works even while the control server is down. */
                 (void) manager_load_cached_netmap(m);
                 r = manager_start_polling(m);

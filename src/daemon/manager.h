@@ -6,6 +6,7 @@
 #include <systemd/sd-event.h>
 
 #include "api.h"
+#include "cert.h"
 #include "conf.h"
 #include "control-client.h"
 #include "key.h"
@@ -63,6 +64,7 @@ typedef struct Manager {
         uint32_t probe_seq;
 
         ControlClient *control;
+        CertKeeper *cert_keeper;    /* while joined */
         char **announced_endpoints; /* last POST /v1/endpoints that went out */
         ControlClient *registering; /* during Up/AuthKeyFile registration */
         ApiCall *up_call;

@@ -179,6 +179,7 @@ void conf_done(MeshdConfig *c) {
         free(c->hostname);
         free(c->interface);
         strv_free(c->required_peers);
+        free(c->cert_reload_command);
         conf_init_defaults(c);
 }
 
@@ -236,7 +237,8 @@ static char *conf_reader(char *str, int num, void *stream) {
                 size_t l = strcspn(s + 1, "]");
                 if (s[1 + l] == ']' &&
                     !(l == 4 && strncmp(s + 1, "Mesh", 4) == 0) &&
-                    !(l == 6 && strncmp(s + 1, "Online", 6) == 0))
+                    !(l == 6 && strncmp(s + 1, "Online", 6) == 0) &&
+                    !(l == 11 && strncmp(s + 1, "Certificate", 11) == 0))
                         (void) parser_fail(p, -EINVAL, "unknown section [%.*s]", (int) l, s + 1);
         }
 
@@ -439,6 +441,15 @@ static int parse_online_key(MeshdConfig *c, const char *name, const char *value,
         return -ENOENT;
 }
 
+static int parse_certificate_key(MeshdConfig *c, const char *name, const char *value,
+                                 const char **ret_reason) {
+        if (streq(name, "ReloadCommand"))
+                /* Run with /bin/sh -c: any shell line; empty means none. */
+                return set_string(&c->cert_reload_command, value);
+
+        return -ENOENT;
+}
+
 static int conf_handler(void *userdata, const char *section, const char *name, const char *value) {
         ConfParser *p = userdata;
         const char *reason = NULL;
@@ -451,6 +462,8 @@ static int conf_handler(void *userdata, const char *section, const char *name, c
                 r = parse_mesh_key(p->config, name, value, &reason);
         else if (streq(section, "Online"))
                 r = parse_online_key(p->config, name, value, &reason);
+        else if (streq(section, "Certificate"))
+                r = parse_certificate_key(p->config, name, value, &reason);
         else if (section[0] == '\0')
                 return parser_fail(p, -EINVAL, "key '%s' outside of any section", name);
         else

@@ -39,6 +39,8 @@ typedef struct MeshdConfig {
         OnlinePolicy online_policy;
         char **required_peers;  /* strv, may be NULL */
         uint64_t online_timeout_usec;
+        /* [Certificate] */
+        char *cert_reload_command; /* /bin/sh -c line, NULL: none */
 } MeshdConfig;
 
 /* Allocates nothing: interface stays NULL until conf_load(). */
