@@ -497,7 +497,7 @@ static enum MHD_Result handle_netmap(Request *req) {
         if (r == -ESTALE)
                 r = netmap_snapshot_render(snap, req->node_id, &netmap, &len);
         if (r == -ENOENT)
-                return request_reply_error(req, MHD_HTTP_FORBIDDEN, "node removed");
+                return request_reply_error(req, MHD_HTTP_FORBIDDEN, "node removed or expired");
         if (r < 0)
                 return request_reply_oom(req);
         return request_reply(req, MHD_HTTP_OK, TAKE_PTR(netmap), len);

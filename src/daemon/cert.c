@@ -676,6 +676,7 @@ static int on_timer(sd_event_source *s, uint64_t usec, void *userdata) {
 }
 
 static void cert_keeper_run_reload(CertKeeper *k);
+static void cert_keeper_write_stamp(CertKeeper *k);
 
 static void on_cert_reply(ControlClient *c, int error, const char *message, const char *body, size_t len,
                           void *userdata) {
@@ -771,11 +772,33 @@ static void on_cert_reply(ControlClient *c, int error, const char *message, cons
                               "New certificate for %s (serial %s), valid until %s, in %s.",
                               strna(k->fqdn), k->info.serial, until, k->directory);
         cert_keeper_schedule(k);
+        cert_keeper_write_stamp(k);
         cert_keeper_run_reload(k);
         cert_keeper_reply_certificate(k);
 }
 
 /* ---- ReloadCommand= ----------------------------------------------------------------------- */
+
+/* DIRECTORY.renewed, rewritten after every new set: what meshd-reload@.path
+ * watches. ReloadCommand= runs inside meshd's sandbox (no CAP_SYS_ADMIN, a
+ * read-only file system), where `systemctl reload` is refused; a path
+ * unit's service runs outside it. The stamp lives beside the directory,
+ * not in it, because the directory is swapped as a whole. */
+static void cert_keeper_write_stamp(CertKeeper *k) {
+        _cleanup_free_ char *path = NULL, *text = NULL;
+        int r;
+
+        if (asprintf(&path, "%s.renewed", k->directory) < 0 ||
+            asprintf(&text, "serial=%s\nnot_after_usec=%" PRIu64 "\n", strna(k->info.serial),
+                     k->info.not_after_usec) < 0) {
+                log_oom();
+                return;
+        }
+        r = write_file_atomic(path, text, strlen(text), 0600);
+        if (r < 0)
+                log_warning_errno(r, "Failed to write %s, meshd-reload@.path units will not notice the "
+                                  "new certificate: %m", path);
+}
 
 static int on_reload_exit(sd_event_source *s, const siginfo_t *si, void *userdata) {
         CertKeeper *k = userdata;

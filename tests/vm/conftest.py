@@ -153,6 +153,9 @@ class Nas:
         self.ipv4 = self.ipv6 = None
 
 
+CERT_LIFETIME_SEC = 45
+
+
 class ControlState:
     """meshd-control's state, made on the host before the control VM boots."""
 
@@ -174,6 +177,10 @@ def control(lab, tree):
     vm = lab.add_vm("control", 3, memory="512M")
     p = base_payload(vm, tree, "control")
     p.add_tree_at(state.dir, "var/lib/meshd-control")
+    # short-lived node certificates, so that the nas renews during the run
+    p.add_file("/etc/systemd/system/meshd-control.service.d/cert-lifetime.conf",
+               f"[Service]\nExecStart=\nExecStart=/usr/bin/meshd-control serve "
+               f"--cert-lifetime={CERT_LIFETIME_SEC}s\n")
     p.add_setup("systemctl enable meshd-control.service")
     vm.start(p)
     vm.state = state
@@ -197,8 +204,20 @@ ControlURL={CONTROL_URL}
 ControlPin={control.state.pin}
 AuthKeyFile=/etc/meshd/authkey
 KeepInterface=yes
+
+[Certificate]
+ReloadCommand=cp "$MESHD_FULLCHAIN_FILE" /var/lib/meshd/hook-copy.pem
 """)
-    p.add_setup("chmod 0777 /export\nsystemctl enable meshd.service nfs-server.service")
+    # a service that uses the certificate: meshd-reload@probe.path reloads it
+    p.add_file("/etc/systemd/system/probe.service", """\
+[Service]
+ExecStart=/bin/sleep infinity
+ExecReload=/bin/sh -c 'date +%%s.%%N >> /var/tmp/probe-reloads'
+[Install]
+WantedBy=multi-user.target
+""")
+    p.add_setup("chmod 0777 /export\nsystemctl enable meshd.service nfs-server.service probe.service "
+                "meshd-reload@probe.path")
     vm.start(p)
     state = vm.wait_booted()
     control.boot_state = control.wait_booted()

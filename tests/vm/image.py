@@ -39,6 +39,8 @@ PACKAGES = [
     # boot, services, tools the tests use
     "systemd", "systemd-sysv", "udev", "kmod", "dbus", "iproute2",
     "iputils-ping", "procps", "wireguard-tools",
+    # checking the node certificates meshd keeps (test_certificate_renewal…)
+    "openssl",
     # `systemd-analyze verify` checks Documentation=man:… with man(1)
     "man-db",
     # NFS client (mount.nfs4) and kernel nfsd's user space

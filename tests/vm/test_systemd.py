@@ -12,7 +12,7 @@ import time
 
 import pytest
 
-from conftest import CLIENT_ONLINE_TIMEOUT
+from conftest import CERT_LIFETIME_SEC, CLIENT_ONLINE_TIMEOUT
 from vmlab import messages, mono
 
 # systemd's MESSAGE_IDs (sd-messages.h)
@@ -25,7 +25,8 @@ MESHD_MESH_ONLINE = "7377ce66f20842f9810bce7f6c4ed846"
 MESHD_ONLINE_TIMEOUT = "8cf5ed6ea9944d4bb2b606b19c8f1091"
 
 SHIPPED_UNITS = ["meshd.service", "meshd-control.service", "mesh-online.target",
-                 "meshd-wait-online.service", "meshd-wait-online@.service"]
+                 "meshd-wait-online.service", "meshd-wait-online@.service",
+                 "meshd-reload@.path", "meshd-reload@.service"]
 MOUNTS = {"a": "mnt-a.mount", "b": "mnt-b.mount", "c": "mnt-c.mount"}
 
 
@@ -178,7 +179,7 @@ def test_no_ordering_cycles(client, nas):
 # ------------------------------------------------------------ the units
 
 def test_systemd_analyze_verify_shipped_units(client):
-    names = [u.replace("@.service", "@nas.service") for u in SHIPPED_UNITS]
+    names = [u.replace("@.", "@nas.") for u in SHIPPED_UNITS]
     for unit in names:
         r = client.sh(f"systemd-analyze verify --no-pager {unit}", timeout=120)
         ours = [line for line in (r.stdout + r.stderr).splitlines()
@@ -206,6 +207,43 @@ def test_journal_lists_peer_events(client):
 def test_journal_catalog_explains_mesh_online(client):
     r = client.sh(f"journalctl -b --no-pager -x -u meshd MESSAGE_ID={MESHD_MESH_ONLINE}", check=True)
     assert "Mesh is online" in r.stdout and "mesh-online.target" in r.stdout, r.stdout
+
+
+# ------------------------------------------------------ certificates
+
+def test_certificate_renewal_reloads_services(nas):
+    """Issue 6 under a real systemd: meshd renews the nas certificate
+    (lifetime 45 s here) and a service gets reloaded through
+    meshd-reload@probe.path, outside meshd's sandbox; ReloadCommand= runs
+    inside it with the file paths in its environment."""
+    vm = nas.vm
+    r = vm.sh("meshctl cert", timeout=60)
+    assert r.returncode == 0, r.stdout + r.stderr
+    first = vm.sh("cat /var/lib/meshd/certs.renewed").stdout
+    assert "serial=" in first, first
+
+    deadline = time.monotonic() + CERT_LIFETIME_SEC + 30
+    while time.monotonic() < deadline:
+        now = vm.sh("cat /var/lib/meshd/certs.renewed").stdout
+        reloads = vm.sh("cat /var/tmp/probe-reloads 2>/dev/null").stdout.split()
+        if now != first and len(reloads) >= 2:
+            break
+        time.sleep(2)
+    journal = vm.journal_text("-u meshd -u probe -u meshd-reload@probe.service -u meshd-reload@probe.path")
+    assert now != first, f"no renewal within {CERT_LIFETIME_SEC + 30} s:\n{journal}"
+    assert len(reloads) >= 2, f"probe.service reloaded {len(reloads)} times:\n{journal}"
+
+    # the renewed set is consistent: key matches certificate, chain verifies
+    r = vm.sh("cd /var/lib/meshd/certs && "
+              "openssl x509 -noout -pubkey -in cert.pem | sha256sum && "
+              "openssl pkey -pubout -in key.pem | sha256sum && "
+              "openssl verify -CAfile ca.pem cert.pem && stat -c '%a %n' . *.pem")
+    lines = r.stdout.splitlines()
+    assert r.returncode == 0 and lines[0] == lines[1], r.stdout + r.stderr
+    assert all(x.split()[0] in ("600", "700") for x in lines[3:]), r.stdout
+    # ReloadCommand= ran in meshd's sandbox, where the state directory is writable
+    r = vm.sh("openssl x509 -noout -subject -in /var/lib/meshd/hook-copy.pem")
+    assert r.returncode == 0 and "nas.mesh.internal" in r.stdout, journal + r.stderr
 
 
 # ------------------------------------------------ restart and reload
