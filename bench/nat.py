@@ -20,7 +20,8 @@ Prints one line per run and a table of medians with the ratio against the
 baseline measured in the same runs. Never fails on speed; exits non-zero
 only when the lab cannot be built.
 
-    sudo /usr/bin/python3 bench/nat.py [--runs 3] [--timeout 30]
+    sudo /usr/bin/python3 bench/nat.py [--runs 3] [--timeout 30] [--json FILE]
+--json writes the medians as rows for tools/bench's report (bench/report.py).
 Binaries from MESHLAB_BUILD_DIR (default build/).
 """
 
@@ -32,6 +33,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "integration"))
+import benchlib  # noqa: E402
 import meshlab  # noqa: E402
 from meshlab import NatLab  # noqa: E402
 
@@ -150,6 +152,7 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--runs", type=int, default=3)
     ap.add_argument("--timeout", type=float, default=30.0, help="per measurement, seconds")
+    ap.add_argument("--json", help="write the medians as rows here (for bench/report.py)")
     a = ap.parse_args()
     problem = meshlab.netns_usable()
     if problem:
@@ -178,12 +181,20 @@ def main():
         "direct_ping": "join → meshctl ping direct",
         "relay_ping": "join → meshctl ping relay (random NAT)",
     }
+    rows = []
     for c in cols:
         m = median(c)
         ratio = "" if m is None or not base or c == "baseline" else f"{m / base:.1f}"
         timeouts = sum(1 for r in runs if r[c] is None)
         note = f"  ({timeouts} timed out)" if timeouts else ""
         print(f"{labels[c]:<44} {ms(m):>8} {ratio:>11}{note}")
+        if c != "baseline":
+            rows.append(benchlib.row(
+                "nat", labels[c], None if m is None else m * 1000, "ms",
+                anchor=labels["baseline"] + " (same NATs)", anchor_value=None if base is None else base * 1000,
+                runs=[None if r[c] is None else round(r[c] * 1000) for r in runs],
+                note=f"median of {a.runs} runs" + (f", {timeouts} timed out" if timeouts else "")))
+    benchlib.write_json(a.json, rows)
 
 
 if __name__ == "__main__":
