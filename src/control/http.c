@@ -715,12 +715,13 @@ static enum MHD_Result on_access(void *cls, struct MHD_Connection *connection, c
                 *upload_data_size = 0;
                 if (req->status != 0 || req->too_large)
                         return MHD_YES;
+                /* A body without Content-Length that grows past the limit:
+                 * reading the rest only to answer 413 would let a client
+                 * stream at full speed until the request deadline, so
+                 * the connection goes now. */
                 if (req->body_size + n > BODY_MAX) {
-                        req->too_large = true;
-                        free(req->body);
-                        req->body = NULL;
-                        req->body_size = 0;
-                        return MHD_YES;
+                        log_debug("%s %s: body larger than 1 MiB, closing the connection.", req->method, req->path);
+                        return MHD_NO;
                 }
                 char *b = realloc(req->body, req->body_size + n + 1);
                 if (!b)

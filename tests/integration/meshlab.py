@@ -1245,3 +1245,187 @@ class NatLab(Lab):
         routers = "\n".join(f"----- {r!r}: conntrack\n{r.conntrack().rstrip()}"
                             for r in self.routers.values())
         return "\n".join([super().log_tails(lines), "----- WireGuard", self.wg_dumps(), routers])
+
+
+# ---- the control server's HTTP API, spoken directly from a namespace ----
+#
+#     client = lab.add_host("client", "192.0.2.250")
+#     api = ControlApi(client, control)
+#     reply = api.register(key, fake_public_key(), "nas")     # HttpReply
+#     api.netmap(reply.json()["token"])
+#
+# For the fault and security tests: bursts of registrations, bogus keys,
+# other nodes' tokens, requests cut short. TLS is not verified (the test
+# started that server, and the pin is meshd's business, tested elsewhere).
+
+CLIENT_ADDRESS = f"{UNDERLAY}.250"
+
+
+def fake_public_key() -> str:
+    """32 random bytes in base64. The server never sees private keys, so it
+    cannot tell these from real WireGuard public keys; wireguard-go accepts
+    them as peers too."""
+    return base64.b64encode(secrets.token_bytes(32)).decode()
+
+
+def tls_connect(ns: Netns, host: str, port: int, *, timeout=10.0):
+    """A TCP connection from namespace ns to host:port with the TLS
+    handshake done; certificate not checked."""
+    import ssl
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    ctx.check_hostname = False
+    ctx.verify_mode = ssl.CERT_NONE
+    s = netns_socket(ns, socket.AF_INET, socket.SOCK_STREAM)
+    try:
+        # like curl: http.client writes headers and body separately, and
+        # Nagle would hold the body for the server's delayed ACK (40 ms)
+        s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        s.settimeout(timeout)
+        s.connect((host, port))
+        return ctx.wrap_socket(s, server_hostname=host)
+    except BaseException:
+        s.close()
+        raise
+
+
+@dataclasses.dataclass
+class HttpReply:
+    status: int
+    headers: dict           # lower-case names
+    body: bytes
+    seconds: float          # from sending the request (connect included) to the whole reply
+
+    def json(self):
+        return json.loads(self.body)
+
+
+class ControlApi:
+    """HTTPS requests to a control server from inside namespace ns. Each
+    request opens its own connection unless keep_alive=True, which reuses
+    one (and reconnects once when the server had closed it)."""
+
+    def __init__(self, ns: Netns, control, *, timeout=15.0):
+        self.ns, self.host, self.port, self.timeout = ns, control.address, control.port, timeout
+        self._conn = None
+
+    def _connect(self):
+        import http.client
+        api = self
+
+        class Connection(http.client.HTTPConnection):
+            def connect(self):
+                self.sock = tls_connect(api.ns, api.host, api.port, timeout=self.timeout)
+
+        return Connection(self.host, self.port, timeout=self.timeout)
+
+    def request(self, method, path, body=None, *, token=None, headers=None,
+                keep_alive=False) -> HttpReply:
+        import http.client
+        import ssl
+        hdrs = dict(headers or {})
+        if isinstance(body, (dict, list)):
+            body = json.dumps(body).encode()
+            hdrs.setdefault("Content-Type", "application/json")
+        if token is not None:
+            hdrs["Authorization"] = f"Bearer {token}"
+        for attempt in (0, 1):
+            reused = keep_alive and self._conn is not None
+            conn = self._conn if reused else self._connect()
+            start = time.monotonic()
+            try:
+                conn.request(method, path, body=body, headers=hdrs)
+                resp = conn.getresponse()
+                data = resp.read()
+            except (http.client.RemoteDisconnected, ConnectionResetError, BrokenPipeError,
+                    ssl.SSLEOFError):
+                conn.close()
+                self._conn = None
+                if reused and attempt == 0:
+                    continue        # the server closed an idle keep-alive connection
+                raise
+            except BaseException:
+                conn.close()
+                self._conn = None
+                raise
+            reply = HttpReply(resp.status, {k.lower(): v for k, v in resp.getheaders()}, data,
+                              time.monotonic() - start)
+            if keep_alive and not resp.will_close:
+                self._conn = conn
+            else:
+                conn.close()
+                self._conn = None
+            return reply
+        raise AssertionError("not reached")
+
+    def close(self):
+        if self._conn is not None:
+            self._conn.close()
+            self._conn = None
+
+    def register(self, authkey, public_key, hostname, endpoints=(), **kwargs) -> HttpReply:
+        return self.request("POST", "/v1/register",
+                            {"authkey": str(authkey), "public_key": public_key,
+                             "hostname": hostname, "endpoints": list(endpoints)}, **kwargs)
+
+    def netmap(self, token, since=0, timeout=None, **kwargs) -> HttpReply:
+        path = f"/v1/netmap?since={since}" + (f"&timeout={timeout}" if timeout is not None else "")
+        return self.request("GET", path, token=token, **kwargs)
+
+    def set_endpoints(self, token, body, **kwargs) -> HttpReply:
+        return self.request("POST", "/v1/endpoints", body, token=token, **kwargs)
+
+
+class LogWatcher:
+    """Lines a daemon appends to its log from now on."""
+
+    def __init__(self, path: Path):
+        self.path = path
+        self.offset = path.stat().st_size if path.exists() else 0
+        self.lines: list[str] = []
+        self._partial = b""
+
+    def poll(self) -> list[str]:
+        """Reads what was appended; returns the new complete lines."""
+        try:
+            with open(self.path, "rb") as f:
+                f.seek(self.offset)
+                data = f.read()
+        except FileNotFoundError:
+            return []
+        self.offset += len(data)
+        data = self._partial + data
+        *complete, self._partial = data.split(b"\n")
+        new = [line.decode(errors="replace") for line in complete]
+        self.lines += new
+        return new
+
+    def wait_for(self, pattern, timeout, *, start=0, interval=0.002, what=None) -> tuple[int, re.Match]:
+        """(index in self.lines, match) of the first line from index start
+        on that matches pattern; polls every interval seconds."""
+        rx = re.compile(pattern)
+        deadline = time.monotonic() + timeout
+        checked = start
+        while True:
+            self.poll()
+            for i in range(checked, len(self.lines)):
+                m = rx.search(self.lines[i])
+                if m:
+                    return i, m
+            checked = max(checked, len(self.lines))
+            if time.monotonic() >= deadline:
+                raise TimeoutError(f"timed out after {timeout:g} s waiting for "
+                                   f"{what or pattern!r} in {self.path}")
+            time.sleep(interval)
+
+    def matching(self, pattern) -> list[str]:
+        self.poll()
+        rx = re.compile(pattern)
+        return [line for line in self.lines if rx.search(line)]
+
+
+def wireguard_go_pid(node: Node) -> int | None:
+    """The wireguard-go process serving node's interface, in node's namespace."""
+    for pid in node.ns.pids():
+        if _wireguard_go_ifname(pid) == node.interface:
+            return pid
+    return None
