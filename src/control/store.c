@@ -1022,8 +1022,28 @@ int store_set_endpoints(Store *s, int64_t id, char *const *endpoints) {
         return r < 0 ? r : 1;
 }
 
+/* Inside a transaction: node id left the netmaps (removed or expired). Its
+ * path reports go, and members and version move. */
+static int store_node_left(Store *s, int64_t id) {
+        _cleanup_(sqlite3_finalizep) sqlite3_stmt *paths = NULL;
+        int r;
+
+        r = store_prepare(s, "DELETE FROM path_reports WHERE reporter_id = ?1 OR peer_id = ?1", &paths);
+        if (r < 0)
+                return r;
+        sqlite3_bind_int64(paths, 1, id);
+        r = store_step(s, paths);
+        if (r < 0)
+                return r;
+        r = store_bump_members(s);
+        if (r < 0)
+                return r;
+        return store_bump_version(s);
+}
+
 int store_remove_node(Store *s, const char *name) {
-        _cleanup_(sqlite3_finalizep) sqlite3_stmt *stmt = NULL, *paths = NULL;
+        _cleanup_(sqlite3_finalizep) sqlite3_stmt *stmt = NULL;
+        int64_t id;
         int r;
 
         r = store_begin(s, true);
@@ -1043,27 +1063,18 @@ int store_remove_node(Store *s, const char *name) {
                 return -ENOENT;
 
         /* The row stays (its token must keep getting 403), its path reports go. */
-        r = store_prepare(s, "DELETE FROM path_reports WHERE reporter_id = ?1 OR peer_id = ?1", &paths);
-        if (r < 0)
-                return r;
-        sqlite3_bind_int64(paths, 1, sqlite3_column_int64(stmt, 0));
+        id = sqlite3_column_int64(stmt, 0);
         r = store_step(s, stmt);
         if (r < 0)
                 return r;
-        r = store_step(s, paths);
-        if (r < 0)
-                return r;
-        r = store_bump_members(s);
-        if (r < 0)
-                return r;
-        r = store_bump_version(s);
+        r = store_node_left(s, id);
         if (r < 0)
                 return r;
         return store_commit(&tx);
 }
 
 int store_expire_node(Store *s, const char *name) {
-        _cleanup_(sqlite3_finalizep) sqlite3_stmt *stmt = NULL, *paths = NULL;
+        _cleanup_(sqlite3_finalizep) sqlite3_stmt *stmt = NULL, *update = NULL;
         int r;
 
         r = store_begin(s, true);
@@ -1084,25 +1095,14 @@ int store_expire_node(Store *s, const char *name) {
         if (sqlite3_column_int(stmt, 1))
                 return -EALREADY;
 
-        r = store_prepare(s, "UPDATE nodes SET expired = unixepoch() WHERE id = ?1", &paths);
+        r = store_prepare(s, "UPDATE nodes SET expired = unixepoch() WHERE id = ?1", &update);
         if (r < 0)
                 return r;
-        sqlite3_bind_int64(paths, 1, sqlite3_column_int64(stmt, 0));
-        r = store_step(s, paths);
+        sqlite3_bind_int64(update, 1, sqlite3_column_int64(stmt, 0));
+        r = store_step(s, update);
         if (r < 0)
                 return r;
-        sqlite3_finalize(TAKE_PTR(paths));
-        r = store_prepare(s, "DELETE FROM path_reports WHERE reporter_id = ?1 OR peer_id = ?1", &paths);
-        if (r < 0)
-                return r;
-        sqlite3_bind_int64(paths, 1, sqlite3_column_int64(stmt, 0));
-        r = store_step(s, paths);
-        if (r < 0)
-                return r;
-        r = store_bump_members(s);
-        if (r < 0)
-                return r;
-        r = store_bump_version(s);
+        r = store_node_left(s, sqlite3_column_int64(stmt, 0));
         if (r < 0)
                 return r;
         return store_commit(&tx);
