@@ -55,7 +55,7 @@ static void help(void) {
         printf("%s [OPTIONS...] COMMAND ...\n\n"
                "Coordination server of a meshd mesh.\n\n"
                "Commands:\n"
-               "  init                   Create the database, TLS key and certificate; print the pin\n"
+               "  init                   Create the database, TLS key, certificate and CA; print the pin\n"
                "  serve                  Run the HTTPS API\n"
                "  authkey create         Create an auth key for joining nodes\n"
                "  nodes list             List the nodes of the mesh\n"
