@@ -271,19 +271,13 @@ def test_sigkill_control_during_registration_burst(lab):
                what="alpha to see a node registered after the restart")
 
 
-def test_mesh_survives_control_outage(lab):
+def test_mesh_survives_control_outage(lab, control, mesh3):
     """The control server's host drops every packet for 150 s — longer than
     WireGuard's 120 s rekey interval. Every ordered pair of nodes keeps
     pinging by address and (meshctl ping) by name all along, sessions are
     renewed without the server, and once it is back every node reconnects
     and sees changes again."""
-    control = lab.add_control()
-    key = control.authkey(reusable=True)
-    nodes = [lab.add_node(n, authkey=key) for n in ("alpha", "bravo", "charlie")]
-    for n in nodes:
-        n.start()
-    for n in nodes:
-        n.wait_ready(30)
+    nodes = mesh3
     status = {n.name: n.status() for n in nodes}
     pairs = [(a, b) for a in nodes for b in nodes if a is not b]
     for a, b in pairs:
@@ -334,7 +328,7 @@ def test_mesh_survives_control_outage(lab):
     print(f"outage {ended - began:.0f} s, {rounds} rounds of pings; "
           f"all reconnected {time.monotonic() - back:.0f} s after it ended")
     newcomer = ControlApi(lab.add_host("client", CLIENT_ADDRESS), control).register(
-        key, fake_public_key(), "newcomer")
+        control.authkey(), fake_public_key(), "newcomer")
     assert newcomer.status == 200, newcomer
     for n in nodes:
         wait_until(lambda: "newcomer" in n.peer_names(), 30, interval=0.5,
