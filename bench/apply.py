@@ -33,7 +33,6 @@ import argparse
 import json
 import os
 import subprocess
-import tempfile
 import time
 from pathlib import Path
 
@@ -146,11 +145,7 @@ def main():
     ap.add_argument("--runs", type=int, default=5)
     ap.add_argument("--json", help="write the rows here (for bench/report.py)")
     a = ap.parse_args()
-    benchlib.check_environment("meshd-control", "meshd", "meshctl")
-    with tempfile.TemporaryDirectory(prefix="bench-apply-") as tmp:
-        rows = run(a, Path(tmp))
-    benchlib.print_rows(rows)
-    benchlib.write_json(a.json, rows)
+    benchlib.run_bench("apply", run, a)
 
 
 if __name__ == "__main__":

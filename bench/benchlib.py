@@ -20,6 +20,7 @@ import signal
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -169,3 +170,13 @@ def pid_of_child(parent: int, name: str) -> int | None:
 
 def run_quiet(argv, **kwargs):
     return subprocess.run([str(a) for a in argv], capture_output=True, text=True, **kwargs)
+
+
+def run_bench(name, run, args, binaries=("meshd-control", "meshd", "meshctl")):
+    """The end of every benchmark's main(): check the environment, run in a
+    scratch directory, print the rows and (--json) write them."""
+    check_environment(*binaries)
+    with tempfile.TemporaryDirectory(prefix=f"bench-{name}-") as tmp:
+        rows = run(args, Path(tmp))
+    print_rows(rows)
+    write_json(args.json, rows)

@@ -46,7 +46,6 @@ import socket
 import ssl
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 from pathlib import Path
@@ -334,11 +333,7 @@ def main():
         print(f"bench/control.py: {available >> 20} MiB available: server capped at {cap >> 20} MiB "
               f"instead of {a.memory_cap_text}", flush=True)
         a.memory_cap, a.memory_cap_text = cap, f"{cap >> 20}M"
-    benchlib.check_environment("meshd-control")
-    with tempfile.TemporaryDirectory(prefix="bench-control-") as tmp:
-        rows = run(a, Path(tmp))
-    benchlib.print_rows(rows)
-    benchlib.write_json(a.json, rows)
+    benchlib.run_bench("control", run, a, binaries=("meshd-control",))
 
 
 if __name__ == "__main__":

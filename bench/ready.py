@@ -32,7 +32,6 @@ Binaries from MESHLAB_BUILD_DIR (default build/).
 import argparse
 import os
 import subprocess
-import tempfile
 import time
 from pathlib import Path
 
@@ -158,11 +157,7 @@ def main():
     ap.add_argument("--runs", type=int, default=5)
     ap.add_argument("--json", help="write the rows here (for bench/report.py)")
     a = ap.parse_args()
-    benchlib.check_environment("meshd-control", "meshd", "meshctl")
-    with tempfile.TemporaryDirectory(prefix="bench-ready-") as tmp:
-        rows = run(a, Path(tmp))
-    benchlib.print_rows(rows)
-    benchlib.write_json(a.json, rows)
+    benchlib.run_bench("ready", run, a)
 
 
 if __name__ == "__main__":

@@ -23,7 +23,6 @@ Binaries from MESHLAB_BUILD_DIR (default build/).
 
 import argparse
 import os
-import tempfile
 import time
 from pathlib import Path
 
@@ -104,11 +103,7 @@ def main():
     ap.add_argument("--json", help="write the rows here (for bench/report.py)")
     a = ap.parse_args()
     a.sizes = sorted(int(x) for x in a.sizes.split(","))
-    benchlib.check_environment("meshd-control", "meshd", "meshctl")
-    with tempfile.TemporaryDirectory(prefix="bench-rss-") as tmp:
-        rows = run(a, Path(tmp))
-    benchlib.print_rows(rows)
-    benchlib.write_json(a.json, rows)
+    benchlib.run_bench("rss", run, a)
 
 
 if __name__ == "__main__":

@@ -34,7 +34,6 @@ import os
 import shutil
 import subprocess
 import sys
-import tempfile
 from pathlib import Path
 
 import benchlib
@@ -305,11 +304,7 @@ def main():
                if shutil.which(b) is None]
     if missing:
         sys.exit(f"bench/throughput.py: {', '.join(missing)} not installed (tools/bench installs them)")
-    benchlib.check_environment("meshd-control", "meshd", "meshctl")
-    with tempfile.TemporaryDirectory(prefix="bench-throughput-") as tmp:
-        rows = run(a, Path(tmp))
-    benchlib.print_rows(rows)
-    benchlib.write_json(a.json, rows)
+    benchlib.run_bench("throughput", run, a)
 
 
 if __name__ == "__main__":
