@@ -140,7 +140,9 @@ def test_node_token_reaches_only_its_own_node(lab):
         for method, path, body in (("GET", "/v1/netmap?since=0", None),
                                    ("POST", "/v1/endpoints", {"endpoints": ["203.0.113.77:1"]})):
             r = api.request(method, path, body, token=token)
-            assert r.status == 401, f"{method} {path} with {what} token: {r.status} {r.body[:100]!r}"
+            # 431: headers beyond the server's per-connection memory (8 KiB) are refused unread
+            want = (401, 431) if len(token) > 4096 else (401,)
+            assert r.status in want, f"{method} {path} with {what} token: {r.status} {r.body[:100]!r}"
             assert_no_leak(r.body, secrets, f"the reply to a {what} token")
     r = api.request("GET", "/v1/netmap?since=0", headers={"Authorization": f"Basic {b_token}"})
     assert r.status == 401, f"B's token under another scheme: {r.status}"
