@@ -704,6 +704,31 @@ static void manager_feed_cert_names(Manager *m) {
                 log_warning_errno(r, "Failed to pass this node's names to the certificate keeper: %m");
 }
 
+static int peer_compare_key(const void *a, const void *b) {
+        const Peer *x = *(Peer *const *) a, *y = *(Peer *const *) b;
+        return memcmp(x->public_key.data, y->public_key.data, sizeof(x->public_key.data));
+}
+
+/* The index of the peer with key in peers (sorted by peer_compare_key()),
+ * or -1: O(log n), where a linear search made every netmap change
+ * O(peers²) for a node. */
+static ssize_t peers_find_by_key(Peer *const *peers, size_t n, const WgKey *key) {
+        size_t lo = 0, hi = n;
+
+        while (lo < hi) {
+                size_t mid = lo + (hi - lo) / 2;
+                int c = memcmp(key->data, peers[mid]->public_key.data, sizeof(key->data));
+
+                if (c == 0)
+                        return (ssize_t) mid;
+                if (c < 0)
+                        hi = mid;
+                else
+                        lo = mid + 1;
+        }
+        return -1;
+}
+
 /* More peers joining or leaving at once than this are one log line, not
  * one each: the first netmap of a large mesh would flood the journal (and
  * cost a tenth of the apply time of 1,000 peers). */
@@ -716,6 +741,7 @@ static int manager_apply_netmap(Manager *m, Netmap *nm, const char *json, size_t
         _cleanup_(netmap_diff_done) NetmapDiff diff = {};
         _cleanup_(wg_device_freep) WgDevice *d = NULL;
         Peer **peers = NULL;
+        _cleanup_free_ bool *taken = NULL;
         bool first = !m->device_configured;
         int r;
 
@@ -743,16 +769,23 @@ static int manager_apply_netmap(Manager *m, Netmap *nm, const char *json, size_t
                 return log_oom();
         }
 
+        /* by key, so that finding each peer's old object is a binary search */
+        qsort(m->peers, m->n_peers, sizeof(Peer *), peer_compare_key);
+        taken = calloc(MAX(m->n_peers, (size_t) 1), sizeof(bool));
+        if (!taken) {
+                free(peers);
+                return log_oom();
+        }
         bool relay_changed = false;
         for (size_t i = 0; i < new->n_peers; i++) {
                 const NetmapNode *n = &new->peers[i];
                 Peer *p = NULL;
 
-                for (size_t j = 0; j < m->n_peers; j++)
-                        if (m->peers[j] && key_equal(&m->peers[j]->public_key, &n->public_key)) {
-                                p = TAKE_PTR(m->peers[j]);
-                                break;
-                        }
+                ssize_t old_index = peers_find_by_key(m->peers, m->n_peers, &n->public_key);
+                if (old_index >= 0 && !taken[old_index]) {
+                        p = m->peers[old_index];
+                        taken[old_index] = true;
+                }
                 if (p) {
                         bool was_relay = p->relay, endpoints_differ = !strv_equal(p->endpoints, n->endpoints);
 
@@ -784,6 +817,13 @@ static int manager_apply_netmap(Manager *m, Netmap *nm, const char *json, size_t
                 }
                 peers[i] = p;
                 if (r < 0) {
+                        /* the old objects taken so far go with the new list;
+                         * the rest stay, without holes */
+                        size_t kept = 0;
+                        for (size_t j = 0; j < m->n_peers; j++)
+                                if (!taken[j])
+                                        m->peers[kept++] = m->peers[j];
+                        m->n_peers = kept;
                         for (size_t k = 0; k <= i; k++)
                                 peer_free(peers[k]);
                         free(peers);
@@ -797,7 +837,7 @@ static int manager_apply_netmap(Manager *m, Netmap *nm, const char *json, size_t
         /* Whatever is left in the old list is gone from the netmap. */
         for (size_t j = 0; j < m->n_peers; j++) {
                 Peer *p = m->peers[j];
-                if (!p)
+                if (taken[j])
                         continue;
                 log_full_errno_fields(diff.n_removed <= PEER_EVENTS_MAX ? LOG_INFO : LOG_DEBUG, 0,
                                       &((LogFields) { .peer = p->name }), "Peer %s left the netmap.", p->name);
