@@ -325,13 +325,17 @@ int mesh_mount_from_fstab(const MeshContext *c, const char *source, const char *
 
         if (target[0] != '/')
                 return log_warning_errno(-EINVAL, "%s: mount point is not an absolute path, ignoring the entry.", target);
-        if (!value_fits_unit_file(target) || !value_fits_unit_file(source) || !value_fits_unit_file(options))
+        if (!value_fits_unit_file(target) || !value_fits_unit_file(source) || !value_fits_unit_file(fstype) ||
+            !value_fits_unit_file(options))
                 return log_warning_errno(-EINVAL, "%s: newline or trailing backslash in the entry, ignoring it.", target);
         r = canonicalize_where(target, &m.where);
         if (r == -ENOMEM)
                 return log_oom();
         if (r < 0)
                 return log_warning_errno(r, "%s: invalid mount point, ignoring the entry: %m", target);
+        /* "/mnt/x\/y/.." fits, the "/mnt/x\" it stands for does not. */
+        if (!value_fits_unit_file(m.where))
+                return log_warning_errno(-EINVAL, "%s: newline or trailing backslash in the entry, ignoring it.", target);
 
         r = mount_options_get(options, MESHD_OPTION_PREFIX "timeout", &timeout);
         if (r > 0) {
@@ -421,6 +425,12 @@ static int write_systemd_option(const MeshMount *m, SystemdOption o, const char 
         _cleanup_free_ char *unit = NULL;
         bool path = v[0] == '/';
 
+        /* The options as a whole fit (mesh_mount_from_fstab()), but one
+         * value ending in a backslash would continue its own line. */
+        if (!value_fits_unit_file(v)) {
+                log_warning("%s: ignoring %s=%s: ends in a backslash.", m->where, option, v);
+                return 0;
+        }
         if (o == OPTION_MOUNT_TIMEOUT) {
                 fputs("TimeoutSec=", f);
                 fputs_unit_value(v, f);
@@ -545,6 +555,9 @@ static int write_remote_unit(const MeshMount *m, const char *unit, const char *w
         if (!mount_options_has(options, "_netdev") &&
             asprintf(&with_netdev, "_netdev%s%s", *options ? "," : "", options) < 0)
                 return -ENOMEM;
+        /* Stripping drops empty options too: "a=x\," becomes "a=x\". */
+        if (!value_fits_unit_file(with_netdev ?: options))
+                return -EINVAL;
 
         f = open_memstream(&text, &size);
         if (!f)

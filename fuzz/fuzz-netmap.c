@@ -1,0 +1,166 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/* The netmap is what the control server sends every node (docs/protocol.md):
+ * netmap_parse() is the border, and whatever passes it goes straight into
+ * netmap_diff() and the WireGuard backends. The input is one netmap, a
+ * register reply, or a netmap delta, merged into a fixed base map first; a
+ * map that parses is diffed against the base map, against nothing and
+ * against itself, and looked up peer by peer. */
+
+#include <sys/socket.h>
+
+#include "fuzz.h"
+#include "netmap.h"
+
+/* self nas, peers laptop and backup (relayed), a hub: the map a node has
+ * before the new one arrives. Keys are 32 times the same byte. */
+static const char base_json[] =
+        "{\"version\": 12, \"domain\": \"mesh.internal\","
+        " \"ipv4_range\": \"100.64.0.0/10\", \"ipv6_range\": \"fd7a:115c:a1e0::/48\","
+        " \"self\": {\"name\": \"nas\", \"public_key\": \"AwMDAwMDAwMDAwMDAwMDAwMDAwMDAwMDAwMDAwMDAwM=\","
+        "  \"ipv4\": \"100.64.0.3\", \"ipv6\": \"fd7a:115c:a1e0::3\", \"endpoints\": [\"192.0.2.11:41641\"]},"
+        " \"peers\": ["
+        "  {\"name\": \"laptop\", \"public_key\": \"AgICAgICAgICAgICAgICAgICAgICAgICAgICAgICAgI=\","
+        "   \"ipv4\": \"100.64.0.2\", \"ipv6\": \"fd7a:115c:a1e0::2\","
+        "   \"endpoints\": [\"198.51.100.7:41641\", \"192.0.2.10:41641\"], \"relay\": false},"
+        "  {\"name\": \"backup\", \"public_key\": \"BAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQ=\","
+        "   \"ipv4\": \"100.64.0.4\", \"endpoints\": [\"[2001:db8::4]:41641\"], \"relay\": true}],"
+        " \"hub\": {\"public_key\": \"AQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQE=\", \"ipv4\": \"100.64.0.1\","
+        "  \"ipv6\": \"fd7a:115c:a1e0::1\", \"endpoints\": [\"192.0.2.1:41640\"]}}";
+
+static bool points_into(const NetmapNode *p, const Netmap *m) {
+        return m && p >= m->peers && p < m->peers + m->n_peers;
+}
+
+/* What netmap_diff() promises, and that the diff of new against old mirrors
+ * the diff of old against new. */
+static void check_diff(const Netmap *old, const Netmap *new) {
+        NetmapDiff d = {}, back = {};
+
+        fuzz_check(netmap_diff(old, new, &d) == 0);
+        fuzz_check(d.n_added + d.n_changed <= new->n_peers);
+        fuzz_check(d.n_removed <= (old ? old->n_peers : 0));
+        for (size_t i = 0; i < d.n_added; i++) {
+                fuzz_check(points_into(d.added[i], new));
+                fuzz_check(!netmap_find_peer_by_key(old, &d.added[i]->public_key));
+        }
+        for (size_t i = 0; i < d.n_changed; i++) {
+                const NetmapNode *o;
+
+                fuzz_check(points_into(d.changed[i], new));
+                o = netmap_find_peer_by_key(old, &d.changed[i]->public_key);
+                fuzz_check(o && !netmap_node_equal(o, d.changed[i]));
+        }
+        for (size_t i = 0; i < d.n_removed; i++) {
+                fuzz_check(points_into(d.removed[i], old));
+                fuzz_check(!netmap_find_peer_by_key(new, &d.removed[i]->public_key));
+        }
+
+        if (!old) {
+                fuzz_check(d.n_added == new->n_peers && d.self_changed);
+                fuzz_check(d.hub_changed == new->has_hub);
+        } else {
+                fuzz_check(netmap_diff(new, old, &back) == 0);
+                fuzz_check(back.n_added == d.n_removed && back.n_removed == d.n_added);
+                fuzz_check(back.n_changed == d.n_changed);
+                fuzz_check(back.self_changed == d.self_changed && back.hub_changed == d.hub_changed);
+                netmap_diff_done(&back);
+        }
+        if (old == new)
+                fuzz_check(d.n_added == 0 && d.n_removed == 0 && d.n_changed == 0 &&
+                           !d.self_changed && !d.hub_changed);
+        netmap_diff_done(&d);
+}
+
+static void check_lookups(const Netmap *m) {
+        char buf[INET6_ADDRSTRLEN], fqdn[NETMAP_NAME_MAX + 256 + 2];
+
+        fuzz_check(netmap_node_equal(&m->self, &m->self));
+        /* Peers only, never self: not by name, nor by address. */
+        fuzz_check(!netmap_resolve_peer(m, m->self.name));
+        fuzz_check(in_addr_format(AF_INET, &m->self.ipv4, buf, sizeof(buf)));
+        fuzz_check(!netmap_resolve_peer(m, buf));
+
+        for (size_t i = 0; i < m->n_peers; i++) {
+                const NetmapNode *p = &m->peers[i];
+                union sockaddr_union sa;
+
+                fuzz_check(netmap_node_equal(p, p));
+                fuzz_check(netmap_find_peer_by_name(m, p->name) == p);
+                fuzz_check(netmap_find_peer_by_key(m, &p->public_key) == p);
+                fuzz_check(netmap_resolve_peer(m, p->name) == p);
+                snprintf(fqdn, sizeof(fqdn), "%s.%s.", p->name, m->domain);
+                fuzz_check(netmap_resolve_peer(m, fqdn) == p);
+                fuzz_check(in_addr_format(AF_INET, &p->ipv4, buf, sizeof(buf)));
+                fuzz_check(netmap_resolve_peer(m, buf) == p);
+                fuzz_check(in_addr_prefix_contains(AF_INET, &m->ipv4_range, m->ipv4_prefixlen, &p->ipv4));
+                if (p->has_ipv6) {
+                        fuzz_check(in_addr_format(AF_INET6, &p->ipv6, buf, sizeof(buf)));
+                        fuzz_check(netmap_resolve_peer(m, buf) == p);
+                }
+                for (char **e = p->endpoints; e && *e; e++)
+                        fuzz_check(endpoint_parse(*e, &sa) == 0);
+        }
+}
+
+static void check_map(const Netmap *base, const Netmap *m) {
+        check_lookups(m);
+        check_diff(NULL, m);
+        check_diff(m, m);
+        check_diff(base, m);
+}
+
+/* The reply to GET /v1/netmap?delta=1, applied to the map the node has. */
+static void check_delta(const Netmap *base, const uint8_t *data, size_t size) {
+        _cleanup_(netmap_freep) Netmap *m = NULL;
+        _cleanup_free_ char *merged = NULL, *error = NULL;
+        size_t len = 0;
+        int r;
+
+        if (!netmap_json_is_delta((const char *) data, size))
+                return;
+        r = netmap_delta_merge(base_json, strlen(base_json), (const char *) data, size, &merged, &len, &error);
+        fuzz_check(r == 0 || r == -ESTALE || r == -EBADMSG || r == -ENOMEM);
+        fuzz_check(r != -EBADMSG || error);
+        if (r < 0)
+                return;
+        fuzz_check(merged && len == strlen(merged));
+        if (netmap_parse(merged, len, &m, NULL) == 0)
+                check_map(base, m);
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
+        _cleanup_(netmap_freep) Netmap *base = NULL, *m = NULL;
+        _cleanup_free_ char *error = NULL, *query = NULL;
+        RegisterReply reply = {};
+        int r;
+
+        fuzz_quiet_logs();
+        fuzz_check(netmap_parse(base_json, strlen(base_json), &base, NULL) == 0);
+
+        r = netmap_parse((const char *) data, size, &m, &error);
+        if (r < 0) {
+                fuzz_check(r == -EBADMSG || r == -ENOMEM);
+                fuzz_check(r == -ENOMEM || (error && error[0] != '\0'));
+        } else {
+                fuzz_check(!error);
+                check_map(base, m);
+        }
+
+        /* The same bytes as the reply to POST /v1/register, whose netmap
+         * is checked by the same code under the "netmap." prefix. */
+        free(error);
+        error = NULL;
+        if (register_reply_parse((const char *) data, size, &reply, &error) == 0) {
+                fuzz_check(reply.token && reply.token[0] != '\0' && reply.node_id >= 1);
+                check_map(base, reply.netmap);
+                register_reply_done(&reply);
+        } else
+                fuzz_check(!reply.netmap && !reply.token);
+
+        check_delta(base, data, size);
+
+        /* meshctl ping NAME: any string against a real map. */
+        query = fuzz_string(data, size);
+        (void) netmap_resolve_peer(base, query);
+        return 0;
+}
