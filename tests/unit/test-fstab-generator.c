@@ -515,6 +515,59 @@ static void test_bad_lines_skipped(void **state) {
         }
 }
 
+/* Every line of every generated file is a whole line: none ends in a
+ * backslash (which would continue it) and none was split by a newline. */
+static int check_unit_lines(const char *path, const struct stat *st, int flag, struct FTW *ftw) {
+        FILE *file;
+        char line[8192];
+
+        if (flag != FTW_F)
+                return 0;
+        file = fopen(path, "re");
+        assert_non_null(file);
+        while (fgets(line, sizeof(line), file)) {
+                size_t n = strlen(line);
+
+                assert_true(n > 0 && line[n - 1] == '\n');
+                if (n >= 2 && line[n - 2] == '\\')
+                        fail_msg("%s: line continues: %s", path, line);
+                /* a key a newline smuggled in would start a line of its own */
+                assert_null(strstr(line, "Wants=x"));
+        }
+        fclose(file);
+        return 0;
+}
+
+/* Inputs the fuzzer found (fuzz/corpus/fuzz-fstab-options/regression-*). */
+static void test_backslashes_and_newlines(void **state) {
+        Fixture *f = *state;
+
+        generate(f, "nas:/export  /mnt/a  nfs4\\134          defaults  0 0\n"
+                    "nas:/export  /mnt/b  mesh.nfs4\\012Wants=x  defaults  0 0\n"
+                    "nas:/export  /mnt/c  mesh.nfs4  x-systemd.requires-mounts-for=/var\\134,x-systemd.after=a\\134,"
+                    "x-systemd.mount-timeout=1\\134,nofail  0 0\n"
+                    "nas:/export  /mnt/x\\134/y/..  mesh.nfs4  defaults  0 0\n"
+                    "nas:/export  /mnt/d  mesh.nfs4  x-systemd.mount-timeout=1\\134,  0 0\n"
+                    "nas:/export  /mnt/ok  mesh.nfs4  defaults  0 0\n");
+
+        assert_int_equal(nftw(f->early, check_unit_lines, 8, FTW_PHYS), 0);
+        assert_int_equal(nftw(f->normal, check_unit_lines, 8, FTW_PHYS), 0);
+        /* entries whose type or path cannot be written are skipped whole */
+        assert_no_file(f->normal, "mnt-a.mount.d");
+        assert_no_file(f->early, "mnt-b.mount");
+        assert_no_file(f->early, "mnt-d.mount");
+        /* one bad option value is dropped, the entry stays */
+        {
+                _cleanup_free_ char *text = read_text(f->early, "mnt-c.mount");
+                assert_non_null(text);
+                assert_null(strstr(text, "RequiresMountsFor="));
+        }
+        {
+                _cleanup_free_ char *text = read_text(f->early, "mnt-ok.mount");
+                assert_non_null(text);
+        }
+}
+
 static void test_no_fstab(void **state) {
         Fixture *f = *state;
         char missing[PATH_MAX + 16];
@@ -542,6 +595,7 @@ int main(void) {
                 cmocka_unit_test_setup_teardown(test_mesh_type_variants, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_bad_lines_skipped, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_no_fstab, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_backslashes_and_newlines, setup, teardown),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }
