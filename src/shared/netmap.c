@@ -26,6 +26,8 @@ static inline void cjson_deletep(cJSON **j) {
 
 /* Every validation failure ends here: one line naming the field, and the
  * same errno for all so callers need not tell them apart. */
+#define NETMAP_ERROR_MAX 256
+
 _printf_(2, 3) static int fail(char **ret_error, const char *format, ...) {
         if (ret_error) {
                 va_list ap;
@@ -36,6 +38,15 @@ _printf_(2, 3) static int fail(char **ret_error, const char *format, ...) {
                         s = NULL;
                 va_end(ap);
 
+                /* The message quotes what the server sent: keep it one
+                 * line, and short, whatever that was. */
+                if (s) {
+                        for (char *c = s; *c; c++)
+                                if ((unsigned char) *c < 0x20 || *c == 0x7f)
+                                        *c = '?';
+                        if (strlen(s) > NETMAP_ERROR_MAX)
+                                strcpy(s + NETMAP_ERROR_MAX - strlen("..."), "...");
+                }
                 free(*ret_error);
                 *ret_error = s;
         }
@@ -792,18 +803,6 @@ int register_reply_parse(const char *json, size_t len, RegisterReply *ret, char 
         return 0;
 }
 
-_printf_(2, 3)
-static int delta_error(char **ret_error, const char *format, ...) {
-        va_list ap;
-
-        if (ret_error) {
-                va_start(ap, format);
-                if (vasprintf(ret_error, format, ap) < 0)
-                        *ret_error = NULL;
-                va_end(ap);
-        }
-        return -EBADMSG;
-}
 
 static const char *peer_key(const cJSON *peer) {
         const cJSON *k = cJSON_GetObjectItemCaseSensitive(peer, "public_key");
@@ -833,22 +832,22 @@ int netmap_delta_merge(const char *base, size_t base_len, const char *delta, siz
         b = cJSON_ParseWithLength(base, base_len);
         d = cJSON_ParseWithLength(delta, delta_len);
         if (!cJSON_IsObject(d))
-                return delta_error(ret_error, "delta: not a JSON object");
+                return fail(ret_error, "delta: not a JSON object");
         if (!cJSON_IsObject(b))
-                return delta_error(ret_error, "base netmap: not a JSON object");
+                return fail(ret_error, "base netmap: not a JSON object");
 
         from = cJSON_GetObjectItemCaseSensitive(d, "delta_from");
         version = cJSON_GetObjectItemCaseSensitive(b, "version");
         if (!cJSON_IsNumber(from) || !cJSON_IsNumber(version))
-                return delta_error(ret_error, "delta_from: not a version number");
+                return fail(ret_error, "delta_from: not a version number");
         if (from->valuedouble != version->valuedouble)
                 return -ESTALE;
         changed = cJSON_GetObjectItemCaseSensitive(d, "peers_changed");
         removed = cJSON_GetObjectItemCaseSensitive(d, "peers_removed");
         if (!cJSON_IsArray(changed))
-                return delta_error(ret_error, "peers_changed: not an array");
+                return fail(ret_error, "peers_changed: not an array");
         if (!cJSON_IsArray(removed))
-                return delta_error(ret_error, "peers_removed: not an array");
+                return fail(ret_error, "peers_removed: not an array");
         /* the keys whose base entry goes: sorted, so merging stays
          * O(peers × log changes) when many peers changed at once */
         gone = calloc((size_t) cJSON_GetArraySize(changed) + (size_t) cJSON_GetArraySize(removed) + 1,
@@ -857,19 +856,19 @@ int netmap_delta_merge(const char *base, size_t base_len, const char *delta, siz
                 return -ENOMEM;
         cJSON_ArrayForEach(e, changed) {
                 if (!peer_key(e))
-                        return delta_error(ret_error, "peers_changed: an entry without a public_key");
+                        return fail(ret_error, "peers_changed: an entry without a public_key");
                 gone[n_gone++] = peer_key(e);
         }
         cJSON_ArrayForEach(e, removed) {
                 if (!cJSON_IsString(e))
-                        return delta_error(ret_error, "peers_removed: not a list of keys");
+                        return fail(ret_error, "peers_removed: not a list of keys");
                 gone[n_gone++] = e->valuestring;
         }
         qsort(gone, n_gone, sizeof(char *), strcmp_ptr);
         peers = cJSON_DetachItemFromObjectCaseSensitive(b, "peers");
         if (!cJSON_IsArray(peers)) {
                 cJSON_Delete(peers);
-                return delta_error(ret_error, "base netmap: peers not an array");
+                return fail(ret_error, "base netmap: peers not an array");
         }
 
         /* The base's peers that stay, in their order, then the changed ones:

@@ -639,6 +639,31 @@ static void test_hub_rejected(void **state) {
         check_rejected(m_hub_string, "hub: not an object");
 }
 
+/* An error quotes the offending value, but stays one short line. */
+static void test_error_one_line(void **state) {
+        _cleanup_free_ char *long_name = malloc(5000);
+        cJSON *m = make_netmap();
+
+        set(peer(m, 0), "name", cJSON_CreateString("evil\nInjected: yes"));
+        parse_fail(m, "peers[0].name: 'evil?Injected: yes' is not a valid DNS label");
+        cJSON_Delete(m);
+
+        assert_non_null(long_name);
+        memset(long_name, 'x', 4999);
+        long_name[4999] = 0;
+        m = make_netmap();
+        set(peer(m, 0), "name", cJSON_CreateString(long_name));
+        {
+                _cleanup_free_ char *text = cJSON_PrintUnformatted(m), *error = NULL;
+                Netmap *nm = NULL;
+
+                assert_int_equal(netmap_parse(text, strlen(text), &nm, &error), -EBADMSG);
+                assert_int_equal(strlen(error), 256);
+                assert_string_equal(error + 253, "...");
+        }
+        cJSON_Delete(m);
+}
+
 /* delta: version 13 from 12; laptop changed (relay), backup removed, tablet new */
 static cJSON *make_delta(void) {
         cJSON *d = make_netmap(), *changed = cJSON_CreateArray(), *removed = cJSON_CreateArray();
@@ -732,6 +757,7 @@ int main(void) {
                 cmocka_unit_test(test_hub),
                 cmocka_unit_test(test_hub_rejected),
                 cmocka_unit_test(test_delta_merge),
+                cmocka_unit_test(test_error_one_line),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }
