@@ -514,16 +514,21 @@ static int store_check_authkey(Store *s, const char *key, int64_t now, int64_t *
         return 0;
 }
 
-static int store_use_authkey(Store *s, int64_t id) {
+/* One statement whose only parameter ?1 is an id, run to its end. */
+static int store_exec_id(Store *s, const char *sql, int64_t id) {
         _cleanup_(sqlite3_finalizep) sqlite3_stmt *stmt = NULL;
         int r;
 
-        r = store_prepare(s, "UPDATE authkeys SET used = used + 1 WHERE id = ?1", &stmt);
+        r = store_prepare(s, sql, &stmt);
         if (r < 0)
                 return r;
         sqlite3_bind_int64(stmt, 1, id);
         r = store_step(s, stmt);
         return r < 0 ? r : 0;
+}
+
+static int store_use_authkey(Store *s, int64_t id) {
+        return store_exec_id(s, "UPDATE authkeys SET used = used + 1 WHERE id = ?1", id);
 }
 
 static int store_exists(Store *s, const char *sql, const char *text, int64_t number) {
@@ -1025,14 +1030,9 @@ int store_set_endpoints(Store *s, int64_t id, char *const *endpoints) {
 /* Inside a transaction: node id left the netmaps (removed or expired). Its
  * path reports go, and members and version move. */
 static int store_node_left(Store *s, int64_t id) {
-        _cleanup_(sqlite3_finalizep) sqlite3_stmt *paths = NULL;
         int r;
 
-        r = store_prepare(s, "DELETE FROM path_reports WHERE reporter_id = ?1 OR peer_id = ?1", &paths);
-        if (r < 0)
-                return r;
-        sqlite3_bind_int64(paths, 1, id);
-        r = store_step(s, paths);
+        r = store_exec_id(s, "DELETE FROM path_reports WHERE reporter_id = ?1 OR peer_id = ?1", id);
         if (r < 0)
                 return r;
         r = store_bump_members(s);
@@ -1074,7 +1074,7 @@ int store_remove_node(Store *s, const char *name) {
 }
 
 int store_expire_node(Store *s, const char *name) {
-        _cleanup_(sqlite3_finalizep) sqlite3_stmt *stmt = NULL, *update = NULL;
+        _cleanup_(sqlite3_finalizep) sqlite3_stmt *stmt = NULL;
         int r;
 
         r = store_begin(s, true);
@@ -1095,11 +1095,7 @@ int store_expire_node(Store *s, const char *name) {
         if (sqlite3_column_int(stmt, 1))
                 return -EALREADY;
 
-        r = store_prepare(s, "UPDATE nodes SET expired = unixepoch() WHERE id = ?1", &update);
-        if (r < 0)
-                return r;
-        sqlite3_bind_int64(update, 1, sqlite3_column_int64(stmt, 0));
-        r = store_step(s, update);
+        r = store_exec_id(s, "UPDATE nodes SET expired = unixepoch() WHERE id = ?1", sqlite3_column_int64(stmt, 0));
         if (r < 0)
                 return r;
         r = store_node_left(s, sqlite3_column_int64(stmt, 0));
