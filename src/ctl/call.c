@@ -90,6 +90,7 @@ int call_log_error(const Arguments *a, const char *method, const char *error, co
                 { "io.meshd.ProtocolError",      "bad reply from the control server",                EPROTO },
                 { "io.meshd.Timeout",            "timed out",                                        ETIMEDOUT },
                 { "io.meshd.CertificateRefused", "control server refused a certificate",             EPERM },
+                { "io.meshd.TooManyConnections", "meshd refused the connection",                     EUSERS },
         };
         const char *message = reply_string(parameters, "message");
 

@@ -12,6 +12,7 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include "api-limits.h"
 #include "api.h"
 #include "config.h"
 #include "log.h"
@@ -23,7 +24,6 @@
 #define PACKAGE_URL ""
 #endif
 
-#define CONNECTIONS_MAX 256U
 /* Local calls are tiny (the largest is Up with a URL and a key); a client
  * that sends more without waiting for replies is stopped at this point. */
 #define CONNECTION_INPUT_MAX (1024U * 1024U)
@@ -36,6 +36,7 @@
 #define ERROR_INVALID_PARAMETER VARLINK_SERVICE ".InvalidParameter"
 #define ERROR_INTERNAL VARLINK_SERVICE ".InternalError"
 #define ERROR_PERMISSION_DENIED "io.meshd.PermissionDenied"
+#define ERROR_TOO_MANY_CONNECTIONS "io.meshd.TooManyConnections"
 
 static const char varlink_service_description[] =
         "# The standard interface every Varlink service provides.\n"
@@ -75,6 +76,11 @@ struct ApiServer {
 
         ApiConnection *connections;
         unsigned n_connections;
+        /* One line per interval about refused connections, not one each:
+         * the refusals are what a flood looks like. */
+        ApiRateLimit refuse_log;
+        ApiRateLimit drop_log;
+        uint64_t drain_timeout_usec;
 
         /* A handler may free the server; the free waits until the
          * connection code that called the handler has unwound. */
@@ -87,6 +93,7 @@ struct ApiConnection {
         ApiConnection *prev, *next;
         int fd;
         uid_t uid;
+        pid_t pid; /* at connect time, for the log */
         sd_event_source *io;
         /* Runs the connection again after a reply that came from outside
          * its own handler (a timer, another connection's call). */
@@ -99,6 +106,15 @@ struct ApiConnection {
         size_t output_size;  /* bytes queued, from output_offset on */
         size_t output_offset;
         size_t output_allocated;
+        /* Input is held back because the output is over the soft limit;
+         * the connection runs again once the client has read enough. */
+        bool output_blocked;
+        /* Armed while the output is over the soft limit; drops the
+         * connection when it stays there (API_OUTPUT_DRAIN_USEC). */
+        sd_event_source *drain_timer;
+        /* Set where the connection cannot be freed at once (a reply queued
+         * from another connection's handler); its own code then drops it. */
+        const char *drop_reason;
 
         /* The call whose reply is outstanding; input waits behind it, so
          * replies go out in the order of the calls. Holds a reference. */
@@ -184,6 +200,7 @@ static void connection_free(ApiConnection *conn) {
 
         sd_event_source_disable_unref(conn->io);
         sd_event_source_disable_unref(conn->defer);
+        sd_event_source_disable_unref(conn->drain_timer);
         safe_close(conn->fd);
         varlink_buffer_done(&conn->input);
         free(conn->output);
@@ -196,6 +213,10 @@ static void connection_free(ApiConnection *conn) {
 }
 
 static int connection_queue(ApiConnection *conn, const char *data, size_t len) {
+        /* Input is held back above the soft limit, so only one reply can
+         * take the queue past it; one this large no client could read. */
+        if (len > API_OUTPUT_HARD_MAX - conn->output_size)
+                return -ENOBUFS;
         if (conn->output_offset > 0 && conn->output_size == 0)
                 conn->output_offset = 0;
         if (conn->output_offset + conn->output_size + len > conn->output_allocated) {
@@ -249,6 +270,14 @@ static int call_reply_internal(ApiCall *c, cJSON *parameters, const char *error)
                 return log_debug_errno(r, "Failed to format reply to %s: %m", c->method);
 
         r = connection_queue(conn, text, len);
+        if (r == -ENOBUFS) {
+                /* Nobody can get this reply: drop the connection rather than
+                 * leave the client waiting for one that never comes. */
+                c->connection = NULL;
+                conn->drop_reason = "reply too large to queue";
+                (void) sd_event_source_set_enabled(conn->defer, SD_EVENT_ONESHOT);
+                return r;
+        }
         if (r < 0)
                 return r;
 
@@ -455,8 +484,16 @@ static int connection_process(ApiConnection *conn) {
         ApiServer *s = conn->server;
         int r;
 
+        conn->output_blocked = false;
         while (!conn->current && !s->free_requested) {
                 _cleanup_json_ cJSON *msg = NULL;
+
+                /* A client that sends calls without reading the replies
+                 * would otherwise make us queue output without bound. */
+                if (conn->output_size >= API_OUTPUT_SOFT_MAX) {
+                        conn->output_blocked = true;
+                        break;
+                }
 
                 r = varlink_buffer_pop(&conn->input, &msg);
                 if (r < 0)
@@ -467,7 +504,7 @@ static int connection_process(ApiConnection *conn) {
                 if (r < 0)
                         return log_debug_errno(r, "Cannot process API call, closing: %m");
         }
-        if (!conn->current && conn->input.size >= CONNECTION_INPUT_MAX)
+        if (!conn->current && !conn->output_blocked && conn->input.size >= CONNECTION_INPUT_MAX)
                 return log_debug_errno(-EMSGSIZE, "API message too large, closing connection");
         return 0;
 }
@@ -475,13 +512,63 @@ static int connection_process(ApiConnection *conn) {
 static int connection_update_events(ApiConnection *conn) {
         uint32_t events = 0;
 
-        /* Keep reading while a call is outstanding, up to the cap, so a
-         * hang-up is seen; a full close also shows as EPOLLHUP regardless. */
-        if (!conn->read_eof && conn->input.size < CONNECTION_INPUT_MAX)
+        /* Keep reading while a call is outstanding, a little, so a
+         * half-close is seen; a full close also shows as EPOLLHUP
+         * regardless. Nothing while the client does not read its replies. */
+        if (!conn->read_eof && conn->output_size < API_OUTPUT_SOFT_MAX &&
+            conn->input.size < (conn->current ? API_INPUT_PENDING_MAX : CONNECTION_INPUT_MAX))
                 events |= EPOLLIN;
         if (conn->output_size > 0)
                 events |= EPOLLOUT;
         return sd_event_source_set_io_events(conn->io, events);
+}
+
+/* One warning naming the client, then the connection is gone; what was
+ * queued for it is freed with it. */
+static void connection_drop(ApiConnection *conn, const char *reason) {
+        ApiServer *s = conn->server;
+        unsigned suppressed = 0;
+        uint64_t now = 0;
+
+        (void) sd_event_now(s->event, CLOCK_MONOTONIC, &now);
+        if (api_rate_limit_test(&s->drop_log, now, &suppressed))
+                log_warning("Dropping API connection of uid %u pid %u: %s (%zu bytes of replies unread)%s",
+                            (unsigned) conn->uid, (unsigned) conn->pid, reason, conn->output_size,
+                            suppressed > 0 ? "; more were dropped, not logged" : "");
+        connection_free(conn);
+}
+
+static int on_connection_drain_timeout(sd_event_source *es, uint64_t usec, void *userdata) {
+        connection_drop(userdata, "client does not read its replies");
+        return 0;
+}
+
+/* Arms the drain deadline while the output is over the soft limit, and
+ * lets held-back calls run again once it is below. */
+static int connection_update_output(ApiConnection *conn) {
+        int enabled = SD_EVENT_OFF, r;
+
+        if (conn->output_size < API_OUTPUT_SOFT_MAX) {
+                if (conn->output_blocked)
+                        (void) sd_event_source_set_enabled(conn->defer, SD_EVENT_ONESHOT);
+                return conn->drain_timer ? sd_event_source_set_enabled(conn->drain_timer, SD_EVENT_OFF) : 0;
+        }
+
+        if (!conn->drain_timer) {
+                r = sd_event_add_time_relative(conn->server->event, &conn->drain_timer, CLOCK_MONOTONIC,
+                                               conn->server->drain_timeout_usec, 0, on_connection_drain_timeout,
+                                               conn);
+                if (r >= 0)
+                        (void) sd_event_source_set_description(conn->drain_timer, "api-connection-drain");
+                return r;
+        }
+        r = sd_event_source_get_enabled(conn->drain_timer, &enabled);
+        if (r < 0 || enabled != SD_EVENT_OFF)
+                return r;
+        r = sd_event_source_set_time_relative(conn->drain_timer, conn->server->drain_timeout_usec);
+        if (r < 0)
+                return r;
+        return sd_event_source_set_enabled(conn->drain_timer, SD_EVENT_ONESHOT);
 }
 
 static void server_free_now(ApiServer *s);
@@ -491,6 +578,11 @@ static void connection_run(ApiConnection *conn, uint32_t revents) {
         ApiServer *s = conn->server;
         bool hangup = false;
         int r = 0;
+
+        if (conn->drop_reason) {
+                connection_drop(conn, conn->drop_reason);
+                return;
+        }
 
         if (revents & (EPOLLIN | EPOLLHUP | EPOLLERR))
                 r = connection_read(conn);
@@ -530,7 +622,9 @@ static void connection_run(ApiConnection *conn, uint32_t revents) {
                 return;
         }
 
-        r = connection_update_events(conn);
+        r = connection_update_output(conn);
+        if (r >= 0)
+                r = connection_update_events(conn);
         if (r < 0) {
                 log_debug_errno(r, "Failed to update API connection events: %m");
                 connection_free(conn);
@@ -553,6 +647,38 @@ static void server_pause_accept(ApiServer *s) {
                 s->accept_paused = true;
 }
 
+static unsigned server_count_connections(ApiServer *s, uid_t uid) {
+        unsigned n = 0;
+
+        for (ApiConnection *c = s->connections; c; c = c->next)
+                if (c->uid == uid)
+                        n++;
+        return n;
+}
+
+/* Tells the client why before closing, so meshctl can say it, and logs
+ * one line per interval however many are refused. */
+static void server_refuse(ApiServer *s, int fd, const struct ucred *ucred, int reason) {
+        _cleanup_free_ char *text = NULL;
+        unsigned suppressed = 0;
+        uint64_t now = 0;
+        size_t len;
+        cJSON *p;
+
+        p = json_object_with_string("message", api_admission_reason(reason));
+        if (p && varlink_format_reply(p, ERROR_TOO_MANY_CONNECTIONS, &text, &len) >= 0)
+                /* Into an empty socket buffer: never blocks, a short write is moot. */
+                (void) send(fd, text, len, MSG_DONTWAIT | MSG_NOSIGNAL);
+        cJSON_Delete(p);
+
+        (void) sd_event_now(s->event, CLOCK_MONOTONIC, &now);
+        if (api_rate_limit_test(&s->refuse_log, now, &suppressed))
+                log_warning("Refusing API connection of uid %u pid %u: %s (%u open, %u refused since the last "
+                            "message)",
+                            (unsigned) ucred->uid, (unsigned) ucred->pid, api_admission_reason(reason),
+                            s->n_connections, suppressed);
+}
+
 static int on_accept(sd_event_source *es, int fd, uint32_t revents, void *userdata) {
         ApiServer *s = userdata;
         _cleanup_close_ int cfd = -EBADF;
@@ -572,13 +698,14 @@ static int on_accept(sd_event_source *es, int fd, uint32_t revents, void *userda
                 return 0;
         }
 
-        if (s->n_connections >= CONNECTIONS_MAX) {
-                log_debug("Too many API connections, refusing one");
+        if (getsockopt(cfd, SOL_SOCKET, SO_PEERCRED, &ucred, &sl) < 0) {
+                log_debug_errno(errno, "SO_PEERCRED failed, refusing API connection: %m");
                 return 0;
         }
 
-        if (getsockopt(cfd, SOL_SOCKET, SO_PEERCRED, &ucred, &sl) < 0) {
-                log_debug_errno(errno, "SO_PEERCRED failed, refusing API connection: %m");
+        r = api_admission_check(ucred.uid, s->n_connections, server_count_connections(s, ucred.uid));
+        if (r < 0) {
+                server_refuse(s, cfd, &ucred, r);
                 return 0;
         }
 
@@ -590,6 +717,7 @@ static int on_accept(sd_event_source *es, int fd, uint32_t revents, void *userda
         conn->server = s;
         conn->fd = TAKE_FD(cfd);
         conn->uid = ucred.uid;
+        conn->pid = ucred.pid;
         conn->next = s->connections;
         if (s->connections)
                 s->connections->prev = conn;
@@ -698,6 +826,9 @@ int api_server_new(sd_event *event, const char *path, const ApiMethod *methods, 
         s->event = sd_event_ref(event);
         s->methods = methods;
         s->n_methods = n_methods;
+        s->refuse_log = (ApiRateLimit) { .interval_usec = 10 * USEC_PER_SEC, .burst = 1 };
+        s->drop_log = (ApiRateLimit) { .interval_usec = 10 * USEC_PER_SEC, .burst = 10 };
+        s->drain_timeout_usec = API_OUTPUT_DRAIN_USEC;
         s->userdata = userdata;
         s->path = strdup(path);
         s->interface_name = strdup(interface_name);
@@ -716,6 +847,11 @@ int api_server_new(sd_event *event, const char *path, const ApiMethod *methods, 
 
         *ret = TAKE_PTR(s);
         return 0;
+}
+
+void api_server_set_drain_timeout(ApiServer *s, uint64_t usec) {
+        if (s)
+                s->drain_timeout_usec = usec;
 }
 
 static void server_free_now(ApiServer *s) {

@@ -7,6 +7,7 @@
  * io.meshd method handlers themselves live with the Manager. */
 
 #include <stdbool.h>
+#include <stdint.h>
 #include <sys/types.h>
 #include <systemd/sd-event.h>
 
@@ -36,6 +37,9 @@ int api_server_new(sd_event *event, const char *path, const ApiMethod *methods, 
                    ApiServer **ret);
 ApiServer *api_server_free(ApiServer *s);
 DEFINE_TRIVIAL_CLEANUP_FUNC(ApiServer *, api_server_free);
+/* How long a connection's unsent output may stay over the soft limit
+ * (default API_OUTPUT_DRAIN_USEC; tests shorten it). */
+void api_server_set_drain_timeout(ApiServer *s, uint64_t usec);
 
 ApiCall *api_call_ref(ApiCall *c);
 ApiCall *api_call_unref(ApiCall *c);

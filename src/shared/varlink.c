@@ -402,7 +402,7 @@ int varlink_call(const char *socket_path, const char *method, const cJSON *param
         const char *error;
         size_t len;
         uint64_t deadline;
-        int r;
+        int r, k;
 
         if (!socket_path || !method)
                 return -EINVAL;
@@ -427,12 +427,14 @@ int varlink_call(const char *socket_path, const char *method, const cJSON *param
                 return r;
 
         r = send_all(fd, call, len, deadline);
-        if (r < 0)
+        if (r < 0 && r != -EPIPE && r != -ECONNRESET)
                 return r;
 
-        r = receive_message(fd, deadline, &reply);
-        if (r < 0)
-                return r;
+        /* A server that refuses the connection (too many of them) says why
+         * and closes, maybe before our call went out: read its answer. */
+        k = receive_message(fd, deadline, &reply);
+        if (k < 0)
+                return r < 0 ? r : k;
 
         r = varlink_parse_reply(reply, &error, NULL);
         if (r < 0)

@@ -3,6 +3,7 @@
  * the main thread; clients talk raw bytes to it from a second thread. */
 #include <errno.h>
 #include <fcntl.h>
+#include <poll.h>
 #include <pthread.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -22,8 +23,10 @@
 
 #include <cmocka.h>
 
+#include "api-limits.h"
 #include "api.h"
 #include "macro.h"
+#include "time-util.h"
 #include "varlink.h"
 
 #define REPLIES_MAX 32
@@ -40,6 +43,7 @@ typedef struct Test {
         int later_disconnected;
         int oneway_calls;
         uid_t last_uid;
+        int echo_calls; /* read by the client thread: only ever grows */
 } Test;
 
 typedef struct Later {
@@ -71,6 +75,7 @@ static int method_echo(ApiCall *call, const cJSON *parameters, void *userdata) {
         Test *t = userdata;
 
         t->last_uid = api_call_get_peer_uid(call);
+        __atomic_add_fetch(&t->echo_calls, 1, __ATOMIC_RELAXED);
         if (!api_call_is_connected(call))
                 t->oneway_calls++;
         return api_call_reply(call, cJSON_Duplicate(parameters, true));
@@ -136,6 +141,10 @@ struct Client {
         int n_replies;
         bool eof;
         int result; /* of varlink_call() */
+        int seen;   /* calls meshd had run when it stopped taking more */
+        int admitted[4]; /* per step of script_limits */
+        int fds[API_CONNECTIONS_MAX + 8];
+        int n_fds;
         cJSON *call_reply;
         char *call_error;
 };
@@ -600,6 +609,256 @@ static void test_stale_socket(void **state) {
         assert_int_equal(unlink(path), 0);
 }
 
+/* ---- limits */
+
+#define FLOOD_CALLS 2000
+#define FLOOD_PAD 2000
+
+static size_t flood_call(char *buf, size_t size, int i) {
+        char pad[FLOOD_PAD + 1];
+
+        memset(pad, 'x', FLOOD_PAD);
+        pad[FLOOD_PAD] = 0;
+        return (size_t) snprintf(buf, size, "{\"method\":\"io.meshd.Echo\",\"parameters\":{\"n\":%d,\"pad\":\"%s\"}}", i,
+                                 pad) + 1;
+}
+
+/* Counts complete replies and checks they come in call order. */
+static int client_count_replies(Client *c, int want) {
+        int n = 0;
+
+        while (n < want) {
+                char *nul = memchr(c->buf, 0, c->n);
+                ssize_t k;
+
+                if (nul) {
+                        size_t l = (size_t) (nul - c->buf) + 1;
+                        cJSON *j = cJSON_Parse(c->buf);
+                        const cJSON *v = cJSON_GetObjectItem(cJSON_GetObjectItem(j, "parameters"), "n");
+
+                        if (!cJSON_IsNumber(v) || v->valueint != n) {
+                                cJSON_Delete(j);
+                                return -1;
+                        }
+                        cJSON_Delete(j);
+                        n++;
+                        memmove(c->buf, c->buf + l, c->n - l);
+                        c->n -= l;
+                        continue;
+                }
+                k = recv(c->fd, c->buf + c->n, sizeof(c->buf) - c->n, 0);
+                if (k <= 0)
+                        break;
+                c->n += (size_t) k;
+        }
+        return n;
+}
+
+static void script_never_reads(Client *c) {
+        char buf[FLOOD_PAD + 128];
+        int sent = 0;
+
+        client_connect(c);
+        assert_true(c->fd >= 0);
+        /* Pipeline calls without reading, until meshd stops taking them. */
+        for (uint64_t until = clock_usec(CLOCK_MONOTONIC) + USEC_PER_SEC; sent < FLOOD_CALLS;) {
+                size_t l = flood_call(buf, sizeof(buf), sent);
+                ssize_t k = send(c->fd, buf, l, MSG_DONTWAIT | MSG_NOSIGNAL);
+
+                if (k < 0 && errno == EAGAIN) {
+                        if (clock_usec(CLOCK_MONOTONIC) > until)
+                                break;
+                        usleep(10000);
+                        continue;
+                }
+                assert_int_equal(k, (ssize_t) l); /* a unix socket takes a small message whole */
+                sent++;
+        }
+        usleep(200000);
+        c->seen = __atomic_load_n(&c->test->echo_calls, __ATOMIC_RELAXED);
+        c->result = sent;
+
+        /* Once the client reads, the held-back calls run, in order. */
+        c->n_replies = client_count_replies(c, sent);
+}
+
+static void test_output_cap(void **state) {
+        Test *t = *state;
+        Client c;
+
+        run_client(t, &c, script_never_reads);
+        /* Held back: meshd stopped taking calls with at most the soft limit
+         * queued, plus what the kernel buffers, plus one reply. */
+        assert_true(c.result < FLOOD_CALLS);
+        assert_true(c.seen < c.result);
+        assert_true((size_t) c.seen * (FLOOD_PAD + 40) < API_OUTPUT_SOFT_MAX + 1024 * 1024);
+        assert_int_equal(c.n_replies, c.result);
+        assert_int_equal(t->echo_calls, c.result);
+        print_message("meshd ran %d of %d pipelined calls while the client did not read\n", c.seen, c.result);
+        c.n_replies = 0;
+        client_free(&c);
+}
+
+static void script_never_reads_at_all(Client *c) {
+        char buf[FLOOD_PAD + 128];
+        int sent = 0;
+
+        client_connect(c);
+        for (uint64_t until = clock_usec(CLOCK_MONOTONIC) + USEC_PER_SEC; sent < FLOOD_CALLS;) {
+                size_t l = flood_call(buf, sizeof(buf), sent);
+                ssize_t k = send(c->fd, buf, l, MSG_DONTWAIT | MSG_NOSIGNAL);
+
+                if (k < 0 && errno == EAGAIN) {
+                        if (clock_usec(CLOCK_MONOTONIC) > until)
+                                break;
+                        usleep(10000);
+                        continue;
+                }
+                if (k < 0)
+                        break;
+                sent++;
+        }
+        /* Then wait, still not reading: meshd must hang up on us. Not
+         * POLLIN: the replies it sent before sit unread in our buffer. */
+        struct pollfd p = { .fd = c->fd, .events = POLLRDHUP };
+        if (poll(&p, 1, 5000) == 1 && (p.revents & (POLLHUP | POLLRDHUP)))
+                c->eof = true;
+        c->result = sent;
+}
+
+static void test_output_drain_timeout(void **state) {
+        Test *t = *state;
+        Client c;
+
+        api_server_set_drain_timeout(t->server, 300 * USEC_PER_MSEC);
+        run_client(t, &c, script_never_reads_at_all);
+        assert_true(c.result > 0);
+        assert_true(c.eof);
+        client_free(&c);
+}
+
+/* Connects as uid and makes one Echo call. Returns 1 when admitted (the
+ * connection stays open), 0 when refused (*ret_message: meshd's reason),
+ * -1 on trouble. */
+static int client_try(Client *c, uid_t uid, char **ret_message) {
+        Client one = { .test = c->test, .fd = -EBADF };
+        cJSON *j;
+        const char *e;
+        int r;
+
+        if (uid != 0 && syscall(SYS_setresuid, -1, uid, -1) < 0)
+                return -1;
+        client_connect(&one);
+        if (uid != 0)
+                (void) syscall(SYS_setresuid, -1, 0, -1);
+        if (one.fd < 0)
+                return -1;
+        client_send_messages(&one, "{\"method\":\"io.meshd.Echo\"}", NULL);
+        client_receive(&one, 1);
+        if (one.n_replies != 1) {
+                safe_close(one.fd);
+                client_free(&one);
+                return -1;
+        }
+        j = cJSON_Parse(one.replies[0]);
+        e = cJSON_GetStringValue(cJSON_GetObjectItem(j, "error"));
+        if (!e) {
+                c->fds[c->n_fds++] = one.fd;
+                r = 1;
+        } else {
+                if (streq(e, "io.meshd.TooManyConnections"))
+                        *ret_message = strdup(param_string(j, "message"));
+                client_expect_close(&one);
+                r = one.eof && *ret_message ? 0 : -1;
+                safe_close(one.fd);
+        }
+        cJSON_Delete(j);
+        client_free(&one);
+        return r;
+}
+
+/* Fills the slots step by step; each step ends with one refusal, whose
+ * reason goes to c->replies[step]. */
+static void script_limits(Client *c) {
+        static const struct {
+                uid_t uid;
+                int users; /* consecutive uids from uid on, each filled to its limit */
+        } steps[] = {
+                { NOBODY_UID, 1 },          /* one user: 32, then "from this user" */
+                { NOBODY_UID - 1, 7 },      /* up to 240, then "reserved for root" */
+                { 0, 1 },                   /* root: the last 16, then "too many" */
+        };
+
+        if (geteuid() != 0)
+                return;
+        for (size_t i = 0; i < ELEMENTSOF(steps); i++)
+                for (int u = 0; u < steps[i].users; u++)
+                        for (;;) {
+                                char *message = NULL;
+                                int r = client_try(c, steps[i].uid - (uid_t) u, &message);
+
+                                if (r == 1) {
+                                        c->admitted[i]++;
+                                        continue;
+                                }
+                                if (r == 0 && u == steps[i].users - 1)
+                                        c->replies[c->n_replies++] = message;
+                                else
+                                        free(message);
+                                break;
+                        }
+
+        /* meshctl's client reports the refusal, even when meshd closed
+         * before the call went out. */
+        c->result = varlink_call(c->test->path, "org.varlink.service.GetInfo", NULL, 5 * USEC_PER_SEC,
+                                 &c->call_reply, &c->call_error);
+
+        /* Every slot comes back when the clients go. */
+        while (c->n_fds > 0)
+                safe_close(c->fds[--c->n_fds]);
+        for (int i = 0; i < 100; i++) {
+                char *message = NULL;
+                int r = client_try(c, NOBODY_UID, &message);
+
+                free(message);
+                if (r == 1) {
+                        c->admitted[3]++;
+                        break;
+                }
+                usleep(20000); /* the server has not seen all the hang-ups yet */
+        }
+        while (c->n_fds > 0)
+                safe_close(c->fds[--c->n_fds]);
+}
+
+static void test_connection_limits(void **state) {
+        Test *t = *state;
+        Client c;
+
+        assert_int_equal(chmod(t->path, 0666), 0);
+        run_client(t, &c, script_limits);
+        if (geteuid() != 0) {
+                print_message("not root: cannot connect as other users, limits not tested\n");
+                return;
+        }
+        /* one non-root user gets its share and no more */
+        assert_int_equal(c.admitted[0], (int) API_CONNECTIONS_PER_USER_MAX);
+        /* six more users with their full share, and a seventh with what is
+         * left before the slots kept for root */
+        assert_int_equal(c.admitted[1], (int) (API_CONNECTIONS_MAX - API_CONNECTIONS_ROOT_RESERVED -
+                                               API_CONNECTIONS_PER_USER_MAX));
+        /* root still gets in, into the reserved slots */
+        assert_int_equal(c.admitted[2], (int) API_CONNECTIONS_ROOT_RESERVED);
+        assert_int_equal(c.n_replies, 3);
+        assert_string_equal(c.replies[0], "too many connections from this user");
+        assert_string_equal(c.replies[1], "the remaining connection slots are reserved for root");
+        assert_string_equal(c.replies[2], "too many connections");
+        assert_int_equal(c.result, 1);
+        assert_string_equal(c.call_error, "io.meshd.TooManyConnections");
+        assert_int_equal(c.admitted[3], 1);
+        client_free(&c);
+}
+
 int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test_setup_teardown(test_socket_mode, setup, teardown),
@@ -611,6 +870,9 @@ int main(void) {
                 cmocka_unit_test_setup_teardown(test_root_only, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_varlink_call, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_stale_socket, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_output_cap, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_output_drain_timeout, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_connection_limits, setup, teardown),
         };
 
         return cmocka_run_group_tests(tests, NULL, NULL);
