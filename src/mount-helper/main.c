@@ -36,9 +36,42 @@ static void help(void) {
                "mount -t TYPE. Options from the fstab entry for DIR:\n"
                "  x-meshd.peer=NAME      the peer (default: the host in SPEC)\n"
                "  x-meshd.timeout=SEC    how long to wait for it (default 30)\n"
+               "SPEC and DIR come first, as mount(8) passes them, and must not start with '-'.\n"
                "Environment: MESHD_SOCKET (default " MESHD_SOCKET_DEFAULT ").\n"
                "See mount.mesh(8).\n",
                program_invocation_short_name);
+}
+
+/* mount(8) calls helpers as "helper SPEC DIR [options]" and puts no "--"
+ * before them, so SPEC and DIR are taken from where it puts them, never
+ * looked at as options ("-oexec,suid@nas:/e" stays a SPEC, and is then
+ * refused below). Called by hand, "mount.mesh -- SPEC DIR ..." works too. */
+static int take_spec_and_dir(int *argc, char **argv[], Args *args) {
+        int skip = *argc > 1 && streq((*argv)[1], "--") ? 1 : 0;
+
+        if (*argc - skip < 3 || (skip == 0 && (streq((*argv)[1], "-h") || streq((*argv)[1], "--help") ||
+                                               streq((*argv)[1], "--version"))))
+                return 0;
+        args->spec = (*argv)[1 + skip];
+        args->dir = (*argv)[2 + skip];
+        /* The options after them: argv[0] stays first for getopt's messages. */
+        (*argv)[2 + skip] = (*argv)[0];
+        *argv += 2 + skip;
+        *argc -= 2 + skip;
+        return 1;
+}
+
+static int check_spec_and_dir(const Args *args) {
+        /* mount(8) would read them as options however they reach it. */
+        if (args->spec[0] == '-') {
+                log_error("%s: SPEC must not start with '-'", args->spec);
+                return -EINVAL;
+        }
+        if (args->dir[0] == '-') {
+                log_error("%s: DIR must not start with '-'", args->dir);
+                return -EINVAL;
+        }
+        return 0;
 }
 
 static int parse_argv(int argc, char *argv[], Args *args) {
@@ -48,8 +81,9 @@ static int parse_argv(int argc, char *argv[], Args *args) {
                 { "version", no_argument, NULL, ARG_VERSION },
                 {},
         };
-        int c;
+        int c, positional;
 
+        positional = take_spec_and_dir(&argc, &argv, args);
         while ((c = getopt_long(argc, argv, "sfnvrwo:t:N:h", options, NULL)) >= 0)
                 switch (c) {
                 case 's': args->sloppy = true; break;
@@ -68,13 +102,15 @@ static int parse_argv(int argc, char *argv[], Args *args) {
                 default: return -EINVAL;
                 }
 
-        if (argc - optind != 2) {
-                log_error("Expected SPEC and DIR; see %s --help.", program_invocation_short_name);
+        if (argc - optind != (positional ? 0 : 2)) {
+                log_error("Expected SPEC and DIR, then options; see %s --help.", program_invocation_short_name);
                 return -EINVAL;
         }
-        args->spec = argv[optind];
-        args->dir = argv[optind + 1];
-        return 1;
+        if (!positional) {
+                args->spec = argv[optind];
+                args->dir = argv[optind + 1];
+        }
+        return check_spec_and_dir(args) < 0 ? -EINVAL : 1;
 }
 
 /* mount(8) does not hand x-* options to helpers (verified with util-linux
@@ -239,7 +275,9 @@ static int run(int argc, char *argv[]) {
         if (r == -ENOMEM)
                 return log_oom(), EXIT_MOUNT_FAILURE;
         if (r < 0) {
-                log_error("cannot tell the file system type: call as mount.mesh.TYPE or with -t mesh.TYPE");
+                log_error("%s: not a file system type mount.mesh takes: call as mount.mesh.TYPE or with "
+                          "-t mesh.TYPE, TYPE one name of [a-z0-9_.]",
+                          args.type ?: program_invocation_short_name);
                 return EXIT_MOUNT_USAGE;
         }
 
@@ -299,6 +337,8 @@ static int run(int argc, char *argv[]) {
                 exec_argv[n++] = "-o";
                 exec_argv[n++] = options;
         }
+        /* Whatever the peer's address or DIR look like, they are operands. */
+        exec_argv[n++] = "--";
         exec_argv[n++] = spec;
         exec_argv[n++] = args.dir;
         exec_argv[n] = NULL;

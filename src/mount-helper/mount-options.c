@@ -224,6 +224,21 @@ int mount_timeout_parse(const char *s, uint64_t *ret_usec) {
         return -EINVAL;
 }
 
+/* One file system type as mount(8) and the kernel name them ("nfs4",
+ * "fuse.sshfs", "ext4"): lower-case letters, digits, '_' and '.', starting
+ * with a letter or digit. Nothing that mount(8) could read as more than a
+ * type: no ',' (a list of types), no '-', no '/', no blank. */
+bool mount_type_is_valid(const char *t) {
+        size_t n = 0;
+
+        if (!t || !((*t >= 'a' && *t <= 'z') || (*t >= '0' && *t <= '9')))
+                return false;
+        for (; *t; t++, n++)
+                if (!((*t >= 'a' && *t <= 'z') || (*t >= '0' && *t <= '9') || *t == '_' || *t == '.'))
+                        return false;
+        return n <= MOUNT_TYPE_MAX;
+}
+
 int mount_real_type(const char *argv0, const char *type, char **ret) {
         const char *t = NULL, *base;
         char *n;
@@ -232,16 +247,17 @@ int mount_real_type(const char *argv0, const char *type, char **ret) {
                 return -EINVAL;
 
         if (type && *type) {
-                t = type;
-                if (strncmp(t, "mesh.", 5) == 0)
-                        t += 5;
+                /* mount(8) hands plain mount.mesh the whole type: mesh.TYPE. */
+                if (strncmp(type, "mesh.", 5) != 0)
+                        return -EINVAL;
+                t = type + 5;
         } else if (argv0) {
                 base = strrchr(argv0, '/');
                 base = base ? base + 1 : argv0;
                 if (strncmp(base, "mount.mesh.", 11) == 0)
                         t = base + 11;
         }
-        if (!t || !*t || streq(t, "mesh") || strncmp(t, "mesh.", 5) == 0 || strchr(t, '/'))
+        if (!mount_type_is_valid(t) || streq(t, "mesh") || strncmp(t, "mesh.", 5) == 0)
                 return -EINVAL;
         n = strdup(t);
         if (!n)

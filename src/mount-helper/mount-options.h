@@ -37,8 +37,17 @@ int mount_options_strip_meshd(const char *options, bool drop_defaults, char **re
  * anything else, -ERANGE above a day. */
 int mount_timeout_parse(const char *s, uint64_t *ret_usec);
 
+/* Longest file system type mount.mesh takes (the kernel's are far shorter). */
+#define MOUNT_TYPE_MAX 64
+
+/* Whether t is one file system type name: [a-z0-9][a-z0-9_.]*, at most
+ * MOUNT_TYPE_MAX characters. */
+bool mount_type_is_valid(const char *t);
+
 /* The file system to mount for real: "mesh.nfs4" → "nfs4". type comes from
  * -t (mount(8) passes it when it fell back to plain mount.mesh) and wins
  * over the program name ("/sbin/mount.mesh.cifs" → "cifs"). -EINVAL when
- * neither names one, or the result is mesh.* again (no recursion). */
+ * neither names one, when -t is not "mesh." and one valid type name
+ * (mount_type_is_valid(): "mesh.nfs4,bind" is refused), or when the result
+ * is mesh.* again (no recursion). */
 int mount_real_type(const char *argv0, const char *type, char **ret);

@@ -158,6 +158,48 @@ static void test_real_type(void **state) {
         check_type("/sbin/mount.mesh", "mesh", -EINVAL, NULL);
         check_type("/sbin/mount.mesh", "mesh.mesh.nfs", -EINVAL, NULL);
         check_type("/sbin/mount.mesh.mesh.nfs", NULL, -EINVAL, NULL);
+        check_type("/sbin/mount.mesh", "mesh.fuse.sshfs", 0, "fuse.sshfs");
+        check_type("/sbin/mount.mesh", "mesh.9p", 0, "9p");
+
+        /* Attacks: anything mount(8) could read as more than one type. */
+        check_type("/sbin/mount.mesh", "mesh.nfs4,bind", -EINVAL, NULL);
+        check_type("/sbin/mount.mesh", "mesh.nfs4 -o exec", -EINVAL, NULL);
+        check_type("/sbin/mount.mesh", "mesh.-obind", -EINVAL, NULL);
+        check_type("/sbin/mount.mesh", "mesh.nonfs4", 0, "nonfs4");
+        check_type("/sbin/mount.mesh", "mesh.NFS4", -EINVAL, NULL);
+        check_type("/sbin/mount.mesh", "mesh.nfs/../x", -EINVAL, NULL);
+        check_type("/sbin/mount.mesh", "mesh.", -EINVAL, NULL);
+        check_type("/sbin/mount.mesh", "mesh..nfs", -EINVAL, NULL);
+        check_type("/sbin/mount.mesh", "mesh._nfs", -EINVAL, NULL);
+        check_type("/sbin/mount.mesh", "nfs4", -EINVAL, NULL); /* -t is always mesh.TYPE */
+        check_type("/sbin/mount.mesh", "mesh.nfs4\n", -EINVAL, NULL);
+        check_type("/sbin/mount.mesh.nfs4,bind", NULL, -EINVAL, NULL);
+        check_type("/sbin/mount.mesh.nfs4", "mesh.cifs,nfs", -EINVAL, NULL); /* no fallback to argv[0] */
+}
+
+static void test_type_is_valid(void **state) {
+        char longest[MOUNT_TYPE_MAX + 2];
+
+        assert_true(mount_type_is_valid("nfs4"));
+        assert_true(mount_type_is_valid("fuse.sshfs"));
+        assert_true(mount_type_is_valid("ext4"));
+        assert_true(mount_type_is_valid("9p"));
+        assert_true(mount_type_is_valid("nfs_v4"));
+        assert_false(mount_type_is_valid(NULL));
+        assert_false(mount_type_is_valid(""));
+        assert_false(mount_type_is_valid("nfs,bind"));
+        assert_false(mount_type_is_valid("nfs4 "));
+        assert_false(mount_type_is_valid("-t"));
+        assert_false(mount_type_is_valid(".nfs"));
+        assert_false(mount_type_is_valid("nfs=4"));
+        assert_false(mount_type_is_valid("n\xc3\xa9"));
+
+        memset(longest, 'a', MOUNT_TYPE_MAX);
+        longest[MOUNT_TYPE_MAX] = 0;
+        assert_true(mount_type_is_valid(longest));
+        longest[MOUNT_TYPE_MAX] = 'a';
+        longest[MOUNT_TYPE_MAX + 1] = 0;
+        assert_false(mount_type_is_valid(longest));
 }
 
 #define PEERS_REPLY                                                                                       \
@@ -216,6 +258,7 @@ int main(void) {
                 cmocka_unit_test(test_options_strip),
                 cmocka_unit_test(test_timeout),
                 cmocka_unit_test(test_real_type),
+                cmocka_unit_test(test_type_is_valid),
                 cmocka_unit_test(test_peer_find),
                 cmocka_unit_test(test_unreachable_reason),
         };
