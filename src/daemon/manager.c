@@ -368,6 +368,9 @@ static int manager_write_hosts(Manager *m) {
         if (!m->netmap)
                 goto write;
         domain = m->netmap->domain;
+        /* Lets nss-mesh answer "not found" for every other name from the
+         * header alone; older readers skip it as a comment. */
+        fprintf(f, "# domain: %s\n", domain);
 #define HOSTS_LINE(family, addr, name) \
         fprintf(f, "%s\t%s %s.%s\n", in_addr_format(family, addr, a, sizeof(a)), name, name, domain)
         HOSTS_LINE(AF_INET, &m->netmap->self.ipv4, m->netmap->self.name);

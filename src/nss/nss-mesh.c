@@ -8,7 +8,12 @@
  * descriptor left open, errno as the caller had it. The table is read afresh
  * on every call: meshd replaces it atomically (rename), so every call sees
  * one whole version, and a node removed from the mesh stops resolving at
- * once. Anything odd in the file is skipped line by line, never trusted. */
+ * once. Anything odd in the file is skipped line by line, never trusted.
+ *
+ * Most lookups in a process are not for the mesh, so a name that cannot be
+ * a mesh name (not one label, not LABEL.DOMAIN with the domain the table's
+ * header names, or a reserved name) is answered "not found" from the name
+ * and the header alone; a mesh name stops reading at the node's lines. */
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -32,6 +37,11 @@
 #define NAME_SIZE 254    /* 253 + NUL: the longest DNS name in text form */
 #define NAMES_MAX 8      /* per line; more are ignored */
 #define ADDRESSES_MAX 16 /* per answer; meshd writes one per family */
+/* A table this large is not meshd's (about 100 bytes a node): refuse it
+ * rather than make every lookup of a mesh name read it. */
+#define TABLE_SIZE_MAX (64U * 1024U * 1024U)
+/* The header line meshd writes with the mesh's domain (manager.c). */
+#define DOMAIN_HEADER "# domain: "
 
 /* Like systemd's PROTECT_ERRNO: our callers see errno as they left it;
  * *errnop is how NSS modules report errors. */
@@ -88,6 +98,14 @@ static bool name_equal(const char *a, const char *b) {
         return *a == *b;
 }
 
+/* name_equal() on the first n characters; b has at least n. */
+static bool name_prefix_equal(const char *a, const char *b, size_t n) {
+        for (size_t i = 0; i < n; i++)
+                if (ascii_tolower(a[i]) != ascii_tolower(b[i]))
+                        return false;
+        return true;
+}
+
 static bool name_is_valid(const char *s) {
         size_t n = strlen(s);
 
@@ -116,16 +134,58 @@ static bool name_normalize(const char *name, char buf[static NAME_SIZE]) {
         return name_is_valid(buf);
 }
 
-/* Reads one line into buf without its newline. Returns 1 for a line to
- * parse, 0 for one to skip (too long, holds a NUL byte, or is a last line
- * without newline, i.e. a truncated file), -1 at the end, -errno on a
- * read error. */
-static int read_line(FILE *f, char buf[static LINE_SIZE]) {
+/* Names no mesh node may answer, whatever the table says: the local host
+ * (RFC 6761), and the names programs look up to find a proxy or tunnel
+ * (WPAD, ISATAP), in any domain: a node named so would be asked first. */
+static bool name_is_reserved(const char *name) {
+        static const char *const first_labels[] = { "localhost", "wpad", "isatap" };
+        size_t n = strlen(name), l = strcspn(name, ".");
+
+        if (name_equal(name, "localhost.localdomain"))
+                return true;
+        if (n >= strlen(".localhost") && name_equal(name + n - strlen(".localhost"), ".localhost"))
+                return true;
+        for (size_t i = 0; i < sizeof(first_labels) / sizeof(first_labels[0]); i++)
+                if (l == strlen(first_labels[i]) && name_prefix_equal(name, first_labels[i], l))
+                        return true;
+        return false;
+}
+
+/* Whether name can be a mesh name: one label, or LABEL.DOMAIN once the
+ * domain is known (an old table without the header: any name). */
+static bool name_in_scope(const char *name, const char *domain) {
+        const char *dot = strchr(name, '.');
+
+        if (name_is_reserved(name))
+                return false;
+        if (!dot || !*domain)
+                return true;
+        return name_equal(dot + 1, domain);
+}
+
+/* "# domain: mesh.internal" in the header → domain; other comments are
+ * left alone. */
+static void header_parse_domain(const char *line, char domain[static NAME_SIZE]) {
+        if (strncmp(line, DOMAIN_HEADER, strlen(DOMAIN_HEADER)) != 0)
+                return;
+        if (!name_normalize(line + strlen(DOMAIN_HEADER), domain))
+                domain[0] = 0;
+}
+
+/* Reads one line into buf without its newline, taking from *budget the
+ * bytes it reads. Returns 1 for a line to parse, 0 for one to skip (too
+ * long, holds a NUL byte, or is a last line without newline, i.e. a
+ * truncated file), -1 at the end, -EFBIG past the budget, -errno on a read
+ * error. */
+static int read_line(FILE *f, char buf[static LINE_SIZE], size_t *budget) {
         size_t n = 0;
         bool skip = false;
         int c;
 
         while ((c = getc_unlocked(f)) != EOF) {
+                if (*budget == 0)
+                        return -EFBIG;
+                (*budget)--;
                 if (c == '\n') {
                         buf[n] = 0;
                         return skip ? 0 : 1;
@@ -173,6 +233,17 @@ static bool line_parse_address(HostsLine *l) {
         return true;
 }
 
+/* Drops the names that are not the mesh's (see name_in_scope()): a table
+ * that lists them anyway does not make them resolve. */
+static void line_filter_names(HostsLine *l, const char *domain) {
+        size_t k = 0;
+
+        for (size_t i = 0; i < l->n_names; i++)
+                if (name_in_scope(l->names[i], domain))
+                        l->names[k++] = l->names[i];
+        l->n_names = k;
+}
+
 static bool line_has_name(const HostsLine *l, const char *name) {
         for (size_t i = 0; i < l->n_names; i++)
                 if (name_equal(l->names[i], name))
@@ -215,16 +286,10 @@ static const char *hosts_file_path(void) {
         return p && *p ? p : NSS_MESH_HOSTS_FILE;
 }
 
-/* Scans the table for q. Returns 1 when q has an answer, 0 when not,
- * -ENOENT when there is no table (meshd not running), other -errno on
- * errors. */
-static int hosts_lookup(const HostsQuery *q, HostsAnswer *ret) {
-        char line[LINE_SIZE];
+static int hosts_open(FILE **ret, bool *ret_oversized) {
         struct stat st;
         FILE *f;
         int fd, r;
-
-        *ret = (HostsAnswer) {};
 
         /* O_NONBLOCK: a FIFO put in its place must not hang the caller. */
         fd = open(hosts_file_path(), O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
@@ -241,32 +306,89 @@ static int hosts_lookup(const HostsQuery *q, HostsAnswer *ret) {
                 close(fd);
                 return r;
         }
+        *ret = f;
+        *ret_oversized = st.st_size > (off_t) TABLE_SIZE_MAX;
+        return 0;
+}
 
-        while ((r = read_line(f, line)) >= 0) {
+/* One table line against q. Returns 1 when the scan is over (the address
+ * found, or the lines of the name's node have ended: meshd writes a node's
+ * lines together), 0 to go on. */
+static int hosts_match_line(const HostsQuery *q, const char *domain, HostsLine *l, HostsAnswer *ret) {
+        if (q->address) {
+                if (line_parse_address(l) && l->address.family == q->address->family &&
+                    memcmp(l->address.bytes, q->address->bytes, family_address_size(q->address->family)) == 0) {
+                        /* Only the mesh's names; none left: not an answer. */
+                        line_filter_names(l, domain);
+                        if (l->n_names == 0)
+                                return 0;
+                        answer_set_names(ret, l);
+                        answer_add_address(ret, &l->address);
+                        return 1;
+                }
+                return 0;
+        }
+
+        if (!line_has_name(l, q->name))
+                return ret->name_known;
+        if (!line_parse_address(l))
+                return 0;
+        if (!ret->name_known) {
+                /* q->name is in scope, so at least it is left. */
+                line_filter_names(l, domain);
+                answer_set_names(ret, l);
+                ret->name_known = true;
+        }
+        if (q->family == AF_UNSPEC || q->family == l->address.family)
+                answer_add_address(ret, &l->address);
+        return 0;
+}
+
+/* Scans the table for q. Returns 1 when q has an answer, 0 when not,
+ * -ENOENT when there is no table (meshd not running), -EFBIG when it is
+ * larger than TABLE_SIZE_MAX, other -errno on errors. */
+static int hosts_lookup(const HostsQuery *q, HostsAnswer *ret) {
+        char line[LINE_SIZE], domain[NAME_SIZE] = "";
+        size_t budget = TABLE_SIZE_MAX;
+        bool header = true, oversized = false;
+        FILE *f = NULL;
+        int r;
+
+        *ret = (HostsAnswer) {};
+
+        /* Not even the header is needed for these. */
+        if (q->name && name_is_reserved(q->name))
+                return 0;
+
+        r = hosts_open(&f, &oversized);
+        if (r < 0)
+                return r;
+
+        while ((r = read_line(f, line, &budget)) >= 0) {
                 HostsLine l;
 
-                if (r == 0 || !parse_line(line, &l))
+                if (r == 0)
                         continue;
-
-                if (q->address) {
-                        if (line_parse_address(&l) && l.address.family == q->address->family &&
-                            memcmp(l.address.bytes, q->address->bytes,
-                                   family_address_size(q->address->family)) == 0) {
-                                answer_set_names(ret, &l);
-                                answer_add_address(ret, &l.address);
+                if (header) {
+                        if (line[0] == '#') {
+                                header_parse_domain(line, domain);
+                                continue;
+                        }
+                        /* The header told what can be a mesh name. */
+                        header = false;
+                        if (q->name && !name_in_scope(q->name, domain)) {
+                                r = -1;
                                 break;
                         }
-                        continue;
+                        if (oversized) {
+                                r = -EFBIG;
+                                break;
+                        }
                 }
-
-                if (!line_has_name(&l, q->name) || !line_parse_address(&l))
+                if (!parse_line(line, &l))
                         continue;
-                if (!ret->name_known) {
-                        answer_set_names(ret, &l);
-                        ret->name_known = true;
-                }
-                if (q->family == AF_UNSPEC || q->family == l.address.family)
-                        answer_add_address(ret, &l.address);
+                if (hosts_match_line(q, domain, &l, ret) > 0)
+                        break;
         }
         fclose(f);
         if (r < -1)

@@ -633,6 +633,136 @@ static void test_threads(void **state) {
         assert_int_equal(atomic_load(&thread_failures), 0);
 }
 
+/* ---- what is a mesh name ----------------------------------------------------------------------- */
+
+#define HEADER                                                                   \
+        "# Mesh names, written by meshd; read by nss-mesh(8). Do not edit.\n" \
+        "# domain: mesh.internal\n"
+
+static enum nss_status lookup4(const char *name, int *ret_errno) {
+        struct gaih_addrtuple *pat = NULL;
+        char buffer[1024];
+        int e = 0, h = 0;
+        enum nss_status st = _nss_mesh_gethostbyname4_r(name, &pat, buffer, sizeof(buffer), &e, &h, NULL);
+
+        if (ret_errno)
+                *ret_errno = e;
+        return st;
+}
+
+static void test_only_mesh_names(void **state) {
+        static const char *const foreign[] = {
+                /* in the table, but not the mesh's: a control server or a
+                 * damaged table cannot make them resolve */
+                "example.com", "google.com", "www.example.org", "nas.example.org", "x.nas.mesh.internal",
+                /* reserved, whatever the table says */
+                "localhost", "LocalHost", "localhost.localdomain", "foo.localhost", "wpad", "WPAD",
+                "isatap", "wpad.mesh.internal", "isatap.mesh.internal", "localhost.mesh.internal",
+        };
+        struct hostent he;
+        unsigned char a4[4];
+        char buffer[1024];
+        int e = 0, h = 0;
+
+        write_hosts(HEADER "100.64.0.3\tnas nas.mesh.internal\n"
+                           "fd7a:115c:a1e0::3\tnas nas.mesh.internal\n"
+                           "8.8.8.8\texample.com google.com\n"
+                           "100.64.0.9\twww www.example.org\n"
+                           "100.64.0.10\tnas.example.org x.nas.mesh.internal\n"
+                           "127.0.0.2\tlocalhost localhost.localdomain foo.localhost\n"
+                           "100.64.0.11\twpad wpad.mesh.internal isatap isatap.mesh.internal\n"
+                           "100.64.0.12\tlocalhost.mesh.internal\n");
+
+        assert_int_equal(lookup4("nas", NULL), NSS_STATUS_SUCCESS);
+        assert_int_equal(lookup4("NAS.mesh.internal.", NULL), NSS_STATUS_SUCCESS);
+        for (size_t i = 0; i < ELEMENTSOF(foreign); i++) {
+                e = 0;
+                if (lookup4(foreign[i], &e) != NSS_STATUS_NOTFOUND)
+                        fail_msg("%s resolved", foreign[i]);
+                assert_int_equal(e, ENOENT);
+        }
+
+        /* A single label is a mesh name; the foreign alias is not answered. */
+        assert_int_equal(_nss_mesh_gethostbyname2_r("www", AF_INET, &he, buffer, sizeof(buffer), &e, &h),
+                         NSS_STATUS_SUCCESS);
+        assert_string_equal(he.h_name, "www");
+        assert_int_equal(count_strv(he.h_aliases), 0);
+
+        /* Reverse lookups never name a foreign or reserved name either. */
+        for (size_t i = 0; i < 4; i++) {
+                static const char *const addrs[] = { "8.8.8.8", "100.64.0.10", "127.0.0.2", "100.64.0.11" };
+
+                in4(addrs[i], a4);
+                assert_int_equal(_nss_mesh_gethostbyaddr_r(a4, 4, AF_INET, &he, buffer, sizeof(buffer), &e, &h),
+                                 NSS_STATUS_NOTFOUND);
+        }
+
+        /* A table from before the header: reserved names are still refused. */
+        write_hosts(FIXTURE "127.0.0.2\tlocalhost wpad\n");
+        assert_int_equal(lookup4("localhost", NULL), NSS_STATUS_NOTFOUND);
+        assert_int_equal(lookup4("wpad", NULL), NSS_STATUS_NOTFOUND);
+        assert_int_equal(lookup4("nas.mesh.internal", NULL), NSS_STATUS_SUCCESS);
+}
+
+/* A table past the size cap (sparse: no disk used) behind a valid header. */
+static void write_oversized(void) {
+        char tmp[80];
+        FILE *f;
+
+        snprintf(tmp, sizeof(tmp), "%s.tmp", hosts_path);
+        f = fopen(tmp, "we");
+        assert_non_null(f);
+        assert_true(fputs(HEADER "100.64.0.3\tnas nas.mesh.internal\n", f) >= 0);
+        assert_int_equal(fflush(f), 0);
+        assert_int_equal(ftruncate(fileno(f), 65 * 1024 * 1024), 0);
+        assert_int_equal(fclose(f), 0);
+        assert_int_equal(rename(tmp, hosts_path), 0);
+}
+
+static void test_non_mesh_name_reads_only_the_header(void **state) {
+        struct hostent he;
+        unsigned char a4[4];
+        char buffer[1024];
+        int e = 0, h = 0;
+
+        write_oversized();
+
+        /* Names that cannot be the mesh's: "not found" from the header
+         * alone, even though the table behind it is too large to read. */
+        assert_int_equal(lookup4("example.com", &e), NSS_STATUS_NOTFOUND);
+        assert_int_equal(e, ENOENT);
+        assert_int_equal(lookup4("localhost", &e), NSS_STATUS_NOTFOUND);
+        assert_int_equal(lookup4("nas.other.domain", &e), NSS_STATUS_NOTFOUND);
+
+        /* A mesh name would need the table: refused, no crash, no hang;
+         * "dns" after us is not asked in its place. */
+        assert_int_equal(lookup4("nas", &e), NSS_STATUS_UNAVAIL);
+        assert_int_equal(e, EFBIG);
+        assert_int_equal(_nss_mesh_gethostbyname2_r("nas.mesh.internal", AF_INET, &he, buffer, sizeof(buffer),
+                                                    &e, &h),
+                         NSS_STATUS_UNAVAIL);
+        in4("100.64.0.3", a4);
+        assert_int_equal(_nss_mesh_gethostbyaddr_r(a4, 4, AF_INET, &he, buffer, sizeof(buffer), &e, &h),
+                         NSS_STATUS_UNAVAIL);
+        assert_int_equal(e, EFBIG);
+}
+
+static void test_stops_after_the_node(void **state) {
+        struct gaih_addrtuple *pat = NULL;
+        char buffer[1024];
+        int e = 0, h = 0;
+
+        /* meshd writes a node's lines together: a line for the name further
+         * down is never reached (the scan ended with the node's lines). */
+        write_hosts(HEADER "100.64.0.3\tnas nas.mesh.internal\n"
+                           "fd7a:115c:a1e0::3\tnas nas.mesh.internal\n"
+                           "100.64.0.4\tbackup backup.mesh.internal\n"
+                           "100.64.0.99\tnas nas.mesh.internal\n");
+        assert_int_equal(_nss_mesh_gethostbyname4_r("nas", &pat, buffer, sizeof(buffer), &e, &h, NULL),
+                         NSS_STATUS_SUCCESS);
+        check_nas_tuples(pat);
+}
+
 int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test_setup(test_byname4_both_families, setup),
@@ -650,6 +780,9 @@ int main(void) {
                 cmocka_unit_test_setup(test_canonical_name, setup),
                 cmocka_unit_test_setup(test_no_fd_left_open, setup),
                 cmocka_unit_test_setup(test_threads, setup),
+                cmocka_unit_test_setup(test_only_mesh_names, setup),
+                cmocka_unit_test_setup(test_non_mesh_name_reads_only_the_header, setup),
+                cmocka_unit_test_setup(test_stops_after_the_node, setup),
         };
         char cmd[128];
         int r;
