@@ -85,7 +85,8 @@ def wait_until(predicate, timeout, *, interval=0.05, what="condition"):
 
 def binary(name: str) -> Path:
     """Path of a built binary; a missing one is an error, never a skip."""
-    sub = {"meshd-control": "control", "meshd": "daemon", "meshctl": "ctl"}[name]
+    sub = {"meshd-control": "control", "meshd": "daemon", "meshctl": "ctl",
+           "mount.mesh": "mount-helper"}[name]
     path = BUILD_DIR / "src" / sub / name
     if not os.access(path, os.X_OK):
         raise FileNotFoundError(f"{path} is missing: build it first (tools/test "
