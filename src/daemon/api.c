@@ -13,49 +13,23 @@
 #include <unistd.h>
 
 #include "api-limits.h"
+#include "api-service.h"
 #include "api.h"
 #include "config.h"
 #include "log.h"
 #include "macro.h"
 #include "varlink.h"
 
-/* The project's home page for GetInfo; the build may define it. */
-#ifndef PACKAGE_URL
-#define PACKAGE_URL ""
-#endif
-
 /* Local calls are tiny (the largest is Up with a URL and a key); a client
  * that sends more without waiting for replies is stopped at this point. */
 #define CONNECTION_INPUT_MAX (1024U * 1024U)
 #define READ_CHUNK 65536U
 
-#define VARLINK_SERVICE "org.varlink.service"
 #define ERROR_METHOD_NOT_FOUND VARLINK_SERVICE ".MethodNotFound"
 #define ERROR_METHOD_NOT_IMPLEMENTED VARLINK_SERVICE ".MethodNotImplemented"
-#define ERROR_INTERFACE_NOT_FOUND VARLINK_SERVICE ".InterfaceNotFound"
-#define ERROR_INVALID_PARAMETER VARLINK_SERVICE ".InvalidParameter"
 #define ERROR_INTERNAL VARLINK_SERVICE ".InternalError"
 #define ERROR_PERMISSION_DENIED "io.meshd.PermissionDenied"
 #define ERROR_TOO_MANY_CONNECTIONS "io.meshd.TooManyConnections"
-
-static const char varlink_service_description[] =
-        "# The standard interface every Varlink service provides.\n"
-        "interface org.varlink.service\n"
-        "\n"
-        "method GetInfo() -> (\n"
-        "  vendor: string,\n"
-        "  product: string,\n"
-        "  version: string,\n"
-        "  url: string,\n"
-        "  interfaces: []string\n"
-        ")\n"
-        "\n"
-        "method GetInterfaceDescription(interface: string) -> (description: string)\n"
-        "\n"
-        "error InterfaceNotFound (interface: string)\n"
-        "error MethodNotFound (method: string)\n"
-        "error MethodNotImplemented (method: string)\n"
-        "error InvalidParameter (parameter: string)\n";
 
 typedef struct ApiConnection ApiConnection;
 
@@ -323,49 +297,6 @@ int api_call_reply_errorf(ApiCall *c, const char *error, const char *format, ...
         return api_call_reply_error(c, error, p);
 }
 
-static cJSON *json_object_with_string(const char *key, const char *value) {
-        cJSON *o = cJSON_CreateObject();
-
-        if (o && !cJSON_AddStringToObject(o, key, value)) {
-                cJSON_Delete(o);
-                return NULL;
-        }
-        return o;
-}
-
-static int reply_get_info(ApiServer *s, ApiCall *call) {
-        cJSON *o = cJSON_CreateObject(), *l;
-
-        if (!o || !cJSON_AddStringToObject(o, "vendor", "meshd") ||
-            !cJSON_AddStringToObject(o, "product", "meshd") ||
-            !cJSON_AddStringToObject(o, "version", PACKAGE_VERSION) ||
-            !cJSON_AddStringToObject(o, "url", PACKAGE_URL) ||
-            !(l = cJSON_AddArrayToObject(o, "interfaces")) ||
-            !cJSON_AddItemToArray(l, cJSON_CreateString(s->interface_name)) ||
-            !cJSON_AddItemToArray(l, cJSON_CreateString(VARLINK_SERVICE))) {
-                cJSON_Delete(o);
-                return -ENOMEM;
-        }
-        return api_call_reply(call, o);
-}
-
-static int reply_get_interface_description(ApiServer *s, ApiCall *call, const cJSON *parameters) {
-        const cJSON *i = cJSON_GetObjectItemCaseSensitive(parameters, "interface");
-        const char *d;
-
-        if (!cJSON_IsString(i))
-                return api_call_reply_error(call, ERROR_INVALID_PARAMETER,
-                                            json_object_with_string("parameter", "interface"));
-        if (streq(i->valuestring, s->interface_name))
-                d = s->description;
-        else if (streq(i->valuestring, VARLINK_SERVICE))
-                d = varlink_service_description;
-        else
-                return api_call_reply_error(call, ERROR_INTERFACE_NOT_FOUND,
-                                            json_object_with_string("interface", i->valuestring));
-        return api_call_reply(call, json_object_with_string("description", d));
-}
-
 static const ApiMethod *server_find_method(ApiServer *s, const char *name) {
         for (size_t i = 0; i < s->n_methods; i++)
                 if (streq(s->methods[i].name, name))
@@ -420,9 +351,10 @@ static int connection_dispatch(ApiConnection *conn, const cJSON *msg) {
         log_debug("API call %s from uid %u", method, (unsigned) conn->uid);
 
         if (streq(method, VARLINK_SERVICE ".GetInfo"))
-                r = reply_get_info(s, call);
+                r = api_service_reply_get_info(call, s->interface_name);
         else if (streq(method, VARLINK_SERVICE ".GetInterfaceDescription"))
-                r = reply_get_interface_description(s, call, parameters);
+                r = api_service_reply_get_interface_description(call, parameters, s->interface_name,
+                                                                s->description);
         else if (!(m = server_find_method(s, method)))
                 r = api_call_reply_error(call, ERROR_METHOD_NOT_FOUND,
                                          json_object_with_string("method", method));
