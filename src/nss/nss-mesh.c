@@ -202,7 +202,9 @@ static int read_line(FILE *f, char buf[static LINE_SIZE], size_t *budget) {
 
 /* "ADDRESS NAME..." with blanks between, '#' to the end of the line a
  * comment, like hosts(5). False for anything else. The address is only
- * split off here: line_parse_address() converts it, once the names match. */
+ * split off here and the names are not checked: line_parse_address() and
+ * line_names_valid() do that once the line matches, as most lines of a
+ * big table never do. */
 static bool parse_line(char *line, HostsLine *ret) {
         char *hash, *token, *save = NULL;
 
@@ -214,12 +216,17 @@ static bool parse_line(char *line, HostsLine *ret) {
         if (!token)
                 return false;
         *ret = (HostsLine) { .address_text = token };
-        while ((token = strtok_r(NULL, " \t\r", &save)) && ret->n_names < NAMES_MAX) {
-                if (!name_is_valid(token))
-                        return false;
+        while ((token = strtok_r(NULL, " \t\r", &save)) && ret->n_names < NAMES_MAX)
                 ret->names[ret->n_names++] = token;
-        }
         return ret->n_names > 0;
+}
+
+/* A line with one bad name is not used at all. */
+static bool line_names_valid(const HostsLine *l) {
+        for (size_t i = 0; i < l->n_names; i++)
+                if (!name_is_valid(l->names[i]))
+                        return false;
+        return true;
 }
 
 static bool line_parse_address(HostsLine *l) {
@@ -317,7 +324,8 @@ static int hosts_open(FILE **ret, bool *ret_oversized) {
 static int hosts_match_line(const HostsQuery *q, const char *domain, HostsLine *l, HostsAnswer *ret) {
         if (q->address) {
                 if (line_parse_address(l) && l->address.family == q->address->family &&
-                    memcmp(l->address.bytes, q->address->bytes, family_address_size(q->address->family)) == 0) {
+                    memcmp(l->address.bytes, q->address->bytes, family_address_size(q->address->family)) == 0 &&
+                    line_names_valid(l)) {
                         /* Only the mesh's names; none left: not an answer. */
                         line_filter_names(l, domain);
                         if (l->n_names == 0)
@@ -329,7 +337,7 @@ static int hosts_match_line(const HostsQuery *q, const char *domain, HostsLine *
                 return 0;
         }
 
-        if (!line_has_name(l, q->name))
+        if (!line_has_name(l, q->name) || !line_names_valid(l))
                 return ret->name_known;
         if (!line_parse_address(l))
                 return 0;
