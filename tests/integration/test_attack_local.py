@@ -14,8 +14,9 @@ from pathlib import Path
 
 import pytest
 
-from meshlab import (CLIENT_ADDRESS, PYTHON, ControlApi, LogWatcher, binary, fake_public_key,
+from meshlab import (CLIENT_ADDRESS, PYTHON, ControlApi, LogWatcher, NssResolver, binary, fake_public_key,
                      wait_until)
+from meshlab import write_nsswitch
 from fake_meshd import FakeMeshd
 
 NOBODY = 65534
@@ -301,3 +302,43 @@ def test_mount_mesh_passes_spec_and_dir_after_double_dash(tmp_path):
     assert cp.returncode == 0, cp.stderr
     assert called == ["-t", "nfs4", "-o", "vers=4.2", "--", "100.64.0.3:/export", "/mnt/x"], called
     assert stat.S_ISREG((tmp_path / "fake-mount").stat().st_mode)
+
+
+# ------------------------------------------------------------------ nss-mesh
+
+def test_attack_nss_table_cannot_answer_foreign_or_reserved_names(lab):
+    """A table that lists names outside the mesh (google.com, a name under
+    another domain) or reserved ones (localhost, wpad, isatap) — as a
+    hostile control server or a damaged table would have it — makes none of
+    them resolve through the module: getent falls through to files and dns
+    (none here), never to the table's address. meshd's own table carries
+    the domain header that lets the module decide without reading further."""
+    control = lab.add_control()
+    alpha = lab.add_node("alpha", authkey=control.authkey())
+    alpha.start()
+    alpha.wait_ready(30)
+    real = alpha.runtime_dir / "hosts"
+    wait_until(lambda: real.exists() and "\talpha " in real.read_text(), 10, what="alpha's hosts table")
+    assert "\n# domain: mesh.internal\n" in real.read_text(), real.read_text()
+
+    conf = write_nsswitch(lab, alpha, True)
+    resolver = NssResolver(lab, alpha, conf)
+    hostile = lab.dir / "hostile-hosts"
+    hostile.write_text("# Mesh names, written by meshd; read by nss-mesh(8). Do not edit.\n"
+                       "# domain: mesh.internal\n"
+                       "100.64.9.1\tgoogle.com www.example.org\n"
+                       "100.64.9.2\tlocalhost localhost.localdomain\n"
+                       "100.64.9.3\twpad wpad.mesh.internal\n"
+                       "100.64.9.4\tisatap isatap.mesh.internal\n"
+                       "100.64.9.5\tnas nas.mesh.internal\n")
+    resolver.hosts_file = hostile
+    assert resolver.addresses("ahosts", "nas.mesh.internal") == {"100.64.9.5"}   # the module is active
+    for name in ("google.com", "www.example.org", "wpad", "wpad.mesh.internal", "isatap",
+                 "isatap.mesh.internal", "localhost.localdomain"):
+        got = resolver.addresses("ahosts", name)
+        assert not any(a.startswith("100.64.9.") for a in got), f"{name} resolved from the table: {got}"
+    # localhost: /etc/hosts ("files", before "mesh") answers, never the table
+    got = resolver.addresses("ahosts", "localhost")
+    assert got and not any(a.startswith("100.64.9.") for a in got), got
+    cp = resolver.getent("hosts", "100.64.9.1")
+    assert cp.returncode != 0, f"reverse lookup named a foreign name: {cp.stdout!r}"
