@@ -29,7 +29,8 @@ const char *api_admission_reason(int r) {
 }
 
 bool api_rate_limit_test(ApiRateLimit *rl, uint64_t now_usec, unsigned *ret_suppressed) {
-        if (rl->begin_usec == 0 || now_usec < rl->begin_usec || now_usec - rl->begin_usec >= rl->interval_usec) {
+        if (rl->begin_usec == 0 || now_usec < rl->begin_usec ||
+            now_usec - rl->begin_usec >= rl->interval_usec) {
                 rl->begin_usec = now_usec;
                 rl->n = 0;
         }

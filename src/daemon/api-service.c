@@ -59,8 +59,8 @@ int api_service_reply_get_info(ApiCall *call, const char *interface_name) {
         return api_call_reply(call, o);
 }
 
-int api_service_reply_get_interface_description(ApiCall *call, const cJSON *parameters, const char *interface_name,
-                                                const char *description) {
+int api_service_reply_get_interface_description(ApiCall *call, const cJSON *parameters,
+                                                const char *interface_name, const char *description) {
         const cJSON *i = cJSON_GetObjectItemCaseSensitive(parameters, "interface");
         const char *d;
 

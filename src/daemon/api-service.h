@@ -15,5 +15,5 @@ cJSON *json_object_with_string(const char *key, const char *value);
 
 int api_service_reply_get_info(ApiCall *call, const char *interface_name);
 /* The text of interface_name (description) or of org.varlink.service. */
-int api_service_reply_get_interface_description(ApiCall *call, const cJSON *parameters, const char *interface_name,
-                                                const char *description);
+int api_service_reply_get_interface_description(ApiCall *call, const cJSON *parameters,
+                                                const char *interface_name, const char *description);

@@ -323,9 +323,10 @@ static int hosts_open(FILE **ret, bool *ret_oversized) {
  * lines together), 0 to go on. */
 static int hosts_match_line(const HostsQuery *q, const char *domain, HostsLine *l, HostsAnswer *ret) {
         if (q->address) {
+                size_t size = family_address_size(q->address->family);
+
                 if (line_parse_address(l) && l->address.family == q->address->family &&
-                    memcmp(l->address.bytes, q->address->bytes, family_address_size(q->address->family)) == 0 &&
-                    line_names_valid(l)) {
+                    memcmp(l->address.bytes, q->address->bytes, size) == 0 && line_names_valid(l)) {
                         /* Only the mesh's names; none left: not an answer. */
                         line_filter_names(l, domain);
                         if (l->n_names == 0)

@@ -619,8 +619,9 @@ static size_t flood_call(char *buf, size_t size, int i) {
 
         memset(pad, 'x', FLOOD_PAD);
         pad[FLOOD_PAD] = 0;
-        return (size_t) snprintf(buf, size, "{\"method\":\"io.meshd.Echo\",\"parameters\":{\"n\":%d,\"pad\":\"%s\"}}", i,
-                                 pad) + 1;
+        return (size_t) snprintf(buf, size,
+                                 "{\"method\":\"io.meshd.Echo\",\"parameters\":{\"n\":%d,\"pad\":\"%s\"}}",
+                                 i, pad) + 1;
 }
 
 /* Counts complete replies and checks they come in call order. */
