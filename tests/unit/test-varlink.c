@@ -230,6 +230,7 @@ typedef enum ServerMode {
         SERVER_HALF_REPLY,    /* half a reply, then hang up */
         SERVER_SILENT,        /* never reply (until the client gives up) */
         SERVER_SPLIT_REPLY,   /* the reply in several writes */
+        SERVER_REFUSE,        /* an error at once, then hang up, the call unread (meshd at a limit) */
 } ServerMode;
 
 typedef struct Server {
@@ -256,6 +257,15 @@ static void *server_run(void *userdata) {
         if (fd < 0)
                 return NULL;
 
+        if (s->mode == SERVER_REFUSE) {
+                _cleanup_json_ cJSON *p = cJSON_CreateObject();
+                cJSON_AddStringToObject(p, "message", "too many connections from this user");
+                if (varlink_format_reply(p, "io.meshd.TooManyConnections", &reply, &len) >= 0)
+                        (void) write(fd, reply, len);
+                snprintf(s->method, sizeof(s->method), "(refused)");
+                return NULL;
+        }
+
         while (varlink_buffer_pop(&b, &call) == 0) {
                 ssize_t n = read(fd, buf, sizeof(buf));
                 if (n <= 0)
@@ -281,6 +291,7 @@ static void *server_run(void *userdata) {
                 break;
         }
         case SERVER_CLOSE:
+        case SERVER_REFUSE:
                 return NULL;
         case SERVER_HALF_REPLY:
                 if (write(fd, "{\"parameters\":", 14) < 0)
@@ -400,6 +411,28 @@ static void test_call_server_closes(void **state) {
         assert_null(reply);
 }
 
+static void test_call_refused(void **state) {
+        Server *s = *state;
+
+        /* The client reads the reason the server gave, the call unread.
+         * (When the hang-up comes before the call goes out, send() fails
+         * with EPIPE and the reason must still be read: timing decides,
+         * so the loop tries a few times.) */
+        for (int i = 0; i < 20; i++) {
+                _cleanup_json_ cJSON *reply = NULL;
+                _cleanup_free_ char *error = NULL;
+
+                server_start(s, SERVER_REFUSE);
+                assert_int_equal(varlink_call(s->path, "io.meshd.GetStatus", NULL, 5 * USEC_PER_SEC, &reply,
+                                              &error),
+                                 1);
+                server_join(s);
+                assert_string_equal(error, "io.meshd.TooManyConnections");
+                assert_string_equal(cJSON_GetObjectItem(reply, "message")->valuestring,
+                                    "too many connections from this user");
+        }
+}
+
 static void test_call_timeout(void **state) {
         Server *s = *state;
         struct timespec a, b;
@@ -449,6 +482,7 @@ int main(void) {
                 cmocka_unit_test_setup_teardown(test_call_split_reply, server_setup, server_teardown),
                 cmocka_unit_test_setup_teardown(test_call_error_reply, server_setup, server_teardown),
                 cmocka_unit_test_setup_teardown(test_call_server_closes, server_setup, server_teardown),
+                cmocka_unit_test_setup_teardown(test_call_refused, server_setup, server_teardown),
                 cmocka_unit_test_setup_teardown(test_call_timeout, server_setup, server_teardown),
                 cmocka_unit_test_setup_teardown(test_call_no_daemon, server_setup, server_teardown),
         };
