@@ -23,13 +23,15 @@
 #define API_CONNECTIONS_PER_USER_MAX 32U
 
 /* Above this much unsent output a connection's input is neither read nor
- * processed until the client has read enough of its replies. */
-#define API_OUTPUT_SOFT_MAX (1024U * 1024U)
+ * processed until the client has read enough of its replies. A client that
+ * makes one call at a time never meets it: a call is always run while the
+ * output is below it, however large its reply (ListPeers of a big mesh). */
+#define API_OUTPUT_SOFT_MAX (256U * 1024U)
 /* A reply that would take the queue past this is never queued: our own
  * client could not read a message this large anyway (VARLINK_MESSAGE_MAX). */
 #define API_OUTPUT_HARD_MAX ((size_t) VARLINK_MESSAGE_MAX)
 /* How long output may stay above the soft limit before the connection is
- * dropped: a client that reads at all drains a megabyte in milliseconds. */
+ * dropped: a client that reads at all drains it in milliseconds. */
 #define API_OUTPUT_DRAIN_USEC (10 * USEC_PER_SEC)
 /* Input read ahead while a call is outstanding (a WaitOnline may wait for
  * minutes): enough to see a half-close, not a place to park megabytes. */

@@ -20,9 +20,10 @@
 #include "macro.h"
 #include "varlink.h"
 
-/* Local calls are tiny (the largest is Up with a URL and a key); a client
- * that sends more without waiting for replies is stopped at this point. */
-#define CONNECTION_INPUT_MAX (1024U * 1024U)
+/* Local calls are tiny (the largest is Up with a URL and a key, or a
+ * WaitOnline naming thousands of peers); a message without its end by this
+ * point closes the connection, and no more is read while this much waits. */
+#define CONNECTION_INPUT_MAX (256U * 1024U)
 #define READ_CHUNK 65536U
 
 #define ERROR_METHOD_NOT_FOUND VARLINK_SERVICE ".MethodNotFound"
