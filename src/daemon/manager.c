@@ -1200,7 +1200,7 @@ int manager_up(Manager *m, const char *url, const char *pin, const char *authkey
         if (m->config.listen_port > 0)
                 (void) link_list_endpoint_candidates(0, m->config.listen_port, &candidates);
 
-        r = control_client_register(m->registering, authkey, m->public_key_b64, m->hostname, candidates,
+        r = control_client_register(m->registering, authkey, &m->private_key, m->hostname, candidates,
                                     on_register_reply, m);
         if (r < 0) {
                 m->registering = control_client_free(m->registering);
