@@ -774,6 +774,28 @@ static int print_nodes_table(const StoreNode *nodes, size_t n) {
         return 0;
 }
 
+/* Removed nodes whose certificates are still valid: their names and
+ * addresses are nobody's until then (docs/protocol.md, "Certificates"). */
+static int print_held(Store *store) {
+        StoreHeld *held = NULL;
+        size_t n = 0;
+        int r;
+
+        r = store_list_held(store, time(NULL), &held, &n);
+        if (r < 0)
+                return r;
+        if (n > 0)
+                printf("\nRemoved, name and addresses held back while their certificates are valid:\n");
+        for (size_t i = 0; i < n; i++) {
+                char until[32];
+
+                format_time(held[i].until, until);
+                printf("  %s  %s  %s  held until %s\n", held[i].name, held[i].ipv4, held[i].ipv6, until);
+        }
+        store_held_free(held, n);
+        return 0;
+}
+
 static int verb_nodes_list(void) {
         _cleanup_(store_freep) Store *store = NULL;
         StoreNode *nodes = NULL;
@@ -788,6 +810,8 @@ static int verb_nodes_list(void) {
                 return r;
         r = arg_json ? print_nodes_json(nodes, n) : print_nodes_table(nodes, n);
         store_nodes_free(nodes, n);
+        if (r >= 0 && !arg_json)
+                r = print_held(store);
         return r;
 }
 
