@@ -8,7 +8,6 @@ over raw HTTPS and asserts what the attacker sees (status, error text) and
 that the victim is unaffected."""
 
 import base64
-import json
 import os
 import time
 
@@ -17,7 +16,7 @@ import pytest
 from meshlab import (CLIENT_ADDRESS, ControlApi, fake_public_key, keypair, private_key_of, register_proof,
                      wait_until)
 from test_ca import ca_file, make_csr, openssl
-from test_hub import api, register, register_body
+from test_hub import api, register
 
 DOMAIN = "mesh.internal"
 
