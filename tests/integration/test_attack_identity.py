@@ -270,3 +270,37 @@ def test_attack_corrupt_control_db(lab):
     assert control.wait_ready(1, check=False) is None
     log = control.log.read_text()
     assert f"{db}: database is damaged" in log, control.log_tail()
+
+
+def test_attack_node_never_announces_junk(lab, control):
+    """meshd filters its own candidates with the server's predicate: with
+    loopback, reserved and mesh-range addresses on an interface of its own,
+    it announces only its underlay address (and the server took the list:
+    one junk entry would have cost the whole list a 400)."""
+    key = control.authkey()
+    node = lab.add_node("nas", authkey=key)
+    node.ns.ip("link", "add", "junk0", "type", "veth", "peer", "name", "junk1")
+    node.ns.ip("link", "set", "junk1", "up")
+    node.ns.ip("link", "set", "junk0", "up")
+    for address in ("127.0.0.2/8", "240.0.0.1/24", "100.64.200.1/24"):
+        node.ns.ip("addr", "add", address, "dev", "junk0", "scope", "global")
+    node.start()
+    node.wait_ready(30)
+
+    def announced():
+        me = next((n for n in control.nodes() if n["name"] == "nas"), None)
+        return me and me["endpoints"]
+
+    endpoints = wait_until(announced, 20, what="nas's announced endpoints")
+    assert endpoints == [f"{node.address}:41641"], endpoints
+
+    # once joined: an address inside the mesh's IPv6 range (another tunnel,
+    # say) is no endpoint, while a new underlay address is announced
+    mesh6 = node.status()["ipv6"].split("::")[0] + "::ffff"
+    node.ns.ip("addr", "add", f"{mesh6}/64", "dev", "junk0", "nodad")
+    node.ns.ip("addr", "add", "198.18.0.1/24", "dev", "junk0")
+    endpoints = wait_until(lambda: "198.18.0.1:41641" in (announced() or []) and announced(), 20,
+                           what="the new underlay address announced")
+    assert all(not e.startswith(f"[{mesh6}]") for e in endpoints), endpoints
+    assert sorted(endpoints) == sorted([f"{node.address}:41641", "198.18.0.1:41641"]), endpoints
+    assert "refused endpoints" not in control.log.read_text()
