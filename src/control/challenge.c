@@ -151,24 +151,46 @@ size_t challenge_set_size(const ChallengeSet *s) {
         return s ? s->n : 0;
 }
 
-int challenge_set_use(ChallengeSet *s, const char *challenge, int64_t expires, int64_t now) {
-        uint8_t raw[RAW_BYTES];
+/* Forgets expired entries; -EALREADY when raw's nonce is among the rest. */
+static int challenge_set_prune_find(ChallengeSet *s, const uint8_t raw[static RAW_BYTES], int64_t now) {
         size_t kept = 0;
+        int r = 0;
 
-        if (challenge_decode(challenge, raw) < 0)
-                return -EBADMSG;
-
-        /* A linear scan: only answered challenges of the last two minutes
-         * are here, a handful unless nodes join by the thousand. */
+        /* A linear scan: only challenges of successful registrations of the
+         * last two minutes are here, a handful unless nodes join by the
+         * thousand. */
         for (size_t i = 0; i < s->n; i++) {
                 if (s->entries[i].expires <= now)
                         continue;
                 if (memcmp(s->entries[i].nonce, raw + 8, NONCE_BYTES) == 0)
-                        return -EALREADY;
+                        r = -EALREADY;
                 s->entries[kept++] = s->entries[i];
         }
         s->n = kept;
+        return r;
+}
 
+int challenge_set_check(ChallengeSet *s, const char *challenge, int64_t now) {
+        uint8_t raw[RAW_BYTES];
+        int r;
+
+        if (challenge_decode(challenge, raw) < 0)
+                return -EBADMSG;
+        r = challenge_set_prune_find(s, raw, now);
+        if (r < 0)
+                return r;
+        return s->n >= CHALLENGE_USED_MAX ? -ENOSPC : 0;
+}
+
+int challenge_set_use(ChallengeSet *s, const char *challenge, int64_t expires, int64_t now) {
+        uint8_t raw[RAW_BYTES];
+        int r;
+
+        if (challenge_decode(challenge, raw) < 0)
+                return -EBADMSG;
+        r = challenge_set_prune_find(s, raw, now);
+        if (r < 0)
+                return r;
         if (s->n >= CHALLENGE_USED_MAX)
                 return -ENOSPC;
         if (s->n == s->allocated) {

@@ -18,7 +18,7 @@
 
 #define CHALLENGE_LIFETIME_SEC 120
 #define CHALLENGE_SECRET_BYTES 32
-/* answered, unexpired challenges kept at most; beyond: 503, try later */
+/* used, unexpired challenges kept at most; beyond: 503, try later */
 #define CHALLENGE_USED_MAX 65536
 
 typedef struct ChallengeSecret {
@@ -43,7 +43,13 @@ typedef struct ChallengeSet ChallengeSet;
 ChallengeSet *challenge_set_new(void);
 ChallengeSet *challenge_set_free(ChallengeSet *s);
 DEFINE_TRIVIAL_CLEANUP_FUNC(ChallengeSet *, challenge_set_free);
-/* Marks a checked challenge used: -EALREADY when it was, -ENOSPC when too
- * many are in use. Forgets expired ones on the way. */
+/* Before a registration: -EALREADY when the challenge was used, -ENOSPC
+ * when too many are kept. Forgets expired ones on the way. */
+int challenge_set_check(ChallengeSet *s, const char *challenge, int64_t now);
+/* After a successful registration: the challenge is used (-EALREADY when
+ * it was, -ENOSPC when too many are kept). Only successes are kept, so
+ * that strangers without an auth key cannot fill the set: a failed
+ * request stored nothing, and replaying it fails again. The server answers
+ * one request at a time, so nothing comes between check and use. */
 int challenge_set_use(ChallengeSet *s, const char *challenge, int64_t expires, int64_t now);
 size_t challenge_set_size(const ChallengeSet *s);

@@ -371,7 +371,8 @@ static enum MHD_Result handle_challenge(Request *req) {
 /* Proof of key possession (docs/protocol.md, "Joining"): MHD_YES with
  * *ret_ok set when the request proves it holds the private key of its
  * public_key; otherwise the 401 is queued. Each challenge is good once. */
-static enum MHD_Result request_check_proof(Request *req, const RegisterRequest *parsed, bool *ret_ok) {
+static enum MHD_Result request_check_proof(Request *req, const RegisterRequest *parsed, int64_t *ret_expires,
+                                           bool *ret_ok) {
         Server *s = req->server;
         WgKey server_private, node_public;
         int64_t expires, now = time(NULL);
@@ -409,13 +410,14 @@ static enum MHD_Result request_check_proof(Request *req, const RegisterRequest *
                                            "proof: invalid, the private key of public_key did not sign this request");
         }
 
-        r = challenge_set_use(s->used_challenges, parsed->challenge, expires, now);
+        r = challenge_set_check(s->used_challenges, parsed->challenge, now);
         if (r == -EALREADY)
                 return request_reply_error(req, MHD_HTTP_UNAUTHORIZED, "challenge: already used");
         if (r == -ENOSPC)
                 return request_reply_error(req, MHD_HTTP_SERVICE_UNAVAILABLE, "too many registrations, try again later");
         if (r < 0)
                 return request_reply_oom(req);
+        *ret_expires = expires;
         *ret_ok = true;
         return MHD_YES;
 }
@@ -428,6 +430,7 @@ static enum MHD_Result handle_register(Request *req) {
         _cleanup_free_ char *label = NULL, *token = NULL, *netmap = NULL;
         NetmapSnapshot *snap;
         enum MHD_Result ret;
+        int64_t challenge_expires = 0;
         bool proven;
         char error[128];
         size_t netmap_len;
@@ -449,7 +452,7 @@ static enum MHD_Result handle_register(Request *req) {
         if (r < 0)
                 return request_reply_error(req, MHD_HTTP_BAD_REQUEST, "%s", error);
 
-        ret = request_check_proof(req, &parsed, &proven);
+        ret = request_check_proof(req, &parsed, &challenge_expires, &proven);
         if (!proven)
                 return ret;
 
@@ -495,6 +498,11 @@ static enum MHD_Result handle_register(Request *req) {
         default:
                 return request_reply_internal(req);
         }
+
+        /* checked by request_check_proof(), nothing ran in between */
+        r = challenge_set_use(s->used_challenges, parsed.challenge, challenge_expires, time(NULL));
+        if (r < 0)
+                log_warning_errno(r, "Failed to mark the challenge of node %s used: %m", node.name);
 
         log_info("Registered node %s (id %" PRId64 ", %s, %s).", node.name, node.id, node.ipv4, node.ipv6);
         server_check_version(s);

@@ -184,7 +184,11 @@ static void test_challenge(void **state) {
 
         /* single use, forgotten once expired */
         assert_non_null(used);
+        assert_int_equal(challenge_set_check(used, c.challenge, NOW), 0);
+        assert_int_equal(challenge_set_check(used, c.challenge, NOW), 0); /* checking uses nothing */
         assert_int_equal(challenge_set_use(used, c.challenge, c.expires, NOW), 0);
+        assert_int_equal(challenge_set_check(used, c.challenge, NOW), -EALREADY);
+        assert_int_equal(challenge_set_check(used, "garbage", NOW), -EBADMSG);
         assert_int_equal(challenge_set_use(used, c.challenge, c.expires, NOW + 1), -EALREADY);
         Case d;
         case_new(&d);
