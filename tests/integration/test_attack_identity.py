@@ -8,6 +8,7 @@ over raw HTTPS and asserts what the attacker sees (status, error text) and
 that the victim is unaffected."""
 
 import base64
+import json
 import os
 import time
 
@@ -304,3 +305,28 @@ def test_attack_node_never_announces_junk(lab, control):
     assert all(not e.startswith(f"[{mesh6}]") for e in endpoints), endpoints
     assert sorted(endpoints) == sorted([f"{node.address}:41641", "198.18.0.1:41641"]), endpoints
     assert "refused endpoints" not in control.log.read_text()
+
+
+def test_node_that_lost_node_json_rejoins_as_itself(lab, control):
+    """A node whose node.json is gone but whose private key is kept joins
+    again (AuthKeyFile=, a reusable key) as the same node: same name and
+    addresses, a new token; the old token is refused from then on."""
+    key = control.authkey(reusable=True)
+    node = lab.add_node("nas", authkey=key)
+    node.start()
+    node.wait_ready(30)
+    before = node.status()
+    old_token = json.loads((node.state_dir / "node.json").read_text())["token"]
+    node.stop()
+    (node.state_dir / "node.json").unlink()
+
+    node.start()
+    node.wait_ready(30)
+    after = node.status()
+    assert (after["name"], after["ipv4"], after["ipv6"]) == (before["name"], before["ipv4"], before["ipv6"])
+    new_token = json.loads((node.state_dir / "node.json").read_text())["token"]
+    assert new_token != old_token
+    api = ControlApi(lab.add_host("client", CLIENT_ADDRESS), control)
+    assert api.netmap(old_token).status == 401
+    assert api.netmap(new_token).status == 200
+    assert [n["name"] for n in control.nodes()] == ["nas"]
