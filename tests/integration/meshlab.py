@@ -778,7 +778,10 @@ def _fake_control_main(argv):
             n = int(self.headers.get("Content-Length") or 0)
             self.rfile.read(n)
             print(f"request {self.command} {self.path}", flush=True)
-            if a.mode == "garbage":
+            if self.path == "/v1/challenge":    # a good challenge: the register gets the bad reply
+                body = json.dumps({"challenge": "fake", "server_key": keypair()[1], "expires": 0}).encode()
+                self._send(200, body, len(body))
+            elif a.mode == "garbage":
                 body = b"\x00\xffthis is not json {{{"
                 self._send(200, body, len(body))
             elif a.mode == "wrong-shape":
