@@ -720,6 +720,79 @@ def _close_live_labs():
         lab.close()
 
 
+# ---- proof of key possession (docs/protocol.md, "Joining"), as
+# src/shared/register-proof.c computes it: X25519 from libsodium, BLAKE2b and
+# HMAC-SHA256 from the standard library.
+
+REGISTER_PROOF_CONTEXT = b"meshd register proof v1"
+_sodium = None
+_fake_private: dict[str, str] = {}      # public key → private key, both base64
+
+
+def _libsodium():
+    global _sodium
+    if _sodium is None:
+        import ctypes
+        import ctypes.util
+        _sodium = ctypes.CDLL(ctypes.util.find_library("sodium") or "libsodium.so.23")
+        if _sodium.sodium_init() < 0:
+            raise OSError("sodium_init failed")
+    return _sodium
+
+
+def x25519(private: bytes, public: bytes) -> bytes | None:
+    """None for an all-zero result (a low-order public key), as libsodium."""
+    import ctypes
+    out = ctypes.create_string_buffer(32)
+    if _libsodium().crypto_scalarmult(out, private, public) != 0:
+        return None
+    return out.raw
+
+
+def public_from_private(private_b64: str) -> str:
+    import ctypes
+    out = ctypes.create_string_buffer(32)
+    _libsodium().crypto_scalarmult_base(out, base64.b64decode(private_b64))
+    return base64.b64encode(out.raw).decode()
+
+
+def keypair() -> tuple[str, str]:
+    """(private, public), base64, like `wg genkey | wg pubkey`."""
+    k = bytearray(secrets.token_bytes(32))
+    k[0] &= 248
+    k[31] = (k[31] & 127) | 64
+    private = base64.b64encode(bytes(k)).decode()
+    return private, public_from_private(private)
+
+
+def register_proof(private_b64, server_key_b64, challenge, public_key, hostname, authkey) -> str:
+    import hmac
+    server_key = base64.b64decode(server_key_b64)
+    shared = x25519(base64.b64decode(private_b64), server_key)
+    if shared is None:
+        raise ValueError("server key of low order")
+    node_public = base64.b64decode(public_from_private(private_b64))
+    key = hashlib.blake2b(REGISTER_PROOF_CONTEXT + server_key + node_public, key=shared,
+                          digest_size=32).digest()
+    transcript = b"".join(len(f).to_bytes(4, "big") + f for f in (
+        REGISTER_PROOF_CONTEXT, challenge.encode(), public_key.encode(), hostname.encode(),
+        str(authkey).encode()))
+    return base64.b64encode(hmac.new(key, transcript, hashlib.sha256).digest()).decode()
+
+
+def fake_public_key() -> str:
+    """A fresh WireGuard public key whose private key this module keeps, so
+    that ControlApi.register() can prove possession; wireguard-go accepts it
+    as a peer too."""
+    private, public = keypair()
+    _fake_private[public] = private
+    return public
+
+
+def private_key_of(public_key: str) -> str | None:
+    return _fake_private.get(public_key)
+
+
 # --------------------------------------------------------------- fake control
 
 class FakeControl(Daemon):
@@ -1262,79 +1335,6 @@ class NatLab(Lab):
 # started that server, and the pin is meshd's business, tested elsewhere).
 
 CLIENT_ADDRESS = f"{UNDERLAY}.250"
-
-
-# ---- proof of key possession (docs/protocol.md, "Joining"), as
-# src/shared/register-proof.c computes it: X25519 from libsodium, BLAKE2b and
-# HMAC-SHA256 from the standard library.
-
-REGISTER_PROOF_CONTEXT = b"meshd register proof v1"
-_sodium = None
-_fake_private: dict[str, str] = {}      # public key → private key, both base64
-
-
-def _libsodium():
-    global _sodium
-    if _sodium is None:
-        import ctypes
-        import ctypes.util
-        _sodium = ctypes.CDLL(ctypes.util.find_library("sodium") or "libsodium.so.23")
-        if _sodium.sodium_init() < 0:
-            raise OSError("sodium_init failed")
-    return _sodium
-
-
-def x25519(private: bytes, public: bytes) -> bytes | None:
-    """None for an all-zero result (a low-order public key), as libsodium."""
-    import ctypes
-    out = ctypes.create_string_buffer(32)
-    if _libsodium().crypto_scalarmult(out, private, public) != 0:
-        return None
-    return out.raw
-
-
-def public_from_private(private_b64: str) -> str:
-    import ctypes
-    out = ctypes.create_string_buffer(32)
-    _libsodium().crypto_scalarmult_base(out, base64.b64decode(private_b64))
-    return base64.b64encode(out.raw).decode()
-
-
-def keypair() -> tuple[str, str]:
-    """(private, public), base64, like `wg genkey | wg pubkey`."""
-    k = bytearray(secrets.token_bytes(32))
-    k[0] &= 248
-    k[31] = (k[31] & 127) | 64
-    private = base64.b64encode(bytes(k)).decode()
-    return private, public_from_private(private)
-
-
-def register_proof(private_b64, server_key_b64, challenge, public_key, hostname, authkey) -> str:
-    import hmac
-    server_key = base64.b64decode(server_key_b64)
-    shared = x25519(base64.b64decode(private_b64), server_key)
-    if shared is None:
-        raise ValueError("server key of low order")
-    node_public = base64.b64decode(public_from_private(private_b64))
-    key = hashlib.blake2b(REGISTER_PROOF_CONTEXT + server_key + node_public, key=shared,
-                          digest_size=32).digest()
-    transcript = b"".join(len(f).to_bytes(4, "big") + f for f in (
-        REGISTER_PROOF_CONTEXT, challenge.encode(), public_key.encode(), hostname.encode(),
-        str(authkey).encode()))
-    return base64.b64encode(hmac.new(key, transcript, hashlib.sha256).digest()).decode()
-
-
-def fake_public_key() -> str:
-    """A fresh WireGuard public key whose private key this module keeps, so
-    that ControlApi.register() can prove possession; wireguard-go accepts it
-    as a peer too."""
-    private, public = keypair()
-    _fake_private[public] = private
-    return public
-
-
-def private_key_of(public_key: str) -> str | None:
-    return _fake_private.get(public_key)
 
 
 def tls_connect(ns: Netns, host: str, port: int, *, timeout=10.0):
