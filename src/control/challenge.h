@@ -35,8 +35,8 @@ int challenge_new(const ChallengeSecret *secret, int64_t now, char **ret_challen
 
 /* -EBADMSG: not one of ours (malformed, forged, another secret's);
  * -ETIME: expired. On success the per-challenge private key and expiry. */
-int challenge_check(const ChallengeSecret *secret, const char *challenge, int64_t now, WgKey *ret_server_private,
-                    int64_t *ret_expires);
+int challenge_check(const ChallengeSecret *secret, const char *challenge, int64_t now,
+                    WgKey *ret_server_private, int64_t *ret_expires);
 
 typedef struct ChallengeSet ChallengeSet;
 
