@@ -38,7 +38,6 @@ Binaries from MESHLAB_BUILD_DIR (default build/).
 """
 
 import argparse
-import base64
 import json
 import os
 import re
@@ -235,8 +234,17 @@ def run(a, workdir: Path) -> list:
                                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
                 time.sleep(0.5)
             # the change: a new node joins
-            body = json.dumps({"authkey": str(key), "public_key": base64.b64encode(os.urandom(32)).decode(),
-                               "hostname": "trigger", "endpoints": []}).encode()
+            public_key = meshlab.fake_public_key()
+            status, ch, _elapsed, _t = https_request(gen, control.address, control.port, "POST",
+                                                     "/v1/challenge", body=b"{}", timeout=600)
+            if status != 200:
+                raise RuntimeError(f"trigger challenge: HTTP {status} {ch[:200]!r}")
+            ch = json.loads(ch)
+            body = json.dumps({"authkey": str(key), "public_key": public_key, "hostname": "trigger",
+                               "endpoints": [], "challenge": ch["challenge"],
+                               "proof": meshlab.register_proof(meshlab.private_key_of(public_key),
+                                                               ch["server_key"], ch["challenge"],
+                                                               public_key, "trigger", str(key))}).encode()
             status, reply, _elapsed, t0 = https_request(gen, control.address, control.port, "POST",
                                                         "/v1/register", body=body, timeout=600)
             if status != 200:

@@ -22,14 +22,17 @@ the load generator measures the server, it does not protect secrets.
 
 import argparse
 import asyncio
-import base64
 import json
 import re
 import resource
-import secrets
 import ssl
 import sys
 import time
+from pathlib import Path
+
+# the proof of key possession (docs/protocol.md, "Joining"), as the tests make it
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests" / "integration"))
+from meshlab import fake_public_key, private_key_of, register_proof  # noqa: E402
 
 TOKEN_RE = re.compile(rb'"node_id":(\d+),"name":"([^"]*)","token":"([^"]+)"')
 
@@ -128,12 +131,23 @@ async def register(a):
                     i = queue.get_nowait()
                 except asyncio.QueueEmpty:
                     return
-                key = base64.b64encode(secrets.token_bytes(32)).decode()
+                key = fake_public_key()
+                conn.send("POST", "/v1/challenge", body=b"{}")
+                await conn.drain()
+                status, _length, first, _t = await conn.response()
+                if status != 200:
+                    errors.append(f"node {i}: challenge: HTTP {status} {first[:200]!r}")
+                    continue
+                ch = json.loads(first)
+                hostname = f"{a.prefix}{i}"
                 body = json.dumps({
-                    "authkey": a.authkey, "public_key": key, "hostname": f"{a.prefix}{i}",
+                    "authkey": a.authkey, "public_key": key, "hostname": hostname,
                     # a documentation address per node: unreachable, but a
                     # real endpoint for WireGuard to hold
                     "endpoints": [f"203.0.113.{1 + i % 250}:{20000 + i % 40000}"],
+                    "challenge": ch["challenge"],
+                    "proof": register_proof(private_key_of(key), ch["server_key"], ch["challenge"], key,
+                                            hostname, a.authkey),
                 }).encode()
                 conn.send("POST", "/v1/register", body=body)
                 await conn.drain()

@@ -17,12 +17,14 @@
 #include <time.h>
 
 #include "ca.h"
+#include "challenge.h"
 #include "dns-label.h"
 #include "endpoint.h"
 #include "http.h"
 #include "key.h"
 #include "log.h"
 #include "paths.h"
+#include "register-proof.h"
 #include "request.h"
 #include "time-util.h"
 #include "tls.h"
@@ -80,6 +82,12 @@ struct Server {
         size_t n_waiters;
         Connection *connections;
         sd_event_source *sweep;
+
+        /* POST /v1/challenge, /v1/register */
+        ChallengeSecret challenge_secret;
+        ChallengeSet *used_challenges;
+        bool expired_needs_admin;
+        InAddrPrefix mesh_ranges[2]; /* no endpoint inside */
 
         /* POST /v1/cert */
         CertAuthority *ca;
@@ -332,6 +340,88 @@ static cJSON *request_parse_body(Request *req) {
 
 /* ---- handlers ---- */
 
+static enum MHD_Result handle_challenge(Request *req) {
+        Server *s = req->server;
+        _cleanup_(cJSON_Deletep) cJSON *reply = NULL;
+        _cleanup_free_ char *challenge = NULL;
+        char server_key[WG_KEY_B64_LEN + 1];
+        WgKey key;
+        int64_t expires;
+        char *text;
+        int r;
+
+        r = challenge_new(&s->challenge_secret, time(NULL), &challenge, &key, &expires);
+        if (r == -ENOMEM)
+                return request_reply_oom(req);
+        if (r < 0)
+                return request_reply_internal(req);
+        key_to_base64(&key, server_key);
+
+        reply = cJSON_CreateObject();
+        if (!reply || !cJSON_AddStringToObject(reply, "challenge", challenge) ||
+            !cJSON_AddStringToObject(reply, "server_key", server_key) ||
+            !cJSON_AddNumberToObject(reply, "expires", (double) expires))
+                return request_reply_oom(req);
+        text = cJSON_PrintUnformatted(reply);
+        if (!text)
+                return request_reply_oom(req);
+        return request_reply(req, MHD_HTTP_OK, text, strlen(text));
+}
+
+/* Proof of key possession (docs/protocol.md, "Joining"): MHD_YES with
+ * *ret_ok set when the request proves it holds the private key of its
+ * public_key; otherwise the 401 is queued. Each challenge is good once. */
+static enum MHD_Result request_check_proof(Request *req, const RegisterRequest *parsed, int64_t *ret_expires,
+                                           bool *ret_ok) {
+        Server *s = req->server;
+        WgKey server_private, node_public;
+        int64_t expires, now = time(NULL);
+        int r;
+
+        *ret_ok = false;
+        if (!parsed->challenge)
+                return request_reply_error(req, MHD_HTTP_UNAUTHORIZED,
+                                           "challenge: missing, get one with POST /v1/challenge");
+        if (!parsed->proof)
+                return request_reply_error(req, MHD_HTTP_UNAUTHORIZED, "proof: missing");
+        r = challenge_check(&s->challenge_secret, parsed->challenge, now, &server_private, &expires);
+        if (r == -ETIME)
+                return request_reply_error(req, MHD_HTTP_UNAUTHORIZED, "challenge: expired");
+        if (r < 0)
+                return request_reply_error(req, MHD_HTTP_UNAUTHORIZED, "challenge: not issued by this server");
+
+        r = key_from_base64(parsed->public_key, &node_public);
+        if (r >= 0)
+                r = register_proof_verify(&server_private, &node_public,
+                                          &(RegisterProofFields) {
+                                                  .challenge = parsed->challenge,
+                                                  .public_key = parsed->public_key,
+                                                  .hostname = parsed->hostname,
+                                                  .authkey = parsed->authkey,
+                                          },
+                                          parsed->proof);
+        explicit_bzero(&server_private, sizeof(server_private));
+        if (r == -EINVAL)
+                return request_reply_error(req, MHD_HTTP_UNAUTHORIZED, "public_key: of low order, proves nothing");
+        if (r < 0) {
+                log_notice("Refused a registration for key %s: invalid proof of key possession.",
+                           parsed->public_key);
+                return request_reply_error(req, MHD_HTTP_UNAUTHORIZED,
+                                           "proof: invalid, the private key of public_key did not sign this request");
+        }
+
+        r = challenge_set_check(s->used_challenges, parsed->challenge, now);
+        if (r == -EALREADY)
+                return request_reply_error(req, MHD_HTTP_UNAUTHORIZED, "challenge: already used");
+        if (r == -ENOSPC)
+                return request_reply_error(req, MHD_HTTP_SERVICE_UNAVAILABLE, "too many registrations, try again later");
+        if (r < 0)
+                return request_reply_oom(req);
+        *ret_expires = expires;
+        *ret_ok = true;
+        return MHD_YES;
+}
+
 static enum MHD_Result handle_register(Request *req) {
         Server *s = req->server;
         _cleanup_(cJSON_Deletep) cJSON *body = NULL, *reply = NULL;
@@ -339,6 +429,9 @@ static enum MHD_Result handle_register(Request *req) {
         _cleanup_(register_request_done) RegisterRequest parsed = {};
         _cleanup_free_ char *label = NULL, *token = NULL, *netmap = NULL;
         NetmapSnapshot *snap;
+        enum MHD_Result ret;
+        int64_t challenge_expires = 0;
+        bool proven;
         char error[128];
         size_t netmap_len;
         char *text;
@@ -353,6 +446,15 @@ static enum MHD_Result handle_register(Request *req) {
                 return request_reply_oom(req);
         if (r < 0)
                 return request_reply_error(req, MHD_HTTP_BAD_REQUEST, "%s", error);
+
+        r = endpoints_check_announceable(parsed.endpoints, s->mesh_ranges, ELEMENTSOF(s->mesh_ranges), error,
+                                         sizeof(error));
+        if (r < 0)
+                return request_reply_error(req, MHD_HTTP_BAD_REQUEST, "%s", error);
+
+        ret = request_check_proof(req, &parsed, &challenge_expires, &proven);
+        if (!proven)
+                return ret;
 
         r = dns_label_from_hostname(parsed.hostname, &label);
         if (r == -ENOMEM)
@@ -374,6 +476,7 @@ static enum MHD_Result handle_register(Request *req) {
                                         .name = label,
                                         .endpoints = parsed.endpoints,
                                         .token = token,
+                                        .expired_needs_admin = s->expired_needs_admin,
                                 },
                                 time(NULL), &node);
         switch (r) {
@@ -386,13 +489,20 @@ static enum MHD_Result handle_register(Request *req) {
         case -EKEYREJECTED:
                 return request_reply_error(req, MHD_HTTP_UNAUTHORIZED, "auth key already used");
         case -EEXIST:
-                return request_reply_error(req, MHD_HTTP_CONFLICT, "public key already registered");
+                return request_reply_error(req, MHD_HTTP_CONFLICT, "public key is the hub's");
+        case -ESTALE:
+                return request_reply_error(req, MHD_HTTP_FORBIDDEN, "node expired: an admin must renew it");
         case -ENOSPC:
                 log_warning("Address range exhausted, refusing to register '%s'.", label);
                 return request_reply_error(req, MHD_HTTP_SERVICE_UNAVAILABLE, "address range exhausted");
         default:
                 return request_reply_internal(req);
         }
+
+        /* checked by request_check_proof(), nothing ran in between */
+        r = challenge_set_use(s->used_challenges, parsed.challenge, challenge_expires, time(NULL));
+        if (r < 0)
+                log_warning_errno(r, "Failed to mark the challenge of node %s used: %m", node.name);
 
         log_info("Registered node %s (id %" PRId64 ", %s, %s).", node.name, node.id, node.ipv4, node.ipv6);
         server_check_version(s);
@@ -521,8 +631,13 @@ static enum MHD_Result handle_endpoints(Request *req) {
         r = endpoints_request_parse(body, true, &endpoints, error, sizeof(error));
         if (r == -ENOMEM)
                 return request_reply_oom(req);
-        if (r < 0)
+        if (r >= 0)
+                r = endpoints_check_announceable(endpoints, s->mesh_ranges, ELEMENTSOF(s->mesh_ranges), error,
+                                                 sizeof(error));
+        if (r < 0) {
+                log_debug("Node %" PRId64 ": refused endpoints: %s", id, error);
                 return request_reply_error(req, MHD_HTTP_BAD_REQUEST, "%s", error);
+        }
 
         r = store_set_endpoints(s->store, id, endpoints);
         if (r == -ENOENT)
@@ -628,6 +743,10 @@ static enum MHD_Result handle_cert(Request *req) {
                 return request_reply_oom(req);
         if (r < 0)
                 return request_reply_internal(req);
+        /* before the certificate leaves: the name is held back until it expires */
+        r = store_note_certificate(s->store, node.id, cert.not_after);
+        if (r < 0)
+                return request_reply_internal(req);
 
         (void) log_full_errno_fields(LOG_INFO, 0, &(LogFields) { .peer = node.name },
                         "Issued a certificate for %s.%s, valid for %" PRIu64 " s.", node.name, s->domain,
@@ -650,6 +769,7 @@ static enum MHD_Result request_dispatch(Request *req) {
                 const char *method;
                 enum MHD_Result (*handler)(Request *req);
         } routes[] = {
+                { "/v1/challenge", MHD_HTTP_METHOD_POST, handle_challenge },
                 { "/v1/register", MHD_HTTP_METHOD_POST, handle_register },
                 { "/v1/netmap", MHD_HTTP_METHOD_GET, handle_netmap },
                 { "/v1/endpoints", MHD_HTTP_METHOD_POST, handle_endpoints },
@@ -977,6 +1097,24 @@ static int server_start_mhd(Server *s) {
         return 0;
 }
 
+static int server_load_ranges(Server *s) {
+        static const char *const keys[] = { "ipv4_range", "ipv6_range" };
+
+        for (size_t i = 0; i < ELEMENTSOF(keys); i++) {
+                _cleanup_free_ char *v = NULL;
+                InAddrPrefix *p = s->mesh_ranges + i;
+                int r;
+
+                r = store_get_setting(s->store, keys[i], &v);
+                if (r < 0)
+                        return log_error_errno(r, "Database has no %s: %m", keys[i]);
+                r = in_addr_prefix_parse(v, &p->family, &p->address, &p->prefixlen);
+                if (r < 0)
+                        return log_error_errno(r, "Database has an invalid %s '%s'.", keys[i], v);
+        }
+        return 0;
+}
+
 int server_new(Store *store, const char *state_dir, const char *listen, Server **ret) {
         _cleanup_(server_freep) Server *s = NULL;
         int r;
@@ -1007,6 +1145,16 @@ int server_new(Store *store, const char *state_dir, const char *listen, Server *
         r = store_data_version(s->store, &s->data_version);
         if (r < 0)
                 return r;
+
+        r = server_load_ranges(s);
+        if (r < 0)
+                return r;
+        r = challenge_secret_load(s->store, &s->challenge_secret);
+        if (r < 0)
+                return r;
+        s->used_challenges = challenge_set_new();
+        if (!s->used_challenges)
+                return log_oom();
 
         r = sd_event_new(&s->event);
         if (r < 0)
@@ -1056,6 +1204,8 @@ Server *server_free(Server *s) {
         netmap_snapshot_free(s->snapshot);
         netmap_snapshot_free(s->previous);
         store_free(s->store);
+        challenge_set_free(s->used_challenges);
+        explicit_bzero(&s->challenge_secret, sizeof(s->challenge_secret));
         if (s->key_pem)
                 erase_and_free(s->key_pem, strlen(s->key_pem));
         free(s->cert_pem);
@@ -1066,6 +1216,10 @@ Server *server_free(Server *s) {
         explicit_bzero(&s->hub_options.private_key, sizeof(s->hub_options.private_key));
         free(s);
         return NULL;
+}
+
+void server_set_expired_needs_admin(Server *s, bool b) {
+        s->expired_needs_admin = b;
 }
 
 int server_set_ca(Server *s, CertAuthority *ca, const char *domain, uint64_t lifetime_sec) {

@@ -24,6 +24,9 @@ int server_set_hub(Server *s, const HubOptions *opts, const char *public_key, co
 /* Answer POST /v1/cert and GET /v1/ca (takes ownership of ca; without
  * this call both reply 503). lifetime_sec: of issued certificates. */
 int server_set_ca(Server *s, CertAuthority *ca, const char *domain, uint64_t lifetime_sec);
+/* --expired-nodes=admin: an expired node's key registering again gets 403
+ * until `meshd-control nodes renew`; by default it renews the node. */
+void server_set_expired_needs_admin(Server *s, bool b);
 Server *server_free(Server *s);
 DEFINE_TRIVIAL_CLEANUP_FUNC(Server *, server_free);
 

@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "ca.h"
+#include "challenge.h"
 #include "config.h"
 #include "dns-label.h"
 #include "endpoint.h"
@@ -48,6 +49,7 @@ static uint16_t arg_hub_port = 0;
 static bool arg_keep_hub = false;
 static bool arg_hub_ipv6_forwarding = false;
 static uint64_t arg_cert_lifetime_sec = CERT_LIFETIME_DEFAULT_SEC;
+static bool arg_expired_needs_admin = false;
 
 DEFINE_TRIVIAL_CLEANUP_FUNC(cJSON *, cJSON_Delete);
 
@@ -60,7 +62,8 @@ static void help(void) {
                "  authkey create         Create an auth key for joining nodes\n"
                "  nodes list             List the nodes of the mesh\n"
                "  nodes remove NAME      Remove a node from the mesh\n"
-               "  nodes expire NAME      Expire a node's key: out of the mesh until it joins again\n\n"
+               "  nodes expire NAME      Expire a node's key: out of the mesh until it joins again\n"
+               "  nodes renew NAME       Make an expired node valid again (for --expired-nodes=admin)\n\n"
                "Options:\n"
                "  -h --help              Show this help\n"
                "     --version           Show package version\n"
@@ -84,6 +87,9 @@ static void help(void) {
                "                         serve: set net.ipv6.conf.all.forwarding=1 (host-wide) to relay IPv6\n"
                "     --cert-lifetime=DURATION\n"
                "                         serve: validity of node certificates (default: 30d)\n"
+               "     --expired-nodes=renew|admin\n"
+               "                         serve: an expired node joining again with its key is renewed,\n"
+               "                         or stays expired until 'nodes renew' (default: renew)\n"
                "     --reusable          authkey create: the key may join any number of nodes\n"
                "     --expires=DURATION  authkey create: validity, e.g. 30min, 24h, 7d\n"
                "     --json              nodes list: print JSON\n\n"
@@ -141,6 +147,7 @@ static int parse_argv(int argc, char *argv[]) {
                 ARG_KEEP_HUB,
                 ARG_HUB_IPV6_FORWARDING,
                 ARG_CERT_LIFETIME,
+                ARG_EXPIRED_NODES,
         };
         static const struct option options[] = {
                 { "help", no_argument, NULL, 'h' },
@@ -162,6 +169,7 @@ static int parse_argv(int argc, char *argv[]) {
                 { "keep-hub", no_argument, NULL, ARG_KEEP_HUB },
                 { "hub-ipv6-forwarding", no_argument, NULL, ARG_HUB_IPV6_FORWARDING },
                 { "cert-lifetime", required_argument, NULL, ARG_CERT_LIFETIME },
+                { "expired-nodes", required_argument, NULL, ARG_EXPIRED_NODES },
                 {}
         };
         int c, r;
@@ -246,6 +254,15 @@ static int parse_argv(int argc, char *argv[]) {
                         /* below 10 s renewal cannot keep up; above 398 days browsers refuse */
                         if (r < 0 || arg_cert_lifetime_sec < 10 || arg_cert_lifetime_sec > 398 * 86400ULL)
                                 return log_error_errno(-EINVAL, "Invalid --cert-lifetime '%s', expected 10s … 398d.",
+                                                       optarg);
+                        break;
+                case ARG_EXPIRED_NODES:
+                        if (streq(optarg, "renew"))
+                                arg_expired_needs_admin = false;
+                        else if (streq(optarg, "admin"))
+                                arg_expired_needs_admin = true;
+                        else
+                                return log_error_errno(-EINVAL, "Invalid --expired-nodes '%s', expected renew or admin.",
                                                        optarg);
                         break;
                 case '?':
@@ -504,6 +521,9 @@ static int verb_init(void) {
         r = hub_key_load(store, true, NULL, hub_public);
         if (r < 0)
                 return r;
+        r = challenge_secret_load(store, &(ChallengeSecret) {});
+        if (r < 0)
+                return r;
         r = tls_generate(arg_state_dir, host, &pin);
         if (r < 0)
                 return r;
@@ -594,7 +614,10 @@ static int verb_serve(void) {
         r = open_store(&store);
         if (r < 0)
                 return r;
-        r = serve_load_ca(store, &ca, &domain);
+        /* a damaged file fails the start, not every request after READY */
+        r = store_check_integrity(store);
+        if (r >= 0)
+                r = serve_load_ca(store, &ca, &domain);
         if (r < 0) {
                 store_free(store);
                 return r;
@@ -621,6 +644,7 @@ static int verb_serve(void) {
         r = server_set_ca(server, TAKE_PTR(ca), domain, arg_cert_lifetime_sec);
         if (r < 0)
                 return r;
+        server_set_expired_needs_admin(server, arg_expired_needs_admin);
         if (arg_hub) {
                 r = server_set_hub(server, &hub, hub_public, hub_endpoint);
                 if (r < 0)
@@ -750,6 +774,28 @@ static int print_nodes_table(const StoreNode *nodes, size_t n) {
         return 0;
 }
 
+/* Removed nodes whose certificates are still valid: their names and
+ * addresses are nobody's until then (docs/protocol.md, "Certificates"). */
+static int print_held(Store *store) {
+        StoreHeld *held = NULL;
+        size_t n = 0;
+        int r;
+
+        r = store_list_held(store, time(NULL), &held, &n);
+        if (r < 0)
+                return r;
+        if (n > 0)
+                printf("\nRemoved, name and addresses held back while their certificates are valid:\n");
+        for (size_t i = 0; i < n; i++) {
+                char until[32];
+
+                format_time(held[i].until, until);
+                printf("  %s  %s  %s  held until %s\n", held[i].name, held[i].ipv4, held[i].ipv6, until);
+        }
+        store_held_free(held, n);
+        return 0;
+}
+
 static int verb_nodes_list(void) {
         _cleanup_(store_freep) Store *store = NULL;
         StoreNode *nodes = NULL;
@@ -764,6 +810,8 @@ static int verb_nodes_list(void) {
                 return r;
         r = arg_json ? print_nodes_json(nodes, n) : print_nodes_table(nodes, n);
         store_nodes_free(nodes, n);
+        if (r >= 0 && !arg_json)
+                r = print_held(store);
         return r;
 }
 
@@ -801,6 +849,24 @@ static int verb_nodes_expire(const char *name) {
         return 0;
 }
 
+static int verb_nodes_renew(const char *name) {
+        _cleanup_(store_freep) Store *store = NULL;
+        int r;
+
+        r = open_store(&store);
+        if (r < 0)
+                return r;
+        r = store_renew_node(store, name);
+        if (r == -ENOENT)
+                return log_error_errno(r, "No node named '%s' in the mesh.", name);
+        if (r == -EALREADY)
+                return log_error_errno(r, "Node '%s' has not expired.", name);
+        if (r < 0)
+                return log_error_errno(r, "Failed to renew node '%s': %m", name);
+        log_info("Renewed node %s: it is back in the mesh with its key and token.", name);
+        return 0;
+}
+
 static int run(int argc, char *argv[]) {
         char **args;
         size_t n;
@@ -827,6 +893,8 @@ static int run(int argc, char *argv[]) {
                 return verb_nodes_remove(args[2]);
         if (streq(args[0], "nodes") && n == 3 && streq(args[1], "expire"))
                 return verb_nodes_expire(args[2]);
+        if (streq(args[0], "nodes") && n == 3 && streq(args[1], "renew"))
+                return verb_nodes_renew(args[2]);
 
         return log_error_errno(-EINVAL, "Unknown command or wrong arguments: '%s', see --help.", args[0]);
 }

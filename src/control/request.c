@@ -78,6 +78,24 @@ int endpoints_request_parse(const cJSON *body, bool required, char ***ret, char 
         return 0;
 }
 
+int endpoints_check_announceable(char *const *endpoints, const InAddrPrefix *mesh, size_t n_mesh,
+                                 char *error, size_t error_size) {
+        for (size_t i = 0; endpoints && endpoints[i]; i++) {
+                union sockaddr_union sa;
+                const char *why;
+
+                if (endpoint_parse(endpoints[i], &sa) < 0)
+                        why = "not ip:port or [ip6]:port";
+                else
+                        why = endpoint_unannounceable_reason(&sa, mesh, n_mesh);
+                if (why) {
+                        snprintf(error, error_size, "endpoints[%zu]: %s: %s", i, endpoints[i], why);
+                        return -EINVAL;
+                }
+        }
+        return 0;
+}
+
 void register_request_done(RegisterRequest *r) {
         r->endpoints = strv_free(r->endpoints);
 }
@@ -105,6 +123,9 @@ int register_request_parse(const cJSON *body, RegisterRequest *ret, char *error,
         r = endpoints_request_parse(body, false, &req.endpoints, error, error_size);
         if (r < 0)
                 return r;
+        /* absent ones are refused with 401 by the handler, not 400 here */
+        req.challenge = json_string(body, "challenge");
+        req.proof = json_string(body, "proof");
         *ret = req;
         return 0;
 }

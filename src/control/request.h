@@ -28,12 +28,21 @@ struct cJSON *request_body_parse(const char *text, size_t len);
 int endpoints_request_parse(const struct cJSON *body, bool required, char ***ret, char *error,
                             size_t error_size);
 
+/* Every one of endpoints (canonical, from endpoints_request_parse()) may be
+ * announced (endpoint_is_announceable(), mesh: the mesh's ranges); else
+ * -EINVAL with error naming the first that may not. */
+struct InAddrPrefix;
+int endpoints_check_announceable(char *const *endpoints, const struct InAddrPrefix *mesh, size_t n_mesh,
+                                 char *error, size_t error_size);
+
 /* POST /v1/register */
 typedef struct RegisterRequest {
         const char *authkey;
         const char *public_key; /* base64 WireGuard key, not all-zero */
         const char *hostname;   /* not yet a DNS label */
         char **endpoints;       /* owned strv */
+        const char *challenge;  /* NULL when missing: checked by the handler */
+        const char *proof;      /* NULL when missing */
 } RegisterRequest;
 
 void register_request_done(RegisterRequest *r);

@@ -14,12 +14,13 @@
 #include <sys/random.h>
 #include <sys/stat.h>
 
+#include "dns-label.h"
 #include "ipam.h"
 #include "log.h"
 #include "store.h"
 #include "strv.h"
 
-#define SCHEMA_VERSION 3
+#define SCHEMA_VERSION 4
 #define BUSY_TIMEOUT_MSEC 5000
 #define SECRET_BYTES 32
 #define HASH_BYTES 32
@@ -120,6 +121,13 @@ static const char schema_v2[] =
  * until it registers again with the same public key. */
 static const char schema_v3[] =
         "ALTER TABLE nodes ADD COLUMN expired INTEGER;"; /* NULL while valid, else when it expired */
+
+/* Hold-back (issue 11): the latest not_after of the certificates issued to
+ * a node. A removed node's name and addresses stay taken until then, so no
+ * new node gets a name that a still-valid certificate of another machine
+ * names: most TLS clients check no CRL or OCSP. */
+static const char schema_v4[] =
+        "ALTER TABLE nodes ADD COLUMN cert_not_after INTEGER;"; /* NULL: none issued */
 
 static int sqlite_to_errno(int rc) {
         switch (rc & 0xff) {
@@ -264,8 +272,13 @@ static int store_migrate(Store *s, bool create) {
                 if (r < 0)
                         return r;
         }
+        if (version < 4) {
+                r = store_exec(s, schema_v4);
+                if (r < 0)
+                        return r;
+        }
         /* PRAGMA takes no parameters; the value is our own constant. */
-        r = store_exec(s, "PRAGMA user_version = 3");
+        r = store_exec(s, "PRAGMA user_version = 4");
         if (r < 0)
                 return r;
         r = store_commit(&tx);
@@ -545,29 +558,66 @@ static int store_exists(Store *s, const char *sql, const char *text, int64_t num
         return store_step(s, stmt);
 }
 
-static int name_in_use(Store *s, const char *name) {
-        return store_exists(s, "SELECT 1 FROM nodes WHERE name = ?1 AND removed IS NULL", name, 0);
+/* A name or address is taken by a member, and by a removed node until its
+ * last certificate expires (the hold-back of schema_v4). */
+#define TAKEN_AT_NOW "(removed IS NULL OR cert_not_after > ?2)"
+
+static int store_taken(Store *s, const char *sql, const char *text, int64_t number, int64_t now) {
+        _cleanup_(sqlite3_finalizep) sqlite3_stmt *stmt = NULL;
+        int r;
+
+        r = store_prepare(s, sql, &stmt);
+        if (r < 0)
+                return r;
+        if (text)
+                sqlite3_bind_text(stmt, 1, text, -1, SQLITE_STATIC);
+        else
+                sqlite3_bind_int64(stmt, 1, number);
+        sqlite3_bind_int64(stmt, 2, now);
+        return store_step(s, stmt);
 }
 
+static int name_in_use(Store *s, const char *name, int64_t now) {
+        if (dns_label_is_reserved(name))
+                return 1;
+        return store_taken(s, "SELECT 1 FROM nodes WHERE name = ?1 AND " TAKEN_AT_NOW, name, 0, now);
+}
+
+typedef struct HostQuery {
+        Store *store;
+        int64_t now;
+} HostQuery;
+
 static int host_in_use(uint64_t host, void *userdata) {
-        return store_exists(userdata, "SELECT 1 FROM nodes WHERE host = ?1 AND removed IS NULL",
-                            NULL, (int64_t) host);
+        HostQuery *q = userdata;
+        return store_taken(q->store, "SELECT 1 FROM nodes WHERE host = ?1 AND " TAKEN_AT_NOW, NULL,
+                           (int64_t) host, q->now);
 }
 
 /* Smallest n such that "base" (n = 1) or "base-n" is free. One query over the
  * members that share the base name, not one per candidate. */
-static int store_lowest_free_suffix(Store *s, const char *base, uint64_t *ret) {
+static int store_lowest_free_suffix(Store *s, const char *base, int64_t now, uint64_t *ret) {
         _cleanup_(sqlite3_finalizep) sqlite3_stmt *stmt = NULL;
         _cleanup_free_ uint8_t *taken = NULL;
         size_t n_taken = 0, base_len = strlen(base);
         uint64_t n;
         int r;
 
-        r = store_prepare(s, "SELECT name FROM nodes WHERE removed IS NULL AND "
+        r = store_prepare(s, "SELECT name FROM nodes WHERE " TAKEN_AT_NOW " AND "
                              "(name = ?1 OR name GLOB ?1 || '-[1-9]*')", &stmt);
         if (r < 0)
                 return r;
         sqlite3_bind_text(stmt, 1, base, -1, SQLITE_STATIC);
+        sqlite3_bind_int64(stmt, 2, now);
+
+        /* "localhost", "wpad", "hub", …: never a node's, so "localhost-2" */
+        if (dns_label_is_reserved(base)) {
+                taken = calloc(1, 1);
+                if (!taken)
+                        return log_oom();
+                taken[0] = 1;
+                n_taken = 1;
+        }
 
         /* taken[i] marks suffix i + 1; at most one more than the rows */
         for (;;) {
@@ -611,7 +661,7 @@ static int store_lowest_free_suffix(Store *s, const char *base, uint64_t *ret) {
         return 0;
 }
 
-static int store_unique_name(Store *s, const char *label, char **ret) {
+static int store_unique_name(Store *s, const char *label, int64_t now, char **ret) {
         char base[STORE_NAME_MAX + 1], name[STORE_NAME_MAX + 1];
         uint64_t n = 0;
         int r;
@@ -620,7 +670,7 @@ static int store_unique_name(Store *s, const char *label, char **ret) {
                 return -EINVAL;
         strcpy(base, label);
 
-        r = store_lowest_free_suffix(s, base, &n);
+        r = store_lowest_free_suffix(s, base, now, &n);
         if (r < 0)
                 return r;
         if (n == 1) {
@@ -643,7 +693,7 @@ static int store_unique_name(Store *s, const char *label, char **ret) {
                 }
                 if (snprintf(name, sizeof(name), "%s%s", base, suffix) >= (int) sizeof(name))
                         return -ENAMETOOLONG; /* cannot happen: base was shortened to fit */
-                r = name_in_use(s, name);
+                r = name_in_use(s, name, now);
                 if (r < 0)
                         return r;
                 if (r == 0)
@@ -709,7 +759,7 @@ static int store_read_range(Store *s, IpamRange *ret) {
         return 0;
 }
 
-static int store_allocate_host(Store *s, uint64_t *ret_host, char ipv4[static INET6_ADDRSTRLEN],
+static int store_allocate_host(Store *s, int64_t now, uint64_t *ret_host, char ipv4[static INET6_ADDRSTRLEN],
                                char ipv6[static INET6_ADDRSTRLEN]) {
         _cleanup_(sqlite3_finalizep) sqlite3_stmt *stmt = NULL;
         IpamRange range;
@@ -723,7 +773,8 @@ static int store_allocate_host(Store *s, uint64_t *ret_host, char ipv4[static IN
         r = store_get_int_setting(s, "ipam_next", &next);
         if (r < 0)
                 return r;
-        r = ipam_allocate(&range, next > 0 ? (uint64_t) next : IPAM_HOST_FIRST, host_in_use, s, &host);
+        r = ipam_allocate(&range, next > 0 ? (uint64_t) next : IPAM_HOST_FIRST, host_in_use,
+                          &(HostQuery) { .store = s, .now = now }, &host);
         if (r < 0)
                 return r;
         r = ipam_host_format(&range, host, ipv4, ipv6);
@@ -747,33 +798,52 @@ static int store_allocate_host(Store *s, uint64_t *ret_host, char ipv4[static IN
         "observed_endpoint, expired IS NOT NULL"
 static int node_from_row(sqlite3_stmt *stmt, StoreNode *ret);
 
-/* Inside store_register_node()'s transaction: when reg's key is an expired
- * member's, make it valid again with the new token. 1 when renewed. */
-static int store_renew_expired(Store *s, const StoreRegistration *reg, int64_t authkey_id,
-                               const uint8_t token_hash[static HASH_BYTES], const char *endpoints_json,
-                               StoreNode *ret) {
-        _cleanup_(sqlite3_finalizep) sqlite3_stmt *stmt = NULL;
+/* Inside store_register_node()'s transaction: when reg's key is a member's,
+ * that member joins again with the new token (same id, name and addresses;
+ * the old token stops working): an expired one is renewed unless the policy
+ * wants an admin (-ESTALE), an active one re-joins after losing its state.
+ * The caller has checked the proof of key possession. 1 when done. */
+static int store_rejoin(Store *s, const StoreRegistration *reg, int64_t authkey_id,
+                        const uint8_t token_hash[static HASH_BYTES], const char *endpoints_json,
+                        StoreNode *ret) {
+        _cleanup_(sqlite3_finalizep) sqlite3_stmt *find = NULL, *stmt = NULL;
+        bool expired;
+        int64_t id;
         int r;
 
-        r = store_prepare(s, "UPDATE nodes SET expired = NULL, token_hash = ?2, endpoints = ?3, authkey_id = ?4 "
-                             "WHERE public_key = ?1 AND removed IS NULL AND expired IS NOT NULL "
-                             "RETURNING " NODE_COLUMNS, &stmt);
+        r = store_prepare(s, "SELECT id, expired IS NOT NULL FROM nodes WHERE public_key = ?1 AND removed IS NULL",
+                          &find);
         if (r < 0)
                 return r;
-        sqlite3_bind_text(stmt, 1, reg->public_key, -1, SQLITE_STATIC);
+        sqlite3_bind_text(find, 1, reg->public_key, -1, SQLITE_STATIC);
+        r = store_step(s, find);
+        if (r <= 0)
+                return r;
+        id = sqlite3_column_int64(find, 0);
+        expired = sqlite3_column_int(find, 1);
+        if (expired && reg->expired_needs_admin)
+                return -ESTALE;
+
+        r = store_prepare(s, "UPDATE nodes SET expired = NULL, token_hash = ?2, endpoints = ?3, authkey_id = ?4 "
+                             "WHERE id = ?1 RETURNING " NODE_COLUMNS, &stmt);
+        if (r < 0)
+                return r;
+        sqlite3_bind_int64(stmt, 1, id);
         sqlite3_bind_blob(stmt, 2, token_hash, HASH_BYTES, SQLITE_STATIC);
         sqlite3_bind_text(stmt, 3, endpoints_json, -1, SQLITE_STATIC);
         sqlite3_bind_int64(stmt, 4, authkey_id);
         r = store_step(s, stmt);
-        if (r <= 0)
+        if (r < 0)
                 return r;
+        if (r == 0)
+                return log_error_errno(-EIO, "%s: node %" PRId64 " vanished inside a transaction.", s->path, id);
         r = node_from_row(stmt, ret);
         if (r < 0)
                 return r;
         r = store_step(s, stmt);
         if (r >= 0)
                 r = store_use_authkey(s, authkey_id);
-        if (r >= 0)
+        if (r >= 0 && expired)
                 r = store_bump_members(s);
         if (r >= 0)
                 r = store_bump_version(s);
@@ -811,7 +881,7 @@ int store_register_node(Store *s, const StoreRegistration *reg, int64_t now, Sto
         r = store_check_authkey(s, reg->authkey, now, &authkey_id);
         if (r < 0)
                 return r;
-        r = store_renew_expired(s, reg, authkey_id, token_hash, endpoints, ret);
+        r = store_rejoin(s, reg, authkey_id, token_hash, endpoints, ret);
         if (r < 0)
                 return r;
         if (r > 0) {
@@ -820,12 +890,6 @@ int store_register_node(Store *s, const StoreRegistration *reg, int64_t now, Sto
                         store_node_done(ret);
                 return r;
         }
-        r = store_exists(s, "SELECT 1 FROM nodes WHERE public_key = ?1 AND removed IS NULL",
-                         reg->public_key, 0);
-        if (r < 0)
-                return r;
-        if (r > 0)
-                return -EEXIST;
         /* Every netmap carries the hub; a node with its key would make
          * every node reject every netmap. */
         r = store_exists(s, "SELECT 1 FROM settings WHERE key = 'hub_public_key' AND value = ?1",
@@ -834,10 +898,10 @@ int store_register_node(Store *s, const StoreRegistration *reg, int64_t now, Sto
                 return r;
         if (r > 0)
                 return -EEXIST;
-        r = store_unique_name(s, reg->name, &name);
+        r = store_unique_name(s, reg->name, now, &name);
         if (r < 0)
                 return r;
-        r = store_allocate_host(s, &host, ipv4, ipv6);
+        r = store_allocate_host(s, now, &host, ipv4, ipv6);
         if (r < 0)
                 return r;
 
@@ -1102,6 +1166,130 @@ int store_expire_node(Store *s, const char *name) {
         if (r < 0)
                 return r;
         return store_commit(&tx);
+}
+
+int store_renew_node(Store *s, const char *name) {
+        _cleanup_(sqlite3_finalizep) sqlite3_stmt *stmt = NULL;
+        int64_t id;
+        int r;
+
+        r = store_begin(s, true);
+        if (r < 0)
+                return r;
+        _cleanup_(store_rollbackp) Store *tx = s;
+
+        r = store_prepare(s, "SELECT id, expired IS NOT NULL FROM nodes WHERE name = ?1 AND removed IS NULL",
+                          &stmt);
+        if (r < 0)
+                return r;
+        sqlite3_bind_text(stmt, 1, name, -1, SQLITE_STATIC);
+        r = store_step(s, stmt);
+        if (r < 0)
+                return r;
+        if (r == 0)
+                return -ENOENT;
+        if (!sqlite3_column_int(stmt, 1))
+                return -EALREADY;
+        id = sqlite3_column_int64(stmt, 0);
+
+        /* its token works again: the node comes back on its next request */
+        r = store_exec_id(s, "UPDATE nodes SET expired = NULL WHERE id = ?1", id);
+        if (r >= 0)
+                r = store_bump_members(s);
+        if (r >= 0)
+                r = store_bump_version(s);
+        if (r < 0)
+                return r;
+        return store_commit(&tx);
+}
+
+int store_note_certificate(Store *s, int64_t id, int64_t not_after) {
+        _cleanup_(sqlite3_finalizep) sqlite3_stmt *stmt = NULL;
+        int r;
+
+        r = store_prepare(s, "UPDATE nodes SET cert_not_after = MAX(COALESCE(cert_not_after, 0), ?2) "
+                             "WHERE id = ?1", &stmt);
+        if (r < 0)
+                return r;
+        sqlite3_bind_int64(stmt, 1, id);
+        sqlite3_bind_int64(stmt, 2, not_after);
+        r = store_step(s, stmt);
+        if (r < 0)
+                return r;
+        return sqlite3_changes(s->db) > 0 ? 0 : -ENOENT;
+}
+
+int store_list_held(Store *s, int64_t now, StoreHeld **ret, size_t *ret_n) {
+        _cleanup_(sqlite3_finalizep) sqlite3_stmt *stmt = NULL;
+        StoreHeld *l = NULL;
+        size_t n = 0;
+        int r;
+
+        r = store_prepare(s, "SELECT name, ipv4, ipv6, cert_not_after FROM nodes "
+                             "WHERE removed IS NOT NULL AND cert_not_after > ?1 ORDER BY id", &stmt);
+        if (r < 0)
+                return r;
+        sqlite3_bind_int64(stmt, 1, now);
+        for (;;) {
+                StoreHeld *nl;
+
+                r = store_step(s, stmt);
+                if (r < 0)
+                        break;
+                if (r == 0) {
+                        *ret = l;
+                        *ret_n = n;
+                        return 0;
+                }
+                nl = reallocarray(l, n + 1, sizeof(StoreHeld));
+                if (!nl) {
+                        r = log_oom();
+                        break;
+                }
+                l = nl;
+                l[n] = (StoreHeld) {
+                        .name = strdup((const char *) sqlite3_column_text(stmt, 0) ?: ""),
+                        .ipv4 = strdup((const char *) sqlite3_column_text(stmt, 1) ?: ""),
+                        .ipv6 = strdup((const char *) sqlite3_column_text(stmt, 2) ?: ""),
+                        .until = sqlite3_column_int64(stmt, 3),
+                };
+                n++;
+                if (!l[n - 1].name || !l[n - 1].ipv4 || !l[n - 1].ipv6) {
+                        r = log_oom();
+                        break;
+                }
+        }
+        store_held_free(l, n);
+        return r;
+}
+
+void store_held_free(StoreHeld *l, size_t n) {
+        for (size_t i = 0; i < n; i++) {
+                free(l[i].name);
+                free(l[i].ipv4);
+                free(l[i].ipv6);
+        }
+        free(l);
+}
+
+int store_check_integrity(Store *s) {
+        _cleanup_(sqlite3_finalizep) sqlite3_stmt *stmt = NULL;
+        const char *v;
+        int r;
+
+        /* quick_check reads every page (not the index/table cross-checks of
+         * integrity_check): seconds for a large mesh, once per start. */
+        r = store_prepare(s, "PRAGMA quick_check(1)", &stmt);
+        if (r < 0)
+                return r;
+        r = store_step(s, stmt);
+        if (r < 0)
+                return r;
+        v = r > 0 ? (const char *) sqlite3_column_text(stmt, 0) : NULL;
+        if (!v || !streq(v, "ok"))
+                return log_error_errno(-EBADMSG, "%s: database is damaged (%s); restore it from a backup.",
+                                       s->path, v ?: "no answer to quick_check");
+        return 0;
 }
 
 typedef struct NodeArray {

@@ -40,6 +40,7 @@ typedef struct StoreRegistration {
         const char *name;        /* a valid DNS label; made unique here */
         char *const *endpoints;  /* validated by the caller, may be NULL */
         const char *token;       /* the new node's secret; only its hash is stored */
+        bool expired_needs_admin; /* serve --expired-nodes=admin */
 } StoreRegistration;
 
 /* create: make a new database at path, failing with -EEXIST when a file is
@@ -70,12 +71,17 @@ int store_secret_new(const char *prefix, char **ret);
 /* expires: seconds since the epoch, 0 for never. */
 int store_authkey_add(Store *s, const char *key, bool reusable, int64_t expires);
 
-/* On success the node (unique name, addresses) is in ret. The public key of
- * an expired member renews that member instead (same id, name and
- * addresses, the new token). Errors:
+/* On success the node (unique name, addresses) is in ret. The caller has
+ * checked that the request holds the private key of reg->public_key; the
+ * public key of a member then joins as that member again (same id, name and
+ * addresses, the new token; the old one stops working), renewing it when it
+ * had expired. Names and addresses are unique among members and among
+ * removed nodes with a certificate not yet expired at now; reserved labels
+ * (dns_label_is_reserved()) get a suffix. Errors:
  * -ENOKEY unknown auth key, -EKEYEXPIRED expired, -EKEYREJECTED a single-use
- * key that was used, -EEXIST public key registered to a node (or the hub's), -ENOSPC
- * address range full. now: seconds since the epoch. */
+ * key that was used, -EEXIST the hub's public key, -ESTALE an expired
+ * member while reg->expired_needs_admin, -ENOSPC address range full.
+ * now: seconds since the epoch. */
 int store_register_node(Store *s, const StoreRegistration *reg, int64_t now, StoreNode *ret);
 
 /* -ENOENT for an unknown token; removed nodes are returned with removed=true. */
@@ -88,6 +94,26 @@ int store_remove_node(Store *s, const char *name);
 /* Marks a member expired (and bumps the version). -ENOENT for a name that is
  * no member, -EALREADY when it is expired already. */
 int store_expire_node(Store *s, const char *name);
+/* `meshd-control nodes renew`: an expired member valid again (its token
+ * works again). -ENOENT for a name that is no member, -EALREADY when it is
+ * not expired. */
+int store_renew_node(Store *s, const char *name);
+/* A certificate valid until not_after was issued to node id: its name and
+ * addresses stay taken until then even once it is removed. -ENOENT for an
+ * unknown id. */
+int store_note_certificate(Store *s, int64_t id, int64_t not_after);
+
+/* Removed nodes whose name and addresses are held back at now. */
+typedef struct StoreHeld {
+        char *name, *ipv4, *ipv6;
+        int64_t until; /* the not_after of their last certificate */
+} StoreHeld;
+int store_list_held(Store *s, int64_t now, StoreHeld **ret, size_t *ret_n);
+void store_held_free(StoreHeld *l, size_t n);
+
+/* PRAGMA quick_check: -EBADMSG (logged, naming the file) when damaged. */
+int store_check_integrity(Store *s);
+
 /* Current members, ordered by id; expired ones only with include_expired. */
 int store_list_nodes(Store *s, bool include_expired, StoreNode **ret, size_t *ret_n);
 

@@ -16,8 +16,11 @@
 
 #include "config.h"
 #include "control-client.h"
+#include "key.h"
 #include "log.h"
 #include "macro.h"
+#include "register-proof.h"
+#include "strv.h"
 #include "varlink.h" /* _cleanup_json_ */
 
 /* Bodies are at most 1 MiB by protocol; allow some slack, but never let a
@@ -40,6 +43,7 @@
 #define MESSAGE_MAX 256
 
 typedef enum TransferKind {
+        TRANSFER_CHALLENGE,
         TRANSFER_REGISTER,
         TRANSFER_POLL,
         TRANSFER_ENDPOINTS,
@@ -72,7 +76,17 @@ struct ControlClient {
         char *url; /* without trailing '/' */
         char *pin;
 
-        Transfer *register_transfer;
+        Transfer *register_transfer; /* the challenge, then the register */
+        /* what the register after the challenge sends; secrets erased */
+        struct {
+                char *authkey;
+                WgKey private_key;
+                char public_key[WG_KEY_B64_LEN + 1];
+                char *hostname;
+                char **endpoints;
+                ControlReplyCallback callback;
+                void *userdata;
+        } join;
         Transfer *endpoints_transfer;
         Transfer *paths_transfer;
         Transfer *ca_transfer;
@@ -609,10 +623,11 @@ static void transfer_done(ControlClient *c, Transfer *t, CURLcode code) {
                 c->connected = false;
 
         switch (t->kind) {
+        case TRANSFER_CHALLENGE:
         case TRANSFER_REGISTER:
         case TRANSFER_CA:
         case TRANSFER_CERT:
-                if (t->kind == TRANSFER_REGISTER)
+                if (t->kind == TRANSFER_REGISTER || t->kind == TRANSFER_CHALLENGE)
                         c->register_transfer = NULL;
                 else if (t->kind == TRANSFER_CA)
                         c->ca_transfer = NULL;
@@ -703,8 +718,18 @@ int control_client_new(sd_event *event, const char *url, const char *pin, Contro
         return 0;
 }
 
+static void join_done(ControlClient *c) {
+        erase_string(&c->join.authkey);
+        explicit_bzero(&c->join.private_key, sizeof(c->join.private_key));
+        c->join.hostname = mfree(c->join.hostname);
+        c->join.endpoints = strv_free(c->join.endpoints);
+        c->join.callback = NULL;
+        c->join.userdata = NULL;
+}
+
 static void client_free_now(ControlClient *c) {
         transfer_free(c->register_transfer);
+        join_done(c);
         transfer_free(c->endpoints_transfer);
         transfer_free(c->paths_transfer);
         transfer_free(c->ca_transfer);
@@ -765,27 +790,34 @@ static char *json_print_secret(cJSON *o) {
         return s;
 }
 
-int control_client_register(ControlClient *c, const char *authkey, const char *public_key_b64,
-                            const char *hostname, char *const *endpoints,
-                            ControlReplyCallback callback, void *userdata) {
+/* The register itself, once the challenge is answered: the proof binds
+ * challenge, key, hostname and auth key (docs/protocol.md, "Joining"). */
+static int join_send_register(ControlClient *c, const char *challenge, const WgKey *server_key) {
         _cleanup_json_ cJSON *o = NULL;
+        char proof[REGISTER_PROOF_B64_LEN + 1];
         char *body;
         Transfer *t;
         int r;
 
-        if (!c || !authkey || !public_key_b64 || !hostname || !callback)
-                return -EINVAL;
-        if (c->free_requested)
-                return -ESTALE;
-        if (c->register_transfer)
-                return -EBUSY;
+        r = register_proof_compute(&c->join.private_key, server_key,
+                                   &(RegisterProofFields) {
+                                           .challenge = challenge,
+                                           .public_key = c->join.public_key,
+                                           .hostname = c->join.hostname,
+                                           .authkey = c->join.authkey,
+                                   },
+                                   proof);
+        if (r < 0)
+                return r;
 
         o = cJSON_CreateObject();
-        if (!o || !cJSON_AddStringToObject(o, "authkey", authkey) ||
-            !cJSON_AddStringToObject(o, "public_key", public_key_b64) ||
-            !cJSON_AddStringToObject(o, "hostname", hostname))
+        if (!o || !cJSON_AddStringToObject(o, "authkey", c->join.authkey) ||
+            !cJSON_AddStringToObject(o, "public_key", c->join.public_key) ||
+            !cJSON_AddStringToObject(o, "hostname", c->join.hostname) ||
+            !cJSON_AddStringToObject(o, "challenge", challenge) ||
+            !cJSON_AddStringToObject(o, "proof", proof))
                 return -ENOMEM;
-        r = json_add_strv(o, "endpoints", endpoints);
+        r = json_add_strv(o, "endpoints", c->join.endpoints);
         if (r < 0)
                 return r;
 
@@ -795,8 +827,81 @@ int control_client_register(ControlClient *c, const char *authkey, const char *p
         r = transfer_new(c, TRANSFER_REGISTER, "/v1/register", NULL, body, REQUEST_TIMEOUT_MS, &t);
         if (r < 0)
                 return r;
-        t->callback = callback;
-        t->userdata = userdata;
+        t->callback = c->join.callback;
+        t->userdata = c->join.userdata;
+        c->register_transfer = t;
+        return 0;
+}
+
+static void on_challenge_reply(ControlClient *c, int error, const char *message, const char *body, size_t len,
+                               void *userdata) {
+        ControlReplyCallback callback = c->join.callback;
+        void *cb_userdata = c->join.userdata;
+        _cleanup_json_ cJSON *o = NULL;
+        const cJSON *challenge, *server_key;
+        WgKey key;
+        int r;
+
+        if (error < 0) {
+                join_done(c);
+                callback(c, error, message, NULL, 0, cb_userdata);
+                return;
+        }
+        o = cJSON_ParseWithLength(body, len);
+        challenge = cJSON_GetObjectItemCaseSensitive(o, "challenge");
+        server_key = cJSON_GetObjectItemCaseSensitive(o, "server_key");
+        if (!cJSON_IsString(challenge) || !cJSON_IsString(server_key) ||
+            key_from_base64(server_key->valuestring, &key) < 0) {
+                join_done(c);
+                callback(c, -EBADMSG, "malformed challenge from the control server", NULL, 0, cb_userdata);
+                return;
+        }
+        r = join_send_register(c, challenge->valuestring, &key);
+        join_done(c);
+        if (r == -EINVAL)
+                callback(c, -EBADMSG, "the control server's challenge key is of low order", NULL, 0, cb_userdata);
+        else if (r < 0)
+                callback(c, r, r == -ENOMEM ? "out of memory" : "cannot answer the challenge", NULL, 0, cb_userdata);
+}
+
+int control_client_register(ControlClient *c, const char *authkey, const WgKey *private_key,
+                            const char *hostname, char *const *endpoints,
+                            ControlReplyCallback callback, void *userdata) {
+        WgKey public_key;
+        Transfer *t;
+        char *body;
+        int r;
+
+        if (!c || !authkey || !private_key || !hostname || !callback)
+                return -EINVAL;
+        if (c->free_requested)
+                return -ESTALE;
+        if (c->register_transfer)
+                return -EBUSY;
+        r = key_public_from_private(private_key, &public_key);
+        if (r < 0)
+                return r;
+
+        /* first a challenge; on_challenge_reply() then sends the register */
+        c->join.authkey = strdup(authkey);
+        c->join.hostname = strdup(hostname);
+        c->join.private_key = *private_key;
+        key_to_base64(&public_key, c->join.public_key);
+        c->join.callback = callback;
+        c->join.userdata = userdata;
+        body = strdup("{}");
+        if (!c->join.authkey || !c->join.hostname || !body || strv_copy(endpoints, &c->join.endpoints) < 0) {
+                free(body);
+                join_done(c);
+                return -ENOMEM;
+        }
+        r = transfer_new(c, TRANSFER_CHALLENGE, "/v1/challenge", NULL, body, REQUEST_TIMEOUT_MS, &t);
+        if (r < 0) {
+                join_done(c);
+                return r;
+        }
+        t->callback = on_challenge_reply;
+        t->userdata = c;
         c->register_transfer = t;
         return 0;
 }

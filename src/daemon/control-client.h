@@ -40,9 +40,13 @@ DEFINE_TRIVIAL_CLEANUP_FUNC(ControlClient *, control_client_free);
 
 const char *control_client_get_url(const ControlClient *c);
 
-/* POST /v1/register. The callback gets the raw 200 reply body; the caller
- * validates it with register_reply_parse(). At most one register at a time (-EBUSY). */
-int control_client_register(ControlClient *c, const char *authkey, const char *public_key_b64,
+/* POST /v1/challenge, then POST /v1/register with the proof that we hold
+ * private_key (docs/protocol.md, "Joining"; the key is copied and erased
+ * once the proof is made). The callback gets the raw 200 reply body of the
+ * register, or the error of either request; the caller validates the body
+ * with register_reply_parse(). At most one register at a time (-EBUSY). */
+struct WgKey;
+int control_client_register(ControlClient *c, const char *authkey, const struct WgKey *private_key,
                             const char *hostname, char *const *endpoints,
                             ControlReplyCallback callback, void *userdata);
 

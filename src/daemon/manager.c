@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 #include <arpa/inet.h>
 #include <limits.h>
+#include <net/if.h>
 #include <signal.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -574,31 +575,27 @@ static int manager_sync_device_peers(Manager *m) {
 
 /* ---- netmap -------------------------------------------------------------------------------- */
 
-/* An address inside the mesh ranges (another tunnel on this host, a hub
- * running beside us) is reachable only through the mesh: useless as an
- * underlay endpoint, and misleading to peers. */
+/* Only what endpoint_is_announceable() allows, the same predicate the
+ * control server applies: an address inside the mesh ranges (another
+ * tunnel on this host, a hub running beside us) is reachable only through
+ * the mesh, and the server would refuse the whole list for it. */
 static void manager_drop_mesh_candidates(Manager *m, char **candidates) {
-        size_t j = 0;
+        InAddrPrefix mesh[2] = {};
+        size_t j = 0, n_mesh = 0;
 
-        if (!m->netmap || !candidates)
+        if (!candidates)
                 return;
+        if (m->netmap) {
+                mesh[n_mesh++] = (InAddrPrefix) { .family = AF_INET, .address = m->netmap->ipv4_range,
+                                                  .prefixlen = m->netmap->ipv4_prefixlen };
+                if (m->netmap->has_ipv6_range)
+                        mesh[n_mesh++] = (InAddrPrefix) { .family = AF_INET6, .address = m->netmap->ipv6_range,
+                                                          .prefixlen = m->netmap->ipv6_prefixlen };
+        }
         for (size_t i = 0; candidates[i]; i++) {
                 union sockaddr_union sa;
-                union in_addr_union a = {};
-                bool mesh = false;
 
-                if (endpoint_parse(candidates[i], &sa) >= 0) {
-                        if (sa.sa.sa_family == AF_INET) {
-                                a.in = sa.in.sin_addr;
-                                mesh = in_addr_prefix_contains(AF_INET, &m->netmap->ipv4_range,
-                                                               m->netmap->ipv4_prefixlen, &a);
-                        } else if (sa.sa.sa_family == AF_INET6 && m->netmap->has_ipv6_range) {
-                                a.in6 = sa.in6.sin6_addr;
-                                mesh = in_addr_prefix_contains(AF_INET6, &m->netmap->ipv6_range,
-                                                               m->netmap->ipv6_prefixlen, &a);
-                        }
-                }
-                if (mesh)
+                if (endpoint_parse(candidates[i], &sa) < 0 || !endpoint_is_announceable(&sa, mesh, n_mesh))
                         free(candidates[i]);
                 else
                         candidates[j++] = candidates[i];
@@ -1200,10 +1197,14 @@ int manager_up(Manager *m, const char *url, const char *pin, const char *authkey
 
         /* The port is known only when configured; with ListenPort=0 the
          * endpoints follow once the interface exists. */
-        if (m->config.listen_port > 0)
-                (void) link_list_endpoint_candidates(0, m->config.listen_port, &candidates);
+        /* Our own mesh interface may be there already (KeepInterface=):
+         * its addresses are no endpoints. */
+        if (m->config.listen_port > 0 &&
+            link_list_endpoint_candidates((int) if_nametoindex(m->config.interface), m->config.listen_port,
+                                          &candidates) >= 0)
+                manager_drop_mesh_candidates(m, candidates);
 
-        r = control_client_register(m->registering, authkey, m->public_key_b64, m->hostname, candidates,
+        r = control_client_register(m->registering, authkey, &m->private_key, m->hostname, candidates,
                                     on_register_reply, m);
         if (r < 0) {
                 m->registering = control_client_free(m->registering);

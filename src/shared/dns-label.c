@@ -3,6 +3,7 @@
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "dns-label.h"
 #include "macro.h"
@@ -75,4 +76,22 @@ bool dns_label_is_valid(const char *s) {
                         return false;
 
         return true;
+}
+
+bool dns_label_is_reserved(const char *label) {
+        static const char *const reserved[] = {
+                "localhost", "localdomain", "broadcasthost", /* /etc/hosts of every distribution */
+                "ip6-localhost", "ip6-loopback", "ip6-allnodes", "ip6-allrouters",
+                "wpad",                                     /* web proxy auto-discovery */
+                "isatap",                                   /* Windows tunnel router discovery */
+                "autodiscover", "autoconfig",               /* mail clients fetch settings there */
+                "hub",                                      /* the mesh's own relay */
+        };
+
+        if (!label)
+                return false;
+        for (size_t i = 0; i < ELEMENTSOF(reserved); i++)
+                if (strcasecmp(label, reserved[i]) == 0)
+                        return true;
+        return false;
 }

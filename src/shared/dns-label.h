@@ -11,3 +11,7 @@
 int dns_label_from_hostname(const char *hostname, char **ret);
 /* Exactly what dns_label_from_hostname() produces: lower case only. */
 bool dns_label_is_valid(const char *s);
+/* Labels never given to a node, as names that resolvers, browsers and the
+ * mesh itself treat specially: "localhost", "wpad" (proxy auto-discovery),
+ * "isatap", "hub" (the hub's own name), … (docs/protocol.md). */
+bool dns_label_is_reserved(const char *label);

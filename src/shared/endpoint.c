@@ -264,3 +264,74 @@ bool in_addr_prefix_contains(int family, const union in_addr_union *prefix, uint
         mask = (uint8_t) (0xffu << (8 - prefixlen % 8));
         return (prefix->bytes[full] & mask) == (a->bytes[full] & mask);
 }
+
+static const char *ipv4_unannounceable_reason(const uint8_t b[static 4]) {
+        if (b[0] == 0)
+                return "unspecified address";  /* 0.0.0.0/8, "this network" */
+        if (b[0] == 127)
+                return "loopback address";
+        if (b[0] == 169 && b[1] == 254)
+                return "link-local address";
+        if (b[0] == 255 && b[1] == 255 && b[2] == 255 && b[3] == 255)
+                return "broadcast address";
+        if (b[0] >= 224 && b[0] < 240)
+                return "multicast address";
+        if (b[0] >= 240)
+                return "reserved address";     /* 240.0.0.0/4 */
+        return NULL;
+}
+
+static bool in_prefixes(int family, const union in_addr_union *a, const InAddrPrefix *exclude, size_t n) {
+        for (size_t i = 0; i < n; i++)
+                if (exclude[i].family == family &&
+                    in_addr_prefix_contains(family, &exclude[i].address, exclude[i].prefixlen, a))
+                        return true;
+        return false;
+}
+
+const char *endpoint_unannounceable_reason(const union sockaddr_union *sa, const InAddrPrefix *exclude,
+                                           size_t n_exclude) {
+        static const uint8_t mapped[12] = { [10] = 0xff, [11] = 0xff };
+        union in_addr_union a = {};
+
+        if (!sa)
+                return "no address";
+        if (sa->sa.sa_family == AF_INET) {
+                const char *why;
+
+                if (sa->in.sin_port == 0)
+                        return "port 0";
+                a.in = sa->in.sin_addr;
+                why = ipv4_unannounceable_reason(a.bytes);
+                if (why)
+                        return why;
+                return in_prefixes(AF_INET, &a, exclude, n_exclude) ? "inside the mesh's range" : NULL;
+        }
+        if (sa->sa.sa_family != AF_INET6)
+                return "not IPv4 or IPv6";
+        if (sa->in6.sin6_port == 0)
+                return "port 0";
+        a.in6 = sa->in6.sin6_addr;
+        if (memcmp(a.bytes, mapped, sizeof(mapped)) == 0) {
+                union in_addr_union v4 = {};
+                const char *why;
+
+                memcpy(v4.bytes, a.bytes + 12, 4);
+                why = ipv4_unannounceable_reason(v4.bytes);
+                if (why)
+                        return why;
+                return in_prefixes(AF_INET, &v4, exclude, n_exclude) ? "inside the mesh's range" : NULL;
+        }
+        if (IN6_IS_ADDR_UNSPECIFIED(&a.in6))
+                return "unspecified address";
+        if (IN6_IS_ADDR_LOOPBACK(&a.in6))
+                return "loopback address";
+        if (IN6_IS_ADDR_MULTICAST(&a.in6))
+                return "multicast address";
+        if (IN6_IS_ADDR_LINKLOCAL(&a.in6))
+                return "link-local address";
+        /* ::/96 besides :: and ::1: deprecated IPv4-compatible addresses */
+        if (memcmp(a.bytes, (const uint8_t[12]) {}, 12) == 0)
+                return "reserved address";
+        return in_prefixes(AF_INET6, &a, exclude, n_exclude) ? "inside the mesh's range" : NULL;
+}

@@ -2,6 +2,7 @@
 #pragma once
 
 #include <netinet/in.h>
+#include <stddef.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <sys/socket.h>
@@ -35,3 +36,23 @@ const char *in_addr_format(int family, const union in_addr_union *a, char *buf, 
 /* Whether a lies in prefix/prefixlen; false for a prefix length too long for the family. */
 bool in_addr_prefix_contains(int family, const union in_addr_union *prefix, uint8_t prefixlen,
                              const union in_addr_union *a);
+
+/* An address range: the mesh's own IPv4 or IPv6 range. */
+typedef struct InAddrPrefix {
+        int family;
+        union in_addr_union address;
+        uint8_t prefixlen;
+} InAddrPrefix;
+
+/* NULL when a node may announce sa as an endpoint peers send handshakes to;
+ * otherwise why not, in a few words: loopback, unspecified, multicast,
+ * broadcast, link-local or reserved addresses, port 0, and addresses inside
+ * exclude (the mesh's ranges; may be NULL), IPv4-mapped IPv6 judged as the
+ * IPv4 address. Such endpoints would make every peer a reflector aimed at
+ * the peer itself or at a third party (docs/protocol.md). */
+const char *endpoint_unannounceable_reason(const union sockaddr_union *sa, const InAddrPrefix *exclude,
+                                           size_t n_exclude);
+static inline bool endpoint_is_announceable(const union sockaddr_union *sa, const InAddrPrefix *exclude,
+                                            size_t n_exclude) {
+        return !endpoint_unannounceable_reason(sa, exclude, n_exclude);
+}

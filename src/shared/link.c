@@ -271,28 +271,24 @@ int link_address_flush_except(int ifindex, int family, const union in_addr_union
 
 /* Addresses a peer elsewhere could reach us on; anything scoped to this host
  * or link, or inside the mesh's own CGNAT range, would only mislead it. */
+/* The checks every announced endpoint passes (endpoint_is_announceable()),
+ * and 100.64.0.0/10, the default mesh range, before the node knows its
+ * mesh's own ranges (manager.c drops those later). */
 static bool address_is_candidate(int family, const uint8_t *b) {
-        if (family == AF_INET) {
-                if (b[0] == 127 || b[0] == 0)                    /* loopback, "this network" */
-                        return false;
-                if (b[0] == 169 && b[1] == 254)                  /* link-local */
-                        return false;
-                if (b[0] == 100 && (b[1] & 0xc0) == 64)          /* 100.64.0.0/10, the mesh */
-                        return false;
-                if (b[0] >= 224)                                 /* multicast, reserved */
-                        return false;
-                return true;
-        }
-        if (family == AF_INET6) {
-                static const uint8_t loopback[16] = { [15] = 1 };
+        static const InAddrPrefix default_mesh = { .family = AF_INET, .address.bytes = { 100, 64 }, .prefixlen = 10 };
+        union sockaddr_union sa = {};
 
-                if (memcmp(b, loopback, 16) == 0)
-                        return false;
-                if (in6_is_link_local(b) || b[0] == 0xff)
-                        return false;
-                return true;
-        }
-        return false;
+        if (family == AF_INET) {
+                sa.in.sin_family = AF_INET;
+                sa.in.sin_port = htons(1);
+                memcpy(&sa.in.sin_addr, b, 4);
+        } else if (family == AF_INET6) {
+                sa.in6.sin6_family = AF_INET6;
+                sa.in6.sin6_port = htons(1);
+                memcpy(&sa.in6.sin6_addr, b, 16);
+        } else
+                return false;
+        return endpoint_is_announceable(&sa, &default_mesh, 1);
 }
 
 int link_list_endpoint_candidates(int exclude_ifindex, uint16_t port, char ***ret) {

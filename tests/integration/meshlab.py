@@ -721,6 +721,79 @@ def _close_live_labs():
         lab.close()
 
 
+# ---- proof of key possession (docs/protocol.md, "Joining"), as
+# src/shared/register-proof.c computes it: X25519 from libsodium, BLAKE2b and
+# HMAC-SHA256 from the standard library.
+
+REGISTER_PROOF_CONTEXT = b"meshd register proof v1"
+_sodium = None
+_fake_private: dict[str, str] = {}      # public key → private key, both base64
+
+
+def _libsodium():
+    global _sodium
+    if _sodium is None:
+        import ctypes
+        import ctypes.util
+        _sodium = ctypes.CDLL(ctypes.util.find_library("sodium") or "libsodium.so.23")
+        if _sodium.sodium_init() < 0:
+            raise OSError("sodium_init failed")
+    return _sodium
+
+
+def x25519(private: bytes, public: bytes) -> bytes | None:
+    """None for an all-zero result (a low-order public key), as libsodium."""
+    import ctypes
+    out = ctypes.create_string_buffer(32)
+    if _libsodium().crypto_scalarmult(out, private, public) != 0:
+        return None
+    return out.raw
+
+
+def public_from_private(private_b64: str) -> str:
+    import ctypes
+    out = ctypes.create_string_buffer(32)
+    _libsodium().crypto_scalarmult_base(out, base64.b64decode(private_b64))
+    return base64.b64encode(out.raw).decode()
+
+
+def keypair() -> tuple[str, str]:
+    """(private, public), base64, like `wg genkey | wg pubkey`."""
+    k = bytearray(secrets.token_bytes(32))
+    k[0] &= 248
+    k[31] = (k[31] & 127) | 64
+    private = base64.b64encode(bytes(k)).decode()
+    return private, public_from_private(private)
+
+
+def register_proof(private_b64, server_key_b64, challenge, public_key, hostname, authkey) -> str:
+    import hmac
+    server_key = base64.b64decode(server_key_b64)
+    shared = x25519(base64.b64decode(private_b64), server_key)
+    if shared is None:
+        raise ValueError("server key of low order")
+    node_public = base64.b64decode(public_from_private(private_b64))
+    key = hashlib.blake2b(REGISTER_PROOF_CONTEXT + server_key + node_public, key=shared,
+                          digest_size=32).digest()
+    transcript = b"".join(len(f).to_bytes(4, "big") + f for f in (
+        REGISTER_PROOF_CONTEXT, challenge.encode(), public_key.encode(), hostname.encode(),
+        str(authkey).encode()))
+    return base64.b64encode(hmac.new(key, transcript, hashlib.sha256).digest()).decode()
+
+
+def fake_public_key() -> str:
+    """A fresh WireGuard public key whose private key this module keeps, so
+    that ControlApi.register() can prove possession; wireguard-go accepts it
+    as a peer too."""
+    private, public = keypair()
+    _fake_private[public] = private
+    return public
+
+
+def private_key_of(public_key: str) -> str | None:
+    return _fake_private.get(public_key)
+
+
 # --------------------------------------------------------------- fake control
 
 class FakeControl(Daemon):
@@ -779,7 +852,10 @@ def _fake_control_main(argv):
             n = int(self.headers.get("Content-Length") or 0)
             self.rfile.read(n)
             print(f"request {self.command} {self.path}", flush=True)
-            if a.mode == "garbage":
+            if self.path == "/v1/challenge":    # a good challenge: the register gets the bad reply
+                body = json.dumps({"challenge": "fake", "server_key": keypair()[1], "expires": 0}).encode()
+                self._send(200, body, len(body))
+            elif a.mode == "garbage":
                 body = b"\x00\xffthis is not json {{{"
                 self._send(200, body, len(body))
             elif a.mode == "wrong-shape":
@@ -1262,13 +1338,6 @@ class NatLab(Lab):
 CLIENT_ADDRESS = f"{UNDERLAY}.250"
 
 
-def fake_public_key() -> str:
-    """32 random bytes in base64. The server never sees private keys, so it
-    cannot tell these from real WireGuard public keys; wireguard-go accepts
-    them as peers too."""
-    return base64.b64encode(secrets.token_bytes(32)).decode()
-
-
 def tls_connect(ns: Netns, host: str, port: int, *, timeout=10.0):
     """A TCP connection from namespace ns to host:port with the TLS
     handshake done; certificate not checked."""
@@ -1363,10 +1432,24 @@ class ControlApi:
             self._conn.close()
             self._conn = None
 
-    def register(self, authkey, public_key, hostname, endpoints=(), **kwargs) -> HttpReply:
-        return self.request("POST", "/v1/register",
-                            {"authkey": str(authkey), "public_key": public_key,
-                             "hostname": hostname, "endpoints": list(endpoints)}, **kwargs)
+    def challenge(self, **kwargs) -> dict:
+        reply = self.request("POST", "/v1/challenge", {}, **kwargs)
+        assert reply.status == 200, (reply.status, reply.body)
+        return reply.json()
+
+    def register(self, authkey, public_key, hostname, endpoints=(), *, private_key=None,
+                 prove=True, **kwargs) -> HttpReply:
+        """POST /v1/register; with prove (and the private key: given, or
+        known from fake_public_key()), first a challenge, then the proof."""
+        body = {"authkey": str(authkey), "public_key": public_key, "hostname": hostname,
+                "endpoints": list(endpoints)}
+        private_key = private_key or private_key_of(public_key)
+        if prove and private_key:
+            ch = self.challenge(**{k: v for k, v in kwargs.items() if k == "keep_alive"})
+            body["challenge"] = ch["challenge"]
+            body["proof"] = register_proof(private_key, ch["server_key"], ch["challenge"],
+                                           public_key, hostname, authkey)
+        return self.request("POST", "/v1/register", body, **kwargs)
 
     def netmap(self, token, since=0, timeout=None, **kwargs) -> HttpReply:
         path = f"/v1/netmap?since={since}" + (f"&timeout={timeout}" if timeout is not None else "")

@@ -10,7 +10,7 @@ import subprocess
 
 import pytest
 
-from test_hub import api, register
+from test_hub import api, register, register_body
 
 DOMAIN = "mesh.internal"
 
@@ -166,7 +166,7 @@ def test_removed_and_expired_nodes_get_none(control, two, tmp_path):
     # the same key joining again renews the node: same name and address, a new token
     pub = nodes["nas"]["netmap"]["self"]["public_key"]
     status, again = api(control, "POST", "/v1/register",
-                        {"authkey": key.key, "public_key": pub, "hostname": "whatever"})
+                        register_body(control, key.key, "whatever", public_key=pub))
     assert status == 200, again
     assert again["name"] == "nas"
     assert again["netmap"]["self"]["ipv4"] == nodes["nas"]["netmap"]["self"]["ipv4"]

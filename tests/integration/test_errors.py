@@ -64,6 +64,8 @@ def test_bad_server_reply(lab, fresh, mode):
     fake = lab.fake_control(mode)
     msg = assert_up_fails_cleanly(fresh, fake.url, "mskey-whatever", fake.pin)
     assert fake.requests >= 1, "meshd never reached the fake server"
+    # past the challenge: the bad reply is the register's
+    assert "request POST /v1/register" in fake.log_tail(1000), fake.log_tail()
     # it was reached and answered: a protocol error, not "cannot reach"
     assert "cannot reach" not in msg, msg
     print(msg)

@@ -13,7 +13,7 @@ import os
 import threading
 import time
 
-from meshlab import wait_until
+from meshlab import fake_public_key, private_key_of, register_proof, wait_until
 
 HUB_V4 = "100.64.0.1"
 HUB_PORT = 41640
@@ -50,10 +50,20 @@ def fake_key():
     return base64.b64encode(os.urandom(32)).decode()
 
 
+def register_body(control, authkey, hostname, endpoints=(), public_key=None):
+    """A POST /v1/register body with a challenge and the proof of holding
+    public_key's private key (a new key pair when None)."""
+    public_key = public_key or fake_public_key()
+    status, ch = api(control, "POST", "/v1/challenge", {})
+    assert status == 200, (status, ch)
+    return {"authkey": str(authkey), "public_key": public_key, "hostname": hostname,
+            "endpoints": list(endpoints), "challenge": ch["challenge"],
+            "proof": register_proof(private_key_of(public_key), ch["server_key"], ch["challenge"],
+                                    public_key, hostname, authkey)}
+
+
 def register(control, authkey, hostname, endpoints=()):
-    status, data = api(control, "POST", "/v1/register",
-                       {"authkey": str(authkey), "public_key": fake_key(), "hostname": hostname,
-                        "endpoints": list(endpoints)})
+    status, data = api(control, "POST", "/v1/register", register_body(control, authkey, hostname, endpoints))
     assert status == 200, (status, data)
     return data
 
@@ -126,9 +136,10 @@ def test_hub_key_cannot_register(lab, control):
     key = control.authkey(reusable=True)
     first = register(control, key, "alpha")
     hub_key = netmap(control, first["token"])[1]["hub"]["public_key"]
+    # nobody holds the hub's private key but the server: no proof, no node
     status, data = api(control, "POST", "/v1/register",
                        {"authkey": str(key), "public_key": hub_key, "hostname": "evil", "endpoints": []})
-    assert status == 409, (status, data)
+    assert status == 401, (status, data)
 
 
 def test_hub_removed_on_stop_and_absent_with_no_hub(lab, control):

@@ -22,6 +22,8 @@
 #include <sodium.h>
 
 #include "control-client.h"
+#include "key.h"
+#include "register-proof.h"
 #include "macro.h"
 #include "varlink.h"
 
@@ -197,6 +199,24 @@ static enum MHD_Result serve_register(Server *s, struct MHD_Connection *conn, co
         }
 }
 
+/* The fake server's per-challenge key: fixed, so the test can check the proof. */
+static const WgKey server_private = { { 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7,
+                                        7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7 } };
+static const WgKey node_private = { { 9, 9, 9, 9, 9, 9, 9, 9, 9, 9, 9, 9, 9, 9, 9, 9,
+                                      9, 9, 9, 9, 9, 9, 9, 9, 9, 9, 9, 9, 9, 9, 9, 9 } };
+#define TEST_CHALLENGE "test-challenge"
+
+static enum MHD_Result serve_challenge(struct MHD_Connection *conn) {
+        char pub[WG_KEY_B64_LEN + 1], body[256];
+        WgKey k;
+
+        assert_int_equal(key_public_from_private(&server_private, &k), 0);
+        key_to_base64(&k, pub);
+        snprintf(body, sizeof(body), "{\"challenge\": \"" TEST_CHALLENGE "\", \"server_key\": \"%s\", \"expires\": 1}",
+                 pub);
+        return respond(conn, 200, body);
+}
+
 static enum MHD_Result handler(void *cls, struct MHD_Connection *conn, const char *url,
                                const char *method, const char *version, const char *upload_data,
                                size_t *upload_data_size, void **con_cls) {
@@ -222,6 +242,8 @@ static enum MHD_Result handler(void *cls, struct MHD_Connection *conn, const cha
         s->n_requests++;
         pthread_mutex_unlock(&s->lock);
 
+        if (streq(method, "POST") && streq(url, "/v1/challenge"))
+                return serve_challenge(conn);
         if (streq(method, "POST") && streq(url, "/v1/register"))
                 return serve_register(s, conn, req);
         if (streq(method, "GET") && streq(url, "/v1/netmap"))
@@ -384,10 +406,10 @@ static void do_register(Scenario scenario, const char *the_pin, int expected, co
         Context ctx;
 
         context_init(&ctx, s, s->url, the_pin ? the_pin : pin);
-        assert_int_equal(control_client_register(ctx.client, "mskey-secret", "PUBKEY=", "nas", test_endpoints,
+        assert_int_equal(control_client_register(ctx.client, "mskey-secret", &node_private, "nas", test_endpoints,
                                                  on_reply, &ctx),
                          0);
-        assert_int_equal(control_client_register(ctx.client, "k", "p", "h", NULL, on_reply, &ctx), -EBUSY);
+        assert_int_equal(control_client_register(ctx.client, "k", &node_private, "h", NULL, on_reply, &ctx), -EBUSY);
         run_until_done(&ctx, 10 * USEC_PER_SEC);
 
         assert_int_equal(ctx.n_calls, 1);
@@ -404,7 +426,7 @@ static void test_register_ok(void **state) {
         Context ctx;
 
         context_init(&ctx, s, s->url, pin);
-        assert_int_equal(control_client_register(ctx.client, "mskey-secret", "PUBKEY=", "nas", test_endpoints,
+        assert_int_equal(control_client_register(ctx.client, "mskey-secret", &node_private, "nas", test_endpoints,
                                                  on_reply, &ctx),
                          0);
         run_until_done(&ctx, 10 * USEC_PER_SEC);
@@ -416,7 +438,25 @@ static void test_register_ok(void **state) {
         j = cJSON_Parse(s->register_body);
         assert_non_null(j);
         assert_string_equal(cJSON_GetObjectItem(j, "authkey")->valuestring, "mskey-secret");
-        assert_string_equal(cJSON_GetObjectItem(j, "public_key")->valuestring, "PUBKEY=");
+        {
+                char node_public_b64[WG_KEY_B64_LEN + 1];
+                WgKey node_public;
+
+                assert_int_equal(key_public_from_private(&node_private, &node_public), 0);
+                key_to_base64(&node_public, node_public_b64);
+                assert_string_equal(cJSON_GetObjectItem(j, "public_key")->valuestring, node_public_b64);
+                assert_string_equal(cJSON_GetObjectItem(j, "challenge")->valuestring, TEST_CHALLENGE);
+                /* the proof is the one the server side of register-proof.c accepts */
+                assert_int_equal(register_proof_verify(&server_private, &node_public,
+                                                       &(RegisterProofFields) {
+                                                               .challenge = TEST_CHALLENGE,
+                                                               .public_key = node_public_b64,
+                                                               .hostname = "nas",
+                                                               .authkey = "mskey-secret",
+                                                       },
+                                                       cJSON_GetObjectItem(j, "proof")->valuestring),
+                                 0);
+        }
         assert_string_equal(cJSON_GetObjectItem(j, "hostname")->valuestring, "nas");
         assert_string_equal(cJSON_GetArrayItem(cJSON_GetObjectItem(j, "endpoints"), 0)->valuestring,
                             "192.0.2.11:41641");
@@ -467,7 +507,7 @@ static void test_connection_refused(void **state) {
         snprintf(url, sizeof(url), "https://127.0.0.1:%u", (unsigned) ntohs(sa.sin_port));
 
         context_init(&ctx, NULL, url, pin);
-        assert_int_equal(control_client_register(ctx.client, "k", "p", "h", NULL, on_reply, &ctx), 0);
+        assert_int_equal(control_client_register(ctx.client, "k", &node_private, "h", NULL, on_reply, &ctx), 0);
         run_until_done(&ctx, 10 * USEC_PER_SEC);
         assert_int_equal(ctx.n_calls, 1);
         assert_int_equal(ctx.errors[0], -EHOSTUNREACH);

@@ -104,6 +104,17 @@ static void test_is_valid(void **state) {
         assert_false(dns_label_is_valid(s));
 }
 
+static void test_reserved(void **state) {
+        static const char *const reserved[] = { "localhost", "wpad", "isatap", "hub", "LocalHost", "autodiscover" };
+        static const char *const fine[] = { "localhost-2", "nas", "hubble", "wpad2", "", "local" };
+
+        for (size_t i = 0; i < ELEMENTSOF(reserved); i++)
+                assert_true(dns_label_is_reserved(reserved[i]));
+        for (size_t i = 0; i < ELEMENTSOF(fine); i++)
+                assert_false(dns_label_is_reserved(fine[i]));
+        assert_false(dns_label_is_reserved(NULL));
+}
+
 int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_simple),
@@ -113,6 +124,7 @@ int main(void) {
                 cmocka_unit_test(test_length_cap),
                 cmocka_unit_test(test_nothing_usable),
                 cmocka_unit_test(test_is_valid),
+                cmocka_unit_test(test_reserved),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -152,6 +152,74 @@ static void test_in_addr_prefix(void **state) {
         }
 }
 
+static const char *reason(const char *endpoint, const InAddrPrefix *mesh, size_t n) {
+        union sockaddr_union sa;
+
+        assert_int_equal(endpoint_parse(endpoint, &sa), 0);
+        return endpoint_unannounceable_reason(&sa, mesh, n);
+}
+
+static void test_announceable(void **state) {
+        InAddrPrefix mesh[2] = {};
+        static const struct {
+                const char *endpoint, *why;
+        } refused[] = {
+                { "127.0.0.1:22", "loopback address" },
+                { "127.255.0.9:41641", "loopback address" },
+                { "0.0.0.0:41641", "unspecified address" },
+                { "0.1.2.3:41641", "unspecified address" },
+                { "255.255.255.255:41641", "broadcast address" },
+                { "224.0.0.1:41641", "multicast address" },
+                { "239.255.255.250:1900", "multicast address" },
+                { "240.0.0.1:41641", "reserved address" },
+                { "169.254.169.254:80", "link-local address" },
+                { "[::1]:41641", "loopback address" },
+                { "[::]:41641", "unspecified address" },
+                { "[ff02::1]:41641", "multicast address" },
+                { "[fe80::1]:41641", "link-local address" },
+                { "[::ffff:127.0.0.1]:22", "loopback address" },
+                { "[::ffff:255.255.255.255]:22", "broadcast address" },
+                { "[::ffff:100.64.0.9]:41641", "inside the mesh's range" },
+                { "[::7f00:1]:22", "reserved address" },
+                { "100.64.0.9:41641", "inside the mesh's range" },
+                { "100.127.255.254:41641", "inside the mesh's range" },
+                { "[fd7a:115c:a1e0::9]:41641", "inside the mesh's range" },
+        };
+        static const char *const allowed[] = {
+                "192.0.2.1:41641", "10.0.0.1:1", "192.168.1.1:65535", "100.128.0.1:41641", "100.63.255.255:1",
+                "203.0.113.9:41641", "[2001:db8::1]:41641", "[fd7a:115c:a1e1::1]:41641", "[::ffff:192.0.2.1]:41641",
+                "[64:ff9b::c000:201]:41641",
+        };
+        union sockaddr_union sa = {};
+
+        assert_int_equal(in_addr_prefix_parse("100.64.0.0/10", &mesh[0].family, &mesh[0].address, &mesh[0].prefixlen), 0);
+        assert_int_equal(in_addr_prefix_parse("fd7a:115c:a1e0::/48", &mesh[1].family, &mesh[1].address,
+                                              &mesh[1].prefixlen),
+                         0);
+        for (size_t i = 0; i < ELEMENTSOF(refused); i++) {
+                const char *why = reason(refused[i].endpoint, mesh, ELEMENTSOF(mesh));
+                if (!why || !streq(why, refused[i].why))
+                        fail_msg("%s: %s, expected %s", refused[i].endpoint, why ?: "announceable", refused[i].why);
+        }
+        for (size_t i = 0; i < ELEMENTSOF(allowed); i++) {
+                const char *why = reason(allowed[i], mesh, ELEMENTSOF(mesh));
+                if (why)
+                        fail_msg("%s: %s, expected announceable", allowed[i], why);
+        }
+        /* without the ranges the mesh's addresses are no longer refused */
+        assert_null(reason("100.64.0.9:41641", NULL, 0));
+        assert_string_equal(reason("127.0.0.1:1", NULL, 0), "loopback address");
+
+        /* port 0, which endpoint_parse() never produces */
+        sa.in.sin_family = AF_INET;
+        sa.in.sin_addr.s_addr = htonl(0xc0000201);
+        assert_string_equal(endpoint_unannounceable_reason(&sa, NULL, 0), "port 0");
+        assert_false(endpoint_is_announceable(&sa, NULL, 0));
+        sa.in.sin_port = htons(1);
+        assert_true(endpoint_is_announceable(&sa, NULL, 0));
+        assert_string_equal(endpoint_unannounceable_reason(NULL, NULL, 0), "no address");
+}
+
 int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_endpoint_valid),
@@ -159,6 +227,7 @@ int main(void) {
                 cmocka_unit_test(test_endpoint_equal),
                 cmocka_unit_test(test_in_addr),
                 cmocka_unit_test(test_in_addr_prefix),
+                cmocka_unit_test(test_announceable),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }

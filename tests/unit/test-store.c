@@ -155,9 +155,13 @@ static void test_register_unique_names(void **state) {
         store_node_done(&n);
         assert_int_equal(version(f->store), 5);
 
-        /* same public key again: refused, nothing changes */
-        assert_int_equal(reg(f->store, "mskey-multi", keys[0], "other", NOW, &n), -EEXIST);
-        assert_int_equal(version(f->store), 5);
+        /* same public key again (its holder proved it, http.c): the same
+         * node joins again, whatever hostname it brings */
+        assert_int_equal(reg(f->store, "mskey-multi", keys[0], "other", NOW, &n), 0);
+        assert_string_equal(n.name, "nas");
+        assert_string_equal(n.ipv4, "100.64.0.2");
+        assert_int_equal(version(f->store), 6);
+        store_node_done(&n);
 }
 
 static void test_long_name(void **state) {
@@ -193,7 +197,8 @@ static void test_authkeys(void **state) {
         assert_int_equal(store_authkey_add(f->store, "mskey-x", true, 0), 0);
         assert_int_equal(reg(f->store, "mskey-x", keys[0], "a", NOW, &n), 0);
         store_node_done(&n);
-        assert_int_equal(reg(f->store, "mskey-once", keys[0], "b", NOW, &n), -EEXIST);
+        assert_int_equal(store_set_setting(f->store, "hub_public_key", keys[5]), 0);
+        assert_int_equal(reg(f->store, "mskey-once", keys[5], "b", NOW, &n), -EEXIST);
 
         assert_int_equal(reg(f->store, "mskey-once", keys[1], "b", NOW, &n), 0);
         store_node_done(&n);
@@ -640,6 +645,7 @@ static void test_migrate_v1(void **state) {
                                       "DROP TABLE path_reports;"
                                       "ALTER TABLE nodes DROP COLUMN observed_endpoint;"
                                       "ALTER TABLE nodes DROP COLUMN expired;"
+                                      "ALTER TABLE nodes DROP COLUMN cert_not_after;"
                                       "DELETE FROM settings WHERE key = 'members';"
                                       "PRAGMA user_version = 1;",
                                       NULL, NULL, NULL),
@@ -700,8 +706,163 @@ static void test_expire(void **state) {
         assert_false(again.expired);
         store_node_done(&again);
         assert_int_equal(store_expire_node(f->store, "node-2"), 0);
-        /* a key that is a valid member's still conflicts */
-        assert_int_equal(reg(f->store, "k", keys[0], "x", NOW, &n), -EEXIST);
+
+        /* --expired-nodes=admin: the key holder cannot renew it alone */
+        {
+                _cleanup_free_ char *token = NULL;
+                uint64_t v = version(f->store);
+
+                assert_int_equal(store_secret_new(NULL, &token), 0);
+                assert_int_equal(store_register_node(f->store,
+                                                     &(StoreRegistration) {
+                                                             .authkey = "k",
+                                                             .public_key = keys[1],
+                                                             .name = "node-2",
+                                                             .token = token,
+                                                             .expired_needs_admin = true,
+                                                     },
+                                                     NOW, &n),
+                                 -ESTALE);
+                assert_int_equal(version(f->store), v);
+                assert_int_equal(store_node_by_token(f->store, token, &n), -ENOENT);
+        }
+        assert_int_equal(store_renew_node(f->store, "nope"), -ENOENT);
+        assert_int_equal(store_renew_node(f->store, "node"), -EALREADY);
+        assert_int_equal(store_renew_node(f->store, "node-2"), 0);
+        assert_int_equal(store_renew_node(f->store, "node-2"), -EALREADY);
+        netmap_snapshot_free(TAKE_PTR(snap));
+        assert_int_equal(netmap_snapshot_load(f->store, NULL, &snap), 0);
+        assert_true(netmap_snapshot_has_node(snap, ids[1]));
+}
+
+/* An active member's key joining again: the same node with a new token; the
+ * old token is unknown from then on. */
+static void test_rejoin_active(void **state) {
+        Fixture *f = *state;
+        _cleanup_free_ char *t1 = NULL, *t2 = NULL;
+        StoreNode a = {}, b = {}, by = {};
+
+        assert_int_equal(store_authkey_add(f->store, "k", true, 0), 0);
+        assert_int_equal(store_secret_new(NULL, &t1), 0);
+        assert_int_equal(store_secret_new(NULL, &t2), 0);
+        assert_int_equal(store_register_node(f->store,
+                                             &(StoreRegistration) {
+                                                     .authkey = "k", .public_key = keys[0], .name = "nas", .token = t1 },
+                                             NOW, &a),
+                         0);
+        assert_int_equal(store_register_node(f->store,
+                                             &(StoreRegistration) {
+                                                     .authkey = "k", .public_key = keys[0], .name = "nas", .token = t2 },
+                                             NOW, &b),
+                         0);
+        assert_int_equal(a.id, b.id);
+        assert_string_equal(a.name, b.name);
+        assert_string_equal(a.ipv4, b.ipv4);
+        assert_string_equal(a.ipv6, b.ipv6);
+        assert_int_equal(store_node_by_token(f->store, t1, &by), -ENOENT);
+        assert_int_equal(store_node_by_token(f->store, t2, &by), 0);
+        assert_int_equal(by.id, a.id);
+        store_node_done(&a);
+        store_node_done(&b);
+        store_node_done(&by);
+}
+
+/* Reserved labels are never a node's name: they get a suffix. */
+static void test_reserved_names(void **state) {
+        Fixture *f = *state;
+        static const char *const names[] = { "localhost", "wpad", "isatap", "hub" };
+        StoreNode n = {};
+
+        assert_int_equal(store_authkey_add(f->store, "k", true, 0), 0);
+        for (size_t i = 0; i < ELEMENTSOF(names); i++) {
+                char want[64];
+
+                assert_int_equal(reg(f->store, "k", keys[i], names[i], NOW, &n), 0);
+                snprintf(want, sizeof(want), "%s-2", names[i]);
+                assert_string_equal(n.name, want);
+                store_node_done(&n);
+        }
+}
+
+/* Hold-back: a removed node's name and addresses stay taken until its last
+ * certificate expires, then they are free again. */
+static void test_hold_back(void **state) {
+        Fixture *f = *state;
+        StoreNode n = {};
+        StoreHeld *held = NULL;
+        size_t n_held = 0;
+        int64_t id;
+        char ipv4[64];
+
+        assert_int_equal(store_authkey_add(f->store, "k", true, 0), 0);
+        assert_int_equal(reg(f->store, "k", keys[0], "svc", NOW, &n), 0);
+        id = n.id;
+        snprintf(ipv4, sizeof(ipv4), "%s", n.ipv4);
+        store_node_done(&n);
+        assert_int_equal(store_note_certificate(f->store, id, NOW + 100), 0);
+        assert_int_equal(store_note_certificate(f->store, id, NOW + 50), 0); /* the latest counts */
+        assert_int_equal(store_note_certificate(f->store, 9999, NOW + 50), -ENOENT);
+
+        /* a node removed with no certificate frees its name at once */
+        assert_int_equal(reg(f->store, "k", keys[1], "plain", NOW, &n), 0);
+        store_node_done(&n);
+        assert_int_equal(store_remove_node(f->store, "plain"), 0);
+        assert_int_equal(reg(f->store, "k", keys[2], "plain", NOW, &n), 0);
+        assert_string_equal(n.name, "plain");
+        store_node_done(&n);
+
+        assert_int_equal(store_remove_node(f->store, "svc"), 0);
+        assert_int_equal(store_list_held(f->store, NOW, &held, &n_held), 0);
+        assert_int_equal(n_held, 1);
+        assert_string_equal(held[0].name, "svc");
+        assert_int_equal(held[0].until, NOW + 100);
+        store_held_free(held, n_held);
+
+        /* before: the name and the address are held */
+        assert_int_equal(reg(f->store, "k", keys[3], "svc", NOW + 99, &n), 0);
+        assert_string_equal(n.name, "svc-2");
+        assert_string_not_equal(n.ipv4, ipv4);
+        store_node_done(&n);
+
+        /* after: both free again (the address when the allocator comes round) */
+        assert_int_equal(store_list_held(f->store, NOW + 100, &held, &n_held), 0);
+        assert_int_equal(n_held, 0);
+        store_held_free(held, n_held);
+        assert_int_equal(reg(f->store, "k", keys[4], "svc", NOW + 100, &n), 0);
+        assert_string_equal(n.name, "svc");
+        store_node_done(&n);
+}
+
+/* A damaged file is found when the store is checked, not request by request. */
+static void test_integrity(void **state) {
+        Fixture *f = *state;
+        StoreNode n = {};
+        Store *s = NULL;
+        char junk[4096];
+        FILE *fp;
+
+        assert_int_equal(store_check_integrity(f->store), 0);
+        assert_int_equal(store_authkey_add(f->store, "k", true, 0), 0);
+        for (size_t i = 0; i < ELEMENTSOF(keys); i++) {
+                assert_int_equal(reg(f->store, "k", keys[i], "n", NOW, &n), 0);
+                store_node_done(&n);
+        }
+        store_free(f->store);
+        f->store = NULL;
+
+        /* page 3 onwards (the header and schema on page 1 stay intact) */
+        memset(junk, 0x5a, sizeof(junk));
+        fp = fopen(f->path, "r+");
+        assert_non_null(fp);
+        assert_int_equal(fseek(fp, 2 * 4096, SEEK_SET), 0);
+        assert_int_equal(fwrite(junk, 1, sizeof(junk), fp), sizeof(junk));
+        assert_int_equal(fwrite(junk, 1, sizeof(junk), fp), sizeof(junk));
+        fclose(fp);
+
+        if (store_open(f->path, false, &s) < 0)
+                return; /* refused already: as good */
+        f->store = s;
+        assert_int_equal(store_check_integrity(s), -EBADMSG);
 }
 
 int main(void) {
@@ -721,6 +882,10 @@ int main(void) {
                 cmocka_unit_test_setup_teardown(test_hub_key_and_members, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_migrate_v1, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_expire, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_rejoin_active, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_reserved_names, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_hold_back, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_integrity, setup, teardown),
         };
 
         log_setup("test-store", LOG_TARGET_CONSOLE);
