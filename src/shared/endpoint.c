@@ -264,3 +264,41 @@ bool in_addr_prefix_contains(int family, const union in_addr_union *prefix, uint
         mask = (uint8_t) (0xffu << (8 - prefixlen % 8));
         return (prefix->bytes[full] & mask) == (a->bytes[full] & mask);
 }
+
+bool in_addr_prefix_overlaps(int family, const union in_addr_union *a, uint8_t a_prefixlen,
+                             const union in_addr_union *b, uint8_t b_prefixlen) {
+        return a_prefixlen <= b_prefixlen ? in_addr_prefix_contains(family, a, a_prefixlen, b)
+                                          : in_addr_prefix_contains(family, b, b_prefixlen, a);
+}
+
+static bool ipv4_is_announceable(const uint8_t *b, const union in_addr_union *range, uint8_t prefixlen) {
+        union in_addr_union a = {};
+
+        if (b[0] == 0 || b[0] == 127 || b[0] >= 224) /* "this network", loopback, multicast, reserved, broadcast */
+                return false;
+        if (b[0] == 169 && b[1] == 254)              /* link-local */
+                return false;
+        memcpy(a.bytes, b, 4);
+        return !range || !in_addr_prefix_contains(AF_INET, range, prefixlen, &a);
+}
+
+bool endpoint_is_announceable(const union sockaddr_union *sa, const union in_addr_union *ipv4_range,
+                              uint8_t ipv4_prefixlen, const union in_addr_union *ipv6_range,
+                              uint8_t ipv6_prefixlen) {
+        if (!sa)
+                return false;
+        if (sa->sa.sa_family == AF_INET)
+                return sa->in.sin_port != 0 &&
+                       ipv4_is_announceable((const uint8_t *) &sa->in.sin_addr, ipv4_range, ipv4_prefixlen);
+        if (sa->sa.sa_family != AF_INET6 || sa->in6.sin6_port == 0)
+                return false;
+
+        const struct in6_addr *a = &sa->in6.sin6_addr;
+        if (IN6_IS_ADDR_V4MAPPED(a))
+                return ipv4_is_announceable(a->s6_addr + 12, ipv4_range, ipv4_prefixlen);
+        if (IN6_IS_ADDR_UNSPECIFIED(a) || IN6_IS_ADDR_LOOPBACK(a) || IN6_IS_ADDR_MULTICAST(a) ||
+            IN6_IS_ADDR_LINKLOCAL(a) || IN6_IS_ADDR_V4COMPAT(a))
+                return false;
+        return !ipv6_range ||
+               !in_addr_prefix_contains(AF_INET6, ipv6_range, ipv6_prefixlen, (const union in_addr_union *) a);
+}

@@ -35,3 +35,20 @@ const char *in_addr_format(int family, const union in_addr_union *a, char *buf, 
 /* Whether a lies in prefix/prefixlen; false for a prefix length too long for the family. */
 bool in_addr_prefix_contains(int family, const union in_addr_union *prefix, uint8_t prefixlen,
                              const union in_addr_union *a);
+/* Whether two prefixes share an address: the shorter contains the longer's start. */
+bool in_addr_prefix_overlaps(int family, const union in_addr_union *a, uint8_t a_prefixlen,
+                             const union in_addr_union *b, uint8_t b_prefixlen);
+
+/* Whether a node may announce sa as a WireGuard endpoint for others to send
+ * to: not loopback, unspecified, multicast, broadcast, link-local, port 0,
+ * nor inside the mesh's own ranges (ipv6_range NULL: the mesh has none).
+ * IPv4-mapped IPv6 addresses count as the IPv4 address they carry. */
+bool endpoint_is_announceable(const union sockaddr_union *sa, const union in_addr_union *ipv4_range,
+                              uint8_t ipv4_prefixlen, const union in_addr_union *ipv6_range,
+                              uint8_t ipv6_prefixlen);
+
+typedef struct InAddrPrefix {
+        int family;
+        union in_addr_union address;
+        uint8_t prefixlen;
+} InAddrPrefix;
