@@ -8,6 +8,10 @@
 
 #include <libpsl.h>
 
+static char ascii_tolower(char c) {
+        return c >= 'A' && c <= 'Z' ? (char) (c - 'A' + 'a') : c;
+}
+
 #include "netmap-trust.h"
 #include "strv.h"
 
@@ -34,10 +38,17 @@ static void psl_freep(psl_ctx_t **p) {
 
 int mesh_domain_check(const char *domain, char **ret_error) {
         _cleanup_(psl_freep) psl_ctx_t *psl = NULL;
+        _cleanup_free_ char *lower = NULL;
         const psl_ctx_t *list;
 
         if (!domain || !strchr(domain, '.'))
                 return fail(ret_error, "domain '%s' is a single label", strna(domain));
+        /* the list is lowercase, and libpsl does not fold */
+        lower = strdup(domain);
+        if (!lower)
+                return -ENOMEM;
+        for (char *p = lower; *p; p++)
+                *p = ascii_tolower(*p);
 
         /* The list the publicsuffix package keeps current, else the one
          * libpsl was built with: without any, no domain is safe to accept. */
@@ -48,7 +59,7 @@ int mesh_domain_check(const char *domain, char **ret_error) {
         /* NO_STAR_RULE: by the implicit "*" rule every unknown TLD
          * ("internal", "test") would be a public suffix, and mesh.internal
          * a registrable domain, not a suffix; only listed suffixes count. */
-        if (psl_is_public_suffix2(list, domain, PSL_TYPE_ANY | PSL_TYPE_NO_STAR_RULE))
+        if (psl_is_public_suffix2(list, lower, PSL_TYPE_ANY | PSL_TYPE_NO_STAR_RULE))
                 return fail(ret_error, "domain '%s' is a public suffix", domain);
         return 0;
 }

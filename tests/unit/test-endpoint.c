@@ -152,6 +152,68 @@ static void test_in_addr_prefix(void **state) {
         }
 }
 
+static bool announceable(const char *s) {
+        union in_addr_union r4 = {}, r6 = {};
+        union sockaddr_union sa;
+        uint8_t l4, l6;
+        int f;
+
+        assert_int_equal(in_addr_prefix_parse("100.64.0.0/10", &f, &r4, &l4), 0);
+        assert_int_equal(in_addr_prefix_parse("fd7a:115c:a1e0::/48", &f, &r6, &l6), 0);
+        assert_int_equal(endpoint_parse(s, &sa), 0);
+        return endpoint_is_announceable(&sa, &r4, l4, &r6, l6);
+}
+
+static void test_endpoint_is_announceable(void **state) {
+        union sockaddr_union sa = {};
+
+        assert_true(announceable("192.0.2.10:41641"));
+        assert_true(announceable("198.51.100.7:1"));
+        assert_true(announceable("[2001:db8::1]:41641"));
+        assert_true(announceable("[fd00::1]:41641"));   /* ULA outside the mesh range */
+        assert_true(announceable("100.128.0.1:41641")); /* just past 100.64.0.0/10 */
+        assert_false(announceable("127.0.0.1:22"));
+        assert_false(announceable("0.0.0.0:41641"));
+        assert_false(announceable("224.0.0.1:41641"));
+        assert_false(announceable("239.255.255.250:1900"));
+        assert_false(announceable("255.255.255.255:41641"));
+        assert_false(announceable("240.0.0.1:41641"));
+        assert_false(announceable("169.254.1.1:41641"));
+        assert_false(announceable("100.64.0.9:41641"));
+        assert_false(announceable("100.127.255.255:41641"));
+        assert_false(announceable("[::1]:41641"));
+        assert_false(announceable("[::]:41641"));
+        assert_false(announceable("[fe80::1]:41641"));
+        assert_false(announceable("[ff02::1]:41641"));
+        assert_false(announceable("[fd7a:115c:a1e0::9]:41641"));
+        assert_false(announceable("[::ffff:127.0.0.1]:41641"));
+        assert_false(announceable("[::ffff:100.64.0.1]:41641"));
+        assert_true(announceable("[::ffff:192.0.2.1]:41641"));
+
+        /* port 0, which endpoint_parse() already refuses */
+        sa.in.sin_family = AF_INET;
+        sa.in.sin_addr.s_addr = htonl(0xc0000201);
+        assert_false(endpoint_is_announceable(&sa, NULL, 0, NULL, 0));
+        sa.in.sin_port = htons(1);
+        assert_true(endpoint_is_announceable(&sa, NULL, 0, NULL, 0));
+        assert_false(endpoint_is_announceable(NULL, NULL, 0, NULL, 0));
+}
+
+static void test_in_addr_prefix_overlaps(void **state) {
+        union in_addr_union a, b;
+        uint8_t la, lb;
+        int f;
+
+        assert_int_equal(in_addr_prefix_parse("100.64.0.0/10", &f, &a, &la), 0);
+        assert_int_equal(in_addr_prefix_parse("100.100.0.0/16", &f, &b, &lb), 0);
+        assert_true(in_addr_prefix_overlaps(AF_INET, &a, la, &b, lb));
+        assert_true(in_addr_prefix_overlaps(AF_INET, &b, lb, &a, la));
+        assert_int_equal(in_addr_prefix_parse("100.128.0.0/16", &f, &b, &lb), 0);
+        assert_false(in_addr_prefix_overlaps(AF_INET, &a, la, &b, lb));
+        assert_int_equal(in_addr_prefix_parse("0.0.0.0/0", &f, &b, &lb), 0);
+        assert_true(in_addr_prefix_overlaps(AF_INET, &a, la, &b, lb));
+}
+
 int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_endpoint_valid),
@@ -159,6 +221,8 @@ int main(void) {
                 cmocka_unit_test(test_endpoint_equal),
                 cmocka_unit_test(test_in_addr),
                 cmocka_unit_test(test_in_addr_prefix),
+                cmocka_unit_test(test_endpoint_is_announceable),
+                cmocka_unit_test(test_in_addr_prefix_overlaps),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }
