@@ -738,10 +738,12 @@ static int manager_check_join_netmap(Manager *m, const Netmap *nm, const char *u
 }
 
 static void manager_log_refusal(Manager *m, const char *what, const char *error) {
-        bool again = streq_ptr(m->last_refusal, error);
-
-        log_full_errno_fields(again ? LOG_DEBUG : LOG_WARNING, 0,
-                              &((LogFields) { .message_id = MESSAGE_NETMAP_REFUSED }),
+        /* a control server that keeps sending it is one line, not one per poll */
+        if (streq_ptr(m->last_refusal, error)) {
+                log_debug("Still refusing what the control server sends (%s): same reason.", what);
+                return;
+        }
+        log_full_errno_fields(LOG_WARNING, 0, &((LogFields) { .message_id = MESSAGE_NETMAP_REFUSED }),
                               "Refusing %s from the control server: %s; keeping netmap version %llu.", what,
                               strna(error), (unsigned long long) (m->netmap ? m->netmap->version : 0));
         free(m->last_refusal);
