@@ -83,12 +83,15 @@ def _hostile_main(argv):
 
         def _answer(self):
             n = int(self.headers.get("Content-Length") or 0)
-            self.rfile.read(n)
+            request = self.rfile.read(n)
             print(f"request {self.command} {self.path}", flush=True)
             url = urllib.parse.urlparse(self.path)
             query = urllib.parse.parse_qs(url.query)
             since = int(query.get("since", ["0"])[0])
-            if self.command == "GET" and url.path == "/v1/netmap":
+            if self.command == "POST" and url.path == "/v1/register" and scenario.get("register"):
+                key = json.loads(request)["public_key"]
+                self._send(200, json.dumps(scenario["register"]).replace("__SELF__", key).encode())
+            elif self.command == "GET" and url.path == "/v1/netmap":
                 if scenario.get("delta") and since > 0 and query.get("delta") == ["1"]:
                     body = dict(scenario["delta"], delta_from=since)
                 else:
@@ -304,6 +307,42 @@ def test_attack_hostile_delta_is_refused(lab, control, pair):
     wait_until(lambda: log_lines(alpha, reason), 40, what="alpha refusing the hostile delta")
     assert snapshot(alpha) == before
     assert nss.getent("hosts", "www.com").returncode == 2
+
+
+# ------------------------------------------------------------ hostile join
+
+JOIN_SCENARIOS = {
+    "single-label": ("com", "100.64.0.0/10", "domain 'com' is a single label"),
+    "public-suffix": ("github.io", "100.64.0.0/10", "domain 'github.io' is a public suffix"),
+    "range-0-1": ("mesh.internal", "0.0.0.0/1", "ipv4_range 0.0.0.0/1 is not inside"),
+    "overlaps-underlay": ("mesh.internal", "10.99.0.0/16", "ipv4_range 10.99.0.0/16 overlaps 10.99.0."),
+}
+
+
+@pytest.mark.parametrize("name", sorted(JOIN_SCENARIOS))
+def test_attack_hostile_join_is_refused(lab, name):
+    """`meshctl up` to a server offering an unsafe mesh fails with the reason."""
+    from test_errors import assert_up_fails_cleanly
+
+    control = lab.add_control(start=False)
+    alpha = lab.add_node("alpha", join=False)
+    alpha.ns.ip("addr", "add", "10.99.0.5/24", "dev", "eth0")   # a LAN in private space
+    alpha.start()
+    alpha.wait_api(10)
+    domain, v4range, reason = JOIN_SCENARIOS[name]
+    base = v4range.split("/")[0].rsplit(".", 1)[0]
+    register = {"node_id": 1, "name": "alpha", "token": "t", "netmap": {
+        "version": 1, "domain": domain, "ipv4_range": v4range,
+        "self": {"name": "alpha", "public_key": "__SELF__", "ipv4": f"{base}.2", "endpoints": []},
+        "peers": [{"name": "www", "public_key": meshlab.fake_public_key(), "ipv4": f"{base}.3",
+                   "endpoints": ["192.0.2.99:41641"]}]}}
+    go_hostile(lab, control, {"register": register, "netmap": register["netmap"], "ca": ""}, name)
+
+    line = assert_up_fails_cleanly(alpha, control.url, "mskey-whatever", control.pin)
+    assert "refusing the control server's netmap" in line and reason in line, line
+    refusals = log_lines(alpha, "Refusing to join the mesh at")
+    assert len(refusals) == 1 and reason in refusals[0], refusals
+    assert not (alpha.state_dir / "node.json").exists()
 
 
 # ------------------------------------------------------------ hostile CA
