@@ -963,24 +963,37 @@ static cJSON *ca_json(CertKeeper *k) {
 
 /* A CA confined to the pinned mesh by critical name constraints, and the
  * pinned one; the first that passes is pinned. Refusals are logged. */
+static int ca_check_pins(CertKeeper *k, const char *pem, char sha[static CA_SHA256_HEX_LEN + 1], char **ret_error) {
+        int r;
+
+        if (!k->pin_domain) {
+                *ret_error = strdup("no netmap applied yet: the mesh's domain and ranges are unknown");
+                return -EBADMSG;
+        }
+        r = ca_check_constraints(pem, k->pin_domain, k->pin_ipv4_range, k->pin_ipv6_range, ret_error);
+        if (r < 0)
+                return r;
+        r = ca_fingerprint_sha256(pem, sha);
+        if (r < 0) {
+                *ret_error = strdup("the CA is not a PEM certificate");
+                return r;
+        }
+        if (k->pin_ca_sha256 && !streq(k->pin_ca_sha256, sha)) {
+                if (asprintf(ret_error, "the CA (sha256 %.16s…) is not the one pinned at join (sha256 %.16s…)",
+                             sha, k->pin_ca_sha256) < 0)
+                        *ret_error = NULL;
+                return -EBADMSG;
+        }
+        return 0;
+}
+
+/* A CA confined to the pinned mesh by critical name constraints, and the
+ * pinned one; the first that passes is pinned. Refusals are logged. */
 static bool ca_is_usable(CertKeeper *k, const char *pem, char **ret_error) {
         _cleanup_free_ char *error = NULL;
         char sha[CA_SHA256_HEX_LEN + 1];
-        int r;
 
-        if (!k->pin_domain)
-                r = -EBADMSG, error = strdup("no netmap applied yet: the mesh's domain and ranges are unknown");
-        else
-                r = ca_check_constraints(pem, k->pin_domain, k->pin_ipv4_range, k->pin_ipv6_range, &error);
-        if (r >= 0 && ca_fingerprint_sha256(pem, sha) < 0)
-                r = -EBADMSG, error = strdup("the CA is not a PEM certificate");
-        if (r >= 0 && k->pin_ca_sha256 && !streq(k->pin_ca_sha256, sha)) {
-                r = -EBADMSG;
-                if (asprintf(&error, "the CA (sha256 %.16s…) is not the one pinned at join (sha256 %.16s…)", sha,
-                             k->pin_ca_sha256) < 0)
-                        error = NULL;
-        }
-        if (r < 0) {
+        if (ca_check_pins(k, pem, sha, &error) < 0) {
                 log_full_errno_fields(LOG_WARNING, 0, &((LogFields) { .message_id = MESSAGE_CA_REFUSED }),
                                       "Refusing the mesh CA from the control server: %s.", strna(error));
                 if (ret_error)
