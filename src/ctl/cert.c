@@ -10,6 +10,7 @@
 #include <sys/wait.h>
 #include <time.h>
 
+#include "ca-check.h"
 #include "call.h"
 #include "fileio.h"
 #include "log.h"
@@ -233,8 +234,8 @@ static int run_update_ca_certificates(const char *program) {
 
 static int trust_install(const Arguments *a, const char *program) {
         _cleanup_json_ cJSON *reply = NULL;
-        _cleanup_free_ char *path = NULL, *old = NULL;
-        const char *ca, *domain;
+        _cleanup_free_ char *path = NULL, *old = NULL, *error = NULL;
+        const char *ca, *domain, *ipv4_range, *ipv6_range;
         bool unchanged;
         int r;
 
@@ -243,8 +244,18 @@ static int trust_install(const Arguments *a, const char *program) {
                 return r;
         ca = reply_string(reply, "ca");
         domain = reply_string(reply, "domain");
+        ipv4_range = reply_string(reply, "ipv4_range");
+        ipv6_range = reply_string(reply, "ipv6_range");
         if (!is_pem_certificate(ca) || !dns_name_is_safe(domain))
                 return log_error_errno(-EBADMSG, "meshd sent no usable CA certificate");
+        /* Checked here too, not only in meshd: what goes into the system
+         * store must be unable to vouch for anything but the mesh. */
+        if (!ipv4_range)
+                return log_error_errno(-EBADMSG, "refusing to install the mesh CA: meshd did not say the mesh's "
+                                                 "address ranges (is meshd older than meshctl?)");
+        r = ca_check_constraints(ca, domain, ipv4_range, ipv6_range, &error);
+        if (r < 0)
+                return log_error_errno(r, "refusing to install the mesh CA: %s", strna(error));
 
         if (asprintf(&path, "%s/" TRUST_FILE_PREFIX "%s" TRUST_FILE_SUFFIX, TRUST_DIR, domain) < 0)
                 return log_oom();

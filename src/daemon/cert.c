@@ -12,6 +12,7 @@
 #include <sys/wait.h>
 #include <time.h>
 
+#include "ca-check.h"
 #include "cert.h"
 #include "control-client.h"
 #include "fileio.h"
@@ -71,6 +72,11 @@ struct CertKeeper {
         pid_t reload_pid;
         sd_event_source *reload_source;
         bool reload_again;
+
+        /* pinned at join (netmap-trust.h) */
+        char *pin_domain, *pin_ipv4_range, *pin_ipv6_range, *pin_ca_sha256;
+        void (*ca_pinned)(const char *sha256_hex, void *userdata);
+        void *userdata;
 };
 
 static void erase_string(char **s) {
@@ -573,6 +579,7 @@ static const char *error_name_from_control(int error) {
 /* ---- renewal ------------------------------------------------------------------------------ */
 
 static int on_timer(sd_event_source *s, uint64_t usec, void *userdata);
+static bool ca_is_usable(CertKeeper *k, const char *pem, char **ret_error);
 
 static void format_realtime(uint64_t usec, char *buf, size_t size) {
         time_t t = (time_t) (usec / USEC_PER_SEC);
@@ -722,7 +729,10 @@ static void on_cert_reply(ControlClient *c, int error, const char *message, cons
                 cert_keeper_request_failed(k, "io.meshd.ProtocolError", "reply lacks certificate or ca");
                 return;
         }
-        r = cert_check(cert->valuestring, key, ca->valuestring, &info, &check_error);
+        if (!ca_is_usable(k, ca->valuestring, &check_error))
+                r = -EBADMSG;
+        else
+                r = cert_check(cert->valuestring, key, ca->valuestring, &info, &check_error);
         if (r >= 0 && info.not_after_usec <= now) {
                 r = -EBADMSG;
                 free(check_error);
@@ -938,26 +948,71 @@ static const char *cert_keeper_ca(const CertKeeper *k) {
         return k->ca_pem ?: k->ca_cache;
 }
 
+/* The domain and ranges are the pinned ones: what `meshctl trust install`
+ * checks the CA's name constraints against. */
 static cJSON *ca_json(CertKeeper *k) {
         _cleanup_json_ cJSON *o = cJSON_CreateObject();
 
         if (!o || !cJSON_AddStringToObject(o, "ca", cert_keeper_ca(k)) ||
-            !cJSON_AddStringToObject(o, "domain", k->domain ?: k->ca_domain ?: "mesh.internal"))
+            !cJSON_AddStringToObject(o, "domain", k->pin_domain ?: k->domain ?: k->ca_domain ?: "mesh.internal") ||
+            (k->pin_ipv4_range && !cJSON_AddStringToObject(o, "ipv4_range", k->pin_ipv4_range)) ||
+            (k->pin_ipv6_range && !cJSON_AddStringToObject(o, "ipv6_range", k->pin_ipv6_range)))
                 return NULL;
         return TAKE_PTR(o);
 }
 
-static bool ca_is_usable(const char *pem) {
-        _cleanup_(gnutls_x509_crt_deinitp) gnutls_x509_crt_t crt = NULL;
-        unsigned critical = 0;
+/* A CA confined to the pinned mesh by critical name constraints, and the
+ * pinned one; the first that passes is pinned. Refusals are logged. */
+static int ca_check_pins(CertKeeper *k, const char *pem, char sha[static CA_SHA256_HEX_LEN + 1], char **ret_error) {
+        int r;
 
-        return crt_import(&crt, pem) >= 0 && gnutls_x509_crt_get_ca_status(crt, &critical) > 0;
+        if (!k->pin_domain) {
+                *ret_error = strdup("no netmap applied yet: the mesh's domain and ranges are unknown");
+                return -EBADMSG;
+        }
+        r = ca_check_constraints(pem, k->pin_domain, k->pin_ipv4_range, k->pin_ipv6_range, ret_error);
+        if (r < 0)
+                return r;
+        r = ca_fingerprint_sha256(pem, sha);
+        if (r < 0) {
+                *ret_error = strdup("the CA is not a PEM certificate");
+                return r;
+        }
+        if (k->pin_ca_sha256 && !streq(k->pin_ca_sha256, sha)) {
+                if (asprintf(ret_error, "the CA (sha256 %.16s…) is not the one pinned at join (sha256 %.16s…)",
+                             sha, k->pin_ca_sha256) < 0)
+                        *ret_error = NULL;
+                return -EBADMSG;
+        }
+        return 0;
+}
+
+/* A CA confined to the pinned mesh by critical name constraints, and the
+ * pinned one; the first that passes is pinned. Refusals are logged. */
+static bool ca_is_usable(CertKeeper *k, const char *pem, char **ret_error) {
+        _cleanup_free_ char *error = NULL;
+        char sha[CA_SHA256_HEX_LEN + 1];
+
+        if (ca_check_pins(k, pem, sha, &error) < 0) {
+                log_full_errno_fields(LOG_WARNING, 0, &((LogFields) { .message_id = MESSAGE_CA_REFUSED }),
+                                      "Refusing the mesh CA from the control server: %s.", strna(error));
+                if (ret_error)
+                        *ret_error = TAKE_PTR(error);
+                return false;
+        }
+        if (!k->pin_ca_sha256) {
+                k->pin_ca_sha256 = strdup(sha);
+                if (k->pin_ca_sha256 && k->ca_pinned)
+                        k->ca_pinned(sha, k->userdata);
+        }
+        return true;
 }
 
 static void on_ca_reply(ControlClient *c, int error, const char *message, const char *body, size_t len,
                         void *userdata) {
         CertKeeper *k = userdata;
         _cleanup_json_ cJSON *o = NULL;
+        _cleanup_free_ char *refusal = NULL, *text = NULL;
         const cJSON *ca, *domain;
         ApiCall **calls;
         size_t count;
@@ -972,11 +1027,17 @@ static void on_ca_reply(ControlClient *c, int error, const char *message, const 
         o = cJSON_ParseWithLength(body, len);
         ca = cJSON_GetObjectItemCaseSensitive(o, "ca");
         domain = cJSON_GetObjectItemCaseSensitive(o, "domain");
-        if (!cJSON_IsString(ca) || !ca_is_usable(ca->valuestring) ||
-            (domain && !cJSON_IsNull(domain) && !cJSON_IsString(domain))) {
+        if (!cJSON_IsString(ca) || (domain && !cJSON_IsNull(domain) && !cJSON_IsString(domain))) {
                 log_warning("Control server sent no usable CA certificate.");
                 calls_reply_error(&k->ca_waiters, &k->n_ca_waiters, "io.meshd.ProtocolError",
                                   "no usable CA certificate in the reply");
+                return;
+        }
+        if (!ca_is_usable(k, ca->valuestring, &refusal)) {
+                if (asprintf(&text, "refusing the control server's CA: %s", strna(refusal)) < 0)
+                        text = NULL;
+                calls_reply_error(&k->ca_waiters, &k->n_ca_waiters, "io.meshd.ProtocolError",
+                                  strna(text));
                 return;
         }
         free(k->ca_cache);
@@ -1001,8 +1062,14 @@ static void on_ca_reply(ControlClient *c, int error, const char *message, const 
 }
 
 int cert_keeper_get_ca(CertKeeper *k, ApiCall *call) {
+        _cleanup_free_ char *error = NULL;
         int r;
 
+        /* What we hold may predate the pins, or the set on disk may have
+         * been swapped: checked on every use, it is cheap. */
+        if (cert_keeper_ca(k) && !ca_is_usable(k, cert_keeper_ca(k), &error))
+                return api_call_reply_errorf(call, "io.meshd.ProtocolError", "refusing the mesh CA: %s",
+                                             strna(error));
         if (cert_keeper_ca(k)) {
                 cJSON *o = ca_json(k);
                 return o ? api_call_reply(call, o) : -ENOMEM;
@@ -1037,6 +1104,8 @@ int cert_keeper_new(sd_event *event, const CertKeeperOptions *o, CertKeeper **re
         if (!k)
                 return -ENOMEM;
         k->event = sd_event_ref(event);
+        k->ca_pinned = o->ca_pinned;
+        k->userdata = o->userdata;
         k->directory = strdup(o->directory);
         k->token = strdup(o->token);
         copy = strdup(o->directory);
@@ -1077,6 +1146,10 @@ CertKeeper *cert_keeper_free(CertKeeper *k) {
         strv_free(k->requested_names);
         free(k->ca_cache);
         free(k->ca_domain);
+        free(k->pin_domain);
+        free(k->pin_ipv4_range);
+        free(k->pin_ipv6_range);
+        free(k->pin_ca_sha256);
         free(k->fqdn);
         free(k->domain);
         free(k->ipv4);
@@ -1087,6 +1160,29 @@ CertKeeper *cert_keeper_free(CertKeeper *k) {
         sd_event_unref(k->event);
         free(k);
         return NULL;
+}
+
+static int strdup_or_null(const char *s, char **ret) {
+        *ret = s ? strdup(s) : NULL;
+        return !s || *ret ? 0 : -ENOMEM;
+}
+
+int cert_keeper_set_pins(CertKeeper *k, const char *domain, const char *ipv4_range, const char *ipv6_range,
+                         const char *ca_sha256) {
+        _cleanup_free_ char *d = NULL, *v4 = NULL, *v6 = NULL, *sha = NULL;
+
+        if (strdup_or_null(domain, &d) < 0 || strdup_or_null(ipv4_range, &v4) < 0 ||
+            strdup_or_null(ipv6_range, &v6) < 0 || strdup_or_null(ca_sha256, &sha) < 0)
+                return -ENOMEM;
+        free(k->pin_domain);
+        free(k->pin_ipv4_range);
+        free(k->pin_ipv6_range);
+        free(k->pin_ca_sha256);
+        k->pin_domain = TAKE_PTR(d);
+        k->pin_ipv4_range = TAKE_PTR(v4);
+        k->pin_ipv6_range = TAKE_PTR(v6);
+        k->pin_ca_sha256 = TAKE_PTR(sha);
+        return 0;
 }
 
 int cert_keeper_set_reload_command(CertKeeper *k, const char *command) {

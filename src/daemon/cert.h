@@ -73,6 +73,11 @@ typedef struct CertKeeperOptions {
         const char *control_pin;
         const char *token;          /* the node token */
         const char *reload_command; /* may be NULL */
+        /* Called when a CA was accepted while none was pinned (first fetch):
+         * the caller stores the fingerprint, and passes it back with
+         * cert_keeper_set_pins() from then on. */
+        void (*ca_pinned)(const char *sha256_hex, void *userdata);
+        void *userdata;
 } CertKeeperOptions;
 
 /* Loads the certificate in the directory, if any, and schedules its renewal.
@@ -87,9 +92,15 @@ DEFINE_TRIVIAL_CLEANUP_FUNC(CertKeeper *, cert_keeper_free);
 int cert_keeper_set_names(CertKeeper *k, const char *name, const char *domain, const char *ipv4,
                           const char *ipv6);
 int cert_keeper_set_reload_command(CertKeeper *k, const char *command);
+/* What a CA must be confined to (critical name constraints permitting exactly
+ * domain, ipv4_range and ipv6_range, which may be NULL) and, once known, its
+ * pinned SHA-256 (hex). Until domain is known no CA is accepted. */
+int cert_keeper_set_pins(CertKeeper *k, const char *domain, const char *ipv4_range, const char *ipv6_range,
+                         const char *ca_sha256);
 
 /* GetCertificate: replies with the Certificate object, at once when a valid
  * one is there and renew is false, else after asking the control server. */
 int cert_keeper_get_certificate(CertKeeper *k, bool renew, ApiCall *call);
-/* GetCertificateAuthority: {"ca", "domain"}, from the cache or GET /v1/ca. */
+/* GetCertificateAuthority: {"ca", "domain", "ipv4_range", "ipv6_range"}, from
+ * the cache or GET /v1/ca; a CA that fails the pins is an error. */
 int cert_keeper_get_ca(CertKeeper *k, ApiCall *call);

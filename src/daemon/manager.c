@@ -13,6 +13,7 @@
 #include "log.h"
 #include "manager.h"
 #include "messages.h"
+#include "netmap-trust.h"
 #include "online.h"
 #include "peer.h"
 #include "strv.h"
@@ -170,6 +171,7 @@ Manager *manager_free(Manager *m) {
         explicit_bzero(&m->private_key, sizeof(m->private_key));
         free(m->hostname);
         free(m->status_text);
+        free(m->last_refusal);
         free(m->api_socket_path);
         free(m->config_path);
         free(m->state_dir);
@@ -662,6 +664,155 @@ static int manager_update_hub(Manager *m, const Netmap *new, bool first, bool ch
         return changed && !first ? manager_hub_to_wg(m, d) : 0;
 }
 
+/* ---- trust in the control server (netmap-trust.h) ------------------------------------------ */
+
+/* The host of an https://HOST[:PORT] URL when it is an address literal. */
+static bool url_host_address(const char *url, InAddrPrefix *ret) {
+        char host[INET6_ADDRSTRLEN + 1];
+        const char *h = url && strncmp(url, "https://", 8) == 0 ? url + 8 : NULL;
+        size_t n;
+
+        if (!h)
+                return false;
+        if (*h == '[')
+                n = strcspn(++h, "]");
+        else
+                n = strcspn(h, ":/");
+        if (n == 0 || n >= sizeof(host))
+                return false;
+        memcpy(host, h, n);
+        host[n] = 0;
+        if (in_addr_parse(host, &ret->family, &ret->address) < 0)
+                return false;
+        ret->prefixlen = ret->family == AF_INET ? 32 : 128;
+        return true;
+}
+
+/* What a mesh range must stay clear of: the underlay (not the mesh
+ * interface itself), and the control server's address, from the URL and
+ * as the hub's endpoint. */
+static int manager_avoid_prefixes(Manager *m, const Netmap *nm, const char *url, InAddrPrefix **ret,
+                                  size_t *ret_n) {
+        _cleanup_free_ InAddrPrefix *l = NULL;
+        size_t n = 0;
+        int ifindex, r;
+
+        ifindex = m->wg ? wg_backend_get_ifindex(m->wg) : link_get_ifindex(m->config.interface);
+        r = link_list_underlay_prefixes(MAX(ifindex, 0), &l, &n);
+        if (r < 0)
+                return log_warning_errno(r, "Failed to list this host's addresses and routes: %m");
+        InAddrPrefix *nl = reallocarray(l, n + 2, sizeof(InAddrPrefix));
+        if (!nl)
+                return log_oom();
+        l = nl;
+        if (url_host_address(url, &l[n]))
+                n++;
+        if (nm->has_hub && nm->hub.endpoints && nm->hub.endpoints[0]) {
+                union sockaddr_union sa;
+
+                if (endpoint_parse(nm->hub.endpoints[0], &sa) >= 0) {
+                        l[n].family = sa.sa.sa_family;
+                        if (sa.sa.sa_family == AF_INET)
+                                memcpy(l[n].address.bytes, &sa.in.sin_addr, 4);
+                        else
+                                memcpy(l[n].address.bytes, &sa.in6.sin6_addr, 16);
+                        l[n].prefixlen = sa.sa.sa_family == AF_INET ? 32 : 128;
+                        n++;
+                }
+        }
+        *ret = TAKE_PTR(l);
+        *ret_n = n;
+        return 0;
+}
+
+/* A netmap offered at join: sane bounds, including the underlay. */
+static int manager_check_join_netmap(Manager *m, const Netmap *nm, const char *url, char **ret_error) {
+        _cleanup_free_ InAddrPrefix *avoid = NULL;
+        size_t n = 0;
+        int r;
+
+        r = manager_avoid_prefixes(m, nm, url, &avoid, &n);
+        if (r < 0)
+                return r;
+        return netmap_check_bounds(nm, avoid, n, ret_error);
+}
+
+static void manager_log_refusal(Manager *m, const char *what, const char *error) {
+        /* a control server that keeps sending it is one line, not one per poll */
+        if (streq_ptr(m->last_refusal, error)) {
+                log_debug("Still refusing what the control server sends (%s): same reason.", what);
+                return;
+        }
+        log_full_errno_fields(LOG_WARNING, 0, &((LogFields) { .message_id = MESSAGE_NETMAP_REFUSED }),
+                              "Refusing %s from the control server: %s; keeping netmap version %llu.", what,
+                              strna(error), (unsigned long long) (m->netmap ? m->netmap->version : 0));
+        free(m->last_refusal);
+        m->last_refusal = error ? strdup(error) : NULL;
+}
+
+/* A node.json from before pins takes them from the first netmap applied
+ * after the upgrade, once that passed the join-time bounds. */
+static int manager_adopt_pins(Manager *m, const Netmap *nm, char **ret_error) {
+        int r;
+
+        r = manager_check_join_netmap(m, nm, m->credentials.control_url, ret_error);
+        if (r < 0)
+                return r;
+        r = credentials_pin_netmap(&m->credentials, nm);
+        if (r >= 0)
+                r = state_save_credentials(m->state_dir, &m->credentials);
+        if (r < 0)
+                return log_error_errno(r, "Failed to pin the mesh's domain and ranges in %s/node.json: %m",
+                                       m->state_dir);
+        if (m->cert_keeper)
+                (void) cert_keeper_set_pins(m->cert_keeper, m->credentials.domain, m->credentials.ipv4_range,
+                                            m->credentials.ipv6_range, m->credentials.ca_sha256);
+        log_full_errno_fields(LOG_NOTICE, 0, &((LogFields) { .message_id = MESSAGE_PINS_ADOPTED }),
+                              "Pinned domain %s, ranges %s%s%s from netmap version %llu (node.json had no pins).",
+                              m->credentials.domain, m->credentials.ipv4_range,
+                              m->credentials.ipv6_range ? " and " : "", m->credentials.ipv6_range ?: "",
+                              (unsigned long long) nm->version);
+        return 0;
+}
+
+/* Whether nm may be applied; logs the refusal (what: "netmap version N"). */
+static bool manager_netmap_trusted(Manager *m, const Netmap *nm, const char *what) {
+        _cleanup_free_ char *error = NULL;
+        int r;
+
+        if (credentials_have_pins(&m->credentials)) {
+                r = netmap_check_pins(nm, &m->credentials, &error);
+                /* the underlay was checked when the ranges were pinned, and the netmap cannot move them */
+                if (r >= 0)
+                        r = netmap_check_bounds(nm, NULL, 0, &error);
+        } else
+                r = manager_adopt_pins(m, nm, &error);
+        if (r < 0) {
+                manager_log_refusal(m, what, error ?: "cannot check it");
+                return false;
+        }
+        m->last_refusal = mfree(m->last_refusal);
+        return true;
+}
+
+static void on_ca_pinned(const char *sha256_hex, void *userdata) {
+        Manager *m = userdata;
+        char *copy = strdup(sha256_hex);
+        int r;
+
+        if (!copy) {
+                log_oom();
+                return;
+        }
+        free(m->credentials.ca_sha256);
+        m->credentials.ca_sha256 = copy;
+        r = state_save_credentials(m->state_dir, &m->credentials);
+        if (r < 0)
+                log_warning_errno(r, "Failed to pin the mesh CA in %s/node.json: %m", m->state_dir);
+        else
+                log_info("Pinned the mesh CA, SHA-256 %s.", sha256_hex);
+}
+
 /* ---- certificates -------------------------------------------------------------------------- */
 
 /* Only once joined: the certificate keeper asks with the node token. */
@@ -682,8 +833,13 @@ static void manager_start_cert_keeper(Manager *m) {
                                     .control_pin = m->credentials.control_pin,
                                     .token = m->credentials.token,
                                     .reload_command = m->config.cert_reload_command,
+                                    .ca_pinned = on_ca_pinned,
+                                    .userdata = m,
                             },
                             &m->cert_keeper);
+        if (r >= 0)
+                r = cert_keeper_set_pins(m->cert_keeper, m->credentials.domain, m->credentials.ipv4_range,
+                                         m->credentials.ipv6_range, m->credentials.ca_sha256);
         if (r < 0)
                 log_warning_errno(r, "Failed to set up TLS certificates, GetCertificate will not work: %m");
 }
@@ -910,6 +1066,10 @@ static int manager_load_cached_netmap(Manager *m) {
         r = netmap_parse(json, len, &nm, &error);
         if (r < 0)
                 return log_warning_errno(r, "Ignoring cached netmap: %s", strna(error));
+        if (!manager_netmap_trusted(m, nm, "the cached netmap")) {
+                netmap_free(nm);
+                return -EBADMSG;
+        }
 
         log_info("Applying cached netmap version %llu (%zu peers).", (unsigned long long) nm->version,
                  nm->n_peers);
@@ -987,6 +1147,13 @@ static void on_netmap(ControlClient *c, int error, const char *message, const ch
         if (m->netmap && version <= m->netmap->version) {
                 netmap_free(nm);
                 control_client_set_netmap_version(c, m->netmap->version);
+                return;
+        }
+        char what[64];
+        snprintf(what, sizeof(what), "netmap version %llu", (unsigned long long) version);
+        if (!manager_netmap_trusted(m, nm, what)) {
+                /* not applied, not cached; the version stays, so the poll backs off */
+                netmap_free(nm);
                 return;
         }
         (void) manager_apply_netmap(m, nm, body, len, false);
@@ -1092,6 +1259,18 @@ static void on_register_reply(ControlClient *c, int error, const char *message, 
                 goto drop_client;
         }
 
+        r = manager_check_join_netmap(m, reply.netmap, control_client_get_url(c), &parse_error);
+        if (r < 0) {
+                if (asprintf(&msg, "refusing the control server's netmap: %s",
+                             strna(parse_error ?: "cannot check it")) < 0)
+                        msg = NULL;
+                log_full_errno_fields(LOG_ERR, 0, &((LogFields) { .message_id = MESSAGE_NETMAP_REFUSED }),
+                                      "Refusing to join the mesh at %s: %s", control_client_get_url(c),
+                                      strna(parse_error ?: "cannot check its netmap"));
+                manager_finish_up(m, "io.meshd.ProtocolError", strna(msg));
+                goto drop_client;
+        }
+
         /* Store exactly the netmap object the server sent, for the cache. */
         o = cJSON_ParseWithLength(body, len);
         netmap_text = o ? cJSON_PrintUnformatted(cJSON_GetObjectItemCaseSensitive(o, "netmap")) : NULL;
@@ -1105,7 +1284,8 @@ static void on_register_reply(ControlClient *c, int error, const char *message, 
         creds.node_id = reply.node_id;
         creds.name = strdup(reply.netmap->self.name);
         creds.token = TAKE_PTR(reply.token);
-        if (!creds.control_url || !creds.control_pin || !creds.name) {
+        if (!creds.control_url || !creds.control_pin || !creds.name ||
+            credentials_pin_netmap(&creds, reply.netmap) < 0) {
                 credentials_done(&creds);
                 manager_finish_up(m, "org.varlink.service.InternalError", "out of memory");
                 goto drop_client;
@@ -1583,6 +1763,25 @@ static int manager_read_auth_key_file(Manager *m, char **ret) {
         return 0;
 }
 
+/* A node.json that does not parse would otherwise be tried at every start;
+ * the key stays, so a re-join is recognised by the control server. */
+static void manager_set_aside_credentials(Manager *m) {
+        int r = state_set_aside_credentials(m->state_dir);
+
+        if (r < 0)
+                log_full_errno_fields(LOG_ERR, r, &((LogFields) { .message_id = MESSAGE_STATE_CORRUPT }),
+                                      "%s/node.json is corrupt (not JSON or fields missing) and could not be moved "
+                                      "aside (%m); starting as a node that has not joined, key kept. Join again "
+                                      "with meshctl up or AuthKeyFile=.",
+                                      m->state_dir);
+        else
+                log_full_errno_fields(LOG_ERR, 0, &((LogFields) { .message_id = MESSAGE_STATE_CORRUPT }),
+                                      "%s/node.json is corrupt (not JSON or fields missing); moved it to "
+                                      "node.json.corrupt, starting as a node that has not joined, key kept. Join "
+                                      "again with meshctl up or AuthKeyFile=.",
+                                      m->state_dir);
+}
+
 int manager_start(Manager *m) {
         bool created;
         int r;
@@ -1650,7 +1849,9 @@ int manager_start(Manager *m) {
                         return r;
                 return 0;
         }
-        if (r != -ENOENT)
+        if (r == -EBADMSG)
+                manager_set_aside_credentials(m);
+        else if (r != -ENOENT)
                 log_warning_errno(r, "Ignoring unreadable credentials, joining anew: %m");
 
         if (m->config.auth_key_file && m->config.control_url && m->config.control_pin) {

@@ -85,6 +85,7 @@ typedef struct Manager {
         sd_event_source *child_source;
 
         WaitOnlineRequest *wait_online_requests;
+        char *last_refusal;    /* why the last netmap was refused: the same again is not logged again */
 } Manager;
 
 int manager_new(const ManagerOptions *opts, Manager **ret);

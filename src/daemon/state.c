@@ -17,6 +17,10 @@ void credentials_done(Credentials *c) {
         free(c->control_url);
         free(c->control_pin);
         free(c->name);
+        free(c->domain);
+        free(c->ipv4_range);
+        free(c->ipv6_range);
+        free(c->ca_sha256);
         if (c->token)
                 erase_and_free(c->token, strlen(c->token));
         *c = (Credentials) {};
@@ -80,6 +84,14 @@ static int json_get_string(const cJSON *o, const char *name, char **ret) {
         return *ret ? 0 : -ENOMEM;
 }
 
+/* Absent or null: *ret stays NULL (a node.json from before pins). */
+static int json_get_optional_string(const cJSON *o, const char *name, char **ret) {
+        const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, name);
+        if (!v || cJSON_IsNull(v))
+                return 0;
+        return json_get_string(o, name, ret);
+}
+
 int state_load_credentials(const char *dir, Credentials *ret) {
         _cleanup_free_ char *path = NULL, *text = NULL;
         _cleanup_json_ cJSON *o = NULL;
@@ -96,14 +108,21 @@ int state_load_credentials(const char *dir, Credentials *ret) {
         o = cJSON_Parse(text);
         explicit_bzero(text, strlen(text));
         if (!cJSON_IsObject(o))
-                return log_error_errno(-EBADMSG, "%s: not a JSON object, ignoring.", path);
+                return log_debug_errno(-EBADMSG, "%s: not a JSON object.", path);
         id = cJSON_GetObjectItemCaseSensitive(o, "node_id");
         if (json_get_string(o, "control_url", &c.control_url) < 0 ||
             json_get_string(o, "control_pin", &c.control_pin) < 0 ||
             json_get_string(o, "name", &c.name) < 0 ||
             json_get_string(o, "token", &c.token) < 0 ||
-            !cJSON_IsNumber(id) || id->valuedouble < 0)
-                return log_error_errno(-EBADMSG, "%s: missing or invalid fields, ignoring.", path);
+            !cJSON_IsNumber(id) || id->valuedouble < 0 ||
+            json_get_optional_string(o, "domain", &c.domain) < 0 ||
+            json_get_optional_string(o, "ipv4_range", &c.ipv4_range) < 0 ||
+            json_get_optional_string(o, "ipv6_range", &c.ipv6_range) < 0 ||
+            json_get_optional_string(o, "ca_sha256", &c.ca_sha256) < 0)
+                return log_debug_errno(-EBADMSG, "%s: missing or invalid fields.", path);
+        /* Pins come as a set: a domain without its IPv4 range is damage. */
+        if (!!c.domain != !!c.ipv4_range || (!c.domain && (c.ipv6_range || c.ca_sha256)))
+                return log_debug_errno(-EBADMSG, "%s: incomplete pins.", path);
         c.node_id = (uint64_t) id->valuedouble;
 
         *ret = c;
@@ -121,7 +140,11 @@ int state_save_credentials(const char *dir, const Credentials *c) {
             !cJSON_AddStringToObject(o, "control_pin", c->control_pin) ||
             !cJSON_AddNumberToObject(o, "node_id", (double) c->node_id) ||
             !cJSON_AddStringToObject(o, "name", c->name) ||
-            !cJSON_AddStringToObject(o, "token", c->token))
+            !cJSON_AddStringToObject(o, "token", c->token) ||
+            (c->domain && !cJSON_AddStringToObject(o, "domain", c->domain)) ||
+            (c->ipv4_range && !cJSON_AddStringToObject(o, "ipv4_range", c->ipv4_range)) ||
+            (c->ipv6_range && !cJSON_AddStringToObject(o, "ipv6_range", c->ipv6_range)) ||
+            (c->ca_sha256 && !cJSON_AddStringToObject(o, "ca_sha256", c->ca_sha256)))
                 return -ENOMEM;
         text = cJSON_Print(o);
         if (!text)
@@ -148,6 +171,20 @@ int state_save_netmap(const char *dir, const char *json, size_t len) {
         if (r < 0)
                 return r;
         return write_file_atomic(path, json, len, 0600);
+}
+
+int state_set_aside_credentials(const char *dir) {
+        _cleanup_free_ char *path = NULL, *aside = NULL, *netmap = NULL;
+
+        if (state_path(dir, "node.json", &path) < 0 || state_path(dir, "node.json.corrupt", &aside) < 0 ||
+            state_path(dir, "netmap.json", &netmap) < 0)
+                return -ENOMEM;
+        if (rename(path, aside) < 0)
+                return -errno;
+        /* Without credentials a cached netmap is never used; a re-join writes a new one. */
+        if (unlink(netmap) < 0 && errno != ENOENT)
+                return -errno;
+        return 0;
 }
 
 int state_remove_membership(const char *dir) {

@@ -265,6 +265,12 @@ bool in_addr_prefix_contains(int family, const union in_addr_union *prefix, uint
         return (prefix->bytes[full] & mask) == (a->bytes[full] & mask);
 }
 
+bool in_addr_prefix_overlaps(int family, const union in_addr_union *a, uint8_t a_prefixlen,
+                             const union in_addr_union *b, uint8_t b_prefixlen) {
+        return a_prefixlen <= b_prefixlen ? in_addr_prefix_contains(family, a, a_prefixlen, b)
+                                          : in_addr_prefix_contains(family, b, b_prefixlen, a);
+}
+
 static const char *ipv4_unannounceable_reason(const uint8_t b[static 4]) {
         if (b[0] == 0)
                 return "unspecified address";  /* 0.0.0.0/8, "this network" */

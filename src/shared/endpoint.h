@@ -36,6 +36,9 @@ const char *in_addr_format(int family, const union in_addr_union *a, char *buf, 
 /* Whether a lies in prefix/prefixlen; false for a prefix length too long for the family. */
 bool in_addr_prefix_contains(int family, const union in_addr_union *prefix, uint8_t prefixlen,
                              const union in_addr_union *a);
+/* Whether two prefixes share an address: the shorter contains the longer's start. */
+bool in_addr_prefix_overlaps(int family, const union in_addr_union *a, uint8_t a_prefixlen,
+                             const union in_addr_union *b, uint8_t b_prefixlen);
 
 /* An address range: the mesh's own IPv4 or IPv6 range. */
 typedef struct InAddrPrefix {

@@ -11,6 +11,7 @@
 #include <netlink/netlink.h>
 #include <netlink/route/addr.h>
 #include <netlink/route/link.h>
+#include <netlink/route/route.h>
 #include <netlink/socket.h>
 #include <string.h>
 
@@ -373,4 +374,118 @@ int link_list_endpoint_candidates(int exclude_ifindex, uint16_t port, char ***re
 
         *ret = TAKE_PTR(l);
         return (int) MIN(n, (size_t) INT32_MAX);
+}
+
+static int prefixes_add(InAddrPrefix **l, size_t *n, int family, const void *bytes, unsigned prefixlen) {
+        InAddrPrefix *nl;
+        size_t len = family_addr_len(family);
+
+        if (len == 0 || prefixlen > len * 8)
+                return 0;
+        nl = reallocarray(*l, *n + 1, sizeof(InAddrPrefix));
+        if (!nl)
+                return -ENOMEM;
+        *l = nl;
+        nl[*n] = (InAddrPrefix) { .family = family, .prefixlen = (uint8_t) prefixlen };
+        memcpy(nl[*n].address.bytes, bytes, len);
+        (*n)++;
+        return 0;
+}
+
+static int prefixes_add_nl(InAddrPrefix **l, size_t *n, const struct nl_addr *a, bool host) {
+        int family;
+
+        if (!a)
+                return 0;
+        family = nl_addr_get_family(a);
+        if (nl_addr_get_len(a) != family_addr_len(family) || family_addr_len(family) == 0)
+                return 0;
+        return prefixes_add(l, n, family, nl_addr_get_binary_addr(a),
+                            host ? (unsigned) family_addr_len(family) * 8 : nl_addr_get_prefixlen(a));
+}
+
+static int underlay_addresses(struct nl_sock *sk, int *kernel_error, int exclude_ifindex, InAddrPrefix **l,
+                              size_t *n) {
+        _cleanup_(nl_cache_freep) struct nl_cache *addrs = NULL;
+        int r;
+
+        r = rtnl_addr_alloc_cache(sk, &addrs);
+        if (r < 0)
+                return log_debug_errno(rtnl_result(r, *kernel_error), "Failed to list addresses: %m");
+        for (struct nl_object *o = nl_cache_get_first(addrs); o; o = nl_cache_get_next(o)) {
+                struct rtnl_addr *a = (struct rtnl_addr *) o;
+                struct nl_addr *local = rtnl_addr_get_local(a);
+
+                if (rtnl_addr_get_ifindex(a) == exclude_ifindex || rtnl_addr_get_scope(a) == RT_SCOPE_HOST ||
+                    !local)
+                        continue;
+                r = prefixes_add_nl(l, n, local, true);
+                if (r >= 0)
+                        r = prefixes_add(l, n, nl_addr_get_family(local), nl_addr_get_binary_addr(local),
+                                         rtnl_addr_get_prefixlen(a));
+                if (r < 0)
+                        return r;
+        }
+        return 0;
+}
+
+static int underlay_routes(struct nl_sock *sk, int *kernel_error, int exclude_ifindex, InAddrPrefix **l,
+                           size_t *n) {
+        _cleanup_(nl_cache_freep) struct nl_cache *routes = NULL;
+        int r;
+
+        r = rtnl_route_alloc_cache(sk, AF_UNSPEC, 0, &routes);
+        if (r < 0)
+                return log_debug_errno(rtnl_result(r, *kernel_error), "Failed to list routes: %m");
+        for (struct nl_object *o = nl_cache_get_first(routes); o; o = nl_cache_get_next(o)) {
+                struct rtnl_route *rt = (struct rtnl_route *) o;
+                struct nl_addr *dst = rtnl_route_get_dst(rt);
+                bool is_default = !dst || nl_addr_get_prefixlen(dst) == 0;
+                bool ours = false;
+
+                if (rtnl_route_get_table(rt) != RT_TABLE_MAIN || rtnl_route_get_type(rt) != RTN_UNICAST)
+                        continue;
+                for (int i = 0; i < rtnl_route_get_nnexthops(rt); i++)
+                        ours |= rtnl_route_nh_get_ifindex(rtnl_route_nexthop_n(rt, i)) == exclude_ifindex;
+                if (ours)
+                        continue;
+                if (is_default) {
+                        /* the default route covers everything; what must stay
+                         * reachable outside the tunnel is its gateway */
+                        for (int i = 0; i < rtnl_route_get_nnexthops(rt); i++) {
+                                r = prefixes_add_nl(l, n, rtnl_route_nh_get_gateway(rtnl_route_nexthop_n(rt, i)),
+                                                    true);
+                                if (r < 0)
+                                        return r;
+                        }
+                        continue;
+                }
+                if (rtnl_route_get_scope(rt) != RT_SCOPE_LINK)
+                        continue;
+                r = prefixes_add_nl(l, n, dst, false);
+                if (r < 0)
+                        return r;
+        }
+        return 0;
+}
+
+int link_list_underlay_prefixes(int exclude_ifindex, InAddrPrefix **ret, size_t *ret_n) {
+        _cleanup_(nl_socket_freep) struct nl_sock *sk = NULL;
+        _cleanup_free_ InAddrPrefix *l = NULL;
+        size_t n = 0;
+        int kernel_error, r;
+
+        if (!ret || !ret_n)
+                return -EINVAL;
+        r = rtnl_open(&sk, &kernel_error);
+        if (r < 0)
+                return r;
+        r = underlay_addresses(sk, &kernel_error, exclude_ifindex, &l, &n);
+        if (r >= 0)
+                r = underlay_routes(sk, &kernel_error, exclude_ifindex, &l, &n);
+        if (r < 0)
+                return r;
+        *ret = TAKE_PTR(l);
+        *ret_n = n;
+        return 0;
 }

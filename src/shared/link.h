@@ -23,3 +23,9 @@ int link_address_flush_except(int ifindex, int family, const union in_addr_union
 /* Local, non-loopback, non-link-local addresses of all links except `exclude_ifindex`,
  * as candidate endpoints ("ip:port"); a NULL-terminated strv. */
 int link_list_endpoint_candidates(int exclude_ifindex, uint16_t port, char ***ret);
+
+/* What the underlay uses, for a mesh range to stay clear of: every address
+ * (as a host prefix) and its connected prefix, every link-scope route of the
+ * main table and the gateway of every default route (as a host prefix), of
+ * all links except `exclude_ifindex` (the mesh interface) and loopback. */
+int link_list_underlay_prefixes(int exclude_ifindex, InAddrPrefix **ret, size_t *ret_n);

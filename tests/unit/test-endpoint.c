@@ -220,6 +220,21 @@ static void test_announceable(void **state) {
         assert_string_equal(endpoint_unannounceable_reason(NULL, NULL, 0), "no address");
 }
 
+static void test_in_addr_prefix_overlaps(void **state) {
+        union in_addr_union a, b;
+        uint8_t la, lb;
+        int f;
+
+        assert_int_equal(in_addr_prefix_parse("100.64.0.0/10", &f, &a, &la), 0);
+        assert_int_equal(in_addr_prefix_parse("100.100.0.0/16", &f, &b, &lb), 0);
+        assert_true(in_addr_prefix_overlaps(AF_INET, &a, la, &b, lb));
+        assert_true(in_addr_prefix_overlaps(AF_INET, &b, lb, &a, la));
+        assert_int_equal(in_addr_prefix_parse("100.128.0.0/16", &f, &b, &lb), 0);
+        assert_false(in_addr_prefix_overlaps(AF_INET, &a, la, &b, lb));
+        assert_int_equal(in_addr_prefix_parse("0.0.0.0/0", &f, &b, &lb), 0);
+        assert_true(in_addr_prefix_overlaps(AF_INET, &a, la, &b, lb));
+}
+
 int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_endpoint_valid),
@@ -228,6 +243,7 @@ int main(void) {
                 cmocka_unit_test(test_in_addr),
                 cmocka_unit_test(test_in_addr_prefix),
                 cmocka_unit_test(test_announceable),
+                cmocka_unit_test(test_in_addr_prefix_overlaps),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }
