@@ -439,10 +439,11 @@ def test_corrupt_node_json_is_set_aside(lab, control, garbage):
     assert (alpha.state_dir / "private.key").read_bytes() == private_key
     assert not log_lines(alpha, "already registered")
 
-    # Until the server accepts a re-registration proven by the key itself
-    # (issue 11, item 1), the old registration has to go first.
-    control.remove_node("alpha")
+    # The server takes the key's proof of possession as the node's
+    # identity: the re-join gets the same node back.
     cp = alpha.meshctl("up", "--server", control.url, "--authkey", key.key, "--pin", control.pin)
     assert cp.returncode == 0, f"re-join: {cp.stderr}"
     assert alpha.status()["state"] != "needs-login"
     assert json.loads(path.read_text())["domain"] == "mesh.internal"
+    rejoined = json.loads(path.read_text())
+    assert (rejoined["node_id"], rejoined["name"]) == (creds["node_id"], creds["name"])
