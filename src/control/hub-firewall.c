@@ -163,8 +163,8 @@ static void put_forward_chains(FILE *f, const char *ifname) {
         fprintf(f,
                 "\tchain forward {\n"
                 "\t\ttype filter hook forward priority " HUB_FIREWALL_PRIORITY "; policy accept;\n"
+                "\t\toifname \"%1$s\" iifname != \"%1$s\" counter drop comment \"into the hub from another interface\"\n"
                 "\t\tiifname \"%1$s\" jump from_hub\n"
-                "\t\toifname \"%1$s\" counter drop comment \"into the hub from another interface\"\n"
                 "\t}\n"
                 "\tchain from_hub {\n"
                 "\t\toifname != \"%1$s\" counter drop comment \"out of the mesh\"\n"
