@@ -470,9 +470,11 @@ int hub_firewall_update(HubFirewall *fw, HubFirewallMembers *members) {
                 if (r < 0) {
                         hub_firewall_members_done(members);
                         fw->pending = true;
-                        return log_error_errno(r, "Failed to update the hub firewall's member sets "
-                                               "(table inet %s): %s; retrying.",
-                                               fw->table, error);
+                        /* retried every second: one error, then quietly */
+                        return log_full_errno(reload ? LOG_DEBUG : LOG_ERR, r,
+                                              "Failed to update the hub firewall's member sets "
+                                              "(table inet %s): %s; retrying.",
+                                              fw->table, error);
                 }
                 log_debug("Hub firewall: member sets %s, %zu IPv4 and %zu IPv6 address(es).",
                           reload ? "reloaded" : "updated", members->n_ipv4, members->n_ipv6);

@@ -351,3 +351,51 @@ def test_hub_allow_opens_one_service_and_no_firewall_is_open(lab):
     assert all(v == "hello\n" for v in result.values()), result
     assert {c[0] for c in lan_listener.connections()} == {LAN_HOST, LAN_HOST6}
     assert "runs without its firewall" in control.log.read_text()
+
+
+FLOOD = r"""
+import os, socket, sys, time
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+# a handshake initiation's shape: type 1, three zero bytes, 148 bytes in all
+packet = bytes([1, 0, 0, 0]) + os.urandom(144)
+end, n = time.monotonic() + float(sys.argv[3]), 0
+while time.monotonic() < end:
+    for _ in range(100):
+        s.sendto(packet, (sys.argv[1], int(sys.argv[2])))
+    n += 100
+    time.sleep(0.002)
+print(n)
+"""
+
+
+def rule_packets(ns, table, chain, comment) -> list:
+    listing = ns.exec("nft", "list", "chain", "inet", table, chain, check=True).stdout
+    return [int(line.split("counter packets ")[1].split()[0]) for line in listing.splitlines()
+            if f'comment "{comment}"' in line]
+
+
+def test_attack_hub_handshake_flood_is_rate_limited(lab):
+    """A host on the underlay floods the hub's port with handshake
+    initiations: all but the per-source allowance (burst 100, then 50 per
+    second) are dropped before wireguard-go sees them, and a relayed ping
+    between members goes on meanwhile."""
+    control, _lan = build(lab)
+    table = f"meshd_hub_{control.hub_interface}"
+    alpha, bravo = start_mesh(lab, control, ("alpha", "bravo"), relay_first_two=True)
+    wait_relayed(alpha, bravo)
+    flooder = lab.add_host("flooder", f"{meshlab.UNDERLAY}.99")
+    before = sum(rule_packets(control.ns, table, "input", "handshake flood"))
+
+    proc = flooder.popen([meshlab.PYTHON, "-c", FLOOD, control.address, "41640", "4"],
+                         log=lab.dir / "flood.log")
+    ping = alpha.exec("ping", "-n", "-c", "16", "-i", "0.25", "-W", "1", bravo.status()["ipv4"], timeout=30)
+    proc.wait(30)
+    sent = int((lab.dir / "flood.log").read_text().split()[-1])
+    dropped = sum(rule_packets(control.ns, table, "input", "handshake flood")) - before
+    print(f"flood: {sent} sent, {dropped} dropped; ping: {ping.stdout.splitlines()[-2]}")
+    assert sent > 2000, sent
+    # at most burst + rate × duration (+ slack for timing) got through
+    assert dropped >= sent - (100 + 50 * 6), (sent, dropped)
+    received = int(ping.stdout.split(" received")[0].rsplit(None, 1)[-1])
+    assert received >= 14, ping.stdout
+    assert f"{meshlab.UNDERLAY}.99" in stateless(control.ns, "set", "inet", table, "handshakes4")
