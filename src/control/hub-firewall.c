@@ -5,6 +5,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+#include <linux/netlink.h>
 
 #include "hub-firewall.h"
 #include "log.h"
@@ -391,9 +394,25 @@ static int nft_run(struct nft_ctx *nft, const char *script, char *error, size_t 
         return nft_error_to_errno(error);
 }
 
-static int nft_open(struct nft_ctx **ret) {
-        struct nft_ctx *nft = nft_ctx_new(NFT_CTX_DEFAULT);
+/* libnftables exit()s the whole process when it cannot open its netlink
+ * socket (a kernel without nf_tables): find out first, ourselves. */
+int hub_firewall_available(void) {
+        int fd = socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, NETLINK_NETFILTER);
 
+        if (fd < 0)
+                return -errno;
+        (void) close(fd);
+        return 0;
+}
+
+static int nft_open(struct nft_ctx **ret) {
+        struct nft_ctx *nft;
+        int r;
+
+        r = hub_firewall_available();
+        if (r < 0)
+                return r;
+        nft = nft_ctx_new(NFT_CTX_DEFAULT);
         if (!nft)
                 return -ENOMEM;
         if (nft_ctx_buffer_output(nft) != 0 || nft_ctx_buffer_error(nft) != 0) {
@@ -423,7 +442,10 @@ int hub_firewall_new(const HubFirewallConfig *c, HubFirewallMembers *members, Hu
                 return log_error_errno(r, "Failed to build the hub firewall: %m");
         r = nft_open(&fw->nft);
         if (r < 0)
-                return log_error_errno(r, "Failed to set up libnftables: %m");
+                return log_error_errno(r, "Failed to install the hub firewall (nftables table inet %s): "
+                                       "no nftables (%m); without it a node can reach this host and its "
+                                       "networks through the hub (--no-hub-firewall runs without it anyway).",
+                                       fw->table);
         r = nft_run(fw->nft, script, error, sizeof(error));
         if (r < 0)
                 return log_error_errno(r, "Failed to install the hub firewall (nftables table inet %s): %s; "

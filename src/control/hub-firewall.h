@@ -98,6 +98,10 @@ int hub_firewall_remove(HubFirewall *fw);
 HubFirewall *hub_firewall_free(HubFirewall *fw);
 DEFINE_TRIVIAL_CLEANUP_FUNC(HubFirewall *, hub_firewall_free);
 
+/* 0 when the kernel speaks nfnetlink, else -errno (EPROTONOSUPPORT: no
+ * nf_tables). */
+int hub_firewall_available(void);
+
 /* --no-hub-firewall: deletes a table a previous run left (best effort: its
  * stale member sets would drop new members' relayed traffic). */
 int hub_firewall_remove_stale(const char *ifname);

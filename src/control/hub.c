@@ -539,6 +539,20 @@ int hub_new(sd_event *event, Store *store, const HubOptions *opts, HubChangedHan
         if (r < 0)
                 return log_error_errno(r, "Mesh ranges have no hub address: %m");
 
+        if (!opts->no_firewall) {
+                char table[HUB_FIREWALL_TABLE_MAX];
+
+                /* before anything exists: nothing to undo */
+                if (hub_firewall_table_name(opts->ifname, table) < 0)
+                        return log_error_errno(-EINVAL, "Hub interface name '%s' cannot be used in nftables "
+                                               "rules (letters, digits, '_', '-', '.' only).", opts->ifname);
+                r = hub_firewall_available();
+                if (r < 0)
+                        return log_error_errno(r, "Failed to install the hub firewall (nftables table inet %s): "
+                                               "no nftables (%m); without it a node can reach this host and "
+                                               "its networks through the hub (--no-hub-firewall runs "
+                                               "without it anyway).", table);
+        }
         r = wg_backend_open(&wg_opts, &h->wg, &created);
         if (r < 0)
                 return log_error_errno(r, "Failed to set up hub interface %s (%s backend): %m", opts->ifname,

@@ -399,3 +399,61 @@ def test_attack_hub_handshake_flood_is_rate_limited(lab):
     received = int(ping.stdout.split(" received")[0].rsplit(None, 1)[-1])
     assert received >= 14, ping.stdout
     assert f"{meshlab.UNDERLAY}.99" in stateless(control.ns, "set", "inet", table, "handshakes4")
+
+
+# A kernel without nf_tables refuses nfnetlink sockets: this shim makes
+# every NETLINK_NETFILTER socket fail the same way, for one process.
+NO_NFTABLES_C = r"""
+#define _GNU_SOURCE
+#include <dlfcn.h>
+#include <errno.h>
+#include <sys/socket.h>
+int socket(int domain, int type, int protocol) {
+        static int (*real)(int, int, int);
+        if (domain == AF_NETLINK && protocol == 12 /* NETLINK_NETFILTER */) {
+                errno = EPROTONOSUPPORT;
+                return -1;
+        }
+        if (!real)
+                real = (int (*)(int, int, int)) dlsym(RTLD_NEXT, "socket");
+        return real(domain, type, protocol);
+}
+"""
+
+
+def test_hub_without_nftables_fails_clearly_unless_told(lab):
+    """No nftables: serve exits with one error naming the table and the
+    way out, leaving no hub interface behind; with --no-hub-firewall it
+    runs and warns. An interface name that cannot go into a rule is
+    refused before anything is created."""
+    control = lab.add_control(start=False)
+    shim = lab.dir / "no-nftables.so"
+    meshlab.run(["cc", "-shared", "-fPIC", "-o", shim, "-x", "c", "-", "-ldl"], input=NO_NFTABLES_C)
+    base_env = control.env
+    control.env = lambda: dict(base_env(), LD_PRELOAD=str(shim))
+
+    control.start()
+    assert control.proc.wait(20) != 0
+    log = control.log.read_text()
+    errors = [line for line in log.splitlines() if "Failed to install the hub firewall" in line]
+    assert len(errors) == 1, log
+    assert f"table inet meshd_hub_{control.hub_interface}" in errors[0]
+    assert "--no-hub-firewall" in errors[0]
+    assert control.ns.ip("link", "show", control.hub_interface, check=False).returncode != 0
+    assert control.notify.wait_for("READY", "1", since=control.started_at, timeout=0.1) is None
+
+    control.hub_args = ["--no-hub-firewall"]
+    control.start()
+    control.wait_ready(20)
+    assert "runs without its firewall" in control.log.read_text()
+    control.stop()
+
+    control.env = base_env
+    control.hub_args = []
+    bad = control.hub_interface[:-1] + '"'
+    cp = control.ns.exec(meshlab.binary("meshd-control"), "--state-dir", control.state_dir, "serve",
+                         "--listen", f"{control.address}:{control.port}", "--hub-backend", "userspace",
+                         "--hub-interface", bad, timeout=20)
+    assert cp.returncode != 0
+    assert f"Hub interface name '{bad}' cannot be used in nftables rules" in cp.stderr, cp.stderr
+    assert control.ns.ip("link", "show", bad, check=False).returncode != 0
