@@ -238,6 +238,8 @@ def test_attack_hub_widened_allowed_ips_reach_only_members(lab):
 
     # the mesh still works for the attacker and everyone else
     assert alpha.can_ping(v4["bravo"], within=10), "relayed ping after widening"
+    # IPv6 relay too (the control host forwards IPv6, as --hub-ipv6-forwarding would)
+    assert alpha.can_ping(bravo.status()["ipv6"], within=10), "relayed IPv6 ping after widening"
     assert alpha.can_ping(v4["charlie"], within=10)
     assert bravo.can_ping(v4["alpha"], within=10)
     assert probe(alpha, HUB_V4) and probe(alpha, hub_v6(alpha)), "hub probes"
@@ -331,10 +333,11 @@ def test_hub_allow_opens_one_service_and_no_firewall_is_open(lab):
         wait_until(lambda: probe(alpha, HUB_V4), 30, what="alpha back at the hub")
         widen(alpha, control)
 
-    restart(["--hub-allow=tcp/8080"])
+    # killed: the table (without --hub-allow) stays; the next start replaces it
     control.kill()
     assert ("inet", table) in tables(control.ns), "table gone after SIGKILL"
-    restart(["--hub-allow=tcp/8080"])
+    assert "--hub-allow" not in stateless(control.ns, "table", "inet", table)
+    restart(["--hub-allow=tcp/8080"], kill=True)
     assert tables(control.ns) == {("inet", "admin"), ("inet", table)}
     result = connect(alpha, [(HUB_V4, SERVICE_PORT), (hub_v6(alpha), SERVICE_PORT), (INTERNAL, INTERNAL_PORT),
                              (INTERNAL, SERVICE_PORT)])
