@@ -1,13 +1,13 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 #include <arpa/inet.h>
 #include <errno.h>
+#include <linux/netlink.h>
 #include <nftables/libnftables.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <unistd.h>
-#include <linux/netlink.h>
 
 #include "hub-firewall.h"
 #include "log.h"
@@ -166,7 +166,8 @@ static void put_forward_chains(FILE *f, const char *ifname) {
         fprintf(f,
                 "\tchain forward {\n"
                 "\t\ttype filter hook forward priority " HUB_FIREWALL_PRIORITY "; policy accept;\n"
-                "\t\toifname \"%1$s\" iifname != \"%1$s\" counter drop comment \"into the hub from another interface\"\n"
+                "\t\toifname \"%1$s\" iifname != \"%1$s\" counter drop comment \"into the hub from another "
+                "interface\"\n"
                 "\t\tiifname \"%1$s\" jump from_hub\n"
                 "\t}\n"
                 "\tchain from_hub {\n"
@@ -186,7 +187,8 @@ static void put_handshake_limit(FILE *f, uint16_t port) {
                 "update @handshakes4 { ip saddr limit rate over %3$u/second burst %4$u packets } "
                 "counter drop comment \"handshake flood\"\n"
                 "\t\tmeta nfproto ipv6 udp dport %1$u udp length %2$u @th,64,32 0x01000000 "
-                "update @handshakes6 { ip6 saddr & ffff:ffff:ffff:ffff:: limit rate over %3$u/second burst %4$u packets } "
+                "update @handshakes6 { ip6 saddr & ffff:ffff:ffff:ffff:: limit rate over %3$u/second burst "
+                "%4$u packets } "
                 "counter drop comment \"handshake flood\"\n",
                 port, WG_INITIATION_UDP_LENGTH, HUB_HANDSHAKE_RATE, HUB_HANDSHAKE_BURST);
 }
@@ -214,8 +216,10 @@ static void put_input_chains(FILE *f, const HubFirewallConfig *c) {
                 const char *proto = c->allow[i].protocol == IPPROTO_TCP ? "tcp" : "udp";
 
                 fprintf(f,
-                        "\t\tip saddr @members4 ip daddr %1$s %3$s dport %4$u return comment \"--hub-allow\"\n"
-                        "\t\tip6 saddr @members6 ip6 daddr %2$s %3$s dport %4$u return comment \"--hub-allow\"\n",
+                        "\t\tip saddr @members4 ip daddr %1$s %3$s dport %4$u return comment "
+                        "\"--hub-allow\"\n"
+                        "\t\tip6 saddr @members6 ip6 daddr %2$s %3$s dport %4$u return comment "
+                        "\"--hub-allow\"\n",
                         a4, a6, proto, c->allow[i].port);
         }
         fputs("\t\tcounter drop comment \"not a hub service\"\n"
@@ -259,7 +263,8 @@ int hub_firewall_script_install(const HubFirewallConfig *c, const HubFirewallMem
                 "table inet %1$s {}\n"
                 "delete table inet %1$s\n"
                 "table inet %1$s {\n"
-                "\tcomment \"meshd-control: the hub forwards between mesh members only, see meshd-control(8)\"\n",
+                "\tcomment \"meshd-control: the hub forwards between mesh members only, see "
+                "meshd-control(8)\"\n",
                 table);
         put_member_set(f, "members4", AF_INET, members->ipv4, members->n_ipv4);
         put_member_set(f, "members6", AF_INET6, members->ipv6, members->n_ipv6);
@@ -275,8 +280,8 @@ int hub_firewall_script_install(const HubFirewallConfig *c, const HubFirewallMem
  * in new added, deletions first, so an address that moved from one member
  * to another in the same round is deleted and added back, never the
  * reverse. */
-static int put_set_diff(FILE *f, const char *table, const char *set, int family, const void *old, size_t n_old,
-                        const void *new, size_t n_new) {
+static int put_set_diff(FILE *f, const char *table, const char *set, int family, const void *old,
+                        size_t n_old, const void *new, size_t n_new) {
         size_t size = family == AF_INET ? sizeof(struct in_addr) : sizeof(struct in6_addr);
         const uint8_t *o = old, *n = new;
         _cleanup_free_ char *adds = NULL;
@@ -319,8 +324,8 @@ static int put_set_diff(FILE *f, const char *table, const char *set, int family,
         return 0;
 }
 
-int hub_firewall_script_update(const char *table, const HubFirewallMembers *old, const HubFirewallMembers *new,
-                               char **ret) {
+int hub_firewall_script_update(const char *table, const HubFirewallMembers *old,
+                               const HubFirewallMembers *new, char **ret) {
         _cleanup_free_ char *text = NULL;
         _cleanup_fclose_ FILE *f = NULL;
         size_t size;
@@ -331,7 +336,8 @@ int hub_firewall_script_update(const char *table, const HubFirewallMembers *old,
                 return -ENOMEM;
         r = put_set_diff(f, table, "members4", AF_INET, old->ipv4, old->n_ipv4, new->ipv4, new->n_ipv4);
         if (r >= 0)
-                r = put_set_diff(f, table, "members6", AF_INET6, old->ipv6, old->n_ipv6, new->ipv6, new->n_ipv6);
+                r = put_set_diff(f, table, "members6", AF_INET6, old->ipv6, old->n_ipv6, new->ipv6,
+                                 new->n_ipv6);
         if (r < 0)
                 return r;
         r = finish_script(&f, &text, ret);
@@ -365,8 +371,8 @@ int hub_firewall_script_remove(const char *table, char **ret) {
 /* libnftables reports errors as text only: the errno of the first
  * "Error:" line when it names one we know, else -EIO. */
 static int nft_error_to_errno(const char *line) {
-        static const int known[] = { EPERM, EACCES, EOPNOTSUPP, EPROTONOSUPPORT, EAFNOSUPPORT, ENOENT, ENOMEM,
-                                     EEXIST, EBUSY, ENOSPC };
+        static const int known[] = {EPERM,  EACCES, EOPNOTSUPP, EPROTONOSUPPORT, EAFNOSUPPORT,
+                                    ENOENT, ENOMEM, EEXIST,     EBUSY,           ENOSPC};
 
         for (size_t i = 0; i < ELEMENTSOF(known); i++)
                 if (strstr(line, strerror(known[i])))
@@ -435,20 +441,25 @@ int hub_firewall_new(const HubFirewallConfig *c, HubFirewallMembers *members, Hu
                 return log_oom();
         r = hub_firewall_table_name(c->ifname, fw->table);
         if (r < 0)
-                return log_error_errno(r, "Hub interface name '%s' cannot be used in nftables rules "
-                                       "(letters, digits, '_', '-', '.' only).", c->ifname);
+                return log_error_errno(r,
+                                       "Hub interface name '%s' cannot be used in nftables rules "
+                                       "(letters, digits, '_', '-', '.' only).",
+                                       c->ifname);
         r = hub_firewall_script_install(c, members, &script);
         if (r < 0)
                 return log_error_errno(r, "Failed to build the hub firewall: %m");
         r = nft_open(&fw->nft);
         if (r < 0)
-                return log_error_errno(r, "Failed to install the hub firewall (nftables table inet %s): "
-                                       "no nftables (%m); without it a node can reach this host and its "
-                                       "networks through the hub (--no-hub-firewall runs without it anyway).",
-                                       fw->table);
+                return log_error_errno(
+                        r,
+                        "Failed to install the hub firewall (nftables table inet %s): "
+                        "no nftables (%m); without it a node can reach this host and its "
+                        "networks through the hub (--no-hub-firewall runs without it anyway).",
+                        fw->table);
         r = nft_run(fw->nft, script, error, sizeof(error));
         if (r < 0)
-                return log_error_errno(r, "Failed to install the hub firewall (nftables table inet %s): %s; "
+                return log_error_errno(r,
+                                       "Failed to install the hub firewall (nftables table inet %s): %s; "
                                        "without it a node can reach this host and its networks through "
                                        "the hub (--no-hub-firewall runs without it anyway).",
                                        fw->table, error);
@@ -522,8 +533,8 @@ int hub_firewall_remove(HubFirewall *fw) {
                 return log_oom();
         r = nft_run(fw->nft, script, error, sizeof(error));
         if (r < 0)
-                return log_warning_errno(r, "Failed to remove the hub firewall (table inet %s): %s", fw->table,
-                                         error);
+                return log_warning_errno(r, "Failed to remove the hub firewall (table inet %s): %s",
+                                         fw->table, error);
         log_info("Removed the hub firewall (table inet %s).", fw->table);
         return 0;
 }
