@@ -256,6 +256,13 @@ def test_attack_hub_widened_allowed_ips_reach_only_members(lab):
     listing = control.ns.exec("nft", "list", "chain", "inet", table, "from_hub", check=True).stdout
     assert "packets 0 " not in listing.split("out of the mesh")[0].splitlines()[-1], listing
 
+    # a removed member's address leaves the set (a difference, not a reload)
+    control.remove_node("charlie")
+    wait_until(lambda: v4["charlie"] not in stateless(control.ns, "set", "inet", table, "members4"), 3,
+               what="charlie's address gone from members4")
+    assert "reloaded" not in control.log.read_text()
+    assert alpha.ping(v4["charlie"], count=1, wait=1).returncode != 0
+
     # a clean stop removes our table and nothing else
     control.stop()
     assert tables(control.ns) == {("inet", "admin")}
@@ -317,8 +324,9 @@ def test_hub_allow_opens_one_service_and_no_firewall_is_open(lab):
     for members, and only that one (8081 on the internal address stays
     shut). The server killed with SIGKILL leaves its table (the door stays
     shut) and the next start replaces it. --no-hub-firewall removes the
-    stale table, and the same attack then reaches the control host: what
-    the firewall prevents is real."""
+    stale table, and the same attack then reaches the control host and
+    its LAN: what the firewall prevents is real. --keep-hub keeps the
+    table with the interface."""
     control, lan = build(lab)
     host_listener = Listener(lab, control.ns, "control", INTERNAL)
     lan_listener = Listener(lab, lan, "lan")
@@ -354,6 +362,15 @@ def test_hub_allow_opens_one_service_and_no_firewall_is_open(lab):
     assert all(v == "hello\n" for v in result.values()), result
     assert {c[0] for c in lan_listener.connections()} == {LAN_HOST, LAN_HOST6}
     assert "runs without its firewall" in control.log.read_text()
+
+    # --keep-hub keeps the table with the interface: no open door while stopped
+    control.stop()
+    control.hub_args = ["--keep-hub"]
+    control.start()
+    control.wait_ready(20)
+    control.stop()
+    assert control.ns.ip("link", "show", control.hub_interface, check=False).returncode == 0
+    assert tables(control.ns) == {("inet", "admin"), ("inet", table)}
 
 
 FLOOD = r"""
