@@ -99,6 +99,7 @@ struct Server {
         bool hub_enabled;
         HubOptions hub_options;
         char *hub_ifname, *hub_public_key, *hub_endpoint;
+        HubAllow *hub_allow;
         NetmapHub netmap_hub;
         Hub *hub;
 };
@@ -1168,10 +1169,16 @@ int server_set_hub(Server *s, const HubOptions *opts, const char *public_key, co
         s->hub_ifname = strdup(opts->ifname);
         s->hub_public_key = strdup(public_key);
         s->hub_endpoint = strdup(endpoint);
-        if (!s->hub_ifname || !s->hub_public_key || !s->hub_endpoint)
+        if (opts->n_allow > 0) {
+                s->hub_allow = calloc(opts->n_allow, sizeof(HubAllow));
+                if (s->hub_allow)
+                        memcpy(s->hub_allow, opts->allow, opts->n_allow * sizeof(HubAllow));
+        }
+        if (!s->hub_ifname || !s->hub_public_key || !s->hub_endpoint || (opts->n_allow > 0 && !s->hub_allow))
                 return log_oom();
         s->hub_options = *opts;
         s->hub_options.ifname = s->hub_ifname;
+        s->hub_options.allow = s->hub_allow;
         s->netmap_hub = (NetmapHub) { .public_key = s->hub_public_key, .endpoint = s->hub_endpoint };
         s->hub_enabled = true;
         return 0;
@@ -1213,6 +1220,7 @@ Server *server_free(Server *s) {
         free(s->hub_ifname);
         free(s->hub_public_key);
         free(s->hub_endpoint);
+        free(s->hub_allow);
         explicit_bzero(&s->hub_options.private_key, sizeof(s->hub_options.private_key));
         free(s);
         return NULL;

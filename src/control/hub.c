@@ -34,6 +34,9 @@ struct Hub {
         char ifname[16];
         bool keep_interface;
         IpamRange range;
+        struct in_addr hub_ipv4;
+        struct in6_addr hub_ipv6;
+        HubFirewall *firewall; /* NULL with --no-hub-firewall */
 
         HubMember *members; /* ordered by key */
         size_t n_members;
@@ -111,6 +114,38 @@ static int hub_add_peer(WgDevice *d, const HubMember *m) {
         return r;
 }
 
+/* The firewall's member sets: the same addresses as the peers' allowed IPs. */
+static int hub_member_addresses(const HubMember *members, size_t n, HubFirewallMembers *ret) {
+        HubFirewallMembers m = {
+                .ipv4 = calloc(MAX(n, (size_t) 1), sizeof(struct in_addr)),
+                .ipv6 = calloc(MAX(n, (size_t) 1), sizeof(struct in6_addr)),
+        };
+
+        if (!m.ipv4 || !m.ipv6) {
+                hub_firewall_members_done(&m);
+                return -ENOMEM;
+        }
+        for (size_t i = 0; i < n; i++) {
+                m.ipv4[m.n_ipv4++] = members[i].ipv4.in;
+                if (members[i].has_ipv6)
+                        m.ipv6[m.n_ipv6++] = members[i].ipv6.in6;
+        }
+        *ret = m;
+        return 0;
+}
+
+static int hub_firewall_sync(Hub *h, const HubMember *members, size_t n) {
+        HubFirewallMembers m;
+        int r;
+
+        if (!h->firewall)
+                return 0;
+        r = hub_member_addresses(members, n, &m);
+        if (r < 0)
+                return log_oom();
+        return hub_firewall_update(h->firewall, &m);
+}
+
 static bool hub_member_same(const HubMember *a, const HubMember *b) {
         return a->id == b->id && memcmp(&a->ipv4, &b->ipv4, sizeof(a->ipv4)) == 0 &&
                a->has_ipv6 == b->has_ipv6 && memcmp(&a->ipv6, &b->ipv6, sizeof(a->ipv6)) == 0;
@@ -162,7 +197,7 @@ int hub_sync(Hub *h) {
         r = store_get_members_version(h->store, &v);
         if (r < 0)
                 return r;
-        if (h->synced && v == h->members_version)
+        if (h->synced && v == h->members_version && !hub_firewall_pending(h->firewall))
                 return 0;
 
         r = hub_load_members(h, &members, &n);
@@ -180,6 +215,9 @@ int hub_sync(Hub *h) {
                         return log_error_errno(r, "Failed to update the peers of hub %s: %m", h->ifname);
         }
         log_debug("Hub %s: %zu member(s), %zu peer change(s).", h->ifname, n, d->n_peers);
+        /* after the peers: a removed member can send nothing any more while
+         * its addresses leave the sets; a failure is retried by the poll */
+        (void) hub_firewall_sync(h, members, n);
 
         free(h->members);
         h->members = TAKE_PTR(members);
@@ -344,15 +382,9 @@ static int write_sysctl(const char *path, const char *value) {
 }
 
 static int hub_setup_link(Hub *h, const HubOptions *opts) {
-        union in_addr_union a4 = {}, a6 = {};
+        union in_addr_union a4 = { .in = h->hub_ipv4 }, a6 = { .in6 = h->hub_ipv6 };
         char path[128];
         int ifindex, r;
-
-        r = ipam_host_ipv4(&h->range, IPAM_HOST_HUB, &a4.in);
-        if (r >= 0)
-                r = ipam_host_ipv6(&h->range, IPAM_HOST_HUB, &a6.in6);
-        if (r < 0)
-                return log_error_errno(r, "Mesh ranges have no hub address: %m");
 
         ifindex = wg_backend_get_ifindex(h->wg);
         r = link_address_add(ifindex, AF_INET, &a4, h->range.ipv4_prefixlen);
@@ -397,6 +429,35 @@ static int hub_setup_link(Hub *h, const HubOptions *opts) {
         return 0;
 }
 
+/* Before the interface has peers (or, adopted, gets ours): from the first
+ * relayed packet on, the hub forwards only between members. */
+static int hub_setup_firewall(Hub *h, const HubOptions *opts, const HubMember *members, size_t n) {
+        HubFirewallConfig c = {
+                .ifname = h->ifname,
+                .hub_ipv4 = h->hub_ipv4,
+                .hub_ipv6 = h->hub_ipv6,
+                .listen_port = opts->listen_port,
+                .allow = opts->allow,
+                .n_allow = opts->n_allow,
+        };
+        HubFirewallMembers m;
+        int r;
+
+        if (opts->no_firewall) {
+                (void) hub_firewall_remove_stale(h->ifname);
+                log_warning("Hub %s runs without its firewall (--no-hub-firewall): any node can reach this "
+                            "host's services and, with forwarding on, its networks through the hub.",
+                            h->ifname);
+                return 0;
+        }
+        r = hub_member_addresses(members, n, &m);
+        if (r < 0)
+                return log_oom();
+        r = hub_firewall_new(&c, &m, &h->firewall);
+        hub_firewall_members_done(&m);
+        return r;
+}
+
 /* Key, port and every member at once: REPLACE_PEERS drops whatever an
  * adopted interface had. */
 static int hub_setup_device(Hub *h, const HubOptions *opts) {
@@ -412,6 +473,9 @@ static int hub_setup_device(Hub *h, const HubOptions *opts) {
         if (r < 0)
                 return r;
         r = hub_load_members(h, &members, &n);
+        if (r < 0)
+                return r;
+        r = hub_setup_firewall(h, opts, members, n);
         if (r < 0)
                 return r;
 
@@ -469,7 +533,26 @@ int hub_new(sd_event *event, Store *store, const HubOptions *opts, HubChangedHan
         r = ipam_range_parse(v4, v6, &h->range);
         if (r < 0)
                 return log_error_errno(r, "Invalid mesh ranges '%s', '%s': %m", v4, v6);
+        r = ipam_host_ipv4(&h->range, IPAM_HOST_HUB, &h->hub_ipv4);
+        if (r >= 0)
+                r = ipam_host_ipv6(&h->range, IPAM_HOST_HUB, &h->hub_ipv6);
+        if (r < 0)
+                return log_error_errno(r, "Mesh ranges have no hub address: %m");
 
+        if (!opts->no_firewall) {
+                char table[HUB_FIREWALL_TABLE_MAX];
+
+                /* before anything exists: nothing to undo */
+                if (hub_firewall_table_name(opts->ifname, table) < 0)
+                        return log_error_errno(-EINVAL, "Hub interface name '%s' cannot be used in nftables "
+                                               "rules (letters, digits, '_', '-', '.' only).", opts->ifname);
+                r = hub_firewall_available();
+                if (r < 0)
+                        return log_error_errno(r, "Failed to install the hub firewall (nftables table inet %s): "
+                                               "no nftables (%m); without it a node can reach this host and "
+                                               "its networks through the hub (--no-hub-firewall runs "
+                                               "without it anyway).", table);
+        }
         r = wg_backend_open(&wg_opts, &h->wg, &created);
         if (r < 0)
                 return log_error_errno(r, "Failed to set up hub interface %s (%s backend): %m", opts->ifname,
@@ -519,6 +602,10 @@ Hub *hub_free(Hub *h) {
                 }
                 wg_backend_free(h->wg);
         }
+        /* after the interface: never an interface without its firewall */
+        if (h->firewall && !h->keep_interface)
+                (void) hub_firewall_remove(h->firewall);
+        hub_firewall_free(h->firewall);
         free(h->members);
         sd_event_unref(h->event);
         free(h);

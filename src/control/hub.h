@@ -14,6 +14,7 @@
 #include <systemd/sd-event.h>
 
 #include "endpoint.h"
+#include "hub-firewall.h"
 #include "ipam.h"
 #include "key.h"
 #include "macro.h"
@@ -32,22 +33,28 @@ typedef struct HubOptions {
         uint16_t listen_port;
         bool keep_interface;  /* leave the interface in place on stop */
         bool ipv6_forwarding; /* set net.ipv6.conf.all.forwarding=1 */
+        bool no_firewall;     /* run without the nftables table (hub-firewall.h) */
+        const HubAllow *allow; /* services on the hub address open to members */
+        size_t n_allow;
 } HubOptions;
 
 /* Called after the hub committed new observed endpoints (the netmap
  * version was bumped). */
 typedef void (*HubChangedHandler)(Hub *h, void *userdata);
 
-/* Sets up the interface (key, port, addresses, up, forwarding), loads every
+/* Installs the firewall (unless no_firewall; failing to is fatal), sets up
+ * the interface (key, port, addresses, up, forwarding), loads every
  * member as a peer, opens the probe sockets and starts reading endpoints
  * every second. store is borrowed. SIGCHLD must be blocked (userspace
  * backend: wireguard-go is our child, and the hub ends with it). */
 int hub_new(sd_event *event, Store *store, const HubOptions *opts, HubChangedHandler on_changed,
             void *userdata, Hub **ret);
-/* Removes the interface unless keep_interface. */
+/* Removes the interface and then the firewall, unless keep_interface
+ * (then both stay: an interface left up must not be an open door). */
 Hub *hub_free(Hub *h);
 DEFINE_TRIVIAL_CLEANUP_FUNC(Hub *, hub_free);
 
-/* Brings the peers in line with the members when membership changed since
- * the last sync (a cheap counter read otherwise): only the differences. */
+/* Brings the peers and the firewall's member sets in line with the members
+ * when membership changed since the last sync (a cheap counter read
+ * otherwise): only the differences. */
 int hub_sync(Hub *h);

@@ -48,6 +48,9 @@ static WgBackendType arg_hub_backend = WG_BACKEND_AUTO;
 static uint16_t arg_hub_port = 0;
 static bool arg_keep_hub = false;
 static bool arg_hub_ipv6_forwarding = false;
+static bool arg_hub_firewall = true;
+static HubAllow arg_hub_allow[HUB_ALLOW_MAX];
+static size_t arg_n_hub_allow = 0;
 static uint64_t arg_cert_lifetime_sec = CERT_LIFETIME_DEFAULT_SEC;
 static bool arg_expired_needs_admin = false;
 
@@ -85,6 +88,11 @@ static void help(void) {
                "     --keep-hub          serve: leave the hub interface in place on exit\n"
                "     --hub-ipv6-forwarding\n"
                "                         serve: set net.ipv6.conf.all.forwarding=1 (host-wide) to relay IPv6\n"
+               "     --hub-allow=PROTO/PORT\n"
+               "                         serve: let members reach this service on the hub address,\n"
+               "                         e.g. tcp/443 (repeatable; default: only the probe responder)\n"
+               "     --no-hub-firewall   serve: no nftables table for the hub: any node can then reach\n"
+               "                         this host's services and networks through it (unsafe)\n"
                "     --cert-lifetime=DURATION\n"
                "                         serve: validity of node certificates (default: 30d)\n"
                "     --expired-nodes=renew|admin\n"
@@ -146,6 +154,8 @@ static int parse_argv(int argc, char *argv[]) {
                 ARG_HUB_PORT,
                 ARG_KEEP_HUB,
                 ARG_HUB_IPV6_FORWARDING,
+                ARG_HUB_ALLOW,
+                ARG_NO_HUB_FIREWALL,
                 ARG_CERT_LIFETIME,
                 ARG_EXPIRED_NODES,
         };
@@ -168,6 +178,8 @@ static int parse_argv(int argc, char *argv[]) {
                 { "hub-port", required_argument, NULL, ARG_HUB_PORT },
                 { "keep-hub", no_argument, NULL, ARG_KEEP_HUB },
                 { "hub-ipv6-forwarding", no_argument, NULL, ARG_HUB_IPV6_FORWARDING },
+                { "hub-allow", required_argument, NULL, ARG_HUB_ALLOW },
+                { "no-hub-firewall", no_argument, NULL, ARG_NO_HUB_FIREWALL },
                 { "cert-lifetime", required_argument, NULL, ARG_CERT_LIFETIME },
                 { "expired-nodes", required_argument, NULL, ARG_EXPIRED_NODES },
                 {}
@@ -248,6 +260,27 @@ static int parse_argv(int argc, char *argv[]) {
                         break;
                 case ARG_HUB_IPV6_FORWARDING:
                         arg_hub_ipv6_forwarding = true;
+                        break;
+                case ARG_HUB_ALLOW: {
+                        HubAllow a;
+                        bool seen = false;
+
+                        if (hub_allow_parse(optarg, &a) < 0)
+                                return log_error_errno(-EINVAL, "Invalid --hub-allow '%s', expected tcp/PORT or "
+                                                       "udp/PORT (port 1 … 65535).", optarg);
+                        for (size_t i = 0; i < arg_n_hub_allow; i++)
+                                seen = seen || (arg_hub_allow[i].protocol == a.protocol &&
+                                                arg_hub_allow[i].port == a.port);
+                        if (seen)
+                                break;
+                        if (arg_n_hub_allow >= HUB_ALLOW_MAX)
+                                return log_error_errno(-E2BIG, "Too many --hub-allow options (at most %u).",
+                                                       (unsigned) HUB_ALLOW_MAX);
+                        arg_hub_allow[arg_n_hub_allow++] = a;
+                        break;
+                }
+                case ARG_NO_HUB_FIREWALL:
+                        arg_hub_firewall = false;
                         break;
                 case ARG_CERT_LIFETIME:
                         r = parse_duration(optarg, &arg_cert_lifetime_sec);
@@ -607,6 +640,9 @@ static int verb_serve(void) {
                 .backend = arg_hub_backend,
                 .keep_interface = arg_keep_hub,
                 .ipv6_forwarding = arg_hub_ipv6_forwarding,
+                .no_firewall = !arg_hub_firewall,
+                .allow = arg_hub_allow,
+                .n_allow = arg_n_hub_allow,
         };
         Store *store = NULL;
         int r;
