@@ -88,7 +88,10 @@ def _hostile_main(argv):
             url = urllib.parse.urlparse(self.path)
             query = urllib.parse.parse_qs(url.query)
             since = int(query.get("since", ["0"])[0])
-            if self.command == "POST" and url.path == "/v1/register" and scenario.get("register"):
+            if self.command == "POST" and url.path == "/v1/challenge":   # any challenge: the node proves its key to whoever asks
+                self._send(200, json.dumps({"challenge": "hostile", "server_key": meshlab.keypair()[1],
+                                            "expires": 0}).encode())
+            elif self.command == "POST" and url.path == "/v1/register" and scenario.get("register"):
                 key = json.loads(request)["public_key"]
                 self._send(200, json.dumps(scenario["register"]).replace("__SELF__", key).encode())
             elif self.command == "GET" and url.path == "/v1/netmap":
