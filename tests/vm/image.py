@@ -30,7 +30,7 @@ import tempfile
 import time
 from pathlib import Path
 
-RECIPE_VERSION = "3"
+RECIPE_VERSION = "4"
 SUITE = "bookworm"
 MIRROR = "http://deb.debian.org/debian"
 IMAGE_SIZE = "2G"
@@ -49,6 +49,8 @@ PACKAGES = [
     "libsystemd0", "libsodium23", "libnl-3-200", "libnl-genl-3-200",
     "libnl-route-3-200", "libcurl3-gnutls", "libcjson1", "libinih1",
     "libmount1", "libmicrohttpd12", "libgnutls30", "libsqlite3-0",
+    "libnftables1",                # meshd-control's hub firewall
+    "libpsl5", "publicsuffix",     # meshd: a mesh domain is no public suffix
 ]
 # systemd automount uses the kernel's autofs4 module: no autofs package.
 
