@@ -12,23 +12,11 @@ static char ascii_tolower(char c) {
         return c >= 'A' && c <= 'Z' ? (char) (c - 'A' + 'a') : c;
 }
 
+#include "error-message.h"
 #include "netmap-trust.h"
 #include "strv.h"
 
-_printf_(2, 3) static int fail(char **ret_error, const char *format, ...) {
-        if (ret_error) {
-                va_list ap;
-                char *s = NULL;
-
-                va_start(ap, format);
-                if (vasprintf(&s, format, ap) < 0)
-                        s = NULL;
-                va_end(ap);
-                free(*ret_error);
-                *ret_error = s;
-        }
-        return -EBADMSG;
-}
+#define fail(ret_error, ...) error_setf(ret_error, -EBADMSG, __VA_ARGS__)
 
 static void psl_freep(psl_ctx_t **p) {
         /* psl_free() leaves the built-in list alone */

@@ -6,24 +6,12 @@
 #include <string.h>
 #include <strings.h>
 
+#include "error-message.h"
 #include "ca-check.h"
 #include "endpoint.h"
 #include "gnutls-util.h"
 
-_printf_(2, 3) static int fail(char **ret_error, const char *format, ...) {
-        if (ret_error) {
-                va_list ap;
-                char *s = NULL;
-
-                va_start(ap, format);
-                if (vasprintf(&s, format, ap) < 0)
-                        s = NULL;
-                va_end(ap);
-                free(*ret_error);
-                *ret_error = s;
-        }
-        return -EBADMSG;
-}
+#define fail(ret_error, ...) error_setf(ret_error, -EBADMSG, __VA_ARGS__)
 
 static int crt_import(gnutls_x509_crt_t *crt, const char *pem) {
         gnutls_datum_t d = { .data = (unsigned char *) pem, .size = pem ? (unsigned) strlen(pem) : 0 };

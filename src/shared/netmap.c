@@ -12,6 +12,7 @@
 #include <cjson/cJSON.h>
 
 #include "dns-label.h"
+#include "error-message.h"
 #include "netmap.h"
 #include "strv.h"
 
@@ -26,32 +27,7 @@ static inline void cjson_deletep(cJSON **j) {
 
 /* Every validation failure ends here: one line naming the field, and the
  * same errno for all so callers need not tell them apart. */
-#define NETMAP_ERROR_MAX 256
-
-_printf_(2, 3) static int fail(char **ret_error, const char *format, ...) {
-        if (ret_error) {
-                va_list ap;
-                char *s = NULL;
-
-                va_start(ap, format);
-                if (vasprintf(&s, format, ap) < 0)
-                        s = NULL;
-                va_end(ap);
-
-                /* The message quotes what the server sent: keep it one
-                 * line, and short, whatever that was. */
-                if (s) {
-                        for (char *c = s; *c; c++)
-                                if ((unsigned char) *c < 0x20 || *c == 0x7f)
-                                        *c = '?';
-                        if (strlen(s) > NETMAP_ERROR_MAX)
-                                strcpy(s + NETMAP_ERROR_MAX - strlen("..."), "...");
-                }
-                free(*ret_error);
-                *ret_error = s;
-        }
-        return -EBADMSG;
-}
+#define fail(ret_error, ...) error_setf(ret_error, -EBADMSG, __VA_ARGS__)
 
 static void netmap_node_done(NetmapNode *n) {
         free(n->name);
