@@ -1137,14 +1137,11 @@ int store_remove_node(Store *s, const char *name) {
         return store_commit(&tx);
 }
 
-int store_expire_node(Store *s, const char *name) {
+/* The id of member name, inside a transaction; -ENOENT for no member,
+ * -EALREADY when its expired state is already want_expired. */
+static int store_member_expired_state(Store *s, const char *name, bool want_expired, int64_t *ret_id) {
         _cleanup_(sqlite3_finalizep) sqlite3_stmt *stmt = NULL;
         int r;
-
-        r = store_begin(s, true);
-        if (r < 0)
-                return r;
-        _cleanup_(store_rollbackp) Store *tx = s;
 
         r = store_prepare(s, "SELECT id, expired IS NOT NULL FROM nodes WHERE name = ?1 AND removed IS NULL",
                           &stmt);
@@ -1156,20 +1153,13 @@ int store_expire_node(Store *s, const char *name) {
                 return r;
         if (r == 0)
                 return -ENOENT;
-        if (sqlite3_column_int(stmt, 1))
+        if (!!sqlite3_column_int(stmt, 1) == want_expired)
                 return -EALREADY;
-
-        r = store_exec_id(s, "UPDATE nodes SET expired = unixepoch() WHERE id = ?1", sqlite3_column_int64(stmt, 0));
-        if (r < 0)
-                return r;
-        r = store_node_left(s, sqlite3_column_int64(stmt, 0));
-        if (r < 0)
-                return r;
-        return store_commit(&tx);
+        *ret_id = sqlite3_column_int64(stmt, 0);
+        return 0;
 }
 
-int store_renew_node(Store *s, const char *name) {
-        _cleanup_(sqlite3_finalizep) sqlite3_stmt *stmt = NULL;
+int store_expire_node(Store *s, const char *name) {
         int64_t id;
         int r;
 
@@ -1178,19 +1168,30 @@ int store_renew_node(Store *s, const char *name) {
                 return r;
         _cleanup_(store_rollbackp) Store *tx = s;
 
-        r = store_prepare(s, "SELECT id, expired IS NOT NULL FROM nodes WHERE name = ?1 AND removed IS NULL",
-                          &stmt);
+        r = store_member_expired_state(s, name, true, &id);
         if (r < 0)
                 return r;
-        sqlite3_bind_text(stmt, 1, name, -1, SQLITE_STATIC);
-        r = store_step(s, stmt);
+        r = store_exec_id(s, "UPDATE nodes SET expired = unixepoch() WHERE id = ?1", id);
         if (r < 0)
                 return r;
-        if (r == 0)
-                return -ENOENT;
-        if (!sqlite3_column_int(stmt, 1))
-                return -EALREADY;
-        id = sqlite3_column_int64(stmt, 0);
+        r = store_node_left(s, id);
+        if (r < 0)
+                return r;
+        return store_commit(&tx);
+}
+
+int store_renew_node(Store *s, const char *name) {
+        int64_t id;
+        int r;
+
+        r = store_begin(s, true);
+        if (r < 0)
+                return r;
+        _cleanup_(store_rollbackp) Store *tx = s;
+
+        r = store_member_expired_state(s, name, false, &id);
+        if (r < 0)
+                return r;
 
         /* its token works again: the node comes back on its next request */
         r = store_exec_id(s, "UPDATE nodes SET expired = NULL WHERE id = ?1", id);
