@@ -831,7 +831,6 @@ FAKE_MODES = ("garbage", "wrong-shape", "truncated", "truncated-tls-close")
 def _fake_control_main(argv):
     import argparse
     import http.server
-    import ssl
 
     ap = argparse.ArgumentParser()
     ap.add_argument("--listen", required=True)
@@ -839,7 +838,6 @@ def _fake_control_main(argv):
     ap.add_argument("--key", required=True)
     ap.add_argument("--mode", choices=FAKE_MODES, required=True)
     a = ap.parse_args(argv)
-    host, port = a.listen.rsplit(":", 1)
     valid = json.dumps({"node_id": 1, "name": "x", "token": "t", "netmap": {
         "version": 1, "domain": "mesh.internal", "ipv4_range": "100.64.0.0/10",
         "ipv6_range": "fd7a:115c:a1e0::/48", "self": {"name": "x", "public_key": "",
@@ -884,15 +882,26 @@ def _fake_control_main(argv):
         def log_message(self, fmt, *args):
             pass
 
-    srv = http.server.ThreadingHTTPServer((host, int(port)), Handler)
+    serve_https(Handler, a.listen, a.cert, a.key, f"fake control ({a.mode})")
+
+
+def serve_https(handler, listen: str, cert, key, status: str):
+    """Serves handler over TLS on listen ("IP:PORT") with the given
+    certificate and key, tells the Daemon harness READY=1 through
+    $NOTIFY_SOCKET, and never returns: the body of every fake server."""
+    import http.server
+    import ssl
+
+    host, port = listen.rsplit(":", 1)
+    srv = http.server.ThreadingHTTPServer((host, int(port)), handler)
     ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-    ctx.load_cert_chain(a.cert, a.key)
+    ctx.load_cert_chain(cert, key)
     srv.socket = ctx.wrap_socket(srv.socket, server_side=True)
     notify = os.environ.get("NOTIFY_SOCKET")
     if notify:
         with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as s:
-            s.sendto(b"READY=1\nSTATUS=fake control (" + a.mode.encode() + b")", notify)
-    print(f"listening on {a.listen} mode {a.mode}", flush=True)
+            s.sendto(b"READY=1\nSTATUS=" + status.encode(), notify)
+    print(f"listening on {listen} ({status})", flush=True)
     srv.serve_forever()
 
 

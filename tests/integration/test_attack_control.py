@@ -23,7 +23,6 @@ from __future__ import annotations
 import copy
 import ipaddress
 import json
-import os
 import sys
 from pathlib import Path
 
@@ -65,8 +64,6 @@ class HostileControl(meshlab.Daemon):
 def _hostile_main(argv):
     import argparse
     import http.server
-    import socket
-    import ssl
     import urllib.parse
 
     ap = argparse.ArgumentParser()
@@ -75,7 +72,6 @@ def _hostile_main(argv):
     ap.add_argument("--key", required=True)
     ap.add_argument("--scenario", required=True)
     a = ap.parse_args(argv)
-    host, port = a.listen.rsplit(":", 1)
     scenario = json.loads(Path(a.scenario).read_text())
 
     class Handler(http.server.BaseHTTPRequestHandler):
@@ -121,16 +117,7 @@ def _hostile_main(argv):
         def log_message(self, fmt, *args):
             pass
 
-    srv = http.server.ThreadingHTTPServer((host, int(port)), Handler)
-    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-    ctx.load_cert_chain(a.cert, a.key)
-    srv.socket = ctx.wrap_socket(srv.socket, server_side=True)
-    notify = os.environ.get("NOTIFY_SOCKET")
-    if notify:
-        with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as s:
-            s.sendto(b"READY=1\nSTATUS=hostile control", notify)
-    print(f"listening on {a.listen}", flush=True)
-    srv.serve_forever()
+    meshlab.serve_https(Handler, a.listen, a.cert, a.key, "hostile control")
 
 
 if __name__ == "__main__":
