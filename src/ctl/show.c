@@ -113,6 +113,7 @@ enum {
         COLUMN_REACHABLE,
         COLUMN_HANDSHAKE,
         COLUMN_RTT,
+        COLUMN_WHY,
         _COLUMN_MAX,
 };
 
@@ -124,6 +125,7 @@ static const char *const column_title[_COLUMN_MAX] = {
         [COLUMN_REACHABLE] = "REACHABLE",
         [COLUMN_HANDSHAKE] = "HANDSHAKE",
         [COLUMN_RTT] = "RTT",
+        [COLUMN_WHY] = "WHY (PATH)",
 };
 
 typedef struct PeerRow {
@@ -151,6 +153,8 @@ static void peer_row_fill(PeerRow *row, const cJSON *peer, uint64_t now) {
         row->cell[COLUMN_REACHABLE] = row->reachable ? "yes" : "no";
         row->cell[COLUMN_HANDSHAKE] = row->handshake;
         row->cell[COLUMN_RTT] = row->rtt;
+        s = reply_string(peer, "path_reason");
+        row->cell[COLUMN_WHY] = s ? s : "-";
 }
 
 void show_peers(const cJSON *peers, bool color) {

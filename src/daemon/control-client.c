@@ -47,7 +47,6 @@ typedef enum TransferKind {
         TRANSFER_REGISTER,
         TRANSFER_POLL,
         TRANSFER_ENDPOINTS,
-        TRANSFER_PATHS,
         TRANSFER_CA,
         TRANSFER_CERT,
 } TransferKind;
@@ -88,7 +87,6 @@ struct ControlClient {
                 void *userdata;
         } join;
         Transfer *endpoints_transfer;
-        Transfer *paths_transfer;
         Transfer *ca_transfer;
         Transfer *cert_transfer;
         bool fresh_connect;    /* next transfer must not reuse a pooled connection */
@@ -636,11 +634,6 @@ static void transfer_done(ControlClient *c, Transfer *t, CURLcode code) {
                 t->callback(c, r < 0 ? r : 0, r < 0 ? message : NULL, r >= 0 ? strempty(t->body) : NULL,
                             r >= 0 ? t->body_size : 0, t->userdata);
                 break;
-        case TRANSFER_PATHS:
-                c->paths_transfer = NULL;
-                if (r < 0)
-                        log_debug_errno(r, "Posting path reports failed: %s", strna(message));
-                break;
         case TRANSFER_ENDPOINTS:
                 c->endpoints_transfer = NULL;
                 if (r < 0)
@@ -731,7 +724,6 @@ static void client_free_now(ControlClient *c) {
         transfer_free(c->register_transfer);
         join_done(c);
         transfer_free(c->endpoints_transfer);
-        transfer_free(c->paths_transfer);
         transfer_free(c->ca_transfer);
         transfer_free(c->cert_transfer);
         transfer_free(c->poll_transfer);
@@ -1019,31 +1011,6 @@ int control_client_post_endpoints(ControlClient *c, char *const *endpoints) {
         if (r < 0)
                 return r;
         return client_post(c, TRANSFER_ENDPOINTS, "/v1/endpoints", &c->endpoints_transfer, o);
-}
-
-int control_client_post_paths(ControlClient *c, const PathReport *reports, size_t n) {
-        _cleanup_json_ cJSON *o = NULL;
-        cJSON *list;
-        int r;
-
-        r = client_check_authenticated(c);
-        if (r < 0)
-                return r;
-        o = cJSON_CreateObject();
-        if (!o || !(list = cJSON_AddArrayToObject(o, "peers")))
-                return -ENOMEM;
-        for (size_t i = 0; i < n; i++) {
-                cJSON *e = cJSON_CreateObject();
-                if (!e)
-                        return -ENOMEM;
-                cJSON_AddItemToArray(list, e);
-                if (!cJSON_AddStringToObject(e, "public_key", reports[i].public_key) ||
-                    !cJSON_AddBoolToObject(e, "direct", reports[i].direct))
-                        return -ENOMEM;
-        }
-        /* Every report carries the whole current picture: replacing one
-         * still in flight loses nothing. */
-        return client_post(c, TRANSFER_PATHS, "/v1/paths", &c->paths_transfer, o);
 }
 
 /* One request of a kind at a time, answered through callback like a register. */

@@ -71,16 +71,6 @@ bool control_client_is_connected(const ControlClient *c);
  * replaces one still in flight. */
 int control_client_post_endpoints(ControlClient *c, char *const *endpoints);
 
-/* POST /v1/paths (docs/protocol.md): what this node knows about its direct
- * path to each listed peer. Fire and forget; each call sends the complete
- * current picture and replaces one still in flight. */
-typedef struct PathReport {
-        const char *public_key; /* base64 */
-        bool direct;
-} PathReport;
-
-int control_client_post_paths(ControlClient *c, const PathReport *reports, size_t n);
-
 /* GET /v1/ca: the mesh CA, no authentication. The callback gets the raw 200
  * body ({"ca": PEM, "domain": ...}); the caller validates it. At most one
  * at a time (-EBUSY). */

@@ -45,6 +45,8 @@ const char *manager_state_to_string(ManagerState s) {
         return manager_state_table[s];
 }
 
+static bool manager_underlay_moved(Manager *m);
+
 static uint64_t now_monotonic(Manager *m) {
         uint64_t t;
         (void) sd_event_now(m->event, CLOCK_MONOTONIC, &t);
@@ -166,6 +168,7 @@ Manager *manager_free(Manager *m) {
         netmap_free(m->netmap);
         free(m->netmap_json);
         strv_free(m->announced_endpoints);
+        strv_free(m->underlay_candidates);
         credentials_done(&m->credentials);
         conf_done(&m->config);
         explicit_bzero(&m->private_key, sizeof(m->private_key));
@@ -480,12 +483,13 @@ static int manager_setup_device(Manager *m, const Netmap *nm) {
                                nm->has_ipv6_range ? &nm->ipv6_range : NULL, nm->ipv6_prefixlen);
 
         link_watch_ignore_ifindex(m->link_watch, ifindex);
+        (void) manager_underlay_moved(m);
         m->device_configured = true;
         return 0;
 }
 
 static bool wg_peer_matches(const WgPeer *w, const Peer *p) {
-        size_t want = p->relay ? 0 : p->has_ipv6 ? 2 : 1;
+        size_t want = peer_is_relayed(p) ? 0 : p->has_ipv6 ? 2 : 1;
 
         if (w->n_allowed_ips != want)
                 return false;
@@ -516,9 +520,35 @@ static int manager_hub_to_wg(Manager *m, WgDevice *d) {
                 w->flags |= WG_PEER_HAS_ENDPOINT;
         r = peer_add_allowed_ips(m->hub, w);
         for (size_t i = 0; r >= 0 && i < m->n_peers; i++)
-                if (m->peers[i]->relay)
+                if (peer_is_relayed(m->peers[i]))
                         r = peer_add_allowed_ips(m->peers[i], w);
         return r;
+}
+
+void manager_reroute_peer(Manager *m, Peer *p) {
+        _cleanup_(wg_device_freep) WgDevice *d = calloc(1, sizeof(WgDevice));
+        int r;
+
+        if (!d)
+                return (void) log_oom();
+        if (!m->wg || !m->hub)
+                return;
+        r = peer_to_wg(p, d);
+        if (r >= 0) {
+                /* the endpoint stays where WireGuard has it (it may have roamed) */
+                d->peers[0].flags &= ~WG_PEER_HAS_ENDPOINT;
+                r = manager_hub_to_wg(m, d);
+        }
+        if (r >= 0) {
+                d->peers[1].flags &= ~WG_PEER_HAS_ENDPOINT;
+                r = wg_set_device(m->wg, d);
+        }
+        if (r < 0)
+                log_warning_errno(r, "Failed to move %s's addresses for its new path: %m", p->name);
+}
+
+bool manager_hub_over_tls(const Manager *m) {
+        return m->hub_tls;
 }
 
 static int wg_device_add_removal(WgDevice *d, const WgKey *key) {
@@ -943,26 +973,23 @@ static int manager_apply_netmap(Manager *m, Netmap *nm, const char *json, size_t
                         taken[old_index] = true;
                 }
                 if (p) {
-                        bool was_relay = p->relay, endpoints_differ = !strv_equal(p->endpoints, n->endpoints);
+                        bool endpoints_differ = !strv_equal(p->endpoints, n->endpoints);
 
                         r = peer_update(p, n, new->domain);
-                        relay_changed |= was_relay != p->relay;
+                        /* a relayed peer's new addresses live on the hub entry */
+                        relay_changed |= r > 0 && peer_is_relayed(p);
                         if (r > 0 && !first) {
                                 /* A peer not reached yet starts afresh at a new endpoint:
                                  * WireGuard would otherwise hold its next handshake
                                  * back for up to 5 s after the last futile one, and
                                  * hole punching needs both sides to send now. */
-                                if (endpoints_differ && !p->reachable) {
-                                        p->direct_trying_since = now_monotonic(m);
-                                        p->last_punch_usec = p->direct_trying_since;
+                                if (endpoints_differ && !p->reachable)
                                         r = peer_to_wg_fresh(p, d);
-                                } else
+                                else
                                         r = peer_to_wg(p, d);
                         }
                 } else {
                         r = peer_new(m, n, new->domain, &p);
-                        if (r >= 0)
-                                relay_changed |= p->relay;
                         if (r >= 0 && !first)
                                 r = peer_to_wg(p, d);
                         if (r >= 0)
@@ -997,7 +1024,7 @@ static int manager_apply_netmap(Manager *m, Netmap *nm, const char *json, size_t
                         continue;
                 log_full_errno_fields(diff.n_removed <= PEER_EVENTS_MAX ? LOG_INFO : LOG_DEBUG, 0,
                                       &((LogFields) { .peer = p->name }), "Peer %s left the netmap.", p->name);
-                relay_changed |= p->relay;
+                relay_changed |= peer_is_relayed(p);
                 if (!first)
                         (void) wg_device_add_removal(d, &p->public_key);
                 peer_free(p);
@@ -1431,6 +1458,7 @@ int manager_refresh_device_stats(Manager *m) {
         r = wg_get_device(m->wg, &d);
         if (r < 0)
                 return r;
+        uint64_t now = now_monotonic(m);
         for (size_t i = 0; i <= m->n_peers; i++) {
                 Peer *p = i < m->n_peers ? m->peers[i] : m->hub;
                 const WgPeer *w;
@@ -1442,10 +1470,7 @@ int manager_refresh_device_stats(Manager *m) {
 
                 if (!w)
                         continue;
-                p->last_handshake_realtime_usec = (uint64_t) w->last_handshake.tv_sec * USEC_PER_SEC +
-                                                  (uint64_t) w->last_handshake.tv_nsec / NSEC_PER_USEC;
-                p->rx_bytes = w->rx_bytes;
-                p->tx_bytes = w->tx_bytes;
+                peer_take_device_stats(p, w, now);
                 free(p->device_endpoint);
                 p->device_endpoint = w->endpoint.sa.sa_family != AF_UNSPEC
                                              ? strdup(endpoint_format(&w->endpoint, buf, sizeof(buf)))
@@ -1500,7 +1525,8 @@ cJSON *manager_status_json(Manager *m) {
                     !cJSON_AddStringToObject(hub, "public_key", m->hub->public_key_b64) ||
                     !cJSON_AddStringToObject(hub, "endpoint", strna(endpoint)) ||
                     !cJSON_AddBoolToObject(hub, "reachable", m->hub->reachable) ||
-                    !cJSON_AddNumberToObject(hub, "rtt_usec", (double) m->hub->rtt_usec))
+                    !cJSON_AddNumberToObject(hub, "rtt_usec", (double) m->hub->rtt_usec) ||
+                    !cJSON_AddStringToObject(hub, "transport", m->hub_tls ? "tls" : "udp"))
                         return NULL;
         } else if (!cJSON_AddNullToObject(o, "hub"))
                 return NULL;
@@ -1612,28 +1638,6 @@ int manager_wait_online(Manager *m, ApiCall *call, char **peers, bool any, uint6
 
 /* ---- life cycle ---------------------------------------------------------------------------- */
 
-static void manager_post_paths(Manager *m) {
-        _cleanup_free_ PathReport *reports = NULL;
-        size_t n = 0;
-        int r;
-
-        if (!m->control)
-                return;
-        reports = calloc(m->n_peers + 1, sizeof(PathReport));
-        if (!reports)
-                return;
-        for (size_t i = 0; i < m->n_peers; i++)
-                if (m->peers[i]->direct_reported >= 0)
-                        reports[n++] = (PathReport) { .public_key = m->peers[i]->public_key_b64,
-                                                      .direct = m->peers[i]->direct_reported };
-        r = control_client_post_paths(m->control, reports, n);
-        if (r < 0) {
-                log_debug_errno(r, "Failed to report paths, will retry: %m");
-                return;
-        }
-        m->paths_dirty = false;
-}
-
 static int on_tick(sd_event_source *s, uint64_t scheduled, void *userdata) {
         Manager *m = userdata;
         /* Not the scheduled time: a probe reply handled in this same loop
@@ -1641,10 +1645,10 @@ static int on_tick(sd_event_source *s, uint64_t scheduled, void *userdata) {
         uint64_t usec = now_monotonic(m);
         bool judging = false;
 
-        /* Judging a path needs fresh handshake times; read them only while
-         * some peer is relayed or not reached, not every second for all. */
+        /* Judging a path needs fresh counters from the device; read them
+         * only while some peer is relayed or silent, not every second for all. */
         for (size_t i = 0; m->hub && !judging && i < m->n_peers; i++)
-                judging = m->peers[i]->relay || !m->peers[i]->reachable;
+                judging = peer_is_relayed(m->peers[i]) || m->peers[i]->oldest_unanswered_usec > 0;
         if (judging)
                 (void) manager_refresh_device_stats(m);
 
@@ -1652,8 +1656,6 @@ static int on_tick(sd_event_source *s, uint64_t scheduled, void *userdata) {
                 peer_tick(m->peers[i], usec);
         if (m->hub)
                 peer_tick(m->hub, usec);
-        if (m->paths_dirty)
-                manager_post_paths(m);
         return sd_event_source_set_time(s, usec + MANAGER_TICK_USEC);
 }
 
@@ -1691,12 +1693,31 @@ static void manager_renew_endpoints(Manager *m) {
                 log_debug_errno(r, "Failed to renew endpoints: %m");
 }
 
+/* Whether this host's endpoint candidates differ from the last look. */
+static bool manager_underlay_moved(Manager *m) {
+        _cleanup_strv_free_ char **candidates = NULL;
+        int ifindex = m->wg ? wg_backend_get_ifindex(m->wg) : 0;
+
+        if (link_list_endpoint_candidates(MAX(ifindex, 0), m->listen_port, &candidates) < 0)
+                return true;
+        if (m->underlay_candidates && strv_equal(candidates, m->underlay_candidates))
+                return false;
+        strv_free(m->underlay_candidates);
+        m->underlay_candidates = TAKE_PTR(candidates);
+        return true;
+}
+
 static void on_link_change(LinkWatch *w, void *userdata) {
         Manager *m = userdata;
         uint64_t now = now_monotonic(m);
 
         if (!m->device_configured)
                 return;
+        /* Paths get a fresh grace only when where we can be reached really
+         * moved, not for every address flag (IPv6 DAD ends seconds after
+         * an interface comes up). */
+        if (manager_underlay_moved(m))
+                m->underlay_changed_usec = now;
         manager_renew_endpoints(m);
         log_debug("Underlay changed; reconnecting, announcing endpoints and probing peers.");
         if (m->control)

@@ -60,7 +60,9 @@ typedef struct Manager {
         Peer **peers;          /* one per netmap peer, same order */
         size_t n_peers;
         Peer *hub;             /* the control server's hub, when the netmap has one */
-        bool paths_dirty;      /* a direct-path verdict changed: report it */
+        uint64_t underlay_changed_usec; /* CLOCK_MONOTONIC of the latest underlay change */
+        char **underlay_candidates;     /* this host's endpoint candidates as last seen */
+        bool hub_tls;          /* the hub entry points at the TLS relay */
         uint32_t probe_seq;
 
         ControlClient *control;
@@ -107,6 +109,10 @@ Peer *manager_find_peer_by_address(Manager *m, int family, const union in_addr_u
 uint32_t manager_next_probe_seq(Manager *m);
 /* Re-evaluates the online policy and WaitOnline requests after any reachability change. */
 void manager_check_online(Manager *m);
+/* A peer's path changed between direct and relay: moves its addresses
+ * between its own WireGuard entry and the hub's. */
+void manager_reroute_peer(Manager *m, Peer *p);
+bool manager_hub_over_tls(const Manager *m);
 /* Refreshes handshake/traffic counters of all peers from the device. */
 int manager_refresh_device_stats(Manager *m);
 

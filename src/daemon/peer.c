@@ -54,8 +54,10 @@ int peer_new(Manager *m, const NetmapNode *node, const char *domain, Peer **ret)
         p = calloc(1, sizeof(*p));
         if (!p)
                 return -ENOMEM;
+        uint64_t now = 0;
         p->manager = m;
-        p->direct_reported = -1;
+        (void) sd_event_now(m->event, CLOCK_MONOTONIC, &now);
+        peer_path_init(&p->path, now);
         p->public_key = node->public_key;
         key_to_base64(&p->public_key, p->public_key_b64);
 
@@ -118,28 +120,6 @@ int peer_update(Peer *p, const NetmapNode *node, const char *domain) {
                 wg_changed = true;
         }
 
-        if (p->relay != node->relay) {
-                uint64_t now;
-
-                p->relay = node->relay;
-                wg_changed = true;
-                (void) sd_event_now(p->manager->event, CLOCK_MONOTONIC, &now);
-                if (p->relay) {
-                        p->relay_since_realtime_usec = clock_usec(CLOCK_REALTIME);
-                        p->last_direct_retry_usec = now;
-                        p->direct_retries = 0;
-                        log_full_errno_fields(LOG_NOTICE, 0,
-                                              &((LogFields) { .message_id = MESSAGE_RELAY_FALLBACK, .peer = p->name,
-                                                              .path = "relay" }),
-                                              "Peer %s is now reached through the relay: no direct path.", p->name);
-                } else {
-                        p->direct_trying_since = now;
-                        log_full_errno_fields(LOG_NOTICE, 0,
-                                              &((LogFields) { .message_id = MESSAGE_PATH_DIRECT, .peer = p->name,
-                                                              .path = "direct" }),
-                                              "Peer %s is reached directly again.", p->name);
-                }
-        }
         return wg_changed;
 }
 
@@ -166,7 +146,7 @@ int peer_to_wg(const Peer *p, WgDevice *d) {
 
         /* Relayed: the addresses live on the hub peer; this entry stays,
          * without them, so that the direct path can still be tried. */
-        if (p->relay)
+        if (peer_is_relayed(p))
                 return 0;
         return peer_add_allowed_ips(p, w);
 }
@@ -208,9 +188,9 @@ static void peer_set_reachable(Peer *p, bool reachable) {
                 log_full_errno_fields(LOG_INFO, 0,
                                       &((LogFields) { .message_id = MESSAGE_PEER_ONLINE, .peer = p->name,
                                                       .endpoint = endpoint,
-                                                      .path = p->relay ? "relay" : "direct" }),
+                                                      .path = peer_path_to_string(p->path.path) }),
                                       "Peer %s is reachable (%s, via %s).", p->name,
-                                      p->relay ? "relay" : "direct", strna(endpoint));
+                                      peer_path_to_string(p->path.path), strna(endpoint));
         else
                 log_full_errno_fields(LOG_WARNING, 0,
                                       &((LogFields) { .message_id = MESSAGE_PEER_OFFLINE, .peer = p->name,
@@ -228,6 +208,8 @@ static void peer_send_probe(Peer *p, uint64_t now) {
                 return;
         p->last_probe_seq = manager_next_probe_seq(m);
         p->last_probe_usec = now;
+        if (p->oldest_unanswered_usec == 0)
+                p->oldest_unanswered_usec = now;
         r = prober_send(m->prober, AF_INET, &p->ipv4, p->last_probe_seq);
         if (r < 0)
                 log_debug_errno(r, "Failed to send probe to %s: %m", p->name);
@@ -264,14 +246,6 @@ static void peer_try_next_endpoint(Peer *p, uint64_t now) {
 
 void peer_probe_now(Peer *p, uint64_t now) {
         peer_send_probe(p, now);
-}
-
-static void peer_report_direct(Peer *p, bool works) {
-        p->direct_reported = works;
-        p->manager->paths_dirty = true;
-        log_full_errno_fields(LOG_INFO, 0, &((LogFields) { .peer = p->name, .endpoint = peer_current_endpoint(p) }),
-                              works ? "Direct path to %s works." : "No direct path to %s (%s); asking for the relay.",
-                              p->name, strna(peer_current_endpoint(p)));
 }
 
 /* WireGuard starts a handshake when it has something to send; a relayed
@@ -322,35 +296,63 @@ static void peer_punch(Peer *p) {
                 log_debug_errno(r, "Failed to punch towards %s: %m", p->name);
 }
 
+bool peer_answers(const Peer *p, uint64_t now) {
+        return p->last_reply_usec > 0 &&
+               !(p->oldest_unanswered_usec > 0 && now - p->oldest_unanswered_usec >= PEER_PATH_DEAD_USEC);
+}
+
+void peer_take_device_stats(Peer *p, const WgPeer *w, uint64_t now) {
+        uint64_t handshake = (uint64_t) w->last_handshake.tv_sec * USEC_PER_SEC +
+                             (uint64_t) w->last_handshake.tv_nsec / NSEC_PER_USEC;
+
+        if (w->rx_bytes > p->rx_bytes || handshake > p->last_handshake_realtime_usec)
+                p->direct_heard_usec = now;
+        p->last_handshake_realtime_usec = handshake;
+        p->rx_bytes = w->rx_bytes;
+        p->tx_bytes = w->tx_bytes;
+}
+
+static void peer_log_path(const Peer *p) {
+        const char *path = peer_path_to_string(p->path.path), *why = peer_path_reason_to_string(p->path.reason);
+        bool relayed = peer_is_relayed(p);
+
+        log_full_errno_fields(LOG_NOTICE, 0,
+                              &((LogFields) { .message_id = relayed ? MESSAGE_RELAY_FALLBACK : MESSAGE_PATH_DIRECT,
+                                              .peer = p->name, .path = path }),
+                              relayed ? "Peer %s is now reached through the hub (%s): %s."
+                                      : "Peer %s is now reached %s: %s.",
+                              p->name, relayed ? path : "directly", why);
+}
+
 static void peer_judge_path(Peer *p, uint64_t now) {
-        if (p->is_hub || !p->manager->netmap || !p->manager->netmap->has_hub)
-                return;
+        Manager *m = p->manager;
+        unsigned flags;
 
-        if (!p->relay) {
-                if (p->reachable) {
-                        p->direct_trying_since = 0;
-                        if (p->direct_reported == 0)
-                                peer_report_direct(p, true);
-                } else if (p->direct_trying_since == 0)
-                        p->direct_trying_since = now;
-                else if (now - p->direct_trying_since >= PEER_DIRECT_TIMEOUT_USEC) {
-                        if (p->direct_reported != 0)
-                                peer_report_direct(p, false);
-                } else if (now - p->last_punch_usec >= PEER_PUNCH_INTERVAL_USEC) {
-                        p->last_punch_usec = now;
-                        peer_punch(p);
-                }
+        if (p->is_hub)
                 return;
+        flags = peer_path_step(&p->path, &(PeerPathInput) {
+                .now = now,
+                .has_hub = m->hub,
+                .hub_up = m->hub && peer_answers(m->hub, now),
+                .hub_tls = manager_hub_over_tls(m),
+                .last_reply = p->last_reply_usec,
+                .oldest_unanswered = p->oldest_unanswered_usec,
+                .direct_heard = p->direct_heard_usec,
+                .underlay_changed = m->underlay_changed_usec,
+        });
+        if (flags & PEER_PATH_CHANGED)
+                peer_log_path(p);
+        if (flags & PEER_PATH_REROUTE) {
+                p->direct_retries = 0;
+                manager_reroute_peer(m, p);
+                /* silence on the new path counts from now */
+                p->oldest_unanswered_usec = 0;
+                peer_send_probe(p, now);
         }
-
-        /* Relayed: a handshake through the direct entry since then proves the direct path. */
-        if (p->last_handshake_realtime_usec > p->relay_since_realtime_usec) {
-                if (p->direct_reported != 1)
-                        peer_report_direct(p, true);
-        } else if (now - p->last_direct_retry_usec >= PEER_DIRECT_RETRY_USEC) {
-                p->last_direct_retry_usec = now;
+        if (flags & PEER_PATH_PUNCH)
+                peer_punch(p);
+        if (flags & PEER_PATH_RETRY_DIRECT)
                 peer_retry_direct(p);
-        }
 }
 
 void peer_tick(Peer *p, uint64_t now) {
@@ -359,15 +361,16 @@ void peer_tick(Peer *p, uint64_t now) {
 
         peer_judge_path(p, now);
 
-        if (!p->reachable) {
+        if (!p->reachable && !peer_is_relayed(p)) {
                 if (p->endpoint_since_usec == 0)
                         p->endpoint_since_usec = now;
                 else if (now - p->endpoint_since_usec >= PEER_ENDPOINT_TRY_USEC)
                         peer_try_next_endpoint(p, now);
         }
 
+        bool relaxed = p->reachable && p->oldest_unanswered_usec == 0;
         if (p->last_probe_usec == 0 ||
-            now - p->last_probe_usec >= (p->reachable ? PEER_PROBE_REACHABLE_USEC : PEER_PROBE_UNREACHABLE_USEC))
+            now - p->last_probe_usec >= (relaxed ? PEER_PROBE_REACHABLE_USEC : PEER_PROBE_UNREACHABLE_USEC))
                 peer_send_probe(p, now);
 }
 
@@ -381,7 +384,7 @@ static cJSON *ping_reply_json(const Peer *p, uint64_t rtt) {
         if (!cJSON_AddStringToObject(o, "peer", p->name) ||
             !cJSON_AddStringToObject(o, "address", addr) ||
             !cJSON_AddNumberToObject(o, "rtt_usec", (double) rtt) ||
-            !cJSON_AddStringToObject(o, "path", p->relay ? "relay" : "direct")) {
+            !cJSON_AddStringToObject(o, "path", peer_path_to_string(p->path.path))) {
                 cJSON_Delete(o);
                 return NULL;
         }
@@ -405,6 +408,7 @@ void peer_handle_probe_reply(Peer *p, uint32_t seq, uint64_t now) {
         }
 
         p->last_reply_usec = now;
+        p->oldest_unanswered_usec = 0;
         p->last_reply_realtime_usec = clock_usec(CLOCK_REALTIME);
         p->endpoint_since_usec = now;
         peer_set_reachable(p, true);
@@ -463,6 +467,13 @@ bool peer_has_address(const Peer *p, int family, const union in_addr_union *a) {
         return p->has_ipv6 && memcmp(&p->ipv6.in6, &a->in6, sizeof(a->in6)) == 0;
 }
 
+static uint64_t peer_path_since_realtime(const Peer *p) {
+        uint64_t now = 0, real = clock_usec(CLOCK_REALTIME);
+
+        (void) sd_event_now(p->manager->event, CLOCK_MONOTONIC, &now);
+        return now > p->path.since && real > now - p->path.since ? real - (now - p->path.since) : real;
+}
+
 cJSON *peer_to_json(const Peer *p) {
         _cleanup_json_ cJSON *o = cJSON_CreateObject();
         char a4[INET6_ADDRSTRLEN], a6[INET6_ADDRSTRLEN];
@@ -480,7 +491,9 @@ cJSON *peer_to_json(const Peer *p) {
             !(p->has_ipv6 ? cJSON_AddStringToObject(o, "ipv6", a6) : cJSON_AddNullToObject(o, "ipv6")) ||
             !cJSON_AddStringToObject(o, "public_key", p->public_key_b64) ||
             !(endpoint ? cJSON_AddStringToObject(o, "endpoint", endpoint) : cJSON_AddNullToObject(o, "endpoint")) ||
-            !cJSON_AddStringToObject(o, "path", p->relay ? "relay" : "direct") ||
+            !cJSON_AddStringToObject(o, "path", peer_path_to_string(p->path.path)) ||
+            !cJSON_AddStringToObject(o, "path_reason", peer_path_reason_to_string(p->path.reason)) ||
+            !cJSON_AddNumberToObject(o, "path_since_usec", (double) peer_path_since_realtime(p)) ||
             !cJSON_AddBoolToObject(o, "reachable", p->reachable) ||
             !cJSON_AddNumberToObject(o, "last_handshake_usec", (double) p->last_handshake_realtime_usec) ||
             !cJSON_AddNumberToObject(o, "last_probe_reply_usec", (double) p->last_reply_realtime_usec) ||

@@ -8,29 +8,23 @@
 
 #include "api.h"
 #include "netmap.h"
+#include "peer-path.h"
 #include "wg.h"
 
 typedef struct Manager Manager;
 typedef struct PendingPing PendingPing;
 
-/* Probe cadence: quick while a peer is unreachable so READY=1 comes as soon
- * as the path works; relaxed once it answers. A peer stays reachable while a
- * reply came within PEER_REACHABLE_USEC (DESIGN.md §3). */
+/* Probe cadence: every second while a probe is unanswered or the peer is
+ * unreachable, so that READY=1 comes as soon as the path works and a dead
+ * path is noticed within PEER_PATH_DEAD_USEC; every 2 s while it answers.
+ * A peer stays reachable while a reply came within PEER_REACHABLE_USEC
+ * (DESIGN.md §3). */
 #define PEER_PROBE_UNREACHABLE_USEC (1 * USEC_PER_SEC)
-#define PEER_PROBE_REACHABLE_USEC (5 * USEC_PER_SEC)
+#define PEER_PROBE_REACHABLE_USEC (2 * USEC_PER_SEC)
 #define PEER_REACHABLE_USEC (30 * USEC_PER_SEC)
 /* Try the next endpoint candidate when the current one gave no reply this long. */
 #define PEER_ENDPOINT_TRY_USEC (5 * USEC_PER_SEC)
 #define PEER_KEEPALIVE_SEC 25
-/* A direct path that gives no probe reply this long is reported as failed,
- * and the control server relays the pair through the hub. */
-#define PEER_DIRECT_TIMEOUT_USEC (5 * USEC_PER_SEC)
-/* Within that time, punch again this often: a fresh handshake from both
- * sides until one crosses the two NATs (WireGuard itself retries only
- * every 5 s, and a first crossing can fail when both sides send at once). */
-#define PEER_PUNCH_INTERVAL_USEC (1 * USEC_PER_SEC)
-/* While relayed, try the direct path again this often. */
-#define PEER_DIRECT_RETRY_USEC (15 * USEC_PER_SEC)
 
 typedef struct Peer {
         Manager *manager;
@@ -42,7 +36,6 @@ typedef struct Peer {
         bool has_ipv6;
         char **endpoints;
         size_t endpoint_index;
-        bool relay;
 
         bool reachable;
         uint64_t last_reply_usec;          /* CLOCK_MONOTONIC */
@@ -57,13 +50,11 @@ typedef struct Peer {
         uint64_t rx_bytes, tx_bytes;
         char *device_endpoint;
 
-        /* Direct path or relay (docs/protocol.md, POST /v1/paths). */
+        /* Direct or through the hub: this node's own decision (peer-path.h). */
         bool is_hub;                       /* the control server's hub, not a node */
-        uint64_t direct_trying_since;      /* CLOCK_MONOTONIC, 0 = not trying */
-        int direct_reported;               /* -1 nothing said yet, 0 failed, 1 works */
-        uint64_t relay_since_realtime_usec;
-        uint64_t last_direct_retry_usec;
-        uint64_t last_punch_usec;
+        PeerPathState path;
+        uint64_t oldest_unanswered_usec;   /* first probe sent after the latest reply, 0 = none */
+        uint64_t direct_heard_usec;        /* WireGuard last received on this peer's entry */
         unsigned direct_retries;           /* since the relay began: picks the endpoint to try */
 
         PendingPing *pings;
@@ -85,13 +76,22 @@ const char *peer_current_endpoint(const Peer *p);
 /* The peer's mesh addresses as allowed IPs of w (also used for the hub entry of a relayed peer). */
 int peer_add_allowed_ips(const Peer *p, WgPeer *w);
 
+static inline bool peer_is_relayed(const Peer *p) {
+        return peer_path_is_relay(p->path.path);
+}
+
 /* Called once a second: probe, expire reachability, rotate endpoints,
- * judge the direct path. */
+ * judge the path. */
 void peer_tick(Peer *p, uint64_t now);
 /* Probe at once, e.g. after the underlay changed: traffic makes WireGuard
  * (and the hub) learn our new endpoint. */
 void peer_probe_now(Peer *p, uint64_t now);
 void peer_handle_probe_reply(Peer *p, uint32_t seq, uint64_t now);
+/* The device's counters for this peer, read at now: traffic or a new
+ * handshake on the peer's own entry is what proves the direct path. */
+void peer_take_device_stats(Peer *p, const WgPeer *w, uint64_t now);
+/* The hub answers probes (peer-path.h: not silent for PEER_PATH_DEAD_USEC). */
+bool peer_answers(const Peer *p, uint64_t now);
 
 /* io.meshd.Ping: answers call when a reply to a fresh probe comes, or
  * io.meshd.Timeout after timeout_usec. */

@@ -91,10 +91,11 @@ def test_status_for_people(meshd):
     assert re.search(r"^Control server: https://control\.example\.net:8443 \(connected\)$", out, re.M)
     header, nas, backup = out.split("\n\n", 1)[1].splitlines()
     assert header.split() == ["NAME", "MESH", "IPV4", "PATH", "ENDPOINT", "REACHABLE",
-                              "HANDSHAKE", "RTT"]
-    assert re.fullmatch(r"nas +100\.64\.0\.3 +direct +192\.0\.2\.10:41641 +yes +1[23]s ago +1\.23 ms",
-                        nas)
-    assert re.fullmatch(r"backup +100\.64\.0\.4 +relay +- +no +never +-", backup)
+                              "HANDSHAKE", "RTT", "WHY", "(PATH)"]
+    assert re.fullmatch(r"nas +100\.64\.0\.3 +direct +192\.0\.2\.10:41641 +yes +1[23]s ago +1\.23 ms"
+                        r" +probe replies over the direct path", nas)
+    assert re.fullmatch(r"backup +100\.64\.0\.4 +relay +- +no +never +- +no probe reply over the direct path",
+                        backup)
     # columns line up
     assert nas.index("100.64") == backup.index("100.64") == header.index("MESH IPV4")
 

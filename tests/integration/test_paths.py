@@ -1,0 +1,145 @@
+# SPDX-License-Identifier: LGPL-2.1-or-later
+"""Issue 12: each node decides its paths itself (src/daemon/peer-path.c).
+
+A pair falls back to the hub when its direct path dies, comes back to the
+direct path on its own, and never depends on the control server to do
+either: the server only offers endpoints."""
+
+import time
+
+import meshlab
+from meshlab import wait_until
+from test_nat import diagnose as nat_diagnose, mesh_lab, nat_lab, wg_peer  # noqa: F401 (fixtures)
+
+CUT_TO_RELAY_S = 10.0       # Done when 1: direct cut → relay within 10 s
+DARK_TO_DIRECT_S = 10.0     # Done when 1: server dark, direct back → pings within 10 s
+NAT_CHANGE_S = 10.0         # Done when 3: traffic again within 10 s
+
+
+def diagnose(lab, *nodes) -> str:
+    """Each node's peers as meshctl sees them and its WireGuard device."""
+    if hasattr(lab, "routers"):
+        return nat_diagnose(lab, *nodes)
+    out = []
+    for n in nodes:
+        cp = n.meshctl("peers", "--json")
+        wg = n.exec("wg", "show", n.interface, "dump")
+        out.append(f"--- {n.name} ({n.address}) meshctl peers --json:\n{cp.stdout.strip()}"
+                   f"\n--- {n.name} wg dump:\n{wg.stdout.strip()}")
+    return "\n".join(out)
+
+
+def peer_view(node, name) -> dict:
+    return next((p for p in node.peers() if p["name"] == name), {})
+
+
+def path_of(node, name):
+    return peer_view(node, name).get("path")
+
+
+def cut_udp(node, other_address):
+    """Drops UDP between node and other_address in node's namespace: the
+    direct path dies both ways, nothing else changes."""
+    node.ns.exec("nft", "-f", "-", check=True, input=f"""
+        table inet meshlab_cut {{
+            chain output {{ type filter hook output priority -300; policy accept;
+                           ip daddr {other_address} udp dport 41641 drop; }}
+            chain input {{ type filter hook input priority -300; policy accept;
+                          ip saddr {other_address} udp sport 41641 drop; }}
+        }}""")
+
+
+def uncut_udp(node):
+    node.ns.exec("nft", "delete", "table", "inet", "meshlab_cut", check=True)
+
+
+def darken(control):
+    """The control server's host drops every packet: API and hub alike."""
+    control.ns.exec("nft", "-f", "-", check=True, input="""
+        table inet meshlab_outage {
+            chain input { type filter hook input priority -300; policy accept; iifname "eth0" drop; }
+            chain output { type filter hook output priority -300; policy accept; oifname "eth0" drop; }
+        }""")
+
+
+def no_loss(a, address, *, count=30, interval=0.2):
+    """ICMP a → address count times: how many were lost."""
+    cp = a.exec("ping", "-n", "-q", "-c", str(count), "-i", str(interval), "-W", "1", address,
+                timeout=count * interval + 15)
+    sent = received = 0
+    for line in cp.stdout.splitlines():
+        if "packets transmitted" in line:
+            parts = line.split(",")
+            sent = int(parts[0].split()[0])
+            received = int(parts[1].split()[0])
+    return sent - received, cp.stdout
+
+
+def test_relay_then_direct_without_the_server(lab, control, mesh3):
+    """Done when 1: n1 and n3 on one LAN lose their direct path (UDP
+    between them dropped): both are relayed through the hub within 10 s.
+    Then the control server and its hub go dark and the direct path comes
+    back: n1 pings n3 again within 10 s, with no help from the server, and
+    loses nothing after that."""
+    n1, n2, n3 = mesh3
+    v3, v1 = n3.status()["ipv4"], n1.status()["ipv4"]
+    assert n1.can_ping(v3, within=10), "n1 → n3 before the cut"
+
+    cut_udp(n1, n3.address)
+    cut = time.monotonic()
+    wait_until(lambda: path_of(n1, n3.name) == "relay" and path_of(n3, n1.name) == "relay"
+               and n1.ping(v3).returncode == 0, CUT_TO_RELAY_S, interval=0.2,
+               what="n1 ⇄ n3 relayed and pinging after the cut")
+    print(f"relayed and pinging {time.monotonic() - cut:.1f} s after the cut; "
+          f"n1 says: {peer_view(n1, n3.name).get('path_reason')}")
+    assert n2.ping(v3).returncode == 0, "n2 → n3 (never cut) fails"
+
+    darken(control)
+    uncut_udp(n1)
+    back = time.monotonic()
+    try:
+        wait_until(lambda: n1.ping(v3).returncode == 0 and n3.ping(v1).returncode == 0,
+                   DARK_TO_DIRECT_S, interval=0.2, what="n1 ⇄ n3 with the server dark, direct back")
+    except TimeoutError as e:
+        raise AssertionError(f"{e}\n" + diagnose(lab, n1, n3)) from None
+    took = time.monotonic() - back
+    lost, out = no_loss(n1, v3)
+    assert lost == 0, f"{lost} pings n1 → n3 lost after the path came back:\n{out}\n" + diagnose(lab, n1, n3)
+    view = peer_view(n1, n3.name)
+    assert view["path"] == "direct", view
+    print(f"direct again {took:.1f} s after the server went dark and the path came back "
+          f"({view['path_reason']})")
+
+
+def test_nat_mapping_change_recovers(mesh_lab):
+    """Done when 3: alpha and bravo direct behind port-preserving home
+    routers; alpha's router then starts randomising ports and forgets its
+    mappings (a reboot with a new NAT): the pair carries traffic again,
+    through the hub or a new direct path, within 10 s."""
+    lab = mesh_lab
+    home = lab.add_router("home", "preserving")
+    office = lab.add_router("office", "preserving")
+    alpha = lab.add_node("alpha", behind=home, authkey=lab.key)
+    bravo = lab.add_node("bravo", behind=office, authkey=lab.key)
+    for n in (alpha, bravo):
+        n.start()
+    for n in (alpha, bravo):
+        n.wait_ready(30)
+    va, vb = alpha.status()["ipv4"], bravo.status()["ipv4"]
+    wait_until(lambda: path_of(alpha, "bravo") == "direct" and path_of(bravo, "alpha") == "direct",
+               15, interval=0.2, what="alpha ⇄ bravo direct")
+    assert alpha.can_ping(vb, within=5)
+
+    home.set_nat("random", flush="all")
+    changed = time.monotonic()
+    try:
+        wait_until(lambda: alpha.ping(vb).returncode == 0 and bravo.ping(va).returncode == 0,
+                   NAT_CHANGE_S, interval=0.2, what="alpha ⇄ bravo after the NAT change")
+    except TimeoutError as e:
+        raise AssertionError(f"{e}\n" + diagnose(lab, alpha, bravo)) from None
+    took = time.monotonic() - changed
+    view = peer_view(alpha, "bravo")
+    print(f"traffic again {took:.1f} s after the NAT change, path {view['path']} "
+          f"({view['path_reason']}), bravo sees alpha at {wg_peer(bravo, alpha).endpoint}")
+    lost, out = no_loss(alpha, vb, count=20)
+    assert lost == 0, f"{lost} pings lost once recovered:\n{out}"
