@@ -455,7 +455,7 @@ static bool refusal_complete(const char *head, const char *end, size_t have, boo
         if (!v)
                 return false;
         l = strtoul(v, &p, 10);
-        return p == v || (size_t) (end + l - head) <= have;
+        return p == v || l <= have - (size_t) (end - head);
 }
 
 static void stream_up(RelayClient *c, const char *rest, size_t len);

@@ -38,6 +38,7 @@ typedef enum Scenario {
         SCENARIO_OVERSIZED, /* 101, then a declared length of 65535 */
         SCENARIO_SILENT,    /* reads the request, never answers */
         SCENARIO_NO_UPGRADE, /* 101 without Upgrade: meshd-relay/1 */
+        SCENARIO_END,       /* 101 and a frame, then the server hangs up */
 } Scenario;
 
 typedef struct Server {
@@ -160,16 +161,18 @@ static bool server_reply(Server *srv, gnutls_session_t s) {
 
         switch (srv->scenario) {
         case SCENARIO_UP:
+                /* One TLS record each, in one TCP segment: a read hands out
+                 * one record, and the rest never make the socket readable. */
+                gnutls_record_cork(s);
                 if (!tls_send(s, UPGRADE_REPLY, strlen(UPGRADE_REPLY)))
                         return false;
-                /* one record each: TLS hands out one record per read */
                 for (unsigned i = 0; i < SERVER_FRAMES; i++) {
                         relay_frame_header(32, frame);
                         wg_message((uint8_t) (0x10 + i), frame + 2);
                         if (!tls_send(s, frame, sizeof(frame)))
                                 return false;
                 }
-                return true;
+                return gnutls_record_uncork(s, GNUTLS_RECORD_WAIT) >= 0;
         case SCENARIO_401:
                 snprintf(buf, sizeof(buf),
                          "HTTP/1.1 401 Unauthorized\r\nContent-Type: application/json\r\n"
@@ -189,6 +192,13 @@ static bool server_reply(Server *srv, gnutls_session_t s) {
         case SCENARIO_NO_UPGRADE:
                 snprintf(buf, sizeof(buf), "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n\r\n");
                 return tls_send(s, buf, strlen(buf));
+        case SCENARIO_END:
+                relay_frame_header(32, frame);
+                wg_message(0x77, frame + 2);
+                snprintf(buf, sizeof(buf), UPGRADE_REPLY);
+                memcpy(buf + strlen(UPGRADE_REPLY), frame, sizeof(frame));
+                (void) tls_send(s, buf, strlen(UPGRADE_REPLY) + sizeof(frame));
+                return false;
         case SCENARIO_SILENT:
                 return true;
         }
@@ -585,6 +595,29 @@ static void test_101_without_upgrade(void **state) {
         server_stop(srv);
 }
 
+/* The 101 and a frame in one read, then the end of the stream: the frame
+ * still reaches WireGuard, and the end is reported. */
+static void test_server_ends_stream(void **state) {
+        Server *srv = server_start(SCENARIO_END);
+        int wg = udp_socket(0);
+        Datagram d = { .fd = wg };
+        uint8_t msg[32];
+        Context ctx;
+
+        context_init(&ctx, srv->url, pin, socket_port(wg), 0);
+        assert_true(run_until(&ctx, is_closed, NULL, 10 * USEC_PER_SEC));
+        assert_int_equal(ctx.n_up, 1);
+        assert_int_equal(ctx.n_closed, 1);
+        assert_string_equal(ctx.reason, "the control server ended the relay stream");
+        assert_true(datagram_arrived(&ctx, &d));
+        wg_message(0x77, msg);
+        assert_int_equal(d.size, 32);
+        assert_memory_equal(d.buf, msg, 32);
+        context_done(&ctx);
+        server_stop(srv);
+        close(wg);
+}
+
 static void test_attack_garbage_frame(void **state) {
         Server *srv = server_start(SCENARIO_GARBAGE);
         int wg = udp_socket(0);
@@ -721,6 +754,7 @@ int main(void) {
                 cmocka_unit_test(test_refused_401),
                 cmocka_unit_test(test_refused_without_json),
                 cmocka_unit_test(test_101_without_upgrade),
+                cmocka_unit_test(test_server_ends_stream),
                 cmocka_unit_test(test_attack_garbage_frame),
                 cmocka_unit_test(test_attack_oversized_frame),
                 cmocka_unit_test(test_attack_wrong_pin),
