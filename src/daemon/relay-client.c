@@ -6,26 +6,20 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <strings.h>
 #include <sys/epoll.h>
 #include <sys/socket.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <fcntl.h>
 
-#include <cjson/cJSON.h>
 #include <curl/curl.h>
 
-#include "config.h"
 #include "log.h"
 #include "relay-client.h"
 #include "relay-echo.h"
 #include "relay-frame.h"
-#include "varlink.h" /* _cleanup_json_ */
+#include "relay-upgrade.h"
 
-/* The reply head up to the 101, or a refusal with its short JSON body. */
-#define REPLY_MAX (16U * 1024U)
-#define REASON_MAX 256
 /* Datagrams taken from WireGuard per wakeup, so that a flood on the loopback
  * socket cannot starve the rest of the event loop. */
 #define UDP_BURST 64
@@ -75,7 +69,7 @@ struct RelayClient {
         size_t out_head, out_tail;
         uint64_t n_dropped;
 
-        char reply[REPLY_MAX + 1];
+        char reply[RELAY_UPGRADE_REPLY_MAX + 1];
         size_t reply_size;
         RelayFrameReader reader;
 
@@ -358,135 +352,24 @@ static void stream_consume_frames(RelayClient *c, const uint8_t *data, size_t le
 
 /* ---- from the server: the reply to the upgrade */
 
-static const char *header_end(const char *buf, size_t len) {
-        const char *e = memmem(buf, len, "\r\n\r\n", 4);
-
-        return e ? e + 4 : NULL;
-}
-
-/* The value of a header in the reply head, up to the line's end; NULL if
- * absent. *ret_len: its length, blanks around it not counted. */
-static const char *header_value(const char *head, const char *end, const char *name, size_t *ret_len) {
-        size_t n = strlen(name);
-
-        for (const char *l = strstr(head, "\r\n"); l && l + 2 < end; l = strstr(l + 2, "\r\n")) {
-                const char *v = l + 2, *eol;
-
-                if (strncasecmp(v, name, n) != 0 || v[n] != ':')
-                        continue;
-                v += n + 1;
-                v += strspn(v, " \t");
-                eol = strstr(v, "\r\n");
-                while (eol > v && (eol[-1] == ' ' || eol[-1] == '\t'))
-                        eol--;
-                *ret_len = (size_t) (eol - v);
-                return v;
-        }
-        return NULL;
-}
-
-static bool header_is(const char *head, const char *end, const char *name, const char *value) {
-        size_t n;
-        const char *v = header_value(head, end, name, &n);
-
-        return v && n == strlen(value) && strncasecmp(v, value, n) == 0;
-}
-
-/* "HTTP/1.1 101 ...": -EBADMSG for anything else. */
-static int status_parse(const char *head, int *ret) {
-        unsigned status;
-        char sp;
-
-        if (strncmp(head, "HTTP/1.", 7) != 0 || (head[7] != '0' && head[7] != '1') || head[8] != ' ')
-                return -EBADMSG;
-        if (sscanf(head + 9, "%3u%c", &status, &sp) != 2 || status < 100 || status > 599 ||
-            (sp != ' ' && sp != '\r'))
-                return -EBADMSG;
-        *ret = (int) status;
-        return 0;
-}
-
-/* The server's {"error": "..."} as one printable line, or NULL. The body is
- * looked for between the first '{' and the last '}', which also covers a
- * chunked body of one chunk. */
-static char *refusal_text(const char *body, size_t len) {
-        _cleanup_json_ cJSON *j = NULL;
-        const char *open = memchr(body, '{', len), *close = NULL;
-        const cJSON *e;
-        char *m;
-
-        for (const char *p = body + len; p > body; p--)
-                if (p[-1] == '}') {
-                        close = p;
-                        break;
-                }
-        if (!open || !close || close <= open)
-                return NULL;
-        j = cJSON_ParseWithLength(open, (size_t) (close - open));
-        e = cJSON_GetObjectItemCaseSensitive(j, "error");
-        if (!cJSON_IsString(e) || !e->valuestring[0])
-                return NULL;
-        m = strndup(e->valuestring, REASON_MAX);
-        for (char *p = m; p && *p; p++)
-                if ((unsigned char) *p < ' ' || *p == 0x7f)
-                        *p = ' ';
-        return m;
-}
-
-static void reply_refused(RelayClient *c, int status, const char *body, size_t len) {
-        _cleanup_free_ char *text = refusal_text(body, len);
-
-        if (text)
-                client_close(c, "relay refused: %d %s", status, text);
-        else
-                client_close(c, "relay refused: HTTP %d", status);
-}
-
-/* A refusal is complete once its Content-Length arrived (or the server
- * closed the connection, or the buffer is full). */
-static bool refusal_complete(const char *head, const char *end, size_t have, bool eof) {
-        size_t n;
-        const char *v = header_value(head, end, "Content-Length", &n);
-        char *p;
-        unsigned long l;
-
-        if (eof || have >= REPLY_MAX)
-                return true;
-        if (!v)
-                return false;
-        l = strtoul(v, &p, 10);
-        return p == v || l <= have - (size_t) (end - head);
-}
-
 static void stream_up(RelayClient *c, const char *rest, size_t len);
 
 /* Takes bytes of the reply head; returns how many of data it used (the rest,
  * after a 101, is frames). */
 static size_t reply_consume(RelayClient *c, const uint8_t *data, size_t len, bool eof) {
-        size_t take = MIN(len, REPLY_MAX - c->reply_size);
-        const char *end;
-        int status;
+        size_t take = MIN(len, RELAY_UPGRADE_REPLY_MAX - c->reply_size), head_size = 0;
+        _cleanup_free_ char *reason = NULL;
+        int r;
 
         memcpy(c->reply + c->reply_size, data, take);
         c->reply_size += take;
         c->reply[c->reply_size] = 0;
 
-        end = header_end(c->reply, c->reply_size);
-        if (!end) {
-                if (eof || c->reply_size >= REPLY_MAX)
-                        client_close(c, "relay refused: %s",
-                                     eof ? "connection closed before a reply" : "reply head too large");
-                return take;
-        }
-        if (status_parse(c->reply, &status) < 0)
-                client_close(c, "relay refused: the reply is not HTTP");
-        else if (status != 101) {
-                if (refusal_complete(c->reply, end, c->reply_size, eof))
-                        reply_refused(c, status, end, c->reply_size - (size_t) (end - c->reply));
-        } else if (!header_is(c->reply, end, "Upgrade", RELAY_UPGRADE_TOKEN))
-                client_close(c, "relay refused: 101 without Upgrade: " RELAY_UPGRADE_TOKEN);
-        else
-                stream_up(c, end, c->reply_size - (size_t) (end - c->reply));
+        r = relay_upgrade_reply(c->reply, c->reply_size, eof, &head_size, &reason);
+        if (r < 0)
+                client_close(c, "%s", reason ?: "relay refused");
+        else if (r > 0)
+                stream_up(c, c->reply + head_size, c->reply_size - head_size);
         return take;
 }
 
@@ -810,57 +693,27 @@ static int multi_setup(RelayClient *c) {
         return 0;
 }
 
-/* The authority of https://HOST[:PORT][/...], for the Host header. */
-static char *url_authority(const char *url) {
-        const char *a = url + strlen("https://");
-        size_t n = strcspn(a, "/?#");
-
-        return n > 0 ? strndup(a, n) : NULL;
-}
-
-/* Header values must not smuggle a line break or anything unprintable. */
-static bool header_safe(const char *s) {
-        if (!s || !s[0])
-                return false;
-        for (; *s; s++)
-                if ((unsigned char) *s <= ' ' || *s == 0x7f)
-                        return false;
-        return true;
-}
-
 static int options_check(const RelayClientOptions *o) {
         if (!o->control_url || strncmp(o->control_url, "https://", 8) != 0 || !o->control_url[8])
                 return log_debug_errno(-EINVAL, "Relay: control URL must start with https://: %s",
                                        strna(o->control_url));
         if (!o->pin || strncmp(o->pin, "sha256//", 8) != 0 || !o->pin[8])
                 return log_debug_errno(-EINVAL, "Relay: control pin must be sha256//BASE64");
-        if (!header_safe(o->token))
-                return log_debug_errno(-EINVAL, "Relay: node token empty or not printable");
         if (o->wg_listen_port == 0)
                 return log_debug_errno(-EINVAL, "Relay: no WireGuard listen port");
         return 0;
 }
 
 static int request_queue(RelayClient *c, const RelayClientOptions *o) {
-        _cleanup_free_ char *host = url_authority(o->control_url);
         char *req = NULL;
-        int n, r;
+        size_t n = 0;
+        int r;
 
-        if (!header_safe(host))
-                return log_debug_errno(-EINVAL, "Relay: no host in control URL %s", o->control_url);
-        n = asprintf(&req,
-                     "GET /v1/relay HTTP/1.1\r\n"
-                     "Host: %s\r\n"
-                     "Authorization: Bearer %s\r\n"
-                     "User-Agent: meshd/" PACKAGE_VERSION "\r\n"
-                     "Connection: Upgrade\r\n"
-                     "Upgrade: " RELAY_UPGRADE_TOKEN "\r\n"
-                     "\r\n",
-                     host, o->token);
-        if (n < 0)
-                return -ENOMEM;
-        r = queue_append(c, req, (size_t) n);
-        erase_and_free(req, (size_t) n); /* it carries the token */
+        r = relay_upgrade_request(o->control_url, o->token, &req, &n);
+        if (r < 0)
+                return log_debug_errno(r, "Relay: control URL without a host, or a token a header cannot carry");
+        r = queue_append(c, req, n);
+        erase_and_free(req, n); /* it carries the token */
         return r;
 }
 
