@@ -678,6 +678,30 @@ static void test_silent_server_times_out(void **state) {
         server_stop(srv);
 }
 
+static bool server_got_request(Context *ctx, void *userdata) {
+        Server *srv = userdata;
+        bool got;
+
+        pthread_mutex_lock(&srv->lock);
+        got = srv->request[0] != 0;
+        pthread_mutex_unlock(&srv->lock);
+        return got;
+}
+
+/* Freed half way, before any event: nothing is reported, nothing leaks. */
+static void test_free_while_upgrading(void **state) {
+        Server *srv = server_start(SCENARIO_SILENT);
+        Context ctx;
+
+        context_init(&ctx, srv->url, pin, 51820, 0);
+        assert_true(run_until(&ctx, server_got_request, srv, 10 * USEC_PER_SEC));
+        ctx.client = relay_client_free(ctx.client);
+        run_pending(&ctx);
+        assert_int_equal(ctx.n_up + ctx.n_closed + ctx.n_udp_works, 0);
+        context_done(&ctx);
+        server_stop(srv);
+}
+
 static void test_connection_refused(void **state) {
         int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
         struct sockaddr_in sa = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
@@ -759,6 +783,7 @@ int main(void) {
                 cmocka_unit_test(test_attack_oversized_frame),
                 cmocka_unit_test(test_attack_wrong_pin),
                 cmocka_unit_test(test_silent_server_times_out),
+                cmocka_unit_test(test_free_while_upgrading),
                 cmocka_unit_test(test_connection_refused),
                 cmocka_unit_test(test_attack_udp_echo),
         };
