@@ -24,6 +24,10 @@
  * socket cannot starve the rest of the event loop. */
 #define UDP_BURST 64
 #define RECV_CHUNK (16U * 1024U)
+/* Reads from the stream per wakeup (1 MiB), for the same fairness; what is
+ * left is read from a deferred event, since TLS may hold it already
+ * decrypted where the socket's readability does not show it. */
+#define RECV_BURST 64
 #define TCP_KEEPALIVE_IDLE_SEC 5L
 #define TCP_KEEPALIVE_INTERVAL_SEC 5L
 #define TCP_KEEPALIVE_PROBES 3
@@ -62,11 +66,13 @@ struct RelayClient {
          * never clashes with what curl itself asked to watch */
         int stream_fd;
         sd_event_source *stream_io;
+        sd_event_source *read_more;
         union sockaddr_union server;
 
         /* towards the server: the upgrade request, then frames; erased as sent */
         uint8_t *out;
         size_t out_head, out_tail;
+        bool send_blocked; /* the last send said CURLE_AGAIN */
         uint64_t n_dropped;
 
         char reply[RELAY_UPGRADE_REPLY_MAX + 1];
@@ -84,6 +90,7 @@ struct RelayClient {
 static void client_free_now(RelayClient *c) {
         relay_echo_free(c->echo);
         sd_event_source_disable_unref(c->stream_io);
+        sd_event_source_disable_unref(c->read_more);
         safe_close(c->stream_fd);
         sd_event_source_disable_unref(c->udp_io);
         safe_close(c->udp_fd);
@@ -147,6 +154,7 @@ static void client_close(RelayClient *c, const char *format, ...) {
 
         c->echo = relay_echo_free(c->echo);
         c->stream_io = sd_event_source_disable_unref(c->stream_io);
+        c->read_more = sd_event_source_disable_unref(c->read_more);
         c->stream_fd = safe_close(c->stream_fd);
         (void) sd_event_source_set_enabled(c->udp_io, SD_EVENT_OFF);
         (void) sd_event_source_set_enabled(c->deadline, SD_EVENT_OFF);
@@ -166,8 +174,10 @@ static int stream_update_events(RelayClient *c) {
         return sd_event_source_set_io_events(c->stream_io, events);
 }
 
-/* Sends what the queue holds until TLS would block. Retries after
- * CURLE_AGAIN start at the same bytes, as GnuTLS and OpenSSL want. */
+/* Sends what the queue holds until TLS would block. A retry after
+ * CURLE_AGAIN passes the same bytes at the same address, at least as many:
+ * GnuTLS and OpenSSL (without SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER) want
+ * that. */
 static void stream_flush(RelayClient *c) {
         int r;
 
@@ -178,6 +188,7 @@ static void stream_flush(RelayClient *c) {
                 CURLcode cc;
 
                 cc = curl_easy_send(c->easy, c->out + c->out_head, c->out_tail - c->out_head, &n);
+                c->send_blocked = cc == CURLE_AGAIN;
                 if (cc == CURLE_AGAIN)
                         break;
                 if (cc != CURLE_OK) {
@@ -194,11 +205,12 @@ static void stream_flush(RelayClient *c) {
                 client_close(c, "cannot watch the relay connection: %s", strerror(-r));
 }
 
-/* Like UDP: what does not fit is dropped, never queued without bound. */
+/* Like UDP: what does not fit is dropped, never queued without bound. The
+ * bytes a blocked send waits to retry stay where they are. */
 static bool queue_room(RelayClient *c, size_t n) {
         if (RELAY_CLIENT_QUEUE_MAX - c->out_tail >= n)
                 return true;
-        if (c->out_head > 0) {
+        if (c->out_head > 0 && !c->send_blocked) {
                 memmove(c->out, c->out + c->out_head, c->out_tail - c->out_head);
                 c->out_tail -= c->out_head;
                 c->out_head = 0;
@@ -387,15 +399,45 @@ static void stream_consume(RelayClient *c, const uint8_t *data, size_t len, bool
                 client_close(c, "the control server ended the relay stream");
 }
 
+static void stream_receive(RelayClient *c);
+
+static int on_read_more(sd_event_source *s, void *userdata) {
+        RelayClient *c = userdata;
+
+        dispatch_begin(c);
+        if (client_running(c))
+                stream_receive(c);
+        dispatch_end(c);
+        return 0;
+}
+
+static void stream_read_later(RelayClient *c) {
+        int r;
+
+        if (c->read_more)
+                r = sd_event_source_set_enabled(c->read_more, SD_EVENT_ONESHOT);
+        else {
+                r = sd_event_add_defer(c->event, &c->read_more, on_read_more, c);
+                if (r >= 0)
+                        (void) sd_event_source_set_description(c->read_more, "relay-client-read-more");
+        }
+        if (r < 0)
+                client_close(c, "cannot schedule reading the relay stream: %s", strerror(-r));
+}
+
 /* TLS buffers whole records: a readable socket may hide more than one read
  * returns, and data already decrypted never shows up as readable again, so
  * read until curl says there is nothing more. */
 static void stream_receive(RelayClient *c) {
-        while (client_running(c)) {
+        for (unsigned i = 0; client_running(c); i++) {
                 uint8_t buf[RECV_CHUNK];
                 size_t n = 0;
                 CURLcode cc;
 
+                if (i == RECV_BURST) {
+                        stream_read_later(c);
+                        return;
+                }
                 cc = curl_easy_recv(c->easy, buf, sizeof(buf), &n);
                 if (cc == CURLE_AGAIN)
                         return;

@@ -29,6 +29,9 @@
 #include "relay-frame.h"
 
 #define SERVER_FRAMES 20
+/* more than the client reads per wakeup (1 MiB) */
+#define FLOOD_FRAMES 850
+#define FLOOD_SIZE 1440
 
 typedef enum Scenario {
         SCENARIO_UP,        /* 101, then SERVER_FRAMES frames, one TLS record each */
@@ -39,6 +42,7 @@ typedef enum Scenario {
         SCENARIO_SILENT,    /* reads the request, never answers */
         SCENARIO_NO_UPGRADE, /* 101 without Upgrade: meshd-relay/1 */
         SCENARIO_END,       /* 101 and a frame, then the server hangs up */
+        SCENARIO_FLOOD,     /* 101, then FLOOD_FRAMES big frames at once */
 } Scenario;
 
 typedef struct Server {
@@ -154,6 +158,24 @@ static bool server_read_request(Server *srv, gnutls_session_t s) {
 
 #define UPGRADE_REPLY "HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: meshd-relay/1\r\n\r\n"
 
+static bool server_flood(gnutls_session_t s) {
+        uint8_t frame[2 + FLOOD_SIZE];
+
+        gnutls_record_cork(s);
+        if (!tls_send(s, UPGRADE_REPLY, strlen(UPGRADE_REPLY)))
+                return false;
+        relay_frame_header(FLOOD_SIZE, frame);
+        memset(frame + 2, 0, FLOOD_SIZE);
+        frame[2] = 4;
+        for (unsigned i = 0; i < FLOOD_FRAMES; i++) {
+                frame[2 + 4] = (uint8_t) (i >> 8);
+                frame[2 + 5] = (uint8_t) i;
+                if (!tls_send(s, frame, sizeof(frame)))
+                        return false;
+        }
+        return gnutls_record_uncork(s, GNUTLS_RECORD_WAIT) >= 0;
+}
+
 static bool server_reply(Server *srv, gnutls_session_t s) {
         static const char body401[] = "{\"error\": \"unknown token\"}";
         char buf[512];
@@ -199,6 +221,8 @@ static bool server_reply(Server *srv, gnutls_session_t s) {
                 memcpy(buf + strlen(UPGRADE_REPLY), frame, sizeof(frame));
                 (void) tls_send(s, buf, strlen(UPGRADE_REPLY) + sizeof(frame));
                 return false;
+        case SCENARIO_FLOOD:
+                return server_flood(s);
         case SCENARIO_SILENT:
                 return true;
         }
@@ -555,6 +579,29 @@ static void test_up_and_frames(void **state) {
         close(other);
 }
 
+/* More than one wakeup reads: all of it reaches WireGuard, in order. */
+static void test_flood_from_server(void **state) {
+        Server *srv = server_start(SCENARIO_FLOOD);
+        int wg = udp_socket(0), size = 16 * 1024 * 1024;
+        Datagram d = { .fd = wg };
+        Context ctx;
+
+        /* room for all of it: what is tested is the relay, not our reading */
+        assert_int_equal(setsockopt(wg, SOL_SOCKET, SO_RCVBUFFORCE, &size, sizeof(size)), 0);
+        context_init(&ctx, srv->url, pin, socket_port(wg), 0);
+        for (unsigned i = 0; i < FLOOD_FRAMES; i++) {
+                assert_true(run_until(&ctx, datagram_arrived, &d, 5 * USEC_PER_SEC));
+                assert_int_equal(d.size, FLOOD_SIZE);
+                assert_int_equal(d.buf[0], 4);
+                assert_int_equal(d.buf[4] << 8 | d.buf[5], i);
+        }
+        assert_int_equal(ctx.n_up, 1);
+        assert_int_equal(ctx.n_closed, 0);
+        context_done(&ctx);
+        server_stop(srv);
+        close(wg);
+}
+
 static void test_refused_401(void **state) {
         Server *srv = server_start(SCENARIO_401);
         Context ctx;
@@ -775,6 +822,7 @@ int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_new_invalid),
                 cmocka_unit_test(test_up_and_frames),
+                cmocka_unit_test(test_flood_from_server),
                 cmocka_unit_test(test_refused_401),
                 cmocka_unit_test(test_refused_without_json),
                 cmocka_unit_test(test_101_without_upgrade),
