@@ -11,6 +11,8 @@
 #include "relay-echo.h"
 #include "relay-frame.h"
 
+#define ECHO_BURST 16
+
 struct RelayEcho {
         sd_event *event;
         union sockaddr_union server;
@@ -43,7 +45,8 @@ static void echo_send(RelayEcho *e) {
         e->n_sent++;
         relay_echo_encode(RELAY_ECHO_REQUEST, nonce, buf);
         /* Lost like any datagram when UDP is blocked: that is what we test. */
-        if (send(e->fd, buf, sizeof(buf), MSG_DONTWAIT | MSG_NOSIGNAL) < 0)
+        if (sendto(e->fd, buf, sizeof(buf), MSG_DONTWAIT | MSG_NOSIGNAL, &e->server.sa,
+                   endpoint_socklen(&e->server)) < 0)
                 log_debug_errno(negative_errno(), "UDP echo request not sent: %m");
 }
 
@@ -69,8 +72,9 @@ static bool echo_nonce_is_recent(const RelayEcho *e, const uint8_t nonce[static 
         return false;
 }
 
-/* The socket is connected to the server, so the kernel already drops
- * datagrams from anyone else; the source is checked again all the same. */
+/* The socket is not connect()ed, so that each request leaves from the
+ * address the routes pick now (a laptop changes networks while on the
+ * relay): the source of a reply is checked here. */
 static bool echo_reply_is_valid(const RelayEcho *e, const uint8_t *buf, ssize_t n,
                                 const union sockaddr_union *from) {
         uint8_t type, nonce[RELAY_ECHO_NONCE_SIZE];
@@ -85,7 +89,8 @@ static bool echo_reply_is_valid(const RelayEcho *e, const uint8_t *buf, ssize_t 
 static int on_echo_io(sd_event_source *s, int fd, uint32_t revents, void *userdata) {
         RelayEcho *e = userdata;
 
-        for (;;) {
+        /* a bounded number per wakeup: anyone may send to this port */
+        for (unsigned i = 0; i < ECHO_BURST; i++) {
                 uint8_t buf[RELAY_ECHO_SIZE + 1];
                 union sockaddr_union from = {};
                 socklen_t fromlen = sizeof(from);
@@ -106,6 +111,7 @@ static int on_echo_io(sd_event_source *s, int fd, uint32_t revents, void *userda
                         return 0;
                 }
         }
+        return 0;
 }
 
 static int echo_socket(const union sockaddr_union *server) {
@@ -113,8 +119,6 @@ static int echo_socket(const union sockaddr_union *server) {
 
         fd = socket(server->sa.sa_family, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
         if (fd < 0)
-                return negative_errno();
-        if (connect(fd, &server->sa, endpoint_socklen(server)) < 0)
                 return negative_errno();
         return TAKE_FD(fd);
 }
