@@ -14,6 +14,7 @@
 
 #include <curl/curl.h>
 
+#include "curl-event.h"
 #include "log.h"
 #include "relay-client.h"
 #include "relay-echo.h"
@@ -34,7 +35,7 @@
 /* Data unacknowledged this long means the server is gone, even while we send
  * (keepalive probes only run on an idle connection). */
 #define TCP_USER_TIMEOUT_MS 15000U
-#define CURL_TIMER_ACCURACY_USEC USEC_PER_MSEC
+#define DEADLINE_ACCURACY_USEC (10 * USEC_PER_MSEC)
 
 typedef enum RelayClientState {
         STATE_CONNECTING, /* curl: TCP and TLS */
@@ -55,10 +56,9 @@ struct RelayClient {
         union sockaddr_union local;
         sd_event_source *udp_io;
 
-        CURLM *multi;
+        CurlEvent *curl;
         CURL *easy;
         bool in_multi;
-        sd_event_source *curl_timer;
         char error_buffer[CURL_ERROR_SIZE];
         sd_event_source *deadline;
 
@@ -95,14 +95,12 @@ static void client_free_now(RelayClient *c) {
         sd_event_source_disable_unref(c->udp_io);
         safe_close(c->udp_fd);
         sd_event_source_disable_unref(c->deadline);
-        /* closes the connection; curl_multi_cleanup() then drops its watches */
+        /* closes the connection */
         if (c->in_multi)
-                (void) curl_multi_remove_handle(c->multi, c->easy);
+                curl_event_remove(c->curl, c->easy);
         if (c->easy)
                 curl_easy_cleanup(c->easy);
-        if (c->multi)
-                curl_multi_cleanup(c->multi);
-        sd_event_source_disable_unref(c->curl_timer);
+        curl_event_free(c->curl);
         sd_event_unref(c->event);
         if (c->out)
                 erase_and_free(c->out, RELAY_CLIENT_QUEUE_MAX);
@@ -159,7 +157,7 @@ static void client_close(RelayClient *c, const char *format, ...) {
         (void) sd_event_source_set_enabled(c->udp_io, SD_EVENT_OFF);
         (void) sd_event_source_set_enabled(c->deadline, SD_EVENT_OFF);
         if (c->in_multi) {
-                (void) curl_multi_remove_handle(c->multi, c->easy);
+                curl_event_remove(c->curl, c->easy);
                 c->in_multi = false;
         }
         log_debug("TLS relay closed: %s", strna(c->reason));
@@ -494,107 +492,7 @@ static void stream_up(RelayClient *c, const char *rest, size_t len) {
                 stream_consume_frames(c, (const uint8_t *) rest, len);
 }
 
-/* ---- curl: the TCP connection and the TLS handshake. The sd-event glue is
- * the control client's: curl says which sockets and which timeout to watch. */
-
-static void curl_check_done(RelayClient *c);
-
-static int on_curl_io(sd_event_source *s, int fd, uint32_t revents, void *userdata) {
-        RelayClient *c = userdata;
-        int action = 0, running;
-
-        if (revents & EPOLLIN)
-                action |= CURL_CSELECT_IN;
-        if (revents & EPOLLOUT)
-                action |= CURL_CSELECT_OUT;
-        if (revents & (EPOLLERR | EPOLLHUP))
-                action |= CURL_CSELECT_ERR;
-
-        dispatch_begin(c);
-        if (curl_multi_socket_action(c->multi, fd, action, &running) != CURLM_OK)
-                log_debug("curl_multi_socket_action() failed on fd %d", fd);
-        curl_check_done(c);
-        dispatch_end(c);
-        return 0;
-}
-
-static int on_curl_timer(sd_event_source *s, uint64_t usec, void *userdata) {
-        RelayClient *c = userdata;
-        int running;
-
-        dispatch_begin(c);
-        if (curl_multi_socket_action(c->multi, CURL_SOCKET_TIMEOUT, 0, &running) != CURLM_OK)
-                log_debug("curl_multi_socket_action() failed on timeout");
-        curl_check_done(c);
-        dispatch_end(c);
-        return 0;
-}
-
-static int curl_watch(RelayClient *c, curl_socket_t fd, uint32_t events, sd_event_source *io) {
-        int r;
-
-        if (io) {
-                r = sd_event_source_set_io_events(io, events);
-                return r < 0 ? r : sd_event_source_set_enabled(io, SD_EVENT_ON);
-        }
-        r = sd_event_add_io(c->event, &io, fd, events, on_curl_io, c);
-        if (r < 0)
-                return r;
-        (void) sd_event_source_set_description(io, "relay-client-curl");
-        if (curl_multi_assign(c->multi, fd, io) != CURLM_OK) {
-                sd_event_source_disable_unref(io);
-                return -ENOMEM;
-        }
-        return 0;
-}
-
-static int curl_socket_cb(CURL *easy, curl_socket_t fd, int what, void *userp, void *socketp) {
-        RelayClient *c = userp;
-        sd_event_source *io = socketp;
-        int r;
-
-        if (what == CURL_POLL_REMOVE) {
-                if (io) {
-                        sd_event_source_disable_unref(io);
-                        (void) curl_multi_assign(c->multi, fd, NULL);
-                }
-                return 0;
-        }
-        r = curl_watch(c, fd, ((what & CURL_POLL_IN) ? EPOLLIN : 0) | ((what & CURL_POLL_OUT) ? EPOLLOUT : 0),
-                       io);
-        if (r < 0) {
-                log_debug_errno(r, "Failed to watch relay connection fd %d: %m", fd);
-                return -1;
-        }
-        return 0;
-}
-
-static int curl_timer_cb(CURLM *multi, long timeout_ms, void *userp) {
-        RelayClient *c = userp;
-        uint64_t now;
-        int r;
-
-        if (timeout_ms < 0) {
-                (void) sd_event_source_set_enabled(c->curl_timer, SD_EVENT_OFF);
-                return 0;
-        }
-
-        r = sd_event_now(c->event, CLOCK_MONOTONIC, &now);
-        if (r < 0)
-                return -1;
-        now += (uint64_t) timeout_ms * USEC_PER_MSEC;
-        if (c->curl_timer) {
-                r = sd_event_source_set_time(c->curl_timer, now);
-                if (r >= 0)
-                        r = sd_event_source_set_enabled(c->curl_timer, SD_EVENT_ONESHOT);
-        } else {
-                r = sd_event_add_time(c->event, &c->curl_timer, CLOCK_MONOTONIC, now,
-                                      CURL_TIMER_ACCURACY_USEC, on_curl_timer, c);
-                if (r >= 0)
-                        (void) sd_event_source_set_description(c->curl_timer, "relay-client-curl-timer");
-        }
-        return r < 0 ? -1 : 0;
-}
+/* ---- curl: the TCP connection and the TLS handshake */
 
 static int server_address(RelayClient *c) {
         char *ip = NULL;
@@ -652,22 +550,24 @@ static void connect_failed(RelayClient *c, CURLcode code) {
         }
 }
 
-static void curl_check_done(RelayClient *c) {
-        CURLMsg *m;
-        int left, r;
+static void on_curl_done(CurlEvent *ce, CURL *easy, CURLcode result, void *userdata) {
+        RelayClient *c = userdata;
+        int r;
 
-        while ((m = curl_multi_info_read(c->multi, &left))) {
-                if (m->msg != CURLMSG_DONE || m->easy_handle != c->easy || c->state != STATE_CONNECTING)
-                        continue;
-                if (m->data.result != CURLE_OK) {
-                        connect_failed(c, m->data.result);
-                        return;
-                }
-                r = stream_start(c);
-                if (r < 0)
-                        client_close(c, "cannot use the connection to the control server: %s", strerror(-r));
+        if (easy != c->easy)
                 return;
+        dispatch_begin(c);
+        if (client_running(c) && c->state == STATE_CONNECTING) {
+                if (result != CURLE_OK)
+                        connect_failed(c, result);
+                else {
+                        r = stream_start(c);
+                        if (r < 0)
+                                client_close(c, "cannot use the connection to the control server: %s",
+                                             strerror(-r));
+                }
         }
+        dispatch_end(c);
 }
 
 /* ---- setting up */
@@ -723,18 +623,6 @@ static int easy_setup(RelayClient *c, const RelayClientOptions *o, uint64_t time
         return 0;
 }
 
-static int multi_setup(RelayClient *c) {
-        c->multi = curl_multi_init();
-        if (!c->multi)
-                return -ENOMEM;
-        if (curl_multi_setopt(c->multi, CURLMOPT_SOCKETFUNCTION, curl_socket_cb) != CURLM_OK ||
-            curl_multi_setopt(c->multi, CURLMOPT_SOCKETDATA, c) != CURLM_OK ||
-            curl_multi_setopt(c->multi, CURLMOPT_TIMERFUNCTION, curl_timer_cb) != CURLM_OK ||
-            curl_multi_setopt(c->multi, CURLMOPT_TIMERDATA, c) != CURLM_OK)
-                return -EINVAL;
-        return 0;
-}
-
 static int options_check(const RelayClientOptions *o) {
         if (!o->control_url || strncmp(o->control_url, "https://", 8) != 0 || !o->control_url[8])
                 return log_debug_errno(-EINVAL, "Relay: control URL must start with https://: %s",
@@ -767,7 +655,7 @@ static int deadline_arm(RelayClient *c, uint64_t timeout_usec) {
         if (r < 0)
                 return r;
         r = sd_event_add_time(c->event, &c->deadline, CLOCK_MONOTONIC, now + timeout_usec,
-                              CURL_TIMER_ACCURACY_USEC, on_deadline, c);
+                              DEADLINE_ACCURACY_USEC, on_deadline, c);
         if (r < 0)
                 return r;
         (void) sd_event_source_set_description(c->deadline, "relay-client-deadline");
@@ -805,7 +693,7 @@ int relay_client_new(sd_event *e, const RelayClientOptions *o, RelayClientHandle
         r = request_queue(c, o);
         if (r < 0)
                 return r;
-        r = multi_setup(c);
+        r = curl_event_new(e, "relay-client-curl", on_curl_done, c, &c->curl);
         if (r < 0)
                 return r;
         r = easy_setup(c, o, timeout_usec);
@@ -815,8 +703,9 @@ int relay_client_new(sd_event *e, const RelayClientOptions *o, RelayClientHandle
         if (r < 0)
                 return r;
         /* curl starts from its timer callback, in the event loop */
-        if (curl_multi_add_handle(c->multi, c->easy) != CURLM_OK)
-                return -ENOMEM;
+        r = curl_event_add(c->curl, c->easy);
+        if (r < 0)
+                return r;
         c->in_multi = true;
 
         *ret = TAKE_PTR(c);

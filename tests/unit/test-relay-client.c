@@ -702,7 +702,9 @@ static void test_attack_wrong_pin(void **state) {
         Context ctx;
 
         context_init(&ctx, srv->url, "sha256//AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=", 51820, 0);
+        ctx.free_on_closed = true; /* from inside curl's dispatch */
         assert_true(run_until(&ctx, is_closed, NULL, 10 * USEC_PER_SEC));
+        assert_null(ctx.client);
         assert_int_equal(ctx.n_up, 0);
         assert_string_equal(ctx.reason, "the control server presented a different public key than its pin");
         context_done(&ctx);
