@@ -52,10 +52,14 @@ static void echo_send(RelayEcho *e) {
 
 static int on_echo_timer(sd_event_source *s, uint64_t usec, void *userdata) {
         RelayEcho *e = userdata;
+        uint64_t now;
         int r;
 
         echo_send(e);
-        r = sd_event_source_set_time(s, usec + RELAY_ECHO_INTERVAL_USEC);
+        /* from now, not from when it was due: a stalled loop sends no burst */
+        r = sd_event_now(e->event, CLOCK_MONOTONIC, &now);
+        if (r >= 0)
+                r = sd_event_source_set_time(s, now + RELAY_ECHO_INTERVAL_USEC);
         if (r >= 0)
                 r = sd_event_source_set_enabled(s, SD_EVENT_ON);
         if (r < 0)
@@ -79,7 +83,7 @@ static bool echo_reply_is_valid(const RelayEcho *e, const uint8_t *buf, ssize_t 
                                 const union sockaddr_union *from) {
         uint8_t type, nonce[RELAY_ECHO_NONCE_SIZE];
 
-        if (n < 0 || !endpoint_equal(from, &e->server))
+        if (!endpoint_equal(from, &e->server))
                 return false;
         if (relay_echo_decode(buf, (size_t) n, &type, nonce) < 0 || type != RELAY_ECHO_REPLY)
                 return false;
@@ -97,12 +101,11 @@ static int on_echo_io(sd_event_source *s, int fd, uint32_t revents, void *userda
                 ssize_t n;
 
                 n = recvfrom(fd, buf, sizeof(buf), MSG_DONTWAIT, &from.sa, &fromlen);
-                if (n < 0 && errno == EAGAIN)
-                        return 0;
-                /* ECONNREFUSED and friends: ICMP for an earlier request */
-                if (n < 0 && errno != EINTR && errno != ECONNREFUSED && errno != EHOSTUNREACH &&
-                    errno != ENETUNREACH) {
-                        log_debug_errno(negative_errno(), "UDP echo receive failed: %m");
+                if (n < 0 && errno == EINTR)
+                        continue;
+                if (n < 0) {
+                        if (errno != EAGAIN)
+                                log_debug_errno(negative_errno(), "UDP echo receive failed: %m");
                         return 0;
                 }
                 if (echo_reply_is_valid(e, buf, n, &from)) {
@@ -112,15 +115,6 @@ static int on_echo_io(sd_event_source *s, int fd, uint32_t revents, void *userda
                 }
         }
         return 0;
-}
-
-static int echo_socket(const union sockaddr_union *server) {
-        _cleanup_close_ int fd = -EBADF;
-
-        fd = socket(server->sa.sa_family, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-        if (fd < 0)
-                return negative_errno();
-        return TAKE_FD(fd);
 }
 
 int relay_echo_new(sd_event *event, const union sockaddr_union *server, RelayEchoHandler handler,
@@ -137,14 +131,15 @@ int relay_echo_new(sd_event *event, const union sockaddr_union *server, RelayEch
         e = calloc(1, sizeof(*e));
         if (!e)
                 return -ENOMEM;
+        e->fd = -EBADF;
         e->event = sd_event_ref(event);
         e->server = *server;
         e->handler = handler;
         e->userdata = userdata;
 
-        e->fd = echo_socket(server);
+        e->fd = socket(server->sa.sa_family, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
         if (e->fd < 0)
-                return log_debug_errno(e->fd, "Failed to open the UDP echo socket: %m");
+                return log_debug_errno(negative_errno(), "Failed to open the UDP echo socket: %m");
         r = sd_event_add_io(event, &e->io, e->fd, EPOLLIN, on_echo_io, e);
         if (r < 0)
                 return r;
