@@ -8,6 +8,7 @@
 #include <systemd/sd-daemon.h>
 
 #include "fileio.h"
+#include "hub-link.h"
 #include "link-watch.h"
 #include "link.h"
 #include "log.h"
@@ -122,6 +123,7 @@ int manager_new(const ManagerOptions *opts, Manager **ret) {
 }
 
 static void manager_drop_peers(Manager *m) {
+        hub_link_reset(m->hub_link);
         m->hub = peer_free(m->hub);
         for (size_t i = 0; i < m->n_peers; i++)
                 peer_free(m->peers[i]);
@@ -169,6 +171,7 @@ Manager *manager_free(Manager *m) {
         free(m->netmap_json);
         strv_free(m->announced_endpoints);
         strv_free(m->underlay_candidates);
+        hub_link_free(m->hub_link);
         credentials_done(&m->credentials);
         conf_done(&m->config);
         explicit_bzero(&m->private_key, sizeof(m->private_key));
@@ -516,7 +519,9 @@ static int manager_hub_to_wg(Manager *m, WgDevice *d) {
         w->public_key = m->hub->public_key;
         w->flags = WG_PEER_REPLACE_ALLOWED_IPS | WG_PEER_HAS_PERSISTENT_KEEPALIVE;
         w->persistent_keepalive = PEER_KEEPALIVE_SEC;
-        if (endpoint && endpoint_parse(endpoint, &w->endpoint) >= 0)
+        /* over the TLS relay, the hub is at the relay's loopback socket */
+        if (hub_link_endpoint(m->hub_link, &w->endpoint) > 0 ||
+            (endpoint && endpoint_parse(endpoint, &w->endpoint) >= 0))
                 w->flags |= WG_PEER_HAS_ENDPOINT;
         r = peer_add_allowed_ips(m->hub, w);
         for (size_t i = 0; r >= 0 && i < m->n_peers; i++)
@@ -670,6 +675,7 @@ static int manager_update_hub(Manager *m, const Netmap *new, bool first, bool ch
         if (!new->has_hub) {
                 if (m->hub && !first)
                         (void) wg_device_add_removal(d, &m->hub->public_key);
+                hub_link_reset(m->hub_link);
                 m->hub = peer_free(m->hub);
                 return 0;
         }
@@ -677,7 +683,13 @@ static int manager_update_hub(Manager *m, const Netmap *new, bool first, bool ch
         if (m->hub && !key_equal(&m->hub->public_key, &new->hub.public_key)) {
                 if (!first)
                         (void) wg_device_add_removal(d, &m->hub->public_key);
+                hub_link_reset(m->hub_link);
                 m->hub = peer_free(m->hub);
+        }
+        if (!m->hub_link) {
+                r = hub_link_new(m, &m->hub_link);
+                if (r < 0)
+                        return r;
         }
         if (!m->hub) {
                 r = peer_new(m, &new->hub, new->domain, &m->hub);
@@ -1654,8 +1666,10 @@ static int on_tick(sd_event_source *s, uint64_t scheduled, void *userdata) {
 
         for (size_t i = 0; i < m->n_peers; i++)
                 peer_tick(m->peers[i], usec);
-        if (m->hub)
+        if (m->hub) {
                 peer_tick(m->hub, usec);
+                hub_link_tick(m->hub_link, usec);
+        }
         return sd_event_source_set_time(s, usec + MANAGER_TICK_USEC);
 }
 

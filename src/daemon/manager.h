@@ -63,6 +63,7 @@ typedef struct Manager {
         uint64_t underlay_changed_usec; /* CLOCK_MONOTONIC of the latest underlay change */
         char **underlay_candidates;     /* this host's endpoint candidates as last seen */
         bool hub_tls;          /* the hub entry points at the TLS relay */
+        struct HubLink *hub_link;  /* how the hub is reached (hub-link.h) */
         uint32_t probe_seq;
 
         ControlClient *control;

@@ -64,7 +64,7 @@ static unsigned step_direct(PeerPathState *s, const PeerPathInput *in) {
                     in->oldest_unanswered != 0 && in->now - in->oldest_unanswered >= PEER_PATH_PUNCH_USEC &&
                     in->now - s->last_punch >= PEER_PATH_PUNCH_USEC) {
                         s->last_punch = in->now;
-                        return PEER_PATH_PUNCH;
+                        return in->punch_leader ? PEER_PATH_PUNCH : PEER_PATH_NUDGE;
                 }
                 return 0;
         }

@@ -37,7 +37,12 @@ typedef enum PeerPathReason {
  * relayed pair needs both sides to agree, and both see the same silence. */
 #define PEER_PATH_DEAD_USEC (3 * USEC_PER_SEC)
 /* After start, a switch of path or an underlay change: no verdict before
- * this, and hole punching (a fresh handshake every second) meanwhile. */
+ * this, and hole punching meanwhile. Only one side of a pair re-creates
+ * its entry every second (a fresh handshake at once); the other only wakes
+ * its entry, which WireGuard turns into a handshake at most every 5 s. Two
+ * sides that both start a handshake at the same instant each answer the
+ * other's and both wait as responders, and two sides re-creating on the
+ * same beat would do that every second. */
 #define PEER_PATH_GRACE_USEC (5 * USEC_PER_SEC)
 #define PEER_PATH_PUNCH_USEC (1 * USEC_PER_SEC)
 /* While relayed, wake the direct entry this often (doubling per flap). */
@@ -60,6 +65,7 @@ typedef struct PeerPathInput {
         uint64_t oldest_unanswered; /* send time of the first probe after the latest reply (or switch), 0 = none */
         uint64_t direct_heard;      /* when WireGuard last received on the peer's own entry, 0 = never */
         uint64_t underlay_changed;  /* start or the latest underlay change */
+        bool punch_leader;          /* our key sorts first: we re-create, the peer only nudges */
 } PeerPathInput;
 
 typedef struct PeerPathState {
@@ -78,6 +84,7 @@ enum {
         PEER_PATH_REROUTE = 1 << 1,      /* direct ↔ relay: move the peer's addresses between entries */
         PEER_PATH_PUNCH = 1 << 2,        /* recreate the direct entry: a handshake now, from both sides */
         PEER_PATH_RETRY_DIRECT = 1 << 3, /* wake the direct entry (keepalive or handshake), next candidate */
+        PEER_PATH_NUDGE = 1 << 4,        /* wake the direct entry, same candidate */
 };
 
 void peer_path_init(PeerPathState *s, uint64_t now);

@@ -250,9 +250,10 @@ void peer_probe_now(Peer *p, uint64_t now) {
 
 /* WireGuard starts a handshake when it has something to send; a relayed
  * peer's entry gets no traffic, so turning its keepalive off and on makes
- * both kernel and wireguard-go send one at once. Each retry takes the next
- * endpoint candidate, starting over with the first (the one the hub saw). */
-static void peer_retry_direct(Peer *p) {
+ * both kernel and wireguard-go send one (or a keepalive, when a session
+ * exists) at once. With next_candidate, each retry takes the next endpoint
+ * candidate, starting over with the first (the one the hub saw). */
+static void peer_retry_direct(Peer *p, bool next_candidate) {
         _cleanup_(wg_device_freep) WgDevice *d = NULL;
         Manager *m = p->manager;
         size_t n = strv_length(p->endpoints);
@@ -260,8 +261,9 @@ static void peer_retry_direct(Peer *p) {
 
         if (!m->wg || n == 0)
                 return;
-        p->endpoint_index = p->direct_retries++ % n;
-        log_debug("Trying the direct path to %s at %s again.", p->name, peer_current_endpoint(p));
+        if (next_candidate)
+                p->endpoint_index = p->direct_retries++ % n;
+        log_debug("Waking the direct path to %s at %s.", p->name, peer_current_endpoint(p));
 
         for (int keepalive = 0; keepalive <= PEER_KEEPALIVE_SEC; keepalive += PEER_KEEPALIVE_SEC) {
                 WgPeer *w;
@@ -289,6 +291,7 @@ static void peer_punch(Peer *p) {
 
         if (!d || !p->manager->wg)
                 return;
+        log_debug("Punching towards %s at %s: a fresh handshake.", p->name, strna(peer_current_endpoint(p)));
         r = peer_to_wg_fresh(p, d);
         if (r >= 0)
                 r = wg_set_device(p->manager->wg, d);
@@ -339,6 +342,7 @@ static void peer_judge_path(Peer *p, uint64_t now) {
                 .oldest_unanswered = p->oldest_unanswered_usec,
                 .direct_heard = p->direct_heard_usec,
                 .underlay_changed = m->underlay_changed_usec,
+                .punch_leader = memcmp(&m->public_key, &p->public_key, sizeof(p->public_key)) < 0,
         });
         if (flags & PEER_PATH_CHANGED)
                 peer_log_path(p);
@@ -352,7 +356,9 @@ static void peer_judge_path(Peer *p, uint64_t now) {
         if (flags & PEER_PATH_PUNCH)
                 peer_punch(p);
         if (flags & PEER_PATH_RETRY_DIRECT)
-                peer_retry_direct(p);
+                peer_retry_direct(p, true);
+        if (flags & PEER_PATH_NUDGE)
+                peer_retry_direct(p, false);
 }
 
 void peer_tick(Peer *p, uint64_t now) {

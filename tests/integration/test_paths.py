@@ -143,3 +143,21 @@ def test_nat_mapping_change_recovers(mesh_lab):
           f"({view['path_reason']}), bravo sees alpha at {wg_peer(bravo, alpha).endpoint}")
     lost, out = no_loss(alpha, vb, count=20)
     assert lost == 0, f"{lost} pings lost once recovered:\n{out}"
+
+
+def test_no_needless_relay_at_start(lab, control):
+    """Three nodes on one LAN, started together (their meshd ticks fall on
+    the same beat, and each sees its underlay settle in the first seconds):
+    for 10 s after all are READY, no pair ever leaves the direct path."""
+    key = control.authkey(reusable=True)
+    nodes = [lab.add_node(n, authkey=key) for n in ("alpha", "bravo", "charlie")]
+    for n in nodes:
+        n.start()
+    for n in nodes:
+        n.wait_ready(30)
+    time.sleep(10)      # the window observed, not a wait for something to happen
+    views = {(n.name, p["name"]): (p["path"], p["path_reason"]) for n in nodes for p in n.peers()}
+    assert all(path == "direct" for path, _ in views.values()), views
+    for n in nodes:
+        log = n.log.read_text()
+        assert "through the hub" not in log, f"{n.name} switched a peer to the relay:\n{n.log_tail()}"

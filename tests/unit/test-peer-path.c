@@ -17,12 +17,13 @@ typedef struct Sim {
         PeerPathInput in;
         bool direct_works, relay_works;
         uint64_t last_probe;
-        unsigned punches, retries, reroutes;
+        unsigned punches, nudges, retries, reroutes;
 } Sim;
 
 static void sim_init(Sim *sim, uint64_t now) {
         *sim = (Sim) {
-                .in = { .now = now, .has_hub = true, .hub_up = true, .underlay_changed = now },
+                .in = { .now = now, .has_hub = true, .hub_up = true, .underlay_changed = now,
+                        .punch_leader = true },
                 .direct_works = true,
                 .relay_works = true,
         };
@@ -50,6 +51,7 @@ static uint64_t sim_run(Sim *sim, uint64_t until, bool stop_on_change) {
                         sim_probe(sim);
                 flags = peer_path_step(&sim->state, &sim->in);
                 sim->punches += !!(flags & PEER_PATH_PUNCH);
+                sim->nudges += !!(flags & PEER_PATH_NUDGE);
                 sim->retries += !!(flags & PEER_PATH_RETRY_DIRECT);
                 if ((flags & PEER_PATH_RETRY_DIRECT) && sim->direct_works)
                         sim->in.direct_heard = sim->in.now + MS(2);
@@ -88,6 +90,20 @@ static void test_start_without_direct_path(void **state) {
         assert_true(at >= T0 + PEER_PATH_GRACE_USEC);
         assert_true(at <= T0 + S(6));
         assert_true(sim.punches >= 3);
+}
+
+/* The side whose key sorts second never re-creates its entry: two sides
+ * starting handshakes on the same beat would each end up a responder. */
+static void test_only_the_leader_punches(void **state) {
+        Sim sim;
+
+        sim_init(&sim, T0);
+        sim.in.punch_leader = false;
+        sim.direct_works = false;
+        sim_run(&sim, T0 + S(30), true);
+        assert_int_equal(sim.punches, 0);
+        assert_true(sim.nudges >= 3);
+        assert_int_equal(sim.state.path, PEER_PATH_RELAY);
 }
 
 /* A working direct path that dies is given up within 6 s of its last
@@ -269,6 +285,7 @@ int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_healthy_direct_stays),
                 cmocka_unit_test(test_start_without_direct_path),
+                cmocka_unit_test(test_only_the_leader_punches),
                 cmocka_unit_test(test_direct_dies),
                 cmocka_unit_test(test_underlay_change_gives_grace),
                 cmocka_unit_test(test_relay_returns_to_direct),

@@ -1,0 +1,219 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#include <errno.h>
+#include <stdlib.h>
+
+#include "hub-link.h"
+#include "log.h"
+#include "manager.h"
+#include "messages.h"
+#include "peer.h"
+#include "relay-client.h"
+
+struct HubLink {
+        Manager *manager;
+        HubPathState path;
+        RelayClient *relay;
+        bool relay_connecting;
+        uint64_t udp_echo_usec;    /* CLOCK_MONOTONIC of the latest echo reply */
+        uint64_t reassert_until;   /* keep setting the UDP endpoint until then */
+};
+
+/* After moving back to UDP, datagrams the relay handed to WireGuard just
+ * before it closed can still roam the hub entry to the dead loopback
+ * socket: set the UDP endpoint again on each tick for this long. */
+#define HUB_LINK_REASSERT_USEC (3 * USEC_PER_SEC)
+
+static uint64_t hub_link_now(const HubLink *l) {
+        uint64_t now = 0;
+        (void) sd_event_now(l->manager->event, CLOCK_MONOTONIC, &now);
+        return now;
+}
+
+int hub_link_new(Manager *m, HubLink **ret) {
+        HubLink *l = calloc(1, sizeof(*l));
+
+        if (!l)
+                return -ENOMEM;
+        l->manager = m;
+        hub_path_init(&l->path, hub_link_now(l));
+        *ret = l;
+        return 0;
+}
+
+static void hub_link_close_relay(HubLink *l) {
+        l->relay = relay_client_free(l->relay);
+        l->relay_connecting = false;
+}
+
+HubLink *hub_link_free(HubLink *l) {
+        if (!l)
+                return NULL;
+        hub_link_close_relay(l);
+        free(l);
+        return NULL;
+}
+
+HubTransport hub_link_transport(const HubLink *l) {
+        return l ? l->path.transport : HUB_TRANSPORT_UDP;
+}
+
+int hub_link_endpoint(const HubLink *l, union sockaddr_union *ret) {
+        if (!l || l->path.transport != HUB_TRANSPORT_TLS || !l->relay)
+                return 0;
+        return relay_client_local_endpoint(l->relay, ret) < 0 ? 0 : 1;
+}
+
+/* Points the hub's WireGuard entry at endpoint and probes the hub through
+ * it at once: WireGuard sends, the hub roams to where it came from. */
+static void hub_link_point_hub(HubLink *l, const union sockaddr_union *endpoint) {
+        _cleanup_(wg_device_freep) WgDevice *d = calloc(1, sizeof(WgDevice));
+        Manager *m = l->manager;
+        WgPeer *w;
+        int r;
+
+        if (!d || !m->wg || !m->hub || wg_device_add_peer(d, &w) < 0)
+                return (void) log_oom();
+        w->public_key = m->hub->public_key;
+        w->flags = WG_PEER_UPDATE_ONLY | WG_PEER_HAS_ENDPOINT;
+        w->endpoint = *endpoint;
+        r = wg_set_device(m->wg, d);
+        if (r < 0)
+                log_warning_errno(r, "Failed to point the hub entry at its new endpoint: %m");
+        m->hub->oldest_unanswered_usec = 0;
+        peer_probe_now(m->hub, hub_link_now(l));
+}
+
+static void on_relay_event(RelayClient *c, RelayClientEvent event, const char *reason, void *userdata);
+
+static void hub_link_connect_relay(HubLink *l) {
+        Manager *m = l->manager;
+        int r;
+
+        hub_link_close_relay(l);
+        r = relay_client_new(m->event,
+                             &(RelayClientOptions) {
+                                     .control_url = m->credentials.control_url,
+                                     .pin = m->credentials.control_pin,
+                                     .token = m->credentials.token,
+                                     .wg_listen_port = m->listen_port,
+                             },
+                             on_relay_event, l, &l->relay);
+        if (r < 0) {
+                log_warning_errno(r, "Failed to start the TLS relay to %s: %m", m->credentials.control_url);
+                return;
+        }
+        l->relay_connecting = true;
+        log_full_errno_fields(LOG_INFO, 0, &((LogFields) { .peer = "hub" }),
+                              "The hub does not answer over UDP; opening the TLS relay to %s.",
+                              m->credentials.control_url);
+}
+
+static void hub_link_act(HubLink *l, unsigned flags) {
+        Manager *m = l->manager;
+        union sockaddr_union sa;
+
+        if (flags & HUB_PATH_CONNECT_RELAY)
+                hub_link_connect_relay(l);
+        if ((flags & HUB_PATH_USE_TLS) && l->relay && relay_client_local_endpoint(l->relay, &sa) >= 0) {
+                m->hub_tls = true;
+                log_full_errno_fields(LOG_NOTICE, 0,
+                                      &((LogFields) { .message_id = MESSAGE_HUB_TLS, .peer = "hub",
+                                                      .path = "relay-tls" }),
+                                      "The hub is now reached over the TLS relay: no probe reply over UDP.");
+                hub_link_point_hub(l, &sa);
+        }
+        if (flags & HUB_PATH_USE_UDP) {
+                const char *endpoint = m->hub ? peer_current_endpoint(m->hub) : NULL;
+                bool by_echo = l->relay != NULL;
+
+                /* The relay goes first: while it is open, what the hub still
+                 * sends through it would roam the entry back to loopback. If
+                 * UDP fails after all, a new relay is one TLS handshake away. */
+                hub_link_close_relay(l);
+                m->hub_tls = false;
+                log_full_errno_fields(LOG_NOTICE, 0,
+                                      &((LogFields) { .message_id = MESSAGE_HUB_UDP, .peer = "hub",
+                                                      .endpoint = endpoint, .path = "direct" }),
+                                      "The hub is reached over UDP again at %s (%s).", strna(endpoint),
+                                      by_echo ? "the UDP echo answered" : "the TLS relay closed");
+                if (endpoint && endpoint_parse(endpoint, &sa) >= 0)
+                        hub_link_point_hub(l, &sa);
+                l->reassert_until = hub_link_now(l) + HUB_LINK_REASSERT_USEC;
+        }
+        if ((flags & HUB_PATH_CLOSE_RELAY) && l->relay) {
+                log_info("UDP to the hub works; closing the TLS relay.");
+                hub_link_close_relay(l);
+        }
+}
+
+static void hub_link_reassert_udp(HubLink *l, uint64_t now) {
+        _cleanup_(wg_device_freep) WgDevice *d = NULL;
+        Manager *m = l->manager;
+        const char *endpoint;
+        WgPeer *w;
+
+        if (now >= l->reassert_until || l->path.transport != HUB_TRANSPORT_UDP || !m->hub || !m->wg)
+                return;
+        endpoint = peer_current_endpoint(m->hub);
+        d = calloc(1, sizeof(WgDevice));
+        if (!endpoint || !d || wg_device_add_peer(d, &w) < 0)
+                return;
+        w->public_key = m->hub->public_key;
+        w->flags = WG_PEER_UPDATE_ONLY | WG_PEER_HAS_ENDPOINT;
+        if (endpoint_parse(endpoint, &w->endpoint) >= 0)
+                (void) wg_set_device(m->wg, d);
+}
+
+static void hub_link_step(HubLink *l, uint64_t now) {
+        Manager *m = l->manager;
+        const Peer *hub = m->hub;
+
+        if (!hub)
+                return;
+        hub_link_act(l, hub_path_step(&l->path, &(HubPathInput) {
+                .now = now,
+                .relay_possible = m->joined && m->wg && m->credentials.token && m->credentials.control_url,
+                .relay_up = l->relay && relay_client_is_up(l->relay),
+                .relay_connecting = l->relay_connecting,
+                .last_reply = hub->last_reply_usec,
+                .oldest_unanswered = hub->oldest_unanswered_usec,
+                .udp_echo = l->udp_echo_usec,
+                .underlay_changed = m->underlay_changed_usec,
+        }));
+}
+
+static void on_relay_event(RelayClient *c, RelayClientEvent event, const char *reason, void *userdata) {
+        HubLink *l = userdata;
+        uint64_t now = hub_link_now(l);
+
+        switch (event) {
+        case RELAY_CLIENT_UP:
+                l->relay_connecting = false;
+                log_info("TLS relay to %s is up.", l->manager->credentials.control_url);
+                break;
+        case RELAY_CLIENT_CLOSED:
+                log_full_errno_fields(LOG_WARNING, 0, &((LogFields) { .peer = "hub" }), "TLS relay closed: %s",
+                                      strna(reason));
+                hub_link_close_relay(l);
+                break;
+        case RELAY_CLIENT_UDP_WORKS:
+                l->udp_echo_usec = now;
+                break;
+        }
+        hub_link_step(l, now);
+}
+
+void hub_link_tick(HubLink *l, uint64_t now) {
+        if (!l)
+                return;
+        hub_link_reassert_udp(l, now);
+        hub_link_step(l, now);
+}
+
+void hub_link_reset(HubLink *l) {
+        if (!l)
+                return;
+        hub_link_close_relay(l);
+        l->manager->hub_tls = false;
+        hub_path_init(&l->path, hub_link_now(l));
+}
