@@ -25,9 +25,12 @@
 #include "log.h"
 #include "paths.h"
 #include "register-proof.h"
+#include "relay-frame.h"
+#include "relay-server.h"
 #include "request.h"
 #include "time-util.h"
 #include "tls.h"
+#include "udp-echo.h"
 
 #define BODY_MAX (1024 * 1024)
 #define LONG_POLL_MAX_SEC 60
@@ -102,6 +105,12 @@ struct Server {
         HubAllow *hub_allow;
         NetmapHub netmap_hub;
         Hub *hub;
+
+        /* GET /v1/relay and the UDP echo: with the hub only */
+        bool relay_disabled, udp_echo_disabled;
+        unsigned relay_max_streams;
+        RelayServer *relay;
+        UdpEcho *echo;
 };
 
 struct Request {
@@ -114,6 +123,10 @@ struct Request {
         char *body;
         size_t body_size;
         bool too_large;
+
+        /* GET /v1/relay: whose stream the upgrade starts */
+        char *relay_name;
+        WgKey relay_key;
 
         /* GET /v1/netmap */
         bool authenticated;
@@ -153,6 +166,7 @@ static Request *request_free(Request *req) {
         free(req->method);
         free(req->path);
         free(req->body);
+        free(req->relay_name);
         free(req);
         return NULL;
 }
@@ -181,7 +195,7 @@ static enum MHD_Result request_reply(Request *req, unsigned status, char *body, 
         (void) MHD_add_response_header(response, MHD_HTTP_HEADER_CACHE_CONTROL, "no-store");
         if (status == MHD_HTTP_METHOD_NOT_ALLOWED)
                 (void) MHD_add_response_header(response, MHD_HTTP_HEADER_ALLOW,
-                                               streq(req->path, "/v1/netmap") ? "GET" : "POST");
+                                               streq(req->path, "/v1/netmap") || streq(req->path, "/v1/relay") ? "GET" : "POST");
 
         ret = MHD_queue_response(req->connection, status, response);
         MHD_destroy_response(response);
@@ -764,6 +778,113 @@ static enum MHD_Result handle_cert(Request *req) {
         return request_reply(req, MHD_HTTP_OK, text, strlen(text));
 }
 
+/* ---- GET /v1/relay: the HTTP side; the streams are relay-server.c's ---- */
+
+static void on_relay_upgrade(void *cls, struct MHD_Connection *connection, void *con_cls, const char *extra_in,
+                             size_t extra_in_size, MHD_socket sock, struct MHD_UpgradeResponseHandle *urh) {
+        Server *s = cls;
+        Request *req = con_cls;
+
+        if (!s->relay || !req || !req->relay_name) {
+                (void) MHD_upgrade_action(urh, MHD_UPGRADE_ACTION_CLOSE);
+                server_schedule_mhd(s);
+                return;
+        }
+        (void) relay_server_add(s->relay, sock, urh, req->node_id, req->relay_name, &req->relay_key,
+                                (const uint8_t *) extra_in, extra_in_size);
+}
+
+static enum MHD_Result handle_relay(Request *req) {
+        _cleanup_(store_node_done) StoreNode node = {};
+        Server *s = req->server;
+        struct MHD_Response *response;
+        const char *upgrade;
+        enum MHD_Result ret;
+        int64_t id;
+
+        if (request_authenticate_node(req, &id, &node) != MHD_YES || id < 0)
+                return req->status != 0 ? MHD_YES : MHD_NO;
+        upgrade = MHD_lookup_connection_value(req->connection, MHD_HEADER_KIND, MHD_HTTP_HEADER_UPGRADE);
+        if (!upgrade || !streq(upgrade, RELAY_UPGRADE_TOKEN))
+                return request_reply_error(req, MHD_HTTP_BAD_REQUEST, "Upgrade: expected %s", RELAY_UPGRADE_TOKEN);
+        if (s->relay_disabled)
+                return request_reply_error(req, MHD_HTTP_SERVICE_UNAVAILABLE, "relay disabled");
+        if (!s->relay)
+                return request_reply_error(req, MHD_HTTP_SERVICE_UNAVAILABLE, "no hub, no relay");
+        if (!relay_server_has_room(s->relay, id))
+                return request_reply_error(req, MHD_HTTP_SERVICE_UNAVAILABLE, "too many relay streams");
+        if (key_from_base64(node.public_key, &req->relay_key) < 0)
+                return request_reply_internal(req);
+        req->relay_name = strdup(node.name);
+        if (!req->relay_name)
+                return request_reply_oom(req);
+
+        response = MHD_create_response_for_upgrade(on_relay_upgrade, s);
+        if (!response)
+                return MHD_NO;
+        (void) MHD_add_response_header(response, MHD_HTTP_HEADER_CONNECTION, "Upgrade");
+        (void) MHD_add_response_header(response, MHD_HTTP_HEADER_UPGRADE, RELAY_UPGRADE_TOKEN);
+        ret = MHD_queue_response(req->connection, MHD_HTTP_SWITCHING_PROTOCOLS, response);
+        MHD_destroy_response(response);
+        if (ret == MHD_YES)
+                req->status = MHD_HTTP_SWITCHING_PROTOCOLS;
+        return ret;
+}
+
+static void on_relay_closed(void *connection, void *userdata) {
+        (void) MHD_upgrade_action(connection, MHD_UPGRADE_ACTION_CLOSE);
+        server_schedule_mhd(userdata);
+}
+
+static void on_relay_handshake(void *userdata) {
+        Server *s = userdata;
+        (void) hub_read_soon(s->hub);
+}
+
+static bool on_relay_is_member(int64_t id, const WgKey *key, void *userdata) {
+        Server *s = userdata;
+        return hub_has_member(s->hub, key, id);
+}
+
+static int on_relay_restore(const WgKey *key, union sockaddr_union *endpoint, void *userdata) {
+        Server *s = userdata;
+        return hub_restore_endpoint(s->hub, key, endpoint);
+}
+
+static void on_hub_peers(Hub *h, const WgDevice *d, void *userdata) {
+        Server *s = userdata;
+        if (s->relay)
+                relay_server_check_peers(s->relay, d);
+}
+
+/* After the hub: the streams' sockets talk to its port. */
+static int server_start_relay(Server *s) {
+        const RelayServerHooks hooks = {
+                .closed = on_relay_closed,
+                .handshake_forwarded = on_relay_handshake,
+                .is_member = on_relay_is_member,
+                .restore_endpoint = on_relay_restore,
+                .userdata = s,
+        };
+        int r;
+
+        if (!s->hub)
+                return 0;
+        if (!s->relay_disabled) {
+                r = relay_server_new(s->event, s->hub_options.listen_port,
+                                     s->relay_max_streams ?: RELAY_MAX_STREAMS_DEFAULT, &hooks, &s->relay);
+                if (r < 0)
+                        return log_error_errno(r, "Failed to set up the TLS relay: %m");
+                hub_set_peers_handler(s->hub, on_hub_peers, s);
+        }
+        if (!s->udp_echo_disabled) {
+                r = udp_echo_new(s->event, &s->listen, &s->echo);
+                if (r < 0)
+                        return r;
+        }
+        return 0;
+}
+
 static enum MHD_Result request_dispatch(Request *req) {
         static const struct {
                 const char *path;
@@ -777,6 +898,7 @@ static enum MHD_Result request_dispatch(Request *req) {
                 { "/v1/paths", MHD_HTTP_METHOD_POST, handle_paths },
                 { "/v1/cert", MHD_HTTP_METHOD_POST, handle_cert },
                 { "/v1/ca", MHD_HTTP_METHOD_GET, handle_ca },
+                { "/v1/relay", MHD_HTTP_METHOD_GET, handle_relay },
         };
 
         if (req->conn)
@@ -1019,6 +1141,9 @@ static int on_db_poll(sd_event_source *source, uint64_t usec, void *userdata) {
                 /* the version may have been seen already by a snapshot load */
                 if (s->hub)
                         (void) hub_sync(s->hub);
+                /* a removed or expired node's stream goes with its peer */
+                if (s->relay)
+                        relay_server_check_members(s->relay);
         }
 
         r = sd_event_source_set_time_relative(source, DB_POLL_USEC);
@@ -1057,8 +1182,8 @@ static unsigned connection_limit(void) {
 
 static int server_start_mhd(Server *s) {
         const union MHD_DaemonInfo *info;
-        unsigned flags = MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_TLS | MHD_USE_TURBO |
-                         MHD_USE_ERROR_LOG;
+        unsigned flags = MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME | MHD_ALLOW_UPGRADE | MHD_USE_TLS |
+                         MHD_USE_TURBO | MHD_USE_ERROR_LOG;
         int r;
 
         if (s->listen.sa.sa_family == AF_INET6)
@@ -1194,6 +1319,10 @@ Server *server_free(Server *s) {
                 request_unlink(req);
                 MHD_resume_connection(req->connection);
         }
+        /* before MHD stops: every upgraded connection let go; before the
+         * hub, which the streams' hooks use */
+        relay_server_free(s->relay);
+        udp_echo_free(s->echo);
         if (s->daemon)
                 MHD_stop_daemon(s->daemon); /* notifies every connection's close */
         hub_free(s->hub);
@@ -1224,6 +1353,12 @@ Server *server_free(Server *s) {
         explicit_bzero(&s->hub_options.private_key, sizeof(s->hub_options.private_key));
         free(s);
         return NULL;
+}
+
+void server_set_relay(Server *s, bool relay, unsigned max_streams, bool udp_echo) {
+        s->relay_disabled = !relay;
+        s->relay_max_streams = max_streams;
+        s->udp_echo_disabled = !udp_echo;
 }
 
 void server_set_expired_needs_admin(Server *s, bool b) {
@@ -1276,6 +1411,9 @@ int server_run(Server *s) {
                 if (r < 0)
                         return r;
         }
+        r = server_start_relay(s);
+        if (r < 0)
+                return r;
 
         r = server_start_mhd(s);
         if (r < 0)
