@@ -48,6 +48,7 @@
  * byte every few seconds hold a connection forever. */
 #define REQUEST_DEADLINE_USEC (10 * USEC_PER_SEC)
 #define SWEEP_USEC USEC_PER_SEC
+#define UNFINISHED_POLL_MSEC 10
 #define TLS_PRIORITIES "NORMAL:-VERS-ALL:+VERS-TLS1.3:+VERS-TLS1.2"
 
 DEFINE_TRIVIAL_CLEANUP_FUNC(cJSON *, cJSON_Delete);
@@ -111,6 +112,11 @@ struct Server {
         unsigned relay_max_streams;
         RelayServer *relay;
         UdpEcho *echo;
+        /* upgraded connections let go during MHD_run(), handed back after it */
+        bool in_mhd_run;
+        struct MHD_UpgradeResponseHandle **closing;
+        size_t n_closing, n_closing_allocated;
+        size_t n_unfinished; /* let go, but MHD has not closed the connection yet */
 };
 
 struct Request {
@@ -790,8 +796,15 @@ static void on_relay_upgrade(void *cls, struct MHD_Connection *connection, void 
                 server_schedule_mhd(s);
                 return;
         }
-        (void) relay_server_add(s->relay, sock, urh, req->node_id, req->relay_name, &req->relay_key,
-                                (const uint8_t *) extra_in, extra_in_size);
+        const union MHD_ConnectionInfo *info = MHD_get_connection_info(connection,
+                                                                        MHD_CONNECTION_INFO_CONNECTION_FD);
+
+        /* MHD forwards between the TLS socket and sock inside MHD_run(),
+         * but (0.9.75, TLS, epoll) the events of an upgraded connection do
+         * not reliably wake its epoll fd: the stream watches the TLS socket
+         * itself and has MHD run whenever either side moved. */
+        (void) relay_server_add(s->relay, sock, info ? info->connect_fd : -1, urh, req->node_id,
+                                req->relay_name, &req->relay_key, (const uint8_t *) extra_in, extra_in_size);
 }
 
 static enum MHD_Result handle_relay(Request *req) {
@@ -831,8 +844,32 @@ static enum MHD_Result handle_relay(Request *req) {
         return ret;
 }
 
+/* Inside MHD_run() (a stream replaced from the upgrade handler of its
+ * successor) MHD 0.9.75 never finishes a connection closed there: its TLS
+ * connection stays open. So such closes wait for the end of MHD_run(). */
 static void on_relay_closed(void *connection, void *userdata) {
+        Server *s = userdata;
+
+        s->n_unfinished++;
+        if (s->in_mhd_run) {
+                if (s->n_closing == s->n_closing_allocated) {
+                        size_t n = MAX(s->n_closing_allocated * 2, (size_t) 8);
+                        void *p = reallocarray(s->closing, n, sizeof(*s->closing));
+                        if (p) {
+                                s->closing = p;
+                                s->n_closing_allocated = n;
+                        }
+                }
+                if (s->n_closing < s->n_closing_allocated) {
+                        s->closing[s->n_closing++] = connection;
+                        return;
+                }
+        }
         (void) MHD_upgrade_action(connection, MHD_UPGRADE_ACTION_CLOSE);
+        server_schedule_mhd(s);
+}
+
+static void on_relay_kick(void *userdata) {
         server_schedule_mhd(userdata);
 }
 
@@ -861,6 +898,7 @@ static void on_hub_peers(Hub *h, const WgDevice *d, void *userdata) {
 static int server_start_relay(Server *s) {
         const RelayServerHooks hooks = {
                 .closed = on_relay_closed,
+                .kick = on_relay_kick,
                 .handshake_forwarded = on_relay_handshake,
                 .is_member = on_relay_is_member,
                 .restore_endpoint = on_relay_restore,
@@ -983,6 +1021,7 @@ static enum MHD_Result on_access(void *cls, struct MHD_Connection *connection, c
 
 static void on_completed(void *cls, struct MHD_Connection *connection, void **con_cls,
                          enum MHD_RequestTerminationCode toe) {
+        Server *s = cls;
         Request *req = *con_cls;
         const union MHD_ConnectionInfo *info;
         char peer[ENDPOINT_STRLEN] = "?";
@@ -990,6 +1029,8 @@ static void on_completed(void *cls, struct MHD_Connection *connection, void **co
         if (!req)
                 return;
         *con_cls = NULL;
+        if (req->status == MHD_HTTP_SWITCHING_PROTOCOLS && req->relay_name && s->n_unfinished > 0)
+                s->n_unfinished--;
         if (req->conn) {
                 req->conn->in_request = false;
                 req->conn->since = clock_usec(CLOCK_MONOTONIC);
@@ -1096,9 +1137,26 @@ static void server_run_mhd(Server *s) {
 
         if (!s->daemon)
                 return;
+        s->in_mhd_run = true;
         (void) MHD_run(s->daemon);
+        s->in_mhd_run = false;
+        if (s->n_closing > 0) {
+                for (size_t i = 0; i < s->n_closing; i++)
+                        (void) MHD_upgrade_action(s->closing[i], MHD_UPGRADE_ACTION_CLOSE);
+                s->n_closing = 0;
+                (void) MHD_run(s->daemon);
+        }
 
-        if (MHD_get_timeout(s->daemon, &timeout_ms) == MHD_YES) {
+        /* MHD 0.9.75 with TLS and epoll finishes an upgraded connection that
+         * the application let go only in a later MHD_run(), and nothing in
+         * its epoll set wakes us for it: the TLS connection would stay open
+         * until some other connection's traffic. So while one is pending,
+         * MHD runs again soon. */
+        if (MHD_get_timeout(s->daemon, &timeout_ms) != MHD_YES)
+                timeout_ms = UINT64_MAX;
+        if (s->n_unfinished > 0)
+                timeout_ms = MIN(timeout_ms, (MHD_UNSIGNED_LONG_LONG) UNFINISHED_POLL_MSEC);
+        if (timeout_ms != UINT64_MAX) {
                 r = sd_event_source_set_time_relative(s->mhd_timer, (uint64_t) timeout_ms * USEC_PER_MSEC);
                 if (r >= 0)
                         r = sd_event_source_set_enabled(s->mhd_timer, SD_EVENT_ONESHOT);
@@ -1350,6 +1408,7 @@ Server *server_free(Server *s) {
         free(s->hub_public_key);
         free(s->hub_endpoint);
         free(s->hub_allow);
+        free(s->closing);
         explicit_bzero(&s->hub_options.private_key, sizeof(s->hub_options.private_key));
         free(s);
         return NULL;

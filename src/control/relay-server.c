@@ -37,7 +37,7 @@ struct RelayStream {
         int udp_fd;
         union sockaddr_union local; /* 127.0.0.1:port, the hub sees the node here */
         char local_text[ENDPOINT_STRLEN];
-        sd_event_source *fd_source, *udp_source;
+        sd_event_source *fd_source, *udp_source, *net_source;
 
         int64_t id;
         char *name;
@@ -133,6 +133,7 @@ static RelayStream *relay_stream_free(RelayStream *st) {
                 return NULL;
         sd_event_source_disable_unref(st->fd_source);
         sd_event_source_disable_unref(st->udp_source);
+        sd_event_source_disable_unref(st->net_source);
         safe_close(st->udp_fd);
         relay_queue_done(&st->out);
         free(st->name);
@@ -174,6 +175,11 @@ static void relay_stream_update_events(RelayStream *st) {
                 (void) log_warning_errno(r, "Relay stream of node %s: failed to update events: %m", st->name);
 }
 
+static void relay_server_kick(RelayServer *rs) {
+        if (rs->hooks.kick)
+                rs->hooks.kick(rs->hooks.userdata);
+}
+
 /* 0, or -EPIPE when the stream was closed. */
 static int relay_stream_flush(RelayStream *st) {
         ssize_t n = relay_queue_flush(&st->out, st->fd);
@@ -182,8 +188,10 @@ static int relay_stream_flush(RelayStream *st) {
                 relay_stream_close(st, LOG_INFO, "write failed: %s", strerror((int) -n));
                 return -EPIPE;
         }
-        if (n > 0)
+        if (n > 0) {
                 st->last_progress_usec = clock_usec(CLOCK_MONOTONIC);
+                relay_server_kick(st->server);
+        }
         relay_stream_update_events(st);
         return 0;
 }
@@ -247,6 +255,8 @@ static int on_stream_io(sd_event_source *source, int fd, uint32_t revents, void 
         if (!(revents & (EPOLLIN | EPOLLHUP | EPOLLERR)))
                 return 0;
 
+        /* what we take makes room for more from the network */
+        relay_server_kick(st->server);
         while (budget > 0) {
                 ssize_t n = recv(fd, buf, MIN(sizeof(buf), budget), MSG_DONTWAIT);
 
@@ -264,6 +274,20 @@ static int on_stream_io(sd_event_source *source, int fd, uint32_t revents, void 
                         return 0;
                 budget -= (size_t) n;
         }
+        return 0;
+}
+
+/* The network socket is the connection's: we only learn that it moved. */
+static int on_net_io(sd_event_source *source, int fd, uint32_t revents, void *userdata) {
+        RelayStream *st = userdata;
+
+        /* MHD (0.9.75) stops reading a TLS connection whose peer hung up but
+         * never tells the upgraded socket; this is how we learn it */
+        if (revents & (EPOLLRDHUP | EPOLLHUP | EPOLLERR)) {
+                relay_stream_close(st, LOG_INFO, "connection closed by the node");
+                return 0;
+        }
+        relay_server_kick(st->server);
         return 0;
 }
 
@@ -331,8 +355,8 @@ size_t relay_server_n_streams(const RelayServer *rs) {
         return rs->n_streams;
 }
 
-static int relay_stream_new(RelayServer *rs, int fd, void *connection, int64_t id, const char *name,
-                            const WgKey *key, RelayStream **ret) {
+static int relay_stream_new(RelayServer *rs, int fd, int net_fd, void *connection, int64_t id,
+                            const char *name, const WgKey *key, RelayStream **ret) {
         RelayStream *st;
         uint64_t now = clock_usec(CLOCK_MONOTONIC);
         int r;
@@ -360,6 +384,9 @@ static int relay_stream_new(RelayServer *rs, int fd, void *connection, int64_t i
                 r = sd_event_add_io(rs->event, &st->fd_source, fd, EPOLLIN, on_stream_io, st);
         if (r >= 0)
                 r = sd_event_add_io(rs->event, &st->udp_source, st->udp_fd, EPOLLIN, on_udp_io, st);
+        if (r >= 0 && net_fd >= 0)
+                r = sd_event_add_io(rs->event, &st->net_source, net_fd, EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET,
+                                    on_net_io, st);
         if (r < 0) {
                 relay_stream_free(st);
                 return r;
@@ -368,8 +395,8 @@ static int relay_stream_new(RelayServer *rs, int fd, void *connection, int64_t i
         return 0;
 }
 
-int relay_server_add(RelayServer *rs, int fd, void *connection, int64_t id, const char *name, const WgKey *key,
-                     const uint8_t *extra, size_t n_extra) {
+int relay_server_add(RelayServer *rs, int fd, int net_fd, void *connection, int64_t id, const char *name,
+                     const WgKey *key, const uint8_t *extra, size_t n_extra) {
         RelayStream *st, *old;
         int r;
 
@@ -384,7 +411,7 @@ int relay_server_add(RelayServer *rs, int fd, void *connection, int64_t id, cons
                 return -EBUSY;
         }
 
-        r = relay_stream_new(rs, fd, connection, id, name, key, &st);
+        r = relay_stream_new(rs, fd, net_fd, connection, id, name, key, &st);
         if (r < 0) {
                 log_full_errno_fields(LOG_ERR, r, &((LogFields) { .peer = name, .path = "relay" }),
                                       "Relay stream of node %s failed to start: %m", name);

@@ -35,6 +35,10 @@ typedef struct RelayServerHooks {
         /* The stream is gone: release its connection (the upgraded socket
          * must not be used any more). Required. */
         void (*closed)(void *connection, void *userdata);
+        /* The connection's sockets moved (we read or wrote the upgraded
+         * socket, or its network socket became ready): the HTTP layer must
+         * run to forward. May be NULL. */
+        void (*kick)(void *userdata);
         /* A handshake was handed to the hub: read its peers soon (then call
          * relay_server_check_peers()). May be NULL. */
         void (*handshake_forwarded)(void *userdata);
@@ -63,11 +67,13 @@ bool relay_server_has_room(const RelayServer *rs, int64_t id);
 size_t relay_server_n_streams(const RelayServer *rs);
 
 /* Serves a stream on fd (the upgraded socket, owned by the connection: it is
- * never closed here). extra: bytes the HTTP layer already read past the
- * request. A stream of the same node is closed first ("replaced"). On
- * failure the closed hook has been called already. */
-int relay_server_add(RelayServer *rs, int fd, void *connection, int64_t id, const char *name, const WgKey *key,
-                     const uint8_t *extra, size_t n_extra);
+ * never closed here). net_fd: the connection's network socket, or -1;
+ * watched (edge-triggered, never read) only to call the kick hook. extra:
+ * bytes the HTTP layer already read past the request. A stream of the same
+ * node is closed first ("replaced"). On failure the closed hook has been
+ * called already. */
+int relay_server_add(RelayServer *rs, int fd, int net_fd, void *connection, int64_t id, const char *name,
+                     const WgKey *key, const uint8_t *extra, size_t n_extra);
 
 /* The hub's peers as just read: closes every stream whose loopback socket is
  * another node's hub entry, and has that entry put back. */

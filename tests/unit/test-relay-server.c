@@ -186,7 +186,7 @@ static int add_stream(Fixture *f, int64_t id, void *conn) {
 
         snprintf(name, sizeof(name), "node%i", (int) id);
         assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK, 0, sv), 0);
-        assert_int_equal(relay_server_add(f->rs, sv[0], conn, id, name, &k, NULL, 0), 0);
+        assert_int_equal(relay_server_add(f->rs, sv[0], -1, conn, id, name, &k, NULL, 0), 0);
         return sv[1];
 }
 
@@ -266,7 +266,7 @@ static void test_cap(void **state) {
         assert_false(relay_server_has_room(f->rs, 4));
         assert_true(relay_server_has_room(f->rs, 3)); /* its own replaces */
         assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK, 0, sv), 0);
-        assert_int_equal(relay_server_add(f->rs, sv[0], (void *) 0x4, 4, "node4", &k, NULL, 0), -EBUSY);
+        assert_int_equal(relay_server_add(f->rs, sv[0], -1, (void *) 0x4, 4, "node4", &k, NULL, 0), -EBUSY);
         assert_int_equal(f->closed, 1);
         assert_ptr_equal(f->last_closed, (void *) 0x4);
         close(a);
