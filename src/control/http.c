@@ -799,10 +799,11 @@ static void on_relay_upgrade(void *cls, struct MHD_Connection *connection, void 
         const union MHD_ConnectionInfo *info = MHD_get_connection_info(connection,
                                                                         MHD_CONNECTION_INFO_CONNECTION_FD);
 
-        /* MHD forwards between the TLS socket and sock inside MHD_run(),
-         * but (0.9.75, TLS, epoll) the events of an upgraded connection do
-         * not reliably wake its epoll fd: the stream watches the TLS socket
-         * itself and has MHD run whenever either side moved. */
+        /* MHD forwards between the TLS socket and sock inside MHD_run().
+         * It never shuts sock down when the node hangs up (0.9.75), so the
+         * stream watches the TLS socket itself (edge-triggered, never
+         * reading it): for the hang-up, and to have MHD run whenever either
+         * side moved rather than rely on MHD's nested epoll sets alone. */
         (void) relay_server_add(s->relay, sock, info ? info->connect_fd : -1, urh, req->node_id,
                                 req->relay_name, &req->relay_key, (const uint8_t *) extra_in, extra_in_size);
 }

@@ -523,6 +523,25 @@ def test_attack_relay_stream_limit_and_replacement(lab):
     api.close()
 
 
+def test_attack_relay_removed_node_loses_its_stream(lab, control):
+    """A node removed (by another process) while its stream is open: the
+    stream is closed within a second or two, with a line naming it."""
+    client = lab.add_host("client", meshlab.CLIENT_ADDRESS)
+    key = control.authkey(reusable=True)
+    api = meshlab.ControlApi(client, control)
+    a, b = register(api, control, key, "leaver"), register(api, control, key, "stayer")
+    leaver, stayer = Relay(client, control, a.token), Relay(client, control, b.token)
+    assert leaver.status == 101 and stayer.status == 101
+    control.remove_node("leaver")
+    assert leaver.closed_by_server(5)
+    wait_until(lambda: log_lines(control, r"Relay stream of node leaver closed: node removed or expired\."), 5,
+               what="removed line")
+    assert not stayer.closed_by_server(1)
+    assert not log_lines(control, r"Relay stream of node stayer closed")
+    stayer.close()
+    api.close()
+
+
 def test_attack_relay_no_relay_option(lab):
     control = lab.add_control(hub_args=["--no-relay", "--no-udp-echo"])
     client = lab.add_host("client", meshlab.CLIENT_ADDRESS)
