@@ -42,7 +42,7 @@ static bool udp_echo_handle(UdpEcho *e, uint64_t now) {
                 struct cmsghdr align;
                 uint8_t buf[CMSG_SPACE(MAX(sizeof(struct in_pktinfo), sizeof(struct in6_pktinfo)))];
         } control;
-        struct iovec iov = { buf, sizeof(buf) };
+        struct iovec iov = {buf, sizeof(buf)};
         struct msghdr mh = {
                 .msg_name = &from,
                 .msg_namelen = sizeof(from),
@@ -67,7 +67,8 @@ static bool udp_echo_handle(UdpEcho *e, uint64_t now) {
         if (!rate_limit_take(&e->limit, now)) {
                 if (e->refused++ % 1000 == 0)
                         log_notice("UDP echo: more than %u requests a second, not answering all "
-                                   "(%" PRIu64 " so far).", UDP_ECHO_RATE, e->refused);
+                                   "(%" PRIu64 " so far).",
+                                   UDP_ECHO_RATE, e->refused);
                 return true;
         }
         /* the same control data back: the pktinfo names our source address */
@@ -116,8 +117,10 @@ int udp_echo_new(sd_event *event, const union sockaddr_union *listen, UdpEcho **
         if (r < 0)
                 return log_error_errno(-errno, "Failed to set up the UDP echo socket: %m");
         if (bind(e->fd, &listen->sa, endpoint_socklen(listen)) < 0)
-                return log_error_errno(-errno, "Failed to bind the UDP echo to %s: %m "
-                                       "(--no-udp-echo runs without it).", e->listen_text);
+                return log_error_errno(-errno,
+                                       "Failed to bind the UDP echo to %s: %m "
+                                       "(--no-udp-echo runs without it).",
+                                       e->listen_text);
         r = sd_event_add_io(event, &e->source, e->fd, EPOLLIN, on_echo, e);
         if (r < 0)
                 return log_error_errno(r, "Failed to watch the UDP echo socket: %m");
