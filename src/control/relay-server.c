@@ -453,14 +453,17 @@ static void relay_stream_check(RelayStream *st, uint64_t now) {
                         (unsigned) (RELAY_STALL_USEC / USEC_PER_SEC), st->out.used, st->dropped);
 }
 
-static int on_tick(sd_event_source *source, uint64_t usec, void *userdata) {
-        RelayServer *rs = userdata;
-        uint64_t now = clock_usec(CLOCK_MONOTONIC);
-
+void relay_server_check_timeouts(RelayServer *rs, uint64_t now_usec) {
         for (RelayStream *st = rs->streams, *next; st; st = next) {
                 next = st->next;
-                relay_stream_check(st, now);
+                relay_stream_check(st, now_usec);
         }
+}
+
+static int on_tick(sd_event_source *source, uint64_t usec, void *userdata) {
+        RelayServer *rs = userdata;
+
+        relay_server_check_timeouts(rs, clock_usec(CLOCK_MONOTONIC));
         relay_server_arm_tick(rs);
         return 0;
 }

@@ -78,6 +78,9 @@ int relay_server_add(RelayServer *rs, int fd, int net_fd, void *connection, int6
 /* The hub's peers as just read: closes every stream whose loopback socket is
  * another node's hub entry, and has that entry put back. */
 void relay_server_check_peers(RelayServer *rs, const WgDevice *d);
+/* What the once-a-second tick does (now_usec: CLOCK_MONOTONIC): closes the
+ * streams of non-members, idle ones and those whose node stopped reading. */
+void relay_server_check_timeouts(RelayServer *rs, uint64_t now_usec);
 /* Closes the streams of nodes that are not members any more. */
 void relay_server_check_members(RelayServer *rs);
 

@@ -153,7 +153,7 @@ static int setup(void **state) {
         assert_int_equal(bind(f->hub_fd, &sa.sa, sizeof(sa.in)), 0);
         assert_int_equal(getsockname(f->hub_fd, &sa.sa, &len), 0);
         f->hub_port = ntohs(sa.in.sin_port);
-        assert_int_equal(relay_server_new(f->event, f->hub_port, 2, &hooks, &f->rs), 0);
+        assert_int_equal(relay_server_new(f->event, f->hub_port, 3, &hooks, &f->rs), 0);
         *state = f;
         return 0;
 }
@@ -260,7 +260,8 @@ static void test_not_wireguard(void **state) {
 
 static void test_cap(void **state) {
         Fixture *f = *state;
-        int a = add_stream(f, 2, (void *) 0x2), b = add_stream(f, 3, (void *) 0x3), sv[2];
+        int a = add_stream(f, 2, (void *) 0x2), b = add_stream(f, 3, (void *) 0x3), c = add_stream(f, 5, NULL);
+        int sv[2];
         WgKey k = key_of(4);
 
         assert_false(relay_server_has_room(f->rs, 4));
@@ -271,6 +272,7 @@ static void test_cap(void **state) {
         assert_ptr_equal(f->last_closed, (void *) 0x4);
         close(a);
         close(b);
+        close(c);
         close(sv[0]);
         close(sv[1]);
 }
@@ -335,6 +337,51 @@ static void test_node_hangs_up(void **state) {
         assert_int_equal(relay_server_n_streams(f->rs), 0);
 }
 
+static void test_idle_and_stalled(void **state) {
+        Fixture *f = *state;
+        int idle = add_stream(f, 1, (void *) 0x1), busy = add_stream(f, 2, (void *) 0x2);
+        int sloth = add_stream(f, 3, (void *) 0x3);
+        uint8_t data[32] = { 4 }, big[1024] = { 4 };
+        union sockaddr_union sloth_sock, busy_sock;
+        socklen_t len = sizeof(sloth_sock);
+        uint64_t t0 = clock_usec(CLOCK_MONOTONIC);
+        int small = 4096;
+
+        /* the sloth's socket buffer is small, and it never reads */
+        assert_int_equal(setsockopt(sloth, SOL_SOCKET, SO_RCVBUF, &small, sizeof(small)), 0);
+        send_frame(sloth, data, sizeof(data));
+        run_loop(f);
+        assert_true(recvfrom(f->hub_fd, data, sizeof(data), 0, &sloth_sock.sa, &len) > 0);
+        send_frame(busy, data, sizeof(data));
+        run_loop(f);
+        len = sizeof(busy_sock);
+        assert_true(recvfrom(f->hub_fd, data, sizeof(data), 0, &busy_sock.sa, &len) > 0);
+        /* the hub sends the sloth far more than its queue holds */
+        for (int i = 0; i < 2000; i++) {
+                (void) sendto(f->hub_fd, big, sizeof(big), MSG_DONTWAIT, &sloth_sock.sa, len);
+                if (i % 100 == 0)
+                        run_loop(f);
+        }
+        run_loop(f);
+        assert_int_equal(f->closed, 0); /* dropped like UDP, not closed at once */
+
+        /* 10 s on: the sloth made no progress; the busy one sent a frame */
+        send_frame(busy, data, sizeof(data));
+        run_loop(f);
+        relay_server_check_timeouts(f->rs, t0 + RELAY_STALL_USEC + USEC_PER_SEC);
+        assert_int_equal(f->closed, 1);
+        assert_ptr_equal(f->last_closed, (void *) 0x3);
+        /* not yet 90 s without a frame: both stay; past that, both go */
+        relay_server_check_timeouts(f->rs, t0 + RELAY_IDLE_USEC - USEC_PER_SEC);
+        assert_int_equal(f->closed, 1);
+        relay_server_check_timeouts(f->rs, clock_usec(CLOCK_MONOTONIC) + RELAY_IDLE_USEC);
+        assert_int_equal(f->closed, 3);
+        assert_int_equal(relay_server_n_streams(f->rs), 0);
+        close(idle);
+        close(busy);
+        close(sloth);
+}
+
 int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_queue),
@@ -348,6 +395,7 @@ int main(void) {
                 cmocka_unit_test_setup_teardown(test_foreign_peer, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_removed_member, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_node_hangs_up, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_idle_and_stalled, setup, teardown),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }
