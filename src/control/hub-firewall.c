@@ -187,7 +187,7 @@ static void put_handshake_limit(FILE *f, uint16_t port) {
          * limit would let one stream's flood starve the handshakes of every
          * other. meshd-control limits handshakes per stream instead
          * (relay-server.c). */
-        fprintf(f, "\t\tiifname \"lo\" udp dport %u return comment \"TLS relay streams, limited per stream\"\n",
+        fprintf(f, "\t\tiifname \"lo\" udp dport %u counter return comment \"TLS relay streams, limited per stream\"\n",
                 port);
         fprintf(f,
                 "\t\tmeta nfproto ipv4 udp dport %1$u udp length %2$u @th,64,32 0x01000000 "

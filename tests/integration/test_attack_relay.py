@@ -503,6 +503,53 @@ def test_attack_relay_slow_reader(relay_lab):
     sloth.close()
 
 
+def rule_packets(ns, table, chain, comment) -> int:
+    listing = ns.exec("nft", "list", "chain", "inet", table, chain, check=True).stdout
+    return sum(int(line.split("counter packets ")[1].split()[0]) for line in listing.splitlines()
+               if f'comment "{comment}"' in line)
+
+
+def initiation() -> bytes:
+    """Shaped like a WireGuard handshake initiation (type 1, 148 bytes);
+    the hub's wireguard-go drops it (no valid MAC), cheaply."""
+    return b"\x01\x00\x00\x00" + os.urandom(144)
+
+
+def test_attack_relay_handshakes_limited_per_stream(lab, control):
+    """Every stream reaches the hub from 127.0.0.1: the hub firewall's
+    per-source handshake limit (burst 100) would let one stream starve all
+    others, so loopback is left to the relay, which limits each stream
+    (burst 20, then 10 a second) and drops the rest without closing it."""
+    client = lab.add_host("client", meshlab.CLIENT_ADDRESS)
+    key = control.authkey(reusable=True)
+    api = meshlab.ControlApi(client, control)
+    table = f"meshd_hub_{control.hub_interface}"
+    relayed = lambda: rule_packets(control.ns, table, "input", "TLS relay streams, limited per stream")
+    flood = lambda: rule_packets(control.ns, table, "input", "handshake flood")
+    streams = [Relay(client, control, register(api, control, key, f"n{i}").token) for i in range(8)]
+    assert all(r.status == 101 for r in streams)
+    before, dropped = relayed(), flood()
+
+    # 8 streams × 20: more than the firewall's per-source burst, all within each stream's own
+    for r in streams:
+        r.send_raw(b"".join(struct.pack("!H", 148) + initiation() for _ in range(20)))
+    wait_until(lambda: relayed() - before >= 160, 5, what="160 initiations at the hub")
+    assert flood() == dropped
+
+    # one stream flooding: its burst and rate reach the hub, the rest is dropped
+    before = relayed()
+    start = time.monotonic()
+    streams[0].send_raw(b"".join(struct.pack("!H", 148) + initiation() for _ in range(500)))
+    time.sleep(1.0)     # let whatever would get through arrive before counting
+    passed = relayed() - before
+    assert passed <= 20 + 10 * (time.monotonic() - start + 1), passed
+    assert not any(r.closed_by_server(0.2) for r in streams)
+    assert not log_lines(control, r"Relay stream of node n\d closed")
+    for r in streams:
+        r.close()
+    api.close()
+
+
 def test_attack_relay_stream_limit_and_replacement(lab):
     """--relay-max-streams: past it 503 "too many relay streams"; a node's
     new stream replaces its old one (which is closed); --no-relay: 503."""
