@@ -25,9 +25,12 @@
 #include "log.h"
 #include "paths.h"
 #include "register-proof.h"
+#include "relay-frame.h"
+#include "relay-server.h"
 #include "request.h"
 #include "time-util.h"
 #include "tls.h"
+#include "udp-echo.h"
 
 #define BODY_MAX (1024 * 1024)
 #define LONG_POLL_MAX_SEC 60
@@ -45,6 +48,7 @@
  * byte every few seconds hold a connection forever. */
 #define REQUEST_DEADLINE_USEC (10 * USEC_PER_SEC)
 #define SWEEP_USEC USEC_PER_SEC
+#define UNFINISHED_POLL_MSEC 10
 #define TLS_PRIORITIES "NORMAL:-VERS-ALL:+VERS-TLS1.3:+VERS-TLS1.2"
 
 DEFINE_TRIVIAL_CLEANUP_FUNC(cJSON *, cJSON_Delete);
@@ -102,6 +106,17 @@ struct Server {
         HubAllow *hub_allow;
         NetmapHub netmap_hub;
         Hub *hub;
+
+        /* GET /v1/relay and the UDP echo: with the hub only */
+        bool relay_disabled, udp_echo_disabled;
+        unsigned relay_max_streams;
+        RelayServer *relay;
+        UdpEcho *echo;
+        /* upgraded connections let go during MHD_run(), handed back after it */
+        bool in_mhd_run;
+        struct MHD_UpgradeResponseHandle **closing;
+        size_t n_closing, n_closing_allocated;
+        size_t n_unfinished; /* let go, but MHD has not closed the connection yet */
 };
 
 struct Request {
@@ -114,6 +129,10 @@ struct Request {
         char *body;
         size_t body_size;
         bool too_large;
+
+        /* GET /v1/relay: whose stream the upgrade starts */
+        char *relay_name;
+        WgKey relay_key;
 
         /* GET /v1/netmap */
         bool authenticated;
@@ -153,6 +172,7 @@ static Request *request_free(Request *req) {
         free(req->method);
         free(req->path);
         free(req->body);
+        free(req->relay_name);
         free(req);
         return NULL;
 }
@@ -181,7 +201,7 @@ static enum MHD_Result request_reply(Request *req, unsigned status, char *body, 
         (void) MHD_add_response_header(response, MHD_HTTP_HEADER_CACHE_CONTROL, "no-store");
         if (status == MHD_HTTP_METHOD_NOT_ALLOWED)
                 (void) MHD_add_response_header(response, MHD_HTTP_HEADER_ALLOW,
-                                               streq(req->path, "/v1/netmap") ? "GET" : "POST");
+                                               streq(req->path, "/v1/netmap") || streq(req->path, "/v1/relay") ? "GET" : "POST");
 
         ret = MHD_queue_response(req->connection, status, response);
         MHD_destroy_response(response);
@@ -764,6 +784,146 @@ static enum MHD_Result handle_cert(Request *req) {
         return request_reply(req, MHD_HTTP_OK, text, strlen(text));
 }
 
+/* ---- GET /v1/relay: the HTTP side; the streams are relay-server.c's ---- */
+
+static void on_relay_upgrade(void *cls, struct MHD_Connection *connection, void *con_cls, const char *extra_in,
+                             size_t extra_in_size, MHD_socket sock, struct MHD_UpgradeResponseHandle *urh) {
+        Server *s = cls;
+        Request *req = con_cls;
+
+        if (!s->relay || !req || !req->relay_name) {
+                (void) MHD_upgrade_action(urh, MHD_UPGRADE_ACTION_CLOSE);
+                server_schedule_mhd(s);
+                return;
+        }
+        const union MHD_ConnectionInfo *info = MHD_get_connection_info(connection,
+                                                                        MHD_CONNECTION_INFO_CONNECTION_FD);
+
+        /* MHD forwards between the TLS socket and sock inside MHD_run().
+         * It never shuts sock down when the node hangs up (0.9.75), so the
+         * stream watches the TLS socket itself (edge-triggered, never
+         * reading it): for the hang-up, and to have MHD run whenever either
+         * side moved rather than rely on MHD's nested epoll sets alone. */
+        (void) relay_server_add(s->relay, sock, info ? info->connect_fd : -1, urh, req->node_id,
+                                req->relay_name, &req->relay_key, (const uint8_t *) extra_in, extra_in_size);
+}
+
+static enum MHD_Result handle_relay(Request *req) {
+        _cleanup_(store_node_done) StoreNode node = {};
+        Server *s = req->server;
+        struct MHD_Response *response;
+        const char *upgrade;
+        enum MHD_Result ret;
+        int64_t id;
+
+        if (request_authenticate_node(req, &id, &node) != MHD_YES || id < 0)
+                return req->status != 0 ? MHD_YES : MHD_NO;
+        upgrade = MHD_lookup_connection_value(req->connection, MHD_HEADER_KIND, MHD_HTTP_HEADER_UPGRADE);
+        if (!upgrade || !streq(upgrade, RELAY_UPGRADE_TOKEN))
+                return request_reply_error(req, MHD_HTTP_BAD_REQUEST, "Upgrade: expected %s", RELAY_UPGRADE_TOKEN);
+        if (s->relay_disabled)
+                return request_reply_error(req, MHD_HTTP_SERVICE_UNAVAILABLE, "relay disabled");
+        if (!s->relay)
+                return request_reply_error(req, MHD_HTTP_SERVICE_UNAVAILABLE, "no hub, no relay");
+        if (!relay_server_has_room(s->relay, id))
+                return request_reply_error(req, MHD_HTTP_SERVICE_UNAVAILABLE, "too many relay streams");
+        if (key_from_base64(node.public_key, &req->relay_key) < 0)
+                return request_reply_internal(req);
+        req->relay_name = strdup(node.name);
+        if (!req->relay_name)
+                return request_reply_oom(req);
+
+        response = MHD_create_response_for_upgrade(on_relay_upgrade, s);
+        if (!response)
+                return MHD_NO;
+        (void) MHD_add_response_header(response, MHD_HTTP_HEADER_CONNECTION, "Upgrade");
+        (void) MHD_add_response_header(response, MHD_HTTP_HEADER_UPGRADE, RELAY_UPGRADE_TOKEN);
+        ret = MHD_queue_response(req->connection, MHD_HTTP_SWITCHING_PROTOCOLS, response);
+        MHD_destroy_response(response);
+        if (ret == MHD_YES)
+                req->status = MHD_HTTP_SWITCHING_PROTOCOLS;
+        return ret;
+}
+
+/* Inside MHD_run() (a stream replaced from the upgrade handler of its
+ * successor) MHD 0.9.75 never finishes a connection closed there: its TLS
+ * connection stays open. So such closes wait for the end of MHD_run(). */
+static void on_relay_closed(void *connection, void *userdata) {
+        Server *s = userdata;
+
+        s->n_unfinished++;
+        if (s->in_mhd_run) {
+                if (s->n_closing == s->n_closing_allocated) {
+                        size_t n = MAX(s->n_closing_allocated * 2, (size_t) 8);
+                        void *p = reallocarray(s->closing, n, sizeof(*s->closing));
+                        if (p) {
+                                s->closing = p;
+                                s->n_closing_allocated = n;
+                        }
+                }
+                if (s->n_closing < s->n_closing_allocated) {
+                        s->closing[s->n_closing++] = connection;
+                        return;
+                }
+        }
+        (void) MHD_upgrade_action(connection, MHD_UPGRADE_ACTION_CLOSE);
+        server_schedule_mhd(s);
+}
+
+static void on_relay_kick(void *userdata) {
+        server_schedule_mhd(userdata);
+}
+
+static void on_relay_handshake(void *userdata) {
+        Server *s = userdata;
+        (void) hub_read_soon(s->hub);
+}
+
+static bool on_relay_is_member(int64_t id, const WgKey *key, void *userdata) {
+        Server *s = userdata;
+        return hub_has_member(s->hub, key, id);
+}
+
+static int on_relay_restore(const WgKey *key, union sockaddr_union *endpoint, void *userdata) {
+        Server *s = userdata;
+        return hub_restore_endpoint(s->hub, key, endpoint);
+}
+
+static void on_hub_peers(Hub *h, const WgDevice *d, void *userdata) {
+        Server *s = userdata;
+        if (s->relay)
+                relay_server_check_peers(s->relay, d);
+}
+
+/* After the hub: the streams' sockets talk to its port. */
+static int server_start_relay(Server *s) {
+        const RelayServerHooks hooks = {
+                .closed = on_relay_closed,
+                .kick = on_relay_kick,
+                .handshake_forwarded = on_relay_handshake,
+                .is_member = on_relay_is_member,
+                .restore_endpoint = on_relay_restore,
+                .userdata = s,
+        };
+        int r;
+
+        if (!s->hub)
+                return 0;
+        if (!s->relay_disabled) {
+                r = relay_server_new(s->event, s->hub_options.listen_port,
+                                     s->relay_max_streams ?: RELAY_MAX_STREAMS_DEFAULT, &hooks, &s->relay);
+                if (r < 0)
+                        return log_error_errno(r, "Failed to set up the TLS relay: %m");
+                hub_set_peers_handler(s->hub, on_hub_peers, s);
+        }
+        if (!s->udp_echo_disabled) {
+                r = udp_echo_new(s->event, &s->listen, &s->echo);
+                if (r < 0)
+                        return r;
+        }
+        return 0;
+}
+
 static enum MHD_Result request_dispatch(Request *req) {
         static const struct {
                 const char *path;
@@ -777,6 +937,7 @@ static enum MHD_Result request_dispatch(Request *req) {
                 { "/v1/paths", MHD_HTTP_METHOD_POST, handle_paths },
                 { "/v1/cert", MHD_HTTP_METHOD_POST, handle_cert },
                 { "/v1/ca", MHD_HTTP_METHOD_GET, handle_ca },
+                { "/v1/relay", MHD_HTTP_METHOD_GET, handle_relay },
         };
 
         if (req->conn)
@@ -861,6 +1022,7 @@ static enum MHD_Result on_access(void *cls, struct MHD_Connection *connection, c
 
 static void on_completed(void *cls, struct MHD_Connection *connection, void **con_cls,
                          enum MHD_RequestTerminationCode toe) {
+        Server *s = cls;
         Request *req = *con_cls;
         const union MHD_ConnectionInfo *info;
         char peer[ENDPOINT_STRLEN] = "?";
@@ -868,6 +1030,8 @@ static void on_completed(void *cls, struct MHD_Connection *connection, void **co
         if (!req)
                 return;
         *con_cls = NULL;
+        if (req->status == MHD_HTTP_SWITCHING_PROTOCOLS && req->relay_name && s->n_unfinished > 0)
+                s->n_unfinished--;
         if (req->conn) {
                 req->conn->in_request = false;
                 req->conn->since = clock_usec(CLOCK_MONOTONIC);
@@ -974,9 +1138,26 @@ static void server_run_mhd(Server *s) {
 
         if (!s->daemon)
                 return;
+        s->in_mhd_run = true;
         (void) MHD_run(s->daemon);
+        s->in_mhd_run = false;
+        if (s->n_closing > 0) {
+                for (size_t i = 0; i < s->n_closing; i++)
+                        (void) MHD_upgrade_action(s->closing[i], MHD_UPGRADE_ACTION_CLOSE);
+                s->n_closing = 0;
+                (void) MHD_run(s->daemon);
+        }
 
-        if (MHD_get_timeout(s->daemon, &timeout_ms) == MHD_YES) {
+        /* MHD 0.9.75 with TLS and epoll finishes an upgraded connection that
+         * the application let go only in a later MHD_run(), and nothing in
+         * its epoll set wakes us for it: the TLS connection would stay open
+         * until some other connection's traffic. So while one is pending,
+         * MHD runs again soon. */
+        if (MHD_get_timeout(s->daemon, &timeout_ms) != MHD_YES)
+                timeout_ms = UINT64_MAX;
+        if (s->n_unfinished > 0)
+                timeout_ms = MIN(timeout_ms, (MHD_UNSIGNED_LONG_LONG) UNFINISHED_POLL_MSEC);
+        if (timeout_ms != UINT64_MAX) {
                 r = sd_event_source_set_time_relative(s->mhd_timer, (uint64_t) timeout_ms * USEC_PER_MSEC);
                 if (r >= 0)
                         r = sd_event_source_set_enabled(s->mhd_timer, SD_EVENT_ONESHOT);
@@ -1019,6 +1200,9 @@ static int on_db_poll(sd_event_source *source, uint64_t usec, void *userdata) {
                 /* the version may have been seen already by a snapshot load */
                 if (s->hub)
                         (void) hub_sync(s->hub);
+                /* a removed or expired node's stream goes with its peer */
+                if (s->relay)
+                        relay_server_check_members(s->relay);
         }
 
         r = sd_event_source_set_time_relative(source, DB_POLL_USEC);
@@ -1057,8 +1241,8 @@ static unsigned connection_limit(void) {
 
 static int server_start_mhd(Server *s) {
         const union MHD_DaemonInfo *info;
-        unsigned flags = MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_TLS | MHD_USE_TURBO |
-                         MHD_USE_ERROR_LOG;
+        unsigned flags = MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME | MHD_ALLOW_UPGRADE | MHD_USE_TLS |
+                         MHD_USE_TURBO | MHD_USE_ERROR_LOG;
         int r;
 
         if (s->listen.sa.sa_family == AF_INET6)
@@ -1194,6 +1378,10 @@ Server *server_free(Server *s) {
                 request_unlink(req);
                 MHD_resume_connection(req->connection);
         }
+        /* before MHD stops: every upgraded connection let go; before the
+         * hub, which the streams' hooks use */
+        relay_server_free(s->relay);
+        udp_echo_free(s->echo);
         if (s->daemon)
                 MHD_stop_daemon(s->daemon); /* notifies every connection's close */
         hub_free(s->hub);
@@ -1221,9 +1409,16 @@ Server *server_free(Server *s) {
         free(s->hub_public_key);
         free(s->hub_endpoint);
         free(s->hub_allow);
+        free(s->closing);
         explicit_bzero(&s->hub_options.private_key, sizeof(s->hub_options.private_key));
         free(s);
         return NULL;
+}
+
+void server_set_relay(Server *s, bool relay, unsigned max_streams, bool udp_echo) {
+        s->relay_disabled = !relay;
+        s->relay_max_streams = max_streams;
+        s->udp_echo_disabled = !udp_echo;
 }
 
 void server_set_expired_needs_admin(Server *s, bool b) {
@@ -1276,6 +1471,9 @@ int server_run(Server *s) {
                 if (r < 0)
                         return r;
         }
+        r = server_start_relay(s);
+        if (r < 0)
+                return r;
 
         r = server_start_mhd(s);
         if (r < 0)

@@ -27,6 +27,10 @@ int server_set_ca(Server *s, CertAuthority *ca, const char *domain, uint64_t lif
 /* --expired-nodes=admin: an expired node's key registering again gets 403
  * until `meshd-control nodes renew`; by default it renews the node. */
 void server_set_expired_needs_admin(Server *s, bool b);
+/* With a hub: GET /v1/relay (unless !relay: 503 "relay disabled") with at
+ * most max_streams streams (0: RELAY_MAX_STREAMS_DEFAULT), and the UDP echo
+ * on the listen address (unless !udp_echo). */
+void server_set_relay(Server *s, bool relay, unsigned max_streams, bool udp_echo);
 Server *server_free(Server *s);
 DEFINE_TRIVIAL_CLEANUP_FUNC(Server *, server_free);
 

@@ -182,6 +182,13 @@ static void put_forward_chains(FILE *f, const char *ifname) {
 static void put_handshake_limit(FILE *f, uint16_t port) {
         if (port == 0)
                 return;
+        /* The TLS relay hands every stream's datagrams to the hub from
+         * 127.0.0.1: one source address for all of them, so a per-source
+         * limit would let one stream's flood starve the handshakes of every
+         * other. meshd-control limits handshakes per stream instead
+         * (relay-server.c). */
+        fprintf(f, "\t\tiifname \"lo\" udp dport %u counter return comment \"TLS relay streams, limited per stream\"\n",
+                port);
         fprintf(f,
                 "\t\tmeta nfproto ipv4 udp dport %1$u udp length %2$u @th,64,32 0x01000000 "
                 "update @handshakes4 { ip saddr limit rate over %3$u/second burst %4$u packets } "

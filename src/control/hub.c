@@ -18,6 +18,8 @@
 
 #define HUB_POLL_USEC (1 * USEC_PER_SEC)
 #define HUB_POLL_ACCURACY_USEC (50 * USEC_PER_MSEC)
+/* after a relayed handshake: long enough for the hub to have processed it */
+#define HUB_READ_SOON_USEC (100 * USEC_PER_MSEC)
 
 typedef struct HubMember {
         WgKey key;
@@ -49,6 +51,11 @@ struct Hub {
 
         HubChangedHandler on_changed;
         void *userdata;
+
+        /* the TLS relay looks at every read of the peers */
+        HubPeersHandler on_peers;
+        void *peers_userdata;
+        sd_event_source *read_soon;
 };
 
 static int compare_members(const void *a, const void *b) {
@@ -240,12 +247,18 @@ static int hub_read_endpoints(Hub *h) {
         r = wg_get_device(h->wg, &d);
         if (r < 0)
                 return log_warning_errno(r, "Failed to read hub %s: %m", h->ifname);
+        if (h->on_peers)
+                h->on_peers(h, d, h->peers_userdata);
 
         for (size_t i = 0; i < d->n_peers; i++) {
                 const WgPeer *p = &d->peers[i];
                 HubMember *m;
 
-                if (p->endpoint.sa.sa_family == AF_UNSPEC)
+                /* AF_UNSPEC: not seen yet. Loopback: a TLS relay stream's
+                 * socket on this host, which means nothing to peers; and a
+                 * stranger's socket must never become what the mesh sends
+                 * handshakes to (docs/protocol.md). */
+                if (p->endpoint.sa.sa_family == AF_UNSPEC || !endpoint_is_announceable(&p->endpoint, NULL, 0))
                         continue;
                 m = hub_find_member(h, &p->public_key);
                 if (!m || endpoint_equal(&m->endpoint, &p->endpoint))
@@ -279,6 +292,76 @@ static int hub_read_endpoints(Hub *h) {
                           observations[i].endpoint);
         if (r > 0 && h->on_changed)
                 h->on_changed(h, h->userdata);
+        return 0;
+}
+
+static int on_read_soon(sd_event_source *source, uint64_t usec, void *userdata) {
+        (void) hub_read_endpoints(userdata);
+        return 0;
+}
+
+void hub_set_peers_handler(Hub *h, HubPeersHandler handler, void *userdata) {
+        h->on_peers = handler;
+        h->peers_userdata = userdata;
+}
+
+int hub_read_soon(Hub *h) {
+        int enabled = SD_EVENT_OFF, r;
+
+        if (h->read_soon) {
+                (void) sd_event_source_get_enabled(h->read_soon, &enabled);
+                if (enabled != SD_EVENT_OFF)
+                        return 0; /* one read serves every request until then */
+                r = sd_event_source_set_time_relative(h->read_soon, HUB_READ_SOON_USEC);
+                if (r >= 0)
+                        r = sd_event_source_set_enabled(h->read_soon, SD_EVENT_ONESHOT);
+        } else
+                r = sd_event_add_time_relative(h->event, &h->read_soon, CLOCK_MONOTONIC, HUB_READ_SOON_USEC,
+                                               10 * USEC_PER_MSEC, on_read_soon, h);
+        if (r < 0)
+                return log_warning_errno(r, "Failed to schedule a read of hub %s: %m", h->ifname);
+        return 0;
+}
+
+bool hub_has_member(Hub *h, const WgKey *key, int64_t id) {
+        const HubMember *m = hub_find_member(h, key);
+        return m && m->id == id;
+}
+
+int hub_restore_endpoint(Hub *h, const WgKey *key, union sockaddr_union *endpoint) {
+        _cleanup_(wg_device_freep) WgDevice *d = calloc(1, sizeof(WgDevice));
+        const HubMember *m = hub_find_member(h, key);
+        WgPeer *p;
+        int r;
+
+        if (!d)
+                return -ENOMEM;
+        if (!m)
+                return -ENOENT;
+        if (endpoint->sa.sa_family == AF_UNSPEC)
+                *endpoint = m->endpoint; /* only ever an announceable one, see hub_read_endpoints() */
+        if (endpoint->sa.sa_family != AF_UNSPEC) {
+                r = wg_device_add_peer(d, &p);
+                if (r < 0)
+                        return r;
+                p->public_key = m->key;
+                p->flags = WG_PEER_UPDATE_ONLY | WG_PEER_HAS_ENDPOINT;
+                p->endpoint = *endpoint;
+        } else {
+                /* never seen outside the relay: WireGuard cannot unset an
+                 * endpoint, so the peer goes and comes back without one */
+                r = wg_device_add_peer(d, &p);
+                if (r < 0)
+                        return r;
+                p->public_key = m->key;
+                p->flags = WG_PEER_REMOVE_ME;
+                r = hub_add_peer(d, m);
+                if (r < 0)
+                        return r;
+        }
+        r = wg_set_device(h->wg, d);
+        if (r < 0)
+                return log_warning_errno(r, "Failed to put back a peer's endpoint on hub %s: %m", h->ifname);
         return 0;
 }
 
@@ -590,6 +673,7 @@ Hub *hub_free(Hub *h) {
                 safe_close(h->probe_fds[i]);
         }
         sd_event_source_disable_unref(h->poll_source);
+        sd_event_source_disable_unref(h->read_soon);
         /* before destroying: wg_backend_destroy() reaps the child itself */
         sd_event_source_disable_unref(h->child_source);
         if (h->wg) {

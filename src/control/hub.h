@@ -54,6 +54,21 @@ int hub_new(sd_event *event, Store *store, const HubOptions *opts, HubChangedHan
 Hub *hub_free(Hub *h);
 DEFINE_TRIVIAL_CLEANUP_FUNC(Hub *, hub_free);
 
+/* Called with every read of the hub's peers (every second, and after
+ * hub_read_soon()). */
+typedef void (*HubPeersHandler)(Hub *h, const WgDevice *d, void *userdata);
+void hub_set_peers_handler(Hub *h, HubPeersHandler handler, void *userdata);
+/* Reads the peers in a moment (coalesced): a relayed handshake may have
+ * moved an endpoint. */
+int hub_read_soon(Hub *h);
+/* Whether node id with key is a peer of the hub (a member: not removed,
+ * not expired), as of the last sync. */
+bool hub_has_member(Hub *h, const WgKey *key, int64_t id);
+/* Sets the peer's endpoint to *endpoint, or when that is AF_UNSPEC to the
+ * last one the hub published for it (never loopback); *endpoint is then
+ * what was set, AF_UNSPEC when the peer had none (it is re-added without). */
+int hub_restore_endpoint(Hub *h, const WgKey *key, union sockaddr_union *endpoint);
+
 /* Brings the peers and the firewall's member sets in line with the members
  * when membership changed since the last sync (a cheap counter read
  * otherwise): only the differences. */

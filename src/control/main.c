@@ -19,6 +19,7 @@
 #include "endpoint.h"
 #include "http.h"
 #include "hub.h"
+#include "relay-server.h"
 #include "ipam.h"
 #include "key.h"
 #include "log.h"
@@ -53,6 +54,9 @@ static HubAllow arg_hub_allow[HUB_ALLOW_MAX];
 static size_t arg_n_hub_allow = 0;
 static uint64_t arg_cert_lifetime_sec = CERT_LIFETIME_DEFAULT_SEC;
 static bool arg_expired_needs_admin = false;
+static bool arg_relay = true;
+static unsigned arg_relay_max_streams = RELAY_MAX_STREAMS_DEFAULT;
+static bool arg_udp_echo = true;
 
 DEFINE_TRIVIAL_CLEANUP_FUNC(cJSON *, cJSON_Delete);
 
@@ -93,6 +97,11 @@ static void help(void) {
                "                         e.g. tcp/443 (repeatable; default: only the probe responder)\n"
                "     --no-hub-firewall   serve: no nftables table for the hub: any node can then reach\n"
                "                         this host's services and networks through it (unsafe)\n"
+               "     --no-relay          serve: no TLS relay (GET /v1/relay answers 503)\n"
+               "     --relay-max-streams=N\n"
+               "                         serve: at most N TLS relay streams at once (default: %u)\n"
+               "     --no-udp-echo       serve: no UDP echo on the port of --listen (nodes on the TLS\n"
+               "                         relay then cannot tell that UDP works again)\n"
                "     --cert-lifetime=DURATION\n"
                "                         serve: validity of node certificates (default: 30d)\n"
                "     --expired-nodes=renew|admin\n"
@@ -103,7 +112,7 @@ static void help(void) {
                "     --json              nodes list: print JSON\n\n"
                "See the meshd-control(8) man page for details.\n",
                program_invocation_short_name, STATE_DIR_DEFAULT, DOMAIN_DEFAULT, IPV4_RANGE_DEFAULT,
-               HUB_PORT_DEFAULT, SERVER_LISTEN_DEFAULT, HUB_INTERFACE_DEFAULT);
+               HUB_PORT_DEFAULT, SERVER_LISTEN_DEFAULT, HUB_INTERFACE_DEFAULT, RELAY_MAX_STREAMS_DEFAULT);
 }
 
 /* "30s", "10min", "24h", "7d", "2w"; a bare number is seconds. */
@@ -158,6 +167,9 @@ static int parse_argv(int argc, char *argv[]) {
                 ARG_NO_HUB_FIREWALL,
                 ARG_CERT_LIFETIME,
                 ARG_EXPIRED_NODES,
+                ARG_NO_RELAY,
+                ARG_RELAY_MAX_STREAMS,
+                ARG_NO_UDP_ECHO,
         };
         static const struct option options[] = {
                 { "help", no_argument, NULL, 'h' },
@@ -182,6 +194,9 @@ static int parse_argv(int argc, char *argv[]) {
                 { "no-hub-firewall", no_argument, NULL, ARG_NO_HUB_FIREWALL },
                 { "cert-lifetime", required_argument, NULL, ARG_CERT_LIFETIME },
                 { "expired-nodes", required_argument, NULL, ARG_EXPIRED_NODES },
+                { "no-relay", no_argument, NULL, ARG_NO_RELAY },
+                { "relay-max-streams", required_argument, NULL, ARG_RELAY_MAX_STREAMS },
+                { "no-udp-echo", no_argument, NULL, ARG_NO_UDP_ECHO },
                 {}
         };
         int c, r;
@@ -297,6 +312,24 @@ static int parse_argv(int argc, char *argv[]) {
                         else
                                 return log_error_errno(-EINVAL, "Invalid --expired-nodes '%s', expected renew or admin.",
                                                        optarg);
+                        break;
+                case ARG_NO_RELAY:
+                        arg_relay = false;
+                        break;
+                case ARG_RELAY_MAX_STREAMS: {
+                        char *end;
+                        unsigned long n;
+
+                        errno = 0;
+                        n = strtoul(optarg, &end, 10);
+                        if (errno != 0 || *optarg < '1' || *optarg > '9' || *end != 0 || n > 1000000)
+                                return log_error_errno(-EINVAL, "Invalid --relay-max-streams '%s', expected 1 … 1000000.",
+                                                       optarg);
+                        arg_relay_max_streams = (unsigned) n;
+                        break;
+                }
+                case ARG_NO_UDP_ECHO:
+                        arg_udp_echo = false;
                         break;
                 case '?':
                         return -EINVAL;
@@ -681,6 +714,7 @@ static int verb_serve(void) {
         if (r < 0)
                 return r;
         server_set_expired_needs_admin(server, arg_expired_needs_admin);
+        server_set_relay(server, arg_relay, arg_relay_max_streams, arg_udp_echo);
         if (arg_hub) {
                 r = server_set_hub(server, &hub, hub_public, hub_endpoint);
                 if (r < 0)

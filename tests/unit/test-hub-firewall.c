@@ -147,6 +147,9 @@ static void test_install(void **state) {
         assert_null(strstr(s, "accept\n"));
         assert_int_equal(count(s, " accept"), 2); /* the two chain policies */
 
+        /* the TLS relay's streams on loopback: limited per stream, not here */
+        assert_non_null(strstr(s, "iifname \"lo\" udp dport 41640 counter return"));
+        assert_true(strstr(s, "iifname \"lo\" udp dport 41640 counter return") < strstr(s, "update @handshakes4"));
         /* handshake rate limit on the hub's port, per source, both families */
         assert_non_null(strstr(s, "udp dport 41640 udp length 156 @th,64,32 0x01000000 update @handshakes4 "
                                   "{ ip saddr limit rate over 50/second burst 100 packets } counter drop"));

@@ -1,0 +1,657 @@
+# SPDX-License-Identifier: LGPL-2.1-or-later
+"""Issue 12, Done-when item 5: the TLS relay (docs/protocol.md, "GET
+/v1/relay") on the server side. Bad input on a relay stream (garbage
+frames, oversized frames, another node's key, slow readers) closes that
+stream only, with a clear log line, and never blocks other nodes.
+
+The node side of the relay lives in meshd; here a Python shuttle plays it:
+a wireguard-go device in a namespace of its own, configured with a
+registered node's key and the hub as its one peer at a loopback UDP port
+where the shuttle listens, and the shuttle carrying those datagrams over
+the relay stream (and back). "Reaching the hub" is a probe (MSHP to
+100.64.0.1:41642, which the hub answers to members; ICMP to the hub is not
+a hub service, its firewall drops it)."""
+
+import base64
+import json
+import os
+import select
+import socket
+import ssl
+import struct
+import threading
+import time
+
+import pytest
+
+import meshlab
+from meshlab import wait_until
+
+HUB_V4 = "100.64.0.1"
+PROBE_PORT = 41642
+FRAME_MAX = 9216
+
+
+def log_lines(control, pattern):
+    import re
+    rx = re.compile(pattern)
+    return [line for line in control.log.read_text(errors="replace").splitlines() if rx.search(line)]
+
+
+# ---------------------------------------------------------------- the client
+
+class Relay:
+    """One GET /v1/relay from namespace ns: status, headers and body of the
+    reply; after a 101, frames both ways."""
+
+    def __init__(self, ns, control, token, *, upgrade="meshd-relay/1", extra=b""):
+        self.sock = meshlab.tls_connect(ns, control.address, control.port)
+        lines = [f"GET /v1/relay HTTP/1.1", f"Host: {control.address}:{control.port}"]
+        if token is not None:
+            lines.append(f"Authorization: Bearer {token}")
+        if upgrade is not None:
+            lines += ["Connection: Upgrade", f"Upgrade: {upgrade}"]
+        self.sock.sendall(("\r\n".join(lines) + "\r\n\r\n").encode() + extra)
+        head = b""
+        while b"\r\n\r\n" not in head:
+            d = self.sock.recv(4096)
+            if not d:
+                raise ConnectionError(f"server closed during the reply: {head!r}")
+            head += d
+        head, self.buf = head.split(b"\r\n\r\n", 1)
+        status_line, *hdrs = head.decode().split("\r\n")
+        self.status = int(status_line.split()[1])
+        self.headers = {k.strip().lower(): v.strip() for k, v in (h.split(":", 1) for h in hdrs)}
+        self.body = b""
+        if self.status != 101:
+            n = int(self.headers.get("content-length", "0"))
+            while len(self.buf) < n:
+                self.buf += self.sock.recv(4096)
+            self.body = self.buf[:n]
+
+    def error(self) -> str:
+        return json.loads(self.body)["error"]
+
+    def send_frame(self, payload: bytes):
+        self.sock.sendall(struct.pack("!H", len(payload)) + payload)
+
+    def send_raw(self, data: bytes):
+        self.sock.sendall(data)
+
+    def closed_by_server(self, timeout) -> bool:
+        """Reads (and drops) what comes until end-of-stream: True when the
+        server closed within timeout."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            self.sock.settimeout(max(0.05, deadline - time.monotonic()))
+            try:
+                d = self.sock.recv(65536)
+            except (TimeoutError, socket.timeout):
+                return False
+            except (ConnectionResetError, ssl.SSLEOFError, ssl.SSLZeroReturnError):
+                return True
+            if not d:
+                return True
+        return False
+
+    def close(self):
+        try:
+            self.sock.close()
+        except OSError:
+            pass
+
+
+class Shuttle(threading.Thread):
+    """Carries a wireguard-go device's datagrams (from its loopback UDP
+    socket) over a relay stream and back, the way meshd's relay client
+    does. read_downlink=False: never reads the stream (a slow reader)."""
+
+    def __init__(self, ns, relay: Relay):
+        super().__init__(daemon=True)
+        self.relay = relay
+        self.udp = meshlab.netns_socket(ns, socket.AF_INET, socket.SOCK_DGRAM)
+        self.udp.bind(("127.0.0.1", 0))
+        self.port = self.udp.getsockname()[1]
+        self.wg_addr = None
+        self.read_downlink = True
+        self.stop = False
+        self.eof = False
+        self.up = self.down = 0
+        self.buf = relay.buf
+
+    def run(self):
+        tls = self.relay.sock
+        tls.setblocking(True)
+        tls.settimeout(5)
+        try:
+            while not self.stop and not self.eof:
+                watch = [self.udp] + ([tls] if self.read_downlink else [])
+                if self.read_downlink and tls.pending():
+                    readable = [tls]
+                else:
+                    readable, _, _ = select.select(watch, [], [], 0.1)
+                if self.udp in readable:
+                    d, self.wg_addr = self.udp.recvfrom(65536)
+                    self.relay.send_frame(d)
+                    self.up += 1
+                if tls in readable:
+                    d = tls.recv(65536)
+                    if not d:
+                        self.eof = True
+                        break
+                    self.buf += d
+                    while len(self.buf) >= 2:
+                        n = struct.unpack("!H", self.buf[:2])[0]
+                        if len(self.buf) < 2 + n:
+                            break
+                        if self.wg_addr:
+                            self.udp.sendto(self.buf[2:2 + n], self.wg_addr)
+                        self.down += 1
+                        self.buf = self.buf[2 + n:]
+        except (OSError, ssl.SSLError):
+            self.eof = True
+
+    def close(self):
+        self.stop = True
+        self.join(5)
+        self.udp.close()
+        self.relay.close()
+
+
+class RelayedDevice:
+    """A WireGuard device (wireguard-go) with private key `private` and
+    address `ipv4`, in a namespace of its own on the underlay, whose one
+    peer is the hub at the loopback port of a Shuttle on a relay stream
+    opened with token. Kill its UDP to anywhere but loopback, so nothing
+    but the relay carries it."""
+
+    _count = 0
+
+    def __init__(self, lab, control, name, private, ipv4, token, hub_public):
+        RelayedDevice._count += 1
+        n = RelayedDevice._count
+        self.name = name
+        self.ns = lab.add_host(name, f"{meshlab.UNDERLAY}.{200 + n}")
+        self.ifname = f"m{lab.rid}{chr(ord('z') - n)}"      # never a node's letter
+        self.ipv4 = ipv4
+        env = dict(os.environ, WG_I_PREFER_BUGGY_USERSPACE_TO_POLISHED_KMOD="1")
+        self.proc = self.ns.popen(["wireguard-go", "-f", self.ifname], log=lab.dir / f"{name}-wg.log",
+                                  env=env)
+        sock = meshlab.WG_SOCKET_DIR / f"{self.ifname}.sock"
+        wait_until(sock.exists, 10, what=f"{name}: wireguard-go socket")
+        self.relay = Relay(self.ns, control, token)
+        assert self.relay.status == 101, (self.relay.status, self.relay.body)
+        self.shuttle = Shuttle(self.ns, self.relay)
+        keyfile = lab.dir / f"{name}.key"
+        keyfile.write_text(private + "\n")
+        keyfile.chmod(0o600)
+        self.ns.exec("wg", "set", self.ifname, "private-key", keyfile, "peer", hub_public,
+                     "allowed-ips", f"{HUB_V4}/32", "endpoint", f"127.0.0.1:{self.shuttle.port}",
+                     check=True)
+        self.ns.ip("addr", "add", f"{ipv4}/32", "dev", self.ifname)
+        self.ns.ip("link", "set", self.ifname, "up")
+        self.ns.ip("route", "add", f"{HUB_V4}/32", "dev", self.ifname)
+        self.ns.exec("nft", "-f", "-", check=True, input="""
+            table inet meshlab {
+                chain output {
+                    type filter hook output priority 0;
+                    oifname "eth0" meta l4proto udp drop
+                }
+            }""")
+        self.shuttle.start()
+
+    def probe_hub(self, timeout=1.0) -> bool:
+        return probe_from(self.ns, timeout)
+
+    def close(self):
+        self.shuttle.close()
+        self.proc.kill()
+        self.proc.wait(5)
+
+
+def probe_from(ns, timeout=1.0, count=1) -> bool:
+    s = meshlab.netns_socket(ns, socket.AF_INET, socket.SOCK_DGRAM)
+    try:
+        s.settimeout(timeout)
+        for i in range(count):
+            nonce = struct.unpack("!I", os.urandom(4))[0]
+            try:
+                s.sendto(b"MSHP" + bytes([1, 0, 0, 0]) + struct.pack("!I", nonce), (HUB_V4, PROBE_PORT))
+                while True:
+                    d, _ = s.recvfrom(64)
+                    if d[:8] == b"MSHP" + bytes([2, 0, 0, 0]) and d[8:12] == struct.pack("!I", nonce):
+                        return True
+            except (TimeoutError, socket.timeout, OSError):
+                continue
+        return False
+    finally:
+        s.close()
+
+
+class Prober(threading.Thread):
+    """A real meshd node probing the hub over UDP the whole time: the
+    longest run of failed probes tells whether it was ever cut off."""
+
+    def __init__(self, node):
+        super().__init__(daemon=True)
+        self.node, self.stop = node, False
+        self.ok = self.failed = self.worst_gap = 0
+        self._gap_start = None
+
+    def run(self):
+        while not self.stop:
+            t = time.monotonic()
+            if probe_from(self.node.ns, 1.0):
+                self.ok += 1
+                if self._gap_start is not None:
+                    self.worst_gap = max(self.worst_gap, t - self._gap_start)
+                    self._gap_start = None
+            else:
+                self.failed += 1
+                self._gap_start = self._gap_start or t
+            time.sleep(0.1)
+
+    def finish(self):
+        self.stop = True
+        self.join(5)
+        if self._gap_start is not None:
+            self.worst_gap = max(self.worst_gap, time.monotonic() - self._gap_start)
+        return self
+
+
+# ---------------------------------------------------------------- fixtures
+
+class Registered:
+    def __init__(self, reply, private):
+        data = reply.json()
+        self.token = data["token"]
+        self.name = data["name"]
+        self.private = private
+        self.ipv4 = data["netmap"]["self"]["ipv4"]
+        self.public_key = data["netmap"]["self"]["public_key"]
+        self.hub_public = data["netmap"]["hub"]["public_key"]
+
+
+def register(api, control, key, hostname) -> Registered:
+    public = meshlab.fake_public_key()
+    reply = api.register(key, public, hostname)
+    assert reply.status == 200, (reply.status, reply.body)
+    return Registered(reply, meshlab.private_key_of(public))
+
+
+@pytest.fixture
+def relay_lab(lab, control):
+    """The control server and its hub, a client namespace, one real meshd
+    node (alpha) on UDP, and an API client."""
+    client = lab.add_host("client", meshlab.CLIENT_ADDRESS)
+    key = control.authkey(reusable=True)
+    alpha = lab.add_node("alpha", authkey=key)
+    alpha.start()
+    alpha.wait_ready(30)
+    api = meshlab.ControlApi(client, control)
+    wait_until(lambda: probe_from(alpha.ns), 20, what="alpha reaches the hub over UDP")
+    yield lab, control, client, key, alpha, api
+    api.close()
+
+
+def token_of(node) -> str:
+    return json.loads((node.state_dir / "node.json").read_text())["token"]
+
+
+# ---------------------------------------------------------------- the tests
+
+def test_relay_carries_wireguard_to_the_hub(relay_lab):
+    """Happy path: a WireGuard device whose only way to the hub is the
+    relay stream handshakes and reaches the hub's mesh address."""
+    lab, control, client, key, alpha, api = relay_lab
+    reg = register(api, control, key, "roamer")
+    dev = RelayedDevice(lab, control, "roamer", reg.private, reg.ipv4, reg.token, reg.hub_public)
+    try:
+        assert dev.relay.headers.get("upgrade") == "meshd-relay/1", dev.relay.headers
+        assert "upgrade" in dev.relay.headers.get("connection", "").lower(), dev.relay.headers
+        wait_until(lambda: dev.probe_hub(), 20, what="probe through the relay")
+        for _ in range(20):
+            assert dev.probe_hub(2.0), "a probe through the relay went unanswered"
+        assert dev.shuttle.up > 0 and dev.shuttle.down > 0
+        lines = log_lines(control, r"Relay stream of node roamer open, the hub sees it at 127\.0\.0\.1:\d+")
+        assert len(lines) == 1, lines
+        # the hub sees it on loopback (and reads its peers every second),
+        # and never publishes that as roamer's observed endpoint
+        wait_until(lambda: "127.0.0.1:" in hub_peers(control).get(reg.public_key, ""), 5,
+                   what="the hub sees roamer on loopback")
+        # a negative: give the hub's once-a-second read of its peers a round
+        time.sleep(1.2)
+        netmap = api.netmap(token_of(alpha)).json()
+        roamer = [p for p in netmap["peers"] if p["name"] == "roamer"]
+        assert roamer and not any(e.startswith("127.") for e in roamer[0].get("endpoints", [])), roamer
+        assert not log_lines(control, r"seen at 127\.")
+    finally:
+        dev.close()
+    wait_until(lambda: log_lines(control, r"Relay stream of node roamer closed: connection closed by the node"),
+               10, what="close line")
+
+
+def test_attack_relay_refused_requests(relay_lab):
+    """401 unknown or missing token, 403 removed or expired node, 400 no or
+    another Upgrade: one line each, and no stream."""
+    lab, control, client, key, alpha, api = relay_lab
+    r = Relay(client, control, "mshn_not-a-token")
+    assert (r.status, r.error()) == (401, "unknown node token")
+    r = Relay(client, control, None)
+    assert (r.status, r.error()) == (401, "missing node token")
+    good = register(api, control, key, "good")
+    r = Relay(client, control, good.token, upgrade=None)
+    assert (r.status, r.error()) == (400, "Upgrade: expected meshd-relay/1")
+    r = Relay(client, control, good.token, upgrade="websocket")
+    assert (r.status, r.error()) == (400, "Upgrade: expected meshd-relay/1")
+
+    gone = register(api, control, key, "gone")
+    control.command("nodes", "expire", "gone")
+    r = Relay(client, control, gone.token)
+    assert (r.status, r.error()) == (403, "node gone expired, join again")
+    control.remove_node("gone")
+    r = Relay(client, control, gone.token)
+    assert (r.status, r.error()) == (403, "node removed")
+
+    r = Relay(client, control, good.token)
+    assert r.status == 101
+    r.close()
+    assert not log_lines(control, r"Relay stream of node gone")
+
+
+def test_attack_relay_bad_frames_close_that_stream_only(relay_lab):
+    """Garbage, an empty frame, a declared length past 9216 and a payload
+    that is not a WireGuard message: each closes its stream with a line
+    naming the node and the reason; a relayed device and alpha on UDP keep
+    reaching the hub the whole time."""
+    lab, control, client, key, alpha, api = relay_lab
+    reg = register(api, control, key, "steady")
+    dev = RelayedDevice(lab, control, "steady", reg.private, reg.ipv4, reg.token, reg.hub_public)
+    wait_until(lambda: dev.probe_hub(), 20, what="probe through the relay")
+    prober = Prober(alpha)
+    prober.start()
+    cases = {
+        "garbage": (b"GET / HTTP/1.1\r\n\r\n", r"frame larger than 9216 bytes \(declared length 18245\)"),
+        "empty": (b"\x00\x00", r"empty frame \(declared length 0\)"),
+        "oversized": (struct.pack("!H", FRAME_MAX + 1) + b"\x04" * 100,
+                      r"frame larger than 9216 bytes \(declared length 9217\)"),
+        "notwg": (struct.pack("!H", 48) + b"\x05\x00\x00\x00" + bytes(44),
+                  r"frame is not a WireGuard message \(48 bytes, type 5\)"),
+        "shortinit": (struct.pack("!H", 100) + b"\x01\x00\x00\x00" + bytes(96),
+                      r"frame is not a WireGuard message \(100 bytes, type 1\)"),
+    }
+    try:
+        for name, (data, reason) in cases.items():
+            bad = register(api, control, key, f"bad-{name}")
+            r = Relay(client, control, bad.token)
+            assert r.status == 101
+            # a valid transport-sized frame first: the stream works until the bad one
+            r.send_frame(b"\x04\x00\x00\x00" + bytes(28))
+            r.send_raw(data)
+            assert r.closed_by_server(5), f"{name}: stream not closed"
+            r.close()
+            wait_until(lambda: log_lines(control, rf"Relay stream of node bad-{name} closed: {reason}\."), 5,
+                       what=f"{name}: close line")
+            assert len(log_lines(control, rf"Relay stream of node bad-{name} closed")) == 1
+            assert dev.probe_hub(2.0), f"after {name}: the other stream stopped working"
+        # the bytes sent with the request itself count as frames too
+        bad = register(api, control, key, "bad-early")
+        r = Relay(client, control, bad.token, extra=b"\x00\x00")
+        assert r.status == 101 and r.closed_by_server(5)
+        wait_until(lambda: log_lines(control, r"Relay stream of node bad-early closed: empty frame"), 5,
+                   what="early close line")
+    finally:
+        prober.finish()
+    assert not dev.shuttle.eof and dev.probe_hub(2.0)
+    assert prober.ok > 0 and prober.worst_gap < 2.5, vars(prober)
+    assert not log_lines(control, r"Relay stream of node steady closed")
+    dev.close()
+
+
+def test_attack_relay_another_nodes_packets(relay_lab):
+    """A stream that carries alpha's WireGuard packets (a wireguard-go with
+    alpha's private key, shuttled into bravo's stream): the hub, roaming,
+    would send alpha's traffic to that stream. The stream is closed with a
+    line naming both, alpha's hub entry is put back to its UDP endpoint, it
+    is never published as a loopback address, and alpha reaches the hub."""
+    lab, control, client, key, alpha, api = relay_lab
+    bravo = register(api, control, key, "bravo")
+    alpha_private = (alpha.state_dir / "private.key").read_text().strip()
+    alpha_public = meshlab.public_from_private(alpha_private)
+    # the hub has published where it sees alpha: that is where alpha's entry goes back to
+    wait_until(lambda: log_lines(control, rf"Hub \S+: node \d+ seen at {alpha.address}:41641"), 10,
+               what="alpha's observed endpoint")
+    before = {n["name"]: n for n in control.nodes()}["alpha"]
+    dev = RelayedDevice(lab, control, "thief", alpha_private, before["ipv4"], bravo.token, bravo.hub_public)
+    try:
+        # traffic makes the thief's wireguard-go handshake as alpha
+        wait_until(lambda: (dev.probe_hub(0.2), dev.shuttle.eof)[1], 15, what="the thief's stream closed")
+        assert dev.shuttle.eof and dev.shuttle.up > 0
+        pattern = (rf"Relay stream of node bravo closed: it carried the packets of node "
+                   rf"{alpha_public.replace('+', '[+]')} .*put back to {alpha.address}:41641\.")
+        wait_until(lambda: log_lines(control, pattern), 5, what="close line naming both")
+        assert len(log_lines(control, r"Relay stream of node bravo closed")) == 1
+        hub = hub_peers(control)
+        assert hub[alpha_public] == f"{alpha.address}:41641", hub
+        wait_until(lambda: probe_from(alpha.ns, 1.0), 20, what="alpha reaches the hub again")
+        after = {n["name"]: n for n in control.nodes()}["alpha"]
+        assert "127.0.0.1" not in json.dumps(after), (before, after)
+    finally:
+        dev.close()
+
+
+def hub_peers(control) -> dict:
+    cp = control.ns.exec("wg", "show", control.hub_interface, "endpoints", check=True)
+    return dict(line.split("\t") for line in cp.stdout.splitlines() if "\t" in line)
+
+
+BLASTER = r"""
+import socket, sys, time
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+end = time.monotonic() + float(sys.argv[2])
+data = bytes(1200)
+while time.monotonic() < end:
+    for _ in range(50):
+        try:
+            s.sendto(data, (sys.argv[1], 9))
+        except OSError:
+            pass
+    time.sleep(0.005)
+"""
+
+
+def test_attack_relay_slow_reader(relay_lab):
+    """A stream whose node never reads while the hub has lots to send to it
+    (the control host blasts UDP at the node's mesh address): its queue is
+    dropped past 256 KiB, and with no progress for 10 s the stream is
+    closed; another relayed device and alpha keep reaching the hub."""
+    lab, control, client, key, alpha, api = relay_lab
+    reg = register(api, control, key, "steady")
+    dev = RelayedDevice(lab, control, "steady", reg.private, reg.ipv4, reg.token, reg.hub_public)
+    slow = register(api, control, key, "sloth")
+    sloth = RelayedDevice(lab, control, "sloth", slow.private, slow.ipv4, slow.token, slow.hub_public)
+    wait_until(lambda: dev.probe_hub() and sloth.probe_hub(), 20, what="both relayed devices reach the hub")
+    sloth.shuttle.read_downlink = False
+    prober = Prober(alpha)
+    prober.start()
+    blaster = control.ns.popen([meshlab.PYTHON, "-c", BLASTER, slow.ipv4, "40"], log=lab.dir / "blaster.log")
+    start = time.monotonic()
+    try:
+        # the uplink goes on: only the node's reading stops
+        stop = threading.Event()
+
+        def keepalive():
+            while not stop.is_set() and not sloth.shuttle.eof:
+                sloth.probe_hub(0.2)
+        threading.Thread(target=keepalive, daemon=True).start()
+        wait_until(lambda: log_lines(control, r"Relay stream of node sloth closed: the node stopped reading"),
+                   40, what="slow reader closed")
+        took = time.monotonic() - start
+        assert 10 <= took <= 30, took
+        for _ in range(5):
+            assert dev.probe_hub(2.0), "the other stream stopped working"
+    finally:
+        stop.set()
+        blaster.kill()
+        blaster.wait(5)
+        prober.finish()
+    assert prober.ok > 0 and prober.worst_gap < 2.5, vars(prober)
+    assert not log_lines(control, r"Relay stream of node steady closed")
+    line = log_lines(control, r"Relay stream of node sloth closed")
+    assert len(line) == 1 and "datagrams dropped" in line[0], line
+    dev.close()
+    sloth.close()
+
+
+def rule_packets(ns, table, chain, comment) -> int:
+    listing = ns.exec("nft", "list", "chain", "inet", table, chain, check=True).stdout
+    return sum(int(line.split("counter packets ")[1].split()[0]) for line in listing.splitlines()
+               if f'comment "{comment}"' in line)
+
+
+def initiation() -> bytes:
+    """Shaped like a WireGuard handshake initiation (type 1, 148 bytes);
+    the hub's wireguard-go drops it (no valid MAC), cheaply."""
+    return b"\x01\x00\x00\x00" + os.urandom(144)
+
+
+def test_attack_relay_handshakes_limited_per_stream(lab, control):
+    """Every stream reaches the hub from 127.0.0.1: the hub firewall's
+    per-source handshake limit (burst 100) would let one stream starve all
+    others, so loopback is left to the relay, which limits each stream
+    (burst 20, then 10 a second) and drops the rest without closing it."""
+    client = lab.add_host("client", meshlab.CLIENT_ADDRESS)
+    key = control.authkey(reusable=True)
+    api = meshlab.ControlApi(client, control)
+    table = f"meshd_hub_{control.hub_interface}"
+    relayed = lambda: rule_packets(control.ns, table, "input", "TLS relay streams, limited per stream")
+    flood = lambda: rule_packets(control.ns, table, "input", "handshake flood")
+    streams = [Relay(client, control, register(api, control, key, f"n{i}").token) for i in range(8)]
+    assert all(r.status == 101 for r in streams)
+    before, dropped = relayed(), flood()
+
+    # 8 streams × 20: more than the firewall's per-source burst, all within each stream's own
+    for r in streams:
+        r.send_raw(b"".join(struct.pack("!H", 148) + initiation() for _ in range(20)))
+    wait_until(lambda: relayed() - before >= 160, 5, what="160 initiations at the hub")
+    assert flood() == dropped
+
+    # one stream flooding: its burst and rate reach the hub, the rest is dropped
+    before = relayed()
+    start = time.monotonic()
+    streams[0].send_raw(b"".join(struct.pack("!H", 148) + initiation() for _ in range(500)))
+    time.sleep(1.0)     # let whatever would get through arrive before counting
+    passed = relayed() - before
+    assert passed <= 20 + 10 * (time.monotonic() - start + 1), passed
+    assert not any(r.closed_by_server(0.2) for r in streams)
+    assert not log_lines(control, r"Relay stream of node n\d closed")
+    for r in streams:
+        r.close()
+    api.close()
+
+
+def test_attack_relay_stream_limit_and_replacement(lab):
+    """--relay-max-streams: past it 503 "too many relay streams"; a node's
+    new stream replaces its old one (which is closed); --no-relay: 503."""
+    control = lab.add_control(hub_args=["--relay-max-streams=1"])
+    client = lab.add_host("client", meshlab.CLIENT_ADDRESS)
+    key = control.authkey(reusable=True)
+    api = meshlab.ControlApi(client, control)
+    a, b = register(api, control, key, "one"), register(api, control, key, "two")
+    first = Relay(client, control, a.token)
+    assert first.status == 101
+    r = Relay(client, control, b.token)
+    assert (r.status, r.error()) == (503, "too many relay streams")
+    second = Relay(client, control, a.token)
+    assert second.status == 101
+    assert first.closed_by_server(5)
+    wait_until(lambda: log_lines(control, r"Relay stream of node one closed: replaced by a new stream"), 5,
+               what="replaced line")
+    second.close()
+    wait_until(lambda: log_lines(control, r"Relay stream of node one closed: connection closed by the node"), 5,
+               what="closed line")
+    r = Relay(client, control, b.token)
+    assert r.status == 101
+    r.close()
+    api.close()
+
+
+def test_attack_relay_removed_node_loses_its_stream(lab, control):
+    """A node removed (by another process) while its stream is open: the
+    stream is closed within a second or two, with a line naming it."""
+    client = lab.add_host("client", meshlab.CLIENT_ADDRESS)
+    key = control.authkey(reusable=True)
+    api = meshlab.ControlApi(client, control)
+    a, b = register(api, control, key, "leaver"), register(api, control, key, "stayer")
+    leaver, stayer = Relay(client, control, a.token), Relay(client, control, b.token)
+    assert leaver.status == 101 and stayer.status == 101
+    control.remove_node("leaver")
+    assert leaver.closed_by_server(5)
+    wait_until(lambda: log_lines(control, r"Relay stream of node leaver closed: node removed or expired\."), 5,
+               what="removed line")
+    assert not stayer.closed_by_server(1)
+    assert not log_lines(control, r"Relay stream of node stayer closed")
+    stayer.close()
+    api.close()
+
+
+def test_attack_relay_no_relay_option(lab):
+    control = lab.add_control(hub_args=["--no-relay", "--no-udp-echo"])
+    client = lab.add_host("client", meshlab.CLIENT_ADDRESS)
+    key = control.authkey(reusable=True)
+    api = meshlab.ControlApi(client, control)
+    a = register(api, control, key, "one")
+    r = Relay(client, control, a.token)
+    assert (r.status, r.error()) == (503, "relay disabled")
+    assert echo(client, control, echo_request(b"n" * 16)) is None
+    api.close()
+
+
+def echo_request(nonce: bytes, kind=1) -> bytes:
+    return b"MSHE" + bytes([kind, 0, 0, 0]) + nonce
+
+
+def echo(ns, control, data, timeout=1.0):
+    s = meshlab.netns_socket(ns, socket.AF_INET, socket.SOCK_DGRAM)
+    try:
+        s.settimeout(timeout)
+        s.sendto(data, (control.address, control.port))
+        d, addr = s.recvfrom(4096)
+        assert addr == (control.address, control.port), addr
+        return d
+    except (TimeoutError, socket.timeout):
+        return None
+    finally:
+        s.close()
+
+
+def test_attack_relay_udp_echo(lab, control):
+    """The UDP echo answers an exact request with the same 24 bytes, type
+    2, from the server's address; nothing else; and no more than its rate
+    however much comes."""
+    client = lab.add_host("client", meshlab.CLIENT_ADDRESS)
+    nonce = os.urandom(16)
+    assert echo(client, control, echo_request(nonce)) == echo_request(nonce, 2)
+    for bad in (echo_request(nonce)[:23], echo_request(nonce) + b"x", echo_request(nonce, 2),
+                b"MSHX" + echo_request(nonce)[4:], echo_request(nonce)[:5] + b"\x01" + echo_request(nonce)[6:],
+                echo_request(nonce) * 10, b""):
+        assert echo(client, control, bad, 0.5) is None, bad
+
+    # a flood gets at most the rate (200/s, burst 200) back
+    s = meshlab.netns_socket(client, socket.AF_INET, socket.SOCK_DGRAM)
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1 << 20)
+    start = time.monotonic()
+    for i in range(2000):
+        s.sendto(echo_request(struct.pack("!16s", i.to_bytes(16, "big"))), (control.address, control.port))
+    sent_for = time.monotonic() - start
+    s.settimeout(1.0)
+    got = 0
+    try:
+        while True:
+            d = s.recv(64)
+            assert len(d) == 24
+            got += 1
+    except (TimeoutError, socket.timeout):
+        pass
+    s.close()
+    assert 150 <= got <= 200 + 200 * (sent_for + 1.5), (got, sent_for)
