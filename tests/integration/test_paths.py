@@ -161,3 +161,74 @@ def test_no_needless_relay_at_start(lab, control):
     for n in nodes:
         log = n.log.read_text()
         assert "through the hub" not in log, f"{n.name} switched a peer to the relay:\n{n.log_tail()}"
+
+
+TLS_WITHIN_S = 15.0         # Done when 2: every peer and the server through the TLS relay
+UDP_BACK_WITHIN_S = 5.0     # Done when 2: back on UDP once it works again
+
+
+def block_udp(node):
+    """Drops every UDP datagram on node's underlay eth0 (loopback, where
+    meshd's end of the relay lives, and the tunnel itself still work),
+    like a network that passes only TCP."""
+    node.ns.exec("nft", "-f", "-", check=True, input="""
+        table inet meshlab_noudp {
+            chain output { type filter hook output priority -300; policy accept;
+                           oifname "eth0" meta l4proto udp drop; }
+            chain input { type filter hook input priority -300; policy accept;
+                          iifname "eth0" meta l4proto udp drop; }
+        }""")
+
+
+def unblock_udp(node):
+    node.ns.exec("nft", "delete", "table", "inet", "meshlab_noudp", check=True)
+
+
+def hub_view(node) -> dict:
+    return node.status().get("hub") or {}
+
+
+def test_udp_blocked_uses_the_tls_relay(lab, control, mesh3):
+    """Done when 2: all UDP dropped on n1's underlay: within 15 s n1 reaches
+    every peer (ICMP both ways) and the control server's hub through the
+    TLS relay; when UDP returns, n1 is back on UDP within 5 s and the peers
+    still answer."""
+    n1, n2, n3 = mesh3
+    others = (n2, n3)
+    v1 = n1.status()["ipv4"]
+    addresses = {n.name: n.status()["ipv4"] for n in others}
+
+    block_udp(n1)
+    blocked = time.monotonic()
+
+    def all_through_tls():
+        if hub_view(n1).get("transport") != "tls":
+            return False
+        for n in others:
+            if n1.ping(addresses[n.name]).returncode != 0 or n.ping(v1).returncode != 0:
+                return False
+        return n1.meshctl("ping", "-c", "1", "--timeout=2", n3.name).returncode == 0
+    try:
+        wait_until(all_through_tls, TLS_WITHIN_S, interval=0.2, what="n1 ⇄ every peer over the TLS relay")
+    except TimeoutError as e:
+        raise AssertionError(f"{e}\n" + diagnose(lab, n1, n2, n3)) from None
+    took = time.monotonic() - blocked
+    paths = {n.name: peer_view(n1, n.name) for n in others}
+    assert all(v["path"] == "relay-tls" for v in paths.values()), paths
+    assert all(peer_view(n, n1.name)["path"] == "relay" for n in others)
+    print(f"all peers over the TLS relay {took:.1f} s after UDP was blocked: "
+          f"{ {k: v['path_reason'] for k, v in paths.items()} }")
+
+    unblock_udp(n1)
+    back = time.monotonic()
+    try:
+        wait_until(lambda: hub_view(n1).get("transport") == "udp"
+                   and n1.meshctl("ping", "-c", "1", "--timeout=1", n2.name).returncode == 0,
+                   UDP_BACK_WITHIN_S, interval=0.1, what="n1 back on UDP")
+    except TimeoutError as e:
+        raise AssertionError(f"{e}\n" + diagnose(lab, n1, n2)) from None
+    print(f"back on UDP {time.monotonic() - back:.1f} s after UDP returned")
+    for n in others:
+        assert n1.can_ping(addresses[n.name], within=5), f"n1 → {n.name} after UDP returned"
+    log = n1.log.read_text()
+    assert "The hub is now reached over the TLS relay" in log and "The hub is reached over UDP again" in log
