@@ -26,6 +26,6 @@ def test_every_test_named_in_security_md_exists():
         source = REPO / "tests" / path
         if not source.is_file():
             missing.append(f"{path}: no such file")
-        elif name and not re.search(rf"^(async )?def {name}\(", source.read_text(), re.M):
+        elif name and not re.search(rf"^((async )?def|static void) {name}\(", source.read_text(), re.M):
             missing.append(f"{path}::{name}: no such test")
     assert not missing, "docs/security.md names tests that do not exist:\n" + "\n".join(missing)
