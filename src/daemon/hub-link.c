@@ -71,7 +71,9 @@ static void hub_link_point_hub(HubLink *l, const union sockaddr_union *endpoint)
         WgPeer *w;
         int r;
 
-        if (!d || !m->wg || !m->hub || wg_device_add_peer(d, &w) < 0)
+        if (!m->wg || !m->hub)
+                return;
+        if (!d || wg_device_add_peer(d, &w) < 0)
                 return (void) log_oom();
         w->public_key = m->hub->public_key;
         w->flags = WG_PEER_UPDATE_ONLY | WG_PEER_HAS_ENDPOINT;
