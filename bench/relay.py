@@ -141,7 +141,7 @@ def one_round(r, a, lab, control, alpha, bravo, wg, results, cpu):
         results[mode].append(mbit)
         cpu[mode].append(p.share)
         shares = ", ".join(f"{k} {v:.0f}%" for k, v in sorted(p.share.items(), key=lambda kv: -kv[1]))
-        print(f"round {r + 1}: {mode} {mbit:.0f} Mbit/s (CPU of one core: {shares})", flush=True)
+        print(f"round {r + 1}: {mode} {benchlib.fmt(mbit, 'Mbit/s')} (CPU of one core: {shares})", flush=True)
 
     if "wireguard-go" in a.only:
         try:
