@@ -26,8 +26,9 @@ cache each round). The figures are medians in Mbit/s; the ratios: direct
 against plain wireguard-go (no target), each relay against direct in the
 same run (issue 12: UDP relay ≥ 0.90×, TLS relay ≥ 0.50×). Higher is
 better. Each mode also prints the CPU share (of one core) that meshd,
-meshd-control and every wireguard-go used while iperf3 ran: on a small
-machine the relays are CPU-bound, and these say where it goes.
+meshd-control and every wireguard-go used while iperf3 ran, and how busy
+the whole machine was (iperf3, the kernel and anyone else included): on a
+small machine the relays are CPU-bound, and these say where it goes.
 
     sudo /usr/bin/python3 bench/relay.py [--seconds 8] [--rounds 2] [--json FILE]
 Binaries from MESHLAB_BUILD_DIR (default build/); iperf3 and wireguard-go
@@ -43,7 +44,7 @@ import time
 
 import benchlib
 from benchlib import meshlab
-from throughput import WireguardGo, iperf, ping_until
+from throughput import WireguardGo, iperf
 
 MODES = ("wireguard-go", "direct", "udp-relay", "tls-relay")
 MESHD_PORT = 41641
@@ -100,8 +101,17 @@ def wait_path(alpha, bravo, want_a, want_b, address, *, transport=None):
         raise RuntimeError(f"{e}; peers: {views}; alpha's hub: {alpha.status().get('hub')}") from None
 
 
+def machine_cpu() -> tuple[int, int]:
+    """(busy, total) jiffies of all CPUs from /proc/stat."""
+    f = [int(x) for x in open("/proc/stat").readline().split()[1:]]
+    idle = f[3] + f[4]          # idle, iowait
+    total = sum(f[:8])          # guest time is inside user already
+    return total - idle, total
+
+
 class Processes:
-    """The CPU seconds of the processes on the data path, around a run."""
+    """The CPU seconds of the processes on the data path, around a run,
+    and how busy the whole machine was (others' work included)."""
 
     def __init__(self, pids: dict):
         self.pids = {k: v for k, v in pids.items() if v}
@@ -116,13 +126,15 @@ class Processes:
         return out
 
     def __enter__(self):
-        self.t0, self.c0 = time.monotonic(), self._read()
+        self.t0, self.c0, self.m0 = time.monotonic(), self._read(), machine_cpu()
         return self
 
     def __exit__(self, *exc):
         wall = time.monotonic() - self.t0
         c1 = self._read()
         self.share = {k: (c1[k] - self.c0[k]) / wall * 100 for k in c1 if k in self.c0}
+        busy, total = (b - a for a, b in zip(self.m0, machine_cpu()))
+        self.share["whole machine"] = busy / max(total, 1) * 100 * os.cpu_count()
 
 
 def meshd_pids(control, alpha, bravo) -> dict:
@@ -140,7 +152,9 @@ def one_round(r, a, lab, control, alpha, bravo, wg, results, cpu):
             mbit = iperf(alpha, bravo, address, a.seconds, lab.dir / f"iperf3-{mode}-{r}.log")
         results[mode].append(mbit)
         cpu[mode].append(p.share)
-        shares = ", ".join(f"{k} {v:.0f}%" for k, v in sorted(p.share.items(), key=lambda kv: -kv[1]))
+        shares = ", ".join(f"{k} {v:.0f}%" for k, v in sorted(p.share.items(), key=lambda kv: -kv[1])
+                           if k != "whole machine")
+        shares += f"; whole machine {p.share['whole machine']:.0f}% of {os.cpu_count() * 100}%"
         print(f"round {r + 1}: {mode} {benchlib.fmt(mbit, 'Mbit/s')} (CPU of one core: {shares})", flush=True)
 
     if "wireguard-go" in a.only:
@@ -227,7 +241,8 @@ def run(a, workdir):
             met=(ratio is not None and ratio >= target) if target else None,
             higher_is_better=True, runs=[round(x) for x in results[mode]],
             note=note + "; CPU of one core while iperf3 ran (median): "
-                 + ", ".join(f"{k} {v:.0f}%" for k, v in shares.items())))
+                 + ", ".join(f"{k} {v:.0f}%" for k, v in shares.items() if k != "whole machine")
+                 + f"; the whole machine {shares.get('whole machine', 0):.0f}% of {os.cpu_count() * 100}%"))
     return rows
 
 
