@@ -29,6 +29,7 @@ BENCHES = {
                     "(bench/control.py --full)",
     "control-10000": "meshd-control, 10,000 nodes (bench/control.py --nodes 10000)",
     "throughput": "Throughput (bench/throughput.py)",
+    "relay": "Throughput of meshd's paths: direct, hub UDP relay, TLS relay (bench/relay.py)",
     "nat": "NAT traversal (bench/nat.py)",
 }
 
@@ -49,16 +50,22 @@ INTROS = {
                "until the last long-poll has its whole reply. Registration of the nodes is set-up only.",
     "throughput": "meshd's data path is wireguard-go's (meshd configures it and never touches packets), so "
                   "the meshd and plain wireguard-go rows differ only by this machine's run-to-run noise.",
+    "relay": "Issue 12's paths between the same two nodes, one lab: direct, relayed by the hub's wireguard-go "
+             "(direct UDP dropped), and through the TLS relay (all UDP dropped on the sender: WireGuard inside "
+             "TLS to meshd-control, which hands it to the hub). The relays are measured against the direct "
+             "path of the same run, the direct path against plain wireguard-go. The notes give the CPU share "
+             "of each process on the data path while iperf3 ran.",
     "nat": "Issue 5's NAT topologies; no targets.",
 }
 
-# The targets of issue 7, by the benchmark that measures them: what the
+# The targets of issue 7 (and issue 12's relay), by the benchmark that measures them: what the
 # summary shows when that benchmark produced no row with a target.
 TARGETS = {
     "ready": "READY=1 < 200 ms with a cached netmap and a LAN peer",
     "apply": "1,000-peer netmap apply ≤ 1.0× `wg setconf`, same backend",
     "rss": "meshd RSS < 5 MB at 100 peers",
     "control-10000": "10,000 nodes on one server: a change reaches every long-poller in < 2 s",
+    "relay": "iperf3 through the hub: UDP relay ≥ 0.90× direct, TLS relay ≥ 0.50× direct",
 }
 
 PACKAGES = ("wireguard-go", "wireguard-tools", "tinc", "nebula", "iperf3", "libcurl3-gnutls",

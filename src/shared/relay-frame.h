@@ -28,7 +28,8 @@ typedef enum RelayFrameVerdict {
 
 /* A WireGuard message: type 1 (handshake initiation, 148 bytes),
  * 2 (response, 92), 3 (cookie reply, 64) or 4 (transport data, at least 32
- * bytes, a multiple of 16 past the header), three zero bytes after the type. */
+ * bytes: not always a multiple of 16 past the header, as WireGuard pads only
+ * up to the MTU), three zero bytes after the type. */
 RelayFrameVerdict relay_frame_check(const uint8_t *payload, size_t len);
 const char *relay_frame_verdict_to_string(RelayFrameVerdict v);
 

@@ -216,6 +216,10 @@ def test_udp_blocked_uses_the_tls_relay(lab, control, mesh3):
     paths = {n.name: peer_view(n1, n.name) for n in others}
     assert all(v["path"] == "relay-tls" for v in paths.values()), paths
     assert all(peer_view(n, n1.name)["path"] == "relay" for n in others)
+    # full-size packets too: WireGuard pads a 1420-byte packet (the default
+    # MTU) only to 1420, so its datagram is 32 + 1420, not a multiple of 16
+    full = n1.exec("ping", "-n", "-c", "3", "-W", "2", "-M", "do", "-s", "1392", addresses[n2.name])
+    assert full.returncode == 0, f"full-MTU ping over the TLS relay:\n{full.stdout}{full.stderr}"
     print(f"all peers over the TLS relay {took:.1f} s after UDP was blocked: "
           f"{ {k: v['path_reason'] for k, v in paths.items()} }")
 
