@@ -6,7 +6,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/epoll.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <time.h>
@@ -16,6 +15,7 @@
 
 #include "config.h"
 #include "control-client.h"
+#include "curl-event.h"
 #include "key.h"
 #include "log.h"
 #include "macro.h"
@@ -37,9 +37,9 @@
 #define TCP_KEEPALIVE_PROBES 3
 #define BACKOFF_MIN_USEC (1 * USEC_PER_SEC)
 #define BACKOFF_MAX_USEC (30 * USEC_PER_SEC)
-/* curl wants timers to the millisecond; sd-event's default slack (250 ms)
- * would delay every connect/handshake step. */
-#define CURL_TIMER_ACCURACY_USEC USEC_PER_MSEC
+/* A reconnect after a backoff is as prompt as curl's own timers
+ * (curl-event.c); sd-event's default slack is 250 ms. */
+#define POLL_TIMER_ACCURACY_USEC USEC_PER_MSEC
 #define MESSAGE_MAX 256
 
 typedef enum TransferKind {
@@ -70,8 +70,7 @@ typedef struct Transfer {
 
 struct ControlClient {
         sd_event *event;
-        CURLM *multi;
-        sd_event_source *curl_timer;
+        CurlEvent *curl;
         char *url; /* without trailing '/' */
         char *pin;
 
@@ -125,7 +124,7 @@ static Transfer *transfer_free(Transfer *t) {
         if (!t)
                 return NULL;
         if (t->in_multi)
-                (void) curl_multi_remove_handle(t->client->multi, t->easy);
+                curl_event_remove(t->client->curl, t->easy);
         if (t->easy)
                 curl_easy_cleanup(t->easy);
         /* The Authorization header carries the node token. */
@@ -162,112 +161,6 @@ static size_t transfer_write_cb(char *ptr, size_t size, size_t nmemb, void *user
         t->body_size += n;
         t->body[t->body_size] = 0;
         return n;
-}
-
-/* ---- sd-event glue: curl tells us which sockets and which timeout to
- * watch; we tell curl when they fire. Never call curl_multi_* from inside
- * these two callbacks (curl forbids the recursion), only from event handlers. */
-
-static void client_process_done(ControlClient *c);
-
-static int on_curl_io(sd_event_source *s, int fd, uint32_t revents, void *userdata) {
-        ControlClient *c = userdata;
-        int action = 0, running;
-
-        if (revents & EPOLLIN)
-                action |= CURL_CSELECT_IN;
-        if (revents & EPOLLOUT)
-                action |= CURL_CSELECT_OUT;
-        if (revents & (EPOLLERR | EPOLLHUP))
-                action |= CURL_CSELECT_ERR;
-
-        if (curl_multi_socket_action(c->multi, fd, action, &running) != CURLM_OK)
-                log_debug("curl_multi_socket_action() failed on fd %d", fd);
-        client_process_done(c);
-        return 0;
-}
-
-static int on_curl_timer(sd_event_source *s, uint64_t usec, void *userdata) {
-        ControlClient *c = userdata;
-        int running;
-
-        if (curl_multi_socket_action(c->multi, CURL_SOCKET_TIMEOUT, 0, &running) != CURLM_OK)
-                log_debug("curl_multi_socket_action() failed on timeout");
-        client_process_done(c);
-        return 0;
-}
-
-static int curl_socket_cb(CURL *easy, curl_socket_t fd, int what, void *userp, void *socketp) {
-        ControlClient *c = userp;
-        sd_event_source *io = socketp;
-        uint32_t events = 0;
-        int r;
-
-        if (what == CURL_POLL_REMOVE) {
-                if (io) {
-                        sd_event_source_disable_unref(io);
-                        (void) curl_multi_assign(c->multi, fd, NULL);
-                }
-                return 0;
-        }
-
-        if (what & CURL_POLL_IN)
-                events |= EPOLLIN;
-        if (what & CURL_POLL_OUT)
-                events |= EPOLLOUT;
-
-        if (io) {
-                r = sd_event_source_set_io_events(io, events);
-                if (r >= 0)
-                        r = sd_event_source_set_enabled(io, SD_EVENT_ON);
-        } else {
-                r = sd_event_add_io(c->event, &io, fd, events, on_curl_io, c);
-                if (r >= 0) {
-                        (void) sd_event_source_set_description(io, "control-client-io");
-                        if (curl_multi_assign(c->multi, fd, io) != CURLM_OK) {
-                                sd_event_source_disable_unref(io);
-                                r = -ENOMEM;
-                        }
-                }
-        }
-        if (r < 0) {
-                log_debug_errno(r, "Failed to watch control connection fd %d: %m", fd);
-                return -1;
-        }
-        return 0;
-}
-
-static int curl_timer_cb(CURLM *multi, long timeout_ms, void *userp) {
-        ControlClient *c = userp;
-        uint64_t now;
-        int r;
-
-        if (timeout_ms < 0) {
-                if (c->curl_timer)
-                        (void) sd_event_source_set_enabled(c->curl_timer, SD_EVENT_OFF);
-                return 0;
-        }
-
-        r = sd_event_now(c->event, CLOCK_MONOTONIC, &now);
-        if (r < 0)
-                goto fail;
-        now += (uint64_t) timeout_ms * USEC_PER_MSEC;
-
-        if (c->curl_timer) {
-                r = sd_event_source_set_time(c->curl_timer, now);
-                if (r >= 0)
-                        r = sd_event_source_set_enabled(c->curl_timer, SD_EVENT_ONESHOT);
-        } else {
-                r = sd_event_add_time(c->event, &c->curl_timer, CLOCK_MONOTONIC, now,
-                                      CURL_TIMER_ACCURACY_USEC, on_curl_timer, c);
-                if (r >= 0)
-                        (void) sd_event_source_set_description(c->curl_timer, "control-client-timer");
-        }
-        if (r >= 0)
-                return 0;
-fail:
-        log_debug_errno(r, "Failed to arm curl timer: %m");
-        return -1;
 }
 
 /* ---- requests */
@@ -374,8 +267,9 @@ static int transfer_new(ControlClient *c, TransferKind kind, const char *path,
              curl_easy_setopt(t->easy, CURLOPT_POSTFIELDS, t->request_body) != CURLE_OK))
                 return -EINVAL;
 
-        if (curl_multi_add_handle(c->multi, t->easy) != CURLM_OK)
-                return -ENOMEM;
+        r = curl_event_add(c->curl, t->easy);
+        if (r < 0)
+                return r;
         t->in_multi = true;
 
         log_debug("Control request started: %s %s", t->request_body ? "POST" : "GET", path);
@@ -551,7 +445,7 @@ static void poll_schedule(ControlClient *c, uint64_t delay_usec) {
                         r = sd_event_source_set_enabled(c->poll_timer, SD_EVENT_ONESHOT);
         } else {
                 r = sd_event_add_time(c->event, &c->poll_timer, CLOCK_MONOTONIC, now + delay_usec,
-                                      CURL_TIMER_ACCURACY_USEC, on_poll_timer, c);
+                                      POLL_TIMER_ACCURACY_USEC, on_poll_timer, c);
                 if (r >= 0)
                         (void) sd_event_source_set_description(c->poll_timer, "control-client-poll");
         }
@@ -606,7 +500,7 @@ static void transfer_done(ControlClient *c, Transfer *t, CURLcode code) {
         _cleanup_free_ char *message = NULL;
         int r;
 
-        (void) curl_multi_remove_handle(c->multi, t->easy);
+        curl_event_remove(c->curl, t->easy);
         t->in_multi = false;
 
         r = transfer_result(t, code, &message);
@@ -649,23 +543,19 @@ static void transfer_done(ControlClient *c, Transfer *t, CURLcode code) {
 
 static void client_free_now(ControlClient *c);
 
-static void client_process_done(ControlClient *c) {
-        CURLMsg *msg;
-        int left;
+/* From curl-event.c's dispatch; a callback may free the client, which is
+ * then deferred until this returns (and curl-event.c's own free until its
+ * dispatch returns, so no further transfer is reported). */
+static void on_curl_done(CurlEvent *ce, CURL *easy, CURLcode result, void *userdata) {
+        ControlClient *c = userdata;
+        char *p = NULL;
 
+        if (c->free_requested)
+                return;
+        if (curl_easy_getinfo(easy, CURLINFO_PRIVATE, &p) != CURLE_OK || !p)
+                return;
         c->dispatching++;
-        while (!c->free_requested && (msg = curl_multi_info_read(c->multi, &left))) {
-                char *p = NULL;
-                CURLcode code;
-
-                if (msg->msg != CURLMSG_DONE)
-                        continue;
-                /* msg is invalid once the handle leaves the multi: copy first. */
-                code = msg->data.result;
-                if (curl_easy_getinfo(msg->easy_handle, CURLINFO_PRIVATE, &p) != CURLE_OK || !p)
-                        continue;
-                transfer_done(c, (Transfer *) p, code);
-        }
+        transfer_done(c, (Transfer *) p, result);
         c->dispatching--;
 
         if (c->dispatching == 0 && c->free_requested)
@@ -677,6 +567,7 @@ static void client_process_done(ControlClient *c) {
 int control_client_new(sd_event *event, const char *url, const char *pin, ControlClient **ret) {
         _cleanup_(control_client_freep) ControlClient *c = NULL;
         size_t n;
+        int r;
 
         if (!event || !url || !pin || !ret)
                 return -EINVAL;
@@ -698,14 +589,9 @@ int control_client_new(sd_event *event, const char *url, const char *pin, Contro
         while (n > 8 && c->url[n - 1] == '/')
                 c->url[--n] = 0;
 
-        c->multi = curl_multi_init();
-        if (!c->multi)
-                return -ENOMEM;
-        if (curl_multi_setopt(c->multi, CURLMOPT_SOCKETFUNCTION, curl_socket_cb) != CURLM_OK ||
-            curl_multi_setopt(c->multi, CURLMOPT_SOCKETDATA, c) != CURLM_OK ||
-            curl_multi_setopt(c->multi, CURLMOPT_TIMERFUNCTION, curl_timer_cb) != CURLM_OK ||
-            curl_multi_setopt(c->multi, CURLMOPT_TIMERDATA, c) != CURLM_OK)
-                return -EINVAL;
+        r = curl_event_new(event, "control-client-curl", on_curl_done, c, &c->curl);
+        if (r < 0)
+                return r;
 
         *ret = TAKE_PTR(c);
         return 0;
@@ -727,10 +613,8 @@ static void client_free_now(ControlClient *c) {
         transfer_free(c->ca_transfer);
         transfer_free(c->cert_transfer);
         transfer_free(c->poll_transfer);
-        /* curl_multi_cleanup() tells the socket callback to drop each source. */
-        if (c->multi)
-                curl_multi_cleanup(c->multi);
-        sd_event_source_disable_unref(c->curl_timer);
+        /* deferred by curl-event.c when called from its dispatch */
+        curl_event_free(c->curl);
         sd_event_source_disable_unref(c->poll_timer);
         sd_event_unref(c->event);
         erase_string(&c->token);

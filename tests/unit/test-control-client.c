@@ -16,15 +16,13 @@
 
 #include <cmocka.h>
 #include <curl/curl.h>
-#include <gnutls/gnutls.h>
-#include <gnutls/x509.h>
 #include <microhttpd.h>
-#include <sodium.h>
 
 #include "control-client.h"
 #include "key.h"
 #include "register-proof.h"
 #include "macro.h"
+#include "tls-test-cert.h"
 #include "varlink.h"
 
 #define POLLS_MAX 8
@@ -61,46 +59,10 @@ typedef struct Request {
         size_t size;
 } Request;
 
-static char cert_pem[8192], key_pem[8192], pin[64];
+static TlsTestCert tls;
 
 static int make_cert(void **state) {
-        gnutls_x509_privkey_t key = NULL;
-        gnutls_x509_crt_t crt = NULL;
-        gnutls_datum_t d = {};
-        unsigned char id[32];
-        size_t id_size = sizeof(id);
-        time_t now = time(NULL);
-
-        assert_int_equal(gnutls_x509_privkey_init(&key), 0);
-        assert_int_equal(gnutls_x509_privkey_generate(key, GNUTLS_PK_ECDSA,
-                                                      GNUTLS_CURVE_TO_BITS(GNUTLS_ECC_CURVE_SECP256R1), 0),
-                         0);
-        assert_int_equal(gnutls_x509_crt_init(&crt), 0);
-        assert_int_equal(gnutls_x509_crt_set_version(crt, 3), 0);
-        assert_int_equal(gnutls_x509_crt_set_serial(crt, "\x01", 1), 0);
-        assert_int_equal(gnutls_x509_crt_set_activation_time(crt, now - 3600), 0);
-        assert_int_equal(gnutls_x509_crt_set_expiration_time(crt, now + 86400), 0);
-        assert_int_equal(gnutls_x509_crt_set_dn_by_oid(crt, GNUTLS_OID_X520_COMMON_NAME, 0, "localhost", 9), 0);
-        assert_int_equal(gnutls_x509_crt_set_key(crt, key), 0);
-        assert_int_equal(gnutls_x509_crt_sign2(crt, crt, key, GNUTLS_DIG_SHA256, 0), 0);
-
-        assert_int_equal(gnutls_x509_crt_export2(crt, GNUTLS_X509_FMT_PEM, &d), 0);
-        assert_true(d.size < sizeof(cert_pem));
-        memcpy(cert_pem, d.data, d.size);
-        gnutls_free(d.data);
-        assert_int_equal(gnutls_x509_privkey_export2(key, GNUTLS_X509_FMT_PEM, &d), 0);
-        assert_true(d.size < sizeof(key_pem));
-        memcpy(key_pem, d.data, d.size);
-        gnutls_free(d.data);
-
-        /* The SHA-256 of the DER SubjectPublicKeyInfo: what curl pins. */
-        assert_int_equal(gnutls_x509_crt_get_key_id(crt, GNUTLS_KEYID_USE_SHA256, id, &id_size), 0);
-        assert_int_equal(id_size, 32);
-        strcpy(pin, "sha256//");
-        sodium_bin2base64(pin + 8, sizeof(pin) - 8, id, id_size, sodium_base64_VARIANT_ORIGINAL);
-
-        gnutls_x509_crt_deinit(crt);
-        gnutls_x509_privkey_deinit(key);
+        tls_test_cert_make(&tls);
         return 0;
 }
 
@@ -275,8 +237,8 @@ static Server *server_start(Scenario scenario) {
         s->daemon = MHD_start_daemon(MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_TLS, 0, NULL, NULL,
                                      handler, s,
                                      MHD_OPTION_SOCK_ADDR, (struct sockaddr *) &sa,
-                                     MHD_OPTION_HTTPS_MEM_KEY, key_pem,
-                                     MHD_OPTION_HTTPS_MEM_CERT, cert_pem,
+                                     MHD_OPTION_HTTPS_MEM_KEY, tls.key_pem,
+                                     MHD_OPTION_HTTPS_MEM_CERT, tls.cert_pem,
                                      MHD_OPTION_NOTIFY_COMPLETED, request_completed, NULL,
                                      MHD_OPTION_END);
         assert_non_null(s->daemon);
@@ -405,7 +367,7 @@ static void do_register(Scenario scenario, const char *the_pin, int expected, co
         Server *s = server_start(scenario);
         Context ctx;
 
-        context_init(&ctx, s, s->url, the_pin ? the_pin : pin);
+        context_init(&ctx, s, s->url, the_pin ? the_pin : tls.pin);
         assert_int_equal(control_client_register(ctx.client, "mskey-secret", &node_private, "nas", test_endpoints,
                                                  on_reply, &ctx),
                          0);
@@ -425,7 +387,7 @@ static void test_register_ok(void **state) {
         _cleanup_json_ cJSON *j = NULL;
         Context ctx;
 
-        context_init(&ctx, s, s->url, pin);
+        context_init(&ctx, s, s->url, tls.pin);
         assert_int_equal(control_client_register(ctx.client, "mskey-secret", &node_private, "nas", test_endpoints,
                                                  on_reply, &ctx),
                          0);
@@ -506,7 +468,7 @@ static void test_connection_refused(void **state) {
         close(fd);
         snprintf(url, sizeof(url), "https://127.0.0.1:%u", (unsigned) ntohs(sa.sin_port));
 
-        context_init(&ctx, NULL, url, pin);
+        context_init(&ctx, NULL, url, tls.pin);
         assert_int_equal(control_client_register(ctx.client, "k", &node_private, "h", NULL, on_reply, &ctx), 0);
         run_until_done(&ctx, 10 * USEC_PER_SEC);
         assert_int_equal(ctx.n_calls, 1);
@@ -519,9 +481,9 @@ static void test_new_invalid(void **state) {
         ControlClient *c = NULL;
 
         assert_int_equal(sd_event_new(&e), 0);
-        assert_int_equal(control_client_new(e, "http://127.0.0.1", pin, &c), -EINVAL);
+        assert_int_equal(control_client_new(e, "http://127.0.0.1", tls.pin, &c), -EINVAL);
         assert_int_equal(control_client_new(e, "https://127.0.0.1", "md5//x", &c), -EINVAL);
-        assert_int_equal(control_client_new(e, "https://127.0.0.1//", pin, &c), 0);
+        assert_int_equal(control_client_new(e, "https://127.0.0.1//", tls.pin, &c), 0);
         assert_string_equal(control_client_get_url(c), "https://127.0.0.1");
         assert_false(control_client_is_connected(c));
         assert_int_equal(control_client_post_endpoints(c, test_endpoints), -ENOTCONN);
@@ -568,7 +530,7 @@ static void test_poll_304_200_401(void **state) {
         Context ctx;
 
         memcpy(s->poll_plan, (int[]) { 304, 200, 401 }, 3 * sizeof(int));
-        context_init(&ctx, s, s->url, pin);
+        context_init(&ctx, s, s->url, tls.pin);
         assert_int_equal(control_client_start_polling(ctx.client, "tok", 0, on_poll, &ctx), 0);
         run_until_done(&ctx, 10 * USEC_PER_SEC);
 
@@ -597,7 +559,7 @@ static void test_poll_backoff(void **state) {
         Context ctx;
 
         memcpy(s->poll_plan, (int[]) { 500, 200 }, 2 * sizeof(int));
-        context_init(&ctx, s, s->url, pin);
+        context_init(&ctx, s, s->url, tls.pin);
         ctx.stop_in_callback = true;
         assert_int_equal(control_client_start_polling(ctx.client, "tok", 7, on_poll, &ctx), 0);
         run_until_done(&ctx, 10 * USEC_PER_SEC);
@@ -624,7 +586,7 @@ static void test_poll_rejected_netmap(void **state) {
         /* The server answers at once while the node stays behind; the
          * client must not hammer it. */
         memcpy(s->poll_plan, (int[]) { 200 }, sizeof(int));
-        context_init(&ctx, s, s->url, pin);
+        context_init(&ctx, s, s->url, tls.pin);
         ctx.reject_netmap = true;
         ctx.stop_in_callback = true;
         ctx.stop_after = 2;
@@ -645,7 +607,7 @@ static void test_poll_free_in_callback(void **state) {
         Context ctx;
 
         memcpy(s->poll_plan, (int[]) { 200 }, sizeof(int));
-        context_init(&ctx, s, s->url, pin);
+        context_init(&ctx, s, s->url, tls.pin);
         ctx.free_in_callback = true;
         assert_int_equal(control_client_start_polling(ctx.client, "tok", 0, on_poll, &ctx), 0);
         run_until_done(&ctx, 10 * USEC_PER_SEC);
@@ -660,7 +622,7 @@ static void test_post_endpoints(void **state) {
         Context ctx;
 
         memcpy(s->poll_plan, (int[]) { 200 }, sizeof(int));
-        context_init(&ctx, s, s->url, pin);
+        context_init(&ctx, s, s->url, tls.pin);
         ctx.post_endpoints_in_callback = true;
         ctx.stop_in_callback = true;
         /* the POST outlives the poll loop that started it */

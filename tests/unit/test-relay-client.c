@@ -21,12 +21,11 @@
 #include <cmocka.h>
 #include <curl/curl.h>
 #include <gnutls/gnutls.h>
-#include <gnutls/x509.h>
-#include <sodium.h>
 
 #include "macro.h"
 #include "relay-client.h"
 #include "relay-frame.h"
+#include "tls-test-cert.h"
 
 #define SERVER_FRAMES 20
 /* more than the client reads per wakeup (1 MiB) */
@@ -66,46 +65,10 @@ typedef struct Context {
         bool free_on_closed;
 } Context;
 
-static char cert_pem[8192], key_pem[8192], pin[64];
+static TlsTestCert tls;
 
 static int make_cert(void **state) {
-        gnutls_x509_privkey_t key = NULL;
-        gnutls_x509_crt_t crt = NULL;
-        gnutls_datum_t d = {};
-        unsigned char id[32];
-        size_t id_size = sizeof(id);
-        time_t now = time(NULL);
-
-        assert_int_equal(gnutls_x509_privkey_init(&key), 0);
-        assert_int_equal(gnutls_x509_privkey_generate(key, GNUTLS_PK_ECDSA,
-                                                      GNUTLS_CURVE_TO_BITS(GNUTLS_ECC_CURVE_SECP256R1), 0),
-                         0);
-        assert_int_equal(gnutls_x509_crt_init(&crt), 0);
-        assert_int_equal(gnutls_x509_crt_set_version(crt, 3), 0);
-        assert_int_equal(gnutls_x509_crt_set_serial(crt, "\x01", 1), 0);
-        assert_int_equal(gnutls_x509_crt_set_activation_time(crt, now - 3600), 0);
-        assert_int_equal(gnutls_x509_crt_set_expiration_time(crt, now + 86400), 0);
-        assert_int_equal(gnutls_x509_crt_set_dn_by_oid(crt, GNUTLS_OID_X520_COMMON_NAME, 0, "localhost", 9), 0);
-        assert_int_equal(gnutls_x509_crt_set_key(crt, key), 0);
-        assert_int_equal(gnutls_x509_crt_sign2(crt, crt, key, GNUTLS_DIG_SHA256, 0), 0);
-
-        assert_int_equal(gnutls_x509_crt_export2(crt, GNUTLS_X509_FMT_PEM, &d), 0);
-        assert_true(d.size < sizeof(cert_pem));
-        memcpy(cert_pem, d.data, d.size);
-        gnutls_free(d.data);
-        assert_int_equal(gnutls_x509_privkey_export2(key, GNUTLS_X509_FMT_PEM, &d), 0);
-        assert_true(d.size < sizeof(key_pem));
-        memcpy(key_pem, d.data, d.size);
-        gnutls_free(d.data);
-
-        /* The SHA-256 of the DER SubjectPublicKeyInfo: what curl pins. */
-        assert_int_equal(gnutls_x509_crt_get_key_id(crt, GNUTLS_KEYID_USE_SHA256, id, &id_size), 0);
-        assert_int_equal(id_size, 32);
-        strcpy(pin, "sha256//");
-        sodium_bin2base64(pin + 8, sizeof(pin) - 8, id, id_size, sodium_base64_VARIANT_ORIGINAL);
-
-        gnutls_x509_crt_deinit(crt);
-        gnutls_x509_privkey_deinit(key);
+        tls_test_cert_make(&tls);
         return 0;
 }
 
@@ -250,8 +213,8 @@ static void server_record(Server *srv, gnutls_session_t s) {
 static void server_session(Server *srv, int fd) {
         gnutls_certificate_credentials_t cred = NULL;
         gnutls_session_t s = NULL;
-        gnutls_datum_t c = { (unsigned char *) cert_pem, (unsigned) strlen(cert_pem) };
-        gnutls_datum_t k = { (unsigned char *) key_pem, (unsigned) strlen(key_pem) };
+        gnutls_datum_t c = { (unsigned char *) tls.cert_pem, (unsigned) strlen(tls.cert_pem) };
+        gnutls_datum_t k = { (unsigned char *) tls.key_pem, (unsigned) strlen(tls.key_pem) };
         int r;
 
         if (gnutls_certificate_allocate_credentials(&cred) < 0 ||
@@ -510,7 +473,7 @@ static void test_up_and_frames(void **state) {
         char host[64];
         Context ctx;
 
-        context_init(&ctx, srv->url, pin, socket_port(wg), 0);
+        context_init(&ctx, srv->url, tls.pin, socket_port(wg), 0);
         assert_int_equal(relay_client_local_endpoint(ctx.client, &local), 0);
         assert_int_equal(local.sa.sa_family, AF_INET);
         assert_int_equal(ntohl(local.in.sin_addr.s_addr), INADDR_LOOPBACK);
@@ -588,7 +551,7 @@ static void test_flood_from_server(void **state) {
 
         /* room for all of it: what is tested is the relay, not our reading */
         assert_int_equal(setsockopt(wg, SOL_SOCKET, SO_RCVBUFFORCE, &size, sizeof(size)), 0);
-        context_init(&ctx, srv->url, pin, socket_port(wg), 0);
+        context_init(&ctx, srv->url, tls.pin, socket_port(wg), 0);
         for (unsigned i = 0; i < FLOOD_FRAMES; i++) {
                 assert_true(run_until(&ctx, datagram_arrived, &d, 5 * USEC_PER_SEC));
                 assert_int_equal(d.size, FLOOD_SIZE);
@@ -606,7 +569,7 @@ static void test_refused_401(void **state) {
         Server *srv = server_start(SCENARIO_401);
         Context ctx;
 
-        context_init(&ctx, srv->url, pin, 51820, 0);
+        context_init(&ctx, srv->url, tls.pin, 51820, 0);
         ctx.free_on_closed = true; /* the handler may free the client */
         assert_true(run_until(&ctx, is_closed, NULL, 10 * USEC_PER_SEC));
         assert_int_equal(ctx.n_up, 0);
@@ -621,7 +584,7 @@ static void test_refused_without_json(void **state) {
         Server *srv = server_start(SCENARIO_503_HTML);
         Context ctx;
 
-        context_init(&ctx, srv->url, pin, 51820, 0);
+        context_init(&ctx, srv->url, tls.pin, 51820, 0);
         assert_true(run_until(&ctx, is_closed, NULL, 10 * USEC_PER_SEC));
         assert_int_equal(ctx.n_up, 0);
         assert_string_equal(ctx.reason, "relay refused: HTTP 503");
@@ -634,7 +597,7 @@ static void test_101_without_upgrade(void **state) {
         Server *srv = server_start(SCENARIO_NO_UPGRADE);
         Context ctx;
 
-        context_init(&ctx, srv->url, pin, 51820, 0);
+        context_init(&ctx, srv->url, tls.pin, 51820, 0);
         assert_true(run_until(&ctx, is_closed, NULL, 10 * USEC_PER_SEC));
         assert_int_equal(ctx.n_up, 0);
         assert_string_equal(ctx.reason, "relay refused: 101 without Upgrade: meshd-relay/1");
@@ -651,7 +614,7 @@ static void test_server_ends_stream(void **state) {
         uint8_t msg[32];
         Context ctx;
 
-        context_init(&ctx, srv->url, pin, socket_port(wg), 0);
+        context_init(&ctx, srv->url, tls.pin, socket_port(wg), 0);
         assert_true(run_until(&ctx, is_closed, NULL, 10 * USEC_PER_SEC));
         assert_int_equal(ctx.n_up, 1);
         assert_int_equal(ctx.n_closed, 1);
@@ -671,7 +634,7 @@ static void test_attack_garbage_frame(void **state) {
         Datagram d = { .fd = wg };
         Context ctx;
 
-        context_init(&ctx, srv->url, pin, socket_port(wg), 0);
+        context_init(&ctx, srv->url, tls.pin, socket_port(wg), 0);
         assert_true(run_until(&ctx, is_closed, NULL, 10 * USEC_PER_SEC));
         assert_int_equal(ctx.n_up, 1);
         assert_int_equal(ctx.n_closed, 1);
@@ -688,7 +651,7 @@ static void test_attack_oversized_frame(void **state) {
         Server *srv = server_start(SCENARIO_OVERSIZED);
         Context ctx;
 
-        context_init(&ctx, srv->url, pin, 51820, 0);
+        context_init(&ctx, srv->url, tls.pin, 51820, 0);
         assert_true(run_until(&ctx, is_closed, NULL, 10 * USEC_PER_SEC));
         assert_int_equal(ctx.n_up, 1);
         assert_string_equal(ctx.reason,
@@ -718,7 +681,7 @@ static void test_silent_server_times_out(void **state) {
         Server *srv = server_start(SCENARIO_SILENT);
         Context ctx;
 
-        context_init(&ctx, srv->url, pin, 51820, 500 * USEC_PER_MSEC);
+        context_init(&ctx, srv->url, tls.pin, 51820, 500 * USEC_PER_MSEC);
         assert_true(run_until(&ctx, is_closed, NULL, 10 * USEC_PER_SEC));
         assert_int_equal(ctx.n_up, 0);
         assert_string_equal(ctx.reason,
@@ -742,7 +705,7 @@ static void test_free_while_upgrading(void **state) {
         Server *srv = server_start(SCENARIO_SILENT);
         Context ctx;
 
-        context_init(&ctx, srv->url, pin, 51820, 0);
+        context_init(&ctx, srv->url, tls.pin, 51820, 0);
         assert_true(run_until(&ctx, server_got_request, srv, 10 * USEC_PER_SEC));
         ctx.client = relay_client_free(ctx.client);
         run_pending(&ctx);
@@ -762,7 +725,7 @@ static void test_connection_refused(void **state) {
         assert_int_equal(bind(fd, (struct sockaddr *) &sa, sizeof(sa)), 0);
         assert_int_equal(getsockname(fd, (struct sockaddr *) &sa, &len), 0);
         snprintf(url, sizeof(url), "https://127.0.0.1:%u", ntohs(sa.sin_port));
-        context_init(&ctx, url, pin, 51820, 0);
+        context_init(&ctx, url, tls.pin, 51820, 0);
         assert_true(run_until(&ctx, is_closed, NULL, 10 * USEC_PER_SEC));
         assert_int_equal(ctx.n_up, 0);
         assert_non_null(strstr(ctx.reason, "cannot connect to the control server: "));
@@ -789,7 +752,7 @@ static void test_attack_udp_echo(void **state) {
         uint8_t type, nonce[RELAY_ECHO_NONCE_SIZE];
         Context ctx;
 
-        context_init(&ctx, srv->url, pin, 51820, 0);
+        context_init(&ctx, srv->url, tls.pin, 51820, 0);
         assert_true(run_until(&ctx, is_up, NULL, 10 * USEC_PER_SEC));
         assert_int_equal(ctx.n_up, 1);
 
