@@ -258,7 +258,7 @@ def test_attack_hub_widened_allowed_ips_reach_only_members(lab):
 
     # a removed member's address leaves the set (a difference, not a reload)
     control.remove_node("charlie")
-    wait_until(lambda: v4["charlie"] not in stateless(control.ns, "set", "inet", table, "members4"), 3,
+    wait_until(lambda: v4["charlie"] not in stateless(control.ns, "set", "inet", table, "members4"), 20,
                what="charlie's address gone from members4")
     assert "reloaded" not in control.log.read_text()
     assert alpha.ping(v4["charlie"], count=1, wait=1).returncode != 0

@@ -252,7 +252,7 @@ def test_observed_endpoint_first_and_probes(lab, control, mesh3):
             return False
         return all(p["endpoints"] and p["endpoints"][0] == seen[p["public_key"]] for p in nm["peers"]) \
             and nm["self"]["endpoints"][0] == seen[nm["self"]["public_key"]]
-    wait_until(first_endpoint_is_observed, 3, interval=0.2, what="observed endpoints first in the netmap")
+    wait_until(first_endpoint_is_observed, 20, interval=0.2, what="observed endpoints first in the netmap")
     _, nm = netmap(control, node_token(bravo), timeout=1)
     for p in nm["peers"]:
         assert len(p["endpoints"]) == len(set(p["endpoints"])), p["endpoints"]
