@@ -305,6 +305,11 @@ def test_mesh_survives_control_outage(lab, control, mesh3):
     pairs = [(a, b) for a in nodes for b in nodes if a is not b]
     for a, b in pairs:
         assert a.can_ping(status[b.name]["ipv4"], within=10), f"{a.name} → {b.name} before the outage"
+    # every pair direct first: a pair that fell back to the hub at start-up
+    # (a probe lost on a loaded machine) would lose its path with the hub
+    names = {n.name for n in nodes}
+    wait_until(lambda: all(p.get("path") == "direct" for n in nodes for p in n.peers() if p["name"] in names),
+               60, interval=0.5, what="every pair of nodes on its direct path before the outage")
 
     outage = """
         table inet meshlab_outage {
