@@ -228,6 +228,12 @@ def probe_from(ns, timeout=1.0, count=1) -> bool:
         s.close()
 
 
+# A node cut off from the hub stays cut off until the stream that starves
+# it is closed (10 s without progress at least); a gap up to this long is
+# a probe or two lost on a loaded machine, not that.
+PROBER_GAP_S = 5.0
+
+
 class Prober(threading.Thread):
     """A real meshd node probing the hub over UDP the whole time: the
     longest run of failed probes tells whether it was ever cut off."""
@@ -405,7 +411,7 @@ def test_attack_relay_bad_frames_close_that_stream_only(relay_lab):
     finally:
         prober.finish()
     assert not dev.shuttle.eof and dev.probe_hub(2.0)
-    assert prober.ok > 0 and prober.worst_gap < 2.5, vars(prober)
+    assert prober.ok > 0 and prober.worst_gap < PROBER_GAP_S, vars(prober)
     assert not log_lines(control, r"Relay stream of node steady closed")
     dev.close()
 
@@ -497,7 +503,7 @@ def test_attack_relay_slow_reader(relay_lab):
         blaster.kill()
         blaster.wait(5)
         prober.finish()
-    assert prober.ok > 0 and prober.worst_gap < 2.5, vars(prober)
+    assert prober.ok > 0 and prober.worst_gap < PROBER_GAP_S, vars(prober)
     assert not log_lines(control, r"Relay stream of node steady closed")
     line = log_lines(control, r"Relay stream of node sloth closed")
     assert len(line) == 1 and "datagrams dropped" in line[0], line
