@@ -575,6 +575,9 @@ static enum MHD_Result request_wait(Request *req) {
         req->waiting = true;
 
         MHD_suspend_connection(req->connection);
+        /* what a test waits for before it changes the netmap */
+        log_debug("Node %" PRId64 ": long-poll waits for a netmap version past %" PRIu64 " (%zu waiting).",
+                  req->node_id, req->since, s->n_waiters);
         return MHD_YES;
 }
 

@@ -392,7 +392,8 @@ def test_pins_taken_from_first_netmap_after_upgrade(lab, control, pair):
     path.write_text(json.dumps(creds))
     alpha.start()
     alpha.wait_ready(30)
-    wait_until(lambda: "domain" in json.loads(path.read_text()), 20, what="pins in node.json")
+    # the line comes after node.json is written: wait for the later of the two
+    wait_until(lambda: log_lines(alpha, "Pinned domain mesh.internal"), 20, what="the line saying pins were taken")
     pinned = json.loads(path.read_text())
     assert (pinned["domain"], pinned["ipv4_range"]) == ("mesh.internal", "100.64.0.0/10")
     assert len(log_lines(alpha, "Pinned domain mesh.internal")) == 1

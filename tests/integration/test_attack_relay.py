@@ -228,6 +228,12 @@ def probe_from(ns, timeout=1.0, count=1) -> bool:
         s.close()
 
 
+# A node cut off from the hub stays cut off until the stream that starves
+# it is closed (10 s without progress at least); a gap up to this long is
+# a probe or two lost on a loaded machine, not that.
+PROBER_GAP_S = 5.0
+
+
 class Prober(threading.Thread):
     """A real meshd node probing the hub over UDP the whole time: the
     longest run of failed probes tells whether it was ever cut off."""
@@ -317,10 +323,12 @@ def test_relay_carries_wireguard_to_the_hub(relay_lab):
         assert len(lines) == 1, lines
         # the hub sees it on loopback (and reads its peers every second),
         # and never publishes that as roamer's observed endpoint
-        wait_until(lambda: "127.0.0.1:" in hub_peers(control).get(reg.public_key, ""), 5,
+        wait_until(lambda: "127.0.0.1:" in hub_peers(control).get(reg.public_key, ""), 20,
                    what="the hub sees roamer on loopback")
-        # a negative: give the hub's once-a-second read of its peers a round
-        time.sleep(1.2)
+        # a negative, watched over a window: a read of the hub's peers
+        # that publishes nothing leaves no trace, so give its once-a-second
+        # poll three rounds (slack for a loaded machine) to do the wrong thing
+        time.sleep(3.0)
         netmap = api.netmap(token_of(alpha)).json()
         roamer = [p for p in netmap["peers"] if p["name"] == "roamer"]
         assert roamer and not any(e.startswith("127.") for e in roamer[0].get("endpoints", [])), roamer
@@ -388,22 +396,22 @@ def test_attack_relay_bad_frames_close_that_stream_only(relay_lab):
             # a valid transport-sized frame first: the stream works until the bad one
             r.send_frame(b"\x04\x00\x00\x00" + bytes(28))
             r.send_raw(data)
-            assert r.closed_by_server(5), f"{name}: stream not closed"
+            assert r.closed_by_server(20), f"{name}: stream not closed"
             r.close()
-            wait_until(lambda: log_lines(control, rf"Relay stream of node bad-{name} closed: {reason}\."), 5,
+            wait_until(lambda: log_lines(control, rf"Relay stream of node bad-{name} closed: {reason}\."), 20,
                        what=f"{name}: close line")
             assert len(log_lines(control, rf"Relay stream of node bad-{name} closed")) == 1
             assert dev.probe_hub(2.0), f"after {name}: the other stream stopped working"
         # the bytes sent with the request itself count as frames too
         bad = register(api, control, key, "bad-early")
         r = Relay(client, control, bad.token, extra=b"\x00\x00")
-        assert r.status == 101 and r.closed_by_server(5)
-        wait_until(lambda: log_lines(control, r"Relay stream of node bad-early closed: empty frame"), 5,
+        assert r.status == 101 and r.closed_by_server(20)
+        wait_until(lambda: log_lines(control, r"Relay stream of node bad-early closed: empty frame"), 20,
                    what="early close line")
     finally:
         prober.finish()
     assert not dev.shuttle.eof and dev.probe_hub(2.0)
-    assert prober.ok > 0 and prober.worst_gap < 2.5, vars(prober)
+    assert prober.ok > 0 and prober.worst_gap < PROBER_GAP_S, vars(prober)
     assert not log_lines(control, r"Relay stream of node steady closed")
     dev.close()
 
@@ -429,7 +437,7 @@ def test_attack_relay_another_nodes_packets(relay_lab):
         assert dev.shuttle.eof and dev.shuttle.up > 0
         pattern = (rf"Relay stream of node bravo closed: it carried the packets of node "
                    rf"{alpha_public.replace('+', '[+]')} .*put back to {alpha.address}:41641\.")
-        wait_until(lambda: log_lines(control, pattern), 5, what="close line naming both")
+        wait_until(lambda: log_lines(control, pattern), 20, what="close line naming both")
         assert len(log_lines(control, r"Relay stream of node bravo closed")) == 1
         hub = hub_peers(control)
         assert hub[alpha_public] == f"{alpha.address}:41641", hub
@@ -495,7 +503,7 @@ def test_attack_relay_slow_reader(relay_lab):
         blaster.kill()
         blaster.wait(5)
         prober.finish()
-    assert prober.ok > 0 and prober.worst_gap < 2.5, vars(prober)
+    assert prober.ok > 0 and prober.worst_gap < PROBER_GAP_S, vars(prober)
     assert not log_lines(control, r"Relay stream of node steady closed")
     line = log_lines(control, r"Relay stream of node sloth closed")
     assert len(line) == 1 and "datagrams dropped" in line[0], line
@@ -513,6 +521,26 @@ def initiation() -> bytes:
     """Shaped like a WireGuard handshake initiation (type 1, 148 bytes);
     the hub's wireguard-go drops it (no valid MAC), cheaply."""
     return b"\x01\x00\x00\x00" + os.urandom(144)
+
+
+# shaped like a WireGuard data message (type 4, 32 + 16·n bytes), which
+# the relay forwards without counting it against the handshake limit
+MARKER = b"\x04\x00\x00\x00" + b"meshlab marker".ljust(60, b".")
+
+
+def count_markers(ns):
+    """A counter of MARKER datagrams reaching the hub on loopback, in a
+    table of the test's own: the relay handles a stream's frames in order,
+    so once the marker sent last is counted, every frame before it was
+    forwarded or dropped."""
+    ns.exec("nft", "-f", "-", check=True, input=f"""
+        table inet meshlab_marker {{
+            chain input {{
+                type filter hook input priority -300;
+                iifname "lo" udp length {8 + len(MARKER)} @th,64,8 4 counter comment "marker"
+            }}
+        }}""")
+    return lambda: rule_packets(ns, "meshlab_marker", "input", "marker")
 
 
 def test_attack_relay_handshakes_limited_per_stream(lab, control):
@@ -533,15 +561,17 @@ def test_attack_relay_handshakes_limited_per_stream(lab, control):
     # 8 streams × 20: more than the firewall's per-source burst, all within each stream's own
     for r in streams:
         r.send_raw(b"".join(struct.pack("!H", 148) + initiation() for _ in range(20)))
-    wait_until(lambda: relayed() - before >= 160, 5, what="160 initiations at the hub")
+    wait_until(lambda: relayed() - before >= 160, 30, what="160 initiations at the hub")
     assert flood() == dropped
 
     # one stream flooding: its burst and rate reach the hub, the rest is dropped
+    markers = count_markers(control.ns)
     before = relayed()
     start = time.monotonic()
     streams[0].send_raw(b"".join(struct.pack("!H", 148) + initiation() for _ in range(500)))
-    time.sleep(1.0)     # let whatever would get through arrive before counting
-    passed = relayed() - before
+    streams[0].send_frame(MARKER)
+    wait_until(lambda: markers() == 1, 30, what="the marker after the flood at the hub")
+    passed = relayed() - before - 1
     assert passed <= 20 + 10 * (time.monotonic() - start + 1), passed
     assert not any(r.closed_by_server(0.2) for r in streams)
     assert not log_lines(control, r"Relay stream of node n\d closed")
@@ -564,11 +594,11 @@ def test_attack_relay_stream_limit_and_replacement(lab):
     assert (r.status, r.error()) == (503, "too many relay streams")
     second = Relay(client, control, a.token)
     assert second.status == 101
-    assert first.closed_by_server(5)
-    wait_until(lambda: log_lines(control, r"Relay stream of node one closed: replaced by a new stream"), 5,
+    assert first.closed_by_server(20)
+    wait_until(lambda: log_lines(control, r"Relay stream of node one closed: replaced by a new stream"), 20,
                what="replaced line")
     second.close()
-    wait_until(lambda: log_lines(control, r"Relay stream of node one closed: connection closed by the node"), 5,
+    wait_until(lambda: log_lines(control, r"Relay stream of node one closed: connection closed by the node"), 20,
                what="closed line")
     r = Relay(client, control, b.token)
     assert r.status == 101
@@ -586,8 +616,8 @@ def test_attack_relay_removed_node_loses_its_stream(lab, control):
     leaver, stayer = Relay(client, control, a.token), Relay(client, control, b.token)
     assert leaver.status == 101 and stayer.status == 101
     control.remove_node("leaver")
-    assert leaver.closed_by_server(5)
-    wait_until(lambda: log_lines(control, r"Relay stream of node leaver closed: node removed or expired\."), 5,
+    assert leaver.closed_by_server(20)
+    wait_until(lambda: log_lines(control, r"Relay stream of node leaver closed: node removed or expired\."), 20,
                what="removed line")
     assert not stayer.closed_by_server(1)
     assert not log_lines(control, r"Relay stream of node stayer closed")

@@ -14,6 +14,7 @@ import socket
 import sqlite3
 import threading
 import time
+from pathlib import Path
 
 from meshlab import (CLIENT_ADDRESS, ControlApi, LogWatcher, fake_public_key, netns_socket,
                      tls_connect, wait_until, wireguard_go_pid)
@@ -73,6 +74,25 @@ FAKE_JOINED = r"Peer f\d{4} joined the netmap"
 NEW_PEERS = 1000
 
 
+SYS_SENDTO = {"x86_64": 44, "aarch64": 206}[os.uname().machine]
+
+
+def blocked_in_send(pid) -> bool:
+    """pid (single-threaded) sleeps inside send() on a socket: where meshd
+    waits when wireguard-go, stopped, no longer drains its UAPI socket."""
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+        syscall = Path(f"/proc/{pid}/syscall").read_text().split()
+    except OSError:
+        return False
+    if state != "S" or len(syscall) < 2 or syscall[0] != str(SYS_SENDTO):
+        return False
+    try:
+        return os.readlink(f"/proc/{pid}/fd/{int(syscall[1], 16)}").startswith("socket:")
+    except OSError:
+        return False
+
+
 def test_sigkill_meshd_while_netmap_applies(lab):
     """meshd is SIGKILLed in the middle of applying a netmap that adds 1000
     peers and removes 20: its WireGuard device holds some mix of old and
@@ -126,7 +146,10 @@ def test_sigkill_meshd_while_netmap_applies(lab):
         os.kill(wg_pid, signal.SIGSTOP)
         stopped = True
         log.wait_for(FAKE_JOINED, 30, start=i + 1, what="the big netmap's apply to begin")
-        time.sleep(1.0)     # meshd is now inside wg_set_device, blocked on wireguard-go
+        # killed only once blocked writing the big request (a send on the
+        # UAPI socket times out after 5 s: poll closely, kill at once)
+        wait_until(lambda: blocked_in_send(alpha.proc.pid), 30, interval=0.01,
+                   what="meshd to block sending the big apply to the stopped wireguard-go")
         alpha.kill()
     finally:
         if stopped:
@@ -282,6 +305,11 @@ def test_mesh_survives_control_outage(lab, control, mesh3):
     pairs = [(a, b) for a in nodes for b in nodes if a is not b]
     for a, b in pairs:
         assert a.can_ping(status[b.name]["ipv4"], within=10), f"{a.name} → {b.name} before the outage"
+    # every pair direct first: a pair that fell back to the hub at start-up
+    # (a probe lost on a loaded machine) would lose its path with the hub
+    names = {n.name for n in nodes}
+    wait_until(lambda: all(p.get("path") == "direct" for n in nodes for p in n.peers() if p["name"] in names),
+               60, interval=0.5, what="every pair of nodes on its direct path before the outage")
 
     outage = """
         table inet meshlab_outage {

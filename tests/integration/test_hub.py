@@ -13,7 +13,7 @@ import os
 import threading
 import time
 
-from meshlab import fake_public_key, private_key_of, register_proof, wait_until
+from meshlab import LogWatcher, fake_public_key, private_key_of, register_proof, wait_until
 
 HUB_V4 = "100.64.0.1"
 HUB_PORT = 41640
@@ -185,9 +185,13 @@ def test_paths_relay_both_sides_within_1s(lab, control):
 
     threads = [threading.Thread(target=poll, args=(n, r["token"])) for n, r in
                (("alpha", a), ("bravo", b), ("charlie", c))]
+    log = LogWatcher(control.log)
     for t in threads:
         t.start()
-    time.sleep(1.0)      # the long-polls are parked on the server
+    # the decision must wake parked long-polls, not meet requests that come late
+    for n, r in (("alpha", a), ("bravo", b), ("charlie", c)):
+        log.wait_for(rf"Node {r['node_id']}: long-poll waits for a netmap version past {version} ", 30,
+                     what=f"{n}'s long-poll to wait on the server")
     sent = time.monotonic()
     status, _ = api(control, "POST", "/v1/paths",
                     {"peers": [{"public_key": keys["bravo"], "direct": False},
@@ -248,7 +252,7 @@ def test_observed_endpoint_first_and_probes(lab, control, mesh3):
             return False
         return all(p["endpoints"] and p["endpoints"][0] == seen[p["public_key"]] for p in nm["peers"]) \
             and nm["self"]["endpoints"][0] == seen[nm["self"]["public_key"]]
-    wait_until(first_endpoint_is_observed, 3, interval=0.2, what="observed endpoints first in the netmap")
+    wait_until(first_endpoint_is_observed, 20, interval=0.2, what="observed endpoints first in the netmap")
     _, nm = netmap(control, node_token(bravo), timeout=1)
     for p in nm["peers"]:
         assert len(p["endpoints"]) == len(set(p["endpoints"])), p["endpoints"]
