@@ -8,6 +8,7 @@
 #include "messages.h"
 #include "peer.h"
 #include "relay-client.h"
+#include "relay-upgrade.h"
 
 struct HubLink {
         Manager *manager;
@@ -89,25 +90,40 @@ static void on_relay_event(RelayClient *c, RelayClientEvent event, const char *r
 
 static void hub_link_connect_relay(HubLink *l) {
         Manager *m = l->manager;
+        _cleanup_free_ char *relay_url = NULL;
+        uint16_t relay_port = m->netmap && m->netmap->has_hub ? m->netmap->hub.relay_port : 0;
+        uint16_t echo_port = 0;
+        const char *url = m->credentials.control_url;
         int r;
 
         hub_link_close_relay(l);
+        /* the relay's own port when the server has one (libmicrohttpd < 1.0
+         * forwards an upgrade on the API port a few bytes at a time); the
+         * same host and pin, and the echo stays on the API port */
+        if (relay_port != 0) {
+                r = relay_upgrade_url(url, relay_port, &relay_url, &echo_port);
+                if (r < 0)
+                        log_warning_errno(r, "Cannot make the TLS relay's URL from %s and port %u, using the "
+                                          "control URL: %m", url, (unsigned) relay_port);
+                else
+                        url = relay_url;
+        }
         r = relay_client_new(m->event,
                              &(RelayClientOptions) {
-                                     .control_url = m->credentials.control_url,
+                                     .control_url = url,
                                      .pin = m->credentials.control_pin,
                                      .token = m->credentials.token,
                                      .wg_listen_port = m->listen_port,
+                                     .echo_port = echo_port,
                              },
                              on_relay_event, l, &l->relay);
         if (r < 0) {
-                log_warning_errno(r, "Failed to start the TLS relay to %s: %m", m->credentials.control_url);
+                log_warning_errno(r, "Failed to start the TLS relay to %s: %m", url);
                 return;
         }
         l->relay_connecting = true;
         log_full_errno_fields(LOG_INFO, 0, &((LogFields) { .peer = "hub" }),
-                              "The hub does not answer over UDP; opening the TLS relay to %s.",
-                              m->credentials.control_url);
+                              "The hub does not answer over UDP; opening the TLS relay to %s.", url);
 }
 
 static void hub_link_act(HubLink *l, unsigned flags) {
