@@ -220,6 +220,8 @@ def test_udp_blocked_uses_the_tls_relay(lab, control, mesh3):
     # MTU) only to 1420, so its datagram is 32 + 1420, not a multiple of 16
     full = n1.exec("ping", "-n", "-c", "3", "-W", "2", "-M", "do", "-s", "1392", addresses[n2.name])
     assert full.returncode == 0, f"full-MTU ping over the TLS relay:\n{full.stdout}{full.stderr}"
+    # through the relay's own port (the netmap's relay_port), not the API port's upgrade
+    assert f"Relay stream of node {n1.name} arrives on the relay port" in control.log.read_text()
     print(f"all peers over the TLS relay {took:.1f} s after UDP was blocked: "
           f"{ {k: v['path_reason'] for k, v in paths.items()} }")
 
