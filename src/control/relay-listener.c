@@ -30,6 +30,7 @@ typedef enum ConnState {
         CONN_REFUSING, /* the error reply goes out, then the connection closes */
         CONN_RELAYING, /* after the 101: the pump */
         CONN_HUNG_UP,  /* the node is gone; waiting for RelayServer to let the stream go */
+        CONN_CLOSING,  /* the stream closed at its start (bad first frames): the 101 goes out, then the close */
 } ConnState;
 
 typedef struct Conn Conn;
@@ -278,6 +279,9 @@ static void on_stream_closed(void *connection, void *userdata) {
                 conn_free(c);
 }
 
+static void conn_run(Conn *c);
+static int on_conn_deadline(sd_event_source *s, uint64_t usec, void *userdata);
+
 /* ---- before the 101 ---- */
 
 static int conn_queue(Conn *c, const char *text, size_t len) {
@@ -360,7 +364,17 @@ static int conn_start_stream(Conn *c, const RelayHead *h, RelayAdmission *a) {
         erase_and_free(c->head, RELAY_HEAD_MAX + 1);
         c->head = NULL;
         if (c->stream_gone) {
-                conn_free(c);
+                /* as on the API port: the 101, then the close */
+                c->state = CONN_CLOSING;
+                c->pair_io = sd_event_source_disable_unref(c->pair_io);
+                r = sd_event_add_time_relative(l->event, &c->deadline, CLOCK_MONOTONIC,
+                                               RELAY_LISTENER_DEADLINE_USEC, 100 * USEC_PER_MSEC,
+                                               on_conn_deadline, c);
+                if (r < 0) {
+                        conn_free(c);
+                        return 0;
+                }
+                conn_run(c);
                 return 0;
         }
         conn_pump(c);
@@ -438,11 +452,13 @@ static void conn_run(Conn *c) {
         case CONN_HEAD:
                 return conn_read_head(c);
         case CONN_REFUSING:
+        case CONN_CLOSING:
                 if (pump_out_to_tls(c) < 0 || c->out_start == c->out_end) {
                         if (c->out_start == c->out_end)
                                 (void) gnutls_bye(c->tls, GNUTLS_SHUT_WR); /* best effort */
                         conn_free(c);
-                }
+                } else
+                        conn_set_events(c, c->io, EPOLLOUT);
                 return;
         case CONN_RELAYING:
                 return conn_pump(c);
@@ -459,8 +475,12 @@ static int on_conn_io(sd_event_source *s, int fd, uint32_t revents, void *userda
 static int on_conn_deadline(sd_event_source *s, uint64_t usec, void *userdata) {
         Conn *c = userdata;
 
-        log_info("Relay connection from %s closed: no complete request within %u s.", c->peer_text,
-                 (unsigned) (RELAY_LISTENER_DEADLINE_USEC / USEC_PER_SEC));
+        if (c->state <= CONN_HEAD)
+                log_info("Relay connection from %s closed: no complete request within %u s.", c->peer_text,
+                         (unsigned) (RELAY_LISTENER_DEADLINE_USEC / USEC_PER_SEC));
+        else
+                log_debug("Relay connection from %s closed: its reply was not read within %u s.", c->peer_text,
+                          (unsigned) (RELAY_LISTENER_DEADLINE_USEC / USEC_PER_SEC));
         conn_free(c);
         return 0;
 }
