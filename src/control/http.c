@@ -934,7 +934,6 @@ static int server_start_relay(Server *s) {
                 if (r < 0)
                         return log_error_errno(r, "Failed to set up the TLS relay: %m");
                 hub_set_peers_handler(s->hub, on_hub_peers, s);
-                server_start_relay_listener(s);
         }
         if (!s->udp_echo_disabled) {
                 r = udp_echo_new(s->event, &s->listen, &s->echo);
@@ -1504,6 +1503,10 @@ int server_run(Server *s) {
         r = server_start_mhd(s);
         if (r < 0)
                 return r;
+        /* after the API's port is ours: a --relay-port that names it only
+         * costs the relay port, never the server */
+        if (s->relay)
+                server_start_relay_listener(s);
 
         s->running = true;
         log_info("Listening on https://%s (netmap version %" PRIu64 ").", s->listen_text, s->version);

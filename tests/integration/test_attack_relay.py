@@ -795,3 +795,27 @@ def test_attack_relay_listener_pending_limit(relay_lab):
     assert all(closed_within(s, 12) is not None for s in held)
     assert not r.closed_by_server(0.5)
     r.close()
+
+
+def test_relay_port_unavailable_serve_goes_on(lab):
+    """--relay-port naming a port that is taken (here the API's own): one
+    warning naming address and port, serve goes on, netmaps announce no
+    relay_port, and the API port's upgrade still opens streams. A bad
+    --relay-port value is one line and a non-zero exit."""
+    control = lab.add_control(hub_args=[f"--relay-port={meshlab.CONTROL_PORT}"])
+    client = lab.add_host("client", meshlab.CLIENT_ADDRESS)
+    key = control.authkey(reusable=True)
+    api = meshlab.ControlApi(client, control)
+    a = register(api, control, key, "one")
+    lines = log_lines(control, rf"Failed to listen for the TLS relay on 192\.0\.2\.1:{meshlab.CONTROL_PORT} "
+                               rf"\(--relay-port={meshlab.CONTROL_PORT}\): .*serving without it")
+    assert len(lines) == 1, lines
+    assert "relay_port" not in api.netmap(a.token).json()["hub"]
+    r = Relay(client, control, a.token, port=control.port)
+    assert r.status == 101
+    r.close()
+    api.close()
+
+    bad = control.command("serve", "--relay-port=65536", check=False)
+    assert bad.returncode != 0
+    assert "Invalid --relay-port '65536', expected 0 … 65535." in bad.stderr, bad.stderr
