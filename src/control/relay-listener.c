@@ -607,6 +607,9 @@ static int listener_bind(RelayListener *l, const union sockaddr_union *address, 
                 return -errno;
         if (setsockopt(l->fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) < 0)
                 return -errno;
+        /* like the API's socket (MHD without dual stack): [::] is IPv6 only */
+        if (sa.sa.sa_family == AF_INET6 && setsockopt(l->fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one)) < 0)
+                return -errno;
         if (bind(l->fd, &sa.sa, len) < 0 || listen(l->fd, SOMAXCONN) < 0)
                 return -errno;
         l->port = port;

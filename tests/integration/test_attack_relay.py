@@ -819,3 +819,37 @@ def test_relay_port_unavailable_serve_goes_on(lab):
     bad = control.command("serve", "--relay-port=65536", check=False)
     assert bad.returncode != 0
     assert "Invalid --relay-port '65536', expected 0 … 65535." in bad.stderr, bad.stderr
+
+
+def test_attack_relay_listener_pending_limit_all_addresses(relay_lab):
+    """256 connections without a request from 16 addresses fill the relay
+    port's pending slots: the next, from a 17th address, is closed at the
+    accept; 10 s later the strangers are cut and a node gets its stream."""
+    lab, control, client, key, alpha, api = relay_lab
+    addresses = [f"{meshlab.UNDERLAY}.{230 + i}" for i in range(17)]
+    for a in addresses:
+        client.ip("addr", "add", f"{a}/24", "dev", "eth0")
+
+    def connect_from(a):
+        s = meshlab.netns_socket(client, socket.AF_INET, socket.SOCK_STREAM)
+        s.settimeout(15)
+        s.bind((a, 0))
+        s.connect((control.address, RELAY_PORT))
+        return s
+
+    held = []
+    try:
+        for a in addresses[:16]:
+            held += [connect_from(a) for _ in range(16)]
+        time.sleep(0.3)  # the server accepts the 256 before the next comes
+        late = connect_from(addresses[16])
+        assert closed_within(late, 2) is not None, "a 257th pending connection was kept"
+        late.close()
+        good = register(api, control, key, "afterwards")
+        assert all(closed_within(s, 12) is not None for s in held)
+        r = Relay(client, control, good.token)
+        assert r.status == 101
+        r.close()
+    finally:
+        for s in held:
+            s.close()
