@@ -56,6 +56,7 @@ struct Conn {
         size_t send_pending; /* a record gnutls took but could not send yet */
         bool tls_eof;
         bool in_add, stream_gone;
+        bool draining; /* refusing or closing: the reply is out, reading to the end */
 };
 
 struct RelayListener {
@@ -433,6 +434,22 @@ static void conn_read_head(Conn *c) {
         }
 }
 
+/* Discards what comes until the node closes, or the deadline (a node that
+ * keeps sending gets no more time than that). */
+static void conn_drain(Conn *c) {
+        char scratch[4096];
+
+        for (unsigned i = 0; i < 16; i++) {
+                ssize_t n = recv(c->fd, scratch, sizeof(scratch), MSG_DONTWAIT);
+                if (n < 0 && (errno == EAGAIN || errno == EINTR))
+                        return;
+                if (n <= 0) {
+                        conn_free(c);
+                        return;
+                }
+        }
+}
+
 static void conn_run(Conn *c) {
         int r;
 
@@ -453,13 +470,22 @@ static void conn_run(Conn *c) {
                 return conn_read_head(c);
         case CONN_REFUSING:
         case CONN_CLOSING:
-                if (pump_out_to_tls(c) < 0 || c->out_start == c->out_end) {
-                        if (c->out_start == c->out_end)
-                                (void) gnutls_bye(c->tls, GNUTLS_SHUT_WR); /* best effort */
+                if (c->draining)
+                        return conn_drain(c);
+                r = pump_out_to_tls(c);
+                if (r < 0) {
                         conn_free(c);
-                } else
-                        conn_set_events(c, c->io, EPOLLOUT);
-                return;
+                        return;
+                }
+                if (c->out_start < c->out_end)
+                        return conn_set_events(c, c->io, EPOLLOUT);
+                /* the reply is out: close our side, and read what the node
+                 * still sends until it closes too, since closing with unread
+                 * bytes resets the connection, and the reply with it */
+                (void) gnutls_bye(c->tls, GNUTLS_SHUT_WR);
+                (void) shutdown(c->fd, SHUT_WR);
+                c->draining = true;
+                return conn_set_events(c, c->io, EPOLLIN);
         case CONN_RELAYING:
                 return conn_pump(c);
         case CONN_HUNG_UP:
