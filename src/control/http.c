@@ -25,7 +25,9 @@
 #include "log.h"
 #include "paths.h"
 #include "register-proof.h"
+#include "relay-admit.h"
 #include "relay-frame.h"
+#include "relay-listener.h"
 #include "relay-server.h"
 #include "request.h"
 #include "time-util.h"
@@ -111,6 +113,8 @@ struct Server {
         bool relay_disabled, udp_echo_disabled;
         unsigned relay_max_streams;
         RelayServer *relay;
+        uint16_t relay_port;     /* the relay's own TLS port, 0: none */
+        RelayListener *relay_listener;
         UdpEcho *echo;
         /* upgraded connections let go during MHD_run(), handed back after it */
         bool in_mhd_run;
@@ -308,17 +312,9 @@ static int parse_uint64(const char *s, uint64_t *ret) {
         return 0;
 }
 
-static const char *request_bearer_token(Request *req) {
-        const char *h = MHD_lookup_connection_value(req->connection, MHD_HEADER_KIND,
-                                                    MHD_HTTP_HEADER_AUTHORIZATION);
-
-        if (!h || strncasecmp(h, "Bearer ", 7) != 0)
-                return NULL;
-        h += 7;
-        h += strspn(h, " ");
-        if (*h == 0 || strlen(h) > REQUEST_TOKEN_MAX)
-                return NULL;
-        return h;
+static const char *request_bearer_token_of(Request *req) {
+        return request_bearer_token(MHD_lookup_connection_value(req->connection, MHD_HEADER_KIND,
+                                                                MHD_HTTP_HEADER_AUTHORIZATION));
 }
 
 /* Returns MHD_YES with *ret_id (and *ret_node, when not NULL) set when the
@@ -330,7 +326,7 @@ static enum MHD_Result request_authenticate_node(Request *req, int64_t *ret_id, 
         int r;
 
         *ret_id = -1;
-        token = request_bearer_token(req);
+        token = request_bearer_token_of(req);
         if (!token)
                 return request_reply_error(req, MHD_HTTP_UNAUTHORIZED, "missing node token");
         r = store_node_by_token(req->server->store, token, &node);
@@ -812,29 +808,21 @@ static void on_relay_upgrade(void *cls, struct MHD_Connection *connection, void 
 }
 
 static enum MHD_Result handle_relay(Request *req) {
-        _cleanup_(store_node_done) StoreNode node = {};
+        _cleanup_(relay_admission_done) RelayAdmission a = {};
         Server *s = req->server;
         struct MHD_Response *response;
-        const char *upgrade;
         enum MHD_Result ret;
-        int64_t id;
 
-        if (request_authenticate_node(req, &id, &node) != MHD_YES || id < 0)
-                return req->status != 0 ? MHD_YES : MHD_NO;
-        upgrade = MHD_lookup_connection_value(req->connection, MHD_HEADER_KIND, MHD_HTTP_HEADER_UPGRADE);
-        if (!upgrade || !streq(upgrade, RELAY_UPGRADE_TOKEN))
-                return request_reply_error(req, MHD_HTTP_BAD_REQUEST, "Upgrade: expected %s", RELAY_UPGRADE_TOKEN);
-        if (s->relay_disabled)
-                return request_reply_error(req, MHD_HTTP_SERVICE_UNAVAILABLE, "relay disabled");
-        if (!s->relay)
-                return request_reply_error(req, MHD_HTTP_SERVICE_UNAVAILABLE, "no hub, no relay");
-        if (!relay_server_has_room(s->relay, id))
-                return request_reply_error(req, MHD_HTTP_SERVICE_UNAVAILABLE, "too many relay streams");
-        if (key_from_base64(node.public_key, &req->relay_key) < 0)
-                return request_reply_internal(req);
-        req->relay_name = strdup(node.name);
-        if (!req->relay_name)
+        if (relay_admit(s->store, s->relay, s->relay_disabled,
+                        MHD_lookup_connection_value(req->connection, MHD_HEADER_KIND, MHD_HTTP_HEADER_AUTHORIZATION),
+                        MHD_lookup_connection_value(req->connection, MHD_HEADER_KIND, MHD_HTTP_HEADER_UPGRADE),
+                        &a) < 0)
                 return request_reply_oom(req);
+        if (a.status != 0)
+                return request_reply_error(req, a.status, "%s", a.error);
+        req->node_id = a.id;
+        req->relay_key = a.key;
+        req->relay_name = TAKE_PTR(a.name);
 
         response = MHD_create_response_for_upgrade(on_relay_upgrade, s);
         if (!response)
@@ -896,6 +884,37 @@ static void on_hub_peers(Hub *h, const WgDevice *d, void *userdata) {
         Server *s = userdata;
         if (s->relay)
                 relay_server_check_peers(s->relay, d);
+}
+
+/* The relay's own port: nodes that see "relay_port" in the netmap use it.
+ * Without it (a port taken, no privilege for 443) serving goes on, and
+ * nodes use the upgrade on the API port. */
+static void server_start_relay_listener(Server *s) {
+        int r;
+
+        if (s->relay_port == 0)
+                return;
+        r = relay_listener_new(s->event, &s->listen, s->relay_port, s->key_pem, s->cert_pem, TLS_PRIORITIES,
+                               s->store, s->relay, &s->relay_listener);
+        if (r < 0) {
+                char text[ENDPOINT_STRLEN] = "?";
+                union sockaddr_union sa = s->listen;
+
+                if (sa.sa.sa_family == AF_INET6)
+                        sa.in6.sin6_port = htons(s->relay_port);
+                else
+                        sa.in.sin_port = htons(s->relay_port);
+                (void) endpoint_format(&sa, text, sizeof(text));
+                log_warning_errno(r, "Failed to listen for the TLS relay on %s (--relay-port=%u): %m; "
+                                  "serving without it, nodes relay through the API port.", text,
+                                  (unsigned) s->relay_port);
+                return;
+        }
+        log_info("TLS relay listening on %s.", relay_listener_address(s->relay_listener));
+        s->netmap_hub.relay_port = s->relay_port;
+        /* a netmap rendered before this must not be served without it */
+        s->snapshot = netmap_snapshot_free(s->snapshot);
+        s->previous = netmap_snapshot_free(s->previous);
 }
 
 /* After the hub: the streams' sockets talk to its port. */
@@ -1384,6 +1403,8 @@ Server *server_free(Server *s) {
         /* before MHD stops: every upgraded connection let go; before the
          * hub, which the streams' hooks use */
         relay_server_free(s->relay);
+        /* after the streams, which closed its connections through their hook */
+        relay_listener_free(s->relay_listener);
         udp_echo_free(s->echo);
         if (s->daemon)
                 MHD_stop_daemon(s->daemon); /* notifies every connection's close */
@@ -1422,6 +1443,10 @@ void server_set_relay(Server *s, bool relay, unsigned max_streams, bool udp_echo
         s->relay_disabled = !relay;
         s->relay_max_streams = max_streams;
         s->udp_echo_disabled = !udp_echo;
+}
+
+void server_set_relay_port(Server *s, uint16_t port) {
+        s->relay_port = port;
 }
 
 void server_set_expired_needs_admin(Server *s, bool b) {
@@ -1481,6 +1506,10 @@ int server_run(Server *s) {
         r = server_start_mhd(s);
         if (r < 0)
                 return r;
+        /* after the API's port is ours: a --relay-port that names it only
+         * costs the relay port, never the server */
+        if (s->relay)
+                server_start_relay_listener(s);
 
         s->running = true;
         log_info("Listening on https://%s (netmap version %" PRIu64 ").", s->listen_text, s->version);

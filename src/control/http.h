@@ -31,6 +31,9 @@ void server_set_expired_needs_admin(Server *s, bool b);
  * most max_streams streams (0: RELAY_MAX_STREAMS_DEFAULT), and the UDP echo
  * on the listen address (unless !udp_echo). */
 void server_set_relay(Server *s, bool relay, unsigned max_streams, bool udp_echo);
+/* The relay's own TLS port (relay-listener.h; 0: none), on the listen
+ * address; announced in netmaps as the hub's "relay_port" when it runs. */
+void server_set_relay_port(Server *s, uint16_t port);
 Server *server_free(Server *s);
 DEFINE_TRIVIAL_CLEANUP_FUNC(Server *, server_free);
 

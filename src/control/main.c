@@ -19,6 +19,7 @@
 #include "endpoint.h"
 #include "http.h"
 #include "hub.h"
+#include "relay-listener.h"
 #include "relay-server.h"
 #include "ipam.h"
 #include "key.h"
@@ -56,6 +57,7 @@ static uint64_t arg_cert_lifetime_sec = CERT_LIFETIME_DEFAULT_SEC;
 static bool arg_expired_needs_admin = false;
 static bool arg_relay = true;
 static unsigned arg_relay_max_streams = RELAY_MAX_STREAMS_DEFAULT;
+static uint16_t arg_relay_port = RELAY_PORT_DEFAULT;
 static bool arg_udp_echo = true;
 
 DEFINE_TRIVIAL_CLEANUP_FUNC(cJSON *, cJSON_Delete);
@@ -100,6 +102,8 @@ static void help(void) {
                "     --no-relay          serve: no TLS relay (GET /v1/relay answers 503)\n"
                "     --relay-max-streams=N\n"
                "                         serve: at most N TLS relay streams at once (default: %u)\n"
+               "     --relay-port=PORT   serve: the TLS relay's own TCP port on the address of --listen\n"
+               "                         (default: 443; 0: none, nodes relay through the API port)\n"
                "     --no-udp-echo       serve: no UDP echo on the port of --listen (nodes on the TLS\n"
                "                         relay then cannot tell that UDP works again)\n"
                "     --cert-lifetime=DURATION\n"
@@ -169,6 +173,7 @@ static int parse_argv(int argc, char *argv[]) {
                 ARG_EXPIRED_NODES,
                 ARG_NO_RELAY,
                 ARG_RELAY_MAX_STREAMS,
+                ARG_RELAY_PORT,
                 ARG_NO_UDP_ECHO,
         };
         static const struct option options[] = {
@@ -196,6 +201,7 @@ static int parse_argv(int argc, char *argv[]) {
                 { "expired-nodes", required_argument, NULL, ARG_EXPIRED_NODES },
                 { "no-relay", no_argument, NULL, ARG_NO_RELAY },
                 { "relay-max-streams", required_argument, NULL, ARG_RELAY_MAX_STREAMS },
+                { "relay-port", required_argument, NULL, ARG_RELAY_PORT },
                 { "no-udp-echo", no_argument, NULL, ARG_NO_UDP_ECHO },
                 {}
         };
@@ -326,6 +332,18 @@ static int parse_argv(int argc, char *argv[]) {
                                 return log_error_errno(-EINVAL, "Invalid --relay-max-streams '%s', expected 1 … 1000000.",
                                                        optarg);
                         arg_relay_max_streams = (unsigned) n;
+                        break;
+                }
+                case ARG_RELAY_PORT: {
+                        char *end;
+                        unsigned long n;
+
+                        errno = 0;
+                        n = strtoul(optarg, &end, 10);
+                        if (errno != 0 || *optarg < '0' || *optarg > '9' || *end != 0 || n > 65535)
+                                return log_error_errno(-EINVAL, "Invalid --relay-port '%s', expected 0 … 65535.",
+                                                       optarg);
+                        arg_relay_port = (uint16_t) n;
                         break;
                 }
                 case ARG_NO_UDP_ECHO:
@@ -715,6 +733,7 @@ static int verb_serve(void) {
                 return r;
         server_set_expired_needs_admin(server, arg_expired_needs_admin);
         server_set_relay(server, arg_relay, arg_relay_max_streams, arg_udp_echo);
+        server_set_relay_port(server, arg_relay_port);
         if (arg_hub) {
                 r = server_set_hub(server, &hub, hub_public, hub_endpoint);
                 if (r < 0)

@@ -33,7 +33,7 @@ struct RelayStream {
         RelayStream *prev, *next;
 
         int fd; /* the upgraded socket: borrowed, the connection owns it */
-        void *connection;
+        RelayStreamOwner owner;
         int udp_fd;
         union sockaddr_union local; /* 127.0.0.1:port, the hub sees the node here */
         char local_text[ENDPOINT_STRLEN];
@@ -163,9 +163,11 @@ _printf_(3, 4) static void relay_stream_close(RelayStream *st, int level, const 
                 st->next->prev = st->prev;
         rs->n_streams--;
 
-        rs->hooks.closed(st->connection, rs->hooks.userdata);
+        RelayStreamOwner owner = st->owner;
         relay_stream_free(st);
         relay_server_arm_tick(rs);
+        /* last: the owner may free the socket st watched */
+        owner.closed(owner.connection, owner.userdata);
 }
 
 static void relay_stream_update_events(RelayStream *st) {
@@ -175,9 +177,9 @@ static void relay_stream_update_events(RelayStream *st) {
                                          st->name);
 }
 
-static void relay_server_kick(RelayServer *rs) {
-        if (rs->hooks.kick)
-                rs->hooks.kick(rs->hooks.userdata);
+static void relay_stream_kick(RelayStream *st) {
+        if (st->owner.kick)
+                st->owner.kick(st->owner.userdata);
 }
 
 /* 0, or -EPIPE when the stream was closed. */
@@ -190,7 +192,7 @@ static int relay_stream_flush(RelayStream *st) {
         }
         if (n > 0) {
                 st->last_progress_usec = clock_usec(CLOCK_MONOTONIC);
-                relay_server_kick(st->server);
+                relay_stream_kick(st);
         }
         relay_stream_update_events(st);
         return 0;
@@ -257,7 +259,7 @@ static int on_stream_io(sd_event_source *source, int fd, uint32_t revents, void 
                 return 0;
 
         /* what we take makes room for more from the network */
-        relay_server_kick(st->server);
+        relay_stream_kick(st);
         while (budget > 0) {
                 ssize_t n = recv(fd, buf, MIN(sizeof(buf), budget), MSG_DONTWAIT);
 
@@ -288,7 +290,7 @@ static int on_net_io(sd_event_source *source, int fd, uint32_t revents, void *us
                 relay_stream_close(st, LOG_INFO, "connection closed by the node");
                 return 0;
         }
-        relay_server_kick(st->server);
+        relay_stream_kick(st);
         return 0;
 }
 
@@ -357,7 +359,7 @@ size_t relay_server_n_streams(const RelayServer *rs) {
         return rs->n_streams;
 }
 
-static int relay_stream_new(RelayServer *rs, int fd, int net_fd, void *connection, int64_t id,
+static int relay_stream_new(RelayServer *rs, int fd, int net_fd, const RelayStreamOwner *owner, int64_t id,
                             const char *name, const WgKey *key, RelayStream **ret) {
         RelayStream *st;
         uint64_t now = clock_usec(CLOCK_MONOTONIC);
@@ -369,7 +371,7 @@ static int relay_stream_new(RelayServer *rs, int fd, int net_fd, void *connectio
         *st = (RelayStream){
                 .server = rs,
                 .fd = fd,
-                .connection = connection,
+                .owner = *owner,
                 .udp_fd = -EBADF,
                 .id = id,
                 .name = strdup(name),
@@ -399,6 +401,17 @@ static int relay_stream_new(RelayServer *rs, int fd, int net_fd, void *connectio
 
 int relay_server_add(RelayServer *rs, int fd, int net_fd, void *connection, int64_t id, const char *name,
                      const WgKey *key, const uint8_t *extra, size_t n_extra) {
+        const RelayStreamOwner owner = {
+                .closed = rs->hooks.closed,
+                .kick = rs->hooks.kick,
+                .connection = connection,
+                .userdata = rs->hooks.userdata,
+        };
+        return relay_server_add_owned(rs, fd, net_fd, &owner, id, name, key, extra, n_extra);
+}
+
+int relay_server_add_owned(RelayServer *rs, int fd, int net_fd, const RelayStreamOwner *owner, int64_t id,
+                           const char *name, const WgKey *key, const uint8_t *extra, size_t n_extra) {
         RelayStream *st, *old;
         int r;
 
@@ -409,15 +422,15 @@ int relay_server_add(RelayServer *rs, int fd, int net_fd, void *connection, int6
                 log_full_errno_fields(LOG_WARNING, 0, &((LogFields){.peer = name, .path = "relay"}),
                                       "Relay stream of node %s refused: %u streams already.", name,
                                       rs->max_streams);
-                rs->hooks.closed(connection, rs->hooks.userdata);
+                owner->closed(owner->connection, owner->userdata);
                 return -EBUSY;
         }
 
-        r = relay_stream_new(rs, fd, net_fd, connection, id, name, key, &st);
+        r = relay_stream_new(rs, fd, net_fd, owner, id, name, key, &st);
         if (r < 0) {
                 log_full_errno_fields(LOG_ERR, r, &((LogFields){.peer = name, .path = "relay"}),
                                       "Relay stream of node %s failed to start: %m", name);
-                rs->hooks.closed(connection, rs->hooks.userdata);
+                owner->closed(owner->connection, owner->userdata);
                 return r;
         }
         st->next = rs->streams;

@@ -75,6 +75,19 @@ size_t relay_server_n_streams(const RelayServer *rs);
 int relay_server_add(RelayServer *rs, int fd, int net_fd, void *connection, int64_t id, const char *name,
                      const WgKey *key, const uint8_t *extra, size_t n_extra);
 
+/* Who holds a stream's connection, when it is not the HTTP layer of the
+ * hooks: relay-listener.c's own TLS connections get their close (and no
+ * kick) through this, so both kinds of connection live side by side. */
+typedef struct RelayStreamOwner {
+        void (*closed)(void *connection, void *userdata); /* required */
+        void (*kick)(void *userdata);                      /* may be NULL */
+        void *connection;
+        void *userdata;
+} RelayStreamOwner;
+/* As relay_server_add(), with owner's hooks instead of the server's. */
+int relay_server_add_owned(RelayServer *rs, int fd, int net_fd, const RelayStreamOwner *owner, int64_t id,
+                           const char *name, const WgKey *key, const uint8_t *extra, size_t n_extra);
+
 /* The hub's peers as just read: closes every stream whose loopback socket is
  * another node's hub entry, and has that entry put back. */
 void relay_server_check_peers(RelayServer *rs, const WgDevice *d);

@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "endpoint.h"
 #include "key.h"
@@ -148,4 +149,14 @@ int cert_request_parse(const cJSON *body, const char **ret_csr, char *error, siz
         }
         *ret_csr = csr;
         return 0;
+}
+
+const char *request_bearer_token(const char *h) {
+        if (!h || strncasecmp(h, "Bearer ", 7) != 0)
+                return NULL;
+        h += 7;
+        h += strspn(h, " ");
+        if (*h == 0 || strlen(h) > REQUEST_TOKEN_MAX)
+                return NULL;
+        return h;
 }

@@ -51,3 +51,8 @@ int register_request_parse(const struct cJSON *body, RegisterRequest *ret, char 
 /* POST /v1/cert: {"csr": "-----BEGIN CERTIFICATE REQUEST-----…"}; only the
  * shape is checked here, the CSR itself by ca_sign_request(). */
 int cert_request_parse(const struct cJSON *body, const char **ret_csr, char *error, size_t error_size);
+
+/* The token of an "Authorization: Bearer TOKEN" header value (h may be
+ * NULL): a pointer into h, or NULL when h is no Bearer header or the token
+ * is empty or longer than REQUEST_TOKEN_MAX. */
+const char *request_bearer_token(const char *h);

@@ -1503,6 +1503,8 @@ static int snapshot_hub_render(Store *s, const NetmapHub *hub, char **ret, size_
                 cJSON_Delete(e);
                 return log_oom();
         }
+        if (hub->relay_port != 0 && !cJSON_AddNumberToObject(o, "relay_port", hub->relay_port))
+                return log_oom();
         text = cJSON_PrintUnformatted(o);
         if (!text)
                 return log_oom();

@@ -151,6 +151,7 @@ int netmap_endpoints_compose(const char *observed, char *const *announced, char 
 typedef struct NetmapHub {
         const char *public_key; /* base64 */
         const char *endpoint;   /* "ip:port" */
+        uint16_t relay_port;    /* the TLS relay's own port, 0: none ("relay_port" absent) */
 } NetmapHub;
 
 /* One consistent view of the mesh at one version, rendered once: each

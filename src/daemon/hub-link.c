@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 #include <errno.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "hub-link.h"
 #include "log.h"
@@ -8,12 +9,18 @@
 #include "messages.h"
 #include "peer.h"
 #include "relay-client.h"
+#include "relay-upgrade.h"
 
 struct HubLink {
         Manager *manager;
         HubPathState path;
         RelayClient *relay;
         bool relay_connecting;
+        char *relay_url;           /* where the relay goes: the relay port's URL or the control URL */
+        /* the last try on the netmap's relay_port never came up (a network
+         * that blocks that port): the next goes to the API port, and so on
+         * in turn until one comes up */
+        bool relay_on_api_port;
         uint64_t udp_echo_usec;    /* CLOCK_MONOTONIC of the latest echo reply */
         uint64_t reassert_until;   /* keep setting the UDP endpoint until then */
 };
@@ -43,6 +50,7 @@ int hub_link_new(Manager *m, HubLink **ret) {
 static void hub_link_close_relay(HubLink *l) {
         l->relay = relay_client_free(l->relay);
         l->relay_connecting = false;
+        l->relay_url = mfree(l->relay_url);
 }
 
 HubLink *hub_link_free(HubLink *l) {
@@ -89,25 +97,41 @@ static void on_relay_event(RelayClient *c, RelayClientEvent event, const char *r
 
 static void hub_link_connect_relay(HubLink *l) {
         Manager *m = l->manager;
+        _cleanup_free_ char *relay_url = NULL;
+        uint16_t relay_port = m->netmap && m->netmap->has_hub && !l->relay_on_api_port ? m->netmap->hub.relay_port : 0;
+        uint16_t echo_port = 0;
+        const char *url = m->credentials.control_url;
         int r;
 
         hub_link_close_relay(l);
+        /* the relay's own port when the server has one (libmicrohttpd < 1.0
+         * forwards an upgrade on the API port a few bytes at a time); the
+         * same host and pin, and the echo stays on the API port */
+        if (relay_port != 0) {
+                r = relay_upgrade_url(url, relay_port, &relay_url, &echo_port);
+                if (r < 0)
+                        log_warning_errno(r, "Cannot make the TLS relay's URL from %s and port %u, using the "
+                                          "control URL: %m", url, (unsigned) relay_port);
+                else
+                        url = relay_url;
+        }
         r = relay_client_new(m->event,
                              &(RelayClientOptions) {
-                                     .control_url = m->credentials.control_url,
+                                     .control_url = url,
                                      .pin = m->credentials.control_pin,
                                      .token = m->credentials.token,
                                      .wg_listen_port = m->listen_port,
+                                     .echo_port = echo_port,
                              },
                              on_relay_event, l, &l->relay);
         if (r < 0) {
-                log_warning_errno(r, "Failed to start the TLS relay to %s: %m", m->credentials.control_url);
+                log_warning_errno(r, "Failed to start the TLS relay to %s: %m", url);
                 return;
         }
         l->relay_connecting = true;
         log_full_errno_fields(LOG_INFO, 0, &((LogFields) { .peer = "hub" }),
-                              "The hub does not answer over UDP; opening the TLS relay to %s.",
-                              m->credentials.control_url);
+                              "The hub does not answer over UDP; opening the TLS relay to %s.", url);
+        l->relay_url = relay_url ? TAKE_PTR(relay_url) : strdup(url);
 }
 
 static void hub_link_act(HubLink *l, unsigned flags) {
@@ -191,11 +215,15 @@ static void on_relay_event(RelayClient *c, RelayClientEvent event, const char *r
         switch (event) {
         case RELAY_CLIENT_UP:
                 l->relay_connecting = false;
-                log_info("TLS relay to %s is up.", l->manager->credentials.control_url);
+                log_info("TLS relay to %s is up.", strna(l->relay_url));
                 break;
         case RELAY_CLIENT_CLOSED:
                 log_full_errno_fields(LOG_WARNING, 0, &((LogFields) { .peer = "hub" }), "TLS relay closed: %s",
                                       strna(reason));
+                /* never up: the other port next time, when there are two */
+                if (l->relay_connecting && l->manager->netmap && l->manager->netmap->has_hub &&
+                    l->manager->netmap->hub.relay_port != 0)
+                        l->relay_on_api_port = !l->relay_on_api_port;
                 hub_link_close_relay(l);
                 break;
         case RELAY_CLIENT_UDP_WORKS:

@@ -46,6 +46,7 @@ typedef enum RelayClientState {
 
 struct RelayClient {
         sd_event *event;
+        uint16_t echo_port; /* 0: the port the TLS connection reached */
         RelayClientHandler handler;
         void *userdata;
         RelayClientState state;
@@ -483,7 +484,15 @@ static void stream_up(RelayClient *c, const char *rest, size_t len) {
         (void) sd_event_source_set_enabled(c->deadline, SD_EVENT_OFF);
         log_info("TLS relay through %s up", endpoint_format(&c->server, buf, sizeof(buf)));
 
-        r = relay_echo_new(c->event, &c->server, on_echo_reply, c, &c->echo);
+        /* the echo answers on the API port, which the relay's own port is not */
+        union sockaddr_union echo = c->server;
+        if (c->echo_port != 0) {
+                if (echo.sa.sa_family == AF_INET6)
+                        echo.in6.sin6_port = htons(c->echo_port);
+                else
+                        echo.in.sin_port = htons(c->echo_port);
+        }
+        r = relay_echo_new(c->event, &echo, on_echo_reply, c, &c->echo);
         if (r < 0)
                 log_warning_errno(r, "Failed to start the UDP echo, staying on the TLS relay: %m");
 
@@ -682,6 +691,7 @@ int relay_client_new(sd_event *e, const RelayClientOptions *o, RelayClientHandle
         c->handler = h;
         c->userdata = userdata;
         c->wg_port = o->wg_listen_port;
+        c->echo_port = o->echo_port;
         c->udp_fd = c->stream_fd = -EBADF;
         c->out = malloc(RELAY_CLIENT_QUEUE_MAX);
         if (!c->out)

@@ -45,6 +45,7 @@ typedef struct RelayClientOptions {
         const char *token;         /* node token */
         uint16_t wg_listen_port;   /* meshd's WireGuard listen port: frames from the server go to 127.0.0.1:this */
         uint64_t timeout_usec;     /* connect + TLS + 101; 0: RELAY_CLIENT_TIMEOUT_USEC */
+        uint16_t echo_port;        /* the UDP echo's port on the server's address; 0: the TLS connection's */
 } RelayClientOptions;
 
 /* Binds the loopback UDP socket at once, starts connecting (never blocks the

@@ -179,3 +179,50 @@ int relay_upgrade_reply(const char *buf, size_t len, bool eof, size_t *ret_head_
                 return refused(ret_reason, "relay refused: %d %s", status, text);
         return refused(ret_reason, "relay refused: HTTP %d", status);
 }
+
+int relay_upgrade_url(const char *control_url, uint16_t relay_port, char **ret_url, uint16_t *ret_control_port) {
+        const char *a, *host_end, *colon = NULL;
+        size_t n;
+        unsigned long port = 443;
+
+        if (!control_url || strncmp(control_url, "https://", 8) != 0 || relay_port == 0)
+                return -EINVAL;
+        a = control_url + 8;
+        n = strcspn(a, "/?#");
+        if (n == 0 || memchr(a, '@', n))
+                return -EINVAL;
+        if (a[0] == '[') {
+                const char *close = memchr(a, ']', n);
+                if (!close || close == a + 1)
+                        return -EINVAL;
+                host_end = close + 1;
+                if (host_end < a + n) {
+                        if (*host_end != ':')
+                                return -EINVAL;
+                        colon = host_end;
+                }
+        } else {
+                colon = memchr(a, ':', n);
+                host_end = colon ?: a + n;
+                if (host_end == a)
+                        return -EINVAL;
+        }
+        if (colon) {
+                char digits[8] = {};
+                char *end;
+                size_t len = (size_t) (a + n - colon - 1);
+
+                if (len == 0 || len >= sizeof(digits))
+                        return -EINVAL;
+                memcpy(digits, colon + 1, len);
+                if (digits[0] < '0' || digits[0] > '9')
+                        return -EINVAL;
+                port = strtoul(digits, &end, 10);
+                if (*end || port == 0 || port > 65535)
+                        return -EINVAL;
+        }
+        if (asprintf(ret_url, "https://%.*s:%u", (int) (host_end - a), a, (unsigned) relay_port) < 0)
+                return -ENOMEM;
+        *ret_control_port = (uint16_t) port;
+        return 0;
+}

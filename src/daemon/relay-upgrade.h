@@ -7,6 +7,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 /* The reply head, or a refusal with its short JSON body, is read into a
  * buffer of this size at most. */
@@ -25,3 +26,10 @@ int relay_upgrade_request(const char *control_url, const char *token, char **ret
  * are needed, -EPROTO when the relay is refused or the reply is broken, with
  * *ret_reason one printable line ("relay refused: 401 unknown token"). */
 int relay_upgrade_reply(const char *buf, size_t len, bool eof, size_t *ret_head_size, char **ret_reason);
+
+/* Where the TLS relay is when the netmap's hub has "relay_port": the control
+ * URL's host (an IPv6 literal keeps its brackets) on that port, as
+ * https://HOST:PORT in *ret_url; *ret_control_port: the control URL's own
+ * port (443 when it names none), where the UDP echo still answers. -EINVAL
+ * for an URL that is not https://HOST[:PORT][/…] or relay_port 0. */
+int relay_upgrade_url(const char *control_url, uint16_t relay_port, char **ret_url, uint16_t *ret_control_port);

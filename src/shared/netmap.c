@@ -247,6 +247,15 @@ static int parse_node(const cJSON *obj, const Netmap *m, const char *path, NodeK
                 node->relay = kind == NODE_PEER && cJSON_IsTrue(relay);
         }
 
+        const cJSON *relay_port = kind == NODE_HUB ? get_field(obj, "relay_port") : NULL;
+        if (relay_port) {
+                double v = cJSON_GetNumberValue(relay_port);
+
+                if (!cJSON_IsNumber(relay_port) || v < 1 || v > 65535 || v != (double) (uint16_t) v)
+                        return fail(ret_error, "%srelay_port: not a port (1 … 65535)", path);
+                node->relay_port = (uint16_t) v;
+        }
+
         return 0;
 }
 
@@ -629,7 +638,8 @@ bool netmap_node_equal(const NetmapNode *a, const NetmapNode *b) {
                 key_equal(&a->public_key, &b->public_key) &&
                 node_addresses_equal(a, b) &&
                 strv_equal(a->endpoints, b->endpoints) &&
-                a->relay == b->relay;
+                a->relay == b->relay &&
+                a->relay_port == b->relay_port;
 }
 
 static int peer_key_compare(const void *x, const void *y) {

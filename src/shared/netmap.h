@@ -23,6 +23,7 @@ typedef struct NetmapNode {
         bool has_ipv6;
         char **endpoints;           /* strv of "ip:port", each valid for endpoint_parse() */
         bool relay;                 /* reach this peer through the hub */
+        uint16_t relay_port;        /* hub only: the TLS relay's own port on the control host, 0: none */
 } NetmapNode;
 
 typedef struct Netmap {

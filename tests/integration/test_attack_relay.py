@@ -30,6 +30,10 @@ from meshlab import wait_until
 HUB_V4 = "100.64.0.1"
 PROBE_PORT = 41642
 FRAME_MAX = 9216
+# the relay's own TLS port (serve --relay-port, default 443), which nodes use
+# when the netmap's hub has "relay_port"; control.port is the API port,
+# whose upgrade stays for old nodes
+RELAY_PORT = 443
 
 
 def log_lines(control, pattern):
@@ -44,9 +48,9 @@ class Relay:
     """One GET /v1/relay from namespace ns: status, headers and body of the
     reply; after a 101, frames both ways."""
 
-    def __init__(self, ns, control, token, *, upgrade="meshd-relay/1", extra=b""):
-        self.sock = meshlab.tls_connect(ns, control.address, control.port)
-        lines = [f"GET /v1/relay HTTP/1.1", f"Host: {control.address}:{control.port}"]
+    def __init__(self, ns, control, token, *, upgrade="meshd-relay/1", extra=b"", port=RELAY_PORT):
+        self.sock = meshlab.tls_connect(ns, control.address, port)
+        lines = [f"GET /v1/relay HTTP/1.1", f"Host: {control.address}:{port}"]
         if token is not None:
             lines.append(f"Authorization: Bearer {token}")
         if upgrade is not None:
@@ -167,7 +171,7 @@ class RelayedDevice:
 
     _count = 0
 
-    def __init__(self, lab, control, name, private, ipv4, token, hub_public):
+    def __init__(self, lab, control, name, private, ipv4, token, hub_public, port=RELAY_PORT):
         RelayedDevice._count += 1
         n = RelayedDevice._count
         self.name = name
@@ -179,7 +183,7 @@ class RelayedDevice:
                                   env=env)
         sock = meshlab.WG_SOCKET_DIR / f"{self.ifname}.sock"
         wait_until(sock.exists, 10, what=f"{name}: wireguard-go socket")
-        self.relay = Relay(self.ns, control, token)
+        self.relay = Relay(self.ns, control, token, port=port)
         assert self.relay.status == 101, (self.relay.status, self.relay.body)
         self.shuttle = Shuttle(self.ns, self.relay)
         keyfile = lab.dir / f"{name}.key"
@@ -308,11 +312,14 @@ def token_of(node) -> str:
 
 def test_relay_carries_wireguard_to_the_hub(relay_lab):
     """Happy path: a WireGuard device whose only way to the hub is the
-    relay stream handshakes and reaches the hub's mesh address."""
+    relay stream (on the relay's own port, which the netmap announces)
+    handshakes and reaches the hub's mesh address."""
     lab, control, client, key, alpha, api = relay_lab
+    assert api.netmap(token_of(alpha)).json()["hub"]["relay_port"] == RELAY_PORT
     reg = register(api, control, key, "roamer")
     dev = RelayedDevice(lab, control, "roamer", reg.private, reg.ipv4, reg.token, reg.hub_public)
     try:
+        assert log_lines(control, r"Relay stream of node roamer arrives on the relay port [0-9.]+:443 from")
         assert dev.relay.headers.get("upgrade") == "meshd-relay/1", dev.relay.headers
         assert "upgrade" in dev.relay.headers.get("connection", "").lower(), dev.relay.headers
         wait_until(lambda: dev.probe_hub(), 20, what="probe through the relay")
@@ -339,30 +346,52 @@ def test_relay_carries_wireguard_to_the_hub(relay_lab):
                10, what="close line")
 
 
-def test_attack_relay_refused_requests(relay_lab):
-    """401 unknown or missing token, 403 removed or expired node, 400 no or
-    another Upgrade: one line each, and no stream."""
+def test_relay_api_port_upgrade_still_works(relay_lab):
+    """Compatibility: the upgrade on the API port (what nodes without
+    relay_port in their netmap use) still carries WireGuard to the hub."""
     lab, control, client, key, alpha, api = relay_lab
-    r = Relay(client, control, "mshn_not-a-token")
+    reg = register(api, control, key, "oldnode")
+    dev = RelayedDevice(lab, control, "oldnode", reg.private, reg.ipv4, reg.token, reg.hub_public,
+                        port=control.port)
+    try:
+        wait_until(lambda: dev.probe_hub(), 20, what="probe through the API port's relay")
+        assert dev.probe_hub(2.0)
+        assert not log_lines(control, r"Relay stream of node oldnode arrives on the relay port")
+        assert log_lines(control, r"Relay stream of node oldnode open")
+    finally:
+        dev.close()
+    wait_until(lambda: log_lines(control, r"Relay stream of node oldnode closed: connection closed by the node"),
+               10, what="close line")
+
+
+@pytest.mark.parametrize("where", ["relay_port", "api_port"])
+def test_attack_relay_refused_requests(relay_lab, where):
+    """401 unknown or missing token, 403 removed or expired node, 400 no or
+    another Upgrade: one line each, and no stream; the same answers on the
+    relay's own port and on the API port (one admission function)."""
+    lab, control, client, key, alpha, api = relay_lab
+    port = RELAY_PORT if where == "relay_port" else control.port
+    r = Relay(client, control, "mshn_not-a-token", port=port)
     assert (r.status, r.error()) == (401, "unknown node token")
-    r = Relay(client, control, None)
+    r = Relay(client, control, None, port=port)
     assert (r.status, r.error()) == (401, "missing node token")
     good = register(api, control, key, "good")
-    r = Relay(client, control, good.token, upgrade=None)
+    r = Relay(client, control, good.token, upgrade=None, port=port)
     assert (r.status, r.error()) == (400, "Upgrade: expected meshd-relay/1")
-    r = Relay(client, control, good.token, upgrade="websocket")
+    r = Relay(client, control, good.token, upgrade="websocket", port=port)
     assert (r.status, r.error()) == (400, "Upgrade: expected meshd-relay/1")
 
     gone = register(api, control, key, "gone")
     control.command("nodes", "expire", "gone")
-    r = Relay(client, control, gone.token)
+    r = Relay(client, control, gone.token, port=port)
     assert (r.status, r.error()) == (403, "node gone expired, join again")
     control.remove_node("gone")
-    r = Relay(client, control, gone.token)
+    r = Relay(client, control, gone.token, port=port)
     assert (r.status, r.error()) == (403, "node removed")
 
-    r = Relay(client, control, good.token)
+    r = Relay(client, control, good.token, port=port)
     assert r.status == 101
+    assert r.headers.get("upgrade") == "meshd-relay/1", r.headers
     r.close()
     assert not log_lines(control, r"Relay stream of node gone")
 
@@ -631,8 +660,12 @@ def test_attack_relay_no_relay_option(lab):
     key = control.authkey(reusable=True)
     api = meshlab.ControlApi(client, control)
     a = register(api, control, key, "one")
-    r = Relay(client, control, a.token)
+    r = Relay(client, control, a.token, port=control.port)
     assert (r.status, r.error()) == (503, "relay disabled")
+    # no relay, no relay port, and none announced
+    with pytest.raises(ConnectionRefusedError):
+        meshlab.tls_connect(client, control.address, RELAY_PORT)
+    assert "relay_port" not in api.netmap(a.token).json()["hub"]
     assert echo(client, control, echo_request(b"n" * 16)) is None
     api.close()
 
@@ -685,3 +718,168 @@ def test_attack_relay_udp_echo(lab, control):
         pass
     s.close()
     assert 150 <= got <= 200 + 200 * (sent_for + 1.5), (got, sent_for)
+
+
+# ------------------------------------------------ the relay's own listener
+
+def raw_connect(ns, control, port=RELAY_PORT, timeout=15.0):
+    s = meshlab.netns_socket(ns, socket.AF_INET, socket.SOCK_STREAM)
+    s.settimeout(timeout)
+    s.connect((control.address, port))
+    return s
+
+
+def closed_within(sock, timeout) -> float | None:
+    """Seconds until the server closed sock (what it sent is dropped), or
+    None when it stayed open for timeout."""
+    start = time.monotonic()
+    deadline = start + timeout
+    while time.monotonic() < deadline:
+        sock.settimeout(max(0.05, deadline - time.monotonic()))
+        try:
+            d = sock.recv(65536)
+        except (TimeoutError, socket.timeout):
+            return None
+        except (ConnectionResetError, ssl.SSLEOFError, ssl.SSLZeroReturnError):
+            return time.monotonic() - start
+        if not d:
+            return time.monotonic() - start
+    return None
+
+
+def test_attack_relay_listener_slow_loris(relay_lab):
+    """On the relay port, a connection that never starts its TLS handshake,
+    and one that sends only part of its request head, are each closed 10 s
+    after the accept, with a line; a node arriving meanwhile is served."""
+    lab, control, client, key, alpha, api = relay_lab
+    silent = raw_connect(client, control)
+    partial = meshlab.tls_connect(client, control.address, RELAY_PORT)
+    partial.sendall(b"GET /v1/relay HTTP/1.1\r\nHost: x\r\n")
+    opened = time.monotonic()
+    good = register(api, control, key, "patient")
+    r = Relay(client, control, good.token)
+    assert r.status == 101
+    t = closed_within(silent, 14)
+    u = closed_within(partial, max(0.1, 14 - (time.monotonic() - opened)))
+    assert t is not None and 8.5 <= time.monotonic() - opened <= 14, t
+    assert u is not None, "the partial head was never cut"
+    wait_until(lambda: len(log_lines(control, r"Relay connection from 192\.0\.2\.250:\d+ closed: "
+                                              r"no complete request within 10 s")) == 2, 3, what="two lines")
+    # the upgraded stream is no pending connection: the deadline spared it
+    assert not r.closed_by_server(0.5)
+    r.close()
+
+
+def test_attack_relay_listener_head_limits(relay_lab):
+    """A head over 8 KiB: 431 with one line; a head that is not HTTP/1.1:
+    400; another path: 404; another method: 405. No stream in any case."""
+    lab, control, client, key, alpha, api = relay_lab
+    good = register(api, control, key, "big")
+
+    def ask(head: bytes):
+        s = meshlab.tls_connect(client, control.address, RELAY_PORT)
+        s.sendall(head)
+        data = b""
+        while True:
+            try:
+                d = s.recv(65536)
+            except (ConnectionResetError, ssl.SSLEOFError, ssl.SSLZeroReturnError):
+                break
+            if not d:
+                break
+            data += d
+        s.close()
+        head, _, body = data.partition(b"\r\n\r\n")
+        return int(head.split()[1]), json.loads(body)["error"]
+
+    huge = (f"GET /v1/relay HTTP/1.1\r\nAuthorization: Bearer {good.token}\r\nConnection: Upgrade\r\n"
+            f"Upgrade: meshd-relay/1\r\nX-Padding: {'a' * 8200}\r\n\r\n").encode()
+    assert ask(huge) == (431, "request head larger than 8 KiB")
+    assert ask(b"GET /v1/relay HTTP/1.1\r\n  folded\r\n\r\n") == (400, "malformed request head")
+    assert ask(b"GET /v1/relay\r\n\r\n") == (400, "malformed request head")
+    assert ask(b"GET /v1/netmap HTTP/1.1\r\n\r\n") == (404, "no such endpoint")
+    assert ask(b"POST /v1/relay HTTP/1.1\r\n\r\n") == (405, "method not allowed")
+    upgrade_only = (f"GET /v1/relay HTTP/1.1\r\nAuthorization: Bearer {good.token}\r\n"
+                    f"Upgrade: meshd-relay/1\r\n\r\n").encode()
+    assert ask(upgrade_only) == (400, "Connection: expected Upgrade")
+    assert not log_lines(control, r"Relay stream of node big")
+
+
+def test_attack_relay_listener_pending_limit(relay_lab):
+    """A stranger holding many connections on the relay port without a
+    request gets no more than 16 at once from its address (the rest are
+    closed at the accept); a node from another address still gets its
+    stream at once, and the stranger's connections are cut after 10 s."""
+    lab, control, client, key, alpha, api = relay_lab
+    held = [raw_connect(client, control) for _ in range(16)]
+    time.sleep(0.2)  # the server accepts them before the next ones come
+    extra = [raw_connect(client, control) for _ in range(8)]
+    for s in extra:
+        assert closed_within(s, 2) is not None, "a 17th pending connection from one address was kept"
+    for s in held:
+        assert closed_within(s, 0.05) is None, "a held connection was closed early"
+    node = lab.add_host("other", f"{meshlab.UNDERLAY}.249")
+    good = register(api, control, key, "elsewhere")
+    r = Relay(node, control, good.token)
+    assert r.status == 101
+    assert all(closed_within(s, 12) is not None for s in held)
+    assert not r.closed_by_server(0.5)
+    r.close()
+
+
+def test_relay_port_unavailable_serve_goes_on(lab):
+    """--relay-port naming a port that is taken (here the API's own): one
+    warning naming address and port, serve goes on, netmaps announce no
+    relay_port, and the API port's upgrade still opens streams. A bad
+    --relay-port value is one line and a non-zero exit."""
+    control = lab.add_control(hub_args=[f"--relay-port={meshlab.CONTROL_PORT}"])
+    client = lab.add_host("client", meshlab.CLIENT_ADDRESS)
+    key = control.authkey(reusable=True)
+    api = meshlab.ControlApi(client, control)
+    a = register(api, control, key, "one")
+    lines = log_lines(control, rf"Failed to listen for the TLS relay on 192\.0\.2\.1:{meshlab.CONTROL_PORT} "
+                               rf"\(--relay-port={meshlab.CONTROL_PORT}\): .*serving without it")
+    assert len(lines) == 1, lines
+    assert "relay_port" not in api.netmap(a.token).json()["hub"]
+    r = Relay(client, control, a.token, port=control.port)
+    assert r.status == 101
+    r.close()
+    api.close()
+
+    bad = control.command("serve", "--relay-port=65536", check=False)
+    assert bad.returncode != 0
+    assert "Invalid --relay-port '65536', expected 0 … 65535." in bad.stderr, bad.stderr
+
+
+def test_attack_relay_listener_pending_limit_all_addresses(relay_lab):
+    """256 connections without a request from 16 addresses fill the relay
+    port's pending slots: the next, from a 17th address, is closed at the
+    accept; 10 s later the strangers are cut and a node gets its stream."""
+    lab, control, client, key, alpha, api = relay_lab
+    addresses = [f"{meshlab.UNDERLAY}.{230 + i}" for i in range(17)]
+    for a in addresses:
+        client.ip("addr", "add", f"{a}/24", "dev", "eth0")
+
+    def connect_from(a):
+        s = meshlab.netns_socket(client, socket.AF_INET, socket.SOCK_STREAM)
+        s.settimeout(15)
+        s.bind((a, 0))
+        s.connect((control.address, RELAY_PORT))
+        return s
+
+    held = []
+    try:
+        for a in addresses[:16]:
+            held += [connect_from(a) for _ in range(16)]
+        time.sleep(0.3)  # the server accepts the 256 before the next comes
+        late = connect_from(addresses[16])
+        assert closed_within(late, 2) is not None, "a 257th pending connection was kept"
+        late.close()
+        good = register(api, control, key, "afterwards")
+        assert all(closed_within(s, 12) is not None for s in held)
+        r = Relay(client, control, good.token)
+        assert r.status == 101
+        r.close()
+    finally:
+        for s in held:
+            s.close()

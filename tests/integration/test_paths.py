@@ -184,6 +184,29 @@ def unblock_udp(node):
     node.ns.exec("nft", "delete", "table", "inet", "meshlab_noudp", check=True)
 
 
+def test_relay_port_blocked_falls_back_to_the_api_port(lab, control, mesh3):
+    """All UDP and TCP to the relay port (443, the netmap's relay_port)
+    dropped on n1's underlay: the relay try there never comes up, the next
+    goes to the API port, and n1 reaches its peers through it."""
+    n1, n2, n3 = mesh3
+    block_udp(n1)
+    n1.ns.exec("nft", "-f", "-", check=True, input="""
+        table inet meshlab_no443 {
+            chain output { type filter hook output priority -300; policy accept;
+                           oifname "eth0" tcp dport 443 drop; }
+        }""")
+    v2 = n2.status()["ipv4"]
+    try:
+        wait_until(lambda: hub_view(n1).get("transport") == "tls" and n1.ping(v2).returncode == 0, 45,
+                   interval=0.5, what="n1 ⇄ n2 over the API port's relay")
+    except TimeoutError as e:
+        raise AssertionError(f"{e}\n" + diagnose(lab, n1, n2)) from None
+    log = n1.log.read_text()
+    assert f"opening the TLS relay to https://{control.address}:443" in log
+    assert f"TLS relay to {control.url} is up" in log
+    assert f"Relay stream of node {n1.name} arrives on the relay port" not in control.log.read_text()
+
+
 def hub_view(node) -> dict:
     return node.status().get("hub") or {}
 
@@ -220,6 +243,8 @@ def test_udp_blocked_uses_the_tls_relay(lab, control, mesh3):
     # MTU) only to 1420, so its datagram is 32 + 1420, not a multiple of 16
     full = n1.exec("ping", "-n", "-c", "3", "-W", "2", "-M", "do", "-s", "1392", addresses[n2.name])
     assert full.returncode == 0, f"full-MTU ping over the TLS relay:\n{full.stdout}{full.stderr}"
+    # through the relay's own port (the netmap's relay_port), not the API port's upgrade
+    assert f"Relay stream of node {n1.name} arrives on the relay port" in control.log.read_text()
     print(f"all peers over the TLS relay {took:.1f} s after UDP was blocked: "
           f"{ {k: v['path_reason'] for k, v in paths.items()} }")
 

@@ -600,6 +600,25 @@ static void test_hub(void **state) {
         assert_true(d2.hub_changed);
         assert_int_equal(netmap_diff(moved, moved, &d3), 0);
         assert_false(d3.hub_changed);
+        assert_int_equal(moved->hub.relay_port, 0);
+}
+
+static void test_hub_relay_port(void **state) {
+        _cleanup_json_ cJSON *j = make_netmap();
+        _cleanup_(netmap_freep) Netmap *without = NULL, *with = NULL;
+        _cleanup_(netmap_diff_done) NetmapDiff d = {};
+
+        cJSON_AddItemToObject(j, "hub", make_hub());
+        without = parse_ok(j);
+        cJSON_AddNumberToObject(cJSON_GetObjectItem(j, "hub"), "relay_port", 443);
+        with = parse_ok(j);
+        assert_int_equal(with->hub.relay_port, 443);
+        /* a new relay port is a hub change: the relay moves */
+        assert_int_equal(netmap_diff(without, with, &d), 0);
+        assert_true(d.hub_changed);
+        /* on a peer it means nothing */
+        cJSON_AddNumberToObject(peer(j, 0), "relay_port", 0);
+        netmap_free(parse_ok(j));
 }
 
 static void m_hub_two_endpoints(cJSON *m) {
@@ -629,6 +648,15 @@ static void m_hub_outside(cJSON *m) {
         cJSON_AddItemToObject(m, "hub", hub);
 }
 static void m_hub_string(cJSON *m) { cJSON_AddStringToObject(m, "hub", "192.0.2.1"); }
+static void m_hub_relay_port(cJSON *m, cJSON *v) {
+        cJSON *hub = make_hub();
+        cJSON_AddItemToObject(hub, "relay_port", v);
+        cJSON_AddItemToObject(m, "hub", hub);
+}
+static void m_hub_relay_port_0(cJSON *m) { m_hub_relay_port(m, cJSON_CreateNumber(0)); }
+static void m_hub_relay_port_big(cJSON *m) { m_hub_relay_port(m, cJSON_CreateNumber(65536)); }
+static void m_hub_relay_port_frac(cJSON *m) { m_hub_relay_port(m, cJSON_CreateNumber(443.5)); }
+static void m_hub_relay_port_string(cJSON *m) { m_hub_relay_port(m, cJSON_CreateString("443")); }
 
 static void test_hub_rejected(void **state) {
         check_rejected(m_hub_two_endpoints, "hub.endpoints: the hub needs exactly one endpoint");
@@ -637,6 +665,10 @@ static void test_hub_rejected(void **state) {
         check_rejected(m_hub_address_of_self, "hub.ipv4: same as self.ipv4");
         check_rejected(m_hub_outside, "hub.ipv4: 192.0.2.1 is not inside ipv4_range");
         check_rejected(m_hub_string, "hub: not an object");
+        check_rejected(m_hub_relay_port_0, "hub.relay_port: not a port (1 … 65535)");
+        check_rejected(m_hub_relay_port_big, "hub.relay_port: not a port (1 … 65535)");
+        check_rejected(m_hub_relay_port_frac, "hub.relay_port: not a port (1 … 65535)");
+        check_rejected(m_hub_relay_port_string, "hub.relay_port: not a port (1 … 65535)");
 }
 
 /* An error quotes the offending value, but stays one short line. */
@@ -755,6 +787,7 @@ int main(void) {
                 cmocka_unit_test(test_diff_many),
                 cmocka_unit_test(test_register_reply),
                 cmocka_unit_test(test_hub),
+                cmocka_unit_test(test_hub_relay_port),
                 cmocka_unit_test(test_hub_rejected),
                 cmocka_unit_test(test_delta_merge),
                 cmocka_unit_test(test_error_one_line),

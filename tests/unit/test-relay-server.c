@@ -228,6 +228,50 @@ static void test_stream_forwards(void **state) {
         close(node2);
 }
 
+typedef struct Owned {
+        unsigned closed;
+        void *last;
+} Owned;
+
+static void on_owned_closed(void *connection, void *userdata) {
+        Owned *o = userdata;
+        o->closed++;
+        o->last = connection;
+}
+
+/* Streams of both kinds side by side: each close goes to its own owner. */
+static void test_stream_owner(void **state) {
+        Fixture *f = *state;
+        Owned o = {};
+        const RelayStreamOwner owner = {.closed = on_owned_closed, .connection = (void *) 0x7, .userdata = &o};
+        WgKey k = key_of(7);
+        int sv[2], plain = add_stream(f, 1, (void *) 0x1);
+
+        assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK, 0, sv), 0);
+        assert_int_equal(relay_server_add_owned(f->rs, sv[0], -1, &owner, 7, "node7", &k, NULL, 0), 0);
+        /* the owned stream's peer hangs up: only its owner hears */
+        close(sv[1]);
+        run_loop(f);
+        assert_int_equal(o.closed, 1);
+        assert_ptr_equal(o.last, (void *) 0x7);
+        assert_int_equal(f->closed, 0);
+        close(sv[0]);
+
+        /* bad first bytes: closed inside the add, through the owner */
+        assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK, 0, sv), 0);
+        assert_int_equal(relay_server_add_owned(f->rs, sv[0], -1, &owner, 7, "node7", &k,
+                                                (const uint8_t *) "\0\0", 2),
+                         -EPIPE);
+        assert_int_equal(o.closed, 2);
+        assert_int_equal(f->closed, 0);
+        close(sv[0]);
+        close(sv[1]);
+        close(plain);
+        run_loop(f);
+        assert_int_equal(f->closed, 1);
+        assert_int_equal(o.closed, 2);
+}
+
 static void bad_input_closes(Fixture *f, const uint8_t *bytes, size_t len) {
         int good = add_stream(f, 2, (void *) 0x2);
         int bad = add_stream(f, 3, (void *) 0x3);
@@ -385,6 +429,7 @@ static void test_idle_and_stalled(void **state) {
 int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_queue),
+                cmocka_unit_test_setup_teardown(test_stream_owner, setup, teardown),
                 cmocka_unit_test(test_rate_limit),
                 cmocka_unit_test(test_echo_answer),
                 cmocka_unit_test_setup_teardown(test_stream_forwards, setup, teardown),

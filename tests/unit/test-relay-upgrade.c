@@ -128,9 +128,39 @@ static void test_attack_reply_text(void **state) {
         free(reason);
 }
 
+static void test_url(void **state) {
+        char *url = NULL;
+        uint16_t port = 0;
+
+        assert_int_equal(relay_upgrade_url("https://192.0.2.1:8443", 443, &url, &port), 0);
+        assert_string_equal(url, "https://192.0.2.1:443");
+        assert_int_equal(port, 8443);
+        free(url);
+        assert_int_equal(relay_upgrade_url("https://[2001:db8::1]:8443/", 4443, &url, &port), 0);
+        assert_string_equal(url, "https://[2001:db8::1]:4443");
+        assert_int_equal(port, 8443);
+        free(url);
+        assert_int_equal(relay_upgrade_url("https://control.example", 443, &url, &port), 0);
+        assert_string_equal(url, "https://control.example:443");
+        assert_int_equal(port, 443);
+        free(url);
+        assert_int_equal(relay_upgrade_url("https://[2001:db8::1]", 443, &url, &port), 0);
+        assert_string_equal(url, "https://[2001:db8::1]:443");
+        free(url);
+
+        static const char *const bad[] = {
+                "http://h:1", "https://", "https://:8443", "https://h:", "https://h:0", "https://h:65536",
+                "https://h:x1", "https://[::1", "https://[]:1", "https://[::1]x", "https://u@h:1", NULL,
+        };
+        for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+                assert_int_equal(relay_upgrade_url(bad[i], 443, &url, &port), -EINVAL);
+        assert_int_equal(relay_upgrade_url("https://h:1", 0, &url, &port), -EINVAL);
+}
+
 int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_request),
+                cmocka_unit_test(test_url),
                 cmocka_unit_test(test_attack_request_injection),
                 cmocka_unit_test(test_reply_101),
                 cmocka_unit_test(test_reply_refused),
