@@ -967,8 +967,10 @@ static int manager_apply_netmap(Manager *m, Netmap *nm, const char *json, size_t
                 return log_oom();
         }
 
-        /* by key, so that finding each peer's old object is a binary search */
-        qsort(m->peers, m->n_peers, sizeof(Peer *), peer_compare_key);
+        /* by key, so that finding each peer's old object is a binary search
+         * (qsort() wants a non-NULL array even for none) */
+        if (m->n_peers > 0)
+                qsort(m->peers, m->n_peers, sizeof(Peer *), peer_compare_key);
         taken = calloc(MAX(m->n_peers, (size_t) 1), sizeof(bool));
         if (!taken) {
                 free(peers);
