@@ -51,36 +51,6 @@ MESHD_PORT = 41641
 PATH_WITHIN_S = 30.0        # to settle on a path; the tests hold meshd to 10-15 s
 
 
-def cut_udp(node, other_address):
-    """Drops UDP between node's and other_address's WireGuard ports in
-    node's namespace: the direct path dies, the hub stays reachable
-    (tests/integration/test_paths.py: cut_udp)."""
-    node.ns.exec("nft", "-f", "-", check=True, input=f"""
-        table inet bench_cut {{
-            chain output {{ type filter hook output priority -300; policy accept;
-                           ip daddr {other_address} udp dport {MESHD_PORT} drop; }}
-            chain input {{ type filter hook input priority -300; policy accept;
-                          ip saddr {other_address} udp sport {MESHD_PORT} drop; }}
-        }}""")
-
-
-def block_udp(node):
-    """Drops every UDP datagram on node's eth0, like a network that passes
-    only TCP (test_paths.py: block_udp)."""
-    node.ns.exec("nft", "-f", "-", check=True, input="""
-        table inet bench_noudp {
-            chain output { type filter hook output priority -300; policy accept;
-                           oifname "eth0" meta l4proto udp drop; }
-            chain input { type filter hook input priority -300; policy accept;
-                          iifname "eth0" meta l4proto udp drop; }
-        }""")
-
-
-def unblock(node):
-    for table in ("bench_cut", "bench_noudp"):
-        node.ns.exec("nft", "delete", "table", "inet", table)
-
-
 def path_of(node, name):
     return next((p.get("path") for p in node.peers() if p["name"] == name), None)
 
@@ -176,15 +146,15 @@ def one_round(r, a, lab, control, alpha, bravo, wg, results, cpu):
             wait_path(alpha, bravo, "direct", "direct", address)
             measure("direct", address, pids)
         if "udp-relay" in a.only:
-            cut_udp(alpha, bravo.address)
+            alpha.cut_udp_to(bravo.address, MESHD_PORT)
             wait_path(alpha, bravo, "relay", "relay", address)
             measure("udp-relay", address, pids)
         if "tls-relay" in a.only:
-            block_udp(alpha)
+            alpha.block_udp()
             wait_path(alpha, bravo, "relay-tls", "relay", address, transport="tls")
             measure("tls-relay", address, pids)
     finally:
-        unblock(alpha)
+        alpha.restore_udp()
         for n in (alpha, bravo):
             n.stop()
 

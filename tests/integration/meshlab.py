@@ -576,6 +576,36 @@ class Node(Daemon):
         except TimeoutError:
             return False
 
+    # --- breaking its underlay (nftables tables of our own, priority -300)
+
+    def cut_udp_to(self, address, port=41641):
+        """Drops UDP between this node and address's WireGuard port, both
+        ways: the direct path to that peer dies, nothing else changes."""
+        self.ns.exec("nft", "-f", "-", check=True, input=f"""
+            table inet meshlab_cut {{
+                chain output {{ type filter hook output priority -300; policy accept;
+                               ip daddr {address} udp dport {port} drop; }}
+                chain input {{ type filter hook input priority -300; policy accept;
+                              ip saddr {address} udp sport {port} drop; }}
+            }}""")
+
+    def block_udp(self):
+        """Drops every UDP datagram on the underlay eth0 (loopback, where
+        meshd's end of the TLS relay lives, and the tunnel still work),
+        like a network that passes only TCP."""
+        self.ns.exec("nft", "-f", "-", check=True, input="""
+            table inet meshlab_noudp {
+                chain output { type filter hook output priority -300; policy accept;
+                               oifname "eth0" meta l4proto udp drop; }
+                chain input { type filter hook input priority -300; policy accept;
+                              iifname "eth0" meta l4proto udp drop; }
+            }""")
+
+    def restore_udp(self):
+        """Undoes cut_udp_to() and block_udp(), whichever are in place."""
+        for table in ("meshlab_cut", "meshlab_noudp"):
+            self.ns.exec("nft", "delete", "table", "inet", table)
+
     def wg_show(self) -> WgDevice | None:
         """`wg show IFNAME dump`, parsed; None when the device is absent."""
         cp = self.exec("wg", "show", self.interface, "dump")

@@ -7,7 +7,6 @@ either: the server only offers endpoints."""
 
 import time
 
-import meshlab
 from meshlab import wait_until
 from test_nat import diagnose as nat_diagnose, mesh_lab, nat_lab, wg_peer  # noqa: F401 (fixtures)
 
@@ -35,22 +34,6 @@ def peer_view(node, name) -> dict:
 
 def path_of(node, name):
     return peer_view(node, name).get("path")
-
-
-def cut_udp(node, other_address):
-    """Drops UDP between node and other_address in node's namespace: the
-    direct path dies both ways, nothing else changes."""
-    node.ns.exec("nft", "-f", "-", check=True, input=f"""
-        table inet meshlab_cut {{
-            chain output {{ type filter hook output priority -300; policy accept;
-                           ip daddr {other_address} udp dport 41641 drop; }}
-            chain input {{ type filter hook input priority -300; policy accept;
-                          ip saddr {other_address} udp sport 41641 drop; }}
-        }}""")
-
-
-def uncut_udp(node):
-    node.ns.exec("nft", "delete", "table", "inet", "meshlab_cut", check=True)
 
 
 def darken(control):
@@ -85,7 +68,7 @@ def test_relay_then_direct_without_the_server(lab, control, mesh3):
     v3, v1 = n3.status()["ipv4"], n1.status()["ipv4"]
     assert n1.can_ping(v3, within=10), "n1 → n3 before the cut"
 
-    cut_udp(n1, n3.address)
+    n1.cut_udp_to(n3.address)
     cut = time.monotonic()
     wait_until(lambda: path_of(n1, n3.name) == "relay" and path_of(n3, n1.name) == "relay"
                and n1.ping(v3).returncode == 0, CUT_TO_RELAY_S, interval=0.2,
@@ -95,7 +78,7 @@ def test_relay_then_direct_without_the_server(lab, control, mesh3):
     assert n2.ping(v3).returncode == 0, "n2 → n3 (never cut) fails"
 
     darken(control)
-    uncut_udp(n1)
+    n1.restore_udp()
     back = time.monotonic()
     try:
         wait_until(lambda: n1.ping(v3).returncode == 0 and n3.ping(v1).returncode == 0,
@@ -145,16 +128,11 @@ def test_nat_mapping_change_recovers(mesh_lab):
     assert lost == 0, f"{lost} pings lost once recovered:\n{out}"
 
 
-def test_no_needless_relay_at_start(lab, control):
+def test_no_needless_relay_at_start(lab, control, mesh3):
     """Three nodes on one LAN, started together (their meshd ticks fall on
     the same beat, and each sees its underlay settle in the first seconds):
     for 10 s after all are READY, no pair ever leaves the direct path."""
-    key = control.authkey(reusable=True)
-    nodes = [lab.add_node(n, authkey=key) for n in ("alpha", "bravo", "charlie")]
-    for n in nodes:
-        n.start()
-    for n in nodes:
-        n.wait_ready(30)
+    nodes = mesh3
     time.sleep(10)      # the window observed, not a wait for something to happen
     views = {(n.name, p["name"]): (p["path"], p["path_reason"]) for n in nodes for p in n.peers()}
     assert all(path == "direct" for path, _ in views.values()), views
@@ -167,29 +145,12 @@ TLS_WITHIN_S = 15.0         # Done when 2: every peer and the server through the
 UDP_BACK_WITHIN_S = 5.0     # Done when 2: back on UDP once it works again
 
 
-def block_udp(node):
-    """Drops every UDP datagram on node's underlay eth0 (loopback, where
-    meshd's end of the relay lives, and the tunnel itself still work),
-    like a network that passes only TCP."""
-    node.ns.exec("nft", "-f", "-", check=True, input="""
-        table inet meshlab_noudp {
-            chain output { type filter hook output priority -300; policy accept;
-                           oifname "eth0" meta l4proto udp drop; }
-            chain input { type filter hook input priority -300; policy accept;
-                          iifname "eth0" meta l4proto udp drop; }
-        }""")
-
-
-def unblock_udp(node):
-    node.ns.exec("nft", "delete", "table", "inet", "meshlab_noudp", check=True)
-
-
 def test_relay_port_blocked_falls_back_to_the_api_port(lab, control, mesh3):
     """All UDP and TCP to the relay port (443, the netmap's relay_port)
     dropped on n1's underlay: the relay try there never comes up, the next
     goes to the API port, and n1 reaches its peers through it."""
     n1, n2, n3 = mesh3
-    block_udp(n1)
+    n1.block_udp()
     n1.ns.exec("nft", "-f", "-", check=True, input="""
         table inet meshlab_no443 {
             chain output { type filter hook output priority -300; policy accept;
@@ -221,7 +182,7 @@ def test_udp_blocked_uses_the_tls_relay(lab, control, mesh3):
     v1 = n1.status()["ipv4"]
     addresses = {n.name: n.status()["ipv4"] for n in others}
 
-    block_udp(n1)
+    n1.block_udp()
     blocked = time.monotonic()
 
     def all_through_tls():
@@ -248,7 +209,7 @@ def test_udp_blocked_uses_the_tls_relay(lab, control, mesh3):
     print(f"all peers over the TLS relay {took:.1f} s after UDP was blocked: "
           f"{ {k: v['path_reason'] for k, v in paths.items()} }")
 
-    unblock_udp(n1)
+    n1.restore_udp()
     back = time.monotonic()
     try:
         wait_until(lambda: hub_view(n1).get("transport") == "udp"
