@@ -71,16 +71,15 @@ int hub_link_endpoint(const HubLink *l, union sockaddr_union *ret) {
         return relay_client_local_endpoint(l->relay, ret) < 0 ? 0 : 1;
 }
 
-/* Points the hub's WireGuard entry at endpoint and probes the hub through
- * it at once: WireGuard sends, the hub roams to where it came from. */
-static void hub_link_point_hub(HubLink *l, const union sockaddr_union *endpoint) {
-        _cleanup_(wg_device_freep) WgDevice *d = calloc(1, sizeof(WgDevice));
+static void hub_link_set_endpoint(HubLink *l, const union sockaddr_union *endpoint) {
+        _cleanup_(wg_device_freep) WgDevice *d = NULL;
         Manager *m = l->manager;
         WgPeer *w;
         int r;
 
         if (!m->wg || !m->hub)
                 return;
+        d = calloc(1, sizeof(WgDevice));
         if (!d || wg_device_add_peer(d, &w) < 0)
                 return (void) log_oom();
         w->public_key = m->hub->public_key;
@@ -89,6 +88,16 @@ static void hub_link_point_hub(HubLink *l, const union sockaddr_union *endpoint)
         r = wg_set_device(m->wg, d);
         if (r < 0)
                 log_warning_errno(r, "Failed to point the hub entry at its new endpoint: %m");
+}
+
+/* Points the hub's WireGuard entry at endpoint and probes the hub through
+ * it at once: WireGuard sends, the hub roams to where it came from. */
+static void hub_link_point_hub(HubLink *l, const union sockaddr_union *endpoint) {
+        Manager *m = l->manager;
+
+        hub_link_set_endpoint(l, endpoint);
+        if (!m->hub)
+                return;
         m->hub->oldest_unanswered_usec = 0;
         peer_probe_now(m->hub, hub_link_now(l));
 }
@@ -173,21 +182,15 @@ static void hub_link_act(HubLink *l, unsigned flags) {
 }
 
 static void hub_link_reassert_udp(HubLink *l, uint64_t now) {
-        _cleanup_(wg_device_freep) WgDevice *d = NULL;
         Manager *m = l->manager;
+        union sockaddr_union sa;
         const char *endpoint;
-        WgPeer *w;
 
-        if (now >= l->reassert_until || l->path.transport != HUB_TRANSPORT_UDP || !m->hub || !m->wg)
+        if (now >= l->reassert_until || l->path.transport != HUB_TRANSPORT_UDP || !m->hub)
                 return;
         endpoint = peer_current_endpoint(m->hub);
-        d = calloc(1, sizeof(WgDevice));
-        if (!endpoint || !d || wg_device_add_peer(d, &w) < 0)
-                return;
-        w->public_key = m->hub->public_key;
-        w->flags = WG_PEER_UPDATE_ONLY | WG_PEER_HAS_ENDPOINT;
-        if (endpoint_parse(endpoint, &w->endpoint) >= 0)
-                (void) wg_set_device(m->wg, d);
+        if (endpoint && endpoint_parse(endpoint, &sa) >= 0)
+                hub_link_set_endpoint(l, &sa);
 }
 
 static void hub_link_step(HubLink *l, uint64_t now) {

@@ -7,13 +7,8 @@ void hub_path_init(HubPathState *s, uint64_t now) {
         *s = (HubPathState) { .transport = HUB_TRANSPORT_UDP, .since = now };
 }
 
-/* The same verdict as a peer's direct path (peer-path.h): the oldest
- * unanswered probe is PEER_PATH_DEAD_USEC old, and the grace is over. */
 static bool udp_is_dead(const HubPathState *s, const HubPathInput *in) {
-        uint64_t start = MAX(MAX(in->last_reply, s->since), in->underlay_changed);
-
-        return in->oldest_unanswered != 0 && in->now - in->oldest_unanswered >= PEER_PATH_DEAD_USEC &&
-               in->now - start >= PEER_PATH_GRACE_USEC;
+        return peer_path_silent(in->now, in->oldest_unanswered, in->last_reply, s->since, in->underlay_changed);
 }
 
 /* by_echo: back on UDP because the echo said UDP works, which the next

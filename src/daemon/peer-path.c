@@ -28,17 +28,16 @@ static unsigned peer_path_enter(PeerPathState *s, PeerPath path, PeerPathReason 
         return flags;
 }
 
-/* The latest point from which silence counts: no verdict on a path
- * before it has had its grace, nor right after the underlay moved. */
-static uint64_t silence_start(const PeerPathState *s, const PeerPathInput *in) {
-        return MAX(MAX(in->last_reply, s->since), in->underlay_changed);
+bool peer_path_silent(uint64_t now, uint64_t oldest_unanswered, uint64_t last_reply, uint64_t since,
+                      uint64_t underlay_changed) {
+        uint64_t start = MAX(MAX(last_reply, since), underlay_changed);
+
+        return oldest_unanswered != 0 && now - oldest_unanswered >= PEER_PATH_DEAD_USEC &&
+               now - start >= PEER_PATH_GRACE_USEC;
 }
 
 static bool path_is_dead(const PeerPathState *s, const PeerPathInput *in) {
-        uint64_t start = silence_start(s, in);
-
-        return in->oldest_unanswered != 0 && in->now - in->oldest_unanswered >= PEER_PATH_DEAD_USEC &&
-               in->now - start >= PEER_PATH_GRACE_USEC;
+        return peer_path_silent(in->now, in->oldest_unanswered, in->last_reply, s->since, in->underlay_changed);
 }
 
 static unsigned step_direct(PeerPathState *s, const PeerPathInput *in) {

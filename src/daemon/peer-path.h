@@ -87,6 +87,13 @@ enum {
         PEER_PATH_NUDGE = 1 << 4,        /* wake the direct entry, same candidate */
 };
 
+/* The verdict on any path, a peer's or the hub's: its oldest unanswered
+ * probe is PEER_PATH_DEAD_USEC old, and silence (counted from the latest
+ * of the last reply, the path's start and the underlay's last move) has
+ * lasted the grace. */
+bool peer_path_silent(uint64_t now, uint64_t oldest_unanswered, uint64_t last_reply, uint64_t since,
+                      uint64_t underlay_changed);
+
 void peer_path_init(PeerPathState *s, uint64_t now);
 unsigned peer_path_step(PeerPathState *s, const PeerPathInput *in);
 
