@@ -11,7 +11,7 @@
 #include "macro.h"
 #include "store.h"
 
-#define SERVER_LISTEN_DEFAULT "0.0.0.0:8443"
+#define SERVER_LISTEN_DEFAULT "0.0.0.0:" CONTROL_PORT_DEFAULT
 
 typedef struct Server Server;
 

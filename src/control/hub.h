@@ -13,6 +13,7 @@
 #include <stdint.h>
 #include <systemd/sd-event.h>
 
+#include "constants.h"
 #include "endpoint.h"
 #include "hub-firewall.h"
 #include "ipam.h"
@@ -22,7 +23,6 @@
 #include "wg.h"
 
 #define HUB_INTERFACE_DEFAULT "meshhub"
-#define HUB_PORT_DEFAULT 41640
 
 typedef struct Hub Hub;
 

@@ -30,7 +30,7 @@
 #define STATE_DIR_DEFAULT "/var/lib/meshd-control"
 #define DOMAIN_DEFAULT "mesh.internal"
 #define IPV4_RANGE_DEFAULT "100.64.0.0/10"
-#define PORT_DEFAULT "8443"
+#define PORT_DEFAULT CONTROL_PORT_DEFAULT
 #define AUTHKEY_PREFIX "mskey-"
 #define HUB_KEY_FILE "hub.key"
 

@@ -17,13 +17,13 @@
 #include <stdint.h>
 #include <systemd/sd-event.h>
 
+#include "constants.h"
 #include "endpoint.h"
 #include "macro.h"
 #include "relay-server.h"
 #include "store.h"
 #include "time-util.h"
 
-#define RELAY_PORT_DEFAULT 443
 #define RELAY_LISTENER_DEADLINE_USEC (10 * USEC_PER_SEC)
 #define RELAY_LISTENER_PENDING_MAX 256
 #define RELAY_LISTENER_PENDING_PER_ADDRESS 16

@@ -9,10 +9,10 @@
 
 #include <cjson/cJSON.h>
 
+#include "constants.h"
 #include "meshctl.h"
 #include "varlink.h"
 
-#define MESHD_SOCKET_DEFAULT "/run/meshd/io.meshd.sock"
 /* Most calls are answered at once; Up waits for the control server. */
 #define CALL_TIMEOUT_USEC (10 * USEC_PER_SEC)
 #define CALL_UP_TIMEOUT_USEC (90 * USEC_PER_SEC)

@@ -106,9 +106,9 @@ int main(int argc, char *argv[]) {
         ManagerOptions opts = {
                 .config_path = args.config_path ? args.config_path : SYSCONFDIR "/meshd/meshd.conf",
                 .state_dir = args.state_dir ? args.state_dir
-                        : first_directory("STATE_DIRECTORY", state_buf, sizeof(state_buf)) ?: "/var/lib/meshd",
+                        : first_directory("STATE_DIRECTORY", state_buf, sizeof(state_buf)) ?: MESHD_STATE_DIR_DEFAULT,
                 .runtime_dir = args.runtime_dir ? args.runtime_dir
-                        : first_directory("RUNTIME_DIRECTORY", runtime_buf, sizeof(runtime_buf)) ?: "/run/meshd",
+                        : first_directory("RUNTIME_DIRECTORY", runtime_buf, sizeof(runtime_buf)) ?: MESHD_RUNTIME_DIR_DEFAULT,
         };
 
         /* sd-event takes these signals as events; they must be blocked first.

@@ -107,7 +107,7 @@ int manager_new(const ManagerOptions *opts, Manager **ret) {
         m->runtime_dir = strdup(opts->runtime_dir);
         if (!m->config_path || !m->state_dir || !m->runtime_dir)
                 return -ENOMEM;
-        if (asprintf(&m->api_socket_path, "%s/io.meshd.sock", m->runtime_dir) < 0)
+        if (asprintf(&m->api_socket_path, "%s/" MESHD_SOCKET_NAME, m->runtime_dir) < 0)
                 return -ENOMEM;
 
         r = manager_parse_config(m, &m->config);
@@ -395,7 +395,7 @@ static int manager_write_hosts(Manager *m) {
 write:
         if (fclose(TAKE_PTR(f)) != 0)
                 return -ENOMEM;
-        if (asprintf(&path, "%s/hosts", m->runtime_dir) < 0)
+        if (asprintf(&path, "%s/" MESHD_HOSTS_NAME, m->runtime_dir) < 0)
                 return -ENOMEM;
         return write_file_atomic(path, text, size, 0644);
 }

@@ -5,6 +5,7 @@
 
 #include <cjson/cJSON.h>
 
+#include "constants.h"
 #include "fileio.h"
 #include "log.h"
 #include "messages.h"
@@ -159,7 +160,7 @@ int state_save_credentials(const char *dir, const Credentials *c) {
 
 int state_load_netmap(const char *dir, char **ret_json, size_t *ret_len) {
         _cleanup_free_ char *path = NULL;
-        int r = state_path(dir, "netmap.json", &path);
+        int r = state_path(dir, MESHD_NETMAP_CACHE_NAME, &path);
         if (r < 0)
                 return r;
         return read_full_file(path, STATE_FILE_MAX, ret_json, ret_len);
@@ -167,7 +168,7 @@ int state_load_netmap(const char *dir, char **ret_json, size_t *ret_len) {
 
 int state_save_netmap(const char *dir, const char *json, size_t len) {
         _cleanup_free_ char *path = NULL;
-        int r = state_path(dir, "netmap.json", &path);
+        int r = state_path(dir, MESHD_NETMAP_CACHE_NAME, &path);
         if (r < 0)
                 return r;
         return write_file_atomic(path, json, len, 0600);
@@ -177,7 +178,7 @@ int state_set_aside_credentials(const char *dir) {
         _cleanup_free_ char *path = NULL, *aside = NULL, *netmap = NULL;
 
         if (state_path(dir, "node.json", &path) < 0 || state_path(dir, "node.json.corrupt", &aside) < 0 ||
-            state_path(dir, "netmap.json", &netmap) < 0)
+            state_path(dir, MESHD_NETMAP_CACHE_NAME, &netmap) < 0)
                 return -ENOMEM;
         if (rename(path, aside) < 0)
                 return -errno;
@@ -188,7 +189,7 @@ int state_set_aside_credentials(const char *dir) {
 }
 
 int state_remove_membership(const char *dir) {
-        static const char *const files[] = { "node.json", "netmap.json" };
+        static const char *const files[] = { "node.json", MESHD_NETMAP_CACHE_NAME };
         int ret = 0;
 
         for (size_t i = 0; i < ELEMENTSOF(files); i++) {

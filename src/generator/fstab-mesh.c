@@ -28,7 +28,7 @@ static int mesh_context_load_cache(MeshContext *c, const char *state_dir) {
         size_t len;
         int r;
 
-        if (asprintf(&path, "%s/netmap.json", state_dir) < 0)
+        if (asprintf(&path, "%s/" MESHD_NETMAP_CACHE_NAME, state_dir) < 0)
                 return -ENOMEM;
         r = read_full_file(path, NETMAP_CACHE_MAX, &json, &len);
         if (r == -ENOMEM)

@@ -7,13 +7,13 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "constants.h"
 #include "endpoint.h"
 #include "macro.h"
 #include "netmap.h"
 
 #define MESH_DEFAULT_DOMAIN "mesh.internal"
 #define MESH_DEFAULT_IPV4_RANGE "100.64.0.0/10"
-#define MESHD_STATE_DIR_DEFAULT "/var/lib/meshd"
 #define MESHD_WAIT_ONLINE_PREFIX "meshd-wait-online@"
 #define MESH_ONLINE_TARGET "mesh-online.target"
 #define MESHD_DROPIN_NAME "50-meshd.conf"

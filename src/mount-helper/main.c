@@ -10,6 +10,7 @@
 #include <time.h>
 
 #include "config.h"
+#include "constants.h"
 #include "log.h"
 #include "macro.h"
 #include "mesh-peer.h"
@@ -21,7 +22,6 @@
 #define EXIT_MOUNT_USAGE 1
 #define EXIT_MOUNT_FAILURE 32
 
-#define MESHD_SOCKET_DEFAULT "/run/meshd/io.meshd.sock"
 #define API_TIMEOUT_USEC (10 * USEC_PER_SEC)
 
 typedef struct Args {

@@ -10,9 +10,11 @@
 #include <stdint.h>
 #include <sys/socket.h>
 
+#include "constants.h"
+
 /* Default table; MESHD_HOSTS_FILE overrides it for processes that are not
  * running with elevated privileges (secure_getenv). */
-#define NSS_MESH_HOSTS_FILE "/run/meshd/hosts"
+#define NSS_MESH_HOSTS_FILE MESHD_HOSTS_FILE_DEFAULT
 
 enum nss_status _nss_mesh_gethostbyname4_r(const char *name, struct gaih_addrtuple **pat, char *buffer,
                                            size_t buflen, int *errnop, int *h_errnop, int32_t *ttlp);

@@ -7,6 +7,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "constants.h"
 #include "wg.h"
 
 typedef enum OnlinePolicy {
@@ -22,7 +23,6 @@ const char *online_policy_to_string(OnlinePolicy p);
 OnlinePolicy online_policy_from_string(const char *s);
 
 #define MESHD_DEFAULT_INTERFACE "mesh0"
-#define MESHD_DEFAULT_LISTEN_PORT 41641
 #define MESHD_DEFAULT_ONLINE_TIMEOUT_USEC (60 * USEC_PER_SEC)
 
 typedef struct MeshdConfig {

@@ -9,7 +9,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define PROBE_PORT 41642
+#include "constants.h"
+
 #define PROBE_PACKET_SIZE 12
 
 typedef struct ProbePacket {

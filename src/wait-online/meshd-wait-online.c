@@ -12,12 +12,12 @@
 
 #include "config.h"
 #include "conf.h"
+#include "constants.h"
 #include "log.h"
 #include "macro.h"
 #include "time-util.h"
 #include "varlink.h"
 
-#define SOCKET_DEFAULT "/run/meshd/io.meshd.sock"
 #define TIMEOUT_DEFAULT_USEC (120 * USEC_PER_SEC)
 /* How often to look for the API socket while meshd is still starting. */
 #define SOCKET_POLL_USEC (100 * USEC_PER_MSEC)
@@ -44,7 +44,7 @@ static int help(void) {
                "     --timeout=SEC       Give up after SEC seconds (default %" PRIu64 ",\n"
                "                         0 = forever)\n"
                "     --socket=PATH       meshd's API socket (default: $MESHD_SOCKET or\n"
-               "                         " SOCKET_DEFAULT ")\n"
+               "                         " MESHD_SOCKET_DEFAULT ")\n"
                "\n"
                "See the meshd-wait-online(8) man page for details.\n",
                TIMEOUT_DEFAULT_USEC / USEC_PER_SEC);
@@ -98,7 +98,7 @@ static int parse_argv(int argc, char *argv[]) {
         int c, r;
 
         e = getenv("MESHD_SOCKET");
-        arg_socket = e && *e ? e : SOCKET_DEFAULT;
+        arg_socket = e && *e ? e : MESHD_SOCKET_DEFAULT;
 
         /* ':' first: getopt stays quiet and each failure is our own single line. */
         opterr = 0;
