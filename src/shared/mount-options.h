@@ -2,8 +2,9 @@
 #pragma once
 
 /* Mount sources and option strings as fstab(5) and mount(8) write them.
- * Used by mount.mesh and by meshd-fstab-generator (which compiles this file
- * in too), so both read an fstab line the same way. */
+ * Used by mount.mesh and by meshd-fstab-generator (both link the
+ * mount-options library of src/shared/meson.build), so both read an fstab
+ * line the same way. */
 
 #include <stdbool.h>
 #include <stdint.h>
