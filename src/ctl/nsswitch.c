@@ -89,60 +89,40 @@ static void write_range(FILE *f, const char *start, const char *end) {
         fwrite(start, 1, (size_t) (end - start), f);
 }
 
-/* Writes the services part [p, end) of one hosts: line, edited. */
-static bool edit_services(FILE *f, const char *p, const char *end, bool enable) {
-        const char *comment = memchr(p, '#', (size_t) (end - p));
-        const char *list_end = comment ?: end;
-        Token tokens[TOKENS_MAX];
-        size_t n = tokenize(p, list_end, tokens), n_services = 0, files = SIZE_MAX;
-        bool has_mesh = false;
+/* Adds mesh to the services part [p, end) of a hosts: line that lacks it:
+ * right after "files", else first. list_end is where a comment starts. */
+static void services_add_mesh(FILE *f, const char *p, const char *end, const char *list_end,
+                              const Token *tokens, size_t n, size_t n_services, size_t files) {
+        const char *at;
 
-        for (size_t i = 0; i < n; i++) {
-                if (tokens[i].action)
-                        continue;
-                n_services++;
-                if (token_is(&tokens[i], NSSWITCH_SERVICE))
-                        has_mesh = true;
-                else if (files == SIZE_MAX && token_is(&tokens[i], "files"))
-                        files = i;
-        }
-
-        if (enable) {
-                const char *at;
-
-                if (has_mesh) {
-                        write_range(f, p, end);
-                        return false;
-                }
-                if (n_services == 0) {
-                        /* "hosts:" alone means glibc's built-in default; spell ours out. */
-                        at = skip_blanks(p, list_end);
-                        write_range(f, p, at);
-                        if (at == p)
-                                fputc(' ', f);
-                        fputs(NSSWITCH_HOSTS_DEFAULT, f);
-                        if (at < end)
-                                fputc(' ', f);
-                        write_range(f, at, end);
-                        return true;
-                }
-                if (files == SIZE_MAX) {
-                        at = tokens[0].start;
-                        write_range(f, p, at);
-                        fputs(NSSWITCH_SERVICE " ", f);
-                } else {
-                        at = tokens[service_group_end(tokens, n, files) - 1].end;
-                        write_range(f, p, at);
-                        fputs(" " NSSWITCH_SERVICE, f);
-                }
+        if (n_services == 0) {
+                /* "hosts:" alone means glibc's built-in default; spell ours out. */
+                at = skip_blanks(p, list_end);
+                write_range(f, p, at);
+                if (at == p)
+                        fputc(' ', f);
+                fputs(NSSWITCH_HOSTS_DEFAULT, f);
+                if (at < end)
+                        fputc(' ', f);
                 write_range(f, at, end);
-                return true;
+                return;
         }
+        if (files == SIZE_MAX) {
+                at = tokens[0].start;
+                write_range(f, p, at);
+                fputs(NSSWITCH_SERVICE " ", f);
+        } else {
+                at = tokens[service_group_end(tokens, n, files) - 1].end;
+                write_range(f, p, at);
+                fputs(" " NSSWITCH_SERVICE, f);
+        }
+        write_range(f, at, end);
+}
 
-        if (!has_mesh) {
-                write_range(f, p, end);
-                return false;
-        }
+/* Removes every mesh, with its action lists, from the services part
+ * [p, end) of a hosts: line that has it. */
+static void services_remove_mesh(FILE *f, const char *p, const char *end, const Token *tokens, size_t n,
+                                 size_t n_services) {
         if (n_services == 1) {
                 /* Removing the only service would leave glibc's default; say what it is. */
                 size_t last = service_group_end(tokens, n, 0) - 1;
@@ -150,7 +130,7 @@ static bool edit_services(FILE *f, const char *p, const char *end, bool enable) 
                 write_range(f, p, tokens[0].start);
                 fputs("files dns", f);
                 write_range(f, tokens[last].end, end);
-                return true;
+                return;
         }
         /* Each "mesh [ACTION]..." goes with the blanks before it; a first
          * one with the blanks after it. */
@@ -171,6 +151,35 @@ static bool edit_services(FILE *f, const char *p, const char *end, bool enable) 
                 i = next - 1;
         }
         write_range(f, from, end);
+}
+
+/* Writes the services part [p, end) of one hosts: line, edited. Returns
+ * whether it changed. */
+static bool edit_services(FILE *f, const char *p, const char *end, bool enable) {
+        const char *comment = memchr(p, '#', (size_t) (end - p));
+        const char *list_end = comment ?: end;
+        Token tokens[TOKENS_MAX];
+        size_t n = tokenize(p, list_end, tokens), n_services = 0, files = SIZE_MAX;
+        bool has_mesh = false;
+
+        for (size_t i = 0; i < n; i++) {
+                if (tokens[i].action)
+                        continue;
+                n_services++;
+                if (token_is(&tokens[i], NSSWITCH_SERVICE))
+                        has_mesh = true;
+                else if (files == SIZE_MAX && token_is(&tokens[i], "files"))
+                        files = i;
+        }
+
+        if (enable == has_mesh) {
+                write_range(f, p, end);
+                return false;
+        }
+        if (enable)
+                services_add_mesh(f, p, end, list_end, tokens, n, n_services, files);
+        else
+                services_remove_mesh(f, p, end, tokens, n, n_services);
         return true;
 }
 

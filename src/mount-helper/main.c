@@ -257,14 +257,46 @@ static const char *mount_binary(void) {
         return access("/usr/bin/mount", X_OK) == 0 ? "/usr/bin/mount" : "/bin/mount";
 }
 
+/* The mount(8) command line for the real type: the flags we were given,
+ * the options without x-meshd.*, SPEC with the peer's address. */
+#define MOUNT_ARGV_MAX 16
+static void mount_argv(const Args *args, const char *type, const char *options, const char *spec,
+                       const char *ret[static MOUNT_ARGV_MAX]) {
+        size_t n = 0;
+
+        ret[n++] = "mount";
+        ret[n++] = "-t";
+        ret[n++] = type;
+        if (args->sloppy)
+                ret[n++] = "-s";
+        if (args->fake)
+                ret[n++] = "-f";
+        if (args->nomtab)
+                ret[n++] = "-n";
+        if (args->verbose)
+                ret[n++] = "-v";
+        if (args->read_only)
+                ret[n++] = "-r";
+        if (args->read_write)
+                ret[n++] = "-w";
+        if (*options) {
+                ret[n++] = "-o";
+                ret[n++] = options;
+        }
+        /* Whatever the peer's address or DIR look like, they are operands. */
+        ret[n++] = "--";
+        ret[n++] = spec;
+        ret[n++] = args->dir;
+        ret[n] = NULL;
+}
+
 static int run(int argc, char *argv[]) {
         _cleanup_free_ char *type = NULL, *fstab_options = NULL, *peer = NULL, *timeout_s = NULL,
                             *host = NULL, *address = NULL, *spec = NULL, *options = NULL;
-        const char *socket, *exec_argv[16];
+        const char *socket, *exec_argv[MOUNT_ARGV_MAX];
         uint64_t timeout = MOUNT_MESH_TIMEOUT_DEFAULT_USEC;
         struct in6_addr a6;
         Args args = {};
-        size_t n = 0;
         int r;
 
         r = parse_argv(argc, argv, &args);
@@ -318,31 +350,7 @@ static int run(int argc, char *argv[]) {
             mount_options_strip_meshd(args.options, false, &options) < 0)
                 return log_oom(), EXIT_MOUNT_FAILURE;
 
-        exec_argv[n++] = "mount";
-        exec_argv[n++] = "-t";
-        exec_argv[n++] = type;
-        if (args.sloppy)
-                exec_argv[n++] = "-s";
-        if (args.fake)
-                exec_argv[n++] = "-f";
-        if (args.nomtab)
-                exec_argv[n++] = "-n";
-        if (args.verbose)
-                exec_argv[n++] = "-v";
-        if (args.read_only)
-                exec_argv[n++] = "-r";
-        if (args.read_write)
-                exec_argv[n++] = "-w";
-        if (*options) {
-                exec_argv[n++] = "-o";
-                exec_argv[n++] = options;
-        }
-        /* Whatever the peer's address or DIR look like, they are operands. */
-        exec_argv[n++] = "--";
-        exec_argv[n++] = spec;
-        exec_argv[n++] = args.dir;
-        exec_argv[n] = NULL;
-
+        mount_argv(&args, type, options, spec, exec_argv);
         if (args.verbose)
                 log_info("mount.mesh: %s is %s, running mount -t %s%s%s %s %s", peer, address, type,
                          *options ? " -o " : "", options, spec, args.dir);

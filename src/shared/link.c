@@ -292,6 +292,47 @@ static bool address_is_candidate(int family, const uint8_t *b) {
         return endpoint_is_announceable(&sa, &default_mesh, 1);
 }
 
+/* The endpoint "ADDRESS:port" that address a offers, in buf; false when
+ * it offers none: on the excluded interface (our own tunnel), not global,
+ * not settled (tentative, DAD failed, deprecated), not announceable, or
+ * on a loopback or down link. */
+static bool address_candidate_endpoint(struct nl_cache *links, struct rtnl_addr *a, int exclude_ifindex,
+                                       uint16_t port, char *buf, size_t size) {
+        _cleanup_(rtnl_link_putp) struct rtnl_link *link = NULL;
+        struct nl_addr *local = rtnl_addr_get_local(a);
+        union sockaddr_union sa = {};
+        int family = rtnl_addr_get_family(a), ifindex = rtnl_addr_get_ifindex(a);
+        unsigned flags;
+
+        if (ifindex == exclude_ifindex || !local || nl_addr_get_len(local) != family_addr_len(family) ||
+            family_addr_len(family) == 0)
+                return false;
+        if (rtnl_addr_get_scope(a) != RT_SCOPE_UNIVERSE)
+                return false;
+        if (rtnl_addr_get_flags(a) & (IFA_F_TENTATIVE | IFA_F_DADFAILED | IFA_F_DEPRECATED))
+                return false;
+        if (!address_is_candidate(family, nl_addr_get_binary_addr(local)))
+                return false;
+
+        link = rtnl_link_get(links, ifindex);
+        if (!link)
+                return false;
+        flags = rtnl_link_get_flags(link);
+        if ((flags & IFF_LOOPBACK) || !(flags & IFF_UP))
+                return false;
+
+        if (family == AF_INET) {
+                sa.in.sin_family = AF_INET;
+                sa.in.sin_port = htons(port);
+                memcpy(&sa.in.sin_addr, nl_addr_get_binary_addr(local), 4);
+        } else {
+                sa.in6.sin6_family = AF_INET6;
+                sa.in6.sin6_port = htons(port);
+                memcpy(&sa.in6.sin6_addr, nl_addr_get_binary_addr(local), 16);
+        }
+        return endpoint_format(&sa, buf, size);
+}
+
 int link_list_endpoint_candidates(int exclude_ifindex, uint16_t port, char ***ret) {
         _cleanup_(nl_socket_freep) struct nl_sock *sk = NULL;
         _cleanup_(nl_cache_freep) struct nl_cache *links = NULL, *addrs = NULL;
@@ -317,43 +358,12 @@ int link_list_endpoint_candidates(int exclude_ifindex, uint16_t port, char ***re
                 return -ENOMEM;
 
         for (struct nl_object *o = nl_cache_get_first(addrs); o; o = nl_cache_get_next(o)) {
-                struct rtnl_addr *a = (struct rtnl_addr *) o;
-                struct nl_addr *local = rtnl_addr_get_local(a);
-                _cleanup_(rtnl_link_putp) struct rtnl_link *link = NULL;
-                union sockaddr_union sa = {};
                 char buf[ENDPOINT_STRLEN];
-                int family = rtnl_addr_get_family(a), ifindex = rtnl_addr_get_ifindex(a);
-                unsigned flags;
                 bool dup = false;
                 char **nl;
 
-                if (ifindex == exclude_ifindex || !local || nl_addr_get_len(local) != family_addr_len(family) ||
-                    family_addr_len(family) == 0)
-                        continue;
-                if (rtnl_addr_get_scope(a) != RT_SCOPE_UNIVERSE)
-                        continue;
-                if (rtnl_addr_get_flags(a) & (IFA_F_TENTATIVE | IFA_F_DADFAILED | IFA_F_DEPRECATED))
-                        continue;
-                if (!address_is_candidate(family, nl_addr_get_binary_addr(local)))
-                        continue;
-
-                link = rtnl_link_get(links, ifindex);
-                if (!link)
-                        continue;
-                flags = rtnl_link_get_flags(link);
-                if ((flags & IFF_LOOPBACK) || !(flags & IFF_UP))
-                        continue;
-
-                if (family == AF_INET) {
-                        sa.in.sin_family = AF_INET;
-                        sa.in.sin_port = htons(port);
-                        memcpy(&sa.in.sin_addr, nl_addr_get_binary_addr(local), 4);
-                } else {
-                        sa.in6.sin6_family = AF_INET6;
-                        sa.in6.sin6_port = htons(port);
-                        memcpy(&sa.in6.sin6_addr, nl_addr_get_binary_addr(local), 16);
-                }
-                if (!endpoint_format(&sa, buf, sizeof(buf)))
+                if (!address_candidate_endpoint(links, (struct rtnl_addr *) o, exclude_ifindex, port, buf,
+                                                sizeof(buf)))
                         continue;
 
                 for (size_t i = 0; i < n; i++)

@@ -166,6 +166,50 @@ static int parse_allowed_ip(WgPeer *p, const struct nlattr *nest) {
         return wg_peer_add_allowed_ip(p, family, &addr, cidr);
 }
 
+/* WGPEER_A_ENDPOINT: a struct sockaddr_in or sockaddr_in6. */
+static int parse_peer_endpoint(WgPeer *p, const struct nlattr *a) {
+        const struct sockaddr *sa = nla_data(a);
+        int len = nla_len(a);
+
+        if (len == sizeof(struct sockaddr_in) && sa->sa_family == AF_INET)
+                memcpy(&p->endpoint.in, sa, sizeof(struct sockaddr_in));
+        else if (len == sizeof(struct sockaddr_in6) && sa->sa_family == AF_INET6)
+                memcpy(&p->endpoint.in6, sa, sizeof(struct sockaddr_in6));
+        else
+                return -EBADMSG;
+        p->flags |= WG_PEER_HAS_ENDPOINT;
+        return 0;
+}
+
+/* WGPEER_A_LAST_HANDSHAKE_TIME: a struct __kernel_timespec. */
+static int parse_peer_last_handshake(WgPeer *p, const struct nlattr *a) {
+        struct __kernel_timespec ts;
+
+        if (!attr_has_len(a, sizeof(ts)))
+                return -EBADMSG;
+        memcpy(&ts, nla_data(a), sizeof(ts));
+        if (ts.tv_sec < 0 || ts.tv_nsec < 0 || ts.tv_nsec >= 1000000000)
+                return -EBADMSG;
+        p->last_handshake.tv_sec = (time_t) ts.tv_sec;
+        p->last_handshake.tv_nsec = (long) ts.tv_nsec;
+        return 0;
+}
+
+/* WGPEER_A_ALLOWEDIPS: a nest of WGALLOWEDIP_A_* nests. */
+static int parse_allowed_ips(WgPeer *p, const struct nlattr *nest) {
+        const struct nlattr *ip;
+        int rem, r;
+
+        nla_for_each_nested(ip, nest, rem) {
+                r = parse_allowed_ip(p, ip);
+                if (r < 0)
+                        return r;
+        }
+        if (rem >= (int) sizeof(struct nlattr))
+                return -EBADMSG;
+        return 0;
+}
+
 static int parse_peer(WgPeer *p, const struct nlattr *nest) {
         const struct nlattr *a;
         bool have_key = false;
@@ -186,37 +230,22 @@ static int parse_peer(WgPeer *p, const struct nlattr *nest) {
                         if (!key_is_zero(&p->preshared_key))
                                 p->flags |= WG_PEER_HAS_PRESHARED_KEY;
                         break;
-                case WGPEER_A_ENDPOINT: {
-                        const struct sockaddr *sa = nla_data(a);
-                        int len = nla_len(a);
-
-                        if (len == sizeof(struct sockaddr_in) && sa->sa_family == AF_INET)
-                                memcpy(&p->endpoint.in, sa, sizeof(struct sockaddr_in));
-                        else if (len == sizeof(struct sockaddr_in6) && sa->sa_family == AF_INET6)
-                                memcpy(&p->endpoint.in6, sa, sizeof(struct sockaddr_in6));
-                        else
-                                return -EBADMSG;
-                        p->flags |= WG_PEER_HAS_ENDPOINT;
+                case WGPEER_A_ENDPOINT:
+                        r = parse_peer_endpoint(p, a);
+                        if (r < 0)
+                                return r;
                         break;
-                }
                 case WGPEER_A_PERSISTENT_KEEPALIVE_INTERVAL:
                         if (!attr_has_len(a, sizeof(uint16_t)))
                                 return -EBADMSG;
                         p->persistent_keepalive = nla_get_u16((struct nlattr *) a);
                         p->flags |= WG_PEER_HAS_PERSISTENT_KEEPALIVE;
                         break;
-                case WGPEER_A_LAST_HANDSHAKE_TIME: {
-                        struct __kernel_timespec ts;
-
-                        if (!attr_has_len(a, sizeof(ts)))
-                                return -EBADMSG;
-                        memcpy(&ts, nla_data(a), sizeof(ts));
-                        if (ts.tv_sec < 0 || ts.tv_nsec < 0 || ts.tv_nsec >= 1000000000)
-                                return -EBADMSG;
-                        p->last_handshake.tv_sec = (time_t) ts.tv_sec;
-                        p->last_handshake.tv_nsec = (long) ts.tv_nsec;
+                case WGPEER_A_LAST_HANDSHAKE_TIME:
+                        r = parse_peer_last_handshake(p, a);
+                        if (r < 0)
+                                return r;
                         break;
-                }
                 case WGPEER_A_RX_BYTES:
                         if (!attr_has_len(a, sizeof(uint64_t)))
                                 return -EBADMSG;
@@ -227,19 +256,11 @@ static int parse_peer(WgPeer *p, const struct nlattr *nest) {
                                 return -EBADMSG;
                         p->tx_bytes = nla_get_u64((struct nlattr *) a);
                         break;
-                case WGPEER_A_ALLOWEDIPS: {
-                        const struct nlattr *ip;
-                        int rem_ip;
-
-                        nla_for_each_nested(ip, a, rem_ip) {
-                                r = parse_allowed_ip(p, ip);
-                                if (r < 0)
-                                        return r;
-                        }
-                        if (rem_ip >= (int) sizeof(struct nlattr))
-                                return -EBADMSG;
+                case WGPEER_A_ALLOWEDIPS:
+                        r = parse_allowed_ips(p, a);
+                        if (r < 0)
+                                return r;
                         break;
-                }
                 default:
                         /* WGPEER_A_PROTOCOL_VERSION and whatever comes later. */
                         break;

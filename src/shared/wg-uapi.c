@@ -292,6 +292,47 @@ static void uapi_line_erase(char (*line)[UAPI_LINE_MAX]) {
         explicit_bzero(*line, sizeof(*line));
 }
 
+/* One key=value line of a get reply other than errno=: public_key= starts
+ * a peer (*in_peer), other keys belong to the device before the first
+ * peer and to the last peer after it. Returns 0, -ENOMEM or -EBADMSG. */
+static int parse_get_line(WgDevice *d, const char *key, const char *value, bool *in_peer) {
+        int r;
+
+        if (streq(key, "public_key")) {
+                WgPeer *p;
+
+                r = wg_device_add_peer(d, &p);
+                if (r < 0)
+                        return r;
+                r = key_from_hex(value, &p->public_key);
+                if (r < 0)
+                        return log_debug_errno(-EBADMSG, "Malformed UAPI public key.");
+                *in_peer = true;
+                return 0;
+        }
+        if (!*in_peer)
+                r = parse_device_line(d, key, value);
+        else
+                r = parse_peer_line(&d->peers[d->n_peers - 1], key, value);
+        if (r == 0 || r == -ENOMEM)
+                return r;
+        if (r < 0) {
+                bool secret = streq(key, "private_key") || streq(key, "preshared_key");
+                log_debug_errno(r, "Malformed UAPI value for %s%s%s.", key,
+                                secret ? "" : ": ", secret ? "" : value);
+                return -EBADMSG;
+        }
+        /* Unknown keys (newer additions) are skipped, as wg(8) does;
+         * but a known key in the wrong section means we misread the
+         * structure. */
+        if (*in_peer && is_device_key(key))
+                return log_debug_errno(-EBADMSG, "UAPI device key %s after a peer.", key);
+        if (!*in_peer && is_peer_key(key))
+                return log_debug_errno(-EBADMSG, "UAPI peer key %s before any peer.", key);
+        log_debug("Ignoring unknown UAPI key %s.", key);
+        return 0;
+}
+
 int wg_uapi_parse_get(const char *text, size_t len, WgDevice **ret) {
         _cleanup_(wg_device_freep) WgDevice *d = NULL;
         /* The reply carries the private key: the copy is erased on every exit. */
@@ -347,43 +388,9 @@ int wg_uapi_parse_get(const char *text, size_t len, WgDevice **ret) {
                         have_errno = true;
                         continue;
                 }
-                if (streq(key, "public_key")) {
-                        WgPeer *p;
-
-                        r = wg_device_add_peer(d, &p);
-                        if (r < 0)
-                                return r;
-                        r = key_from_hex(value, &p->public_key);
-                        if (r < 0)
-                                return log_debug_errno(-EBADMSG, "Malformed UAPI public key.");
-                        in_peer = true;
-                        continue;
-                }
-                if (!in_peer) {
-                        r = parse_device_line(d, key, value);
-                        if (r == 0)
-                                continue;
-                } else {
-                        r = parse_peer_line(&d->peers[d->n_peers - 1], key, value);
-                        if (r == 0)
-                                continue;
-                }
-                if (r == -ENOMEM)
+                r = parse_get_line(d, key, value, &in_peer);
+                if (r < 0)
                         return r;
-                if (r < 0) {
-                        bool secret = streq(key, "private_key") || streq(key, "preshared_key");
-                        log_debug_errno(r, "Malformed UAPI value for %s%s%s.", key,
-                                        secret ? "" : ": ", secret ? "" : value);
-                        return -EBADMSG;
-                }
-                /* Unknown keys (newer additions) are skipped, as wg(8) does;
-                 * but a known key in the wrong section means we misread the
-                 * structure. */
-                if (in_peer && is_device_key(key))
-                        return log_debug_errno(-EBADMSG, "UAPI device key %s after a peer.", key);
-                if (!in_peer && is_peer_key(key))
-                        return log_debug_errno(-EBADMSG, "UAPI peer key %s before any peer.", key);
-                log_debug("Ignoring unknown UAPI key %s.", key);
         }
 
         if (!have_errno)
