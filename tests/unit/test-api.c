@@ -28,6 +28,7 @@
 #include "macro.h"
 #include "time-util.h"
 #include "varlink.h"
+#include "test-util.h"
 
 #define REPLIES_MAX 32
 #define NOBODY_UID 65534
@@ -35,7 +36,7 @@
 typedef struct Test {
         sd_event *event;
         ApiServer *server;
-        char dir[64];
+        char *dir;
         char path[128];
         int efd;
         bool client_done;
@@ -258,8 +259,7 @@ static int setup(void **state) {
         Test *t = calloc(1, sizeof(*t));
 
         assert_non_null(t);
-        strcpy(t->dir, "/tmp/test-api-XXXXXX");
-        assert_non_null(mkdtemp(t->dir));
+        t->dir = test_tmpdir_new("test-api");
         /* let the unprivileged test client reach the socket */
         assert_int_equal(chmod(t->dir, 0755), 0);
         snprintf(t->path, sizeof(t->path), "%s/io.meshd.sock", t->dir);
@@ -281,6 +281,7 @@ static int teardown(void **state) {
         /* the server removes its socket */
         assert_int_equal(access(t->path, F_OK), -1);
         assert_int_equal(rmdir(t->dir), 0);
+        free(t->dir);
         sd_event_unref(t->event);
         safe_close(t->efd);
         free(t);

@@ -1,6 +1,5 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 #include <errno.h>
-#include <ftw.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -17,6 +16,7 @@
 #include "fileio.h"
 #include "gnutls-util.h"
 #include "log.h"
+#include "test-util.h"
 
 #define NOW ((int64_t) 1764000000)
 
@@ -28,20 +28,15 @@ static const CertIdentity nas = {
 };
 
 typedef struct Fixture {
-        char dir[64];
+        char *dir;
         CertAuthority *ca;
 } Fixture;
-
-static int rm_one(const char *path, const struct stat *st, int flag, struct FTW *ftw) {
-        return remove(path);
-}
 
 static int setup(void **state) {
         Fixture *f = calloc(1, sizeof(*f));
 
         assert_non_null(f);
-        strcpy(f->dir, "/tmp/test-ca-XXXXXX");
-        assert_non_null(mkdtemp(f->dir));
+        f->dir = test_tmpdir_new("test-ca");
         assert_int_equal(ca_generate(f->dir, "mesh.internal", "100.64.0.0/10", "fd7a:115c:a1e0::/48"), 0);
         assert_int_equal(ca_load(f->dir, &f->ca), 0);
         *state = f;
@@ -52,7 +47,7 @@ static int teardown(void **state) {
         Fixture *f = *state;
 
         ca_free(f->ca);
-        nftw(f->dir, rm_one, 8, FTW_DEPTH | FTW_PHYS);
+        test_tmpdir_free(f->dir);
         free(f);
         return 0;
 }

@@ -12,19 +12,19 @@
 
 #include "conf.h"
 #include "macro.h"
+#include "test-util.h"
 
 #define PIN "sha256//" "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA="
 
 typedef struct Fixture {
-        char dir[64];
+        char *dir;
         char path[128];
 } Fixture;
 
 static int setup(void **state) {
         Fixture *f = calloc(1, sizeof(Fixture));
         assert_non_null(f);
-        strcpy(f->dir, "/tmp/test-conf-XXXXXX");
-        assert_non_null(mkdtemp(f->dir));
+        f->dir = test_tmpdir_new("test-conf");
         snprintf(f->path, sizeof(f->path), "%s/meshd.conf", f->dir);
         *state = f;
         return 0;
@@ -32,8 +32,7 @@ static int setup(void **state) {
 
 static int teardown(void **state) {
         Fixture *f = *state;
-        (void) unlink(f->path);
-        (void) rmdir(f->dir);
+        test_tmpdir_free(f->dir);
         free(f);
         return 0;
 }

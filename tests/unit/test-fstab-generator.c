@@ -18,6 +18,7 @@
 #include "fstab-mesh.h"
 #include "macro.h"
 #include "unit-name.h"
+#include "test-util.h"
 
 #define NETMAP_FIXTURE                                                                                      \
         "{\"version\": 3, \"domain\": \"mesh.internal\", \"ipv4_range\": \"100.64.0.0/10\",\n"              \
@@ -141,7 +142,7 @@ static void test_path_simplify(void **state) {
 /* ---- which entries are ours ------------------------------------------------------------------ */
 
 typedef struct Fixture {
-        char dir[PATH_MAX];
+        char *dir;
         char state[PATH_MAX], normal[PATH_MAX], early[PATH_MAX], fstab[PATH_MAX + 16];
         MeshContext *context;
 } Fixture;
@@ -158,8 +159,7 @@ static int setup(void **state) {
         char path[PATH_MAX + 32];
 
         assert_non_null(f);
-        strcpy(f->dir, "/tmp/test-fstab-generator.XXXXXX");
-        assert_non_null(mkdtemp(f->dir));
+        f->dir = test_tmpdir_new("test-fstab-generator");
         assert_true(snprintf(f->state, sizeof(f->state), "%s/state", f->dir) < (int) sizeof(f->state));
         assert_true(snprintf(f->normal, sizeof(f->normal), "%s/normal", f->dir) < (int) sizeof(f->normal));
         assert_true(snprintf(f->early, sizeof(f->early), "%s/early", f->dir) < (int) sizeof(f->early));
@@ -175,15 +175,11 @@ static int setup(void **state) {
         return 0;
 }
 
-static int remove_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw) {
-        return remove(path);
-}
-
 static int teardown(void **state) {
         Fixture *f = *state;
 
         mesh_context_free(f->context);
-        nftw(f->dir, remove_entry, 16, FTW_DEPTH | FTW_PHYS);
+        test_tmpdir_free(f->dir);
         free(f);
         return 0;
 }

@@ -6,7 +6,6 @@
 
 #include <errno.h>
 #include <fcntl.h>
-#include <ftw.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -15,6 +14,7 @@
 
 #include "key.h"
 #include "macro.h"
+#include "test-util.h"
 
 static int hex_to_key(const char *hex, WgKey *ret) {
         for (size_t i = 0; i < WG_KEY_LEN; i++) {
@@ -123,30 +123,22 @@ static void test_base64_reject(void **state) {
         assert_int_equal(key_from_base64(NULL, &k), -EINVAL);
 }
 
-static int rm_cb(const char *path, const struct stat *st, int flag, struct FTW *ftw) {
-        return remove(path);
-}
-
 typedef struct TmpDir {
-        char path[64];
+        char *path;
 } TmpDir;
 
 static int setup_tmpdir(void **state) {
         TmpDir *t = calloc(1, sizeof(TmpDir));
         if (!t)
                 return -1;
-        snprintf(t->path, sizeof(t->path), "/tmp/test-key.XXXXXX");
-        if (!mkdtemp(t->path)) {
-                free(t);
-                return -1;
-        }
+        t->path = test_tmpdir_new("test-key");
         *state = t;
         return 0;
 }
 
 static int teardown_tmpdir(void **state) {
         TmpDir *t = *state;
-        (void) nftw(t->path, rm_cb, 8, FTW_DEPTH | FTW_PHYS);
+        test_tmpdir_free(t->path);
         free(t);
         return 0;
 }

@@ -3,7 +3,6 @@
  * state.c (the pins in node.json, a corrupt node.json) and ca-check.c (the
  * mesh CA's name constraints), with CAs made here by GnuTLS. */
 #include <errno.h>
-#include <ftw.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -23,6 +22,7 @@
 #include "gnutls-util.h"
 #include "netmap-trust.h"
 #include "state.h"
+#include "test-util.h"
 
 #define KEY_SELF "AQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQE="
 #define KEY_PEER "AgICAgICAgICAgICAgICAgICAgICAgICAgICAgICAgI="
@@ -199,10 +199,6 @@ static void test_pins(void **state) {
 
 /* ---- node.json ---- */
 
-static int rm_one(const char *path, const struct stat *st, int flag, struct FTW *ftw) {
-        return remove(path);
-}
-
 static void write_text(const char *dir, const char *name, const char *text) {
         _cleanup_free_ char *p = NULL;
 
@@ -218,11 +214,10 @@ static bool exists(const char *dir, const char *name) {
 }
 
 static void test_state(void **state) {
-        char dir[] = "/tmp/test-netmap-trust-XXXXXX";
+        _cleanup_(test_tmpdir_freep) char *dir = test_tmpdir_new("test-netmap-trust");
         _cleanup_(credentials_done) Credentials c = {}, back = {}, old = {};
         _cleanup_(netmap_freep) Netmap *nm = good();
 
-        assert_non_null(mkdtemp(dir));
         c.control_url = strdup("https://192.0.2.1:8443");
         c.control_pin = strdup("sha256//x");
         c.node_id = 3;
@@ -265,8 +260,6 @@ static void test_state(void **state) {
 
         write_text(dir, "node.json", "");
         assert_int_equal(state_load_credentials(dir, &old), -EBADMSG);
-
-        nftw(dir, rm_one, 8, FTW_DEPTH | FTW_PHYS);
 }
 
 /* ---- the mesh CA ---- */
@@ -325,13 +318,13 @@ static void expect_ca(const char *pem, const char *ipv6_range, const char *error
 }
 
 static void test_ca_constraints(void **state) {
-        char dir[] = "/tmp/test-netmap-trust-ca-XXXXXX", sha[CA_SHA256_HEX_LEN + 1], sha2[CA_SHA256_HEX_LEN + 1];
+        _cleanup_(test_tmpdir_freep) char *dir = test_tmpdir_new("test-netmap-trust-ca");
+        char sha[CA_SHA256_HEX_LEN + 1], sha2[CA_SHA256_HEX_LEN + 1];
         _cleanup_free_ char *path = NULL, *mesh = NULL, *plain = NULL, *leaf = NULL, *wide = NULL,
                             *noncrit = NULL, *narrow = NULL;
         gnutls_x509_name_constraints_t nc;
 
         /* the control server's own CA (ca_generate()) passes */
-        assert_non_null(mkdtemp(dir));
         assert_int_equal(ca_generate(dir, "mesh.internal", "100.64.0.0/10", "fd7a:115c:a1e0::/48"), 0);
         assert_true(asprintf(&path, "%s/" CA_CERT_FILE, dir) > 0);
         assert_int_equal(read_full_file(path, 1 << 20, &mesh, NULL), 0);
@@ -368,8 +361,6 @@ static void test_ca_constraints(void **state) {
         /* the mesh has IPv6: a CA without the IPv6 subtree does not match */
         expect_ca(narrow, "fd7a:115c:a1e0::/48", "do not confine it");
         expect_ca(wide, NULL, "permits names outside");
-
-        nftw(dir, rm_one, 8, FTW_DEPTH | FTW_PHYS);
 }
 
 int main(void) {

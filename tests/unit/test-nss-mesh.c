@@ -22,6 +22,7 @@
 #include <unistd.h>
 
 #include "nss-mesh.h"
+#include "test-util.h"
 
 #define ELEMENTSOF(x) (sizeof(x) / sizeof((x)[0]))
 
@@ -33,7 +34,7 @@
         "fd7a:115c:a1e0::3\tnas nas.mesh.internal\n"                            \
         "100.64.0.4\tv4only v4only.mesh.internal\n"
 
-static char dir[] = "/tmp/test-nss-mesh-XXXXXX";
+static char *dir;
 static char hosts_path[64];
 
 static void write_hosts_len(const char *text, size_t len) {
@@ -784,13 +785,11 @@ int main(void) {
                 cmocka_unit_test_setup(test_non_mesh_name_reads_only_the_header, setup),
                 cmocka_unit_test_setup(test_stops_after_the_node, setup),
         };
-        char cmd[128];
         int r;
 
-        assert_non_null(mkdtemp(dir));
+        dir = test_tmpdir_new("test-nss-mesh");
         snprintf(hosts_path, sizeof(hosts_path), "%s/hosts", dir);
         r = cmocka_run_group_tests(tests, NULL, NULL);
-        snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
-        (void) !system(cmd);
+        test_tmpdir_free(dir);
         return r;
 }

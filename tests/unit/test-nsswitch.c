@@ -12,6 +12,7 @@
 #include "macro.h"
 #include "nss.h"
 #include "nsswitch.h"
+#include "test-util.h"
 
 /* Debian 12's /etc/nsswitch.conf as installed. */
 #define DEBIAN_HEAD                                                                  \
@@ -133,7 +134,7 @@ static void test_other_lines_untouched(void **state) {
 
 /* ---- the file: atomic replacement keeping mode, owner and symlinks --------------------------- */
 
-static char dir[] = "/tmp/test-nsswitch-XXXXXX";
+static char *dir;
 
 static char *read_file(const char *path) {
         FILE *f = fopen(path, "re");
@@ -201,13 +202,11 @@ int main(void) {
                 cmocka_unit_test(test_other_lines_untouched),
                 cmocka_unit_test(test_update_file),
         };
-        char cmd[128];
         int r;
 
         log_setup("test-nsswitch", LOG_TARGET_CONSOLE);
-        assert_non_null(mkdtemp(dir));
+        dir = test_tmpdir_new("test-nsswitch");
         r = cmocka_run_group_tests(tests, NULL, NULL);
-        snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
-        (void) !system(cmd);
+        test_tmpdir_free(dir);
         return r;
 }

@@ -6,7 +6,6 @@
 #include <cmocka.h>
 
 #include <arpa/inet.h>
-#include <ftw.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -18,12 +17,13 @@
 #include "request.h"
 #include "relay-server.h"
 #include "store.h"
+#include "test-util.h"
 
 #define KEY_A "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAE="
 #define KEY_B "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAI="
 
 typedef struct Fixture {
-        char dir[64], path[128];
+        char *dir, path[128];
         Store *store;
         sd_event *event;
         RelayServer *rs;
@@ -31,10 +31,6 @@ typedef struct Fixture {
         char *token_a, *token_b;
         unsigned closed;
 } Fixture;
-
-static int rm_one(const char *path, const struct stat *st, int flag, struct FTW *ftw) {
-        return remove(path);
-}
 
 static void on_closed(void *connection, void *userdata) {
         Fixture *f = userdata;
@@ -61,8 +57,7 @@ static int setup(void **state) {
         socklen_t len = sizeof(sa.in);
         RelayServerHooks hooks = {.closed = on_closed, .userdata = f};
 
-        strcpy(f->dir, "/tmp/test-relay-admit-XXXXXX");
-        assert_non_null(mkdtemp(f->dir));
+        f->dir = test_tmpdir_new("test-relay-admit");
         snprintf(f->path, sizeof(f->path), "%s/%s", f->dir, STORE_DB_FILE);
         assert_int_equal(store_open(f->path, true, &f->store), 0);
         assert_int_equal(store_init_settings(f->store, "https://127.0.0.1:8443", "mesh.internal", "100.64.0.0/10",
@@ -88,7 +83,7 @@ static int teardown(void **state) {
         close(f->hub_fd);
         sd_event_unref(f->event);
         store_free(f->store);
-        nftw(f->dir, rm_one, 8, FTW_DEPTH | FTW_PHYS);
+        test_tmpdir_free(f->dir);
         free(f->token_a);
         free(f->token_b);
         free(f);

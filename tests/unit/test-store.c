@@ -6,7 +6,6 @@
 #include <cmocka.h>
 
 #include <cjson/cJSON.h>
-#include <ftw.h>
 #include <sqlite3.h>
 #include <stdio.h>
 #include <sys/stat.h>
@@ -15,11 +14,12 @@
 #include "macro.h"
 #include "netmap.h"
 #include "store.h"
+#include "test-util.h"
 
 #define NOW 1700000000
 
 typedef struct Fixture {
-        char dir[64];
+        char *dir;
         char path[128];
         Store *store;
 } Fixture;
@@ -34,16 +34,11 @@ static const char *const keys[] = {
         "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAY=",
 };
 
-static int rm_one(const char *path, const struct stat *st, int flag, struct FTW *ftw) {
-        return remove(path);
-}
-
 static int setup_range(void **state, const char *ipv4_range) {
         Fixture *f = calloc(1, sizeof(*f));
 
         assert_non_null(f);
-        strcpy(f->dir, "/tmp/test-store-XXXXXX");
-        assert_non_null(mkdtemp(f->dir));
+        f->dir = test_tmpdir_new("test-store");
         snprintf(f->path, sizeof(f->path), "%s/%s", f->dir, STORE_DB_FILE);
         assert_int_equal(store_open(f->path, true, &f->store), 0);
         assert_int_equal(store_init_settings(f->store, "https://127.0.0.1:8443", "mesh.internal",
@@ -64,7 +59,7 @@ static int teardown(void **state) {
         Fixture *f = *state;
 
         store_free(f->store);
-        (void) nftw(f->dir, rm_one, 8, FTW_DEPTH | FTW_PHYS);
+        test_tmpdir_free(f->dir);
         free(f);
         return 0;
 }

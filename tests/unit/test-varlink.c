@@ -15,6 +15,7 @@
 #include <time.h>
 
 #include "varlink.h"
+#include "test-util.h"
 
 static void test_buffer_single_and_merged(void **state) {
         _cleanup_(varlink_buffer_done) VarlinkBuffer b = {};
@@ -234,7 +235,7 @@ typedef enum ServerMode {
 } ServerMode;
 
 typedef struct Server {
-        char dir[64];
+        char *dir;
         char path[128];
         int listen_fd;
         ServerMode mode;
@@ -322,8 +323,7 @@ static int server_setup(void **state) {
         struct sockaddr_un sa = { .sun_family = AF_UNIX };
 
         assert_non_null(s);
-        strcpy(s->dir, "/tmp/test-varlink-XXXXXX");
-        assert_non_null(mkdtemp(s->dir));
+        s->dir = test_tmpdir_new("test-varlink");
         snprintf(s->path, sizeof(s->path), "%s/io.meshd.sock", s->dir);
         strcpy(sa.sun_path, s->path);
 
@@ -339,8 +339,7 @@ static int server_teardown(void **state) {
         Server *s = *state;
 
         safe_close(s->listen_fd);
-        (void) unlink(s->path);
-        (void) rmdir(s->dir);
+        test_tmpdir_free(s->dir);
         free(s);
         return 0;
 }
