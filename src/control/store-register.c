@@ -266,42 +266,17 @@ static int store_rejoin(Store *s, const StoreRegistration *reg, int64_t authkey_
         return 1;
 }
 
-int store_register_node(Store *s, const StoreRegistration *reg, int64_t now, StoreNode *ret) {
+/* Inside store_register_node()'s transaction: a new member, with a unique
+ * name and the next free addresses. endpoints: moved into ret on success. */
+static int store_insert_node(Store *s, const StoreRegistration *reg, int64_t authkey_id,
+                             const uint8_t token_hash[static HASH_BYTES], const char *endpoints_json,
+                             char ***endpoints, int64_t now, StoreNode *ret) {
         _cleanup_(sqlite3_finalizep) sqlite3_stmt *stmt = NULL;
-        _cleanup_free_ char *name = NULL, *endpoints = NULL;
-        _cleanup_strv_free_ char **endpoints_copy = NULL;
+        _cleanup_free_ char *name = NULL;
         char ipv4[INET6_ADDRSTRLEN], ipv6[INET6_ADDRSTRLEN];
-        uint8_t token_hash[HASH_BYTES];
-        int64_t authkey_id;
         uint64_t host;
         int r;
 
-        endpoints = endpoints_to_json(reg->endpoints);
-        if (!endpoints)
-                return log_oom();
-        if (strv_copy(reg->endpoints, &endpoints_copy) < 0)
-                return log_oom();
-        r = hash_secret(reg->token, token_hash);
-        if (r < 0)
-                return r;
-
-        r = store_begin(s, true);
-        if (r < 0)
-                return r;
-        _cleanup_(store_rollbackp) Store *tx = s;
-
-        r = store_check_authkey(s, reg->authkey, now, &authkey_id);
-        if (r < 0)
-                return r;
-        r = store_rejoin(s, reg, authkey_id, token_hash, endpoints, ret);
-        if (r < 0)
-                return r;
-        if (r > 0) {
-                r = store_commit(&tx);
-                if (r < 0)
-                        store_node_done(ret);
-                return r;
-        }
         /* Every netmap carries the hub; a node with its key would make
          * every node reject every netmap. */
         r = store_exists(s, "SELECT 1 FROM settings WHERE key = 'hub_public_key' AND value = ?1",
@@ -327,8 +302,8 @@ int store_register_node(Store *s, const StoreRegistration *reg, int64_t now, Sto
         sqlite3_bind_int64(stmt, 3, (int64_t) host);
         sqlite3_bind_text(stmt, 4, ipv4, -1, SQLITE_STATIC);
         sqlite3_bind_text(stmt, 5, ipv6, -1, SQLITE_STATIC);
-        sqlite3_bind_blob(stmt, 6, token_hash, sizeof(token_hash), SQLITE_STATIC);
-        sqlite3_bind_text(stmt, 7, endpoints, -1, SQLITE_STATIC);
+        sqlite3_bind_blob(stmt, 6, token_hash, HASH_BYTES, SQLITE_STATIC);
+        sqlite3_bind_text(stmt, 7, endpoints_json, -1, SQLITE_STATIC);
         sqlite3_bind_int64(stmt, 8, authkey_id);
         sqlite3_bind_int64(stmt, 9, now);
         r = store_step(s, stmt);
@@ -351,13 +326,45 @@ int store_register_node(Store *s, const StoreRegistration *reg, int64_t now, Sto
                 .public_key = strdup(reg->public_key),
                 .ipv4 = strdup(ipv4),
                 .ipv6 = strdup(ipv6),
-                .endpoints = TAKE_PTR(endpoints_copy),
+                .endpoints = TAKE_PTR(*endpoints),
                 .created = now,
         };
         if (!ret->public_key || !ret->ipv4 || !ret->ipv6) {
                 store_node_done(ret);
                 return log_oom();
         }
+        return 0;
+}
+
+int store_register_node(Store *s, const StoreRegistration *reg, int64_t now, StoreNode *ret) {
+        _cleanup_free_ char *endpoints = NULL;
+        _cleanup_strv_free_ char **endpoints_copy = NULL;
+        uint8_t token_hash[HASH_BYTES];
+        int64_t authkey_id;
+        int r;
+
+        endpoints = endpoints_to_json(reg->endpoints);
+        if (!endpoints)
+                return log_oom();
+        if (strv_copy(reg->endpoints, &endpoints_copy) < 0)
+                return log_oom();
+        r = hash_secret(reg->token, token_hash);
+        if (r < 0)
+                return r;
+
+        r = store_begin(s, true);
+        if (r < 0)
+                return r;
+        _cleanup_(store_rollbackp) Store *tx = s;
+
+        r = store_check_authkey(s, reg->authkey, now, &authkey_id);
+        if (r < 0)
+                return r;
+        r = store_rejoin(s, reg, authkey_id, token_hash, endpoints, ret);
+        if (r == 0)
+                r = store_insert_node(s, reg, authkey_id, token_hash, endpoints, &endpoints_copy, now, ret);
+        if (r < 0)
+                return r;
 
         r = store_commit(&tx);
         if (r < 0) {

@@ -419,6 +419,27 @@ static bool id_in_sorted(const int64_t *ids, size_t n, int64_t id) {
         return false;
 }
 
+/* An upper bound for the changed peers of self_id's delta: every changed
+ * node, and once more for every relay change of self_id. */
+static size_t delta_peers_size(const NetmapSnapshot *snap, int64_t self_id) {
+        static const char direct_close[] = ",\"relay\":false}";
+        size_t size = 0;
+
+        for (size_t i = 0; i < snap->n_changed_ids; i++)
+                size += snapshot_find(snap, snap->changed_ids[i])->len + strlen(direct_close) + 1;
+        for (size_t i = 0; i < snap->n_relay_changes; i++) {
+                const NetmapRelayPair *pair = snap->relay_changes + i;
+                const SnapshotNode *peer;
+
+                if (pair->lo != self_id && pair->hi != self_id)
+                        continue;
+                peer = snapshot_find(snap, pair->lo == self_id ? pair->hi : pair->lo);
+                if (peer)
+                        size += peer->len + strlen(direct_close) + 1;
+        }
+        return size;
+}
+
 int netmap_snapshot_render_delta(NetmapSnapshot *snap, const NetmapSnapshot *prev, int64_t self_id, char **ret,
                                  size_t *ret_len) {
         static const char self_open[] = ",\"self\":", direct_close[] = ",\"relay\":false}",
@@ -442,21 +463,8 @@ int netmap_snapshot_render_delta(NetmapSnapshot *snap, const NetmapSnapshot *pre
 
         n_delta_open = (size_t) snprintf(delta_open, sizeof(delta_open),
                                          "},\"delta_from\":%" PRIu64 ",\"peers_changed\":[", prev->version);
-        /* an upper bound: every changed node, and once more for every relay change */
         size = snap->header_len + strlen(self_open) + self->len + n_delta_open + strlen(removed_open) +
-               snap->removed_len + snap->hub_len + 3;
-        for (size_t i = 0; i < snap->n_changed_ids; i++)
-                size += snapshot_find(snap, snap->changed_ids[i])->len + strlen(direct_close) + 1;
-        for (size_t i = 0; i < snap->n_relay_changes; i++) {
-                const NetmapRelayPair *pair = snap->relay_changes + i;
-                const SnapshotNode *peer;
-
-                if (pair->lo != self_id && pair->hi != self_id)
-                        continue;
-                peer = snapshot_find(snap, pair->lo == self_id ? pair->hi : pair->lo);
-                if (peer)
-                        size += peer->len + strlen(direct_close) + 1;
-        }
+               delta_peers_size(snap, self_id) + snap->removed_len + snap->hub_len + 3;
 
         buf = malloc(size);
         if (!buf)
