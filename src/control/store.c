@@ -126,7 +126,6 @@ int store_prepare(Store *s, const char *sql, sqlite3_stmt **ret) {
 }
 
 /* Steps a statement; returns 1 for a row, 0 when done. */
-
 int store_step(Store *s, sqlite3_stmt *stmt) {
         int rc = sqlite3_step(stmt);
         if (rc == SQLITE_ROW)
@@ -383,8 +382,8 @@ int store_changed(Store *s, StoreWatch *w) {
         *w = now;
         return 1;
 }
-/* Inside a write transaction: every change goes with exactly one bump. */
 
+/* Inside a write transaction: every change goes with exactly one bump. */
 int store_bump_version(Store *s) {
         _cleanup_(sqlite3_finalizep) sqlite3_stmt *stmt = NULL;
         int r;
@@ -397,7 +396,6 @@ int store_bump_version(Store *s) {
 }
 
 /* With a node registered or removed, next to store_bump_version(). */
-
 int store_bump_members(Store *s) {
         _cleanup_(sqlite3_finalizep) sqlite3_stmt *stmt = NULL;
         int r;
@@ -421,7 +419,6 @@ int store_get_members_version(Store *s, uint64_t *ret) {
 }
 
 /* One statement whose only parameter ?1 is an id, run to its end. */
-
 int store_exec_id(Store *s, const char *sql, int64_t id) {
         _cleanup_(sqlite3_finalizep) sqlite3_stmt *stmt = NULL;
         int r;
