@@ -4,7 +4,9 @@
 /* The control server's state: one SQLite database in WAL mode, shared by the
  * server and the CLI verbs. Every change is one BEGIN IMMEDIATE transaction
  * that also bumps the mesh-wide netmap version, so a reader that sees the new
- * version sees the whole change. */
+ * version sees the whole change. store.c opens and migrates it; auth keys,
+ * registration, node updates, path reports and the netmap read each have
+ * their store-*.c (store-private.h is what they share). */
 
 #include <stdbool.h>
 #include <stddef.h>
