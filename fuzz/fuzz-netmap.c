@@ -4,12 +4,15 @@
  * netmap_diff() and the WireGuard backends. The input is one netmap, a
  * register reply, or a netmap delta, merged into a fixed base map first; a
  * map that parses is diffed against the base map, against nothing and
- * against itself, and looked up peer by peer. */
+ * against itself, looked up peer by peer, and rendered by the server's
+ * renderer (netmap-render.c) and parsed again into the same map. */
 
 #include <sys/socket.h>
 
 #include "fuzz.h"
+#include "netmap-render.h"
 #include "netmap.h"
+#include "strv.h"
 
 /* self nas, peers laptop and backup (relayed), a hub: the map a node has
  * before the new one arrives. Keys are 32 times the same byte. */
@@ -102,11 +105,112 @@ static void check_lookups(const Netmap *m) {
         }
 }
 
+static char *addr_dup(int family, const union in_addr_union *a, uint8_t prefixlen) {
+        char buf[INET6_ADDRSTRLEN], *s;
+
+        fuzz_check(in_addr_format(family, a, buf, sizeof(buf)));
+        if (prefixlen == UINT8_MAX)
+                s = strdup(buf);
+        else
+                fuzz_check(asprintf(&s, "%s/%u", buf, prefixlen) > 0);
+        fuzz_check(s);
+        return s;
+}
+
+static void mesh_node_from(const NetmapNode *n, int64_t id, NetmapMeshNode *ret) {
+        char key[WG_KEY_B64_LEN + 1];
+
+        key_to_base64(&n->public_key, key);
+        *ret = (NetmapMeshNode) {
+                .id = id,
+                .name = strdup(n->name),
+                .public_key = strdup(key),
+                .ipv4 = addr_dup(AF_INET, &n->ipv4, UINT8_MAX),
+                .ipv6 = addr_dup(AF_INET6, &n->ipv6, UINT8_MAX),
+        };
+        fuzz_check(ret->name && ret->public_key && strv_copy(n->endpoints, &ret->endpoints) >= 0);
+}
+
+/* The renderer writes every address and lists each endpoint once. */
+static bool node_renderable(const NetmapNode *n) {
+        if (!n->has_ipv6)
+                return false;
+        for (size_t i = 0; n->endpoints && n->endpoints[i]; i++)
+                for (size_t j = 0; j < i; j++)
+                        if (streq(n->endpoints[i], n->endpoints[j]))
+                                return false;
+        return true;
+}
+
+/* parse -> render -> parse: the map as the server would send it to self
+ * (id 1; peers 2, 3, … in their order) parses into the same map. */
+static void check_round_trip(const Netmap *m) {
+        _cleanup_(netmap_mesh_done) NetmapMesh mesh = {};
+        _cleanup_(netmap_snapshot_freep) NetmapSnapshot *snap = NULL;
+        _cleanup_(netmap_freep) Netmap *back = NULL;
+        _cleanup_free_ char *json = NULL, *error = NULL;
+        size_t len;
+
+        if (!m->has_ipv6_range || !node_renderable(&m->self) || (m->has_hub && !m->hub.has_ipv6))
+                return;
+        for (size_t i = 0; i < m->n_peers; i++)
+                if (!node_renderable(&m->peers[i]))
+                        return;
+
+        mesh = (NetmapMesh) {
+                .version = m->version,
+                .domain = strdup(m->domain),
+                .ipv4_range = addr_dup(AF_INET, &m->ipv4_range, m->ipv4_prefixlen),
+                .ipv6_range = addr_dup(AF_INET6, &m->ipv6_range, m->ipv6_prefixlen),
+                .nodes = calloc(m->n_peers + 1, sizeof(NetmapMeshNode)),
+                .relays = calloc(m->n_peers + 1, sizeof(NetmapRelayPair)),
+        };
+        fuzz_check(mesh.domain && mesh.nodes && mesh.relays);
+        mesh_node_from(&m->self, 1, &mesh.nodes[mesh.n_nodes++]);
+        for (size_t i = 0; i < m->n_peers; i++) {
+                mesh_node_from(&m->peers[i], (int64_t) i + 2, &mesh.nodes[mesh.n_nodes++]);
+                if (m->peers[i].relay)
+                        mesh.relays[mesh.n_relays++] = (NetmapRelayPair) { 1, (int64_t) i + 2 };
+        }
+        if (m->has_hub) {
+                NetmapMeshNode hub;
+
+                mesh_node_from(&m->hub, 0, &hub);
+                mesh.has_hub = true;
+                mesh.hub = (NetmapMeshHub) {
+                        .public_key = hub.public_key,
+                        .ipv4 = hub.ipv4,
+                        .ipv6 = hub.ipv6,
+                        .endpoint = strdup(hub.endpoints[0]),
+                        .relay_port = m->hub.relay_port,
+                };
+                fuzz_check(mesh.hub.endpoint);
+                free(hub.name);
+                strv_free(hub.endpoints);
+        }
+
+        fuzz_check(netmap_snapshot_new(&mesh, &snap) == 0);
+        fuzz_check(netmap_snapshot_render(snap, 1, &json, &len) == 0);
+        if (netmap_parse(json, len, &back, &error) < 0) {
+                fprintf(stderr, "%s\n%s\n", json, error);
+                fuzz_check(!"the rendered map parses");
+        }
+        fuzz_check(back->version == m->version && streq(back->domain, m->domain));
+        fuzz_check(back->ipv4_prefixlen == m->ipv4_prefixlen && back->ipv6_prefixlen == m->ipv6_prefixlen);
+        fuzz_check(netmap_node_equal(&back->self, &m->self));
+        fuzz_check(back->n_peers == m->n_peers && back->has_hub == m->has_hub);
+        for (size_t i = 0; i < m->n_peers; i++)
+                fuzz_check(netmap_node_equal(&back->peers[i], &m->peers[i]));
+        fuzz_check(!m->has_hub ||
+                   (netmap_node_equal(&back->hub, &m->hub) && back->hub.relay_port == m->hub.relay_port));
+}
+
 static void check_map(const Netmap *base, const Netmap *m) {
         check_lookups(m);
         check_diff(NULL, m);
         check_diff(m, m);
         check_diff(base, m);
+        check_round_trip(m);
 }
 
 /* The reply to GET /v1/netmap?delta=1, applied to the map the node has. */

@@ -41,7 +41,7 @@
 #define CONNECTION_LIMIT_MAX 16384
 #define CONNECTION_MEMORY_LIMIT (8 * 1024)
 /* how often we look whether another process (meshd-control nodes remove)
- * committed: PRAGMA data_version is one cheap read */
+ * committed: store_changed() is one cheap read */
 #define DB_POLL_USEC (250 * USEC_PER_MSEC)
 #define DB_POLL_ACCURACY_USEC (10 * USEC_PER_MSEC)
 /* A connection must deliver a complete request (headers and body) within
@@ -80,7 +80,7 @@ struct Server {
         sd_event_source *mhd_io, *mhd_timer, *db_poll, *sigterm, *sigint;
 
         uint64_t version;       /* highest netmap version seen */
-        int64_t data_version;
+        StoreWatch store_watch;
         NetmapSnapshot *snapshot;
         NetmapSnapshot *previous; /* the one before: the base of deltas */
 
@@ -1212,12 +1212,10 @@ static int on_mhd_timer(sd_event_source *source, uint64_t usec, void *userdata) 
 
 static int on_db_poll(sd_event_source *source, uint64_t usec, void *userdata) {
         Server *s = userdata;
-        int64_t dv;
         int r;
 
-        r = store_data_version(s->store, &dv);
-        if (r >= 0 && dv != s->data_version) {
-                s->data_version = dv;
+        r = store_changed(s->store, &s->store_watch);
+        if (r > 0) {
                 server_check_version(s);
                 /* the version may have been seen already by a snapshot load */
                 if (s->hub)
@@ -1349,7 +1347,7 @@ int server_new(Store *store, const char *state_dir, const char *listen, Server *
         r = store_get_version(s->store, &s->version);
         if (r < 0)
                 return r;
-        r = store_data_version(s->store, &s->data_version);
+        r = store_watch_init(s->store, &s->store_watch);
         if (r < 0)
                 return r;
 

@@ -4,13 +4,16 @@
 /* The control server's state: one SQLite database in WAL mode, shared by the
  * server and the CLI verbs. Every change is one BEGIN IMMEDIATE transaction
  * that also bumps the mesh-wide netmap version, so a reader that sees the new
- * version sees the whole change. */
+ * version sees the whole change. store.c opens and migrates it; auth keys,
+ * registration, node updates, path reports and the netmap read each have
+ * their store-*.c (store-private.h is what they share). */
 
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
 #include "macro.h"
+#include "netmap-render.h"
 
 #define STORE_DB_FILE "control.db"
 #define STORE_NAME_MAX 63
@@ -59,8 +62,15 @@ int store_set_setting(Store *s, const char *key, const char *value);
 
 /* The mesh-wide netmap version (≥ 1). */
 int store_get_version(Store *s, uint64_t *ret);
-/* PRAGMA data_version: changes when another connection committed. */
-int store_data_version(Store *s, int64_t *ret);
+/* Whether another process (meshd-control nodes remove, …) committed a
+ * change to the store: a watch starts with what is there now, and
+ * store_changed() returns 1 (and moves the watch on) once something else
+ * was committed since, else 0. One cheap read, made to be polled. */
+typedef struct StoreWatch {
+        int64_t seen; /* the store's own; opaque to callers */
+} StoreWatch;
+int store_watch_init(Store *s, StoreWatch *ret);
+int store_changed(Store *s, StoreWatch *w);
 /* A counter that changes whenever a node registers or is removed (and only
  * then), so the hub re-reads the member list only when it may differ. */
 int store_get_members_version(Store *s, uint64_t *ret);
@@ -143,38 +153,18 @@ int store_report_paths(Store *s, int64_t reporter_id, const StorePathReport *rep
 /* 1 when the pair {a, b} is relayed, else 0. */
 int store_pair_relayed(Store *s, int64_t a, int64_t b);
 
-/* A node's endpoints as every netmap lists them: the observed one first
- * (when known), then its announced candidates, without duplicates. */
-int netmap_endpoints_compose(const char *observed, char *const *announced, char ***ret);
-
-/* The hub object of every netmap; its addresses are host 1 of the ranges. */
+/* The hub object of every netmap, as the server's configuration has it;
+ * its addresses are host 1 of the ranges. */
 typedef struct NetmapHub {
         const char *public_key; /* base64 */
         const char *endpoint;   /* "ip:port" */
         uint16_t relay_port;    /* the TLS relay's own port, 0: none ("relay_port" absent) */
 } NetmapHub;
 
-/* One consistent view of the mesh at one version, rendered once: each
- * node's JSON is made when the snapshot is loaded, and the netmap of any node
- * is then a concatenation, so answering N long-pollers after a change costs
- * N copies, not N database queries. */
-typedef struct NetmapSnapshot NetmapSnapshot;
+/* The mesh at its current version, read in one transaction: settings,
+ * members (not expired), relayed pairs and, with hub, the hub's addresses. */
+int store_read_mesh(Store *s, const NetmapHub *hub, NetmapMesh *ret);
 
-/* hub: NULL when the server runs without one (no "hub" in netmaps). */
+/* store_read_mesh(), rendered by netmap_snapshot_new(); hub: NULL when the
+ * server runs without one (no "hub" in netmaps). */
 int netmap_snapshot_load(Store *s, const NetmapHub *hub, NetmapSnapshot **ret);
-NetmapSnapshot *netmap_snapshot_free(NetmapSnapshot *snap);
-DEFINE_TRIVIAL_CLEANUP_FUNC(NetmapSnapshot *, netmap_snapshot_free);
-uint64_t netmap_snapshot_version(const NetmapSnapshot *snap);
-bool netmap_snapshot_has_node(const NetmapSnapshot *snap, int64_t id);
-/* Whether the pair {a, b} is relayed in this snapshot: a binary search. */
-bool netmap_snapshot_relayed(const NetmapSnapshot *snap, int64_t a, int64_t b);
-/* The NETMAP DELTA of docs/protocol.md for node self_id, from prev (the
- * snapshot the node has) to snap; what changed between the two is worked
- * out on the first call and kept in snap for the other nodes. -ENOENT when
- * the node is not in snap (removed), -ESTALE when it was not in prev (it
- * needs a full netmap). */
-int netmap_snapshot_render_delta(NetmapSnapshot *snap, const NetmapSnapshot *prev, int64_t self_id, char **ret,
-                                 size_t *ret_len);
-/* The NETMAP JSON object of docs/protocol.md for node self_id; -ENOENT when
- * that node is not in the snapshot (removed). */
-int netmap_snapshot_render(const NetmapSnapshot *snap, int64_t self_id, char **ret, size_t *ret_len);

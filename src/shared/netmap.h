@@ -2,8 +2,9 @@
 #pragma once
 
 /* The netmap: what the control server tells a node about itself and its
- * peers (docs/protocol.md). Parsed and validated here, at the border: a
- * netmap that passes netmap_parse() is safe to apply as it is. */
+ * peers (docs/protocol.md). Parsed and validated at the border
+ * (netmap-parse.c): a netmap that passes netmap_parse() is safe to apply as
+ * it is. netmap-delta.c merges a delta, netmap-render.h renders both. */
 
 #include <stdbool.h>
 #include <stddef.h>

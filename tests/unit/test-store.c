@@ -109,6 +109,25 @@ static void test_open(void **state) {
         assert_int_equal(store_open("/tmp/does-not-exist-meshd/x.db", false, &other), -ENOENT);
 }
 
+/* What the server polls: a commit by another connection (the CLI) shows,
+ * once; its own commits and plain reads do not. */
+static void test_watch(void **state) {
+        Fixture *f = *state;
+        Store *cli = NULL;
+        StoreWatch w;
+
+        assert_int_equal(store_watch_init(f->store, &w), 0);
+        assert_int_equal(store_changed(f->store, &w), 0);
+        assert_int_equal(store_set_setting(f->store, "hub_endpoint", "192.0.2.1:41640"), 0);
+        assert_int_equal(store_changed(f->store, &w), 0);
+
+        assert_int_equal(store_open(f->path, false, &cli), 0);
+        assert_int_equal(store_authkey_add(cli, "k", true, 0), 0);
+        assert_int_equal(store_changed(f->store, &w), 1);
+        assert_int_equal(store_changed(f->store, &w), 0);
+        store_free(cli);
+}
+
 static void test_secret(void **state) {
         _cleanup_free_ char *a = NULL, *b = NULL;
 
@@ -881,6 +900,7 @@ int main(void) {
                 cmocka_unit_test_setup_teardown(test_reserved_names, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_hold_back, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_integrity, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_watch, setup, teardown),
         };
 
         log_setup("test-store", LOG_TARGET_CONSOLE);

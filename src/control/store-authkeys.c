@@ -1,0 +1,92 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/* Auth keys (meshd-control authkeys add) and the secrets behind them and
+ * node tokens: only their SHA-256 hashes are stored. */
+#include <errno.h>
+#include <gnutls/crypto.h>
+#include <gnutls/gnutls.h>
+#include <sodium.h>
+#include <sqlite3.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+
+#include "log.h"
+#include "store-private.h"
+
+#define SECRET_BYTES 32
+
+int hash_secret(const char *secret, uint8_t ret[static HASH_BYTES]) {
+        int rc = gnutls_hash_fast(GNUTLS_DIG_SHA256, secret, strlen(secret), ret);
+        if (rc < 0)
+                return log_error_errno(-EIO, "Failed to hash secret: %s", gnutls_strerror(rc));
+        return 0;
+}
+
+int store_secret_new(const char *prefix, char **ret) {
+        uint8_t bytes[SECRET_BYTES];
+        char b64[sodium_base64_ENCODED_LEN(SECRET_BYTES, sodium_base64_VARIANT_URLSAFE_NO_PADDING)];
+        char *s;
+
+        if (getrandom(bytes, sizeof(bytes), 0) != (ssize_t) sizeof(bytes))
+                return log_error_errno(negative_errno(), "Failed to get random bytes: %m");
+        sodium_bin2base64(b64, sizeof(b64), bytes, sizeof(bytes), sodium_base64_VARIANT_URLSAFE_NO_PADDING);
+        explicit_bzero(bytes, sizeof(bytes));
+        if (asprintf(&s, "%s%s", prefix ?: "", b64) < 0)
+                return log_oom();
+        explicit_bzero(b64, sizeof(b64));
+        *ret = s;
+        return 0;
+}
+
+int store_authkey_add(Store *s, const char *key, bool reusable, int64_t expires) {
+        _cleanup_(sqlite3_finalizep) sqlite3_stmt *stmt = NULL;
+        uint8_t hash[HASH_BYTES];
+        int r;
+
+        r = hash_secret(key, hash);
+        if (r < 0)
+                return r;
+        r = store_prepare(s, "INSERT INTO authkeys (hash, reusable, expires, created) "
+                             "VALUES (?1, ?2, ?3, unixepoch())", &stmt);
+        if (r < 0)
+                return r;
+        sqlite3_bind_blob(stmt, 1, hash, sizeof(hash), SQLITE_TRANSIENT);
+        sqlite3_bind_int(stmt, 2, reusable);
+        sqlite3_bind_int64(stmt, 3, expires);
+        r = store_step(s, stmt);
+        return r < 0 ? r : 0;
+}
+
+int store_check_authkey(Store *s, const char *key, int64_t now, int64_t *ret_id) {
+        _cleanup_(sqlite3_finalizep) sqlite3_stmt *stmt = NULL;
+        uint8_t hash[HASH_BYTES];
+        int64_t expires;
+        int r;
+
+        r = hash_secret(key, hash);
+        if (r < 0)
+                return r;
+        r = store_prepare(s, "SELECT id, reusable, expires, used FROM authkeys WHERE hash = ?1", &stmt);
+        if (r < 0)
+                return r;
+        sqlite3_bind_blob(stmt, 1, hash, sizeof(hash), SQLITE_TRANSIENT);
+        r = store_step(s, stmt);
+        if (r < 0)
+                return r;
+        if (r == 0)
+                return -ENOKEY;
+
+        expires = sqlite3_column_int64(stmt, 2);
+        if (expires != 0 && expires <= now)
+                return -EKEYEXPIRED;
+        if (!sqlite3_column_int(stmt, 1) && sqlite3_column_int64(stmt, 3) > 0)
+                return -EKEYREJECTED;
+
+        *ret_id = sqlite3_column_int64(stmt, 0);
+        return 0;
+}
+
+int store_use_authkey(Store *s, int64_t id) {
+        return store_exec_id(s, "UPDATE authkeys SET used = used + 1 WHERE id = ?1", id);
+}

@@ -1,0 +1,124 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/* The one consistent read of the store that every netmap is rendered from
+ * (src/shared/netmap-render.c renders it). */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "ipam.h"
+#include "log.h"
+#include "store-private.h"
+
+static int store_read_header(Store *s, NetmapMesh *m) {
+        const struct {
+                const char *key;
+                char **value;
+        } fields[] = {
+                { "domain", &m->domain },
+                { "ipv4_range", &m->ipv4_range },
+                { "ipv6_range", &m->ipv6_range },
+        };
+        int r;
+
+        r = store_get_version(s, &m->version);
+        if (r < 0)
+                return r;
+        for (size_t i = 0; i < ELEMENTSOF(fields); i++) {
+                r = store_get_setting(s, fields[i].key, fields[i].value);
+                if (r < 0)
+                        return log_error_errno(r, "%s: setting '%s' missing: %m", s->path, fields[i].key);
+        }
+        return 0;
+}
+
+static int store_read_hub(Store *s, const NetmapHub *hub, NetmapMeshHub *ret) {
+        char ipv4[INET6_ADDRSTRLEN], ipv6[INET6_ADDRSTRLEN];
+        IpamRange range;
+        int r;
+
+        r = store_read_range(s, &range);
+        if (r < 0)
+                return r;
+        r = ipam_host_format(&range, IPAM_HOST_HUB, ipv4, ipv6);
+        if (r < 0)
+                return log_error_errno(r, "%s: no hub address in the mesh ranges: %m", s->path);
+
+        ret->public_key = strdup(hub->public_key);
+        ret->endpoint = strdup(hub->endpoint);
+        ret->ipv4 = strdup(ipv4);
+        ret->ipv6 = strdup(ipv6);
+        ret->relay_port = hub->relay_port;
+        if (!ret->public_key || !ret->endpoint || !ret->ipv4 || !ret->ipv6)
+                return log_oom();
+        return 0;
+}
+
+/* The rows' strings move into the mesh's nodes. */
+static int mesh_take_nodes(NetmapMesh *m, NodeArray *a) {
+        m->nodes = calloc(MAX(a->n, (size_t) 1), sizeof(NetmapMeshNode));
+        if (!m->nodes)
+                return log_oom();
+        for (size_t i = 0; i < a->n; i++) {
+                StoreNode *n = a->nodes + i;
+
+                m->nodes[i] = (NetmapMeshNode) {
+                        .id = n->id,
+                        .name = TAKE_PTR(n->name),
+                        .public_key = TAKE_PTR(n->public_key),
+                        .ipv4 = TAKE_PTR(n->ipv4),
+                        .ipv6 = TAKE_PTR(n->ipv6),
+                        .observed_endpoint = TAKE_PTR(n->observed_endpoint),
+                        .endpoints = TAKE_PTR(n->endpoints),
+                };
+                m->n_nodes++;
+        }
+        return 0;
+}
+
+int store_read_mesh(Store *s, const NetmapHub *hub, NetmapMesh *ret) {
+        _cleanup_(netmap_mesh_done) NetmapMesh m = {};
+        _cleanup_(node_array_done) NodeArray a = {};
+        int r;
+
+        /* one read transaction: version and nodes from the same commit */
+        r = store_begin(s, false);
+        if (r < 0)
+                return r;
+        _cleanup_(store_rollbackp) Store *tx = s;
+
+        r = store_read_header(s, &m);
+        if (r < 0)
+                return r;
+        if (hub) {
+                r = store_read_hub(s, hub, &m.hub);
+                if (r < 0)
+                        return r;
+                m.has_hub = true;
+        }
+        r = store_list_nodes_internal(s, false, &a);
+        if (r < 0)
+                return r;
+        r = store_load_relays(s, &m.relays, &m.n_relays);
+        if (r < 0)
+                return r;
+        r = store_commit(&tx);
+        if (r < 0)
+                return r;
+
+        r = mesh_take_nodes(&m, &a);
+        if (r < 0)
+                return r;
+        *ret = m;
+        m = (NetmapMesh) {};
+        return 0;
+}
+
+int netmap_snapshot_load(Store *s, const NetmapHub *hub, NetmapSnapshot **ret) {
+        _cleanup_(netmap_mesh_done) NetmapMesh m = {};
+        int r;
+
+        r = store_read_mesh(s, hub, &m);
+        if (r < 0)
+                return r;
+        return netmap_snapshot_new(&m, ret);
+}

@@ -1,0 +1,142 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/* Path reports (POST /v1/paths): the latest direct/relayed finding per
+ * ordered pair of members, and which pairs go through the hub. */
+#include <errno.h>
+#include <sqlite3.h>
+#include <stdlib.h>
+
+#include "log.h"
+#include "store-private.h"
+
+static int store_pair_relayed_internal(Store *s, sqlite3_stmt *stmt, int64_t a, int64_t b) {
+        int r;
+
+        sqlite3_reset(stmt);
+        sqlite3_bind_int64(stmt, 1, a);
+        sqlite3_bind_int64(stmt, 2, b);
+        r = store_step(s, stmt);
+        if (r < 0)
+                return r;
+        return r > 0 && sqlite3_column_int(stmt, 0) != 0;
+}
+
+#define PAIR_RELAYED_SQL                                                               \
+        "SELECT EXISTS (SELECT 1 FROM path_reports WHERE direct = 0 AND "              \
+        "((reporter_id = ?1 AND peer_id = ?2) OR (reporter_id = ?2 AND peer_id = ?1)))"
+
+
+int store_pair_relayed(Store *s, int64_t a, int64_t b) {
+        _cleanup_(sqlite3_finalizep) sqlite3_stmt *stmt = NULL;
+        int r;
+
+        r = store_prepare(s, PAIR_RELAYED_SQL, &stmt);
+        if (r < 0)
+                return r;
+        return store_pair_relayed_internal(s, stmt, a, b);
+}
+
+int store_report_paths(Store *s, int64_t reporter_id, const StorePathReport *reports, size_t n, int64_t now) {
+        _cleanup_(sqlite3_finalizep) sqlite3_stmt *member = NULL, *relayed = NULL, *upsert = NULL;
+        int changed = 0, r;
+
+        r = store_begin(s, true);
+        if (r < 0)
+                return r;
+        _cleanup_(store_rollbackp) Store *tx = s;
+
+        r = store_exists(s, "SELECT 1 FROM nodes WHERE id = ?1 AND removed IS NULL", NULL, reporter_id);
+        if (r < 0)
+                return r;
+        if (r == 0)
+                return -ENOENT;
+
+        r = store_prepare(s, "SELECT id FROM nodes WHERE public_key = ?1 AND removed IS NULL", &member);
+        if (r < 0)
+                return r;
+        r = store_prepare(s, PAIR_RELAYED_SQL, &relayed);
+        if (r < 0)
+                return r;
+        r = store_prepare(s, "INSERT INTO path_reports (reporter_id, peer_id, direct, updated) "
+                             "VALUES (?1, ?2, ?3, ?4) ON CONFLICT (reporter_id, peer_id) "
+                             "DO UPDATE SET direct = excluded.direct, updated = excluded.updated", &upsert);
+        if (r < 0)
+                return r;
+
+        for (size_t i = 0; i < n; i++) {
+                int64_t peer_id;
+                int before, after;
+
+                sqlite3_reset(member);
+                sqlite3_bind_text(member, 1, reports[i].public_key, -1, SQLITE_STATIC);
+                r = store_step(s, member);
+                if (r < 0)
+                        return r;
+                if (r == 0)
+                        continue; /* not a member: ignored, as the protocol says */
+                peer_id = sqlite3_column_int64(member, 0);
+                if (peer_id == reporter_id)
+                        continue;
+
+                before = store_pair_relayed_internal(s, relayed, reporter_id, peer_id);
+                if (before < 0)
+                        return before;
+
+                sqlite3_reset(upsert);
+                sqlite3_bind_int64(upsert, 1, reporter_id);
+                sqlite3_bind_int64(upsert, 2, peer_id);
+                sqlite3_bind_int(upsert, 3, reports[i].direct);
+                sqlite3_bind_int64(upsert, 4, now);
+                r = store_step(s, upsert);
+                if (r < 0)
+                        return r;
+
+                after = store_pair_relayed_internal(s, relayed, reporter_id, peer_id);
+                if (after < 0)
+                        return after;
+                changed += before != after;
+        }
+
+        /* Reports are kept either way; the mesh wakes only for a new decision. */
+        if (changed > 0) {
+                r = store_bump_version(s);
+                if (r < 0)
+                        return r;
+        }
+        r = store_commit(&tx);
+        return r < 0 ? r : changed;
+}
+
+/* Pairs of members with at least one direct=false report, each once. */
+int store_load_relays(Store *s, NetmapRelayPair **ret, size_t *ret_n) {
+        _cleanup_(sqlite3_finalizep) sqlite3_stmt *stmt = NULL;
+        _cleanup_free_ NetmapRelayPair *pairs = NULL;
+        size_t n = 0, allocated = 0;
+        int r;
+
+        r = store_prepare(s, "SELECT DISTINCT min(p.reporter_id, p.peer_id), max(p.reporter_id, p.peer_id) "
+                             "FROM path_reports p "
+                             "JOIN nodes a ON a.id = p.reporter_id AND a.removed IS NULL "
+                             "JOIN nodes b ON b.id = p.peer_id AND b.removed IS NULL "
+                             "WHERE p.direct = 0 ORDER BY 1, 2", &stmt);
+        if (r < 0)
+                return r;
+        for (;;) {
+                r = store_step(s, stmt);
+                if (r < 0)
+                        return r;
+                if (r == 0)
+                        break;
+                if (n == allocated) {
+                        size_t k = MAX(allocated * 2, (size_t) 16);
+                        NetmapRelayPair *t = reallocarray(pairs, k, sizeof(NetmapRelayPair));
+                        if (!t)
+                                return log_oom();
+                        pairs = t;
+                        allocated = k;
+                }
+                pairs[n++] = (NetmapRelayPair) { sqlite3_column_int64(stmt, 0), sqlite3_column_int64(stmt, 1) };
+        }
+        *ret = TAKE_PTR(pairs);
+        *ret_n = n;
+        return 0;
+}

@@ -1,0 +1,80 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#pragma once
+
+/* Shared by the store-*.c files only: the SQLite handle and the helpers
+ * around it. Nothing outside src/control/store*.c includes this. */
+
+#include <sqlite3.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "ipam.h"
+#include "macro.h"
+#include "store.h"
+
+#define HASH_BYTES 32
+
+struct Store {
+        sqlite3 *db;
+        char *path;
+};
+
+DEFINE_TRIVIAL_CLEANUP_FUNC(sqlite3_stmt *, sqlite3_finalize);
+
+/* Logs "<path>: <what>: <sqlite message>" and returns the matching -errno. */
+int store_error(Store *s, int rc, const char *what);
+int store_exec(Store *s, const char *sql);
+int store_prepare(Store *s, const char *sql, sqlite3_stmt **ret);
+/* Steps a statement; returns 1 for a row, 0 when done, -EEXIST for a
+ * constraint (callers turn this into their own message). */
+int store_step(Store *s, sqlite3_stmt *stmt);
+
+/* Transactions: store_begin(), then `_cleanup_(store_rollbackp) Store *tx = s;`
+ * and store_commit(&tx) at the end: every early return rolls back. */
+int store_begin(Store *s, bool write);
+void store_rollbackp(Store **tx);
+int store_commit(Store **tx);
+
+/* One statement whose only parameter ?1 is an id, run to its end. */
+int store_exec_id(Store *s, const char *sql, int64_t id);
+/* 1 when the query (?1: text, or number when text is NULL) has a row. */
+int store_exists(Store *s, const char *sql, const char *text, int64_t number);
+
+/* A setting that must be there: -EBADMSG (logged) when missing. */
+int store_get_int_setting(Store *s, const char *key, int64_t *ret);
+/* Inside a write transaction: every change goes with exactly one bump. */
+int store_bump_version(Store *s);
+/* With a node registered or removed, next to store_bump_version(). */
+int store_bump_members(Store *s);
+/* The mesh's address ranges, parsed (logged when missing or invalid). */
+int store_read_range(Store *s, IpamRange *ret);
+
+/* store-authkeys.c */
+int hash_secret(const char *secret, uint8_t ret[static HASH_BYTES]);
+/* -ENOKEY unknown, -EKEYEXPIRED expired at now, -EKEYREJECTED used up. */
+int store_check_authkey(Store *s, const char *key, int64_t now, int64_t *ret_id);
+int store_use_authkey(Store *s, int64_t id);
+
+/* store-nodes.c */
+#define NODE_COLUMNS                                                                    \
+        "id, name, public_key, ipv4, ipv6, endpoints, created, removed IS NOT NULL, " \
+        "observed_endpoint, expired IS NOT NULL"
+/* A row of NODE_COLUMNS. */
+int node_from_row(sqlite3_stmt *stmt, StoreNode *ret);
+/* The announced endpoints as stored: a JSON array of strings; NULL on OOM. */
+char *endpoints_to_json(char *const *endpoints);
+int endpoints_from_json(const char *json, char ***ret);
+
+typedef struct NodeArray {
+        StoreNode *nodes;
+        size_t n;
+} NodeArray;
+
+void node_array_done(NodeArray *a);
+/* Callers hold a transaction when they need the list to match a version. */
+int store_list_nodes_internal(Store *s, bool include_expired, NodeArray *ret);
+
+/* store-paths.c */
+/* Pairs of members with at least one direct=false report, each once,
+ * ordered by (lo, hi). */
+int store_load_relays(Store *s, NetmapRelayPair **ret, size_t *ret_n);

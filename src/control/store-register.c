@@ -1,0 +1,375 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/* Registration: a new node's unique name and addresses (the IPAM glue), or
+ * a member's key joining again. */
+#include <errno.h>
+#include <inttypes.h>
+#include <sqlite3.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "dns-label.h"
+#include "ipam.h"
+#include "log.h"
+#include "store-private.h"
+#include "strv.h"
+
+/* A name or address is taken by a member, and by a removed node until its
+ * last certificate expires (the hold-back of schema_v4). */
+#define TAKEN_AT_NOW "(removed IS NULL OR cert_not_after > ?2)"
+
+static int store_taken(Store *s, const char *sql, const char *text, int64_t number, int64_t now) {
+        _cleanup_(sqlite3_finalizep) sqlite3_stmt *stmt = NULL;
+        int r;
+
+        r = store_prepare(s, sql, &stmt);
+        if (r < 0)
+                return r;
+        if (text)
+                sqlite3_bind_text(stmt, 1, text, -1, SQLITE_STATIC);
+        else
+                sqlite3_bind_int64(stmt, 1, number);
+        sqlite3_bind_int64(stmt, 2, now);
+        return store_step(s, stmt);
+}
+
+static int name_in_use(Store *s, const char *name, int64_t now) {
+        if (dns_label_is_reserved(name))
+                return 1;
+        return store_taken(s, "SELECT 1 FROM nodes WHERE name = ?1 AND " TAKEN_AT_NOW, name, 0, now);
+}
+
+typedef struct HostQuery {
+        Store *store;
+        int64_t now;
+} HostQuery;
+
+static int host_in_use(uint64_t host, void *userdata) {
+        HostQuery *q = userdata;
+        return store_taken(q->store, "SELECT 1 FROM nodes WHERE host = ?1 AND " TAKEN_AT_NOW, NULL,
+                           (int64_t) host, q->now);
+}
+
+/* Smallest n such that "base" (n = 1) or "base-n" is free. One query over the
+ * members that share the base name, not one per candidate. */
+static int store_lowest_free_suffix(Store *s, const char *base, int64_t now, uint64_t *ret) {
+        _cleanup_(sqlite3_finalizep) sqlite3_stmt *stmt = NULL;
+        _cleanup_free_ uint8_t *taken = NULL;
+        size_t n_taken = 0, base_len = strlen(base);
+        uint64_t n;
+        int r;
+
+        r = store_prepare(s, "SELECT name FROM nodes WHERE " TAKEN_AT_NOW " AND "
+                             "(name = ?1 OR name GLOB ?1 || '-[1-9]*')", &stmt);
+        if (r < 0)
+                return r;
+        sqlite3_bind_text(stmt, 1, base, -1, SQLITE_STATIC);
+        sqlite3_bind_int64(stmt, 2, now);
+
+        /* "localhost", "wpad", "hub", …: never a node's, so "localhost-2" */
+        if (dns_label_is_reserved(base)) {
+                taken = calloc(1, 1);
+                if (!taken)
+                        return log_oom();
+                taken[0] = 1;
+                n_taken = 1;
+        }
+
+        /* taken[i] marks suffix i + 1; at most one more than the rows */
+        for (;;) {
+                const char *name, *digits;
+                char *end;
+                unsigned long long k;
+
+                r = store_step(s, stmt);
+                if (r < 0)
+                        return r;
+                if (r == 0)
+                        break;
+                name = (const char *) sqlite3_column_text(stmt, 0);
+                if (!name)
+                        continue;
+                if (streq(name, base))
+                        k = 1;
+                else {
+                        digits = name + base_len + 1;
+                        errno = 0;
+                        k = strtoull(digits, &end, 10);
+                        if (errno != 0 || *end != 0 || k < 2)
+                                continue;
+                }
+                if (k > n_taken) {
+                        if (k > 1000000)
+                                continue; /* far beyond anything we hand out */
+                        uint8_t *t = realloc(taken, k);
+                        if (!t)
+                                return log_oom();
+                        memset(t + n_taken, 0, k - n_taken);
+                        taken = t;
+                        n_taken = k;
+                }
+                taken[k - 1] = 1;
+        }
+
+        for (n = 1; n <= n_taken && taken[n - 1]; n++)
+                ;
+        *ret = n;
+        return 0;
+}
+
+static int store_unique_name(Store *s, const char *label, int64_t now, char **ret) {
+        char base[STORE_NAME_MAX + 1], name[STORE_NAME_MAX + 1];
+        uint64_t n = 0;
+        int r;
+
+        if (strlen(label) > STORE_NAME_MAX)
+                return -EINVAL;
+        strcpy(base, label);
+
+        r = store_lowest_free_suffix(s, base, now, &n);
+        if (r < 0)
+                return r;
+        if (n == 1) {
+                *ret = strdup(base);
+                return *ret ? 0 : log_oom();
+        }
+
+        for (;; n++) {
+                char suffix[24];
+                size_t room;
+
+                (void) snprintf(suffix, sizeof(suffix), "-%" PRIu64, n);
+                room = STORE_NAME_MAX - strlen(suffix);
+                if (strlen(base) > room) {
+                        /* Long names: shorten the base so the suffix fits, and
+                         * probe, since the shortened base has members of its own. */
+                        base[room] = 0;
+                        while (room > 0 && base[room - 1] == '-')
+                                base[--room] = 0;
+                }
+                if (snprintf(name, sizeof(name), "%s%s", base, suffix) >= (int) sizeof(name))
+                        return -ENAMETOOLONG; /* cannot happen: base was shortened to fit */
+                r = name_in_use(s, name, now);
+                if (r < 0)
+                        return r;
+                if (r == 0)
+                        break;
+        }
+
+        *ret = strdup(name);
+        return *ret ? 0 : log_oom();
+}
+
+int store_read_range(Store *s, IpamRange *ret) {
+        _cleanup_free_ char *v4 = NULL, *v6 = NULL;
+        int r;
+
+        r = store_get_setting(s, "ipv4_range", &v4);
+        if (r < 0)
+                return log_error_errno(r, "%s: no IPv4 range set: %m", s->path);
+        r = store_get_setting(s, "ipv6_range", &v6);
+        if (r < 0)
+                return log_error_errno(r, "%s: no IPv6 range set: %m", s->path);
+        r = ipam_range_parse(v4, v6, ret);
+        if (r < 0)
+                return log_error_errno(r, "%s: invalid address ranges '%s', '%s': %m", s->path, v4, v6);
+        return 0;
+}
+
+static int store_allocate_host(Store *s, int64_t now, uint64_t *ret_host, char ipv4[static INET6_ADDRSTRLEN],
+                               char ipv6[static INET6_ADDRSTRLEN]) {
+        _cleanup_(sqlite3_finalizep) sqlite3_stmt *stmt = NULL;
+        IpamRange range;
+        int64_t next = 0;
+        uint64_t host;
+        int r;
+
+        r = store_read_range(s, &range);
+        if (r < 0)
+                return r;
+        r = store_get_int_setting(s, "ipam_next", &next);
+        if (r < 0)
+                return r;
+        r = ipam_allocate(&range, next > 0 ? (uint64_t) next : IPAM_HOST_FIRST, host_in_use,
+                          &(HostQuery) { .store = s, .now = now }, &host);
+        if (r < 0)
+                return r;
+        r = ipam_host_format(&range, host, ipv4, ipv6);
+        if (r < 0)
+                return r;
+
+        r = store_prepare(s, "UPDATE settings SET value = ?1 WHERE key = 'ipam_next'", &stmt);
+        if (r < 0)
+                return r;
+        sqlite3_bind_int64(stmt, 1, (int64_t) host + 1);
+        r = store_step(s, stmt);
+        if (r < 0)
+                return r;
+
+        *ret_host = host;
+        return 0;
+}
+
+/* Inside store_register_node()'s transaction: when reg's key is a member's,
+ * that member joins again with the new token (same id, name and addresses;
+ * the old token stops working): an expired one is renewed unless the policy
+ * wants an admin (-ESTALE), an active one re-joins after losing its state.
+ * The caller has checked the proof of key possession. 1 when done. */
+static int store_rejoin(Store *s, const StoreRegistration *reg, int64_t authkey_id,
+                        const uint8_t token_hash[static HASH_BYTES], const char *endpoints_json,
+                        StoreNode *ret) {
+        _cleanup_(sqlite3_finalizep) sqlite3_stmt *find = NULL, *stmt = NULL;
+        bool expired;
+        int64_t id;
+        int r;
+
+        r = store_prepare(s, "SELECT id, expired IS NOT NULL FROM nodes WHERE public_key = ?1 AND removed IS NULL",
+                          &find);
+        if (r < 0)
+                return r;
+        sqlite3_bind_text(find, 1, reg->public_key, -1, SQLITE_STATIC);
+        r = store_step(s, find);
+        if (r <= 0)
+                return r;
+        id = sqlite3_column_int64(find, 0);
+        expired = sqlite3_column_int(find, 1);
+        if (expired && reg->expired_needs_admin)
+                return -ESTALE;
+
+        r = store_prepare(s, "UPDATE nodes SET expired = NULL, token_hash = ?2, endpoints = ?3, authkey_id = ?4 "
+                             "WHERE id = ?1 RETURNING " NODE_COLUMNS, &stmt);
+        if (r < 0)
+                return r;
+        sqlite3_bind_int64(stmt, 1, id);
+        sqlite3_bind_blob(stmt, 2, token_hash, HASH_BYTES, SQLITE_STATIC);
+        sqlite3_bind_text(stmt, 3, endpoints_json, -1, SQLITE_STATIC);
+        sqlite3_bind_int64(stmt, 4, authkey_id);
+        r = store_step(s, stmt);
+        if (r < 0)
+                return r;
+        if (r == 0)
+                return log_error_errno(-EIO, "%s: node %" PRId64 " vanished inside a transaction.", s->path, id);
+        r = node_from_row(stmt, ret);
+        if (r < 0)
+                return r;
+        r = store_step(s, stmt);
+        if (r >= 0)
+                r = store_use_authkey(s, authkey_id);
+        if (r >= 0 && expired)
+                r = store_bump_members(s);
+        if (r >= 0)
+                r = store_bump_version(s);
+        if (r < 0) {
+                store_node_done(ret);
+                return r;
+        }
+        return 1;
+}
+
+/* Inside store_register_node()'s transaction: a new member, with a unique
+ * name and the next free addresses. endpoints: moved into ret on success. */
+static int store_insert_node(Store *s, const StoreRegistration *reg, int64_t authkey_id,
+                             const uint8_t token_hash[static HASH_BYTES], const char *endpoints_json,
+                             char ***endpoints, int64_t now, StoreNode *ret) {
+        _cleanup_(sqlite3_finalizep) sqlite3_stmt *stmt = NULL;
+        _cleanup_free_ char *name = NULL;
+        char ipv4[INET6_ADDRSTRLEN], ipv6[INET6_ADDRSTRLEN];
+        uint64_t host;
+        int r;
+
+        /* Every netmap carries the hub; a node with its key would make
+         * every node reject every netmap. */
+        r = store_exists(s, "SELECT 1 FROM settings WHERE key = 'hub_public_key' AND value = ?1",
+                         reg->public_key, 0);
+        if (r < 0)
+                return r;
+        if (r > 0)
+                return -EEXIST;
+        r = store_unique_name(s, reg->name, now, &name);
+        if (r < 0)
+                return r;
+        r = store_allocate_host(s, now, &host, ipv4, ipv6);
+        if (r < 0)
+                return r;
+
+        r = store_prepare(s, "INSERT INTO nodes (name, public_key, host, ipv4, ipv6, token_hash, "
+                             "endpoints, authkey_id, created) "
+                             "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)", &stmt);
+        if (r < 0)
+                return r;
+        sqlite3_bind_text(stmt, 1, name, -1, SQLITE_STATIC);
+        sqlite3_bind_text(stmt, 2, reg->public_key, -1, SQLITE_STATIC);
+        sqlite3_bind_int64(stmt, 3, (int64_t) host);
+        sqlite3_bind_text(stmt, 4, ipv4, -1, SQLITE_STATIC);
+        sqlite3_bind_text(stmt, 5, ipv6, -1, SQLITE_STATIC);
+        sqlite3_bind_blob(stmt, 6, token_hash, HASH_BYTES, SQLITE_STATIC);
+        sqlite3_bind_text(stmt, 7, endpoints_json, -1, SQLITE_STATIC);
+        sqlite3_bind_int64(stmt, 8, authkey_id);
+        sqlite3_bind_int64(stmt, 9, now);
+        r = store_step(s, stmt);
+        if (r < 0)
+                return r == -EEXIST ? log_error_errno(-EIO, "%s: node row conflicts after checks.", s->path) : r;
+
+        r = store_use_authkey(s, authkey_id);
+        if (r < 0)
+                return r;
+        r = store_bump_members(s);
+        if (r < 0)
+                return r;
+        r = store_bump_version(s);
+        if (r < 0)
+                return r;
+
+        *ret = (StoreNode) {
+                .id = sqlite3_last_insert_rowid(s->db),
+                .name = TAKE_PTR(name),
+                .public_key = strdup(reg->public_key),
+                .ipv4 = strdup(ipv4),
+                .ipv6 = strdup(ipv6),
+                .endpoints = TAKE_PTR(*endpoints),
+                .created = now,
+        };
+        if (!ret->public_key || !ret->ipv4 || !ret->ipv6) {
+                store_node_done(ret);
+                return log_oom();
+        }
+        return 0;
+}
+
+int store_register_node(Store *s, const StoreRegistration *reg, int64_t now, StoreNode *ret) {
+        _cleanup_free_ char *endpoints = NULL;
+        _cleanup_strv_free_ char **endpoints_copy = NULL;
+        uint8_t token_hash[HASH_BYTES];
+        int64_t authkey_id;
+        int r;
+
+        endpoints = endpoints_to_json(reg->endpoints);
+        if (!endpoints)
+                return log_oom();
+        if (strv_copy(reg->endpoints, &endpoints_copy) < 0)
+                return log_oom();
+        r = hash_secret(reg->token, token_hash);
+        if (r < 0)
+                return r;
+
+        r = store_begin(s, true);
+        if (r < 0)
+                return r;
+        _cleanup_(store_rollbackp) Store *tx = s;
+
+        r = store_check_authkey(s, reg->authkey, now, &authkey_id);
+        if (r < 0)
+                return r;
+        r = store_rejoin(s, reg, authkey_id, token_hash, endpoints, ret);
+        if (r == 0)
+                r = store_insert_node(s, reg, authkey_id, token_hash, endpoints, &endpoints_copy, now, ret);
+        if (r < 0)
+                return r;
+
+        r = store_commit(&tx);
+        if (r < 0) {
+                store_node_done(ret);
+                return r;
+        }
+        return 0;
+}
