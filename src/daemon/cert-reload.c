@@ -125,46 +125,38 @@ static int reload_environment(const CertReload *r, char ***ret) {
 }
 
 /* The child must not inherit our blocked signals (sd-event's) or ignored
- * SIGPIPE, nor sockets a library opened without O_CLOEXEC (curl's). */
-static int spawn_shell(char *command, char **env, pid_t *ret_pid) {
-        posix_spawn_file_actions_t actions;
-        posix_spawnattr_t attr;
-        sigset_t none, all;
+ * SIGPIPE, nor sockets a library opened without O_CLOEXEC (curl's).
+ * Returns 0 or a positive errno, as posix_spawn() does. */
+static int spawn_shell(posix_spawnattr_t *attr, posix_spawn_file_actions_t *actions, char *command, char **env,
+                       pid_t *ret_pid) {
         char *argv[] = { (char *) "sh", (char *) "-c", command, NULL };
+        sigset_t none, all;
         int r;
 
         sigemptyset(&none);
         sigfillset(&all);
-        r = posix_spawnattr_init(&attr);
-        if (r != 0)
-                return -r;
-        r = posix_spawn_file_actions_init(&actions);
-        if (r != 0) {
-                posix_spawnattr_destroy(&attr);
-                return -r;
-        }
-        r = posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF);
+        r = posix_spawnattr_setflags(attr, POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF);
         if (r == 0)
-                r = posix_spawnattr_setsigmask(&attr, &none);
+                r = posix_spawnattr_setsigmask(attr, &none);
         if (r == 0)
-                r = posix_spawnattr_setsigdefault(&attr, &all);
+                r = posix_spawnattr_setsigdefault(attr, &all);
         if (r == 0)
-                r = posix_spawn_file_actions_addopen(&actions, STDIN_FILENO, "/dev/null", O_RDONLY, 0);
+                r = posix_spawn_file_actions_addopen(actions, STDIN_FILENO, "/dev/null", O_RDONLY, 0);
 #if defined(__GLIBC__) && (__GLIBC__ > 2 || (__GLIBC__ == 2 && __GLIBC_MINOR__ >= 34))
         if (r == 0)
-                r = posix_spawn_file_actions_addclosefrom_np(&actions, STDERR_FILENO + 1);
+                r = posix_spawn_file_actions_addclosefrom_np(actions, STDERR_FILENO + 1);
 #endif
         if (r == 0)
-                r = posix_spawn(ret_pid, "/bin/sh", &actions, &attr, argv, env);
-        posix_spawn_file_actions_destroy(&actions);
-        posix_spawnattr_destroy(&attr);
-        return -r;
+                r = posix_spawn(ret_pid, "/bin/sh", actions, attr, argv, env);
+        return r;
 }
 
 /* /bin/sh -c, in the background: the command may take its time (a service
  * reload), meshd goes on. */
 void cert_reload_run(CertReload *r) {
         _cleanup_strv_free_ char **env = NULL;
+        posix_spawn_file_actions_t actions;
+        posix_spawnattr_t attr;
         pid_t pid;
         int k;
 
@@ -179,8 +171,22 @@ void cert_reload_run(CertReload *r) {
                 log_oom();
                 return;
         }
-        k = spawn_shell(r->command, env, &pid);
-        if (k < 0) {
+
+        k = posix_spawnattr_init(&attr);
+        if (k != 0) {
+                log_error_errno(k, "Failed to run ReloadCommand=: %m");
+                return;
+        }
+        k = posix_spawn_file_actions_init(&actions);
+        if (k != 0) {
+                posix_spawnattr_destroy(&attr);
+                log_error_errno(k, "Failed to run ReloadCommand=: %m");
+                return;
+        }
+        k = spawn_shell(&attr, &actions, r->command, env, &pid);
+        posix_spawn_file_actions_destroy(&actions);
+        posix_spawnattr_destroy(&attr);
+        if (k != 0) {
                 log_full_errno_fields(LOG_WARNING, k, &((LogFields) { .message_id = MESSAGE_CERT_RELOAD }),
                                       "Failed to run ReloadCommand=%s: %m", r->command);
                 return;
