@@ -9,6 +9,7 @@
 #include "endpoint.h"
 #include "fuzz.h"
 #include "key.h"
+#include "msg-cert.h"
 #include "paths.h"
 #include "request.h"
 #include "varlink.h" /* _cleanup_json_ */
@@ -74,7 +75,7 @@ static void check_cert(const cJSON *body) {
         r = cert_request_parse(body, &csr, error, sizeof(error));
         check_error(r, error);
         if (r == 0)
-                fuzz_check(csr && csr[0] != '\0' && strlen(csr) <= REQUEST_CSR_MAX &&
+                fuzz_check(csr && csr[0] != '\0' && strlen(csr) <= CERT_REQUEST_CSR_MAX &&
                            strstr(csr, "CERTIFICATE REQUEST-----"));
 }
 

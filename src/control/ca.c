@@ -80,6 +80,31 @@ static int add_permitted_range(gnutls_x509_name_constraints_t nc, const char *ra
         return 0;
 }
 
+/* What the CA may vouch for: the mesh domain and ranges, nothing else. */
+static int make_name_constraints(const char *domain, const char *ipv4_range, const char *ipv6_range,
+                                 gnutls_x509_name_constraints_t *ret) {
+        _cleanup_(gnutls_x509_name_constraints_deinitp) gnutls_x509_name_constraints_t nc = NULL;
+        int rc, r;
+
+        rc = gnutls_x509_name_constraints_init(&nc);
+        if (rc >= 0)
+                rc = gnutls_x509_name_constraints_add_permitted(
+                        nc, GNUTLS_SAN_DNSNAME,
+                        &(gnutls_datum_t) { (unsigned char *) domain, (unsigned) strlen(domain) });
+        if (rc < 0)
+                return log_gnutls_error(rc, "Failed to add the DNS name constraint");
+        r = add_permitted_range(nc, ipv4_range);
+        if (r < 0)
+                return r;
+        if (ipv6_range) {
+                r = add_permitted_range(nc, ipv6_range);
+                if (r < 0)
+                        return r;
+        }
+        *ret = TAKE_PTR(nc);
+        return 0;
+}
+
 int ca_generate(const char *dir, const char *domain, const char *ipv4_range, const char *ipv6_range) {
         _cleanup_(gnutls_x509_privkey_deinitp) gnutls_x509_privkey_t key = NULL;
         _cleanup_(gnutls_x509_crt_deinitp) gnutls_x509_crt_t crt = NULL;
@@ -106,21 +131,9 @@ int ca_generate(const char *dir, const char *domain, const char *ipv4_range, con
         if (rc < 0)
                 return log_gnutls_error(rc, "Failed to compute the CA key id");
 
-        rc = gnutls_x509_name_constraints_init(&nc);
-        if (rc >= 0)
-                rc = gnutls_x509_name_constraints_add_permitted(
-                        nc, GNUTLS_SAN_DNSNAME,
-                        &(gnutls_datum_t) { (unsigned char *) domain, (unsigned) strlen(domain) });
-        if (rc < 0)
-                return log_gnutls_error(rc, "Failed to add the DNS name constraint");
-        r = add_permitted_range(nc, ipv4_range);
+        r = make_name_constraints(domain, ipv4_range, ipv6_range, &nc);
         if (r < 0)
                 return r;
-        if (ipv6_range) {
-                r = add_permitted_range(nc, ipv6_range);
-                if (r < 0)
-                        return r;
-        }
 
         r = random_serial(serial);
         if (r < 0)

@@ -23,6 +23,7 @@
 #include "http.h"
 #include "key.h"
 #include "log.h"
+#include "msg-cert.h"
 #include "paths.h"
 #include "register-proof.h"
 #include "relay-admit.h"
@@ -706,24 +707,18 @@ static enum MHD_Result handle_paths(Request *req) {
 
 static enum MHD_Result handle_ca(Request *req) {
         Server *s = req->server;
-        _cleanup_(cJSON_Deletep) cJSON *reply = NULL;
         char *text;
 
         if (!s->ca)
                 return request_reply_error(req, MHD_HTTP_SERVICE_UNAVAILABLE, "no certificate authority");
-        reply = cJSON_CreateObject();
-        if (!reply || !cJSON_AddStringToObject(reply, "ca", ca_certificate_pem(s->ca)) ||
-            !cJSON_AddStringToObject(reply, "domain", s->domain))
-                return request_reply_oom(req);
-        text = cJSON_PrintUnformatted(reply);
-        if (!text)
+        if (ca_reply_render(ca_certificate_pem(s->ca), s->domain, &text) < 0)
                 return request_reply_oom(req);
         return request_reply(req, MHD_HTTP_OK, text, strlen(text));
 }
 
 static enum MHD_Result handle_cert(Request *req) {
         Server *s = req->server;
-        _cleanup_(cJSON_Deletep) cJSON *body = NULL, *reply = NULL;
+        _cleanup_(cJSON_Deletep) cJSON *body = NULL;
         _cleanup_(store_node_done) StoreNode node = {};
         _cleanup_(issued_cert_done) IssuedCert cert = {};
         const char *csr;
@@ -771,14 +766,7 @@ static enum MHD_Result handle_cert(Request *req) {
         (void) log_full_errno_fields(LOG_INFO, 0, &(LogFields) { .peer = node.name },
                         "Issued a certificate for %s.%s, valid for %" PRIu64 " s.", node.name, s->domain,
                         s->cert_lifetime_sec);
-        reply = cJSON_CreateObject();
-        if (!reply || !cJSON_AddStringToObject(reply, "certificate", cert.pem) ||
-            !cJSON_AddStringToObject(reply, "ca", ca_certificate_pem(s->ca)) ||
-            !cJSON_AddNumberToObject(reply, "not_before", (double) cert.not_before) ||
-            !cJSON_AddNumberToObject(reply, "not_after", (double) cert.not_after))
-                return request_reply_oom(req);
-        text = cJSON_PrintUnformatted(reply);
-        if (!text)
+        if (cert_reply_render(cert.pem, ca_certificate_pem(s->ca), cert.not_before, cert.not_after, &text) < 0)
                 return request_reply_oom(req);
         return request_reply(req, MHD_HTTP_OK, text, strlen(text));
 }

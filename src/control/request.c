@@ -131,26 +131,6 @@ int register_request_parse(const cJSON *body, RegisterRequest *ret, char *error,
         return 0;
 }
 
-int cert_request_parse(const cJSON *body, const char **ret_csr, char *error, size_t error_size) {
-        const char *csr = json_string(body, "csr");
-
-        if (!csr || !*csr) {
-                snprintf(error, error_size, "csr: missing or not a string");
-                return -EINVAL;
-        }
-        if (strlen(csr) > REQUEST_CSR_MAX) {
-                snprintf(error, error_size, "csr: longer than %i bytes", REQUEST_CSR_MAX);
-                return -EINVAL;
-        }
-        if (!strstr(csr, "-----BEGIN CERTIFICATE REQUEST-----") &&
-            !strstr(csr, "-----BEGIN NEW CERTIFICATE REQUEST-----")) {
-                snprintf(error, error_size, "csr: not a PEM certificate request");
-                return -EINVAL;
-        }
-        *ret_csr = csr;
-        return 0;
-}
-
 const char *request_bearer_token(const char *h) {
         if (!h || strncasecmp(h, "Bearer ", 7) != 0)
                 return NULL;

@@ -16,8 +16,6 @@ struct cJSON;
 
 #define REQUEST_TOKEN_MAX 256
 #define REQUEST_HOSTNAME_MAX 253
-/* a PEM CSR for one P-256 or RSA-4096 key with a few names fits in 8 KiB */
-#define REQUEST_CSR_MAX 16384
 
 /* NULL unless text (len bytes, need not be NUL-terminated) is a JSON object. */
 struct cJSON *request_body_parse(const char *text, size_t len);
@@ -47,10 +45,6 @@ typedef struct RegisterRequest {
 
 void register_request_done(RegisterRequest *r);
 int register_request_parse(const struct cJSON *body, RegisterRequest *ret, char *error, size_t error_size);
-
-/* POST /v1/cert: {"csr": "-----BEGIN CERTIFICATE REQUEST-----…"}; only the
- * shape is checked here, the CSR itself by ca_sign_request(). */
-int cert_request_parse(const struct cJSON *body, const char **ret_csr, char *error, size_t error_size);
 
 /* The token of an "Authorization: Bearer TOKEN" header value (h may be
  * NULL): a pointer into h, or NULL when h is no Bearer header or the token

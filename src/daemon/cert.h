@@ -4,17 +4,11 @@
 /* The node's TLS certificate for its mesh name and addresses (docs/api.md,
  * GetCertificate; docs/protocol.md, POST /v1/cert). A CertKeeper exists
  * while the node is joined. It makes a new ECDSA P-256 key and CSR for each
- * request, keeps the result in its directory (STATE_DIR/certs), renews it
- * when less than a third of its lifetime is left, and then runs
- * [Certificate] ReloadCommand=. Nothing happens until a certificate was
- * asked for once: renewal starts from the certificate in the directory.
- *
- * The directory: cert.pem, key.pem (PKCS#8), ca.pem, fullchain.pem
- * (certificate, then CA), all 0600, the directory 0700. A new set is built
- * in a new directory beside it and swapped in with one rename
- * (RENAME_EXCHANGE), so key and certificate never get out of step: a reader
- * sees the old set or the new one. (Where the file system cannot exchange,
- * the files move one by one, key last.) */
+ * request (cert-x509.h), keeps the result in its directory (STATE_DIR/certs,
+ * cert-dir.h), renews it when less than a third of its lifetime is left, and
+ * then runs [Certificate] ReloadCommand= (cert-reload.h). Nothing happens
+ * until a certificate was asked for once: renewal starts from the
+ * certificate in the directory. */
 
 #include <stdbool.h>
 #include <stdint.h>
@@ -24,11 +18,6 @@
 
 #include "api.h"
 #include "macro.h"
-
-#define CERT_FILE "cert.pem"
-#define CERT_KEY_FILE "key.pem"
-#define CERT_CA_FILE "ca.pem"
-#define CERT_FULLCHAIN_FILE "fullchain.pem"
 
 /* Retries after a failed renewal: exponential from the minimum, never
  * longer than the maximum, and (while the certificate is valid) never
@@ -46,24 +35,6 @@ uint64_t cert_renewal_time(uint64_t not_before, uint64_t not_after, uint64_t obt
 /* The wait before the next try after `failures` (≥ 1) failures in a row, at
  * now, of a certificate valid until not_after (0: none). */
 uint64_t cert_retry_delay(uint64_t now, uint64_t not_after, unsigned failures);
-
-/* The key and PKCS#10 request (both PEM, NUL-terminated, the key PKCS#8)
- * for the names: CN = dns[0], subjectAltNames = every DNS name, then every
- * IP address (text form). dns must hold at least one name. */
-int cert_make_request(char *const *dns, char *const *ips, char **ret_key_pem, char **ret_csr_pem);
-
-typedef struct CertInfo {
-        uint64_t not_before_usec, not_after_usec; /* REALTIME */
-        char **names;                             /* subjectAltNames: DNS, IP as text */
-        char *serial;                             /* hex */
-} CertInfo;
-
-void cert_info_done(CertInfo *i);
-
-/* Checks a set: the certificate parses, carries key_pem's public key and is
- * signed by ca_pem (validity times are the caller's business). -EBADMSG
- * with a one-line *ret_error otherwise. */
-int cert_check(const char *cert_pem, const char *key_pem, const char *ca_pem, CertInfo *ret, char **ret_error);
 
 typedef struct CertKeeper CertKeeper;
 

@@ -19,6 +19,7 @@
 #include "key.h"
 #include "log.h"
 #include "macro.h"
+#include "msg-cert.h"
 #include "register-proof.h"
 #include "strv.h"
 #include "varlink.h" /* _cleanup_json_ */
@@ -926,8 +927,8 @@ int control_client_get_ca(ControlClient *c, ControlReplyCallback callback, void 
 
 int control_client_post_cert(ControlClient *c, const char *token, const char *csr_pem,
                              ControlReplyCallback callback, void *userdata) {
-        _cleanup_json_ cJSON *o = NULL;
         char *body;
+        int r;
 
         if (!c || !token || !token[0] || !csr_pem || !callback)
                 return -EINVAL;
@@ -936,11 +937,8 @@ int control_client_post_cert(ControlClient *c, const char *token, const char *cs
         if (c->cert_transfer)
                 return -EBUSY;
 
-        o = cJSON_CreateObject();
-        if (!o || !cJSON_AddStringToObject(o, "csr", csr_pem))
-                return -ENOMEM;
-        body = cJSON_PrintUnformatted(o);
-        if (!body)
-                return -ENOMEM;
+        r = cert_request_render(csr_pem, &body);
+        if (r < 0)
+                return r;
         return client_request(c, TRANSFER_CERT, "/v1/cert", token, body, &c->cert_transfer, callback, userdata);
 }

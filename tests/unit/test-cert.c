@@ -6,6 +6,7 @@
 #include <time.h>
 #include <cmocka.h>
 
+#include "cert-x509.h"
 #include "cert.h"
 #include "gnutls-util.h"
 
