@@ -9,6 +9,7 @@
 #include <sys/socket.h>
 
 #include "fuzz.h"
+#include "msg-register.h" /* register_reply_parse(), and netmap.h */
 #include "netmap.h"
 
 /* self nas, peers laptop and backup (relayed), a hub: the map a node has
