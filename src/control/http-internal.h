@@ -26,10 +26,6 @@
 
 #define BODY_MAX (1024 * 1024)
 #define LONG_POLL_MAX_SEC 60
-/* how often we look whether another process (meshd-control nodes remove)
- * committed: PRAGMA data_version is one cheap read */
-#define DB_POLL_USEC (250 * USEC_PER_MSEC)
-#define DB_POLL_ACCURACY_USEC (10 * USEC_PER_MSEC)
 /* A connection must deliver a complete request (headers and body) within
  * this long of being accepted or of its previous request's end, or it is
  * cut: the idle timeout alone would let a slow-loris client that sends a
@@ -160,7 +156,10 @@ void server_check_version(Server *s);
 void server_wake_waiters(Server *s);
 int server_get_snapshot(Server *s, NetmapSnapshot **ret);
 void on_hub_changed(Hub *h, void *userdata);
-int on_db_poll(sd_event_source *source, uint64_t usec, void *userdata);
+/* Other processes' commits (meshd-control nodes remove): what the database
+ * is now (server_new()), and from server_run() on, watching it. */
+int server_db_poll_init(Server *s);
+int server_start_db_poll(Server *s);
 
 /* http-connections.c */
 void on_connection(void *cls, struct MHD_Connection *connection, void **socket_context,

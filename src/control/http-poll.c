@@ -9,6 +9,11 @@
 #include "log.h"
 #include "time-util.h"
 
+/* how often we look whether another process (meshd-control nodes remove)
+ * committed: PRAGMA data_version is one cheap read */
+#define DB_POLL_USEC (250 * USEC_PER_MSEC)
+#define DB_POLL_ACCURACY_USEC (10 * USEC_PER_MSEC)
+
 void request_unlink(Request *req) {
         Server *s = req->server;
 
@@ -117,7 +122,7 @@ enum MHD_Result request_wait(Request *req) {
         return MHD_YES;
 }
 
-int on_db_poll(sd_event_source *source, uint64_t usec, void *userdata) {
+static int on_db_poll(sd_event_source *source, uint64_t usec, void *userdata) {
         Server *s = userdata;
         int64_t dv;
         int r;
@@ -138,4 +143,18 @@ int on_db_poll(sd_event_source *source, uint64_t usec, void *userdata) {
         if (r < 0)
                 return log_error_errno(r, "Failed to re-arm database poll: %m");
         return sd_event_source_set_enabled(source, SD_EVENT_ONESHOT);
+}
+
+int server_db_poll_init(Server *s) {
+        return store_data_version(s->store, &s->data_version);
+}
+
+int server_start_db_poll(Server *s) {
+        int r;
+
+        r = sd_event_add_time_relative(s->event, &s->db_poll, CLOCK_MONOTONIC, DB_POLL_USEC,
+                                       DB_POLL_ACCURACY_USEC, on_db_poll, s);
+        if (r < 0)
+                return log_error_errno(r, "Failed to add database poll: %m");
+        return 0;
 }

@@ -344,7 +344,7 @@ int server_new(Store *store, const char *state_dir, const char *listen, Server *
         r = store_get_version(s->store, &s->version);
         if (r < 0)
                 return r;
-        r = store_data_version(s->store, &s->data_version);
+        r = server_db_poll_init(s);
         if (r < 0)
                 return r;
 
@@ -479,10 +479,9 @@ int server_run(Server *s) {
         if (r < 0)
                 return log_error_errno(r, "Failed to watch signals: %m");
 
-        r = sd_event_add_time_relative(s->event, &s->db_poll, CLOCK_MONOTONIC, DB_POLL_USEC,
-                                       DB_POLL_ACCURACY_USEC, on_db_poll, s);
+        r = server_start_db_poll(s);
         if (r < 0)
-                return log_error_errno(r, "Failed to add database poll: %m");
+                return r;
         r = sd_event_add_time_relative(s->event, &s->sweep, CLOCK_MONOTONIC, SWEEP_USEC,
                                        100 * USEC_PER_MSEC, on_sweep, s);
         if (r < 0)

@@ -88,7 +88,6 @@ static int slist_add(struct curl_slist **l, const char *s) {
         return 0;
 }
 
-/* Takes ownership of request_body (NULL: a GET). */
 /* curl before 8.9 cannot set the number of keepalive probes; the kernel's
  * default of 9 would take 45 s to give up on a dead control connection. */
 static int transfer_sockopt_cb(void *userdata, curl_socket_t fd, curlsocktype purpose) {
@@ -97,6 +96,43 @@ static int transfer_sockopt_cb(void *userdata, curl_socket_t fd, curlsocktype pu
         if (purpose == CURLSOCKTYPE_IPCXN)
                 (void) setsockopt(fd, IPPROTO_TCP, TCP_KEEPCNT, &probes, sizeof(probes));
         return CURL_SOCKOPT_OK;
+}
+
+/* The options of every control request: TLS pinned, keepalives, limits. */
+static int transfer_setopt(Transfer *t, const char *url, long timeout_ms) {
+        ControlClient *c = t->client;
+
+        if (curl_easy_setopt(t->easy, CURLOPT_URL, url) != CURLE_OK ||
+            curl_easy_setopt(t->easy, CURLOPT_PROTOCOLS_STR, "https") != CURLE_OK ||
+            curl_easy_setopt(t->easy, CURLOPT_PRIVATE, t) != CURLE_OK ||
+            curl_easy_setopt(t->easy, CURLOPT_ERRORBUFFER, t->error_buffer) != CURLE_OK ||
+            curl_easy_setopt(t->easy, CURLOPT_NOSIGNAL, 1L) != CURLE_OK ||
+            curl_easy_setopt(t->easy, CURLOPT_USERAGENT, "meshd/" PACKAGE_VERSION) != CURLE_OK ||
+            curl_easy_setopt(t->easy, CURLOPT_HTTPHEADER, t->headers) != CURLE_OK ||
+            curl_easy_setopt(t->easy, CURLOPT_WRITEFUNCTION, transfer_write_cb) != CURLE_OK ||
+            curl_easy_setopt(t->easy, CURLOPT_WRITEDATA, t) != CURLE_OK ||
+            curl_easy_setopt(t->easy, CURLOPT_MAXFILESIZE, (long) BODY_MAX) != CURLE_OK ||
+            curl_easy_setopt(t->easy, CURLOPT_CONNECTTIMEOUT_MS, CONNECT_TIMEOUT_MS) != CURLE_OK ||
+            curl_easy_setopt(t->easy, CURLOPT_TIMEOUT_MS, timeout_ms) != CURLE_OK ||
+            /* A long-poll idles for up to a minute behind NATs that may drop
+             * its mapping (a router reboot flushes conntrack): then the
+             * server's answer never arrives. A keepalive probe every few
+             * seconds re-creates the mapping, or finds the connection dead. */
+            curl_easy_setopt(t->easy, CURLOPT_TCP_KEEPALIVE, 1L) != CURLE_OK ||
+            curl_easy_setopt(t->easy, CURLOPT_TCP_KEEPIDLE, TCP_KEEPALIVE_IDLE_SEC) != CURLE_OK ||
+            curl_easy_setopt(t->easy, CURLOPT_TCP_KEEPINTVL, TCP_KEEPALIVE_INTERVAL_SEC) != CURLE_OK ||
+            curl_easy_setopt(t->easy, CURLOPT_SOCKOPTFUNCTION, transfer_sockopt_cb) != CURLE_OK ||
+            /* The server's certificate is self-signed: the pinned public key
+             * is the trust anchor, checked by curl even without VERIFYPEER. */
+            curl_easy_setopt(t->easy, CURLOPT_SSL_VERIFYPEER, 0L) != CURLE_OK ||
+            /* the chain is not verified, so the system's CA bundle need not
+             * be parsed for every connection (megabytes of heap) */
+            curl_easy_setopt(t->easy, CURLOPT_CAINFO, NULL) != CURLE_OK ||
+            curl_easy_setopt(t->easy, CURLOPT_CAPATH, NULL) != CURLE_OK ||
+            curl_easy_setopt(t->easy, CURLOPT_SSL_VERIFYHOST, 0L) != CURLE_OK ||
+            curl_easy_setopt(t->easy, CURLOPT_PINNEDPUBLICKEY, c->pin) != CURLE_OK)
+                return -EINVAL;
+        return 0;
 }
 
 int transfer_new(ControlClient *c, TransferKind kind, const char *path,
@@ -139,36 +175,9 @@ int transfer_new(ControlClient *c, TransferKind kind, const char *path,
                         return r;
         }
 
-        if (curl_easy_setopt(t->easy, CURLOPT_URL, url) != CURLE_OK ||
-            curl_easy_setopt(t->easy, CURLOPT_PROTOCOLS_STR, "https") != CURLE_OK ||
-            curl_easy_setopt(t->easy, CURLOPT_PRIVATE, t) != CURLE_OK ||
-            curl_easy_setopt(t->easy, CURLOPT_ERRORBUFFER, t->error_buffer) != CURLE_OK ||
-            curl_easy_setopt(t->easy, CURLOPT_NOSIGNAL, 1L) != CURLE_OK ||
-            curl_easy_setopt(t->easy, CURLOPT_USERAGENT, "meshd/" PACKAGE_VERSION) != CURLE_OK ||
-            curl_easy_setopt(t->easy, CURLOPT_HTTPHEADER, t->headers) != CURLE_OK ||
-            curl_easy_setopt(t->easy, CURLOPT_WRITEFUNCTION, transfer_write_cb) != CURLE_OK ||
-            curl_easy_setopt(t->easy, CURLOPT_WRITEDATA, t) != CURLE_OK ||
-            curl_easy_setopt(t->easy, CURLOPT_MAXFILESIZE, (long) BODY_MAX) != CURLE_OK ||
-            curl_easy_setopt(t->easy, CURLOPT_CONNECTTIMEOUT_MS, CONNECT_TIMEOUT_MS) != CURLE_OK ||
-            curl_easy_setopt(t->easy, CURLOPT_TIMEOUT_MS, timeout_ms) != CURLE_OK ||
-            /* A long-poll idles for up to a minute behind NATs that may drop
-             * its mapping (a router reboot flushes conntrack): then the
-             * server's answer never arrives. A keepalive probe every few
-             * seconds re-creates the mapping, or finds the connection dead. */
-            curl_easy_setopt(t->easy, CURLOPT_TCP_KEEPALIVE, 1L) != CURLE_OK ||
-            curl_easy_setopt(t->easy, CURLOPT_TCP_KEEPIDLE, TCP_KEEPALIVE_IDLE_SEC) != CURLE_OK ||
-            curl_easy_setopt(t->easy, CURLOPT_TCP_KEEPINTVL, TCP_KEEPALIVE_INTERVAL_SEC) != CURLE_OK ||
-            curl_easy_setopt(t->easy, CURLOPT_SOCKOPTFUNCTION, transfer_sockopt_cb) != CURLE_OK ||
-            /* The server's certificate is self-signed: the pinned public key
-             * is the trust anchor, checked by curl even without VERIFYPEER. */
-            curl_easy_setopt(t->easy, CURLOPT_SSL_VERIFYPEER, 0L) != CURLE_OK ||
-            /* the chain is not verified, so the system's CA bundle need not
-             * be parsed for every connection (megabytes of heap) */
-            curl_easy_setopt(t->easy, CURLOPT_CAINFO, NULL) != CURLE_OK ||
-            curl_easy_setopt(t->easy, CURLOPT_CAPATH, NULL) != CURLE_OK ||
-            curl_easy_setopt(t->easy, CURLOPT_SSL_VERIFYHOST, 0L) != CURLE_OK ||
-            curl_easy_setopt(t->easy, CURLOPT_PINNEDPUBLICKEY, c->pin) != CURLE_OK)
-                return log_debug_errno(-EINVAL, "Failed to set up control request %s", path);
+        r = transfer_setopt(t, url, timeout_ms);
+        if (r < 0)
+                return log_debug_errno(r, "Failed to set up control request %s", path);
 
         if (c->fresh_connect) {
                 c->fresh_connect = false;
