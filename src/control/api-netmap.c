@@ -7,6 +7,8 @@
 #include "http-internal.h"
 #include "time-util.h"
 
+#define LONG_POLL_MAX_SEC 60
+
 /* Entered once per request, and again each time a waiter is resumed. */
 enum MHD_Result handle_netmap(Request *req) {
         Server *s = req->server;

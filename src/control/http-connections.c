@@ -8,8 +8,14 @@
 #include "log.h"
 #include "time-util.h"
 
+/* A connection must deliver a complete request (headers and body) within
+ * this long of being accepted or of its previous request's end, or it is
+ * cut: the idle timeout alone would let a slow-loris client that sends a
+ * byte every few seconds hold a connection forever. */
+#define REQUEST_DEADLINE_USEC (10 * USEC_PER_SEC)
+
 void on_connection(void *cls, struct MHD_Connection *connection, void **socket_context,
-                          enum MHD_ConnectionNotificationCode code) {
+                   enum MHD_ConnectionNotificationCode code) {
         Server *s = cls;
         Connection *c = *socket_context;
 

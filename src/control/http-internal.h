@@ -24,13 +24,7 @@
 #include "store.h"
 #include "udp-echo.h"
 
-#define BODY_MAX (1024 * 1024)
-#define LONG_POLL_MAX_SEC 60
-/* A connection must deliver a complete request (headers and body) within
- * this long of being accepted or of its previous request's end, or it is
- * cut: the idle timeout alone would let a slow-loris client that sends a
- * byte every few seconds hold a connection forever. */
-#define REQUEST_DEADLINE_USEC (10 * USEC_PER_SEC)
+/* how often http-connections.c sweeps */
 #define SWEEP_USEC USEC_PER_SEC
 #define TLS_PRIORITIES "NORMAL:-VERS-ALL:+VERS-TLS1.3:+VERS-TLS1.2"
 

@@ -23,6 +23,7 @@
 #include "time-util.h"
 #include "tls.h"
 
+#define BODY_MAX (1024 * 1024)
 /* longer than a long-poll, so MHD never cuts one that is being answered */
 #define CONNECTION_TIMEOUT_SEC 90
 #define CONNECTION_LIMIT_MAX 16384

@@ -136,8 +136,8 @@ static int transfer_setopt(Transfer *t, const char *url, long timeout_ms) {
 }
 
 int transfer_new(ControlClient *c, TransferKind kind, const char *path,
-                        const char *token, char *request_body, long timeout_ms,
-                        Transfer **ret) {
+                 const char *token, char *request_body, long timeout_ms,
+                 Transfer **ret) {
         _cleanup_(transfer_freep) Transfer *t = NULL;
         _cleanup_free_ char *url = NULL, *auth = NULL;
         int r;

@@ -130,6 +130,7 @@ void register_reply_done(RegisterReply *r) {
         if (r->token)
                 erase_and_free(r->token, strlen(r->token));
         netmap_free(r->netmap);
+        free(r->netmap_json);
         *r = (RegisterReply) {};
 }
 
@@ -224,6 +225,7 @@ int register_reply_parse(const char *json, size_t len, RegisterReply *ret, char 
                 .node_id = node_id,
                 .token = t,
                 .netmap = TAKE_PTR(m),
+                .netmap_json = cJSON_PrintUnformatted(netmap),
         };
         return 0;
 }

@@ -59,6 +59,7 @@ typedef struct RegisterReply {
         uint64_t node_id;
         char *token;
         Netmap *netmap; /* its self is this node */
+        char *netmap_json; /* the "netmap" object as sent, unformatted (for the cache); NULL: out of memory */
 } RegisterReply;
 
 int register_reply_parse(const char *json, size_t len, RegisterReply *ret, char **ret_error);

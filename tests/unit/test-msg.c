@@ -131,6 +131,8 @@ static void test_register_reply(void **state) {
         assert_string_equal(parsed.token, "tok");
         assert_string_equal(parsed.netmap->self.name, "nas");
         assert_int_equal(parsed.netmap->version, 3);
+        /* what meshd caches: the netmap object as the server sent it */
+        assert_string_equal(parsed.netmap_json, NETMAP);
 }
 
 static void test_endpoints(void **state) {
