@@ -10,7 +10,7 @@
 #include <sys/socket.h>
 
 #include "fuzz.h"
-#include "netmap-render.h"
+#include "msg-register.h" /* register_reply_parse(), and netmap.h */
 #include "netmap.h"
 #include "strv.h"
 

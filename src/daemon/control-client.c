@@ -1,4 +1,6 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
+/* The requests of meshd-control's API (docs/protocol.md) that meshd
+ * makes; their transfers are control-transfer.c's. */
 #include <errno.h>
 #include <inttypes.h>
 #include <stdbool.h>
@@ -13,555 +15,15 @@
 #include <cjson/cJSON.h>
 #include <curl/curl.h>
 
-#include "config.h"
-#include "control-client.h"
-#include "curl-event.h"
-#include "key.h"
+#include "control-client-internal.h"
 #include "log.h"
 #include "macro.h"
 #include "msg-cert.h"
+#include "msg-endpoints.h"
+#include "msg-register.h"
 #include "register-proof.h"
 #include "strv.h"
 #include "varlink.h" /* _cleanup_json_ */
-
-/* Bodies are at most 1 MiB by protocol; allow some slack, but never let a
- * broken or hostile server make us buffer without bound. */
-#define BODY_MAX (4U * 1024U * 1024U)
-#define CONNECT_TIMEOUT_MS 10000L
-#define REQUEST_TIMEOUT_MS 30000L
-/* The server holds a poll at most POLL_SERVER_TIMEOUT_SEC; the curl timeout
- * leaves room for a slow reply on top before we call the connection dead. */
-#define POLL_SERVER_TIMEOUT_SEC 55
-#define POLL_TIMEOUT_MS 70000L
-#define TCP_KEEPALIVE_IDLE_SEC 5L
-#define TCP_KEEPALIVE_INTERVAL_SEC 5L
-#define TCP_KEEPALIVE_PROBES 3
-#define BACKOFF_MIN_USEC (1 * USEC_PER_SEC)
-#define BACKOFF_MAX_USEC (30 * USEC_PER_SEC)
-/* A reconnect after a backoff is as prompt as curl's own timers
- * (curl-event.c); sd-event's default slack is 250 ms. */
-#define POLL_TIMER_ACCURACY_USEC USEC_PER_MSEC
-#define MESSAGE_MAX 256
-
-typedef enum TransferKind {
-        TRANSFER_CHALLENGE,
-        TRANSFER_REGISTER,
-        TRANSFER_POLL,
-        TRANSFER_ENDPOINTS,
-        TRANSFER_CA,
-        TRANSFER_CERT,
-} TransferKind;
-
-typedef struct Transfer {
-        ControlClient *client;
-        TransferKind kind;
-        CURL *easy;
-        bool in_multi;
-        struct curl_slist *headers;
-        char *request_body; /* may hold the auth key: erased on free */
-        size_t request_body_size;
-        char *body;
-        size_t body_size;
-        size_t body_allocated;
-        bool body_too_large;
-        char error_buffer[CURL_ERROR_SIZE];
-        ControlReplyCallback callback;
-        void *userdata;
-} Transfer;
-
-struct ControlClient {
-        sd_event *event;
-        CurlEvent *curl;
-        char *url; /* without trailing '/' */
-        char *pin;
-
-        Transfer *register_transfer; /* the challenge, then the register */
-        /* what the register after the challenge sends; secrets erased */
-        struct {
-                char *authkey;
-                WgKey private_key;
-                char public_key[WG_KEY_B64_LEN + 1];
-                char *hostname;
-                char **endpoints;
-                ControlReplyCallback callback;
-                void *userdata;
-        } join;
-        Transfer *endpoints_transfer;
-        Transfer *ca_transfer;
-        Transfer *cert_transfer;
-        bool fresh_connect;    /* next transfer must not reuse a pooled connection */
-
-        /* long-poll loop */
-        bool polling;
-        bool connected;
-        unsigned poll_generation; /* bumped by start/stop, so a callback that restarts polling is noticed */
-        char *token;
-        uint64_t netmap_version;
-        uint64_t backoff_usec;
-        ControlReplyCallback poll_callback;
-        void *poll_userdata;
-        Transfer *poll_transfer;
-        sd_event_source *poll_timer;
-
-        /* Callbacks may free the client; the free is then deferred until the
-         * dispatch loop that called them has unwound. */
-        unsigned dispatching;
-        bool free_requested;
-};
-
-/* A 2xx without a body still hands the callback a string. */
-static const char *strempty(const char *s) {
-        return s ? s : "";
-}
-
-static void erase_string(char **s) {
-        if (*s) {
-                erase_and_free(*s, strlen(*s));
-                *s = NULL;
-        }
-}
-
-static Transfer *transfer_free(Transfer *t) {
-        if (!t)
-                return NULL;
-        if (t->in_multi)
-                curl_event_remove(t->client->curl, t->easy);
-        if (t->easy)
-                curl_easy_cleanup(t->easy);
-        /* The Authorization header carries the node token. */
-        for (struct curl_slist *l = t->headers; l; l = l->next)
-                explicit_bzero(l->data, strlen(l->data));
-        curl_slist_free_all(t->headers);
-        erase_and_free(t->request_body, t->request_body_size);
-        free(t->body);
-        free(t);
-        return NULL;
-}
-DEFINE_TRIVIAL_CLEANUP_FUNC(Transfer *, transfer_free);
-
-static size_t transfer_write_cb(char *ptr, size_t size, size_t nmemb, void *userdata) {
-        Transfer *t = userdata;
-        size_t n = size * nmemb;
-
-        if (n > BODY_MAX - t->body_size) {
-                t->body_too_large = true;
-                return 0; /* makes curl abort with CURLE_WRITE_ERROR */
-        }
-        if (t->body_size + n + 1 > t->body_allocated) {
-                size_t a = MAX(t->body_allocated * 2, t->body_size + n + 1);
-                char *p;
-
-                a = MIN(a, (size_t) BODY_MAX + 1);
-                p = realloc(t->body, a);
-                if (!p)
-                        return 0;
-                t->body = p;
-                t->body_allocated = a;
-        }
-        memcpy(t->body + t->body_size, ptr, n);
-        t->body_size += n;
-        t->body[t->body_size] = 0;
-        return n;
-}
-
-/* ---- requests */
-
-static int slist_add(struct curl_slist **l, const char *s) {
-        struct curl_slist *n = curl_slist_append(*l, s);
-
-        if (!n)
-                return -ENOMEM;
-        *l = n;
-        return 0;
-}
-
-/* Takes ownership of request_body (NULL: a GET). */
-/* curl before 8.9 cannot set the number of keepalive probes; the kernel's
- * default of 9 would take 45 s to give up on a dead control connection. */
-static int transfer_sockopt_cb(void *userdata, curl_socket_t fd, curlsocktype purpose) {
-        int probes = TCP_KEEPALIVE_PROBES;
-
-        if (purpose == CURLSOCKTYPE_IPCXN)
-                (void) setsockopt(fd, IPPROTO_TCP, TCP_KEEPCNT, &probes, sizeof(probes));
-        return CURL_SOCKOPT_OK;
-}
-
-static int transfer_new(ControlClient *c, TransferKind kind, const char *path,
-                        const char *token, char *request_body, long timeout_ms,
-                        Transfer **ret) {
-        _cleanup_(transfer_freep) Transfer *t = NULL;
-        _cleanup_free_ char *url = NULL, *auth = NULL;
-        int r;
-
-        t = calloc(1, sizeof(*t));
-        if (!t) {
-                erase_string(&request_body);
-                return -ENOMEM;
-        }
-        t->client = c;
-        t->kind = kind;
-        if (request_body) {
-                t->request_body = request_body;
-                t->request_body_size = strlen(request_body);
-        }
-
-        if (asprintf(&url, "%s%s", c->url, path) < 0)
-                return -ENOMEM;
-
-        t->easy = curl_easy_init();
-        if (!t->easy)
-                return -ENOMEM;
-
-        /* "Expect:" (empty) stops curl from waiting for 100-continue on POSTs. */
-        if (slist_add(&t->headers, "Content-Type: application/json") < 0 ||
-            slist_add(&t->headers, "Accept: application/json") < 0 ||
-            slist_add(&t->headers, "Expect:") < 0)
-                return -ENOMEM;
-        if (token) {
-                if (asprintf(&auth, "Authorization: Bearer %s", token) < 0)
-                        return -ENOMEM;
-                r = slist_add(&t->headers, auth);
-                explicit_bzero(auth, strlen(auth));
-                if (r < 0)
-                        return r;
-        }
-
-        if (curl_easy_setopt(t->easy, CURLOPT_URL, url) != CURLE_OK ||
-            curl_easy_setopt(t->easy, CURLOPT_PROTOCOLS_STR, "https") != CURLE_OK ||
-            curl_easy_setopt(t->easy, CURLOPT_PRIVATE, t) != CURLE_OK ||
-            curl_easy_setopt(t->easy, CURLOPT_ERRORBUFFER, t->error_buffer) != CURLE_OK ||
-            curl_easy_setopt(t->easy, CURLOPT_NOSIGNAL, 1L) != CURLE_OK ||
-            curl_easy_setopt(t->easy, CURLOPT_USERAGENT, "meshd/" PACKAGE_VERSION) != CURLE_OK ||
-            curl_easy_setopt(t->easy, CURLOPT_HTTPHEADER, t->headers) != CURLE_OK ||
-            curl_easy_setopt(t->easy, CURLOPT_WRITEFUNCTION, transfer_write_cb) != CURLE_OK ||
-            curl_easy_setopt(t->easy, CURLOPT_WRITEDATA, t) != CURLE_OK ||
-            curl_easy_setopt(t->easy, CURLOPT_MAXFILESIZE, (long) BODY_MAX) != CURLE_OK ||
-            curl_easy_setopt(t->easy, CURLOPT_CONNECTTIMEOUT_MS, CONNECT_TIMEOUT_MS) != CURLE_OK ||
-            curl_easy_setopt(t->easy, CURLOPT_TIMEOUT_MS, timeout_ms) != CURLE_OK ||
-            /* A long-poll idles for up to a minute behind NATs that may drop
-             * its mapping (a router reboot flushes conntrack): then the
-             * server's answer never arrives. A keepalive probe every few
-             * seconds re-creates the mapping, or finds the connection dead. */
-            curl_easy_setopt(t->easy, CURLOPT_TCP_KEEPALIVE, 1L) != CURLE_OK ||
-            curl_easy_setopt(t->easy, CURLOPT_TCP_KEEPIDLE, TCP_KEEPALIVE_IDLE_SEC) != CURLE_OK ||
-            curl_easy_setopt(t->easy, CURLOPT_TCP_KEEPINTVL, TCP_KEEPALIVE_INTERVAL_SEC) != CURLE_OK ||
-            curl_easy_setopt(t->easy, CURLOPT_SOCKOPTFUNCTION, transfer_sockopt_cb) != CURLE_OK ||
-            /* The server's certificate is self-signed: the pinned public key
-             * is the trust anchor, checked by curl even without VERIFYPEER. */
-            curl_easy_setopt(t->easy, CURLOPT_SSL_VERIFYPEER, 0L) != CURLE_OK ||
-            /* the chain is not verified, so the system's CA bundle need not
-             * be parsed for every connection (megabytes of heap) */
-            curl_easy_setopt(t->easy, CURLOPT_CAINFO, NULL) != CURLE_OK ||
-            curl_easy_setopt(t->easy, CURLOPT_CAPATH, NULL) != CURLE_OK ||
-            curl_easy_setopt(t->easy, CURLOPT_SSL_VERIFYHOST, 0L) != CURLE_OK ||
-            curl_easy_setopt(t->easy, CURLOPT_PINNEDPUBLICKEY, c->pin) != CURLE_OK)
-                return log_debug_errno(-EINVAL, "Failed to set up control request %s", path);
-
-        if (c->fresh_connect) {
-                c->fresh_connect = false;
-                if (curl_easy_setopt(t->easy, CURLOPT_FRESH_CONNECT, 1L) != CURLE_OK)
-                        return log_debug_errno(-EINVAL, "Failed to set up control request %s", path);
-        }
-
-        if (t->request_body &&
-            (curl_easy_setopt(t->easy, CURLOPT_POSTFIELDSIZE, (long) t->request_body_size) != CURLE_OK ||
-             curl_easy_setopt(t->easy, CURLOPT_POSTFIELDS, t->request_body) != CURLE_OK))
-                return -EINVAL;
-
-        r = curl_event_add(c->curl, t->easy);
-        if (r < 0)
-                return r;
-        t->in_multi = true;
-
-        log_debug("Control request started: %s %s", t->request_body ? "POST" : "GET", path);
-        *ret = TAKE_PTR(t);
-        return 0;
-}
-
-/* One line for people: the server's {"error": ...} when it sent one. */
-static char *server_error_message(const Transfer *t) {
-        _cleanup_json_ cJSON *j = NULL;
-        const cJSON *e;
-        char *m;
-
-        if (!t->body)
-                return NULL;
-        j = cJSON_ParseWithLength(t->body, t->body_size);
-        e = cJSON_GetObjectItemCaseSensitive(j, "error");
-        if (!cJSON_IsString(e) || !e->valuestring[0])
-                return NULL;
-        m = strndup(e->valuestring, MESSAGE_MAX);
-        if (m)
-                m[strcspn(m, "\r\n")] = 0;
-        return m;
-}
-
-static int error_from_curl(CURLcode code, bool too_large, const char *detail, char **ret_message) {
-        const char *what = detail && detail[0] ? detail : curl_easy_strerror(code);
-        int r;
-
-        switch (code) {
-        case CURLE_SSL_PINNEDPUBKEYNOTMATCH:
-                *ret_message = strdup("the server presented a different public key");
-                return -EKEYREJECTED;
-        case CURLE_OPERATION_TIMEDOUT:
-                *ret_message = strdup("no answer in time");
-                return -ETIMEDOUT;
-        case CURLE_OUT_OF_MEMORY:
-                return -ENOMEM;
-        case CURLE_WRITE_ERROR:
-        case CURLE_FILESIZE_EXCEEDED:
-                if (too_large || code == CURLE_FILESIZE_EXCEEDED) {
-                        *ret_message = strdup("reply too large");
-                        return -EBADMSG;
-                }
-                return -ENOMEM; /* our write callback could not allocate */
-        case CURLE_PARTIAL_FILE:
-        case CURLE_GOT_NOTHING:
-        case CURLE_WEIRD_SERVER_REPLY:
-        case CURLE_BAD_CONTENT_ENCODING:
-        case CURLE_HTTP2:
-        case CURLE_HTTP2_STREAM:
-                *ret_message = strdup("truncated reply");
-                return -EBADMSG;
-        default:
-                /* connect, resolve, TLS handshake, send/receive (connection lost) */
-                r = asprintf(ret_message, "%s", what);
-                if (r < 0)
-                        *ret_message = NULL;
-                return -EHOSTUNREACH;
-        }
-}
-
-static int error_from_status(long status, const Transfer *t, char **ret_message) {
-        _cleanup_free_ char *m = server_error_message(t);
-        int r;
-
-        switch (status) {
-        case 401:
-                r = -EACCES;
-                break;
-        case 403:
-                r = -EPERM;
-                break;
-        case 409:
-                r = -EEXIST;
-                break;
-        default:
-                r = -EBADMSG;
-        }
-        if (!m && asprintf(&m, "HTTP %ld from control server", status) < 0)
-                m = NULL;
-        *ret_message = TAKE_PTR(m);
-        return r;
-}
-
-/* Returns 0 on a usable 2xx reply, 1 on 304 (long-poll only), <0 with a
- * message otherwise. */
-static int transfer_result(Transfer *t, CURLcode code, char **ret_message) {
-        long status = 0;
-
-        *ret_message = NULL;
-        (void) curl_easy_getinfo(t->easy, CURLINFO_RESPONSE_CODE, &status);
-        if (code != CURLE_OK) {
-                /* Once the status line arrived, the server was reached: a
-                 * connection lost after that is a cut-off reply, not an
-                 * unreachable server. */
-                if (status > 0 && (code == CURLE_RECV_ERROR || code == CURLE_SSL_CONNECT_ERROR ||
-                                   code == CURLE_READ_ERROR)) {
-                        int r = asprintf(ret_message, "truncated reply (%s)",
-                                         t->error_buffer[0] ? t->error_buffer : curl_easy_strerror(code));
-                        if (r < 0)
-                                *ret_message = NULL;
-                        return -EBADMSG;
-                }
-                return error_from_curl(code, t->body_too_large, t->error_buffer, ret_message);
-        }
-
-        if (status == 304 && t->kind == TRANSFER_POLL)
-                return 1;
-        if (status < 200 || status > 299)
-                return error_from_status(status, t, ret_message);
-
-        if (status != 204) {
-                /* Validate at the border: a 200 is only usable as a JSON object. */
-                _cleanup_json_ cJSON *j = t->body ? cJSON_ParseWithLength(t->body, t->body_size) : NULL;
-                if (!cJSON_IsObject(j)) {
-                        *ret_message = strdup("reply is not a JSON object");
-                        return -EBADMSG;
-                }
-        }
-        return 0;
-}
-
-/* ---- long-poll loop */
-
-static int poll_start(ControlClient *c) {
-        char path[128];
-        Transfer *t;
-        int r;
-
-        /* with a version to build on, a delta is welcome (docs/protocol.md) */
-        (void) snprintf(path, sizeof(path), "/v1/netmap?since=%" PRIu64 "&timeout=%d%s",
-                        c->netmap_version, POLL_SERVER_TIMEOUT_SEC, c->netmap_version > 0 ? "&delta=1" : "");
-        r = transfer_new(c, TRANSFER_POLL, path, c->token, NULL, POLL_TIMEOUT_MS, &t);
-        if (r < 0)
-                return r;
-        c->poll_transfer = t;
-        return 0;
-}
-
-static uint64_t backoff_next(ControlClient *c) {
-        c->backoff_usec = c->backoff_usec == 0 ? BACKOFF_MIN_USEC
-                                               : MIN(c->backoff_usec * 2, BACKOFF_MAX_USEC);
-        return c->backoff_usec;
-}
-
-static void poll_schedule(ControlClient *c, uint64_t delay_usec);
-
-static int on_poll_timer(sd_event_source *s, uint64_t usec, void *userdata) {
-        ControlClient *c = userdata;
-        int r;
-
-        if (!c->polling || c->poll_transfer)
-                return 0;
-        r = poll_start(c);
-        if (r < 0) {
-                log_debug_errno(r, "Failed to start netmap poll, retrying: %m");
-                poll_schedule(c, backoff_next(c));
-        }
-        return 0;
-}
-
-static void poll_schedule(ControlClient *c, uint64_t delay_usec) {
-        uint64_t now;
-        int r;
-
-        r = sd_event_now(c->event, CLOCK_MONOTONIC, &now);
-        if (r < 0)
-                goto fail;
-        if (c->poll_timer) {
-                r = sd_event_source_set_time(c->poll_timer, now + delay_usec);
-                if (r >= 0)
-                        r = sd_event_source_set_enabled(c->poll_timer, SD_EVENT_ONESHOT);
-        } else {
-                r = sd_event_add_time(c->event, &c->poll_timer, CLOCK_MONOTONIC, now + delay_usec,
-                                      POLL_TIMER_ACCURACY_USEC, on_poll_timer, c);
-                if (r >= 0)
-                        (void) sd_event_source_set_description(c->poll_timer, "control-client-poll");
-        }
-        if (r >= 0)
-                return;
-fail:
-        /* Without a timer the loop would silently end; say so loudly. */
-        log_error_errno(r, "Failed to schedule netmap poll, control connection stalls: %m");
-}
-
-static void poll_done(ControlClient *c, Transfer *t, int r, const char *message) {
-        unsigned generation = c->poll_generation;
-        uint64_t version = c->netmap_version;
-
-        if (r == 1) { /* 304: nothing changed within the server's timeout */
-                c->connected = true;
-                c->backoff_usec = 0;
-                poll_schedule(c, 0);
-                return;
-        }
-
-        c->connected = r >= 0;
-        if (r < 0)
-                log_debug_errno(r, "Netmap poll failed: %s", strna(message));
-        if (r == -EACCES || r == -EPERM) {
-                /* The token is dead; retrying cannot help. The callback
-                 * still gets the reason. */
-                ControlReplyCallback callback = c->poll_callback;
-                void *userdata = c->poll_userdata;
-
-                control_client_stop_polling(c);
-                callback(c, r, message, NULL, 0, userdata);
-                return;
-        }
-
-        c->poll_callback(c, r, message, r >= 0 ? strempty(t->body) : NULL, r >= 0 ? t->body_size : 0,
-                         c->poll_userdata);
-
-        if (c->free_requested || !c->polling || c->poll_generation != generation)
-                return; /* stopped or restarted from the callback */
-
-        /* A netmap the caller did not accept (version not advanced) would
-         * come back at once: back off as after an error instead of spinning. */
-        if (r >= 0 && c->netmap_version != version) {
-                c->backoff_usec = 0;
-                poll_schedule(c, 0);
-        } else
-                poll_schedule(c, backoff_next(c));
-}
-
-static void transfer_done(ControlClient *c, Transfer *t, CURLcode code) {
-        _cleanup_free_ char *message = NULL;
-        int r;
-
-        curl_event_remove(c->curl, t->easy);
-        t->in_multi = false;
-
-        r = transfer_result(t, code, &message);
-        if (r < 0 && !message)
-                message = strdup(r == -ENOMEM ? "out of memory" : "control request failed");
-
-        /* Any answer from the server, even a refusal, shows it is reachable;
-         * the long-poll alone would say so only after up to a minute. */
-        if (r >= 0 || r == -EACCES || r == -EPERM || r == -EEXIST)
-                c->connected = true;
-        else if (r == -EHOSTUNREACH || r == -ETIMEDOUT || r == -EKEYREJECTED)
-                c->connected = false;
-
-        switch (t->kind) {
-        case TRANSFER_CHALLENGE:
-        case TRANSFER_REGISTER:
-        case TRANSFER_CA:
-        case TRANSFER_CERT:
-                if (t->kind == TRANSFER_REGISTER || t->kind == TRANSFER_CHALLENGE)
-                        c->register_transfer = NULL;
-                else if (t->kind == TRANSFER_CA)
-                        c->ca_transfer = NULL;
-                else
-                        c->cert_transfer = NULL;
-                t->callback(c, r < 0 ? r : 0, r < 0 ? message : NULL, r >= 0 ? strempty(t->body) : NULL,
-                            r >= 0 ? t->body_size : 0, t->userdata);
-                break;
-        case TRANSFER_ENDPOINTS:
-                c->endpoints_transfer = NULL;
-                if (r < 0)
-                        log_debug_errno(r, "Posting endpoints failed: %s", strna(message));
-                break;
-        case TRANSFER_POLL:
-                c->poll_transfer = NULL;
-                poll_done(c, t, r, message);
-                break;
-        }
-        transfer_free(t);
-}
-
-static void client_free_now(ControlClient *c);
-
-/* From curl-event.c's dispatch; a callback may free the client, which is
- * then deferred until this returns (and curl-event.c's own free until its
- * dispatch returns, so no further transfer is reported). */
-static void on_curl_done(CurlEvent *ce, CURL *easy, CURLcode result, void *userdata) {
-        ControlClient *c = userdata;
-        char *p = NULL;
-
-        if (c->free_requested)
-                return;
-        if (curl_easy_getinfo(easy, CURLINFO_PRIVATE, &p) != CURLE_OK || !p)
-                return;
-        c->dispatching++;
-        transfer_done(c, (Transfer *) p, result);
-        c->dispatching--;
-
-        if (c->dispatching == 0 && c->free_requested)
-                client_free_now(c);
-}
 
 /* ---- public API */
 
@@ -607,7 +69,7 @@ static void join_done(ControlClient *c) {
         c->join.userdata = NULL;
 }
 
-static void client_free_now(ControlClient *c) {
+void client_free_now(ControlClient *c) {
         transfer_free(c->register_transfer);
         join_done(c);
         transfer_free(c->endpoints_transfer);
@@ -642,35 +104,9 @@ const char *control_client_get_url(const ControlClient *c) {
         return c ? c->url : NULL;
 }
 
-static int json_add_strv(cJSON *o, const char *name, char *const *l) {
-        cJSON *a = cJSON_AddArrayToObject(o, name);
-
-        if (!a)
-                return -ENOMEM;
-        for (char *const *i = l; i && *i; i++) {
-                cJSON *s = cJSON_CreateString(*i);
-                if (!s || !cJSON_AddItemToArray(a, s)) {
-                        cJSON_Delete(s);
-                        return -ENOMEM;
-                }
-        }
-        return 0;
-}
-
-/* Serialises and wipes the tree, which may hold the auth key. */
-static char *json_print_secret(cJSON *o) {
-        char *s = cJSON_PrintUnformatted(o);
-        cJSON *a = cJSON_GetObjectItemCaseSensitive(o, "authkey");
-
-        if (cJSON_IsString(a))
-                explicit_bzero(a->valuestring, strlen(a->valuestring));
-        return s;
-}
-
 /* The register itself, once the challenge is answered: the proof binds
  * challenge, key, hostname and auth key (docs/protocol.md, "Joining"). */
 static int join_send_register(ControlClient *c, const char *challenge, const WgKey *server_key) {
-        _cleanup_json_ cJSON *o = NULL;
         char proof[REGISTER_PROOF_B64_LEN + 1];
         char *body;
         Transfer *t;
@@ -687,20 +123,17 @@ static int join_send_register(ControlClient *c, const char *challenge, const WgK
         if (r < 0)
                 return r;
 
-        o = cJSON_CreateObject();
-        if (!o || !cJSON_AddStringToObject(o, "authkey", c->join.authkey) ||
-            !cJSON_AddStringToObject(o, "public_key", c->join.public_key) ||
-            !cJSON_AddStringToObject(o, "hostname", c->join.hostname) ||
-            !cJSON_AddStringToObject(o, "challenge", challenge) ||
-            !cJSON_AddStringToObject(o, "proof", proof))
-                return -ENOMEM;
-        r = json_add_strv(o, "endpoints", c->join.endpoints);
+        r = register_request_render(&(RegisterRequest) {
+                                            .authkey = c->join.authkey,
+                                            .public_key = c->join.public_key,
+                                            .hostname = c->join.hostname,
+                                            .challenge = challenge,
+                                            .proof = proof,
+                                            .endpoints = c->join.endpoints,
+                                    },
+                                    &body);
         if (r < 0)
                 return r;
-
-        body = json_print_secret(o);
-        if (!body)
-                return -ENOMEM;
         r = transfer_new(c, TRANSFER_REGISTER, "/v1/register", NULL, body, REQUEST_TIMEOUT_MS, &t);
         if (r < 0)
                 return r;
@@ -714,8 +147,7 @@ static void on_challenge_reply(ControlClient *c, int error, const char *message,
                                void *userdata) {
         ControlReplyCallback callback = c->join.callback;
         void *cb_userdata = c->join.userdata;
-        _cleanup_json_ cJSON *o = NULL;
-        const cJSON *challenge, *server_key;
+        _cleanup_free_ char *challenge = NULL;
         WgKey key;
         int r;
 
@@ -724,16 +156,18 @@ static void on_challenge_reply(ControlClient *c, int error, const char *message,
                 callback(c, error, message, NULL, 0, cb_userdata);
                 return;
         }
-        o = cJSON_ParseWithLength(body, len);
-        challenge = cJSON_GetObjectItemCaseSensitive(o, "challenge");
-        server_key = cJSON_GetObjectItemCaseSensitive(o, "server_key");
-        if (!cJSON_IsString(challenge) || !cJSON_IsString(server_key) ||
-            key_from_base64(server_key->valuestring, &key) < 0) {
+        r = challenge_reply_parse(body, len, &challenge, &key);
+        if (r == -ENOMEM) {
+                join_done(c);
+                callback(c, r, "out of memory", NULL, 0, cb_userdata);
+                return;
+        }
+        if (r < 0) {
                 join_done(c);
                 callback(c, -EBADMSG, "malformed challenge from the control server", NULL, 0, cb_userdata);
                 return;
         }
-        r = join_send_register(c, challenge->valuestring, &key);
+        r = join_send_register(c, challenge, &key);
         join_done(c);
         if (r == -EINVAL)
                 callback(c, -EBADMSG, "the control server's challenge key is of low order", NULL, 0, cb_userdata);
@@ -856,14 +290,10 @@ bool control_client_is_connected(const ControlClient *c) {
 
 /* Fire and forget: only the newest body of a kind matters, so it replaces
  * one still in flight in *slot. */
-static int client_post(ControlClient *c, TransferKind kind, const char *path, Transfer **slot, const cJSON *o) {
-        char *body;
+static int client_post(ControlClient *c, TransferKind kind, const char *path, Transfer **slot, char *body) {
         Transfer *t;
         int r;
 
-        body = cJSON_PrintUnformatted(o);
-        if (!body)
-                return -ENOMEM;
         *slot = transfer_free(*slot);
         r = transfer_new(c, kind, path, c->token, body, REQUEST_TIMEOUT_MS, &t);
         if (r < 0)
@@ -883,19 +313,16 @@ static int client_check_authenticated(const ControlClient *c) {
 }
 
 int control_client_post_endpoints(ControlClient *c, char *const *endpoints) {
-        _cleanup_json_ cJSON *o = NULL;
+        char *body;
         int r;
 
         r = client_check_authenticated(c);
         if (r < 0)
                 return r;
-        o = cJSON_CreateObject();
-        if (!o)
-                return -ENOMEM;
-        r = json_add_strv(o, "endpoints", endpoints);
+        r = endpoints_request_render(endpoints, &body);
         if (r < 0)
                 return r;
-        return client_post(c, TRANSFER_ENDPOINTS, "/v1/endpoints", &c->endpoints_transfer, o);
+        return client_post(c, TRANSFER_ENDPOINTS, "/v1/endpoints", &c->endpoints_transfer, body);
 }
 
 /* One request of a kind at a time, answered through callback like a register. */

@@ -12,6 +12,7 @@
 #include <systemd/sd-event.h>
 
 #include "macro.h"
+#include "msg-register.h" /* register_reply_parse(): what a register's callback gets */
 
 typedef struct ControlClient ControlClient;
 

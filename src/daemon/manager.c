@@ -1278,7 +1278,6 @@ static void on_register_reply(ControlClient *c, int error, const char *message, 
         Manager *m = userdata;
         _cleanup_(register_reply_done) RegisterReply reply = {};
         _cleanup_free_ char *parse_error = NULL, *netmap_text = NULL, *msg = NULL;
-        _cleanup_json_ cJSON *o = NULL;
         Credentials creds = {};
         int r;
 
@@ -1313,8 +1312,7 @@ static void on_register_reply(ControlClient *c, int error, const char *message, 
         }
 
         /* Store exactly the netmap object the server sent, for the cache. */
-        o = cJSON_ParseWithLength(body, len);
-        netmap_text = o ? cJSON_PrintUnformatted(cJSON_GetObjectItemCaseSensitive(o, "netmap")) : NULL;
+        netmap_text = TAKE_PTR(reply.netmap_json);
         if (!netmap_text) {
                 manager_finish_up(m, "org.varlink.service.InternalError", "out of memory");
                 goto drop_client;

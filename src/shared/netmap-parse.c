@@ -553,77 +553,11 @@ int netmap_parse(const char *json, size_t len, Netmap **ret, char **ret_error) {
 
         return netmap_from_json_internal(j, "", ret, ret_error);
 }
-void register_reply_done(RegisterReply *r) {
-        if (!r)
-                return;
-        if (r->token)
-                erase_and_free(r->token, strlen(r->token));
-        netmap_free(r->netmap);
-        *r = (RegisterReply) {};
+
+int netmap_json_parse(const char *json, size_t len, cJSON **ret, char **ret_error) {
+        return parse_json(json, len, ret, ret_error);
 }
 
-/* The token is a credential: wipe cJSON's copy before the tree is freed. */
-static void json_erase_token(cJSON **j) {
-        if (!*j)
-                return;
-
-        cJSON *t = cJSON_GetObjectItemCaseSensitive(*j, "token");
-        if (cJSON_IsString(t) && t->valuestring)
-                explicit_bzero(t->valuestring, strlen(t->valuestring));
-        cJSON_Delete(*j);
-}
-
-int register_reply_parse(const char *json, size_t len, RegisterReply *ret, char **ret_error) {
-        _cleanup_(json_erase_token) cJSON *j = NULL;
-        _cleanup_(netmap_freep) Netmap *m = NULL;
-        uint64_t node_id;
-        const char *name = NULL, *token = NULL;
-        int r;
-
-        if (!ret)
-                return -EINVAL;
-        if (ret_error)
-                *ret_error = NULL;
-
-        r = parse_json(json, len, &j, ret_error);
-        if (r < 0)
-                return r;
-        if (!cJSON_IsObject(j))
-                return fail(ret_error, "reply: not a JSON object");
-
-        r = get_uint(j, "node_id", "", 1, &node_id, ret_error);
-        if (r < 0)
-                return r;
-
-        r = get_string(j, "name", true, "", &name, ret_error);
-        if (r < 0)
-                return r;
-
-        r = get_string(j, "token", true, "", &token, ret_error);
-        if (r < 0)
-                return r;
-        if (token[0] == '\0')
-                return fail(ret_error, "token: empty");
-
-        const cJSON *netmap = cJSON_GetObjectItemCaseSensitive(j, "netmap");
-        if (!netmap)
-                return fail(ret_error, "netmap: missing");
-        r = netmap_from_json_internal(netmap, "netmap.", &m, ret_error);
-        if (r < 0)
-                return r;
-
-        if (!streq(name, m->self.name))
-                return fail(ret_error, "name: '%s' differs from netmap.self.name '%s'", name,
-                            m->self.name);
-
-        char *t = strdup(token);
-        if (!t)
-                return -ENOMEM;
-
-        *ret = (RegisterReply) {
-                .node_id = node_id,
-                .token = t,
-                .netmap = TAKE_PTR(m),
-        };
-        return 0;
+int netmap_from_json_at(const cJSON *obj, const char *prefix, Netmap **ret, char **ret_error) {
+        return netmap_from_json_internal(obj, prefix, ret, ret_error);
 }

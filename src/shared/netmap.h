@@ -90,12 +90,8 @@ int netmap_delta_merge(const char *base, size_t base_len, const char *delta, siz
 /* Whether a reply of GET /v1/netmap is a delta rather than a full netmap. */
 bool netmap_json_is_delta(const char *json, size_t len);
 
-/* Reply of POST /v1/register, validated as a whole before anything is stored. */
-typedef struct RegisterReply {
-        uint64_t node_id;
-        char *token;
-        Netmap *netmap; /* its self is this node */
-} RegisterReply;
-
-int register_reply_parse(const char *json, size_t len, RegisterReply *ret, char **ret_error);
-void register_reply_done(RegisterReply *r);
+/* For envelopes that embed a netmap (msg-register.c): parse_json() of
+ * netmap_parse(), and netmap_from_json() with error paths under prefix
+ * ("netmap."). */
+int netmap_json_parse(const char *json, size_t len, struct cJSON **ret, char **ret_error);
+int netmap_from_json_at(const struct cJSON *obj, const char *prefix, Netmap **ret, char **ret_error);

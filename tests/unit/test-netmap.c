@@ -13,6 +13,7 @@
 #include <cjson/cJSON.h>
 
 #include "netmap.h"
+#include "msg-register.h" /* register_reply_parse() */
 #include "varlink.h"
 
 /* A key whose 32 bytes are all b: distinct, valid and readable in failures. */

@@ -13,13 +13,13 @@
 #include "ipam.h"
 #include "log.h"
 #include "macro.h"
-#include "paths.h"
+#include "msg-paths.h"
 
 #define KEY_A "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAE="
 #define KEY_B "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAI="
 
 /* Parses text as the request body; returns paths_request_parse()'s result. */
-static int parse(const char *text, StorePathReport **ret, size_t *ret_n, char *error, size_t size, cJSON **ret_body) {
+static int parse(const char *text, PathReport **ret, size_t *ret_n, char *error, size_t size, cJSON **ret_body) {
         cJSON *body = cJSON_Parse(text);
         int r;
 
@@ -29,7 +29,7 @@ static int parse(const char *text, StorePathReport **ret, size_t *ret_n, char *e
 }
 
 static void expect_error(const char *text, const char *message) {
-        StorePathReport *reports = NULL;
+        PathReport *reports = NULL;
         char error[128] = "";
         cJSON *body = NULL;
         size_t n = 0;
@@ -41,7 +41,7 @@ static void expect_error(const char *text, const char *message) {
 }
 
 static void test_valid(void **state) {
-        StorePathReport *reports = NULL;
+        PathReport *reports = NULL;
         char error[128] = "";
         cJSON *body = NULL;
         size_t n = 0;
@@ -87,7 +87,7 @@ static void test_invalid(void **state) {
 
 static void test_too_many(void **state) {
         cJSON *body = cJSON_CreateObject(), *a = cJSON_AddArrayToObject(body, "peers");
-        StorePathReport *reports = NULL;
+        PathReport *reports = NULL;
         char error[128] = "";
         size_t n = 0;
 

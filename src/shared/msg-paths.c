@@ -6,17 +6,39 @@
 #include <string.h>
 
 #include "key.h"
-#include "paths.h"
+#include "msg-paths.h"
+#include "varlink.h" /* _cleanup_json_ */
+
+int paths_request_render(const PathReport *reports, size_t n, char **ret) {
+        _cleanup_json_ cJSON *o = cJSON_CreateObject();
+        cJSON *peers;
+
+        if (!o || !(peers = cJSON_AddArrayToObject(o, "peers")))
+                return -ENOMEM;
+        for (size_t i = 0; i < n; i++) {
+                cJSON *p = cJSON_CreateObject();
+
+                if (!p || !cJSON_AddItemToArray(peers, p)) {
+                        cJSON_Delete(p);
+                        return -ENOMEM;
+                }
+                if (!cJSON_AddStringToObject(p, "public_key", reports[i].public_key) ||
+                    !cJSON_AddBoolToObject(p, "direct", reports[i].direct))
+                        return -ENOMEM;
+        }
+        *ret = cJSON_PrintUnformatted(o);
+        return *ret ? 0 : -ENOMEM;
+}
 
 static int compare_keys(const void *a, const void *b) {
-        const StorePathReport *x = *(const StorePathReport *const *) a, *y = *(const StorePathReport *const *) b;
+        const PathReport *x = *(const PathReport *const *) a, *y = *(const PathReport *const *) b;
         return strcmp(x->public_key, y->public_key);
 }
 
-int paths_request_parse(const cJSON *body, StorePathReport **ret, size_t *ret_n, char *error,
+int paths_request_parse(const cJSON *body, PathReport **ret, size_t *ret_n, char *error,
                         size_t error_size) {
-        _cleanup_free_ StorePathReport *reports = NULL;
-        _cleanup_free_ const StorePathReport **sorted = NULL;
+        _cleanup_free_ PathReport *reports = NULL;
+        _cleanup_free_ const PathReport **sorted = NULL;
         const cJSON *peers, *item;
         size_t n, i = 0;
 
@@ -35,8 +57,8 @@ int paths_request_parse(const cJSON *body, StorePathReport **ret, size_t *ret_n,
                 return -EINVAL;
         }
 
-        reports = calloc(MAX(n, (size_t) 1), sizeof(StorePathReport));
-        sorted = calloc(MAX(n, (size_t) 1), sizeof(StorePathReport *));
+        reports = calloc(MAX(n, (size_t) 1), sizeof(PathReport));
+        sorted = calloc(MAX(n, (size_t) 1), sizeof(PathReport *));
         if (!reports || !sorted)
                 return -ENOMEM;
 
@@ -58,7 +80,7 @@ int paths_request_parse(const cJSON *body, StorePathReport **ret, size_t *ret_n,
                         snprintf(error, error_size, "peers[%zu].direct: missing or not a boolean", i);
                         return -EINVAL;
                 }
-                reports[i] = (StorePathReport) {
+                reports[i] = (PathReport) {
                         .public_key = key->valuestring,
                         .direct = cJSON_IsTrue(direct),
                 };

@@ -1,0 +1,64 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#pragma once
+
+/* The verbs of meshd-control (main.c parses the command line into a
+ * ControlArgs and calls one), and what they share (state-dir.c). */
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "hub.h"
+#include "key.h"
+#include "store.h"
+#include "wg.h"
+
+typedef struct ControlArgs {
+        const char *state_dir;
+        const char *url;
+        const char *domain;
+        const char *ipv4_range;
+        const char *ipv6_range;
+        const char *listen;
+        bool reusable;
+        uint64_t expires_sec;
+        bool json;
+        const char *hub_endpoint;
+        bool hub;
+        const char *hub_interface;
+        WgBackendType hub_backend;
+        uint16_t hub_port;
+        bool keep_hub;
+        bool hub_ipv6_forwarding;
+        bool hub_firewall;
+        HubAllow hub_allow[HUB_ALLOW_MAX];
+        size_t n_hub_allow;
+        uint64_t cert_lifetime_sec;
+        bool expired_needs_admin;
+        bool relay;
+        unsigned relay_max_streams;
+        uint16_t relay_port;
+        bool udp_echo;
+} ControlArgs;
+
+int verb_init(const ControlArgs *a);
+int verb_serve(const ControlArgs *a);
+int verb_authkey_create(const ControlArgs *a);
+int verb_nodes_list(const ControlArgs *a);
+int verb_nodes_remove(const ControlArgs *a, const char *name);
+int verb_nodes_expire(const ControlArgs *a, const char *name);
+int verb_nodes_renew(const ControlArgs *a, const char *name);
+
+/* state-dir.c */
+/* name in the state directory */
+int state_path(const ControlArgs *a, const char *name, char **ret);
+/* The database, with a hint when there is none yet. */
+int open_store(const ControlArgs *a, Store **ret);
+/* "https://HOST[:PORT][/]" → HOST (brackets of an IPv6 literal removed). */
+int url_host(const char *url, char **ret);
+/* --hub-endpoint, else the host of the URL when it is an IP address. */
+int hub_endpoint_from_args(const ControlArgs *a, const char *url, char **ret);
+/* Creates hub.key when missing: by init, and on the first serve of a mesh
+ * made before the hub existed. Records its public half in the database, so
+ * that no node can register with it. */
+int hub_key_load(const ControlArgs *a, Store *store, bool create_only, WgKey *ret_private,
+                 char ret_public[static WG_KEY_B64_LEN + 1]);

@@ -1,0 +1,115 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#pragma once
+
+/* What the two halves of the control client share: control-transfer.c runs
+ * the curl transfers (errors, backoff, the long-poll loop), control-client.c
+ * makes the API's requests. */
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <curl/curl.h>
+
+#include "control-client.h"
+#include "curl-event.h"
+#include "key.h"
+
+/* Bodies are at most 1 MiB by protocol; allow some slack, but never let a
+ * broken or hostile server make us buffer without bound. */
+#define BODY_MAX (4U * 1024U * 1024U)
+#define CONNECT_TIMEOUT_MS 10000L
+#define REQUEST_TIMEOUT_MS 30000L
+/* The server holds a poll at most POLL_SERVER_TIMEOUT_SEC; the curl timeout
+ * leaves room for a slow reply on top before we call the connection dead. */
+#define POLL_SERVER_TIMEOUT_SEC 55
+#define POLL_TIMEOUT_MS 70000L
+#define TCP_KEEPALIVE_IDLE_SEC 5L
+#define TCP_KEEPALIVE_INTERVAL_SEC 5L
+#define TCP_KEEPALIVE_PROBES 3
+#define BACKOFF_MIN_USEC (1 * USEC_PER_SEC)
+#define BACKOFF_MAX_USEC (30 * USEC_PER_SEC)
+/* A reconnect after a backoff is as prompt as curl's own timers
+ * (curl-event.c); sd-event's default slack is 250 ms. */
+#define POLL_TIMER_ACCURACY_USEC USEC_PER_MSEC
+#define MESSAGE_MAX 256
+
+typedef enum TransferKind {
+        TRANSFER_CHALLENGE,
+        TRANSFER_REGISTER,
+        TRANSFER_POLL,
+        TRANSFER_ENDPOINTS,
+        TRANSFER_CA,
+        TRANSFER_CERT,
+} TransferKind;
+
+typedef struct Transfer {
+        ControlClient *client;
+        TransferKind kind;
+        CURL *easy;
+        bool in_multi;
+        struct curl_slist *headers;
+        char *request_body; /* may hold the auth key: erased on free */
+        size_t request_body_size;
+        char *body;
+        size_t body_size;
+        size_t body_allocated;
+        bool body_too_large;
+        char error_buffer[CURL_ERROR_SIZE];
+        ControlReplyCallback callback;
+        void *userdata;
+} Transfer;
+
+struct ControlClient {
+        sd_event *event;
+        CurlEvent *curl;
+        char *url; /* without trailing '/' */
+        char *pin;
+
+        Transfer *register_transfer; /* the challenge, then the register */
+        /* what the register after the challenge sends; secrets erased */
+        struct {
+                char *authkey;
+                WgKey private_key;
+                char public_key[WG_KEY_B64_LEN + 1];
+                char *hostname;
+                char **endpoints;
+                ControlReplyCallback callback;
+                void *userdata;
+        } join;
+        Transfer *endpoints_transfer;
+        Transfer *ca_transfer;
+        Transfer *cert_transfer;
+        bool fresh_connect;    /* next transfer must not reuse a pooled connection */
+
+        /* long-poll loop */
+        bool polling;
+        bool connected;
+        unsigned poll_generation; /* bumped by start/stop, so a callback that restarts polling is noticed */
+        char *token;
+        uint64_t netmap_version;
+        uint64_t backoff_usec;
+        ControlReplyCallback poll_callback;
+        void *poll_userdata;
+        Transfer *poll_transfer;
+        sd_event_source *poll_timer;
+
+        /* Callbacks may free the client; the free is then deferred until the
+         * dispatch loop that called them has unwound. */
+        unsigned dispatching;
+        bool free_requested;
+};
+
+/* control-transfer.c */
+/* A 2xx without a body still hands the callback a string. */
+const char *strempty(const char *s);
+void erase_string(char **s);
+Transfer *transfer_free(Transfer *t);
+/* Takes ownership of request_body (NULL: a GET). */
+int transfer_new(ControlClient *c, TransferKind kind, const char *path, const char *token, char *request_body,
+                 long timeout_ms, Transfer **ret);
+/* (Re)starts the long-poll after delay_usec. */
+void poll_schedule(ControlClient *c, uint64_t delay_usec);
+/* curl-event.c's completion callback (userdata: the client) */
+void on_curl_done(CurlEvent *ce, CURL *easy, CURLcode result, void *userdata);
+
+/* control-client.c: the free itself, once no callback runs */
+void client_free_now(ControlClient *c);
