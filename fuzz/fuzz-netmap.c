@@ -11,6 +11,7 @@
 
 #include "fuzz.h"
 #include "msg-register.h" /* register_reply_parse(), and netmap.h */
+#include "netmap-render.h"
 #include "netmap.h"
 #include "strv.h"
 
