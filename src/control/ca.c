@@ -342,22 +342,14 @@ static int crt_add_san(gnutls_x509_crt_t crt, CertNameType type, const char *tex
                                                     family == AF_INET ? 4 : 16, GNUTLS_FSAN_APPEND);
 }
 
-int ca_sign_request(CertAuthority *ca, const char *csr_pem, const CertIdentity *id, int64_t now,
-                    uint64_t lifetime_sec, IssuedCert *ret, char *error, size_t error_size) {
+/* The request's key, checked: a self-signature that verifies, a strong
+ * enough algorithm; *usage gains key encipherment for RSA. */
+static int csr_read_key(const char *csr_pem, gnutls_x509_crq_t *ret_crq, gnutls_pubkey_t *ret_pub,
+                        unsigned *usage, char *error, size_t error_size) {
         _cleanup_(gnutls_x509_crq_deinitp) gnutls_x509_crq_t crq = NULL;
         _cleanup_(gnutls_pubkey_deinitp) gnutls_pubkey_t pub = NULL;
-        _cleanup_(gnutls_x509_crt_deinitp) gnutls_x509_crt_t crt = NULL;
-        _cleanup_datum_ gnutls_datum_t pem = {};
-        _cleanup_free_ char *fqdn = NULL;
-        CertName names[CSR_NAMES_MAX];
-        unsigned char serial[16], key_id[KEY_ID_MAX];
-        size_t n_names, key_id_size = sizeof(key_id);
-        unsigned bits = 0, usage = GNUTLS_KEY_DIGITAL_SIGNATURE;
-        int64_t not_before = now - CERT_BACKDATE_SEC, not_after = now + (int64_t) lifetime_sec;
-        int algorithm, rc, r;
-
-        if (asprintf(&fqdn, "%s.%s", id->name, id->domain) < 0)
-                return -ENOMEM;
+        unsigned bits = 0;
+        int algorithm, rc;
 
         rc = gnutls_x509_crq_init(&crq);
         if (rc < 0)
@@ -389,8 +381,59 @@ int ca_sign_request(CertAuthority *ca, const char *csr_pem, const CertIdentity *
                 return -EPERM;
         }
         if (algorithm == GNUTLS_PK_RSA)
-                usage |= GNUTLS_KEY_KEY_ENCIPHERMENT;
+                *usage |= GNUTLS_KEY_KEY_ENCIPHERMENT;
 
+        *ret_crq = TAKE_PTR(crq);
+        *ret_pub = TAKE_PTR(pub);
+        return 0;
+}
+
+/* A leaf for FQDN and the node's addresses, nothing the request asked
+ * for beyond that. Returns a GnuTLS error code. */
+static int crt_fill(const CertAuthority *ca, gnutls_x509_crt_t crt, gnutls_pubkey_t pub, const CertIdentity *id,
+                    const char *fqdn, const unsigned char serial[16], int64_t not_before, int64_t not_after,
+                    unsigned usage, const unsigned char *key_id, size_t key_id_size) {
+        int rc;
+
+        if ((rc = gnutls_x509_crt_set_version(crt, 3)) < 0 ||
+            (rc = gnutls_x509_crt_set_serial(crt, serial, 16)) < 0 ||
+            (rc = gnutls_x509_crt_set_activation_time(crt, (time_t) not_before)) < 0 ||
+            (rc = gnutls_x509_crt_set_expiration_time(crt, (time_t) not_after)) < 0 ||
+            (rc = gnutls_x509_crt_set_pubkey(crt, pub)) < 0 ||
+            (rc = gnutls_x509_crt_set_dn_by_oid(crt, GNUTLS_OID_X520_COMMON_NAME, 0, fqdn, strlen(fqdn))) < 0 ||
+            (rc = crt_add_san(crt, CERT_NAME_DNS, fqdn)) < 0 ||
+            (rc = crt_add_san(crt, CERT_NAME_IP, id->ipv4)) < 0 ||
+            (id->ipv6 && (rc = crt_add_san(crt, CERT_NAME_IP, id->ipv6)) < 0) ||
+            (rc = gnutls_x509_crt_set_basic_constraints(crt, 0, -1)) < 0 ||
+            (rc = gnutls_x509_crt_set_key_usage(crt, usage)) < 0 ||
+            (rc = gnutls_x509_crt_set_key_purpose_oid(crt, GNUTLS_KP_TLS_WWW_SERVER, 0)) < 0 ||
+            (rc = gnutls_x509_crt_set_key_purpose_oid(crt, GNUTLS_KP_TLS_WWW_CLIENT, 0)) < 0 ||
+            (rc = gnutls_x509_crt_set_subject_key_id(crt, key_id, key_id_size)) < 0 ||
+            (rc = gnutls_x509_crt_set_authority_key_id(crt, ca->key_id, ca->key_id_size)) < 0)
+                return rc;
+        return 0;
+}
+
+int ca_sign_request(CertAuthority *ca, const char *csr_pem, const CertIdentity *id, int64_t now,
+                    uint64_t lifetime_sec, IssuedCert *ret, char *error, size_t error_size) {
+        _cleanup_(gnutls_x509_crq_deinitp) gnutls_x509_crq_t crq = NULL;
+        _cleanup_(gnutls_pubkey_deinitp) gnutls_pubkey_t pub = NULL;
+        _cleanup_(gnutls_x509_crt_deinitp) gnutls_x509_crt_t crt = NULL;
+        _cleanup_datum_ gnutls_datum_t pem = {};
+        _cleanup_free_ char *fqdn = NULL;
+        CertName names[CSR_NAMES_MAX];
+        unsigned char serial[16], key_id[KEY_ID_MAX];
+        size_t n_names, key_id_size = sizeof(key_id);
+        unsigned usage = GNUTLS_KEY_DIGITAL_SIGNATURE;
+        int64_t not_before = now - CERT_BACKDATE_SEC, not_after = now + (int64_t) lifetime_sec;
+        int rc, r;
+
+        if (asprintf(&fqdn, "%s.%s", id->name, id->domain) < 0)
+                return -ENOMEM;
+
+        r = csr_read_key(csr_pem, &crq, &pub, &usage, error, error_size);
+        if (r < 0)
+                return r;
         r = csr_collect_names(crq, names, &n_names, error, error_size);
         if (r < 0)
                 return r;
@@ -407,21 +450,8 @@ int ca_sign_request(CertAuthority *ca, const char *csr_pem, const CertIdentity *
         rc = gnutls_x509_crt_init(&crt);
         if (rc < 0)
                 return log_gnutls_error(rc, "Failed to allocate a certificate");
-        if ((rc = gnutls_x509_crt_set_version(crt, 3)) < 0 ||
-            (rc = gnutls_x509_crt_set_serial(crt, serial, sizeof(serial))) < 0 ||
-            (rc = gnutls_x509_crt_set_activation_time(crt, (time_t) not_before)) < 0 ||
-            (rc = gnutls_x509_crt_set_expiration_time(crt, (time_t) not_after)) < 0 ||
-            (rc = gnutls_x509_crt_set_pubkey(crt, pub)) < 0 ||
-            (rc = gnutls_x509_crt_set_dn_by_oid(crt, GNUTLS_OID_X520_COMMON_NAME, 0, fqdn, strlen(fqdn))) < 0 ||
-            (rc = crt_add_san(crt, CERT_NAME_DNS, fqdn)) < 0 ||
-            (rc = crt_add_san(crt, CERT_NAME_IP, id->ipv4)) < 0 ||
-            (id->ipv6 && (rc = crt_add_san(crt, CERT_NAME_IP, id->ipv6)) < 0) ||
-            (rc = gnutls_x509_crt_set_basic_constraints(crt, 0, -1)) < 0 ||
-            (rc = gnutls_x509_crt_set_key_usage(crt, usage)) < 0 ||
-            (rc = gnutls_x509_crt_set_key_purpose_oid(crt, GNUTLS_KP_TLS_WWW_SERVER, 0)) < 0 ||
-            (rc = gnutls_x509_crt_set_key_purpose_oid(crt, GNUTLS_KP_TLS_WWW_CLIENT, 0)) < 0 ||
-            (rc = gnutls_x509_crt_set_subject_key_id(crt, key_id, key_id_size)) < 0 ||
-            (rc = gnutls_x509_crt_set_authority_key_id(crt, ca->key_id, ca->key_id_size)) < 0)
+        rc = crt_fill(ca, crt, pub, id, fqdn, serial, not_before, not_after, usage, key_id, key_id_size);
+        if (rc < 0)
                 return log_gnutls_error(rc, "Failed to fill in a certificate");
         rc = gnutls_x509_crt_sign2(crt, ca->crt, ca->key, GNUTLS_DIG_SHA256, 0);
         if (rc < 0)

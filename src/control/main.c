@@ -89,7 +89,8 @@ static void help(void) {
                "     --json              nodes list: print JSON\n\n"
                "See the meshd-control(8) man page for details.\n",
                program_invocation_short_name, STATE_DIR_DEFAULT, DOMAIN_DEFAULT, IPV4_RANGE_DEFAULT,
-               HUB_PORT_DEFAULT, SERVER_LISTEN_DEFAULT, HUB_INTERFACE_DEFAULT, RELAY_MAX_STREAMS_DEFAULT);
+               (unsigned) HUB_PORT_DEFAULT, SERVER_LISTEN_DEFAULT, HUB_INTERFACE_DEFAULT,
+               (unsigned) RELAY_MAX_STREAMS_DEFAULT);
 }
 
 /* "30s", "10min", "24h", "7d", "2w"; a bare number is seconds. */
@@ -121,6 +122,7 @@ static int parse_duration(const char *s, uint64_t *ret) {
         return -EINVAL;
 }
 
+/* NOLINTNEXTLINE(readability-function-size): argument parser, one case per option */
 static int parse_argv(int argc, char *argv[]) {
         enum {
                 ARG_VERSION = 0x100,

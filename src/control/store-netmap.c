@@ -60,16 +60,17 @@ static int mesh_take_nodes(NetmapMesh *m, NodeArray *a) {
                 return log_oom();
         for (size_t i = 0; i < a->n; i++) {
                 StoreNode *n = a->nodes + i;
+                NetmapMeshNode *node = m->nodes + i;
 
-                m->nodes[i] = (NetmapMeshNode) {
-                        .id = n->id,
-                        .name = TAKE_PTR(n->name),
-                        .public_key = TAKE_PTR(n->public_key),
-                        .ipv4 = TAKE_PTR(n->ipv4),
-                        .ipv6 = TAKE_PTR(n->ipv6),
-                        .observed_endpoint = TAKE_PTR(n->observed_endpoint),
-                        .endpoints = TAKE_PTR(n->endpoints),
-                };
+                /* field by field: TAKE_PTR() inside a compound literal is
+                 * more than cppcheck's parser can follow */
+                node->id = n->id;
+                node->name = TAKE_PTR(n->name);
+                node->public_key = TAKE_PTR(n->public_key);
+                node->ipv4 = TAKE_PTR(n->ipv4);
+                node->ipv6 = TAKE_PTR(n->ipv6);
+                node->observed_endpoint = TAKE_PTR(n->observed_endpoint);
+                node->endpoints = TAKE_PTR(n->endpoints);
                 m->n_nodes++;
         }
         return 0;

@@ -148,6 +148,7 @@ static const Verb *verb_find(const char *name) {
 
 /* Returns 1 when a command should run (*ret_verb, *ret_argv set), 0 when
  * --help or --version did all there was to do, <0 on bad usage (logged). */
+/* NOLINTNEXTLINE(readability-function-size): argument parser, one case per option */
 static int parse_argv(int argc, char *argv[], Arguments *a, const Verb **ret_verb, char ***ret_argv) {
         enum {
                 ARG_VERSION = 0x100,

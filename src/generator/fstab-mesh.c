@@ -256,10 +256,115 @@ static bool value_fits_unit_file(const char *s) {
         return !s || (!strchr(s, '\n') && (l == 0 || s[l - 1] != '\\'));
 }
 
+/* x-meshd.peer=NAME: the entry waits for that peer. 0, or a negative errno
+ * logged (the entry is ignored). */
+static int mount_peer_option(const char *target, const char *options, MeshMount *m) {
+        _cleanup_free_ char *peer = NULL;
+        int r;
+
+        r = mount_options_get(options, MESHD_OPTION_PREFIX "peer", &peer);
+        if (r == -ENOMEM)
+                return log_oom();
+        if (r < 0)
+                return log_warning_errno(r, "%s: cannot parse options \"%s\", ignoring the entry.", target, options);
+        if (r == 0)
+                return 0;
+        for (char *p = peer; *p; p++)
+                *p = (char) tolower((unsigned char) *p);
+        if (!dns_label_is_valid(peer))
+                return log_warning_errno(-EINVAL, "%s: x-meshd.peer=%s is not a peer name, ignoring the entry.",
+                                         target, peer);
+        if (asprintf(&m->trigger, "x-meshd.peer=%s", peer) < 0)
+                return log_oom();
+        m->peer = TAKE_PTR(peer);
+        return 0;
+}
+
+/* The host of SOURCE: a mesh host makes the entry a mesh mount, and names
+ * the peer unless x-meshd.peer= did. */
+static int mount_host(const MeshContext *c, const char *source, const char *target, bool mesh_type,
+                      MeshMount *m, MeshHost *ret_kind) {
+        _cleanup_free_ char *host = NULL, *peer = NULL;
+        int r;
+
+        r = source ? mount_spec_get_host(source, &host) : 0;
+        if (r == -ENOMEM)
+                return log_oom();
+        if (r < 0 && (m->trigger || mesh_type))
+                return log_warning_errno(r, "%s: cannot find the host in \"%s\", ignoring the entry.", target, source);
+        if (r <= 0)
+                return 0;
+
+        r = mesh_context_classify_host(c, host, ret_kind, &peer);
+        if (r < 0)
+                return log_oom();
+        if (*ret_kind != MESH_HOST_NONE && !m->trigger && asprintf(&m->trigger, "mesh host %s", host) < 0)
+                return log_oom();
+        /* For mesh.* the host is the peer by definition (mount.mesh
+         * asks meshd for it), cached netmap or not. */
+        if (!peer && *ret_kind == MESH_HOST_NONE && mesh_type && !strchr(host, '.') && !strchr(host, ':')) {
+                for (char *p = host; *p; p++)
+                        *p = (char) tolower((unsigned char) *p);
+                if (dns_label_is_valid(host))
+                        peer = TAKE_PTR(host);
+        }
+        if (!m->peer)
+                m->peer = TAKE_PTR(peer);
+        return 0;
+}
+
+/* What goes into the unit files must fit them; m->where is the canonical
+ * mount point. */
+static int mount_where(const char *source, const char *target, const char *fstype, const char *options,
+                       MeshMount *m) {
+        int r;
+
+        if (target[0] != '/')
+                return log_warning_errno(-EINVAL, "%s: mount point is not an absolute path, ignoring the entry.", target);
+        if (!value_fits_unit_file(target) || !value_fits_unit_file(source) || !value_fits_unit_file(fstype) ||
+            !value_fits_unit_file(options))
+                return log_warning_errno(-EINVAL, "%s: newline or trailing backslash in the entry, ignoring it.", target);
+        r = canonicalize_where(target, &m->where);
+        if (r == -ENOMEM)
+                return log_oom();
+        if (r < 0)
+                return log_warning_errno(r, "%s: invalid mount point, ignoring the entry: %m", target);
+        /* "/mnt/x\/y/.." fits, the "/mnt/x\" it stands for does not. */
+        if (!value_fits_unit_file(m->where))
+                return log_warning_errno(-EINVAL, "%s: newline or trailing backslash in the entry, ignoring it.", target);
+        return 0;
+}
+
+static int mount_fill(const char *source, const char *target, const char *fstype, const char *options,
+                      MeshMount *m) {
+        _cleanup_free_ char *timeout = NULL;
+
+        if (mount_options_get(options, MESHD_OPTION_PREFIX "timeout", &timeout) > 0) {
+                uint64_t usec;
+                if (mount_timeout_parse(timeout, &usec) < 0)
+                        log_warning("%s: x-meshd.timeout=%s is not a time span; mount.mesh will refuse it.",
+                                    target, timeout);
+        }
+
+        m->what = strdup(source ?: "none");
+        m->fstype = strdup(fstype ?: "auto");
+        if (!m->what || !m->fstype)
+                return log_oom();
+        if (options) {
+                m->options = strdup(options);
+                if (!m->options)
+                        return log_oom();
+        }
+        m->network = mount_options_has(options, "_netdev") || fstype_is_network(fstype);
+        m->automount = mount_options_has(options, "x-systemd.automount");
+        m->nofail = mount_options_has(options, "nofail");
+        m->noauto = mount_options_has(options, "noauto");
+        return 0;
+}
+
 int mesh_mount_from_fstab(const MeshContext *c, const char *source, const char *target,
                           const char *fstype, const char *options, MeshMount *ret) {
         _cleanup_(mesh_mount_done) MeshMount m = {};
-        _cleanup_free_ char *host = NULL, *peer = NULL, *timeout = NULL;
         MeshHost kind = MESH_HOST_NONE;
         bool mesh_type;
         int r;
@@ -269,50 +374,17 @@ int mesh_mount_from_fstab(const MeshContext *c, const char *source, const char *
         if (!target || streq_ptr(fstype, "swap"))
                 return 0;
 
-        r = mount_options_get(options, MESHD_OPTION_PREFIX "peer", &peer);
-        if (r == -ENOMEM)
-                return log_oom();
+        r = mount_peer_option(target, options, &m);
         if (r < 0)
-                return log_warning_errno(r, "%s: cannot parse options \"%s\", ignoring the entry.", target, options);
-        if (r > 0) {
-                for (char *p = peer; *p; p++)
-                        *p = (char) tolower((unsigned char) *p);
-                if (!dns_label_is_valid(peer))
-                        return log_warning_errno(-EINVAL, "%s: x-meshd.peer=%s is not a peer name, ignoring the entry.",
-                                                 target, peer);
-                if (asprintf(&m.trigger, "x-meshd.peer=%s", peer) < 0)
-                        return log_oom();
-                m.peer = TAKE_PTR(peer);
-        }
+                return r;
 
         mesh_type = fstype && strncmp(fstype, "mesh.", 5) == 0;
         if (mesh_type && !m.trigger && asprintf(&m.trigger, "type %s", fstype) < 0)
                 return log_oom();
 
-        r = source ? mount_spec_get_host(source, &host) : 0;
-        if (r == -ENOMEM)
-                return log_oom();
-        if (r > 0) {
-                r = mesh_context_classify_host(c, host, &kind, &peer);
-                if (r < 0)
-                        return log_oom();
-                if (kind != MESH_HOST_NONE && !m.trigger &&
-                    asprintf(&m.trigger, "mesh host %s", host) < 0)
-                        return log_oom();
-                /* For mesh.* the host is the peer by definition (mount.mesh
-                 * asks meshd for it), cached netmap or not. */
-                if (!peer && kind == MESH_HOST_NONE && mesh_type && !strchr(host, '.') &&
-                    !strchr(host, ':')) {
-                        for (char *p = host; *p; p++)
-                                *p = (char) tolower((unsigned char) *p);
-                        if (dns_label_is_valid(host))
-                                peer = TAKE_PTR(host);
-                }
-                if (!m.peer)
-                        m.peer = TAKE_PTR(peer);
-        } else if (r < 0 && (m.trigger || mesh_type))
-                return log_warning_errno(r, "%s: cannot find the host in \"%s\", ignoring the entry.", target, source);
-
+        r = mount_host(c, source, target, mesh_type, &m, &kind);
+        if (r < 0)
+                return r;
         if (!m.trigger)
                 return 0;
 
@@ -323,41 +395,12 @@ int mesh_mount_from_fstab(const MeshContext *c, const char *source, const char *
                             kind == MESH_HOST_UNNAMED ? "not in the cached netmap" : "not a mesh host",
                             MESH_ONLINE_TARGET);
 
-        if (target[0] != '/')
-                return log_warning_errno(-EINVAL, "%s: mount point is not an absolute path, ignoring the entry.", target);
-        if (!value_fits_unit_file(target) || !value_fits_unit_file(source) || !value_fits_unit_file(fstype) ||
-            !value_fits_unit_file(options))
-                return log_warning_errno(-EINVAL, "%s: newline or trailing backslash in the entry, ignoring it.", target);
-        r = canonicalize_where(target, &m.where);
-        if (r == -ENOMEM)
-                return log_oom();
+        r = mount_where(source, target, fstype, options, &m);
         if (r < 0)
-                return log_warning_errno(r, "%s: invalid mount point, ignoring the entry: %m", target);
-        /* "/mnt/x\/y/.." fits, the "/mnt/x\" it stands for does not. */
-        if (!value_fits_unit_file(m.where))
-                return log_warning_errno(-EINVAL, "%s: newline or trailing backslash in the entry, ignoring it.", target);
-
-        r = mount_options_get(options, MESHD_OPTION_PREFIX "timeout", &timeout);
-        if (r > 0) {
-                uint64_t usec;
-                if (mount_timeout_parse(timeout, &usec) < 0)
-                        log_warning("%s: x-meshd.timeout=%s is not a time span; mount.mesh will refuse it.",
-                                    target, timeout);
-        }
-
-        m.what = strdup(source ?: "none");
-        m.fstype = strdup(fstype ?: "auto");
-        if (!m.what || !m.fstype)
-                return log_oom();
-        if (options) {
-                m.options = strdup(options);
-                if (!m.options)
-                        return log_oom();
-        }
-        m.network = mount_options_has(options, "_netdev") || fstype_is_network(fstype);
-        m.automount = mount_options_has(options, "x-systemd.automount");
-        m.nofail = mount_options_has(options, "nofail");
-        m.noauto = mount_options_has(options, "noauto");
+                return r;
+        r = mount_fill(source, target, fstype, options, &m);
+        if (r < 0)
+                return r;
 
         *ret = m;
         m = (MeshMount) {};

@@ -308,97 +308,116 @@ static int parse_required_peers(const char *value, char ***ret, const char **ret
         return 0;
 }
 
+/* [Mesh]: one function per key, each as strict as the key's doc in meshd.conf(5) */
+typedef int (*MeshKeyParser)(MeshdConfig *c, const char *value, const char **ret_reason);
+
+static int mesh_control_url(MeshdConfig *c, const char *value, const char **ret_reason) {
+        if (value[0] && (strncmp(value, "https://", 8) != 0 || value[8] == '\0')) {
+                *ret_reason = "must be an https:// URL";
+                return -EINVAL;
+        }
+        return set_string(&c->control_url, value);
+}
+
+static int mesh_control_pin(MeshdConfig *c, const char *value, const char **ret_reason) {
+        WgKey digest;
+
+        /* base64 of 32 bytes (a SHA-256) has the shape of a WireGuard key. */
+        if (value[0] && (strncmp(value, "sha256//", 8) != 0 || key_from_base64(value + 8, &digest) < 0)) {
+                *ret_reason = "must be sha256// and the base64 of 32 bytes";
+                return -EINVAL;
+        }
+        return set_string(&c->control_pin, value);
+}
+
+static int mesh_auth_key_file(MeshdConfig *c, const char *value, const char **ret_reason) {
+        if (value[0] && value[0] != '/') {
+                *ret_reason = "must be an absolute path";
+                return -EINVAL;
+        }
+        return set_string(&c->auth_key_file, value);
+}
+
+static int mesh_hostname(MeshdConfig *c, const char *value, const char **ret_reason) {
+        _cleanup_free_ char *label = NULL;
+
+        if (value[0] && dns_label_from_hostname(value, &label) < 0) {
+                *ret_reason = "no usable DNS label in it";
+                return -EINVAL;
+        }
+        return set_string(&c->hostname, value);
+}
+
+static int mesh_interface(MeshdConfig *c, const char *value, const char **ret_reason) {
+        if (!value[0])
+                value = MESHD_DEFAULT_INTERFACE;
+        if (!interface_name_is_valid(value)) {
+                *ret_reason = "not a valid interface name";
+                return -EINVAL;
+        }
+        return set_string(&c->interface, value);
+}
+
+static int mesh_listen_port(MeshdConfig *c, const char *value, const char **ret_reason) {
+        char *end;
+        unsigned long port;
+
+        if (!value[0]) {
+                c->listen_port = MESHD_DEFAULT_LISTEN_PORT;
+                return 0;
+        }
+        errno = 0;
+        port = isdigit((unsigned char) value[0]) ? strtoul(value, &end, 10) : ULONG_MAX;
+        if (port == ULONG_MAX || errno != 0 || *end != '\0' || port > UINT16_MAX) {
+                *ret_reason = "not a port number (0-65535)";
+                return -EINVAL;
+        }
+        c->listen_port = (uint16_t) port;
+        return 0;
+}
+
+static int mesh_backend(MeshdConfig *c, const char *value, const char **ret_reason) {
+        WgBackendType t = value[0] ? wg_backend_type_from_string(value) : WG_BACKEND_AUTO;
+
+        if (t < 0) {
+                *ret_reason = "must be auto, kernel or userspace";
+                return -EINVAL;
+        }
+        c->backend = t;
+        return 0;
+}
+
+static int mesh_keep_interface(MeshdConfig *c, const char *value, const char **ret_reason) {
+        int r = value[0] ? parse_boolean(value) : 0;
+
+        if (r < 0) {
+                *ret_reason = "not a boolean";
+                return -EINVAL;
+        }
+        c->keep_interface = r;
+        return 0;
+}
+
 /* Returns -ENOENT for a key this section does not have. */
 static int parse_mesh_key(MeshdConfig *c, const char *name, const char *value,
                           const char **ret_reason) {
-        int r;
+        static const struct {
+                const char *name;
+                MeshKeyParser parse;
+        } keys[] = {
+                { "ControlURL", mesh_control_url },
+                { "ControlPin", mesh_control_pin },
+                { "AuthKeyFile", mesh_auth_key_file },
+                { "Hostname", mesh_hostname },
+                { "Interface", mesh_interface },
+                { "ListenPort", mesh_listen_port },
+                { "Backend", mesh_backend },
+                { "KeepInterface", mesh_keep_interface },
+        };
 
-        if (streq(name, "ControlURL")) {
-                if (value[0] && (strncmp(value, "https://", 8) != 0 || value[8] == '\0')) {
-                        *ret_reason = "must be an https:// URL";
-                        return -EINVAL;
-                }
-                return set_string(&c->control_url, value);
-        }
-
-        if (streq(name, "ControlPin")) {
-                WgKey digest;
-
-                /* base64 of 32 bytes (a SHA-256) has the shape of a WireGuard key. */
-                if (value[0] && (strncmp(value, "sha256//", 8) != 0 ||
-                                 key_from_base64(value + 8, &digest) < 0)) {
-                        *ret_reason = "must be sha256// and the base64 of 32 bytes";
-                        return -EINVAL;
-                }
-                return set_string(&c->control_pin, value);
-        }
-
-        if (streq(name, "AuthKeyFile")) {
-                if (value[0] && value[0] != '/') {
-                        *ret_reason = "must be an absolute path";
-                        return -EINVAL;
-                }
-                return set_string(&c->auth_key_file, value);
-        }
-
-        if (streq(name, "Hostname")) {
-                _cleanup_free_ char *label = NULL;
-
-                if (value[0] && dns_label_from_hostname(value, &label) < 0) {
-                        *ret_reason = "no usable DNS label in it";
-                        return -EINVAL;
-                }
-                return set_string(&c->hostname, value);
-        }
-
-        if (streq(name, "Interface")) {
-                if (!value[0])
-                        value = MESHD_DEFAULT_INTERFACE;
-                if (!interface_name_is_valid(value)) {
-                        *ret_reason = "not a valid interface name";
-                        return -EINVAL;
-                }
-                return set_string(&c->interface, value);
-        }
-
-        if (streq(name, "ListenPort")) {
-                char *end;
-                unsigned long port;
-
-                if (!value[0]) {
-                        c->listen_port = MESHD_DEFAULT_LISTEN_PORT;
-                        return 0;
-                }
-                errno = 0;
-                port = isdigit((unsigned char) value[0]) ? strtoul(value, &end, 10) : ULONG_MAX;
-                if (port == ULONG_MAX || errno != 0 || *end != '\0' || port > UINT16_MAX) {
-                        *ret_reason = "not a port number (0-65535)";
-                        return -EINVAL;
-                }
-                c->listen_port = (uint16_t) port;
-                return 0;
-        }
-
-        if (streq(name, "Backend")) {
-                WgBackendType t = value[0] ? wg_backend_type_from_string(value) : WG_BACKEND_AUTO;
-                if (t < 0) {
-                        *ret_reason = "must be auto, kernel or userspace";
-                        return -EINVAL;
-                }
-                c->backend = t;
-                return 0;
-        }
-
-        if (streq(name, "KeepInterface")) {
-                r = value[0] ? parse_boolean(value) : 0;
-                if (r < 0) {
-                        *ret_reason = "not a boolean";
-                        return -EINVAL;
-                }
-                c->keep_interface = r;
-                return 0;
-        }
-
+        for (size_t i = 0; i < ELEMENTSOF(keys); i++)
+                if (streq(name, keys[i].name))
+                        return keys[i].parse(c, value, ret_reason);
         return -ENOENT;
 }
 

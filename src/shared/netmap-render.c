@@ -371,6 +371,8 @@ static int snapshot_delta_prepare(NetmapSnapshot *snap, const NetmapSnapshot *pr
                         n_removed++;
                         j++;
                 } else {
+                        /* both are set here: the branches above took every one-sided case */
+                        /* cppcheck-suppress nullPointerRedundantCheck */
                         if (a->len != b->len || memcmp(a->body, b->body, a->len) != 0)
                                 changed[n_changed++] = a->id;
                         i++;

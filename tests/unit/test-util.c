@@ -80,8 +80,10 @@ char *test_read_file(const char *path) {
         fd = open(path, O_RDONLY | O_CLOEXEC);
         assert_true(fd >= 0);
         do {
-                text = realloc(text, len + 4096 + 1);
-                assert_non_null(text);
+                char *bigger = realloc(text, len + 4096 + 1);
+
+                assert_non_null(bigger);
+                text = bigger;
                 n = read(fd, text + len, 4096);
                 assert_true(n >= 0);
                 len += (size_t) n;
