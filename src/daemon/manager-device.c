@@ -12,7 +12,7 @@
  * addresses, the probe socket, the peer entries (each peer's own, and the
  * hub's that carries the relayed peers), and reading its counters back. */
 
-/* ---- the interface ----------------------------------------------------------------------------- */
+/* ---- the interface -------------------------------------------------------------------------- */
 
 void manager_release_device(Manager *m, bool destroy) {
         m->child_source = sd_event_source_disable_unref(m->child_source);
@@ -138,7 +138,7 @@ int manager_setup_device(Manager *m, const Netmap *nm) {
         return 0;
 }
 
-/* ---- peer entries ---------------------------------------------------------------------------- */
+/* ---- peer entries --------------------------------------------------------------------------- */
 
 static bool wg_peer_matches(const WgPeer *w, const Peer *p) {
         size_t want = peer_is_relayed(p) ? 0 : p->has_ipv6 ? 2 : 1;
@@ -259,7 +259,7 @@ int manager_sync_device_peers(Manager *m) {
         return wg_set_device(m->wg, d);
 }
 
-/* ---- counters and endpoints ------------------------------------------------------------------ */
+/* ---- counters and endpoints ----------------------------------------------------------------- */
 
 int manager_refresh_device_stats(Manager *m) {
         _cleanup_(wg_device_freep) WgDevice *d = NULL;

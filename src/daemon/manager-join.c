@@ -309,8 +309,7 @@ void manager_forget_membership(Manager *m, const char *why) {
         manager_set_status(m, why);
 }
 
-
-/* ---- at start: node.json and AuthKeyFile= -------------------------------------------------- */
+/* ---- at start: node.json and AuthKeyFile= --------------------------------------------------- */
 
 static int manager_read_auth_key_file(Manager *m, char **ret) {
         _cleanup_free_ char *text = NULL;

@@ -351,7 +351,7 @@ int manager_load_cached_netmap(Manager *m) {
         return manager_apply_netmap(m, TAKE_PTR(nm), json, len, true);
 }
 
-/* ---- names for nss-mesh ---------------------------------------------------------------------- */
+/* ---- names for nss-mesh --------------------------------------------------------------------- */
 
 int manager_write_hosts(Manager *m) {
         _cleanup_free_ char *path = NULL, *text = NULL;

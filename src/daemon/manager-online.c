@@ -183,7 +183,7 @@ int manager_arm_online_timeout(Manager *m) {
                                  m->started_usec + m->config.online_timeout_usec, 0, on_online_timeout, m);
 }
 
-/* ---- WaitOnline ---------------------------------------------------------------------------- */
+/* ---- WaitOnline ----------------------------------------------------------------------------- */
 
 /* Why a peer is not reachable, in the words mount.mesh and meshd-wait-online print. */
 static const char *peer_unreachable_reason(const Peer *p) {

@@ -20,7 +20,7 @@
 
 #define MANAGER_TICK_USEC (1 * USEC_PER_SEC)
 
-/* ---- object and state ---------------------------------------------------------------------- */
+/* ---- object and state ----------------------------------------------------------------------- */
 
 static const char *const manager_state_table[] = {
         [MANAGER_NEEDS_LOGIN] = "needs-login",
@@ -180,7 +180,7 @@ Peer *manager_find_peer(Manager *m, const char *name_or_address) {
         return NULL;
 }
 
-/* ---- status -------------------------------------------------------------------------------- */
+/* ---- status --------------------------------------------------------------------------------- */
 
 cJSON *manager_status_json(Manager *m) {
         _cleanup_json_ cJSON *o = cJSON_CreateObject();
@@ -236,9 +236,7 @@ cJSON *manager_status_json(Manager *m) {
         return TAKE_PTR(o);
 }
 
-/* ---- life cycle ---------------------------------------------------------------------------- */
-
-/* ---- event loop ---------------------------------------------------------------------------- */
+/* ---- life cycle ----------------------------------------------------------------------------- */
 
 static int on_tick(sd_event_source *s, uint64_t scheduled, void *userdata) {
         Manager *m = userdata;
