@@ -1,6 +1,5 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 #include <errno.h>
-#include <grp.h>
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -9,11 +8,11 @@
 #include <sys/epoll.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
-#include <sys/un.h>
 #include <unistd.h>
 
 #include "api-limits.h"
 #include "api-service.h"
+#include "api-socket.h"
 #include "api.h"
 #include "config.h"
 #include "log.h"
@@ -674,72 +673,14 @@ static int on_accept(sd_event_source *es, int fd, uint32_t revents, void *userda
         return 0;
 }
 
-static int socket_chown_group(const char *path, const char *group) {
-        _cleanup_free_ char *buf = NULL;
-        struct group grp, *result = NULL;
-        long size = sysconf(_SC_GETGR_R_SIZE_MAX);
-        int r;
-
-        if (size <= 0)
-                size = 16384;
-        for (;;) {
-                buf = malloc((size_t) size);
-                if (!buf)
-                        return -ENOMEM;
-                r = getgrnam_r(group, &grp, buf, (size_t) size, &result);
-                if (r != ERANGE)
-                        break;
-                free(buf);
-                buf = NULL;
-                size *= 2;
-        }
-        if (r != 0)
-                return -r;
-        if (!result)
-                return 0; /* no such group: root-only access, as documented */
-        if (chown(path, (uid_t) -1, grp.gr_gid) < 0)
-                return -errno;
-        return 1;
-}
-
 static int server_listen(ApiServer *s) {
-        struct sockaddr_un sa = { .sun_family = AF_UNIX };
         struct stat st;
-        int r;
 
-        if (strlen(s->path) >= sizeof(sa.sun_path))
-                return -ENAMETOOLONG;
-        strcpy(sa.sun_path, s->path);
-
-        /* A socket left by a previous run (crash, SIGKILL) would make bind()
-         * fail; anything else at that path is not ours to remove. */
-        if (lstat(s->path, &st) >= 0) {
-                if (!S_ISSOCK(st.st_mode))
-                        return -EEXIST;
-                if (unlink(s->path) < 0)
-                        return -errno;
-        } else if (errno != ENOENT)
-                return -errno;
-
-        s->fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+        s->fd = api_socket_listen(s->path, &st);
         if (s->fd < 0)
-                return -errno;
-        if (bind(s->fd, (struct sockaddr *) &sa, sizeof(sa)) < 0)
-                return -errno;
-        if (stat(s->path, &st) < 0)
-                return -errno;
+                return s->fd;
         s->socket_dev = st.st_dev;
         s->socket_ino = st.st_ino;
-
-        /* Before listen(): nobody can connect while the mode is still wrong. */
-        if (chmod(s->path, 0660) < 0)
-                return -errno;
-        r = socket_chown_group(s->path, "meshd");
-        if (r < 0)
-                log_warning_errno(r, "Failed to give group meshd access to %s: %m", s->path);
-
-        if (listen(s->fd, SOMAXCONN) < 0)
-                return -errno;
         return 0;
 }
 

@@ -79,7 +79,7 @@ typedef struct Manager {
         ApiServer *api;
         char *api_socket_path;
 
-        ManagerState state;
+        ManagerState state;    /* written only by manager_set_state() (manager-private.h) */
         bool ready_sent;
         char *status_text;
         uint64_t started_usec;

@@ -185,18 +185,16 @@ static void peer_set_reachable(Peer *p, bool reachable) {
         p->reachable = reachable;
 
         if (reachable)
-                log_full_errno_fields(LOG_INFO, 0,
-                                      &((LogFields) { .message_id = MESSAGE_PEER_ONLINE, .peer = p->name,
-                                                      .endpoint = endpoint,
-                                                      .path = peer_path_to_string(p->path.path) }),
-                                      "Peer %s is reachable (%s, via %s).", p->name,
-                                      peer_path_to_string(p->path.path), strna(endpoint));
+                log_peer_full_errno_fields(p->name, LOG_INFO, 0,
+                                           (.message_id = MESSAGE_PEER_ONLINE, .endpoint = endpoint,
+                                            .path = peer_path_to_string(p->path.path)),
+                                           "Peer %s is reachable (%s, via %s).", p->name,
+                                           peer_path_to_string(p->path.path), strna(endpoint));
         else
-                log_full_errno_fields(LOG_WARNING, 0,
-                                      &((LogFields) { .message_id = MESSAGE_PEER_OFFLINE, .peer = p->name,
-                                                      .endpoint = endpoint }),
-                                      "Peer %s is no longer reachable: no probe reply for %llus.", p->name,
-                                      (unsigned long long) (PEER_REACHABLE_USEC / USEC_PER_SEC));
+                log_peer_full_errno_fields(p->name, LOG_WARNING, 0,
+                                           (.message_id = MESSAGE_PEER_OFFLINE, .endpoint = endpoint),
+                                           "Peer %s is no longer reachable: no probe reply for %llus.", p->name,
+                                           (unsigned long long) (PEER_REACHABLE_USEC / USEC_PER_SEC));
         manager_check_online(p->manager);
 }
 
@@ -238,10 +236,9 @@ static void peer_try_next_endpoint(Peer *p, uint64_t now) {
                 log_warning_errno(r, "Failed to switch endpoint of %s: %m", p->name);
                 return;
         }
-        log_full_errno_fields(LOG_INFO, 0,
-                              &((LogFields) { .message_id = MESSAGE_ENDPOINT_CHANGED, .peer = p->name,
-                                              .endpoint = peer_current_endpoint(p) }),
-                              "Trying endpoint %s for peer %s.", peer_current_endpoint(p), p->name);
+        log_peer_full_errno_fields(p->name, LOG_INFO, 0,
+                                   (.message_id = MESSAGE_ENDPOINT_CHANGED, .endpoint = peer_current_endpoint(p)),
+                                   "Trying endpoint %s for peer %s.", peer_current_endpoint(p), p->name);
 }
 
 void peer_probe_now(Peer *p, uint64_t now) {
@@ -319,12 +316,12 @@ static void peer_log_path(const Peer *p) {
         const char *path = peer_path_to_string(p->path.path), *why = peer_path_reason_to_string(p->path.reason);
         bool relayed = peer_is_relayed(p);
 
-        log_full_errno_fields(LOG_NOTICE, 0,
-                              &((LogFields) { .message_id = relayed ? MESSAGE_RELAY_FALLBACK : MESSAGE_PATH_DIRECT,
-                                              .peer = p->name, .path = path }),
-                              relayed ? "Peer %s is now reached through the hub (%s): %s."
-                                      : "Peer %s is now reached %s: %s.",
-                              p->name, relayed ? path : "directly", why);
+        log_peer_full_errno_fields(p->name, LOG_NOTICE, 0,
+                                   (.message_id = relayed ? MESSAGE_RELAY_FALLBACK : MESSAGE_PATH_DIRECT,
+                                    .path = path),
+                                   relayed ? "Peer %s is now reached through the hub (%s): %s."
+                                           : "Peer %s is now reached %s: %s.",
+                                   p->name, relayed ? path : "directly", why);
 }
 
 static void peer_judge_path(Peer *p, uint64_t now) {

@@ -13,6 +13,7 @@ typedef struct LogFields {
         const char *peer;       /* MESHD_PEER= */
         const char *endpoint;   /* MESHD_ENDPOINT= */
         const char *path;       /* MESHD_PATH= direct|relay */
+        const char *state;      /* MESHD_STATE= the manager's new state */
 } LogFields;
 
 typedef enum LogTarget {
@@ -54,3 +55,26 @@ int log_internal(int level, int error, const LogFields *fields,
 #define log_error_errno(e, ...) log_full_errno(LOG_ERR, e, __VA_ARGS__)
 
 #define log_oom() log_error_errno(-ENOMEM, "Out of memory.")
+
+/* Lines about one peer carry MESHD_PEER=NAME, so that `journalctl
+ * MESHD_PEER=nas` tells that peer's story. Further fields go in parentheses
+ * as designated initializers of LogFields:
+ *         log_peer_full_errno_fields(p->name, LOG_INFO, 0, (.message_id = MESSAGE_PEER_ONLINE),
+ *                                    "Peer %s is reachable.", p->name);
+ * Naming .peer there again is a -Woverride-init error. */
+#define LOG_FIELDS_UNPACK(...) __VA_ARGS__
+#define log_peer_full_errno_fields(name, level, error, fields, ...)                                      \
+        log_full_errno_fields((level), (error), &((LogFields) { .peer = (name), LOG_FIELDS_UNPACK fields }), \
+                              __VA_ARGS__)
+#define log_peer_full_errno(name, level, error, ...) log_peer_full_errno_fields(name, level, error, (), __VA_ARGS__)
+#define log_peer_full(name, level, ...) (void) log_peer_full_errno(name, level, 0, __VA_ARGS__)
+
+#define log_peer_debug(name, ...) log_peer_full(name, LOG_DEBUG, __VA_ARGS__)
+#define log_peer_info(name, ...) log_peer_full(name, LOG_INFO, __VA_ARGS__)
+#define log_peer_notice(name, ...) log_peer_full(name, LOG_NOTICE, __VA_ARGS__)
+#define log_peer_warning(name, ...) log_peer_full(name, LOG_WARNING, __VA_ARGS__)
+#define log_peer_error(name, ...) log_peer_full(name, LOG_ERR, __VA_ARGS__)
+
+#define log_peer_debug_errno(name, e, ...) log_peer_full_errno(name, LOG_DEBUG, e, __VA_ARGS__)
+#define log_peer_warning_errno(name, e, ...) log_peer_full_errno(name, LOG_WARNING, e, __VA_ARGS__)
+#define log_peer_error_errno(name, e, ...) log_peer_full_errno(name, LOG_ERR, e, __VA_ARGS__)

@@ -267,6 +267,9 @@ def test_required_ghost_peer_times_out_degraded(lab, control):
     assert ready.after_start < 10.0, f"READY=1 only after {ready.after_start:.2f} s"
     assert "degraded" in ready.status, ready.messages
     assert alpha.status()["state"] == "degraded"
+    # every change of state is one line, old -> new (manager_set_state())
+    log = alpha.log.read_text()
+    assert "Mesh state: needs-login -> starting." in log and "Mesh state: starting -> degraded." in log
 
 
 def test_required_present_peer_is_ready_before_timeout(lab, control):
@@ -282,5 +285,6 @@ def test_required_present_peer_is_ready_before_timeout(lab, control):
     ready = alpha.wait_ready(25)
     assert "degraded" not in ready.status, ready.messages
     assert alpha.status()["state"] == "online"
+    assert "Mesh state: starting -> online." in alpha.log.read_text()
     peer = {p["name"]: p for p in alpha.peers()}["bravo"]
     assert peer["reachable"], peer
