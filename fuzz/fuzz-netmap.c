@@ -35,41 +35,41 @@ static bool points_into(const NetmapNode *p, const Netmap *m) {
         return m && p >= m->peers && p < m->peers + m->n_peers;
 }
 
-/* What netmap_diff() promises, and that the diff of new against old mirrors
- * the diff of old against new. */
-static void check_diff(const Netmap *old, const Netmap *new) {
+/* What netmap_diff() promises, and that the diff of next against old mirrors
+ * the diff of old against next. */
+static void check_diff(const Netmap *old, const Netmap *next) {
         NetmapDiff d = {}, back = {};
 
-        fuzz_check(netmap_diff(old, new, &d) == 0);
-        fuzz_check(d.n_added + d.n_changed <= new->n_peers);
+        fuzz_check(netmap_diff(old, next, &d) == 0);
+        fuzz_check(d.n_added + d.n_changed <= next->n_peers);
         fuzz_check(d.n_removed <= (old ? old->n_peers : 0));
         for (size_t i = 0; i < d.n_added; i++) {
-                fuzz_check(points_into(d.added[i], new));
+                fuzz_check(points_into(d.added[i], next));
                 fuzz_check(!netmap_find_peer_by_key(old, &d.added[i]->public_key));
         }
         for (size_t i = 0; i < d.n_changed; i++) {
                 const NetmapNode *o;
 
-                fuzz_check(points_into(d.changed[i], new));
+                fuzz_check(points_into(d.changed[i], next));
                 o = netmap_find_peer_by_key(old, &d.changed[i]->public_key);
                 fuzz_check(o && !netmap_node_equal(o, d.changed[i]));
         }
         for (size_t i = 0; i < d.n_removed; i++) {
                 fuzz_check(points_into(d.removed[i], old));
-                fuzz_check(!netmap_find_peer_by_key(new, &d.removed[i]->public_key));
+                fuzz_check(!netmap_find_peer_by_key(next, &d.removed[i]->public_key));
         }
 
         if (!old) {
-                fuzz_check(d.n_added == new->n_peers && d.self_changed);
-                fuzz_check(d.hub_changed == new->has_hub);
+                fuzz_check(d.n_added == next->n_peers && d.self_changed);
+                fuzz_check(d.hub_changed == next->has_hub);
         } else {
-                fuzz_check(netmap_diff(new, old, &back) == 0);
+                fuzz_check(netmap_diff(next, old, &back) == 0);
                 fuzz_check(back.n_added == d.n_removed && back.n_removed == d.n_added);
                 fuzz_check(back.n_changed == d.n_changed);
                 fuzz_check(back.self_changed == d.self_changed && back.hub_changed == d.hub_changed);
                 netmap_diff_done(&back);
         }
-        if (old == new)
+        if (old == next)
                 fuzz_check(d.n_added == 0 && d.n_removed == 0 && d.n_changed == 0 &&
                            !d.self_changed && !d.hub_changed);
         netmap_diff_done(&d);

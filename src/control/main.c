@@ -178,7 +178,7 @@ static int parse_argv(int argc, char *argv[]) {
                 { "relay-max-streams", required_argument, NULL, ARG_RELAY_MAX_STREAMS },
                 { "relay-port", required_argument, NULL, ARG_RELAY_PORT },
                 { "no-udp-echo", no_argument, NULL, ARG_NO_UDP_ECHO },
-                {}
+                {},
         };
         int c, r;
 

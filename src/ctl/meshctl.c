@@ -179,7 +179,7 @@ static int parse_argv(int argc, char *argv[], Arguments *a, const Verb **ret_ver
                 { "nsswitch",     required_argument, NULL, ARG_NSSWITCH     },
                 { "out",          required_argument, NULL, ARG_OUT          },
                 { "renew",        no_argument,       NULL, ARG_RENEW        },
-                {}
+                {},
         };
         unsigned seen = 0;
         const Verb *verb;

@@ -53,7 +53,7 @@ static int parse_argv(int argc, char *argv[], Arguments *args) {
                 { "state-dir", required_argument, NULL, ARG_STATE_DIR },
                 { "runtime-dir", required_argument, NULL, ARG_RUNTIME_DIR },
                 { "log-level", required_argument, NULL, ARG_LOG_LEVEL },
-                {}
+                {},
         };
         int c, level;
 

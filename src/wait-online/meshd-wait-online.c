@@ -92,7 +92,7 @@ static int parse_argv(int argc, char *argv[]) {
                 { "any",     no_argument,       NULL, ARG_ANY     },
                 { "timeout", required_argument, NULL, ARG_TIMEOUT },
                 { "socket",  required_argument, NULL, ARG_SOCKET  },
-                {}
+                {},
         };
         const char *e;
         int c, r;
