@@ -60,8 +60,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         if (r < 0) {
                 fuzz_check(r == -EINVAL || r == -ENOMEM);
                 /* "PATH:LINE: what" or "PATH: what", and nothing half-applied. */
-                fuzz_check(r == -ENOMEM || (error && strncmp(error, path, strlen(path)) == 0 &&
-                                            error[strlen(path)] == ':'));
+                fuzz_check(r == -ENOMEM ||
+                           (error && strncmp(error, path, strlen(path)) == 0 && error[strlen(path)] == ':'));
                 check_defaults(&c);
         } else {
                 fuzz_check(r == 0 && !error);

@@ -136,7 +136,8 @@ static void check_paths(const cJSON *body) {
         check_error(r, error);
         if (r < 0)
                 return;
-        fuzz_check(reports && n == (size_t) cJSON_GetArraySize(cJSON_GetObjectItemCaseSensitive(body, "peers")));
+        fuzz_check(reports &&
+                   n == (size_t) cJSON_GetArraySize(cJSON_GetObjectItemCaseSensitive(body, "peers")));
         for (size_t i = 0; i < n; i++) {
                 WgKey key;
 

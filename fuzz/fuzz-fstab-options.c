@@ -47,8 +47,8 @@ static void remove_tree(const char *path) {
 /* Lines the generator writes, by their start. */
 static bool unit_line_is_expected(const char *line) {
         static const char *const keys[] = {
-                "Documentation=", "SourcePath=", "Requires=", "Wants=", "After=", "Before=",
-                "RequiresMountsFor=", "TimeoutSec=", "What=", "Where=", "Type=", "Options=",
+                "Documentation=",     "SourcePath=", "Requires=", "Wants=", "After=", "Before=",
+                "RequiresMountsFor=", "TimeoutSec=", "What=",     "Where=", "Type=",  "Options=",
         };
 
         if (line[0] == '\0' || line[0] == '#' || streq(line, "[Unit]") || streq(line, "[Mount]"))

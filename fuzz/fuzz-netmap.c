@@ -70,8 +70,8 @@ static void check_diff(const Netmap *old, const Netmap *next) {
                 netmap_diff_done(&back);
         }
         if (old == next)
-                fuzz_check(d.n_added == 0 && d.n_removed == 0 && d.n_changed == 0 &&
-                           !d.self_changed && !d.hub_changed);
+                fuzz_check(d.n_added == 0 && d.n_removed == 0 && d.n_changed == 0 && !d.self_changed &&
+                           !d.hub_changed);
         netmap_diff_done(&d);
 }
 

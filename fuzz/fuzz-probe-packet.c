@@ -25,8 +25,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         if (size >= 5) {
                 p = (ProbePacket) {
                         .type = (data[0] & 1) ? PROBE_REPLY : PROBE_REQUEST,
-                        .seq = (uint32_t) data[1] << 24 | (uint32_t) data[2] << 16 |
-                               (uint32_t) data[3] << 8 | data[4],
+                        .seq = (uint32_t) data[1] << 24 | (uint32_t) data[2] << 16 | (uint32_t) data[3] << 8 |
+                               data[4],
                 };
                 probe_packet_encode(&p, buf);
                 fuzz_check(probe_packet_decode(buf, sizeof(buf), &q) == 0);

@@ -16,13 +16,12 @@
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
-#define fuzz_check(expr)                                                              \
-        do {                                                                          \
-                if (!(expr)) {                                                        \
-                        fprintf(stderr, "%s:%d: broken promise: %s\n", __FILE__, __LINE__, \
-                                #expr);                                               \
-                        abort();                                                      \
-                }                                                                     \
+#define fuzz_check(expr)                                                                           \
+        do {                                                                                       \
+                if (!(expr)) {                                                                     \
+                        fprintf(stderr, "%s:%d: broken promise: %s\n", __FILE__, __LINE__, #expr); \
+                        abort();                                                                   \
+                }                                                                                  \
         } while (0)
 
 /* The input as a C string: a copy cut at the first NUL. */

@@ -30,7 +30,8 @@ enum MHD_Result handle_netmap(Request *req) {
                         return request_reply_error(req, MHD_HTTP_BAD_REQUEST, "since: not a version number");
                 timeout = MHD_lookup_connection_value(req->connection, MHD_GET_ARGUMENT_KIND, "timeout");
                 if (timeout && parse_uint64(timeout, &t) < 0)
-                        return request_reply_error(req, MHD_HTTP_BAD_REQUEST, "timeout: not a number of seconds");
+                        return request_reply_error(req, MHD_HTTP_BAD_REQUEST,
+                                                   "timeout: not a number of seconds");
                 delta = MHD_lookup_connection_value(req->connection, MHD_GET_ARGUMENT_KIND, "delta");
                 if (delta && !streq(delta, "0") && !streq(delta, "1"))
                         return request_reply_error(req, MHD_HTTP_BAD_REQUEST, "delta: not 0 or 1");

@@ -39,7 +39,8 @@ enum MHD_Result handle_paths(Request *req) {
         if (!stored)
                 return request_reply_oom(req);
         for (size_t i = 0; i < n; i++)
-                stored[i] = (StorePathReport) { .public_key = reports[i].public_key, .direct = reports[i].direct };
+                stored[i] =
+                        (StorePathReport) { .public_key = reports[i].public_key, .direct = reports[i].direct };
 
         r = store_report_paths(s->store, id, stored, n, time(NULL));
         if (r == -ENOENT)

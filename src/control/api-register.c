@@ -11,8 +11,8 @@
 #include "dns-label.h"
 #include "http-internal.h"
 #include "log.h"
-#include "register-proof.h"
 #include "msg-register.h"
+#include "register-proof.h"
 #include "request.h"
 
 DEFINE_TRIVIAL_CLEANUP_FUNC(cJSON *, cJSON_Delete);
@@ -71,19 +71,22 @@ static enum MHD_Result request_check_proof(Request *req, const RegisterRequest *
                                           parsed->proof);
         explicit_bzero(&server_private, sizeof(server_private));
         if (r == -EINVAL)
-                return request_reply_error(req, MHD_HTTP_UNAUTHORIZED, "public_key: of low order, proves nothing");
+                return request_reply_error(req, MHD_HTTP_UNAUTHORIZED,
+                                           "public_key: of low order, proves nothing");
         if (r < 0) {
                 log_notice("Refused a registration for key %s: invalid proof of key possession.",
                            parsed->public_key);
-                return request_reply_error(req, MHD_HTTP_UNAUTHORIZED,
-                                           "proof: invalid, the private key of public_key did not sign this request");
+                return request_reply_error(
+                        req, MHD_HTTP_UNAUTHORIZED,
+                        "proof: invalid, the private key of public_key did not sign this request");
         }
 
         r = challenge_set_check(s->used_challenges, parsed->challenge, now);
         if (r == -EALREADY)
                 return request_reply_error(req, MHD_HTTP_UNAUTHORIZED, "challenge: already used");
         if (r == -ENOSPC)
-                return request_reply_error(req, MHD_HTTP_SERVICE_UNAVAILABLE, "too many registrations, try again later");
+                return request_reply_error(req, MHD_HTTP_SERVICE_UNAVAILABLE,
+                                           "too many registrations, try again later");
         if (r < 0)
                 return request_reply_oom(req);
         *ret_expires = expires;
@@ -192,13 +195,14 @@ static enum MHD_Result register_reply(Request *req, const StoreNode *node, const
         if (r < 0)
                 return request_reply_oom(req);
 
-        r = register_reply_render(&(RegisterReplyFields) {
-                                          .node_id = node->id,
-                                          .name = node->name,
-                                          .token = token,
-                                          .netmap = netmap,
-                                  },
-                                  &text);
+        r = register_reply_render(
+                &(RegisterReplyFields) {
+                        .node_id = node->id,
+                        .name = node->name,
+                        .token = token,
+                        .netmap = netmap,
+                },
+                &text);
         if (r < 0)
                 return request_reply_oom(req);
         return request_reply(req, MHD_HTTP_OK, text, strlen(text));

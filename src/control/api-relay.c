@@ -19,8 +19,8 @@ static void on_relay_upgrade(void *cls, struct MHD_Connection *connection, void 
                 server_schedule_mhd(s);
                 return;
         }
-        const union MHD_ConnectionInfo *info = MHD_get_connection_info(connection,
-                                                                        MHD_CONNECTION_INFO_CONNECTION_FD);
+        const union MHD_ConnectionInfo *info =
+                MHD_get_connection_info(connection, MHD_CONNECTION_INFO_CONNECTION_FD);
 
         /* MHD forwards between the TLS socket and sock inside MHD_run().
          * It never shuts sock down when the node hangs up (0.9.75), so the
@@ -38,7 +38,8 @@ enum MHD_Result handle_relay(Request *req) {
         enum MHD_Result ret;
 
         if (relay_admit(s->store, s->relay, s->relay_disabled,
-                        MHD_lookup_connection_value(req->connection, MHD_HEADER_KIND, MHD_HTTP_HEADER_AUTHORIZATION),
+                        MHD_lookup_connection_value(req->connection, MHD_HEADER_KIND,
+                                                    MHD_HTTP_HEADER_AUTHORIZATION),
                         MHD_lookup_connection_value(req->connection, MHD_HEADER_KIND, MHD_HTTP_HEADER_UPGRADE),
                         &a) < 0)
                 return request_reply_oom(req);
@@ -129,9 +130,10 @@ void server_start_relay_listener(Server *s) {
                 else
                         sa.in.sin_port = htons(s->relay_port);
                 (void) endpoint_format(&sa, text, sizeof(text));
-                log_warning_errno(r, "Failed to listen for the TLS relay on %s (--relay-port=%u): %m; "
-                                  "serving without it, nodes relay through the API port.", text,
-                                  (unsigned) s->relay_port);
+                log_warning_errno(r,
+                                  "Failed to listen for the TLS relay on %s (--relay-port=%u): %m; "
+                                  "serving without it, nodes relay through the API port.",
+                                  text, (unsigned) s->relay_port);
                 return;
         }
         log_info("TLS relay listening on %s.", relay_listener_address(s->relay_listener));

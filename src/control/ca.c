@@ -201,13 +201,17 @@ int ca_load(const char *dir, CertAuthority **ret) {
 
         rc = gnutls_x509_crt_init(&ca->crt);
         if (rc >= 0)
-                rc = gnutls_x509_crt_import(ca->crt, &(gnutls_datum_t) { (unsigned char *) ca->crt_pem, (unsigned) crt_len },
+                rc = gnutls_x509_crt_import(ca->crt,
+                                            &(gnutls_datum_t) { (unsigned char *) ca->crt_pem,
+                                                                (unsigned) crt_len },
                                             GNUTLS_X509_FMT_PEM);
         if (rc < 0)
                 return log_gnutls_error(rc, crt_path);
         rc = gnutls_x509_privkey_init(&ca->key);
         if (rc >= 0)
-                rc = gnutls_x509_privkey_import(ca->key, &(gnutls_datum_t) { (unsigned char *) key_pem, (unsigned) key_len },
+                rc = gnutls_x509_privkey_import(ca->key,
+                                                &(gnutls_datum_t) { (unsigned char *) key_pem,
+                                                                    (unsigned) key_len },
                                                 GNUTLS_X509_FMT_PEM);
         explicit_bzero(key_pem, key_len);
         if (rc < 0)
@@ -247,9 +251,9 @@ int ca_check_names(const CertIdentity *id, const CertName *names, size_t n, char
         if (asprintf(&fqdn, "%s.%s", id->name, id->domain) < 0)
                 return -ENOMEM;
         for (size_t i = 0; i < n; i++) {
-                bool own = names[i].type == CERT_NAME_DNS ? dns_name_equal(names[i].text, fqdn)
-                                                          : ip_equal(names[i].text, id->ipv4) ||
-                                                                    ip_equal(names[i].text, id->ipv6);
+                bool own = names[i].type == CERT_NAME_DNS
+                                   ? dns_name_equal(names[i].text, fqdn)
+                                   : ip_equal(names[i].text, id->ipv4) || ip_equal(names[i].text, id->ipv6);
                 if (!own) {
                         snprintf(error, error_size, "csr: %s '%.100s' is not a name of node %s",
                                  names[i].type == CERT_NAME_DNS ? "DNS name" : "IP address", names[i].text,
@@ -264,7 +268,8 @@ int ca_check_names(const CertIdentity *id, const CertName *names, size_t n, char
 
 /* The names a CSR asks for: its subject CNs (an IP literal counts as an IP
  * address, as browsers treat it) and its subjectAltNames. */
-static int csr_collect_names(gnutls_x509_crq_t crq, CertName *names, size_t *n, char *error, size_t error_size) {
+static int csr_collect_names(gnutls_x509_crq_t crq, CertName *names, size_t *n, char *error,
+                             size_t error_size) {
         *n = 0;
         for (unsigned i = 0;; i++) {
                 char buf[256];
@@ -354,7 +359,8 @@ static int csr_read_key(const char *csr_pem, gnutls_x509_crq_t *ret_crq, gnutls_
         rc = gnutls_x509_crq_init(&crq);
         if (rc < 0)
                 return log_gnutls_error(rc, "Failed to allocate a certificate request");
-        rc = gnutls_x509_crq_import(crq, &(gnutls_datum_t) { (unsigned char *) csr_pem, (unsigned) strlen(csr_pem) },
+        rc = gnutls_x509_crq_import(crq,
+                                    &(gnutls_datum_t) { (unsigned char *) csr_pem, (unsigned) strlen(csr_pem) },
                                     GNUTLS_X509_FMT_PEM);
         if (rc < 0) {
                 snprintf(error, error_size, "csr: not a PKCS#10 request (%s)", gnutls_strerror(rc));
@@ -375,7 +381,8 @@ static int csr_read_key(const char *csr_pem, gnutls_x509_crq_t *ret_crq, gnutls_
                 return -EBADMSG;
         }
         algorithm = gnutls_pubkey_get_pk_algorithm(pub, &bits);
-        if ((algorithm != GNUTLS_PK_RSA && algorithm != GNUTLS_PK_ECDSA && algorithm != GNUTLS_PK_EDDSA_ED25519) ||
+        if ((algorithm != GNUTLS_PK_RSA && algorithm != GNUTLS_PK_ECDSA &&
+             algorithm != GNUTLS_PK_EDDSA_ED25519) ||
             gnutls_pk_bits_to_sec_param(algorithm, bits) < GNUTLS_SEC_PARAM_MEDIUM) {
                 snprintf(error, error_size, "csr: key must be ECDSA, Ed25519 or RSA of at least 2048 bits");
                 return -EPERM;

@@ -39,7 +39,7 @@ typedef struct CertIdentity {
         const char *name;   /* DNS label, e.g. "nas" */
         const char *domain; /* "mesh.internal" */
         const char *ipv4;
-        const char *ipv6;   /* may be NULL */
+        const char *ipv6; /* may be NULL */
 } CertIdentity;
 
 typedef enum CertNameType {

@@ -7,13 +7,13 @@
 #include "challenge.h"
 #include "log.h"
 
-#define NONCE_BYTES       16
-#define MAC_BYTES         32
-#define RAW_BYTES         (8 + NONCE_BYTES + MAC_BYTES)
+#define NONCE_BYTES 16
+#define MAC_BYTES 32
+#define RAW_BYTES (8 + NONCE_BYTES + MAC_BYTES)
 #define CHALLENGE_B64_MAX sodium_base64_ENCODED_LEN(RAW_BYTES, sodium_base64_VARIANT_URLSAFE_NO_PADDING)
-#define SETTING           "challenge_secret"
-#define CONTEXT_MAC       "meshd challenge mac v1"
-#define CONTEXT_X25519    "meshd challenge x25519 v1"
+#define SETTING "challenge_secret"
+#define CONTEXT_MAC "meshd challenge mac v1"
+#define CONTEXT_X25519 "meshd challenge x25519 v1"
 
 typedef struct UsedChallenge {
         int64_t expires;

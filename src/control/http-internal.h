@@ -37,8 +37,8 @@ typedef struct Connection Connection;
 struct Connection {
         Server *server;
         int fd;
-        uint64_t since;   /* CLOCK_MONOTONIC µs: accepted, or its last request ended */
-        bool in_request;  /* a complete request is being answered (a long-poll too) */
+        uint64_t since;  /* CLOCK_MONOTONIC µs: accepted, or its last request ended */
+        bool in_request; /* a complete request is being answered (a long-poll too) */
         bool cut;
         Connection *prev, *next;
 };
@@ -54,12 +54,12 @@ struct Server {
         char *key_pem, *cert_pem;
         sd_event_source *mhd_io, *mhd_timer, *db_poll, *sigterm, *sigint;
 
-        uint64_t version;       /* highest netmap version seen */
+        uint64_t version; /* highest netmap version seen */
         StoreWatch store_watch;
         NetmapSnapshot *snapshot;
         NetmapSnapshot *previous; /* the one before: the base of deltas */
 
-        Request *waiters;       /* suspended GET /v1/netmap */
+        Request *waiters; /* suspended GET /v1/netmap */
         size_t n_waiters;
         Connection *connections;
         sd_event_source *sweep;
@@ -88,7 +88,7 @@ struct Server {
         bool relay_disabled, udp_echo_disabled;
         unsigned relay_max_streams;
         RelayServer *relay;
-        uint16_t relay_port;     /* the relay's own TLS port, 0: none */
+        uint16_t relay_port; /* the relay's own TLS port, 0: none */
         RelayListener *relay_listener;
         UdpEcho *echo;
         /* upgraded connections let go during MHD_run(), handed back after it */
@@ -101,9 +101,9 @@ struct Server {
 struct Request {
         Server *server;
         struct MHD_Connection *connection;
-        Connection *conn;       /* NULL if MHD gave none */
+        Connection *conn; /* NULL if MHD gave none */
         char *method, *path;
-        unsigned status;        /* of the queued response, 0 before */
+        unsigned status; /* of the queued response, 0 before */
 
         char *body;
         size_t body_size;
@@ -117,8 +117,8 @@ struct Request {
         bool authenticated;
         int64_t node_id;
         uint64_t since;
-        bool delta;             /* &delta=1: a NETMAP DELTA is welcome */
-        uint64_t deadline;      /* CLOCK_MONOTONIC, µs */
+        bool delta;        /* &delta=1: a NETMAP DELTA is welcome */
+        uint64_t deadline; /* CLOCK_MONOTONIC, µs */
         bool waiting;
         sd_event_source *timeout_source;
         Request *waiters_prev, *waiters_next;
@@ -130,8 +130,7 @@ void server_schedule_mhd(Server *s);
 /* http-request.c */
 Request *request_free(Request *req);
 enum MHD_Result request_reply(Request *req, unsigned status, char *body, size_t len);
-_printf_(3, 4)
-enum MHD_Result request_reply_error(Request *req, unsigned status, const char *format, ...);
+_printf_(3, 4) enum MHD_Result request_reply_error(Request *req, unsigned status, const char *format, ...);
 enum MHD_Result request_reply_oom(Request *req);
 enum MHD_Result request_reply_internal(Request *req);
 int parse_uint64(const char *s, uint64_t *ret);
@@ -161,14 +160,14 @@ void on_connection(void *cls, struct MHD_Connection *connection, void **socket_c
 int on_sweep(sd_event_source *source, uint64_t usec, void *userdata);
 
 /* the API, one file per resource */
-enum MHD_Result handle_challenge(Request *req);   /* api-register.c */
-enum MHD_Result handle_register(Request *req);    /* api-register.c */
-enum MHD_Result handle_netmap(Request *req);      /* api-netmap.c */
-enum MHD_Result handle_endpoints(Request *req);   /* api-endpoints.c */
-enum MHD_Result handle_paths(Request *req);       /* api-paths.c */
-enum MHD_Result handle_ca(Request *req);          /* api-cert.c */
-enum MHD_Result handle_cert(Request *req);        /* api-cert.c */
-enum MHD_Result handle_relay(Request *req);       /* api-relay.c */
+enum MHD_Result handle_challenge(Request *req); /* api-register.c */
+enum MHD_Result handle_register(Request *req);  /* api-register.c */
+enum MHD_Result handle_netmap(Request *req);    /* api-netmap.c */
+enum MHD_Result handle_endpoints(Request *req); /* api-endpoints.c */
+enum MHD_Result handle_paths(Request *req);     /* api-paths.c */
+enum MHD_Result handle_ca(Request *req);        /* api-cert.c */
+enum MHD_Result handle_cert(Request *req);      /* api-cert.c */
+enum MHD_Result handle_relay(Request *req);     /* api-relay.c */
 /* api-relay.c: after the hub, the relay streams and the UDP echo; after
  * MHD holds the API's port, the relay's own port */
 int server_start_relay(Server *s);

@@ -43,7 +43,9 @@ enum MHD_Result request_reply(Request *req, unsigned status, char *body, size_t 
         (void) MHD_add_response_header(response, MHD_HTTP_HEADER_CACHE_CONTROL, "no-store");
         if (status == MHD_HTTP_METHOD_NOT_ALLOWED)
                 (void) MHD_add_response_header(response, MHD_HTTP_HEADER_ALLOW,
-                                               streq(req->path, "/v1/netmap") || streq(req->path, "/v1/relay") ? "GET" : "POST");
+                                               streq(req->path, "/v1/netmap") || streq(req->path, "/v1/relay")
+                                                       ? "GET"
+                                                       : "POST");
 
         ret = MHD_queue_response(req->connection, status, response);
         MHD_destroy_response(response);
@@ -52,8 +54,7 @@ enum MHD_Result request_reply(Request *req, unsigned status, char *body, size_t 
         return ret;
 }
 
-_printf_(3, 4)
-enum MHD_Result request_reply_error(Request *req, unsigned status, const char *format, ...) {
+_printf_(3, 4) enum MHD_Result request_reply_error(Request *req, unsigned status, const char *format, ...) {
         _cleanup_(cJSON_Deletep) cJSON *o = NULL;
         char message[256];
         char *body;
@@ -96,8 +97,8 @@ int parse_uint64(const char *s, uint64_t *ret) {
 }
 
 static const char *request_bearer_token_of(Request *req) {
-        return request_bearer_token(MHD_lookup_connection_value(req->connection, MHD_HEADER_KIND,
-                                                                MHD_HTTP_HEADER_AUTHORIZATION));
+        return request_bearer_token(
+                MHD_lookup_connection_value(req->connection, MHD_HEADER_KIND, MHD_HTTP_HEADER_AUTHORIZATION));
 }
 
 /* Returns MHD_YES with *ret_id (and *ret_node, when not NULL) set when the

@@ -12,8 +12,8 @@
 #include <string.h>
 #include <strings.h>
 #include <sys/epoll.h>
-#include <sys/socket.h>
 #include <sys/resource.h>
+#include <sys/socket.h>
 #include <systemd/sd-daemon.h>
 #include <systemd/sd-event.h>
 #include <time.h>
@@ -108,7 +108,8 @@ static enum MHD_Result on_access(void *cls, struct MHD_Connection *connection, c
                  * stream at full speed until the request deadline, so
                  * the connection goes now. */
                 if (req->body_size + n > BODY_MAX) {
-                        log_debug("%s %s: body larger than 1 MiB, closing the connection.", req->method, req->path);
+                        log_debug("%s %s: body larger than 1 MiB, closing the connection.", req->method,
+                                  req->path);
                         return MHD_NO;
                 }
                 char *b = realloc(req->body, req->body_size + n + 1);
@@ -151,14 +152,13 @@ static void on_completed(void *cls, struct MHD_Connection *connection, void **co
                 if (toe == MHD_REQUEST_TERMINATED_COMPLETED_OK)
                         log_debug("%s %s %s → %u", peer, strna(req->method), strna(req->path), req->status);
                 else
-                        log_debug("%s %s %s → %u, terminated (%i)", peer, strna(req->method),
-                                  strna(req->path), req->status, (int) toe);
+                        log_debug("%s %s %s → %u, terminated (%i)", peer, strna(req->method), strna(req->path),
+                                  req->status, (int) toe);
         }
         request_free(req);
 }
 
-_printf_(2, 0)
-static void on_mhd_log(void *cls, const char *format, va_list ap) {
+_printf_(2, 0) static void on_mhd_log(void *cls, const char *format, va_list ap) {
         Server *s = cls;
         char buf[512];
         size_t n;
@@ -266,22 +266,19 @@ static int server_start_mhd(Server *s) {
         if (s->listen.sa.sa_family == AF_INET6)
                 flags |= MHD_USE_IPv6;
 
-        s->daemon = MHD_start_daemon(
-                flags, 0, NULL, NULL, on_access, s,
-                MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, s, /* first, or MHD logs some to stderr */
-                MHD_OPTION_SOCK_ADDR, &s->listen.sa,
-                MHD_OPTION_HTTPS_MEM_KEY, s->key_pem,
-                MHD_OPTION_HTTPS_MEM_CERT, s->cert_pem,
-                MHD_OPTION_HTTPS_PRIORITIES, TLS_PRIORITIES,
-                MHD_OPTION_CONNECTION_TIMEOUT, (unsigned) CONNECTION_TIMEOUT_SEC,
-                MHD_OPTION_CONNECTION_LIMIT, connection_limit(),
-                /* per connection; MHD's 32 KiB default costs 300 MiB with
-                 * 10,000 long-polls, and our requests are a few hundred
-                 * bytes of headers (bodies are streamed to on_access()) */
-                MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t) CONNECTION_MEMORY_LIMIT,
-                MHD_OPTION_NOTIFY_COMPLETED, on_completed, s,
-                MHD_OPTION_NOTIFY_CONNECTION, on_connection, s,
-                MHD_OPTION_END);
+        s->daemon = MHD_start_daemon(flags, 0, NULL, NULL, on_access, s, MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log,
+                                     s, /* first, or MHD logs some to stderr */
+                                     MHD_OPTION_SOCK_ADDR, &s->listen.sa, MHD_OPTION_HTTPS_MEM_KEY, s->key_pem,
+                                     MHD_OPTION_HTTPS_MEM_CERT, s->cert_pem, MHD_OPTION_HTTPS_PRIORITIES,
+                                     TLS_PRIORITIES, MHD_OPTION_CONNECTION_TIMEOUT,
+                                     (unsigned) CONNECTION_TIMEOUT_SEC, MHD_OPTION_CONNECTION_LIMIT,
+                                     connection_limit(),
+                                     /* per connection; MHD's 32 KiB default costs 300 MiB with
+                                      * 10,000 long-polls, and our requests are a few hundred
+                                      * bytes of headers (bodies are streamed to on_access()) */
+                                     MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t) CONNECTION_MEMORY_LIMIT,
+                                     MHD_OPTION_NOTIFY_COMPLETED, on_completed, s, MHD_OPTION_NOTIFY_CONNECTION,
+                                     on_connection, s, MHD_OPTION_END);
         if (!s->daemon)
                 return log_error_errno(-EADDRNOTAVAIL, "Failed to start HTTPS server on %s.", s->listen_text);
 
@@ -483,8 +480,8 @@ int server_run(Server *s) {
         r = server_start_db_poll(s);
         if (r < 0)
                 return r;
-        r = sd_event_add_time_relative(s->event, &s->sweep, CLOCK_MONOTONIC, SWEEP_USEC,
-                                       100 * USEC_PER_MSEC, on_sweep, s);
+        r = sd_event_add_time_relative(s->event, &s->sweep, CLOCK_MONOTONIC, SWEEP_USEC, 100 * USEC_PER_MSEC,
+                                       on_sweep, s);
         if (r < 0)
                 return log_error_errno(r, "Failed to add connection sweep: %m");
 

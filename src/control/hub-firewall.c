@@ -187,7 +187,8 @@ static void put_handshake_limit(FILE *f, uint16_t port) {
          * limit would let one stream's flood starve the handshakes of every
          * other. meshd-control limits handshakes per stream instead
          * (relay-server.c). */
-        fprintf(f, "\t\tiifname \"lo\" udp dport %u counter return comment \"TLS relay streams, limited per stream\"\n",
+        fprintf(f,
+                "\t\tiifname \"lo\" udp dport %u counter return comment \"TLS relay streams, limited per stream\"\n",
                 port);
         fprintf(f,
                 "\t\tmeta nfproto ipv4 udp dport %1$u udp length %2$u @th,64,32 0x01000000 "
@@ -287,8 +288,8 @@ int hub_firewall_script_install(const HubFirewallConfig *c, const HubFirewallMem
  * in new added, deletions first, so an address that moved from one member
  * to another in the same round is deleted and added back, never the
  * reverse. */
-static int put_set_diff(FILE *f, const char *table, const char *set, int family, const void *old,
-                        size_t n_old, const void *new, size_t n_new) {
+static int put_set_diff(FILE *f, const char *table, const char *set, int family, const void *old, size_t n_old,
+                        const void *new, size_t n_new) {
         size_t size = family == AF_INET ? sizeof(struct in_addr) : sizeof(struct in6_addr);
         const uint8_t *o = old, *n = new;
         _cleanup_free_ char *adds = NULL;
@@ -331,8 +332,8 @@ static int put_set_diff(FILE *f, const char *table, const char *set, int family,
         return 0;
 }
 
-int hub_firewall_script_update(const char *table, const HubFirewallMembers *old,
-                               const HubFirewallMembers *new, char **ret) {
+int hub_firewall_script_update(const char *table, const HubFirewallMembers *old, const HubFirewallMembers *new,
+                               char **ret) {
         _cleanup_free_ char *text = NULL;
         _cleanup_fclose_ FILE *f = NULL;
         size_t size;
@@ -378,8 +379,8 @@ int hub_firewall_script_remove(const char *table, char **ret) {
 /* libnftables reports errors as text only: the errno of the first
  * "Error:" line when it names one we know, else -EIO. */
 static int nft_error_to_errno(const char *line) {
-        static const int known[] = {EPERM,  EACCES, EOPNOTSUPP, EPROTONOSUPPORT, EAFNOSUPPORT,
-                                    ENOENT, ENOMEM, EEXIST,     EBUSY,           ENOSPC};
+        static const int known[] = { EPERM,  EACCES, EOPNOTSUPP, EPROTONOSUPPORT, EAFNOSUPPORT,
+                                     ENOENT, ENOMEM, EEXIST,     EBUSY,           ENOSPC };
 
         for (size_t i = 0; i < ELEMENTSOF(known); i++)
                 if (strstr(line, strerror(known[i])))
@@ -457,12 +458,11 @@ int hub_firewall_new(const HubFirewallConfig *c, HubFirewallMembers *members, Hu
                 return log_error_errno(r, "Failed to build the hub firewall: %m");
         r = nft_open(&fw->nft);
         if (r < 0)
-                return log_error_errno(
-                        r,
-                        "Failed to install the hub firewall (nftables table inet %s): "
-                        "no nftables (%m); without it a node can reach this host and its "
-                        "networks through the hub (--no-hub-firewall runs without it anyway).",
-                        fw->table);
+                return log_error_errno(r,
+                                       "Failed to install the hub firewall (nftables table inet %s): "
+                                       "no nftables (%m); without it a node can reach this host and its "
+                                       "networks through the hub (--no-hub-firewall runs without it anyway).",
+                                       fw->table);
         r = nft_run(fw->nft, script, error, sizeof(error));
         if (r < 0)
                 return log_error_errno(r,
@@ -540,8 +540,8 @@ int hub_firewall_remove(HubFirewall *fw) {
                 return log_oom();
         r = nft_run(fw->nft, script, error, sizeof(error));
         if (r < 0)
-                return log_warning_errno(r, "Failed to remove the hub firewall (table inet %s): %s",
-                                         fw->table, error);
+                return log_warning_errno(r, "Failed to remove the hub firewall (table inet %s): %s", fw->table,
+                                         error);
         log_info("Removed the hub firewall (table inet %s).", fw->table);
         return 0;
 }

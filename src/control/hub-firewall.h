@@ -28,13 +28,13 @@
 #include "macro.h"
 
 #define HUB_FIREWALL_TABLE_PREFIX "meshd_hub_"
-#define HUB_FIREWALL_TABLE_MAX    (sizeof(HUB_FIREWALL_TABLE_PREFIX) + 16)
-#define HUB_ALLOW_MAX             64
+#define HUB_FIREWALL_TABLE_MAX (sizeof(HUB_FIREWALL_TABLE_PREFIX) + 16)
+#define HUB_ALLOW_MAX 64
 
 /* Handshake initiations per source (IPv4 address or IPv6 /64) that the hub
  * takes before dropping: a node initiates at most every 5 s per peer, and
  * a NAT hides many nodes behind one address. */
-#define HUB_HANDSHAKE_RATE  50
+#define HUB_HANDSHAKE_RATE 50
 #define HUB_HANDSHAKE_BURST 100
 
 typedef struct HubAllow {
@@ -76,8 +76,8 @@ int hub_firewall_table_name(const char *ifname, char ret[static HUB_FIREWALL_TAB
 int hub_firewall_script_install(const HubFirewallConfig *c, const HubFirewallMembers *members, char **ret);
 /* Only the differences between two normalized member lists; *ret = NULL
  * when there are none. */
-int hub_firewall_script_update(const char *table, const HubFirewallMembers *old,
-                               const HubFirewallMembers *new, char **ret);
+int hub_firewall_script_update(const char *table, const HubFirewallMembers *old, const HubFirewallMembers *new,
+                               char **ret);
 /* Both sets emptied and refilled, in one transaction. */
 int hub_firewall_script_reload(const char *table, const HubFirewallMembers *members, char **ret);
 /* The table gone; succeeds whether or not it exists. */

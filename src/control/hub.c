@@ -443,10 +443,12 @@ static int hub_open_probe_socket(Hub *h, int family, const union in_addr_union *
         if (setsockopt(fd, IPPROTO_IP, IP_FREEBIND, &one, sizeof(one)) < 0)
                 return -errno;
         if (family == AF_INET) {
-                sa.in = (struct sockaddr_in) { .sin_family = AF_INET, .sin_port = htons(PROBE_PORT),
+                sa.in = (struct sockaddr_in) { .sin_family = AF_INET,
+                                               .sin_port = htons(PROBE_PORT),
                                                .sin_addr = addr->in };
         } else
-                sa.in6 = (struct sockaddr_in6) { .sin6_family = AF_INET6, .sin6_port = htons(PROBE_PORT),
+                sa.in6 = (struct sockaddr_in6) { .sin6_family = AF_INET6,
+                                                 .sin6_port = htons(PROBE_PORT),
                                                  .sin6_addr = addr->in6 };
         if (bind(fd, &sa.sa, endpoint_socklen(&sa)) < 0)
                 return -errno;
@@ -584,10 +586,51 @@ static int hub_setup_device(Hub *h, const HubOptions *opts) {
         return 0;
 }
 
-int hub_new(sd_event *event, Store *store, const HubOptions *opts, HubChangedHandler on_changed,
-            void *userdata, Hub **ret) {
-        _cleanup_(hub_freep) Hub *h = NULL;
+/* The mesh's ranges from the database, and the hub's own addresses in them. */
+static int hub_load_ranges(Hub *h, Store *store) {
         _cleanup_free_ char *v4 = NULL, *v6 = NULL;
+        int r;
+
+        r = store_get_setting(store, "ipv4_range", &v4);
+        if (r >= 0)
+                r = store_get_setting(store, "ipv6_range", &v6);
+        if (r < 0)
+                return log_error_errno(r, "Database has no mesh ranges: %m");
+        r = ipam_range_parse(v4, v6, &h->range);
+        if (r < 0)
+                return log_error_errno(r, "Invalid mesh ranges '%s', '%s': %m", v4, v6);
+        r = ipam_host_ipv4(&h->range, IPAM_HOST_HUB, &h->hub_ipv4);
+        if (r >= 0)
+                r = ipam_host_ipv6(&h->range, IPAM_HOST_HUB, &h->hub_ipv6);
+        if (r < 0)
+                return log_error_errno(r, "Mesh ranges have no hub address: %m");
+        return 0;
+}
+
+/* Whether the hub's nftables table can be installed at all. */
+static int hub_check_firewall(const char *ifname) {
+        char table[HUB_FIREWALL_TABLE_MAX];
+        int r;
+
+        if (hub_firewall_table_name(ifname, table) < 0)
+                return log_error_errno(-EINVAL,
+                                       "Hub interface name '%s' cannot be used in nftables "
+                                       "rules (letters, digits, '_', '-', '.' only).",
+                                       ifname);
+        r = hub_firewall_available();
+        if (r < 0)
+                return log_error_errno(r,
+                                       "Failed to install the hub firewall (nftables table inet %s): "
+                                       "no nftables (%m); without it a node can reach this host and "
+                                       "its networks through the hub (--no-hub-firewall runs "
+                                       "without it anyway).",
+                                       table);
+        return 0;
+}
+
+int hub_new(sd_event *event, Store *store, const HubOptions *opts, HubChangedHandler on_changed, void *userdata,
+            Hub **ret) {
+        _cleanup_(hub_freep) Hub *h = NULL;
         WgBackendOptions wg_opts = {
                 .type = opts->backend,
                 .ifname = opts->ifname,
@@ -608,33 +651,14 @@ int hub_new(sd_event *event, Store *store, const HubOptions *opts, HubChangedHan
         h->userdata = userdata;
         (void) snprintf(h->ifname, sizeof(h->ifname), "%s", opts->ifname);
 
-        r = store_get_setting(store, "ipv4_range", &v4);
-        if (r >= 0)
-                r = store_get_setting(store, "ipv6_range", &v6);
+        r = hub_load_ranges(h, store);
         if (r < 0)
-                return log_error_errno(r, "Database has no mesh ranges: %m");
-        r = ipam_range_parse(v4, v6, &h->range);
-        if (r < 0)
-                return log_error_errno(r, "Invalid mesh ranges '%s', '%s': %m", v4, v6);
-        r = ipam_host_ipv4(&h->range, IPAM_HOST_HUB, &h->hub_ipv4);
-        if (r >= 0)
-                r = ipam_host_ipv6(&h->range, IPAM_HOST_HUB, &h->hub_ipv6);
-        if (r < 0)
-                return log_error_errno(r, "Mesh ranges have no hub address: %m");
-
+                return r;
+        /* before anything exists: nothing to undo */
         if (!opts->no_firewall) {
-                char table[HUB_FIREWALL_TABLE_MAX];
-
-                /* before anything exists: nothing to undo */
-                if (hub_firewall_table_name(opts->ifname, table) < 0)
-                        return log_error_errno(-EINVAL, "Hub interface name '%s' cannot be used in nftables "
-                                               "rules (letters, digits, '_', '-', '.' only).", opts->ifname);
-                r = hub_firewall_available();
+                r = hub_check_firewall(opts->ifname);
                 if (r < 0)
-                        return log_error_errno(r, "Failed to install the hub firewall (nftables table inet %s): "
-                                               "no nftables (%m); without it a node can reach this host and "
-                                               "its networks through the hub (--no-hub-firewall runs "
-                                               "without it anyway).", table);
+                        return r;
         }
         r = wg_backend_open(&wg_opts, &h->wg, &created);
         if (r < 0)

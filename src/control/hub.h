@@ -31,9 +31,9 @@ typedef struct HubOptions {
         WgBackendType backend;
         WgKey private_key;
         uint16_t listen_port;
-        bool keep_interface;  /* leave the interface in place on stop */
-        bool ipv6_forwarding; /* set net.ipv6.conf.all.forwarding=1 */
-        bool no_firewall;     /* run without the nftables table (hub-firewall.h) */
+        bool keep_interface;   /* leave the interface in place on stop */
+        bool ipv6_forwarding;  /* set net.ipv6.conf.all.forwarding=1 */
+        bool no_firewall;      /* run without the nftables table (hub-firewall.h) */
         const HubAllow *allow; /* services on the hub address open to members */
         size_t n_allow;
 } HubOptions;
@@ -47,8 +47,8 @@ typedef void (*HubChangedHandler)(Hub *h, void *userdata);
  * member as a peer, opens the probe sockets and starts reading endpoints
  * every second. store is borrowed. SIGCHLD must be blocked (userspace
  * backend: wireguard-go is our child, and the hub ends with it). */
-int hub_new(sd_event *event, Store *store, const HubOptions *opts, HubChangedHandler on_changed,
-            void *userdata, Hub **ret);
+int hub_new(sd_event *event, Store *store, const HubOptions *opts, HubChangedHandler on_changed, void *userdata,
+            Hub **ret);
 /* Removes the interface and then the firewall, unless keep_interface
  * (then both stay: an interface left up must not be an open door). */
 Hub *hub_free(Hub *h);

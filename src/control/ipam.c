@@ -160,7 +160,8 @@ int ipam_host_ipv6(const IpamRange *r, uint64_t host, struct in6_addr *ret) {
         return 0;
 }
 
-int ipam_host_format(const IpamRange *r, uint64_t host, char ipv4[static INET6_ADDRSTRLEN], char ipv6[static INET6_ADDRSTRLEN]) {
+int ipam_host_format(const IpamRange *r, uint64_t host, char ipv4[static INET6_ADDRSTRLEN],
+                     char ipv6[static INET6_ADDRSTRLEN]) {
         struct in_addr a4;
         struct in6_addr a6;
         int k;

@@ -16,10 +16,10 @@
 #define IPAM_HOST_FIRST UINT64_C(2)
 
 typedef struct IpamRange {
-        struct in_addr ipv4;     /* network address, host bits zero */
-        uint8_t ipv4_prefixlen;  /* 8 … 30 */
-        struct in6_addr ipv6;    /* network address, host bits zero */
-        uint8_t ipv6_prefixlen;  /* 16 … 96 */
+        struct in_addr ipv4;    /* network address, host bits zero */
+        uint8_t ipv4_prefixlen; /* 8 … 30 */
+        struct in6_addr ipv6;   /* network address, host bits zero */
+        uint8_t ipv6_prefixlen; /* 16 … 96 */
 } IpamRange;
 
 /* "100.64.0.0/10": host bits must be zero, prefix 8…30 (a /30 holds the hub and one node). */
@@ -45,7 +45,8 @@ int ipam_allocate(const IpamRange *r, uint64_t next, ipam_in_use_t in_use, void 
 int ipam_host_ipv4(const IpamRange *r, uint64_t host, struct in_addr *ret);
 int ipam_host_ipv6(const IpamRange *r, uint64_t host, struct in6_addr *ret);
 /* Text forms, into buffers of INET6_ADDRSTRLEN. */
-int ipam_host_format(const IpamRange *r, uint64_t host, char ipv4[static INET6_ADDRSTRLEN], char ipv6[static INET6_ADDRSTRLEN]);
+int ipam_host_format(const IpamRange *r, uint64_t host, char ipv4[static INET6_ADDRSTRLEN],
+                     char ipv6[static INET6_ADDRSTRLEN]);
 
 /* Whether a (AF_INET or AF_INET6) lies inside the mesh range of its family. */
 bool ipam_range_contains(const IpamRange *r, int family, const union in_addr_union *a);

@@ -11,9 +11,9 @@
 #include "config.h"
 #include "http.h"
 #include "hub.h"
+#include "log.h"
 #include "relay-listener.h"
 #include "relay-server.h"
-#include "log.h"
 #include "verbs.h"
 
 #define STATE_DIR_DEFAULT "/var/lib/meshd-control"
@@ -99,9 +99,9 @@ static int parse_duration(const char *s, uint64_t *ret) {
                 const char *suffix;
                 uint64_t seconds;
         } units[] = {
-                { "", 1 },          { "s", 1 },         { "sec", 1 },     { "m", 60 },
-                { "min", 60 },      { "h", 3600 },      { "hour", 3600 }, { "d", 86400 },
-                { "day", 86400 },   { "days", 86400 },  { "w", 604800 },  { "week", 604800 },
+                { "", 1 },        { "s", 1 },        { "sec", 1 },     { "m", 60 },
+                { "min", 60 },    { "h", 3600 },     { "hour", 3600 }, { "d", 86400 },
+                { "day", 86400 }, { "days", 86400 }, { "w", 604800 },  { "week", 604800 },
         };
         unsigned long long v;
         char *end;
@@ -214,8 +214,8 @@ static int parse_argv(int argc, char *argv[]) {
                 case ARG_EXPIRES:
                         r = parse_duration(optarg, &arg.expires_sec);
                         if (r < 0)
-                                return log_error_errno(r, "Invalid duration '%s', expected e.g. 30s, 10min, 24h, 7d.",
-                                                       optarg);
+                                return log_error_errno(
+                                        r, "Invalid duration '%s', expected e.g. 30s, 10min, 24h, 7d.", optarg);
                         break;
                 case ARG_JSON:
                         arg.json = true;
@@ -230,15 +230,19 @@ static int parse_argv(int argc, char *argv[]) {
                         /* IFNAMSIZ, and no character the kernel refuses */
                         if (!*optarg || strlen(optarg) > 15 || strpbrk(optarg, "/: \t\n") ||
                             streq(optarg, ".") || streq(optarg, ".."))
-                                return log_error_errno(-EINVAL, "Invalid --hub-interface '%s': 1 to 15 characters, "
-                                                       "no '/', ':' or space.", optarg);
+                                return log_error_errno(-EINVAL,
+                                                       "Invalid --hub-interface '%s': 1 to 15 characters, "
+                                                       "no '/', ':' or space.",
+                                                       optarg);
                         arg.hub_interface = optarg;
                         break;
                 case ARG_HUB_BACKEND:
                         arg.hub_backend = wg_backend_type_from_string(optarg);
                         if (arg.hub_backend < 0)
-                                return log_error_errno(-EINVAL, "Invalid --hub-backend '%s', expected auto, kernel or userspace.",
-                                                       optarg);
+                                return log_error_errno(
+                                        -EINVAL,
+                                        "Invalid --hub-backend '%s', expected auto, kernel or userspace.",
+                                        optarg);
                         break;
                 case ARG_HUB_PORT: {
                         char *end;
@@ -247,7 +251,8 @@ static int parse_argv(int argc, char *argv[]) {
                         errno = 0;
                         p = strtoul(optarg, &end, 10);
                         if (errno != 0 || *optarg < '1' || *optarg > '9' || *end != 0 || p > 65535)
-                                return log_error_errno(-EINVAL, "Invalid --hub-port '%s', expected 1 … 65535.", optarg);
+                                return log_error_errno(-EINVAL, "Invalid --hub-port '%s', expected 1 … 65535.",
+                                                       optarg);
                         arg.hub_port = (uint16_t) p;
                         break;
                 }
@@ -262,8 +267,10 @@ static int parse_argv(int argc, char *argv[]) {
                         bool seen = false;
 
                         if (hub_allow_parse(optarg, &a) < 0)
-                                return log_error_errno(-EINVAL, "Invalid --hub-allow '%s', expected tcp/PORT or "
-                                                       "udp/PORT (port 1 … 65535).", optarg);
+                                return log_error_errno(-EINVAL,
+                                                       "Invalid --hub-allow '%s', expected tcp/PORT or "
+                                                       "udp/PORT (port 1 … 65535).",
+                                                       optarg);
                         for (size_t i = 0; i < arg.n_hub_allow; i++)
                                 seen = seen || (arg.hub_allow[i].protocol == a.protocol &&
                                                 arg.hub_allow[i].port == a.port);
@@ -282,7 +289,8 @@ static int parse_argv(int argc, char *argv[]) {
                         r = parse_duration(optarg, &arg.cert_lifetime_sec);
                         /* below 10 s renewal cannot keep up; above 398 days browsers refuse */
                         if (r < 0 || arg.cert_lifetime_sec < 10 || arg.cert_lifetime_sec > 398 * 86400ULL)
-                                return log_error_errno(-EINVAL, "Invalid --cert-lifetime '%s', expected 10s … 398d.",
+                                return log_error_errno(-EINVAL,
+                                                       "Invalid --cert-lifetime '%s', expected 10s … 398d.",
                                                        optarg);
                         break;
                 case ARG_EXPIRED_NODES:
@@ -291,7 +299,8 @@ static int parse_argv(int argc, char *argv[]) {
                         else if (streq(optarg, "admin"))
                                 arg.expired_needs_admin = true;
                         else
-                                return log_error_errno(-EINVAL, "Invalid --expired-nodes '%s', expected renew or admin.",
+                                return log_error_errno(-EINVAL,
+                                                       "Invalid --expired-nodes '%s', expected renew or admin.",
                                                        optarg);
                         break;
                 case ARG_NO_RELAY:
@@ -304,8 +313,9 @@ static int parse_argv(int argc, char *argv[]) {
                         errno = 0;
                         n = strtoul(optarg, &end, 10);
                         if (errno != 0 || *optarg < '1' || *optarg > '9' || *end != 0 || n > 1000000)
-                                return log_error_errno(-EINVAL, "Invalid --relay-max-streams '%s', expected 1 … 1000000.",
-                                                       optarg);
+                                return log_error_errno(
+                                        -EINVAL, "Invalid --relay-max-streams '%s', expected 1 … 1000000.",
+                                        optarg);
                         arg.relay_max_streams = (unsigned) n;
                         break;
                 }
@@ -316,7 +326,8 @@ static int parse_argv(int argc, char *argv[]) {
                         errno = 0;
                         n = strtoul(optarg, &end, 10);
                         if (errno != 0 || *optarg < '0' || *optarg > '9' || *end != 0 || n > 65535)
-                                return log_error_errno(-EINVAL, "Invalid --relay-port '%s', expected 0 … 65535.",
+                                return log_error_errno(-EINVAL,
+                                                       "Invalid --relay-port '%s', expected 0 … 65535.",
                                                        optarg);
                         arg.relay_port = (uint16_t) n;
                         break;

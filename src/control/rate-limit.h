@@ -17,7 +17,7 @@ typedef struct RateLimit {
 } RateLimit;
 
 static inline void rate_limit_init(RateLimit *rl, uint32_t rate, uint32_t burst, uint64_t now_usec) {
-        *rl = (RateLimit){
+        *rl = (RateLimit) {
                 .rate = rate,
                 .burst = burst,
                 .tokens_x1e6 = (uint64_t) burst * 1000000,

@@ -12,7 +12,7 @@
 
 void relay_admission_done(RelayAdmission *a) {
         free(a->name);
-        *a = (RelayAdmission){};
+        *a = (RelayAdmission) {};
 }
 
 _printf_(3, 4) static int refuse(RelayAdmission *a, unsigned status, const char *format, ...) {
@@ -31,7 +31,7 @@ int relay_admit(Store *store, const RelayServer *rs, bool disabled, const char *
         const char *token = request_bearer_token(authorization);
         int r;
 
-        *ret = (RelayAdmission){.id = -1};
+        *ret = (RelayAdmission) { .id = -1 };
         if (!token)
                 return refuse(ret, 401, "missing node token");
         r = store_node_by_token(store, token, &node);

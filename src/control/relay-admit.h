@@ -14,9 +14,9 @@
 #include "store.h"
 
 typedef struct RelayAdmission {
-        unsigned status;  /* 0: admitted; else the HTTP status of the refusal */
-        char error[256];  /* the refusal's "error" text */
-        int64_t id;       /* admitted: the node */
+        unsigned status; /* 0: admitted; else the HTTP status of the refusal */
+        char error[256]; /* the refusal's "error" text */
+        int64_t id;      /* admitted: the node */
         char *name;
         WgKey key;
 } RelayAdmission;

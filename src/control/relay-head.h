@@ -12,11 +12,11 @@
 #define RELAY_HEAD_MAX (8U * 1024U)
 
 typedef struct RelayHead {
-        size_t size;               /* bytes up to and with the blank line; what follows are frames */
+        size_t size; /* bytes up to and with the blank line; what follows are frames */
         const char *method, *target;
         const char *authorization; /* header values, NULL when absent */
         const char *upgrade;
-        bool connection_upgrade;   /* "Connection:" lists the token "upgrade" */
+        bool connection_upgrade; /* "Connection:" lists the token "upgrade" */
 } RelayHead;
 
 /* Parses the first len bytes of buf (which has room for one more byte). Works

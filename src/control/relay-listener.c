@@ -45,7 +45,7 @@ struct Conn {
         union sockaddr_union peer;
         char peer_text[ENDPOINT_STRLEN];
 
-        char *head;       /* RELAY_HEAD_MAX + 1, until the answer */
+        char *head; /* RELAY_HEAD_MAX + 1, until the answer */
         size_t head_len;
 
         /* after the 101: pair_fd ours, stream_fd RelayServer's (borrowed by it) */
@@ -194,8 +194,8 @@ static int pump_pair_to_out(Conn *c) {
                 c->out_start = 0;
         }
         while (c->out_end < RELAY_LISTENER_BUFFER) {
-                ssize_t n = recv(c->pair_fd, c->out + c->out_end, RELAY_LISTENER_BUFFER - c->out_end,
-                                 MSG_DONTWAIT);
+                ssize_t n =
+                        recv(c->pair_fd, c->out + c->out_end, RELAY_LISTENER_BUFFER - c->out_end, MSG_DONTWAIT);
                 if (n > 0) {
                         c->out_end += (size_t) n;
                         moved = 1;
@@ -300,14 +300,22 @@ static int conn_queue(Conn *c, const char *text, size_t len) {
 
 static const char *status_text(unsigned status) {
         switch (status) {
-        case 400: return "Bad Request";
-        case 401: return "Unauthorized";
-        case 403: return "Forbidden";
-        case 404: return "Not Found";
-        case 405: return "Method Not Allowed";
-        case 431: return "Request Header Fields Too Large";
-        case 503: return "Service Unavailable";
-        default:  return "Internal Server Error";
+        case 400:
+                return "Bad Request";
+        case 401:
+                return "Unauthorized";
+        case 403:
+                return "Forbidden";
+        case 404:
+                return "Not Found";
+        case 405:
+                return "Method Not Allowed";
+        case 431:
+                return "Request Header Fields Too Large";
+        case 503:
+                return "Service Unavailable";
+        default:
+                return "Internal Server Error";
         }
 }
 
@@ -338,7 +346,7 @@ static int conn_start_stream(Conn *c, const RelayHead *h, RelayAdmission *a) {
         static const char reply[] = "HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\n"
                                     "Upgrade: " RELAY_UPGRADE_TOKEN "\r\n\r\n";
         RelayListener *l = c->listener;
-        const RelayStreamOwner owner = {.closed = on_stream_closed, .connection = c, .userdata = l};
+        const RelayStreamOwner owner = { .closed = on_stream_closed, .connection = c, .userdata = l };
         int sv[2], r;
 
         c->in = malloc(RELAY_LISTENER_BUFFER);
@@ -353,7 +361,8 @@ static int conn_start_stream(Conn *c, const RelayHead *h, RelayAdmission *a) {
                 return r;
         conn_leave_pending(c, CONN_RELAYING);
 
-        log_full_errno_fields(LOG_INFO, 0, &((LogFields){.peer = a->name, .endpoint = c->peer_text, .path = "relay"}),
+        log_full_errno_fields(LOG_INFO, 0,
+                              &((LogFields) { .peer = a->name, .endpoint = c->peer_text, .path = "relay" }),
                               "Relay stream of node %s arrives on the relay port %s from %s.", a->name,
                               l->address_text, c->peer_text);
         /* RelayServer logs the open (or why not) and may close at once
@@ -457,7 +466,8 @@ static void conn_run(Conn *c) {
         case CONN_HANDSHAKE:
                 r = gnutls_handshake(c->tls);
                 if (r == GNUTLS_E_AGAIN || r == GNUTLS_E_INTERRUPTED || (r < 0 && !gnutls_error_is_fatal(r)))
-                        return conn_set_events(c, c->io, gnutls_record_get_direction(c->tls) ? EPOLLOUT : EPOLLIN);
+                        return conn_set_events(c, c->io,
+                                               gnutls_record_get_direction(c->tls) ? EPOLLOUT : EPOLLIN);
                 if (r < 0) {
                         log_debug("Relay connection from %s: TLS handshake failed: %s", c->peer_text,
                                   gnutls_strerror(r));
@@ -516,9 +526,9 @@ static size_t listener_pending_from(const RelayListener *l, const union sockaddr
 
         for (const Conn *c = l->conns; c; c = c->next)
                 if (conn_is_pending(c) && c->peer.sa.sa_family == peer->sa.sa_family &&
-                    (peer->sa.sa_family == AF_INET
-                             ? c->peer.in.sin_addr.s_addr == peer->in.sin_addr.s_addr
-                             : memcmp(&c->peer.in6.sin6_addr, &peer->in6.sin6_addr, sizeof(struct in6_addr)) == 0))
+                    (peer->sa.sa_family == AF_INET ? c->peer.in.sin_addr.s_addr == peer->in.sin_addr.s_addr
+                                                   : memcmp(&c->peer.in6.sin6_addr, &peer->in6.sin6_addr,
+                                                            sizeof(struct in6_addr)) == 0))
                         n++;
         return n;
 }
@@ -532,7 +542,7 @@ static int conn_new(RelayListener *l, int fd, const union sockaddr_union *peer) 
                 safe_close(fd);
                 return -ENOMEM;
         }
-        *c = (Conn){.listener = l, .fd = fd, .peer = *peer, .pair_fd = -EBADF, .stream_fd = -EBADF};
+        *c = (Conn) { .listener = l, .fd = fd, .peer = *peer, .pair_fd = -EBADF, .stream_fd = -EBADF };
         (void) endpoint_format(peer, c->peer_text, sizeof(c->peer_text));
         c->next = l->conns;
         if (l->conns)
@@ -580,7 +590,8 @@ static int on_accept_pause(sd_event_source *s, uint64_t usec, void *userdata) {
 static void listener_pause(RelayListener *l, int error) {
         int r;
 
-        log_warning_errno(error, "Relay listener on %s: accept failed, pausing for a second: %m", l->address_text);
+        log_warning_errno(error, "Relay listener on %s: accept failed, pausing for a second: %m",
+                          l->address_text);
         (void) sd_event_source_set_enabled(l->accept_source, SD_EVENT_OFF);
         l->accept_pause = sd_event_source_disable_unref(l->accept_pause);
         r = sd_event_add_time_relative(l->event, &l->accept_pause, CLOCK_MONOTONIC, ACCEPT_PAUSE_USEC, 0,
@@ -642,12 +653,12 @@ static int listener_bind(RelayListener *l, const union sockaddr_union *address, 
         return 0;
 }
 
-int relay_listener_new(sd_event *event, const union sockaddr_union *address, uint16_t port,
-                       const char *key_pem, const char *cert_pem, const char *priorities, Store *store,
-                       RelayServer *rs, RelayListener **ret) {
+int relay_listener_new(sd_event *event, const union sockaddr_union *address, uint16_t port, const char *key_pem,
+                       const char *cert_pem, const char *priorities, Store *store, RelayServer *rs,
+                       RelayListener **ret) {
         _cleanup_(relay_listener_freep) RelayListener *l = NULL;
-        gnutls_datum_t key = {(unsigned char *) key_pem, (unsigned) strlen(key_pem)};
-        gnutls_datum_t cert = {(unsigned char *) cert_pem, (unsigned) strlen(cert_pem)};
+        gnutls_datum_t key = { (unsigned char *) key_pem, (unsigned) strlen(key_pem) };
+        gnutls_datum_t cert = { (unsigned char *) cert_pem, (unsigned) strlen(cert_pem) };
         int r;
 
         l = calloc(1, sizeof(*l));

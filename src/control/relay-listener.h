@@ -36,9 +36,9 @@ typedef struct RelayListener RelayListener;
  * that cannot be bound is the caller's warning to log: -errno. rs and store
  * must outlive the listener; free rs first (its streams close through the
  * listener), then the listener. */
-int relay_listener_new(sd_event *event, const union sockaddr_union *address, uint16_t port,
-                       const char *key_pem, const char *cert_pem, const char *priorities, Store *store,
-                       RelayServer *rs, RelayListener **ret);
+int relay_listener_new(sd_event *event, const union sockaddr_union *address, uint16_t port, const char *key_pem,
+                       const char *cert_pem, const char *priorities, Store *store, RelayServer *rs,
+                       RelayListener **ret);
 RelayListener *relay_listener_free(RelayListener *l);
 DEFINE_TRIVIAL_CLEANUP_FUNC(RelayListener *, relay_listener_free);
 

@@ -20,12 +20,12 @@
 
 /* What one wakeup of a stream may move before the loop serves the others:
  * a busy stream must not starve the rest of the event loop. */
-#define RELAY_READ_BUDGET     (64 * 1024)
+#define RELAY_READ_BUDGET (64 * 1024)
 #define RELAY_DATAGRAM_BUDGET 64
 /* A node behind the relay handshakes with the hub only (its peers are
  * reached inside that tunnel): one every few seconds. Each initiation costs
  * the hub a Diffie-Hellman, so a stream gets no more than this. */
-#define RELAY_HANDSHAKE_RATE  10
+#define RELAY_HANDSHAKE_RATE 10
 #define RELAY_HANDSHAKE_BURST 20
 
 struct RelayStream {
@@ -65,13 +65,13 @@ struct RelayServer {
 /* ---- the queue towards the node ---- */
 
 int relay_queue_init(RelayQueue *q, size_t size) {
-        *q = (RelayQueue){.buf = malloc(size), .size = size};
+        *q = (RelayQueue) { .buf = malloc(size), .size = size };
         return q->buf ? 0 : -ENOMEM;
 }
 
 void relay_queue_done(RelayQueue *q) {
         free(q->buf);
-        *q = (RelayQueue){};
+        *q = (RelayQueue) {};
 }
 
 static void relay_queue_put(RelayQueue *q, const uint8_t *p, size_t len) {
@@ -105,10 +105,10 @@ ssize_t relay_queue_flush(RelayQueue *q, int fd) {
                 int n_iov = 1;
                 ssize_t n;
 
-                iov[0] = (struct iovec){q->buf + q->head, first};
+                iov[0] = (struct iovec) { q->buf + q->head, first };
                 if (first < q->used)
-                        iov[n_iov++] = (struct iovec){q->buf, q->used - first};
-                n = sendmsg(fd, &(struct msghdr){.msg_iov = iov, .msg_iovlen = n_iov},
+                        iov[n_iov++] = (struct iovec) { q->buf, q->used - first };
+                n = sendmsg(fd, &(struct msghdr) { .msg_iov = iov, .msg_iovlen = n_iov },
                             MSG_DONTWAIT | MSG_NOSIGNAL);
                 if (n < 0) {
                         if (errno == EAGAIN || errno == EINTR)
@@ -152,7 +152,7 @@ _printf_(3, 4) static void relay_stream_close(RelayStream *st, int level, const 
         (void) vsnprintf(reason, sizeof(reason), format, ap);
         va_end(ap);
         log_full_errno_fields(level, 0,
-                              &((LogFields){.peer = st->name, .endpoint = st->local_text, .path = "relay"}),
+                              &((LogFields) { .peer = st->name, .endpoint = st->local_text, .path = "relay" }),
                               "Relay stream of node %s closed: %s.", st->name, reason);
 
         if (st->prev)
@@ -173,8 +173,7 @@ _printf_(3, 4) static void relay_stream_close(RelayStream *st, int level, const 
 static void relay_stream_update_events(RelayStream *st) {
         int r = sd_event_source_set_io_events(st->fd_source, EPOLLIN | (st->out.used > 0 ? EPOLLOUT : 0));
         if (r < 0)
-                (void) log_warning_errno(r, "Relay stream of node %s: failed to update events: %m",
-                                         st->name);
+                (void) log_warning_errno(r, "Relay stream of node %s: failed to update events: %m", st->name);
 }
 
 static void relay_stream_kick(RelayStream *st) {
@@ -229,9 +228,8 @@ static int relay_stream_consume(RelayStream *st, const uint8_t *data, size_t len
                 if (r == -EMSGSIZE) {
                         size_t declared = (size_t) st->reader.buf[0] << 8 | st->reader.buf[1];
                         relay_stream_close(st, LOG_WARNING, "%s (declared length %zu)",
-                                           relay_frame_verdict_to_string(declared == 0
-                                                                                 ? RELAY_FRAME_EMPTY
-                                                                                 : RELAY_FRAME_OVERSIZED),
+                                           relay_frame_verdict_to_string(declared == 0 ? RELAY_FRAME_EMPTY
+                                                                                       : RELAY_FRAME_OVERSIZED),
                                            declared);
                         return -EPIPE;
                 }
@@ -323,11 +321,11 @@ static int on_udp_io(sd_event_source *source, int fd, uint32_t revents, void *us
 }
 
 static int relay_stream_open_socket(RelayStream *st, uint16_t hub_port) {
-        union sockaddr_union hub = {.in = {.sin_family = AF_INET,
-                                           .sin_port = htons(hub_port),
-                                           .sin_addr.s_addr = htonl(INADDR_LOOPBACK)}};
-        union sockaddr_union local = {
-                .in = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)}};
+        union sockaddr_union hub = { .in = { .sin_family = AF_INET,
+                                             .sin_port = htons(hub_port),
+                                             .sin_addr.s_addr = htonl(INADDR_LOOPBACK) } };
+        union sockaddr_union local = { .in = { .sin_family = AF_INET,
+                                               .sin_addr.s_addr = htonl(INADDR_LOOPBACK) } };
         socklen_t len = sizeof(st->local.in);
 
         st->udp_fd = socket(AF_INET, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
@@ -368,7 +366,7 @@ static int relay_stream_new(RelayServer *rs, int fd, int net_fd, const RelayStre
         st = calloc(1, sizeof(*st));
         if (!st)
                 return -ENOMEM;
-        *st = (RelayStream){
+        *st = (RelayStream) {
                 .server = rs,
                 .fd = fd,
                 .owner = *owner,
@@ -419,7 +417,7 @@ int relay_server_add_owned(RelayServer *rs, int fd, int net_fd, const RelayStrea
         if (old)
                 relay_stream_close(old, LOG_INFO, "replaced by a new stream of the same node");
         if (rs->n_streams >= rs->max_streams) {
-                log_full_errno_fields(LOG_WARNING, 0, &((LogFields){.peer = name, .path = "relay"}),
+                log_full_errno_fields(LOG_WARNING, 0, &((LogFields) { .peer = name, .path = "relay" }),
                                       "Relay stream of node %s refused: %u streams already.", name,
                                       rs->max_streams);
                 owner->closed(owner->connection, owner->userdata);
@@ -428,7 +426,7 @@ int relay_server_add_owned(RelayServer *rs, int fd, int net_fd, const RelayStrea
 
         r = relay_stream_new(rs, fd, net_fd, owner, id, name, key, &st);
         if (r < 0) {
-                log_full_errno_fields(LOG_ERR, r, &((LogFields){.peer = name, .path = "relay"}),
+                log_full_errno_fields(LOG_ERR, r, &((LogFields) { .peer = name, .path = "relay" }),
                                       "Relay stream of node %s failed to start: %m", name);
                 owner->closed(owner->connection, owner->userdata);
                 return r;
@@ -441,7 +439,7 @@ int relay_server_add_owned(RelayServer *rs, int fd, int net_fd, const RelayStrea
         relay_server_arm_tick(rs);
 
         log_full_errno_fields(LOG_INFO, 0,
-                              &((LogFields){.peer = name, .endpoint = st->local_text, .path = "relay"}),
+                              &((LogFields) { .peer = name, .endpoint = st->local_text, .path = "relay" }),
                               "Relay stream of node %s open, the hub sees it at %s.", name, st->local_text);
         if (n_extra > 0 && relay_stream_consume(st, extra, n_extra) < 0)
                 return -EPIPE;
@@ -459,11 +457,10 @@ static void relay_stream_check(RelayStream *st, uint64_t now) {
                 relay_stream_close(st, LOG_INFO, "no frame for %u s",
                                    (unsigned) (RELAY_IDLE_USEC / USEC_PER_SEC));
         else if (st->out.used > 0 && now - st->last_progress_usec >= RELAY_STALL_USEC)
-                relay_stream_close(
-                        st, LOG_WARNING,
-                        "the node stopped reading (no progress for %u s, %zu bytes queued, %" PRIu64
-                        " datagrams dropped)",
-                        (unsigned) (RELAY_STALL_USEC / USEC_PER_SEC), st->out.used, st->dropped);
+                relay_stream_close(st, LOG_WARNING,
+                                   "the node stopped reading (no progress for %u s, %zu bytes queued, %" PRIu64
+                                   " datagrams dropped)",
+                                   (unsigned) (RELAY_STALL_USEC / USEC_PER_SEC), st->out.used, st->dropped);
 }
 
 void relay_server_check_timeouts(RelayServer *rs, uint64_t now_usec) {
@@ -577,8 +574,8 @@ int relay_server_new(sd_event *event, uint16_t hub_port, unsigned max_streams, c
         rs->max_streams = max_streams;
         rs->hooks = *hooks;
 
-        r = sd_event_add_time_relative(event, &rs->tick, CLOCK_MONOTONIC, RELAY_TICK_USEC,
-                                       100 * USEC_PER_MSEC, on_tick, rs);
+        r = sd_event_add_time_relative(event, &rs->tick, CLOCK_MONOTONIC, RELAY_TICK_USEC, 100 * USEC_PER_MSEC,
+                                       on_tick, rs);
         if (r < 0)
                 return r;
         r = sd_event_source_set_enabled(rs->tick, SD_EVENT_OFF);

@@ -23,10 +23,10 @@
 
 #define RELAY_MAX_STREAMS_DEFAULT 1024
 /* what waits for a node that does not read; more is dropped, like UDP */
-#define RELAY_QUEUE_MAX  (256 * 1024)
+#define RELAY_QUEUE_MAX (256 * 1024)
 #define RELAY_STALL_USEC (10 * USEC_PER_SEC)
-#define RELAY_IDLE_USEC  (90 * USEC_PER_SEC)
-#define RELAY_TICK_USEC  USEC_PER_SEC
+#define RELAY_IDLE_USEC (90 * USEC_PER_SEC)
+#define RELAY_TICK_USEC USEC_PER_SEC
 
 typedef struct RelayServer RelayServer;
 typedef struct RelayStream RelayStream;
@@ -80,7 +80,7 @@ int relay_server_add(RelayServer *rs, int fd, int net_fd, void *connection, int6
  * kick) through this, so both kinds of connection live side by side. */
 typedef struct RelayStreamOwner {
         void (*closed)(void *connection, void *userdata); /* required */
-        void (*kick)(void *userdata);                      /* may be NULL */
+        void (*kick)(void *userdata);                     /* may be NULL */
         void *connection;
         void *userdata;
 } RelayStreamOwner;

@@ -23,8 +23,8 @@ cJSON *request_body_parse(const char *text, size_t len) {
         return o;
 }
 
-int endpoints_check_announceable(char *const *endpoints, const InAddrPrefix *mesh, size_t n_mesh,
-                                 char *error, size_t error_size) {
+int endpoints_check_announceable(char *const *endpoints, const InAddrPrefix *mesh, size_t n_mesh, char *error,
+                                 size_t error_size) {
         for (size_t i = 0; endpoints && endpoints[i]; i++) {
                 union sockaddr_union sa;
                 const char *why;

@@ -29,7 +29,6 @@ struct InAddrPrefix;
 int endpoints_check_announceable(char *const *endpoints, const struct InAddrPrefix *mesh, size_t n_mesh,
                                  char *error, size_t error_size);
 
-
 /* The token of an "Authorization: Bearer TOKEN" header value (h may be
  * NULL): a pointer into h, or NULL when h is no Bearer header or the token
  * is empty or longer than REQUEST_TOKEN_MAX. */

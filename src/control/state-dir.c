@@ -25,8 +25,8 @@ int open_store(const ControlArgs *a, Store **ret) {
                 return r;
         r = store_open(path, false, ret);
         if (r == -ENOENT)
-                return log_error_errno(r, "No database at %s; run 'meshd-control init' first (or pass --state-dir).",
-                                       path);
+                return log_error_errno(
+                        r, "No database at %s; run 'meshd-control init' first (or pass --state-dir).", path);
         if (r == -EACCES)
                 return log_error_errno(r, "Cannot open %s: %m", path);
         return r;
@@ -79,15 +79,18 @@ int hub_endpoint_from_args(const ControlArgs *a, const char *url, char **ret) {
                 if (r == -ENOMEM)
                         return log_oom();
                 if (r < 0)
-                        return log_error_errno(r, "Invalid --hub-endpoint '%s', expected IP:PORT or [IP6]:PORT "
-                                               "(nodes need an address, not a name).", a->hub_endpoint);
+                        return log_error_errno(r,
+                                               "Invalid --hub-endpoint '%s', expected IP:PORT or [IP6]:PORT "
+                                               "(nodes need an address, not a name).",
+                                               a->hub_endpoint);
                 return 0;
         }
         r = url_host(url, &host);
         if (r == -ENOMEM)
                 return log_oom();
         if (r < 0 || in_addr_parse(host, &family, &address) < 0)
-                return log_error_errno(-EINVAL, "The host of the URL '%s' is not an IP address; nodes need one "
+                return log_error_errno(-EINVAL,
+                                       "The host of the URL '%s' is not an IP address; nodes need one "
                                        "to reach the hub: pass --hub-endpoint=IP:PORT (or --no-hub).",
                                        url);
         if (asprintf(&text, family == AF_INET6 ? "[%s]:%u" : "%s:%u", host, HUB_PORT_DEFAULT) < 0)

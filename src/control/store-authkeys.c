@@ -47,8 +47,10 @@ int store_authkey_add(Store *s, const char *key, bool reusable, int64_t expires)
         r = hash_secret(key, hash);
         if (r < 0)
                 return r;
-        r = store_prepare(s, "INSERT INTO authkeys (hash, reusable, expires, created) "
-                             "VALUES (?1, ?2, ?3, unixepoch())", &stmt);
+        r = store_prepare(s,
+                          "INSERT INTO authkeys (hash, reusable, expires, created) "
+                          "VALUES (?1, ?2, ?3, unixepoch())",
+                          &stmt);
         if (r < 0)
                 return r;
         sqlite3_bind_blob(stmt, 1, hash, sizeof(hash), SQLITE_TRANSIENT);

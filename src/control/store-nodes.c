@@ -212,8 +212,10 @@ int store_remove_node(Store *s, const char *name) {
                 return r;
         _cleanup_(store_rollbackp) Store *tx = s;
 
-        r = store_prepare(s, "UPDATE nodes SET removed = unixepoch() WHERE name = ?1 AND removed IS NULL "
-                             "RETURNING id", &stmt);
+        r = store_prepare(s,
+                          "UPDATE nodes SET removed = unixepoch() WHERE name = ?1 AND removed IS NULL "
+                          "RETURNING id",
+                          &stmt);
         if (r < 0)
                 return r;
         sqlite3_bind_text(stmt, 1, name, -1, SQLITE_STATIC);
@@ -305,8 +307,10 @@ int store_note_certificate(Store *s, int64_t id, int64_t not_after) {
         _cleanup_(sqlite3_finalizep) sqlite3_stmt *stmt = NULL;
         int r;
 
-        r = store_prepare(s, "UPDATE nodes SET cert_not_after = MAX(COALESCE(cert_not_after, 0), ?2) "
-                             "WHERE id = ?1", &stmt);
+        r = store_prepare(s,
+                          "UPDATE nodes SET cert_not_after = MAX(COALESCE(cert_not_after, 0), ?2) "
+                          "WHERE id = ?1",
+                          &stmt);
         if (r < 0)
                 return r;
         sqlite3_bind_int64(stmt, 1, id);
@@ -323,8 +327,10 @@ int store_list_held(Store *s, int64_t now, StoreHeld **ret, size_t *ret_n) {
         size_t n = 0;
         int r;
 
-        r = store_prepare(s, "SELECT name, ipv4, ipv6, cert_not_after FROM nodes "
-                             "WHERE removed IS NOT NULL AND cert_not_after > ?1 ORDER BY id", &stmt);
+        r = store_prepare(s,
+                          "SELECT name, ipv4, ipv6, cert_not_after FROM nodes "
+                          "WHERE removed IS NOT NULL AND cert_not_after > ?1 ORDER BY id",
+                          &stmt);
         if (r < 0)
                 return r;
         sqlite3_bind_int64(stmt, 1, now);
@@ -382,10 +388,12 @@ int store_list_nodes_internal(Store *s, bool include_expired, NodeArray *ret) {
         size_t allocated = 0;
         int r;
 
-        r = store_prepare(s, include_expired
-                                ? "SELECT " NODE_COLUMNS " FROM nodes WHERE removed IS NULL ORDER BY id"
-                                : "SELECT " NODE_COLUMNS " FROM nodes WHERE removed IS NULL AND expired IS NULL "
-                                  "ORDER BY id",
+        r = store_prepare(s,
+                          include_expired ? "SELECT " NODE_COLUMNS
+                                            " FROM nodes WHERE removed IS NULL ORDER BY id"
+                                          : "SELECT " NODE_COLUMNS
+                                            " FROM nodes WHERE removed IS NULL AND expired IS NULL "
+                                            "ORDER BY id",
                           &stmt);
         if (r < 0)
                 return r;
@@ -438,8 +446,10 @@ int store_set_observed_endpoints(Store *s, const StoreObservation *observations,
                 return r;
         _cleanup_(store_rollbackp) Store *tx = s;
 
-        r = store_prepare(s, "UPDATE nodes SET observed_endpoint = ?2 "
-                             "WHERE id = ?1 AND removed IS NULL AND observed_endpoint IS NOT ?2", &stmt);
+        r = store_prepare(s,
+                          "UPDATE nodes SET observed_endpoint = ?2 "
+                          "WHERE id = ?1 AND removed IS NULL AND observed_endpoint IS NOT ?2",
+                          &stmt);
         if (r < 0)
                 return r;
         for (size_t i = 0; i < n; i++) {

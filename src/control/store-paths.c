@@ -20,10 +20,9 @@ static int store_pair_relayed_internal(Store *s, sqlite3_stmt *stmt, int64_t a, 
         return r > 0 && sqlite3_column_int(stmt, 0) != 0;
 }
 
-#define PAIR_RELAYED_SQL                                                               \
-        "SELECT EXISTS (SELECT 1 FROM path_reports WHERE direct = 0 AND "              \
+#define PAIR_RELAYED_SQL                                                  \
+        "SELECT EXISTS (SELECT 1 FROM path_reports WHERE direct = 0 AND " \
         "((reporter_id = ?1 AND peer_id = ?2) OR (reporter_id = ?2 AND peer_id = ?1)))"
-
 
 int store_pair_relayed(Store *s, int64_t a, int64_t b) {
         _cleanup_(sqlite3_finalizep) sqlite3_stmt *stmt = NULL;
@@ -56,9 +55,11 @@ int store_report_paths(Store *s, int64_t reporter_id, const StorePathReport *rep
         r = store_prepare(s, PAIR_RELAYED_SQL, &relayed);
         if (r < 0)
                 return r;
-        r = store_prepare(s, "INSERT INTO path_reports (reporter_id, peer_id, direct, updated) "
-                             "VALUES (?1, ?2, ?3, ?4) ON CONFLICT (reporter_id, peer_id) "
-                             "DO UPDATE SET direct = excluded.direct, updated = excluded.updated", &upsert);
+        r = store_prepare(s,
+                          "INSERT INTO path_reports (reporter_id, peer_id, direct, updated) "
+                          "VALUES (?1, ?2, ?3, ?4) ON CONFLICT (reporter_id, peer_id) "
+                          "DO UPDATE SET direct = excluded.direct, updated = excluded.updated",
+                          &upsert);
         if (r < 0)
                 return r;
 
@@ -113,11 +114,13 @@ int store_load_relays(Store *s, NetmapRelayPair **ret, size_t *ret_n) {
         size_t n = 0, allocated = 0;
         int r;
 
-        r = store_prepare(s, "SELECT DISTINCT min(p.reporter_id, p.peer_id), max(p.reporter_id, p.peer_id) "
-                             "FROM path_reports p "
-                             "JOIN nodes a ON a.id = p.reporter_id AND a.removed IS NULL "
-                             "JOIN nodes b ON b.id = p.peer_id AND b.removed IS NULL "
-                             "WHERE p.direct = 0 ORDER BY 1, 2", &stmt);
+        r = store_prepare(s,
+                          "SELECT DISTINCT min(p.reporter_id, p.peer_id), max(p.reporter_id, p.peer_id) "
+                          "FROM path_reports p "
+                          "JOIN nodes a ON a.id = p.reporter_id AND a.removed IS NULL "
+                          "JOIN nodes b ON b.id = p.peer_id AND b.removed IS NULL "
+                          "WHERE p.direct = 0 ORDER BY 1, 2",
+                          &stmt);
         if (r < 0)
                 return r;
         for (;;) {

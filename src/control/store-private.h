@@ -56,7 +56,7 @@ int store_check_authkey(Store *s, const char *key, int64_t now, int64_t *ret_id)
 int store_use_authkey(Store *s, int64_t id);
 
 /* store-nodes.c */
-#define NODE_COLUMNS                                                                    \
+#define NODE_COLUMNS                                                                  \
         "id, name, public_key, ipv4, ipv6, endpoints, created, removed IS NOT NULL, " \
         "observed_endpoint, expired IS NOT NULL"
 /* A row of NODE_COLUMNS. */

@@ -59,8 +59,10 @@ static int store_lowest_free_suffix(Store *s, const char *base, int64_t now, uin
         uint64_t n;
         int r;
 
-        r = store_prepare(s, "SELECT name FROM nodes WHERE " TAKEN_AT_NOW " AND "
-                             "(name = ?1 OR name GLOB ?1 || '-[1-9]*')", &stmt);
+        r = store_prepare(s,
+                          "SELECT name FROM nodes WHERE " TAKEN_AT_NOW " AND "
+                          "(name = ?1 OR name GLOB ?1 || '-[1-9]*')",
+                          &stmt);
         if (r < 0)
                 return r;
         sqlite3_bind_text(stmt, 1, base, -1, SQLITE_STATIC);
@@ -223,7 +225,8 @@ static int store_rejoin(Store *s, const StoreRegistration *reg, int64_t authkey_
         int64_t id;
         int r;
 
-        r = store_prepare(s, "SELECT id, expired IS NOT NULL FROM nodes WHERE public_key = ?1 AND removed IS NULL",
+        r = store_prepare(s,
+                          "SELECT id, expired IS NOT NULL FROM nodes WHERE public_key = ?1 AND removed IS NULL",
                           &find);
         if (r < 0)
                 return r;
@@ -236,8 +239,10 @@ static int store_rejoin(Store *s, const StoreRegistration *reg, int64_t authkey_
         if (expired && reg->expired_needs_admin)
                 return -ESTALE;
 
-        r = store_prepare(s, "UPDATE nodes SET expired = NULL, token_hash = ?2, endpoints = ?3, authkey_id = ?4 "
-                             "WHERE id = ?1 RETURNING " NODE_COLUMNS, &stmt);
+        r = store_prepare(s,
+                          "UPDATE nodes SET expired = NULL, token_hash = ?2, endpoints = ?3, authkey_id = ?4 "
+                          "WHERE id = ?1 RETURNING " NODE_COLUMNS,
+                          &stmt);
         if (r < 0)
                 return r;
         sqlite3_bind_int64(stmt, 1, id);
@@ -248,7 +253,8 @@ static int store_rejoin(Store *s, const StoreRegistration *reg, int64_t authkey_
         if (r < 0)
                 return r;
         if (r == 0)
-                return log_error_errno(-EIO, "%s: node %" PRId64 " vanished inside a transaction.", s->path, id);
+                return log_error_errno(-EIO, "%s: node %" PRId64 " vanished inside a transaction.", s->path,
+                                       id);
         r = node_from_row(stmt, ret);
         if (r < 0)
                 return r;
@@ -292,9 +298,11 @@ static int store_insert_node(Store *s, const StoreRegistration *reg, int64_t aut
         if (r < 0)
                 return r;
 
-        r = store_prepare(s, "INSERT INTO nodes (name, public_key, host, ipv4, ipv6, token_hash, "
-                             "endpoints, authkey_id, created) "
-                             "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)", &stmt);
+        r = store_prepare(s,
+                          "INSERT INTO nodes (name, public_key, host, ipv4, ipv6, token_hash, "
+                          "endpoints, authkey_id, created) "
+                          "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+                          &stmt);
         if (r < 0)
                 return r;
         sqlite3_bind_text(stmt, 1, name, -1, SQLITE_STATIC);
@@ -308,7 +316,8 @@ static int store_insert_node(Store *s, const StoreRegistration *reg, int64_t aut
         sqlite3_bind_int64(stmt, 9, now);
         r = store_step(s, stmt);
         if (r < 0)
-                return r == -EEXIST ? log_error_errno(-EIO, "%s: node row conflicts after checks.", s->path) : r;
+                return r == -EEXIST ? log_error_errno(-EIO, "%s: node row conflicts after checks.", s->path)
+                                    : r;
 
         r = store_use_authkey(s, authkey_id);
         if (r < 0)

@@ -53,16 +53,15 @@ static const char schema_v1[] =
 /* The hub (issue 5): each node's endpoint as the hub's device saw it, the
  * latest direct/relay report per ordered pair, and a counter that changes
  * only with membership, so the hub re-reads the member list only then. */
-static const char schema_v2[] =
-        "ALTER TABLE nodes ADD COLUMN observed_endpoint TEXT;"
-        "CREATE TABLE path_reports ("
-        "        reporter_id INTEGER NOT NULL REFERENCES nodes(id) ON DELETE CASCADE,"
-        "        peer_id INTEGER NOT NULL REFERENCES nodes(id) ON DELETE CASCADE,"
-        "        direct INTEGER NOT NULL,"
-        "        updated INTEGER NOT NULL,"
-        "        PRIMARY KEY (reporter_id, peer_id)) WITHOUT ROWID;"
-        "CREATE INDEX path_reports_peer ON path_reports(peer_id);"
-        "INSERT INTO settings (key, value) VALUES ('members', 1);";
+static const char schema_v2[] = "ALTER TABLE nodes ADD COLUMN observed_endpoint TEXT;"
+                                "CREATE TABLE path_reports ("
+                                "        reporter_id INTEGER NOT NULL REFERENCES nodes(id) ON DELETE CASCADE,"
+                                "        peer_id INTEGER NOT NULL REFERENCES nodes(id) ON DELETE CASCADE,"
+                                "        direct INTEGER NOT NULL,"
+                                "        updated INTEGER NOT NULL,"
+                                "        PRIMARY KEY (reporter_id, peer_id)) WITHOUT ROWID;"
+                                "CREATE INDEX path_reports_peer ON path_reports(peer_id);"
+                                "INSERT INTO settings (key, value) VALUES ('members', 1);";
 
 /* Node expiry (issue 6): an expired node keeps its name and addresses but
  * leaves every netmap and gets 403 for everything, a certificate included,
@@ -74,8 +73,7 @@ static const char schema_v3[] =
  * a node. A removed node's name and addresses stay taken until then, so no
  * new node gets a name that a still-valid certificate of another machine
  * names: most TLS clients check no CRL or OCSP. */
-static const char schema_v4[] =
-        "ALTER TABLE nodes ADD COLUMN cert_not_after INTEGER;"; /* NULL: none issued */
+static const char schema_v4[] = "ALTER TABLE nodes ADD COLUMN cert_not_after INTEGER;"; /* NULL: none issued */
 
 static int sqlite_to_errno(int rc) {
         switch (rc & 0xff) {
@@ -107,8 +105,7 @@ static int sqlite_to_errno(int rc) {
 }
 
 int store_error(Store *s, int rc, const char *what) {
-        return log_error_errno(sqlite_to_errno(rc) ?: -EIO, "%s: %s: %s",
-                               s->path, what, sqlite3_errmsg(s->db));
+        return log_error_errno(sqlite_to_errno(rc) ?: -EIO, "%s: %s: %s", s->path, what, sqlite3_errmsg(s->db));
 }
 
 int store_exec(Store *s, const char *sql) {
@@ -170,8 +167,8 @@ static int store_migrate(Store *s, bool create) {
                 return 0;
         if (version > SCHEMA_VERSION)
                 return log_error_errno(-EPROTONOSUPPORT,
-                                       "%s: database schema %i is newer than this program (%i).",
-                                       s->path, version, SCHEMA_VERSION);
+                                       "%s: database schema %i is newer than this program (%i).", s->path,
+                                       version, SCHEMA_VERSION);
         if (version == 0 && !create)
                 return log_error_errno(-ENOMEDIUM, "%s: database not initialised, run 'meshd-control init'.",
                                        s->path);
@@ -272,8 +269,10 @@ int store_set_setting(Store *s, const char *key, const char *value) {
         _cleanup_(sqlite3_finalizep) sqlite3_stmt *stmt = NULL;
         int r;
 
-        r = store_prepare(s, "INSERT INTO settings (key, value) VALUES (?1, ?2) "
-                             "ON CONFLICT (key) DO UPDATE SET value = ?2", &stmt);
+        r = store_prepare(s,
+                          "INSERT INTO settings (key, value) VALUES (?1, ?2) "
+                          "ON CONFLICT (key) DO UPDATE SET value = ?2",
+                          &stmt);
         if (r < 0)
                 return r;
         sqlite3_bind_text(stmt, 1, key, -1, SQLITE_STATIC);
@@ -282,9 +281,8 @@ int store_set_setting(Store *s, const char *key, const char *value) {
         return r < 0 ? r : 0;
 }
 
-
-int store_init_settings(Store *s, const char *url, const char *domain,
-                        const char *ipv4_range, const char *ipv6_range) {
+int store_init_settings(Store *s, const char *url, const char *domain, const char *ipv4_range,
+                        const char *ipv6_range) {
         const char *const pairs[][2] = {
                 { "url", url },
                 { "domain", domain },

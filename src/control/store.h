@@ -24,14 +24,14 @@ typedef struct Store Store;
 typedef struct StoreNode {
         int64_t id;
         char *name;
-        char *public_key;   /* base64, as wg(8) prints it */
+        char *public_key; /* base64, as wg(8) prints it */
         char *ipv4;
         char *ipv6;
-        char **endpoints;   /* strv, never NULL after a successful load */
+        char **endpoints;        /* strv, never NULL after a successful load */
         char *observed_endpoint; /* "ip:port" as the hub saw it, NULL when unknown */
-        int64_t created;    /* seconds since the epoch */
+        int64_t created;         /* seconds since the epoch */
         bool removed;
-        bool expired;       /* `meshd-control nodes expire`: out of every netmap until it re-registers */
+        bool expired; /* `meshd-control nodes expire`: out of every netmap until it re-registers */
 } StoreNode;
 
 void store_node_done(StoreNode *n);
@@ -39,10 +39,10 @@ void store_nodes_free(StoreNode *nodes, size_t n);
 
 typedef struct StoreRegistration {
         const char *authkey;
-        const char *public_key;  /* validated by the caller */
-        const char *name;        /* a valid DNS label; made unique here */
-        char *const *endpoints;  /* validated by the caller, may be NULL */
-        const char *token;       /* the new node's secret; only its hash is stored */
+        const char *public_key;   /* validated by the caller */
+        const char *name;         /* a valid DNS label; made unique here */
+        char *const *endpoints;   /* validated by the caller, may be NULL */
+        const char *token;        /* the new node's secret; only its hash is stored */
         bool expired_needs_admin; /* serve --expired-nodes=admin */
 } StoreRegistration;
 
@@ -53,8 +53,8 @@ Store *store_free(Store *s);
 DEFINE_TRIVIAL_CLEANUP_FUNC(Store *, store_free);
 
 /* Once, right after store_open(create=true). */
-int store_init_settings(Store *s, const char *url, const char *domain,
-                        const char *ipv4_range, const char *ipv6_range);
+int store_init_settings(Store *s, const char *url, const char *domain, const char *ipv4_range,
+                        const char *ipv6_range);
 /* -ENOENT when unset. */
 int store_get_setting(Store *s, const char *key, char **ret);
 /* Inserts or replaces one setting (hub_public_key, hub_endpoint, …). */

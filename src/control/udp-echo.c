@@ -42,7 +42,7 @@ static bool udp_echo_handle(UdpEcho *e, uint64_t now) {
                 struct cmsghdr align;
                 uint8_t buf[CMSG_SPACE(MAX(sizeof(struct in_pktinfo), sizeof(struct in6_pktinfo)))];
         } control;
-        struct iovec iov = {buf, sizeof(buf)};
+        struct iovec iov = { buf, sizeof(buf) };
         struct msghdr mh = {
                 .msg_name = &from,
                 .msg_namelen = sizeof(from),

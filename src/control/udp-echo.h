@@ -14,7 +14,7 @@
 #include "endpoint.h"
 #include "macro.h"
 
-#define UDP_ECHO_RATE  200
+#define UDP_ECHO_RATE 200
 #define UDP_ECHO_BURST 200
 
 typedef struct UdpEcho UdpEcho;

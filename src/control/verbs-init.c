@@ -95,8 +95,9 @@ static int init_plan(const ControlArgs *a, InitPlan *p) {
         }
         r = ipam_parse_ipv6_range(p->ipv6_range, &a6, &len);
         if (r < 0)
-                return log_error_errno(r, "Invalid --ipv6-range '%s', expected a network prefix like fdXX:XXXX:XXXX::/48.",
-                                       p->ipv6_range);
+                return log_error_errno(
+                        r, "Invalid --ipv6-range '%s', expected a network prefix like fdXX:XXXX:XXXX::/48.",
+                        p->ipv6_range);
         if (a->hub)
                 return hub_endpoint_from_args(a, p->url, &p->hub_endpoint);
         return 0;

@@ -109,9 +109,11 @@ int verb_serve(const ControlArgs *a) {
                 }
                 if (endpoint_parse(hub_endpoint, &sa) < 0) {
                         store_free(store);
-                        return log_error_errno(-EINVAL, "Invalid hub endpoint '%s' in the database.", hub_endpoint);
+                        return log_error_errno(-EINVAL, "Invalid hub endpoint '%s' in the database.",
+                                               hub_endpoint);
                 }
-                hub.listen_port = a->hub_port ?: ntohs(sa.sa.sa_family == AF_INET ? sa.in.sin_port : sa.in6.sin6_port);
+                hub.listen_port =
+                        a->hub_port ?: ntohs(sa.sa.sa_family == AF_INET ? sa.in.sin_port : sa.in6.sin6_port);
         }
         r = server_new(store, a->state_dir, a->listen, &server);
         if (r < 0)

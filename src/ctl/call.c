@@ -9,8 +9,8 @@ static const char *strempty(const char *s) {
         return s ? s : "";
 }
 
-int call_method(const Arguments *a, const char *method, const cJSON *parameters,
-                uint64_t timeout_usec, cJSON **ret_reply, char **ret_error) {
+int call_method(const Arguments *a, const char *method, const cJSON *parameters, uint64_t timeout_usec,
+                cJSON **ret_reply, char **ret_error) {
         _cleanup_json_ cJSON *reply = NULL;
         _cleanup_free_ char *error = NULL;
         int r;
@@ -22,18 +22,18 @@ int call_method(const Arguments *a, const char *method, const cJSON *parameters,
                 break;
         case -ENOENT:
         case -ECONNREFUSED:
-                return log_error_errno(r, "cannot reach meshd at %s: %m — is meshd running?",
-                                       a->socket_path);
+                return log_error_errno(r, "cannot reach meshd at %s: %m — is meshd running?", a->socket_path);
         case -EACCES:
         case -EPERM:
-                return log_error_errno(r, "cannot reach meshd at %s: %m (run as root or as a member of group meshd)",
-                                       a->socket_path);
+                return log_error_errno(
+                        r, "cannot reach meshd at %s: %m (run as root or as a member of group meshd)",
+                        a->socket_path);
         case -ETIMEDOUT:
                 return log_error_errno(r, "meshd at %s did not answer %s in time", a->socket_path, method);
         default:
                 if (r < 0)
-                        return log_error_errno(r, "failed to call %s on meshd at %s: %m",
-                                               method, a->socket_path);
+                        return log_error_errno(r, "failed to call %s on meshd at %s: %m", method,
+                                               a->socket_path);
                 return log_error_errno(-EPROTO, "unexpected result %i from the Varlink client", r);
         }
 
@@ -53,8 +53,8 @@ int call_method(const Arguments *a, const char *method, const cJSON *parameters,
         return r;
 }
 
-int call_method_logged(const Arguments *a, const char *method, const cJSON *parameters,
-                       uint64_t timeout_usec, cJSON **ret_reply) {
+int call_method_logged(const Arguments *a, const char *method, const cJSON *parameters, uint64_t timeout_usec,
+                       cJSON **ret_reply) {
         _cleanup_json_ cJSON *reply = NULL;
         _cleanup_free_ char *error = NULL;
         int r;
@@ -82,15 +82,15 @@ int call_log_error(const Arguments *a, const char *method, const char *error, co
                 const char *text;
                 int errnum;
         } table[] = {
-                { "io.meshd.NotJoined",          "this node has not joined a mesh (use 'meshctl up')", ENOLINK },
-                { "io.meshd.AlreadyJoined",      "already joined a mesh (use 'meshctl logout' first)", EALREADY },
-                { "io.meshd.AuthFailed",         "control server refused the auth key",              EACCES },
-                { "io.meshd.PinMismatch",        "control server's key does not match the pin",      EBADE },
-                { "io.meshd.ControlUnreachable", "cannot reach the control server",                  EHOSTUNREACH },
-                { "io.meshd.ProtocolError",      "bad reply from the control server",                EPROTO },
-                { "io.meshd.Timeout",            "timed out",                                        ETIMEDOUT },
-                { "io.meshd.CertificateRefused", "control server refused a certificate",             EPERM },
-                { "io.meshd.TooManyConnections", "meshd refused the connection",                     EUSERS },
+                { "io.meshd.NotJoined", "this node has not joined a mesh (use 'meshctl up')", ENOLINK },
+                { "io.meshd.AlreadyJoined", "already joined a mesh (use 'meshctl logout' first)", EALREADY },
+                { "io.meshd.AuthFailed", "control server refused the auth key", EACCES },
+                { "io.meshd.PinMismatch", "control server's key does not match the pin", EBADE },
+                { "io.meshd.ControlUnreachable", "cannot reach the control server", EHOSTUNREACH },
+                { "io.meshd.ProtocolError", "bad reply from the control server", EPROTO },
+                { "io.meshd.Timeout", "timed out", ETIMEDOUT },
+                { "io.meshd.CertificateRefused", "control server refused a certificate", EPERM },
+                { "io.meshd.TooManyConnections", "meshd refused the connection", EUSERS },
         };
         const char *message = reply_string(parameters, "message");
 
@@ -113,15 +113,14 @@ int call_log_error(const Arguments *a, const char *method, const char *error, co
         }
         if (streq(error, "io.meshd.InvalidParameter"))
                 return log_error_errno(-EINVAL, "meshd refused parameter '%s' of %s%s%s",
-                                       strna(reply_string(parameters, "parameter")),
-                                       method_short_name(method),
+                                       strna(reply_string(parameters, "parameter")), method_short_name(method),
                                        message ? ": " : "", strempty(message));
         if (streq(error, "org.varlink.service.MethodNotFound"))
-                return log_error_errno(-EOPNOTSUPP, "this meshd does not support %s (meshctl newer than meshd?)",
-                                       method);
+                return log_error_errno(-EOPNOTSUPP,
+                                       "this meshd does not support %s (meshctl newer than meshd?)", method);
 
-        return log_error_errno(-EIO, "%s failed: %s%s%s", method_short_name(method), error,
-                               message ? ": " : "", strempty(message));
+        return log_error_errno(-EIO, "%s failed: %s%s%s", method_short_name(method), error, message ? ": " : "",
+                               strempty(message));
 }
 
 const char *reply_string(const cJSON *o, const char *key) {

@@ -23,12 +23,12 @@
  * with *ret_error and *ret_reply (the error's parameters) so the caller can
  * word it for its context, or hand it to call_log_error(). Transport trouble
  * is logged here and returned as <0. */
-int call_method(const Arguments *a, const char *method, const cJSON *parameters,
-                uint64_t timeout_usec, cJSON **ret_reply, char **ret_error);
+int call_method(const Arguments *a, const char *method, const cJSON *parameters, uint64_t timeout_usec,
+                cJSON **ret_reply, char **ret_error);
 
 /* The same, but every error is logged (via call_log_error) and returned <0. */
-int call_method_logged(const Arguments *a, const char *method, const cJSON *parameters,
-                       uint64_t timeout_usec, cJSON **ret_reply);
+int call_method_logged(const Arguments *a, const char *method, const cJSON *parameters, uint64_t timeout_usec,
+                       cJSON **ret_reply);
 
 /* Logs one line for a Varlink error reply of method and returns a negative
  * errno. The line names the command the user typed where that helps. */

@@ -251,8 +251,9 @@ static int trust_install(const Arguments *a, const char *program) {
         /* Checked here too, not only in meshd: what goes into the system
          * store must be unable to vouch for anything but the mesh. */
         if (!ipv4_range)
-                return log_error_errno(-EBADMSG, "refusing to install the mesh CA: meshd did not say the mesh's "
-                                                 "address ranges (is meshd older than meshctl?)");
+                return log_error_errno(-EBADMSG,
+                                       "refusing to install the mesh CA: meshd did not say the mesh's "
+                                       "address ranges (is meshd older than meshctl?)");
         r = ca_check_constraints(ca, domain, ipv4_range, ipv6_range, &error);
         if (r < 0)
                 return log_error_errno(r, "refusing to install the mesh CA: %s", strna(error));
@@ -333,7 +334,7 @@ int verb_trust(const Arguments *a, char **argv) {
         program = find_update_ca_certificates();
         if (!program)
                 return log_error_errno(-ENOENT, UPDATE_CA_CERTIFICATES " not found: install the "
-                                                "ca-certificates package");
+                                                                       "ca-certificates package");
 
         return install ? trust_install(a, program) : trust_remove(a, program);
 }

@@ -4,9 +4,9 @@
 #include <limits.h>
 #include <stdio.h>
 
-#include "config.h"
 #include "call.h"
 #include "conf.h"
+#include "config.h"
 #include "log.h"
 #include "meshctl.h"
 #include "nss.h"
@@ -37,19 +37,19 @@ typedef struct Verb {
 } Verb;
 
 static const Verb verbs[] = {
-        { "up",          0, 0,        OPTION_SERVER | OPTION_AUTHKEY | OPTION_AUTHKEY_FILE | OPTION_PIN, verb_up },
-        { "down",        0, 0,        0,                                                                 verb_down },
-        { "logout",      0, 0,        0,                                                                 verb_logout },
-        { "status",      0, 0,        0,                                                                 verb_status },
-        { "peers",       0, 0,        0,                                                                 verb_peers },
-        { "ping",        1, 1,        OPTION_COUNT | OPTION_TIMEOUT,                                     verb_ping },
-        { "ip",          0, 1,        OPTION_FAMILY,                                                     verb_ip },
-        { "wait-online", 0, UINT_MAX, OPTION_ANY | OPTION_TIMEOUT,                                       verb_wait_online },
-        { "genkey",      0, 0,        0,                                                                 verb_genkey },
-        { "pubkey",      0, 0,        0,                                                                 verb_pubkey },
-        { "nss",         1, 1,        OPTION_NSSWITCH,                                                   verb_nss },
-        { "cert",        0, 0,        OPTION_OUT | OPTION_RENEW,                                         verb_cert },
-        { "trust",       1, 1,        0,                                                                 verb_trust },
+        { "up", 0, 0, OPTION_SERVER | OPTION_AUTHKEY | OPTION_AUTHKEY_FILE | OPTION_PIN, verb_up },
+        { "down", 0, 0, 0, verb_down },
+        { "logout", 0, 0, 0, verb_logout },
+        { "status", 0, 0, 0, verb_status },
+        { "peers", 0, 0, 0, verb_peers },
+        { "ping", 1, 1, OPTION_COUNT | OPTION_TIMEOUT, verb_ping },
+        { "ip", 0, 1, OPTION_FAMILY, verb_ip },
+        { "wait-online", 0, UINT_MAX, OPTION_ANY | OPTION_TIMEOUT, verb_wait_online },
+        { "genkey", 0, 0, 0, verb_genkey },
+        { "pubkey", 0, 0, 0, verb_pubkey },
+        { "nss", 1, 1, OPTION_NSSWITCH, verb_nss },
+        { "cert", 0, 0, OPTION_OUT | OPTION_RENEW, verb_cert },
+        { "trust", 1, 1, 0, verb_trust },
 };
 
 static int help(void) {
@@ -99,29 +99,38 @@ static int help(void) {
                "     --renew             Get a new certificate now (cert)\n"
                "\n"
                "See the meshctl(8) man page for details.\n",
-               PING_COUNT_DEFAULT,
-               (unsigned) (PING_TIMEOUT_DEFAULT_USEC / USEC_PER_SEC),
+               PING_COUNT_DEFAULT, (unsigned) (PING_TIMEOUT_DEFAULT_USEC / USEC_PER_SEC),
                (unsigned) (WAIT_ONLINE_TIMEOUT_DEFAULT_USEC / USEC_PER_SEC));
         return 0;
 }
 
 static const char *command_option_to_string(CommandOption o) {
         switch (o) {
-        case OPTION_SERVER:       return "--server";
-        case OPTION_AUTHKEY:      return "--authkey";
-        case OPTION_AUTHKEY_FILE: return "--authkey-file";
-        case OPTION_PIN:          return "--pin";
-        case OPTION_COUNT:        return "--count";
-        case OPTION_TIMEOUT:      return "--timeout";
-        case OPTION_ANY:          return "--any";
-        case OPTION_FAMILY:       return "-4/-6";
-        case OPTION_NSSWITCH:     return "--nsswitch";
-        case OPTION_OUT:          return "--out";
-        case OPTION_RENEW:        return "--renew";
+        case OPTION_SERVER:
+                return "--server";
+        case OPTION_AUTHKEY:
+                return "--authkey";
+        case OPTION_AUTHKEY_FILE:
+                return "--authkey-file";
+        case OPTION_PIN:
+                return "--pin";
+        case OPTION_COUNT:
+                return "--count";
+        case OPTION_TIMEOUT:
+                return "--timeout";
+        case OPTION_ANY:
+                return "--any";
+        case OPTION_FAMILY:
+                return "-4/-6";
+        case OPTION_NSSWITCH:
+                return "--nsswitch";
+        case OPTION_OUT:
+                return "--out";
+        case OPTION_RENEW:
+                return "--renew";
         }
         return "?";
 }
-
 
 static int parse_count(const char *s, unsigned *ret) {
         char *end = NULL;
@@ -165,20 +174,20 @@ static int parse_argv(int argc, char *argv[], Arguments *a, const Verb **ret_ver
                 ARG_RENEW,
         };
         static const struct option options[] = {
-                { "help",         no_argument,       NULL, 'h'              },
-                { "version",      no_argument,       NULL, ARG_VERSION      },
-                { "socket",       required_argument, NULL, ARG_SOCKET       },
-                { "json",         no_argument,       NULL, ARG_JSON         },
-                { "server",       required_argument, NULL, ARG_SERVER       },
-                { "authkey",      required_argument, NULL, ARG_AUTHKEY      },
+                { "help", no_argument, NULL, 'h' },
+                { "version", no_argument, NULL, ARG_VERSION },
+                { "socket", required_argument, NULL, ARG_SOCKET },
+                { "json", no_argument, NULL, ARG_JSON },
+                { "server", required_argument, NULL, ARG_SERVER },
+                { "authkey", required_argument, NULL, ARG_AUTHKEY },
                 { "authkey-file", required_argument, NULL, ARG_AUTHKEY_FILE },
-                { "pin",          required_argument, NULL, ARG_PIN          },
-                { "count",        required_argument, NULL, 'c'              },
-                { "timeout",      required_argument, NULL, ARG_TIMEOUT      },
-                { "any",          no_argument,       NULL, ARG_ANY          },
-                { "nsswitch",     required_argument, NULL, ARG_NSSWITCH     },
-                { "out",          required_argument, NULL, ARG_OUT          },
-                { "renew",        no_argument,       NULL, ARG_RENEW        },
+                { "pin", required_argument, NULL, ARG_PIN },
+                { "count", required_argument, NULL, 'c' },
+                { "timeout", required_argument, NULL, ARG_TIMEOUT },
+                { "any", no_argument, NULL, ARG_ANY },
+                { "nsswitch", required_argument, NULL, ARG_NSSWITCH },
+                { "out", required_argument, NULL, ARG_OUT },
+                { "renew", no_argument, NULL, ARG_RENEW },
                 {},
         };
         unsigned seen = 0;
@@ -308,7 +317,8 @@ static int parse_argv(int argc, char *argv[], Arguments *a, const Verb **ret_ver
 
         if (verb->run == verb_nss && !streq(argv[optind + 1], "enable") && !streq(argv[optind + 1], "disable"))
                 return log_usage("unknown nss command '%s' (enable or disable)", argv[optind + 1]);
-        if (verb->run == verb_trust && !streq(argv[optind + 1], "install") && !streq(argv[optind + 1], "remove"))
+        if (verb->run == verb_trust && !streq(argv[optind + 1], "install") &&
+            !streq(argv[optind + 1], "remove"))
                 return log_usage("unknown trust command '%s' (install or remove)", argv[optind + 1]);
 
         if (!a->timeout_set && verb->run == verb_ping)

@@ -41,19 +41,16 @@ static void ping_show_reply(const cJSON *reply, const char *name) {
         char rtt[32];
 
         format_rtt(rtt, sizeof(rtt), reply_uint(reply, "rtt_usec"));
-        printf("pong from %s (%s) via %s: time=%s\n",
-               reply_string(reply, "peer") ?: name, strna(reply_string(reply, "address")),
-               strna(reply_string(reply, "path")), rtt);
+        printf("pong from %s (%s) via %s: time=%s\n", reply_string(reply, "peer") ?: name,
+               strna(reply_string(reply, "address")), strna(reply_string(reply, "path")), rtt);
 }
 
 static void ping_show_summary(const PingStats *s, const char *name) {
-        printf("%s: %u sent, %u received, %u%% loss",
-               name, s->sent, s->received, (s->sent - s->received) * 100 / s->sent);
+        printf("%s: %u sent, %u received, %u%% loss", name, s->sent, s->received,
+               (s->sent - s->received) * 100 / s->sent);
         if (s->received > 0)
-                printf(", rtt min/avg/max = %.2f/%.2f/%.2f ms",
-                       (double) s->rtt_min / USEC_PER_MSEC,
-                       (double) s->rtt_sum / s->received / USEC_PER_MSEC,
-                       (double) s->rtt_max / USEC_PER_MSEC);
+                printf(", rtt min/avg/max = %.2f/%.2f/%.2f ms", (double) s->rtt_min / USEC_PER_MSEC,
+                       (double) s->rtt_sum / s->received / USEC_PER_MSEC, (double) s->rtt_max / USEC_PER_MSEC);
         printf("\n");
 }
 
@@ -66,8 +63,7 @@ int verb_ping(const Arguments *a, char **argv) {
         int r;
 
         params = cJSON_CreateObject();
-        if (!params ||
-            !cJSON_AddStringToObject(params, "peer", name) ||
+        if (!params || !cJSON_AddStringToObject(params, "peer", name) ||
             !cJSON_AddNumberToObject(params, "timeout_usec", (double) a->timeout_usec))
                 return log_oom();
 
@@ -81,8 +77,8 @@ int verb_ping(const Arguments *a, char **argv) {
                 if (i > 0)
                         sleep_until_monotonic_usec(start + i * PING_INTERVAL_USEC);
 
-                r = call_method(a, "io.meshd.Ping", params,
-                                a->timeout_usec + CALL_TIMEOUT_SLACK_USEC, &reply, &error);
+                r = call_method(a, "io.meshd.Ping", params, a->timeout_usec + CALL_TIMEOUT_SLACK_USEC, &reply,
+                                &error);
                 if (r < 0)
                         return r;
                 stats.sent++;

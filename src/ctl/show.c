@@ -83,12 +83,12 @@ void show_status(const cJSON *status, bool color) {
                         printf("                %s\n", ipv6);
         } else
                 printf("     Addresses: none\n");
-        printf("         State: %s%s%s\n",
-               color ? state_color(state) : "", strna(state), color ? ANSI_NORMAL : "");
+        printf("         State: %s%s%s\n", color ? state_color(state) : "", strna(state),
+               color ? ANSI_NORMAL : "");
         if (text && *text)
                 printf("        Status: %s\n", text);
-        printf("         Peers: %" PRIu64 " of %" PRIu64 " reachable\n",
-               reply_uint(status, "peers_reachable"), reply_uint(status, "peers_total"));
+        printf("         Peers: %" PRIu64 " of %" PRIu64 " reachable\n", reply_uint(status, "peers_reachable"),
+               reply_uint(status, "peers_total"));
         if (control)
                 printf("Control server: %s (%s)\n", control,
                        reply_bool(status, "control_connected") ? "connected" : "not connected");
@@ -117,6 +117,7 @@ enum {
         _COLUMN_MAX,
 };
 
+/* clang-format off */
 static const char *const column_title[_COLUMN_MAX] = {
         [COLUMN_NAME] = "NAME",
         [COLUMN_IPV4] = "MESH IPV4",
@@ -127,6 +128,7 @@ static const char *const column_title[_COLUMN_MAX] = {
         [COLUMN_RTT] = "RTT",
         [COLUMN_WHY] = "WHY (PATH)",
 };
+/* clang-format on */
 
 typedef struct PeerRow {
         const char *cell[_COLUMN_MAX];
@@ -197,7 +199,7 @@ void show_peers(const cJSON *peers, bool color) {
                                 off = ANSI_NORMAL;
                         }
                         /* Colour codes wrap the padded cell so they do not count as width. */
-                        printf("%s%-*s%s%s", on, c + 1 < _COLUMN_MAX ? (int) width[c] : 0,
-                               rows[i].cell[c], off, c + 1 < _COLUMN_MAX ? "  " : "\n");
+                        printf("%s%-*s%s%s", on, c + 1 < _COLUMN_MAX ? (int) width[c] : 0, rows[i].cell[c], off,
+                               c + 1 < _COLUMN_MAX ? "  " : "\n");
                 }
 }

@@ -66,8 +66,7 @@ int verb_up(const Arguments *a, char **argv) {
         }
 
         params = cJSON_CreateObject();
-        if (!params ||
-            !cJSON_AddStringToObject(params, "server", a->server) ||
+        if (!params || !cJSON_AddStringToObject(params, "server", a->server) ||
             !(item = cJSON_AddStringToObject(params, "authkey", file_key ?: a->authkey)) ||
             !cJSON_AddStringToObject(params, "pin", a->pin))
                 return log_oom();
@@ -221,15 +220,15 @@ int verb_ip(const Arguments *a, char **argv) {
         ipv4 = a->family != AF_INET6 ? reply_string(node, "ipv4") : NULL;
         ipv6 = a->family != AF_INET ? reply_string(node, "ipv6") : NULL;
         if (!ipv4 && !ipv6)
-                return log_error_errno(-EADDRNOTAVAIL, "%s has no mesh %saddress%s",
-                                       name ?: "this node",
-                                       a->family == AF_INET ? "IPv4 " : a->family == AF_INET6 ? "IPv6 " : "",
+                return log_error_errno(-EADDRNOTAVAIL, "%s has no mesh %saddress%s", name ?: "this node",
+                                       a->family == AF_INET    ? "IPv4 "
+                                       : a->family == AF_INET6 ? "IPv6 "
+                                                               : "",
                                        status && !name ? " (not joined yet?)" : "");
 
         if (a->json) {
                 out = cJSON_CreateObject();
-                if (!out ||
-                    (ipv4 && !cJSON_AddStringToObject(out, "ipv4", ipv4)) ||
+                if (!out || (ipv4 && !cJSON_AddStringToObject(out, "ipv4", ipv4)) ||
                     (ipv6 && !cJSON_AddStringToObject(out, "ipv6", ipv6)))
                         return log_oom();
                 return show_json(out);
@@ -298,8 +297,8 @@ int verb_wait_online(const Arguments *a, char **argv) {
 
         /* The daemon answers io.meshd.Timeout itself; our own limit only
          * catches a daemon that never answers at all. */
-        call_timeout = a->timeout_usec == 0 ? VARLINK_TIMEOUT_INFINITY
-                                            : a->timeout_usec + CALL_TIMEOUT_SLACK_USEC;
+        call_timeout =
+                a->timeout_usec == 0 ? VARLINK_TIMEOUT_INFINITY : a->timeout_usec + CALL_TIMEOUT_SLACK_USEC;
 
         r = call_method(a, "io.meshd.WaitOnline", params, call_timeout, &reply, &error);
         if (r < 0)

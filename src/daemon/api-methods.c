@@ -132,7 +132,8 @@ static int method_ping(ApiCall *call, const cJSON *params, void *userdata) {
                 return api_call_reply_errorf(call, "io.meshd.NotJoined", "this node has not joined a mesh");
         p = manager_find_peer(m, name);
         if (!p)
-                return api_call_reply_errorf(call, "io.meshd.PeerNotFound", "no peer named '%s' in the mesh", name);
+                return api_call_reply_errorf(call, "io.meshd.PeerNotFound", "no peer named '%s' in the mesh",
+                                             name);
         (void) manager_refresh_device_stats(m);
         return peer_ping(p, call, timeout > 0 ? timeout : PING_DEFAULT_TIMEOUT_USEC);
 }
@@ -174,8 +175,8 @@ static int method_up(ApiCall *call, const cJSON *params, void *userdata) {
         Manager *m = userdata;
         const char *server, *authkey, *pin;
 
-        if (get_string(call, params, "server", &server) < 0 || get_string(call, params, "authkey", &authkey) < 0 ||
-            get_string(call, params, "pin", &pin) < 0)
+        if (get_string(call, params, "server", &server) < 0 ||
+            get_string(call, params, "authkey", &authkey) < 0 || get_string(call, params, "pin", &pin) < 0)
                 return 0;
         return manager_up(m, server, pin, authkey, call);
 }

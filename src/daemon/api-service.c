@@ -49,8 +49,7 @@ int api_service_reply_get_info(ApiCall *call, const char *interface_name) {
         if (!o || !cJSON_AddStringToObject(o, "vendor", "meshd") ||
             !cJSON_AddStringToObject(o, "product", "meshd") ||
             !cJSON_AddStringToObject(o, "version", PACKAGE_VERSION) ||
-            !cJSON_AddStringToObject(o, "url", PACKAGE_URL) ||
-            !(l = cJSON_AddArrayToObject(o, "interfaces")) ||
+            !cJSON_AddStringToObject(o, "url", PACKAGE_URL) || !(l = cJSON_AddArrayToObject(o, "interfaces")) ||
             !cJSON_AddItemToArray(l, cJSON_CreateString(interface_name)) ||
             !cJSON_AddItemToArray(l, cJSON_CreateString(VARLINK_SERVICE))) {
                 cJSON_Delete(o);

@@ -77,7 +77,7 @@ struct ApiConnection {
         bool read_eof;
 
         char *output;
-        size_t output_size;  /* bytes queued, from output_offset on */
+        size_t output_size; /* bytes queued, from output_offset on */
         size_t output_offset;
         size_t output_allocated;
         /* Input is held back because the output is over the soft limit;
@@ -359,8 +359,7 @@ static int connection_dispatch(ApiConnection *conn, const cJSON *msg) {
                 r = api_call_reply_error(call, ERROR_METHOD_NOT_FOUND,
                                          json_object_with_string("method", method));
         else if (m->root_only && conn->uid != 0)
-                r = api_call_reply_errorf(call, ERROR_PERMISSION_DENIED,
-                                          "%s is only allowed for root", method);
+                r = api_call_reply_errorf(call, ERROR_PERMISSION_DENIED, "%s is only allowed for root", method);
         else {
                 r = m->handler(call, parameters, s->userdata);
                 if (r < 0)
@@ -372,8 +371,7 @@ static int connection_dispatch(ApiConnection *conn, const cJSON *msg) {
         cJSON_Delete(empty);
 
         if (r < 0 && !call->replied)
-                (void) api_call_reply_errorf(call, ERROR_INTERNAL, "%s failed: %s", method,
-                                             strerror(-r));
+                (void) api_call_reply_errorf(call, ERROR_INTERNAL, "%s failed: %s", method, strerror(-r));
         return 0;
 }
 
@@ -685,8 +683,7 @@ static int server_listen(ApiServer *s) {
 }
 
 int api_server_new(sd_event *event, const char *path, const ApiMethod *methods, size_t n_methods,
-                   const char *interface_name, const char *description, void *userdata,
-                   ApiServer **ret) {
+                   const char *interface_name, const char *description, void *userdata, ApiServer **ret) {
         _cleanup_(api_server_freep) ApiServer *s = NULL;
         int r;
 

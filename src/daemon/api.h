@@ -24,17 +24,16 @@ typedef struct ApiCall ApiCall;
 typedef int (*ApiMethodHandler)(ApiCall *call, const cJSON *parameters, void *userdata);
 
 typedef struct ApiMethod {
-        const char *name;     /* fully qualified: "io.meshd.GetStatus" */
+        const char *name; /* fully qualified: "io.meshd.GetStatus" */
         ApiMethodHandler handler;
-        bool root_only;       /* else: anyone who can open the socket */
+        bool root_only; /* else: anyone who can open the socket */
 } ApiMethod;
 
 /* Creates the socket at path (removing a stale one), mode 0660, group
  * "meshd" when it exists. description is the Varlink interface text
  * returned by GetInterfaceDescription. methods must outlive the server. */
 int api_server_new(sd_event *event, const char *path, const ApiMethod *methods, size_t n_methods,
-                   const char *interface_name, const char *description, void *userdata,
-                   ApiServer **ret);
+                   const char *interface_name, const char *description, void *userdata, ApiServer **ret);
 ApiServer *api_server_free(ApiServer *s);
 DEFINE_TRIVIAL_CLEANUP_FUNC(ApiServer *, api_server_free);
 /* How long a connection's unsent output may stay over the soft limit

@@ -100,7 +100,8 @@ static int write_set(const char *dir, const char *cert, const char *key, const c
         size_t cert_len = strlen(cert);
         int r;
 
-        if (asprintf(&fullchain, "%s%s%s", cert, cert_len > 0 && cert[cert_len - 1] != '\n' ? "\n" : "", ca) < 0)
+        if (asprintf(&fullchain, "%s%s%s", cert, cert_len > 0 && cert[cert_len - 1] != '\n' ? "\n" : "", ca) <
+            0)
                 return -ENOMEM;
         r = write_in(dir, CERT_KEY_FILE, key, strlen(key));
         if (r >= 0)
@@ -115,7 +116,8 @@ static int write_set(const char *dir, const char *cert, const char *key, const c
         return 0;
 }
 
-int cert_dir_store(const char *directory, const char *parent, const char *cert, const char *key, const char *ca) {
+int cert_dir_store(const char *directory, const char *parent, const char *cert, const char *key,
+                   const char *ca) {
         /* Whatever it names at the end goes: the new set after a failure,
          * the old one after the exchange. */
         _cleanup_(set_directory_removep) char *tmp = NULL;
@@ -155,7 +157,8 @@ static int read_in(const char *dir, const char *name, char **ret) {
         return read_full_file(path, CERT_PEM_MAX, ret, NULL);
 }
 
-int cert_dir_read(const char *directory, char **ret_cert, char **ret_key, char **ret_ca, uint64_t *ret_mtime_usec) {
+int cert_dir_read(const char *directory, char **ret_cert, char **ret_key, char **ret_ca,
+                  uint64_t *ret_mtime_usec) {
         _cleanup_free_ char *cert = NULL, *ca = NULL, *path = NULL;
         _cleanup_(cert_erase_key) char *key = NULL;
         struct stat st;
@@ -199,6 +202,8 @@ void cert_dir_write_stamp(const char *directory, const char *serial, uint64_t no
         }
         r = write_file_atomic(path, text, strlen(text), 0600);
         if (r < 0)
-                log_warning_errno(r, "Failed to write %s, meshd-reload@.path units will not notice the "
-                                  "new certificate: %m", path);
+                log_warning_errno(r,
+                                  "Failed to write %s, meshd-reload@.path units will not notice the "
+                                  "new certificate: %m",
+                                  path);
 }

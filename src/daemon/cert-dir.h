@@ -22,13 +22,15 @@ void cert_dir_remove_stale(const char *parent);
 
 /* Builds the set in a new directory in parent (the directory's parent, so
  * the same file system), then swaps it with directory in one rename. */
-int cert_dir_store(const char *directory, const char *parent, const char *cert, const char *key, const char *ca);
+int cert_dir_store(const char *directory, const char *parent, const char *cert, const char *key,
+                   const char *ca);
 
 /* The set in directory, and when it was written (REALTIME µs, 0: unknown):
  * the files are written only when a new set comes. 0 with *ret_cert NULL
  * when there is no certificate (never asked for); an error when a file of a
  * set cannot be read. */
-int cert_dir_read(const char *directory, char **ret_cert, char **ret_key, char **ret_ca, uint64_t *ret_mtime_usec);
+int cert_dir_read(const char *directory, char **ret_cert, char **ret_key, char **ret_ca,
+                  uint64_t *ret_mtime_usec);
 
 /* DIRECTORY.renewed, rewritten after every new set: what meshd-reload@.path
  * watches. Failures are logged. */

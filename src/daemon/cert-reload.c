@@ -89,7 +89,7 @@ static int on_reload_exit(sd_event_source *s, const siginfo_t *si, void *userdat
 static bool env_is_dropped(const char *e) {
         static const char *const prefixes[] = {
                 "MESHD_CERT_FILE=", "MESHD_KEY_FILE=", "MESHD_CA_FILE=", "MESHD_FULLCHAIN_FILE=",
-                "MESHD_CERT_DIR=", "NOTIFY_SOCKET=", "WATCHDOG_USEC=", "WATCHDOG_PID=",
+                "MESHD_CERT_DIR=",  "NOTIFY_SOCKET=",  "WATCHDOG_USEC=", "WATCHDOG_PID=",
         };
 
         for (size_t i = 0; i < ELEMENTSOF(prefixes); i++)
@@ -194,7 +194,8 @@ void cert_reload_run(CertReload *r) {
 
         k = sd_event_add_child(r->event, &r->source, pid, WEXITED, on_reload_exit, r);
         if (k < 0) {
-                log_warning_errno(k, "Failed to watch ReloadCommand= (pid %i), its result is not logged: %m", (int) pid);
+                log_warning_errno(k, "Failed to watch ReloadCommand= (pid %i), its result is not logged: %m",
+                                  (int) pid);
                 return;
         }
         (void) sd_event_source_set_description(r->source, "cert-reload-command");

@@ -65,12 +65,13 @@ int cert_make_request(char *const *dns, char *const *ips, char **ret_key_pem, ch
 
         if ((rc = gnutls_x509_privkey_init(&key)) < 0 ||
             (rc = gnutls_x509_privkey_generate2(key, GNUTLS_PK_ECDSA,
-                                                GNUTLS_CURVE_TO_BITS(GNUTLS_ECC_CURVE_SECP256R1), 0, NULL, 0)) < 0)
+                                                GNUTLS_CURVE_TO_BITS(GNUTLS_ECC_CURVE_SECP256R1), 0, NULL, 0)) <
+                    0)
                 return errno_from_gnutls(rc, "Generating the certificate key");
 
-        if ((rc = gnutls_x509_crq_init(&crq)) < 0 ||
-            (rc = gnutls_x509_crq_set_version(crq, 1)) < 0 ||
-            (rc = gnutls_x509_crq_set_dn_by_oid(crq, GNUTLS_OID_X520_COMMON_NAME, 0, dns[0], strlen(dns[0]))) < 0)
+        if ((rc = gnutls_x509_crq_init(&crq)) < 0 || (rc = gnutls_x509_crq_set_version(crq, 1)) < 0 ||
+            (rc = gnutls_x509_crq_set_dn_by_oid(crq, GNUTLS_OID_X520_COMMON_NAME, 0, dns[0], strlen(dns[0]))) <
+                    0)
                 return errno_from_gnutls(rc, "Building the certificate request");
         r = crq_add_names(crq, dns, ips);
         if (r < 0)
@@ -104,8 +105,8 @@ void cert_info_done(CertInfo *i) {
 }
 
 static int check_fail(char **ret_error, const char *what, int rc) {
-        if (ret_error && asprintf(ret_error, "%s%s%s", what, rc < 0 ? ": " : "",
-                                  rc < 0 ? gnutls_strerror(rc) : "") < 0)
+        if (ret_error &&
+            asprintf(ret_error, "%s%s%s", what, rc < 0 ? ": " : "", rc < 0 ? gnutls_strerror(rc) : "") < 0)
                 *ret_error = NULL;
         return rc == GNUTLS_E_MEMORY_ERROR ? -ENOMEM : -EBADMSG;
 }
@@ -208,7 +209,8 @@ int cert_check(const char *cert_pem, const char *key_pem, const char *ca_pem, Ce
 
         /* Validity is judged by the caller (an expired set is still ours to renew). */
         rc = gnutls_x509_crt_verify(crt, &ca, 1,
-                                    GNUTLS_VERIFY_DISABLE_TIME_CHECKS | GNUTLS_VERIFY_DISABLE_TRUSTED_TIME_CHECKS,
+                                    GNUTLS_VERIFY_DISABLE_TIME_CHECKS |
+                                            GNUTLS_VERIFY_DISABLE_TRUSTED_TIME_CHECKS,
                                     &status);
         if (rc < 0 || status != 0)
                 return check_fail(ret_error, "the certificate is not signed by the mesh CA", rc < 0 ? rc : 0);
@@ -234,7 +236,8 @@ int cert_check(const char *cert_pem, const char *key_pem, const char *ca_pem, Ce
 
 /* ---- the mesh CA -------------------------------------------------------------------------- */
 
-int cert_check_ca(const char *pem, const CertPins *pins, char sha[static CA_SHA256_HEX_LEN + 1], char **ret_error) {
+int cert_check_ca(const char *pem, const CertPins *pins, char sha[static CA_SHA256_HEX_LEN + 1],
+                  char **ret_error) {
         int r;
 
         if (!pins->domain) {

@@ -44,7 +44,8 @@ typedef struct CertPins {
 
 /* 0 and the CA's fingerprint in sha when pem passes the pins; -EBADMSG
  * (or another -errno) with a one-line *ret_error otherwise. */
-int cert_check_ca(const char *pem, const CertPins *pins, char sha[static CA_SHA256_HEX_LEN + 1], char **ret_error);
+int cert_check_ca(const char *pem, const CertPins *pins, char sha[static CA_SHA256_HEX_LEN + 1],
+                  char **ret_error);
 
 /* For _cleanup_ of a PEM key: overwritten before it is freed. */
 static inline void cert_erase_key(char **pem) {

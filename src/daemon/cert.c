@@ -20,7 +20,7 @@
 struct CertKeeper {
         sd_event *event;
         char *directory;
-        char *parent;           /* where new sets are built: beside directory, same file system */
+        char *parent; /* where new sets are built: beside directory, same file system */
         char *token;
         ControlClient *control; /* our own: its lifetime is ours, whatever the poll loop does */
         CertReload *reload;
@@ -37,7 +37,7 @@ struct CertKeeper {
         bool exists;
         char *cert_pem, *key_pem, *ca_pem; /* NULL when unusable */
         CertInfo info;
-        uint64_t obtained_usec;         /* REALTIME: when we wrote it */
+        uint64_t obtained_usec; /* REALTIME: when we wrote it */
 
         /* POST /v1/cert in flight */
         bool requesting;
@@ -45,13 +45,13 @@ struct CertKeeper {
         char **pending_names;
         ApiCall **waiters;
         size_t n_waiters;
-        bool renew_when_named;          /* a renewal waits for the netmap */
+        bool renew_when_named; /* a renewal waits for the netmap */
 
         unsigned failures;
         sd_event_source *timer;
 
         /* GET /v1/ca */
-        char *ca_cache;                 /* when no set is there */
+        char *ca_cache; /* when no set is there */
         char *ca_domain;
         bool ca_requesting;
         ApiCall **ca_waiters;
@@ -163,7 +163,8 @@ static void calls_reply(ApiCall ***l, size_t *n, cJSON *(*make)(CertKeeper *k), 
                 if (o)
                         (void) api_call_reply(calls[i], o);
                 else
-                        (void) api_call_reply_errorf(calls[i], "org.varlink.service.InternalError", "out of memory");
+                        (void) api_call_reply_errorf(calls[i], "org.varlink.service.InternalError",
+                                                     "out of memory");
                 api_call_unref(calls[i]);
         }
         free(calls);
@@ -173,10 +174,8 @@ static cJSON *cert_keeper_certificate_json(CertKeeper *k) {
         _cleanup_json_ cJSON *o = cJSON_CreateObject();
         cJSON *names;
 
-        if (!o || !k->cert_pem ||
-            !cJSON_AddStringToObject(o, "certificate", k->cert_pem) ||
-            !cJSON_AddStringToObject(o, "key", k->key_pem) ||
-            !cJSON_AddStringToObject(o, "ca", k->ca_pem) ||
+        if (!o || !k->cert_pem || !cJSON_AddStringToObject(o, "certificate", k->cert_pem) ||
+            !cJSON_AddStringToObject(o, "key", k->key_pem) || !cJSON_AddStringToObject(o, "ca", k->ca_pem) ||
             !cJSON_AddNumberToObject(o, "not_before_usec", (double) k->info.not_before_usec) ||
             !cJSON_AddNumberToObject(o, "not_after_usec", (double) k->info.not_after_usec) ||
             !cJSON_AddStringToObject(o, "directory", k->directory) ||
@@ -277,8 +276,7 @@ static void on_ca_reply(ControlClient *c, int error, const char *message, const 
         if (!ca_is_usable(k, reply.ca, &refusal)) {
                 if (asprintf(&text, "refusing the control server's CA: %s", strna(refusal)) < 0)
                         text = NULL;
-                calls_reply_error(&k->ca_waiters, &k->n_ca_waiters, "io.meshd.ProtocolError",
-                                  strna(text));
+                calls_reply_error(&k->ca_waiters, &k->n_ca_waiters, "io.meshd.ProtocolError", strna(text));
                 return;
         }
         free(k->ca_cache);
@@ -493,8 +491,8 @@ static void cert_keeper_take_set(CertKeeper *k, CertReply *reply, char **key, Ce
 
         format_realtime(k->info.not_after_usec, until, sizeof(until));
         log_full_errno_fields(LOG_NOTICE, 0, &((LogFields) { .message_id = MESSAGE_CERT_ISSUED }),
-                              "New certificate for %s (serial %s), valid until %s, in %s.",
-                              strna(k->fqdn), k->info.serial, until, k->directory);
+                              "New certificate for %s (serial %s), valid until %s, in %s.", strna(k->fqdn),
+                              k->info.serial, until, k->directory);
 }
 
 static void on_cert_reply(ControlClient *c, int error, const char *message, const char *body, size_t len,
@@ -667,7 +665,8 @@ static bool names_covered(char *const *have, char *const *want) {
         return true;
 }
 
-int cert_keeper_set_names(CertKeeper *k, const char *name, const char *domain, const char *ipv4, const char *ipv6) {
+int cert_keeper_set_names(CertKeeper *k, const char *name, const char *domain, const char *ipv4,
+                          const char *ipv6) {
         _cleanup_free_ char *fqdn = NULL;
         bool changed = false;
         int r;
@@ -676,7 +675,8 @@ int cert_keeper_set_names(CertKeeper *k, const char *name, const char *domain, c
                 return -EINVAL;
         if (asprintf(&fqdn, "%s.%s", name, domain) < 0)
                 return -ENOMEM;
-        if ((r = set_field(&k->fqdn, fqdn, &changed)) < 0 || (r = set_field(&k->domain, domain, &changed)) < 0 ||
+        if ((r = set_field(&k->fqdn, fqdn, &changed)) < 0 ||
+            (r = set_field(&k->domain, domain, &changed)) < 0 ||
             (r = set_field(&k->ipv4, ipv4, &changed)) < 0 || (r = set_field(&k->ipv6, ipv6, &changed)) < 0)
                 return r;
 

@@ -39,7 +39,7 @@ uint64_t cert_retry_delay(uint64_t now, uint64_t not_after, unsigned failures);
 typedef struct CertKeeper CertKeeper;
 
 typedef struct CertKeeperOptions {
-        const char *directory;      /* STATE_DIR/certs */
+        const char *directory; /* STATE_DIR/certs */
         const char *control_url;
         const char *control_pin;
         const char *token;          /* the node token */

@@ -5,9 +5,9 @@
  * the curl transfers (errors, backoff, the long-poll loop), control-client.c
  * makes the API's requests. */
 
+#include <curl/curl.h>
 #include <stdbool.h>
 #include <stdint.h>
-#include <curl/curl.h>
 
 #include "control-client.h"
 #include "curl-event.h"
@@ -78,7 +78,7 @@ struct ControlClient {
         Transfer *endpoints_transfer;
         Transfer *ca_transfer;
         Transfer *cert_transfer;
-        bool fresh_connect;    /* next transfer must not reuse a pooled connection */
+        bool fresh_connect; /* next transfer must not reuse a pooled connection */
 
         /* long-poll loop */
         bool polling;

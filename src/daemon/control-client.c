@@ -3,13 +3,13 @@
  * makes; their transfers are control-transfer.c's. */
 #include <errno.h>
 #include <inttypes.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <netinet/in.h>
-#include <netinet/tcp.h>
 #include <time.h>
 
 #include <cjson/cJSON.h>
@@ -123,15 +123,16 @@ static int join_send_register(ControlClient *c, const char *challenge, const WgK
         if (r < 0)
                 return r;
 
-        r = register_request_render(&(RegisterRequest) {
-                                            .authkey = c->join.authkey,
-                                            .public_key = c->join.public_key,
-                                            .hostname = c->join.hostname,
-                                            .challenge = challenge,
-                                            .proof = proof,
-                                            .endpoints = c->join.endpoints,
-                                    },
-                                    &body);
+        r = register_request_render(
+                &(RegisterRequest) {
+                        .authkey = c->join.authkey,
+                        .public_key = c->join.public_key,
+                        .hostname = c->join.hostname,
+                        .challenge = challenge,
+                        .proof = proof,
+                        .endpoints = c->join.endpoints,
+                },
+                &body);
         if (r < 0)
                 return r;
         r = transfer_new(c, TRANSFER_REGISTER, "/v1/register", NULL, body, REQUEST_TIMEOUT_MS, &t);
@@ -170,14 +171,16 @@ static void on_challenge_reply(ControlClient *c, int error, const char *message,
         r = join_send_register(c, challenge, &key);
         join_done(c);
         if (r == -EINVAL)
-                callback(c, -EBADMSG, "the control server's challenge key is of low order", NULL, 0, cb_userdata);
+                callback(c, -EBADMSG, "the control server's challenge key is of low order", NULL, 0,
+                         cb_userdata);
         else if (r < 0)
-                callback(c, r, r == -ENOMEM ? "out of memory" : "cannot answer the challenge", NULL, 0, cb_userdata);
+                callback(c, r, r == -ENOMEM ? "out of memory" : "cannot answer the challenge", NULL, 0,
+                         cb_userdata);
 }
 
 int control_client_register(ControlClient *c, const char *authkey, const WgKey *private_key,
-                            const char *hostname, char *const *endpoints,
-                            ControlReplyCallback callback, void *userdata) {
+                            const char *hostname, char *const *endpoints, ControlReplyCallback callback,
+                            void *userdata) {
         WgKey public_key;
         Transfer *t;
         char *body;
@@ -326,8 +329,8 @@ int control_client_post_endpoints(ControlClient *c, char *const *endpoints) {
 }
 
 /* One request of a kind at a time, answered through callback like a register. */
-static int client_request(ControlClient *c, TransferKind kind, const char *path, const char *token,
-                          char *body, Transfer **slot, ControlReplyCallback callback, void *userdata) {
+static int client_request(ControlClient *c, TransferKind kind, const char *path, const char *token, char *body,
+                          Transfer **slot, ControlReplyCallback callback, void *userdata) {
         Transfer *t;
         int r;
 

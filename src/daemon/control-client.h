@@ -30,8 +30,8 @@ typedef struct ControlClient ControlClient;
  * Callbacks run from the event loop, never from inside the function that
  * started the request; they may call control_client_free(),
  * control_client_stop_polling() or start a new request. */
-typedef void (*ControlReplyCallback)(ControlClient *c, int error, const char *message,
-                                     const char *body, size_t len, void *userdata);
+typedef void (*ControlReplyCallback)(ControlClient *c, int error, const char *message, const char *body,
+                                     size_t len, void *userdata);
 
 /* url: https://HOST[:PORT]; pin: sha256//BASE64 (-EINVAL otherwise).
  * curl_global_init() must have been called once, by main(), before. */
@@ -48,8 +48,8 @@ const char *control_client_get_url(const ControlClient *c);
  * with register_reply_parse(). At most one register at a time (-EBUSY). */
 struct WgKey;
 int control_client_register(ControlClient *c, const char *authkey, const struct WgKey *private_key,
-                            const char *hostname, char *const *endpoints,
-                            ControlReplyCallback callback, void *userdata);
+                            const char *hostname, char *const *endpoints, ControlReplyCallback callback,
+                            void *userdata);
 
 /* Starts the long-poll loop: GET /v1/netmap?since=V, again and again. Each
  * 200 body goes to callback with error 0; the caller then reports the

@@ -4,13 +4,13 @@
  * backoff. */
 #include <errno.h>
 #include <inttypes.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <netinet/in.h>
-#include <netinet/tcp.h>
 #include <time.h>
 
 #include <cjson/cJSON.h>
@@ -135,9 +135,8 @@ static int transfer_setopt(Transfer *t, const char *url, long timeout_ms) {
         return 0;
 }
 
-int transfer_new(ControlClient *c, TransferKind kind, const char *path,
-                 const char *token, char *request_body, long timeout_ms,
-                 Transfer **ret) {
+int transfer_new(ControlClient *c, TransferKind kind, const char *path, const char *token, char *request_body,
+                 long timeout_ms, Transfer **ret) {
         _cleanup_(transfer_freep) Transfer *t = NULL;
         _cleanup_free_ char *url = NULL, *auth = NULL;
         int r;
@@ -163,8 +162,7 @@ int transfer_new(ControlClient *c, TransferKind kind, const char *path,
 
         /* "Expect:" (empty) stops curl from waiting for 100-continue on POSTs. */
         if (slist_add(&t->headers, "Content-Type: application/json") < 0 ||
-            slist_add(&t->headers, "Accept: application/json") < 0 ||
-            slist_add(&t->headers, "Expect:") < 0)
+            slist_add(&t->headers, "Accept: application/json") < 0 || slist_add(&t->headers, "Expect:") < 0)
                 return -ENOMEM;
         if (token) {
                 if (asprintf(&auth, "Authorization: Bearer %s", token) < 0)
@@ -289,8 +287,8 @@ static int transfer_result(Transfer *t, CURLcode code, char **ret_message) {
                 /* Once the status line arrived, the server was reached: a
                  * connection lost after that is a cut-off reply, not an
                  * unreachable server. */
-                if (status > 0 && (code == CURLE_RECV_ERROR || code == CURLE_SSL_CONNECT_ERROR ||
-                                   code == CURLE_READ_ERROR)) {
+                if (status > 0 &&
+                    (code == CURLE_RECV_ERROR || code == CURLE_SSL_CONNECT_ERROR || code == CURLE_READ_ERROR)) {
                         int r = asprintf(ret_message, "truncated reply (%s)",
                                          t->error_buffer[0] ? t->error_buffer : curl_easy_strerror(code));
                         if (r < 0)
@@ -324,8 +322,8 @@ static int poll_start(ControlClient *c) {
         int r;
 
         /* with a version to build on, a delta is welcome (docs/protocol.md) */
-        (void) snprintf(path, sizeof(path), "/v1/netmap?since=%" PRIu64 "&timeout=%d%s",
-                        c->netmap_version, POLL_SERVER_TIMEOUT_SEC, c->netmap_version > 0 ? "&delta=1" : "");
+        (void) snprintf(path, sizeof(path), "/v1/netmap?since=%" PRIu64 "&timeout=%d%s", c->netmap_version,
+                        POLL_SERVER_TIMEOUT_SEC, c->netmap_version > 0 ? "&delta=1" : "");
         r = transfer_new(c, TRANSFER_POLL, path, c->token, NULL, POLL_TIMEOUT_MS, &t);
         if (r < 0)
                 return r;
@@ -334,11 +332,9 @@ static int poll_start(ControlClient *c) {
 }
 
 static uint64_t backoff_next(ControlClient *c) {
-        c->backoff_usec = c->backoff_usec == 0 ? BACKOFF_MIN_USEC
-                                               : MIN(c->backoff_usec * 2, BACKOFF_MAX_USEC);
+        c->backoff_usec = c->backoff_usec == 0 ? BACKOFF_MIN_USEC : MIN(c->backoff_usec * 2, BACKOFF_MAX_USEC);
         return c->backoff_usec;
 }
-
 
 static int on_poll_timer(sd_event_source *s, uint64_t usec, void *userdata) {
         ControlClient *c = userdata;
@@ -462,7 +458,6 @@ static void transfer_done(ControlClient *c, Transfer *t, CURLcode code) {
         }
         transfer_free(t);
 }
-
 
 /* From curl-event.c's dispatch; a callback may free the client, which is
  * then deferred until this returns (and curl-event.c's own free until its

@@ -16,13 +16,13 @@ struct HubLink {
         HubPathState path;
         RelayClient *relay;
         bool relay_connecting;
-        char *relay_url;           /* where the relay goes: the relay port's URL or the control URL */
+        char *relay_url; /* where the relay goes: the relay port's URL or the control URL */
         /* the last try on the netmap's relay_port never came up (a network
          * that blocks that port): the next goes to the API port, and so on
          * in turn until one comes up */
         bool relay_on_api_port;
-        uint64_t udp_echo_usec;    /* CLOCK_MONOTONIC of the latest echo reply */
-        uint64_t reassert_until;   /* keep setting the UDP endpoint until then */
+        uint64_t udp_echo_usec;  /* CLOCK_MONOTONIC of the latest echo reply */
+        uint64_t reassert_until; /* keep setting the UDP endpoint until then */
 };
 
 /* After moving back to UDP, datagrams the relay handed to WireGuard just
@@ -107,7 +107,8 @@ static void on_relay_event(RelayClient *c, RelayClientEvent event, const char *r
 static void hub_link_connect_relay(HubLink *l) {
         Manager *m = l->manager;
         _cleanup_free_ char *relay_url = NULL;
-        uint16_t relay_port = m->netmap && m->netmap->has_hub && !l->relay_on_api_port ? m->netmap->hub.relay_port : 0;
+        uint16_t relay_port =
+                m->netmap && m->netmap->has_hub && !l->relay_on_api_port ? m->netmap->hub.relay_port : 0;
         uint16_t echo_port = 0;
         const char *url = m->credentials.control_url;
         int r;
@@ -119,8 +120,10 @@ static void hub_link_connect_relay(HubLink *l) {
         if (relay_port != 0) {
                 r = relay_upgrade_url(url, relay_port, &relay_url, &echo_port);
                 if (r < 0)
-                        log_warning_errno(r, "Cannot make the TLS relay's URL from %s and port %u, using the "
-                                          "control URL: %m", url, (unsigned) relay_port);
+                        log_warning_errno(r,
+                                          "Cannot make the TLS relay's URL from %s and port %u, using the "
+                                          "control URL: %m",
+                                          url, (unsigned) relay_port);
                 else
                         url = relay_url;
         }
@@ -151,10 +154,10 @@ static void hub_link_act(HubLink *l, unsigned flags) {
                 hub_link_connect_relay(l);
         if ((flags & HUB_PATH_USE_TLS) && l->relay && relay_client_local_endpoint(l->relay, &sa) >= 0) {
                 m->hub_tls = true;
-                log_full_errno_fields(LOG_NOTICE, 0,
-                                      &((LogFields) { .message_id = MESSAGE_HUB_TLS, .peer = "hub",
-                                                      .path = "relay-tls" }),
-                                      "The hub is now reached over the TLS relay: no probe reply over UDP.");
+                log_full_errno_fields(
+                        LOG_NOTICE, 0,
+                        &((LogFields) { .message_id = MESSAGE_HUB_TLS, .peer = "hub", .path = "relay-tls" }),
+                        "The hub is now reached over the TLS relay: no probe reply over UDP.");
                 hub_link_point_hub(l, &sa);
         }
         if (flags & HUB_PATH_USE_UDP) {
@@ -167,8 +170,10 @@ static void hub_link_act(HubLink *l, unsigned flags) {
                 hub_link_close_relay(l);
                 m->hub_tls = false;
                 log_full_errno_fields(LOG_NOTICE, 0,
-                                      &((LogFields) { .message_id = MESSAGE_HUB_UDP, .peer = "hub",
-                                                      .endpoint = endpoint, .path = "direct" }),
+                                      &((LogFields) { .message_id = MESSAGE_HUB_UDP,
+                                                      .peer = "hub",
+                                                      .endpoint = endpoint,
+                                                      .path = "direct" }),
                                       "The hub is reached over UDP again at %s (%s).", strna(endpoint),
                                       by_echo ? "the UDP echo answered" : "the TLS relay closed");
                 if (endpoint && endpoint_parse(endpoint, &sa) >= 0)
@@ -199,16 +204,18 @@ static void hub_link_step(HubLink *l, uint64_t now) {
 
         if (!hub)
                 return;
-        hub_link_act(l, hub_path_step(&l->path, &(HubPathInput) {
-                .now = now,
-                .relay_possible = m->joined && m->wg && m->credentials.token && m->credentials.control_url,
-                .relay_up = l->relay && relay_client_is_up(l->relay),
-                .relay_connecting = l->relay_connecting,
-                .last_reply = hub->last_reply_usec,
-                .oldest_unanswered = hub->oldest_unanswered_usec,
-                .udp_echo = l->udp_echo_usec,
-                .underlay_changed = m->underlay_changed_usec,
-        }));
+        hub_link_act(l, hub_path_step(&l->path,
+                                      &(HubPathInput) {
+                                              .now = now,
+                                              .relay_possible = m->joined && m->wg && m->credentials.token &&
+                                                                m->credentials.control_url,
+                                              .relay_up = l->relay && relay_client_is_up(l->relay),
+                                              .relay_connecting = l->relay_connecting,
+                                              .last_reply = hub->last_reply_usec,
+                                              .oldest_unanswered = hub->oldest_unanswered_usec,
+                                              .udp_echo = l->udp_echo_usec,
+                                              .underlay_changed = m->underlay_changed_usec,
+                                      }));
 }
 
 static void on_relay_event(RelayClient *c, RelayClientEvent event, const char *reason, void *userdata) {

@@ -27,9 +27,9 @@ typedef enum HubTransport {
 #define HUB_PATH_STABLE_USEC (120 * USEC_PER_SEC)
 
 typedef struct HubPathInput {
-        uint64_t now;               /* CLOCK_MONOTONIC */
-        bool relay_possible;        /* joined: the relay can be asked for */
-        bool relay_up;              /* the relay stream is open */
+        uint64_t now;        /* CLOCK_MONOTONIC */
+        bool relay_possible; /* joined: the relay can be asked for */
+        bool relay_up;       /* the relay stream is open */
         bool relay_connecting;
         uint64_t last_reply;        /* the hub's latest probe reply, 0 = never */
         uint64_t oldest_unanswered; /* first probe after it, 0 = none */
@@ -41,8 +41,8 @@ typedef struct HubPathState {
         HubTransport transport;
         uint64_t since;
         uint64_t last_relay_attempt;
-        uint64_t hold_until;        /* no return to UDP before this */
-        bool returned;              /* on UDP because the echo said it works */
+        uint64_t hold_until; /* no return to UDP before this */
+        bool returned;       /* on UDP because the echo said it works */
         unsigned failures;
 } HubPathState;
 

@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
+#include <curl/curl.h>
 #include <getopt.h>
 #include <signal.h>
-#include <curl/curl.h>
 #include <systemd/sd-daemon.h>
 
 #include "config.h"
@@ -86,7 +86,8 @@ static int parse_argv(int argc, char *argv[], Arguments *args) {
                         return -EINVAL;
                 }
         if (optind < argc)
-                return log_error_errno(-EINVAL, "Unexpected argument '%s'; meshd takes only options.", argv[optind]);
+                return log_error_errno(-EINVAL, "Unexpected argument '%s'; meshd takes only options.",
+                                       argv[optind]);
         return 1;
 }
 

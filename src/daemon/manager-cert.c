@@ -66,7 +66,8 @@ void manager_feed_cert_names(Manager *m) {
         in_addr_format(AF_INET, &self->ipv4, a4, sizeof(a4));
         if (self->has_ipv6)
                 in_addr_format(AF_INET6, &self->ipv6, a6, sizeof(a6));
-        r = cert_keeper_set_names(m->cert_keeper, self->name, m->netmap->domain, a4, self->has_ipv6 ? a6 : NULL);
+        r = cert_keeper_set_names(m->cert_keeper, self->name, m->netmap->domain, a4,
+                                  self->has_ipv6 ? a6 : NULL);
         if (r < 0)
                 log_warning_errno(r, "Failed to pass this node's names to the certificate keeper: %m");
 }

@@ -33,12 +33,13 @@ static int on_userspace_child_exit(sd_event_source *s, const siginfo_t *si, void
         Manager *m = userdata;
 
         m->child_source = sd_event_source_disable_unref(m->child_source);
-        log_error("wireguard-go for %s exited (status %i); the tunnel is gone, exiting.",
-                  m->config.interface, si->si_status);
+        log_error("wireguard-go for %s exited (status %i); the tunnel is gone, exiting.", m->config.interface,
+                  si->si_status);
         return sd_event_exit(m->event, -ECHILD);
 }
 
-static void on_probe_reply(Prober *p, int family, const union in_addr_union *from, uint32_t seq, void *userdata) {
+static void on_probe_reply(Prober *p, int family, const union in_addr_union *from, uint32_t seq,
+                           void *userdata) {
         Manager *m = userdata;
         Peer *peer = manager_find_peer_by_address(m, family, from);
 

@@ -64,11 +64,13 @@ static int on_join_retry(sd_event_source *s, uint64_t usec, void *userdata) {
 static void manager_schedule_join_retry(Manager *m, int error) {
         if (error == -EACCES || error == -EPERM || error == -EEXIST || error == -EKEYREJECTED)
                 return;
-        m->join_retry_usec = m->join_retry_usec == 0 ? 2 * USEC_PER_SEC : MIN(m->join_retry_usec * 2, 60 * USEC_PER_SEC);
+        m->join_retry_usec =
+                m->join_retry_usec == 0 ? 2 * USEC_PER_SEC : MIN(m->join_retry_usec * 2, 60 * USEC_PER_SEC);
         m->join_retry_source = sd_event_source_disable_unref(m->join_retry_source);
         if (sd_event_add_time_relative(m->event, &m->join_retry_source, CLOCK_MONOTONIC, m->join_retry_usec, 0,
                                        on_join_retry, m) >= 0)
-                log_info("Retrying to join in %llus.", (unsigned long long) (m->join_retry_usec / USEC_PER_SEC));
+                log_info("Retrying to join in %llus.",
+                         (unsigned long long) (m->join_retry_usec / USEC_PER_SEC));
 }
 
 /* Store exactly the netmap object the server sent, for the cache. */
@@ -104,7 +106,8 @@ static int manager_check_register_reply(Manager *m, ControlClient *c, const char
 
 /* Writes netmap.json and node.json and takes the new credentials.
  * node.json is the commit point: without it, a cached netmap is never used. */
-static int manager_save_membership(Manager *m, ControlClient *c, RegisterReply *reply, const char *netmap_text) {
+static int manager_save_membership(Manager *m, ControlClient *c, RegisterReply *reply,
+                                   const char *netmap_text) {
         _cleanup_(credentials_done) Credentials creds = {};
         int r;
 
@@ -326,17 +329,19 @@ static void manager_set_aside_credentials(Manager *m) {
         int r = state_set_aside_credentials(m->state_dir);
 
         if (r < 0)
-                log_full_errno_fields(LOG_ERR, r, &((LogFields) { .message_id = MESSAGE_STATE_CORRUPT }),
-                                      "%s/node.json is corrupt (not JSON or fields missing) and could not be moved "
-                                      "aside (%m); starting as a node that has not joined, key kept. Join again "
-                                      "with meshctl up or AuthKeyFile=.",
-                                      m->state_dir);
+                log_full_errno_fields(
+                        LOG_ERR, r, &((LogFields) { .message_id = MESSAGE_STATE_CORRUPT }),
+                        "%s/node.json is corrupt (not JSON or fields missing) and could not be moved "
+                        "aside (%m); starting as a node that has not joined, key kept. Join again "
+                        "with meshctl up or AuthKeyFile=.",
+                        m->state_dir);
         else
-                log_full_errno_fields(LOG_ERR, 0, &((LogFields) { .message_id = MESSAGE_STATE_CORRUPT }),
-                                      "%s/node.json is corrupt (not JSON or fields missing); moved it to "
-                                      "node.json.corrupt, starting as a node that has not joined, key kept. Join "
-                                      "again with meshctl up or AuthKeyFile=.",
-                                      m->state_dir);
+                log_full_errno_fields(
+                        LOG_ERR, 0, &((LogFields) { .message_id = MESSAGE_STATE_CORRUPT }),
+                        "%s/node.json is corrupt (not JSON or fields missing); moved it to "
+                        "node.json.corrupt, starting as a node that has not joined, key kept. Join "
+                        "again with meshctl up or AuthKeyFile=.",
+                        m->state_dir);
 }
 
 /* At start: resume the membership in node.json, or join unattended with

@@ -49,12 +49,12 @@ static ssize_t peers_find_by_key(Peer *const *peers, size_t n, const WgKey *key)
 
 /* A netmap being applied: what it changes, and the device changes it queues. */
 typedef struct NetmapApply {
-        const Netmap *netmap;   /* the new one */
-        NetmapDiff diff;        /* against the one applied before */
-        WgDevice *device;       /* the changed peer entries, written at the end */
-        bool first;             /* the device is new: manager_sync_device_peers() writes everything */
-        bool *taken;            /* which of m->peers (sorted by key) went to the new list */
-        bool relay_changed;     /* a relayed peer came, went or moved: the hub entry is rewritten */
+        const Netmap *netmap; /* the new one */
+        NetmapDiff diff;      /* against the one applied before */
+        WgDevice *device;     /* the changed peer entries, written at the end */
+        bool first;           /* the device is new: manager_sync_device_peers() writes everything */
+        bool *taken;          /* which of m->peers (sorted by key) went to the new list */
+        bool relay_changed;   /* a relayed peer came, went or moved: the hub entry is rewritten */
 } NetmapApply;
 
 static void netmap_apply_done(NetmapApply *a) {
@@ -405,10 +405,12 @@ void manager_drop_mesh_candidates(Manager *m, char **candidates) {
         if (!candidates)
                 return;
         if (m->netmap) {
-                mesh[n_mesh++] = (InAddrPrefix) { .family = AF_INET, .address = m->netmap->ipv4_range,
+                mesh[n_mesh++] = (InAddrPrefix) { .family = AF_INET,
+                                                  .address = m->netmap->ipv4_range,
                                                   .prefixlen = m->netmap->ipv4_prefixlen };
                 if (m->netmap->has_ipv6_range)
-                        mesh[n_mesh++] = (InAddrPrefix) { .family = AF_INET6, .address = m->netmap->ipv6_range,
+                        mesh[n_mesh++] = (InAddrPrefix) { .family = AF_INET6,
+                                                          .address = m->netmap->ipv6_range,
                                                           .prefixlen = m->netmap->ipv6_prefixlen };
         }
         for (size_t i = 0; candidates[i]; i++) {

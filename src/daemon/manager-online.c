@@ -114,7 +114,8 @@ void manager_check_online(Manager *m) {
                 if (asprintf(&text, "Online: %zu of %zu peers reachable.", reachable, m->n_peers) < 0)
                         text = NULL;
                 if (manager_set_state(m, MANAGER_ONLINE))
-                        log_full_errno_fields(LOG_NOTICE, 0, &((LogFields) { .message_id = MESSAGE_MESH_ONLINE }),
+                        log_full_errno_fields(LOG_NOTICE, 0,
+                                              &((LogFields) { .message_id = MESSAGE_MESH_ONLINE }),
                                               "Mesh online (policy %s): %zu of %zu peers reachable.",
                                               online_policy_to_string(m->config.online_policy), reachable,
                                               m->n_peers);

@@ -112,11 +112,11 @@ static int manager_adopt_pins(Manager *m, const Netmap *nm, char **ret_error) {
         if (m->cert_keeper)
                 (void) cert_keeper_set_pins(m->cert_keeper, m->credentials.domain, m->credentials.ipv4_range,
                                             m->credentials.ipv6_range, m->credentials.ca_sha256);
-        log_full_errno_fields(LOG_NOTICE, 0, &((LogFields) { .message_id = MESSAGE_PINS_ADOPTED }),
-                              "Pinned domain %s, ranges %s%s%s from netmap version %llu (node.json had no pins).",
-                              m->credentials.domain, m->credentials.ipv4_range,
-                              m->credentials.ipv6_range ? " and " : "", m->credentials.ipv6_range ?: "",
-                              (unsigned long long) nm->version);
+        log_full_errno_fields(
+                LOG_NOTICE, 0, &((LogFields) { .message_id = MESSAGE_PINS_ADOPTED }),
+                "Pinned domain %s, ranges %s%s%s from netmap version %llu (node.json had no pins).",
+                m->credentials.domain, m->credentials.ipv4_range, m->credentials.ipv6_range ? " and " : "",
+                m->credentials.ipv6_range ?: "", (unsigned long long) nm->version);
         return 0;
 }
 

@@ -22,6 +22,7 @@
 
 /* ---- object and state ----------------------------------------------------------------------- */
 
+/* clang-format off */
 static const char *const manager_state_table[] = {
         [MANAGER_NEEDS_LOGIN] = "needs-login",
         [MANAGER_STARTING] = "starting",
@@ -29,6 +30,7 @@ static const char *const manager_state_table[] = {
         [MANAGER_DEGRADED] = "degraded",
         [MANAGER_STOPPED] = "stopped",
 };
+/* clang-format on */
 
 const char *manager_state_to_string(ManagerState s) {
         if ((size_t) s >= ELEMENTSOF(manager_state_table))
@@ -207,15 +209,15 @@ cJSON *manager_status_json(Manager *m) {
         if (!cJSON_AddStringToObject(o, "state", manager_state_to_string(m->state)) ||
             !ADD_STRING_OR_NULL("status_text", m->status_text) ||
             !ADD_STRING_OR_NULL("name", self ? self->name : m->credentials.name) ||
-            !ADD_STRING_OR_NULL("fqdn", fqdn) ||
-            !ADD_STRING_OR_NULL("ipv4", ipv4) ||
-            !ADD_STRING_OR_NULL("ipv6", ipv6) ||
-            !cJSON_AddStringToObject(o, "public_key", m->public_key_b64) ||
+            !ADD_STRING_OR_NULL("fqdn", fqdn) || !ADD_STRING_OR_NULL("ipv4", ipv4) ||
+            !ADD_STRING_OR_NULL("ipv6", ipv6) || !cJSON_AddStringToObject(o, "public_key", m->public_key_b64) ||
             !cJSON_AddStringToObject(o, "interface", m->config.interface) ||
-            !ADD_STRING_OR_NULL("backend", m->wg ? wg_backend_type_to_string(wg_backend_get_type(m->wg)) : NULL) ||
+            !ADD_STRING_OR_NULL("backend",
+                                m->wg ? wg_backend_type_to_string(wg_backend_get_type(m->wg)) : NULL) ||
             !cJSON_AddNumberToObject(o, "listen_port", m->listen_port) ||
             !ADD_STRING_OR_NULL("control_url", m->credentials.control_url) ||
-            !cJSON_AddBoolToObject(o, "control_connected", m->control && control_client_is_connected(m->control)) ||
+            !cJSON_AddBoolToObject(o, "control_connected",
+                                   m->control && control_client_is_connected(m->control)) ||
             !cJSON_AddNumberToObject(o, "netmap_version", m->netmap ? (double) m->netmap->version : 0) ||
             !cJSON_AddNumberToObject(o, "peers_total", (double) m->n_peers) ||
             !cJSON_AddNumberToObject(o, "peers_reachable", (double) reachable))
@@ -224,8 +226,7 @@ cJSON *manager_status_json(Manager *m) {
         if (m->hub) {
                 const char *endpoint = m->hub->device_endpoint ?: peer_current_endpoint(m->hub);
                 cJSON *hub = cJSON_AddObjectToObject(o, "hub");
-                if (!hub ||
-                    !cJSON_AddStringToObject(hub, "public_key", m->hub->public_key_b64) ||
+                if (!hub || !cJSON_AddStringToObject(hub, "public_key", m->hub->public_key_b64) ||
                     !cJSON_AddStringToObject(hub, "endpoint", strna(endpoint)) ||
                     !cJSON_AddBoolToObject(hub, "reachable", m->hub->reachable) ||
                     !cJSON_AddNumberToObject(hub, "rtt_usec", (double) m->hub->rtt_usec) ||
@@ -399,7 +400,8 @@ static int manager_add_sources(Manager *m) {
         if (r < 0)
                 log_warning_errno(r, "Failed to watch network changes, roaming will be slow: %m");
 
-        r = sd_event_add_time_relative(m->event, &m->tick_source, CLOCK_MONOTONIC, MANAGER_TICK_USEC, 0, on_tick, m);
+        r = sd_event_add_time_relative(m->event, &m->tick_source, CLOCK_MONOTONIC, MANAGER_TICK_USEC, 0,
+                                       on_tick, m);
         if (r < 0)
                 return log_error_errno(r, "Failed to set up timer: %m");
         (void) sd_event_source_set_enabled(m->tick_source, SD_EVENT_ON);

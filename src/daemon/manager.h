@@ -21,8 +21,8 @@ typedef enum ManagerState {
         MANAGER_NEEDS_LOGIN, /* no credentials: waiting for `meshctl up` */
         MANAGER_STARTING,    /* joined, online policy not yet met */
         MANAGER_ONLINE,
-        MANAGER_DEGRADED,    /* READY=1 sent on timeout, policy still not met */
-        MANAGER_STOPPED,     /* `meshctl down` */
+        MANAGER_DEGRADED, /* READY=1 sent on timeout, policy still not met */
+        MANAGER_STOPPED,  /* `meshctl down` */
 } ManagerState;
 
 const char *manager_state_to_string(ManagerState s);
@@ -40,7 +40,7 @@ typedef struct Manager {
         char *config_path;
         char *state_dir;
         char *runtime_dir;
-        char *hostname;        /* what we register as */
+        char *hostname; /* what we register as */
         MeshdConfig config;
 
         WgKey private_key;
@@ -49,21 +49,21 @@ typedef struct Manager {
 
         bool joined;
         Credentials credentials;
-        Netmap *netmap;        /* last applied */
-        char *netmap_json;     /* its text, the base of the next delta */
+        Netmap *netmap;    /* last applied */
+        char *netmap_json; /* its text, the base of the next delta */
         size_t netmap_json_len;
 
         WgBackend *wg;
         bool device_configured;
-        uint16_t listen_port;  /* actual, after the device is set up */
+        uint16_t listen_port; /* actual, after the device is set up */
 
-        Peer **peers;          /* one per netmap peer, same order */
+        Peer **peers; /* one per netmap peer, same order */
         size_t n_peers;
-        Peer *hub;             /* the control server's hub, when the netmap has one */
+        Peer *hub;                      /* the control server's hub, when the netmap has one */
         uint64_t underlay_changed_usec; /* CLOCK_MONOTONIC of the latest underlay change */
         char **underlay_candidates;     /* this host's endpoint candidates as last seen */
-        bool hub_tls;          /* the hub entry points at the TLS relay */
-        struct HubLink *hub_link;  /* how the hub is reached (hub-link.h) */
+        bool hub_tls;                   /* the hub entry points at the TLS relay */
+        struct HubLink *hub_link;       /* how the hub is reached (hub-link.h) */
         uint32_t probe_seq;
 
         ControlClient *control;
@@ -79,7 +79,7 @@ typedef struct Manager {
         ApiServer *api;
         char *api_socket_path;
 
-        ManagerState state;    /* written only by manager_set_state() (manager-private.h) */
+        ManagerState state; /* written only by manager_set_state() (manager-private.h) */
         bool ready_sent;
         char *status_text;
         uint64_t started_usec;
@@ -88,7 +88,7 @@ typedef struct Manager {
         sd_event_source *child_source;
 
         WaitOnlineRequest *wait_online_requests;
-        char *last_refusal;    /* why the last netmap was refused: the same again is not logged again */
+        char *last_refusal; /* why the last netmap was refused: the same again is not logged again */
 } Manager;
 
 int manager_new(const ManagerOptions *opts, Manager **ret);

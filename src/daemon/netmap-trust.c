@@ -91,9 +91,10 @@ static int check_ranges(const Netmap *nm, const InAddrPrefix *avoid, size_t n_av
 
         range_format(AF_INET, &nm->ipv4_range, nm->ipv4_prefixlen, r4, sizeof(r4));
         if (!ipv4_range_is_private(&nm->ipv4_range, nm->ipv4_prefixlen))
-                return fail(ret_error,
-                            "ipv4_range %s is not inside 100.64.0.0/10, 10.0.0.0/8, 172.16.0.0/12 or 192.168.0.0/16",
-                            r4);
+                return fail(
+                        ret_error,
+                        "ipv4_range %s is not inside 100.64.0.0/10, 10.0.0.0/8, 172.16.0.0/12 or 192.168.0.0/16",
+                        r4);
         if (nm->ipv4_prefixlen > 30)
                 return fail(ret_error, "ipv4_range %s is too small for a mesh", r4);
         if (nm->has_ipv6_range) {
@@ -130,7 +131,8 @@ static int check_endpoints(const InAddrPrefix *mesh, size_t n_mesh, const Netmap
                         return fail(ret_error, "%s endpoint %s is not ip:port", what, *e);
                 why = endpoint_unannounceable_reason(&sa, mesh, n_mesh);
                 if (why)
-                        return fail(ret_error, "%s endpoint %s is not an address to send to: %s", what, *e, why);
+                        return fail(ret_error, "%s endpoint %s is not an address to send to: %s", what, *e,
+                                    why);
         }
         return 0;
 }
@@ -194,9 +196,9 @@ int netmap_check_pins(const Netmap *nm, const Credentials *c, char **ret_error) 
         if (nm->has_ipv6_range != !!c->ipv6_range ||
             (c->ipv6_range && !range_equal(AF_INET6, c->ipv6_range, &nm->ipv6_range, nm->ipv6_prefixlen)))
                 return fail(ret_error, "ipv6_range %s differs from %s pinned at join",
-                            nm->has_ipv6_range ? range_format(AF_INET6, &nm->ipv6_range, nm->ipv6_prefixlen,
-                                                              t, sizeof(t))
-                                               : "(none)",
+                            nm->has_ipv6_range
+                                    ? range_format(AF_INET6, &nm->ipv6_range, nm->ipv6_prefixlen, t, sizeof(t))
+                                    : "(none)",
                             c->ipv6_range ?: "(none)");
 
         /* netmap_parse() checked the addresses against the netmap's own

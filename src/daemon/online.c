@@ -85,8 +85,8 @@ int online_evaluate_names(char *const *names, bool any, const OnlinePeerView *pe
         return holds;
 }
 
-int online_evaluate_policy(OnlinePolicy policy, char *const *required_peers,
-                           const OnlinePeerView *peers, size_t n_peers, char **ret_missing) {
+int online_evaluate_policy(OnlinePolicy policy, char *const *required_peers, const OnlinePeerView *peers,
+                           size_t n_peers, char **ret_missing) {
         switch (policy) {
         case ONLINE_POLICY_NONE:
                 if (ret_missing)
@@ -100,8 +100,8 @@ int online_evaluate_policy(OnlinePolicy policy, char *const *required_peers,
                 /* An empty RequiredPeers= is refused by conf_load(); if it still
                  * happens, holding at once beats hanging the boot. */
                 char *none[] = { NULL };
-                return online_evaluate_names(required_peers ? required_peers : none, false,
-                                             peers, n_peers, ret_missing);
+                return online_evaluate_names(required_peers ? required_peers : none, false, peers, n_peers,
+                                             ret_missing);
         }
         default:
                 return -EINVAL;

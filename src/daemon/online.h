@@ -24,5 +24,5 @@ int online_evaluate_names(char *const *names, bool any, const OnlinePeerView *pe
                           char **ret_missing);
 
 /* The [Online] Policy= of meshd.conf over the same snapshot. */
-int online_evaluate_policy(OnlinePolicy policy, char *const *required_peers,
-                           const OnlinePeerView *peers, size_t n_peers, char **ret_missing);
+int online_evaluate_policy(OnlinePolicy policy, char *const *required_peers, const OnlinePeerView *peers,
+                           size_t n_peers, char **ret_missing);

@@ -96,7 +96,8 @@ static unsigned step_relay(PeerPathState *s, const PeerPathInput *in) {
 
         if (in->hub_tls != (s->path == PEER_PATH_RELAY_TLS))
                 return peer_path_enter(s, in->hub_tls ? PEER_PATH_RELAY_TLS : PEER_PATH_RELAY,
-                                       in->hub_tls ? PEER_PATH_REASON_HUB_TLS : PEER_PATH_REASON_HUB_UDP, in->now);
+                                       in->hub_tls ? PEER_PATH_REASON_HUB_TLS : PEER_PATH_REASON_HUB_UDP,
+                                       in->now);
 
         if (in->now - s->last_retry >= PEER_PATH_RETRY_USEC << s->flaps) {
                 s->last_retry = in->now;

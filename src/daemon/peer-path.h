@@ -21,15 +21,15 @@ typedef enum PeerPath {
 } PeerPath;
 
 typedef enum PeerPathReason {
-        PEER_PATH_REASON_START,            /* trying the direct path first */
-        PEER_PATH_REASON_NO_HUB,           /* nothing to relay through */
-        PEER_PATH_REASON_DIRECT_WORKS,     /* the direct path answers probes */
-        PEER_PATH_REASON_DIRECT_SILENT,    /* no probe reply over the direct path */
-        PEER_PATH_REASON_DIRECT_HEARD,     /* WireGuard heard the peer over the direct path again */
-        PEER_PATH_REASON_HUB_LOST,         /* the hub stopped answering: the relay is no path */
-        PEER_PATH_REASON_NO_PATH,          /* direct silent and the hub unreachable: keep trying direct */
-        PEER_PATH_REASON_HUB_TLS,          /* the hub is reached over the TLS relay now */
-        PEER_PATH_REASON_HUB_UDP,          /* the hub is reached over UDP again */
+        PEER_PATH_REASON_START,         /* trying the direct path first */
+        PEER_PATH_REASON_NO_HUB,        /* nothing to relay through */
+        PEER_PATH_REASON_DIRECT_WORKS,  /* the direct path answers probes */
+        PEER_PATH_REASON_DIRECT_SILENT, /* no probe reply over the direct path */
+        PEER_PATH_REASON_DIRECT_HEARD,  /* WireGuard heard the peer over the direct path again */
+        PEER_PATH_REASON_HUB_LOST,      /* the hub stopped answering: the relay is no path */
+        PEER_PATH_REASON_NO_PATH,       /* direct silent and the hub unreachable: keep trying direct */
+        PEER_PATH_REASON_HUB_TLS,       /* the hub is reached over the TLS relay now */
+        PEER_PATH_REASON_HUB_UDP,       /* the hub is reached over UDP again */
         _PEER_PATH_REASON_MAX,
 } PeerPathReason;
 
@@ -57,12 +57,13 @@ typedef enum PeerPathReason {
 #define PEER_PATH_STABLE_USEC (60 * USEC_PER_SEC)
 
 typedef struct PeerPathInput {
-        uint64_t now;               /* CLOCK_MONOTONIC, as every time here */
+        uint64_t now; /* CLOCK_MONOTONIC, as every time here */
         bool has_hub;
         bool hub_up;                /* the hub answers probes */
         bool hub_tls;               /* … over the TLS relay */
         uint64_t last_reply;        /* latest probe reply from the peer, 0 = never */
-        uint64_t oldest_unanswered; /* send time of the first probe after the latest reply (or switch), 0 = none */
+        uint64_t oldest_unanswered; /* send time of the first probe after the latest reply (or switch), 0 = none
+                                     */
         uint64_t direct_heard;      /* when WireGuard last received on the peer's own entry, 0 = never */
         uint64_t underlay_changed;  /* start or the latest underlay change */
         bool punch_leader;          /* our key sorts first: we re-create, the peer only nudges */
@@ -71,10 +72,10 @@ typedef struct PeerPathInput {
 typedef struct PeerPathState {
         PeerPath path;
         PeerPathReason reason;
-        uint64_t since;             /* when path was entered */
+        uint64_t since; /* when path was entered */
         uint64_t last_retry;
         uint64_t last_punch;
-        bool returned;              /* path entered as a return from the relay */
+        bool returned; /* path entered as a return from the relay */
         unsigned flaps;
 } PeerPathState;
 

@@ -75,8 +75,8 @@ Peer *peer_free(Peer *p) {
         while (p->pings) {
                 PendingPing *pp = p->pings;
                 p->pings = pp->next;
-                (void) api_call_reply_errorf(pp->call, "io.meshd.PeerNotFound",
-                                             "peer '%s' left the mesh", p->name);
+                (void) api_call_reply_errorf(pp->call, "io.meshd.PeerNotFound", "peer '%s' left the mesh",
+                                             p->name);
                 pending_ping_free(pp);
         }
         free(p->name);
@@ -237,7 +237,8 @@ static void peer_try_next_endpoint(Peer *p, uint64_t now) {
                 return;
         }
         log_peer_full_errno_fields(p->name, LOG_INFO, 0,
-                                   (.message_id = MESSAGE_ENDPOINT_CHANGED, .endpoint = peer_current_endpoint(p)),
+                                   (.message_id = MESSAGE_ENDPOINT_CHANGED,
+                                    .endpoint = peer_current_endpoint(p)),
                                    "Trying endpoint %s for peer %s.", peer_current_endpoint(p), p->name);
 }
 
@@ -331,16 +332,17 @@ static void peer_judge_path(Peer *p, uint64_t now) {
         if (p->is_hub)
                 return;
         flags = peer_path_step(&p->path, &(PeerPathInput) {
-                .now = now,
-                .has_hub = m->hub,
-                .hub_up = m->hub && peer_answers(m->hub, now),
-                .hub_tls = manager_hub_over_tls(m),
-                .last_reply = p->last_reply_usec,
-                .oldest_unanswered = p->oldest_unanswered_usec,
-                .direct_heard = p->direct_heard_usec,
-                .underlay_changed = m->underlay_changed_usec,
-                .punch_leader = memcmp(&m->public_key, &p->public_key, sizeof(p->public_key)) < 0,
-        });
+                                                 .now = now,
+                                                 .has_hub = m->hub,
+                                                 .hub_up = m->hub && peer_answers(m->hub, now),
+                                                 .hub_tls = manager_hub_over_tls(m),
+                                                 .last_reply = p->last_reply_usec,
+                                                 .oldest_unanswered = p->oldest_unanswered_usec,
+                                                 .direct_heard = p->direct_heard_usec,
+                                                 .underlay_changed = m->underlay_changed_usec,
+                                                 .punch_leader = memcmp(&m->public_key, &p->public_key,
+                                                                        sizeof(p->public_key)) < 0,
+                                         });
         if (flags & PEER_PATH_CHANGED)
                 peer_log_path(p);
         if (flags & PEER_PATH_REROUTE) {
@@ -384,8 +386,7 @@ static cJSON *ping_reply_json(const Peer *p, uint64_t rtt) {
         if (!o)
                 return NULL;
         in_addr_format(AF_INET, &p->ipv4, addr, sizeof(addr));
-        if (!cJSON_AddStringToObject(o, "peer", p->name) ||
-            !cJSON_AddStringToObject(o, "address", addr) ||
+        if (!cJSON_AddStringToObject(o, "peer", p->name) || !cJSON_AddStringToObject(o, "address", addr) ||
             !cJSON_AddNumberToObject(o, "rtt_usec", (double) rtt) ||
             !cJSON_AddStringToObject(o, "path", peer_path_to_string(p->path.path))) {
                 cJSON_Delete(o);
@@ -421,9 +422,8 @@ static int on_ping_timeout(sd_event_source *s, uint64_t usec, void *userdata) {
         PendingPing *pp = userdata;
         Peer *p = pp->peer;
 
-        (void) api_call_reply_errorf(pp->call, "io.meshd.Timeout",
-                                     "no probe reply from %s within %llu ms (%s)", p->name,
-                                     (unsigned long long) ((usec - pp->sent_usec) / USEC_PER_MSEC),
+        (void) api_call_reply_errorf(pp->call, "io.meshd.Timeout", "no probe reply from %s within %llu ms (%s)",
+                                     p->name, (unsigned long long) ((usec - pp->sent_usec) / USEC_PER_MSEC),
                                      p->last_handshake_realtime_usec > 0 ? "handshake done, probe lost"
                                                                          : "no handshake");
         peer_unlink_ping(p, pp);
@@ -449,8 +449,8 @@ int peer_ping(Peer *p, ApiCall *call, uint64_t timeout_usec) {
         pp->seq = manager_next_probe_seq(m);
         pp->sent_usec = now;
 
-        r = sd_event_add_time(m->event, &pp->timeout, CLOCK_MONOTONIC, now + timeout_usec, 0,
-                              on_ping_timeout, pp);
+        r = sd_event_add_time(m->event, &pp->timeout, CLOCK_MONOTONIC, now + timeout_usec, 0, on_ping_timeout,
+                              pp);
         if (r < 0) {
                 pending_ping_free(pp);
                 return r;
@@ -488,12 +488,12 @@ cJSON *peer_to_json(const Peer *p) {
         if (p->has_ipv6)
                 in_addr_format(AF_INET6, &p->ipv6, a6, sizeof(a6));
 
-        if (!cJSON_AddStringToObject(o, "name", p->name) ||
-            !cJSON_AddStringToObject(o, "fqdn", p->fqdn) ||
+        if (!cJSON_AddStringToObject(o, "name", p->name) || !cJSON_AddStringToObject(o, "fqdn", p->fqdn) ||
             !cJSON_AddStringToObject(o, "ipv4", a4) ||
             !(p->has_ipv6 ? cJSON_AddStringToObject(o, "ipv6", a6) : cJSON_AddNullToObject(o, "ipv6")) ||
             !cJSON_AddStringToObject(o, "public_key", p->public_key_b64) ||
-            !(endpoint ? cJSON_AddStringToObject(o, "endpoint", endpoint) : cJSON_AddNullToObject(o, "endpoint")) ||
+            !(endpoint ? cJSON_AddStringToObject(o, "endpoint", endpoint)
+                       : cJSON_AddNullToObject(o, "endpoint")) ||
             !cJSON_AddStringToObject(o, "path", peer_path_to_string(p->path.path)) ||
             !cJSON_AddStringToObject(o, "path_reason", peer_path_reason_to_string(p->path.reason)) ||
             !cJSON_AddNumberToObject(o, "path_since_usec", (double) peer_path_since_realtime(p)) ||

@@ -38,7 +38,7 @@ typedef struct Peer {
         size_t endpoint_index;
 
         bool reachable;
-        uint64_t last_reply_usec;          /* CLOCK_MONOTONIC */
+        uint64_t last_reply_usec; /* CLOCK_MONOTONIC */
         uint64_t last_reply_realtime_usec;
         uint64_t last_probe_usec;
         uint32_t last_probe_seq;
@@ -51,11 +51,11 @@ typedef struct Peer {
         char *device_endpoint;
 
         /* Direct or through the hub: this node's own decision (peer-path.h). */
-        bool is_hub;                       /* the control server's hub, not a node */
+        bool is_hub; /* the control server's hub, not a node */
         PeerPathState path;
-        uint64_t oldest_unanswered_usec;   /* first probe sent after the latest reply, 0 = none */
-        uint64_t direct_heard_usec;        /* WireGuard last received on this peer's entry */
-        unsigned direct_retries;           /* since the relay began: picks the endpoint to try */
+        uint64_t oldest_unanswered_usec; /* first probe sent after the latest reply, 0 = none */
+        uint64_t direct_heard_usec;      /* WireGuard last received on this peer's entry */
+        unsigned direct_retries;         /* since the relay began: picks the endpoint to try */
 
         PendingPing *pings;
 } Peer;

@@ -1,6 +1,9 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 #include <arpa/inet.h>
 #include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -8,9 +11,6 @@
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/socket.h>
-#include <netinet/in.h>
-#include <netinet/tcp.h>
-#include <fcntl.h>
 
 #include <curl/curl.h>
 
@@ -617,7 +617,8 @@ static int easy_setup(RelayClient *c, const RelayClientOptions *o, uint64_t time
             curl_easy_setopt(c->easy, CURLOPT_HTTP_VERSION, (long) CURL_HTTP_VERSION_1_1) != CURLE_OK ||
             curl_easy_setopt(c->easy, CURLOPT_ERRORBUFFER, c->error_buffer) != CURLE_OK ||
             curl_easy_setopt(c->easy, CURLOPT_NOSIGNAL, 1L) != CURLE_OK ||
-            curl_easy_setopt(c->easy, CURLOPT_CONNECTTIMEOUT_MS, (long) (timeout_usec / USEC_PER_MSEC)) != CURLE_OK ||
+            curl_easy_setopt(c->easy, CURLOPT_CONNECTTIMEOUT_MS, (long) (timeout_usec / USEC_PER_MSEC)) !=
+                    CURLE_OK ||
             curl_easy_setopt(c->easy, CURLOPT_TCP_KEEPALIVE, 1L) != CURLE_OK ||
             curl_easy_setopt(c->easy, CURLOPT_TCP_KEEPIDLE, TCP_KEEPALIVE_IDLE_SEC) != CURLE_OK ||
             curl_easy_setopt(c->easy, CURLOPT_TCP_KEEPINTVL, TCP_KEEPALIVE_INTERVAL_SEC) != CURLE_OK ||
@@ -650,7 +651,8 @@ static int request_queue(RelayClient *c, const RelayClientOptions *o) {
 
         r = relay_upgrade_request(o->control_url, o->token, &req, &n);
         if (r < 0)
-                return log_debug_errno(r, "Relay: control URL without a host, or a token a header cannot carry");
+                return log_debug_errno(r,
+                                       "Relay: control URL without a host, or a token a header cannot carry");
         r = queue_append(c, req, n);
         erase_and_free(req, n); /* it carries the token */
         return r;

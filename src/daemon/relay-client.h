@@ -28,8 +28,9 @@
 typedef struct RelayClient RelayClient;
 
 typedef enum RelayClientEvent {
-        RELAY_CLIENT_UP,        /* 101 received; frames flow */
-        RELAY_CLIENT_CLOSED,    /* connect failed, refused (status + one-line reason), or stream ended; the object stays allocated, free it */
+        RELAY_CLIENT_UP,     /* 101 received; frames flow */
+        RELAY_CLIENT_CLOSED, /* connect failed, refused (status + one-line reason), or stream ended; the object
+                                stays allocated, free it */
         RELAY_CLIENT_UDP_WORKS, /* a UDP echo reply came from the control server: UDP reaches it again */
 } RelayClientEvent;
 
@@ -40,12 +41,13 @@ typedef enum RelayClientEvent {
 typedef void (*RelayClientHandler)(RelayClient *c, RelayClientEvent event, const char *reason, void *userdata);
 
 typedef struct RelayClientOptions {
-        const char *control_url;   /* https://HOST:PORT as in the credentials */
-        const char *pin;           /* sha256//BASE64, the same pin the control client uses (CURLOPT_PINNEDPUBLICKEY) */
-        const char *token;         /* node token */
-        uint16_t wg_listen_port;   /* meshd's WireGuard listen port: frames from the server go to 127.0.0.1:this */
-        uint64_t timeout_usec;     /* connect + TLS + 101; 0: RELAY_CLIENT_TIMEOUT_USEC */
-        uint16_t echo_port;        /* the UDP echo's port on the server's address; 0: the TLS connection's */
+        const char *control_url; /* https://HOST:PORT as in the credentials */
+        const char *pin;   /* sha256//BASE64, the same pin the control client uses (CURLOPT_PINNEDPUBLICKEY) */
+        const char *token; /* node token */
+        uint16_t
+                wg_listen_port; /* meshd's WireGuard listen port: frames from the server go to 127.0.0.1:this */
+        uint64_t timeout_usec;  /* connect + TLS + 101; 0: RELAY_CLIENT_TIMEOUT_USEC */
+        uint16_t echo_port;     /* the UDP echo's port on the server's address; 0: the TLS connection's */
 } RelayClientOptions;
 
 /* Binds the loopback UDP socket at once, starts connecting (never blocks the

@@ -180,7 +180,8 @@ int relay_upgrade_reply(const char *buf, size_t len, bool eof, size_t *ret_head_
         return refused(ret_reason, "relay refused: HTTP %d", status);
 }
 
-int relay_upgrade_url(const char *control_url, uint16_t relay_port, char **ret_url, uint16_t *ret_control_port) {
+int relay_upgrade_url(const char *control_url, uint16_t relay_port, char **ret_url,
+                      uint16_t *ret_control_port) {
         const char *a, *host_end, *colon = NULL;
         size_t n;
         unsigned long port = 443;

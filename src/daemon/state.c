@@ -112,10 +112,8 @@ int state_load_credentials(const char *dir, Credentials *ret) {
                 return log_debug_errno(-EBADMSG, "%s: not a JSON object.", path);
         id = cJSON_GetObjectItemCaseSensitive(o, "node_id");
         if (json_get_string(o, "control_url", &c.control_url) < 0 ||
-            json_get_string(o, "control_pin", &c.control_pin) < 0 ||
-            json_get_string(o, "name", &c.name) < 0 ||
-            json_get_string(o, "token", &c.token) < 0 ||
-            !cJSON_IsNumber(id) || id->valuedouble < 0 ||
+            json_get_string(o, "control_pin", &c.control_pin) < 0 || json_get_string(o, "name", &c.name) < 0 ||
+            json_get_string(o, "token", &c.token) < 0 || !cJSON_IsNumber(id) || id->valuedouble < 0 ||
             json_get_optional_string(o, "domain", &c.domain) < 0 ||
             json_get_optional_string(o, "ipv4_range", &c.ipv4_range) < 0 ||
             json_get_optional_string(o, "ipv6_range", &c.ipv6_range) < 0 ||
@@ -136,12 +134,10 @@ int state_save_credentials(const char *dir, const Credentials *c) {
         _cleanup_json_ cJSON *o = cJSON_CreateObject();
         int r;
 
-        if (!o ||
-            !cJSON_AddStringToObject(o, "control_url", c->control_url) ||
+        if (!o || !cJSON_AddStringToObject(o, "control_url", c->control_url) ||
             !cJSON_AddStringToObject(o, "control_pin", c->control_pin) ||
             !cJSON_AddNumberToObject(o, "node_id", (double) c->node_id) ||
-            !cJSON_AddStringToObject(o, "name", c->name) ||
-            !cJSON_AddStringToObject(o, "token", c->token) ||
+            !cJSON_AddStringToObject(o, "name", c->name) || !cJSON_AddStringToObject(o, "token", c->token) ||
             (c->domain && !cJSON_AddStringToObject(o, "domain", c->domain)) ||
             (c->ipv4_range && !cJSON_AddStringToObject(o, "ipv4_range", c->ipv4_range)) ||
             (c->ipv6_range && !cJSON_AddStringToObject(o, "ipv6_range", c->ipv6_range)) ||

@@ -23,9 +23,9 @@ typedef struct Credentials {
          * applied after the upgrade sets them). domain != NULL means pinned;
          * ipv6_range NULL then means "no IPv6", ca_sha256 NULL "not fetched yet". */
         char *domain;
-        char *ipv4_range;     /* "100.64.0.0/10" */
+        char *ipv4_range; /* "100.64.0.0/10" */
         char *ipv6_range;
-        char *ca_sha256;      /* hex SHA-256 of the mesh CA's DER */
+        char *ca_sha256; /* hex SHA-256 of the mesh CA's DER */
 } Credentials;
 
 void credentials_done(Credentials *c);

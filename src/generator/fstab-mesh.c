@@ -156,8 +156,8 @@ int mesh_context_classify_host(const MeshContext *c, const char *host, MeshHost 
 
 bool fstype_is_network(const char *fstype) {
         static const char *const network[] = {
-                "afs",   "ceph",  "cifs", "smb3", "smbfs",     "sshfs",   "ncpfs",  "ncp",   "nfs",
-                "nfs4",  "gfs",   "gfs2", "glusterfs", "gluster", "pvfs2", "ocfs2", "lustre", "davfs",
+                "afs",  "ceph", "cifs", "smb3",      "smbfs",   "sshfs", "ncpfs", "ncp",    "nfs",
+                "nfs4", "gfs",  "gfs2", "glusterfs", "gluster", "pvfs2", "ocfs2", "lustre", "davfs",
         };
 
         if (!fstype)
@@ -266,7 +266,8 @@ static int mount_peer_option(const char *target, const char *options, MeshMount 
         if (r == -ENOMEM)
                 return log_oom();
         if (r < 0)
-                return log_warning_errno(r, "%s: cannot parse options \"%s\", ignoring the entry.", target, options);
+                return log_warning_errno(r, "%s: cannot parse options \"%s\", ignoring the entry.", target,
+                                         options);
         if (r == 0)
                 return 0;
         for (char *p = peer; *p; p++)
@@ -291,7 +292,8 @@ static int mount_host(const MeshContext *c, const char *source, const char *targ
         if (r == -ENOMEM)
                 return log_oom();
         if (r < 0 && (m->trigger || mesh_type))
-                return log_warning_errno(r, "%s: cannot find the host in \"%s\", ignoring the entry.", target, source);
+                return log_warning_errno(r, "%s: cannot find the host in \"%s\", ignoring the entry.", target,
+                                         source);
         if (r <= 0)
                 return 0;
 
@@ -320,10 +322,14 @@ static int mount_where(const char *source, const char *target, const char *fstyp
         int r;
 
         if (target[0] != '/')
-                return log_warning_errno(-EINVAL, "%s: mount point is not an absolute path, ignoring the entry.", target);
+                return log_warning_errno(-EINVAL,
+                                         "%s: mount point is not an absolute path, ignoring the entry.",
+                                         target);
         if (!value_fits_unit_file(target) || !value_fits_unit_file(source) || !value_fits_unit_file(fstype) ||
             !value_fits_unit_file(options))
-                return log_warning_errno(-EINVAL, "%s: newline or trailing backslash in the entry, ignoring it.", target);
+                return log_warning_errno(-EINVAL,
+                                         "%s: newline or trailing backslash in the entry, ignoring it.",
+                                         target);
         r = canonicalize_where(target, &m->where);
         if (r == -ENOMEM)
                 return log_oom();
@@ -331,7 +337,9 @@ static int mount_where(const char *source, const char *target, const char *fstyp
                 return log_warning_errno(r, "%s: invalid mount point, ignoring the entry: %m", target);
         /* "/mnt/x\/y/.." fits, the "/mnt/x\" it stands for does not. */
         if (!value_fits_unit_file(m->where))
-                return log_warning_errno(-EINVAL, "%s: newline or trailing backslash in the entry, ignoring it.", target);
+                return log_warning_errno(-EINVAL,
+                                         "%s: newline or trailing backslash in the entry, ignoring it.",
+                                         target);
         return 0;
 }
 
@@ -362,8 +370,8 @@ static int mount_fill(const char *source, const char *target, const char *fstype
         return 0;
 }
 
-int mesh_mount_from_fstab(const MeshContext *c, const char *source, const char *target,
-                          const char *fstype, const char *options, MeshMount *ret) {
+int mesh_mount_from_fstab(const MeshContext *c, const char *source, const char *target, const char *fstype,
+                          const char *options, MeshMount *ret) {
         _cleanup_(mesh_mount_done) MeshMount m = {};
         MeshHost kind = MESH_HOST_NONE;
         bool mesh_type;
@@ -456,15 +464,16 @@ static void write_mesh_dependencies(const MeshMount *m, const char *wait_unit, F
 }
 
 typedef enum SystemdOption {
-        OPTION_REQUIRES,      /* unit: After= + Requires=; path: RequiresMountsFor= */
-        OPTION_WANTS,         /* unit: After= + Wants=;    path: RequiresMountsFor= */
-        OPTION_AFTER,         /* unit, or the mount unit of a path */
+        OPTION_REQUIRES, /* unit: After= + Requires=; path: RequiresMountsFor= */
+        OPTION_WANTS,    /* unit: After= + Wants=;    path: RequiresMountsFor= */
+        OPTION_AFTER,    /* unit, or the mount unit of a path */
         OPTION_BEFORE,
         OPTION_MOUNTS_FOR,    /* path */
         OPTION_MOUNT_TIMEOUT, /* TimeoutSec= */
 } SystemdOption;
 
-static int write_systemd_option(const MeshMount *m, SystemdOption o, const char *option, const char *v, FILE *f) {
+static int write_systemd_option(const MeshMount *m, SystemdOption o, const char *option, const char *v,
+                                FILE *f) {
         _cleanup_free_ char *unit = NULL;
         bool path = v[0] == '/';
 
@@ -616,7 +625,8 @@ static int write_remote_unit(const MeshMount *m, const char *unit, const char *w
         fputc('\n', f);
         write_mesh_dependencies(m, wait_unit, f);
         fputs("Wants=network-online.target\n"
-              "After=network-online.target remote-fs-pre.target\n", f);
+              "After=network-online.target remote-fs-pre.target\n",
+              f);
         if (!m->nofail)
                 fputs("Before=remote-fs.target\n", f);
         r = write_systemd_options(m, f);
@@ -648,14 +658,16 @@ static int write_remote_unit(const MeshMount *m, const char *unit, const char *w
         _cleanup_free_ char *relative = NULL;
         if (asprintf(&relative, "../%s", unit) < 0)
                 return -ENOMEM;
-        r = add_symlink(dir, m->nofail ? "remote-fs.target.wants" : "remote-fs.target.requires", unit, relative);
+        r = add_symlink(dir, m->nofail ? "remote-fs.target.wants" : "remote-fs.target.requires", unit,
+                        relative);
         if (r < 0)
                 return r;
         /* systemd-fstab-generator's local-fs.target.requires/UNIT link (no
          * ordering, but it ties local-fs.target's transaction to the mesh);
          * an entry of the same name pointing to /dev/null in the early dir
          * masks it, see systemd.unit(5), "dependency masked". */
-        return add_symlink(dir, m->nofail ? "local-fs.target.wants" : "local-fs.target.requires", unit, "/dev/null");
+        return add_symlink(dir, m->nofail ? "local-fs.target.wants" : "local-fs.target.requires", unit,
+                           "/dev/null");
 }
 
 int mesh_mount_write_units(const MeshMount *m, const char *source_path, const char *normal_dir,
@@ -668,8 +680,8 @@ int mesh_mount_write_units(const MeshMount *m, const char *source_path, const ch
 
         r = unit_name_from_path(m->where, ".mount", &unit);
         if (r < 0)
-                return log_warning_errno(r, "%s: cannot make a unit name of the mount point, ignoring the entry: %m",
-                                         m->where);
+                return log_warning_errno(
+                        r, "%s: cannot make a unit name of the mount point, ignoring the entry: %m", m->where);
         if (m->peer) {
                 r = unit_name_build_instance(MESHD_WAIT_ONLINE_PREFIX, m->peer, ".service", &wait_unit);
                 if (r < 0)
@@ -681,7 +693,8 @@ int mesh_mount_write_units(const MeshMount *m, const char *source_path, const ch
         else
                 r = write_remote_unit(m, unit, wait_unit, source_path ?: "/etc/fstab", early_dir ?: normal_dir);
         if (r == -EEXIST)
-                return log_warning_errno(r, "%s: mount point listed twice in the fstab, ignoring the later entry.",
+                return log_warning_errno(r,
+                                         "%s: mount point listed twice in the fstab, ignoring the later entry.",
                                          m->where);
         if (r < 0)
                 return log_warning_errno(r, "%s: failed to write units for %s: %m", m->where, unit);
@@ -736,8 +749,8 @@ int fstab_mesh_generate(const char *fstab_path, const char *state_dir, const cha
         while (mnt_table_next_fs(tb, it, &fs) == 0) {
                 _cleanup_(mesh_mount_done) MeshMount m = {};
 
-                r = mesh_mount_from_fstab(c, mnt_fs_get_source(fs), mnt_fs_get_target(fs), mnt_fs_get_fstype(fs),
-                                          mnt_fs_get_options(fs), &m);
+                r = mesh_mount_from_fstab(c, mnt_fs_get_source(fs), mnt_fs_get_target(fs),
+                                          mnt_fs_get_fstype(fs), mnt_fs_get_options(fs), &m);
                 if (r <= 0)
                         continue;
                 if (mesh_mount_write_units(&m, fstab_path, normal_dir, early_dir) >= 0)

@@ -39,9 +39,9 @@ DEFINE_TRIVIAL_CLEANUP_FUNC(MeshContext *, mesh_context_free);
 int mesh_context_load(const char *state_dir, MeshContext **ret);
 
 typedef enum MeshHost {
-        MESH_HOST_NONE,      /* not a mesh name or address */
-        MESH_HOST_PEER,      /* a peer: name returned */
-        MESH_HOST_UNNAMED,   /* a mesh name/address whose peer we cannot tell (or this node) */
+        MESH_HOST_NONE,    /* not a mesh name or address */
+        MESH_HOST_PEER,    /* a peer: name returned */
+        MESH_HOST_UNNAMED, /* a mesh name/address whose peer we cannot tell (or this node) */
 } MeshHost;
 
 /* host: a name, NAME.<domain> (any case, trailing '.') or an address. */
@@ -49,12 +49,12 @@ int mesh_context_classify_host(const MeshContext *c, const char *host, MeshHost 
 
 typedef struct MeshMount {
         char *what;
-        char *where;     /* simplified, symlinks resolved like systemd does */
+        char *where; /* simplified, symlinks resolved like systemd does */
         char *fstype;
-        char *options;   /* as in fstab, may be NULL */
-        char *peer;      /* NULL: order after mesh-online.target only */
-        char *trigger;   /* why this entry is ours, for the log */
-        bool network;    /* systemd's fstab generator makes it a remote mount */
+        char *options; /* as in fstab, may be NULL */
+        char *peer;    /* NULL: order after mesh-online.target only */
+        char *trigger; /* why this entry is ours, for the log */
+        bool network;  /* systemd's fstab generator makes it a remote mount */
         bool automount, nofail, noauto;
 } MeshMount;
 
@@ -62,8 +62,8 @@ void mesh_mount_done(MeshMount *m);
 
 /* Returns 1 and fills ret for an entry that needs the mesh, 0 for one that
  * does not, -EINVAL (with a warning logged) for one we do not understand. */
-int mesh_mount_from_fstab(const MeshContext *c, const char *source, const char *target,
-                          const char *fstype, const char *options, MeshMount *ret);
+int mesh_mount_from_fstab(const MeshContext *c, const char *source, const char *target, const char *fstype,
+                          const char *options, MeshMount *ret);
 
 /* Whether systemd counts fstype as a network file system (its
  * fstype_is_network()); "fuse.sshfs" counts as "sshfs". */
@@ -71,10 +71,10 @@ bool fstype_is_network(const char *fstype);
 
 /* Writes the drop-in (normal_dir) or, for an entry systemd would make a
  * local mount, the whole unit (early_dir). source_path is the fstab. */
-int mesh_mount_write_units(const MeshMount *m, const char *source_path,
-                           const char *normal_dir, const char *early_dir);
+int mesh_mount_write_units(const MeshMount *m, const char *source_path, const char *normal_dir,
+                           const char *early_dir);
 
 /* The whole run: every entry of fstab_path; bad lines are skipped with a
  * warning. Returns <0 only when nothing could be done at all. */
-int fstab_mesh_generate(const char *fstab_path, const char *state_dir,
-                        const char *normal_dir, const char *early_dir);
+int fstab_mesh_generate(const char *fstab_path, const char *state_dir, const char *normal_dir,
+                        const char *early_dir);

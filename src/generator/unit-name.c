@@ -9,8 +9,8 @@
  * byte by byte (so UTF-8 too), becomes \xNN. '-' is the path separator in
  * escaped names, hence escaped itself. */
 static bool char_is_plain(char c) {
-        return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
-               c == ':' || c == '_' || c == '.';
+        return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || c == ':' ||
+               c == '_' || c == '.';
 }
 
 static char *escape_char(unsigned char c, char *t) {

@@ -75,7 +75,9 @@ static int check_spec_and_dir(const Args *args) {
 }
 
 static int parse_argv(int argc, char *argv[], Args *args) {
-        enum { ARG_VERSION = 0x100 };
+        enum {
+                ARG_VERSION = 0x100
+        };
         static const struct option options[] = {
                 { "help", no_argument, NULL, 'h' },
                 { "version", no_argument, NULL, ARG_VERSION },
@@ -86,20 +88,43 @@ static int parse_argv(int argc, char *argv[], Args *args) {
         positional = take_spec_and_dir(&argc, &argv, args);
         while ((c = getopt_long(argc, argv, "sfnvrwo:t:N:h", options, NULL)) >= 0)
                 switch (c) {
-                case 's': args->sloppy = true; break;
-                case 'f': args->fake = true; break;
-                case 'n': args->nomtab = true; break;
-                case 'v': args->verbose = true; break;
-                case 'r': args->read_only = true; args->read_write = false; break;
-                case 'w': args->read_write = true; args->read_only = false; break;
-                case 'o': args->options = optarg; break;
-                case 't': args->type = optarg; break;
+                case 's':
+                        args->sloppy = true;
+                        break;
+                case 'f':
+                        args->fake = true;
+                        break;
+                case 'n':
+                        args->nomtab = true;
+                        break;
+                case 'v':
+                        args->verbose = true;
+                        break;
+                case 'r':
+                        args->read_only = true;
+                        args->read_write = false;
+                        break;
+                case 'w':
+                        args->read_write = true;
+                        args->read_only = false;
+                        break;
+                case 'o':
+                        args->options = optarg;
+                        break;
+                case 't':
+                        args->type = optarg;
+                        break;
                 case 'N':
                         log_error("--namespace is not supported.");
                         return -EINVAL;
-                case 'h': help(); return 0;
-                case ARG_VERSION: puts(PACKAGE_VERSION); return 0;
-                default: return -EINVAL;
+                case 'h':
+                        help();
+                        return 0;
+                case ARG_VERSION:
+                        puts(PACKAGE_VERSION);
+                        return 0;
+                default:
+                        return -EINVAL;
                 }
 
         if (argc - optind != (positional ? 0 : 2)) {
@@ -223,7 +248,8 @@ static int resolve_and_wait(const char *socket, const char *peer, bool want_ipv6
                     !cJSON_AddNumberToObject(params, "timeout_usec", (double) timeout))
                         return log_oom();
                 r = call(socket, name, "io.meshd.WaitOnline", params,
-                         timeout == MOUNT_MESH_TIMEOUT_INFINITY ? VARLINK_TIMEOUT_INFINITY : timeout + API_TIMEOUT_USEC,
+                         timeout == MOUNT_MESH_TIMEOUT_INFINITY ? VARLINK_TIMEOUT_INFINITY
+                                                                : timeout + API_TIMEOUT_USEC,
                          &reply, &error);
                 if (r < 0)
                         return r;
@@ -231,7 +257,8 @@ static int resolve_and_wait(const char *socket, const char *peer, bool want_ipv6
                         format_timeout(timeout, t, sizeof(t));
                         if (streq(error, "io.meshd.Timeout")) {
                                 const char *why = "no probe reply";
-                                if (call(socket, name, "io.meshd.ListPeers", NULL, API_TIMEOUT_USEC, &after, NULL) >= 0 &&
+                                if (call(socket, name, "io.meshd.ListPeers", NULL, API_TIMEOUT_USEC, &after,
+                                         NULL) >= 0 &&
                                     mesh_peer_find(after, name))
                                         why = mesh_peer_unreachable_reason(mesh_peer_find(after, name),
                                                                            clock_usec(CLOCK_REALTIME));
@@ -291,8 +318,8 @@ static void mount_argv(const Args *args, const char *type, const char *options, 
 }
 
 static int run(int argc, char *argv[]) {
-        _cleanup_free_ char *type = NULL, *fstab_options = NULL, *peer = NULL, *timeout_s = NULL,
-                            *host = NULL, *address = NULL, *spec = NULL, *options = NULL;
+        _cleanup_free_ char *type = NULL, *fstab_options = NULL, *peer = NULL, *timeout_s = NULL, *host = NULL,
+                            *address = NULL, *spec = NULL, *options = NULL;
         const char *socket, *exec_argv[MOUNT_ARGV_MAX];
         uint64_t timeout = MOUNT_MESH_TIMEOUT_DEFAULT_USEC;
         struct in6_addr a6;

@@ -458,7 +458,8 @@ static enum nss_status status_from_lookup(int r, int *errnop, int *h_errnop, con
 
 /* Fills a hostent for the addresses of one family in a. Returns false when
  * the buffer is too small; result is then left untouched. */
-static bool fill_hostent(const HostsAnswer *a, int family, struct hostent *result, char *buffer, size_t buflen) {
+static bool fill_hostent(const HostsAnswer *a, int family, struct hostent *result, char *buffer,
+                         size_t buflen) {
         Carver c = { .start = (uintptr_t) buffer, .size = buffer ? buflen : 0 };
         size_t alen = family_address_size(family), n_aliases = 0, n_addresses = 0, k;
         char *name, **aliases, **addr_list;
@@ -596,8 +597,8 @@ enum nss_status _nss_mesh_gethostbyname2_r(const char *name, int af, struct host
         return _nss_mesh_gethostbyname3_r(name, af, result, buffer, buflen, errnop, h_errnop, NULL, NULL);
 }
 
-enum nss_status _nss_mesh_gethostbyname_r(const char *name, struct hostent *result, char *buffer,
-                                          size_t buflen, int *errnop, int *h_errnop) {
+enum nss_status _nss_mesh_gethostbyname_r(const char *name, struct hostent *result, char *buffer, size_t buflen,
+                                          int *errnop, int *h_errnop) {
         return _nss_mesh_gethostbyname3_r(name, AF_INET, result, buffer, buflen, errnop, h_errnop, NULL, NULL);
 }
 

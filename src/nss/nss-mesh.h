@@ -23,8 +23,8 @@ enum nss_status _nss_mesh_gethostbyname3_r(const char *name, int af, struct host
                                            char **canonp);
 enum nss_status _nss_mesh_gethostbyname2_r(const char *name, int af, struct hostent *result, char *buffer,
                                            size_t buflen, int *errnop, int *h_errnop);
-enum nss_status _nss_mesh_gethostbyname_r(const char *name, struct hostent *result, char *buffer,
-                                          size_t buflen, int *errnop, int *h_errnop);
+enum nss_status _nss_mesh_gethostbyname_r(const char *name, struct hostent *result, char *buffer, size_t buflen,
+                                          int *errnop, int *h_errnop);
 enum nss_status _nss_mesh_gethostbyaddr2_r(const void *addr, socklen_t len, int af, struct hostent *result,
                                            char *buffer, size_t buflen, int *errnop, int *h_errnop,
                                            int32_t *ttlp);

@@ -6,9 +6,9 @@
 #include <string.h>
 #include <strings.h>
 
-#include "error-message.h"
 #include "ca-check.h"
 #include "endpoint.h"
+#include "error-message.h"
 #include "gnutls-util.h"
 
 #define fail(ret_error, ...) error_setf(ret_error, -EBADMSG, __VA_ARGS__)
@@ -57,13 +57,15 @@ static int range_to_subtree(const char *range, unsigned char buf[32], unsigned *
 static int subtree_index(unsigned type, const gnutls_datum_t *name, const char *domain,
                          const unsigned char want[2][32], const unsigned want_len[2]) {
         if (type == GNUTLS_SAN_DNSNAME)
-                return name->size == strlen(domain) && strncasecmp((const char *) name->data, domain, name->size) == 0
+                return name->size == strlen(domain) &&
+                                       strncasecmp((const char *) name->data, domain, name->size) == 0
                                ? 0
                                : -1;
         if (type != GNUTLS_SAN_IPADDRESS)
                 return -1;
         for (int i = 0; i < 2; i++)
-                if (want_len[i] > 0 && name->size == want_len[i] && memcmp(name->data, want[i], want_len[i]) == 0)
+                if (want_len[i] > 0 && name->size == want_len[i] &&
+                    memcmp(name->data, want[i], want_len[i]) == 0)
                         return i + 1;
         return -1;
 }
@@ -106,8 +108,9 @@ int ca_check_constraints(const char *pem, const char *domain, const char *ipv4_r
                 if (rc == GNUTLS_E_REQUESTED_DATA_NOT_AVAILABLE)
                         break;
                 if (rc < 0)
-                        return fail(ret_error, "the CA's name constraints are unreadable: %s", gnutls_strerror(rc));
-                k = subtree_index(type, &name, domain, (const unsigned char (*)[32]) want, want_len);
+                        return fail(ret_error, "the CA's name constraints are unreadable: %s",
+                                    gnutls_strerror(rc));
+                k = subtree_index(type, &name, domain, (const unsigned char(*)[32]) want, want_len);
                 if (k < 0)
                         return fail(ret_error, "the CA permits names outside the mesh %s", domain);
                 seen[k] = true;

@@ -187,9 +187,9 @@ typedef struct ConfParser {
         const char *path;
         FILE *f;
         MeshdConfig *config;
-        unsigned line;          /* lines handed to inih so far = inih's lineno */
-        unsigned error_line;    /* line of the first error we found, 0 if none */
-        char *error;            /* its message, without "PATH:LINE: " */
+        unsigned line;       /* lines handed to inih so far = inih's lineno */
+        unsigned error_line; /* line of the first error we found, 0 if none */
+        char *error;         /* its message, without "PATH:LINE: " */
         int error_errno;
 } ConfParser;
 
@@ -235,8 +235,7 @@ static char *conf_reader(char *str, int num, void *stream) {
         const char *s = str + strspn(str, " \t");
         if (*s == '[') {
                 size_t l = strcspn(s + 1, "]");
-                if (s[1 + l] == ']' &&
-                    !(l == 4 && strncmp(s + 1, "Mesh", 4) == 0) &&
+                if (s[1 + l] == ']' && !(l == 4 && strncmp(s + 1, "Mesh", 4) == 0) &&
                     !(l == 6 && strncmp(s + 1, "Online", 6) == 0) &&
                     !(l == 11 && strncmp(s + 1, "Certificate", 11) == 0))
                         (void) parser_fail(p, -EINVAL, "unknown section [%.*s]", (int) l, s + 1);
@@ -399,8 +398,8 @@ static int mesh_keep_interface(MeshdConfig *c, const char *value, const char **r
 }
 
 /* Returns -ENOENT for a key this section does not have. */
-static int parse_mesh_key(MeshdConfig *c, const char *name, const char *value,
-                          const char **ret_reason) {
+static int parse_mesh_key(MeshdConfig *c, const char *name, const char *value, const char **ret_reason) {
+        /* clang-format off */
         static const struct {
                 const char *name;
                 MeshKeyParser parse;
@@ -414,6 +413,7 @@ static int parse_mesh_key(MeshdConfig *c, const char *name, const char *value,
                 { "Backend", mesh_backend },
                 { "KeepInterface", mesh_keep_interface },
         };
+        /* clang-format on */
 
         for (size_t i = 0; i < ELEMENTSOF(keys); i++)
                 if (streq(name, keys[i].name))
@@ -421,8 +421,7 @@ static int parse_mesh_key(MeshdConfig *c, const char *name, const char *value,
         return -ENOENT;
 }
 
-static int parse_online_key(MeshdConfig *c, const char *name, const char *value,
-                            const char **ret_reason) {
+static int parse_online_key(MeshdConfig *c, const char *name, const char *value, const char **ret_reason) {
         int r;
 
         if (streq(name, "Policy")) {
@@ -460,8 +459,7 @@ static int parse_online_key(MeshdConfig *c, const char *name, const char *value,
         return -ENOENT;
 }
 
-static int parse_certificate_key(MeshdConfig *c, const char *name, const char *value,
-                                 const char **ret_reason) {
+static int parse_certificate_key(MeshdConfig *c, const char *name, const char *value, const char **ret_reason) {
         if (streq(name, "ReloadCommand"))
                 /* Run with /bin/sh -c: any shell line; empty means none. */
                 return set_string(&c->cert_reload_command, value);
@@ -493,8 +491,8 @@ static int conf_handler(void *userdata, const char *section, const char *name, c
         if (r == -ENOMEM)
                 return parser_fail(p, -ENOMEM, "out of memory");
         if (r < 0)
-                return parser_fail(p, r, "invalid %s= value '%s'%s%s", name, value,
-                                   reason ? ": " : "", reason ? reason : "");
+                return parser_fail(p, r, "invalid %s= value '%s'%s%s", name, value, reason ? ": " : "",
+                                   reason ? reason : "");
         return 1;
 }
 
@@ -558,8 +556,7 @@ int conf_load(const char *path, MeshdConfig *c, char **ret_error) {
                         return -EINVAL;
                 }
                 if (p.error_line != 0) {
-                        conf_set_error(ret_error, "%s:%u: %s", path, p.error_line,
-                                       strna(error));
+                        conf_set_error(ret_error, "%s:%u: %s", path, p.error_line, strna(error));
                         return p.error_errno;
                 }
                 if (r < 0) {

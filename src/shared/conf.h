@@ -28,16 +28,16 @@ OnlinePolicy online_policy_from_string(const char *s);
 typedef struct MeshdConfig {
         /* [Mesh] */
         char *control_url;
-        char *control_pin;      /* "sha256//BASE64" */
+        char *control_pin; /* "sha256//BASE64" */
         char *auth_key_file;
-        char *hostname;         /* NULL: the machine's host name */
-        char *interface;        /* never NULL after conf_load() */
-        uint16_t listen_port;   /* 0 = random */
+        char *hostname;       /* NULL: the machine's host name */
+        char *interface;      /* never NULL after conf_load() */
+        uint16_t listen_port; /* 0 = random */
         WgBackendType backend;
         bool keep_interface;
         /* [Online] */
         OnlinePolicy online_policy;
-        char **required_peers;  /* strv, may be NULL */
+        char **required_peers; /* strv, may be NULL */
         uint64_t online_timeout_usec;
         /* [Certificate] */
         char *cert_reload_command; /* /bin/sh -c line, NULL: none */

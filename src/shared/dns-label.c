@@ -80,12 +80,12 @@ bool dns_label_is_valid(const char *s) {
 
 bool dns_label_is_reserved(const char *label) {
         static const char *const reserved[] = {
-                "localhost", "localdomain", "broadcasthost", /* /etc/hosts of every distribution */
-                "ip6-localhost", "ip6-loopback", "ip6-allnodes", "ip6-allrouters",
-                "wpad",                                     /* web proxy auto-discovery */
-                "isatap",                                   /* Windows tunnel router discovery */
-                "autodiscover", "autoconfig",               /* mail clients fetch settings there */
-                "hub",                                      /* the mesh's own relay */
+                "localhost",     "localdomain",  "broadcasthost", /* /etc/hosts of every distribution */
+                "ip6-localhost", "ip6-loopback", "ip6-allnodes",  "ip6-allrouters",
+                "wpad",                        /* web proxy auto-discovery */
+                "isatap",                      /* Windows tunnel router discovery */
+                "autodiscover",  "autoconfig", /* mail clients fetch settings there */
+                "hub",                         /* the mesh's own relay */
         };
 
         if (!label)

@@ -156,12 +156,10 @@ bool endpoint_equal(const union sockaddr_union *a, const union sockaddr_union *b
                 return false;
         switch (a->sa.sa_family) {
         case AF_INET:
-                return a->in.sin_port == b->in.sin_port &&
-                        a->in.sin_addr.s_addr == b->in.sin_addr.s_addr;
+                return a->in.sin_port == b->in.sin_port && a->in.sin_addr.s_addr == b->in.sin_addr.s_addr;
         case AF_INET6:
-                return a->in6.sin6_port == b->in6.sin6_port &&
-                        a->in6.sin6_scope_id == b->in6.sin6_scope_id &&
-                        memcmp(&a->in6.sin6_addr, &b->in6.sin6_addr, sizeof(struct in6_addr)) == 0;
+                return a->in6.sin6_port == b->in6.sin6_port && a->in6.sin6_scope_id == b->in6.sin6_scope_id &&
+                       memcmp(&a->in6.sin6_addr, &b->in6.sin6_addr, sizeof(struct in6_addr)) == 0;
         default:
                 /* Two "no endpoint" values are the same. */
                 return true;
@@ -273,7 +271,7 @@ bool in_addr_prefix_overlaps(int family, const union in_addr_union *a, uint8_t a
 
 static const char *ipv4_unannounceable_reason(const uint8_t b[static 4]) {
         if (b[0] == 0)
-                return "unspecified address";  /* 0.0.0.0/8, "this network" */
+                return "unspecified address"; /* 0.0.0.0/8, "this network" */
         if (b[0] == 127)
                 return "loopback address";
         if (b[0] == 169 && b[1] == 254)
@@ -283,7 +281,7 @@ static const char *ipv4_unannounceable_reason(const uint8_t b[static 4]) {
         if (b[0] >= 224 && b[0] < 240)
                 return "multicast address";
         if (b[0] >= 240)
-                return "reserved address";     /* 240.0.0.0/4 */
+                return "reserved address"; /* 240.0.0.0/4 */
         return NULL;
 }
 

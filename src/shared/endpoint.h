@@ -2,8 +2,8 @@
 #pragma once
 
 #include <netinet/in.h>
-#include <stddef.h>
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 #include <sys/socket.h>
 

@@ -155,7 +155,8 @@ int link_set_up(int ifindex, uint32_t mtu) {
         if (mtu == 0)
                 mtu = LINK_MTU_DEFAULT;
         if (mtu < LINK_MTU_MIN)
-                return log_debug_errno(-EINVAL, "MTU %" PRIu32 " is below the IPv6 minimum of %u.", mtu, LINK_MTU_MIN);
+                return log_debug_errno(-EINVAL, "MTU %" PRIu32 " is below the IPv6 minimum of %u.", mtu,
+                                       LINK_MTU_MIN);
 
         r = rtnl_open(&sk, &kernel_error);
         if (r < 0)
@@ -186,8 +187,7 @@ int link_address_add(int ifindex, int family, const union in_addr_union *addr, u
         char buf[INET6_ADDRSTRLEN];
         int kernel_error, r;
 
-        if (ifindex <= 0 || !addr || family_addr_len(family) == 0 ||
-            prefixlen > (family == AF_INET ? 32 : 128))
+        if (ifindex <= 0 || !addr || family_addr_len(family) == 0 || prefixlen > (family == AF_INET ? 32 : 128))
                 return -EINVAL;
 
         r = rtnl_open(&sk, &kernel_error);
@@ -215,13 +215,14 @@ int link_address_add(int ifindex, int family, const union in_addr_union *addr, u
                 return 0;
         if (r < 0)
                 return log_debug_errno(r, "Failed to add address %s/%u to link %i: %m",
-                                       strna(in_addr_format(family, addr, buf, sizeof(buf))), prefixlen, ifindex);
+                                       strna(in_addr_format(family, addr, buf, sizeof(buf))), prefixlen,
+                                       ifindex);
         return 0;
 }
 
 static bool nl_addr_is(struct nl_addr *a, int family, const union in_addr_union *addr) {
         return a && nl_addr_get_family(a) == family && nl_addr_get_len(a) == family_addr_len(family) &&
-                memcmp(nl_addr_get_binary_addr(a), addr, family_addr_len(family)) == 0;
+               memcmp(nl_addr_get_binary_addr(a), addr, family_addr_len(family)) == 0;
 }
 
 static bool in6_is_link_local(const void *p) {
@@ -276,7 +277,9 @@ int link_address_flush_except(int ifindex, int family, const union in_addr_union
  * and 100.64.0.0/10, the default mesh range, before the node knows its
  * mesh's own ranges (manager.c drops those later). */
 static bool address_is_candidate(int family, const uint8_t *b) {
-        static const InAddrPrefix default_mesh = { .family = AF_INET, .address.bytes = { 100, 64 }, .prefixlen = 10 };
+        static const InAddrPrefix default_mesh = { .family = AF_INET,
+                                                   .address.bytes = { 100, 64 },
+                                                   .prefixlen = 10 };
         union sockaddr_union sa = {};
 
         if (family == AF_INET) {
@@ -463,7 +466,8 @@ static int underlay_routes(struct nl_sock *sk, int *kernel_error, int exclude_if
                         /* the default route covers everything; what must stay
                          * reachable outside the tunnel is its gateway */
                         for (int i = 0; i < rtnl_route_get_nnexthops(rt); i++) {
-                                r = prefixes_add_nl(l, n, rtnl_route_nh_get_gateway(rtnl_route_nexthop_n(rt, i)),
+                                r = prefixes_add_nl(l, n,
+                                                    rtnl_route_nh_get_gateway(rtnl_route_nexthop_n(rt, i)),
                                                     true);
                                 if (r < 0)
                                         return r;

@@ -5,8 +5,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <time.h>
 #include <systemd/sd-journal.h>
+#include <time.h>
 
 #include "log.h"
 
@@ -55,11 +55,13 @@ int log_get_max_level(void) {
 }
 
 int log_level_from_string(const char *s) {
+        /* clang-format off */
         static const char *const names[] = {
                 [LOG_EMERG] = "emerg",   [LOG_ALERT] = "alert",   [LOG_CRIT] = "crit",
                 [LOG_ERR] = "err",       [LOG_WARNING] = "warning", [LOG_NOTICE] = "notice",
                 [LOG_INFO] = "info",     [LOG_DEBUG] = "debug",
         };
+        /* clang-format on */
         if (!s)
                 return -EINVAL;
         for (size_t i = 0; i < ELEMENTSOF(names); i++)
@@ -72,8 +74,7 @@ int log_level_from_string(const char *s) {
         return -EINVAL;
 }
 
-int log_internal(int level, int error, const LogFields *fields,
-                 const char *file, int line, const char *func,
+int log_internal(int level, int error, const LogFields *fields, const char *file, int line, const char *func,
                  const char *format, ...) {
         char buf[2048];
         va_list ap;
@@ -96,9 +97,9 @@ int log_internal(int level, int error, const LogFields *fields,
                 struct iovec iov[12];
                 size_t n = 0;
 
-#define ADD_FIELD(buffer, ...)                                                   \
-        do {                                                                     \
-                snprintf(buffer, sizeof(buffer), __VA_ARGS__);                   \
+#define ADD_FIELD(buffer, ...)                                                               \
+        do {                                                                                 \
+                snprintf(buffer, sizeof(buffer), __VA_ARGS__);                               \
                 iov[n++] = (struct iovec) { .iov_base = buffer, .iov_len = strlen(buffer) }; \
         } while (0)
 

@@ -17,7 +17,7 @@ typedef struct LogFields {
 } LogFields;
 
 typedef enum LogTarget {
-        LOG_TARGET_AUTO,    /* journal when stderr is the journal stream, else console */
+        LOG_TARGET_AUTO, /* journal when stderr is the journal stream, else console */
         LOG_TARGET_JOURNAL,
         LOG_TARGET_CONSOLE,
 } LogTarget;
@@ -29,16 +29,14 @@ void log_set_max_level(int level);
 int log_get_max_level(void);
 int log_level_from_string(const char *s);
 
-int log_internal(int level, int error, const LogFields *fields,
-                 const char *file, int line, const char *func,
+int log_internal(int level, int error, const LogFields *fields, const char *file, int line, const char *func,
                  const char *format, ...) _printf_(7, 8);
 
 /* All log_*_errno() return -abs(error), so an error path is one line:
  *         return log_error_errno(r, "Failed to open %s: %m", path);
  * %m prints strerror(error). */
-#define log_full_errno_fields(level, error, fields, ...)                          \
-        log_internal((level), (error), (fields), __FILE__, __LINE__, __func__, \
-                     __VA_ARGS__)
+#define log_full_errno_fields(level, error, fields, ...) \
+        log_internal((level), (error), (fields), __FILE__, __LINE__, __func__, __VA_ARGS__)
 #define log_full_errno(level, error, ...) log_full_errno_fields(level, error, NULL, __VA_ARGS__)
 #define log_full(level, ...) (void) log_full_errno(level, 0, __VA_ARGS__)
 
@@ -63,10 +61,11 @@ int log_internal(int level, int error, const LogFields *fields,
  *                                    "Peer %s is reachable.", p->name);
  * Naming .peer there again is a -Woverride-init error. */
 #define LOG_FIELDS_UNPACK(...) __VA_ARGS__
-#define log_peer_full_errno_fields(name, level, error, fields, ...)                                      \
+#define log_peer_full_errno_fields(name, level, error, fields, ...)                                          \
         log_full_errno_fields((level), (error), &((LogFields) { .peer = (name), LOG_FIELDS_UNPACK fields }), \
                               __VA_ARGS__)
-#define log_peer_full_errno(name, level, error, ...) log_peer_full_errno_fields(name, level, error, (), __VA_ARGS__)
+#define log_peer_full_errno(name, level, error, ...) \
+        log_peer_full_errno_fields(name, level, error, (), __VA_ARGS__)
 #define log_peer_full(name, level, ...) (void) log_peer_full_errno(name, level, 0, __VA_ARGS__)
 
 #define log_peer_debug(name, ...) log_peer_full(name, LOG_DEBUG, __VA_ARGS__)

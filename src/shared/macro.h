@@ -27,24 +27,24 @@
 
 /* Hand ownership of a pointer (or fd) to someone else: returns the value and
  * resets the variable, so its _cleanup_ handler becomes a no-op. */
-#define TAKE_PTR(p)                             \
-        ({                                      \
-                __typeof__(p) _p = (p);         \
-                (p) = NULL;                     \
-                _p;                             \
+#define TAKE_PTR(p)                     \
+        ({                              \
+                __typeof__(p) _p = (p); \
+                (p) = NULL;             \
+                _p;                     \
         })
-#define TAKE_FD(fd)                             \
-        ({                                      \
-                int _fd = (fd);                 \
-                (fd) = -EBADF;                  \
-                _fd;                            \
+#define TAKE_FD(fd)             \
+        ({                      \
+                int _fd = (fd); \
+                (fd) = -EBADF;  \
+                _fd;            \
         })
 
 /* NOLINTBEGIN(bugprone-macro-parentheses): type is a type, not an expression */
-#define DEFINE_TRIVIAL_CLEANUP_FUNC(type, func)                 \
-        static inline void func##p(type *p) {                   \
-                if (*p)                                         \
-                        func(*p);                               \
+#define DEFINE_TRIVIAL_CLEANUP_FUNC(type, func) \
+        static inline void func##p(type *p) {   \
+                if (*p)                         \
+                        func(*p);               \
         }
 /* NOLINTEND(bugprone-macro-parentheses) */
 

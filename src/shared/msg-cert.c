@@ -75,7 +75,8 @@ int cert_reply_render(const char *certificate, const char *ca, int64_t not_befor
                       char **ret_body) {
         cJSON *o = cJSON_CreateObject();
 
-        if (!o || !cJSON_AddStringToObject(o, "certificate", certificate) || !cJSON_AddStringToObject(o, "ca", ca) ||
+        if (!o || !cJSON_AddStringToObject(o, "certificate", certificate) ||
+            !cJSON_AddStringToObject(o, "ca", ca) ||
             !cJSON_AddNumberToObject(o, "not_before", (double) not_before) ||
             !cJSON_AddNumberToObject(o, "not_after", (double) not_after)) {
                 cJSON_Delete(o);

@@ -35,8 +35,7 @@ static int compare_keys(const void *a, const void *b) {
         return strcmp(x->public_key, y->public_key);
 }
 
-int paths_request_parse(const cJSON *body, PathReport **ret, size_t *ret_n, char *error,
-                        size_t error_size) {
+int paths_request_parse(const cJSON *body, PathReport **ret, size_t *ret_n, char *error, size_t error_size) {
         _cleanup_free_ PathReport *reports = NULL;
         _cleanup_free_ const PathReport **sorted = NULL;
         const cJSON *peers, *item;

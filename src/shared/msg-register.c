@@ -214,8 +214,7 @@ int register_reply_parse(const char *json, size_t len, RegisterReply *ret, char 
                 return r;
 
         if (!streq(name, m->self.name))
-                return fail(ret_error, "name: '%s' differs from netmap.self.name '%s'", name,
-                            m->self.name);
+                return fail(ret_error, "name: '%s' differs from netmap.self.name '%s'", name, m->self.name);
 
         char *t = strdup(token);
         if (!t)

@@ -58,7 +58,7 @@ int register_reply_render(const RegisterReplyFields *f, char **ret);
 typedef struct RegisterReply {
         uint64_t node_id;
         char *token;
-        Netmap *netmap; /* its self is this node */
+        Netmap *netmap;    /* its self is this node */
         char *netmap_json; /* the "netmap" object as sent, unformatted (for the cache); NULL: out of memory */
 } RegisterReply;
 

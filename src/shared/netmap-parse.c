@@ -38,8 +38,8 @@ static const cJSON *get_field(const cJSON *obj, const char *key) {
         return cJSON_IsNull(item) ? NULL : item;
 }
 
-static int get_string(const cJSON *obj, const char *key, bool required, const char *path,
-                      const char **ret, char **ret_error) {
+static int get_string(const cJSON *obj, const char *key, bool required, const char *path, const char **ret,
+                      char **ret_error) {
         const cJSON *item = get_field(obj, key);
 
         if (!item) {
@@ -55,8 +55,8 @@ static int get_string(const cJSON *obj, const char *key, bool required, const ch
         return 0;
 }
 
-static int get_uint(const cJSON *obj, const char *key, const char *path, uint64_t min,
-                    uint64_t *ret, char **ret_error) {
+static int get_uint(const cJSON *obj, const char *key, const char *path, uint64_t min, uint64_t *ret,
+                    char **ret_error) {
         const cJSON *item = get_field(obj, key);
 
         if (!item)
@@ -74,9 +74,8 @@ static int get_uint(const cJSON *obj, const char *key, const char *path, uint64_
         return 0;
 }
 
-static int parse_range(const cJSON *obj, const char *key, int family, const char *path,
-                       bool required, bool *ret_present, union in_addr_union *ret,
-                       uint8_t *ret_prefixlen, char **ret_error) {
+static int parse_range(const cJSON *obj, const char *key, int family, const char *path, bool required,
+                       bool *ret_present, union in_addr_union *ret, uint8_t *ret_prefixlen, char **ret_error) {
         const char *s = NULL;
         int r, f;
 
@@ -97,9 +96,8 @@ static int parse_range(const cJSON *obj, const char *key, int family, const char
         return 0;
 }
 
-static int parse_node_address(const cJSON *obj, const char *key, int family, bool required,
-                              const Netmap *m, const char *path, bool *ret_present,
-                              union in_addr_union *ret, char **ret_error) {
+static int parse_node_address(const cJSON *obj, const char *key, int family, bool required, const Netmap *m,
+                              const char *path, bool *ret_present, union in_addr_union *ret, char **ret_error) {
         const char *s = NULL;
         int r, f;
 
@@ -121,8 +119,7 @@ static int parse_node_address(const cJSON *obj, const char *key, int family, boo
                         return fail(ret_error, "%s%s: %s is not inside ipv4_range", path, key, s);
         } else {
                 if (!m->has_ipv6_range)
-                        return fail(ret_error, "%s%s: set, but the netmap has no ipv6_range",
-                                    path, key);
+                        return fail(ret_error, "%s%s: set, but the netmap has no ipv6_range", path, key);
                 if (!in_addr_prefix_contains(AF_INET6, &m->ipv6_range, m->ipv6_prefixlen, ret))
                         return fail(ret_error, "%s%s: %s is not inside ipv6_range", path, key, s);
         }
@@ -155,8 +152,8 @@ static int parse_endpoints(const cJSON *obj, const char *path, char ***ret, char
                 if (!cJSON_IsString(item) || !item->valuestring)
                         return fail(ret_error, "%sendpoints[%zu]: not a string", path, i);
                 if (endpoint_parse(item->valuestring, &sa) < 0)
-                        return fail(ret_error, "%sendpoints[%zu]: '%s' is not ip:port or [ip6]:port",
-                                    path, i, item->valuestring);
+                        return fail(ret_error, "%sendpoints[%zu]: '%s' is not ip:port or [ip6]:port", path, i,
+                                    item->valuestring);
 
                 l[i] = strdup(item->valuestring);
                 if (!l[i])
@@ -175,8 +172,8 @@ typedef enum NodeKind {
         NODE_HUB,
 } NodeKind;
 
-static int parse_node(const cJSON *obj, const Netmap *m, const char *path, NodeKind kind,
-                      NetmapNode *node, char **ret_error) {
+static int parse_node(const cJSON *obj, const Netmap *m, const char *path, NodeKind kind, NetmapNode *node,
+                      char **ret_error) {
         const char *s = NULL;
         bool present;
         int r;
@@ -205,12 +202,10 @@ static int parse_node(const cJSON *obj, const Netmap *m, const char *path, NodeK
         if (key_from_base64(s, &node->public_key) < 0 || key_is_zero(&node->public_key))
                 return fail(ret_error, "%spublic_key: not a WireGuard key", path);
 
-        r = parse_node_address(obj, "ipv4", AF_INET, true, m, path, &present, &node->ipv4,
-                               ret_error);
+        r = parse_node_address(obj, "ipv4", AF_INET, true, m, path, &present, &node->ipv4, ret_error);
         if (r < 0)
                 return r;
-        r = parse_node_address(obj, "ipv6", AF_INET6, false, m, path, &node->has_ipv6,
-                               &node->ipv6, ret_error);
+        r = parse_node_address(obj, "ipv6", AF_INET6, false, m, path, &node->has_ipv6, &node->ipv6, ret_error);
         if (r < 0)
                 return r;
 
@@ -240,7 +235,6 @@ static int parse_node(const cJSON *obj, const Netmap *m, const char *path, NodeK
 
         return 0;
 }
-
 
 static bool domain_is_valid(const char *s) {
         size_t n = strlen(s);
@@ -336,8 +330,8 @@ static int check_unique(const Netmap *m, NodeField field, const char *prefix, si
 
         /* Report the duplicate that comes first in the document. */
         for (size_t i = 1; i < n; i++)
-                if (node_field_compare(node_by_index(m, scratch[i - 1]),
-                                       node_by_index(m, scratch[i]), field) == 0 &&
+                if (node_field_compare(node_by_index(m, scratch[i - 1]), node_by_index(m, scratch[i]), field) ==
+                            0 &&
                     scratch[i] < worst)
                         worst = scratch[i];
 
@@ -346,8 +340,7 @@ static int check_unique(const Netmap *m, NodeField field, const char *prefix, si
 
         /* Among equal values the sorted run starts with the first occurrence. */
         for (size_t i = 0; i < n; i++)
-                if (node_field_compare(node_by_index(m, scratch[i]), node_by_index(m, worst),
-                                       field) == 0) {
+                if (node_field_compare(node_by_index(m, scratch[i]), node_by_index(m, worst), field) == 0) {
                         first = scratch[i];
                         break;
                 }
@@ -355,8 +348,8 @@ static int check_unique(const Netmap *m, NodeField field, const char *prefix, si
         char a[32], b[32];
         format_node_path(worst, a, sizeof(a));
         format_node_path(first, b, sizeof(b));
-        return fail(ret_error, "%s%s.%s: same as %s%s.%s", prefix, a, field_names[field], prefix,
-                    b, field_names[field]);
+        return fail(ret_error, "%s%s.%s: same as %s%s.%s", prefix, a, field_names[field], prefix, b,
+                    field_names[field]);
 }
 
 /* The hub must not share a key or an address with any node. */
@@ -367,7 +360,8 @@ static int check_hub_distinct(const Netmap *m, const char *prefix, char **ret_er
 
                 format_node_path(i, where, sizeof(where));
                 if (key_equal(&n->public_key, &m->hub.public_key))
-                        return fail(ret_error, "%shub.public_key: same as %s%s.public_key", prefix, prefix, where);
+                        return fail(ret_error, "%shub.public_key: same as %s%s.public_key", prefix, prefix,
+                                    where);
                 if (memcmp(&n->ipv4.in, &m->hub.ipv4.in, sizeof(struct in_addr)) == 0)
                         return fail(ret_error, "%shub.ipv4: same as %s%s.ipv4", prefix, prefix, where);
                 if (n->has_ipv6 && m->hub.has_ipv6 &&
@@ -396,12 +390,12 @@ static int parse_header(const cJSON *obj, const char *prefix, Netmap *m, char **
         if (!m->domain)
                 return -ENOMEM;
 
-        r = parse_range(obj, "ipv4_range", AF_INET, prefix, true, &present, &m->ipv4_range,
-                        &m->ipv4_prefixlen, ret_error);
+        r = parse_range(obj, "ipv4_range", AF_INET, prefix, true, &present, &m->ipv4_range, &m->ipv4_prefixlen,
+                        ret_error);
         if (r < 0)
                 return r;
-        r = parse_range(obj, "ipv6_range", AF_INET6, prefix, false, &m->has_ipv6_range,
-                        &m->ipv6_range, &m->ipv6_prefixlen, ret_error);
+        r = parse_range(obj, "ipv6_range", AF_INET6, prefix, false, &m->has_ipv6_range, &m->ipv6_range,
+                        &m->ipv6_prefixlen, ret_error);
         if (r < 0)
                 return r;
         return 0;
@@ -443,7 +437,10 @@ static int parse_peers(const cJSON *obj, const char *prefix, Netmap *m, char **r
                 return -ENOMEM;
 
         static const NodeField fields[] = {
-                NODE_FIELD_NAME, NODE_FIELD_PUBLIC_KEY, NODE_FIELD_IPV4, NODE_FIELD_IPV6,
+                NODE_FIELD_NAME,
+                NODE_FIELD_PUBLIC_KEY,
+                NODE_FIELD_IPV4,
+                NODE_FIELD_IPV6,
         };
         for (size_t i = 0; i < ELEMENTSOF(fields); i++) {
                 r = check_unique(m, fields[i], prefix, scratch, ret_error);
@@ -453,8 +450,7 @@ static int parse_peers(const cJSON *obj, const char *prefix, Netmap *m, char **r
         return 0;
 }
 
-static int netmap_from_json_internal(const cJSON *obj, const char *prefix, Netmap **ret,
-                                     char **ret_error) {
+static int netmap_from_json_internal(const cJSON *obj, const char *prefix, Netmap **ret, char **ret_error) {
         _cleanup_(netmap_freep) Netmap *m = NULL;
         const cJSON *item;
         int r;

@@ -13,31 +13,31 @@
 
 typedef struct SnapshotNode {
         int64_t id;
-        char *body;  /* the node's JSON object without its closing brace */
+        char *body; /* the node's JSON object without its closing brace */
         size_t len;
         char *public_key;
 } SnapshotNode;
 
 struct NetmapSnapshot {
         uint64_t version;
-        char *header;  /* {"version":…,"domain":…,"ipv4_range":…,"ipv6_range":… */
+        char *header; /* {"version":…,"domain":…,"ipv4_range":…,"ipv6_range":… */
         size_t header_len;
-        char *hub;     /* ,"hub":{…} or NULL without a hub */
+        char *hub; /* ,"hub":{…} or NULL without a hub */
         size_t hub_len;
-        SnapshotNode *nodes;  /* ordered by id */
+        SnapshotNode *nodes; /* ordered by id */
         size_t n_nodes;
         size_t bodies_len;
-        NetmapRelayPair *relays;    /* ordered by (lo, hi): one lookup per (self, peer) */
+        NetmapRelayPair *relays; /* ordered by (lo, hi): one lookup per (self, peer) */
         size_t n_relays;
 
         /* What changed since the snapshot of version delta_base, computed
          * once for all the long-pollers that get a delta */
         bool has_delta;
         uint64_t delta_base;
-        int64_t *changed_ids;     /* ordered: nodes new or with another body */
+        int64_t *changed_ids; /* ordered: nodes new or with another body */
         size_t n_changed_ids;
-        char **removed_keys;      /* strv: public keys of nodes gone */
-        size_t removed_len;       /* their rendered length, quotes and commas included */
+        char **removed_keys;            /* strv: public keys of nodes gone */
+        size_t removed_len;             /* their rendered length, quotes and commas included */
         NetmapRelayPair *relay_changes; /* pairs relayed in one snapshot but not the other */
         size_t n_relay_changes;
 };
@@ -138,11 +138,9 @@ static int snapshot_node_render(const NetmapMeshNode *n, SnapshotNode *ret) {
         if (netmap_endpoints_compose(n->observed_endpoint, n->endpoints, &endpoints) < 0)
                 return -ENOMEM;
 
-        if (!o ||
-            !cJSON_AddStringToObject(o, "name", n->name) ||
+        if (!o || !cJSON_AddStringToObject(o, "name", n->name) ||
             !cJSON_AddStringToObject(o, "public_key", n->public_key) ||
-            !cJSON_AddStringToObject(o, "ipv4", n->ipv4) ||
-            !cJSON_AddStringToObject(o, "ipv6", n->ipv6) ||
+            !cJSON_AddStringToObject(o, "ipv4", n->ipv4) || !cJSON_AddStringToObject(o, "ipv6", n->ipv6) ||
             !(a = cJSON_AddArrayToObject(o, "endpoints")))
                 return -ENOMEM;
         for (size_t i = 0; endpoints[i]; i++) {
@@ -192,10 +190,8 @@ static int snapshot_hub_render(const NetmapMeshHub *hub, char **ret, size_t *ret
         _cleanup_free_ char *text = NULL;
         cJSON *a, *e;
 
-        if (!o ||
-            !cJSON_AddStringToObject(o, "public_key", hub->public_key) ||
-            !cJSON_AddStringToObject(o, "ipv4", hub->ipv4) ||
-            !cJSON_AddStringToObject(o, "ipv6", hub->ipv6) ||
+        if (!o || !cJSON_AddStringToObject(o, "public_key", hub->public_key) ||
+            !cJSON_AddStringToObject(o, "ipv4", hub->ipv4) || !cJSON_AddStringToObject(o, "ipv6", hub->ipv6) ||
             !(a = cJSON_AddArrayToObject(o, "endpoints")))
                 return log_oom();
         e = cJSON_CreateString(hub->endpoint);
@@ -302,8 +298,8 @@ int netmap_snapshot_render(const NetmapSnapshot *snap, int64_t self_id, char **r
         if (!self)
                 return -ENOENT;
 
-        size = snap->header_len + strlen(self_open) + self->len + strlen(peers_open) +
-               snap->bodies_len + snap->n_nodes * (strlen(direct_close) + 1) + 1 + snap->hub_len + 2;
+        size = snap->header_len + strlen(self_open) + self->len + strlen(peers_open) + snap->bodies_len +
+               snap->n_nodes * (strlen(direct_close) + 1) + 1 + snap->hub_len + 2;
         buf = malloc(size);
         if (!buf)
                 return -ENOMEM;
@@ -381,9 +377,9 @@ static int snapshot_delta_prepare(NetmapSnapshot *snap, const NetmapSnapshot *pr
         }
 
         for (i = 0, j = 0; i < snap->n_relays || j < prev->n_relays;) {
-                int c = i >= snap->n_relays ? 1
+                int c = i >= snap->n_relays   ? 1
                         : j >= prev->n_relays ? -1
-                        : relay_pair_compare(snap->relays + i, prev->relays + j);
+                                              : relay_pair_compare(snap->relays + i, prev->relays + j);
                 if (c < 0)
                         relays[n_relays++] = snap->relays[i++];
                 else if (c > 0)
@@ -476,14 +472,14 @@ int netmap_snapshot_render_delta(NetmapSnapshot *snap, const NetmapSnapshot *pre
         p = mempcpy(p, self->body, self->len);
         p = mempcpy(p, delta_open, n_delta_open);
 
-#define APPEND_PEER(n)                                                                        \
-        do {                                                                                  \
-                if (p[-1] == '}')                                                             \
-                        *p++ = ',';                                                           \
-                p = mempcpy(p, (n)->body, (n)->len);                                          \
-                p = netmap_snapshot_relayed(snap, self_id, (n)->id)                           \
-                        ? mempcpy(p, relay_close, strlen(relay_close))                        \
-                        : mempcpy(p, direct_close, strlen(direct_close));                     \
+#define APPEND_PEER(n)                                                        \
+        do {                                                                  \
+                if (p[-1] == '}')                                             \
+                        *p++ = ',';                                           \
+                p = mempcpy(p, (n)->body, (n)->len);                          \
+                p = netmap_snapshot_relayed(snap, self_id, (n)->id)           \
+                            ? mempcpy(p, relay_close, strlen(relay_close))    \
+                            : mempcpy(p, direct_close, strlen(direct_close)); \
         } while (0)
 
         for (size_t i = 0; i < snap->n_changed_ids; i++)

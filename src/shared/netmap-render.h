@@ -13,9 +13,9 @@
 
 /* One member as stored: all text, as it goes on the wire. */
 typedef struct NetmapMeshNode {
-        int64_t id;              /* the server's node id: orders the peers */
+        int64_t id; /* the server's node id: orders the peers */
         char *name;
-        char *public_key;        /* base64 */
+        char *public_key; /* base64 */
         char *ipv4;
         char *ipv6;
         char *observed_endpoint; /* "ip:port" as the hub saw it, NULL when unknown */
@@ -30,7 +30,7 @@ typedef struct NetmapRelayPair {
 typedef struct NetmapMeshHub {
         char *public_key; /* base64 */
         char *ipv4, *ipv6;
-        char *endpoint;   /* "ip:port" */
+        char *endpoint;      /* "ip:port" */
         uint16_t relay_port; /* 0: none ("relay_port" absent) */
 } NetmapMeshHub;
 
@@ -39,7 +39,7 @@ typedef struct NetmapMesh {
         char *domain, *ipv4_range, *ipv6_range;
         bool has_hub;
         NetmapMeshHub hub;
-        NetmapMeshNode *nodes;   /* ordered by id */
+        NetmapMeshNode *nodes; /* ordered by id */
         size_t n_nodes;
         NetmapRelayPair *relays; /* ordered by (lo, hi), each once */
         size_t n_relays;

@@ -92,8 +92,7 @@ const NetmapNode *netmap_resolve_peer(const Netmap *m, const char *name_or_addre
 
                 if (family == AF_INET && memcmp(&p->ipv4.in, &a.in, sizeof(a.in)) == 0)
                         return p;
-                if (family == AF_INET6 && p->has_ipv6 &&
-                    memcmp(&p->ipv6.in6, &a.in6, sizeof(a.in6)) == 0)
+                if (family == AF_INET6 && p->has_ipv6 && memcmp(&p->ipv6.in6, &a.in6, sizeof(a.in6)) == 0)
                         return p;
         }
         return NULL;
@@ -113,12 +112,9 @@ bool netmap_node_equal(const NetmapNode *a, const NetmapNode *b) {
         if (!a || !b)
                 return false;
 
-        return streq_ptr(a->name, b->name) &&
-                key_equal(&a->public_key, &b->public_key) &&
-                node_addresses_equal(a, b) &&
-                strv_equal(a->endpoints, b->endpoints) &&
-                a->relay == b->relay &&
-                a->relay_port == b->relay_port;
+        return streq_ptr(a->name, b->name) && key_equal(&a->public_key, &b->public_key) &&
+               node_addresses_equal(a, b) && strv_equal(a->endpoints, b->endpoints) && a->relay == b->relay &&
+               a->relay_port == b->relay_port;
 }
 
 static int peer_key_compare(const void *x, const void *y) {
@@ -162,8 +158,7 @@ int netmap_diff(const Netmap *old, const Netmap *new, NetmapDiff *ret) {
         for (size_t i = 0; i < new->n_peers; i++) {
                 const NetmapNode *p = &new->peers[i], **found;
 
-                found = n_old > 0 ? bsearch(&p, sorted_old, n_old, sizeof(NetmapNode *),
-                                            peer_key_compare)
+                found = n_old > 0 ? bsearch(&p, sorted_old, n_old, sizeof(NetmapNode *), peer_key_compare)
                                   : NULL;
                 if (!found) {
                         d.added[d.n_added++] = p;
@@ -179,14 +174,13 @@ int netmap_diff(const Netmap *old, const Netmap *new, NetmapDiff *ret) {
                 if (!seen[i])
                         d.removed[d.n_removed++] = &old->peers[i];
 
-        d.hub_changed = !old ? new->has_hub :
-                old->has_hub != new->has_hub ||
-                (new->has_hub && !netmap_node_equal(&old->hub, &new->hub));
+        d.hub_changed = !old ? new->has_hub
+                             : old->has_hub != new->has_hub ||
+                                        (new->has_hub && !netmap_node_equal(&old->hub, &new->hub));
 
-        d.self_changed = !old ||
-                !streq_ptr(old->self.name, new->self.name) ||
-                !key_equal(&old->self.public_key, &new->self.public_key) ||
-                !node_addresses_equal(&old->self, &new->self);
+        d.self_changed = !old || !streq_ptr(old->self.name, new->self.name) ||
+                         !key_equal(&old->self.public_key, &new->self.public_key) ||
+                         !node_addresses_equal(&old->self, &new->self);
 
         *ret = d;
         d = (NetmapDiff) {};

@@ -17,19 +17,19 @@
 #define NETMAP_NAME_MAX 63
 
 typedef struct NetmapNode {
-        char *name;                 /* DNS label, unique in the netmap */
+        char *name; /* DNS label, unique in the netmap */
         WgKey public_key;
-        union in_addr_union ipv4;   /* always set, inside ipv4_range */
-        union in_addr_union ipv6;   /* inside ipv6_range when has_ipv6 */
+        union in_addr_union ipv4; /* always set, inside ipv4_range */
+        union in_addr_union ipv6; /* inside ipv6_range when has_ipv6 */
         bool has_ipv6;
-        char **endpoints;           /* strv of "ip:port", each valid for endpoint_parse() */
-        bool relay;                 /* reach this peer through the hub */
-        uint16_t relay_port;        /* hub only: the TLS relay's own port on the control host, 0: none */
+        char **endpoints;    /* strv of "ip:port", each valid for endpoint_parse() */
+        bool relay;          /* reach this peer through the hub */
+        uint16_t relay_port; /* hub only: the TLS relay's own port on the control host, 0: none */
 } NetmapNode;
 
 typedef struct Netmap {
         uint64_t version;
-        char *domain;               /* e.g. "mesh.internal" */
+        char *domain; /* e.g. "mesh.internal" */
         union in_addr_union ipv4_range;
         uint8_t ipv4_prefixlen;
         union in_addr_union ipv6_range;

@@ -14,7 +14,7 @@
 #define PROBE_PACKET_SIZE 12
 
 typedef struct ProbePacket {
-        uint8_t type;  /* PROBE_REQUEST or PROBE_REPLY */
+        uint8_t type; /* PROBE_REQUEST or PROBE_REPLY */
         uint32_t seq;
 } ProbePacket;
 

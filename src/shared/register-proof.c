@@ -42,8 +42,8 @@ static int proof_key_derive(const WgKey *own_private, const WgKey *their_public,
 
 static void transcript_add(crypto_auth_hmacsha256_state *st, const char *field) {
         size_t len = strlen(field);
-        uint8_t prefix[4] = {(uint8_t) (len >> 24), (uint8_t) (len >> 16), (uint8_t) (len >> 8),
-                             (uint8_t) len};
+        uint8_t prefix[4] = { (uint8_t) (len >> 24), (uint8_t) (len >> 16), (uint8_t) (len >> 8),
+                              (uint8_t) len };
 
         (void) crypto_auth_hmacsha256_update(st, prefix, sizeof(prefix));
         (void) crypto_auth_hmacsha256_update(st, (const uint8_t *) field, len);
@@ -86,8 +86,8 @@ int register_proof_compute(const WgKey *node_private, const WgKey *server_key, c
         return 0;
 }
 
-int register_proof_verify(const WgKey *server_private, const WgKey *node_public,
-                          const RegisterProofFields *f, const char *proof_b64) {
+int register_proof_verify(const WgKey *server_private, const WgKey *node_public, const RegisterProofFields *f,
+                          const char *proof_b64) {
         _cleanup_(proof_key_erase) ProofKey key = {};
         uint8_t expected[REGISTER_PROOF_BYTES], got[REGISTER_PROOF_BYTES];
         WgKey server_key;

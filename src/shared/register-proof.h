@@ -22,7 +22,7 @@
 #include "key.h"
 
 #define REGISTER_PROOF_CONTEXT "meshd register proof v1"
-#define REGISTER_PROOF_BYTES   32
+#define REGISTER_PROOF_BYTES 32
 /* standard base64 of 32 bytes, with its one '=' */
 #define REGISTER_PROOF_B64_LEN 44
 
@@ -42,5 +42,5 @@ int register_proof_compute(const WgKey *node_private, const WgKey *server_key, c
 /* The server's side: 0 when proof_b64 is the proof of f for the holder of
  * node_public, -EBADMSG when it is not (or not base64 of 32 bytes),
  * -EINVAL when node_public is of low order. */
-int register_proof_verify(const WgKey *server_private, const WgKey *node_public,
-                          const RegisterProofFields *f, const char *proof_b64);
+int register_proof_verify(const WgKey *server_private, const WgKey *node_public, const RegisterProofFields *f,
+                          const char *proof_b64);

@@ -33,8 +33,7 @@ int varlink_buffer_append(VarlinkBuffer *b, const void *data, size_t len) {
 
         /* A reader pops after every append, so more than two maximal messages
          * buffered means someone is flooding us. */
-        if (len > 2 * (size_t) VARLINK_MESSAGE_MAX - b->size ||
-            b->size > 2 * (size_t) VARLINK_MESSAGE_MAX)
+        if (len > 2 * (size_t) VARLINK_MESSAGE_MAX - b->size || b->size > 2 * (size_t) VARLINK_MESSAGE_MAX)
                 return -EMSGSIZE;
 
         if (b->size + len > b->allocated) {
@@ -190,8 +189,7 @@ static bool qualified_name_is_valid(const char *s) {
         if (!(dot[1] >= 'A' && dot[1] <= 'Z'))
                 return false;
         for (const char *c = dot + 2; *c; c++)
-                if (!((*c >= 'a' && *c <= 'z') || (*c >= 'A' && *c <= 'Z') ||
-                      (*c >= '0' && *c <= '9')))
+                if (!((*c >= 'a' && *c <= 'z') || (*c >= 'A' && *c <= 'Z') || (*c >= '0' && *c <= '9')))
                         return false;
         return true;
 }
@@ -231,8 +229,7 @@ int varlink_parse_call(const cJSON *msg, const char **ret_method, const cJSON **
                 return -EBADMSG;
 
         method = cJSON_GetObjectItemCaseSensitive(msg, "method");
-        if (!cJSON_IsString(method) || !method->valuestring ||
-            !qualified_name_is_valid(method->valuestring))
+        if (!cJSON_IsString(method) || !method->valuestring || !qualified_name_is_valid(method->valuestring))
                 return -EBADMSG;
 
         r = get_parameters(msg, ret_parameters);
@@ -263,8 +260,8 @@ int varlink_parse_reply(const cJSON *msg, const char **ret_error, const cJSON **
         error = cJSON_GetObjectItemCaseSensitive(msg, "error");
         if (cJSON_IsNull(error))
                 error = NULL;
-        if (error && (!cJSON_IsString(error) || !error->valuestring ||
-                      !qualified_name_is_valid(error->valuestring)))
+        if (error &&
+            (!cJSON_IsString(error) || !error->valuestring || !qualified_name_is_valid(error->valuestring)))
                 return -EBADMSG;
 
         r = get_parameters(msg, ret_parameters);
@@ -394,8 +391,8 @@ static int receive_message(int fd, uint64_t deadline, cJSON **ret) {
         }
 }
 
-int varlink_call(const char *socket_path, const char *method, const cJSON *parameters,
-                 uint64_t timeout_usec, cJSON **ret_parameters, char **ret_error) {
+int varlink_call(const char *socket_path, const char *method, const cJSON *parameters, uint64_t timeout_usec,
+                 cJSON **ret_parameters, char **ret_error) {
         _cleanup_close_ int fd = -EBADF;
         _cleanup_free_ char *call = NULL;
         _cleanup_json_ cJSON *reply = NULL;

@@ -18,7 +18,7 @@
 
 typedef struct VarlinkBuffer {
         char *data;
-        size_t size;      /* bytes held */
+        size_t size; /* bytes held */
         size_t allocated;
 } VarlinkBuffer;
 
@@ -49,8 +49,8 @@ int varlink_parse_reply(const cJSON *msg, const char **ret_error, const cJSON **
  * VARLINK_TIMEOUT_INFINITY waits for the reply forever.
  * parameters are borrowed; ret_parameters owned by the caller. */
 #define VARLINK_TIMEOUT_INFINITY UINT64_MAX
-int varlink_call(const char *socket_path, const char *method, const cJSON *parameters,
-                 uint64_t timeout_usec, cJSON **ret_parameters, char **ret_error);
+int varlink_call(const char *socket_path, const char *method, const cJSON *parameters, uint64_t timeout_usec,
+                 cJSON **ret_parameters, char **ret_error);
 
 static inline void cJSON_Deletep(cJSON **j) {
         if (*j)

@@ -81,14 +81,15 @@ static int genl_socket_open(GenlSocket *ret) {
                 return -ENOMEM;
         r = genl_connect(sk);
         if (r < 0)
-                return log_debug_errno(errno_from_nlerr(r), "Failed to connect to generic netlink: %s", nl_geterror(r));
+                return log_debug_errno(errno_from_nlerr(r), "Failed to connect to generic netlink: %s",
+                                       nl_geterror(r));
         /* Large dump replies: let libnl size its buffer by peeking. */
         nl_socket_enable_msg_peek(sk);
 
         family = genl_ctrl_resolve(sk, WG_GENL_NAME);
         if (family < 0)
-                return log_debug_errno(-EOPNOTSUPP, "Generic netlink family \"%s\" not found: %s",
-                                       WG_GENL_NAME, nl_geterror(family));
+                return log_debug_errno(-EOPNOTSUPP, "Generic netlink family \"%s\" not found: %s", WG_GENL_NAME,
+                                       nl_geterror(family));
 
         *ret = (GenlSocket) { .sk = TAKE_PTR(sk), .family = family };
         return 0;
@@ -101,9 +102,9 @@ int wg_kernel_open(WgBackend *b) {
 }
 
 typedef struct Reply {
-        WgDevice *device;  /* for dumps */
-        int kernel_error;  /* from NLMSG_ERROR */
-        int parse_error;   /* first malformed message */
+        WgDevice *device; /* for dumps */
+        int kernel_error; /* from NLMSG_ERROR */
+        int parse_error;  /* first malformed message */
 } Reply;
 
 static int reply_error_cb(struct sockaddr_nl *nla, struct nlmsgerr *e, void *userdata) {
@@ -312,7 +313,8 @@ static int parse_device(WgDevice *d, const struct nlattr *head, int len) {
                         const char *s = nla_data(a);
                         int n = nla_len(a);
 
-                        if (n < 2 || n > (int) sizeof(d->ifname) || s[n - 1] != 0 || strlen(s) != (size_t) n - 1)
+                        if (n < 2 || n > (int) sizeof(d->ifname) || s[n - 1] != 0 ||
+                            strlen(s) != (size_t) n - 1)
                                 return -EBADMSG;
                         memcpy(d->ifname, s, (size_t) n);
                         break;
@@ -409,7 +411,8 @@ static int kernel_get_device_once(WgBackend *b, WgDevice **ret) {
                 return -ENOMEM;
         reply.device = d;
 
-        if (!genlmsg_put(msg, NL_AUTO_PORT, NL_AUTO_SEQ, g.family, 0, NLM_F_DUMP, WG_CMD_GET_DEVICE, WG_GENL_VERSION))
+        if (!genlmsg_put(msg, NL_AUTO_PORT, NL_AUTO_SEQ, g.family, 0, NLM_F_DUMP, WG_CMD_GET_DEVICE,
+                         WG_GENL_VERSION))
                 return -ENOMEM;
         r = nla_put_string(msg, WGDEVICE_A_IFNAME, b->ifname);
         if (r < 0)
@@ -420,14 +423,16 @@ static int kernel_get_device_once(WgBackend *b, WgDevice **ret) {
 
         r = nl_send_auto(g.sk, msg);
         if (r < 0)
-                return log_debug_errno(errno_from_nlerr(r), "Failed to send WG_CMD_GET_DEVICE: %s", nl_geterror(r));
+                return log_debug_errno(errno_from_nlerr(r), "Failed to send WG_CMD_GET_DEVICE: %s",
+                                       nl_geterror(r));
         r = nl_recvmsgs(g.sk, cb);
         if (reply.kernel_error < 0)
                 return reply.kernel_error;
         if (r < 0)
                 return errno_from_nlerr(r);
         if (reply.parse_error < 0)
-                return log_debug_errno(reply.parse_error, "Malformed WG_CMD_GET_DEVICE reply for %s: %m", b->ifname);
+                return log_debug_errno(reply.parse_error, "Malformed WG_CMD_GET_DEVICE reply for %s: %m",
+                                       b->ifname);
 
         if (d->ifname[0] == 0)
                 snprintf(d->ifname, sizeof(d->ifname), "%s", b->ifname);
@@ -506,7 +511,8 @@ static int put_peer(struct nl_msg *msg, const WgPeer *p, bool *started, size_t *
                     nla_put(msg, WGPEER_A_PRESHARED_KEY, WG_KEY_LEN, p->preshared_key.data) < 0)
                         goto cancel;
                 if (p->endpoint.sa.sa_family == AF_INET || p->endpoint.sa.sa_family == AF_INET6) {
-                        if (nla_put(msg, WGPEER_A_ENDPOINT, (int) endpoint_socklen(&p->endpoint), &p->endpoint) < 0)
+                        if (nla_put(msg, WGPEER_A_ENDPOINT, (int) endpoint_socklen(&p->endpoint),
+                                    &p->endpoint) < 0)
                                 goto cancel;
                 } else if (p->flags & WG_PEER_HAS_ENDPOINT) {
                         nla_nest_cancel(msg, peer_nest);
@@ -571,6 +577,25 @@ static int kernel_send_and_ack(GenlSocket *g, struct nl_msg *msg) {
         return errno_from_nlerr(r);
 }
 
+/* The device's own settings; -EMSGSIZE when they do not fit. */
+static int put_device_settings(struct nl_msg *msg, const WgDevice *d) {
+        uint32_t flags = 0;
+
+        if ((d->flags & WG_DEVICE_HAS_PRIVATE_KEY) &&
+            nla_put(msg, WGDEVICE_A_PRIVATE_KEY, WG_KEY_LEN, d->private_key.data) < 0)
+                return -EMSGSIZE;
+        if ((d->flags & WG_DEVICE_HAS_LISTEN_PORT) &&
+            nla_put_u16(msg, WGDEVICE_A_LISTEN_PORT, d->listen_port) < 0)
+                return -EMSGSIZE;
+        if ((d->flags & WG_DEVICE_HAS_FWMARK) && nla_put_u32(msg, WGDEVICE_A_FWMARK, d->fwmark) < 0)
+                return -EMSGSIZE;
+        if (d->flags & WG_DEVICE_REPLACE_PEERS)
+                flags |= WGDEVICE_F_REPLACE_PEERS;
+        if (flags != 0 && nla_put_u32(msg, WGDEVICE_A_FLAGS, flags) < 0)
+                return -EMSGSIZE;
+        return 0;
+}
+
 int wg_kernel_set_device(WgBackend *b, const WgDevice *d) {
         _cleanup_(genl_socket_done) GenlSocket g = {};
         size_t size = set_message_size(), peer_idx = 0, next_ip = 0;
@@ -589,8 +614,8 @@ int wg_kernel_set_device(WgBackend *b, const WgDevice *d) {
                 msg = nlmsg_alloc_size(size);
                 if (!msg)
                         return -ENOMEM;
-                if (!genlmsg_put(msg, NL_AUTO_PORT, NL_AUTO_SEQ, g.family, 0, NLM_F_ACK,
-                                 WG_CMD_SET_DEVICE, WG_GENL_VERSION))
+                if (!genlmsg_put(msg, NL_AUTO_PORT, NL_AUTO_SEQ, g.family, 0, NLM_F_ACK, WG_CMD_SET_DEVICE,
+                                 WG_GENL_VERSION))
                         return -ENOMEM;
                 if (nla_put_string(msg, WGDEVICE_A_IFNAME, b->ifname) < 0)
                         return -EMSGSIZE;
@@ -598,23 +623,8 @@ int wg_kernel_set_device(WgBackend *b, const WgDevice *d) {
                 /* Device settings, REPLACE_PEERS above all, go in the first
                  * message only: repeated, it would drop the peers the
                  * earlier messages just added. */
-                if (first) {
-                        uint32_t flags = 0;
-
-                        if ((d->flags & WG_DEVICE_HAS_PRIVATE_KEY) &&
-                            nla_put(msg, WGDEVICE_A_PRIVATE_KEY, WG_KEY_LEN, d->private_key.data) < 0)
-                                return -EMSGSIZE;
-                        if ((d->flags & WG_DEVICE_HAS_LISTEN_PORT) &&
-                            nla_put_u16(msg, WGDEVICE_A_LISTEN_PORT, d->listen_port) < 0)
-                                return -EMSGSIZE;
-                        if ((d->flags & WG_DEVICE_HAS_FWMARK) &&
-                            nla_put_u32(msg, WGDEVICE_A_FWMARK, d->fwmark) < 0)
-                                return -EMSGSIZE;
-                        if (d->flags & WG_DEVICE_REPLACE_PEERS)
-                                flags |= WGDEVICE_F_REPLACE_PEERS;
-                        if (flags != 0 && nla_put_u32(msg, WGDEVICE_A_FLAGS, flags) < 0)
-                                return -EMSGSIZE;
-                }
+                if (first && put_device_settings(msg, d) < 0)
+                        return -EMSGSIZE;
 
                 if (peer_idx < d->n_peers) {
                         bool progress = false;
@@ -627,7 +637,8 @@ int wg_kernel_set_device(WgBackend *b, const WgDevice *d) {
                                 if (r == -EMSGSIZE)
                                         break;
                                 if (r < 0)
-                                        return log_debug_errno(r, "Invalid peer %zu for %s.", peer_idx, b->ifname);
+                                        return log_debug_errno(r, "Invalid peer %zu for %s.", peer_idx,
+                                                               b->ifname);
                                 progress = true;
                                 if (r == 0)
                                         break;
@@ -635,7 +646,8 @@ int wg_kernel_set_device(WgBackend *b, const WgDevice *d) {
                         }
                         if (!progress)
                                 /* Not even one peer fits in an empty message. */
-                                return log_debug_errno(-E2BIG, "Peer %zu of %s does not fit in a netlink message.",
+                                return log_debug_errno(-E2BIG,
+                                                       "Peer %zu of %s does not fit in a netlink message.",
                                                        peer_idx, b->ifname);
                         nla_nest_end(msg, peers_nest);
                 }

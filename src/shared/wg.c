@@ -127,7 +127,8 @@ static int backend_open_kernel(WgBackend *b, bool *ret_created) {
                  * tun or an unrelated interface that happens to have the name. */
                 r = wg_kernel_get_device(b, &d);
                 if (r < 0) {
-                        log_debug_errno(r, "Link %s exists but is not a kernel wireguard device: %m", b->ifname);
+                        log_debug_errno(r, "Link %s exists but is not a kernel wireguard device: %m",
+                                        b->ifname);
                         goto fail;
                 }
         }
@@ -150,8 +151,8 @@ int wg_backend_open(const WgBackendOptions *opts, WgBackend **ret, bool *ret_cre
 
         if (!opts || !ret || !opts->ifname)
                 return -EINVAL;
-        if (strlen(opts->ifname) == 0 || strlen(opts->ifname) >= IF_NAMESIZE ||
-            strchr(opts->ifname, '/') || opts->ifname[0] == '.')
+        if (strlen(opts->ifname) == 0 || strlen(opts->ifname) >= IF_NAMESIZE || strchr(opts->ifname, '/') ||
+            opts->ifname[0] == '.')
                 return log_debug_errno(-EINVAL, "Invalid interface name: %s", opts->ifname);
         if (opts->type < 0 || opts->type >= _WG_BACKEND_MAX)
                 return -EINVAL;
@@ -173,7 +174,8 @@ int wg_backend_open(const WgBackendOptions *opts, WgBackend **ret, bool *ret_cre
                  * running wireguard-go) means userspace. */
                 r = backend_open_kernel(b, &created);
                 if (r < 0) {
-                        log_debug_errno(r, "Kernel WireGuard not usable for %s (%m), using userspace.", b->ifname);
+                        log_debug_errno(r, "Kernel WireGuard not usable for %s (%m), using userspace.",
+                                        b->ifname);
                         r = wg_uapi_open(b, opts, &created);
                 }
                 break;
@@ -183,9 +185,8 @@ int wg_backend_open(const WgBackendOptions *opts, WgBackend **ret, bool *ret_cre
         if (r < 0)
                 return r;
 
-        log_debug("Opened %s WireGuard backend for %s (ifindex %i, %s).",
-                  wg_backend_type_to_string(b->type), b->ifname, b->ifindex,
-                  created ? "created" : "adopted");
+        log_debug("Opened %s WireGuard backend for %s (ifindex %i, %s).", wg_backend_type_to_string(b->type),
+                  b->ifname, b->ifindex, created ? "created" : "adopted");
         if (ret_created)
                 *ret_created = created;
         *ret = TAKE_PTR(b);

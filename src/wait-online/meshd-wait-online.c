@@ -10,8 +10,8 @@
 #include <stdbool.h>
 #include <time.h>
 
-#include "config.h"
 #include "conf.h"
+#include "config.h"
 #include "constants.h"
 #include "log.h"
 #include "macro.h"
@@ -86,12 +86,12 @@ static int parse_argv(int argc, char *argv[]) {
                 ARG_SOCKET,
         };
         static const struct option options[] = {
-                { "help",    no_argument,       NULL, 'h'         },
-                { "version", no_argument,       NULL, ARG_VERSION },
-                { "peer",    required_argument, NULL, ARG_PEER    },
-                { "any",     no_argument,       NULL, ARG_ANY     },
+                { "help", no_argument, NULL, 'h' },
+                { "version", no_argument, NULL, ARG_VERSION },
+                { "peer", required_argument, NULL, ARG_PEER },
+                { "any", no_argument, NULL, ARG_ANY },
                 { "timeout", required_argument, NULL, ARG_TIMEOUT },
-                { "socket",  required_argument, NULL, ARG_SOCKET  },
+                { "socket", required_argument, NULL, ARG_SOCKET },
                 {},
         };
         const char *e;
@@ -115,10 +115,11 @@ static int parse_argv(int argc, char *argv[]) {
                         /* Never in a peer name (a DNS label), but what %I makes of
                          * an unescaped '-' in meshd-wait-online@nas-2.service. */
                         if (strchr(optarg, '/'))
-                                return log_error_errno(-EINVAL,
-                                                       "Invalid peer name '%s' (in a unit name, escape it: "
-                                                       "systemd-escape --template=meshd-wait-online@.service NAME).",
-                                                       optarg);
+                                return log_error_errno(
+                                        -EINVAL,
+                                        "Invalid peer name '%s' (in a unit name, escape it: "
+                                        "systemd-escape --template=meshd-wait-online@.service NAME).",
+                                        optarg);
                         r = strv_push(&arg_peers, optarg);
                         if (r < 0)
                                 return log_oom();
@@ -129,7 +130,8 @@ static int parse_argv(int argc, char *argv[]) {
                 case ARG_TIMEOUT:
                         r = parse_timeout(optarg, &arg_timeout_usec);
                         if (r < 0)
-                                return log_error_errno(r, "Invalid --timeout=%s: expected seconds, 0 for forever.",
+                                return log_error_errno(r,
+                                                       "Invalid --timeout=%s: expected seconds, 0 for forever.",
                                                        optarg);
                         break;
                 case ARG_SOCKET:
@@ -225,9 +227,9 @@ static int log_wait_online_error(const char *error, const cJSON *reply) {
         if (streq(error, "io.meshd.Timeout")) {
                 format_seconds(timeout, sizeof(timeout), arg_timeout_usec);
                 names = unreachable_names(reply);
-                return log_error_errno(-ETIMEDOUT, "%s: not %s within %s%s%s%s",
-                                       names ?: "mesh", names ? "reachable" : "online", timeout,
-                                       message ? " (" : "", message ?: "", message ? ")" : "");
+                return log_error_errno(-ETIMEDOUT, "%s: not %s within %s%s%s%s", names ?: "mesh",
+                                       names ? "reachable" : "online", timeout, message ? " (" : "",
+                                       message ?: "", message ? ")" : "");
         }
         if (streq(error, "io.meshd.NotJoined"))
                 return log_error_errno(-ENOLINK, "not joined to a mesh (use 'meshctl up')");
@@ -301,18 +303,19 @@ static int run(int argc, char *argv[]) {
                 n = clock_usec(CLOCK_MONOTONIC);
                 if (deadline != UINT64_MAX && n >= deadline)
                         break;
-                (void) poll(NULL, 0,
-                            (int) (MIN(SOCKET_POLL_USEC, deadline - n) / USEC_PER_MSEC));
+                (void) poll(NULL, 0, (int) (MIN(SOCKET_POLL_USEC, deadline - n) / USEC_PER_MSEC));
         }
 
         if (absent)
                 return log_error_errno(-ENOTCONN, "meshd is not running: nothing answers on %s (waited %s)",
                                        arg_socket, timeout);
         if (r == -ETIMEDOUT)
-                return log_error_errno(r, "meshd at %s did not answer WaitOnline within %s", arg_socket, timeout);
+                return log_error_errno(r, "meshd at %s did not answer WaitOnline within %s", arg_socket,
+                                       timeout);
         if (r == -EACCES || r == -EPERM)
-                return log_error_errno(r, "cannot connect to meshd at %s: %m (run as root or as a member of group meshd)",
-                                       arg_socket);
+                return log_error_errno(
+                        r, "cannot connect to meshd at %s: %m (run as root or as a member of group meshd)",
+                        arg_socket);
         if (r < 0)
                 return log_error_errno(r, "cannot talk to meshd at %s: %m", arg_socket);
         if (r > 0) {

@@ -19,7 +19,8 @@ static void test_admission(void **state) {
         assert_int_equal(api_admission_check(1000, 0, 0), 0);
         assert_int_equal(api_admission_check(1000, 100, API_CONNECTIONS_PER_USER_MAX - 1), 0);
         assert_int_equal(api_admission_check(1000, 100, API_CONNECTIONS_PER_USER_MAX), -EUSERS);
-        assert_int_equal(api_admission_check(1000, API_CONNECTIONS_MAX - API_CONNECTIONS_ROOT_RESERVED - 1, 0), 0);
+        assert_int_equal(api_admission_check(1000, API_CONNECTIONS_MAX - API_CONNECTIONS_ROOT_RESERVED - 1, 0),
+                         0);
         assert_int_equal(api_admission_check(1000, API_CONNECTIONS_MAX - API_CONNECTIONS_ROOT_RESERVED, 0),
                          -EBUSY);
         assert_int_equal(api_admission_check(1000, API_CONNECTIONS_MAX, 0), -EMFILE);

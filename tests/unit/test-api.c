@@ -26,9 +26,9 @@
 #include "api-limits.h"
 #include "api.h"
 #include "macro.h"
+#include "test-util.h"
 #include "time-util.h"
 #include "varlink.h"
-#include "test-util.h"
 
 #define REPLIES_MAX 32
 #define NOBODY_UID 65534
@@ -96,7 +96,8 @@ static int method_later(ApiCall *call, const cJSON *parameters, void *userdata) 
         assert_true(sd_event_now(t->event, CLOCK_MONOTONIC, &now) >= 0);
         /* floating: the loop owns the source */
         assert_int_equal(sd_event_add_time(t->event, NULL, CLOCK_MONOTONIC,
-                                           now + (uint64_t) (cJSON_IsNumber(d) ? d->valueint : 50) * USEC_PER_MSEC,
+                                           now + (uint64_t) (cJSON_IsNumber(d) ? d->valueint : 50) *
+                                                           USEC_PER_MSEC,
                                            1000, on_later, l),
                          0);
         return 0;
@@ -119,12 +120,9 @@ static int method_root(ApiCall *call, const cJSON *parameters, void *userdata) {
 }
 
 static const ApiMethod methods[] = {
-        { "io.meshd.Echo", method_echo, false },
-        { "io.meshd.Later", method_later, false },
-        { "io.meshd.Fail", method_fail, false },
-        { "io.meshd.Broken", method_broken, false },
-        { "io.meshd.Forgets", method_forgets, false },
-        { "io.meshd.Root", method_root, true },
+        { "io.meshd.Echo", method_echo, false },       { "io.meshd.Later", method_later, false },
+        { "io.meshd.Fail", method_fail, false },       { "io.meshd.Broken", method_broken, false },
+        { "io.meshd.Forgets", method_forgets, false }, { "io.meshd.Root", method_root, true },
 };
 
 static const char description[] = "interface io.meshd\nmethod Echo() -> ()\n";
@@ -141,8 +139,8 @@ struct Client {
         char *replies[REPLIES_MAX];
         int n_replies;
         bool eof;
-        int result; /* of varlink_call() */
-        int seen;   /* calls meshd had run when it stopped taking more */
+        int result;      /* of varlink_call() */
+        int seen;        /* calls meshd had run when it stopped taking more */
         int admitted[4]; /* per step of script_limits */
         int fds[API_CONNECTIONS_MAX + 8];
         int n_fds;
@@ -328,20 +326,16 @@ static void script_many(Client *c) {
         client_connect(c);
         /* Several calls in one write, including one answered later: replies
          * must come in call order. */
-        client_send_messages(c,
-                             "{\"method\":\"io.meshd.Echo\",\"parameters\":{\"n\":1}}",
-                             "{\"method\":\"io.meshd.Later\",\"parameters\":{\"delay_ms\":30}}",
-                             "{\"method\":\"io.meshd.Echo\",\"parameters\":{\"n\":2},\"oneway\":true}",
-                             "{\"method\":\"io.meshd.Echo\",\"parameters\":{\"n\":3}}",
-                             "{\"method\":\"io.meshd.Nope\"}",
-                             "{\"method\":\"io.meshd.Fail\",\"parameters\":{}}",
-                             "{\"method\":\"io.meshd.Broken\"}",
-                             "{\"method\":\"io.meshd.Forgets\"}",
-                             "{\"method\":\"org.varlink.service.GetInfo\"}",
-                             "{\"method\":\"org.varlink.service.GetInterfaceDescription\",\"parameters\":{\"interface\":\"io.meshd\"}}",
-                             "{\"method\":\"org.varlink.service.GetInterfaceDescription\",\"parameters\":{\"interface\":\"x.y\"}}",
-                             "{\"method\":\"io.meshd.Echo\",\"more\":true}",
-                             NULL);
+        client_send_messages(
+                c, "{\"method\":\"io.meshd.Echo\",\"parameters\":{\"n\":1}}",
+                "{\"method\":\"io.meshd.Later\",\"parameters\":{\"delay_ms\":30}}",
+                "{\"method\":\"io.meshd.Echo\",\"parameters\":{\"n\":2},\"oneway\":true}",
+                "{\"method\":\"io.meshd.Echo\",\"parameters\":{\"n\":3}}", "{\"method\":\"io.meshd.Nope\"}",
+                "{\"method\":\"io.meshd.Fail\",\"parameters\":{}}", "{\"method\":\"io.meshd.Broken\"}",
+                "{\"method\":\"io.meshd.Forgets\"}", "{\"method\":\"org.varlink.service.GetInfo\"}",
+                "{\"method\":\"org.varlink.service.GetInterfaceDescription\",\"parameters\":{\"interface\":\"io.meshd\"}}",
+                "{\"method\":\"org.varlink.service.GetInterfaceDescription\",\"parameters\":{\"interface\":\"x.y\"}}",
+                "{\"method\":\"io.meshd.Echo\",\"more\":true}", NULL);
         /* and one split over two writes */
         client_send(c, "{\"method\":\"io.meshd.E", strlen("{\"method\":\"io.meshd.E"));
         usleep(20000);
@@ -621,8 +615,9 @@ static size_t flood_call(char *buf, size_t size, int i) {
         memset(pad, 'x', FLOOD_PAD);
         pad[FLOOD_PAD] = 0;
         return (size_t) snprintf(buf, size,
-                                 "{\"method\":\"io.meshd.Echo\",\"parameters\":{\"n\":%d,\"pad\":\"%s\"}}",
-                                 i, pad) + 1;
+                                 "{\"method\":\"io.meshd.Echo\",\"parameters\":{\"n\":%d,\"pad\":\"%s\"}}", i,
+                                 pad) +
+               1;
 }
 
 /* Counts complete replies and checks they come in call order. */
@@ -786,9 +781,9 @@ static void script_limits(Client *c) {
                 uid_t uid;
                 int users; /* consecutive uids from uid on, each filled to its limit */
         } steps[] = {
-                { NOBODY_UID, 1 },          /* one user: 32, then "from this user" */
-                { NOBODY_UID - 1, 7 },      /* up to 240, then "reserved for root" */
-                { 0, 1 },                   /* root: the last 16, then "too many" */
+                { NOBODY_UID, 1 },     /* one user: 32, then "from this user" */
+                { NOBODY_UID - 1, 7 }, /* up to 240, then "reserved for root" */
+                { 0, 1 },              /* root: the last 16, then "too many" */
         };
 
         if (geteuid() != 0)

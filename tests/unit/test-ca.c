@@ -55,11 +55,11 @@ static int teardown(void **state) {
 static void test_check_names(void **state) {
         char error[256] = "";
 
-#define CHECK(expected, ...)                                                                            \
-        do {                                                                                            \
-                const CertName names[] = { __VA_ARGS__ };                                               \
+#define CHECK(expected, ...)                                                                           \
+        do {                                                                                           \
+                const CertName names[] = { __VA_ARGS__ };                                              \
                 assert_int_equal(ca_check_names(&nas, names, ELEMENTSOF(names), error, sizeof(error)), \
-                                 expected);                                                             \
+                                 expected);                                                            \
         } while (0)
 
         CHECK(0, { CERT_NAME_DNS, "nas.mesh.internal" });
@@ -78,14 +78,17 @@ static void test_check_names(void **state) {
 }
 
 /* A PEM CSR for key with the given CN (NULL: none) and SANs. */
-static char *make_csr(gnutls_x509_privkey_t key, const char *cn, const char *dns, const void *ip, size_t ip_len) {
+static char *make_csr(gnutls_x509_privkey_t key, const char *cn, const char *dns, const void *ip,
+                      size_t ip_len) {
         _cleanup_(gnutls_x509_crq_deinitp) gnutls_x509_crq_t crq = NULL;
         _cleanup_datum_ gnutls_datum_t pem = {};
 
         assert_int_equal(gnutls_x509_crq_init(&crq), 0);
         assert_int_equal(gnutls_x509_crq_set_version(crq, 1), 0);
         if (cn)
-                assert_int_equal(gnutls_x509_crq_set_dn_by_oid(crq, GNUTLS_OID_X520_COMMON_NAME, 0, cn, strlen(cn)), 0);
+                assert_int_equal(gnutls_x509_crq_set_dn_by_oid(crq, GNUTLS_OID_X520_COMMON_NAME, 0, cn,
+                                                               strlen(cn)),
+                                 0);
         if (dns)
                 assert_int_equal(gnutls_x509_crq_set_subject_alt_name(crq, GNUTLS_SAN_DNSNAME, dns, strlen(dns),
                                                                       GNUTLS_FSAN_APPEND),
@@ -112,9 +115,10 @@ static gnutls_x509_crt_t import_crt(const char *pem) {
         gnutls_x509_crt_t crt;
 
         assert_int_equal(gnutls_x509_crt_init(&crt), 0);
-        assert_int_equal(gnutls_x509_crt_import(crt, &(gnutls_datum_t) { (unsigned char *) pem, (unsigned) strlen(pem) },
-                                                GNUTLS_X509_FMT_PEM),
-                         0);
+        assert_int_equal(
+                gnutls_x509_crt_import(crt, &(gnutls_datum_t) { (unsigned char *) pem, (unsigned) strlen(pem) },
+                                       GNUTLS_X509_FMT_PEM),
+                0);
         return crt;
 }
 
@@ -128,8 +132,8 @@ static unsigned verify(const char *ca_pem, gnutls_x509_crt_t leaf, time_t t) {
         assert_int_equal(gnutls_x509_trust_list_add_cas(tl, &ca, 1, GNUTLS_TL_NO_DUPLICATES), 1);
         ca = NULL; /* owned by the list now */
         assert_int_equal(gnutls_x509_trust_list_verify_crt2(tl, &leaf, 1, NULL, 0,
-                                                            GNUTLS_VERIFY_DISABLE_TIME_CHECKS * (t == 0), &status,
-                                                            NULL),
+                                                            GNUTLS_VERIFY_DISABLE_TIME_CHECKS * (t == 0),
+                                                            &status, NULL),
                          0);
         gnutls_x509_trust_list_deinit(tl, 1);
         return status;
@@ -180,9 +184,11 @@ static void test_sign(void **state) {
 
         /* all three names, whatever the CSR asked for */
         size = sizeof(buf);
-        assert_int_equal(gnutls_x509_crt_get_subject_alt_name2(crt, 0, buf, &size, &type, &critical), GNUTLS_SAN_DNSNAME);
+        assert_int_equal(gnutls_x509_crt_get_subject_alt_name2(crt, 0, buf, &size, &type, &critical),
+                         GNUTLS_SAN_DNSNAME);
         size = sizeof(buf);
-        assert_int_equal(gnutls_x509_crt_get_subject_alt_name2(crt, 2, buf, &size, &type, &critical), GNUTLS_SAN_IPADDRESS);
+        assert_int_equal(gnutls_x509_crt_get_subject_alt_name2(crt, 2, buf, &size, &type, &critical),
+                         GNUTLS_SAN_IPADDRESS);
         assert_int_equal(size, 16);
         size = sizeof(buf);
         assert_int_equal(gnutls_x509_crt_get_basic_constraints(crt, &critical, &type, NULL), 0);
@@ -216,9 +222,11 @@ static void test_refuse(void **state) {
         assert_non_null(strstr(error, "2048"));
         free(csr);
 
-        assert_int_equal(ca_sign_request(f->ca, "-----BEGIN CERTIFICATE REQUEST-----\nAAAA\n-----END CERTIFICATE REQUEST-----\n",
-                                         &nas, NOW, 3600, &cert, error, sizeof(error)),
-                         -EBADMSG);
+        assert_int_equal(
+                ca_sign_request(
+                        f->ca, "-----BEGIN CERTIFICATE REQUEST-----\nAAAA\n-----END CERTIFICATE REQUEST-----\n",
+                        &nas, NOW, 3600, &cert, error, sizeof(error)),
+                -EBADMSG);
 
         /* a signature that does not match: one byte of the PEM body flipped */
         csr = make_csr(key, "nas.mesh.internal", NULL, NULL, 0);
@@ -235,16 +243,20 @@ static void test_refuse(void **state) {
  * name outside the mesh fails verification. */
 static void test_outside_name_fails(void **state) {
         Fixture *f = *state;
-        _cleanup_(gnutls_x509_privkey_deinitp) gnutls_x509_privkey_t ca_key = NULL, key =
-                make_key(GNUTLS_PK_ECDSA, GNUTLS_CURVE_TO_BITS(GNUTLS_ECC_CURVE_SECP256R1));
-        _cleanup_(gnutls_x509_crt_deinitp) gnutls_x509_crt_t ca = import_crt(ca_certificate_pem(f->ca)), evil = NULL;
+        _cleanup_(gnutls_x509_privkey_deinitp)
+                gnutls_x509_privkey_t ca_key = NULL,
+                                      key = make_key(GNUTLS_PK_ECDSA,
+                                                     GNUTLS_CURVE_TO_BITS(GNUTLS_ECC_CURVE_SECP256R1));
+        _cleanup_(gnutls_x509_crt_deinitp) gnutls_x509_crt_t ca = import_crt(ca_certificate_pem(f->ca)),
+                                                             evil = NULL;
         _cleanup_free_ char *path = NULL, *pem = NULL;
         size_t len;
 
         assert_true(asprintf(&path, "%s/%s", f->dir, CA_KEY_FILE) > 0);
         assert_int_equal(read_full_file(path, 65536, &pem, &len), 0);
         assert_int_equal(gnutls_x509_privkey_init(&ca_key), 0);
-        assert_int_equal(gnutls_x509_privkey_import(ca_key, &(gnutls_datum_t) { (unsigned char *) pem, (unsigned) len },
+        assert_int_equal(gnutls_x509_privkey_import(ca_key,
+                                                    &(gnutls_datum_t) { (unsigned char *) pem, (unsigned) len },
                                                     GNUTLS_X509_FMT_PEM),
                          0);
 
@@ -254,7 +266,9 @@ static void test_outside_name_fails(void **state) {
         assert_int_equal(gnutls_x509_crt_set_activation_time(evil, time(NULL) - 60), 0);
         assert_int_equal(gnutls_x509_crt_set_expiration_time(evil, time(NULL) + 3600), 0);
         assert_int_equal(gnutls_x509_crt_set_key(evil, key), 0);
-        assert_int_equal(gnutls_x509_crt_set_dn_by_oid(evil, GNUTLS_OID_X520_COMMON_NAME, 0, "www.example.com", 15), 0);
+        assert_int_equal(gnutls_x509_crt_set_dn_by_oid(evil, GNUTLS_OID_X520_COMMON_NAME, 0, "www.example.com",
+                                                       15),
+                         0);
         assert_int_equal(gnutls_x509_crt_set_subject_alt_name(evil, GNUTLS_SAN_DNSNAME, "www.example.com", 15,
                                                               GNUTLS_FSAN_SET),
                          0);

@@ -93,10 +93,13 @@ static void test_ca_make(TestCa *ca) {
 
         assert_int_equal(gnutls_x509_privkey_init(&ca->key), 0);
         assert_int_equal(gnutls_x509_privkey_generate2(ca->key, GNUTLS_PK_ECDSA,
-                                                       GNUTLS_CURVE_TO_BITS(GNUTLS_ECC_CURVE_SECP256R1), 0, NULL, 0), 0);
+                                                       GNUTLS_CURVE_TO_BITS(GNUTLS_ECC_CURVE_SECP256R1), 0,
+                                                       NULL, 0),
+                         0);
         assert_int_equal(gnutls_x509_crt_init(&ca->crt), 0);
         assert_int_equal(gnutls_x509_crt_set_version(ca->crt, 3), 0);
-        assert_int_equal(gnutls_x509_crt_set_dn_by_oid(ca->crt, GNUTLS_OID_X520_COMMON_NAME, 0, "test CA", 7), 0);
+        assert_int_equal(gnutls_x509_crt_set_dn_by_oid(ca->crt, GNUTLS_OID_X520_COMMON_NAME, 0, "test CA", 7),
+                         0);
         assert_int_equal(gnutls_x509_crt_set_serial(ca->crt, serial, sizeof(serial)), 0);
         assert_int_equal(gnutls_x509_crt_set_activation_time(ca->crt, now - 3600), 0);
         assert_int_equal(gnutls_x509_crt_set_expiration_time(ca->crt, now + 86400), 0);
@@ -167,15 +170,18 @@ static void test_make_request(void **state) {
 
         /* subjectAltNames: the DNS name, then both addresses, in binary. */
         size = sizeof(buf);
-        assert_int_equal(gnutls_x509_crq_get_subject_alt_name(crq, 0, buf, &size, &type, &critical), GNUTLS_SAN_DNSNAME);
+        assert_int_equal(gnutls_x509_crq_get_subject_alt_name(crq, 0, buf, &size, &type, &critical),
+                         GNUTLS_SAN_DNSNAME);
         assert_int_equal(type, GNUTLS_SAN_DNSNAME);
         assert_memory_equal(buf, "nas.mesh.internal", 17);
         size = sizeof(buf);
-        assert_int_equal(gnutls_x509_crq_get_subject_alt_name(crq, 1, buf, &size, &type, &critical), GNUTLS_SAN_IPADDRESS);
+        assert_int_equal(gnutls_x509_crq_get_subject_alt_name(crq, 1, buf, &size, &type, &critical),
+                         GNUTLS_SAN_IPADDRESS);
         assert_int_equal(size, 4);
         assert_memory_equal(buf, "\x64\x40\x00\x03", 4);
         size = sizeof(buf);
-        assert_int_equal(gnutls_x509_crq_get_subject_alt_name(crq, 2, buf, &size, &type, &critical), GNUTLS_SAN_IPADDRESS);
+        assert_int_equal(gnutls_x509_crq_get_subject_alt_name(crq, 2, buf, &size, &type, &critical),
+                         GNUTLS_SAN_IPADDRESS);
         assert_int_equal(size, 16);
         size = sizeof(buf);
         assert_int_equal(gnutls_x509_crq_get_subject_alt_name(crq, 3, buf, &size, &type, &critical),
@@ -231,7 +237,8 @@ static void test_check(void **state) {
         assert_non_null(strstr(error, "the certificate does not parse"));
         free(error);
         assert_int_equal(cert_check(cert, "-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n",
-                                    ca.pem, &info, &error), -EBADMSG);
+                                    ca.pem, &info, &error),
+                         -EBADMSG);
         assert_non_null(strstr(error, "the key does not parse"));
         free(error);
         error = NULL;

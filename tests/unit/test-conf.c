@@ -14,7 +14,9 @@
 #include "macro.h"
 #include "test-util.h"
 
-#define PIN "sha256//" "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA="
+#define PIN        \
+        "sha256//" \
+        "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA="
 
 typedef struct Fixture {
         char *dir;
@@ -67,23 +69,22 @@ static void test_all_keys(void **state) {
         _cleanup_free_ char *error = NULL;
         MeshdConfig c;
 
-        write_file(f,
-                   "# comment\n"
-                   "; also a comment\n"
-                   "[Mesh]\n"
-                   "ControlURL=https://control.example.net:8443\n"
-                   "ControlPin=" PIN "\n"
-                   "AuthKeyFile=/etc/meshd/authkey\n"
-                   "Hostname=My Laptop\n"
-                   "Interface = wg-mesh\n"
-                   "ListenPort=0\n"
-                   "Backend=userspace\n"
-                   "KeepInterface=yes\n"
-                   "\n"
-                   "[Online]\n"
-                   "Policy=required\n"
-                   "RequiredPeers=nas  Backup\n"
-                   "TimeoutSec=1min 30s\n");
+        write_file(f, "# comment\n"
+                      "; also a comment\n"
+                      "[Mesh]\n"
+                      "ControlURL=https://control.example.net:8443\n"
+                      "ControlPin=" PIN "\n"
+                      "AuthKeyFile=/etc/meshd/authkey\n"
+                      "Hostname=My Laptop\n"
+                      "Interface = wg-mesh\n"
+                      "ListenPort=0\n"
+                      "Backend=userspace\n"
+                      "KeepInterface=yes\n"
+                      "\n"
+                      "[Online]\n"
+                      "Policy=required\n"
+                      "RequiredPeers=nas  Backup\n"
+                      "TimeoutSec=1min 30s\n");
 
         conf_init_defaults(&c);
         assert_int_equal(conf_load(f->path, &c, &error), 0);
@@ -142,23 +143,22 @@ static void test_last_wins_and_empty_resets(void **state) {
         _cleanup_free_ char *error = NULL;
         MeshdConfig c;
 
-        write_file(f,
-                   "[Mesh]\n"
-                   "ListenPort=1000\n"
-                   "ListenPort=2000\n"
-                   "Interface=foo\n"
-                   "Interface=\n"
-                   "ControlURL=https://a\n"
-                   "ControlURL=\n"
-                   "Backend=kernel\n"
-                   "[Online]\n"
-                   "RequiredPeers=a b\n"
-                   "RequiredPeers=c\n"
-                   "TimeoutSec=5\n"
-                   "TimeoutSec=\n"
-                   "[Mesh]\n"
-                   "KeepInterface=on\n"
-                   "KeepInterface=\n");
+        write_file(f, "[Mesh]\n"
+                      "ListenPort=1000\n"
+                      "ListenPort=2000\n"
+                      "Interface=foo\n"
+                      "Interface=\n"
+                      "ControlURL=https://a\n"
+                      "ControlURL=\n"
+                      "Backend=kernel\n"
+                      "[Online]\n"
+                      "RequiredPeers=a b\n"
+                      "RequiredPeers=c\n"
+                      "TimeoutSec=5\n"
+                      "TimeoutSec=\n"
+                      "[Mesh]\n"
+                      "KeepInterface=on\n"
+                      "KeepInterface=\n");
         conf_init_defaults(&c);
         assert_int_equal(conf_load(f->path, &c, &error), 0);
         assert_int_equal(c.listen_port, 2000);
@@ -197,8 +197,9 @@ static void test_errors(void **state) {
                     ":2: invalid ControlURL= value 'http://x': must be an https:// URL");
         check_error(f, "[Mesh]\nControlPin=sha256//abc\n",
                     ":2: invalid ControlPin= value 'sha256//abc': must be sha256// and the base64 of 32 bytes");
-        check_error(f, "[Mesh]\nControlPin=AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=\n",
-                    ":2: invalid ControlPin= value 'AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=': must be sha256// and the base64 of 32 bytes");
+        check_error(
+                f, "[Mesh]\nControlPin=AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=\n",
+                ":2: invalid ControlPin= value 'AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=': must be sha256// and the base64 of 32 bytes");
         check_error(f, "[Mesh]\nAuthKeyFile=authkey\n",
                     ":2: invalid AuthKeyFile= value 'authkey': must be an absolute path");
         check_error(f, "[Mesh]\nBackend=magic\n",
@@ -211,8 +212,7 @@ static void test_errors(void **state) {
                     ":2: invalid Policy= value 'some': must be any, all, required or none");
         check_error(f, "[Online]\nRequiredPeers=nas bad_name\n",
                     ":2: invalid RequiredPeers= value 'nas bad_name': not a valid peer name");
-        check_error(f, "[Online]\nTimeoutSec=soon\n",
-                    ":2: invalid TimeoutSec= value 'soon': not a time span");
+        check_error(f, "[Online]\nTimeoutSec=soon\n", ":2: invalid TimeoutSec= value 'soon': not a time span");
         check_error(f, "[Online]\nPolicy=required\n", ": Policy=required needs RequiredPeers=");
         /* The first error is the one reported. */
         check_error(f, "[Mesh]\nListenPort=x\nFoo=1\n",
@@ -252,27 +252,19 @@ static void test_timespan(void **state) {
                 const char *s;
                 uint64_t usec;
         } good[] = {
-                { "60", 60 * USEC_PER_SEC },
-                { "0", 0 },
-                { "60s", 60 * USEC_PER_SEC },
-                { "60 sec", 60 * USEC_PER_SEC },
-                { "2min", 120 * USEC_PER_SEC },
-                { "2m", 120 * USEC_PER_SEC },
-                { "500ms", 500 * USEC_PER_MSEC },
-                { "7us", 7 },
-                { "1h", 3600 * USEC_PER_SEC },
-                { "1hr", 3600 * USEC_PER_SEC },
-                { "1d", 86400 * USEC_PER_SEC },
-                { "1min 30s", 90 * USEC_PER_SEC },
-                { "1min30s", 90 * USEC_PER_SEC },
-                { " 1h 1m 1s 1ms 1us ", 3661 * USEC_PER_SEC + 1001 },
-                { "1.5s", 1500 * USEC_PER_MSEC },
-                { ".5s", 500 * USEC_PER_MSEC },
-                { "0.25min", 15 * USEC_PER_SEC },
-                { "18446744073709551615us", UINT64_MAX },
+                { "60", 60 * USEC_PER_SEC },      { "0", 0 },
+                { "60s", 60 * USEC_PER_SEC },     { "60 sec", 60 * USEC_PER_SEC },
+                { "2min", 120 * USEC_PER_SEC },   { "2m", 120 * USEC_PER_SEC },
+                { "500ms", 500 * USEC_PER_MSEC }, { "7us", 7 },
+                { "1h", 3600 * USEC_PER_SEC },    { "1hr", 3600 * USEC_PER_SEC },
+                { "1d", 86400 * USEC_PER_SEC },   { "1min 30s", 90 * USEC_PER_SEC },
+                { "1min30s", 90 * USEC_PER_SEC }, { " 1h 1m 1s 1ms 1us ", 3661 * USEC_PER_SEC + 1001 },
+                { "1.5s", 1500 * USEC_PER_MSEC }, { ".5s", 500 * USEC_PER_MSEC },
+                { "0.25min", 15 * USEC_PER_SEC }, { "18446744073709551615us", UINT64_MAX },
         };
         static const char *const bad[] = {
-                "", "   ", "-1", "-1s", "1x", "s", "abc", "1s -1s", "1 2 x", ".", "1..5s", "1e3", "5s.3", "1.s.5",
+                "",       "   ",   "-1", "-1s",   "1x",  "s",    "abc",
+                "1s -1s", "1 2 x", ".",  "1..5s", "1e3", "5s.3", "1.s.5",
         };
         uint64_t u;
 

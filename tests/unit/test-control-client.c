@@ -14,14 +14,14 @@
 #include <sys/socket.h>
 #include <time.h>
 
-#include <cmocka.h>
 #include <curl/curl.h>
 #include <microhttpd.h>
+#include <cmocka.h>
 
 #include "control-client.h"
 #include "key.h"
-#include "register-proof.h"
 #include "macro.h"
+#include "register-proof.h"
 #include "tls-test-cert.h"
 #include "varlink.h"
 
@@ -88,8 +88,8 @@ static ssize_t truncated_reader(void *cls, uint64_t pos, char *buf, size_t max) 
         return 10;
 }
 
-static void copy_header(struct MHD_Connection *conn, enum MHD_ValueKind kind, const char *name,
-                        char *buf, size_t size) {
+static void copy_header(struct MHD_Connection *conn, enum MHD_ValueKind kind, const char *name, char *buf,
+                        size_t size) {
         const char *v = MHD_lookup_connection_value(conn, kind, name);
         snprintf(buf, size, "%s", v ? v : "");
 }
@@ -174,14 +174,14 @@ static enum MHD_Result serve_challenge(struct MHD_Connection *conn) {
 
         assert_int_equal(key_public_from_private(&server_private, &k), 0);
         key_to_base64(&k, pub);
-        snprintf(body, sizeof(body), "{\"challenge\": \"" TEST_CHALLENGE "\", \"server_key\": \"%s\", \"expires\": 1}",
-                 pub);
+        snprintf(body, sizeof(body),
+                 "{\"challenge\": \"" TEST_CHALLENGE "\", \"server_key\": \"%s\", \"expires\": 1}", pub);
         return respond(conn, 200, body);
 }
 
-static enum MHD_Result handler(void *cls, struct MHD_Connection *conn, const char *url,
-                               const char *method, const char *version, const char *upload_data,
-                               size_t *upload_data_size, void **con_cls) {
+static enum MHD_Result handler(void *cls, struct MHD_Connection *conn, const char *url, const char *method,
+                               const char *version, const char *upload_data, size_t *upload_data_size,
+                               void **con_cls) {
         Server *s = cls;
         Request *req = *con_cls;
 
@@ -234,13 +234,10 @@ static Server *server_start(Scenario scenario) {
         assert_non_null(s);
         pthread_mutex_init(&s->lock, NULL);
         s->scenario = scenario;
-        s->daemon = MHD_start_daemon(MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_TLS, 0, NULL, NULL,
-                                     handler, s,
-                                     MHD_OPTION_SOCK_ADDR, (struct sockaddr *) &sa,
-                                     MHD_OPTION_HTTPS_MEM_KEY, tls.key_pem,
-                                     MHD_OPTION_HTTPS_MEM_CERT, tls.cert_pem,
-                                     MHD_OPTION_NOTIFY_COMPLETED, request_completed, NULL,
-                                     MHD_OPTION_END);
+        s->daemon = MHD_start_daemon(MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_TLS, 0, NULL, NULL, handler, s,
+                                     MHD_OPTION_SOCK_ADDR, (struct sockaddr *) &sa, MHD_OPTION_HTTPS_MEM_KEY,
+                                     tls.key_pem, MHD_OPTION_HTTPS_MEM_CERT, tls.cert_pem,
+                                     MHD_OPTION_NOTIFY_COMPLETED, request_completed, NULL, MHD_OPTION_END);
         assert_non_null(s->daemon);
         info = MHD_get_daemon_info(s->daemon, MHD_DAEMON_INFO_BIND_PORT);
         assert_non_null(info);
@@ -368,10 +365,11 @@ static void do_register(Scenario scenario, const char *the_pin, int expected, co
         Context ctx;
 
         context_init(&ctx, s, s->url, the_pin ? the_pin : tls.pin);
-        assert_int_equal(control_client_register(ctx.client, "mskey-secret", &node_private, "nas", test_endpoints,
-                                                 on_reply, &ctx),
+        assert_int_equal(control_client_register(ctx.client, "mskey-secret", &node_private, "nas",
+                                                 test_endpoints, on_reply, &ctx),
                          0);
-        assert_int_equal(control_client_register(ctx.client, "k", &node_private, "h", NULL, on_reply, &ctx), -EBUSY);
+        assert_int_equal(control_client_register(ctx.client, "k", &node_private, "h", NULL, on_reply, &ctx),
+                         -EBUSY);
         run_until_done(&ctx, 10 * USEC_PER_SEC);
 
         assert_int_equal(ctx.n_calls, 1);
@@ -388,8 +386,8 @@ static void test_register_ok(void **state) {
         Context ctx;
 
         context_init(&ctx, s, s->url, tls.pin);
-        assert_int_equal(control_client_register(ctx.client, "mskey-secret", &node_private, "nas", test_endpoints,
-                                                 on_reply, &ctx),
+        assert_int_equal(control_client_register(ctx.client, "mskey-secret", &node_private, "nas",
+                                                 test_endpoints, on_reply, &ctx),
                          0);
         run_until_done(&ctx, 10 * USEC_PER_SEC);
 
@@ -450,7 +448,8 @@ static void test_register_huge(void **state) {
 
 static void test_wrong_pin(void **state) {
         /* Verification of the chain is off: only the pin can refuse this server. */
-        do_register(SCENARIO_REGISTER_OK, "sha256//AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=", -EKEYREJECTED, NULL);
+        do_register(SCENARIO_REGISTER_OK, "sha256//AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=", -EKEYREJECTED,
+                    NULL);
 }
 
 static void test_connection_refused(void **state) {
@@ -638,20 +637,13 @@ static void test_post_endpoints(void **state) {
 
 int main(void) {
         const struct CMUnitTest tests[] = {
-                cmocka_unit_test(test_new_invalid),
-                cmocka_unit_test(test_register_ok),
-                cmocka_unit_test(test_register_401),
-                cmocka_unit_test(test_register_500),
-                cmocka_unit_test(test_register_not_json),
-                cmocka_unit_test(test_register_truncated),
-                cmocka_unit_test(test_register_huge),
-                cmocka_unit_test(test_wrong_pin),
-                cmocka_unit_test(test_connection_refused),
-                cmocka_unit_test(test_poll_304_200_401),
-                cmocka_unit_test(test_poll_backoff),
-                cmocka_unit_test(test_poll_rejected_netmap),
-                cmocka_unit_test(test_poll_free_in_callback),
-                cmocka_unit_test(test_post_endpoints),
+                cmocka_unit_test(test_new_invalid),           cmocka_unit_test(test_register_ok),
+                cmocka_unit_test(test_register_401),          cmocka_unit_test(test_register_500),
+                cmocka_unit_test(test_register_not_json),     cmocka_unit_test(test_register_truncated),
+                cmocka_unit_test(test_register_huge),         cmocka_unit_test(test_wrong_pin),
+                cmocka_unit_test(test_connection_refused),    cmocka_unit_test(test_poll_304_200_401),
+                cmocka_unit_test(test_poll_backoff),          cmocka_unit_test(test_poll_rejected_netmap),
+                cmocka_unit_test(test_poll_free_in_callback), cmocka_unit_test(test_post_endpoints),
         };
         int r;
 

@@ -105,7 +105,8 @@ static void test_is_valid(void **state) {
 }
 
 static void test_reserved(void **state) {
-        static const char *const reserved[] = { "localhost", "wpad", "isatap", "hub", "LocalHost", "autodiscover" };
+        static const char *const reserved[] = { "localhost", "wpad",      "isatap",
+                                                "hub",       "LocalHost", "autodiscover" };
         static const char *const fine[] = { "localhost-2", "nas", "hubble", "wpad2", "", "local" };
 
         for (size_t i = 0; i < ELEMENTSOF(reserved); i++)
@@ -117,14 +118,10 @@ static void test_reserved(void **state) {
 
 int main(void) {
         const struct CMUnitTest tests[] = {
-                cmocka_unit_test(test_simple),
-                cmocka_unit_test(test_dotted_takes_first_label),
-                cmocka_unit_test(test_other_characters),
-                cmocka_unit_test(test_dashes_trimmed),
-                cmocka_unit_test(test_length_cap),
-                cmocka_unit_test(test_nothing_usable),
-                cmocka_unit_test(test_is_valid),
-                cmocka_unit_test(test_reserved),
+                cmocka_unit_test(test_simple),           cmocka_unit_test(test_dotted_takes_first_label),
+                cmocka_unit_test(test_other_characters), cmocka_unit_test(test_dashes_trimmed),
+                cmocka_unit_test(test_length_cap),       cmocka_unit_test(test_nothing_usable),
+                cmocka_unit_test(test_is_valid),         cmocka_unit_test(test_reserved),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }

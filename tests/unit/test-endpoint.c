@@ -141,9 +141,9 @@ static void test_in_addr_prefix(void **state) {
         assert_int_equal(len, 128);
 
         static const char *const bad[] = {
-                "100.64.0.0", "100.64.0.0/", "100.64.0.0/33", "100.64.0.0/-1", "100.64.0.0/+8",
-                "100.64.0.0/ 8", "100.64.0.0/8 ", "100.64.0.0/1000", "100.64.0.0/a",
-                "/8", "::/129", "fd00::/8/8", "100.64.0/10", "host/24",
+                "100.64.0.0",    "100.64.0.0/",   "100.64.0.0/33",   "100.64.0.0/-1", "100.64.0.0/+8",
+                "100.64.0.0/ 8", "100.64.0.0/8 ", "100.64.0.0/1000", "100.64.0.0/a",  "/8",
+                "::/129",        "fd00::/8/8",    "100.64.0/10",     "host/24",
         };
         for (size_t i = 0; i < ELEMENTSOF(bad); i++) {
                 int r = in_addr_prefix_parse(bad[i], &family, &a, &len);
@@ -186,20 +186,25 @@ static void test_announceable(void **state) {
                 { "[fd7a:115c:a1e0::9]:41641", "inside the mesh's range" },
         };
         static const char *const allowed[] = {
-                "192.0.2.1:41641", "10.0.0.1:1", "192.168.1.1:65535", "100.128.0.1:41641", "100.63.255.255:1",
-                "203.0.113.9:41641", "[2001:db8::1]:41641", "[fd7a:115c:a1e1::1]:41641", "[::ffff:192.0.2.1]:41641",
-                "[64:ff9b::c000:201]:41641",
+                "192.0.2.1:41641",          "10.0.0.1:1",
+                "192.168.1.1:65535",        "100.128.0.1:41641",
+                "100.63.255.255:1",         "203.0.113.9:41641",
+                "[2001:db8::1]:41641",      "[fd7a:115c:a1e1::1]:41641",
+                "[::ffff:192.0.2.1]:41641", "[64:ff9b::c000:201]:41641",
         };
         union sockaddr_union sa = {};
 
-        assert_int_equal(in_addr_prefix_parse("100.64.0.0/10", &mesh[0].family, &mesh[0].address, &mesh[0].prefixlen), 0);
+        assert_int_equal(in_addr_prefix_parse("100.64.0.0/10", &mesh[0].family, &mesh[0].address,
+                                              &mesh[0].prefixlen),
+                         0);
         assert_int_equal(in_addr_prefix_parse("fd7a:115c:a1e0::/48", &mesh[1].family, &mesh[1].address,
                                               &mesh[1].prefixlen),
                          0);
         for (size_t i = 0; i < ELEMENTSOF(refused); i++) {
                 const char *why = reason(refused[i].endpoint, mesh, ELEMENTSOF(mesh));
                 if (!why || !streq(why, refused[i].why))
-                        fail_msg("%s: %s, expected %s", refused[i].endpoint, why ?: "announceable", refused[i].why);
+                        fail_msg("%s: %s, expected %s", refused[i].endpoint, why ?: "announceable",
+                                 refused[i].why);
         }
         for (size_t i = 0; i < ELEMENTSOF(allowed); i++) {
                 const char *why = reason(allowed[i], mesh, ELEMENTSOF(mesh));
@@ -237,12 +242,9 @@ static void test_in_addr_prefix_overlaps(void **state) {
 
 int main(void) {
         const struct CMUnitTest tests[] = {
-                cmocka_unit_test(test_endpoint_valid),
-                cmocka_unit_test(test_endpoint_invalid),
-                cmocka_unit_test(test_endpoint_equal),
-                cmocka_unit_test(test_in_addr),
-                cmocka_unit_test(test_in_addr_prefix),
-                cmocka_unit_test(test_announceable),
+                cmocka_unit_test(test_endpoint_valid),          cmocka_unit_test(test_endpoint_invalid),
+                cmocka_unit_test(test_endpoint_equal),          cmocka_unit_test(test_in_addr),
+                cmocka_unit_test(test_in_addr_prefix),          cmocka_unit_test(test_announceable),
                 cmocka_unit_test(test_in_addr_prefix_overlaps),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);

@@ -58,8 +58,9 @@ static void test_allow_parse(void **state) {
         assert_int_equal(a.protocol, IPPROTO_UDP);
         assert_int_equal(hub_allow_parse("udp/65535", &a), 0);
 
-        static const char *const bad[] = { "tcp", "tcp/", "tcp/0", "tcp/65536", "tcp/-1", "tcp/+1", "tcp/ 1",
-                                           "tcp/1x", "TCP/1", "icmp/1", "/1", "tcp/01", "tcp/1/2", "" };
+        static const char *const bad[] = { "tcp",    "tcp/",   "tcp/0",   "tcp/65536", "tcp/-1",
+                                           "tcp/+1", "tcp/ 1", "tcp/1x",  "TCP/1",     "icmp/1",
+                                           "/1",     "tcp/01", "tcp/1/2", "" };
         for (size_t i = 0; i < ELEMENTSOF(bad); i++)
                 assert_int_equal(hub_allow_parse(bad[i], &a), -EINVAL);
         assert_int_equal(hub_allow_parse(NULL, &a), -EINVAL);
@@ -149,7 +150,8 @@ static void test_install(void **state) {
 
         /* the TLS relay's streams on loopback: limited per stream, not here */
         assert_non_null(strstr(s, "iifname \"lo\" udp dport 41640 counter return"));
-        assert_true(strstr(s, "iifname \"lo\" udp dport 41640 counter return") < strstr(s, "update @handshakes4"));
+        assert_true(strstr(s, "iifname \"lo\" udp dport 41640 counter return") <
+                    strstr(s, "update @handshakes4"));
         /* handshake rate limit on the hub's port, per source, both families */
         assert_non_null(strstr(s, "udp dport 41640 udp length 156 @th,64,32 0x01000000 update @handshakes4 "
                                   "{ ip saddr limit rate over 50/second burst 100 packets } counter drop"));

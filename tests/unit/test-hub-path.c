@@ -7,12 +7,13 @@
 #include "hub-path.h"
 #include "peer-path.h"
 
-#define S(x) ((uint64_t) (x) * USEC_PER_SEC)
+#define S(x) ((uint64_t) (x) *USEC_PER_SEC)
 #define T0 S(1000)
 
 static HubPathInput udp_silent_since(uint64_t now, uint64_t silent) {
-        return (HubPathInput) { .now = now, .relay_possible = true, .last_reply = silent - S(1),
-                                .oldest_unanswered = silent };
+        return (HubPathInput) {
+                .now = now, .relay_possible = true, .last_reply = silent - S(1), .oldest_unanswered = silent
+        };
 }
 
 static void test_udp_healthy(void **state) {
@@ -20,8 +21,10 @@ static void test_udp_healthy(void **state) {
 
         hub_path_init(&s, T0);
         for (uint64_t t = T0 + S(1); t < T0 + S(60); t += S(1))
-                assert_int_equal(hub_path_step(&s, &(HubPathInput) { .now = t, .relay_possible = true,
-                                                                     .last_reply = t - S(1) }), 0);
+                assert_int_equal(hub_path_step(&s, &(HubPathInput) { .now = t,
+                                                                     .relay_possible = true,
+                                                                     .last_reply = t - S(1) }),
+                                 0);
         assert_int_equal(s.transport, HUB_TRANSPORT_UDP);
 }
 
@@ -33,8 +36,8 @@ static void test_udp_dead_opens_relay(void **state) {
 
         hub_path_init(&s, T0);
         in = udp_silent_since(T0 + S(10), T0 + S(9));
-        assert_int_equal(hub_path_step(&s, &in), 0);               /* not dead yet */
-        in.now = T0 + S(8) + PEER_PATH_GRACE_USEC;    /* last reply + grace */
+        assert_int_equal(hub_path_step(&s, &in), 0); /* not dead yet */
+        in.now = T0 + S(8) + PEER_PATH_GRACE_USEC;   /* last reply + grace */
         assert_int_equal(hub_path_step(&s, &in), HUB_PATH_CONNECT_RELAY);
         in.relay_connecting = true;
         in.now += S(1);
@@ -134,12 +137,9 @@ static void test_failed_return_holds(void **state) {
 
 int main(void) {
         const struct CMUnitTest tests[] = {
-                cmocka_unit_test(test_udp_healthy),
-                cmocka_unit_test(test_udp_dead_opens_relay),
-                cmocka_unit_test(test_relay_retry),
-                cmocka_unit_test(test_no_relay_without_membership),
-                cmocka_unit_test(test_echo_returns_to_udp),
-                cmocka_unit_test(test_relay_lost_falls_back_to_udp),
+                cmocka_unit_test(test_udp_healthy),         cmocka_unit_test(test_udp_dead_opens_relay),
+                cmocka_unit_test(test_relay_retry),         cmocka_unit_test(test_no_relay_without_membership),
+                cmocka_unit_test(test_echo_returns_to_udp), cmocka_unit_test(test_relay_lost_falls_back_to_udp),
                 cmocka_unit_test(test_failed_return_holds),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);

@@ -48,8 +48,8 @@ static void test_parse(void **state) {
         assert_int_equal(ntohl(a4.s_addr), 0x64400000);
         assert_int_equal(ipam_parse_ipv4_range("10.0.0.0/30", &a4, &len), 0);
 
-        assert_int_equal(ipam_parse_ipv4_range("100.64.0.1/10", &a4, &len), -EINVAL);  /* host bits */
-        assert_int_equal(ipam_parse_ipv4_range("10.0.0.0/31", &a4, &len), -ERANGE);    /* no room */
+        assert_int_equal(ipam_parse_ipv4_range("100.64.0.1/10", &a4, &len), -EINVAL); /* host bits */
+        assert_int_equal(ipam_parse_ipv4_range("10.0.0.0/31", &a4, &len), -ERANGE);   /* no room */
         assert_int_equal(ipam_parse_ipv4_range("10.0.0.0/7", &a4, &len), -ERANGE);
         assert_int_equal(ipam_parse_ipv4_range("10.0.0.0", &a4, &len), -EINVAL);
         assert_int_equal(ipam_parse_ipv4_range("10.0.0.0/", &a4, &len), -EINVAL);

@@ -30,8 +30,11 @@ static int hex_to_key(const char *hex, WgKey *ret) {
 static void test_rfc7748_vector(void **state) {
         WgKey priv, pub, expected;
 
-        assert_int_equal(hex_to_key("77076d0a7318a57d3c16c17251b26645df4c2f87ebc0992ab177fba51db92c2a", &priv), 0);
-        assert_int_equal(hex_to_key("8520f0098930a754748b7ddcb43ef75a0dbf3a0d26381af4eba4a98eaa9b4e6a", &expected), 0);
+        assert_int_equal(hex_to_key("77076d0a7318a57d3c16c17251b26645df4c2f87ebc0992ab177fba51db92c2a", &priv),
+                         0);
+        assert_int_equal(hex_to_key("8520f0098930a754748b7ddcb43ef75a0dbf3a0d26381af4eba4a98eaa9b4e6a",
+                                    &expected),
+                         0);
         assert_int_equal(key_public_from_private(&priv, &pub), 0);
         assert_true(key_equal(&pub, &expected));
 }
@@ -105,14 +108,14 @@ static void test_base64_roundtrip(void **state) {
 static void test_base64_reject(void **state) {
         static const char *const bad[] = {
                 "",
-                "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA",     /* 43: no padding */
-                "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA",    /* 44, no '=' */
-                "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA==",   /* 45 */
-                "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA==",    /* 31 bytes */
-                "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAB=",    /* stray low bits */
-                "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA*AA=",    /* bad character */
-                "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA AA=",    /* blank */
-                "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA-AA=",    /* URL-safe alphabet */
+                "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA",   /* 43: no padding */
+                "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA",  /* 44, no '=' */
+                "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA==", /* 45 */
+                "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA==",  /* 31 bytes */
+                "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAB=",  /* stray low bits */
+                "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA*AA=",  /* bad character */
+                "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA AA=",  /* blank */
+                "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA-AA=",  /* URL-safe alphabet */
                 " AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=",
                 "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=\n",
         };

@@ -202,13 +202,13 @@ static void test_type_is_valid(void **state) {
         assert_false(mount_type_is_valid(longest));
 }
 
-#define PEERS_REPLY                                                                                       \
-        "{\"peers\": ["                                                                                   \
-        "{\"name\": \"nas\", \"fqdn\": \"nas.mesh.internal\", \"ipv4\": \"100.64.0.3\","                  \
-        " \"ipv6\": \"fd7a:115c:a1e0::3\", \"reachable\": false, \"last_handshake_usec\": 0,"            \
-        " \"last_probe_reply_usec\": 0},"                                                                 \
-        "{\"name\": \"backup\", \"fqdn\": \"backup.mesh.internal\", \"ipv4\": \"100.64.0.4\","            \
-        " \"ipv6\": null, \"reachable\": true, \"last_handshake_usec\": 1700000000000000,"               \
+#define PEERS_REPLY                                                                            \
+        "{\"peers\": ["                                                                        \
+        "{\"name\": \"nas\", \"fqdn\": \"nas.mesh.internal\", \"ipv4\": \"100.64.0.3\","       \
+        " \"ipv6\": \"fd7a:115c:a1e0::3\", \"reachable\": false, \"last_handshake_usec\": 0,"  \
+        " \"last_probe_reply_usec\": 0},"                                                      \
+        "{\"name\": \"backup\", \"fqdn\": \"backup.mesh.internal\", \"ipv4\": \"100.64.0.4\"," \
+        " \"ipv6\": null, \"reachable\": true, \"last_handshake_usec\": 1700000000000000,"     \
         " \"last_probe_reply_usec\": 1700000000000000}]}"
 
 static void test_peer_find(void **state) {

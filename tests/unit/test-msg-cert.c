@@ -57,7 +57,8 @@ static void test_request(void **state) {
         cJSON_Delete(o);
 
         assert_int_equal(parse_request("{\"csr\": \"-----BEGIN NEW CERTIFICATE REQUEST-----\"}", &csr, error,
-                                       sizeof(error), &o), 0);
+                                       sizeof(error), &o),
+                         0);
         cJSON_Delete(o);
 
         assert_int_equal(parse_request("{}", &csr, error, sizeof(error), &o), -EINVAL);
@@ -70,7 +71,8 @@ static void test_request(void **state) {
         assert_string_equal(error, "csr: missing or not a string");
         cJSON_Delete(o);
         assert_int_equal(parse_request("{\"csr\": \"-----BEGIN CERTIFICATE-----\"}", &csr, error, sizeof(error),
-                                       &o), -EINVAL);
+                                       &o),
+                         -EINVAL);
         assert_string_equal(error, "csr: not a PEM certificate request");
         cJSON_Delete(o);
 
@@ -110,7 +112,8 @@ static void test_cert_reply(void **state) {
         cert_reply_done(&r);
 
         /* the times are optional: meshd reads them from the certificate */
-        assert_int_equal(parse_reply("{\"certificate\": \"c\", \"ca\": \"a\", \"not_after\": \"soon\"}", &r), 0);
+        assert_int_equal(parse_reply("{\"certificate\": \"c\", \"ca\": \"a\", \"not_after\": \"soon\"}", &r),
+                         0);
         assert_string_equal(r.certificate, "c");
         assert_int_equal(r.not_before, 0);
         assert_int_equal(r.not_after, 0);

@@ -37,7 +37,8 @@ static void test_challenge_reply(void **state) {
 
         assert_int_equal(key_from_base64(KEY_A, &key), 0);
         assert_int_equal(challenge_reply_render("c.h.a", &key, 1700000000, &text), 0);
-        assert_string_equal(text, "{\"challenge\":\"c.h.a\",\"server_key\":\"" KEY_A "\",\"expires\":1700000000}");
+        assert_string_equal(text,
+                            "{\"challenge\":\"c.h.a\",\"server_key\":\"" KEY_A "\",\"expires\":1700000000}");
 
         assert_int_equal(challenge_reply_parse(text, strlen(text), &challenge, &parsed), 0);
         assert_string_equal(challenge, "c.h.a");
@@ -63,9 +64,10 @@ static void test_register_request(void **state) {
         };
 
         assert_int_equal(register_request_render(&req, &text), 0);
-        assert_string_equal(text, "{\"authkey\":\"mskey-secret\",\"public_key\":\"" KEY_A "\",\"hostname\":\"nas\","
-                                  "\"challenge\":\"c.h.a\",\"proof\":\"proof\","
-                                  "\"endpoints\":[\"192.0.2.1:41641\",\"[2001:db8::1]:41641\"]}");
+        assert_string_equal(text,
+                            "{\"authkey\":\"mskey-secret\",\"public_key\":\"" KEY_A "\",\"hostname\":\"nas\","
+                            "\"challenge\":\"c.h.a\",\"proof\":\"proof\","
+                            "\"endpoints\":[\"192.0.2.1:41641\",\"[2001:db8::1]:41641\"]}");
 
         body = parse_object(text);
         assert_int_equal(register_request_parse(body, &parsed, error, sizeof(error)), 0);
@@ -80,8 +82,10 @@ static void test_register_request(void **state) {
 static void test_register_request_no_endpoints(void **state) {
         _cleanup_free_ char *text = NULL;
 
-        assert_int_equal(register_request_render(&(RegisterRequest) { .authkey = "k", .public_key = KEY_A,
-                                                                      .hostname = "h", .challenge = "c",
+        assert_int_equal(register_request_render(&(RegisterRequest) { .authkey = "k",
+                                                                      .public_key = KEY_A,
+                                                                      .hostname = "h",
+                                                                      .challenge = "c",
                                                                       .proof = "p" },
                                                  &text),
                          0);
@@ -95,7 +99,8 @@ static void test_register_request_invalid(void **state) {
         } cases[] = {
                 { "{}", "authkey: missing or not a string" },
                 { "{\"authkey\":\"k\",\"public_key\":\"nope\"}", "public_key: not a WireGuard public key" },
-                { "{\"authkey\":\"k\",\"public_key\":\"" KEY_A "\"}", "hostname: missing, not a string or too long" },
+                { "{\"authkey\":\"k\",\"public_key\":\"" KEY_A "\"}",
+                  "hostname: missing, not a string or too long" },
                 { "{\"authkey\":\"k\",\"public_key\":\"" KEY_A "\",\"hostname\":\"h\",\"endpoints\":[\"x\"]}",
                   "endpoints[0]: not ip:port or [ip6]:port" },
         };
@@ -110,16 +115,18 @@ static void test_register_request_invalid(void **state) {
         }
 }
 
-#define NETMAP                                                                                        \
-        "{\"version\":3,\"domain\":\"mesh.internal\",\"ipv4_range\":\"100.64.0.0/10\","           \
+#define NETMAP                                                                          \
+        "{\"version\":3,\"domain\":\"mesh.internal\",\"ipv4_range\":\"100.64.0.0/10\"," \
         "\"self\":{\"name\":\"nas\",\"public_key\":\"" KEY_A "\",\"ipv4\":\"100.64.0.1\"},\"peers\":[]}"
 
 static void test_register_reply(void **state) {
         _cleanup_(register_reply_done) RegisterReply parsed = {};
         _cleanup_free_ char *text = NULL, *error = NULL;
 
-        assert_int_equal(register_reply_render(&(RegisterReplyFields) { .node_id = 7, .name = "nas",
-                                                                        .token = "tok", .netmap = NETMAP },
+        assert_int_equal(register_reply_render(&(RegisterReplyFields) { .node_id = 7,
+                                                                        .name = "nas",
+                                                                        .token = "tok",
+                                                                        .netmap = NETMAP },
                                                &text),
                          0);
         /* the netmap goes in as the store rendered it */

@@ -36,7 +36,17 @@ static const char *const keys[] = {
 };
 #define HUB_KEY keys[7]
 
-enum { ALPHA, BETA, GAMMA, ALPHA2, LOCALHOST2, EPSILON, ZETA, ETA, N_NODES };
+enum {
+        ALPHA,
+        BETA,
+        GAMMA,
+        ALPHA2,
+        LOCALHOST2,
+        EPSILON,
+        ZETA,
+        ETA,
+        N_NODES
+};
 
 typedef struct Fixture {
         char dir[64];
@@ -70,8 +80,9 @@ static int64_t reg(Store *s, const char *key, const char *name, char *const *end
 }
 
 static void report(Store *s, int64_t reporter, const char *peer_key, bool direct) {
-        assert_true(store_report_paths(s, reporter, &(StorePathReport) { .public_key = peer_key, .direct = direct },
-                                       1, NOW) >= 0);
+        assert_true(store_report_paths(s, reporter,
+                                       &(StorePathReport) { .public_key = peer_key, .direct = direct }, 1,
+                                       NOW) >= 0);
 }
 
 /* The mesh at its first version: members with and without endpoints,
@@ -89,8 +100,8 @@ static int setup(void **state) {
         assert_non_null(mkdtemp(f->dir));
         snprintf(path, sizeof(path), "%s/%s", f->dir, STORE_DB_FILE);
         assert_int_equal(store_open(path, true, &f->store), 0);
-        assert_int_equal(store_init_settings(f->store, "https://127.0.0.1:8443", "mesh.internal", "100.64.0.0/10",
-                                             "fd7a:115c:a1e0::/48"),
+        assert_int_equal(store_init_settings(f->store, "https://127.0.0.1:8443", "mesh.internal",
+                                             "100.64.0.0/10", "fd7a:115c:a1e0::/48"),
                          0);
         assert_int_equal(store_set_setting(f->store, "hub_public_key", HUB_KEY), 0);
         assert_int_equal(store_set_setting(f->store, "hub_endpoint", "192.0.2.1:41640"), 0);
@@ -139,11 +150,10 @@ static void change(Fixture *f) {
         char *eps_alpha2[] = { (char *) "198.51.100.21:41641", (char *) "10.1.0.7:41641", NULL };
 
         assert_int_equal(store_set_endpoints(f->store, f->ids[ALPHA2], eps_alpha2), 1);
-        assert_int_equal(store_set_observed_endpoints(f->store,
-                                                      (StoreObservation[]) { { f->ids[BETA], "192.0.2.77:4000" } },
-                                                      1),
+        assert_int_equal(store_set_observed_endpoints(
+                                 f->store, (StoreObservation[]) { { f->ids[BETA], "192.0.2.77:4000" } }, 1),
                          1);
-        report(f->store, f->ids[ALPHA], keys[1], true); /* alpha-beta direct again */
+        report(f->store, f->ids[ALPHA], keys[1], true);  /* alpha-beta direct again */
         report(f->store, f->ids[GAMMA], keys[3], false); /* gamma-alpha-2 now relayed */
         assert_int_equal(store_remove_node(f->store, "localhost-2"), 0);
         assert_int_equal(store_renew_node(f->store, "zeta"), 0);

@@ -46,7 +46,8 @@ static Netmap *make(const char *domain, const char *v4range, const char *v4net, 
                  "\"endpoints\": [\"192.0.2.10:41641\"]},"
                  "\"peers\": [{\"name\": \"laptop\", \"public_key\": \"" KEY_PEER "\", \"ipv4\": \"%s3\", %s"
                  "\"endpoints\": [\"%s\"]}],"
-                 "\"hub\": {\"public_key\": \"" KEY_HUB "\", \"ipv4\": \"%s1\", \"endpoints\": [\"192.0.2.1:41641\"]}}",
+                 "\"hub\": {\"public_key\": \"" KEY_HUB
+                 "\", \"ipv4\": \"%s1\", \"endpoints\": [\"192.0.2.1:41641\"]}}",
                  domain, v4range, v6r, v4net, v6self, v4net, v6peer, peer_endpoint, v4net);
         if (netmap_parse(json, strlen(json), &nm, &error) < 0)
                 fail_msg("netmap_parse: %s\n%s", error, json);
@@ -54,8 +55,8 @@ static Netmap *make(const char *domain, const char *v4range, const char *v4net, 
 }
 
 static Netmap *good(void) {
-        return make("mesh.internal", "100.64.0.0/10", "100.64.0.", "fd7a:115c:a1e0::/48", "fd7a:115c:a1e0::",
-                    "192.0.2.11:41641");
+        return make("mesh.internal", "100.64.0.0/10", "100.64.0.", "fd7a:115c:a1e0::/48",
+                    "fd7a:115c:a1e0::", "192.0.2.11:41641");
 }
 
 static void test_domain(void **state) {
@@ -106,7 +107,8 @@ static void test_bounds_ranges(void **state) {
         /* wider than any private block, though it starts in one */
         expect_bounds(make("mesh.internal", "100.0.0.0/8", "100.64.0.", NULL, NULL, "192.0.2.11:1"), NULL, 0,
                       "not inside");
-        expect_bounds(make("mesh.internal", "100.64.0.0/10", "100.64.0.", "2000::/3", "2001:4860::", "192.0.2.11:1"),
+        expect_bounds(make("mesh.internal", "100.64.0.0/10", "100.64.0.", "2000::/3",
+                           "2001:4860::", "192.0.2.11:1"),
                       NULL, 0, "ipv6_range 2000::/3");
         expect_bounds(make("mesh.internal", "100.64.0.0/10", "100.64.0.", "fc00::/7", "fd00::", "192.0.2.11:1"),
                       NULL, 0, "ipv6_range fc00::/7");
@@ -130,7 +132,8 @@ static void test_bounds_underlay(void **state) {
         assert_int_equal(in_addr_prefix_parse("100.70.1.1/32", &f, &avoid[2].address, &avoid[2].prefixlen), 0);
         expect_bounds(good(), avoid, 3, "overlaps 100.70.1.1/32");
         /* a ULA network the host has */
-        assert_int_equal(in_addr_prefix_parse("fd7a:115c:a1e0:5::/64", &f, &avoid[2].address, &avoid[2].prefixlen),
+        assert_int_equal(in_addr_prefix_parse("fd7a:115c:a1e0:5::/64", &f, &avoid[2].address,
+                                              &avoid[2].prefixlen),
                          0);
         avoid[2].family = f;
         expect_bounds(good(), avoid, 3, "ipv6_range fd7a:115c:a1e0::/48 overlaps");
@@ -138,17 +141,20 @@ static void test_bounds_underlay(void **state) {
 
 static void test_bounds_endpoints(void **state) {
         static const char *const junk[] = {
-                "127.0.0.1:22",    "0.0.0.0:41641",        "224.0.0.1:41641",      "255.255.255.255:41641",
-                "169.254.1.1:41641", "100.64.0.9:41641",   "[::1]:41641",          "[fe80::1]:41641",
-                "[ff02::1]:41641", "[fd7a:115c:a1e0::9]:41641", "[::ffff:127.0.0.1]:22",
+                "127.0.0.1:22",          "0.0.0.0:41641",
+                "224.0.0.1:41641",       "255.255.255.255:41641",
+                "169.254.1.1:41641",     "100.64.0.9:41641",
+                "[::1]:41641",           "[fe80::1]:41641",
+                "[ff02::1]:41641",       "[fd7a:115c:a1e0::9]:41641",
+                "[::ffff:127.0.0.1]:22",
         };
 
         for (size_t i = 0; i < ELEMENTSOF(junk); i++)
                 expect_bounds(make("mesh.internal", "100.64.0.0/10", "100.64.0.", "fd7a:115c:a1e0::/48",
                                    "fd7a:115c:a1e0::", junk[i]),
                               NULL, 0, "laptop endpoint");
-        expect_bounds(make("mesh.internal", "100.64.0.0/10", "100.64.0.", "fd7a:115c:a1e0::/48", "fd7a:115c:a1e0::",
-                           "[2001:db8::5]:41641"),
+        expect_bounds(make("mesh.internal", "100.64.0.0/10", "100.64.0.", "fd7a:115c:a1e0::/48",
+                           "fd7a:115c:a1e0::", "[2001:db8::5]:41641"),
                       NULL, 0, NULL);
 }
 
@@ -167,8 +173,8 @@ static void test_pins(void **state) {
         assert_string_equal(c.ipv6_range, "fd7a:115c:a1e0::/48");
         assert_int_equal(netmap_check_pins(nm, &c, &e), 0);
 
-        other = make("evil.example", "100.64.0.0/10", "100.64.0.", "fd7a:115c:a1e0::/48", "fd7a:115c:a1e0::",
-                     "192.0.2.11:1");
+        other = make("evil.example", "100.64.0.0/10", "100.64.0.", "fd7a:115c:a1e0::/48",
+                     "fd7a:115c:a1e0::", "192.0.2.11:1");
         assert_int_equal(netmap_check_pins(other, &c, &e), -EBADMSG);
         assert_string_equal(e, "domain 'evil.example' differs from 'mesh.internal' pinned at join");
         netmap_free(other);
@@ -179,14 +185,14 @@ static void test_pins(void **state) {
         assert_int_equal(netmap_check_pins(nm, &c, &e), 0);
 
         /* a wider range, with a peer outside the pinned one */
-        other = make("mesh.internal", "100.0.0.0/8", "100.200.0.", "fd7a:115c:a1e0::/48", "fd7a:115c:a1e0::",
-                     "192.0.2.11:1");
+        other = make("mesh.internal", "100.0.0.0/8", "100.200.0.", "fd7a:115c:a1e0::/48",
+                     "fd7a:115c:a1e0::", "192.0.2.11:1");
         assert_int_equal(netmap_check_pins(other, &c, &e), -EBADMSG);
         assert_string_equal(e, "ipv4_range 100.0.0.0/8 differs from 100.64.0.0/10 pinned at join");
         netmap_free(other);
 
-        other = make("mesh.internal", "100.64.0.0/10", "100.64.0.", "fd7a:115c:a1e1::/48", "fd7a:115c:a1e1::",
-                     "192.0.2.11:1");
+        other = make("mesh.internal", "100.64.0.0/10", "100.64.0.", "fd7a:115c:a1e1::/48",
+                     "fd7a:115c:a1e1::", "192.0.2.11:1");
         assert_int_equal(netmap_check_pins(other, &c, &e), -EBADMSG);
         assert_non_null(strstr(e, "ipv6_range fd7a:115c:a1e1::/48 differs"));
         netmap_free(other);
@@ -292,8 +298,9 @@ static char *make_ca(bool ca, gnutls_x509_name_constraints_t nc, bool critical) 
 }
 
 static void add_dns(gnutls_x509_name_constraints_t nc, const char *name) {
-        assert_int_equal(gnutls_x509_name_constraints_add_permitted(
-                                 nc, GNUTLS_SAN_DNSNAME, &(gnutls_datum_t) { (unsigned char *) name, strlen(name) }),
+        assert_int_equal(gnutls_x509_name_constraints_add_permitted(nc, GNUTLS_SAN_DNSNAME,
+                                                                    &(gnutls_datum_t) { (unsigned char *) name,
+                                                                                        strlen(name) }),
                          0);
 }
 
@@ -330,7 +337,8 @@ static void test_ca_constraints(void **state) {
         assert_int_equal(read_full_file(path, 1 << 20, &mesh, NULL), 0);
         expect_ca(mesh, "fd7a:115c:a1e0::/48", NULL);
         /* ... but not for another mesh */
-        assert_int_equal(ca_check_constraints(mesh, "other.internal", "100.64.0.0/10", "fd7a:115c:a1e0::/48", NULL),
+        assert_int_equal(ca_check_constraints(mesh, "other.internal", "100.64.0.0/10", "fd7a:115c:a1e0::/48",
+                                              NULL),
                          -EBADMSG);
         expect_ca(mesh, "fd7a:115c:a1e1::/48", "permits names outside");
         expect_ca(mesh, NULL, "permits names outside");

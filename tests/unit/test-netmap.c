@@ -12,8 +12,8 @@
 
 #include <cjson/cJSON.h>
 
-#include "netmap.h"
 #include "msg-register.h" /* register_reply_parse() */
+#include "netmap.h"
 #include "varlink.h"
 
 /* A key whose 32 bytes are all b: distinct, valid and readable in failures. */
@@ -160,42 +160,84 @@ static void check_rejected(Mutation mutate, const char *expected) {
         parse_fail(j, expected);
 }
 
-static void m_no_version(cJSON *m) { cJSON_DeleteItemFromObject(m, "version"); }
-static void m_version_zero(cJSON *m) { set(m, "version", cJSON_CreateNumber(0)); }
-static void m_version_string(cJSON *m) { set(m, "version", cJSON_CreateString("12")); }
-static void m_version_fraction(cJSON *m) { set(m, "version", cJSON_CreateNumber(1.5)); }
-static void m_version_negative(cJSON *m) { set(m, "version", cJSON_CreateNumber(-3)); }
-static void m_no_domain(cJSON *m) { cJSON_DeleteItemFromObject(m, "domain"); }
-static void m_bad_domain(cJSON *m) { set(m, "domain", cJSON_CreateString("mesh..internal")); }
-static void m_no_range(cJSON *m) { cJSON_DeleteItemFromObject(m, "ipv4_range"); }
-static void m_range_v6(cJSON *m) { set(m, "ipv4_range", cJSON_CreateString("fd00::/8")); }
-static void m_range6_bad(cJSON *m) { set(m, "ipv6_range", cJSON_CreateString("nonsense")); }
-static void m_no_self(cJSON *m) { cJSON_DeleteItemFromObject(m, "self"); }
-static void m_self_array(cJSON *m) { set(m, "self", cJSON_CreateArray()); }
-static void m_no_peers(cJSON *m) { cJSON_DeleteItemFromObject(m, "peers"); }
-static void m_peers_object(cJSON *m) { set(m, "peers", cJSON_CreateObject()); }
+static void m_no_version(cJSON *m) {
+        cJSON_DeleteItemFromObject(m, "version");
+}
+static void m_version_zero(cJSON *m) {
+        set(m, "version", cJSON_CreateNumber(0));
+}
+static void m_version_string(cJSON *m) {
+        set(m, "version", cJSON_CreateString("12"));
+}
+static void m_version_fraction(cJSON *m) {
+        set(m, "version", cJSON_CreateNumber(1.5));
+}
+static void m_version_negative(cJSON *m) {
+        set(m, "version", cJSON_CreateNumber(-3));
+}
+static void m_no_domain(cJSON *m) {
+        cJSON_DeleteItemFromObject(m, "domain");
+}
+static void m_bad_domain(cJSON *m) {
+        set(m, "domain", cJSON_CreateString("mesh..internal"));
+}
+static void m_no_range(cJSON *m) {
+        cJSON_DeleteItemFromObject(m, "ipv4_range");
+}
+static void m_range_v6(cJSON *m) {
+        set(m, "ipv4_range", cJSON_CreateString("fd00::/8"));
+}
+static void m_range6_bad(cJSON *m) {
+        set(m, "ipv6_range", cJSON_CreateString("nonsense"));
+}
+static void m_no_self(cJSON *m) {
+        cJSON_DeleteItemFromObject(m, "self");
+}
+static void m_self_array(cJSON *m) {
+        set(m, "self", cJSON_CreateArray());
+}
+static void m_no_peers(cJSON *m) {
+        cJSON_DeleteItemFromObject(m, "peers");
+}
+static void m_peers_object(cJSON *m) {
+        set(m, "peers", cJSON_CreateObject());
+}
 static void m_peer_string(cJSON *m) {
         cJSON_AddItemToArray(cJSON_GetObjectItem(m, "peers"), cJSON_CreateString("x"));
 }
-static void m_bad_key(cJSON *m) { set(peer(m, 2), "public_key", cJSON_CreateString("not-a-key")); }
+static void m_bad_key(cJSON *m) {
+        set(peer(m, 2), "public_key", cJSON_CreateString("not-a-key"));
+}
 static void m_zero_key(cJSON *m) {
         set(peer(m, 2), "public_key", cJSON_CreateString("AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA="));
 }
-static void m_key_number(cJSON *m) { set(peer(m, 0), "public_key", cJSON_CreateNumber(5)); }
-static void m_no_key(cJSON *m) { cJSON_DeleteItemFromObject(peer(m, 1), "public_key"); }
+static void m_key_number(cJSON *m) {
+        set(peer(m, 0), "public_key", cJSON_CreateNumber(5));
+}
+static void m_no_key(cJSON *m) {
+        cJSON_DeleteItemFromObject(peer(m, 1), "public_key");
+}
 static void m_bad_self_key(cJSON *m) {
         set(cJSON_GetObjectItem(m, "self"), "public_key", cJSON_CreateString("AAAA"));
 }
-static void m_bad_name(cJSON *m) { set(peer(m, 1), "name", cJSON_CreateString("Bad_Name")); }
-static void m_no_name(cJSON *m) { cJSON_DeleteItemFromObject(peer(m, 0), "name"); }
+static void m_bad_name(cJSON *m) {
+        set(peer(m, 1), "name", cJSON_CreateString("Bad_Name"));
+}
+static void m_no_name(cJSON *m) {
+        cJSON_DeleteItemFromObject(peer(m, 0), "name");
+}
 static void m_long_name(cJSON *m) {
         char s[70];
         memset(s, 'a', 64);
         s[64] = '\0';
         set(peer(m, 0), "name", cJSON_CreateString(s));
 }
-static void m_dup_name(cJSON *m) { set(peer(m, 2), "name", cJSON_CreateString("laptop")); }
-static void m_name_is_self(cJSON *m) { set(peer(m, 1), "name", cJSON_CreateString("nas")); }
+static void m_dup_name(cJSON *m) {
+        set(peer(m, 2), "name", cJSON_CreateString("laptop"));
+}
+static void m_name_is_self(cJSON *m) {
+        set(peer(m, 1), "name", cJSON_CreateString("nas"));
+}
 static void m_dup_key(cJSON *m) {
         _cleanup_free_ char *k = key_text(2);
         set(peer(m, 2), "public_key", cJSON_CreateString(k));
@@ -204,26 +246,49 @@ static void m_key_is_self(cJSON *m) {
         _cleanup_free_ char *k = key_text(1);
         set(peer(m, 1), "public_key", cJSON_CreateString(k));
 }
-static void m_ipv4_outside(cJSON *m) { set(peer(m, 0), "ipv4", cJSON_CreateString("10.0.0.2")); }
-static void m_ipv4_is_v6(cJSON *m) { set(peer(m, 0), "ipv4", cJSON_CreateString("fd7a:115c:a1e0::9")); }
-static void m_ipv4_garbage(cJSON *m) { set(peer(m, 0), "ipv4", cJSON_CreateString("100.64.0.256")); }
-static void m_no_ipv4(cJSON *m) { cJSON_DeleteItemFromObject(cJSON_GetObjectItem(m, "self"), "ipv4"); }
-static void m_ipv6_outside(cJSON *m) { set(peer(m, 1), "ipv6", cJSON_CreateString("fd00::4")); }
-static void m_ipv6_no_range(cJSON *m) { cJSON_DeleteItemFromObject(m, "ipv6_range"); }
-static void m_ipv4_dup(cJSON *m) { set(peer(m, 2), "ipv4", cJSON_CreateString("100.64.0.2")); }
-static void m_ipv4_dup_self(cJSON *m) { set(peer(m, 0), "ipv4", cJSON_CreateString("100.64.0.3")); }
-static void m_ipv6_dup(cJSON *m) { set(peer(m, 1), "ipv6", cJSON_CreateString("fd7a:115c:a1e0::2")); }
+static void m_ipv4_outside(cJSON *m) {
+        set(peer(m, 0), "ipv4", cJSON_CreateString("10.0.0.2"));
+}
+static void m_ipv4_is_v6(cJSON *m) {
+        set(peer(m, 0), "ipv4", cJSON_CreateString("fd7a:115c:a1e0::9"));
+}
+static void m_ipv4_garbage(cJSON *m) {
+        set(peer(m, 0), "ipv4", cJSON_CreateString("100.64.0.256"));
+}
+static void m_no_ipv4(cJSON *m) {
+        cJSON_DeleteItemFromObject(cJSON_GetObjectItem(m, "self"), "ipv4");
+}
+static void m_ipv6_outside(cJSON *m) {
+        set(peer(m, 1), "ipv6", cJSON_CreateString("fd00::4"));
+}
+static void m_ipv6_no_range(cJSON *m) {
+        cJSON_DeleteItemFromObject(m, "ipv6_range");
+}
+static void m_ipv4_dup(cJSON *m) {
+        set(peer(m, 2), "ipv4", cJSON_CreateString("100.64.0.2"));
+}
+static void m_ipv4_dup_self(cJSON *m) {
+        set(peer(m, 0), "ipv4", cJSON_CreateString("100.64.0.3"));
+}
+static void m_ipv6_dup(cJSON *m) {
+        set(peer(m, 1), "ipv6", cJSON_CreateString("fd7a:115c:a1e0::2"));
+}
 static void m_endpoint_bad(cJSON *m) {
         cJSON_AddItemToArray(cJSON_GetObjectItem(peer(m, 1), "endpoints"), cJSON_CreateString("host:1"));
 }
 static void m_endpoint_no_port(cJSON *m) {
-        cJSON_ReplaceItemInArray(cJSON_GetObjectItem(peer(m, 0), "endpoints"), 0, cJSON_CreateString("192.0.2.1"));
+        cJSON_ReplaceItemInArray(cJSON_GetObjectItem(peer(m, 0), "endpoints"), 0,
+                                 cJSON_CreateString("192.0.2.1"));
 }
 static void m_endpoint_number(cJSON *m) {
         cJSON_ReplaceItemInArray(cJSON_GetObjectItem(peer(m, 0), "endpoints"), 1, cJSON_CreateNumber(1));
 }
-static void m_endpoints_string(cJSON *m) { set(peer(m, 0), "endpoints", cJSON_CreateString("192.0.2.1:1")); }
-static void m_relay_string(cJSON *m) { set(peer(m, 0), "relay", cJSON_CreateString("false")); }
+static void m_endpoints_string(cJSON *m) {
+        set(peer(m, 0), "endpoints", cJSON_CreateString("192.0.2.1:1"));
+}
+static void m_relay_string(cJSON *m) {
+        set(peer(m, 0), "relay", cJSON_CreateString("false"));
+}
 
 static void test_rejected(void **state) {
         check_rejected(m_no_version, "version: missing");
@@ -248,8 +313,9 @@ static void test_rejected(void **state) {
         check_rejected(m_bad_self_key, "self.public_key: not a WireGuard key");
         check_rejected(m_bad_name, "peers[1].name: 'Bad_Name' is not a valid DNS label");
         check_rejected(m_no_name, "peers[0].name: missing");
-        check_rejected(m_long_name,
-                       "peers[0].name: 'aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa' is not a valid DNS label");
+        check_rejected(
+                m_long_name,
+                "peers[0].name: 'aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa' is not a valid DNS label");
         check_rejected(m_dup_name, "peers[2].name: same as peers[0].name");
         check_rejected(m_name_is_self, "peers[1].name: same as self.name");
         check_rejected(m_dup_key, "peers[2].public_key: same as peers[0].public_key");
@@ -648,16 +714,26 @@ static void m_hub_outside(cJSON *m) {
         set(hub, "ipv4", cJSON_CreateString("192.0.2.1"));
         cJSON_AddItemToObject(m, "hub", hub);
 }
-static void m_hub_string(cJSON *m) { cJSON_AddStringToObject(m, "hub", "192.0.2.1"); }
+static void m_hub_string(cJSON *m) {
+        cJSON_AddStringToObject(m, "hub", "192.0.2.1");
+}
 static void m_hub_relay_port(cJSON *m, cJSON *v) {
         cJSON *hub = make_hub();
         cJSON_AddItemToObject(hub, "relay_port", v);
         cJSON_AddItemToObject(m, "hub", hub);
 }
-static void m_hub_relay_port_0(cJSON *m) { m_hub_relay_port(m, cJSON_CreateNumber(0)); }
-static void m_hub_relay_port_big(cJSON *m) { m_hub_relay_port(m, cJSON_CreateNumber(65536)); }
-static void m_hub_relay_port_frac(cJSON *m) { m_hub_relay_port(m, cJSON_CreateNumber(443.5)); }
-static void m_hub_relay_port_string(cJSON *m) { m_hub_relay_port(m, cJSON_CreateString("443")); }
+static void m_hub_relay_port_0(cJSON *m) {
+        m_hub_relay_port(m, cJSON_CreateNumber(0));
+}
+static void m_hub_relay_port_big(cJSON *m) {
+        m_hub_relay_port(m, cJSON_CreateNumber(65536));
+}
+static void m_hub_relay_port_frac(cJSON *m) {
+        m_hub_relay_port(m, cJSON_CreateNumber(443.5));
+}
+static void m_hub_relay_port_string(cJSON *m) {
+        m_hub_relay_port(m, cJSON_CreateString("443"));
+}
 
 static void test_hub_rejected(void **state) {
         check_rejected(m_hub_two_endpoints, "hub.endpoints: the hub needs exactly one endpoint");

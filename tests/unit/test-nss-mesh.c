@@ -26,12 +26,12 @@
 
 #define ELEMENTSOF(x) (sizeof(x) / sizeof((x)[0]))
 
-#define FIXTURE                                                                  \
+#define FIXTURE                                                               \
         "# Mesh names, written by meshd; read by nss-mesh(8). Do not edit.\n" \
-        "100.64.0.2\talpha alpha.mesh.internal\n"                               \
-        "fd7a:115c:a1e0::2\talpha alpha.mesh.internal\n"                        \
-        "100.64.0.3\tnas nas.mesh.internal\n"                                   \
-        "fd7a:115c:a1e0::3\tnas nas.mesh.internal\n"                            \
+        "100.64.0.2\talpha alpha.mesh.internal\n"                             \
+        "fd7a:115c:a1e0::2\talpha alpha.mesh.internal\n"                      \
+        "100.64.0.3\tnas nas.mesh.internal\n"                                 \
+        "fd7a:115c:a1e0::3\tnas nas.mesh.internal\n"                          \
         "100.64.0.4\tv4only v4only.mesh.internal\n"
 
 static char *dir;
@@ -127,8 +127,17 @@ static void test_names_and_case(void **state) {
                 "nas", "NAS", "Nas", "nas.mesh.internal", "NAS.MESH.INTERNAL", "nas.Mesh.Internal.", "nas.",
         };
         static const char *const bad[] = {
-                "", ".", "nas..", "nas.mesh", "mesh.internal", "na", "nas.mesh.internal.x", "nas ",
-                " nas", "nas\tx", "nas.mesh.internal..",
+                "",
+                ".",
+                "nas..",
+                "nas.mesh",
+                "mesh.internal",
+                "na",
+                "nas.mesh.internal.x",
+                "nas ",
+                " nas",
+                "nas\tx",
+                "nas.mesh.internal..",
         };
         char buffer[1024];
 
@@ -136,7 +145,8 @@ static void test_names_and_case(void **state) {
                 struct gaih_addrtuple *pat = NULL;
                 int e = 0, h = 0;
 
-                assert_int_equal(_nss_mesh_gethostbyname4_r(good[i], &pat, buffer, sizeof(buffer), &e, &h, NULL),
+                assert_int_equal(_nss_mesh_gethostbyname4_r(good[i], &pat, buffer, sizeof(buffer), &e, &h,
+                                                            NULL),
                                  NSS_STATUS_SUCCESS);
                 check_nas_tuples(pat);
         }
@@ -432,10 +442,10 @@ static void test_corrupt_file(void **state) {
         uint32_t x = 12345;
 
         assert_non_null(text);
-#define ADD(s)                                          \
-        do {                                            \
-                memcpy(text + n, s, sizeof(s) - 1);     \
-                n += sizeof(s) - 1;                     \
+#define ADD(s)                                      \
+        do {                                        \
+                memcpy(text + n, s, sizeof(s) - 1); \
+                n += sizeof(s) - 1;                 \
         } while (0)
         ADD("100.64.0.2\tfirst first.mesh.internal\n");
         ADD("garbage without any address\n");
@@ -443,9 +453,9 @@ static void test_corrupt_file(void **state) {
         ADD("100.64.0.010\tleadingzero\n");
         ADD("fd7a::zz\tbadv6\n");
         ADD("fd7a::5%eth0\tscoped\n");
-        ADD("100.64.0.6\n");                            /* no name */
+        ADD("100.64.0.6\n"); /* no name */
         ADD("\tonlyname\n");
-        ADD("100.64.0.7\tbad\x01name\n");               /* control character */
+        ADD("100.64.0.7\tbad\x01name\n"); /* control character */
         ADD("100.64.0.8\tnul\0byte nul.mesh.internal\n");
         ADD("\n\n   \t \r\n#\n");
         ADD("100.64.0.9\tcrlf crlf.mesh.internal\r\n");
@@ -467,7 +477,7 @@ static void test_corrupt_file(void **state) {
                 text[n++] = (char) (x >> 16);
         }
         ADD("\n100.64.0.15\tlast last.mesh.internal\n");
-        ADD("100.64.0.16\ttruncated trunc");             /* no newline: cut off */
+        ADD("100.64.0.16\ttruncated trunc"); /* no newline: cut off */
 #undef ADD
         assert_true(n < size);
         write_hosts_len(text, n);
@@ -636,7 +646,7 @@ static void test_threads(void **state) {
 
 /* ---- what is a mesh name ----------------------------------------------------------------------- */
 
-#define HEADER                                                                   \
+#define HEADER                                                                \
         "# Mesh names, written by meshd; read by nss-mesh(8). Do not edit.\n" \
         "# domain: mesh.internal\n"
 
@@ -655,10 +665,22 @@ static void test_only_mesh_names(void **state) {
         static const char *const foreign[] = {
                 /* in the table, but not the mesh's: a control server or a
                  * damaged table cannot make them resolve */
-                "example.com", "google.com", "www.example.org", "nas.example.org", "x.nas.mesh.internal",
+                "example.com",
+                "google.com",
+                "www.example.org",
+                "nas.example.org",
+                "x.nas.mesh.internal",
                 /* reserved, whatever the table says */
-                "localhost", "LocalHost", "localhost.localdomain", "foo.localhost", "wpad", "WPAD",
-                "isatap", "wpad.mesh.internal", "isatap.mesh.internal", "localhost.mesh.internal",
+                "localhost",
+                "LocalHost",
+                "localhost.localdomain",
+                "foo.localhost",
+                "wpad",
+                "WPAD",
+                "isatap",
+                "wpad.mesh.internal",
+                "isatap.mesh.internal",
+                "localhost.mesh.internal",
         };
         struct hostent he;
         unsigned char a4[4];

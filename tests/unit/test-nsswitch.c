@@ -15,26 +15,26 @@
 #include "test-util.h"
 
 /* Debian 12's /etc/nsswitch.conf as installed. */
-#define DEBIAN_HEAD                                                                  \
-        "# /etc/nsswitch.conf\n"                                                     \
-        "#\n"                                                                        \
-        "# Example configuration of GNU Name Service Switch functionality.\n"       \
+#define DEBIAN_HEAD                                                                     \
+        "# /etc/nsswitch.conf\n"                                                        \
+        "#\n"                                                                           \
+        "# Example configuration of GNU Name Service Switch functionality.\n"           \
         "# If you have the `glibc-doc-reference' and `info' packages installed, try:\n" \
-        "# `info libc \"Name Service Switch\"' for information about this file.\n"  \
-        "\n"                                                                         \
-        "passwd:         files systemd\n"                                            \
-        "group:          files systemd\n"                                            \
-        "shadow:         files systemd\n"                                            \
-        "gshadow:        files systemd\n"                                            \
+        "# `info libc \"Name Service Switch\"' for information about this file.\n"      \
+        "\n"                                                                            \
+        "passwd:         files systemd\n"                                               \
+        "group:          files systemd\n"                                               \
+        "shadow:         files systemd\n"                                               \
+        "gshadow:        files systemd\n"                                               \
         "\n"
-#define DEBIAN_TAIL                       \
-        "networks:       files\n"         \
-        "\n"                              \
-        "protocols:      db files\n"      \
-        "services:       db files\n"      \
-        "ethers:         db files\n"      \
-        "rpc:            db files\n"      \
-        "\n"                              \
+#define DEBIAN_TAIL                  \
+        "networks:       files\n"    \
+        "\n"                         \
+        "protocols:      db files\n" \
+        "services:       db files\n" \
+        "ethers:         db files\n" \
+        "rpc:            db files\n" \
+        "\n"                         \
         "netgroup:       nis\n"
 #define DEBIAN DEBIAN_HEAD "hosts:          files dns\n" DEBIAN_TAIL
 #define DEBIAN_ENABLED DEBIAN_HEAD "hosts:          files mesh dns\n" DEBIAN_TAIL
@@ -87,8 +87,7 @@ static void test_position(void **state) {
 
 static void test_action_lists(void **state) {
         /* The action list after files belongs to files: mesh goes after it. */
-        check_round_trip("hosts: files [NOTFOUND=return] dns\n",
-                         "hosts: files [NOTFOUND=return] mesh dns\n");
+        check_round_trip("hosts: files [NOTFOUND=return] dns\n", "hosts: files [NOTFOUND=return] mesh dns\n");
         check_round_trip("hosts: files [ NOTFOUND=return ] [UNAVAIL=continue] dns\n",
                          "hosts: files [ NOTFOUND=return ] [UNAVAIL=continue] mesh dns\n");
         check_round_trip("hosts: files mdns4_minimal [NOTFOUND=return] dns myhostname\n",
@@ -125,7 +124,8 @@ static void test_no_hosts_line(void **state) {
 static void test_other_lines_untouched(void **state) {
         /* No newline at the end, CRLF, odd spacing, every other database. */
         check_round_trip("passwd: files mesh\nhosts: files dns", "passwd: files mesh\nhosts: files mesh dns");
-        check_round_trip("networks: files\r\nhosts: files dns\r\n", "networks: files\r\nhosts: files mesh dns\r\n");
+        check_round_trip("networks: files\r\nhosts: files dns\r\n",
+                         "networks: files\r\nhosts: files mesh dns\r\n");
         check_round_trip("HOSTS: files dns\n", "HOSTS: files mesh dns\n");
         /* Every hosts: line (glibc would read the last one). */
         check_round_trip("hosts: files dns\nhosts: dns\n", "hosts: files mesh dns\nhosts: mesh dns\n");

@@ -88,12 +88,9 @@ static void test_missing_is_capped(void **state) {
 
 int main(void) {
         const struct CMUnitTest tests[] = {
-                cmocka_unit_test(test_any),
-                cmocka_unit_test(test_all),
-                cmocka_unit_test(test_required),
-                cmocka_unit_test(test_none),
-                cmocka_unit_test(test_names_any),
-                cmocka_unit_test(test_missing_is_capped),
+                cmocka_unit_test(test_any),       cmocka_unit_test(test_all),
+                cmocka_unit_test(test_required),  cmocka_unit_test(test_none),
+                cmocka_unit_test(test_names_any), cmocka_unit_test(test_missing_is_capped),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }

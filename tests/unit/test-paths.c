@@ -19,7 +19,8 @@
 #define KEY_B "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAI="
 
 /* Parses text as the request body; returns paths_request_parse()'s result. */
-static int parse(const char *text, PathReport **ret, size_t *ret_n, char *error, size_t size, cJSON **ret_body) {
+static int parse(const char *text, PathReport **ret, size_t *ret_n, char *error, size_t size,
+                 cJSON **ret_body) {
         cJSON *body = cJSON_Parse(text);
         int r;
 
@@ -74,11 +75,13 @@ static void test_invalid(void **state) {
                      "peers[1].public_key: not a WireGuard public key");
         expect_error("{\"peers\":[{\"public_key\":\"AAAA\",\"direct\":true}]}",
                      "peers[0].public_key: not a WireGuard public key");
-        expect_error("{\"peers\":[{\"public_key\":\"AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=\",\"direct\":true}]}",
-                     "peers[0].public_key: not a WireGuard public key");
+        expect_error(
+                "{\"peers\":[{\"public_key\":\"AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=\",\"direct\":true}]}",
+                "peers[0].public_key: not a WireGuard public key");
         expect_error("{\"peers\":[{\"public_key\":\"" KEY_A "\",\"direct\":1}]}",
                      "peers[0].direct: missing or not a boolean");
-        expect_error("{\"peers\":[{\"public_key\":\"" KEY_A "\"}]}", "peers[0].direct: missing or not a boolean");
+        expect_error("{\"peers\":[{\"public_key\":\"" KEY_A "\"}]}",
+                     "peers[0].direct: missing or not a boolean");
         expect_error("{\"peers\":[{\"public_key\":\"" KEY_A "\",\"direct\":true},"
                      "{\"public_key\":\"" KEY_B "\",\"direct\":true},"
                      "{\"public_key\":\"" KEY_A "\",\"direct\":false}]}",

@@ -6,8 +6,8 @@
 
 #include "peer-path.h"
 
-#define S(x) ((uint64_t) (x) * USEC_PER_SEC)
-#define MS(x) ((uint64_t) (x) * USEC_PER_MSEC)
+#define S(x) ((uint64_t) (x) *USEC_PER_SEC)
+#define MS(x) ((uint64_t) (x) *USEC_PER_MSEC)
 #define T0 S(1000)
 
 /* A peer as peer.c sees it: probes every second while unanswered, every
@@ -22,7 +22,10 @@ typedef struct Sim {
 
 static void sim_init(Sim *sim, uint64_t now) {
         *sim = (Sim) {
-                .in = { .now = now, .has_hub = true, .hub_up = true, .underlay_changed = now,
+                .in = { .now = now,
+                        .has_hub = true,
+                        .hub_up = true,
+                        .underlay_changed = now,
                         .punch_leader = true },
                 .direct_works = true,
                 .relay_works = true,

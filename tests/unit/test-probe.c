@@ -11,7 +11,8 @@
 static void test_round_trip(void **state) {
         uint8_t buf[PROBE_PACKET_SIZE];
         ProbePacket p;
-        static const uint8_t expected[PROBE_PACKET_SIZE] = { 'M', 'S', 'H', 'P', 1, 0, 0, 0, 0xde, 0xad, 0xbe, 0xef };
+        static const uint8_t expected[PROBE_PACKET_SIZE] = { 'M', 'S', 'H',  'P',  1,    0,
+                                                             0,   0,   0xde, 0xad, 0xbe, 0xef };
 
         probe_packet_encode(&(ProbePacket) { .type = PROBE_REQUEST, .seq = 0xdeadbeef }, buf);
         assert_memory_equal(buf, expected, sizeof(expected));

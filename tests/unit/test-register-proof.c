@@ -103,8 +103,7 @@ static void flip_and_check(Case *c, char *field, const char *proof) {
                 char saved = field[i];
 
                 field[i] ^= 0x01;
-                assert_int_equal(verify(c, &c->node_public, proof),
-                                 -EBADMSG);
+                assert_int_equal(verify(c, &c->node_public, proof), -EBADMSG);
                 field[i] = saved;
         }
         assert_int_equal(verify(c, &c->node_public, proof), 0);
@@ -127,8 +126,7 @@ static void test_flipped_bytes(void **state) {
 
                 memcpy(p, proof, sizeof(p));
                 p[i] = p[i] == 'A' ? 'B' : 'A';
-                assert_int_equal(verify(&c, &c.node_public, p),
-                                 -EBADMSG);
+                assert_int_equal(verify(&c, &c.node_public, p), -EBADMSG);
         }
         /* fields moved from one to the next: the length prefixes tell them apart */
         strcpy(c.hostname, "nasmskey");
@@ -137,8 +135,7 @@ static void test_flipped_bytes(void **state) {
 
         assert_int_equal(verify(&c, &c.node_public, ""), -EBADMSG);
         assert_int_equal(verify(&c, &c.node_public, NULL), -EBADMSG);
-        assert_int_equal(verify(&c, &c.node_public, "not base64 at all, not at all, not at all!!"),
-                         -EBADMSG);
+        assert_int_equal(verify(&c, &c.node_public, "not base64 at all, not at all, not at all!!"), -EBADMSG);
         free(c.challenge);
 }
 
@@ -150,8 +147,7 @@ static void test_low_order(void **state) {
         case_new(&c);
         memcpy(bad.data, low_order, sizeof(bad.data));
         /* a node key of low order: the shared secret is zero for everyone */
-        assert_int_equal(verify(&c, &bad, "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA="),
-                         -EINVAL);
+        assert_int_equal(verify(&c, &bad, "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA="), -EINVAL);
         /* a server key of low order: the node refuses to answer */
         assert_int_equal(compute(&c, &c.node_private, &bad, proof), -EINVAL);
         free(c.challenge);
@@ -166,9 +162,12 @@ static void test_challenge(void **state) {
 
         case_new(&c);
         /* expired: at and after its expiry */
-        assert_int_equal(challenge_check(&c.secret, c.challenge, NOW + CHALLENGE_LIFETIME_SEC, &priv, &expires), -ETIME);
+        assert_int_equal(challenge_check(&c.secret, c.challenge, NOW + CHALLENGE_LIFETIME_SEC, &priv, &expires),
+                         -ETIME);
         assert_int_equal(challenge_check(&c.secret, c.challenge, NOW + 3600, &priv, &expires), -ETIME);
-        assert_int_equal(challenge_check(&c.secret, c.challenge, NOW + CHALLENGE_LIFETIME_SEC - 1, &priv, &expires), 0);
+        assert_int_equal(challenge_check(&c.secret, c.challenge, NOW + CHALLENGE_LIFETIME_SEC - 1, &priv,
+                                         &expires),
+                         0);
 
         /* another server's, forged, or garbage */
         randombytes_buf(other.data, sizeof(other.data));
@@ -202,10 +201,8 @@ static void test_challenge(void **state) {
 
 int main(void) {
         const struct CMUnitTest tests[] = {
-                cmocka_unit_test(test_round_trip),
-                cmocka_unit_test(test_wrong_key),
-                cmocka_unit_test(test_flipped_bytes),
-                cmocka_unit_test(test_low_order),
+                cmocka_unit_test(test_round_trip),    cmocka_unit_test(test_wrong_key),
+                cmocka_unit_test(test_flipped_bytes), cmocka_unit_test(test_low_order),
                 cmocka_unit_test(test_challenge),
         };
 

@@ -14,8 +14,8 @@
 #include <unistd.h>
 
 #include "relay-admit.h"
-#include "request.h"
 #include "relay-server.h"
+#include "request.h"
 #include "store.h"
 #include "test-util.h"
 
@@ -43,8 +43,10 @@ static char *reg(Store *s, const char *key, const char *name) {
 
         assert_int_equal(store_secret_new(NULL, &token), 0);
         assert_int_equal(store_register_node(s,
-                                             &(StoreRegistration){
-                                                     .authkey = "k", .public_key = key, .name = name, .token = token},
+                                             &(StoreRegistration) { .authkey = "k",
+                                                                    .public_key = key,
+                                                                    .name = name,
+                                                                    .token = token },
                                              time(NULL), &n),
                          0);
         store_node_done(&n);
@@ -53,15 +55,16 @@ static char *reg(Store *s, const char *key, const char *name) {
 
 static int setup(void **state) {
         Fixture *f = calloc(1, sizeof(*f));
-        union sockaddr_union sa = {.in = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)}};
+        union sockaddr_union sa = { .in = { .sin_family = AF_INET,
+                                            .sin_addr.s_addr = htonl(INADDR_LOOPBACK) } };
         socklen_t len = sizeof(sa.in);
-        RelayServerHooks hooks = {.closed = on_closed, .userdata = f};
+        RelayServerHooks hooks = { .closed = on_closed, .userdata = f };
 
         f->dir = test_tmpdir_new("test-relay-admit");
         snprintf(f->path, sizeof(f->path), "%s/%s", f->dir, STORE_DB_FILE);
         assert_int_equal(store_open(f->path, true, &f->store), 0);
-        assert_int_equal(store_init_settings(f->store, "https://127.0.0.1:8443", "mesh.internal", "100.64.0.0/10",
-                                             "fd7a:115c:a1e0::/48"),
+        assert_int_equal(store_init_settings(f->store, "https://127.0.0.1:8443", "mesh.internal",
+                                             "100.64.0.0/10", "fd7a:115c:a1e0::/48"),
                          0);
         assert_int_equal(store_authkey_add(f->store, "k", true, 0), 0);
         f->token_a = reg(f->store, KEY_A, "a");

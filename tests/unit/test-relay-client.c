@@ -18,9 +18,9 @@
 #include <time.h>
 #include <unistd.h>
 
-#include <cmocka.h>
 #include <curl/curl.h>
 #include <gnutls/gnutls.h>
+#include <cmocka.h>
 
 #include "macro.h"
 #include "relay-client.h"
@@ -33,15 +33,15 @@
 #define FLOOD_SIZE 1440
 
 typedef enum Scenario {
-        SCENARIO_UP,        /* 101, then SERVER_FRAMES frames, one TLS record each */
-        SCENARIO_401,       /* refused with a JSON error */
-        SCENARIO_503_HTML,  /* refused without one */
-        SCENARIO_GARBAGE,   /* 101, then a frame that is not WireGuard */
-        SCENARIO_OVERSIZED, /* 101, then a declared length of 65535 */
-        SCENARIO_SILENT,    /* reads the request, never answers */
+        SCENARIO_UP,         /* 101, then SERVER_FRAMES frames, one TLS record each */
+        SCENARIO_401,        /* refused with a JSON error */
+        SCENARIO_503_HTML,   /* refused without one */
+        SCENARIO_GARBAGE,    /* 101, then a frame that is not WireGuard */
+        SCENARIO_OVERSIZED,  /* 101, then a declared length of 65535 */
+        SCENARIO_SILENT,     /* reads the request, never answers */
         SCENARIO_NO_UPGRADE, /* 101 without Upgrade: meshd-relay/1 */
-        SCENARIO_END,       /* 101 and a frame, then the server hangs up */
-        SCENARIO_FLOOD,     /* 101, then FLOOD_FRAMES big frames at once */
+        SCENARIO_END,        /* 101 and a frame, then the server hangs up */
+        SCENARIO_FLOOD,      /* 101, then FLOOD_FRAMES big frames at once */
 } Scenario;
 
 typedef struct Server {
@@ -52,7 +52,7 @@ typedef struct Server {
         pthread_t thread;
         bool joined;
         pthread_mutex_t lock;
-        char request[4096];    /* the request head as it arrived */
+        char request[4096];         /* the request head as it arrived */
         uint8_t stream[256 * 1024]; /* what came after it */
         size_t stream_size;
 } Server;
@@ -119,7 +119,8 @@ static bool server_read_request(Server *srv, gnutls_session_t s) {
         return false;
 }
 
-#define UPGRADE_REPLY "HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: meshd-relay/1\r\n\r\n"
+#define UPGRADE_REPLY \
+        "HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: meshd-relay/1\r\n\r\n"
 
 static bool server_flood(gnutls_session_t s) {
         uint8_t frame[2 + FLOOD_SIZE];
@@ -161,7 +162,8 @@ static bool server_reply(Server *srv, gnutls_session_t s) {
         case SCENARIO_401:
                 snprintf(buf, sizeof(buf),
                          "HTTP/1.1 401 Unauthorized\r\nContent-Type: application/json\r\n"
-                         "Content-Length: %zu\r\n\r\n%s", strlen(body401), body401);
+                         "Content-Length: %zu\r\n\r\n%s",
+                         strlen(body401), body401);
                 (void) tls_send(s, buf, strlen(buf));
                 return false;
         case SCENARIO_503_HTML:
@@ -654,8 +656,7 @@ static void test_attack_oversized_frame(void **state) {
         context_init(&ctx, srv->url, tls.pin, 51820, 0);
         assert_true(run_until(&ctx, is_closed, NULL, 10 * USEC_PER_SEC));
         assert_int_equal(ctx.n_up, 1);
-        assert_string_equal(ctx.reason,
-                            "bad frame from the control server: declared length 0 or above 9216");
+        assert_string_equal(ctx.reason, "bad frame from the control server: declared length 0 or above 9216");
         context_done(&ctx);
         server_stop(srv);
 }

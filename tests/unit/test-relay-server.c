@@ -140,10 +140,14 @@ static int restore(const WgKey *key, union sockaddr_union *endpoint, void *userd
 
 static int setup(void **state) {
         Fixture *f = calloc(1, sizeof(*f));
-        union sockaddr_union sa = { .in = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) } };
+        union sockaddr_union sa = { .in = { .sin_family = AF_INET,
+                                            .sin_addr.s_addr = htonl(INADDR_LOOPBACK) } };
         socklen_t len = sizeof(sa.in);
         RelayServerHooks hooks = {
-                .closed = on_closed, .is_member = is_member, .restore_endpoint = restore, .userdata = f,
+                .closed = on_closed,
+                .is_member = is_member,
+                .restore_endpoint = restore,
+                .userdata = f,
         };
 
         f->member = true;
@@ -243,7 +247,9 @@ static void on_owned_closed(void *connection, void *userdata) {
 static void test_stream_owner(void **state) {
         Fixture *f = *state;
         Owned o = {};
-        const RelayStreamOwner owner = {.closed = on_owned_closed, .connection = (void *) 0x7, .userdata = &o};
+        const RelayStreamOwner owner = { .closed = on_owned_closed,
+                                         .connection = (void *) 0x7,
+                                         .userdata = &o };
         WgKey k = key_of(7);
         int sv[2], plain = add_stream(f, 1, (void *) 0x1);
 

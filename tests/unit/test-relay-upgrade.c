@@ -21,14 +21,13 @@ static void test_request(void **state) {
 
         assert_int_equal(relay_upgrade_request("https://192.0.2.1:8443/", "tok123", &req, &n), 0);
         assert_int_equal(n, strlen(req));
-        assert_string_equal(req,
-                            "GET /v1/relay HTTP/1.1\r\n"
-                            "Host: 192.0.2.1:8443\r\n"
-                            "Authorization: Bearer tok123\r\n"
-                            "User-Agent: meshd/" PACKAGE_VERSION "\r\n"
-                            "Connection: Upgrade\r\n"
-                            "Upgrade: meshd-relay/1\r\n"
-                            "\r\n");
+        assert_string_equal(req, "GET /v1/relay HTTP/1.1\r\n"
+                                 "Host: 192.0.2.1:8443\r\n"
+                                 "Authorization: Bearer tok123\r\n"
+                                 "User-Agent: meshd/" PACKAGE_VERSION "\r\n"
+                                 "Connection: Upgrade\r\n"
+                                 "Upgrade: meshd-relay/1\r\n"
+                                 "\r\n");
         free(req);
 }
 
@@ -49,7 +48,8 @@ static void test_attack_request_injection(void **state) {
 
 /* Feeds s one byte more each call, as a slow server would send it; returns
  * the first non-zero verdict and how many bytes it took. */
-static int judge_bytewise(const char *s, bool eof_at_end, size_t *ret_used, size_t *ret_head, char **ret_reason) {
+static int judge_bytewise(const char *s, bool eof_at_end, size_t *ret_used, size_t *ret_head,
+                          char **ret_reason) {
         size_t len = strlen(s);
         char buf[RELAY_UPGRADE_REPLY_MAX + 1];
 
@@ -96,8 +96,8 @@ static void test_reply_refused(void **state) {
         expect_refused("HTTP/1.1 401 Unauthorized\r\nContent-Length: 26\r\n\r\n{\"error\": \"unknown token\"}",
                        false, "relay refused: 401 unknown token");
         /* without a length: the end of the connection ends the body */
-        expect_refused("HTTP/1.1 503 Service Unavailable\r\n\r\n{\"error\": \"too many relay streams\"}",
-                       true, "relay refused: 503 too many relay streams");
+        expect_refused("HTTP/1.1 503 Service Unavailable\r\n\r\n{\"error\": \"too many relay streams\"}", true,
+                       "relay refused: 503 too many relay streams");
         /* a chunked body of one chunk */
         expect_refused("HTTP/1.1 403 Forbidden\r\nTransfer-Encoding: chunked\r\n\r\n"
                        "16\r\n{\"error\": \"node removed\"}\r\n0\r\n\r\n",
@@ -149,8 +149,9 @@ static void test_url(void **state) {
         free(url);
 
         static const char *const bad[] = {
-                "http://h:1", "https://", "https://:8443", "https://h:", "https://h:0", "https://h:65536",
-                "https://h:x1", "https://[::1", "https://[]:1", "https://[::1]x", "https://u@h:1", NULL,
+                "http://h:1",   "https://",        "https://:8443", "https://h:",
+                "https://h:0",  "https://h:65536", "https://h:x1",  "https://[::1",
+                "https://[]:1", "https://[::1]x",  "https://u@h:1", NULL,
         };
         for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
                 assert_int_equal(relay_upgrade_url(bad[i], 443, &url, &port), -EINVAL);

@@ -26,12 +26,9 @@ typedef struct Fixture {
 
 /* Distinct valid-looking keys; the store does not decode them. */
 static const char *const keys[] = {
-        "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAE=",
-        "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAI=",
-        "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAM=",
-        "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAQ=",
-        "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAU=",
-        "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAY=",
+        "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAE=", "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAI=",
+        "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAM=", "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAQ=",
+        "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAU=", "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAY=",
 };
 
 static int setup_range(void **state, const char *ipv4_range) {
@@ -41,8 +38,9 @@ static int setup_range(void **state, const char *ipv4_range) {
         f->dir = test_tmpdir_new("test-store");
         snprintf(f->path, sizeof(f->path), "%s/%s", f->dir, STORE_DB_FILE);
         assert_int_equal(store_open(f->path, true, &f->store), 0);
-        assert_int_equal(store_init_settings(f->store, "https://127.0.0.1:8443", "mesh.internal",
-                                             ipv4_range, "fd7a:115c:a1e0::/48"), 0);
+        assert_int_equal(store_init_settings(f->store, "https://127.0.0.1:8443", "mesh.internal", ipv4_range,
+                                             "fd7a:115c:a1e0::/48"),
+                         0);
         *state = f;
         return 0;
 }
@@ -407,7 +405,6 @@ static void test_snapshot(void **state) {
         netmap_snapshot_free(snap);
 }
 
-
 static void test_endpoints_compose(void **state) {
         char *announced[] = { (char *) "192.0.2.10:41641", (char *) "198.51.100.7:3000",
                               (char *) "192.0.2.10:41641", NULL };
@@ -459,6 +456,33 @@ static int peer_relay(const char *json, const char *name) {
         return r;
 }
 
+/* test_path_reports' pairs (0,2) and (1,2) relayed, (0,1) not, as the
+ * netmaps show them */
+static void check_relayed_in_netmaps(Fixture *f, const int64_t ids[3]) {
+        _cleanup_(netmap_freep) Netmap *m = NULL;
+        _cleanup_free_ char *error = NULL;
+        NetmapSnapshot *snap = NULL;
+        char *json = NULL;
+        size_t len;
+
+        assert_int_equal(netmap_snapshot_load(f->store, NULL, &snap), 0);
+        assert_true(netmap_snapshot_relayed(snap, ids[2], ids[0]));
+        assert_true(netmap_snapshot_relayed(snap, ids[1], ids[2]));
+        assert_false(netmap_snapshot_relayed(snap, ids[0], ids[1]));
+        assert_int_equal(netmap_snapshot_render(snap, ids[0], &json, &len), 0);
+        assert_int_equal(strlen(json), len);
+        assert_int_equal(peer_relay(json, "node-2"), 0);
+        assert_int_equal(peer_relay(json, "node-3"), 1);
+        assert_int_equal(netmap_parse(json, len, &m, &error), 0);
+        assert_false(m->has_hub);
+        free(json);
+        assert_int_equal(netmap_snapshot_render(snap, ids[2], &json, &len), 0);
+        assert_int_equal(peer_relay(json, "node"), 1);
+        assert_int_equal(peer_relay(json, "node-2"), 1);
+        free(json);
+        netmap_snapshot_free(snap);
+}
+
 static void test_path_reports(void **state) {
         Fixture *f = *state;
         int64_t ids[3];
@@ -469,72 +493,54 @@ static void test_path_reports(void **state) {
         assert_int_equal(store_pair_relayed(f->store, ids[0], ids[1]), 0);
 
         /* node: direct=false about node-2 → the pair is relayed, both ways */
-        assert_int_equal(store_report_paths(f->store, ids[0],
-                                            (StorePathReport[]) { { keys[1], false } }, 1, NOW), 1);
+        assert_int_equal(store_report_paths(f->store, ids[0], (StorePathReport[]) { { keys[1], false } }, 1,
+                                            NOW),
+                         1);
         assert_int_equal(version(f->store), v + 1);
         assert_int_equal(store_pair_relayed(f->store, ids[0], ids[1]), 1);
         assert_int_equal(store_pair_relayed(f->store, ids[1], ids[0]), 1);
         assert_int_equal(store_pair_relayed(f->store, ids[0], ids[2]), 0);
 
         /* the same report again changes nothing: no version bump */
-        assert_int_equal(store_report_paths(f->store, ids[0],
-                                            (StorePathReport[]) { { keys[1], false } }, 1, NOW + 1), 0);
+        assert_int_equal(store_report_paths(f->store, ids[0], (StorePathReport[]) { { keys[1], false } }, 1,
+                                            NOW + 1),
+                         0);
         assert_int_equal(version(f->store), v + 1);
 
         /* the other side says direct works: still relayed while one side says no */
-        assert_int_equal(store_report_paths(f->store, ids[1],
-                                            (StorePathReport[]) { { keys[0], true } }, 1, NOW + 2), 0);
+        assert_int_equal(store_report_paths(f->store, ids[1], (StorePathReport[]) { { keys[0], true } }, 1,
+                                            NOW + 2),
+                         0);
         assert_int_equal(store_pair_relayed(f->store, ids[0], ids[1]), 1);
         assert_int_equal(version(f->store), v + 1);
 
         /* both direct: cleared, one bump */
-        assert_int_equal(store_report_paths(f->store, ids[0],
-                                            (StorePathReport[]) { { keys[1], true } }, 1, NOW + 3), 1);
+        assert_int_equal(store_report_paths(f->store, ids[0], (StorePathReport[]) { { keys[1], true } }, 1,
+                                            NOW + 3),
+                         1);
         assert_int_equal(store_pair_relayed(f->store, ids[0], ids[1]), 0);
         assert_int_equal(version(f->store), v + 2);
 
         /* unknown keys and self are ignored; several pairs, one bump */
         assert_int_equal(store_report_paths(f->store, ids[2],
-                                            (StorePathReport[]) { { keys[5], false }, { keys[2], false },
-                                                                  { keys[0], false }, { keys[1], false } },
+                                            (StorePathReport[]) { { keys[5], false },
+                                                                  { keys[2], false },
+                                                                  { keys[0], false },
+                                                                  { keys[1], false } },
                                             4, NOW + 4),
                          2);
         assert_int_equal(version(f->store), v + 3);
         assert_int_equal(store_pair_relayed(f->store, ids[2], ids[2]), 0);
 
         /* in the netmaps: each side sees the other as relay, nobody else */
-        {
-                NetmapSnapshot *snap = NULL;
-                char *json = NULL;
-                size_t len;
-
-                assert_int_equal(netmap_snapshot_load(f->store, NULL, &snap), 0);
-                assert_true(netmap_snapshot_relayed(snap, ids[2], ids[0]));
-                assert_true(netmap_snapshot_relayed(snap, ids[1], ids[2]));
-                assert_false(netmap_snapshot_relayed(snap, ids[0], ids[1]));
-                assert_int_equal(netmap_snapshot_render(snap, ids[0], &json, &len), 0);
-                assert_int_equal(strlen(json), len);
-                assert_int_equal(peer_relay(json, "node-2"), 0);
-                assert_int_equal(peer_relay(json, "node-3"), 1);
-                {
-                        _cleanup_(netmap_freep) Netmap *m = NULL;
-                        _cleanup_free_ char *error = NULL;
-                        assert_int_equal(netmap_parse(json, len, &m, &error), 0);
-                        assert_false(m->has_hub);
-                }
-                free(json);
-                assert_int_equal(netmap_snapshot_render(snap, ids[2], &json, &len), 0);
-                assert_int_equal(peer_relay(json, "node"), 1);
-                assert_int_equal(peer_relay(json, "node-2"), 1);
-                free(json);
-                netmap_snapshot_free(snap);
-        }
+        check_relayed_in_netmaps(f, ids);
 
         /* a removed node takes its reports along; its token reports nothing */
         assert_int_equal(store_remove_node(f->store, "node-3"), 0);
         assert_int_equal(store_pair_relayed(f->store, ids[0], ids[2]), 0);
-        assert_int_equal(store_report_paths(f->store, ids[2],
-                                            (StorePathReport[]) { { keys[0], false } }, 1, NOW + 5), -ENOENT);
+        assert_int_equal(store_report_paths(f->store, ids[2], (StorePathReport[]) { { keys[0], false } }, 1,
+                                            NOW + 5),
+                         -ENOENT);
         assert_int_equal(store_report_paths(f->store, ids[0], NULL, 0, NOW + 5), 0);
 }
 
@@ -563,12 +569,14 @@ static void test_observed_endpoints(void **state) {
         assert_int_equal(version(f->store), v + 1);
         /* the same again: nothing */
         assert_int_equal(store_set_observed_endpoints(f->store,
-                                                      (StoreObservation[]) { { ids[0], "203.0.113.5:6000" } }, 1),
+                                                      (StoreObservation[]) { { ids[0], "203.0.113.5:6000" } },
+                                                      1),
                          0);
         assert_int_equal(version(f->store), v + 1);
         /* roaming */
         assert_int_equal(store_set_observed_endpoints(f->store,
-                                                      (StoreObservation[]) { { ids[0], "192.0.2.10:41641" } }, 1),
+                                                      (StoreObservation[]) { { ids[0], "192.0.2.10:41641" } },
+                                                      1),
                          1);
         assert_int_equal(version(f->store), v + 2);
 
@@ -578,7 +586,8 @@ static void test_observed_endpoints(void **state) {
         store_nodes_free(list, n_list);
 
         assert_int_equal(netmap_snapshot_load(f->store,
-                                              &(NetmapHub) { .public_key = keys[4], .endpoint = "192.0.2.1:41640" },
+                                              &(NetmapHub) { .public_key = keys[4],
+                                                             .endpoint = "192.0.2.1:41640" },
                                               &snap),
                          0);
         assert_int_equal(netmap_snapshot_render(snap, ids[2], &json, &len), 0);
@@ -670,8 +679,8 @@ static void test_migrate_v1(void **state) {
         f->store = s;
         assert_int_equal(store_get_members_version(s, &m), 0);
         assert_int_equal(store_report_paths(s, ids[0], (StorePathReport[]) { { keys[1], false } }, 1, NOW), 1);
-        assert_int_equal(store_set_observed_endpoints(s, (StoreObservation[]) { { ids[0], "203.0.113.5:6000" } }, 1),
-                         1);
+        assert_int_equal(
+                store_set_observed_endpoints(s, (StoreObservation[]) { { ids[0], "203.0.113.5:6000" } }, 1), 1);
         assert_int_equal(store_authkey_add(s, "k2", false, 0), 0);
         assert_int_equal(reg(s, "k2", keys[4], "late", NOW, &n), 0);
         store_node_done(&n);
@@ -760,13 +769,17 @@ static void test_rejoin_active(void **state) {
         assert_int_equal(store_secret_new(NULL, &t1), 0);
         assert_int_equal(store_secret_new(NULL, &t2), 0);
         assert_int_equal(store_register_node(f->store,
-                                             &(StoreRegistration) {
-                                                     .authkey = "k", .public_key = keys[0], .name = "nas", .token = t1 },
+                                             &(StoreRegistration) { .authkey = "k",
+                                                                    .public_key = keys[0],
+                                                                    .name = "nas",
+                                                                    .token = t1 },
                                              NOW, &a),
                          0);
         assert_int_equal(store_register_node(f->store,
-                                             &(StoreRegistration) {
-                                                     .authkey = "k", .public_key = keys[0], .name = "nas", .token = t2 },
+                                             &(StoreRegistration) { .authkey = "k",
+                                                                    .public_key = keys[0],
+                                                                    .name = "nas",
+                                                                    .token = t2 },
                                              NOW, &b),
                          0);
         assert_int_equal(a.id, b.id);

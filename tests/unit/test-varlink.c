@@ -14,8 +14,8 @@
 #include <sys/un.h>
 #include <time.h>
 
-#include "varlink.h"
 #include "test-util.h"
+#include "varlink.h"
 
 static void test_buffer_single_and_merged(void **state) {
         _cleanup_(varlink_buffer_done) VarlinkBuffer b = {};
@@ -225,13 +225,13 @@ static void test_format_parse_reply(void **state) {
 
 /* A one-shot server: accepts one connection, reads one call, then acts as told. */
 typedef enum ServerMode {
-        SERVER_REPLY,         /* echo the parameters back */
-        SERVER_ERROR,         /* io.meshd.PeerNotFound */
-        SERVER_CLOSE,         /* hang up without replying */
-        SERVER_HALF_REPLY,    /* half a reply, then hang up */
-        SERVER_SILENT,        /* never reply (until the client gives up) */
-        SERVER_SPLIT_REPLY,   /* the reply in several writes */
-        SERVER_REFUSE,        /* an error at once, then hang up, the call unread (meshd at a limit) */
+        SERVER_REPLY,       /* echo the parameters back */
+        SERVER_ERROR,       /* io.meshd.PeerNotFound */
+        SERVER_CLOSE,       /* hang up without replying */
+        SERVER_HALF_REPLY,  /* half a reply, then hang up */
+        SERVER_SILENT,      /* never reply (until the client gives up) */
+        SERVER_SPLIT_REPLY, /* the reply in several writes */
+        SERVER_REFUSE,      /* an error at once, then hang up, the call unread (meshd at a limit) */
 } ServerMode;
 
 typedef struct Server {
@@ -465,7 +465,8 @@ static void test_call_no_daemon(void **state) {
         long_path = malloc(200);
         memset(long_path, 'x', 199);
         long_path[199] = '\0';
-        assert_int_equal(varlink_call(long_path, "io.meshd.GetStatus", NULL, USEC_PER_SEC, NULL, NULL), -EINVAL);
+        assert_int_equal(varlink_call(long_path, "io.meshd.GetStatus", NULL, USEC_PER_SEC, NULL, NULL),
+                         -EINVAL);
 }
 
 int main(void) {

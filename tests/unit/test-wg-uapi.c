@@ -36,7 +36,7 @@ static void test_format_set(void **state) {
 
         assert_non_null(d);
         d->flags = WG_DEVICE_HAS_PRIVATE_KEY | WG_DEVICE_HAS_LISTEN_PORT | WG_DEVICE_HAS_FWMARK |
-                WG_DEVICE_REPLACE_PEERS;
+                   WG_DEVICE_REPLACE_PEERS;
         key_fill(&d->private_key, 0x00);
         d->listen_port = 41641;
         d->fwmark = 4660;
@@ -44,8 +44,8 @@ static void test_format_set(void **state) {
         /* full peer */
         assert_int_equal(wg_device_add_peer(d, &p), 0);
         key_fill(&p->public_key, 0x20);
-        p->flags = WG_PEER_HAS_PRESHARED_KEY | WG_PEER_HAS_PERSISTENT_KEEPALIVE |
-                WG_PEER_REPLACE_ALLOWED_IPS | WG_PEER_HAS_ENDPOINT;
+        p->flags = WG_PEER_HAS_PRESHARED_KEY | WG_PEER_HAS_PERSISTENT_KEEPALIVE | WG_PEER_REPLACE_ALLOWED_IPS |
+                   WG_PEER_HAS_ENDPOINT;
         key_fill(&p->preshared_key, 0x40);
         p->persistent_keepalive = 25;
         assert_int_equal(endpoint_parse("192.0.2.1:51820", &p->endpoint), 0);
@@ -72,27 +72,27 @@ static void test_format_set(void **state) {
         assert_int_equal(wg_uapi_format_set_string(d, &text, &len), 0);
         assert_int_equal(len, strlen(text));
         assert_string_equal(text,
-                "set=1\n"
-                "private_key=000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f\n"
-                "listen_port=41641\n"
-                "fwmark=4660\n"
-                "replace_peers=true\n"
-                "public_key=202122232425262728292a2b2c2d2e2f303132333435363738393a3b3c3d3e3f\n"
-                "preshared_key=404142434445464748494a4b4c4d4e4f505152535455565758595a5b5c5d5e5f\n"
-                "endpoint=192.0.2.1:51820\n"
-                "persistent_keepalive_interval=25\n"
-                "replace_allowed_ips=true\n"
-                "allowed_ip=100.64.0.2/32\n"
-                "allowed_ip=fd7a:115c:a1e0::2/128\n"
-                "public_key=606162636465666768696a6b6c6d6e6f707172737475767778797a7b7c7d7e7f\n"
-                "remove=true\n"
-                "public_key=808182838485868788898a8b8c8d8e8f909192939495969798999a9b9c9d9e9f\n"
-                "update_only=true\n"
-                "endpoint=[2001:db8::2]:51821\n"
-                "persistent_keepalive_interval=0\n"
-                "allowed_ip=10.9.0.0/16\n"
-                "public_key=a0a1a2a3a4a5a6a7a8a9aaabacadaeafb0b1b2b3b4b5b6b7b8b9babbbcbdbebf\n"
-                "\n");
+                            "set=1\n"
+                            "private_key=000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f\n"
+                            "listen_port=41641\n"
+                            "fwmark=4660\n"
+                            "replace_peers=true\n"
+                            "public_key=202122232425262728292a2b2c2d2e2f303132333435363738393a3b3c3d3e3f\n"
+                            "preshared_key=404142434445464748494a4b4c4d4e4f505152535455565758595a5b5c5d5e5f\n"
+                            "endpoint=192.0.2.1:51820\n"
+                            "persistent_keepalive_interval=25\n"
+                            "replace_allowed_ips=true\n"
+                            "allowed_ip=100.64.0.2/32\n"
+                            "allowed_ip=fd7a:115c:a1e0::2/128\n"
+                            "public_key=606162636465666768696a6b6c6d6e6f707172737475767778797a7b7c7d7e7f\n"
+                            "remove=true\n"
+                            "public_key=808182838485868788898a8b8c8d8e8f909192939495969798999a9b9c9d9e9f\n"
+                            "update_only=true\n"
+                            "endpoint=[2001:db8::2]:51821\n"
+                            "persistent_keepalive_interval=0\n"
+                            "allowed_ip=10.9.0.0/16\n"
+                            "public_key=a0a1a2a3a4a5a6a7a8a9aaabacadaeafb0b1b2b3b4b5b6b7b8b9babbbcbdbebf\n"
+                            "\n");
 }
 
 static void test_format_set_minimal_and_invalid(void **state) {
@@ -177,7 +177,8 @@ static void test_parse_get(void **state) {
         assert_string_equal(in_addr_format(AF_INET, &p->allowed_ips[0].addr, buf, sizeof(buf)), "100.64.0.2");
         assert_int_equal(p->allowed_ips[1].family, AF_INET6);
         assert_int_equal(p->allowed_ips[1].cidr, 128);
-        assert_string_equal(in_addr_format(AF_INET6, &p->allowed_ips[1].addr, buf, sizeof(buf)), "fd7a:115c:a1e0::2");
+        assert_string_equal(in_addr_format(AF_INET6, &p->allowed_ips[1].addr, buf, sizeof(buf)),
+                            "fd7a:115c:a1e0::2");
 
         p = &d->peers[1];
         key_to_base64(&p->public_key, b64);
@@ -214,28 +215,34 @@ static void test_parse_get_errors(void **state) {
                 /* garbage */
                 { "", -EBADMSG },
                 { "\n", -EBADMSG },
-                { "listen_port=1\n\n", -EBADMSG },                    /* no errno */
-                { "hello world\nerrno=0\n\n", -EBADMSG },              /* no '=' */
-                { "=5\nerrno=0\n\n", -EBADMSG },                       /* no key */
+                { "listen_port=1\n\n", -EBADMSG },        /* no errno */
+                { "hello world\nerrno=0\n\n", -EBADMSG }, /* no '=' */
+                { "=5\nerrno=0\n\n", -EBADMSG },          /* no key */
                 { "listen_port=70000\nerrno=0\n\n", -EBADMSG },
                 { "listen_port=-1\nerrno=0\n\n", -EBADMSG },
                 { "listen_port=\nerrno=0\n\n", -EBADMSG },
                 { "private_key=00\nerrno=0\n\n", -EBADMSG },
-                { "private_key=zz09f3e5317e9575c9b5ed78b638b7ce530dabe85ddab614220241801ddf0669\nerrno=0\n\n", -EBADMSG },
-                { "endpoint=192.0.2.1:1\nerrno=0\n\n", -EBADMSG },   /* peer key before a peer */
+                { "private_key=zz09f3e5317e9575c9b5ed78b638b7ce530dabe85ddab614220241801ddf0669\nerrno=0\n\n",
+                  -EBADMSG },
+                { "endpoint=192.0.2.1:1\nerrno=0\n\n", -EBADMSG }, /* peer key before a peer */
                 { "public_key=4eb32f4a83f88d842563a448cc181bb2c42a637bf12363e2fb2ef594e5965d7d\n"
-                  "allowed_ip=100.64.0.3/33\nerrno=0\n\n", -EBADMSG },
+                  "allowed_ip=100.64.0.3/33\nerrno=0\n\n",
+                  -EBADMSG },
                 { "public_key=4eb32f4a83f88d842563a448cc181bb2c42a637bf12363e2fb2ef594e5965d7d\n"
-                  "endpoint=example.com:1\nerrno=0\n\n", -EBADMSG },
+                  "endpoint=example.com:1\nerrno=0\n\n",
+                  -EBADMSG },
                 { "public_key=4eb32f4a83f88d842563a448cc181bb2c42a637bf12363e2fb2ef594e5965d7d\n"
-                  "listen_port=1\nerrno=0\n\n", -EBADMSG },          /* device key inside a peer */
+                  "listen_port=1\nerrno=0\n\n",
+                  -EBADMSG }, /* device key inside a peer */
                 { "public_key=4eb32f4a83f88d842563a448cc181bb2c42a637bf12363e2fb2ef594e5965d7d\n"
-                  "last_handshake_time_nsec=1000000000\nerrno=0\n\n", -EBADMSG },
+                  "last_handshake_time_nsec=1000000000\nerrno=0\n\n",
+                  -EBADMSG },
                 { "public_key=4eb32f4a83f88d842563a448cc181bb2c42a637bf12363e2fb2ef594e5965d7d\n"
-                  "rx_bytes=18446744073709551616\nerrno=0\n\n", -EBADMSG },
-                { "errno=0\nlisten_port=1\n\n", -EBADMSG },           /* after errno */
-                { "errno=0\n\nlisten_port=1\n", -EBADMSG },           /* after the end */
-                { "errno=0", -EBADMSG },                              /* unterminated line */
+                  "rx_bytes=18446744073709551616\nerrno=0\n\n",
+                  -EBADMSG },
+                { "errno=0\nlisten_port=1\n\n", -EBADMSG }, /* after errno */
+                { "errno=0\n\nlisten_port=1\n", -EBADMSG }, /* after the end */
+                { "errno=0", -EBADMSG },                    /* unterminated line */
                 { "errno=x\n\n", -EBADMSG },
         };
 

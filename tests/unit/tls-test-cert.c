@@ -9,10 +9,10 @@
 #include <string.h>
 #include <time.h>
 
-#include <cmocka.h>
 #include <gnutls/gnutls.h>
 #include <gnutls/x509.h>
 #include <sodium.h>
+#include <cmocka.h>
 
 #include "tls-test-cert.h"
 
