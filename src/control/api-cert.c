@@ -59,8 +59,7 @@ enum MHD_Result handle_cert(Request *req) {
         if (r == -EBADMSG)
                 return request_reply_error(req, MHD_HTTP_BAD_REQUEST, "%s", error);
         if (r == -EPERM) {
-                (void) log_full_errno_fields(LOG_NOTICE, 0, &(LogFields) { .peer = node.name },
-                                             "Refused a certificate request of node %s: %s", node.name, error);
+                log_peer_notice(node.name, "Refused a certificate request of node %s: %s", node.name, error);
                 return request_reply_error(req, MHD_HTTP_FORBIDDEN, "%s", error);
         }
         if (r == -ENOMEM)
@@ -72,9 +71,8 @@ enum MHD_Result handle_cert(Request *req) {
         if (r < 0)
                 return request_reply_internal(req);
 
-        (void) log_full_errno_fields(LOG_INFO, 0, &(LogFields) { .peer = node.name },
-                                     "Issued a certificate for %s.%s, valid for %" PRIu64 " s.", node.name,
-                                     s->domain, s->cert_lifetime_sec);
+        log_peer_info(node.name, "Issued a certificate for %s.%s, valid for %" PRIu64 " s.", node.name,
+                      s->domain, s->cert_lifetime_sec);
         if (cert_reply_render(cert.pem, ca_certificate_pem(s->ca), cert.not_before, cert.not_after, &text) < 0)
                 return request_reply_oom(req);
         return request_reply(req, MHD_HTTP_OK, text, strlen(text));

@@ -361,10 +361,9 @@ static int conn_start_stream(Conn *c, const RelayHead *h, RelayAdmission *a) {
                 return r;
         conn_leave_pending(c, CONN_RELAYING);
 
-        log_full_errno_fields(LOG_INFO, 0,
-                              &((LogFields) { .peer = a->name, .endpoint = c->peer_text, .path = "relay" }),
-                              "Relay stream of node %s arrives on the relay port %s from %s.", a->name,
-                              l->address_text, c->peer_text);
+        log_peer_full_errno_fields(a->name, LOG_INFO, 0, (.endpoint = c->peer_text, .path = "relay"),
+                                   "Relay stream of node %s arrives on the relay port %s from %s.", a->name,
+                                   l->address_text, c->peer_text);
         /* RelayServer logs the open (or why not) and may close at once
          * (a full server, the first frames bad): the hook then waits */
         c->in_add = true;

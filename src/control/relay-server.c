@@ -151,9 +151,8 @@ _printf_(3, 4) static void relay_stream_close(RelayStream *st, int level, const 
         va_start(ap, format);
         (void) vsnprintf(reason, sizeof(reason), format, ap);
         va_end(ap);
-        log_full_errno_fields(level, 0,
-                              &((LogFields) { .peer = st->name, .endpoint = st->local_text, .path = "relay" }),
-                              "Relay stream of node %s closed: %s.", st->name, reason);
+        log_peer_full_errno_fields(st->name, level, 0, (.endpoint = st->local_text, .path = "relay"),
+                                   "Relay stream of node %s closed: %s.", st->name, reason);
 
         if (st->prev)
                 st->prev->next = st->next;
@@ -417,17 +416,17 @@ int relay_server_add_owned(RelayServer *rs, int fd, int net_fd, const RelayStrea
         if (old)
                 relay_stream_close(old, LOG_INFO, "replaced by a new stream of the same node");
         if (rs->n_streams >= rs->max_streams) {
-                log_full_errno_fields(LOG_WARNING, 0, &((LogFields) { .peer = name, .path = "relay" }),
-                                      "Relay stream of node %s refused: %u streams already.", name,
-                                      rs->max_streams);
+                log_peer_full_errno_fields(name, LOG_WARNING, 0, (.path = "relay"),
+                                           "Relay stream of node %s refused: %u streams already.", name,
+                                           rs->max_streams);
                 owner->closed(owner->connection, owner->userdata);
                 return -EBUSY;
         }
 
         r = relay_stream_new(rs, fd, net_fd, owner, id, name, key, &st);
         if (r < 0) {
-                log_full_errno_fields(LOG_ERR, r, &((LogFields) { .peer = name, .path = "relay" }),
-                                      "Relay stream of node %s failed to start: %m", name);
+                log_peer_full_errno_fields(name, LOG_ERR, r, (.path = "relay"),
+                                           "Relay stream of node %s failed to start: %m", name);
                 owner->closed(owner->connection, owner->userdata);
                 return r;
         }
@@ -438,9 +437,9 @@ int relay_server_add_owned(RelayServer *rs, int fd, int net_fd, const RelayStrea
         rs->n_streams++;
         relay_server_arm_tick(rs);
 
-        log_full_errno_fields(LOG_INFO, 0,
-                              &((LogFields) { .peer = name, .endpoint = st->local_text, .path = "relay" }),
-                              "Relay stream of node %s open, the hub sees it at %s.", name, st->local_text);
+        log_peer_full_errno_fields(name, LOG_INFO, 0, (.endpoint = st->local_text, .path = "relay"),
+                                   "Relay stream of node %s open, the hub sees it at %s.", name,
+                                   st->local_text);
         if (n_extra > 0 && relay_stream_consume(st, extra, n_extra) < 0)
                 return -EPIPE;
         return 0;

@@ -141,8 +141,7 @@ static void hub_link_connect_relay(HubLink *l) {
                 return;
         }
         l->relay_connecting = true;
-        log_full_errno_fields(LOG_INFO, 0, &((LogFields) { .peer = "hub" }),
-                              "The hub does not answer over UDP; opening the TLS relay to %s.", url);
+        log_peer_info("hub", "The hub does not answer over UDP; opening the TLS relay to %s.", url);
         l->relay_url = relay_url ? TAKE_PTR(relay_url) : strdup(url);
 }
 
@@ -154,9 +153,8 @@ static void hub_link_act(HubLink *l, unsigned flags) {
                 hub_link_connect_relay(l);
         if ((flags & HUB_PATH_USE_TLS) && l->relay && relay_client_local_endpoint(l->relay, &sa) >= 0) {
                 m->hub_tls = true;
-                log_full_errno_fields(
-                        LOG_NOTICE, 0,
-                        &((LogFields) { .message_id = MESSAGE_HUB_TLS, .peer = "hub", .path = "relay-tls" }),
+                log_peer_full_errno_fields(
+                        "hub", LOG_NOTICE, 0, (.message_id = MESSAGE_HUB_TLS, .path = "relay-tls"),
                         "The hub is now reached over the TLS relay: no probe reply over UDP.");
                 hub_link_point_hub(l, &sa);
         }
@@ -169,13 +167,11 @@ static void hub_link_act(HubLink *l, unsigned flags) {
                  * UDP fails after all, a new relay is one TLS handshake away. */
                 hub_link_close_relay(l);
                 m->hub_tls = false;
-                log_full_errno_fields(LOG_NOTICE, 0,
-                                      &((LogFields) { .message_id = MESSAGE_HUB_UDP,
-                                                      .peer = "hub",
-                                                      .endpoint = endpoint,
-                                                      .path = "direct" }),
-                                      "The hub is reached over UDP again at %s (%s).", strna(endpoint),
-                                      by_echo ? "the UDP echo answered" : "the TLS relay closed");
+                log_peer_full_errno_fields("hub", LOG_NOTICE, 0,
+                                           (.message_id = MESSAGE_HUB_UDP, .endpoint = endpoint,
+                                            .path = "direct"),
+                                           "The hub is reached over UDP again at %s (%s).", strna(endpoint),
+                                           by_echo ? "the UDP echo answered" : "the TLS relay closed");
                 if (endpoint && endpoint_parse(endpoint, &sa) >= 0)
                         hub_link_point_hub(l, &sa);
                 l->reassert_until = hub_link_now(l) + HUB_LINK_REASSERT_USEC;
@@ -228,8 +224,7 @@ static void on_relay_event(RelayClient *c, RelayClientEvent event, const char *r
                 log_info("TLS relay to %s is up.", strna(l->relay_url));
                 break;
         case RELAY_CLIENT_CLOSED:
-                log_full_errno_fields(LOG_WARNING, 0, &((LogFields) { .peer = "hub" }), "TLS relay closed: %s",
-                                      strna(reason));
+                log_peer_warning("hub", "TLS relay closed: %s", strna(reason));
                 /* never up: the other port next time, when there are two */
                 if (l->relay_connecting && l->manager->netmap && l->manager->netmap->has_hub &&
                     l->manager->netmap->hub.relay_port != 0)
