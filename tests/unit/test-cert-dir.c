@@ -16,17 +16,15 @@
 #include "cert-x509.h"
 #include "fileio.h"
 #include "macro.h"
+#include "test-util.h"
 
 typedef struct Fixture {
-        char parent[64];
-        char directory[80];
+        char *parent;
+        char *directory;
 } Fixture;
 
 static char *path_in(const char *dir, const char *name) {
-        char *p = NULL;
-
-        assert_true(asprintf(&p, "%s/%s", dir, name) > 0);
-        return p;
+        return test_path(dir, name);
 }
 
 static char *read_text(const char *dir, const char *name) {
@@ -61,9 +59,8 @@ static int setup(void **state) {
         Fixture *f = calloc(1, sizeof(*f));
 
         assert_non_null(f);
-        strcpy(f->parent, "/tmp/test-cert-dir-XXXXXX");
-        assert_non_null(mkdtemp(f->parent));
-        snprintf(f->directory, sizeof(f->directory), "%s/certs", f->parent);
+        f->parent = test_tmpdir_new("test-cert-dir");
+        f->directory = test_path(f->parent, "certs");
         *state = f;
         return 0;
 }
@@ -82,7 +79,10 @@ static int teardown(void **state) {
         assert_true(asprintf(&stamp, "%s.renewed", f->directory) > 0);
         (void) unlink(stamp);
         cert_dir_remove_stale(f->parent);
+        /* rmdir, not test_rm_rf(): the set and its stale copies left nothing else */
         assert_int_equal(rmdir(f->parent), 0);
+        free(f->parent);
+        free(f->directory);
         free(f);
         return 0;
 }

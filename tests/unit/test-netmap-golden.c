@@ -10,7 +10,6 @@
 #include <cmocka.h>
 
 #include <errno.h>
-#include <ftw.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -20,6 +19,7 @@
 #include "macro.h"
 #include "netmap.h"
 #include "store.h"
+#include "test-util.h"
 
 /* GOLDEN_DIR: the committed files' directory, -D by tests/unit/meson.build */
 
@@ -49,14 +49,10 @@ enum {
 };
 
 typedef struct Fixture {
-        char dir[64];
+        char *dir;
         Store *store;
         int64_t ids[N_NODES];
 } Fixture;
-
-static int rm_one(const char *path, const struct stat *st, int flag, struct FTW *ftw) {
-        return remove(path);
-}
 
 static int64_t reg(Store *s, const char *key, const char *name, char *const *endpoints) {
         _cleanup_free_ char *token = NULL;
@@ -96,8 +92,7 @@ static int setup(void **state) {
         char path[128];
 
         assert_non_null(f);
-        strcpy(f->dir, "/tmp/test-netmap-golden-XXXXXX");
-        assert_non_null(mkdtemp(f->dir));
+        f->dir = test_tmpdir_new("test-netmap-golden");
         snprintf(path, sizeof(path), "%s/%s", f->dir, STORE_DB_FILE);
         assert_int_equal(store_open(path, true, &f->store), 0);
         assert_int_equal(store_init_settings(f->store, "https://127.0.0.1:8443", "mesh.internal",
@@ -140,7 +135,7 @@ static int teardown(void **state) {
         Fixture *f = *state;
 
         store_free(f->store);
-        (void) nftw(f->dir, rm_one, 8, FTW_DEPTH | FTW_PHYS);
+        test_tmpdir_free(f->dir);
         free(f);
         return 0;
 }
