@@ -460,7 +460,7 @@ int store_list_devices(Store *s, bool include_expired, StoreNode **ret, size_t *
 
 int store_set_observed_endpoints(Store *s, const StoreObservation *observations, size_t n) {
         _cleanup_(sqlite3_finalizep) sqlite3_stmt *stmt = NULL;
-        int changed = 0, r;
+        int changed = 0, stored = 0, r;
 
         if (n == 0)
                 return 0;
@@ -470,9 +470,12 @@ int store_set_observed_endpoints(Store *s, const StoreObservation *observations,
                 return r;
         _cleanup_(store_rollbackp) Store *tx = s;
 
+        /* A device's endpoint is kept (the hub puts it back after a
+         * restart) but is in no netmap: no version bump for it. */
         r = store_prepare(s,
                           "UPDATE nodes SET observed_endpoint = ?2 "
-                          "WHERE id = ?1 AND removed IS NULL AND observed_endpoint IS NOT ?2",
+                          "WHERE id = ?1 AND removed IS NULL AND observed_endpoint IS NOT ?2 "
+                          "RETURNING kind = 'node'",
                           &stmt);
         if (r < 0)
                 return r;
@@ -483,14 +486,22 @@ int store_set_observed_endpoints(Store *s, const StoreObservation *observations,
                 r = store_step(s, stmt);
                 if (r < 0)
                         return r;
-                changed += sqlite3_changes(s->db) > 0;
+                if (r == 0)
+                        continue;
+                stored++;
+                changed += sqlite3_column_int(stmt, 0);
+                r = store_step(s, stmt);
+                if (r < 0)
+                        return r;
         }
-        if (changed == 0)
+        if (stored == 0)
                 return 0; /* rolls back the empty transaction */
 
-        r = store_bump_version(s);
-        if (r < 0)
-                return r;
+        if (changed > 0) {
+                r = store_bump_version(s);
+                if (r < 0)
+                        return r;
+        }
         r = store_commit(&tx);
         return r < 0 ? r : changed;
 }

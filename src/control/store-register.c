@@ -239,7 +239,7 @@ static int store_rejoin(Store *s, const StoreRegistration *reg, int64_t authkey_
         expired = sqlite3_column_int(find, 1);
         /* a device's key is no node's: it never registers */
         if (sqlite3_column_int(find, 2))
-                return -EEXIST;
+                return -ENOTUNIQ;
         if (expired && reg->expired_needs_admin)
                 return -ESTALE;
 

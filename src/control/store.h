@@ -91,7 +91,8 @@ int store_authkey_add(Store *s, const char *key, bool reusable, int64_t expires)
  * removed nodes with a certificate not yet expired at now; reserved labels
  * (dns_label_is_reserved()) get a suffix. Errors:
  * -ENOKEY unknown auth key, -EKEYEXPIRED expired, -EKEYREJECTED a single-use
- * key that was used, -EEXIST the hub's public key, -ESTALE an expired
+ * key that was used, -EEXIST the hub's public key, -ENOTUNIQ a device's
+ * public key (`devices add`), -ESTALE an expired
  * member while reg->expired_needs_admin, -ENOSPC address range full.
  * now: seconds since the epoch. */
 int store_register_node(Store *s, const StoreRegistration *reg, int64_t now, StoreNode *ret);
@@ -158,8 +159,9 @@ typedef struct StoreObservation {
 } StoreObservation;
 
 /* One transaction for all: returns how many nodes got a new observed
- * endpoint (the version is bumped once when that is > 0). Unknown and
- * removed ids are skipped. */
+ * endpoint (the version is bumped once when that is > 0). Devices' are
+ * stored too but not counted (no netmap shows them). Unknown and removed
+ * ids are skipped. */
 int store_set_observed_endpoints(Store *s, const StoreObservation *observations, size_t n);
 
 /* What one node found about its direct path to a peer (POST /v1/paths). */

@@ -167,7 +167,7 @@ static void test_add_remove(void **state) {
                                                                             .name = "evil",
                                                                             .token = token },
                                                      NOW, &node),
-                                 -EEXIST);
+                                 -ENOTUNIQ);
                 assert_int_equal(version(f->store), v);
         }
         assert_int_equal(reg(f->store, keys[2], "cam1") > 0, true);
@@ -231,6 +231,32 @@ static void test_expire(void **state) {
         assert_int_equal(store_remove_device(f->store, "cam1"), 0);
 }
 
+/* A device's endpoint as the hub saw it is kept, but is in no netmap: no
+ * version bump. */
+static void test_observed_endpoint(void **state) {
+        Fixture *f = *state;
+        StoreNode n = {};
+        StoreNode *l = NULL;
+        size_t n_l = 0;
+        int64_t id;
+        uint64_t v;
+
+        assert_int_equal(store_add_device(f->store, &(StoreDevice) { .name = "cam1", .public_key = keys[0] },
+                                          NOW, &n),
+                         0);
+        id = n.id;
+        store_node_done(&n);
+        v = version(f->store);
+        assert_int_equal(store_set_observed_endpoints(f->store,
+                                                      (StoreObservation[]) { { id, "192.0.2.50:1234" } }, 1),
+                         0);
+        assert_int_equal(version(f->store), v);
+        assert_int_equal(store_list_devices(f->store, true, &l, &n_l), 0);
+        assert_int_equal(n_l, 1);
+        assert_string_equal(l[0].observed_endpoint, "192.0.2.50:1234");
+        store_nodes_free(l, n_l);
+}
+
 static char *render(Store *s, int64_t self, NetmapSnapshot **snap) {
         char *json = NULL;
         size_t len;
@@ -288,6 +314,19 @@ static void test_netmap_devices(void **state) {
                 assert_int_equal(m->n_peers, 1);
         }
 
+        /* with a hub: after it, last */
+        {
+                const NetmapHub hub = { .public_key = HUB_KEY, .endpoint = "192.0.2.1:41640" };
+                _cleanup_free_ char *json = NULL;
+                NetmapSnapshot *snap = NULL;
+                size_t len;
+
+                assert_int_equal(netmap_snapshot_load(f->store, &hub, &snap), 0);
+                assert_int_equal(netmap_snapshot_render(snap, nas, &json, &len), 0);
+                assert_non_null(strstr(json, "\"endpoints\":[\"192.0.2.1:41640\"]},\"devices\":[" CAM1 "]}"));
+                netmap_snapshot_free(snap);
+        }
+
         /* a second device: the whole list, in id order */
         assert_int_equal(add(f->store, "cam2", keys[3], 0), 0);
         j2 = render(f->store, laptop, &s2);
@@ -322,6 +361,7 @@ int main(void) {
                 cmocka_unit_test_setup_teardown(test_add_remove, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_exhausted, setup_tiny, teardown),
                 cmocka_unit_test_setup_teardown(test_expire, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_observed_endpoint, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_netmap_devices, setup, teardown),
         };
 
