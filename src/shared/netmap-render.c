@@ -489,11 +489,22 @@ static size_t delta_peers_size(const NetmapSnapshot *snap, int64_t self_id) {
         return size;
 }
 
+#define NO_DEVICES ",\"devices\":[]"
+
+/* The complete list, only when it differs from delta_from's; [] when the
+ * last device went (docs/protocol.md). At most DELTA_DEVICES_SIZE(snap). */
+#define DELTA_DEVICES_SIZE(snap) MAX((snap)->devices_len, strlen(NO_DEVICES))
+static char *delta_append_devices(char *p, const NetmapSnapshot *snap, const NetmapSnapshot *prev) {
+        if (streq_ptr(snap->devices, prev->devices))
+                return p;
+        return snap->devices ? mempcpy(p, snap->devices, snap->devices_len)
+                             : mempcpy(p, NO_DEVICES, strlen(NO_DEVICES));
+}
+
 int netmap_snapshot_render_delta(NetmapSnapshot *snap, const NetmapSnapshot *prev, int64_t self_id, char **ret,
                                  size_t *ret_len) {
         static const char self_open[] = ",\"self\":", direct_close[] = ",\"relay\":false}",
-                          relay_close[] = ",\"relay\":true}", removed_open[] = "],\"peers_removed\":[",
-                          no_devices[] = ",\"devices\":[]";
+                          relay_close[] = ",\"relay\":true}", removed_open[] = "],\"peers_removed\":[";
         const SnapshotNode *self;
         char delta_open[64];
         size_t size, n_delta_open;
@@ -514,8 +525,8 @@ int netmap_snapshot_render_delta(NetmapSnapshot *snap, const NetmapSnapshot *pre
         n_delta_open = (size_t) snprintf(delta_open, sizeof(delta_open),
                                          "},\"delta_from\":%" PRIu64 ",\"peers_changed\":[", prev->version);
         size = snap->header_len + strlen(self_open) + self->len + n_delta_open + strlen(removed_open) +
-               delta_peers_size(snap, self_id) + snap->removed_len + snap->hub_len +
-               MAX(snap->devices_len, strlen(no_devices)) + 3;
+               delta_peers_size(snap, self_id) + snap->removed_len + snap->hub_len + DELTA_DEVICES_SIZE(snap) +
+               3;
 
         buf = malloc(size);
         if (!buf)
@@ -560,11 +571,7 @@ int netmap_snapshot_render_delta(NetmapSnapshot *snap, const NetmapSnapshot *pre
         *p++ = ']';
         if (snap->hub)
                 p = mempcpy(p, snap->hub, snap->hub_len);
-        /* the complete list, only when it differs from delta_from's; [] when
-         * the last device went (docs/protocol.md) */
-        if (!streq_ptr(snap->devices, prev->devices))
-                p = snap->devices ? mempcpy(p, snap->devices, snap->devices_len)
-                                  : mempcpy(p, no_devices, strlen(no_devices));
+        p = delta_append_devices(p, snap, prev);
         *p++ = '}';
         *p = 0;
         assert(p < buf + size);
