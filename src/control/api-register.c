@@ -131,6 +131,8 @@ static enum MHD_Result register_reply_refused(Request *req, int r, const char *l
                 return request_reply_error(req, MHD_HTTP_UNAUTHORIZED, "auth key already used");
         case -EEXIST:
                 return request_reply_error(req, MHD_HTTP_CONFLICT, "public key is the hub's");
+        case -ENOTUNIQ:
+                return request_reply_error(req, MHD_HTTP_CONFLICT, "public key is a device's");
         case -ESTALE:
                 return request_reply_error(req, MHD_HTTP_FORBIDDEN, "node expired: an admin must renew it");
         case -ENOSPC:

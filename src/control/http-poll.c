@@ -4,6 +4,7 @@
  * another process's (seen by polling the database), or their deadline. */
 #include <inttypes.h>
 #include <systemd/sd-event.h>
+#include <time.h>
 
 #include "http-internal.h"
 #include "log.h"
@@ -125,6 +126,11 @@ enum MHD_Result request_wait(Request *req) {
 static int on_db_poll(sd_event_source *source, uint64_t usec, void *userdata) {
         Server *s = userdata;
         int r;
+
+        /* devices added with --expires leave when their time comes; our own
+         * commit does not move the watch, so look at the version here */
+        if (store_expire_due_devices(s->store, (int64_t) time(NULL)) > 0)
+                server_check_version(s);
 
         r = store_changed(s->store, &s->store_watch);
         if (r > 0) {

@@ -67,38 +67,57 @@ static HubMember *hub_find_member(Hub *h, const WgKey *key) {
         return bsearch(&needle, h->members, h->n_members, sizeof(HubMember), compare_members);
 }
 
-static int hub_load_members(Hub *h, HubMember **ret, size_t *ret_n) {
-        StoreNode *nodes = NULL;
-        _cleanup_free_ HubMember *members = NULL;
-        size_t n = 0, k = 0;
-        int family, r;
+/* Nodes and devices alike: each is a peer of the hub with only its own
+ * addresses as allowed IPs (WireGuard's cryptokey routing then drops what
+ * a peer sends from any other source), and a member for the firewall. */
+static size_t hub_members_from_rows(const StoreNode *rows, size_t n, HubMember *members) {
+        size_t k = 0;
+        int family;
 
-        r = store_list_nodes(h->store, false, &nodes, &n);
-        if (r < 0)
-                return r;
-        members = calloc(MAX(n, (size_t) 1), sizeof(HubMember));
-        if (!members) {
-                store_nodes_free(nodes, n);
-                return log_oom();
-        }
         for (size_t i = 0; i < n; i++) {
                 HubMember *m = &members[k];
 
                 /* the store validated all of this at registration; a row
                  * that does not parse is skipped, not fatal */
-                if (key_from_base64(nodes[i].public_key, &m->key) < 0 ||
-                    in_addr_parse(nodes[i].ipv4, &family, &m->ipv4) < 0 || family != AF_INET) {
-                        log_warning("Node %s has an unusable key or address, not adding it to the hub.",
-                                    nodes[i].name);
+                if (key_from_base64(rows[i].public_key, &m->key) < 0 ||
+                    in_addr_parse(rows[i].ipv4, &family, &m->ipv4) < 0 || family != AF_INET) {
+                        log_warning("%s %s has an unusable key or address, not adding it to the hub.",
+                                    rows[i].device ? "Device" : "Node", rows[i].name);
                         continue;
                 }
-                m->has_ipv6 = in_addr_parse(nodes[i].ipv6, &family, &m->ipv6) >= 0 && family == AF_INET6;
-                m->id = nodes[i].id;
-                if (nodes[i].observed_endpoint)
-                        (void) endpoint_parse(nodes[i].observed_endpoint, &m->endpoint);
+                m->has_ipv6 = in_addr_parse(rows[i].ipv6, &family, &m->ipv6) >= 0 && family == AF_INET6;
+                m->id = rows[i].id;
+                if (rows[i].observed_endpoint)
+                        (void) endpoint_parse(rows[i].observed_endpoint, &m->endpoint);
                 k++;
         }
+        return k;
+}
+
+static int hub_load_members(Hub *h, HubMember **ret, size_t *ret_n) {
+        StoreNode *nodes = NULL, *devices = NULL;
+        _cleanup_free_ HubMember *members = NULL;
+        size_t n = 0, n_devices = 0, k;
+        int r;
+
+        r = store_list_nodes(h->store, false, &nodes, &n);
+        if (r < 0)
+                return r;
+        r = store_list_devices(h->store, false, &devices, &n_devices);
+        if (r < 0) {
+                store_nodes_free(nodes, n);
+                return r;
+        }
+        members = calloc(MAX(n + n_devices, (size_t) 1), sizeof(HubMember));
+        if (!members) {
+                store_nodes_free(nodes, n);
+                store_nodes_free(devices, n_devices);
+                return log_oom();
+        }
+        k = hub_members_from_rows(nodes, n, members);
+        k += hub_members_from_rows(devices, n_devices, members + k);
         store_nodes_free(nodes, n);
+        store_nodes_free(devices, n_devices);
 
         qsort(members, k, sizeof(HubMember), compare_members);
         *ret = TAKE_PTR(members);

@@ -45,7 +45,10 @@ static void help(void) {
                "  nodes list             List the nodes of the mesh\n"
                "  nodes remove NAME      Remove a node from the mesh\n"
                "  nodes expire NAME      Expire a node's key: out of the mesh until it joins again\n"
-               "  nodes renew NAME       Make an expired node valid again (for --expired-nodes=admin)\n\n"
+               "  nodes renew NAME       Make an expired node valid again (for --expired-nodes=admin)\n"
+               "  devices add NAME       Add a plain WireGuard device (phone, camera); print its config\n"
+               "  devices list           List the devices of the mesh\n"
+               "  devices remove NAME    Remove a device from the mesh\n\n"
                "Options:\n"
                "  -h --help              Show this help\n"
                "     --version           Show package version\n"
@@ -85,8 +88,12 @@ static void help(void) {
                "                         serve: an expired node joining again with its key is renewed,\n"
                "                         or stays expired until 'nodes renew' (default: renew)\n"
                "     --reusable          authkey create: the key may join any number of nodes\n"
-               "     --expires=DURATION  authkey create: validity, e.g. 30min, 24h, 7d\n"
-               "     --json              nodes list: print JSON\n\n"
+               "     --expires=DURATION  authkey create, devices add: validity, e.g. 30min, 24h, 7d\n"
+               "     --json              nodes list, devices list: print JSON\n"
+               "     --public-key=KEY    devices add: the device's own key (the config then has no\n"
+               "                         private key; default: a new pair, printed once, never stored)\n"
+               "     --qr                devices add: print the config as a QR code\n"
+               "     --out=FILE          devices add: also write the config to FILE (FILE.png: a QR code)\n\n"
                "See the meshd-control(8) man page for details.\n",
                program_invocation_short_name, STATE_DIR_DEFAULT, DOMAIN_DEFAULT, IPV4_RANGE_DEFAULT,
                (unsigned) HUB_PORT_DEFAULT, SERVER_LISTEN_DEFAULT, HUB_INTERFACE_DEFAULT,
@@ -150,6 +157,9 @@ static int parse_argv(int argc, char *argv[]) {
                 ARG_RELAY_MAX_STREAMS,
                 ARG_RELAY_PORT,
                 ARG_NO_UDP_ECHO,
+                ARG_PUBLIC_KEY,
+                ARG_QR,
+                ARG_OUT,
         };
         static const struct option options[] = {
                 { "help", no_argument, NULL, 'h' },
@@ -178,6 +188,9 @@ static int parse_argv(int argc, char *argv[]) {
                 { "relay-max-streams", required_argument, NULL, ARG_RELAY_MAX_STREAMS },
                 { "relay-port", required_argument, NULL, ARG_RELAY_PORT },
                 { "no-udp-echo", no_argument, NULL, ARG_NO_UDP_ECHO },
+                { "public-key", required_argument, NULL, ARG_PUBLIC_KEY },
+                { "qr", no_argument, NULL, ARG_QR },
+                { "out", required_argument, NULL, ARG_OUT },
                 {},
         };
         int c, r;
@@ -335,6 +348,17 @@ static int parse_argv(int argc, char *argv[]) {
                 case ARG_NO_UDP_ECHO:
                         arg.udp_echo = false;
                         break;
+                case ARG_PUBLIC_KEY:
+                        arg.public_key = optarg;
+                        break;
+                case ARG_QR:
+                        arg.qr = true;
+                        break;
+                case ARG_OUT:
+                        if (!*optarg)
+                                return log_error_errno(-EINVAL, "Invalid --out: empty file name.");
+                        arg.out = optarg;
+                        break;
                 case '?':
                         return -EINVAL;
                 default:
@@ -387,6 +411,12 @@ static int run(int argc, char *argv[]) {
                 return verb_nodes_expire(&arg, args[2]);
         if (streq(args[0], "nodes") && n == 3 && streq(args[1], "renew"))
                 return verb_nodes_renew(&arg, args[2]);
+        if (streq(args[0], "devices") && n == 3 && streq(args[1], "add"))
+                return verb_devices_add(&arg, args[2]);
+        if (streq(args[0], "devices") && n == 2 && streq(args[1], "list"))
+                return verb_devices_list(&arg);
+        if (streq(args[0], "devices") && n == 3 && streq(args[1], "remove"))
+                return verb_devices_remove(&arg, args[2]);
 
         return log_error_errno(-EINVAL, "Unknown command or wrong arguments: '%s', see --help.", args[0]);
 }

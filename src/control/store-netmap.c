@@ -53,14 +53,14 @@ static int store_read_hub(Store *s, const NetmapHub *hub, NetmapMeshHub *ret) {
         return 0;
 }
 
-/* The rows' strings move into the mesh's nodes. */
-static int mesh_take_nodes(NetmapMesh *m, NodeArray *a) {
-        m->nodes = calloc(MAX(a->n, (size_t) 1), sizeof(NetmapMeshNode));
-        if (!m->nodes)
+/* The rows' strings move into the mesh's nodes (or devices). */
+static int mesh_take_nodes(NetmapMeshNode **ret, size_t *ret_n, NodeArray *a) {
+        *ret = calloc(MAX(a->n, (size_t) 1), sizeof(NetmapMeshNode));
+        if (!*ret)
                 return log_oom();
         for (size_t i = 0; i < a->n; i++) {
                 StoreNode *n = a->nodes + i;
-                NetmapMeshNode *node = m->nodes + i;
+                NetmapMeshNode *node = *ret + i;
 
                 /* field by field: TAKE_PTR() inside a compound literal is
                  * more than cppcheck's parser can follow */
@@ -71,14 +71,14 @@ static int mesh_take_nodes(NetmapMesh *m, NodeArray *a) {
                 node->ipv6 = TAKE_PTR(n->ipv6);
                 node->observed_endpoint = TAKE_PTR(n->observed_endpoint);
                 node->endpoints = TAKE_PTR(n->endpoints);
-                m->n_nodes++;
+                (*ret_n)++;
         }
         return 0;
 }
 
 int store_read_mesh(Store *s, const NetmapHub *hub, NetmapMesh *ret) {
         _cleanup_(netmap_mesh_done) NetmapMesh m = {};
-        _cleanup_(node_array_done) NodeArray a = {};
+        _cleanup_(node_array_done) NodeArray a = {}, d = {};
         int r;
 
         /* one read transaction: version and nodes from the same commit */
@@ -96,7 +96,10 @@ int store_read_mesh(Store *s, const NetmapHub *hub, NetmapMesh *ret) {
                         return r;
                 m.has_hub = true;
         }
-        r = store_list_nodes_internal(s, false, &a);
+        r = store_list_nodes_internal(s, false, false, &a);
+        if (r < 0)
+                return r;
+        r = store_list_nodes_internal(s, false, true, &d);
         if (r < 0)
                 return r;
         r = store_load_relays(s, &m.relays, &m.n_relays);
@@ -106,7 +109,10 @@ int store_read_mesh(Store *s, const NetmapHub *hub, NetmapMesh *ret) {
         if (r < 0)
                 return r;
 
-        r = mesh_take_nodes(&m, &a);
+        r = mesh_take_nodes(&m.nodes, &m.n_nodes, &a);
+        if (r < 0)
+                return r;
+        r = mesh_take_nodes(&m.devices, &m.n_devices, &d);
         if (r < 0)
                 return r;
         *ret = m;

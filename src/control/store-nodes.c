@@ -77,6 +77,8 @@ int node_from_row(sqlite3_stmt *stmt, StoreNode *ret) {
                 .created = sqlite3_column_int64(stmt, 6),
                 .removed = sqlite3_column_int(stmt, 7),
                 .expired = sqlite3_column_int(stmt, 9),
+                .device = sqlite3_column_int(stmt, 10),
+                .expires = sqlite3_column_int64(stmt, 11), /* NULL reads as 0: never */
         };
         const char *cols[] = {
                 (const char *) sqlite3_column_text(stmt, 1),
@@ -190,7 +192,7 @@ int store_set_endpoints(Store *s, int64_t id, char *const *endpoints) {
 
 /* Inside a transaction: node id left the netmaps (removed or expired). Its
  * path reports go, and members and version move. */
-static int store_node_left(Store *s, int64_t id) {
+int store_node_left(Store *s, int64_t id) {
         int r;
 
         r = store_exec_id(s, "DELETE FROM path_reports WHERE reporter_id = ?1 OR peer_id = ?1", id);
@@ -202,7 +204,9 @@ static int store_node_left(Store *s, int64_t id) {
         return store_bump_version(s);
 }
 
-int store_remove_node(Store *s, const char *name) {
+/* Nodes and devices leave the same way; `nodes remove` never takes a device
+ * (nor `devices remove` a node). */
+int store_remove_member(Store *s, const char *name, bool device) {
         _cleanup_(sqlite3_finalizep) sqlite3_stmt *stmt = NULL;
         int64_t id;
         int r;
@@ -214,11 +218,12 @@ int store_remove_node(Store *s, const char *name) {
 
         r = store_prepare(s,
                           "UPDATE nodes SET removed = unixepoch() WHERE name = ?1 AND removed IS NULL "
-                          "RETURNING id",
+                          "AND kind = ?2 RETURNING id",
                           &stmt);
         if (r < 0)
                 return r;
         sqlite3_bind_text(stmt, 1, name, -1, SQLITE_STATIC);
+        sqlite3_bind_text(stmt, 2, device ? "device" : "node", -1, SQLITE_STATIC);
         r = store_step(s, stmt);
         if (r < 0)
                 return r;
@@ -236,13 +241,19 @@ int store_remove_node(Store *s, const char *name) {
         return store_commit(&tx);
 }
 
+int store_remove_node(Store *s, const char *name) {
+        return store_remove_member(s, name, false);
+}
+
 /* The id of member name, inside a transaction; -ENOENT for no member,
  * -EALREADY when its expired state is already want_expired. */
 static int store_member_expired_state(Store *s, const char *name, bool want_expired, int64_t *ret_id) {
         _cleanup_(sqlite3_finalizep) sqlite3_stmt *stmt = NULL;
         int r;
 
-        r = store_prepare(s, "SELECT id, expired IS NOT NULL FROM nodes WHERE name = ?1 AND removed IS NULL",
+        r = store_prepare(s,
+                          "SELECT id, expired IS NOT NULL FROM nodes "
+                          "WHERE name = ?1 AND removed IS NULL AND kind = 'node'",
                           &stmt);
         if (r < 0)
                 return r;
@@ -382,7 +393,7 @@ void node_array_done(NodeArray *a) {
 }
 
 /* Callers hold a transaction when they need the list to match a version. */
-int store_list_nodes_internal(Store *s, bool include_expired, NodeArray *ret) {
+int store_list_nodes_internal(Store *s, bool include_expired, bool devices, NodeArray *ret) {
         _cleanup_(sqlite3_finalizep) sqlite3_stmt *stmt = NULL;
         _cleanup_(node_array_done) NodeArray a = {};
         size_t allocated = 0;
@@ -390,13 +401,14 @@ int store_list_nodes_internal(Store *s, bool include_expired, NodeArray *ret) {
 
         r = store_prepare(s,
                           include_expired ? "SELECT " NODE_COLUMNS
-                                            " FROM nodes WHERE removed IS NULL ORDER BY id"
+                                            " FROM nodes WHERE removed IS NULL AND kind = ?1 ORDER BY id"
                                           : "SELECT " NODE_COLUMNS
                                             " FROM nodes WHERE removed IS NULL AND expired IS NULL "
-                                            "ORDER BY id",
+                                            "AND kind = ?1 ORDER BY id",
                           &stmt);
         if (r < 0)
                 return r;
+        sqlite3_bind_text(stmt, 1, devices ? "device" : "node", -1, SQLITE_STATIC);
         for (;;) {
                 r = store_step(s, stmt);
                 if (r < 0)
@@ -426,7 +438,19 @@ int store_list_nodes(Store *s, bool include_expired, StoreNode **ret, size_t *re
         NodeArray a;
         int r;
 
-        r = store_list_nodes_internal(s, include_expired, &a);
+        r = store_list_nodes_internal(s, include_expired, false, &a);
+        if (r < 0)
+                return r;
+        *ret = a.nodes;
+        *ret_n = a.n;
+        return 0;
+}
+
+int store_list_devices(Store *s, bool include_expired, StoreNode **ret, size_t *ret_n) {
+        NodeArray a;
+        int r;
+
+        r = store_list_nodes_internal(s, include_expired, true, &a);
         if (r < 0)
                 return r;
         *ret = a.nodes;
@@ -436,7 +460,7 @@ int store_list_nodes(Store *s, bool include_expired, StoreNode **ret, size_t *re
 
 int store_set_observed_endpoints(Store *s, const StoreObservation *observations, size_t n) {
         _cleanup_(sqlite3_finalizep) sqlite3_stmt *stmt = NULL;
-        int changed = 0, r;
+        int changed = 0, stored = 0, r;
 
         if (n == 0)
                 return 0;
@@ -446,9 +470,12 @@ int store_set_observed_endpoints(Store *s, const StoreObservation *observations,
                 return r;
         _cleanup_(store_rollbackp) Store *tx = s;
 
+        /* A device's endpoint is kept (the hub puts it back after a
+         * restart) but is in no netmap: no version bump for it. */
         r = store_prepare(s,
                           "UPDATE nodes SET observed_endpoint = ?2 "
-                          "WHERE id = ?1 AND removed IS NULL AND observed_endpoint IS NOT ?2",
+                          "WHERE id = ?1 AND removed IS NULL AND observed_endpoint IS NOT ?2 "
+                          "RETURNING kind = 'node'",
                           &stmt);
         if (r < 0)
                 return r;
@@ -459,14 +486,22 @@ int store_set_observed_endpoints(Store *s, const StoreObservation *observations,
                 r = store_step(s, stmt);
                 if (r < 0)
                         return r;
-                changed += sqlite3_changes(s->db) > 0;
+                if (r == 0)
+                        continue;
+                stored++;
+                changed += sqlite3_column_int(stmt, 0);
+                r = store_step(s, stmt);
+                if (r < 0)
+                        return r;
         }
-        if (changed == 0)
+        if (stored == 0)
                 return 0; /* rolls back the empty transaction */
 
-        r = store_bump_version(s);
-        if (r < 0)
-                return r;
+        if (changed > 0) {
+                r = store_bump_version(s);
+                if (r < 0)
+                        return r;
+        }
         r = store_commit(&tx);
         return r < 0 ? r : changed;
 }

@@ -58,7 +58,12 @@ int store_use_authkey(Store *s, int64_t id);
 /* store-nodes.c */
 #define NODE_COLUMNS                                                                  \
         "id, name, public_key, ipv4, ipv6, endpoints, created, removed IS NOT NULL, " \
-        "observed_endpoint, expired IS NOT NULL"
+        "observed_endpoint, expired IS NOT NULL, kind = 'device', expires"
+/* Inside a transaction: member id left the netmaps (removed or expired).
+ * Its path reports go, and members and version move. */
+int store_node_left(Store *s, int64_t id);
+/* A member of either kind leaves: -ENOENT when name is no member of it. */
+int store_remove_member(Store *s, const char *name, bool device);
 /* A row of NODE_COLUMNS. */
 int node_from_row(sqlite3_stmt *stmt, StoreNode *ret);
 /* The announced endpoints as stored: a JSON array of strings; NULL on OOM. */
@@ -72,7 +77,15 @@ typedef struct NodeArray {
 
 void node_array_done(NodeArray *a);
 /* Callers hold a transaction when they need the list to match a version. */
-int store_list_nodes_internal(Store *s, bool include_expired, NodeArray *ret);
+int store_list_nodes_internal(Store *s, bool include_expired, bool devices, NodeArray *ret);
+
+/* store-register.c, for store-devices.c */
+/* 1 when name is reserved or taken (by a member of either kind, or held
+ * back by a removed node's certificate) at now. */
+int store_name_in_use(Store *s, const char *name, int64_t now);
+/* The next free host of the ranges: -ENOSPC when they are full. */
+int store_allocate_host(Store *s, int64_t now, uint64_t *ret_host, char ipv4[static INET6_ADDRSTRLEN],
+                        char ipv6[static INET6_ADDRSTRLEN]);
 
 /* store-paths.c */
 /* Pairs of members with at least one direct=false report, each once,

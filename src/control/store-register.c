@@ -33,7 +33,7 @@ static int store_taken(Store *s, const char *sql, const char *text, int64_t numb
         return store_step(s, stmt);
 }
 
-static int name_in_use(Store *s, const char *name, int64_t now) {
+int store_name_in_use(Store *s, const char *name, int64_t now) {
         if (dns_label_is_reserved(name))
                 return 1;
         return store_taken(s, "SELECT 1 FROM nodes WHERE name = ?1 AND " TAKEN_AT_NOW, name, 0, now);
@@ -151,7 +151,7 @@ static int store_unique_name(Store *s, const char *label, int64_t now, char **re
                 }
                 if (snprintf(name, sizeof(name), "%s%s", base, suffix) >= (int) sizeof(name))
                         return -ENAMETOOLONG; /* cannot happen: base was shortened to fit */
-                r = name_in_use(s, name, now);
+                r = store_name_in_use(s, name, now);
                 if (r < 0)
                         return r;
                 if (r == 0)
@@ -178,8 +178,8 @@ int store_read_range(Store *s, IpamRange *ret) {
         return 0;
 }
 
-static int store_allocate_host(Store *s, int64_t now, uint64_t *ret_host, char ipv4[static INET6_ADDRSTRLEN],
-                               char ipv6[static INET6_ADDRSTRLEN]) {
+int store_allocate_host(Store *s, int64_t now, uint64_t *ret_host, char ipv4[static INET6_ADDRSTRLEN],
+                        char ipv6[static INET6_ADDRSTRLEN]) {
         _cleanup_(sqlite3_finalizep) sqlite3_stmt *stmt = NULL;
         IpamRange range;
         int64_t next = 0;
@@ -226,7 +226,8 @@ static int store_rejoin(Store *s, const StoreRegistration *reg, int64_t authkey_
         int r;
 
         r = store_prepare(s,
-                          "SELECT id, expired IS NOT NULL FROM nodes WHERE public_key = ?1 AND removed IS NULL",
+                          "SELECT id, expired IS NOT NULL, kind = 'device' FROM nodes "
+                          "WHERE public_key = ?1 AND removed IS NULL",
                           &find);
         if (r < 0)
                 return r;
@@ -236,6 +237,9 @@ static int store_rejoin(Store *s, const StoreRegistration *reg, int64_t authkey_
                 return r;
         id = sqlite3_column_int64(find, 0);
         expired = sqlite3_column_int(find, 1);
+        /* a device's key is no node's: it never registers */
+        if (sqlite3_column_int(find, 2))
+                return -ENOTUNIQ;
         if (expired && reg->expired_needs_admin)
                 return -ESTALE;
 

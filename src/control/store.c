@@ -14,7 +14,7 @@
 #include "log.h"
 #include "store-private.h"
 
-#define SCHEMA_VERSION 4
+#define SCHEMA_VERSION 5
 #define BUSY_TIMEOUT_MSEC 5000
 
 static const char schema_v1[] =
@@ -74,6 +74,15 @@ static const char schema_v3[] =
  * new node gets a name that a still-valid certificate of another machine
  * names: most TLS clients check no CRL or OCSP. */
 static const char schema_v4[] = "ALTER TABLE nodes ADD COLUMN cert_not_after INTEGER;"; /* NULL: none issued */
+
+/* Devices (issue 14): plain WireGuard peers of the hub (phones, cameras)
+ * are rows of nodes too, so names and addresses share one namespace and one
+ * set of unique indexes; kind tells them apart. A device has no token (a
+ * random hash nobody knows fills token_hash) and may expire at a time set
+ * when it was added. */
+static const char schema_v5[] =
+        "ALTER TABLE nodes ADD COLUMN kind TEXT NOT NULL DEFAULT 'node';" /* 'node' | 'device' */
+        "ALTER TABLE nodes ADD COLUMN expires INTEGER;"; /* devices: NULL never, else epoch seconds */
 
 static int sqlite_to_errno(int rc) {
         switch (rc & 0xff) {
@@ -197,8 +206,13 @@ static int store_migrate(Store *s, bool create) {
                 if (r < 0)
                         return r;
         }
+        if (version < 5) {
+                r = store_exec(s, schema_v5);
+                if (r < 0)
+                        return r;
+        }
         /* PRAGMA takes no parameters; the value is our own constant. */
-        r = store_exec(s, "PRAGMA user_version = 4");
+        r = store_exec(s, "PRAGMA user_version = 5");
         if (r < 0)
                 return r;
         r = store_commit(&tx);

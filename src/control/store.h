@@ -31,7 +31,9 @@ typedef struct StoreNode {
         char *observed_endpoint; /* "ip:port" as the hub saw it, NULL when unknown */
         int64_t created;         /* seconds since the epoch */
         bool removed;
-        bool expired; /* `meshd-control nodes expire`: out of every netmap until it re-registers */
+        bool expired;    /* `meshd-control nodes expire`: out of every netmap until it re-registers */
+        bool device;     /* a plain WireGuard device (`devices add`), no meshd: no token, no endpoints */
+        int64_t expires; /* devices: when they expire, epoch seconds; 0: never */
 } StoreNode;
 
 void store_node_done(StoreNode *n);
@@ -89,7 +91,8 @@ int store_authkey_add(Store *s, const char *key, bool reusable, int64_t expires)
  * removed nodes with a certificate not yet expired at now; reserved labels
  * (dns_label_is_reserved()) get a suffix. Errors:
  * -ENOKEY unknown auth key, -EKEYEXPIRED expired, -EKEYREJECTED a single-use
- * key that was used, -EEXIST the hub's public key, -ESTALE an expired
+ * key that was used, -EEXIST the hub's public key, -ENOTUNIQ a device's
+ * public key (`devices add`), -ESTALE an expired
  * member while reg->expired_needs_admin, -ENOSPC address range full.
  * now: seconds since the epoch. */
 int store_register_node(Store *s, const StoreRegistration *reg, int64_t now, StoreNode *ret);
@@ -124,8 +127,30 @@ void store_held_free(StoreHeld *l, size_t n);
 /* PRAGMA quick_check: -EBADMSG (logged, naming the file) when damaged. */
 int store_check_integrity(Store *s);
 
-/* Current members, ordered by id; expired ones only with include_expired. */
+/* Current members that run meshd (no devices), ordered by id; expired ones
+ * only with include_expired. */
 int store_list_nodes(Store *s, bool include_expired, StoreNode **ret, size_t *ret_n);
+
+/* Devices (store-devices.c): plain WireGuard peers of the hub, in the same
+ * namespace of names and addresses as nodes. */
+typedef struct StoreDevice {
+        const char *name;       /* checked by the caller: a DNS label, not reserved */
+        const char *public_key; /* checked by the caller: base64 of 32 bytes, not all zero */
+        int64_t expires;        /* epoch seconds, 0: never */
+} StoreDevice;
+/* On success the new device is in ret. Nothing changes on error: -EEXIST
+ * name taken (a node's, a device's, or held back by a certificate),
+ * -ENOTUNIQ the key is a member's, -EKEYREJECTED the key is the hub's,
+ * -ENOSPC the address ranges are full. */
+int store_add_device(Store *s, const StoreDevice *dev, int64_t now, StoreNode *ret);
+/* -ENOENT when name is no device. */
+int store_remove_device(Store *s, const char *name);
+/* Current devices, ordered by id; expired ones only with include_expired. */
+int store_list_devices(Store *s, bool include_expired, StoreNode **ret, size_t *ret_n);
+/* Devices whose expiry time is reached at now leave the netmaps and the hub
+ * (one transaction, one version bump). Returns how many; cheap (one read)
+ * when none is due, so the server calls it with its database poll. */
+int store_expire_due_devices(Store *s, int64_t now);
 
 /* Where the hub saw a node last: "ip:port" (canonical, endpoint_format()). */
 typedef struct StoreObservation {
@@ -134,8 +159,9 @@ typedef struct StoreObservation {
 } StoreObservation;
 
 /* One transaction for all: returns how many nodes got a new observed
- * endpoint (the version is bumped once when that is > 0). Unknown and
- * removed ids are skipped. */
+ * endpoint (the version is bumped once when that is > 0). Devices' are
+ * stored too but not counted (no netmap shows them). Unknown and removed
+ * ids are skipped. */
 int store_set_observed_endpoints(Store *s, const StoreObservation *observations, size_t n);
 
 /* What one node found about its direct path to a peer (POST /v1/paths). */

@@ -38,6 +38,9 @@ typedef struct ControlArgs {
         unsigned relay_max_streams;
         uint16_t relay_port;
         bool udp_echo;
+        const char *public_key; /* devices add --public-key */
+        bool qr;                /* devices add --qr */
+        const char *out;        /* devices add --out */
 } ControlArgs;
 
 int verb_init(const ControlArgs *a);
@@ -47,6 +50,9 @@ int verb_nodes_list(const ControlArgs *a);
 int verb_nodes_remove(const ControlArgs *a, const char *name);
 int verb_nodes_expire(const ControlArgs *a, const char *name);
 int verb_nodes_renew(const ControlArgs *a, const char *name);
+int verb_devices_add(const ControlArgs *a, const char *name);
+int verb_devices_list(const ControlArgs *a);
+int verb_devices_remove(const ControlArgs *a, const char *name);
 
 /* state-dir.c */
 /* name in the state directory */

@@ -24,6 +24,8 @@ struct NetmapSnapshot {
         size_t header_len;
         char *hub; /* ,"hub":{…} or NULL without a hub */
         size_t hub_len;
+        char *devices; /* ,"devices":[…] or NULL without devices */
+        size_t devices_len;
         SnapshotNode *nodes; /* ordered by id */
         size_t n_nodes;
         size_t bodies_len;
@@ -63,6 +65,16 @@ void netmap_mesh_done(NetmapMesh *m) {
         }
         free(m->nodes);
         free(m->relays);
+        for (size_t i = 0; i < m->n_devices; i++) {
+                NetmapMeshNode *n = m->devices + i;
+                free(n->name);
+                free(n->public_key);
+                free(n->ipv4);
+                free(n->ipv6);
+                free(n->observed_endpoint);
+                strv_free(n->endpoints);
+        }
+        free(m->devices);
         *m = (NetmapMesh) {};
 }
 
@@ -76,6 +88,7 @@ NetmapSnapshot *netmap_snapshot_free(NetmapSnapshot *snap) {
         free(snap->nodes);
         free(snap->header);
         free(snap->hub);
+        free(snap->devices);
         free(snap->relays);
         free(snap->changed_ids);
         strv_free(snap->removed_keys);
@@ -209,6 +222,35 @@ static int snapshot_hub_render(const NetmapMeshHub *hub, char **ret, size_t *ret
         *ret_len = strlen(*ret);
         return 0;
 }
+/* The same text for every node: devices are peers of the hub only. */
+static int snapshot_devices_render(const NetmapMeshNode *devices, size_t n, char **ret, size_t *ret_len) {
+        _cleanup_(cJSON_Deletep) cJSON *a = cJSON_CreateArray();
+        _cleanup_free_ char *text = NULL;
+
+        if (!a)
+                return log_oom();
+        for (size_t i = 0; i < n; i++) {
+                cJSON *o = cJSON_CreateObject();
+
+                if (!o || !cJSON_AddItemToArray(a, o)) {
+                        cJSON_Delete(o);
+                        return log_oom();
+                }
+                if (!cJSON_AddStringToObject(o, "name", devices[i].name) ||
+                    !cJSON_AddStringToObject(o, "public_key", devices[i].public_key) ||
+                    !cJSON_AddStringToObject(o, "ipv4", devices[i].ipv4) ||
+                    (devices[i].ipv6 && !cJSON_AddStringToObject(o, "ipv6", devices[i].ipv6)))
+                        return log_oom();
+        }
+        text = cJSON_PrintUnformatted(a);
+        if (!text)
+                return log_oom();
+        if (asprintf(ret, ",\"devices\":%s", text) < 0)
+                return log_oom();
+        *ret_len = strlen(*ret);
+        return 0;
+}
+
 int netmap_snapshot_new(const NetmapMesh *mesh, NetmapSnapshot **ret) {
         _cleanup_(netmap_snapshot_freep) NetmapSnapshot *snap = NULL;
         int r;
@@ -222,6 +264,12 @@ int netmap_snapshot_new(const NetmapMesh *mesh, NetmapSnapshot **ret) {
                 return r;
         if (mesh->has_hub) {
                 r = snapshot_hub_render(&mesh->hub, &snap->hub, &snap->hub_len);
+                if (r < 0)
+                        return r;
+        }
+        /* none: no key at all, so a mesh without devices renders as before */
+        if (mesh->n_devices > 0) {
+                r = snapshot_devices_render(mesh->devices, mesh->n_devices, &snap->devices, &snap->devices_len);
                 if (r < 0)
                         return r;
         }
@@ -299,7 +347,7 @@ int netmap_snapshot_render(const NetmapSnapshot *snap, int64_t self_id, char **r
                 return -ENOENT;
 
         size = snap->header_len + strlen(self_open) + self->len + strlen(peers_open) + snap->bodies_len +
-               snap->n_nodes * (strlen(direct_close) + 1) + 1 + snap->hub_len + 2;
+               snap->n_nodes * (strlen(direct_close) + 1) + 1 + snap->hub_len + snap->devices_len + 2;
         buf = malloc(size);
         if (!buf)
                 return -ENOMEM;
@@ -323,6 +371,9 @@ int netmap_snapshot_render(const NetmapSnapshot *snap, int64_t self_id, char **r
         *p++ = ']';
         if (snap->hub)
                 p = mempcpy(p, snap->hub, snap->hub_len);
+        /* last: where merging a delta that brings the first device adds it */
+        if (snap->devices)
+                p = mempcpy(p, snap->devices, snap->devices_len);
         *p++ = '}';
         *p = 0;
 
@@ -438,6 +489,18 @@ static size_t delta_peers_size(const NetmapSnapshot *snap, int64_t self_id) {
         return size;
 }
 
+#define NO_DEVICES ",\"devices\":[]"
+
+/* The complete list, only when it differs from delta_from's; [] when the
+ * last device went (docs/protocol.md). At most DELTA_DEVICES_SIZE(snap). */
+#define DELTA_DEVICES_SIZE(snap) MAX((snap)->devices_len, strlen(NO_DEVICES))
+static char *delta_append_devices(char *p, const NetmapSnapshot *snap, const NetmapSnapshot *prev) {
+        if (streq_ptr(snap->devices, prev->devices))
+                return p;
+        return snap->devices ? mempcpy(p, snap->devices, snap->devices_len)
+                             : mempcpy(p, NO_DEVICES, strlen(NO_DEVICES));
+}
+
 int netmap_snapshot_render_delta(NetmapSnapshot *snap, const NetmapSnapshot *prev, int64_t self_id, char **ret,
                                  size_t *ret_len) {
         static const char self_open[] = ",\"self\":", direct_close[] = ",\"relay\":false}",
@@ -462,7 +525,8 @@ int netmap_snapshot_render_delta(NetmapSnapshot *snap, const NetmapSnapshot *pre
         n_delta_open = (size_t) snprintf(delta_open, sizeof(delta_open),
                                          "},\"delta_from\":%" PRIu64 ",\"peers_changed\":[", prev->version);
         size = snap->header_len + strlen(self_open) + self->len + n_delta_open + strlen(removed_open) +
-               delta_peers_size(snap, self_id) + snap->removed_len + snap->hub_len + 3;
+               delta_peers_size(snap, self_id) + snap->removed_len + snap->hub_len + DELTA_DEVICES_SIZE(snap) +
+               3;
 
         buf = malloc(size);
         if (!buf)
@@ -507,6 +571,7 @@ int netmap_snapshot_render_delta(NetmapSnapshot *snap, const NetmapSnapshot *pre
         *p++ = ']';
         if (snap->hub)
                 p = mempcpy(p, snap->hub, snap->hub_len);
+        p = delta_append_devices(p, snap, prev);
         *p++ = '}';
         *p = 0;
         assert(p < buf + size);

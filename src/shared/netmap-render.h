@@ -43,6 +43,11 @@ typedef struct NetmapMesh {
         size_t n_nodes;
         NetmapRelayPair *relays; /* ordered by (lo, hi), each once */
         size_t n_relays;
+        /* Plain WireGuard devices behind the hub ("devices" of
+         * docs/protocol.md): ordered by id; endpoints and
+         * observed_endpoint unused. ipv6 NULL: none. */
+        NetmapMeshNode *devices;
+        size_t n_devices;
 } NetmapMesh;
 
 void netmap_mesh_done(NetmapMesh *m);

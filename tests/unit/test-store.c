@@ -669,6 +669,8 @@ static void test_migrate_v1(void **state) {
                                       "ALTER TABLE nodes DROP COLUMN observed_endpoint;"
                                       "ALTER TABLE nodes DROP COLUMN expired;"
                                       "ALTER TABLE nodes DROP COLUMN cert_not_after;"
+                                      "ALTER TABLE nodes DROP COLUMN kind;"
+                                      "ALTER TABLE nodes DROP COLUMN expires;"
                                       "DELETE FROM settings WHERE key = 'members';"
                                       "PRAGMA user_version = 1;",
                                       NULL, NULL, NULL),
@@ -684,6 +686,19 @@ static void test_migrate_v1(void **state) {
         assert_int_equal(store_authkey_add(s, "k2", false, 0), 0);
         assert_int_equal(reg(s, "k2", keys[4], "late", NOW, &n), 0);
         store_node_done(&n);
+        /* the old rows are nodes (schema_v5's default), not devices */
+        {
+                StoreNode *list = NULL;
+                size_t n_list = 0;
+
+                assert_int_equal(store_list_nodes(s, true, &list, &n_list), 0);
+                assert_int_equal(n_list, 4);
+                assert_false(list[0].device);
+                store_nodes_free(list, n_list);
+                assert_int_equal(store_list_devices(s, true, &list, &n_list), 0);
+                assert_int_equal(n_list, 0);
+                store_nodes_free(list, n_list);
+        }
 }
 
 /* An expired node leaves the netmaps but keeps its name and addresses; its

@@ -1,0 +1,312 @@
+# SPDX-License-Identifier: LGPL-2.1-or-later
+"""Issue 14, the control server's side: `meshd-control devices add` makes a
+plain WireGuard device (a phone, a camera) a peer of the hub, and prints the
+configuration that a stock wg-quick (wireguard-tools) brings up as it is.
+
+The phone is its own namespace on the underlay running `wg-quick up` with
+WG_QUICK_USERSPACE_IMPLEMENTATION=wireguard-go (no WireGuard module here).
+The namespace has no resolvconf, so the test hands wg-quick the config
+without its `DNS =` line (the rest is byte for byte what devices add
+printed); the DNS server itself is tested where it is served.
+
+"The phone reaches the hub" is a meshd probe (UDP echo on port 41642 of the
+hub's mesh address) answered: the hub's firewall answers members' probes
+and nothing else on its own address (no ICMP: test_attack_hub), and a
+device is a member."""
+
+import json
+import os
+import socket
+import struct
+import time
+
+import pytest
+
+import meshlab
+from meshlab import wait_until
+
+HUB_V4 = "100.64.0.1"
+PROBE_PORT = 41642
+IP_TRANSPARENT = 19      # a non-local source: FREEBIND binds, only TRANSPARENT routes it
+
+
+def devices(control) -> list[dict]:
+    return json.loads(control.command("devices", "list", "--json").stdout)
+
+
+def add(control, name, *args, check=True):
+    return control.command("devices", "add", name, *args, check=check)
+
+
+def config_value(text, key) -> str:
+    return next(line.split("=", 1)[1].strip() for line in text.splitlines() if line.startswith(key + " ="))
+
+
+def probe(ns, *, source=None, timeout=0.5) -> bool:
+    """One meshd probe to the hub's mesh address from ns; source: bind to
+    this address even when it is not ours (IP_TRANSPARENT: a spoofed source)."""
+    s = meshlab.netns_socket(ns, socket.AF_INET, socket.SOCK_DGRAM)
+    try:
+        s.settimeout(timeout)
+        if source:
+            s.setsockopt(socket.SOL_IP, IP_TRANSPARENT, 1)
+            s.bind((source, 0))
+        nonce = struct.unpack("!I", os.urandom(4))[0]
+        s.sendto(b"MSHP" + bytes([1, 0, 0, 0]) + struct.pack("!I", nonce), (HUB_V4, PROBE_PORT))
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            d, _ = s.recvfrom(64)
+            if d[:8] == b"MSHP" + bytes([2, 0, 0, 0]) and d[8:12] == struct.pack("!I", nonce):
+                return True
+        return False
+    except (TimeoutError, socket.timeout, OSError):
+        return False
+    finally:
+        s.close()
+
+
+class Phone:
+    """A stock wg-quick in its own namespace, as a phone's WireGuard app."""
+
+    def __init__(self, lab, name, index, config):
+        self.ns = lab.add_host(name, f"{meshlab.UNDERLAY}.{50 + index}")
+        # m<rid><letter>: the form sweep_stale() cleans up after an aborted run
+        self.ifname = f"m{lab.rid}{chr(ord('p') + index)}"
+        self.config = config
+        self.address = config_value(config, "Address").split(",")[0].split("/")[0]
+        path = lab.short / f"{self.ifname}.conf"
+        # no resolvconf in the namespace: everything but the DNS line
+        path.write_text("".join(line for line in config.splitlines(keepends=True)
+                                if not line.startswith("DNS =")))
+        path.chmod(0o600)
+        env = dict(os.environ, WG_QUICK_USERSPACE_IMPLEMENTATION="wireguard-go")
+        cp = self.ns.exec("wg-quick", "up", str(path), env=env, timeout=30)
+        assert cp.returncode == 0, f"wg-quick up: {cp.stdout}{cp.stderr}"
+
+    def probe(self, **kwargs) -> bool:
+        return probe(self.ns, **kwargs)
+
+    def reaches_hub(self, within=10.0) -> bool:
+        try:
+            wait_until(lambda: self.probe(), within, interval=0.1, what="probe answered")
+            return True
+        except Exception:
+            return False
+
+
+def test_device_config_and_phone(lab, control):
+    """devices add cam1 → a config that wg-quick brings up as it is; the
+    phone reaches the hub; the device is in devices list (not in nodes
+    list, whose output stays as it was)."""
+    nodes_before = control.command("nodes", "list").stdout
+    cp = add(control, "cam1")
+    text = cp.stdout
+    lines = text.splitlines()
+    assert lines[0] == "[Interface]" and lines[5] == "" and lines[6] == "[Peer]", text
+    assert [line.split(" =")[0] for line in lines if "=" in line] == [
+        "PrivateKey", "Address", "DNS", "MTU", "PublicKey", "Endpoint", "AllowedIPs", "PersistentKeepalive"]
+    [cam1] = devices(control)
+    assert cam1["name"] == "cam1" and cam1["expires"] is None and not cam1["expired"]
+    assert config_value(text, "Address") == f"{cam1['ipv4']}/32, {cam1['ipv6']}/128"
+    assert meshlab.public_from_private(config_value(text, "PrivateKey")) == cam1["public_key"]
+    hub_v6 = cam1["ipv6"].rsplit(":", 1)[0] + ":1"
+    assert config_value(text, "DNS") == f"{HUB_V4}, {hub_v6}"
+    assert config_value(text, "MTU") == "1420"
+    assert config_value(text, "AllowedIPs") == "100.64.0.0/10, " + cam1["ipv6"].rsplit(":", 2)[0] + "::/48"
+    assert config_value(text, "PersistentKeepalive") == "25"
+    # the private key is printed once, never stored
+    db = (control.state_dir / "control.db").read_bytes()
+    assert config_value(text, "PrivateKey").encode() not in db
+    assert control.command("nodes", "list").stdout == nodes_before
+
+    phone = Phone(lab, "phone", 0, text)
+    assert phone.reaches_hub(within=10), control.log_tail()
+    wg = control.ns.exec("wg", "show", control.hub_interface, "allowed-ips", check=True).stdout
+    assert f"{cam1['public_key']}\t{cam1['ipv4']}/32 {cam1['ipv6']}/128" in wg, wg
+
+
+def test_device_qr(lab, control):
+    """The QR code (PNG) decodes with zbarimg to exactly the config text;
+    --qr prints it with half blocks on the terminal."""
+    png = lab.dir / "cam2.png"
+    cp = add(control, "cam2", f"--out={png}")
+    decoded = lab.bridge.exec("zbarimg", "--raw", "-q", str(png), check=True).stdout
+    assert decoded == cp.stdout + "\n"          # zbarimg ends each symbol with a newline
+    assert oct(png.stat().st_mode & 0o777) == "0o600"
+
+    png3 = lab.dir / "cam3.png"
+    cp = add(control, "cam3", "--qr", f"--out={png3}")
+    assert "PrivateKey" not in cp.stdout and "\u2580" in cp.stdout and "\u2584" in cp.stdout, cp.stdout
+    decoded = lab.bridge.exec("zbarimg", "--raw", "-q", str(png3), check=True).stdout
+    cam3 = next(d for d in devices(control) if d["name"] == "cam3")
+    assert config_value(decoded, "Address") == f"{cam3['ipv4']}/32, {cam3['ipv6']}/128"
+    assert meshlab.public_from_private(config_value(decoded, "PrivateKey")) == cam3["public_key"]
+
+    # --public-key: the same text, its PrivateKey line a placeholder
+    key = meshlab.fake_public_key()
+    cp = add(control, "cam4", f"--public-key={key}", f"--out={lab.dir / 'cam4.png'}")
+    assert cp.stdout.splitlines()[1] == f"# PrivateKey = (the private key of {key})"
+    decoded = lab.bridge.exec("zbarimg", "--raw", "-q", str(lab.dir / "cam4.png"), check=True).stdout
+    assert decoded == cp.stdout + "\n"
+
+
+def expect_refused(control, args, message):
+    before = control.command("devices", "list", "--json").stdout
+    version = control.command("nodes", "list", "--json").stdout
+    cp = control.command("devices", *args, check=False)
+    assert cp.returncode != 0, cp.stdout
+    assert cp.stdout == "", cp.stdout
+    assert cp.stderr.strip().splitlines()[-1] == "meshd-control: " + message, cp.stderr
+    assert control.command("devices", "list", "--json").stdout == before
+    assert control.command("nodes", "list", "--json").stdout == version
+
+
+def test_device_bad_input(lab):
+    """Duplicates, bad keys and an exhausted range: one clear line, exit
+    non-zero, and the store unchanged."""
+    control = lab.add_control(start=False)
+    cp = add(control, "cam1")
+    hub_key = config_value(cp.stdout, "PublicKey")
+    cam1_key = devices(control)[0]["public_key"]
+    expect_refused(control, ["add", "cam1"],
+                   "Name 'cam1' is taken in the mesh (nodes and devices share names).")
+    expect_refused(control, ["add", "hub"], "Device name 'hub' is reserved.")
+    expect_refused(control, ["add", "Cam_1"],
+                   "Invalid device name 'Cam_1': expected a DNS label (a-z, 0-9 and '-', at most 63 characters).")
+    expect_refused(control, ["add", "cam2", "--public-key=bm90IGEga2V5"],
+                   "Invalid --public-key 'bm90IGEga2V5': expected the base64 of a 32-byte WireGuard key.")
+    expect_refused(control, ["add", "cam2", "--public-key=" + "A" * 43 + "="],
+                   "Invalid --public-key: the all-zero key.")
+    expect_refused(control, ["add", "cam2", f"--public-key={hub_key}"], "The public key is the hub's.")
+    expect_refused(control, ["add", "cam2", f"--public-key={cam1_key}"],
+                   "The public key is a member's already (a node or device).")
+    expect_refused(control, ["remove", "cam9"], "No device named 'cam9' in the mesh.")
+
+    # a mesh of /29: hosts .2 … .6, then full
+    state = lab.dir / "tiny"
+    state.mkdir()
+    tiny = control.ns.exec(meshlab.binary("meshd-control"), "--state-dir", state, "init", "--url", control.url,
+                           "--ipv4-range", "100.64.0.0/29", check=True)
+    assert tiny.returncode == 0
+    control.state_dir = state
+    for i in range(5):
+        add(control, f"d{i}")
+    expect_refused(control, ["add", "d5"], "The mesh's address range is full: no address left for 'd5'.")
+
+
+def test_device_remove_and_expiry(lab, control):
+    """devices remove: the phone's probes stop being answered within 1 s,
+    the hub's peer is gone. --expires: the device leaves when its time
+    comes."""
+    cp = add(control, "cam1")
+    phone = Phone(lab, "phone", 0, cp.stdout)
+    assert phone.reaches_hub(within=10), control.log_tail()
+
+    control.command("devices", "remove", "cam1")
+    removed = time.monotonic()
+    last_answer = None
+    while time.monotonic() < removed + 3:
+        if phone.probe(timeout=0.1):
+            last_answer = time.monotonic()
+    assert last_answer is None or last_answer - removed < 1.0, f"answered {last_answer - removed:.2f} s after"
+    assert devices(control) == []
+    wg = control.ns.exec("wg", "show", control.hub_interface, "allowed-ips", check=True).stdout
+    assert config_value(cp.stdout, "Address").split("/")[0] not in wg
+
+    add(control, "cam5", "--expires=2s", f"--public-key={meshlab.fake_public_key()}")
+    [cam5] = devices(control)
+    assert cam5["expires"] is not None and not cam5["expired"]
+    wait_until(lambda: devices(control)[0]["expired"], 6, interval=0.2, what="cam5 expired")
+    wait_until(lambda: cam5["ipv4"] not in control.ns.exec("wg", "show", control.hub_interface, "allowed-ips",
+                                                         check=True).stdout,
+               2, what="cam5 off the hub")
+
+
+def test_device_gains_nothing(lab, control):
+    """A device that widens its AllowedIPs to 0.0.0.0/0 reaches nothing but
+    members: not the control host's own addresses, not its services. One
+    that spoofs another device's source address gets nothing through: the
+    hub's WireGuard drops it (cryptokey routing), so no answer reaches the
+    device whose address it claimed."""
+    phone = Phone(lab, "phone", 0, add(control, "cam1").stdout)
+    other = Phone(lab, "phone2", 1, add(control, "cam2").stdout)
+    assert phone.reaches_hub(within=10) and other.reaches_hub(within=10), control.log_tail()
+    hub_key = config_value(phone.config, "PublicKey")
+
+    # "AllowedIPs = 0.0.0.0/0" at the phone, and a private network of the
+    # control host (a listener on it) routed into the tunnel
+    control.ns.ip("link", "add", "lan0", "type", "veth", "peer", "name", "lan1")    # no dummy module here
+    control.ns.ip("addr", "add", "10.99.0.1/24", "dev", "lan0")
+    control.ns.ip("link", "set", "lan0", "up")
+    control.ns.ip("link", "set", "lan1", "up")
+    server = meshlab.netns_socket(control.ns, socket.AF_INET, socket.SOCK_STREAM)
+    server.bind(("10.99.0.1", 8080))
+    server.listen()
+    phone.ns.exec("wg", "set", phone.ifname, "peer", hub_key, "allowed-ips", "0.0.0.0/0,::/0", check=True)
+    phone.ns.ip("route", "add", "10.99.0.0/24", "dev", phone.ifname)
+    try:
+        s = meshlab.netns_socket(phone.ns, socket.AF_INET, socket.SOCK_STREAM)
+        s.settimeout(2)
+        try:
+            with pytest.raises((TimeoutError, socket.timeout)):       # dropped, not refused
+                s.connect(("10.99.0.1", 8080))
+        finally:
+            s.close()
+    finally:
+        server.close()
+    counters = control.ns.exec("nft", "list", "chain", "inet", f"meshd_hub_{control.hub_interface}", "to_hub",
+                               check=True).stdout
+    assert "packets 0 bytes 0 comment \"not a hub service\"" not in counters, counters
+    # still a member for what members may do
+    assert phone.reaches_hub(within=10)
+
+    # a spoofed source: cam2's address, from cam1's phone
+    listener = meshlab.netns_socket(other.ns, socket.AF_INET, socket.SOCK_DGRAM)
+    listener.bind((other.address, 0))
+    listener.settimeout(0.3)
+    port = listener.getsockname()[1]
+
+    def sent():
+        out = phone.ns.exec("wg", "show", phone.ifname, "transfer", check=True).stdout
+        return int(out.split()[2])
+    before = sent()
+    try:
+        for _ in range(5):
+            s = meshlab.netns_socket(phone.ns, socket.AF_INET, socket.SOCK_DGRAM)
+            s.setsockopt(socket.SOL_IP, IP_TRANSPARENT, 1)
+            s.bind((other.address, port))
+            s.sendto(b"MSHP" + bytes([1, 0, 0, 0]) + b"\0\0\0\1", (HUB_V4, PROBE_PORT))
+            s.close()
+            with pytest.raises((TimeoutError, socket.timeout)):
+                listener.recvfrom(64)
+        assert sent() >= before + 5 * 32, "the spoofed probes never went into the tunnel"
+        # the same probe from cam2's own phone is answered there
+        listener.sendto(b"MSHP" + bytes([1, 0, 0, 0]) + b"\0\0\0\2", (HUB_V4, PROBE_PORT))
+        listener.settimeout(3)
+        assert listener.recvfrom(64)[0][:8] == b"MSHP" + bytes([2, 0, 0, 0])
+    finally:
+        listener.close()
+
+
+def test_phone_reaches_nodes_by_name(lab, mesh3):
+    """NEEDS THE NODE SIDE (helper "devnode" of issue 14): nodes read the
+    netmap's "devices" and route them through their hub entry. This branch's
+    netmap parser ignores "devices", so the test is skipped here; the lead
+    removes the skip after merging the node side.
+
+    cam1 reaches every node by mesh address; every node sees cam1 in
+    `meshctl peers` (kind device, path hub) and pings it by name within
+    10 s of `devices add`."""
+    pytest.skip("needs devnode")
+    control = lab.control
+    cp = add(control, "cam1")
+    added = time.monotonic()
+    phone = Phone(lab, "phone", 0, cp.stdout)
+    for node in mesh3:
+        wait_until(lambda: any(p["name"] == "cam1" and p.get("kind") == "device" and p.get("path") == "hub"
+                               for p in node.peers()),
+                   max(0.5, 10 - (time.monotonic() - added)), interval=0.2, what=f"cam1 in {node.name}'s peers")
+        assert node.can_ping("cam1", within=max(0.5, 10 - (time.monotonic() - added))), node.name
+    for node in mesh3:
+        cp = phone.ns.exec("ping", "-n", "-c", "1", "-W", "2", node.status()["ipv4"], timeout=10)
+        assert cp.returncode == 0, f"cam1 → {node.name}: {cp.stdout}"
