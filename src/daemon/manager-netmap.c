@@ -513,7 +513,9 @@ static void on_netmap(ControlClient *c, int error, const char *message, const ch
         }
         r = netmap_parse(body, len, &nm, &parse_error);
         if (r < 0) {
-                log_warning("Ignoring invalid netmap from control server: %s", strna(parse_error));
+                /* refused whole, like an untrusted one: a server that keeps
+                 * sending it (every poll) is one journal line */
+                manager_log_refusal(m, "an invalid netmap", parse_error ?: "cannot parse it");
                 return;
         }
         uint64_t version = nm->version;

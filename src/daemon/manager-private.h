@@ -38,6 +38,8 @@ void manager_post_endpoints(Manager *m);
 /* manager-trust.c: which netmaps this node accepts */
 int manager_check_join_netmap(Manager *m, const Netmap *nm, const char *url, char **ret_error);
 bool manager_netmap_trusted(Manager *m, const Netmap *nm, const char *what);
+/* One warning per new reason; the same reason again is only debug. */
+void manager_log_refusal(Manager *m, const char *what, const char *error);
 
 /* manager-cert.c: the certificate keeper's wiring */
 void manager_start_cert_keeper(Manager *m);
