@@ -114,6 +114,7 @@ enum {
         COLUMN_HANDSHAKE,
         COLUMN_RTT,
         COLUMN_WHY,
+        COLUMN_KIND, /* only when a device is listed: the table of a mesh of nodes stays as it was */
         _COLUMN_MAX,
 };
 
@@ -127,6 +128,7 @@ static const char *const column_title[_COLUMN_MAX] = {
         [COLUMN_HANDSHAKE] = "HANDSHAKE",
         [COLUMN_RTT] = "RTT",
         [COLUMN_WHY] = "WHY (PATH)",
+        [COLUMN_KIND] = "KIND",
 };
 /* clang-format on */
 
@@ -135,6 +137,7 @@ typedef struct PeerRow {
         char handshake[32];
         char rtt[32];
         bool reachable;
+        bool is_device;
 } PeerRow;
 
 static void peer_row_fill(PeerRow *row, const cJSON *peer, uint64_t now) {
@@ -157,11 +160,20 @@ static void peer_row_fill(PeerRow *row, const cJSON *peer, uint64_t now) {
         row->cell[COLUMN_RTT] = row->rtt;
         s = reply_string(peer, "path_reason");
         row->cell[COLUMN_WHY] = s ? s : "-";
+        /* meshd before devices sends no kind: all its peers are nodes */
+        s = reply_string(peer, "kind");
+        row->cell[COLUMN_KIND] = s ? s : "node";
+        row->is_device = streq_ptr(s, "device");
+        /* a device is never probed: neither reachable nor unreachable */
+        if (row->is_device) {
+                row->cell[COLUMN_REACHABLE] = "-";
+                row->cell[COLUMN_HANDSHAKE] = "-";
+        }
 }
 
 void show_peers(const cJSON *peers, bool color) {
         _cleanup_free_ PeerRow *rows = NULL;
-        size_t width[_COLUMN_MAX], n = 0;
+        size_t width[_COLUMN_MAX], n = 0, n_columns = COLUMN_KIND;
         uint64_t now = clock_usec(CLOCK_REALTIME);
         const cJSON *peer;
 
@@ -180,26 +192,30 @@ void show_peers(const cJSON *peers, bool color) {
                 if (cJSON_IsObject(peer))
                         peer_row_fill(&rows[n++], peer, now);
 
-        for (size_t c = 0; c < _COLUMN_MAX; c++) {
+        for (size_t i = 0; i < n; i++)
+                if (rows[i].is_device)
+                        n_columns = _COLUMN_MAX;
+
+        for (size_t c = 0; c < n_columns; c++) {
                 width[c] = strlen(column_title[c]);
                 for (size_t i = 0; i < n; i++)
                         width[c] = MAX(width[c], strlen(rows[i].cell[c]));
         }
 
-        for (size_t c = 0; c < _COLUMN_MAX; c++)
-                printf("%-*s%s", c + 1 < _COLUMN_MAX ? (int) width[c] : 0, column_title[c],
-                       c + 1 < _COLUMN_MAX ? "  " : "\n");
+        for (size_t c = 0; c < n_columns; c++)
+                printf("%-*s%s", c + 1 < n_columns ? (int) width[c] : 0, column_title[c],
+                       c + 1 < n_columns ? "  " : "\n");
 
         for (size_t i = 0; i < n; i++)
-                for (size_t c = 0; c < _COLUMN_MAX; c++) {
+                for (size_t c = 0; c < n_columns; c++) {
                         const char *on = "", *off = "";
 
-                        if (color && c == COLUMN_REACHABLE) {
+                        if (color && c == COLUMN_REACHABLE && !rows[i].is_device) {
                                 on = rows[i].reachable ? ANSI_GREEN : ANSI_RED;
                                 off = ANSI_NORMAL;
                         }
                         /* Colour codes wrap the padded cell so they do not count as width. */
-                        printf("%s%-*s%s%s", on, c + 1 < _COLUMN_MAX ? (int) width[c] : 0, rows[i].cell[c], off,
-                               c + 1 < _COLUMN_MAX ? "  " : "\n");
+                        printf("%s%-*s%s%s", on, c + 1 < n_columns ? (int) width[c] : 0, rows[i].cell[c], off,
+                               c + 1 < n_columns ? "  " : "\n");
                 }
 }

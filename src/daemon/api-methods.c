@@ -20,7 +20,7 @@ const char manager_api_description[] =
         "  peers_total: int, peers_reachable: int)\n"
         "type Peer (name: string, fqdn: string, ipv4: string, ipv6: ?string, public_key: string,\n"
         "  endpoint: ?string, path: string, reachable: bool, last_handshake_usec: int,\n"
-        "  last_probe_reply_usec: int, rtt_usec: int, rx_bytes: int, tx_bytes: int)\n"
+        "  last_probe_reply_usec: int, rtt_usec: int, rx_bytes: int, tx_bytes: int, kind: string)\n"
         "\n"
         "method GetStatus() -> (status: Status)\n"
         "method ListPeers() -> (peers: []Peer)\n"
@@ -97,6 +97,38 @@ static int method_get_status(ApiCall *call, const cJSON *params, void *userdata)
         return api_call_reply(call, status);
 }
 
+/* A device of the netmap as a Peer: no endpoint of its own, always
+ * reached through the hub, never probed (it runs no meshd), so nothing
+ * is known of its reachability or traffic here. */
+static cJSON *device_to_json(const NetmapNode *n, const char *domain) {
+        _cleanup_json_ cJSON *o = cJSON_CreateObject();
+        _cleanup_free_ char *fqdn = NULL;
+        char a4[INET6_ADDRSTRLEN], a6[INET6_ADDRSTRLEN];
+        char key[WG_KEY_B64_LEN + 1];
+
+        if (!o || asprintf(&fqdn, "%s.%s", n->name, domain) < 0)
+                return NULL;
+        in_addr_format(AF_INET, &n->ipv4, a4, sizeof(a4));
+        if (n->has_ipv6)
+                in_addr_format(AF_INET6, &n->ipv6, a6, sizeof(a6));
+        key_to_base64(&n->public_key, key);
+
+        if (!cJSON_AddStringToObject(o, "name", n->name) || !cJSON_AddStringToObject(o, "fqdn", fqdn) ||
+            !cJSON_AddStringToObject(o, "ipv4", a4) ||
+            !(n->has_ipv6 ? cJSON_AddStringToObject(o, "ipv6", a6) : cJSON_AddNullToObject(o, "ipv6")) ||
+            !cJSON_AddStringToObject(o, "public_key", key) || !cJSON_AddNullToObject(o, "endpoint") ||
+            !cJSON_AddStringToObject(o, "path", "hub") ||
+            !cJSON_AddStringToObject(o, "path_reason", "a device, reached through the hub") ||
+            !cJSON_AddNumberToObject(o, "path_since_usec", 0) ||
+            !cJSON_AddBoolToObject(o, "reachable", false) ||
+            !cJSON_AddNumberToObject(o, "last_handshake_usec", 0) ||
+            !cJSON_AddNumberToObject(o, "last_probe_reply_usec", 0) ||
+            !cJSON_AddNumberToObject(o, "rtt_usec", 0) || !cJSON_AddNumberToObject(o, "rx_bytes", 0) ||
+            !cJSON_AddNumberToObject(o, "tx_bytes", 0) || !cJSON_AddStringToObject(o, "kind", "device"))
+                return NULL;
+        return TAKE_PTR(o);
+}
+
 static int method_list_peers(ApiCall *call, const cJSON *params, void *userdata) {
         Manager *m = userdata;
         _cleanup_json_ cJSON *o = cJSON_CreateObject();
@@ -110,6 +142,12 @@ static int method_list_peers(ApiCall *call, const cJSON *params, void *userdata)
                 return -ENOMEM;
         for (size_t i = 0; i < m->n_peers; i++) {
                 cJSON *p = peer_to_json(m->peers[i]);
+                if (!p)
+                        return -ENOMEM;
+                cJSON_AddItemToArray(list, p);
+        }
+        for (size_t i = 0; m->netmap && i < m->netmap->n_devices; i++) {
+                cJSON *p = device_to_json(&m->netmap->devices[i], m->netmap->domain);
                 if (!p)
                         return -ENOMEM;
                 cJSON_AddItemToArray(list, p);

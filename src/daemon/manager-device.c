@@ -156,9 +156,20 @@ static bool wg_peer_matches(const WgPeer *w, const Peer *p) {
         return w->persistent_keepalive == PEER_KEEPALIVE_SEC;
 }
 
-/* The hub entry: its own addresses plus those of every relayed peer, so
- * that traffic to them goes node → hub → node. */
-int manager_hub_to_wg(Manager *m, WgDevice *d) {
+/* A device's own /32 and /128: the hub entry carries them, as the hub's
+ * entry for the device does, so this node reaches it node → hub → device. */
+static int device_add_allowed_ips(const NetmapNode *n, WgPeer *w) {
+        int r = wg_peer_add_allowed_ip(w, AF_INET, &n->ipv4, 32);
+        if (r >= 0 && n->has_ipv6)
+                r = wg_peer_add_allowed_ip(w, AF_INET6, &n->ipv6, 128);
+        return r;
+}
+
+/* The hub entry: its own addresses plus those of every relayed peer and of
+ * every device in nm (the netmap being applied), so that traffic to them
+ * goes through the hub. Written whole (REPLACE_ALLOWED_IPS): a device that
+ * left nm is cut off with this very write. */
+int manager_hub_to_wg(Manager *m, const Netmap *nm, WgDevice *d) {
         const char *endpoint = peer_current_endpoint(m->hub);
         WgPeer *w;
         int r;
@@ -177,6 +188,8 @@ int manager_hub_to_wg(Manager *m, WgDevice *d) {
         for (size_t i = 0; r >= 0 && i < m->n_peers; i++)
                 if (peer_is_relayed(m->peers[i]))
                         r = peer_add_allowed_ips(m->peers[i], w);
+        for (size_t i = 0; r >= 0 && nm && i < nm->n_devices; i++)
+                r = device_add_allowed_ips(&nm->devices[i], w);
         return r;
 }
 
@@ -192,7 +205,7 @@ void manager_reroute_peer(Manager *m, Peer *p) {
         if (r >= 0) {
                 /* the endpoint stays where WireGuard has it (it may have roamed) */
                 d->peers[0].flags &= ~WG_PEER_HAS_ENDPOINT;
-                r = manager_hub_to_wg(m, d);
+                r = manager_hub_to_wg(m, m->netmap, d);
         }
         if (r >= 0) {
                 d->peers[1].flags &= ~WG_PEER_HAS_ENDPOINT;
@@ -216,10 +229,11 @@ int wg_device_add_removal(WgDevice *d, const WgKey *key) {
         return 0;
 }
 
-/* Full reconciliation of the device's peers with ours, used once after the
- * device is opened: it may hold peers from before a crash or restart. Peers
- * that already match are not touched (a roamed endpoint stays as it is). */
-int manager_sync_device_peers(Manager *m) {
+/* Full reconciliation of the device's peers with ours (nm: the netmap being
+ * applied), used once after the device is opened: it may hold peers from
+ * before a crash or restart. Peers that already match are not touched (a
+ * roamed endpoint stays as it is). */
+int manager_sync_device_peers(Manager *m, const Netmap *nm) {
         _cleanup_(wg_device_freep) WgDevice *current = NULL, *d = NULL;
         int r;
 
@@ -250,7 +264,7 @@ int manager_sync_device_peers(Manager *m) {
                         return r;
         }
         if (m->hub) {
-                r = manager_hub_to_wg(m, d);
+                r = manager_hub_to_wg(m, nm, d);
                 if (r < 0)
                         return r;
         }

@@ -233,7 +233,26 @@ static int manager_update_hub(Manager *m, const Netmap *new, bool first, bool ch
                 if (r < 0)
                         return r;
         }
-        return changed && !first ? manager_hub_to_wg(m, d) : 0;
+        return changed && !first ? manager_hub_to_wg(m, new, d) : 0;
+}
+
+/* Devices that came or went, by name: they have no Peer object (nothing
+ * is probed), so this is their only trace in the journal. */
+static void manager_log_devices(const Netmap *old, const Netmap *new) {
+        size_t n_old = old ? old->n_devices : 0;
+
+        if (new->n_devices + n_old > PEER_EVENTS_MAX) {
+                log_info("Netmap version %llu lists %zu devices.", (unsigned long long) new->version,
+                         new->n_devices);
+                return;
+        }
+        for (size_t i = 0; i < new->n_devices; i++)
+                if (!netmap_find_device_by_name(old, new->devices[i].name))
+                        log_info("Device %s joined the netmap (reached through the hub).",
+                                 new->devices[i].name);
+        for (size_t i = 0; i < n_old; i++)
+                if (!netmap_find_device_by_name(new, old->devices[i].name))
+                        log_info("Device %s left the netmap.", old->devices[i].name);
 }
 
 /* ---- applying ------------------------------------------------------------------------------- */
@@ -242,7 +261,7 @@ static int manager_write_device(Manager *m, const NetmapApply *a) {
         int r;
 
         if (a->first)
-                r = manager_sync_device_peers(m);
+                r = manager_sync_device_peers(m, a->netmap);
         else
                 r = a->device->n_peers > 0 ? wg_set_device(m->wg, a->device) : 0;
         if (r < 0)
@@ -315,11 +334,15 @@ int manager_apply_netmap(Manager *m, Netmap *nm, const char *json, size_t len, b
         r = manager_update_peers(m, &a);
         if (r < 0)
                 return r;
-        r = manager_update_hub(m, new, a.first, a.diff.hub_changed || a.relay_changed, a.device);
+        /* the devices' addresses live on the hub entry */
+        r = manager_update_hub(m, new, a.first, a.diff.hub_changed || a.relay_changed || a.diff.devices_changed,
+                               a.device);
         if (r < 0)
                 return log_error_errno(r, "Failed to prepare the hub peer: %m");
 
         r = manager_write_device(m, &a);
+        if (a.diff.devices_changed)
+                manager_log_devices(m->netmap, new);
         manager_keep_netmap(m, TAKE_PTR(new), json, len, !from_cache && r >= 0);
         manager_probe_new_peers(m);
 
@@ -377,8 +400,10 @@ int manager_write_hosts(Manager *m) {
         HOSTS_LINE(AF_INET, &m->netmap->self.ipv4, m->netmap->self.name);
         if (m->netmap->self.has_ipv6)
                 HOSTS_LINE(AF_INET6, &m->netmap->self.ipv6, m->netmap->self.name);
-        for (size_t i = 0; i < m->netmap->n_peers; i++) {
-                const NetmapNode *n = &m->netmap->peers[i];
+        /* devices resolve like nodes: one namespace */
+        for (size_t i = 0; i < m->netmap->n_peers + m->netmap->n_devices; i++) {
+                const NetmapNode *n = i < m->netmap->n_peers ? &m->netmap->peers[i]
+                                                             : &m->netmap->devices[i - m->netmap->n_peers];
                 HOSTS_LINE(AF_INET, &n->ipv4, n->name);
                 if (n->has_ipv6)
                         HOSTS_LINE(AF_INET6, &n->ipv6, n->name);
@@ -488,7 +513,9 @@ static void on_netmap(ControlClient *c, int error, const char *message, const ch
         }
         r = netmap_parse(body, len, &nm, &parse_error);
         if (r < 0) {
-                log_warning("Ignoring invalid netmap from control server: %s", strna(parse_error));
+                /* refused whole, like an untrusted one: a server that keeps
+                 * sending it (every poll) is one journal line */
+                manager_log_refusal(m, "an invalid netmap", parse_error ?: "cannot parse it");
                 return;
         }
         uint64_t version = nm->version;

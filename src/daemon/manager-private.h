@@ -22,8 +22,8 @@ bool manager_underlay_moved(Manager *m);
 /* manager-device.c: the WireGuard interface and its peer entries */
 int manager_setup_device(Manager *m, const Netmap *nm);
 void manager_release_device(Manager *m, bool destroy);
-int manager_sync_device_peers(Manager *m);
-int manager_hub_to_wg(Manager *m, WgDevice *d);
+int manager_sync_device_peers(Manager *m, const Netmap *nm);
+int manager_hub_to_wg(Manager *m, const Netmap *nm, WgDevice *d);
 int wg_device_add_removal(WgDevice *d, const WgKey *key);
 void manager_renew_endpoints(Manager *m);
 
@@ -38,6 +38,8 @@ void manager_post_endpoints(Manager *m);
 /* manager-trust.c: which netmaps this node accepts */
 int manager_check_join_netmap(Manager *m, const Netmap *nm, const char *url, char **ret_error);
 bool manager_netmap_trusted(Manager *m, const Netmap *nm, const char *what);
+/* One warning per new reason; the same reason again is only debug. */
+void manager_log_refusal(Manager *m, const char *what, const char *error);
 
 /* manager-cert.c: the certificate keeper's wiring */
 void manager_start_cert_keeper(Manager *m);

@@ -82,7 +82,7 @@ int manager_check_join_netmap(Manager *m, const Netmap *nm, const char *url, cha
         return netmap_check_bounds(nm, avoid, n, ret_error);
 }
 
-static void manager_log_refusal(Manager *m, const char *what, const char *error) {
+void manager_log_refusal(Manager *m, const char *what, const char *error) {
         /* a control server that keeps sending it is one line, not one per poll */
         if (streq_ptr(m->last_refusal, error)) {
                 log_debug("Still refusing what the control server sends (%s): same reason.", what);

@@ -213,6 +213,12 @@ int netmap_check_pins(const Netmap *nm, const Credentials *c, char **ret_error) 
         for (size_t i = 0; i < nm->n_peers; i++)
                 if (!node_inside(&nm->peers[i], f6, &p4, l4, &p6, l6))
                         return fail(ret_error, "peer %s: address outside the pinned ranges", nm->peers[i].name);
+        /* A device's addresses join the hub entry's AllowedIPs: outside the
+         * mesh they would route foreign traffic into the tunnel. */
+        for (size_t i = 0; i < nm->n_devices; i++)
+                if (!node_inside(&nm->devices[i], f6, &p4, l4, &p6, l6))
+                        return fail(ret_error, "device %s: address outside the pinned ranges",
+                                    nm->devices[i].name);
         return 0;
 }
 

@@ -28,7 +28,7 @@ int netmap_check_bounds(const Netmap *nm, const InAddrPrefix *avoid, size_t n_av
 /* Whether c carries pins (a node.json from before them does not). */
 bool credentials_have_pins(const Credentials *c);
 /* Domain and ranges equal to the pins in c, and every address of self,
- * peers and hub inside the pinned ranges. */
+ * peers, hub and devices inside the pinned ranges. */
 int netmap_check_pins(const Netmap *nm, const Credentials *c, char **ret_error);
 /* Sets c's domain and range pins from nm (the CA pin stays). */
 int credentials_pin_netmap(Credentials *c, const Netmap *nm);

@@ -502,7 +502,8 @@ cJSON *peer_to_json(const Peer *p) {
             !cJSON_AddNumberToObject(o, "last_probe_reply_usec", (double) p->last_reply_realtime_usec) ||
             !cJSON_AddNumberToObject(o, "rtt_usec", (double) p->rtt_usec) ||
             !cJSON_AddNumberToObject(o, "rx_bytes", (double) p->rx_bytes) ||
-            !cJSON_AddNumberToObject(o, "tx_bytes", (double) p->tx_bytes))
+            !cJSON_AddNumberToObject(o, "tx_bytes", (double) p->tx_bytes) ||
+            !cJSON_AddStringToObject(o, "kind", "node"))
                 return NULL;
         return TAKE_PTR(o);
 }

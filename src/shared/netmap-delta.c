@@ -33,6 +33,31 @@ bool netmap_json_is_delta(const char *json, size_t len) {
         return memmem(json, len, field, strlen(field)) != NULL;
 }
 
+/* "devices" in a delta is the whole current list, sent only when it
+ * changed: absent (or null) keeps the base's, [] removes the key, so that
+ * the merged text is the full netmap the server would have sent. Placed
+ * after "peers", as the full netmap has it. Anything else that is not a
+ * list stays for netmap_parse() to refuse. */
+static int merge_devices(cJSON *merged, cJSON *base) {
+        cJSON *devices = cJSON_DetachItemFromObjectCaseSensitive(merged, "devices");
+
+        if (!devices || cJSON_IsNull(devices)) {
+                cJSON_Delete(devices);
+                devices = cJSON_DetachItemFromObjectCaseSensitive(base, "devices");
+        }
+        if (!devices)
+                return 0;
+        if (cJSON_IsArray(devices) && cJSON_GetArraySize(devices) == 0) {
+                cJSON_Delete(devices);
+                return 0;
+        }
+        if (!cJSON_AddItemToObject(merged, "devices", devices)) {
+                cJSON_Delete(devices);
+                return -ENOMEM;
+        }
+        return 0;
+}
+
 int netmap_delta_merge(const char *base, size_t base_len, const char *delta, size_t delta_len, char **ret,
                        size_t *ret_len, char **ret_error) {
         __attribute__((cleanup(cjson_deletep))) cJSON *b = NULL, *d = NULL;
@@ -105,6 +130,8 @@ int netmap_delta_merge(const char *base, size_t base_len, const char *delta, siz
                 cJSON_Delete(peers);
                 return -ENOMEM;
         }
+        if (merge_devices(merged, b) < 0)
+                return -ENOMEM;
         text = cJSON_PrintUnformatted(merged);
         if (!text)
                 return -ENOMEM;

@@ -165,11 +165,13 @@ static int parse_endpoints(const cJSON *obj, const char *path, char ***ret, char
         return 0;
 }
 
-/* path is "self." or "peers[N]."; m carries the ranges, already parsed. */
+/* path is "self.", "peers[N].", "hub." or "devices[N]."; m carries the
+ * ranges, already parsed. */
 typedef enum NodeKind {
         NODE_SELF,
         NODE_PEER,
         NODE_HUB,
+        NODE_DEVICE,
 } NodeKind;
 
 static int parse_node(const cJSON *obj, const Netmap *m, const char *path, NodeKind kind, NetmapNode *node,
@@ -208,6 +210,10 @@ static int parse_node(const cJSON *obj, const Netmap *m, const char *path, NodeK
         r = parse_node_address(obj, "ipv6", AF_INET6, false, m, path, &node->has_ipv6, &node->ipv6, ret_error);
         if (r < 0)
                 return r;
+
+        /* A device never talks to anyone but the hub: no endpoints, no relay. */
+        if (kind == NODE_DEVICE)
+                return 0;
 
         r = parse_endpoints(obj, path, &node->endpoints, ret_error);
         if (r < 0)
@@ -259,7 +265,8 @@ static bool domain_is_valid(const char *s) {
 }
 
 /* Duplicate checks sort an index instead of comparing all pairs: a
- * netmap may list thousands of peers. Index 0 is self, i+1 is peers[i]. */
+ * netmap may list thousands of peers. Index 0 is self, i+1 is peers[i],
+ * n_peers+1+i is devices[i]: nodes and devices share one namespace. */
 typedef enum NodeField {
         NODE_FIELD_NAME,
         NODE_FIELD_PUBLIC_KEY,
@@ -273,7 +280,11 @@ typedef struct SortContext {
 } SortContext;
 
 static const NetmapNode *node_by_index(const Netmap *m, size_t i) {
-        return i == 0 ? &m->self : &m->peers[i - 1];
+        if (i == 0)
+                return &m->self;
+        if (i <= m->n_peers)
+                return &m->peers[i - 1];
+        return &m->devices[i - 1 - m->n_peers];
 }
 
 static int node_field_compare(const NetmapNode *a, const NetmapNode *b, NodeField field) {
@@ -302,11 +313,13 @@ static int index_compare(const void *x, const void *y, void *userdata) {
         return a < b ? -1 : a > b;
 }
 
-static void format_node_path(size_t i, char *buf, size_t len) {
+static void format_node_path(const Netmap *m, size_t i, char *buf, size_t len) {
         if (i == 0)
                 snprintf(buf, len, "self");
-        else
+        else if (i <= m->n_peers)
                 snprintf(buf, len, "peers[%zu]", i - 1);
+        else
+                snprintf(buf, len, "devices[%zu]", i - 1 - m->n_peers);
 }
 
 static int check_unique(const Netmap *m, NodeField field, const char *prefix, size_t *scratch,
@@ -320,7 +333,7 @@ static int check_unique(const Netmap *m, NodeField field, const char *prefix, si
         SortContext ctx = { .m = m, .field = field };
         size_t n = 0, worst = SIZE_MAX, first = 0;
 
-        for (size_t i = 0; i <= m->n_peers; i++) {
+        for (size_t i = 0; i <= m->n_peers + m->n_devices; i++) {
                 if (field == NODE_FIELD_IPV6 && !node_by_index(m, i)->has_ipv6)
                         continue;
                 scratch[n++] = i;
@@ -346,19 +359,19 @@ static int check_unique(const Netmap *m, NodeField field, const char *prefix, si
                 }
 
         char a[32], b[32];
-        format_node_path(worst, a, sizeof(a));
-        format_node_path(first, b, sizeof(b));
+        format_node_path(m, worst, a, sizeof(a));
+        format_node_path(m, first, b, sizeof(b));
         return fail(ret_error, "%s%s.%s: same as %s%s.%s", prefix, a, field_names[field], prefix, b,
                     field_names[field]);
 }
 
-/* The hub must not share a key or an address with any node. */
+/* The hub must not share a key or an address with any node or device. */
 static int check_hub_distinct(const Netmap *m, const char *prefix, char **ret_error) {
-        for (size_t i = 0; i <= m->n_peers; i++) {
-                const NetmapNode *n = i == 0 ? &m->self : &m->peers[i - 1];
+        for (size_t i = 0; i <= m->n_peers + m->n_devices; i++) {
+                const NetmapNode *n = node_by_index(m, i);
                 char where[32];
 
-                format_node_path(i, where, sizeof(where));
+                format_node_path(m, i, where, sizeof(where));
                 if (key_equal(&n->public_key, &m->hub.public_key))
                         return fail(ret_error, "%shub.public_key: same as %s%s.public_key", prefix, prefix,
                                     where);
@@ -401,38 +414,57 @@ static int parse_header(const cJSON *obj, const char *prefix, Netmap *m, char **
         return 0;
 }
 
-/* The peers, each parsed, then no name, key or address twice. */
-static int parse_peers(const cJSON *obj, const char *prefix, Netmap *m, char **ret_error) {
+/* The array key ("peers", "devices") into *ret, each entry parsed. */
+static int parse_node_list(const cJSON *obj, const char *key, bool required, const char *prefix, Netmap *m,
+                           NodeKind kind, NetmapNode **ret, size_t *ret_n, char **ret_error) {
         _cleanup_free_ char *path = NULL;
-        const cJSON *item;
+        const cJSON *item, *e;
         int r;
 
-        item = cJSON_GetObjectItemCaseSensitive(obj, "peers");
-        if (!item)
-                return fail(ret_error, "%speers: missing", prefix);
+        /* a required list that is null is "not an array", an optional one absent */
+        item = required ? cJSON_GetObjectItemCaseSensitive(obj, key) : get_field(obj, key);
+        if (!item) {
+                if (required)
+                        return fail(ret_error, "%s%s: missing", prefix, key);
+                return 0;
+        }
         if (!cJSON_IsArray(item))
-                return fail(ret_error, "%speers: not an array", prefix);
+                return fail(ret_error, "%s%s: not an array", prefix, key);
 
         size_t n = (size_t) cJSON_GetArraySize(item);
         if (n > 0) {
-                m->peers = calloc(n, sizeof(NetmapNode));
-                if (!m->peers)
+                *ret = calloc(n, sizeof(NetmapNode));
+                if (!*ret)
                         return -ENOMEM;
         }
 
-        const cJSON *peer;
-        cJSON_ArrayForEach(peer, item) {
+        cJSON_ArrayForEach(e, item) {
                 path = mfree(path);
-                if (asprintf(&path, "%speers[%zu].", prefix, m->n_peers) < 0)
+                if (asprintf(&path, "%s%s[%zu].", prefix, key, *ret_n) < 0)
                         return -ENOMEM;
 
                 /* Counted before parsing, so a half-parsed node is freed too. */
-                r = parse_node(peer, m, path, NODE_PEER, &m->peers[m->n_peers++], ret_error);
+                r = parse_node(e, m, path, kind, &(*ret)[(*ret_n)++], ret_error);
                 if (r < 0)
                         return r;
         }
+        return 0;
+}
 
-        _cleanup_free_ size_t *scratch = calloc(m->n_peers + 1, sizeof(size_t));
+/* The peers and the devices, each parsed, then no name, key or address
+ * twice among them and self. */
+static int parse_peers(const cJSON *obj, const char *prefix, Netmap *m, char **ret_error) {
+        int r;
+
+        r = parse_node_list(obj, "peers", true, prefix, m, NODE_PEER, &m->peers, &m->n_peers, ret_error);
+        if (r < 0)
+                return r;
+        r = parse_node_list(obj, "devices", false, prefix, m, NODE_DEVICE, &m->devices, &m->n_devices,
+                            ret_error);
+        if (r < 0)
+                return r;
+
+        _cleanup_free_ size_t *scratch = calloc(m->n_peers + m->n_devices + 1, sizeof(size_t));
         if (!scratch)
                 return -ENOMEM;
 

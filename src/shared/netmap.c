@@ -25,6 +25,9 @@ Netmap *netmap_free(Netmap *m) {
         for (size_t i = 0; i < m->n_peers; i++)
                 netmap_node_done(&m->peers[i]);
         free(m->peers);
+        for (size_t i = 0; i < m->n_devices; i++)
+                netmap_node_done(&m->devices[i]);
+        free(m->devices);
         free(m->domain);
         free(m);
         return NULL;
@@ -47,6 +50,16 @@ const NetmapNode *netmap_find_peer_by_key(const Netmap *m, const WgKey *key) {
         for (size_t i = 0; i < m->n_peers; i++)
                 if (key_equal(&m->peers[i].public_key, key))
                         return &m->peers[i];
+        return NULL;
+}
+
+const NetmapNode *netmap_find_device_by_name(const Netmap *m, const char *name) {
+        if (!m || !name)
+                return NULL;
+
+        for (size_t i = 0; i < m->n_devices; i++)
+                if (strcasecmp(m->devices[i].name, name) == 0)
+                        return &m->devices[i];
         return NULL;
 }
 
@@ -117,6 +130,20 @@ bool netmap_node_equal(const NetmapNode *a, const NetmapNode *b) {
                a->relay_port == b->relay_port;
 }
 
+/* Devices come sorted by the server's node id, so the same set is the same
+ * list in the same order; a reordering counts as a change, which only
+ * rewrites the hub entry once more. */
+static bool devices_equal(const Netmap *a, const Netmap *b) {
+        size_t n_a = a ? a->n_devices : 0;
+
+        if (n_a != b->n_devices)
+                return false;
+        for (size_t i = 0; i < n_a; i++)
+                if (!netmap_node_equal(&a->devices[i], &b->devices[i]))
+                        return false;
+        return true;
+}
+
 static int peer_key_compare(const void *x, const void *y) {
         const NetmapNode *a = *(const NetmapNode *const *) x, *b = *(const NetmapNode *const *) y;
         return memcmp(a->public_key.data, b->public_key.data, WG_KEY_LEN);
@@ -177,6 +204,8 @@ int netmap_diff(const Netmap *old, const Netmap *new, NetmapDiff *ret) {
         d.hub_changed = !old ? new->has_hub
                              : old->has_hub != new->has_hub ||
                                         (new->has_hub && !netmap_node_equal(&old->hub, &new->hub));
+
+        d.devices_changed = !devices_equal(old, new);
 
         d.self_changed = !old || !streq_ptr(old->self.name, new->self.name) ||
                          !key_equal(&old->self.public_key, &new->self.public_key) ||

@@ -42,6 +42,11 @@ typedef struct Netmap {
          * (docs/protocol.md, "The hub"). Its name is "hub". */
         bool has_hub;
         NetmapNode hub;
+        /* Plain WireGuard devices (phones, cameras): peers of the hub only,
+         * reached through it (docs/protocol.md, "Devices"). name, key and
+         * addresses as a node's, never endpoints or relay. */
+        NetmapNode *devices;
+        size_t n_devices;
 } Netmap;
 
 Netmap *netmap_free(Netmap *m);
@@ -57,6 +62,7 @@ int netmap_from_json(const struct cJSON *obj, Netmap **ret, char **ret_error);
 
 const NetmapNode *netmap_find_peer_by_name(const Netmap *m, const char *name);
 const NetmapNode *netmap_find_peer_by_key(const Netmap *m, const WgKey *key);
+const NetmapNode *netmap_find_device_by_name(const Netmap *m, const char *name);
 /* Accepts "nas", "nas.<domain>" (case-insensitive, trailing '.' allowed), or a
  * peer's IPv4/IPv6 address in text form. Peers only, never self. */
 const NetmapNode *netmap_resolve_peer(const Netmap *m, const char *name_or_address);
@@ -71,8 +77,9 @@ typedef struct NetmapDiff {
         size_t n_removed;
         const NetmapNode **changed;
         size_t n_changed;
-        bool self_changed; /* own name or addresses differ */
-        bool hub_changed;  /* hub added, removed, or its key, addresses or endpoint differ */
+        bool self_changed;    /* own name or addresses differ */
+        bool hub_changed;     /* hub added, removed, or its key, addresses or endpoint differ */
+        bool devices_changed; /* a device came, went, or its name, key or addresses differ */
 } NetmapDiff;
 
 /* old may be NULL (everything in new is added, self_changed set). Endpoint
@@ -82,7 +89,8 @@ void netmap_diff_done(NetmapDiff *d);
 bool netmap_node_equal(const NetmapNode *a, const NetmapNode *b);
 
 /* A NETMAP DELTA (docs/protocol.md) applied to the netmap JSON text it is
- * based on; *ret is the full NETMAP text (validate it with netmap_parse()).
+ * based on ("devices" in the delta replaces the base's list, [] removes it,
+ * absent keeps it); *ret is the full NETMAP text (validate it with netmap_parse()).
  * -ESTALE when delta_from is not base's version (ask for a full netmap),
  * -EBADMSG when either is malformed (ret_error says what). */
 int netmap_delta_merge(const char *base, size_t base_len, const char *delta, size_t delta_len, char **ret,

@@ -113,6 +113,7 @@ def test_meshd_follows_deltas(mesh3, control):
     log = alpha.log.read_text(errors="replace")
     assert "Merged a netmap delta" in log
     assert "Ignoring invalid netmap" not in log
+    assert "Refusing an invalid netmap" not in log
 
 
 def test_large_body_accepted(control):

@@ -203,6 +203,36 @@ static void test_pins(void **state) {
         netmap_free(other);
 }
 
+/* A device's addresses go on the hub entry: outside the pinned ranges they
+ * would route foreign traffic into the tunnel. netmap_parse() keeps them
+ * inside the netmap's ranges; the pins are checked on their own anyway. */
+static void test_pins_devices(void **state) {
+        _cleanup_(credentials_done) Credentials c = {};
+        _cleanup_(netmap_freep) Netmap *nm = good();
+        _cleanup_free_ char *e = NULL;
+        int family;
+
+        assert_int_equal(credentials_pin_netmap(&c, nm), 0);
+        nm->devices = calloc(1, sizeof(NetmapNode));
+        assert_non_null(nm->devices);
+        nm->n_devices = 1;
+        nm->devices[0].name = strdup("cam1");
+        assert_int_equal(in_addr_parse("100.64.0.9", &family, &nm->devices[0].ipv4), 0);
+        assert_int_equal(in_addr_parse("fd7a:115c:a1e0::9", &family, &nm->devices[0].ipv6), 0);
+        nm->devices[0].has_ipv6 = true;
+        assert_int_equal(netmap_check_pins(nm, &c, &e), 0);
+
+        assert_int_equal(in_addr_parse("8.8.8.8", &family, &nm->devices[0].ipv4), 0);
+        assert_int_equal(netmap_check_pins(nm, &c, &e), -EBADMSG);
+        assert_string_equal(e, "device cam1: address outside the pinned ranges");
+        e = mfree(e);
+
+        assert_int_equal(in_addr_parse("100.64.0.9", &family, &nm->devices[0].ipv4), 0);
+        assert_int_equal(in_addr_parse("2001:db8::9", &family, &nm->devices[0].ipv6), 0);
+        assert_int_equal(netmap_check_pins(nm, &c, &e), -EBADMSG);
+        assert_string_equal(e, "device cam1: address outside the pinned ranges");
+}
+
 /* ---- node.json ---- */
 
 static void write_text(const char *dir, const char *name, const char *text) {
@@ -378,6 +408,7 @@ int main(void) {
                 cmocka_unit_test(test_bounds_underlay),
                 cmocka_unit_test(test_bounds_endpoints),
                 cmocka_unit_test(test_pins),
+                cmocka_unit_test(test_pins_devices),
                 cmocka_unit_test(test_state),
                 cmocka_unit_test(test_ca_constraints),
         };
