@@ -16,6 +16,7 @@
 #include "msg-paths.h"
 #include "msg-register.h"
 #include "request.h"
+#include "strv.h"
 #include "varlink.h" /* _cleanup_json_ */
 
 /* What endpoints_request_parse() accepted is canonical and would be

@@ -289,16 +289,14 @@ def test_device_gains_nothing(lab, control):
 
 
 def test_phone_reaches_nodes_by_name(lab, mesh3):
-    """NEEDS THE NODE SIDE (helper "devnode" of issue 14): nodes read the
-    netmap's "devices" and route them through their hub entry. This branch's
-    netmap parser ignores "devices", so the test is skipped here; the lead
-    removes the skip after merging the node side.
-
-    cam1 reaches every node by mesh address; every node sees cam1 in
+    """cam1 reaches every node by mesh address; every node sees cam1 in
     `meshctl peers` (kind device, path hub) and pings it by name within
     10 s of `devices add`."""
-    pytest.skip("needs devnode")
     control = lab.control
+    # the device has an IPv6 address too, which the hub relays only with
+    # IPv6 forwarding on (--hub-ipv6-forwarding; set here in the control
+    # server's namespace alone)
+    control.ns.exec("sysctl", "-q", "-w", "net.ipv6.conf.all.forwarding=1", check=True)
     cp = add(control, "cam1")
     added = time.monotonic()
     phone = Phone(lab, "phone", 0, cp.stdout)
@@ -306,7 +304,12 @@ def test_phone_reaches_nodes_by_name(lab, mesh3):
         wait_until(lambda: any(p["name"] == "cam1" and p.get("kind") == "device" and p.get("path") == "hub"
                                for p in node.peers()),
                    max(0.5, 10 - (time.monotonic() - added)), interval=0.2, what=f"cam1 in {node.name}'s peers")
-        assert node.can_ping("cam1", within=max(0.5, 10 - (time.monotonic() - added))), node.name
+        # by name: ping resolves cam1 through the mesh NSS module, as any program would
+        nss = meshlab.NssResolver(lab, node, meshlab.write_nsswitch(lab, node, True))
+        for family in ("-4", "-6"):
+            wait_until(lambda: nss.run("ping", family, "-n", "-c", "1", "-W", "1", "cam1").returncode == 0,
+                       max(0.5, 10 - (time.monotonic() - added)), interval=0.2,
+                       what=f"{node.name} pings cam1 by name ({family})")
     for node in mesh3:
         cp = phone.ns.exec("ping", "-n", "-c", "1", "-W", "2", node.status()["ipv4"], timeout=10)
         assert cp.returncode == 0, f"cam1 → {node.name}: {cp.stdout}"
