@@ -164,9 +164,8 @@ static bool node_renderable(const NetmapNode *n) {
 }
 
 /* parse -> render -> parse: the map as the server would send it to self
- * (id 1; peers 2, 3, … in their order) parses into the same map. Devices
- * are not compared yet: NetmapMesh learns them with the control server's
- * side of devices (netmap-render.c), then they join this round trip. */
+ * (id 1; peers 2, 3, … in their order, then the devices) parses into the
+ * same map. */
 static void check_round_trip(const Netmap *m) {
         _cleanup_(netmap_mesh_done) NetmapMesh mesh = {};
         _cleanup_(netmap_snapshot_freep) NetmapSnapshot *snap = NULL;
@@ -179,6 +178,9 @@ static void check_round_trip(const Netmap *m) {
         for (size_t i = 0; i < m->n_peers; i++)
                 if (!node_renderable(&m->peers[i]))
                         return;
+        for (size_t i = 0; i < m->n_devices; i++)
+                if (!m->devices[i].has_ipv6)
+                        return;
 
         mesh = (NetmapMesh) {
                 .version = m->version,
@@ -187,8 +189,16 @@ static void check_round_trip(const Netmap *m) {
                 .ipv6_range = addr_dup(AF_INET6, &m->ipv6_range, m->ipv6_prefixlen),
                 .nodes = calloc(m->n_peers + 1, sizeof(NetmapMeshNode)),
                 .relays = calloc(m->n_peers + 1, sizeof(NetmapRelayPair)),
+                .devices = calloc(m->n_devices + 1, sizeof(NetmapMeshNode)),
         };
-        fuzz_check(mesh.domain && mesh.nodes && mesh.relays);
+        fuzz_check(mesh.domain && mesh.nodes && mesh.relays && mesh.devices);
+        /* a device's endpoints, if the input had any, are ignored by the parser */
+        for (size_t i = 0; i < m->n_devices; i++) {
+                NetmapMeshNode *d = &mesh.devices[mesh.n_devices++];
+
+                mesh_node_from(&m->devices[i], (int64_t) (m->n_peers + 2 + i), d);
+                d->endpoints = strv_free(d->endpoints);
+        }
         mesh_node_from(&m->self, 1, &mesh.nodes[mesh.n_nodes++]);
         for (size_t i = 0; i < m->n_peers; i++) {
                 mesh_node_from(&m->peers[i], (int64_t) i + 2, &mesh.nodes[mesh.n_nodes++]);
@@ -224,6 +234,9 @@ static void check_round_trip(const Netmap *m) {
         fuzz_check(back->n_peers == m->n_peers && back->has_hub == m->has_hub);
         for (size_t i = 0; i < m->n_peers; i++)
                 fuzz_check(netmap_node_equal(&back->peers[i], &m->peers[i]));
+        fuzz_check(back->n_devices == m->n_devices);
+        for (size_t i = 0; i < m->n_devices; i++)
+                fuzz_check(netmap_node_equal(&back->devices[i], &m->devices[i]));
         fuzz_check(!m->has_hub ||
                    (netmap_node_equal(&back->hub, &m->hub) && back->hub.relay_port == m->hub.relay_port));
 }
