@@ -33,6 +33,7 @@ static ControlArgs arg = {
         .relay_max_streams = RELAY_MAX_STREAMS_DEFAULT,
         .relay_port = RELAY_PORT_DEFAULT,
         .udp_echo = true,
+        .dns_port = 53,
 };
 
 static void help(void) {
@@ -79,6 +80,10 @@ static void help(void) {
                "                         (default: 443; 0: none, nodes relay through the API port)\n"
                "     --no-udp-echo       serve: no UDP echo on the port of --listen (nodes on the TLS\n"
                "                         relay then cannot tell that UDP works again)\n"
+               "     --dns-port=PORT     serve: mesh DNS on the hub's mesh addresses (default: 53)\n"
+               "     --no-dns            serve: no mesh DNS server on the hub\n"
+               "     --resolv-conf=PATH  serve: the resolvers mesh DNS forwards other names to\n"
+               "                         (default: /etc/resolv.conf)\n"
                "     --cert-lifetime=DURATION\n"
                "                         serve: validity of node certificates (default: 30d)\n"
                "     --expired-nodes=renew|admin\n"
@@ -150,6 +155,9 @@ static int parse_argv(int argc, char *argv[]) {
                 ARG_RELAY_MAX_STREAMS,
                 ARG_RELAY_PORT,
                 ARG_NO_UDP_ECHO,
+                ARG_DNS_PORT,
+                ARG_NO_DNS,
+                ARG_RESOLV_CONF,
         };
         static const struct option options[] = {
                 { "help", no_argument, NULL, 'h' },
@@ -178,6 +186,9 @@ static int parse_argv(int argc, char *argv[]) {
                 { "relay-max-streams", required_argument, NULL, ARG_RELAY_MAX_STREAMS },
                 { "relay-port", required_argument, NULL, ARG_RELAY_PORT },
                 { "no-udp-echo", no_argument, NULL, ARG_NO_UDP_ECHO },
+                { "dns-port", required_argument, NULL, ARG_DNS_PORT },
+                { "no-dns", no_argument, NULL, ARG_NO_DNS },
+                { "resolv-conf", required_argument, NULL, ARG_RESOLV_CONF },
                 {},
         };
         int c, r;
@@ -334,6 +345,24 @@ static int parse_argv(int argc, char *argv[]) {
                 }
                 case ARG_NO_UDP_ECHO:
                         arg.udp_echo = false;
+                        break;
+                case ARG_DNS_PORT: {
+                        char *end;
+                        unsigned long n;
+
+                        errno = 0;
+                        n = strtoul(optarg, &end, 10);
+                        if (errno != 0 || *optarg < '1' || *optarg > '9' || *end != 0 || n > 65535)
+                                return log_error_errno(-EINVAL, "Invalid --dns-port '%s', expected 1 … 65535.",
+                                                       optarg);
+                        arg.dns_port = (uint16_t) n;
+                        break;
+                }
+                case ARG_NO_DNS:
+                        arg.dns_port = 0;
+                        break;
+                case ARG_RESOLV_CONF:
+                        arg.resolv_conf = optarg;
                         break;
                 case '?':
                         return -EINVAL;

@@ -38,6 +38,8 @@ typedef struct ControlArgs {
         unsigned relay_max_streams;
         uint16_t relay_port;
         bool udp_echo;
+        uint16_t dns_port; /* 0: --no-dns */
+        const char *resolv_conf;
 } ControlArgs;
 
 int verb_init(const ControlArgs *a);
