@@ -370,6 +370,17 @@ static int parse_argv(int argc, char *argv[]) {
                         return log_error_errno(-EINVAL, "Unhandled option %i.", c);
                 }
 
+        /* mesh DNS is a service on the hub address that members must reach */
+        for (int proto = 0; proto < 2 && arg.dns_port != 0; proto++) {
+                HubAllow dns = { proto == 0 ? IPPROTO_UDP : IPPROTO_TCP, arg.dns_port };
+                bool have = false;
+
+                for (size_t i = 0; i < arg.n_hub_allow && !have; i++)
+                        have = arg.hub_allow[i].protocol == dns.protocol && arg.hub_allow[i].port == dns.port;
+                if (!have && arg.n_hub_allow < HUB_ALLOW_MAX)
+                        arg.hub_allow[arg.n_hub_allow++] = dns;
+        }
+
         if (!arg.state_dir) {
                 /* systemd's StateDirectory=; with several, the first is ours */
                 const char *e = getenv("STATE_DIRECTORY");

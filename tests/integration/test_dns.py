@@ -1,0 +1,173 @@
+# SPDX-License-Identifier: LGPL-2.1-or-later
+"""Issue 14 scenarios: mesh DNS for programs that do not use NSS.
+
+Every node serves DNS on its own mesh addresses (port 53), from its
+netmap; the hub serves the same on the hub's mesh address. A program asks
+with `dig` (bind9-dnsutils) from another node's namespace, through the
+tunnel. Names outside the mesh go to the resolvers of the node's
+[DNS] ResolvConf= file: here one test resolver (a few lines of Python
+below, on 192.0.2.53 of the underlay) that answers every A query with
+192.0.2.99, so that a forwarded answer is told from any other.
+"""
+
+import re
+import socket
+import struct
+import threading
+import time
+
+import meshlab
+from meshlab import wait_until
+
+UPSTREAM = f"{meshlab.UNDERLAY}.53"
+UPSTREAM_ANSWER = "192.0.2.99"
+HUB_V4 = "100.64.0.1"
+
+
+class Upstream:
+    """A resolver in its own namespace: every query gets one A record,
+    UPSTREAM_ANSWER; the sources of the queries are kept."""
+
+    def __init__(self, lab):
+        self.ns = lab.add_host("dnsup", UPSTREAM)
+        self.sock = meshlab.netns_socket(self.ns)
+        self.sock.bind((UPSTREAM, 53))
+        self.sock.settimeout(0.2)
+        self.sources = []
+        self.stopping = False
+        self.thread = threading.Thread(target=self._loop, daemon=True)
+        self.thread.start()
+
+    def _loop(self):
+        while not self.stopping:
+            try:
+                query, source = self.sock.recvfrom(4096)
+            except socket.timeout:
+                continue
+            end = 12
+            while end < len(query) and query[end] != 0:
+                end += 1 + query[end]
+            question = query[12:end + 5]
+            reply = (query[:2] + b"\x81\x80" + b"\x00\x01\x00\x01\x00\x00\x00\x00" + question +
+                     b"\xc0\x0c\x00\x01\x00\x01" + struct.pack(">IH", 60, 4) +
+                     socket.inet_aton(UPSTREAM_ANSWER))
+            self.sources.append(source[0])
+            self.sock.sendto(reply, source)
+
+    def close(self):
+        self.stopping = True
+        self.thread.join(5)
+        self.sock.close()
+
+
+def resolv_conf(lab):
+    path = lab.dir / "resolv.conf"
+    path.write_text(f"# the test's resolver\nnameserver {UPSTREAM}\n")
+    return path
+
+
+def dig(node, server, name, rtype="A", *options):
+    """(status, [rdata...]) of `dig @server name rtype` run in node's
+    namespace; status "no reply" when none came."""
+    cp = node.exec("dig", f"@{server}", "-p", "53", "+tries=1", "+time=3", "+noall", "+comments",
+                   "+answer", *options, name, rtype, timeout=30)
+    m = re.search(r"status: (\w+)", cp.stdout)
+    if not m:
+        return "no reply", []
+    answers = [line.split()[-1] for line in cp.stdout.splitlines() if line.strip() and not line.startswith(";")]
+    return m.group(1), answers
+
+
+def start_mesh(lab, names=("alpha", "bravo")):
+    path = resolv_conf(lab)
+    control = lab.add_control(hub_args=["--resolv-conf", str(path)])
+    key = control.authkey(reusable=True)
+    nodes = [lab.add_node(n, authkey=key) for n in names]
+    for n in nodes:
+        n.config.write_text(n.config.read_text() + f"\n[DNS]\nResolvConf={path}\n")
+        n.start()
+    for n in nodes:
+        n.wait_ready(30)
+    return control, key, nodes
+
+
+def test_node_answers_mesh_names_and_forwards_the_rest(lab):
+    """bravo asks alpha's server: A, AAAA (any case), PTR of both address
+    families, NXDOMAIN for a name nobody has, the same over TCP; junk gets
+    FORMERR or nothing and the server answers on; example.test comes from
+    the upstream resolver, asked by alpha; a node that joins later is
+    answered within 10 s."""
+    upstream = Upstream(lab)
+    try:
+        control, key, (alpha, bravo) = start_mesh(lab)
+        a, b = alpha.status(), bravo.status()
+        server = a["ipv4"]
+
+        assert dig(bravo, server, "bravo.mesh.internal", "A") == ("NOERROR", [b["ipv4"]])
+        assert dig(bravo, server, "ALPHA.Mesh.Internal", "A") == ("NOERROR", [a["ipv4"]])
+        assert dig(bravo, server, "bravo.mesh.internal", "AAAA") == ("NOERROR", [b["ipv6"]])
+        assert dig(bravo, a["ipv6"], "alpha.mesh.internal", "AAAA") == ("NOERROR", [a["ipv6"]])
+        assert dig(bravo, server, b["ipv4"], "PTR", "-x") == ("NOERROR", ["bravo.mesh.internal."])
+        assert dig(bravo, server, a["ipv6"], "PTR", "-x") == ("NOERROR", ["alpha.mesh.internal."])
+        assert dig(bravo, server, "nobody.mesh.internal", "A") == ("NXDOMAIN", [])
+        assert dig(bravo, server, "alpha.mesh.internal", "MX") == ("NOERROR", [])
+        assert dig(bravo, server, "bravo.mesh.internal", "A", "+tcp") == ("NOERROR", [b["ipv4"]])
+        assert dig(bravo, server, "nobody.mesh.internal", "A", "+tcp") == ("NXDOMAIN", [])
+
+        # junk: a truncated question is FORMERR with its ID; shorter than a
+        # header or a reply (QR set) gets nothing; the server answers on
+        sock = meshlab.netns_socket(bravo.ns)
+        sock.settimeout(2)
+        try:
+            sock.sendto(b"\x12\x34\x01\x00\x00\x01\x00\x00\x00\x00\x00\x00\x3f\x61", (server, 53))
+            reply, _ = sock.recvfrom(4096)
+            assert reply[:2] == b"\x12\x34" and reply[2] & 0x80 and reply[3] & 0x0f == 1, reply
+            for junk in (b"\x00", b"\xff" * 11, b"\x12\x34\x81\x80" + b"\x00" * 8, bytes(range(256)) * 2):
+                sock.sendto(junk, (server, 53))
+        finally:
+            sock.close()
+        assert dig(bravo, server, "alpha.mesh.internal", "A") == ("NOERROR", [a["ipv4"]])
+
+        # forwarded, by alpha (its underlay address), with the upstream's answer
+        assert dig(bravo, server, "example.test", "A") == ("NOERROR", [UPSTREAM_ANSWER])
+        assert alpha.address in upstream.sources, upstream.sources
+        assert dig(bravo, server, "example.test", "A", "+tcp") == ("NOERROR", [UPSTREAM_ANSWER])
+
+        charlie = lab.add_node("charlie", authkey=key)
+        charlie.start()
+        charlie.wait_ready(30)
+        c = charlie.status()
+        wait_until(lambda: dig(bravo, server, "charlie.mesh.internal", "A") == ("NOERROR", [c["ipv4"]]), 10,
+                   what="charlie in alpha's DNS")
+    finally:
+        upstream.close()
+
+
+def test_hub_answers_and_nodes_answer_without_the_control_server(lab):
+    """The hub answers mesh names and forwards the rest on its mesh address
+    (the DNS= of device configs), reached from a node through the tunnel.
+    With the control server stopped, alpha (restarted, so from its cached
+    netmap) still answers mesh names."""
+    upstream = Upstream(lab)
+    try:
+        control, _key, (alpha, bravo) = start_mesh(lab)
+        a, b = alpha.status(), bravo.status()
+
+        wait_until(lambda: dig(alpha, HUB_V4, "bravo.mesh.internal", "A") == ("NOERROR", [b["ipv4"]]), 10,
+                   what="the hub's DNS")
+        assert dig(alpha, HUB_V4, "nobody.mesh.internal", "A") == ("NXDOMAIN", [])
+        assert dig(alpha, HUB_V4, "hub.mesh.internal", "A") == ("NOERROR", [HUB_V4])
+        assert dig(alpha, HUB_V4, "alpha.mesh.internal", "A", "+tcp") == ("NOERROR", [a["ipv4"]])
+        assert dig(alpha, HUB_V4, "example.test", "A") == ("NOERROR", [UPSTREAM_ANSWER])
+        assert control.address in upstream.sources, upstream.sources
+
+        control.stop()
+        alpha.restart()
+        started = time.monotonic()
+        wait_until(lambda: dig(bravo, a["ipv4"], "bravo.mesh.internal", "A") == ("NOERROR", [b["ipv4"]]), 20,
+                   what="alpha's DNS from its cached netmap")
+        assert time.monotonic() - started < 20
+        assert dig(bravo, a["ipv4"], "alpha.mesh.internal", "AAAA") == ("NOERROR", [a["ipv6"]])
+        assert dig(bravo, a["ipv4"], "example.test", "A") == ("NOERROR", [UPSTREAM_ANSWER])
+    finally:
+        upstream.close()
