@@ -69,13 +69,13 @@ struct DnsServer {
                         (head)->prev = item; \
                 (head) = item;               \
         } while (0)
-#define LIST_REMOVE(head, item)                          \
-        do {                                             \
-                if ((item)->prev)                        \
+#define LIST_REMOVE(head, item)                            \
+        do {                                               \
+                if ((item)->prev)                          \
                         (item)->prev->next = (item)->next; \
-                else                                     \
-                        (head) = (item)->next;           \
-                if ((item)->next)                        \
+                else                                       \
+                        (head) = (item)->next;             \
+                if ((item)->next)                          \
                         (item)->next->prev = (item)->prev; \
         } while (0)
 
@@ -296,8 +296,8 @@ static int tcp_connection_new(DnsServer *s, int fd) {
         c->in = malloc(2 + DNS_MESSAGE_MAX);
         r = c->in ? sd_event_add_io(s->event, &c->io, fd, EPOLLIN, on_tcp_io, c) : -ENOMEM;
         if (r >= 0)
-                r = sd_event_add_time_relative(s->event, &c->timer, CLOCK_MONOTONIC, DNS_SERVER_TCP_IDLE_USEC, 0,
-                                               on_tcp_timeout, c);
+                r = sd_event_add_time_relative(s->event, &c->timer, CLOCK_MONOTONIC, DNS_SERVER_TCP_IDLE_USEC,
+                                               0, on_tcp_timeout, c);
         if (r < 0) {
                 tcp_connection_free(c);
                 return r;

@@ -18,7 +18,7 @@ static bool same_address(const union sockaddr_union *a, const union sockaddr_uni
 }
 
 static int nameserver_parse(const char *line, union sockaddr_union *ret) {
-        char word[INET6_ADDRSTRLEN + 32];
+        char word[80]; /* an address and a zone, more than glibc reads */
         union sockaddr_union sa = {};
 
         if (sscanf(line, " nameserver %79s", word) != 1)
