@@ -305,25 +305,33 @@ static int tcp_connection_new(DnsServer *s, int fd) {
         return 0;
 }
 
-static int on_tcp_accept(sd_event_source *source, int fd, uint32_t revents, void *userdata) {
-        DnsListener *l = userdata;
-        DnsServer *s = l->server;
+/* One pending connection: false when there was none. */
+static bool tcp_accept_one(DnsServer *s, int fd) {
         int cfd, r;
 
         cfd = accept4(fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
         if (cfd < 0) {
                 if (errno != EAGAIN && errno != EINTR)
                         log_debug_errno(-errno, "DNS: accept failed: %m");
-                return 0;
+                return false;
         }
         if (s->n_connections >= DNS_SERVER_TCP_MAX) {
                 log_debug("DNS: %d TCP connections already, closing a new one.", DNS_SERVER_TCP_MAX);
                 safe_close(cfd);
-                return 0;
+                return true;
         }
         r = tcp_connection_new(s, cfd);
         if (r < 0)
                 log_debug_errno(r, "DNS: failed to take a TCP connection: %m");
+        return true;
+}
+
+static int on_tcp_accept(sd_event_source *source, int fd, uint32_t revents, void *userdata) {
+        DnsListener *l = userdata;
+
+        /* a few a wakeup: a burst of connections is not served one per loop turn */
+        for (unsigned i = 0; i < 16 && tcp_accept_one(l->server, fd); i++)
+                ;
         return 0;
 }
 
@@ -484,7 +492,7 @@ static int listener_socket(const union sockaddr_union *sa, int type) {
         }
         if (bind(fd, &sa->sa, endpoint_socklen(sa)) < 0)
                 return -errno;
-        if (type == SOCK_STREAM && listen(fd, 16) < 0)
+        if (type == SOCK_STREAM && listen(fd, DNS_SERVER_TCP_MAX) < 0)
                 return -errno;
         return TAKE_FD(fd);
 }
