@@ -59,7 +59,7 @@ static size_t dns_listen_addresses(Manager *m, union sockaddr_union ret[static 2
 }
 
 static bool dns_listen_changed(Manager *m, const union sockaddr_union *listen, size_t n) {
-        if (!m->dns || n != m->n_dns_listen)
+        if (n != m->n_dns_listen)
                 return true;
         for (size_t i = 0; i < n; i++)
                 if (!endpoint_equal(&listen[i], &m->dns_listen[i]))
@@ -92,14 +92,17 @@ void manager_dns_update(Manager *m) {
         n = dns_listen_addresses(m, listen);
         if (dns_listen_changed(m, listen, n)) {
                 manager_dns_stop(m);
-                r = dns_server_new(m->event, listen, n, &m->dns);
-                if (r < 0) {
-                        log_warning_errno(r, "Mesh DNS is off: %m");
-                        return;
-                }
+                /* tried once per set of addresses: a port held by another
+                 * server would otherwise fail (and log) at every netmap */
                 memcpy(m->dns_listen, listen, n * sizeof(listen[0]));
                 m->n_dns_listen = n;
+                r = dns_server_new(m->event, listen, n, &m->dns);
+                if (r < 0)
+                        log_warning_errno(
+                                r, "Mesh DNS is off until the node's addresses change or meshd restarts: %m");
         }
+        if (!m->dns)
+                return;
 
         manager_dns_set_upstreams(m);
         r = dns_table_from_netmap(m->netmap, &t);

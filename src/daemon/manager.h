@@ -91,7 +91,7 @@ typedef struct Manager {
         char *last_refusal; /* why the last netmap was refused: the same again is not logged again */
 
         struct DnsServer *dns;              /* mesh DNS (manager-dns.c), NULL when off */
-        union sockaddr_union dns_listen[2]; /* where it listens */
+        union sockaddr_union dns_listen[2]; /* where it listens (or failed to) */
         size_t n_dns_listen;
 } Manager;
 

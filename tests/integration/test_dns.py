@@ -66,10 +66,10 @@ def resolv_conf(lab):
     return path
 
 
-def dig(node, server, name, rtype="A", *options):
+def dig(node, server, name, rtype="A", *options, port=53):
     """(status, [rdata...]) of `dig @server name rtype` run in node's
     namespace; status "no reply" when none came."""
-    cp = node.exec("dig", f"@{server}", "-p", "53", "+tries=1", "+time=3", "+noall", "+comments",
+    cp = node.exec("dig", f"@{server}", "-p", str(port), "+tries=1", "+time=3", "+noall", "+comments",
                    "+answer", *options, name, rtype, timeout=30)
     m = re.search(r"status: (\w+)", cp.stdout)
     if not m:
@@ -78,13 +78,14 @@ def dig(node, server, name, rtype="A", *options):
     return m.group(1), answers
 
 
-def start_mesh(lab, names=("alpha", "bravo")):
+def start_mesh(lab, names=("alpha", "bravo"), *, dns=(), hub_args=()):
+    """Control and nodes; dns: more [DNS] lines for every node."""
     path = resolv_conf(lab)
-    control = lab.add_control(hub_args=["--resolv-conf", str(path)])
+    control = lab.add_control(hub_args=["--resolv-conf", str(path), *hub_args])
     key = control.authkey(reusable=True)
     nodes = [lab.add_node(n, authkey=key) for n in names]
     for n in nodes:
-        n.config.write_text(n.config.read_text() + f"\n[DNS]\nResolvConf={path}\n")
+        n.config.write_text(n.config.read_text() + f"\n[DNS]\nResolvConf={path}\n" + "".join(f"{d}\n" for d in dns))
         n.start()
     for n in nodes:
         n.wait_ready(30)
@@ -171,3 +172,16 @@ def test_hub_answers_and_nodes_answer_without_the_control_server(lab):
         assert dig(bravo, a["ipv4"], "example.test", "A") == ("NOERROR", [UPSTREAM_ANSWER])
     finally:
         upstream.close()
+
+
+def test_dns_port_options(lab):
+    """[DNS] Port=5353 moves the node's server, --dns-port=5354 the hub's;
+    port 53 then answers nothing."""
+    _control, _key, (alpha, bravo) = start_mesh(lab, dns=["Port=5353"], hub_args=["--dns-port=5354"])
+    a, b = alpha.status(), bravo.status()
+
+    assert dig(bravo, a["ipv4"], "alpha.mesh.internal", port=5353) == ("NOERROR", [a["ipv4"]])
+    assert dig(bravo, a["ipv4"], "alpha.mesh.internal") == ("no reply", [])
+    wait_until(lambda: dig(alpha, HUB_V4, "bravo.mesh.internal", port=5354) == ("NOERROR", [b["ipv4"]]), 10,
+               what="the hub's DNS on 5354")
+    assert dig(alpha, HUB_V4, "bravo.mesh.internal") == ("no reply", [])
