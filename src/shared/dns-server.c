@@ -45,6 +45,10 @@ struct DnsForward {
         union sockaddr_union client;
         size_t max_size;
         DnsTcpConnection *conn;
+        /* over TCP to the upstream (a TCP client's reply came truncated):
+         * first the framed query goes out of tcp_buf, then the reply comes in */
+        uint8_t *tcp_buf;
+        size_t tcp_pos, tcp_out_left;
         DnsForward *prev, *next;
 };
 
@@ -346,6 +350,7 @@ static void forward_free(DnsForward *f) {
         sd_event_source_disable_unref(f->timer);
         safe_close(f->fd);
         free(f->query);
+        free(f->tcp_buf);
         free(f);
 }
 
@@ -371,6 +376,86 @@ static void forward_deliver(DnsForward *f, uint8_t *reply, size_t size) {
         udp_send(f->reply_fd, &f->client, reply, size);
 }
 
+/* The upstream over TCP failed: the timer moves on (next upstream, or SERVFAIL). */
+static void forward_tcp_fail(DnsForward *f) {
+        f->io = sd_event_source_disable_unref(f->io);
+        f->fd = safe_close(f->fd);
+}
+
+static int on_forward_tcp(sd_event_source *source, int fd, uint32_t revents, void *userdata) {
+        DnsForward *f = userdata;
+        ssize_t n;
+
+        if (f->tcp_out_left > 0) {
+                n = send(fd, f->tcp_buf + f->tcp_pos, f->tcp_out_left, MSG_DONTWAIT | MSG_NOSIGNAL);
+                if (n < 0 && (errno == EAGAIN || errno == EINTR))
+                        return 0;
+                if (n < 0) {
+                        forward_tcp_fail(f);
+                        return 0;
+                }
+                f->tcp_pos += (size_t) n;
+                f->tcp_out_left -= (size_t) n;
+                if (f->tcp_out_left == 0) {
+                        f->tcp_pos = 0;
+                        (void) sd_event_source_set_io_events(f->io, EPOLLIN);
+                }
+                return 0;
+        }
+
+        n = recv(fd, f->tcp_buf + f->tcp_pos, 2 + DNS_MESSAGE_MAX - f->tcp_pos, MSG_DONTWAIT);
+        if (n < 0 && (errno == EAGAIN || errno == EINTR))
+                return 0;
+        if (n <= 0) {
+                forward_tcp_fail(f);
+                return 0;
+        }
+        f->tcp_pos += (size_t) n;
+        size_t len = f->tcp_pos >= 2 ? (size_t) f->tcp_buf[0] << 8 | f->tcp_buf[1] : SIZE_MAX;
+        if (len == SIZE_MAX || f->tcp_pos < 2 + len)
+                return 0;
+        if (len < DNS_HEADER_SIZE || (f->tcp_buf[2] << 8 | f->tcp_buf[3]) != f->id || !(f->tcp_buf[4] & 0x80)) {
+                forward_tcp_fail(f);
+                return 0;
+        }
+        forward_deliver(f, f->tcp_buf + 2, len);
+        forward_free(f);
+        return 0;
+}
+
+/* The query again, over TCP to the same upstream, with the same ID. */
+static int forward_to_tcp(DnsForward *f) {
+        DnsServer *s = f->server;
+        const union sockaddr_union *up = &s->upstreams[f->attempt];
+        uint64_t now;
+        int r;
+
+        f->io = sd_event_source_disable_unref(f->io);
+        f->fd = safe_close(f->fd);
+        if (!f->tcp_buf) {
+                f->tcp_buf = malloc(2 + DNS_MESSAGE_MAX);
+                if (!f->tcp_buf)
+                        return -ENOMEM;
+        }
+        f->tcp_buf[0] = (uint8_t) (f->size >> 8);
+        f->tcp_buf[1] = (uint8_t) f->size;
+        memcpy(f->tcp_buf + 2, f->query, f->size);
+        f->tcp_pos = 0;
+        f->tcp_out_left = 2 + f->size;
+
+        f->fd = socket(up->sa.sa_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+        if (f->fd < 0)
+                return -errno;
+        if (connect(f->fd, &up->sa, endpoint_socklen(up)) < 0 && errno != EINPROGRESS)
+                return -errno;
+        r = sd_event_add_io(s->event, &f->io, f->fd, EPOLLOUT, on_forward_tcp, f);
+        if (r >= 0)
+                r = sd_event_now(s->event, CLOCK_MONOTONIC, &now);
+        if (r >= 0)
+                r = sd_event_source_set_time(f->timer, now + DNS_SERVER_FORWARD_TIMEOUT_USEC);
+        return r;
+}
+
 static int on_forward_reply(sd_event_source *source, int fd, uint32_t revents, void *userdata) {
         DnsForward *f = userdata;
         uint8_t buf[DNS_MESSAGE_MAX];
@@ -382,6 +467,9 @@ static int on_forward_reply(sd_event_source *source, int fd, uint32_t revents, v
                 return 0;
         /* not the reply to our query (a stale or forged one): wait on */
         if ((buf[0] << 8 | buf[1]) != f->id || !(buf[2] & 0x80))
+                return 0;
+        /* too large for UDP: a TCP client gets the whole answer over TCP */
+        if ((buf[2] & 0x02) && f->conn && forward_to_tcp(f) >= 0)
                 return 0;
         forward_deliver(f, buf, (size_t) n);
         forward_free(f);
@@ -396,6 +484,7 @@ static int forward_send(DnsForward *f) {
 
         f->io = sd_event_source_disable_unref(f->io);
         f->fd = safe_close(f->fd);
+        f->tcp_out_left = f->tcp_pos = 0;
         f->fd = socket(up->sa.sa_family, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
         if (f->fd < 0)
                 return -errno;

@@ -14,7 +14,9 @@
  * A forwarded query leaves with a new random ID from a socket of its own
  * (a new random source port), and only a reply from the upstream it was
  * sent to with that ID counts; after DNS_SERVER_FORWARD_TIMEOUT_USEC the
- * next upstream is asked, and when none answered the client gets SERVFAIL. */
+ * next upstream is asked, and when none answered the client gets SERVFAIL.
+ * A TCP client whose reply came truncated over UDP gets it asked again
+ * over TCP from the same upstream. */
 
 #include <systemd/sd-event.h>
 

@@ -21,7 +21,8 @@ typedef struct Fixture {
         sd_event *event;
         DnsServer *server;
         union sockaddr_union listen;
-        int upstream; /* the fake upstream's socket */
+        int upstream;     /* the fake upstream's socket */
+        int upstream_tcp; /* and its TCP listener, on the same port */
         union sockaddr_union upstream_address;
 } Fixture;
 
@@ -59,6 +60,10 @@ static int setup(void **state) {
 
         f->upstream_address = loopback(0);
         f->upstream = udp_bound(&f->upstream_address);
+        f->upstream_tcp = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+        assert_true(f->upstream_tcp >= 0);
+        assert_int_equal(bind(f->upstream_tcp, &f->upstream_address.sa, sizeof(f->upstream_address.in)), 0);
+        assert_int_equal(listen(f->upstream_tcp, 4), 0);
         assert_int_equal(dns_server_set_upstreams(f->server, &f->upstream_address, 1), 0);
 
         assert_int_equal(dns_name_table_new("mesh.internal", &r4, 10, NULL, 0, &t), 0);
@@ -75,6 +80,7 @@ static int teardown(void **state) {
         dns_server_free(f->server);
         sd_event_unref(f->event);
         close(f->upstream);
+        close(f->upstream_tcp);
         free(f);
         return 0;
 }
@@ -235,11 +241,75 @@ static void test_tcp(void **state) {
                 close(fds[i]);
 }
 
+/* Runs the loop until n bytes came from fd. */
+static void pump_read(Fixture *f, int fd, uint8_t *buf, size_t n) {
+        size_t have = 0;
+        uint64_t end = clock_usec(CLOCK_MONOTONIC) + 2 * USEC_PER_SEC;
+
+        while (have < n && clock_usec(CLOCK_MONOTONIC) < end) {
+                ssize_t r = recv(fd, buf + have, n - have, MSG_DONTWAIT);
+                if (r > 0)
+                        have += (size_t) r;
+                (void) sd_event_run(f->event, 10 * USEC_PER_MSEC);
+        }
+        assert_int_equal(have, n);
+}
+
+/* A TCP client's query whose upstream reply over UDP is truncated is asked
+ * again over TCP; the client gets that whole reply. */
+static void test_tcp_client_truncated_upstream(void **state) {
+        Fixture *f = *state;
+        uint8_t q[514], got[600], reply[600];
+        union sockaddr_union from;
+        size_t size = query("example.test", 0x3333, q + 2);
+        int client, up = -EBADF;
+        ssize_t n;
+
+        q[0] = (uint8_t) (size >> 8);
+        q[1] = (uint8_t) size;
+        client = tcp_client(f);
+        for (int i = 0; i < 5; i++)
+                (void) sd_event_run(f->event, 10 * USEC_PER_MSEC);
+        assert_int_equal(send(client, q, 2 + size, 0), (ssize_t) (2 + size));
+
+        n = pump_recv(f, f->upstream, got, sizeof(got), 2 * USEC_PER_SEC, &from);
+        assert_int_equal(n, (ssize_t) size);
+        memcpy(reply, got, size);
+        reply[2] |= 0x82; /* QR, TC */
+        assert_int_equal(sendto(f->upstream, reply, size, 0, &from.sa, sizeof(from.in)), (ssize_t) size);
+
+        /* the same query (the server's ID) arrives framed over TCP */
+        uint64_t end = clock_usec(CLOCK_MONOTONIC) + 2 * USEC_PER_SEC;
+        while (up < 0 && clock_usec(CLOCK_MONOTONIC) < end) {
+                up = accept4(f->upstream_tcp, NULL, NULL, SOCK_CLOEXEC);
+                (void) sd_event_run(f->event, 10 * USEC_PER_MSEC);
+        }
+        assert_true(up >= 0);
+        pump_read(f, up, got, 2 + size);
+        assert_int_equal((size_t) got[0] << 8 | got[1], size);
+        assert_memory_equal(got + 2, reply, 2);
+        assert_memory_equal(got + 4 + 2, q + 2 + 4, size - 4);
+
+        /* the whole reply (an extra byte of payload marks it) goes to the client */
+        reply[2] = (reply[2] | 0x80) & ~0x02;
+        reply[size] = 0;
+        uint8_t frame[602] = { (uint8_t) ((size + 1) >> 8), (uint8_t) (size + 1) };
+        memcpy(frame + 2, reply, size + 1);
+        assert_int_equal(send(up, frame, size + 3, 0), (ssize_t) (size + 3));
+        pump_read(f, client, got, size + 3);
+        assert_int_equal((size_t) got[0] << 8 | got[1], size + 1);
+        assert_int_equal(got[2] << 8 | got[3], 0x3333);
+        assert_false(got[4] & 0x02);
+        close(up);
+        close(client);
+}
+
 int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test_setup_teardown(test_forward, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_forward_timeout, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_tcp, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_tcp_client_truncated_upstream, setup, teardown),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }
