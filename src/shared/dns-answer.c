@@ -464,6 +464,16 @@ static int answer_question(Query *q) {
         return 1;
 }
 
+/* EDNS versions above 0 do not exist yet: BADVERS, extended rcode 1 (RFC
+ * 6891 6.1.3), for ours and for those we would forward alike. */
+static int answer_question_or_badvers(Query *q) {
+        if (ldns_pkt_edns(q->pkt) && ldns_pkt_edns_version(q->pkt) > 0) {
+                ldns_pkt_set_edns_extended_rcode(q->reply, 1);
+                return 1;
+        }
+        return answer_question(q);
+}
+
 /* The header check that needs no parser: -EAGAIN to go on parsing. */
 static int answer_header(const uint8_t *query, size_t size, uint8_t **ret_reply, size_t *ret_size) {
         if (size < DNS_HEADER_SIZE || query[2] & 0x80)
@@ -502,7 +512,7 @@ int dns_answer(const DnsNameTable *t, const uint8_t *query, size_t size, size_t 
 
         Query q = { .t = t, .pkt = pkt, .reply = reply_new(pkt, LDNS_RCODE_NOERROR) };
         DnsVerdict verdict = DNS_VERDICT_FORWARD;
-        r = q.reply ? answer_question(&q) : -ENOMEM;
+        r = q.reply ? answer_question_or_badvers(&q) : -ENOMEM;
         if (r > 0) {
                 r = pkt_to_wire(q.reply, pkt, MAX(max_size, DNS_HEADER_SIZE), ret_reply, ret_size);
                 verdict = DNS_VERDICT_REPLY;

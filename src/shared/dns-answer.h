@@ -14,9 +14,9 @@
  *   reverse names     PTR for the addresses in the table, NXDOMAIN for the
  *                     rest of the mesh ranges (NODATA above a known address)
  *   anything else     forwarded to the host's own resolvers
- * Malformed queries get FORMERR, other opcodes NOTIMP; replies (QR set)
- * and datagrams shorter than a header are dropped: answering a reply
- * could start a loop between two servers. */
+ * Malformed queries get FORMERR, other opcodes NOTIMP, EDNS versions
+ * above 0 BADVERS; replies (QR set) and datagrams shorter than a header
+ * are dropped: answering a reply could start a loop between two servers. */
 
 #include <netinet/in.h>
 #include <stdbool.h>

@@ -290,6 +290,28 @@ static void test_edns_and_sizes(void **state) {
         ldns_pkt_free(p);
 }
 
+static void test_badvers(void **state) {
+        _cleanup_(dns_name_table_freep) DnsNameTable *t = table();
+        _cleanup_free_ uint8_t *wire = NULL;
+        ldns_pkt *q = NULL, *p;
+        size_t size;
+
+        assert_int_equal(ldns_pkt_query_new_frm_str(&q, "example.test", LDNS_RR_TYPE_A, LDNS_RR_CLASS_IN,
+                                                    LDNS_RD),
+                         LDNS_STATUS_OK);
+        ldns_pkt_set_edns_udp_size(q, 1232);
+        ldns_pkt_set_edns_version(q, 1);
+        assert_int_equal(ldns_pkt2wire(&wire, q, &size), LDNS_STATUS_OK);
+        ldns_pkt_free(q);
+
+        p = answer_wire(t, wire, size, DNS_VERDICT_REPLY);
+        assert_true(ldns_pkt_edns(p));
+        assert_int_equal(ldns_pkt_edns_extended_rcode(p), 1);
+        assert_int_equal(ldns_pkt_get_rcode(p), LDNS_RCODE_NOERROR);
+        assert_int_equal(ldns_pkt_ancount(p), 0);
+        ldns_pkt_free(p);
+}
+
 static void test_table(void **state) {
         _cleanup_(dns_name_table_freep) DnsNameTable *t = NULL;
         struct in_addr r4 = {}, a4 = {};
@@ -310,7 +332,7 @@ int main(void) {
                 cmocka_unit_test(test_nxdomain),  cmocka_unit_test(test_reverse),
                 cmocka_unit_test(test_forward),   cmocka_unit_test(test_refused),
                 cmocka_unit_test(test_malformed), cmocka_unit_test(test_edns_and_sizes),
-                cmocka_unit_test(test_table),
+                cmocka_unit_test(test_badvers),   cmocka_unit_test(test_table),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }
