@@ -91,6 +91,13 @@ struct Server {
         uint16_t relay_port; /* the relay's own TLS port, 0: none */
         RelayListener *relay_listener;
         UdpEcho *echo;
+
+        /* mesh DNS on the hub's addresses (hub-dns.c); NULL: off */
+        uint16_t dns_port;
+        char *dns_resolv_conf;
+        struct DnsServer *dns;
+        union sockaddr_union dns_listen[2];
+        size_t n_dns_listen;
         /* upgraded connections let go during MHD_run(), handed back after it */
         bool in_mhd_run;
         struct MHD_UpgradeResponseHandle **closing;
@@ -168,6 +175,10 @@ enum MHD_Result handle_paths(Request *req);     /* api-paths.c */
 enum MHD_Result handle_ca(Request *req);        /* api-cert.c */
 enum MHD_Result handle_cert(Request *req);      /* api-cert.c */
 enum MHD_Result handle_relay(Request *req);     /* api-relay.c */
+/* hub-dns.c: after the hub, the mesh DNS server; its names again at
+ * every netmap version */
+void server_start_dns(Server *s);
+void server_dns_update(Server *s);
 /* api-relay.c: after the hub, the relay streams and the UDP echo; after
  * MHD holds the API's port, the relay's own port */
 int server_start_relay(Server *s);

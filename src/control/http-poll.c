@@ -58,6 +58,7 @@ void server_check_version(Server *s) {
         /* a node that just registered handshakes with the hub at once */
         if (s->hub)
                 (void) hub_sync(s->hub);
+        server_dns_update(s);
         server_wake_waiters(s);
 }
 

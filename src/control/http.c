@@ -18,6 +18,7 @@
 #include <systemd/sd-event.h>
 #include <time.h>
 
+#include "dns-server.h"
 #include "http-internal.h"
 #include "log.h"
 #include "time-util.h"
@@ -399,6 +400,8 @@ Server *server_free(Server *s) {
         /* after the streams, which closed its connections through their hook */
         relay_listener_free(s->relay_listener);
         udp_echo_free(s->echo);
+        dns_server_free(s->dns);
+        free(s->dns_resolv_conf);
         if (s->daemon)
                 MHD_stop_daemon(s->daemon); /* notifies every connection's close */
         hub_free(s->hub);
@@ -494,6 +497,7 @@ int server_run(Server *s) {
         r = server_start_relay(s);
         if (r < 0)
                 return r;
+        server_start_dns(s);
 
         r = server_start_mhd(s);
         if (r < 0)

@@ -34,6 +34,9 @@ void server_set_relay(Server *s, bool relay, unsigned max_streams, bool udp_echo
 /* The relay's own TLS port (relay-listener.h; 0: none), on the listen
  * address; announced in netmaps as the hub's "relay_port" when it runs. */
 void server_set_relay_port(Server *s, uint16_t port);
+/* Mesh DNS on the hub's mesh addresses, port (0: none), forwarding to the
+ * resolvers of resolv_conf (NULL: /etc/resolv.conf); hub-dns.c. */
+void server_set_dns(Server *s, uint16_t port, const char *resolv_conf);
 Server *server_free(Server *s);
 DEFINE_TRIVIAL_CLEANUP_FUNC(Server *, server_free);
 

@@ -33,6 +33,7 @@ static ControlArgs arg = {
         .relay_max_streams = RELAY_MAX_STREAMS_DEFAULT,
         .relay_port = RELAY_PORT_DEFAULT,
         .udp_echo = true,
+        .dns_port = 53,
 };
 
 static void help(void) {
@@ -82,6 +83,10 @@ static void help(void) {
                "                         (default: 443; 0: none, nodes relay through the API port)\n"
                "     --no-udp-echo       serve: no UDP echo on the port of --listen (nodes on the TLS\n"
                "                         relay then cannot tell that UDP works again)\n"
+               "     --dns-port=PORT     serve: mesh DNS on the hub's mesh addresses (default: 53)\n"
+               "     --no-dns            serve: no mesh DNS server on the hub\n"
+               "     --resolv-conf=PATH  serve: the resolvers mesh DNS forwards other names to\n"
+               "                         (default: /etc/resolv.conf)\n"
                "     --cert-lifetime=DURATION\n"
                "                         serve: validity of node certificates (default: 30d)\n"
                "     --expired-nodes=renew|admin\n"
@@ -160,6 +165,9 @@ static int parse_argv(int argc, char *argv[]) {
                 ARG_PUBLIC_KEY,
                 ARG_QR,
                 ARG_OUT,
+                ARG_DNS_PORT,
+                ARG_NO_DNS,
+                ARG_RESOLV_CONF,
         };
         static const struct option options[] = {
                 { "help", no_argument, NULL, 'h' },
@@ -191,6 +199,9 @@ static int parse_argv(int argc, char *argv[]) {
                 { "public-key", required_argument, NULL, ARG_PUBLIC_KEY },
                 { "qr", no_argument, NULL, ARG_QR },
                 { "out", required_argument, NULL, ARG_OUT },
+                { "dns-port", required_argument, NULL, ARG_DNS_PORT },
+                { "no-dns", no_argument, NULL, ARG_NO_DNS },
+                { "resolv-conf", required_argument, NULL, ARG_RESOLV_CONF },
                 {},
         };
         int c, r;
@@ -359,11 +370,40 @@ static int parse_argv(int argc, char *argv[]) {
                                 return log_error_errno(-EINVAL, "Invalid --out: empty file name.");
                         arg.out = optarg;
                         break;
+                case ARG_DNS_PORT: {
+                        char *end;
+                        unsigned long n;
+
+                        errno = 0;
+                        n = strtoul(optarg, &end, 10);
+                        if (errno != 0 || *optarg < '1' || *optarg > '9' || *end != 0 || n > 65535)
+                                return log_error_errno(-EINVAL, "Invalid --dns-port '%s', expected 1 … 65535.",
+                                                       optarg);
+                        arg.dns_port = (uint16_t) n;
+                        break;
+                }
+                case ARG_NO_DNS:
+                        arg.dns_port = 0;
+                        break;
+                case ARG_RESOLV_CONF:
+                        arg.resolv_conf = optarg;
+                        break;
                 case '?':
                         return -EINVAL;
                 default:
                         return log_error_errno(-EINVAL, "Unhandled option %i.", c);
                 }
+
+        /* mesh DNS is a service on the hub address that members must reach */
+        for (int proto = 0; proto < 2 && arg.dns_port != 0; proto++) {
+                HubAllow dns = { proto == 0 ? IPPROTO_UDP : IPPROTO_TCP, arg.dns_port };
+                bool have = false;
+
+                for (size_t i = 0; i < arg.n_hub_allow && !have; i++)
+                        have = arg.hub_allow[i].protocol == dns.protocol && arg.hub_allow[i].port == dns.port;
+                if (!have && arg.n_hub_allow < HUB_ALLOW_MAX)
+                        arg.hub_allow[arg.n_hub_allow++] = dns;
+        }
 
         if (!arg.state_dir) {
                 /* systemd's StateDirectory=; with several, the first is ours */

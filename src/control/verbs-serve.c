@@ -124,6 +124,7 @@ int verb_serve(const ControlArgs *a) {
         server_set_expired_needs_admin(server, a->expired_needs_admin);
         server_set_relay(server, a->relay, a->relay_max_streams, a->udp_echo);
         server_set_relay_port(server, a->relay_port);
+        server_set_dns(server, a->dns_port, a->resolv_conf);
         if (a->hub) {
                 r = server_set_hub(server, &hub, hub_public, hub_endpoint);
                 if (r < 0)

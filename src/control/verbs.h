@@ -41,6 +41,8 @@ typedef struct ControlArgs {
         const char *public_key; /* devices add --public-key */
         bool qr;                /* devices add --qr */
         const char *out;        /* devices add --out */
+        uint16_t dns_port;      /* 0: --no-dns */
+        const char *resolv_conf;
 } ControlArgs;
 
 int verb_init(const ControlArgs *a);

@@ -294,6 +294,7 @@ static void manager_keep_netmap(Manager *m, Netmap *nm, const char *json, size_t
         r = manager_write_hosts(m);
         if (r < 0)
                 log_warning_errno(r, "Failed to write %s/" MESHD_HOSTS_NAME ": %m", m->runtime_dir);
+        manager_dns_update(m);
 }
 
 /* New peers (and a new hub) are probed now, not at the next tick. */

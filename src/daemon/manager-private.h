@@ -49,6 +49,10 @@ void manager_feed_cert_names(Manager *m);
 int manager_join_at_start(Manager *m);
 void manager_forget_membership(Manager *m, const char *why);
 
+/* manager-dns.c: the node's mesh DNS server, names from the applied netmap */
+void manager_dns_update(Manager *m);
+void manager_dns_stop(Manager *m);
+
 /* manager-online.c: online policy, READY=1, WaitOnline */
 int manager_arm_online_timeout(Manager *m);
 void manager_free_wait_online(Manager *m);

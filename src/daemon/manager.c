@@ -124,6 +124,7 @@ Manager *manager_free(Manager *m) {
                 return NULL;
 
         manager_free_wait_online(m);
+        manager_dns_stop(m);
         m->up_call = api_call_unref(m->up_call);
         m->cert_keeper = cert_keeper_free(m->cert_keeper);
         manager_drop_peers(m);

@@ -89,6 +89,10 @@ typedef struct Manager {
 
         WaitOnlineRequest *wait_online_requests;
         char *last_refusal; /* why the last netmap was refused: the same again is not logged again */
+
+        struct DnsServer *dns;              /* mesh DNS (manager-dns.c), NULL when off */
+        union sockaddr_union dns_listen[2]; /* where it listens (or failed to) */
+        size_t n_dns_listen;
 } Manager;
 
 int manager_new(const ManagerOptions *opts, Manager **ret);

@@ -167,6 +167,7 @@ void conf_init_defaults(MeshdConfig *c) {
                 .keep_interface = false,
                 .online_policy = ONLINE_POLICY_ANY,
                 .online_timeout_usec = MESHD_DEFAULT_ONLINE_TIMEOUT_USEC,
+                .dns_port = MESHD_DEFAULT_DNS_PORT,
         };
 }
 
@@ -180,6 +181,7 @@ void conf_done(MeshdConfig *c) {
         free(c->interface);
         strv_free(c->required_peers);
         free(c->cert_reload_command);
+        free(c->dns_resolv_conf);
         conf_init_defaults(c);
 }
 
@@ -237,7 +239,8 @@ static char *conf_reader(char *str, int num, void *stream) {
                 size_t l = strcspn(s + 1, "]");
                 if (s[1 + l] == ']' && !(l == 4 && strncmp(s + 1, "Mesh", 4) == 0) &&
                     !(l == 6 && strncmp(s + 1, "Online", 6) == 0) &&
-                    !(l == 11 && strncmp(s + 1, "Certificate", 11) == 0))
+                    !(l == 11 && strncmp(s + 1, "Certificate", 11) == 0) &&
+                    !(l == 3 && strncmp(s + 1, "DNS", 3) == 0))
                         (void) parser_fail(p, -EINVAL, "unknown section [%.*s]", (int) l, s + 1);
         }
 
@@ -481,6 +484,8 @@ static int conf_handler(void *userdata, const char *section, const char *name, c
                 r = parse_online_key(p->config, name, value, &reason);
         else if (streq(section, "Certificate"))
                 r = parse_certificate_key(p->config, name, value, &reason);
+        else if (streq(section, "DNS"))
+                r = conf_parse_dns_key(p->config, name, value, &reason);
         else if (section[0] == '\0')
                 return parser_fail(p, -EINVAL, "key '%s' outside of any section", name);
         else

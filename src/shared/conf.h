@@ -41,7 +41,16 @@ typedef struct MeshdConfig {
         uint64_t online_timeout_usec;
         /* [Certificate] */
         char *cert_reload_command; /* /bin/sh -c line, NULL: none */
+        /* [DNS] (conf-dns.c) */
+        uint16_t dns_port;     /* on the node's mesh addresses; 0: no mesh DNS server */
+        char *dns_resolv_conf; /* where the upstream resolvers are read; NULL: MESHD_DEFAULT_RESOLV_CONF */
 } MeshdConfig;
+
+#define MESHD_DEFAULT_DNS_PORT 53
+#define MESHD_DEFAULT_RESOLV_CONF "/etc/resolv.conf"
+
+/* conf-dns.c: one key of [DNS]; -ENOENT for a key it does not have. */
+int conf_parse_dns_key(MeshdConfig *c, const char *name, const char *value, const char **ret_reason);
 
 /* Allocates nothing: interface stays NULL until conf_load(). */
 void conf_init_defaults(MeshdConfig *c);

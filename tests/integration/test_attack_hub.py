@@ -361,7 +361,7 @@ def test_hub_allow_opens_one_service_and_no_firewall_is_open(lab):
     # killed: the table (without --hub-allow) stays; the next start replaces it
     control.kill()
     assert ("inet", table) in tables(control.ns), "table gone after SIGKILL"
-    assert "--hub-allow" not in stateless(control.ns, "table", "inet", table)
+    assert "dport 8080" not in stateless(control.ns, "table", "inet", table)
     restart(["--hub-allow=tcp/8080"], kill=True)
     assert tables(control.ns) == {("inet", "admin"), ("inet", table)}
     result = connect(alpha, [(HUB_V4, SERVICE_PORT), (hub_v6(alpha), SERVICE_PORT), (INTERNAL, INTERNAL_PORT),

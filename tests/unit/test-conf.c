@@ -221,6 +221,44 @@ static void test_errors(void **state) {
         check_error(f, "[Mesh]\nFoo=1\nbroken\n", ":2: unknown key 'Foo' in section [Mesh]");
 }
 
+/* [DNS] (conf-dns.c): a port, "no"/0 for none, "yes"/empty for 53. */
+static void test_dns_section(void **state) {
+        static const struct {
+                const char *text;
+                uint16_t port;
+                const char *resolv_conf;
+        } cases[] = {
+                { "[Mesh]\n", MESHD_DEFAULT_DNS_PORT, NULL },
+                { "[DNS]\nPort=5353\nResolvConf=/run/test/resolv.conf\n", 5353, "/run/test/resolv.conf" },
+                { "[DNS]\nPort=no\n", 0, NULL },
+                { "[DNS]\nPort=0\n", 0, NULL },
+                { "[DNS]\nPort=1\n", 1, NULL },
+                { "[DNS]\nPort=no\nPort=\nResolvConf=/x\nResolvConf=\n", MESHD_DEFAULT_DNS_PORT, NULL },
+        };
+        Fixture *f = *state;
+
+        for (size_t i = 0; i < ELEMENTSOF(cases); i++) {
+                _cleanup_free_ char *error = NULL;
+                MeshdConfig c;
+
+                write_file(f, cases[i].text);
+                conf_init_defaults(&c);
+                assert_int_equal(conf_load(f->path, &c, &error), 0);
+                assert_int_equal(c.dns_port, cases[i].port);
+                if (cases[i].resolv_conf)
+                        assert_string_equal(c.dns_resolv_conf, cases[i].resolv_conf);
+                else
+                        assert_null(c.dns_resolv_conf);
+                conf_done(&c);
+        }
+
+        check_error(f, "[DNS]\nPort=65536\n", ":2: invalid Port= value '65536': a port number 1-65535, or no");
+        check_error(f, "[DNS]\nPort=maybe\n", ":2: invalid Port= value 'maybe': a port number 1-65535, or no");
+        check_error(f, "[DNS]\nResolvConf=resolv.conf\n",
+                    ":2: invalid ResolvConf= value 'resolv.conf': an absolute path");
+        check_error(f, "[DNS]\nListen=53\n", ":2: unknown key 'Listen' in section [DNS]");
+}
+
 static void test_long_line(void **state) {
         Fixture *f = *state;
         char text[1024];
@@ -309,6 +347,7 @@ int main(void) {
                 cmocka_unit_test_setup_teardown(test_missing_file, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_last_wins_and_empty_resets, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_errors, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_dns_section, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_long_line, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_unchanged_on_error, setup, teardown),
                 cmocka_unit_test(test_timespan),
