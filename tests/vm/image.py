@@ -30,7 +30,7 @@ import tempfile
 import time
 from pathlib import Path
 
-RECIPE_VERSION = "4"
+RECIPE_VERSION = "5"
 SUITE = "bookworm"
 MIRROR = "http://deb.debian.org/debian"
 IMAGE_SIZE = "2G"
@@ -51,6 +51,8 @@ PACKAGES = [
     "libmount1", "libmicrohttpd12", "libgnutls30", "libsqlite3-0",
     "libnftables1",                # meshd-control's hub firewall
     "libpsl5", "publicsuffix",     # meshd: a mesh domain is no public suffix
+    "libldns3",                    # mesh DNS (meshd and meshd-control)
+    "libqrencode4", "libpng16-16", # meshd-control devices add --qr
 ]
 # systemd automount uses the kernel's autofs4 module: no autofs package.
 
