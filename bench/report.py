@@ -31,6 +31,7 @@ BENCHES = {
     "throughput": "Throughput (bench/throughput.py)",
     "relay": "Throughput of meshd's paths: direct, hub UDP relay, TLS relay (bench/relay.py)",
     "nat": "NAT traversal (bench/nat.py)",
+    "dns": "Mesh DNS: meshd's server vs dnsmasq (bench/dns.py)",
 }
 
 # What each benchmark does, in a few words (its script's docstring has the rest).
@@ -56,6 +57,11 @@ INTROS = {
              "path of the same run, the direct path against plain wireguard-go. The notes give the CPU share "
              "of each process on the data path while iperf3 ran.",
     "nat": "Issue 5's NAT topologies; no targets.",
+    "dns": "Issue 14's mesh DNS server on a node, asked for a node's A record by dnsperf in the same "
+           "namespace, against dnsmasq answering the same name from a hosts file on the same address "
+           "(another port); first with many queries in flight (throughput; the latency then is mostly "
+           "queueing), then one at a time (the latency of one query). No target. dnsperf shares the "
+           "CPUs with the server: on a small machine the load generator is part of the figure.",
 }
 
 # The targets of issue 7 (and issue 12's relay), by the benchmark that measures them: what the
@@ -68,8 +74,8 @@ TARGETS = {
     "relay": "iperf3 through the hub: UDP relay ≥ 0.90× direct, TLS relay ≥ 0.50× direct",
 }
 
-PACKAGES = ("wireguard-go", "wireguard-tools", "tinc", "nebula", "iperf3", "libcurl3-gnutls",
-            "libmicrohttpd12", "libgnutls30", "libsqlite3-0")
+PACKAGES = ("wireguard-go", "wireguard-tools", "tinc", "nebula", "iperf3", "dnsmasq-base", "dnsperf",
+            "libcurl3-gnutls", "libmicrohttpd12", "libgnutls30", "libsqlite3-0", "libldns3")
 
 
 def sh(*argv) -> str:
