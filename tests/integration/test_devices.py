@@ -17,6 +17,7 @@ device is a member."""
 import json
 import os
 import socket
+import sqlite3
 import struct
 import time
 
@@ -349,9 +350,23 @@ def test_phone_changes_underlay_address(lab, control):
         out = control.ns.exec("wg", "show", control.hub_interface, "endpoints", check=True).stdout
         return next((line.split("\t")[1] for line in out.splitlines() if line.startswith(cam1["public_key"])), "")
 
+    def stored(name="cam1") -> tuple[str, int]:
+        """name's observed endpoint in the store, and the netmap version."""
+        db = sqlite3.connect(f"file:{control.state_dir / 'control.db'}?mode=ro", uri=True, timeout=5)
+        try:
+            endpoint = db.execute("SELECT observed_endpoint FROM nodes WHERE name = ?", (name,)).fetchone()[0]
+            version = db.execute("SELECT value FROM settings WHERE key = 'version'").fetchone()[0]
+            return endpoint or "", int(version)
+        finally:
+            db.close()
+
     wait_until(both_ways, 15, interval=0.2, what="alpha ↔ cam1 before the move")
     old = f"{meshlab.UNDERLAY}.50"
     assert hub_endpoint().startswith(old + ":"), hub_endpoint()
+    # alpha's endpoint too (its observation bumps the version, once)
+    wait_until(lambda: stored()[0].startswith(old + ":") and stored("alpha")[0], 5, interval=0.2,
+               what="cam1's and alpha's endpoints stored")
+    version = stored()[1]
 
     # the move: the old address goes, another of the underlay comes (the
     # veth stays: a phone's new network is a new address on it)
@@ -368,6 +383,9 @@ def test_phone_changes_underlay_address(lab, control):
     recovered = time.monotonic() - moved
     assert recovered < ROAM_WITHIN_S
     assert hub_endpoint().startswith(new + ":"), hub_endpoint()
+    # the hub notes the new endpoint (a device's is in no netmap: no new version for it)
+    wait_until(lambda: stored()[0].startswith(new + ":"), 5, interval=0.2, what="cam1's new endpoint stored")
+    assert stored()[1] == version, "a device's endpoint changed the netmap version"
     # the phone's own view: still the hub it was given, at the same endpoint
     assert phone.ns.exec("wg", "show", phone.ifname, "endpoints", check=True).stdout.startswith(hub_key)
     print(f"cam1 reachable again {recovered:.2f} s after moving from {old} to {new}; "
