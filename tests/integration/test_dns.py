@@ -212,3 +212,149 @@ def test_phone_resolves_through_the_hub(lab):
                        ("NOERROR", [phone.address]), 10, interval=0.2, what=f"{node.name} answers cam1")
     finally:
         upstream.close()
+
+
+def wire_name(*labels: bytes) -> bytes:
+    """A name in wire format, each label as given (no checks: the test
+    sends names no library would build)."""
+    return b"".join(bytes([len(label)]) + label for label in labels) + b"\0"
+
+
+def wire_query(qid, name, qtype=1, *, qclass=1, flags=0x0100, qdcount=1, extra=b"", arcount=0) -> bytes:
+    return (struct.pack(">HHHHHH", qid, flags, qdcount, 0, 0, arcount) + name + struct.pack(">HH", qtype, qclass)
+            + extra)
+
+
+def udp_ask(ns, server, message, *, timeout=2):
+    """The reply to one datagram, or None."""
+    sock = meshlab.netns_socket(ns)
+    sock.settimeout(timeout)
+    try:
+        sock.sendto(message, (server, 53))
+        return sock.recvfrom(65535)[0]
+    except (TimeoutError, socket.timeout):
+        return None
+    finally:
+        sock.close()
+
+
+def tcp_connect(ns, server):
+    sock = meshlab.netns_socket(ns, socket.AF_INET, socket.SOCK_STREAM)
+    sock.settimeout(5)
+    sock.connect((server, 53))
+    return sock
+
+
+def tcp_read_message(sock):
+    """One length-prefixed reply, or None when the server closed."""
+    data = b""
+    while len(data) < 2 or len(data) < 2 + (data[0] << 8 | data[1]):
+        chunk = sock.recv(65537)
+        if not chunk:
+            return None
+        data += chunk
+    return data[2:]
+
+
+def rcode(reply) -> int:
+    return reply[3] & 0x0f
+
+
+FORMERR, SERVFAIL, NXDOMAIN, NOTIMP, REFUSED = 1, 2, 3, 4, 5
+
+
+def bad_queries(a_ipv4):
+    """(what, query, the rcode dns-answer.c gives it, the answer's rdata or
+    None when not looked at)."""
+    alpha = (b"alpha", b"mesh", b"internal")
+    query = wire_query(0, wire_name(*alpha))
+    txt = wire_name() + struct.pack(">HHIH", 16, 1, 0, 402) + (bytes([200]) + b"x" * 200) * 2
+    v4 = socket.inet_aton(a_ipv4)
+    return [
+        # names: a label of 64 (0x40 is no length but an extended label type), 256 bytes
+        ("a 64-byte label", wire_query(1, wire_name(b"a" * 64, b"mesh", b"internal")), FORMERR, None),
+        ("a 64-byte label outside", wire_query(2, wire_name(b"a" * 64, b"example", b"test")), FORMERR, None),
+        ("a 256-byte name", wire_query(3, wire_name(*[b"b" * 63] * 3, b"c" * 62)), FORMERR, None),
+        ("a 257-byte name", wire_query(4, wire_name(*[b"b" * 63] * 4)), FORMERR, None),
+        ("a 255-byte name (forwarded)", wire_query(5, wire_name(*[b"b" * 63] * 3, b"c" * 61)), 0,
+         socket.inet_aton(UPSTREAM_ANSWER)),
+        ("a compression loop", wire_query(6, b"\x05alpha\xc0\x0c"), FORMERR, None),
+        ("a pointer to itself", wire_query(7, b"\xc0\x0c"), FORMERR, None),
+        # odd labels in the mesh domain: no member's, so NXDOMAIN
+        ("a NUL in a label", wire_query(8, wire_name(b"al\0pha", b"mesh", b"internal")), NXDOMAIN, None),
+        ("a dot in a label", wire_query(9, wire_name(b"al.pha", b"mesh", b"internal")), NXDOMAIN, None),
+        ("a wildcard", wire_query(10, wire_name(b"*", b"mesh", b"internal")), NXDOMAIN, None),
+        ("below a member", wire_query(11, wire_name(b"x", *alpha)), NXDOMAIN, None),
+        ("a 63-byte label", wire_query(12, wire_name(b"a" * 63, b"mesh", b"internal")), NXDOMAIN, None),
+        ("class CH", wire_query(13, wire_name(*alpha), qclass=3), REFUSED, None),
+        ("AXFR", wire_query(14, wire_name(*alpha), qtype=252), REFUSED, None),
+        # the header
+        ("QDCOUNT=2, one question", wire_query(15, wire_name(*alpha), qdcount=2), FORMERR, None),
+        ("QDCOUNT=2, two questions", wire_query(16, wire_name(*alpha), qdcount=2, extra=query[12:]), FORMERR, None),
+        ("QDCOUNT=0", wire_query(17, b"", qdcount=0)[:12], FORMERR, None),
+        ("TC in a query", wire_query(18, wire_name(*alpha), flags=0x0300), FORMERR, None),
+        *[(f"opcode {op}", wire_query(19 + op, wire_name(*alpha), flags=0x0100 | op << 11), NOTIMP, None)
+          for op in (1, 2, 4, 5, 15)],
+        # oversized without EDNS0: read whole, answered within 512 bytes
+        ("600 bytes (an additional record)", wire_query(40, wire_name(*alpha), extra=txt + txt[:150], arcount=1),
+         0, v4),
+        ("60000 bytes (trailing zeros)", wire_query(41, wire_name(*alpha)) + bytes(60000), 0, v4),
+    ]
+
+
+def test_bad_queries_get_dns_errors(lab):
+    """Issue 14, Done when 6 (DNS over the network): what is malformed,
+    oversized or an odd name gets the DNS error dns-answer.c decides
+    (FORMERR, NXDOMAIN, REFUSED, NOTIMP), with the query's ID, from a
+    node's server and the hub's alike, over UDP and TCP; a TCP length
+    prefix that claims more than comes is cut off at the idle timeout, and
+    good queries are answered meanwhile and after."""
+    upstream = Upstream(lab)
+    try:
+        _control, _key, (alpha, bravo) = start_mesh(lab)
+        a = alpha.status()
+        wait_until(lambda: dig(bravo, HUB_V4, "alpha.mesh.internal") == ("NOERROR", [a["ipv4"]]), 10,
+                   what="the hub's DNS")
+        good = wire_query(0x4242, wire_name(b"alpha", b"mesh", b"internal"))
+        for server in (a["ipv4"], HUB_V4):
+            for what, message, want, rdata in bad_queries(a["ipv4"]):
+                for transport in ("udp", "tcp"):
+                    if transport == "udp":
+                        reply = udp_ask(bravo.ns, server, message)
+                    else:
+                        with tcp_connect(bravo.ns, server) as sock:
+                            sock.sendall(struct.pack(">H", len(message)) + message)
+                            reply = tcp_read_message(sock)
+                    where = f"{what} over {transport} to {server}"
+                    assert reply is not None, f"{where}: no reply"
+                    assert reply[:2] == message[:2] and reply[2] & 0x80, f"{where}: {reply[:12].hex()}"
+                    assert rcode(reply) == want, f"{where}: rcode {rcode(reply)}, want {want}"
+                    if transport == "udp":
+                        assert len(reply) <= 512, f"{where}: {len(reply)} bytes"
+                    if rdata is not None:
+                        assert reply.endswith(rdata), f"{where}: {reply.hex()}"
+                assert udp_ask(bravo.ns, server, good)[3] & 0x0f == 0, f"{server} after {what}"
+
+            # TCP: a prefix that claims 65535 bytes, 100 sent; a zero-length
+            # message (nothing to answer); 65535 bytes of a query and its
+            # padding, then a good query on the same connection
+            hanging = tcp_connect(bravo.ns, server)
+            hanging.sendall(b"\xff\xff" + good + bytes(100 - len(good)))
+            opened = time.monotonic()
+            with tcp_connect(bravo.ns, server) as sock:
+                sock.sendall(b"\0\0" + struct.pack(">H", len(good)) + good)
+                reply = tcp_read_message(sock)
+                assert reply is not None and reply[:2] == good[:2] and rcode(reply) == 0, reply
+                big = good + bytes(65535 - len(good))
+                sock.sendall(b"\xff\xff" + big + struct.pack(">H", len(good)) + good)
+                assert rcode(tcp_read_message(sock)) == 0 and rcode(tcp_read_message(sock)) == 0
+            assert dig(bravo, server, "alpha.mesh.internal", "A", "+tcp") == ("NOERROR", [a["ipv4"]])
+            hanging.settimeout(15)
+            try:
+                assert hanging.recv(4096) == b"", "a reply to an incomplete message"
+            finally:
+                hanging.close()
+            assert time.monotonic() - opened < 15
+            assert dig(bravo, server, "alpha.mesh.internal") == ("NOERROR", [a["ipv4"]])
+    finally:
+        upstream.close()
