@@ -132,6 +132,36 @@ static void server_handle_query(DnsServer *s, const uint8_t *query, size_t size,
                 udp_send(where->reply_fd, &where->client, reply, reply_size);
 }
 
+/* Who may ask: mesh addresses (members through the tunnel, this host by
+ * its own mesh address) and loopback. The listening addresses are mesh
+ * addresses, but Linux takes a datagram for a local address on any
+ * interface: without this a neighbour on the underlay, routing the mesh
+ * range to us, would have an open resolver. A spoofed mesh source gets its
+ * reply sent into the tunnel, never back to the spoofer. */
+static bool client_allowed(const DnsServer *s, const union sockaddr_union *sa) {
+        const DnsNameTable *t = s->names;
+        union in_addr_union a = {}, prefix = {};
+
+        if (sa->sa.sa_family == AF_INET) {
+                a.in = sa->in.sin_addr;
+                if ((ntohl(a.in.s_addr) >> 24) == 127)
+                        return true;
+                if (!t)
+                        return false;
+                prefix.in = t->ipv4_range;
+                return in_addr_prefix_contains(AF_INET, &prefix, t->ipv4_prefixlen, &a);
+        }
+        if (sa->sa.sa_family != AF_INET6)
+                return false;
+        a.in6 = sa->in6.sin6_addr;
+        if (IN6_IS_ADDR_LOOPBACK(&a.in6))
+                return true;
+        if (!t || !t->has_ipv6_range)
+                return false;
+        prefix.in6 = t->ipv6_range;
+        return in_addr_prefix_contains(AF_INET6, &prefix, t->ipv6_prefixlen, &a);
+}
+
 static int on_udp(sd_event_source *source, int fd, uint32_t revents, void *userdata) {
         DnsListener *l = userdata;
 
@@ -148,6 +178,8 @@ static int on_udp(sd_event_source *source, int fd, uint32_t revents, void *userd
                                 log_debug_errno(-errno, "DNS: receive failed: %m");
                         break;
                 }
+                if (!client_allowed(l->server, &where.client))
+                        continue; /* not even an error reply: no reflection */
                 where.max_size = dns_query_max_udp_size(buf, (size_t) n);
                 server_handle_query(l->server, buf, (size_t) n, &where);
         }
@@ -311,13 +343,19 @@ static int tcp_connection_new(DnsServer *s, int fd) {
 
 /* One pending connection: false when there was none. */
 static bool tcp_accept_one(DnsServer *s, int fd) {
+        union sockaddr_union peer = {};
+        socklen_t len = sizeof(peer);
         int cfd, r;
 
-        cfd = accept4(fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+        cfd = accept4(fd, &peer.sa, &len, SOCK_NONBLOCK | SOCK_CLOEXEC);
         if (cfd < 0) {
                 if (errno != EAGAIN && errno != EINTR)
                         log_debug_errno(-errno, "DNS: accept failed: %m");
                 return false;
+        }
+        if (!client_allowed(s, &peer)) {
+                safe_close(cfd);
+                return true;
         }
         if (s->n_connections >= DNS_SERVER_TCP_MAX) {
                 log_debug("DNS: %d TCP connections already, closing a new one.", DNS_SERVER_TCP_MAX);

@@ -358,3 +358,30 @@ def test_bad_queries_get_dns_errors(lab):
             assert dig(bravo, server, "alpha.mesh.internal") == ("NOERROR", [a["ipv4"]])
     finally:
         upstream.close()
+
+
+def test_attack_underlay_neighbour_gets_no_dns(lab):
+    """A host on the underlay that routes the mesh range to a node (or to
+    the control host) reaches the mesh addresses there (Linux accepts a
+    datagram for a local address on any interface), but the DNS servers
+    answer only mesh and loopback sources: no open resolver, no mesh names,
+    no reply at all (UDP) and a closed connection (TCP). Members still get
+    answers."""
+    upstream = Upstream(lab)
+    try:
+        control, _, nodes = start_mesh(lab)
+        alpha, bravo = nodes
+        alpha_v4 = alpha.status()["ipv4"]
+        stranger = lab.add_host("stranger", f"{meshlab.UNDERLAY}.60")
+        for via, target in ((alpha.address, alpha_v4), (control.address, HUB_V4)):
+            stranger.exec("ip", "route", "replace", f"{target}/32", "via", via, check=True)
+            # the path works: the target answers the stranger's ping over the underlay
+            assert stranger.exec("ping", "-n", "-c", "1", "-W", "2", target).returncode == 0, target
+            for proto in ((), ("+tcp",)):
+                assert dig(stranger, target, "alpha.mesh.internal", "A", *proto)[0] == "no reply", (target, proto)
+                assert dig(stranger, target, "example.org", "A", *proto)[0] == "no reply", (target, proto)
+        assert upstream.sources == [], upstream.sources
+        assert dig(bravo, alpha_v4, "alpha.mesh.internal") == ("NOERROR", [alpha_v4])
+        assert dig(bravo, HUB_V4, "example.org") == ("NOERROR", [UPSTREAM_ANSWER])
+    finally:
+        upstream.close()
