@@ -85,11 +85,16 @@ int cert_reply_render(const char *certificate, const char *ca, int64_t not_befor
         return print_and_free(o, ret_body);
 }
 
-/* Whole seconds that fit: anything else reads as absent. */
+/* Whole seconds, within ±10^15 (some 31 million years): anything else reads
+ * as absent. Not up to INT64_MAX: cJSON prints numbers with 15 significant
+ * digits when that reads back "close enough", so larger values would not
+ * survive a render and parse (fuzz-msg-cert found 8888888888888888880). */
+#define JSON_SECONDS_MAX 1e15
+
 static int64_t json_seconds(const cJSON *o, const char *field) {
         const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, field);
 
-        if (!cJSON_IsNumber(v) || !(v->valuedouble >= -9.2e18 && v->valuedouble <= 9.2e18))
+        if (!cJSON_IsNumber(v) || !(v->valuedouble >= -JSON_SECONDS_MAX && v->valuedouble <= JSON_SECONDS_MAX))
                 return 0;
         return (int64_t) v->valuedouble;
 }
