@@ -46,6 +46,19 @@ struct NetmapSnapshot {
 
 DEFINE_TRIVIAL_CLEANUP_FUNC(cJSON *, cJSON_Delete);
 
+/* Nodes and devices own the same strings. */
+static void mesh_nodes_free(NetmapMeshNode *nodes, size_t n) {
+        for (size_t i = 0; i < n; i++) {
+                free(nodes[i].name);
+                free(nodes[i].public_key);
+                free(nodes[i].ipv4);
+                free(nodes[i].ipv6);
+                free(nodes[i].observed_endpoint);
+                strv_free(nodes[i].endpoints);
+        }
+        free(nodes);
+}
+
 void netmap_mesh_done(NetmapMesh *m) {
         free(m->domain);
         free(m->ipv4_range);
@@ -54,27 +67,9 @@ void netmap_mesh_done(NetmapMesh *m) {
         free(m->hub.ipv4);
         free(m->hub.ipv6);
         free(m->hub.endpoint);
-        for (size_t i = 0; i < m->n_nodes; i++) {
-                NetmapMeshNode *n = m->nodes + i;
-                free(n->name);
-                free(n->public_key);
-                free(n->ipv4);
-                free(n->ipv6);
-                free(n->observed_endpoint);
-                strv_free(n->endpoints);
-        }
-        free(m->nodes);
+        mesh_nodes_free(m->nodes, m->n_nodes);
         free(m->relays);
-        for (size_t i = 0; i < m->n_devices; i++) {
-                NetmapMeshNode *n = m->devices + i;
-                free(n->name);
-                free(n->public_key);
-                free(n->ipv4);
-                free(n->ipv6);
-                free(n->observed_endpoint);
-                strv_free(n->endpoints);
-        }
-        free(m->devices);
+        mesh_nodes_free(m->devices, m->n_devices);
         *m = (NetmapMesh) {};
 }
 
