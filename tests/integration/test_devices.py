@@ -69,10 +69,17 @@ def probe(ns, *, source=None, timeout=0.5) -> bool:
 class Phone:
     """A stock wg-quick in its own namespace, as a phone's WireGuard app."""
 
-    def __init__(self, lab, name, index, config):
+    def __init__(self, lab, name, index, config=None):
+        """config None: the namespace only, up() later."""
+        self.lab = lab
         self.ns = lab.add_host(name, f"{meshlab.UNDERLAY}.{50 + index}")
         # m<rid><letter>: the form sweep_stale() cleans up after an aborted run
         self.ifname = f"m{lab.rid}{chr(ord('p') + index)}"
+        if config is not None:
+            self.up(config)
+
+    def up(self, config):
+        lab = self.lab
         self.config = config
         self.address = config_value(config, "Address").split(",")[0].split("/")[0]
         path = lab.short / f"{self.ifname}.conf"
@@ -124,6 +131,31 @@ def test_device_config_and_phone(lab, control):
     assert phone.reaches_hub(within=10), control.log_tail()
     wg = control.ns.exec("wg", "show", control.hub_interface, "allowed-ips", check=True).stdout
     assert f"{cam1['public_key']}\t{cam1['ipv4']}/32 {cam1['ipv6']}/128" in wg, wg
+
+
+def test_phone_handshakes_at_once(lab, control):
+    """A phone brought up right after `devices add` returns reaches the hub
+    on its first handshake: the hub's peers follow the database as soon as
+    it is written (hub-watch.c), not at the server's next 250 ms poll. A
+    first handshake lost to a hub without the peer costs WireGuard's retry,
+    5 s."""
+    phone = Phone(lab, "phone", 0)          # the namespace first: up() at once after add
+    cp = add(control, "cam1")
+    phone.up(cp.stdout)
+    started = time.monotonic()
+    wait_until(lambda: phone.probe(timeout=0.2), 10, interval=0.01, what="probe answered")
+    took = time.monotonic() - started
+    print(f"first probe answered {took:.3f} s after wg-quick up")
+    assert took < 2.5, f"{took:.1f} s: the first handshake was lost"
+    # and the same for a second device while the first is up
+    phone2 = Phone(lab, "phone2", 1)
+    cp = add(control, "cam2")
+    phone2.up(cp.stdout)
+    started = time.monotonic()
+    wait_until(lambda: phone2.probe(timeout=0.2), 10, interval=0.01, what="probe answered")
+    took = time.monotonic() - started
+    print(f"second phone: {took:.3f} s")
+    assert took < 2.5, f"{took:.1f} s: the first handshake was lost"
 
 
 def test_device_qr(lab, control):
@@ -294,10 +326,9 @@ def test_phone_reaches_nodes_by_name(lab, mesh3):
     `meshctl peers` (kind device, path hub) and pings it by name within
     10 s of `devices add`."""
     control = lab.control
-    # the device has an IPv6 address too, which the hub relays only with
-    # IPv6 forwarding on (--hub-ipv6-forwarding; set here in the control
-    # server's namespace alone)
-    control.ns.exec("sysctl", "-q", "-w", "net.ipv6.conf.all.forwarding=1", check=True)
+    # the device's IPv6 is relayed by default (force_forwarding on the hub
+    # interface alone): the host does not become an IPv6 router
+    assert control.ns.exec("sysctl", "-n", "net.ipv6.conf.all.forwarding", check=True).stdout.strip() == "0"
     cp = add(control, "cam1")
     added = time.monotonic()
     phone = Phone(lab, "phone", 0, cp.stdout)
@@ -312,8 +343,10 @@ def test_phone_reaches_nodes_by_name(lab, mesh3):
                        max(0.5, 10 - (time.monotonic() - added)), interval=0.2,
                        what=f"{node.name} pings cam1 by name ({family})")
     for node in mesh3:
-        cp = phone.ns.exec("ping", "-n", "-c", "1", "-W", "2", node.status()["ipv4"], timeout=10)
-        assert cp.returncode == 0, f"cam1 → {node.name}: {cp.stdout}"
+        for family in ("ipv4", "ipv6"):
+            cp = phone.ns.exec("ping", "-n", "-c", "1", "-W", "2", node.status()[family], timeout=10)
+            assert cp.returncode == 0, f"cam1 → {node.name} ({family}): {cp.stdout}"
+    assert control.ns.exec("sysctl", "-n", "net.ipv6.conf.all.forwarding", check=True).stdout.strip() == "0"
 
 
 ROAM_WITHIN_S = 30.0        # issue 14.3: traffic recovers within 30 s
