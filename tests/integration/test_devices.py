@@ -349,6 +349,50 @@ def test_phone_reaches_nodes_by_name(lab, mesh3):
     assert control.ns.exec("sysctl", "-n", "net.ipv6.conf.all.forwarding", check=True).stdout.strip() == "0"
 
 
+def test_ping_and_wait_for_device(lab, control):
+    """`meshctl ping cam1` (name, FQDN or address): an ICMP echo through the
+    hub, answered by the phone's own stack, "via hub"; with the phone's
+    tunnel down it fails saying so, and where meshd may not open ICMP
+    sockets it says that. `meshctl wait-online cam1` and
+    `meshd-wait-online --peer=cam1` hold while cam1 is in the netmap and
+    the hub answers; a name nobody has is refused at once."""
+    key = control.authkey(reusable=True)
+    alpha = lab.add_node("alpha", authkey=key)
+    alpha.start()
+    alpha.wait_ready(30)
+    # systemd's default (sysctl.d/50-default.conf); a new namespace allows no group
+    alpha.exec("sysctl", "-q", "-w", "net.ipv4.ping_group_range=0 2147483647", check=True)
+    cp = add(control, "cam1")
+    phone = Phone(lab, "phone", 0, cp.stdout)
+    [cam1] = devices(control)
+
+    cp = alpha.meshctl("wait-online", "cam1", "--timeout", "10")
+    assert cp.returncode == 0, cp.stderr
+    cp = alpha.exec(str(meshlab.BUILD_DIR / "src" / "wait-online" / "meshd-wait-online"), f"--socket={alpha.socket}",
+                    "--peer=cam1", "--timeout=10")
+    assert cp.returncode == 0, cp.stderr
+    for name in ("cam1", "cam1.mesh.internal", cam1["ipv4"]):
+        cp = alpha.meshctl("ping", name, "-c", "1")
+        assert cp.returncode == 0, cp.stderr
+        assert cp.stdout.startswith(f"pong from cam1 ({cam1['ipv4']}) via hub: time="), cp.stdout
+    reply = json.loads(alpha.meshctl("ping", "cam1", "-c", "1", "--json", check=True).stdout)
+    assert reply["peer"] == "cam1" and reply["path"] == "hub" and reply["rtt_usec"] > 0, reply
+
+    started = time.monotonic()
+    cp = alpha.meshctl("wait-online", "nobody", "--timeout", "10")
+    assert cp.returncode != 0 and "nobody" in cp.stderr and time.monotonic() - started < 5, cp.stderr
+
+    # the phone's tunnel gone: still in the netmap (wait-online holds), no reply
+    phone.ns.exec("ip", "link", "del", phone.ifname, check=True)
+    cp = alpha.meshctl("ping", "cam1", "-c", "1", "--timeout", "1")
+    assert cp.returncode != 0 and "no ICMP echo reply from device cam1" in cp.stderr, cp.stderr
+    assert alpha.meshctl("wait-online", "cam1", "--timeout", "5").returncode == 0
+
+    alpha.exec("sysctl", "-q", "-w", "net.ipv4.ping_group_range=1 0", check=True)
+    cp = alpha.meshctl("ping", "cam1", "-c", "1")
+    assert cp.returncode != 0 and "net.ipv4.ping_group_range" in cp.stderr, cp.stderr
+
+
 ROAM_WITHIN_S = 30.0        # issue 14.3: traffic recovers within 30 s
 
 
