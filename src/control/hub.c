@@ -490,29 +490,29 @@ static int write_sysctl(const char *path, const char *value) {
 /* IPv6's forwarding switch is host-wide (all.forwarding, which also turns
  * off router advertisement acceptance on every interface), so only on
  * request. Linux 6.17+ has force_forwarding: IPv6 arriving on the hub alone
- * is forwarded, like IPv4 above; the hub firewall keeps it between members
+ * is forwarded, like IPv4 in hub_setup_link(); the hub firewall keeps it between members
  * (so not without the firewall). Devices get an IPv6 address either way:
  * "hub_ipv6_relay" tells `devices add` whether it works. */
 static int hub_setup_ipv6_forwarding(Hub *h, const HubOptions *opts) {
+        bool force = !opts->no_firewall, relay = false;
         char path[128];
-        bool relay = false;
         int r;
 
+        /* also "0": an adopted interface may have it from a run with the firewall */
+        (void) snprintf(path, sizeof(path), "/proc/sys/net/ipv6/conf/%s/force_forwarding", h->ifname);
+        r = write_sysctl(path, force ? "1" : "0");
+        if (r >= 0)
+                relay = force;
+        else if (force && !opts->ipv6_forwarding)
+                log_notice_errno(r,
+                                 "The kernel cannot forward IPv6 on %s alone (%s: %m): the hub relays IPv4 "
+                                 "only, see --hub-ipv6-forwarding.",
+                                 h->ifname, path);
         if (opts->ipv6_forwarding) {
                 r = write_sysctl("/proc/sys/net/ipv6/conf/all/forwarding", "1");
                 if (r < 0)
                         return log_error_errno(r, "Failed to enable IPv6 forwarding: %m");
                 relay = true;
-        } else if (!opts->no_firewall) {
-                (void) snprintf(path, sizeof(path), "/proc/sys/net/ipv6/conf/%s/force_forwarding", h->ifname);
-                r = write_sysctl(path, "1");
-                if (r >= 0)
-                        relay = true;
-                else
-                        log_notice_errno(r,
-                                         "The kernel cannot forward IPv6 on %s alone (%s: %m): the hub relays "
-                                         "IPv4 only, see --hub-ipv6-forwarding.",
-                                         h->ifname, path);
         }
         r = store_set_setting(h->store, "hub_ipv6_relay", relay ? "1" : "0");
         if (r < 0)

@@ -126,6 +126,9 @@ def test_device_config_and_phone(lab, control):
     db = (control.state_dir / "control.db").read_bytes()
     assert config_value(text, "PrivateKey").encode() not in db
     assert control.command("nodes", "list").stdout == nodes_before
+    assert "IPv6" not in cp.stderr, cp.stderr          # the hub relays it (force_forwarding)
+    assert control.ns.exec("cat", f"/proc/sys/net/ipv6/conf/{control.hub_interface}/force_forwarding",
+                           check=True).stdout.strip() == "1"
 
     phone = Phone(lab, "phone", 0, text)
     assert phone.reaches_hub(within=10), control.log_tail()
@@ -156,6 +159,19 @@ def test_phone_handshakes_at_once(lab, control):
     took = time.monotonic() - started
     print(f"second phone: {took:.3f} s")
     assert took < 2.5, f"{took:.1f} s: the first handshake was lost"
+
+
+def test_no_ipv6_relay_warns(lab):
+    """A hub that cannot relay IPv6 (here: --no-hub-firewall, where the
+    per-interface switch stays off) makes `devices add` warn that the
+    device's IPv6 address reaches only the hub; the config is printed all
+    the same. With the firewall (the default) there is no warning."""
+    control = lab.add_control(hub_args=["--no-hub-firewall"])
+    cp = add(control, "cam1")
+    assert cp.stdout.startswith("[Interface]"), cp.stdout
+    assert "does not relay IPv6" in cp.stderr and "--hub-ipv6-forwarding" in cp.stderr, cp.stderr
+    assert control.ns.exec("cat", f"/proc/sys/net/ipv6/conf/{control.hub_interface}/force_forwarding",
+                           check=True).stdout.strip() == "0"
 
 
 def test_device_qr(lab, control):
