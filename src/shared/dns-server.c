@@ -717,6 +717,11 @@ int dns_server_set_upstreams(DnsServer *s, const union sockaddr_union *servers, 
         return 0;
 }
 
+size_t dns_server_get_upstreams(const DnsServer *s, union sockaddr_union ret[static DNS_SERVER_UPSTREAMS_MAX]) {
+        memcpy(ret, s->upstreams, s->n_upstreams * sizeof(s->upstreams[0]));
+        return s->n_upstreams;
+}
+
 int dns_server_watch_resolv_conf(DnsServer *s, const char *path) {
         if (!s || !path)
                 return -EINVAL;
