@@ -10,23 +10,32 @@
 #include "log.h"
 
 /* The writer updates SQLite's shared-memory index right after its write
- * to the log: reading at once could still see the old state. A missed
- * commit is caught by the server's database poll. */
+ * to the log: reading at once could still see the old state, so we read
+ * a little later, and once more in case the writer was held up (a loaded
+ * machine). A commit missed by both is caught by the server's database
+ * poll (250 ms). */
 #define HUB_WATCH_DELAY_USEC (5 * USEC_PER_MSEC)
+#define HUB_WATCH_AGAIN_USEC (50 * USEC_PER_MSEC)
 
 struct HubWatch {
         Hub *hub;
         char *name; /* the database file's name: its -wal, -journal, -shm begin with it */
         sd_event_source *inotify, *soon;
-        bool armed;
+        bool armed, again; /* a sync is due; the one due is the second */
 };
 
 static int on_soon(sd_event_source *source, uint64_t usec, void *userdata) {
         HubWatch *w = userdata;
 
-        w->armed = false;
         /* one cheap read of the members counter unless membership changed */
         (void) hub_sync(w->hub);
+        if (!w->again) {
+                w->again = true;
+                if (sd_event_source_set_time_relative(source, HUB_WATCH_AGAIN_USEC) >= 0 &&
+                    sd_event_source_set_enabled(source, SD_EVENT_ONESHOT) >= 0)
+                        return 0;
+        }
+        w->armed = w->again = false;
         return 0;
 }
 
