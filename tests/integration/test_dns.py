@@ -179,7 +179,9 @@ def test_hub_answers_and_nodes_answer_without_the_control_server(lab):
 def test_upstreams_follow_resolv_conf(lab):
     """The node's and the hub's servers take a new upstream from their
     resolv.conf as soon as it changes (replaced by a rename, as resolvconf
-    and NetworkManager do, or rewritten in place), with no netmap change."""
+    and NetworkManager do, or rewritten in place), within 2 s each: before,
+    they re-read it only when a netmap came, which nothing here causes (a
+    coincidental one, an observed endpoint moving, is not counted on)."""
     first = Upstream(lab)
     second = Upstream(lab, f"{meshlab.UNDERLAY}.54", "192.0.2.98", "dnsup2")
     try:
@@ -187,8 +189,8 @@ def test_upstreams_follow_resolv_conf(lab):
         a = alpha.status()
         wait_until(lambda: dig(alpha, HUB_V4, "example.test") == ("NOERROR", [UPSTREAM_ANSWER]), 10,
                    what="the hub's DNS")
-        assert dig(bravo, a["ipv4"], "example.test") == ("NOERROR", [UPSTREAM_ANSWER])
-        version = a["netmap_version"]
+        wait_until(lambda: dig(bravo, a["ipv4"], "example.test") == ("NOERROR", [UPSTREAM_ANSWER]), 10,
+                   what="alpha's DNS")
 
         path = lab.dir / "resolv.conf"
         tmp = lab.dir / "resolv.conf.new"
@@ -204,7 +206,6 @@ def test_upstreams_follow_resolv_conf(lab):
         for node, server in ((bravo, a["ipv4"]), (alpha, HUB_V4)):
             wait_until(lambda: dig(node, server, "example.test") == ("NOERROR", [UPSTREAM_ANSWER]), 2,
                        interval=0.05, what=f"{server} asks the first upstream again")
-        assert alpha.status()["netmap_version"] == version
     finally:
         first.close()
         second.close()
