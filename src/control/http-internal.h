@@ -179,6 +179,8 @@ enum MHD_Result handle_relay(Request *req);     /* api-relay.c */
  * every netmap version */
 void server_start_dns(Server *s);
 void server_dns_update(Server *s);
+/* names from the mesh a snapshot was rendered from (http-poll.c) */
+void server_dns_set_names(Server *s, const NetmapMesh *m);
 /* api-relay.c: after the hub, the relay streams and the UDP echo; after
  * MHD holds the API's port, the relay's own port */
 int server_start_relay(Server *s);

@@ -71,9 +71,15 @@ int server_get_snapshot(Server *s, NetmapSnapshot **ret) {
         int r;
 
         if (!s->snapshot || netmap_snapshot_version(s->snapshot) < s->version) {
-                r = netmap_snapshot_load(s->store, s->hub_enabled ? &s->netmap_hub : NULL, &snap);
+                _cleanup_(netmap_mesh_done) NetmapMesh m = {};
+
+                /* one read per change: the DNS names come from the same mesh */
+                r = store_read_mesh(s->store, s->hub_enabled ? &s->netmap_hub : NULL, &m);
+                if (r >= 0)
+                        r = netmap_snapshot_new(&m, &snap);
                 if (r < 0)
                         return r;
+                server_dns_set_names(s, &m);
                 netmap_snapshot_free(s->previous);
                 s->previous = s->snapshot;
                 s->snapshot = snap;

@@ -8,8 +8,9 @@
 /* The hub's mesh DNS server (issue 14): on the hub's mesh IPv4 and IPv6,
  * port --dns-port (53), the address every device config names as DNS=.
  * Names come from the same one read of the store that every netmap is
- * rendered from (store_read_mesh()), again whenever the netmap version
- * moves; the rest is forwarded to --resolv-conf's resolvers. */
+ * rendered from (the snapshot's store_read_mesh(), http-poll.c), again
+ * whenever the netmap version moves; the rest is forwarded to the
+ * resolvers of --resolv-conf, re-read whenever that file changes. */
 
 /* Reads "ADDRESS" into a, of family. */
 static int address_parse(const char *s, int family, union in_addr_union *a) {
@@ -95,35 +96,34 @@ static int hub_listen_addresses(Server *s, const NetmapMesh *m) {
         return s->n_dns_listen > 0 ? 0 : -EADDRNOTAVAIL;
 }
 
-void server_dns_update(Server *s) {
-        _cleanup_(netmap_mesh_done) NetmapMesh m = {};
-        _cleanup_free_ union sockaddr_union *upstreams = NULL;
-        const char *path = s->dns_resolv_conf ?: "/etc/resolv.conf";
+void server_dns_set_names(Server *s, const NetmapMesh *m) {
         DnsNameTable *t = NULL;
-        size_t n = 0;
         int r;
 
         if (!s->dns)
                 return;
-        r = store_read_mesh(s->store, &s->netmap_hub, &m);
-        if (r >= 0)
-                r = dns_table_from_mesh(&m, &t);
+        r = dns_table_from_mesh(m, &t);
         if (r < 0)
                 log_warning_errno(r, "Failed to build the mesh DNS names, keeping the old ones: %m");
         else
                 dns_server_set_names(s->dns, t);
+}
 
-        /* read again at every change: the host's resolvers change with its networks */
-        r = dns_upstreams_from_resolv_conf(path, s->dns_listen, s->n_dns_listen, &upstreams, &n);
-        if (r < 0)
-                log_warning_errno(r, "Failed to read the upstream resolvers from %s: %m", path);
-        (void) dns_server_set_upstreams(s->dns, upstreams, n);
+void server_dns_update(Server *s) {
+        NetmapSnapshot *snap;
+
+        if (!s->dns)
+                return;
+        /* a newer version loads the snapshot, whose mesh gives the names
+         * (server_dns_set_names()): one read of the store per change */
+        (void) server_get_snapshot(s, &snap);
 }
 
 /* After the hub: it owns the addresses. Without the hub there is no mesh
  * address to serve on. A failure leaves the server running without DNS. */
 void server_start_dns(Server *s) {
         _cleanup_(netmap_mesh_done) NetmapMesh m = {};
+        const char *path = s->dns_resolv_conf ?: "/etc/resolv.conf";
         int r;
 
         if (!s->hub || s->dns_port == 0)
@@ -137,7 +137,11 @@ void server_start_dns(Server *s) {
                 log_warning_errno(r, "Mesh DNS on the hub is off: %m");
                 return;
         }
-        server_dns_update(s);
+        server_dns_set_names(s, &m);
+        /* the host's resolvers change with its networks, not with the netmap */
+        r = dns_server_watch_resolv_conf(s->dns, path);
+        if (r < 0)
+                log_warning_errno(r, "Failed to read the upstream resolvers from %s: %m", path);
 }
 
 void server_set_dns(Server *s, uint16_t port, const char *resolv_conf) {

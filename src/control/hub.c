@@ -11,6 +11,7 @@
 #include <sys/wait.h>
 
 #include "fileio.h"
+#include "hub-watch.h"
 #include "hub.h"
 #include "link.h"
 #include "log.h"
@@ -46,6 +47,7 @@ struct Hub {
         bool synced;
 
         sd_event_source *poll_source, *child_source;
+        HubWatch *watch;
         sd_event_source *probe_sources[2];
         int probe_fds[2];
 
@@ -485,6 +487,39 @@ static int write_sysctl(const char *path, const char *value) {
         return write_all(fd, value, strlen(value));
 }
 
+/* IPv6's forwarding switch is host-wide (all.forwarding, which also turns
+ * off router advertisement acceptance on every interface), so only on
+ * request. Linux 6.17+ has force_forwarding: IPv6 arriving on the hub alone
+ * is forwarded, like IPv4 in hub_setup_link(); the hub firewall keeps it between members
+ * (so not without the firewall). Devices get an IPv6 address either way:
+ * "hub_ipv6_relay" tells `devices add` whether it works. */
+static int hub_setup_ipv6_forwarding(Hub *h, const HubOptions *opts) {
+        bool force = !opts->no_firewall, relay = false;
+        char path[128];
+        int r;
+
+        /* also "0": an adopted interface may have it from a run with the firewall */
+        (void) snprintf(path, sizeof(path), "/proc/sys/net/ipv6/conf/%s/force_forwarding", h->ifname);
+        r = write_sysctl(path, force ? "1" : "0");
+        if (r >= 0)
+                relay = force;
+        else if (force && !opts->ipv6_forwarding)
+                log_notice_errno(r,
+                                 "The kernel cannot forward IPv6 on %s alone (%s: %m): the hub relays IPv4 "
+                                 "only, see --hub-ipv6-forwarding.",
+                                 h->ifname, path);
+        if (opts->ipv6_forwarding) {
+                r = write_sysctl("/proc/sys/net/ipv6/conf/all/forwarding", "1");
+                if (r < 0)
+                        return log_error_errno(r, "Failed to enable IPv6 forwarding: %m");
+                relay = true;
+        }
+        r = store_set_setting(h->store, "hub_ipv6_relay", relay ? "1" : "0");
+        if (r < 0)
+                log_warning_errno(r, "Failed to record whether the hub relays IPv6: %m");
+        return 0;
+}
+
 static int hub_setup_link(Hub *h, const HubOptions *opts) {
         union in_addr_union a4 = { .in = h->hub_ipv4 }, a6 = { .in6 = h->hub_ipv6 };
         char path[128];
@@ -510,14 +545,9 @@ static int hub_setup_link(Hub *h, const HubOptions *opts) {
         r = write_sysctl(path, "1");
         if (r < 0)
                 return log_error_errno(r, "Failed to enable IPv4 forwarding on %s (%s): %m", h->ifname, path);
-        /* IPv6 has no per-interface switch that works alone; all.forwarding
-         * also turns off router advertisement acceptance host-wide, so only
-         * on request. */
-        if (opts->ipv6_forwarding) {
-                r = write_sysctl("/proc/sys/net/ipv6/conf/all/forwarding", "1");
-                if (r < 0)
-                        return log_error_errno(r, "Failed to enable IPv6 forwarding: %m");
-        }
+        r = hub_setup_ipv6_forwarding(h, opts);
+        if (r < 0)
+                return r;
 
         for (int i = 0; i < 2; i++) {
                 int family = i == 0 ? AF_INET : AF_INET6;
@@ -701,6 +731,11 @@ int hub_new(sd_event *event, Store *store, const HubOptions *opts, HubChangedHan
                                        HUB_POLL_ACCURACY_USEC, on_hub_poll, h);
         if (r < 0)
                 return log_error_errno(r, "Failed to add hub poll: %m");
+        if (opts->database) {
+                r = hub_watch_new(event, opts->database, h, &h->watch);
+                if (r < 0)
+                        return r;
+        }
 
         log_info("%s hub %s (%s backend), port %u, %zu peer(s).", created ? "Created" : "Adopted", h->ifname,
                  wg_backend_type_to_string(wg_backend_get_type(h->wg)), opts->listen_port, h->n_members);
@@ -717,6 +752,7 @@ Hub *hub_free(Hub *h) {
         }
         sd_event_source_disable_unref(h->poll_source);
         sd_event_source_disable_unref(h->read_soon);
+        hub_watch_free(h->watch);
         /* before destroying: wg_backend_destroy() reaps the child itself */
         sd_event_source_disable_unref(h->child_source);
         if (h->wg) {

@@ -33,6 +33,7 @@ typedef struct HubOptions {
         uint16_t listen_port;
         bool keep_interface;   /* leave the interface in place on stop */
         bool ipv6_forwarding;  /* set net.ipv6.conf.all.forwarding=1 */
+        const char *database;  /* the store's file: its commits are watched (hub-watch.h); NULL: polled only */
         bool no_firewall;      /* run without the nftables table (hub-firewall.h) */
         const HubAllow *allow; /* services on the hub address open to members */
         size_t n_allow;

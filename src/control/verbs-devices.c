@@ -139,6 +139,19 @@ static int device_output(const ControlArgs *a, const char *text) {
         return 0;
 }
 
+/* The hub's last start recorded whether it relays IPv6 (hub.c): when not,
+ * the device's IPv6 address reaches the hub only; IPv4 is unaffected. */
+static void device_warn_ipv6(Store *store, const char *name, const char *ipv6) {
+        _cleanup_free_ char *relay = NULL;
+
+        if (store_get_setting(store, "hub_ipv6_relay", &relay) < 0 || !streq(relay, "0"))
+                return;
+        log_warning("Device %s: the hub does not relay IPv6 (its kernel has no per-interface IPv6 "
+                    "forwarding, or it runs without its firewall), so %s reaches only the hub; "
+                    "IPv4 works. Restart 'meshd-control serve' with --hub-ipv6-forwarding to relay IPv6.",
+                    name, ipv6);
+}
+
 int verb_devices_add(const ControlArgs *a, const char *name) {
         _cleanup_(store_freep) Store *store = NULL;
         _cleanup_(device_mesh_done) DeviceMesh mesh = {};
@@ -187,6 +200,7 @@ int verb_devices_add(const ControlArgs *a, const char *name) {
         if (r < 0)
                 return log_oom();
         log_info("Added device %s: %s, %s.", dev.name, dev.ipv4, dev.ipv6);
+        device_warn_ipv6(store, dev.name, dev.ipv6);
         r = device_output(a, text);
         explicit_bzero(text, strlen(text));
         return r;

@@ -72,7 +72,7 @@ static int serve_load_ca(const ControlArgs *a, Store *store, CertAuthority **ret
 int verb_serve(const ControlArgs *a) {
         _cleanup_(server_freep) Server *server = NULL;
         _cleanup_(ca_freep) CertAuthority *ca = NULL;
-        _cleanup_free_ char *hub_endpoint = NULL, *domain = NULL;
+        _cleanup_free_ char *hub_endpoint = NULL, *domain = NULL, *database = NULL;
         char hub_public[WG_KEY_B64_LEN + 1];
         _cleanup_(hub_options_erase) HubOptions hub = {
                 .ifname = a->hub_interface,
@@ -114,6 +114,9 @@ int verb_serve(const ControlArgs *a) {
                 }
                 hub.listen_port =
                         a->hub_port ?: ntohs(sa.sa.sa_family == AF_INET ? sa.in.sin_port : sa.in6.sin6_port);
+                /* devices add commits there: the hub's peers follow at once */
+                if (state_path(a, STORE_DB_FILE, &database) >= 0)
+                        hub.database = database;
         }
         r = server_new(store, a->state_dir, a->listen, &server);
         if (r < 0)

@@ -65,7 +65,7 @@ static int help(void) {
                "  status                 Show this node and its peers\n"
                "  peers                  Show the peers table\n"
                "  ping NAME [-c COUNT] [--timeout=SEC]\n"
-               "                         Probe a peer through the tunnel\n"
+               "                         Probe a peer through the tunnel (a device: ICMP echo)\n"
                "  ip [NAME] [-4|-6]      Print this node's or a peer's mesh addresses\n"
                "  wait-online [PEER...] [--any] [--timeout=SEC]\n"
                "                         Wait until the mesh or the given peers are reachable\n"

@@ -3,6 +3,7 @@
  * work itself is the Manager's. */
 
 #include "cert.h"
+#include "device-ping.h"
 #include "log.h"
 #include "manager.h"
 #include "peer.h"
@@ -169,9 +170,15 @@ static int method_ping(ApiCall *call, const cJSON *params, void *userdata) {
         if (!m->joined)
                 return api_call_reply_errorf(call, "io.meshd.NotJoined", "this node has not joined a mesh");
         p = manager_find_peer(m, name);
-        if (!p)
+        if (!p) {
+                /* a device answers no probe: an ICMP echo through the hub */
+                const NetmapNode *d = netmap_resolve_device(m->netmap, name);
+                if (d)
+                        return device_ping(m->event, d, call,
+                                           timeout > 0 ? timeout : PING_DEFAULT_TIMEOUT_USEC);
                 return api_call_reply_errorf(call, "io.meshd.PeerNotFound", "no peer named '%s' in the mesh",
                                              name);
+        }
         (void) manager_refresh_device_stats(m);
         return peer_ping(p, call, timeout > 0 ? timeout : PING_DEFAULT_TIMEOUT_USEC);
 }

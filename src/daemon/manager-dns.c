@@ -8,7 +8,7 @@
 /* The node's mesh DNS server (issue 14): on its own mesh addresses, port
  * [DNS] Port=, names from the applied netmap (so it answers from the
  * cached netmap with the control server down), the rest forwarded to the
- * resolvers of [DNS] ResolvConf=. */
+ * resolvers of [DNS] ResolvConf=, re-read whenever that file changes. */
 
 static int table_add_node(DnsNameTable *t, const NetmapNode *n) {
         return dns_name_table_add(t, n->name, &n->ipv4.in, n->has_ipv6 ? &n->ipv6.in6 : NULL);
@@ -67,17 +67,15 @@ static bool dns_listen_changed(Manager *m, const union sockaddr_union *listen, s
         return false;
 }
 
-static void manager_dns_set_upstreams(Manager *m) {
+/* Read now and whenever the file changes: the host's resolvers change
+ * with its networks, not with the netmap. */
+static void manager_dns_watch_upstreams(Manager *m) {
         const char *path = m->config.dns_resolv_conf ?: MESHD_DEFAULT_RESOLV_CONF;
-        _cleanup_free_ union sockaddr_union *upstreams = NULL;
-        size_t n = 0;
         int r;
 
-        /* read again at every netmap: the host's resolvers change with its networks */
-        r = dns_upstreams_from_resolv_conf(path, m->dns_listen, m->n_dns_listen, &upstreams, &n);
+        r = dns_server_watch_resolv_conf(m->dns, path);
         if (r < 0)
                 log_warning_errno(r, "Failed to read the upstream resolvers from %s: %m", path);
-        (void) dns_server_set_upstreams(m->dns, upstreams, n);
 }
 
 void manager_dns_update(Manager *m) {
@@ -100,11 +98,12 @@ void manager_dns_update(Manager *m) {
                 if (r < 0)
                         log_warning_errno(
                                 r, "Mesh DNS is off until the node's addresses change or meshd restarts: %m");
+                else
+                        manager_dns_watch_upstreams(m);
         }
         if (!m->dns)
                 return;
 
-        manager_dns_set_upstreams(m);
         r = dns_table_from_netmap(m->netmap, &t);
         if (r < 0)
                 log_warning_errno(r, "Failed to build the mesh DNS names, keeping the old ones: %m");

@@ -51,27 +51,47 @@ void manager_free_wait_online(Manager *m) {
 
 /* ---- online policy and readiness ------------------------------------------------------------ */
 
-static int manager_peer_views(Manager *m, OnlinePeerView **ret) {
-        OnlinePeerView *v = calloc(m->n_peers + 1, sizeof(*v));
+/* A device (a plain WireGuard peer of the hub) answers no probe and its
+ * handshakes are the hub's: it counts as reachable while it is in the
+ * netmap and the hub is, which is all a node can set up for it
+ * (meshctl ping NAME asks the device itself). */
+static bool manager_device_reachable(const Manager *m) {
+        return m->hub && m->hub->reachable;
+}
+
+/* The peers, then the devices: *ret_n counts both. */
+static int manager_peer_views(Manager *m, OnlinePeerView **ret, size_t *ret_n) {
+        size_t n_devices = m->netmap ? m->netmap->n_devices : 0;
+        OnlinePeerView *v = calloc(m->n_peers + n_devices + 1, sizeof(*v));
         if (!v)
                 return -ENOMEM;
         for (size_t i = 0; i < m->n_peers; i++)
                 v[i] = (OnlinePeerView) { .name = m->peers[i]->name, .reachable = m->peers[i]->reachable };
+        for (size_t i = 0; i < n_devices; i++)
+                v[m->n_peers + i] = (OnlinePeerView) { .name = m->netmap->devices[i].name,
+                                                       .reachable = manager_device_reachable(m) };
         *ret = v;
+        *ret_n = m->n_peers + n_devices;
         return 0;
 }
 
-static void manager_check_wait_online(Manager *m, const OnlinePeerView *views) {
+/* Policy any/all: the nodes (a phone asleep must not hold the boot);
+ * RequiredPeers= and named waits may name devices too. */
+static size_t manager_policy_views(const Manager *m, size_t n_views) {
+        return m->config.online_policy == ONLINE_POLICY_REQUIRED ? n_views : m->n_peers;
+}
+
+static void manager_check_wait_online(Manager *m, const OnlinePeerView *views, size_t n_views) {
         WaitOnlineRequest *w, *next;
 
         for (w = m->wait_online_requests; w; w = next) {
                 int r;
                 next = w->next;
                 if (w->peers)
-                        r = online_evaluate_names(w->peers, w->any, views, m->n_peers, NULL);
+                        r = online_evaluate_names(w->peers, w->any, views, n_views, NULL);
                 else
                         r = online_evaluate_policy(m->config.online_policy, m->config.required_peers, views,
-                                                   m->n_peers, NULL);
+                                                   manager_policy_views(m, n_views), NULL);
                 if (r == 0)
                         continue;
                 if (r > 0)
@@ -87,13 +107,13 @@ static void manager_check_wait_online(Manager *m, const OnlinePeerView *views) {
 void manager_check_online(Manager *m) {
         _cleanup_free_ OnlinePeerView *views = NULL;
         _cleanup_free_ char *missing = NULL, *text = NULL;
-        size_t reachable = 0;
+        size_t reachable = 0, n_views = 0;
         int r;
 
         if (!m->joined || m->state == MANAGER_STOPPED || !m->device_configured)
                 return;
 
-        r = manager_peer_views(m, &views);
+        r = manager_peer_views(m, &views, &n_views);
         if (r < 0) {
                 log_oom();
                 return;
@@ -101,10 +121,10 @@ void manager_check_online(Manager *m) {
         for (size_t i = 0; i < m->n_peers; i++)
                 reachable += m->peers[i]->reachable;
 
-        manager_check_wait_online(m, views);
+        manager_check_wait_online(m, views, n_views);
 
-        r = online_evaluate_policy(m->config.online_policy, m->config.required_peers, views, m->n_peers,
-                                   &missing);
+        r = online_evaluate_policy(m->config.online_policy, m->config.required_peers, views,
+                                   manager_policy_views(m, n_views), &missing);
         if (r < 0) {
                 log_error_errno(r, "Failed to evaluate online policy: %m");
                 return;
@@ -145,14 +165,15 @@ static int on_online_timeout(sd_event_source *s, uint64_t usec, void *userdata) 
         Manager *m = userdata;
         _cleanup_free_ OnlinePeerView *views = NULL;
         _cleanup_free_ char *missing = NULL, *text = NULL;
+        size_t n_views = 0;
 
         m->online_timeout_source = sd_event_source_disable_unref(m->online_timeout_source);
         if (m->ready_sent)
                 return 0;
 
-        if (manager_peer_views(m, &views) >= 0)
+        if (manager_peer_views(m, &views, &n_views) >= 0)
                 (void) online_evaluate_policy(m->config.online_policy, m->config.required_peers, views,
-                                              m->n_peers, &missing);
+                                              manager_policy_views(m, n_views), &missing);
         if (!m->joined)
                 missing = strdup("control server (not joined yet)");
         else if (!m->device_configured)
@@ -214,10 +235,12 @@ static int on_wait_online_timeout(sd_event_source *s, uint64_t usec, void *userd
         if (w->peers) {
                 for (char **name = w->peers; *name; name++) {
                         Peer *p = manager_find_peer(m, *name);
-                        if (p && p->reachable)
+                        bool device = !p && netmap_resolve_device(m->netmap, *name);
+                        if (p ? p->reachable : device && manager_device_reachable(m))
                                 continue;
                         cJSON_AddItemToArray(list, cJSON_CreateString(*name));
-                        fprintf(f, "%s%s: %s", n++ > 0 ? ", " : "", *name, peer_unreachable_reason(p));
+                        fprintf(f, "%s%s: %s", n++ > 0 ? ", " : "", *name,
+                                device ? "a device, and the hub is unreachable" : peer_unreachable_reason(p));
                 }
         } else
                 for (size_t i = 0; i < m->n_peers; i++) {
@@ -251,7 +274,7 @@ int manager_wait_online(Manager *m, ApiCall *call, char **peers, bool any, uint6
          * reachable by waiting: say so at once instead of at the timeout. */
         if (owned && m->netmap)
                 for (char **name = owned; *name; name++)
-                        if (!manager_find_peer(m, *name)) {
+                        if (!manager_find_peer(m, *name) && !netmap_resolve_device(m->netmap, *name)) {
                                 cJSON *p = cJSON_CreateObject();
                                 _cleanup_free_ char *text = NULL;
                                 if (asprintf(&text, "no peer named '%s' in the mesh", *name) < 0)
@@ -281,10 +304,11 @@ int manager_wait_online(Manager *m, ApiCall *call, char **peers, bool any, uint6
 
         if (m->device_configured) {
                 _cleanup_free_ OnlinePeerView *views = NULL;
-                r = manager_peer_views(m, &views);
+                size_t n_views = 0;
+                r = manager_peer_views(m, &views, &n_views);
                 if (r < 0)
                         return r;
-                manager_check_wait_online(m, views);
+                manager_check_wait_online(m, views, n_views);
         }
         return 0;
 }

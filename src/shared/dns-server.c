@@ -4,6 +4,7 @@
 #include <sys/epoll.h>
 #include <sys/socket.h>
 
+#include "dns-resolv-watch.h"
 #include "dns-server.h"
 #include "log.h"
 
@@ -59,6 +60,8 @@ struct DnsServer {
         DnsNameTable *names;
         union sockaddr_union upstreams[DNS_SERVER_UPSTREAMS_MAX];
         size_t n_upstreams;
+        union sockaddr_union listen[DNS_SERVER_LISTEN_MAX]; /* never an upstream: that would loop */
+        DnsResolvWatch *resolv_watch;
         DnsTcpConnection *connections;
         size_t n_connections;
         DnsForward *forwards;
@@ -661,6 +664,7 @@ int dns_server_new(sd_event *event, const union sockaddr_union *listen, size_t n
                 return log_error_errno(-EIO, "Failed to initialise libsodium.");
 
         for (size_t i = 0; i < n_listen; i++) {
+                s->listen[i] = listen[i];
                 r = listener_open(s, &s->listeners[i], &listen[i]);
                 s->n_listeners++;
                 if (r < 0)
@@ -673,6 +677,7 @@ int dns_server_new(sd_event *event, const union sockaddr_union *listen, size_t n
 DnsServer *dns_server_free(DnsServer *s) {
         if (!s)
                 return NULL;
+        dns_resolv_watch_free(s->resolv_watch);
         while (s->forwards)
                 forward_free(s->forwards);
         while (s->connections)
@@ -710,4 +715,16 @@ int dns_server_set_upstreams(DnsServer *s, const union sockaddr_union *servers, 
         }
         s->n_upstreams = n;
         return 0;
+}
+
+size_t dns_server_get_upstreams(const DnsServer *s, union sockaddr_union ret[static DNS_SERVER_UPSTREAMS_MAX]) {
+        memcpy(ret, s->upstreams, s->n_upstreams * sizeof(s->upstreams[0]));
+        return s->n_upstreams;
+}
+
+int dns_server_watch_resolv_conf(DnsServer *s, const char *path) {
+        if (!s || !path)
+                return -EINVAL;
+        s->resolv_watch = dns_resolv_watch_free(s->resolv_watch);
+        return dns_resolv_watch_new(s->event, s, path, s->listen, s->n_listeners, &s->resolv_watch);
 }

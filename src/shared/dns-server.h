@@ -44,6 +44,13 @@ void dns_server_set_names(DnsServer *s, DnsNameTable *t);
 /* Copies servers (port 53 when a port is 0). None: forwarded queries get SERVFAIL. */
 int dns_server_set_upstreams(DnsServer *s, const union sockaddr_union *servers, size_t n);
 
+/* The upstreams in use (for tests and status), their number. */
+size_t dns_server_get_upstreams(const DnsServer *s, union sockaddr_union ret[static DNS_SERVER_UPSTREAMS_MAX]);
+/* Sets the upstreams from the resolv.conf(5) at path now and again
+ * whenever that file changes (dns-resolv-watch.h), for the server's
+ * lifetime, leaving out the server's own addresses. */
+int dns_server_watch_resolv_conf(DnsServer *s, const char *path);
+
 /* The "nameserver" lines of a resolv.conf(5), port 53, at most
  * DNS_SERVER_UPSTREAMS_MAX, leaving out those in exclude (the server's own
  * addresses: forwarding to itself would loop). A missing file gives none. */

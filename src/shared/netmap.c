@@ -63,7 +63,16 @@ const NetmapNode *netmap_find_device_by_name(const Netmap *m, const char *name) 
         return NULL;
 }
 
-const NetmapNode *netmap_resolve_peer(const Netmap *m, const char *name_or_address) {
+static const NetmapNode *find_in(const NetmapNode *nodes, size_t n, const char *name) {
+        for (size_t i = 0; i < n; i++)
+                if (strcasecmp(nodes[i].name, name) == 0)
+                        return &nodes[i];
+        return NULL;
+}
+
+/* among nodes[0..n): the peers, or the devices */
+static const NetmapNode *resolve_in(const Netmap *m, const NetmapNode *nodes, size_t n_nodes,
+                                    const char *name_or_address) {
         const NetmapNode *n;
         union in_addr_union a;
         int family;
@@ -71,7 +80,7 @@ const NetmapNode *netmap_resolve_peer(const Netmap *m, const char *name_or_addre
         if (!m || !name_or_address)
                 return NULL;
 
-        n = netmap_find_peer_by_name(m, name_or_address);
+        n = find_in(nodes, n_nodes, name_or_address);
         if (n)
                 return n;
 
@@ -90,7 +99,7 @@ const NetmapNode *netmap_resolve_peer(const Netmap *m, const char *name_or_addre
                         if (nl <= NETMAP_NAME_MAX) {
                                 memcpy(label, name_or_address, nl);
                                 label[nl] = '\0';
-                                n = netmap_find_peer_by_name(m, label);
+                                n = find_in(nodes, n_nodes, label);
                                 if (n)
                                         return n;
                         }
@@ -100,8 +109,8 @@ const NetmapNode *netmap_resolve_peer(const Netmap *m, const char *name_or_addre
         if (in_addr_parse(name_or_address, &family, &a) < 0)
                 return NULL;
 
-        for (size_t i = 0; i < m->n_peers; i++) {
-                const NetmapNode *p = &m->peers[i];
+        for (size_t i = 0; i < n_nodes; i++) {
+                const NetmapNode *p = &nodes[i];
 
                 if (family == AF_INET && memcmp(&p->ipv4.in, &a.in, sizeof(a.in)) == 0)
                         return p;
@@ -109,6 +118,14 @@ const NetmapNode *netmap_resolve_peer(const Netmap *m, const char *name_or_addre
                         return p;
         }
         return NULL;
+}
+
+const NetmapNode *netmap_resolve_peer(const Netmap *m, const char *name_or_address) {
+        return m ? resolve_in(m, m->peers, m->n_peers, name_or_address) : NULL;
+}
+
+const NetmapNode *netmap_resolve_device(const Netmap *m, const char *name_or_address) {
+        return m ? resolve_in(m, m->devices, m->n_devices, name_or_address) : NULL;
 }
 
 static bool node_addresses_equal(const NetmapNode *a, const NetmapNode *b) {

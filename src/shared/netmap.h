@@ -66,6 +66,8 @@ const NetmapNode *netmap_find_device_by_name(const Netmap *m, const char *name);
 /* Accepts "nas", "nas.<domain>" (case-insensitive, trailing '.' allowed), or a
  * peer's IPv4/IPv6 address in text form. Peers only, never self. */
 const NetmapNode *netmap_resolve_peer(const Netmap *m, const char *name_or_address);
+/* The same among the devices (plain WireGuard peers of the hub). */
+const NetmapNode *netmap_resolve_device(const Netmap *m, const char *name_or_address);
 
 /* Peers are identified by public key. A peer whose key is in both maps but
  * whose addresses, endpoints, relay flag or name differ is "changed". The

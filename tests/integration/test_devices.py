@@ -69,10 +69,17 @@ def probe(ns, *, source=None, timeout=0.5) -> bool:
 class Phone:
     """A stock wg-quick in its own namespace, as a phone's WireGuard app."""
 
-    def __init__(self, lab, name, index, config):
+    def __init__(self, lab, name, index, config=None):
+        """config None: the namespace only, up() later."""
+        self.lab = lab
         self.ns = lab.add_host(name, f"{meshlab.UNDERLAY}.{50 + index}")
         # m<rid><letter>: the form sweep_stale() cleans up after an aborted run
         self.ifname = f"m{lab.rid}{chr(ord('p') + index)}"
+        if config is not None:
+            self.up(config)
+
+    def up(self, config):
+        lab = self.lab
         self.config = config
         self.address = config_value(config, "Address").split(",")[0].split("/")[0]
         path = lab.short / f"{self.ifname}.conf"
@@ -119,11 +126,52 @@ def test_device_config_and_phone(lab, control):
     db = (control.state_dir / "control.db").read_bytes()
     assert config_value(text, "PrivateKey").encode() not in db
     assert control.command("nodes", "list").stdout == nodes_before
+    assert "IPv6" not in cp.stderr, cp.stderr          # the hub relays it (force_forwarding)
+    assert control.ns.exec("cat", f"/proc/sys/net/ipv6/conf/{control.hub_interface}/force_forwarding",
+                           check=True).stdout.strip() == "1"
 
     phone = Phone(lab, "phone", 0, text)
     assert phone.reaches_hub(within=10), control.log_tail()
     wg = control.ns.exec("wg", "show", control.hub_interface, "allowed-ips", check=True).stdout
     assert f"{cam1['public_key']}\t{cam1['ipv4']}/32 {cam1['ipv6']}/128" in wg, wg
+
+
+def test_phone_handshakes_at_once(lab, control):
+    """A phone brought up right after `devices add` returns reaches the hub
+    on its first handshake: the hub's peers follow the database as soon as
+    it is written (hub-watch.c), not at the server's next 250 ms poll. A
+    first handshake lost to a hub without the peer costs WireGuard's retry,
+    5 s."""
+    phone = Phone(lab, "phone", 0)          # the namespace first: up() at once after add
+    cp = add(control, "cam1")
+    phone.up(cp.stdout)
+    started = time.monotonic()
+    wait_until(lambda: phone.probe(timeout=0.2), 10, interval=0.01, what="probe answered")
+    took = time.monotonic() - started
+    print(f"first probe answered {took:.3f} s after wg-quick up")
+    assert took < 2.5, f"{took:.1f} s: the first handshake was lost"
+    # and the same for a second device while the first is up
+    phone2 = Phone(lab, "phone2", 1)
+    cp = add(control, "cam2")
+    phone2.up(cp.stdout)
+    started = time.monotonic()
+    wait_until(lambda: phone2.probe(timeout=0.2), 10, interval=0.01, what="probe answered")
+    took = time.monotonic() - started
+    print(f"second phone: {took:.3f} s")
+    assert took < 2.5, f"{took:.1f} s: the first handshake was lost"
+
+
+def test_no_ipv6_relay_warns(lab):
+    """A hub that cannot relay IPv6 (here: --no-hub-firewall, where the
+    per-interface switch stays off) makes `devices add` warn that the
+    device's IPv6 address reaches only the hub; the config is printed all
+    the same. With the firewall (the default) there is no warning."""
+    control = lab.add_control(hub_args=["--no-hub-firewall"])
+    cp = add(control, "cam1")
+    assert cp.stdout.startswith("[Interface]"), cp.stdout
+    assert "does not relay IPv6" in cp.stderr and "--hub-ipv6-forwarding" in cp.stderr, cp.stderr
+    assert control.ns.exec("cat", f"/proc/sys/net/ipv6/conf/{control.hub_interface}/force_forwarding",
+                           check=True).stdout.strip() == "0"
 
 
 def test_device_qr(lab, control):
@@ -294,10 +342,9 @@ def test_phone_reaches_nodes_by_name(lab, mesh3):
     `meshctl peers` (kind device, path hub) and pings it by name within
     10 s of `devices add`."""
     control = lab.control
-    # the device has an IPv6 address too, which the hub relays only with
-    # IPv6 forwarding on (--hub-ipv6-forwarding; set here in the control
-    # server's namespace alone)
-    control.ns.exec("sysctl", "-q", "-w", "net.ipv6.conf.all.forwarding=1", check=True)
+    # the device's IPv6 is relayed by default (force_forwarding on the hub
+    # interface alone): the host does not become an IPv6 router
+    assert control.ns.exec("sysctl", "-n", "net.ipv6.conf.all.forwarding", check=True).stdout.strip() == "0"
     cp = add(control, "cam1")
     added = time.monotonic()
     phone = Phone(lab, "phone", 0, cp.stdout)
@@ -312,8 +359,54 @@ def test_phone_reaches_nodes_by_name(lab, mesh3):
                        max(0.5, 10 - (time.monotonic() - added)), interval=0.2,
                        what=f"{node.name} pings cam1 by name ({family})")
     for node in mesh3:
-        cp = phone.ns.exec("ping", "-n", "-c", "1", "-W", "2", node.status()["ipv4"], timeout=10)
-        assert cp.returncode == 0, f"cam1 → {node.name}: {cp.stdout}"
+        for family in ("ipv4", "ipv6"):
+            cp = phone.ns.exec("ping", "-n", "-c", "1", "-W", "2", node.status()[family], timeout=10)
+            assert cp.returncode == 0, f"cam1 → {node.name} ({family}): {cp.stdout}"
+    assert control.ns.exec("sysctl", "-n", "net.ipv6.conf.all.forwarding", check=True).stdout.strip() == "0"
+
+
+def test_ping_and_wait_for_device(lab, control):
+    """`meshctl ping cam1` (name, FQDN or address): an ICMP echo through the
+    hub, answered by the phone's own stack, "via hub"; with the phone's
+    tunnel down it fails saying so, and where meshd may not open ICMP
+    sockets it says that. `meshctl wait-online cam1` and
+    `meshd-wait-online --peer=cam1` hold while cam1 is in the netmap and
+    the hub answers; a name nobody has is refused at once."""
+    key = control.authkey(reusable=True)
+    alpha = lab.add_node("alpha", authkey=key)
+    alpha.start()
+    alpha.wait_ready(30)
+    # systemd's default (sysctl.d/50-default.conf); a new namespace allows no group
+    alpha.exec("sysctl", "-q", "-w", "net.ipv4.ping_group_range=0 2147483647", check=True)
+    cp = add(control, "cam1")
+    phone = Phone(lab, "phone", 0, cp.stdout)
+    [cam1] = devices(control)
+
+    cp = alpha.meshctl("wait-online", "cam1", "--timeout", "10")
+    assert cp.returncode == 0, cp.stderr
+    cp = alpha.exec(str(meshlab.BUILD_DIR / "src" / "wait-online" / "meshd-wait-online"), f"--socket={alpha.socket}",
+                    "--peer=cam1", "--timeout=10")
+    assert cp.returncode == 0, cp.stderr
+    for name in ("cam1", "cam1.mesh.internal", cam1["ipv4"]):
+        cp = alpha.meshctl("ping", name, "-c", "1")
+        assert cp.returncode == 0, cp.stderr
+        assert cp.stdout.startswith(f"pong from cam1 ({cam1['ipv4']}) via hub: time="), cp.stdout
+    reply = json.loads(alpha.meshctl("ping", "cam1", "-c", "1", "--json", check=True).stdout)
+    assert reply["peer"] == "cam1" and reply["path"] == "hub" and reply["rtt_usec"] > 0, reply
+
+    started = time.monotonic()
+    cp = alpha.meshctl("wait-online", "nobody", "--timeout", "10")
+    assert cp.returncode != 0 and "nobody" in cp.stderr and time.monotonic() - started < 5, cp.stderr
+
+    # the phone's tunnel gone: still in the netmap (wait-online holds), no reply
+    phone.ns.exec("ip", "link", "del", phone.ifname, check=True)
+    cp = alpha.meshctl("ping", "cam1", "-c", "1", "--timeout", "1")
+    assert cp.returncode != 0 and "no ICMP echo reply from device cam1" in cp.stderr, cp.stderr
+    assert alpha.meshctl("wait-online", "cam1", "--timeout", "5").returncode == 0
+
+    alpha.exec("sysctl", "-q", "-w", "net.ipv4.ping_group_range=1 0", check=True)
+    cp = alpha.meshctl("ping", "cam1", "-c", "1")
+    assert cp.returncode != 0 and "net.ipv4.ping_group_range" in cp.stderr, cp.stderr
 
 
 ROAM_WITHIN_S = 30.0        # issue 14.3: traffic recovers within 30 s

@@ -10,6 +10,7 @@ below, on 192.0.2.53 of the underlay) that answers every A query with
 192.0.2.99, so that a forwarded answer is told from any other.
 """
 
+import os
 import re
 import socket
 import struct
@@ -28,10 +29,11 @@ class Upstream:
     """A resolver in its own namespace: every query gets one A record,
     UPSTREAM_ANSWER; the sources of the queries are kept."""
 
-    def __init__(self, lab):
-        self.ns = lab.add_host("dnsup", UPSTREAM)
+    def __init__(self, lab, address=UPSTREAM, answer=UPSTREAM_ANSWER, name="dnsup"):
+        self.ns = lab.add_host(name, address)
+        self.answer = answer
         self.sock = meshlab.netns_socket(self.ns)
-        self.sock.bind((UPSTREAM, 53))
+        self.sock.bind((address, 53))
         self.sock.settimeout(0.2)
         self.sources = []
         self.stopping = False
@@ -50,7 +52,7 @@ class Upstream:
             question = query[12:end + 5]
             reply = (query[:2] + b"\x81\x80" + b"\x00\x01\x00\x01\x00\x00\x00\x00" + question +
                      b"\xc0\x0c\x00\x01\x00\x01" + struct.pack(">IH", 60, 4) +
-                     socket.inet_aton(UPSTREAM_ANSWER))
+                     socket.inet_aton(self.answer))
             self.sources.append(source[0])
             self.sock.sendto(reply, source)
 
@@ -172,6 +174,41 @@ def test_hub_answers_and_nodes_answer_without_the_control_server(lab):
         assert dig(bravo, a["ipv4"], "example.test", "A") == ("NOERROR", [UPSTREAM_ANSWER])
     finally:
         upstream.close()
+
+
+def test_upstreams_follow_resolv_conf(lab):
+    """The node's and the hub's servers take a new upstream from their
+    resolv.conf as soon as it changes (replaced by a rename, as resolvconf
+    and NetworkManager do, or rewritten in place), within 2 s each: before,
+    they re-read it only when a netmap came, which nothing here causes (a
+    coincidental one, an observed endpoint moving, is not counted on)."""
+    first = Upstream(lab)
+    second = Upstream(lab, f"{meshlab.UNDERLAY}.54", "192.0.2.98", "dnsup2")
+    try:
+        control, _key, (alpha, bravo) = start_mesh(lab)
+        a = alpha.status()
+        wait_until(lambda: dig(alpha, HUB_V4, "example.test") == ("NOERROR", [UPSTREAM_ANSWER]), 10,
+                   what="the hub's DNS")
+        wait_until(lambda: dig(bravo, a["ipv4"], "example.test") == ("NOERROR", [UPSTREAM_ANSWER]), 10,
+                   what="alpha's DNS")
+
+        path = lab.dir / "resolv.conf"
+        tmp = lab.dir / "resolv.conf.new"
+        tmp.write_text(f"nameserver {meshlab.UNDERLAY}.54\n")
+        os.replace(tmp, path)
+        changed = time.monotonic()
+        for node, server in ((bravo, a["ipv4"]), (alpha, HUB_V4)):
+            wait_until(lambda: dig(node, server, "example.test") == ("NOERROR", ["192.0.2.98"]), 2,
+                       interval=0.05, what=f"{server} asks the new upstream")
+        print(f"new upstream in use after {time.monotonic() - changed:.3f} s")
+
+        path.write_text(f"nameserver {UPSTREAM}\n")      # in place
+        for node, server in ((bravo, a["ipv4"]), (alpha, HUB_V4)):
+            wait_until(lambda: dig(node, server, "example.test") == ("NOERROR", [UPSTREAM_ANSWER]), 2,
+                       interval=0.05, what=f"{server} asks the first upstream again")
+    finally:
+        first.close()
+        second.close()
 
 
 def test_dns_port_options(lab):

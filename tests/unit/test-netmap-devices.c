@@ -116,10 +116,17 @@ static void test_valid(void **state) {
         assert_null(d->endpoints);
         assert_false(d->relay);
         assert_false(m->devices[1].has_ipv6);
-        /* devices are no peers: ping, wait-online and the diff of peers never see them */
+        /* devices are no peers: the diff of peers never sees them; ping and
+         * wait-online look them up on their own */
         assert_null(netmap_find_peer_by_name(m, "cam1"));
         assert_null(netmap_resolve_peer(m, "100.64.0.9"));
         assert_null(netmap_find_device_by_name(m, "laptop"));
+        assert_ptr_equal(netmap_resolve_device(m, "Cam1"), d);
+        assert_ptr_equal(netmap_resolve_device(m, "cam1.Mesh.Internal."), d);
+        assert_ptr_equal(netmap_resolve_device(m, "100.64.0.9"), d);
+        assert_ptr_equal(netmap_resolve_device(m, "fd7a:115c:a1e0::9"), d);
+        assert_null(netmap_resolve_device(m, "laptop"));
+        assert_null(netmap_resolve_device(NULL, "cam1"));
 }
 
 static void test_absent_empty_null(void **state) {
