@@ -27,6 +27,10 @@ import meshlab
 from meshlab import wait_until
 
 HUB_V4 = "100.64.0.1"
+# Linux >= 6.17 can forward IPv6 arriving on one interface (force_forwarding);
+# the hub relays a device's IPv6 only there (Debian 12's own 6.1 cannot, and
+# the hub then warns instead). The kernel decides what to expect, not a skip.
+IPV6_RELAY = os.path.exists("/proc/sys/net/ipv6/conf/all/force_forwarding")
 PROBE_PORT = 41642
 IP_TRANSPARENT = 19      # a non-local source: FREEBIND binds, only TRANSPARENT routes it
 
@@ -126,9 +130,12 @@ def test_device_config_and_phone(lab, control):
     db = (control.state_dir / "control.db").read_bytes()
     assert config_value(text, "PrivateKey").encode() not in db
     assert control.command("nodes", "list").stdout == nodes_before
-    assert "IPv6" not in cp.stderr, cp.stderr          # the hub relays it (force_forwarding)
-    assert control.ns.exec("cat", f"/proc/sys/net/ipv6/conf/{control.hub_interface}/force_forwarding",
-                           check=True).stdout.strip() == "1"
+    if IPV6_RELAY:
+        assert "IPv6" not in cp.stderr, cp.stderr      # the hub relays it (force_forwarding)
+        assert control.ns.exec("cat", f"/proc/sys/net/ipv6/conf/{control.hub_interface}/force_forwarding",
+                               check=True).stdout.strip() == "1"
+    else:
+        assert "does not relay IPv6" in cp.stderr, cp.stderr
 
     phone = Phone(lab, "phone", 0, text)
     assert phone.reaches_hub(within=10), control.log_tail()
@@ -170,8 +177,9 @@ def test_no_ipv6_relay_warns(lab):
     cp = add(control, "cam1")
     assert cp.stdout.startswith("[Interface]"), cp.stdout
     assert "does not relay IPv6" in cp.stderr and "--hub-ipv6-forwarding" in cp.stderr, cp.stderr
-    assert control.ns.exec("cat", f"/proc/sys/net/ipv6/conf/{control.hub_interface}/force_forwarding",
-                           check=True).stdout.strip() == "0"
+    if IPV6_RELAY:
+        assert control.ns.exec("cat", f"/proc/sys/net/ipv6/conf/{control.hub_interface}/force_forwarding",
+                               check=True).stdout.strip() == "0"
 
 
 def test_device_qr(lab, control):
@@ -354,12 +362,12 @@ def test_phone_reaches_nodes_by_name(lab, mesh3):
                    max(0.5, 10 - (time.monotonic() - added)), interval=0.2, what=f"cam1 in {node.name}'s peers")
         # by name: ping resolves cam1 through the mesh NSS module, as any program would
         nss = meshlab.NssResolver(lab, node, meshlab.write_nsswitch(lab, node, True))
-        for family in ("-4", "-6"):
+        for family in ("-4", "-6") if IPV6_RELAY else ("-4",):
             wait_until(lambda: nss.run("ping", family, "-n", "-c", "1", "-W", "1", "cam1").returncode == 0,
                        max(0.5, 10 - (time.monotonic() - added)), interval=0.2,
                        what=f"{node.name} pings cam1 by name ({family})")
     for node in mesh3:
-        for family in ("ipv4", "ipv6"):
+        for family in ("ipv4", "ipv6") if IPV6_RELAY else ("ipv4",):
             cp = phone.ns.exec("ping", "-n", "-c", "1", "-W", "2", node.status()[family], timeout=10)
             assert cp.returncode == 0, f"cam1 → {node.name} ({family}): {cp.stdout}"
     assert control.ns.exec("sysctl", "-n", "net.ipv6.conf.all.forwarding", check=True).stdout.strip() == "0"
