@@ -389,6 +389,10 @@ def test_ping_and_wait_for_device(lab, control):
     cp = add(control, "cam1")
     phone = Phone(lab, "phone", 0, cp.stdout)
     [cam1] = devices(control)
+    # a name not in the netmap is refused at once (below): wait for the
+    # netmap that carries cam1 (nodes learn of it at the server's next poll)
+    wait_until(lambda: any(p["name"] == "cam1" for p in alpha.peers()), 5, interval=0.05,
+               what="cam1 in alpha's netmap")
 
     cp = alpha.meshctl("wait-online", "cam1", "--timeout", "10")
     assert cp.returncode == 0, cp.stderr
