@@ -199,10 +199,8 @@ static void test_pending_and_issuer(void **state) {
 
 int main(void) {
         const struct CMUnitTest tests[] = {
-                cmocka_unit_test(test_render_bytes),
-                cmocka_unit_test(test_request),
-                cmocka_unit_test(test_cert_reply),
-                cmocka_unit_test(test_ca_reply),
+                cmocka_unit_test(test_render_bytes),       cmocka_unit_test(test_request),
+                cmocka_unit_test(test_cert_reply),         cmocka_unit_test(test_ca_reply),
                 cmocka_unit_test(test_pending_and_issuer),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
