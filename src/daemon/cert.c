@@ -1,4 +1,5 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
+#include <arpa/inet.h>
 #include <inttypes.h>
 #include <libgen.h>
 #include <stdio.h>
@@ -53,6 +54,15 @@ static void cert_keeper_drop_set(CertKeeper *k) {
         cert_info_done(&k->info);
 }
 
+static bool names_have_address(char *const *names) {
+        unsigned char buf[sizeof(struct in6_addr)];
+
+        for (char *const *n = names; n && *n; n++)
+                if (inet_pton(AF_INET, *n, buf) == 1 || inet_pton(AF_INET6, *n, buf) == 1)
+                        return true;
+        return false;
+}
+
 static int cert_keeper_load(CertKeeper *k) {
         _cleanup_free_ char *cert = NULL, *ca = NULL, *error = NULL;
         _cleanup_(cert_erase_key) char *key = NULL;
@@ -77,6 +87,11 @@ static int cert_keeper_load(CertKeeper *k) {
         k->ca_pem = TAKE_PTR(ca);
         k->info = info;
         k->obtained_usec = mtime;
+        /* The mesh CA always certifies the node's addresses; a set without
+         * any is an ACME CA's, whose names are what we ask for again (else
+         * every restart would order a new one). */
+        if (!names_have_address(k->info.names) && strv_copy(k->info.names, &k->issuer_names) < 0)
+                return log_oom();
         log_info("Loaded certificate for %s (serial %s) from %s.", strna(info.names ? info.names[0] : NULL),
                  info.serial, k->directory);
         return 0;
