@@ -132,7 +132,11 @@ static int build_argv(const AcmeIssuer *a, char ***ret) {
         if (a->email &&
             (strv_consume(&argv, strdup("--email")) < 0 || strv_consume(&argv, strdup(a->email)) < 0))
                 return -ENOMEM;
-        if (strv_consume(&argv, strdup("run")) < 0)
+        /* Each order proves control of the name afresh: a valid
+         * authorization left at the CA would let the account's key alone
+         * (and a restarted order) skip DNS-01 for weeks. */
+        if (strv_consume(&argv, strdup("run")) < 0 ||
+            strv_consume(&argv, strdup("--always-deactivate-authorizations=true")) < 0)
                 return -ENOMEM;
         *ret = TAKE_PTR(argv);
         return 0;
