@@ -264,7 +264,7 @@ int ca_check_names(const CertIdentity *id, const CertName *names, size_t n, char
         return 0;
 }
 
-#define CSR_NAMES_MAX 32
+#define CSR_NAMES_MAX CA_CSR_NAMES_MAX
 
 /* The names a CSR asks for: its subject CNs (an IP literal counts as an IP
  * address, as browsers treat it) and its subjectAltNames. */
@@ -472,5 +472,28 @@ int ca_sign_request(CertAuthority *ca, const char *csr_pem, const CertIdentity *
                 return -ENOMEM;
         ret->not_before = not_before;
         ret->not_after = not_after;
+        return 0;
+}
+
+int ca_read_request(const char *csr_pem, CertName names[static CA_CSR_NAMES_MAX], size_t *ret_n,
+                    char key_id[static 65], char *error, size_t error_size) {
+        _cleanup_(gnutls_x509_crq_deinitp) gnutls_x509_crq_t crq = NULL;
+        _cleanup_(gnutls_pubkey_deinitp) gnutls_pubkey_t pub = NULL;
+        unsigned char id[32];
+        size_t id_size = sizeof(id);
+        unsigned usage = 0;
+        int rc, r;
+
+        r = csr_read_key(csr_pem, &crq, &pub, &usage, error, error_size);
+        if (r < 0)
+                return r;
+        r = csr_collect_names(crq, names, ret_n, error, error_size);
+        if (r < 0)
+                return r;
+        rc = gnutls_pubkey_get_key_id(pub, GNUTLS_KEYID_USE_SHA256, id, &id_size);
+        if (rc < 0 || id_size != sizeof(id))
+                return log_gnutls_error(rc < 0 ? rc : GNUTLS_E_INTERNAL_ERROR, "Failed to compute a key id");
+        for (size_t i = 0; i < sizeof(id); i++)
+                sprintf(key_id + 2 * i, "%02x", id[i]);
         return 0;
 }

@@ -58,6 +58,16 @@ typedef struct CertName {
  * addresses by value). */
 int ca_check_names(const CertIdentity *id, const CertName *names, size_t n, char *error, size_t error_size);
 
+#define CA_CSR_NAMES_MAX 32
+
+/* The checks of ca_sign_request() without signing, for an issuer elsewhere
+ * (acme.c): the request parses, its self-signature verifies, its key is
+ * strong enough. Its names (subject CNs, subjectAltNames) into names, and
+ * the SHA-256 of its public key (hex) into key_id. Errors as
+ * ca_sign_request(). */
+int ca_read_request(const char *csr_pem, CertName names[static CA_CSR_NAMES_MAX], size_t *ret_n,
+                    char key_id[static 65], char *error, size_t error_size);
+
 typedef struct IssuedCert {
         char *pem;
         int64_t not_before, not_after; /* seconds since the epoch */

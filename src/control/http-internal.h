@@ -13,6 +13,7 @@
 #include <stdint.h>
 #include <systemd/sd-event.h>
 
+#include "acme.h"
 #include "ca.h"
 #include "challenge.h"
 #include "endpoint.h"
@@ -74,6 +75,7 @@ struct Server {
         CertAuthority *ca;
         char *domain;
         uint64_t cert_lifetime_sec;
+        AcmeIssuer *acme; /* NULL: the mesh CA signs (acme.h) */
         bool running, stopping;
 
         /* the hub: options until server_run() starts it */

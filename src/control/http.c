@@ -407,6 +407,7 @@ Server *server_free(Server *s) {
         hub_free(s->hub);
         sd_event_source_disable_unref(s->sweep);
         ca_free(s->ca);
+        acme_issuer_free(s->acme);
         free(s->domain);
 
         sd_event_source_disable_unref(s->mhd_io);
@@ -461,6 +462,10 @@ int server_set_ca(Server *s, CertAuthority *ca, const char *domain, uint64_t lif
         s->domain = d;
         s->cert_lifetime_sec = lifetime_sec;
         return 0;
+}
+
+int server_set_acme(Server *s, const AcmeConfig *config) {
+        return acme_issuer_new(s->event, s->state_dir, config, &s->acme);
 }
 
 int server_run(Server *s) {

@@ -6,6 +6,7 @@
  * GET /v1/netmap are suspended MHD connections on a waiters list, resumed
  * by any change of the netmap version, ours or another process's. */
 
+#include "acme.h"
 #include "ca.h"
 #include "hub.h"
 #include "macro.h"
@@ -24,6 +25,8 @@ int server_set_hub(Server *s, const HubOptions *opts, const char *public_key, co
 /* Answer POST /v1/cert and GET /v1/ca (takes ownership of ca; without
  * this call both reply 503). lifetime_sec: of issued certificates. */
 int server_set_ca(Server *s, CertAuthority *ca, const char *domain, uint64_t lifetime_sec);
+/* Node certificates from an ACME CA instead of the mesh CA (acme.h). */
+int server_set_acme(Server *s, const AcmeConfig *config);
 /* --expired-nodes=admin: an expired node's key registering again gets 403
  * until `meshd-control nodes renew`; by default it renews the node. */
 void server_set_expired_needs_admin(Server *s, bool b);

@@ -89,6 +89,14 @@ static void help(void) {
                "                         (default: /etc/resolv.conf)\n"
                "     --cert-lifetime=DURATION\n"
                "                         serve: validity of node certificates (default: 30d)\n"
+               "     --cert-issuer=mesh-ca|acme\n"
+               "                         serve: who signs node certificates (default: mesh-ca)\n"
+               "     --acme-directory=URL, --acme-email=EMAIL, --acme-ca-bundle=FILE\n"
+               "                         serve: the ACME CA, the account's contact, roots for its HTTPS\n"
+               "     --acme-wildcard     serve: every node gets *.DOMAIN (host names stay out of CT logs)\n"
+               "     --acme-retry=DURATION  serve: first wait after a failed order (default: 60s)\n"
+               "     --dns-update-server=ADDR[:PORT], --dns-update-tsig=FILE\n"
+               "                         serve: RFC 2136 server for DNS-01, its TSIG key (mode 0600)\n"
                "     --expired-nodes=renew|admin\n"
                "                         serve: an expired node joining again with its key is renewed,\n"
                "                         or stays expired until 'nodes renew' (default: renew)\n"
@@ -168,6 +176,15 @@ static int parse_argv(int argc, char *argv[]) {
                 ARG_DNS_PORT,
                 ARG_NO_DNS,
                 ARG_RESOLV_CONF,
+                ARG_CERT_ISSUER,
+                ARG_ACME_DIRECTORY,
+                ARG_ACME_EMAIL,
+                ARG_ACME_CA_BUNDLE,
+                ARG_ACME_WILDCARD,
+                ARG_ACME_RETRY,
+                ARG_ACME_PROGRAM,
+                ARG_DNS_UPDATE_SERVER,
+                ARG_DNS_UPDATE_TSIG,
         };
         static const struct option options[] = {
                 { "help", no_argument, NULL, 'h' },
@@ -202,6 +219,15 @@ static int parse_argv(int argc, char *argv[]) {
                 { "dns-port", required_argument, NULL, ARG_DNS_PORT },
                 { "no-dns", no_argument, NULL, ARG_NO_DNS },
                 { "resolv-conf", required_argument, NULL, ARG_RESOLV_CONF },
+                { "cert-issuer", required_argument, NULL, ARG_CERT_ISSUER },
+                { "acme-directory", required_argument, NULL, ARG_ACME_DIRECTORY },
+                { "acme-email", required_argument, NULL, ARG_ACME_EMAIL },
+                { "acme-ca-bundle", required_argument, NULL, ARG_ACME_CA_BUNDLE },
+                { "acme-wildcard", no_argument, NULL, ARG_ACME_WILDCARD },
+                { "acme-retry", required_argument, NULL, ARG_ACME_RETRY },
+                { "acme-program", required_argument, NULL, ARG_ACME_PROGRAM },
+                { "dns-update-server", required_argument, NULL, ARG_DNS_UPDATE_SERVER },
+                { "dns-update-tsig", required_argument, NULL, ARG_DNS_UPDATE_TSIG },
                 {},
         };
         int c, r;
@@ -385,6 +411,47 @@ static int parse_argv(int argc, char *argv[]) {
                 case ARG_NO_DNS:
                         arg.dns_port = 0;
                         break;
+                case ARG_CERT_ISSUER:
+                        if (streq(optarg, "mesh-ca"))
+                                arg.cert_issuer_acme = false;
+                        else if (streq(optarg, "acme"))
+                                arg.cert_issuer_acme = true;
+                        else
+                                return log_error_errno(-EINVAL,
+                                                       "Invalid --cert-issuer '%s', expected mesh-ca or acme.",
+                                                       optarg);
+                        break;
+                case ARG_ACME_DIRECTORY:
+                        if (strncmp(optarg, "https://", 8) != 0)
+                                return log_error_errno(
+                                        -EINVAL, "Invalid --acme-directory '%s', expected an https:// URL.",
+                                        optarg);
+                        arg.acme.directory_url = optarg;
+                        break;
+                case ARG_ACME_EMAIL:
+                        arg.acme.email = optarg;
+                        break;
+                case ARG_ACME_CA_BUNDLE:
+                        arg.acme.ca_bundle = optarg;
+                        break;
+                case ARG_ACME_WILDCARD:
+                        arg.acme.wildcard = true;
+                        break;
+                case ARG_ACME_RETRY:
+                        r = parse_duration(optarg, &arg.acme.retry_min_sec);
+                        if (r < 0 || arg.acme.retry_min_sec > ACME_RETRY_MAX_SEC)
+                                return log_error_errno(-EINVAL, "Invalid --acme-retry '%s', expected 1s … 6h.",
+                                                       optarg);
+                        break;
+                case ARG_ACME_PROGRAM:
+                        arg.acme.program = optarg;
+                        break;
+                case ARG_DNS_UPDATE_SERVER:
+                        arg.acme.dns_server = optarg;
+                        break;
+                case ARG_DNS_UPDATE_TSIG:
+                        arg.acme.tsig_file = optarg;
+                        break;
                 case ARG_RESOLV_CONF:
                         arg.resolv_conf = optarg;
                         break;
@@ -393,6 +460,14 @@ static int parse_argv(int argc, char *argv[]) {
                 default:
                         return log_error_errno(-EINVAL, "Unhandled option %i.", c);
                 }
+
+        if (arg.cert_issuer_acme && (!arg.acme.directory_url || !arg.acme.dns_server || !arg.acme.tsig_file))
+                return log_error_errno(-EINVAL,
+                                       "--cert-issuer=acme needs --acme-directory, --dns-update-server "
+                                       "and --dns-update-tsig.");
+        if (!arg.cert_issuer_acme && (arg.acme.directory_url || arg.acme.dns_server || arg.acme.tsig_file ||
+                                      arg.acme.email || arg.acme.ca_bundle || arg.acme.wildcard))
+                return log_error_errno(-EINVAL, "--acme-* and --dns-update-* options need --cert-issuer=acme.");
 
         /* mesh DNS is a service on the hub address that members must reach */
         for (int proto = 0; proto < 2 && arg.dns_port != 0; proto++) {

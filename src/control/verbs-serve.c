@@ -124,6 +124,11 @@ int verb_serve(const ControlArgs *a) {
         r = server_set_ca(server, TAKE_PTR(ca), domain, a->cert_lifetime_sec);
         if (r < 0)
                 return r;
+        if (a->cert_issuer_acme) {
+                r = server_set_acme(server, &a->acme);
+                if (r < 0)
+                        return r;
+        }
         server_set_expired_needs_admin(server, a->expired_needs_admin);
         server_set_relay(server, a->relay, a->relay_max_streams, a->udp_echo);
         server_set_relay_port(server, a->relay_port);

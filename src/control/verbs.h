@@ -7,6 +7,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "acme.h"
 #include "hub.h"
 #include "key.h"
 #include "store.h"
@@ -43,6 +44,8 @@ typedef struct ControlArgs {
         const char *out;        /* devices add --out */
         uint16_t dns_port;      /* 0: --no-dns */
         const char *resolv_conf;
+        bool cert_issuer_acme; /* --cert-issuer=acme */
+        AcmeConfig acme;
 } ControlArgs;
 
 int verb_init(const ControlArgs *a);

@@ -1,4 +1,5 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
+#include <arpa/inet.h>
 #include <inttypes.h>
 #include <libgen.h>
 #include <stdio.h>
@@ -6,6 +7,7 @@
 #include <time.h>
 
 #include "cert-dir.h"
+#include "cert-internal.h"
 #include "cert-reload.h"
 #include "cert-x509.h"
 #include "cert.h"
@@ -16,52 +18,6 @@
 #include "strv.h"
 #include "time-util.h"
 #include "varlink.h"
-
-struct CertKeeper {
-        sd_event *event;
-        char *directory;
-        char *parent; /* where new sets are built: beside directory, same file system */
-        char *token;
-        ControlClient *control; /* our own: its lifetime is ours, whatever the poll loop does */
-        CertReload *reload;
-
-        /* from the netmap */
-        char *fqdn;
-        char *domain;
-        char *ipv4;
-        char *ipv6;
-        char **requested_names; /* names of the last request that got a certificate */
-
-        /* The set in the directory. `exists` also when it is unusable: it was
-         * asked for once, so it is renewed. */
-        bool exists;
-        char *cert_pem, *key_pem, *ca_pem; /* NULL when unusable */
-        CertInfo info;
-        uint64_t obtained_usec; /* REALTIME: when we wrote it */
-
-        /* POST /v1/cert in flight */
-        bool requesting;
-        char *pending_key_pem;
-        char **pending_names;
-        ApiCall **waiters;
-        size_t n_waiters;
-        bool renew_when_named; /* a renewal waits for the netmap */
-
-        unsigned failures;
-        sd_event_source *timer;
-
-        /* GET /v1/ca */
-        char *ca_cache; /* when no set is there */
-        char *ca_domain;
-        bool ca_requesting;
-        ApiCall **ca_waiters;
-        size_t n_ca_waiters;
-
-        /* pinned at join (netmap-trust.h) */
-        char *pin_domain, *pin_ipv4_range, *pin_ipv6_range, *pin_ca_sha256;
-        void (*ca_pinned)(const char *sha256_hex, void *userdata);
-        void *userdata;
-};
 
 /* ---- policy ------------------------------------------------------------------------------- */
 
@@ -98,6 +54,15 @@ static void cert_keeper_drop_set(CertKeeper *k) {
         cert_info_done(&k->info);
 }
 
+static bool names_have_address(char *const *names) {
+        unsigned char buf[sizeof(struct in6_addr)];
+
+        for (char *const *n = names; n && *n; n++)
+                if (inet_pton(AF_INET, *n, buf) == 1 || inet_pton(AF_INET6, *n, buf) == 1)
+                        return true;
+        return false;
+}
+
 static int cert_keeper_load(CertKeeper *k) {
         _cleanup_free_ char *cert = NULL, *ca = NULL, *error = NULL;
         _cleanup_(cert_erase_key) char *key = NULL;
@@ -122,6 +87,11 @@ static int cert_keeper_load(CertKeeper *k) {
         k->ca_pem = TAKE_PTR(ca);
         k->info = info;
         k->obtained_usec = mtime;
+        /* The mesh CA always certifies the node's addresses; a set without
+         * any is an ACME CA's, whose names are what we ask for again (else
+         * every restart would order a new one). */
+        if (!names_have_address(k->info.names) && strv_copy(k->info.names, &k->issuer_names) < 0)
+                return log_oom();
         log_info("Loaded certificate for %s (serial %s) from %s.", strna(info.names ? info.names[0] : NULL),
                  info.serial, k->directory);
         return 0;
@@ -191,8 +161,15 @@ static cJSON *cert_keeper_certificate_json(CertKeeper *k) {
         return TAKE_PTR(o);
 }
 
+/* The mesh CA: the set's ca.pem when that is the pinned CA; a set from an
+ * ACME CA holds a public chain there instead. */
 static const char *cert_keeper_ca(const CertKeeper *k) {
-        return k->ca_pem ?: k->ca_cache;
+        char sha[CA_SHA256_HEX_LEN + 1];
+
+        if (k->ca_pem && k->pin_ca_sha256 && ca_fingerprint_sha256(k->ca_pem, sha) >= 0 &&
+            streq(sha, k->pin_ca_sha256))
+                return k->ca_pem;
+        return k->ca_cache;
 }
 
 /* The domain and ranges are the pinned ones: what `meshctl trust install`
@@ -364,16 +341,13 @@ static void cert_keeper_schedule(CertKeeper *k) {
         log_debug("Certificate renewal in %.1fs.", (double) (at - now) / (double) USEC_PER_SEC);
 }
 
-static void cert_keeper_request_failed(CertKeeper *k, const char *error_name, const char *message) {
+void cert_keeper_request_failed(CertKeeper *k, const char *error_name, const char *message) {
         calls_reply_error(&k->waiters, &k->n_waiters, error_name, message);
         /* Renewal goes on only for a certificate once obtained; a first
          * request is the caller's to repeat. */
         k->failures++;
         cert_keeper_schedule(k);
 }
-
-static void on_cert_reply(ControlClient *c, int error, const char *message, const char *body, size_t len,
-                          void *userdata);
 
 static int cert_keeper_renew(CertKeeper *k) {
         _cleanup_strv_free_ char **dns = NULL, **ips = NULL, **names = NULL;
@@ -389,9 +363,14 @@ static int cert_keeper_renew(CertKeeper *k) {
                 return 0;
         }
 
-        if (strv_consume(&dns, strdup(k->fqdn)) < 0 || strv_consume(&ips, strdup(k->ipv4)) < 0 ||
-            (k->ipv6 && strv_consume(&ips, strdup(k->ipv6)) < 0) || strv_consume(&names, strdup(k->fqdn)) < 0 ||
-            strv_consume(&names, strdup(k->ipv4)) < 0 || (k->ipv6 && strv_consume(&names, strdup(k->ipv6)) < 0))
+        if (k->issuer_names) {
+                /* a public CA: its DNS names only, no mesh addresses */
+                if (strv_copy(k->issuer_names, &dns) < 0 || strv_copy(k->issuer_names, &names) < 0)
+                        return -ENOMEM;
+        } else if (strv_consume(&dns, strdup(k->fqdn)) < 0 || strv_consume(&ips, strdup(k->ipv4)) < 0 ||
+                   (k->ipv6 && strv_consume(&ips, strdup(k->ipv6)) < 0) ||
+                   strv_consume(&names, strdup(k->fqdn)) < 0 || strv_consume(&names, strdup(k->ipv4)) < 0 ||
+                   (k->ipv6 && strv_consume(&names, strdup(k->ipv6)) < 0))
                 return -ENOMEM;
 
         r = cert_make_request(dns, ips, &key, &csr);
@@ -406,13 +385,15 @@ static int cert_keeper_renew(CertKeeper *k) {
         k->requesting = true;
         cert_erase_key(&k->pending_key_pem);
         k->pending_key_pem = key;
+        free(k->pending_csr);
+        k->pending_csr = TAKE_PTR(csr);
         strv_free(k->pending_names);
         k->pending_names = TAKE_PTR(names);
         log_info("Requesting a certificate for %s from %s.", k->fqdn, control_client_get_url(k->control));
         return 0;
 }
 
-static void cert_keeper_renew_or_fail(CertKeeper *k) {
+void cert_keeper_renew_or_fail(CertKeeper *k) {
         if (cert_keeper_renew(k) < 0)
                 cert_keeper_request_failed(k, "org.varlink.service.InternalError",
                                            "cannot make a certificate request");
@@ -443,16 +424,25 @@ static void cert_keeper_control_failed(CertKeeper *k, int error, const char *mes
 
 /* The CA passes the pins, the certificate is for key and signed by the CA,
  * and it has not expired yet. */
-static int cert_keeper_check_reply(CertKeeper *k, const CertReply *reply, const char *key, uint64_t now,
-                                   CertInfo *ret_info) {
+static bool names_covered(char *const *have, char *const *want);
+
+/* An ACME CA's certificate is checked against its chain, not the pinned
+ * mesh CA, and may carry only names we asked for. */
+static int cert_keeper_check_reply(CertKeeper *k, const CertReply *reply, const char *key, char *const *asked,
+                                   uint64_t now, CertInfo *ret_info) {
         _cleanup_free_ char *check_error = NULL, *text = NULL;
         _cleanup_(cert_info_done) CertInfo info = {};
+        bool acme = reply->issuer && streq(reply->issuer, "acme");
         int r;
 
-        if (!ca_is_usable(k, reply->ca, &check_error))
+        if (!acme && !ca_is_usable(k, reply->ca, &check_error))
                 r = -EBADMSG;
         else
                 r = cert_check(reply->certificate, key, reply->ca, &info, &check_error);
+        if (r >= 0 && acme && !names_covered(asked, info.names)) {
+                r = -EBADMSG;
+                check_error = strdup("the ACME certificate names more than was asked for");
+        }
         if (r >= 0 && info.not_after_usec <= now) {
                 r = -EBADMSG;
                 free(check_error);
@@ -495,8 +485,8 @@ static void cert_keeper_take_set(CertKeeper *k, CertReply *reply, char **key, Ce
                               k->info.serial, until, k->directory);
 }
 
-static void on_cert_reply(ControlClient *c, int error, const char *message, const char *body, size_t len,
-                          void *userdata) {
+void on_cert_reply(ControlClient *c, int error, const char *message, const char *body, size_t len,
+                   void *userdata) {
         CertKeeper *k = userdata;
         _cleanup_(cert_erase_key) char *key = TAKE_PTR(k->pending_key_pem);
         _cleanup_strv_free_ char **names = TAKE_PTR(k->pending_names);
@@ -507,17 +497,25 @@ static void on_cert_reply(ControlClient *c, int error, const char *message, cons
 
         k->requesting = false;
 
+        if (error >= 0 && cert_reply_parse(body, len, &reply) >= 0 && reply.pending) {
+                cert_keeper_pending(k, &reply, &key, &names);
+                return;
+        }
+        k->pending_csr = mfree(k->pending_csr);
+        k->pending_noted = false;
         if (error < 0) {
                 cert_keeper_control_failed(k, error, message);
                 return;
         }
-        if (cert_reply_parse(body, len, &reply) < 0) {
+        if (!reply.certificate) {
                 log_warning("Control server's certificate reply lacks certificate or ca.");
                 cert_keeper_request_failed(k, "io.meshd.ProtocolError", "reply lacks certificate or ca");
                 return;
         }
-        if (cert_keeper_check_reply(k, &reply, key, now, &info) < 0)
+        if (cert_keeper_check_reply(k, &reply, key, names, now, &info) < 0)
                 return;
+        if (!reply.issuer) /* the mesh CA again */
+                k->issuer_names = strv_free(k->issuer_names);
 
         r = cert_dir_store(k->directory, k->parent, reply.certificate, key, reply.ca);
         if (r < 0) {
@@ -592,6 +590,9 @@ CertKeeper *cert_keeper_free(CertKeeper *k) {
         cert_keeper_drop_set(k);
         cert_erase_key(&k->pending_key_pem);
         cert_erase_key(&k->token);
+        sd_event_source_disable_unref(k->pending_timer);
+        free(k->pending_csr);
+        strv_free(k->issuer_names);
         strv_free(k->pending_names);
         strv_free(k->requested_names);
         free(k->ca_cache);
@@ -687,7 +688,8 @@ int cert_keeper_set_names(CertKeeper *k, const char *name, const char *domain, c
         }
 
         if (changed && k->cert_pem && !k->requesting) {
-                char *want[] = { k->fqdn, k->ipv4, k->ipv6, NULL };
+                char *mesh[] = { k->fqdn, k->ipv4, k->ipv6, NULL };
+                char *const *want = k->issuer_names ?: mesh;
 
                 /* Renamed, or new addresses: once per change, so that a CA
                  * that will not issue a name cannot make us loop. */

@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "msg-cert.h"
+#include "strv.h"
 #include "varlink.h"
 
 static const char *json_string(const cJSON *o, const char *field) {
@@ -68,19 +69,50 @@ void cert_reply_done(CertReply *r) {
                 return;
         free(r->certificate);
         free(r->ca);
+        free(r->issuer);
+        strv_free(r->names);
+        free(r->detail);
         *r = (CertReply) {};
 }
 
-int cert_reply_render(const char *certificate, const char *ca, int64_t not_before, int64_t not_after,
-                      char **ret_body) {
+int cert_reply_render_issued(const char *certificate, const char *ca, int64_t not_before, int64_t not_after,
+                             const char *issuer, char **ret_body) {
         cJSON *o = cJSON_CreateObject();
 
         if (!o || !cJSON_AddStringToObject(o, "certificate", certificate) ||
             !cJSON_AddStringToObject(o, "ca", ca) ||
             !cJSON_AddNumberToObject(o, "not_before", (double) not_before) ||
-            !cJSON_AddNumberToObject(o, "not_after", (double) not_after)) {
+            !cJSON_AddNumberToObject(o, "not_after", (double) not_after) ||
+            (issuer && !cJSON_AddStringToObject(o, "issuer", issuer))) {
                 cJSON_Delete(o);
                 return -ENOMEM;
+        }
+        return print_and_free(o, ret_body);
+}
+
+int cert_reply_render(const char *certificate, const char *ca, int64_t not_before, int64_t not_after,
+                      char **ret_body) {
+        return cert_reply_render_issued(certificate, ca, not_before, not_after, NULL, ret_body);
+}
+
+int cert_pending_render(uint64_t retry_after_sec, char *const *names, const char *detail, char **ret_body) {
+        cJSON *o = cJSON_CreateObject(), *a;
+
+        if (!o || !cJSON_AddStringToObject(o, "status", "pending") ||
+            !cJSON_AddNumberToObject(o, "retry_after",
+                                     (double) MIN(retry_after_sec, CERT_RETRY_AFTER_MAX_SEC)) ||
+            (detail && !cJSON_AddStringToObject(o, "detail", detail)) ||
+            !(a = cJSON_AddArrayToObject(o, "names"))) {
+                cJSON_Delete(o);
+                return -ENOMEM;
+        }
+        for (size_t i = 0; names && names[i] && i < CERT_PENDING_NAMES_MAX; i++) {
+                cJSON *n = cJSON_CreateString(names[i]);
+                if (!n || !cJSON_AddItemToArray(a, n)) {
+                        cJSON_Delete(n);
+                        cJSON_Delete(o);
+                        return -ENOMEM;
+                }
         }
         return print_and_free(o, ret_body);
 }
@@ -99,14 +131,62 @@ static int64_t json_seconds(const cJSON *o, const char *field) {
         return (int64_t) v->valuedouble;
 }
 
+/* "names" of a pending reply: absent, or an array of at most
+ * CERT_PENDING_NAMES_MAX strings of at most 253 bytes. */
+static int json_names(const cJSON *o, char ***ret) {
+        const cJSON *a = cJSON_GetObjectItemCaseSensitive(o, "names"), *n;
+        _cleanup_strv_free_ char **names = NULL;
+        int count = 0;
+
+        *ret = NULL;
+        if (!a)
+                return 0;
+        if (!cJSON_IsArray(a) || cJSON_GetArraySize(a) > CERT_PENDING_NAMES_MAX)
+                return -EBADMSG;
+        cJSON_ArrayForEach(n, a) {
+                if (!cJSON_IsString(n) || !n->valuestring[0] || strlen(n->valuestring) > 253)
+                        return -EBADMSG;
+                if (strv_consume(&names, strdup(n->valuestring)) < 0)
+                        return -ENOMEM;
+                count++;
+        }
+        *ret = count > 0 ? TAKE_PTR(names) : NULL;
+        return 0;
+}
+
+static int cert_pending_parse(const cJSON *o, CertReply *ret) {
+        const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, "retry_after");
+        int r;
+
+        ret->pending = true;
+        if (cJSON_IsNumber(v) && v->valuedouble > 0)
+                ret->retry_after_sec = v->valuedouble >= CERT_RETRY_AFTER_MAX_SEC ? CERT_RETRY_AFTER_MAX_SEC
+                                                                                  : (uint64_t) v->valuedouble;
+        r = json_names(o, &ret->names);
+        if (r < 0)
+                return r;
+        return strdup_or_null(json_string(o, "detail"), &ret->detail);
+}
+
 int cert_reply_parse(const char *body, size_t len, CertReply *ret) {
         _cleanup_json_ cJSON *o = cJSON_ParseWithLength(body, len);
         _cleanup_(cert_reply_done) CertReply r = {};
         const char *certificate = json_string(o, "certificate"), *ca = json_string(o, "ca");
+        const char *status = json_string(o, "status");
+        int k;
 
+        if (status && streq(status, "pending")) {
+                k = cert_pending_parse(o, &r);
+                if (k < 0)
+                        return k;
+                *ret = r;
+                r = (CertReply) {};
+                return 0;
+        }
         if (!certificate || !ca)
                 return -EBADMSG;
-        if (strdup_or_null(certificate, &r.certificate) < 0 || strdup_or_null(ca, &r.ca) < 0)
+        if (strdup_or_null(certificate, &r.certificate) < 0 || strdup_or_null(ca, &r.ca) < 0 ||
+            strdup_or_null(json_string(o, "issuer"), &r.issuer) < 0)
                 return -ENOMEM;
         r.not_before = json_seconds(o, "not_before");
         r.not_after = json_seconds(o, "not_after");

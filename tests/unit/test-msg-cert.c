@@ -160,12 +160,48 @@ static void test_ca_reply(void **state) {
                 assert_int_equal(ca_reply_parse(bad[i], strlen(bad[i]), &r), -EBADMSG);
 }
 
+/* 202: an ACME order still running; and an issued reply naming its issuer */
+static void test_pending_and_issuer(void **state) {
+        _cleanup_free_ char *text = NULL, *issued = NULL;
+        _cleanup_(cert_reply_done) CertReply r = {}, i = {}, bad = {};
+        char *names[] = { (char *) "n1.mesh.example.org", NULL };
+
+        assert_int_equal(cert_pending_render(7, names, "in progress", &text), 0);
+        assert_string_equal(text, "{\"status\":\"pending\",\"retry_after\":7,\"detail\":\"in progress\","
+                                  "\"names\":[\"n1.mesh.example.org\"]}");
+        assert_int_equal(cert_reply_parse(text, strlen(text), &r), 0);
+        assert_true(r.pending);
+        assert_int_equal(r.retry_after_sec, 7);
+        assert_string_equal(r.names[0], "n1.mesh.example.org");
+        assert_null(r.names[1]);
+        assert_string_equal(r.detail, "in progress");
+        assert_null(r.certificate);
+
+        assert_int_equal(cert_reply_render_issued(CRT, CA, 1, 2, "acme", &issued), 0);
+        assert_int_equal(cert_reply_parse(issued, strlen(issued), &i), 0);
+        assert_false(i.pending);
+        assert_string_equal(i.issuer, "acme");
+
+        /* a hostile server: capped wait, bounded names */
+        static const char *const hostile[] = {
+                "{\"status\":\"pending\",\"names\":[1]}",
+                "{\"status\":\"pending\",\"names\":\"x\"}",
+                "{\"status\":\"pending\",\"names\":[\"a\",\"b\",\"c\",\"d\",\"e\"]}",
+                "{\"status\":\"pending\",\"names\":[\"\"]}",
+        };
+        for (size_t k = 0; k < ELEMENTSOF(hostile); k++)
+                assert_int_equal(cert_reply_parse(hostile[k], strlen(hostile[k]), &bad), -EBADMSG);
+        const char *forever = "{\"status\":\"pending\",\"retry_after\":1e300}";
+        assert_int_equal(cert_reply_parse(forever, strlen(forever), &bad), 0);
+        assert_int_equal(bad.retry_after_sec, CERT_RETRY_AFTER_MAX_SEC);
+        assert_null(bad.names);
+}
+
 int main(void) {
         const struct CMUnitTest tests[] = {
-                cmocka_unit_test(test_render_bytes),
-                cmocka_unit_test(test_request),
-                cmocka_unit_test(test_cert_reply),
-                cmocka_unit_test(test_ca_reply),
+                cmocka_unit_test(test_render_bytes),       cmocka_unit_test(test_request),
+                cmocka_unit_test(test_cert_reply),         cmocka_unit_test(test_ca_reply),
+                cmocka_unit_test(test_pending_and_issuer),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }
