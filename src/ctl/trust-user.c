@@ -106,8 +106,19 @@ static int user_dbs_find(UserDbs *u, bool install) {
         char *chromium = NULL;
         int r;
 
+        struct stat st;
+
         if (!home || home[0] != '/')
                 return log_error_errno(-EINVAL, "trust --user: $HOME is not set to an absolute path");
+        /* sudo may keep the user's HOME: databases root made there would
+         * lock the user out of them. */
+        if (stat(home, &st) < 0)
+                return log_error_errno(negative_errno(), "trust --user: cannot use $HOME (%s): %m", home);
+        if (st.st_uid != geteuid())
+                return log_error_errno(-EPERM,
+                                       "trust --user: %s belongs to another user: run this as that user "
+                                       "(not with sudo)",
+                                       home);
         u->certutil = find_program(CERTUTIL);
         if (!u->certutil)
                 return log_error_errno(-ENOENT, CERTUTIL " not found: install libnss3-tools (nothing changed)");

@@ -365,6 +365,13 @@ def test_trust_bad_input_changes_nothing(lab, https_mesh):
     assert len(cp.stderr.strip().splitlines()) == 1, cp.stderr
     assert not list(home.iterdir())
 
+    # root with a HOME that is not root's (sudo keeping the user's): refused.
+    os.chown(home, USER, USER)
+    cp = client.meshctl("trust", "install", "--user", home=home)
+    assert cp.returncode == 1 and "belongs to another user" in cp.stderr, f"{cp.stdout}{cp.stderr}"
+    assert not list(home.iterdir())
+    os.chown(home, 0, 0)
+
     (moved / "policies.json").write_text('{"policies": {"DisableTelemetry": true,}\n')
     before = (moved / "policies.json").read_text()
     for verb in ("install", "remove"):
