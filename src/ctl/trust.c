@@ -2,7 +2,6 @@
 /* meshctl trust install|remove [--user]: the mesh CA in the system trust
  * store and, through their policies, in Chromium and Firefox; with --user in
  * this user's own browser databases instead. */
-#include <ctype.h>
 #include <dirent.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -27,56 +26,6 @@
 #ifndef P11_MODULE_PATH
 #define P11_MODULE_PATH "/usr/lib/x86_64-linux-gnu/pkcs11"
 #endif
-
-const char *trust_path(const char *env, const char *fallback) {
-        const char *e = getenv(env);
-
-        return e && *e ? e : fallback;
-}
-
-/* A DNS name fit to be a file name: what the daemon sends is still checked. */
-bool dns_name_is_safe(const char *s) {
-        size_t n = s ? strlen(s) : 0;
-
-        if (n == 0 || n > 253 || s[0] == '.' || s[0] == '-')
-                return false;
-        for (const char *c = s; *c; c++)
-                if (!isalnum((unsigned char) *c) && *c != '.' && *c != '-')
-                        return false;
-        return !strstr(s, "..");
-}
-
-bool is_pem_certificate(const char *s) {
-        return s && strncmp(s, "-----BEGIN CERTIFICATE-----", 27) == 0;
-}
-
-int pem_to_base64_der(const char *pem, char **ret) {
-        const char *begin, *end;
-        _cleanup_free_ char *b = NULL;
-        size_t n = 0;
-
-        if (!is_pem_certificate(pem))
-                return -EBADMSG;
-        begin = strchr(pem, '\n');
-        end = strstr(pem, "-----END CERTIFICATE-----");
-        if (!begin || !end || end < begin)
-                return -EBADMSG;
-        b = malloc((size_t) (end - begin) + 1);
-        if (!b)
-                return -ENOMEM;
-        for (const char *c = begin; c < end; c++) {
-                if (isspace((unsigned char) *c))
-                        continue;
-                if (!isalnum((unsigned char) *c) && *c != '+' && *c != '/' && *c != '=')
-                        return -EBADMSG;
-                b[n++] = *c;
-        }
-        if (n == 0)
-                return -EBADMSG;
-        b[n] = 0;
-        *ret = TAKE_PTR(b);
-        return 0;
-}
 
 const char *p11_kit_trust_module(void) {
         const char *p = trust_path(P11_KIT_TRUST_ENV, P11_MODULE_PATH "/p11-kit-trust.so");

@@ -6,6 +6,7 @@
  * databases (trust-user.c). */
 
 #include <stdbool.h>
+#include <stdlib.h>
 
 #include <cjson/cJSON.h>
 
@@ -42,7 +43,13 @@ typedef struct TrustCA {
         const char *domain;
 } TrustCA;
 
-const char *trust_path(const char *env, const char *fallback);
+/* The path in env when set and not empty, else fallback. */
+static inline const char *trust_path(const char *env, const char *fallback) {
+        const char *e = getenv(env);
+
+        return e && *e ? e : fallback;
+}
+
 bool dns_name_is_safe(const char *s);
 bool is_pem_certificate(const char *s);
 
