@@ -160,12 +160,14 @@ static cJSON *get_or_add_object(cJSON *parent, const char *key) {
         return o ?: cJSON_AddObjectToObject(parent, key);
 }
 
+/* A policies.json that is a symbolic link (to a file a configuration tool
+ * manages) stays one: the file it points to is replaced. */
 static int firefox_policies_save(const char *path, const cJSON *doc) {
-        _cleanup_free_ char *text = cJSON_Print(doc);
+        _cleanup_free_ char *text = cJSON_Print(doc), *real = realpath(path, NULL);
 
         if (!text)
                 return log_oom();
-        return write_policy(path, text, "Firefox policies");
+        return write_policy(real ?: path, text, "Firefox policies");
 }
 
 int firefox_policies_install(const char *path, cJSON *doc, const char *module) {

@@ -126,6 +126,24 @@ static void test_firefox_merge(void **state) {
                 "\": \"" MODULE "\"}}}}");
 }
 
+static void test_firefox_symlink(void **state) {
+        _cleanup_(test_tmpdir_freep) char *dir = test_tmpdir_new("test-trust-firefox");
+        _cleanup_free_ char *path = test_path(dir, "policies.json"), *target = test_path(dir, "managed.json");
+        _cleanup_json_ cJSON *doc = NULL;
+        struct stat st;
+
+        test_write_file(target, "{\"policies\": {\"DisableTelemetry\": true}}", 0644);
+        assert_int_equal(symlink("managed.json", path), 0);
+        assert_int_equal(firefox_policies_load(path, &doc), 0);
+        assert_int_equal(firefox_policies_install(path, doc, MODULE), 0);
+        assert_int_equal(lstat(path, &st), 0);
+        assert_true(S_ISLNK(st.st_mode));
+        assert_json_file(
+                target,
+                "{\"policies\": {\"DisableTelemetry\": true, \"SecurityDevices\": {\"Add\": {\"" FIREFOX_DEVICE_NAME
+                "\": \"" MODULE "\"}}}}");
+}
+
 static void test_firefox_bad_file(void **state) {
         static const char *const bad[] = {
                 "{\"policies\": {\"DisableTelemetry\": true,}\n",
@@ -150,7 +168,7 @@ int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_pem_to_base64_der), cmocka_unit_test(test_chromium_policy),
                 cmocka_unit_test(test_firefox_alone),     cmocka_unit_test(test_firefox_merge),
-                cmocka_unit_test(test_firefox_bad_file),
+                cmocka_unit_test(test_firefox_symlink),   cmocka_unit_test(test_firefox_bad_file),
         };
 
         log_setup("test-trust-policies", LOG_TARGET_CONSOLE);
