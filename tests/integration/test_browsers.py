@@ -8,7 +8,8 @@ node's meshd certificate after `meshctl trust install` and refuse it after
   in n1's namespace). The server logs every finished TLS handshake and
   request, and every failed handshake: a browser that refuses the
   certificate sends an alert and no request. The test reads the verdict from
-  that log, never from a sleep.
+  that log, never from a sleep. Chromium's HSTS state afterwards shows it
+  took the header, which a browser does only over a trusted connection.
 - On n2 the browsers load https://n1.mesh.internal:8443/ headless, with no
   certificate flags (`--no-sandbox` is Chromium's process sandbox, which
   needs more than a network namespace gives). The name resolves through the
@@ -37,6 +38,7 @@ Timings on 2 shared cores: Chromium ~1-2 s and Firefox ~3-6 s a load, the
 whole file about a minute.
 """
 
+import base64
 import hashlib
 import json
 import os
@@ -192,11 +194,12 @@ class Client:
         return self.run(meshlab.binary("meshctl"), *args, user=user, home=home, env=env)
 
     def browse(self, browser, url, server_log: Path, *, user=None, home=None, profile=None):
-        """'loaded' or 'refused' (or why neither), and the browser's output."""
+        """'loaded' or 'refused' (or why neither), the browser's output and
+        (Chromium) its user data directory."""
         self.count += 1
         output = self.lab.dir / f"browser-{self.count}.out"
+        data = (home or self.lab.dir) / f"chromium-data-{self.count}"
         if browser == "chromium":
-            data = (home or self.lab.dir) / f"chromium-data-{self.count}"
             argv = ["chromium", "--headless", "--no-sandbox", f"--user-data-dir={data}", "--dump-dom", url]
         else:
             argv = ["firefox-esr", "--headless", "--no-remote", *(["--profile", profile] if profile else []), url]
@@ -207,7 +210,26 @@ class Client:
                       "1" if browser == "chromium" else "0", output, *argv,
                       home=home, timeout=BROWSER_TIMEOUT + 30)
         assert cp.returncode == 0, f"browse helper: {cp.stdout}{cp.stderr}"
-        return cp.stdout.strip().splitlines()[-1], output.read_text(errors="replace")
+        return cp.stdout.strip().splitlines()[-1], output.read_text(errors="replace"), data
+
+
+def chromium_hsts(data: Path, host: str) -> dict | None:
+    """Chromium's HSTS entry for host in its user data directory (kept by
+    the SHA-256 of the name in DNS wire format), written when it exits."""
+    wire = b"".join(bytes([len(label)]) + label.encode() for label in host.split(".")) + b"\0"
+    key = base64.b64encode(hashlib.sha256(wire).digest()).decode()
+    state = data / "Default" / "TransportSecurity"
+    if not state.exists():
+        return None
+    return next((e for e in json.loads(state.read_text()).get("sts", []) if e.get("host") == key), None)
+
+
+def assert_hsts(data: Path, url: str):
+    """A browser takes HSTS only from a connection it trusts: the entry
+    shows the header arrived over a certificate Chromium accepted, and that
+    the page loads where a certificate error could not be clicked away."""
+    entry = chromium_hsts(data, url.split("/")[2].split(":")[0])
+    assert entry and entry["mode"] == "force-https" and entry["sts_include_subdomains"], entry
 
 
 @pytest.fixture
@@ -267,10 +289,11 @@ def test_browsers_trust_system_wide(lab, https_mesh):
     assert doc["DisableTelemetry"] is True, doc
     assert doc["SecurityDevices"]["Add"][FIREFOX_DEVICE].endswith("/p11-kit-trust.so"), doc
 
-    verdict, dom = client.browse("chromium", url, log)
+    verdict, dom, data = client.browse("chromium", url, log)
     assert verdict == "loaded", dom
     assert BODY in dom, dom
-    verdict, out = client.browse("firefox", url, log, profile=profile)
+    assert_hsts(data, url)
+    verdict, out, _ = client.browse("firefox", url, log, profile=profile)
     assert verdict == "loaded", out
 
     cp = client.meshctl("trust", "install")
@@ -324,10 +347,11 @@ def test_browsers_trust_per_user(lab, https_mesh):
         assert (home / ".pki" / "nssdb" / "cert9.db").exists()
         assert stat.S_IMODE((home / ".pki").stat().st_mode) == 0o700
 
-        verdict, dom = client.browse("chromium", url, log, user=USER, home=home)
+        verdict, dom, data = client.browse("chromium", url, log, user=USER, home=home)
         assert verdict == "loaded", dom
         assert BODY in dom, dom
-        verdict, out = client.browse("firefox", url, log, user=USER, home=home)
+        assert_hsts(data, url)
+        verdict, out, _ = client.browse("firefox", url, log, user=USER, home=home)
         assert verdict == "loaded", out
 
         cp = client.meshctl("trust", "install", "--user", user=USER, home=home)
