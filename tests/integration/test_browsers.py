@@ -120,8 +120,8 @@ exec "$@"
 BROWSE = r"""
 import os, signal, subprocess, sys, time
 
-log, offset, timeout, wait_exit, output = sys.argv[1], int(sys.argv[2]), float(sys.argv[3]), sys.argv[4] == "1", sys.argv[5]
-argv = sys.argv[6:]
+log, offset, timeout = sys.argv[1], int(sys.argv[2]), float(sys.argv[3])
+wait_exit, output, argv = sys.argv[4] == "1", sys.argv[5], sys.argv[6:]
 with open(output, "wb") as out:
     p = subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
 deadline = time.monotonic() + timeout
