@@ -25,7 +25,8 @@ typedef enum CommandOption {
         OPTION_NSSWITCH = 1 << 8,
         OPTION_OUT = 1 << 9,
         OPTION_RENEW = 1 << 10,
-        _OPTION_LAST = OPTION_RENEW,
+        OPTION_USER = 1 << 11,
+        _OPTION_LAST = OPTION_USER,
 } CommandOption;
 
 typedef struct Verb {
@@ -49,7 +50,7 @@ static const Verb verbs[] = {
         { "pubkey", 0, 0, 0, verb_pubkey },
         { "nss", 1, 1, OPTION_NSSWITCH, verb_nss },
         { "cert", 0, 0, OPTION_OUT | OPTION_RENEW, verb_cert },
-        { "trust", 1, 1, 0, verb_trust },
+        { "trust", 1, 1, OPTION_USER, verb_trust },
 };
 
 static int help(void) {
@@ -75,7 +76,9 @@ static int help(void) {
                "                         Add or remove 'mesh' on the hosts: line of nsswitch.conf\n"
                "  cert [--out=DIR] [--renew]\n"
                "                         Show (or get) this node's TLS certificate; copy it to DIR\n"
-               "  trust install|remove   Add or remove the mesh CA in the system trust store\n"
+               "  trust install|remove [--user]\n"
+               "                         Add or remove the mesh CA in the system trust store\n"
+               "                         and the browsers' (--user: this user's browsers)\n"
                "\n"
                "Options:\n"
                "  -h --help              Show this help\n"
@@ -97,6 +100,7 @@ static int help(void) {
                "     --out=DIR           Also write NAME.DOMAIN.crt, NAME.DOMAIN.key and\n"
                "                         mesh-ca.crt into DIR; copies are not renewed (cert)\n"
                "     --renew             Get a new certificate now (cert)\n"
+               "     --user              This user's Chromium and Firefox only, no root (trust)\n"
                "\n"
                "See the meshctl(8) man page for details.\n",
                PING_COUNT_DEFAULT, (unsigned) (PING_TIMEOUT_DEFAULT_USEC / USEC_PER_SEC),
@@ -128,6 +132,8 @@ static const char *command_option_to_string(CommandOption o) {
                 return "--out";
         case OPTION_RENEW:
                 return "--renew";
+        case OPTION_USER:
+                return "--user";
         }
         return "?";
 }
@@ -172,6 +178,7 @@ static int parse_argv(int argc, char *argv[], Arguments *a, const Verb **ret_ver
                 ARG_NSSWITCH,
                 ARG_OUT,
                 ARG_RENEW,
+                ARG_USER,
         };
         static const struct option options[] = {
                 { "help", no_argument, NULL, 'h' },
@@ -188,6 +195,7 @@ static int parse_argv(int argc, char *argv[], Arguments *a, const Verb **ret_ver
                 { "nsswitch", required_argument, NULL, ARG_NSSWITCH },
                 { "out", required_argument, NULL, ARG_OUT },
                 { "renew", no_argument, NULL, ARG_RENEW },
+                { "user", no_argument, NULL, ARG_USER },
                 {},
         };
         unsigned seen = 0;
@@ -267,6 +275,10 @@ static int parse_argv(int argc, char *argv[], Arguments *a, const Verb **ret_ver
                 case ARG_RENEW:
                         a->renew = true;
                         seen |= OPTION_RENEW;
+                        break;
+                case ARG_USER:
+                        a->user = true;
+                        seen |= OPTION_USER;
                         break;
                 case '4':
                         a->family = AF_INET;

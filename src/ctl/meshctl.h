@@ -41,6 +41,8 @@ typedef struct Arguments {
         /* cert */
         const char *out_dir;
         bool renew;
+        /* trust: this user's browsers instead of the system's */
+        bool user;
 } Arguments;
 
 /* Each command gets the positional arguments after its name (NULL-terminated,

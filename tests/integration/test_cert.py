@@ -181,11 +181,15 @@ class TrustStore:
         self.certs.mkdir(parents=True)
         self.nss = meshlab.NssResolver(lab, node, meshlab.write_nsswitch(lab, node, True))
 
-    def run(self, *argv, timeout=60):
-        return self.nss.run("sh", "-c", TRUST_SCRIPT, "sh", self.local, self.certs, *argv, timeout=timeout)
+    def run(self, *argv, timeout=60, env=None):
+        return self.nss.run("sh", "-c", TRUST_SCRIPT, "sh", self.local, self.certs, *argv, timeout=timeout,
+                            env=env)
 
     def meshctl(self, *args):
-        return self.run(meshlab.binary("meshctl"), "--socket", self.node.socket, *args)
+        # meshctl trust also writes the browsers' policies: the test's, not /etc's.
+        browsers = {"MESHCTL_CHROMIUM_POLICY_DIR": str(self.local.parent / "chromium-policies"),
+                    "MESHCTL_FIREFOX_POLICIES": str(self.local.parent / "firefox-policies.json")}
+        return self.run(meshlab.binary("meshctl"), "--socket", self.node.socket, *args, env=browsers)
 
     def curl(self, url):
         return self.run("curl", "-sS", "--max-time", "10", url, timeout=30)
