@@ -91,6 +91,7 @@ int verb_cert(const Arguments *a, char **argv) {
         _cleanup_(copy_paths_done) CopyPaths copies = {};
         const cJSON *names, *n;
         const char *fqdn = NULL, *dir;
+        _cleanup_free_ char *file_base = NULL;
         char until[64];
         int r;
 
@@ -118,11 +119,18 @@ int verb_cert(const Arguments *a, char **argv) {
                 }
         dir = reply_string(reply, "directory");
         if (!is_pem_certificate(reply_string(reply, "certificate")) || !reply_string(reply, "key") ||
-            !is_pem_certificate(reply_string(reply, "ca")) || !dir || !dns_name_is_safe(fqdn))
+            !is_pem_certificate(reply_string(reply, "ca")) || !dir || !fqdn)
+                return log_error_errno(-EBADMSG, "meshd sent an incomplete certificate reply");
+        /* An ACME issuer in wildcard mode (docs/acme.md) names *.DOMAIN
+         * alone; its copies are called wildcard.DOMAIN.crt, not "*.…". */
+        if (asprintf(&file_base, "%s%s", strncmp(fqdn, "*.", 2) == 0 ? "wildcard." : "",
+                     strncmp(fqdn, "*.", 2) == 0 ? fqdn + 2 : fqdn) < 0)
+                return log_oom();
+        if (!dns_name_is_safe(file_base))
                 return log_error_errno(-EBADMSG, "meshd sent an incomplete certificate reply");
 
         if (a->out_dir) {
-                r = cert_write_copies(a, reply, fqdn, &copies);
+                r = cert_write_copies(a, reply, file_base, &copies);
                 if (r < 0)
                         return r;
         }
