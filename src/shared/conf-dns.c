@@ -48,10 +48,23 @@ static int dns_resolv_conf(MeshdConfig *c, const char *value, const char **ret_r
         return 0;
 }
 
+static int dns_resolved(MeshdConfig *c, const char *value, const char **ret_reason) {
+        int b = parse_boolean(value);
+
+        if (b < 0) {
+                *ret_reason = "yes or no";
+                return -EINVAL;
+        }
+        c->dns_resolved = b;
+        return 0;
+}
+
 int conf_parse_dns_key(MeshdConfig *c, const char *name, const char *value, const char **ret_reason) {
         if (streq(name, "Port"))
                 return dns_port(c, value, ret_reason);
         if (streq(name, "ResolvConf"))
                 return dns_resolv_conf(c, value, ret_reason);
+        if (streq(name, "Resolved"))
+                return dns_resolved(c, value, ret_reason);
         return -ENOENT;
 }
