@@ -20,8 +20,6 @@
  * live in manager-*.c (manager-private.h). */
 
 #define MANAGER_TICK_USEC (1 * USEC_PER_SEC)
-/* how long stopping waits for systemd-resolved to forget the mesh link */
-#define MANAGER_RESOLVED_REVERT_USEC (2 * USEC_PER_SEC)
 
 /* ---- object and state ----------------------------------------------------------------------- */
 
@@ -435,7 +433,7 @@ void manager_stop(Manager *m) {
 
         /* while meshd is still on the bus for resolved to check: a kept
          * interface would otherwise keep pointing resolved at a dead server */
-        resolved_link_revert_now(m->resolved, MANAGER_RESOLVED_REVERT_USEC);
+        resolved_link_revert_now(m->resolved);
         if (m->wg)
                 log_info("%s interface %s.", keep ? "Keeping" : "Removing", m->config.interface);
         manager_release_device(m, !keep);

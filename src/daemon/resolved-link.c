@@ -17,9 +17,10 @@
 #define DNS_DEFAULT_PORT 53
 
 struct ResolvedLink {
-        sd_bus *bus;       /* NULL: no system bus, nothing is ever sent */
+        sd_bus *bus;        /* NULL: no system bus, nothing is ever sent */
         sd_bus_slot *match; /* NameOwnerChanged of org.freedesktop.resolve1 */
-        bool present;      /* resolved owns its name on the bus */
+        sd_event_source *exit_source;
+        bool present; /* resolved owns its name on the bus */
         bool absent_logged;
 
         /* wanted: ifindex 0 means nothing */
@@ -56,8 +57,8 @@ static int on_set_reply(sd_bus_message *reply, void *userdata, sd_bus_error *ret
         (void) ret_error;
         if (e) {
                 if (!l->error_logged)
-                        log_warning("systemd-resolved refused the mesh DNS registration: %s: %s",
-                                    e->name, strna(e->message));
+                        log_warning("systemd-resolved refused the mesh DNS registration: %s: %s", e->name,
+                                    strna(e->message));
                 l->error_logged = true;
                 return 0;
         }
@@ -88,8 +89,9 @@ static int append_servers(ResolvedLink *l, sd_bus_message *m, bool ex) {
                 if (r >= 0)
                         r = sd_bus_message_append(m, "i", (int32_t) s->sa.sa_family);
                 if (r >= 0)
-                        r = sd_bus_message_append_array(m, 'y', v4 ? (const void *) &s->in.sin_addr
-                                                                   : (const void *) &s->in6.sin6_addr,
+                        r = sd_bus_message_append_array(m, 'y',
+                                                        v4 ? (const void *) &s->in.sin_addr
+                                                           : (const void *) &s->in6.sin6_addr,
                                                         v4 ? sizeof(struct in_addr) : sizeof(struct in6_addr));
                 if (r >= 0 && ex)
                         r = sd_bus_message_append(m, "qs", ntohs(v4 ? s->in.sin_port : s->in6.sin6_port), "");
@@ -236,6 +238,12 @@ static int watch_resolved(ResolvedLink *l) {
                                         RESOLVE1_NAME);
 }
 
+static int on_event_exit(sd_event_source *s, void *userdata) {
+        (void) s;
+        resolved_link_revert_now(userdata);
+        return 0;
+}
+
 static int open_bus(ResolvedLink *l, sd_event *event) {
         _cleanup_(sd_bus_flush_close_unrefp) sd_bus *bus = NULL;
         int r;
@@ -250,7 +258,13 @@ static int open_bus(ResolvedLink *l, sd_event *event) {
         if (r < 0)
                 return r;
         l->bus = TAKE_PTR(bus);
-        r = watch_resolved(l);
+        /* sd-bus closes the connection in an exit source of its own (at
+         * the bus's priority): ours must run first */
+        r = sd_event_add_exit(event, &l->exit_source, on_event_exit, l);
+        if (r >= 0)
+                r = sd_event_source_set_priority(l->exit_source, SD_EVENT_PRIORITY_IMPORTANT);
+        if (r >= 0)
+                r = watch_resolved(l);
         if (r < 0)
                 l->bus = sd_bus_flush_close_unref(l->bus);
         return r;
@@ -284,6 +298,7 @@ ResolvedLink *resolved_link_free(ResolvedLink *l) {
         if (!l)
                 return NULL;
         sd_bus_slot_unref(l->match);
+        sd_event_source_disable_unref(l->exit_source);
         if (l->bus) {
                 (void) sd_bus_detach_event(l->bus);
                 sd_bus_flush_close_unref(l->bus);
@@ -372,7 +387,7 @@ void resolved_link_clear(ResolvedLink *l) {
         free_wanted(l);
 }
 
-void resolved_link_revert_now(ResolvedLink *l, uint64_t timeout_usec) {
+void resolved_link_revert_now(ResolvedLink *l) {
         _cleanup_(sd_bus_message_unrefp) sd_bus_message *m = NULL;
         _cleanup_(sd_bus_error_free) sd_bus_error error = SD_BUS_ERROR_NULL;
         int r;
@@ -381,7 +396,7 @@ void resolved_link_revert_now(ResolvedLink *l, uint64_t timeout_usec) {
                 return;
         r = new_revert(l, &m);
         if (r >= 0)
-                r = sd_bus_call(l->bus, m, timeout_usec, &error, NULL);
+                r = sd_bus_call(l->bus, m, RESOLVED_LINK_REVERT_USEC, &error, NULL);
         if (r < 0)
                 log_debug_errno(r, "systemd-resolved: RevertLink failed: %s", strna(error.message));
         else

@@ -21,6 +21,7 @@
 #include <systemd/sd-event.h>
 
 #include "endpoint.h"
+#include "macro.h"
 
 typedef struct ResolvedLink ResolvedLink;
 
@@ -36,7 +37,10 @@ int resolved_link_set(ResolvedLink *l, int ifindex, const char *domain, const un
                       size_t n_servers);
 /* Withdraws it: RevertLink, asynchronous. */
 void resolved_link_clear(ResolvedLink *l);
-/* At shutdown, with no event loop left to run: RevertLink and wait for the
- * answer at most timeout_usec, so that resolved checks a caller that is
- * still connected. */
-void resolved_link_revert_now(ResolvedLink *l, uint64_t timeout_usec);
+/* At shutdown: RevertLink and wait for the answer at most
+ * RESOLVED_LINK_REVERT_USEC, so that resolved checks a caller that is still
+ * connected. Done by itself when the event loop exits (before sd-bus
+ * closes the connection there); for a meshd that stops without having run
+ * its loop. */
+#define RESOLVED_LINK_REVERT_USEC (2 * USEC_PER_SEC)
+void resolved_link_revert_now(ResolvedLink *l);
