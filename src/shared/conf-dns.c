@@ -49,7 +49,8 @@ static int dns_resolv_conf(MeshdConfig *c, const char *value, const char **ret_r
 }
 
 static int dns_resolved(MeshdConfig *c, const char *value, const char **ret_reason) {
-        int b = parse_boolean(value);
+        /* empty: back to the default, as every key */
+        int b = value[0] ? parse_boolean(value) : 1;
 
         if (b < 0) {
                 *ret_reason = "yes or no";
