@@ -4,11 +4,14 @@
 #include "dns-server.h"
 #include "log.h"
 #include "manager-private.h"
+#include "resolved-link.h"
 
 /* The node's mesh DNS server (issue 14): on its own mesh addresses, port
  * [DNS] Port=, names from the applied netmap (so it answers from the
  * cached netmap with the control server down), the rest forwarded to the
- * resolvers of [DNS] ResolvConf=, re-read whenever that file changes. */
+ * resolvers of [DNS] ResolvConf=, re-read whenever that file changes. With
+ * [DNS] Resolved=yes it is registered with systemd-resolved for the mesh
+ * domain on the mesh interface. */
 
 static int table_add_node(DnsNameTable *t, const NetmapNode *n) {
         return dns_name_table_add(t, n->name, &n->ipv4.in, n->has_ipv6 ? &n->ipv6.in6 : NULL);
@@ -78,6 +81,28 @@ static void manager_dns_watch_upstreams(Manager *m) {
                 log_warning_errno(r, "Failed to read the upstream resolvers from %s: %m", path);
 }
 
+/* systemd-resolved sends the mesh domain's queries to the server, on the
+ * mesh interface; the bus connection is made at the first registration. */
+static void manager_dns_register(Manager *m) {
+        int ifindex = m->wg ? wg_backend_get_ifindex(m->wg) : 0;
+        int r;
+
+        if (!m->config.dns_resolved || ifindex <= 0) {
+                resolved_link_clear(m->resolved);
+                return;
+        }
+        if (!m->resolved) {
+                r = resolved_link_new(m->event, &m->resolved);
+                if (r < 0) {
+                        log_warning_errno(r, "Failed to set up the systemd-resolved registration: %m");
+                        return;
+                }
+        }
+        r = resolved_link_set(m->resolved, ifindex, m->netmap->domain, m->dns_listen, m->n_dns_listen);
+        if (r < 0)
+                log_warning_errno(r, "Failed to register mesh DNS with systemd-resolved: %m");
+}
+
 void manager_dns_update(Manager *m) {
         union sockaddr_union listen[2];
         DnsNameTable *t = NULL;
@@ -104,6 +129,7 @@ void manager_dns_update(Manager *m) {
         if (!m->dns)
                 return;
 
+        manager_dns_register(m);
         r = dns_table_from_netmap(m->netmap, &t);
         if (r < 0)
                 log_warning_errno(r, "Failed to build the mesh DNS names, keeping the old ones: %m");
@@ -112,6 +138,7 @@ void manager_dns_update(Manager *m) {
 }
 
 void manager_dns_stop(Manager *m) {
+        resolved_link_clear(m->resolved);
         m->dns = dns_server_free(m->dns);
         m->n_dns_listen = 0;
 }

@@ -11,6 +11,7 @@
 #include "manager-private.h"
 #include "messages.h"
 #include "peer.h"
+#include "resolved-link.h"
 #include "strv.h"
 #include "varlink.h"
 
@@ -125,6 +126,7 @@ Manager *manager_free(Manager *m) {
 
         manager_free_wait_online(m);
         manager_dns_stop(m);
+        m->resolved = resolved_link_free(m->resolved);
         m->up_call = api_call_unref(m->up_call);
         m->cert_keeper = cert_keeper_free(m->cert_keeper);
         manager_drop_peers(m);
@@ -429,6 +431,9 @@ int manager_start(Manager *m) {
 void manager_stop(Manager *m) {
         bool keep = m->config.keep_interface;
 
+        /* while meshd is still on the bus for resolved to check: a kept
+         * interface would otherwise keep pointing resolved at a dead server */
+        resolved_link_revert_now(m->resolved);
         if (m->wg)
                 log_info("%s interface %s.", keep ? "Keeping" : "Removing", m->config.interface);
         manager_release_device(m, !keep);

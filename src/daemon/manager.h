@@ -93,6 +93,7 @@ typedef struct Manager {
         struct DnsServer *dns;              /* mesh DNS (manager-dns.c), NULL when off */
         union sockaddr_union dns_listen[2]; /* where it listens (or failed to) */
         size_t n_dns_listen;
+        struct ResolvedLink *resolved; /* its registration with systemd-resolved (resolved-link.h) */
 } Manager;
 
 int manager_new(const ManagerOptions *opts, Manager **ret);

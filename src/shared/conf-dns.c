@@ -48,10 +48,24 @@ static int dns_resolv_conf(MeshdConfig *c, const char *value, const char **ret_r
         return 0;
 }
 
+static int dns_resolved(MeshdConfig *c, const char *value, const char **ret_reason) {
+        /* empty: back to the default, as every key */
+        int b = value[0] ? parse_boolean(value) : 1;
+
+        if (b < 0) {
+                *ret_reason = "yes or no";
+                return -EINVAL;
+        }
+        c->dns_resolved = b;
+        return 0;
+}
+
 int conf_parse_dns_key(MeshdConfig *c, const char *name, const char *value, const char **ret_reason) {
         if (streq(name, "Port"))
                 return dns_port(c, value, ret_reason);
         if (streq(name, "ResolvConf"))
                 return dns_resolv_conf(c, value, ret_reason);
+        if (streq(name, "Resolved"))
+                return dns_resolved(c, value, ret_reason);
         return -ENOENT;
 }

@@ -168,6 +168,7 @@ void conf_init_defaults(MeshdConfig *c) {
                 .online_policy = ONLINE_POLICY_ANY,
                 .online_timeout_usec = MESHD_DEFAULT_ONLINE_TIMEOUT_USEC,
                 .dns_port = MESHD_DEFAULT_DNS_PORT,
+                .dns_resolved = true,
         };
 }
 

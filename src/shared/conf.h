@@ -44,6 +44,7 @@ typedef struct MeshdConfig {
         /* [DNS] (conf-dns.c) */
         uint16_t dns_port;     /* on the node's mesh addresses; 0: no mesh DNS server */
         char *dns_resolv_conf; /* where the upstream resolvers are read; NULL: MESHD_DEFAULT_RESOLV_CONF */
+        bool dns_resolved;     /* register the server with systemd-resolved (resolved-link.c) */
 } MeshdConfig;
 
 #define MESHD_DEFAULT_DNS_PORT 53

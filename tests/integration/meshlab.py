@@ -351,6 +351,10 @@ class Daemon:
         env["NOTIFY_SOCKET"] = str(self.notify.path)
         env.setdefault("MESHD_LOG_LEVEL", "debug")
         env.setdefault("MESHD_LOG_TIMESTAMPS", "1")
+        # never the host's system bus: a meshd in a test must not register
+        # its mesh DNS with the host's systemd-resolved (test_resolved.py
+        # gives it a bus of its own)
+        env["DBUS_SYSTEM_BUS_ADDRESS"] = "unix:path=/nonexistent/meshlab-no-system-bus"
         return env
 
     @property

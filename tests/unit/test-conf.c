@@ -259,6 +259,34 @@ static void test_dns_section(void **state) {
         check_error(f, "[DNS]\nListen=53\n", ":2: unknown key 'Listen' in section [DNS]");
 }
 
+/* [DNS] Resolved= (conf-dns.c): a boolean, default yes. */
+static void test_dns_resolved(void **state) {
+        static const struct {
+                const char *text;
+                bool resolved;
+        } cases[] = {
+                { "[Mesh]\n", true },
+                { "[DNS]\nResolved=no\n", false },
+                { "[DNS]\nResolved=false\nResolved=yes\n", true },
+                { "[DNS]\nPort=no\nResolved=0\n", false },
+                { "[DNS]\nResolved=no\nResolved=\n", true },
+        };
+        Fixture *f = *state;
+
+        for (size_t i = 0; i < ELEMENTSOF(cases); i++) {
+                _cleanup_free_ char *error = NULL;
+                MeshdConfig c;
+
+                write_file(f, cases[i].text);
+                conf_init_defaults(&c);
+                assert_int_equal(conf_load(f->path, &c, &error), 0);
+                assert_int_equal(c.dns_resolved, cases[i].resolved);
+                conf_done(&c);
+        }
+
+        check_error(f, "[DNS]\nResolved=maybe\n", ":2: invalid Resolved= value 'maybe': yes or no");
+}
+
 static void test_long_line(void **state) {
         Fixture *f = *state;
         char text[1024];
@@ -348,6 +376,7 @@ int main(void) {
                 cmocka_unit_test_setup_teardown(test_last_wins_and_empty_resets, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_errors, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_dns_section, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_dns_resolved, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_long_line, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_unchanged_on_error, setup, teardown),
                 cmocka_unit_test(test_timespan),

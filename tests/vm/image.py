@@ -30,7 +30,7 @@ import tempfile
 import time
 from pathlib import Path
 
-RECIPE_VERSION = "5"
+RECIPE_VERSION = "6"
 SUITE = "bookworm"
 MIRROR = "http://deb.debian.org/debian"
 IMAGE_SIZE = "2G"
@@ -53,6 +53,11 @@ PACKAGES = [
     "libpsl5", "publicsuffix",     # meshd: a mesh domain is no public suffix
     "libldns3",                    # mesh DNS (meshd and meshd-control)
     "libqrencode4", "libpng16-16", # meshd-control devices add --qr
+    # meshd registers its mesh DNS with systemd-resolved (issue 14): the
+    # resolver itself, drill (a DNS client that bypasses NSS) and
+    # dnsmasq (the "outside" DNS server the tests serve a zone with;
+    # dnsmasq-base has no unit, nothing starts it by itself)
+    "systemd-resolved", "ldnsutils", "dnsmasq-base",
 ]
 # systemd automount uses the kernel's autofs4 module: no autofs package.
 

@@ -274,6 +274,121 @@ def test_restart_keeps_nfs_mounts(client):
         assert findmnt(client, f"/mnt/{letter}")
 
 
+# ---------------------------------------- systemd-resolved (issue 14)
+#
+# Every VM of the image runs systemd-resolved (/etc/resolv.conf is its stub,
+# nsswitch.conf stays "files [mesh] dns": the mesh NSS module answers first,
+# and whatever reaches "dns" goes through the stub to resolved). Here the
+# client's resolved gets a global DNS server, a dnsmasq on the nas's LAN
+# address serving the zone outside.test: names outside the mesh must keep
+# resolving through it, with and without meshd.
+
+OUTSIDE_DNS = "192.168.77.1"
+OUTSIDE_NAME, OUTSIDE_ADDR = "www.outside.test", "192.0.2.80"
+# in /run: gone at the peer-down boot below, which has no nas to ask
+RESOLVED_CONF = "/run/systemd/resolved.conf.d/outside.conf"
+
+
+def resolvectl_status(vm, ifname) -> str:
+    r = vm.sh(f"resolvectl status {ifname}")
+    assert r.returncode == 0, r.stdout + r.stderr
+    return r.stdout
+
+
+def link_dns_registered(vm, ifname, server, domain="mesh.internal") -> bool:
+    out = resolvectl_status(vm, ifname)
+    return (re.search(rf"DNS Servers:.*\b{re.escape(server)}\b", out) is not None
+            and f"~{domain}" in out)
+
+
+def wait_for(pred, timeout, step=0.5):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if pred():
+            return True
+        time.sleep(step)
+    return pred()
+
+
+def drill(vm, name, qtype="A"):
+    """A DNS query that does not use NSS: drill (ldns) to resolved's stub."""
+    r = vm.sh(f"drill @127.0.0.53 {name} {qtype}")
+    answers = re.findall(rf"^{re.escape(name)}\.\s+\d+\s+IN\s+{qtype}\s+(\S+)$", r.stdout, re.M)
+    return r, answers
+
+
+@pytest.fixture(scope="module")
+def resolved(client, nas):
+    """The outside DNS server on the nas (a transient unit), the client's
+    resolved pointed at it (a restart: meshd, running before, must register
+    again). Both go with the next boot of the VMs."""
+    r = nas.vm.sh("systemd-run --unit=outside-dns dnsmasq --keep-in-foreground --no-resolv --no-hosts "
+                  f"--bind-interfaces --listen-address={OUTSIDE_DNS} "
+                  f"--address=/outside.test/{OUTSIDE_ADDR}")
+    assert r.returncode == 0, r.stdout + r.stderr
+    client.sh(f"mkdir -p {RESOLVED_CONF.rsplit('/', 1)[0]} && "
+              f"printf '[Resolve]\\nDNS={OUTSIDE_DNS}\\n' > {RESOLVED_CONF}", check=True)
+    t = time.monotonic()
+    client.sh("systemctl restart systemd-resolved", check=True)
+    st = status(client)["self"]
+    ifname, me = st["interface"], st["ipv4"]
+    ok = wait_for(lambda: link_dns_registered(client, ifname, me), 20)
+    lab_log = f"meshd registered again {time.monotonic() - t:.1f} s after resolved restarted"
+    assert ok, lab_log + " (not)\n" + resolvectl_status(client, ifname) + client.journal_text("-u meshd")
+    print(f"\n[vm] {lab_log}")
+    return st
+
+
+def test_resolved_link_has_mesh_dns_and_routing_domain(client, resolved):
+    out = resolvectl_status(client, resolved["interface"])
+    assert re.search(rf"DNS Servers:.*\b{re.escape(resolved['ipv4'])}\b", out), out
+    if resolved.get("ipv6"):
+        assert resolved["ipv6"] in out, out
+    assert "DNS Domain: ~mesh.internal" in out, out
+    # routing-only: never the default route for other names
+    assert "-DefaultRoute" in out, out
+    # registered at boot, and again after resolved's restart, without errors
+    log = client.journal_text("-u meshd")
+    assert log.count("Registered mesh DNS with systemd-resolved") >= 2, log
+    assert "systemd-resolved refused" not in log, log
+
+
+def test_resolvectl_query_resolves_mesh_names(client, nas, resolved):
+    r = client.sh("resolvectl query --cache=no nas.mesh.internal")
+    assert r.returncode == 0 and nas.ipv4 in r.stdout, r.stdout + r.stderr
+    assert re.search(rf"link: {re.escape(resolved['interface'])}\b", r.stdout), r.stdout
+
+
+def test_program_without_nss_resolves_mesh_and_outside_names(client, nas, resolved):
+    r, answers = drill(client, "nas.mesh.internal")
+    assert answers == [nas.ipv4], r.stdout + r.stderr
+    r, answers = drill(client, OUTSIDE_NAME)
+    assert answers == [OUTSIDE_ADDR], r.stdout + r.stderr
+
+
+def test_stopping_meshd_reverts_the_link(client, nas, resolved):
+    ifname = resolved["interface"]
+    client.sh("systemctl stop meshd", check=True)
+    try:
+        # KeepInterface=yes: the link stays, its DNS settings must not
+        out = resolvectl_status(client, ifname)
+        assert "DNS Servers" not in out and "mesh.internal" not in out, out
+        assert "Withdrew mesh DNS from systemd-resolved" in client.journal_text("-u meshd")
+        client.sh("resolvectl flush-caches", check=True)
+        r = client.sh(f"resolvectl query --cache=no {OUTSIDE_NAME}")
+        assert r.returncode == 0 and OUTSIDE_ADDR in r.stdout, r.stdout + r.stderr
+        r, answers = drill(client, OUTSIDE_NAME)
+        assert answers == [OUTSIDE_ADDR], r.stdout + r.stderr
+    finally:
+        client.sh("systemctl start meshd", check=True)
+    t = time.monotonic()
+    assert wait_for(lambda: link_dns_registered(client, ifname, resolved["ipv4"]), 30), \
+        resolvectl_status(client, ifname) + client.journal_text("-u meshd", lines=60)
+    print(f"\n[vm] registered {time.monotonic() - t:.1f} s after systemctl start meshd")
+    r, answers = drill(client, "nas.mesh.internal")
+    assert answers == [nas.ipv4], r.stdout + r.stderr
+
+
 # --------------------------------------------------------- peer down
 
 @pytest.fixture(scope="module")
