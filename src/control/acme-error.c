@@ -3,6 +3,7 @@
  * in one of its lines. Pure, so the unit test feeds it lego's words. */
 #include <stdio.h>
 #include <string.h>
+#include <time.h>
 
 #include "acme.h"
 
@@ -79,4 +80,49 @@ void acme_error_summary(const char *output, char *buf, size_t size) {
                         memcpy(last, line, sizeof(last));
         }
         snprintf(buf, size, "the ACME client failed: %s", last[0] ? skip_stamp(last) : "(no output)");
+}
+
+/* Let's Encrypt (Boulder) writes when a limit lifts into the problem's
+ * detail: "... retry after 2026-02-04 15:12:13 UTC: see ...". lego 4.9
+ * drops the Retry-After header of a 429 and prints only the detail, so the
+ * detail is where the CA's wish reaches us. */
+static bool parse_retry_after(const char *s, uint64_t *ret) {
+        struct tm tm = {};
+        int n = 0;
+        time_t t;
+
+        if (sscanf(s, "%4d-%2d-%2d %2d:%2d:%2d UTC%n", &tm.tm_year, &tm.tm_mon, &tm.tm_mday, &tm.tm_hour,
+                   &tm.tm_min, &tm.tm_sec, &n) != 6 ||
+            n == 0)
+                return false;
+        if (tm.tm_year < 1970 || tm.tm_year > 9999 || tm.tm_mon < 1 || tm.tm_mon > 12 || tm.tm_mday < 1 ||
+            tm.tm_mday > 31 || tm.tm_hour > 23 || tm.tm_min > 59 || tm.tm_sec > 60)
+                return false;
+        tm.tm_year -= 1900;
+        tm.tm_mon -= 1;
+        t = timegm(&tm);
+        if (t < 0)
+                return false;
+        *ret = (uint64_t) t;
+        return true;
+}
+
+uint64_t acme_error_retry_after(const char *output, uint64_t now_sec) {
+        uint64_t until = 0, at;
+
+        for (const char *p = output; p && *p; p = strchr(p, '\n') ? strchr(p, '\n') + 1 : NULL) {
+                char line[400];
+                const char *r;
+
+                copy_line(p, line, sizeof(line));
+                if (!strstr(line, "error:rateLimited") && !strstr(line, "429 ::"))
+                        continue;
+                for (r = strstr(line, "retry after "); r; r = strstr(r + 1, "retry after "))
+                        if (parse_retry_after(r + strlen("retry after "), &at))
+                                until = MAX(until, at);
+        }
+        if (until <= now_sec)
+                return 0;
+        /* a CA (or whatever answers in its name) cannot park a node for years */
+        return MIN(until - now_sec, (uint64_t) ACME_RETRY_AFTER_MAX_SEC);
 }

@@ -111,18 +111,25 @@ uint64_t acme_retry_delay(uint64_t min_sec, unsigned failures) {
 
 /* ---- results ------------------------------------------------------------------------------ */
 
-static void job_failed(AcmeIssuer *a, AcmeJob *j, const char *cause) {
+/* ca_wait_sec: how long the CA's rate limit asked us to wait; a retry
+ * sooner would only be refused again (and counts against the account). */
+static void job_failed_after(AcmeIssuer *a, AcmeJob *j, const char *cause, uint64_t ca_wait_sec) {
         uint64_t delay;
 
         j->state = JOB_FAILED;
         j->failures++;
-        delay = acme_retry_delay(a->retry_min_sec, j->failures);
+        delay = MAX(acme_retry_delay(a->retry_min_sec, j->failures), ca_wait_sec);
         j->retry_at_sec = (uint64_t) time(NULL) + delay;
         snprintf(j->error, sizeof(j->error), "%s", cause);
         log_peer_error(j->node,
                        "ACME order for %s (node %s) failed: %s. The node keeps its certificate; next try "
-                       "in %" PRIu64 " s at the earliest (failure %u).",
-                       j->name, j->node, j->error, delay, j->failures);
+                       "in %" PRIu64 " s at the earliest%s (failure %u).",
+                       j->name, j->node, j->error, delay,
+                       delay == ca_wait_sec ? ", as the CA asked" : "", j->failures);
+}
+
+static void job_failed(AcmeIssuer *a, AcmeJob *j, const char *cause) {
+        job_failed_after(a, j, cause, 0);
 }
 
 /* lego names the file after the certificate's first name, '*' as '_'. */
@@ -204,7 +211,8 @@ void acme_child_done(AcmeIssuer *a, int code, int status) {
                         if (code != CLD_EXITED && strlen(cause) < 300)
                                 snprintf(cause + strlen(cause), sizeof(cause) - strlen(cause),
                                          " (killed by signal %i)", status);
-                        job_failed(a, j, cause);
+                        job_failed_after(a, j, cause,
+                                         acme_error_retry_after(a->output ?: "", (uint64_t) time(NULL)));
                 }
         }
         free(a->output);

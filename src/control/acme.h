@@ -21,6 +21,9 @@
 #define ACME_PROGRAM_DEFAULT "lego"
 #define ACME_RETRY_MIN_DEFAULT_SEC 60
 #define ACME_RETRY_MAX_SEC (6 * 3600)
+/* the longest wait a CA's rate limit may ask for: Let's Encrypt's longest
+ * window is a week */
+#define ACME_RETRY_AFTER_MAX_SEC (8 * 24 * 3600)
 /* an order that takes longer is killed: lego's own timeouts are shorter */
 #define ACME_TIMEOUT_SEC 300
 #define ACME_JOBS_MAX 4096
@@ -57,6 +60,10 @@ int acme_tsig_load(const char *path, AcmeTsig *ret, char *error, size_t error_si
  * limit, order refused by the CA, CA unreachable) and lego's own words,
  * printable and bounded, from the output of a failed run. */
 void acme_error_summary(const char *output, char *buf, size_t size);
+/* Seconds from now_sec until the time a rate-limit line of the output says
+ * to retry after ("retry after 2026-02-04 15:12:13 UTC", as Let's Encrypt
+ * writes it), at most ACME_RETRY_AFTER_MAX_SEC; 0 when none, or past. */
+uint64_t acme_error_retry_after(const char *output, uint64_t now_sec);
 
 /* ---- acme.c: orders ---- */
 
