@@ -45,7 +45,8 @@ static void copy_line(const char *p, char *buf, size_t size) {
         buf[n] = 0;
 }
 
-/* Lego prefixes a line with "2026/12/03 13:47:55 [INFO] ": not the cause. */
+/* Lego prefixes a line with "2026/12/03 13:47:55 [INFO] ", or indents it
+ * with a tab: not the cause. */
 static const char *skip_stamp(const char *line) {
         const char *b = strstr(line, "] ");
 
@@ -53,7 +54,7 @@ static const char *skip_stamp(const char *line) {
                 return b + 2;
         if (strlen(line) > 20 && line[4] == '/' && line[7] == '/' && line[13] == ':')
                 return line + 20;
-        return line;
+        return line + strspn(line, " ");
 }
 
 void acme_error_summary(const char *output, char *buf, size_t size) {

@@ -124,8 +124,8 @@ static void job_failed_after(AcmeIssuer *a, AcmeJob *j, const char *cause, uint6
         log_peer_error(j->node,
                        "ACME order for %s (node %s) failed: %s. The node keeps its certificate; next try "
                        "in %" PRIu64 " s at the earliest%s (failure %u).",
-                       j->name, j->node, j->error, delay,
-                       delay == ca_wait_sec ? ", as the CA asked" : "", j->failures);
+                       j->name, j->node, j->error, delay, delay == ca_wait_sec ? ", as the CA asked" : "",
+                       j->failures);
 }
 
 static void job_failed(AcmeIssuer *a, AcmeJob *j, const char *cause) {

@@ -17,13 +17,18 @@ TSIG key allowed to update it). meshd-control serves with
   dead DNS server) each give one clear journal line on the control server
   naming the cause, the node keeps its certificate, and the server retries
   with a doubling wait.
+- The CA's rate limit (a proxy in front of pebble answers newOrder with
+  429 rateLimited): one clear line, the node keeps and serves its
+  certificate, the server retries after a doubling wait and at the earliest
+  when the problem's "retry after TIME UTC" says, and renews once the CA
+  lets orders through.
 - A CSR for a name the node does not own is refused as with the mesh CA; a
   CSR with the node's own addresses is answered "pending, ask for NAME
   alone".
 
 Timings (2 cores, shared, release build): the happy path ~12 s, the
-failures ~40 s (three failures, each waited out twice), the refusals ~3 s,
-wildcard mode ~11 s.
+failures ~40 s (three failures, each waited out twice), the rate limit
+~31 s, the refusals ~3 s, wildcard mode ~11 s.
 """
 
 import json
@@ -42,7 +47,7 @@ from test_cert import HTTPS_PORT, BODY, VARLINK_CALL, serial, start_tls_server
 from test_hub import api, register
 
 DOMAIN = "mesh.example.test"
-PEBBLE_PORT, PEBBLE_MGMT_PORT = 14000, 15000
+PEBBLE_PORT, PEBBLE_MGMT_PORT, PROXY_PORT = 14000, 15000, 14443
 DNS_PORT = 53
 RETRY = 2          # --acme-retry: the server's first wait after a failure
 
@@ -158,8 +163,8 @@ log:
         cp = self.dig("AXFR", DOMAIN)
         return [line for line in cp.stdout.splitlines() if "_acme-challenge" in line]
 
-    def acme_args(self, tsig=None):
-        return ["--cert-issuer=acme", f"--acme-directory=https://{self.address}:{PEBBLE_PORT}/dir",
+    def acme_args(self, tsig=None, port=PEBBLE_PORT):
+        return ["--cert-issuer=acme", f"--acme-directory=https://{self.address}:{port}/dir",
                 "--acme-email=admin@example.test", f"--acme-ca-bundle={self.https_cert}",
                 f"--dns-update-server={self.address}:{DNS_PORT}", f"--dns-update-tsig={tsig or self.tsig}",
                 f"--acme-retry={RETRY}s"]
@@ -393,3 +398,183 @@ def test_acme_wildcard_mode(lab, acme):
                       certs / "cert.pem"], check=False)
     assert cp.returncode == 0, f"openssl verify: {cp.stdout}{cp.stderr}"
     assert infra.challenge_records() == []
+
+
+# An HTTPS proxy in front of pebble (which cannot simulate a rate limit):
+# passes everything through, but answers newOrder with 429 and an RFC 8555
+# problem document as long as the control file's "refuse" count is > 0.
+# Host goes through unchanged, so pebble builds its URLs (JWS "url", "kid")
+# for the proxy; any URL of pebble's own address left in the directory,
+# other bodies, Location or Link is rewritten to the proxy all the same.
+RATE_LIMIT_PROXY = r"""
+import http.client, http.server, json, os, ssl, sys, time
+listen, port, upstream, cert, key, control, log = sys.argv[1:8]
+mine, theirs = f"https://{listen}:{port}".encode(), f"https://{upstream}".encode()
+new_order = ["/order-plz"]
+
+def policy():
+    with open(control) as f:
+        return json.load(f)
+
+class Proxy(http.server.BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+
+    def log_message(self, *args):
+        pass
+
+    def refuse(self, p):
+        p["refuse"] -= 1
+        with open(control + ".new", "w") as f:
+            json.dump(p, f)
+        os.replace(control + ".new", control)
+        body = json.dumps({"type": "urn:ietf:params:acme:error:rateLimited", "status": 429,
+                           "detail": p["detail"]}).encode()
+        self.send_response(429)
+        self.send_header("Content-Type", "application/problem+json")
+        self.send_header("Retry-After", str(p.get("retry_after", 3600)))
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def forward(self):
+        body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+        if self.command == "POST" and self.path in new_order:
+            p = policy()
+            with open(log, "a") as f:
+                f.write(f"{time.time():.3f} {'refused' if p['refuse'] > 0 else 'passed'}\n")
+            if p["refuse"] > 0:
+                return self.refuse(p)
+        ctx = ssl.create_default_context(cafile=cert)
+        conn = http.client.HTTPSConnection(upstream, context=ctx, timeout=30)
+        headers = {k: v for k, v in self.headers.items() if k.lower() not in ("connection", "content-length", "accept-encoding")}
+        conn.request(self.command, self.path, body=body if self.command == "POST" else None, headers=headers)
+        r = conn.getresponse()
+        data = r.read().replace(theirs, mine)
+        if self.path.endswith("/dir"):
+            new_order[:] = [json.loads(data)["newOrder"].split(port, 1)[1]]
+        self.send_response(r.status)
+        for k, v in r.getheaders():
+            if k.lower() not in ("connection", "content-length", "transfer-encoding"):
+                self.send_header(k, v.replace(theirs.decode(), mine.decode()))
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        if self.command != "HEAD":
+            self.wfile.write(data)
+        conn.close()
+
+    do_GET = do_POST = do_HEAD = forward
+
+server = http.server.ThreadingHTTPServer((listen, int(port)), Proxy)
+ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+ctx.load_cert_chain(cert, key)
+server.socket = ctx.wrap_socket(server.socket, server_side=True)
+server.serve_forever()
+"""
+
+
+class RateLimitProxy:
+    def __init__(self, infra):
+        self.infra, d = infra, infra.dir
+        self.control, self.log = d / "proxy-policy.json", d / "proxy-orders.log"
+        self.set(0)
+        self.log.write_text("")
+        (d / "proxy.py").write_text(RATE_LIMIT_PROXY)
+        # pebble's HTTPS certificate names the control address: lego trusts
+        # the proxy through the same --acme-ca-bundle
+        self.proc = infra.ns.popen([meshlab.PYTHON, d / "proxy.py", infra.address, str(PROXY_PORT),
+                                    f"{infra.address}:{PEBBLE_PORT}", infra.https_cert, infra.https_key,
+                                    self.control, self.log], log=d / "proxy.err")
+        wait_until(lambda: infra.curl(f"https://{infra.address}:{PROXY_PORT}/dir").returncode == 0, 15,
+                   what="the proxy's directory")
+
+    def set(self, refuse, detail="", retry_after=3600):
+        self.control.write_text(json.dumps({"refuse": refuse, "detail": detail, "retry_after": retry_after}))
+
+    def orders(self) -> list[tuple[float, str]]:
+        return [(float(t), what) for t, what in (line.split() for line in self.log.read_text().splitlines())]
+
+    def stop(self):
+        self.proc.terminate()
+        self.proc.wait(10)
+
+
+def served_serial(node, tmp: Path) -> str:
+    """The serial of the certificate meshd serves (GetCertificate)."""
+    cp = node.exec(meshlab.PYTHON, "-c", VARLINK_CALL, node.socket, "io.meshd.GetCertificate")
+    pem = json.loads(cp.stdout)["parameters"]["certificate"]
+    tmp.write_text(pem)
+    return serial(tmp)
+
+
+def wait_renewed(node, before: str, timeout: float) -> str:
+    return wait_until(lambda: (lambda s: s if s != before else None)(node_cert_serial(node)), timeout,
+                      what="the renewal once the CA lets orders through")
+
+
+def test_acme_rate_limit_keeps_the_old_certificate(lab, acme):
+    """The CA answers newOrder with 429 rateLimited (a proxy in front of
+    pebble): one clear journal line, the node keeps (and serves) its
+    certificate, the server retries after RETRY s, then 2·RETRY s, and the
+    renewal succeeds once the CA lets orders through. A 'retry after TIME
+    UTC' in the problem (as Let's Encrypt writes it) is honoured even when
+    longer than our own backoff; lego ignores the Retry-After header (one
+    newOrder per run, never retried)."""
+    infra, control = acme
+    proxy = RateLimitProxy(infra)
+    try:
+        rate_limit_through(lab, infra, control, proxy)
+    finally:
+        proxy.stop()
+
+
+def rate_limit_through(lab, infra, control, proxy):
+    restart_control(control, infra.acme_args(port=PROXY_PORT))
+    n1 = lab.add_node("n1", authkey=control.authkey(reusable=True))
+    n1.start()
+    n1.wait_ready(30)
+    cp, _ = get_cert(n1)
+    assert cp.returncode == 0, f"meshctl cert through the proxy: {cp.stdout}{cp.stderr}\n{control.log_tail()}"
+    assert proxy.orders() and proxy.orders()[-1][1] == "passed", proxy.orders()
+    first = node_cert_serial(n1)
+    tmp = lab.dir / "served.pem"
+    assert served_serial(n1, tmp) == first
+
+    # two orders refused, a generic detail: our own backoff, RETRY s then 2·RETRY s
+    proxy.set(2, "too many new orders recently")
+    since = len(control.log.read_text(errors="replace"))
+    n_orders = len(proxy.orders())
+    t0 = time.monotonic()
+    expect_failure(control, n1, "rate limit was hit", since)
+    line = failure_lines(control, since)[0]
+    print(line)
+    assert "rateLimited" in line and "too many new orders recently" in line, line
+    assert served_serial(n1, tmp) == first
+    second = wait_renewed(n1, first, 30)
+    print(f"rate limit twice, then renewed in {time.monotonic() - t0:.1f} s")
+    assert served_serial(n1, tmp) == second
+    # one newOrder per lego run: lego does not retry a 429 itself
+    orders = proxy.orders()[n_orders:]
+    assert [what for _, what in orders] == ["refused", "refused", "passed"], orders
+    # measured at the CA: no order before the backoff (whole seconds: -1)
+    assert orders[1][0] - orders[0][0] >= RETRY - 1, orders
+    assert orders[2][0] - orders[1][0] >= 2 * RETRY - 1, orders
+
+    # the CA asks for a longer wait than ours, in its detail
+    wait = 4 * RETRY
+    until = time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(time.time() + wait))
+    proxy.set(1, f"too many certificates already issued, retry after {until} UTC: see https://ca/rate-limits",
+              retry_after=wait)
+    since = len(control.log.read_text(errors="replace"))
+    n_orders = len(proxy.orders())
+    cp, _ = get_cert(n1, "--renew")
+    assert cp.returncode != 0 and "rate limit was hit" in cp.stderr, f"{cp.stdout}{cp.stderr}"
+    lines = failure_lines(control, since)
+    print(lines[0])
+    m = re.search(r"next try in (\d+) s at the earliest, as the CA asked \(failure 1\)", lines[0])
+    assert m and wait - 2 <= int(m.group(1)) <= wait, lines
+    assert node_cert_serial(n1) == second and served_serial(n1, tmp) == second
+    third = wait_renewed(n1, second, 30)
+    assert served_serial(n1, tmp) == third
+    orders = proxy.orders()[n_orders:]
+    assert [what for _, what in orders] == ["refused", "passed"], orders
+    assert orders[1][0] - orders[0][0] >= wait - 2, orders

@@ -110,6 +110,7 @@ static void test_error_summary(void **state) {
                         fail_msg("case %zu: '%s' lacks '%s' or '%s'", i, buf, cases[i].cause, cases[i].detail);
                 assert_null(strchr(buf, '\n'));
                 assert_null(strstr(buf, "2026/12/03"));
+                assert_null(strstr(buf, ":  "));
         }
         /* bounded, printable */
         char big[4000];
@@ -133,10 +134,11 @@ static void test_retry_delay(void **state) {
 static void test_error_retry_after(void **state) {
         /* 2026-12-03 14:00:00 UTC */
         const uint64_t now = 1796306400;
-        const char *le = "Could not obtain certificates:\n\tacme: error: 429 :: POST :: https://ca/new-order :: "
-                         "urn:ietf:params:acme:error:rateLimited :: too many certificates (5) already issued "
-                         "for this exact set of identifiers in the last 168h0m0s, retry after 2026-12-03 "
-                         "15:00:00 UTC: see https://letsencrypt.org/docs/rate-limits/\n";
+        const char *le =
+                "Could not obtain certificates:\n\tacme: error: 429 :: POST :: https://ca/new-order :: "
+                "urn:ietf:params:acme:error:rateLimited :: too many certificates (5) already issued "
+                "for this exact set of identifiers in the last 168h0m0s, retry after 2026-12-03 "
+                "15:00:00 UTC: see https://letsencrypt.org/docs/rate-limits/\n";
 
         assert_int_equal(acme_error_retry_after(le, now), 3600);
         /* later than our own backoff's cap: still honoured */
@@ -154,12 +156,15 @@ static void test_error_retry_after(void **state) {
                          0);
         assert_int_equal(acme_error_retry_after("", now), 0);
         /* a hostile date: bounded, or refused */
-        assert_int_equal(acme_error_retry_after("error:rateLimited :: retry after 9999-12-31 23:59:59 UTC\n", now),
+        assert_int_equal(acme_error_retry_after("error:rateLimited :: retry after 9999-12-31 23:59:59 UTC\n",
+                                                now),
                          ACME_RETRY_AFTER_MAX_SEC);
-        assert_int_equal(acme_error_retry_after("error:rateLimited :: retry after 2026-13-03 15:00:00 UTC\n", now),
+        assert_int_equal(acme_error_retry_after("error:rateLimited :: retry after 2026-13-03 15:00:00 UTC\n",
+                                                now),
                          0);
         assert_int_equal(acme_error_retry_after("error:rateLimited :: retry after 2026-12-03 15:00\n", now), 0);
-        assert_int_equal(acme_error_retry_after("error:rateLimited :: retry after -2026-12-03 15:00:00 UTC\n", now),
+        assert_int_equal(acme_error_retry_after("error:rateLimited :: retry after -2026-12-03 15:00:00 UTC\n",
+                                                now),
                          0);
         /* the latest of several */
         assert_int_equal(acme_error_retry_after("error:rateLimited :: retry after 2026-12-03 14:10:00 UTC\n"
@@ -192,7 +197,8 @@ int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_tsig_bind_and_knot), cmocka_unit_test(test_tsig_bad),
                 cmocka_unit_test(test_tsig_file_mode),     cmocka_unit_test(test_error_summary),
-                cmocka_unit_test(test_retry_delay), cmocka_unit_test(test_error_retry_after),        cmocka_unit_test(test_split_bundle),
+                cmocka_unit_test(test_retry_delay),        cmocka_unit_test(test_error_retry_after),
+                cmocka_unit_test(test_split_bundle),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }
