@@ -446,7 +446,8 @@ class Proxy(http.server.BaseHTTPRequestHandler):
                 return self.refuse(p)
         ctx = ssl.create_default_context(cafile=cert)
         conn = http.client.HTTPSConnection(upstream, context=ctx, timeout=30)
-        headers = {k: v for k, v in self.headers.items() if k.lower() not in ("connection", "content-length", "accept-encoding")}
+        headers = {k: v for k, v in self.headers.items()
+                   if k.lower() not in ("connection", "content-length", "accept-encoding")}
         conn.request(self.command, self.path, body=body if self.command == "POST" else None, headers=headers)
         r = conn.getresponse()
         data = r.read().replace(theirs, mine)
