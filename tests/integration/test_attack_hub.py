@@ -261,6 +261,9 @@ def test_attack_hub_widened_allowed_ips_reach_only_members(lab):
     wait_until(lambda: v4["charlie"] not in stateless(control.ns, "set", "inet", table, "members4"), 20,
                what="charlie's address gone from members4")
     assert "reloaded" not in control.log.read_text()
+    # alpha and charlie talk directly: the hub's set follows the database
+    # at once (hub-watch.c), alpha's netmap at its next poll
+    wait_until(lambda: all(p["name"] != "charlie" for p in alpha.peers()), 10, what="charlie gone from alpha's peers")
     assert alpha.ping(v4["charlie"], count=1, wait=1).returncode != 0
 
     # a clean stop removes our table and nothing else
