@@ -7,6 +7,7 @@
 #include <sys/socket.h>
 
 #include "dns-label.h"
+#include "msg-routes.h"
 #include "netmap.h"
 #include "strv.h"
 
@@ -14,6 +15,17 @@ static void netmap_node_done(NetmapNode *n) {
         free(n->name);
         n->name = NULL;
         n->endpoints = strv_free(n->endpoints);
+        n->routes = mfree(n->routes);
+        n->n_routes = 0;
+}
+
+static bool node_routes_equal(const NetmapNode *a, const NetmapNode *b) {
+        if (a->n_routes != b->n_routes)
+                return false;
+        for (size_t i = 0; i < a->n_routes; i++)
+                if (!route_prefix_equal(&a->routes[i], &b->routes[i]))
+                        return false;
+        return true;
 }
 
 Netmap *netmap_free(Netmap *m) {
@@ -144,7 +156,7 @@ bool netmap_node_equal(const NetmapNode *a, const NetmapNode *b) {
 
         return streq_ptr(a->name, b->name) && key_equal(&a->public_key, &b->public_key) &&
                node_addresses_equal(a, b) && strv_equal(a->endpoints, b->endpoints) && a->relay == b->relay &&
-               a->relay_port == b->relay_port;
+               a->relay_port == b->relay_port && node_routes_equal(a, b);
 }
 
 /* Devices come sorted by the server's node id, so the same set is the same

@@ -25,6 +25,10 @@ typedef struct NetmapNode {
         char **endpoints;    /* strv of "ip:port", each valid for endpoint_parse() */
         bool relay;          /* reach this peer through the hub */
         uint16_t relay_port; /* hub only: the TLS relay's own port on the control host, 0: none */
+        /* self and peers: the node's approved subnet routes ("routes",
+         * msg-routes.h: valid, routable, at most ROUTES_MSG_MAX, none twice) */
+        InAddrPrefix *routes;
+        size_t n_routes;
 } NetmapNode;
 
 typedef struct Netmap {
