@@ -35,6 +35,12 @@ int manager_write_hosts(Manager *m);
 void manager_drop_mesh_candidates(Manager *m, char **candidates);
 void manager_post_endpoints(Manager *m);
 
+/* manager-routes.c: subnet routes advertised and accepted */
+int manager_routes_load(Manager *m);
+void manager_routes_done(Manager *m);
+void manager_post_routes(Manager *m);
+void manager_sync_routes(Manager *m);
+
 /* manager-trust.c: which netmaps this node accepts */
 int manager_check_join_netmap(Manager *m, const Netmap *nm, const char *url, char **ret_error);
 bool manager_netmap_trusted(Manager *m, const Netmap *nm, const char *what);
