@@ -239,10 +239,13 @@ static int method_up(ApiCall *call, const cJSON *params, void *userdata) {
                 return r;
         if (r < 0)
                 return api_call_reply_errorf(call, "io.meshd.InvalidParameter", "%s", error);
-        r = manager_set_route_prefs(m, &prefs);
+        error[0] = 0;
+        r = manager_set_route_prefs(m, &prefs, error, sizeof(error));
+        if (r == -ENOMEM)
+                return r;
         if (r < 0)
-                return api_call_reply_errorf(call, "io.meshd.InvalidParameter", "route settings not saved: %s",
-                                             strerror(-r));
+                return api_call_reply_errorf(call, "io.meshd.InvalidParameter", "%s",
+                                             error[0] ? error : strerror(-r));
         /* only settings, before joining: kept for the join */
         if (!m->joined && !server && !authkey &&
             (prefs.has_advertise || prefs.has_advertise_exit_node || prefs.has_accept || prefs.has_exit_node))

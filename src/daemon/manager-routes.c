@@ -180,12 +180,19 @@ static bool route_wanted(Manager *m, const InAddrPrefix *p, size_t i, const InAd
                          const WantedRoute *w, size_t n_w, char ***refused) {
         char a[ROUTE_PREFIX_STRLEN], b[ROUTE_PREFIX_STRLEN];
 
+        const InAddrPrefix *net = NULL;
+
+        /* named by the widest network it overlaps: the LAN, not an address on it */
         for (size_t j = 0; j < n_conn; j++)
-                if (route_prefix_overlaps(p, &conn[j])) {
-                        log_refusal(m, refused, strna(route_prefix_format(p, a, sizeof(a))), m->peers[i]->name,
-                                    strna(route_prefix_format(&conn[j], b, sizeof(b))));
-                        return false;
-                }
+                if (route_prefix_overlaps(p, &conn[j]) && (!net || conn[j].prefixlen < net->prefixlen))
+                        net = &conn[j];
+        if (net) {
+                InAddrPrefix network = route_prefix_network(net);
+
+                log_refusal(m, refused, strna(route_prefix_format(p, a, sizeof(a))), m->peers[i]->name,
+                            strna(route_prefix_format(&network, b, sizeof(b))));
+                return false;
+        }
         /* the same prefix from two peers: the first in the netmap (the
          * lower node id at the control server) carries it */
         for (size_t j = 0; j < n_w; j++)
@@ -352,17 +359,45 @@ void manager_sync_routes(Manager *m) {
         m->routes_refused = TAKE_PTR(refused);
 }
 
-int manager_set_route_prefs(Manager *m, const RoutePrefs *p) {
+/* The mesh's ranges are known once joined: an advertised prefix inside
+ * them would hijack members' addresses (the server refuses it too). */
+static int check_advertise(Manager *m, const RoutePrefs *p, char *error, size_t error_size) {
+        char a[ROUTE_PREFIX_STRLEN];
+
+        if (!p->has_advertise || !m->netmap)
+                return 0;
+        InAddrPrefix mesh[2] = {
+                { .family = AF_INET, .address = m->netmap->ipv4_range, .prefixlen = m->netmap->ipv4_prefixlen },
+                { .family = AF_INET6, .address = m->netmap->ipv6_range, .prefixlen = m->netmap->ipv6_prefixlen },
+        };
+        for (size_t i = 0; i < p->s.n_advertise; i++) {
+                const char *why = route_prefix_unroutable_reason(&p->s.advertise[i], mesh,
+                                                                 m->netmap->has_ipv6_range ? 2 : 1);
+                if (why) {
+                        snprintf(error, error_size, "advertise_routes: %s: %s",
+                                 strna(route_prefix_format(&p->s.advertise[i], a, sizeof(a))), why);
+                        return -EINVAL;
+                }
+        }
+        return 0;
+}
+
+int manager_set_route_prefs(Manager *m, const RoutePrefs *p, char *error, size_t error_size) {
         int r;
 
         if (!p->has_advertise && !p->has_advertise_exit_node && !p->has_accept && !p->has_exit_node)
                 return 0;
+        r = check_advertise(m, p, error, error_size);
+        if (r < 0)
+                return r;
         r = route_prefs_merge(&m->route_prefs, p);
         if (r < 0)
                 return log_oom();
         r = route_prefs_save(m->state_dir, &m->route_prefs);
-        if (r < 0)
+        if (r < 0) {
+                snprintf(error, error_size, "route settings not saved: %s", strerror(-r));
                 return r;
+        }
         r = manager_routes_load(m);
         if (r < 0)
                 return r;

@@ -123,7 +123,7 @@ void manager_stop(Manager *m);
 int manager_up(Manager *m, const char *url, const char *pin, const char *authkey, ApiCall *call);
 int manager_down(Manager *m);
 /* `meshctl up`'s route settings: merged, saved, applied (manager-routes.c). */
-int manager_set_route_prefs(Manager *m, const RoutePrefs *p);
+int manager_set_route_prefs(Manager *m, const RoutePrefs *p, char *error, size_t error_size);
 int manager_logout(Manager *m);
 
 Peer *manager_find_peer(Manager *m, const char *name_or_address);

@@ -14,6 +14,16 @@ static size_t family_len(int family) {
         return family == AF_INET ? 4 : family == AF_INET6 ? 16 : 0;
 }
 
+InAddrPrefix route_prefix_network(const InAddrPrefix *p) {
+        InAddrPrefix n = { .family = p->family, .prefixlen = p->prefixlen };
+        size_t full = MIN((size_t) p->prefixlen / 8, family_len(p->family));
+
+        memcpy(n.address.bytes, p->address.bytes, full);
+        if (p->prefixlen % 8 != 0 && full < family_len(p->family))
+                n.address.bytes[full] = (uint8_t) (p->address.bytes[full] & (0xff << (8 - p->prefixlen % 8)));
+        return n;
+}
+
 int route_prefix_parse(const char *s, InAddrPrefix *ret) {
         union in_addr_union a = {};
         uint8_t plen;
@@ -24,14 +34,9 @@ int route_prefix_parse(const char *s, InAddrPrefix *ret) {
         r = in_addr_prefix_parse(s, &family, &a, &plen);
         if (r < 0)
                 return -EINVAL;
-        /* the prefix's own start is the only address it contains at plen
-         * that equals itself with the host bits cleared */
-        union in_addr_union start = {};
-        size_t full = plen / 8;
-        memcpy(start.bytes, a.bytes, full);
-        if (plen % 8 != 0)
-                start.bytes[full] = (uint8_t) (a.bytes[full] & (0xff << (8 - plen % 8)));
-        if (memcmp(start.bytes, a.bytes, family_len(family)) != 0)
+        InAddrPrefix p = { .family = family, .address = a, .prefixlen = plen };
+        InAddrPrefix n = route_prefix_network(&p);
+        if (memcmp(n.address.bytes, a.bytes, family_len(family)) != 0)
                 return -EDOM;
         *ret = (InAddrPrefix) { .family = family, .address = a, .prefixlen = plen };
         return 0;

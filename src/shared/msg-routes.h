@@ -23,6 +23,8 @@ struct cJSON;
  * host bits are set ("192.168.50.1/24"). */
 int route_prefix_parse(const char *s, InAddrPrefix *ret);
 const char *route_prefix_format(const InAddrPrefix *p, char *buf, size_t len);
+/* p with its host bits cleared: 192.168.1.7/24 → 192.168.1.0/24 */
+InAddrPrefix route_prefix_network(const InAddrPrefix *p);
 bool route_prefix_is_default(const InAddrPrefix *p);
 bool route_prefix_equal(const InAddrPrefix *a, const InAddrPrefix *b);
 /* Whether inner lies entirely inside outer (same family). */
