@@ -105,7 +105,8 @@ static int withdraw_routes(Store *s, int64_t id, char *const *prefixes, char **o
         for (size_t i = 0; old && old[i]; i++) {
                 if (!adv[i] || strv_has(prefixes, old[i]))
                         continue;
-                r = exec_route(s, "DELETE FROM routes WHERE node_id = ?1 AND prefix = ?2 AND state = 'advertised'",
+                r = exec_route(s,
+                               "DELETE FROM routes WHERE node_id = ?1 AND prefix = ?2 AND state = 'advertised'",
                                id, old[i], NULL);
                 if (r == 0)
                         r = exec_route(s, "UPDATE routes SET advertised = 0 WHERE node_id = ?1 AND prefix = ?2",
@@ -152,7 +153,8 @@ int store_set_routes(Store *s, int64_t id, char *const *prefixes) {
                 return r;
         _cleanup_(store_rollbackp) Store *tx = s;
 
-        r = store_exists(s, "SELECT 1 FROM nodes WHERE id = ?1 AND removed IS NULL AND expired IS NULL", NULL, id);
+        r = store_exists(s, "SELECT 1 FROM nodes WHERE id = ?1 AND removed IS NULL AND expired IS NULL", NULL,
+                         id);
         if (r < 0)
                 return r;
         if (r == 0)
@@ -224,7 +226,8 @@ static int find_node(Store *s, const char *name, int64_t *ret) {
         _cleanup_(sqlite3_finalizep) sqlite3_stmt *stmt = NULL;
         int r;
 
-        r = store_prepare(s, "SELECT id FROM nodes WHERE name = ?1 AND removed IS NULL AND kind = 'node'", &stmt);
+        r = store_prepare(s, "SELECT id FROM nodes WHERE name = ?1 AND removed IS NULL AND kind = 'node'",
+                          &stmt);
         if (r < 0)
                 return r;
         sqlite3_bind_text(stmt, 1, name, -1, SQLITE_STATIC);
@@ -302,7 +305,8 @@ int store_load_approved_routes(Store *s, NetmapMeshNode *nodes, size_t n) {
                         break;
                 if (nodes[k].id != id)
                         continue; /* removed or expired: in no netmap */
-                if (strv_consume(&nodes[k].routes, strdup((const char *) sqlite3_column_text(stmt, 1) ?: "")) < 0)
+                if (strv_consume(&nodes[k].routes, strdup((const char *) sqlite3_column_text(stmt, 1) ?: "")) <
+                    0)
                         return log_oom();
         }
         return r < 0 ? r : 0;

@@ -79,7 +79,8 @@ int verb_routes_set(const ControlArgs *a, const char *node, const char *prefix, 
         r = open_store(a, &store);
         if (r < 0)
                 return r;
-        r = store_set_route_state(store, node, canonical, approve ? STORE_ROUTE_APPROVED : STORE_ROUTE_REJECTED);
+        r = store_set_route_state(store, node, canonical,
+                                  approve ? STORE_ROUTE_APPROVED : STORE_ROUTE_REJECTED);
         if (r == -ENOENT)
                 return log_error_errno(r, "No node named '%s' in the mesh.", node);
         if (r == -ENXIO)

@@ -7,8 +7,8 @@
 #include "call.h"
 #include "conf.h"
 #include "config.h"
-#include "log.h"
 #include "dns-label.h"
+#include "log.h"
 #include "meshctl.h"
 #include "nss.h"
 
@@ -40,7 +40,8 @@ typedef struct Verb {
 } Verb;
 
 static const Verb verbs[] = {
-        { "up", 0, 0, OPTION_SERVER | OPTION_AUTHKEY | OPTION_AUTHKEY_FILE | OPTION_PIN | OPTION_ROUTES, verb_up },
+        { "up", 0, 0, OPTION_SERVER | OPTION_AUTHKEY | OPTION_AUTHKEY_FILE | OPTION_PIN | OPTION_ROUTES,
+          verb_up },
         { "down", 0, 0, 0, verb_down },
         { "logout", 0, 0, 0, verb_logout },
         { "status", 0, 0, 0, verb_status },
@@ -180,8 +181,8 @@ static int check_route_list(const char *option, const char *value, bool advertis
         if (r == -ENOMEM)
                 return log_oom();
         if (r < 0)
-                return log_usage("invalid %s: '%.*s': %s", option, (int) MIN(len, (size_t) 64), entry ? entry : "",
-                                 why);
+                return log_usage("invalid %s: '%.*s': %s", option, (int) MIN(len, (size_t) 64),
+                                 entry ? entry : "", why);
         return 0;
 }
 
@@ -315,7 +316,8 @@ static int parse_argv(int argc, char *argv[], Arguments *a, const Verb **ret_ver
                         break;
                 case ARG_ADVERTISE_ROUTES:
                 case ARG_ACCEPT_ROUTES:
-                        if (check_route_list(c == ARG_ADVERTISE_ROUTES ? "--advertise-routes" : "--accept-routes",
+                        if (check_route_list(c == ARG_ADVERTISE_ROUTES ? "--advertise-routes"
+                                                                       : "--accept-routes",
                                              optarg, c == ARG_ADVERTISE_ROUTES) < 0)
                                 return -EINVAL;
                         *(c == ARG_ADVERTISE_ROUTES ? &a->advertise_routes : &a->accept_routes) = optarg;
@@ -371,7 +373,8 @@ static int parse_argv(int argc, char *argv[], Arguments *a, const Verb **ret_ver
                         return log_usage("%s does not apply to '%s' (see 'meshctl --help')",
                                          command_option_to_string((CommandOption) bit), verb->name);
 
-        if (verb->run == verb_up && !(seen & (OPTION_SERVER | OPTION_AUTHKEY | OPTION_AUTHKEY_FILE | OPTION_PIN)) &&
+        if (verb->run == verb_up &&
+            !(seen & (OPTION_SERVER | OPTION_AUTHKEY | OPTION_AUTHKEY_FILE | OPTION_PIN)) &&
             (seen & OPTION_ROUTES))
                 ; /* only route settings, for a node that is in a mesh (or joins later) */
         else if (verb->run == verb_up) {

@@ -20,8 +20,8 @@
 #include "macro.h"
 #include "msg-cert.h"
 #include "msg-endpoints.h"
-#include "msg-routes.h"
 #include "msg-register.h"
+#include "msg-routes.h"
 #include "register-proof.h"
 #include "strv.h"
 #include "varlink.h" /* _cleanup_json_ */

@@ -130,7 +130,8 @@ static void check_forwarding(Manager *m) {
 
                 if (!want[f] || m->forwarding_warned[f])
                         continue;
-                if (asprintf(&path, "/proc/sys/net/%s/conf/%s/forwarding", families[f], m->config.interface) < 0)
+                if (asprintf(&path, "/proc/sys/net/%s/conf/%s/forwarding", families[f], m->config.interface) <
+                    0)
                         return (void) log_oom();
                 if (read_full_file(path, 64, &v, &len) < 0 || v[0] != '0')
                         continue;
@@ -329,7 +330,8 @@ static void sync_kernel_routes(Manager *m, int ifindex, const WantedRoute *w, si
                         continue;
                 }
                 if (!had)
-                        log_peer_full(m->peers[w[i].peer]->name, LOG_INFO, "Route %s via peer %s added (dev %s).",
+                        log_peer_full(m->peers[w[i].peer]->name, LOG_INFO,
+                                      "Route %s via peer %s added (dev %s).",
                                       strna(route_prefix_format(&w[i].prefix, a, sizeof(a))),
                                       m->peers[w[i].peer]->name, m->config.interface);
                 installed[k++] = w[i].prefix;
@@ -368,7 +370,9 @@ static int check_advertise(Manager *m, const RoutePrefs *p, char *error, size_t 
                 return 0;
         InAddrPrefix mesh[2] = {
                 { .family = AF_INET, .address = m->netmap->ipv4_range, .prefixlen = m->netmap->ipv4_prefixlen },
-                { .family = AF_INET6, .address = m->netmap->ipv6_range, .prefixlen = m->netmap->ipv6_prefixlen },
+                { .family = AF_INET6,
+                  .address = m->netmap->ipv6_range,
+                  .prefixlen = m->netmap->ipv6_prefixlen },
         };
         for (size_t i = 0; i < p->s.n_advertise; i++) {
                 const char *why = route_prefix_unroutable_reason(&p->s.advertise[i], mesh,

@@ -99,15 +99,15 @@ typedef struct Manager {
         /* subnet routes (manager-routes.c) */
         RoutePrefs route_prefs; /* `meshctl up`'s, kept in routes.json */
         bool route_prefs_loaded;
-        RouteSettings routes;         /* effective: meshd.conf's with route_prefs on top */
-        InAddrPrefix *routes_posted;  /* the advertised set last sent */
+        RouteSettings routes;        /* effective: meshd.conf's with route_prefs on top */
+        InAddrPrefix *routes_posted; /* the advertised set last sent */
         size_t n_routes_posted;
-        bool routes_post_ok;          /* ... and the server stored it */
-        bool routes_post_pending;     /* ... or it is on its way */
+        bool routes_post_ok;            /* ... and the server stored it */
+        bool routes_post_pending;       /* ... or it is on its way */
         InAddrPrefix *routes_installed; /* routes PREFIX dev MESH we added */
         size_t n_routes_installed;
-        char **routes_refused;        /* "PREFIX PEER NETWORK" refused at the last sync: logged once */
-        bool forwarding_warned[2];    /* IPv4, IPv6 */
+        char **routes_refused;     /* "PREFIX PEER NETWORK" refused at the last sync: logged once */
+        bool forwarding_warned[2]; /* IPv4, IPv6 */
 } Manager;
 
 int manager_new(const ManagerOptions *opts, Manager **ret);

@@ -182,8 +182,8 @@ static bool node_inside(const NetmapNode *n, int f6, const union in_addr_union *
 
 /* netmap_parse() checked the routes against the netmap's own ranges; a
  * route into the pinned ones would pull members' traffic to one peer. */
-static int check_routes_pinned(const NetmapNode *n, const char *what, const InAddrPrefix *pinned, size_t n_pinned,
-                               char **ret_error) {
+static int check_routes_pinned(const NetmapNode *n, const char *what, const InAddrPrefix *pinned,
+                               size_t n_pinned, char **ret_error) {
         char t[ROUTE_PREFIX_STRLEN];
 
         for (size_t i = 0; i < n->n_routes; i++)

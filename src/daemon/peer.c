@@ -153,7 +153,8 @@ int peer_to_wg(const Peer *p, WgDevice *d) {
         /* subnet routes: never on the hub's entry, which forwards only
          * mesh addresses, so a relayed peer's routes are unreachable */
         for (size_t i = 0; r >= 0 && i < p->n_routes; i++)
-                r = wg_peer_add_allowed_ip(w, p->routes[i].family, &p->routes[i].address, p->routes[i].prefixlen);
+                r = wg_peer_add_allowed_ip(w, p->routes[i].family, &p->routes[i].address,
+                                           p->routes[i].prefixlen);
         return r;
 }
 

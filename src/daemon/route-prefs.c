@@ -57,7 +57,8 @@ int route_prefs_from_json(const cJSON *o, RoutePrefs *ret, char *error, size_t e
 
         v = cJSON_GetObjectItemCaseSensitive(o, "advertise_routes");
         if (v && !cJSON_IsNull(v)) {
-                r = prefs_list(v, "advertise_routes", true, &p.s.advertise, &p.s.n_advertise, error, error_size);
+                r = prefs_list(v, "advertise_routes", true, &p.s.advertise, &p.s.n_advertise, error,
+                               error_size);
                 if (r < 0)
                         return r;
                 p.has_advertise = true;
@@ -104,7 +105,8 @@ int route_prefs_to_json(const RoutePrefs *p, char **ret) {
                 return -ENOMEM;
         if (p->has_advertise && routes_json_add(o, "advertise_routes", p->s.advertise, p->s.n_advertise) < 0)
                 return -ENOMEM;
-        if (p->has_advertise_exit_node && !cJSON_AddBoolToObject(o, "advertise_exit_node", p->s.advertise_exit_node))
+        if (p->has_advertise_exit_node &&
+            !cJSON_AddBoolToObject(o, "advertise_exit_node", p->s.advertise_exit_node))
                 return -ENOMEM;
         if (p->has_accept) {
                 /* "none" keeps an empty list apart from an unset one in the text */
@@ -137,8 +139,8 @@ static int prefixes_dup(const InAddrPrefix *l, size_t n, InAddrPrefix **ret, siz
 }
 
 static int settings_overlay(RouteSettings *t, const RoutePrefs *from) {
-        if (from->has_advertise && prefixes_dup(from->s.advertise, from->s.n_advertise, &t->advertise,
-                                                &t->n_advertise) < 0)
+        if (from->has_advertise &&
+            prefixes_dup(from->s.advertise, from->s.n_advertise, &t->advertise, &t->n_advertise) < 0)
                 return -ENOMEM;
         if (from->has_advertise_exit_node)
                 t->advertise_exit_node = from->s.advertise_exit_node;

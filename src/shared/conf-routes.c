@@ -124,7 +124,8 @@ int route_list_parse(const char *text, const char *seps, bool advertise, InAddrP
 }
 
 /* Repeating the key adds to the list; an empty value empties it. */
-static int routes_list(InAddrPrefix **l, size_t *n, const char *value, bool advertise, const char **ret_reason) {
+static int routes_list(InAddrPrefix **l, size_t *n, const char *value, bool advertise,
+                       const char **ret_reason) {
         if (value[0] == '\0') {
                 *l = mfree(*l);
                 *n = 0;

@@ -244,8 +244,7 @@ static char *conf_reader(char *str, int num, void *stream) {
                 if (s[1 + l] == ']' && !(l == 4 && strncmp(s + 1, "Mesh", 4) == 0) &&
                     !(l == 6 && strncmp(s + 1, "Online", 6) == 0) &&
                     !(l == 11 && strncmp(s + 1, "Certificate", 11) == 0) &&
-                    !(l == 3 && strncmp(s + 1, "DNS", 3) == 0) &&
-                    !(l == 6 && strncmp(s + 1, "Routes", 6) == 0))
+                    !(l == 3 && strncmp(s + 1, "DNS", 3) == 0) && !(l == 6 && strncmp(s + 1, "Routes", 6) == 0))
                         (void) parser_fail(p, -EINVAL, "unknown section [%.*s]", (int) l, s + 1);
         }
 

@@ -75,10 +75,10 @@ const char *route_prefix_unroutable_reason(const InAddrPrefix *p, const InAddrPr
         static const struct {
                 const char *prefix, *why;
         } reserved[] = {
-                { "0.0.0.0/8", "inside 0.0.0.0/8" },  { "127.0.0.0/8", "loopback" },
-                { "169.254.0.0/16", "link-local" },   { "224.0.0.0/3", "multicast or reserved" },
+                { "0.0.0.0/8", "inside 0.0.0.0/8" },     { "127.0.0.0/8", "loopback" },
+                { "169.254.0.0/16", "link-local" },      { "224.0.0.0/3", "multicast or reserved" },
                 { "::/128", "the unspecified address" }, { "::1/128", "loopback" },
-                { "fe80::/10", "link-local" },        { "ff00::/8", "multicast" },
+                { "fe80::/10", "link-local" },           { "ff00::/8", "multicast" },
         };
 
         if (p->family != AF_INET && p->family != AF_INET6)

@@ -50,7 +50,8 @@ static void test_prefix_parse(void **state) {
         assert_true(route_prefix_overlaps(&b, &a));
         assert_false(route_prefix_overlaps(&a, &c));
         InAddrPrefix host = { .family = AF_INET, .prefixlen = 24 };
-        host.address.bytes[0] = 192, host.address.bytes[1] = 168, host.address.bytes[2] = 1, host.address.bytes[3] = 7;
+        host.address.bytes[0] = 192, host.address.bytes[1] = 168, host.address.bytes[2] = 1,
+        host.address.bytes[3] = 7;
         InAddrPrefix net = route_prefix_network(&host);
         assert_string_equal(route_prefix_format(&net, buf, sizeof(buf)), "192.168.1.0/24");
 }
@@ -114,7 +115,8 @@ static void test_request(void **state) {
                 { "{}", "routes: missing" },
                 { "{\"routes\":\"10.0.0.0/8\"}", "routes: not an array" },
                 { "{\"routes\":[1]}", "routes[0]: not a string" },
-                { "{\"routes\":[\"10.0.0.0/8\",\"100.64.1.0/24\"]}", "routes[1]: 100.64.1.0/24: overlaps the mesh range" },
+                { "{\"routes\":[\"10.0.0.0/8\",\"100.64.1.0/24\"]}",
+                  "routes[1]: 100.64.1.0/24: overlaps the mesh range" },
                 { "{\"routes\":[\"10.0.0.1/8\"]}", "routes[0]: '10.0.0.1/8' has host bits set" },
                 { "{\"routes\":[\"10.0.0.0/8\",\"10.0.0.0/8\"]}", "routes[1]: 10.0.0.0/8: listed twice" },
         };
@@ -147,8 +149,10 @@ static int parse_with_routes(const char *routes_json, Netmap **ret, char **error
         assert_true(asprintf(&text,
                              "{\"version\":3,\"domain\":\"mesh.internal\",\"ipv4_range\":\"100.64.0.0/10\","
                              "\"ipv6_range\":\"fd7a:115c:a1e0::/48\","
-                             "\"self\":{\"name\":\"alpha\",\"public_key\":\"" KEY_A "\",\"ipv4\":\"100.64.0.2\"},"
-                             "\"peers\":[{\"name\":\"gw\",\"public_key\":\"" KEY_B "\",\"ipv4\":\"100.64.0.3\"%s%s}]}",
+                             "\"self\":{\"name\":\"alpha\",\"public_key\":\"" KEY_A
+                             "\",\"ipv4\":\"100.64.0.2\"},"
+                             "\"peers\":[{\"name\":\"gw\",\"public_key\":\"" KEY_B
+                             "\",\"ipv4\":\"100.64.0.3\"%s%s}]}",
                              routes_json ? ",\"routes\":" : "", routes_json ?: "") > 0);
         return netmap_parse(text, strlen(text), ret, error);
 }
@@ -173,7 +177,8 @@ static void test_netmap_routes(void **state) {
                 { "\"198.51.100.0/24\"", "peers[0].routes: not an array" },
                 { "[\"198.51.100.1/24\"]", "peers[0].routes[0]: '198.51.100.1/24' has host bits set" },
                 { "[\"100.64.0.0/16\"]", "peers[0].routes[0]: 100.64.0.0/16: overlaps the mesh range" },
-                { "[\"fd7a:115c:a1e0:1::/64\"]", "peers[0].routes[0]: fd7a:115c:a1e0:1::/64: overlaps the mesh range" },
+                { "[\"fd7a:115c:a1e0:1::/64\"]",
+                  "peers[0].routes[0]: fd7a:115c:a1e0:1::/64: overlaps the mesh range" },
                 { "[\"10.0.0.0/8\",\"10.0.0.0/8\"]", "peers[0].routes[1]: 10.0.0.0/8: listed twice" },
                 { "[\"gw\"]", "peers[0].routes[0]: 'gw' is not an IP prefix" },
         };
@@ -204,13 +209,24 @@ static void test_netmap_routes(void **state) {
 static void test_render(void **state) {
         char *routes[] = { (char *) "198.51.100.0/24", NULL };
         NetmapMeshNode nodes[2] = {
-                { .id = 1, .name = (char *) "alpha", .public_key = (char *) KEY_A, .ipv4 = (char *) "100.64.0.2",
+                { .id = 1,
+                  .name = (char *) "alpha",
+                  .public_key = (char *) KEY_A,
+                  .ipv4 = (char *) "100.64.0.2",
                   .ipv6 = (char *) "fd7a:115c:a1e0::2" },
-                { .id = 2, .name = (char *) "gw", .public_key = (char *) KEY_B, .ipv4 = (char *) "100.64.0.3",
-                  .ipv6 = (char *) "fd7a:115c:a1e0::3", .routes = routes },
+                { .id = 2,
+                  .name = (char *) "gw",
+                  .public_key = (char *) KEY_B,
+                  .ipv4 = (char *) "100.64.0.3",
+                  .ipv6 = (char *) "fd7a:115c:a1e0::3",
+                  .routes = routes },
         };
-        NetmapMesh mesh = { .version = 4, .domain = (char *) "mesh.internal", .ipv4_range = (char *) "100.64.0.0/10",
-                            .ipv6_range = (char *) "fd7a:115c:a1e0::/48", .nodes = nodes, .n_nodes = 2 };
+        NetmapMesh mesh = { .version = 4,
+                            .domain = (char *) "mesh.internal",
+                            .ipv4_range = (char *) "100.64.0.0/10",
+                            .ipv6_range = (char *) "fd7a:115c:a1e0::/48",
+                            .nodes = nodes,
+                            .n_nodes = 2 };
         NetmapSnapshot *snap = NULL;
         _cleanup_free_ char *text = NULL;
         size_t len;
@@ -219,8 +235,10 @@ static void test_render(void **state) {
 
         assert_int_equal(netmap_snapshot_new(&mesh, &snap), 0);
         assert_int_equal(netmap_snapshot_render(snap, 1, &text, &len), 0);
-        assert_non_null(strstr(text, "\"name\":\"gw\",\"public_key\":\"" KEY_B "\",\"ipv4\":\"100.64.0.3\","
-                                     "\"ipv6\":\"fd7a:115c:a1e0::3\",\"endpoints\":[],\"routes\":[\"198.51.100.0/24\"]"));
+        assert_non_null(
+                strstr(text,
+                       "\"name\":\"gw\",\"public_key\":\"" KEY_B "\",\"ipv4\":\"100.64.0.3\","
+                       "\"ipv6\":\"fd7a:115c:a1e0::3\",\"endpoints\":[],\"routes\":[\"198.51.100.0/24\"]"));
         assert_null(strstr(strstr(text, "\"self\""), "\"routes\":[]"));
         assert_int_equal(netmap_parse(text, len, &m, &error), 0);
         assert_int_equal(m->self.n_routes, 0);

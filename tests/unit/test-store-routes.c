@@ -15,9 +15,9 @@
 #include <stdlib.h>
 
 #include "macro.h"
-#include "strv.h"
 #include "netmap.h"
 #include "store.h"
+#include "strv.h"
 #include "test-util.h"
 
 #define NOW 1700000000
@@ -146,7 +146,8 @@ static void test_advertise_approve_withdraw(void **state) {
         assert_int_equal(store_set_route_state(f->store, "gw", "192.168.50.0/24", STORE_ROUTE_APPROVED), 1);
         assert_int_equal(store_set_route_state(f->store, "gw", "192.168.50.0/24", STORE_ROUTE_APPROVED), 0);
         assert_int_equal(store_set_route_state(f->store, "gw", "10.9.0.0/16", STORE_ROUTE_APPROVED), -ENXIO);
-        assert_int_equal(store_set_route_state(f->store, "nobody", "10.1.0.0/16", STORE_ROUTE_APPROVED), -ENOENT);
+        assert_int_equal(store_set_route_state(f->store, "nobody", "10.1.0.0/16", STORE_ROUTE_APPROVED),
+                         -ENOENT);
         char **r = mesh_routes(f->store, gw);
         assert_non_null(r);
         assert_string_equal(r[0], "192.168.50.0/24");
