@@ -295,7 +295,8 @@ static bool wanted_has(const WantedRoute *w, size_t n, const InAddrPrefix *p) {
         return false;
 }
 
-/* The kernel's routes PREFIX dev MESH: those no longer wanted go, new ones come. */
+/* The kernel's routes PREFIX dev MESH: those no longer wanted go, the
+ * wanted ones are (re)written. */
 static void sync_kernel_routes(Manager *m, int ifindex, const WantedRoute *w, size_t n) {
         _cleanup_free_ InAddrPrefix *installed = calloc(MAX(n, (size_t) 1), sizeof(InAddrPrefix));
         size_t k = 0;
@@ -322,7 +323,9 @@ static void sync_kernel_routes(Manager *m, int ifindex, const WantedRoute *w, si
 
                 for (size_t j = 0; j < m->n_routes_installed && !had; j++)
                         had = route_prefix_equal(&m->routes_installed[j], &w[i].prefix);
-                r = had ? 0 : link_route_mesh_prefix(ifindex, &w[i].prefix, true);
+                /* replaced every time: the interface may be new (down, up)
+                 * or someone (networkd) may have flushed it */
+                r = link_route_mesh_prefix(ifindex, &w[i].prefix, true);
                 if (r < 0) {
                         log_warning_errno(r, "Failed to add route %s dev %s: %m",
                                           strna(route_prefix_format(&w[i].prefix, a, sizeof(a))),
@@ -384,6 +387,19 @@ static int check_advertise(Manager *m, const RoutePrefs *p, char *error, size_t 
                 }
         }
         return 0;
+}
+
+/* ISSUE16-MERGE: FirewallSpec.forward (helper "fw"): this node's own
+ * approved subnet routes, as the netmap lists them under "self" (exit
+ * routes 0.0.0.0/0 and ::/0 are FirewallSpec.exit, helper "exit");
+ * subnet_snat is m->config.subnet_snat. */
+size_t manager_routes_own_approved(const Manager *m, InAddrPrefix *ret, size_t max) {
+        size_t n = 0;
+
+        for (size_t i = 0; m->netmap && i < m->netmap->self.n_routes && n < max; i++)
+                if (!route_prefix_is_default(&m->netmap->self.routes[i]))
+                        ret[n++] = m->netmap->self.routes[i];
+        return n;
 }
 
 int manager_set_route_prefs(Manager *m, const RoutePrefs *p, char *error, size_t error_size) {

@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "conf.h"
+#include "dns-label.h"
 #include "macro.h"
 #include "msg-routes.h"
 
@@ -155,6 +156,10 @@ int conf_parse_routes_key(MeshdConfig *c, const char *name, const char *value, c
         if (streq(name, "ExitNode")) {
                 char *s = NULL;
 
+                if (value[0] && !dns_label_is_valid(value)) {
+                        *ret_reason = "a node's name";
+                        return -EINVAL;
+                }
                 if (value[0]) {
                         s = strdup(value);
                         if (!s)
