@@ -30,7 +30,7 @@ int manager_routes_load(Manager *m) {
                         return log_oom();
                 m->route_prefs_loaded = true;
         }
-        r = route_prefs_effective(&m->route_prefs, &m->config.routes, &s);
+        r = route_prefs_effective(&m->route_prefs, &m->config, &s);
         if (r < 0)
                 return log_oom();
         route_settings_done(&m->routes);
@@ -223,19 +223,19 @@ static int wanted_routes(Manager *m, int ifindex, WantedRoute **ret, size_t *ret
         for (size_t i = 0; i < m->n_peers && i < m->netmap->n_peers; i++) {
                 const NetmapNode *node = &m->netmap->peers[i];
 
-                for (size_t k = 0; k < node->n_routes; k++) {
-                        const InAddrPrefix *p = &node->routes[k];
+                for (char **k = node->routes; k && *k; k++) {
+                        InAddrPrefix p;
                         WantedRoute *a;
 
                         /* exit routes are the exit node's business */
-                        if (route_prefix_is_default(p) || !prefix_accepted(m, p) ||
-                            !route_wanted(m, p, i, conn, n_conn, w, n, refused))
+                        if (route_prefix_parse(*k, &p) < 0 || route_prefix_is_default(&p) ||
+                            !prefix_accepted(m, &p) || !route_wanted(m, &p, i, conn, n_conn, w, n, refused))
                                 continue;
                         a = realloc(w, (n + 1) * sizeof(WantedRoute));
                         if (!a)
                                 return log_oom();
                         w = a;
-                        w[n++] = (WantedRoute) { .prefix = *p, .peer = i };
+                        w[n++] = (WantedRoute) { .prefix = p, .peer = i };
                 }
         }
         *ret = TAKE_PTR(w);
@@ -396,9 +396,9 @@ static int check_advertise(Manager *m, const RoutePrefs *p, char *error, size_t 
 size_t manager_routes_own_approved(const Manager *m, InAddrPrefix *ret, size_t max) {
         size_t n = 0;
 
-        for (size_t i = 0; m->netmap && i < m->netmap->self.n_routes && n < max; i++)
-                if (!route_prefix_is_default(&m->netmap->self.routes[i]))
-                        ret[n++] = m->netmap->self.routes[i];
+        for (char **i = m->netmap ? m->netmap->self.routes : NULL; i && *i && n < max; i++)
+                if (route_prefix_parse(*i, &ret[n]) >= 0 && !route_prefix_is_default(&ret[n]))
+                        n++;
         return n;
 }
 

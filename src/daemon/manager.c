@@ -343,11 +343,7 @@ int manager_reload(Manager *m) {
         m->config.cert_reload_command = TAKE_PTR(c.cert_reload_command);
         if (m->cert_keeper && cert_keeper_set_reload_command(m->cert_keeper, m->config.cert_reload_command) < 0)
                 log_oom();
-        route_settings_done(&m->config.routes);
-        m->config.routes = c.routes;
-        c.routes = (RouteSettings) {};
-        m->config.subnet_snat = c.subnet_snat;
-        m->config.exit_snat = c.exit_snat;
+        conf_take_route_settings(&m->config, &c);
         conf_done(&c);
         if (manager_routes_load(m) >= 0) {
                 manager_post_routes(m);

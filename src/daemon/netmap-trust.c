@@ -186,10 +186,13 @@ static int check_routes_pinned(const NetmapNode *n, const char *what, const InAd
                                size_t n_pinned, char **ret_error) {
         char t[ROUTE_PREFIX_STRLEN];
 
-        for (size_t i = 0; i < n->n_routes; i++)
-                if (route_prefix_unroutable_reason(&n->routes[i], pinned, n_pinned))
+        for (char **i = n->routes; i && *i; i++) {
+                InAddrPrefix p;
+
+                if (route_prefix_parse(*i, &p) < 0 || route_prefix_unroutable_reason(&p, pinned, n_pinned))
                         return fail(ret_error, "%s: route %s overlaps the pinned ranges", what,
-                                    strna(route_prefix_format(&n->routes[i], t, sizeof(t))));
+                                    strna(route_prefix_format(&p, t, sizeof(t))));
+        }
         return 0;
 }
 

@@ -168,11 +168,11 @@ int route_prefs_merge(RoutePrefs *into, const RoutePrefs *from) {
         return 0;
 }
 
-int route_prefs_effective(const RoutePrefs *p, const RouteSettings *conf, RouteSettings *ret) {
+int route_prefs_effective(const RoutePrefs *p, const MeshdConfig *conf, RouteSettings *ret) {
         _cleanup_(route_settings_done) RouteSettings s = {};
         int r;
 
-        r = route_settings_copy(conf, &s);
+        r = conf_route_settings(conf, &s);
         if (r < 0)
                 return r;
         r = settings_overlay(&s, p);

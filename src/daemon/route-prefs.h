@@ -30,8 +30,8 @@ int route_prefs_from_json(const struct cJSON *o, RoutePrefs *ret, char *error, s
 int route_prefs_to_json(const RoutePrefs *p, char **ret);
 /* Every setting of from that is set overrides into's. */
 int route_prefs_merge(RoutePrefs *into, const RoutePrefs *from);
-/* conf with p's settings laid over it. */
-int route_prefs_effective(const RoutePrefs *p, const RouteSettings *conf, RouteSettings *ret);
+/* conf's [Routes] with p's settings laid over it. */
+int route_prefs_effective(const RoutePrefs *p, const MeshdConfig *conf, RouteSettings *ret);
 
 /* STATE_DIR/routes.json; a missing file is no settings. */
 int route_prefs_load(const char *state_dir, RoutePrefs *ret);

@@ -29,24 +29,39 @@ static int prefixes_copy(const InAddrPrefix *l, size_t n, InAddrPrefix **ret) {
         return 0;
 }
 
-int route_settings_copy(const RouteSettings *s, RouteSettings *ret) {
-        _cleanup_(route_settings_done) RouteSettings c = {
-                .n_advertise = s->n_advertise,
-                .advertise_exit_node = s->advertise_exit_node,
-                .n_accept = s->n_accept,
+int conf_route_settings(const MeshdConfig *c, RouteSettings *ret) {
+        _cleanup_(route_settings_done) RouteSettings s = {
+                .n_advertise = c->n_advertise_routes,
+                .advertise_exit_node = c->advertise_exit_node,
+                .n_accept = c->n_accept_routes,
         };
 
-        if (prefixes_copy(s->advertise, s->n_advertise, &c.advertise) < 0 ||
-            prefixes_copy(s->accept, s->n_accept, &c.accept) < 0)
+        if (prefixes_copy(c->advertise_routes, c->n_advertise_routes, &s.advertise) < 0 ||
+            prefixes_copy(c->accept_routes, c->n_accept_routes, &s.accept) < 0)
                 return -ENOMEM;
-        if (s->exit_node) {
-                c.exit_node = strdup(s->exit_node);
-                if (!c.exit_node)
+        if (c->exit_node) {
+                s.exit_node = strdup(c->exit_node);
+                if (!s.exit_node)
                         return -ENOMEM;
         }
-        *ret = c;
-        c = (RouteSettings) {};
+        *ret = s;
+        s = (RouteSettings) {};
         return 0;
+}
+
+void conf_take_route_settings(MeshdConfig *to, MeshdConfig *from) {
+        free(to->advertise_routes);
+        free(to->accept_routes);
+        free(to->exit_node);
+        to->advertise_routes = TAKE_PTR(from->advertise_routes);
+        to->n_advertise_routes = from->n_advertise_routes;
+        to->advertise_exit_node = from->advertise_exit_node;
+        to->accept_routes = TAKE_PTR(from->accept_routes);
+        to->n_accept_routes = from->n_accept_routes;
+        to->exit_node = TAKE_PTR(from->exit_node);
+        to->subnet_snat = from->subnet_snat;
+        to->exit_snat = from->exit_snat;
+        from->n_advertise_routes = from->n_accept_routes = 0;
 }
 
 static int list_add(InAddrPrefix **l, size_t *n, const InAddrPrefix *p) {
@@ -148,11 +163,11 @@ static int routes_boolean(bool *b, const char *value, bool empty, const char **r
 
 int conf_parse_routes_key(MeshdConfig *c, const char *name, const char *value, const char **ret_reason) {
         if (streq(name, "Advertise"))
-                return routes_list(&c->routes.advertise, &c->routes.n_advertise, value, true, ret_reason);
+                return routes_list(&c->advertise_routes, &c->n_advertise_routes, value, true, ret_reason);
         if (streq(name, "AdvertiseExitNode"))
-                return routes_boolean(&c->routes.advertise_exit_node, value, false, ret_reason);
+                return routes_boolean(&c->advertise_exit_node, value, false, ret_reason);
         if (streq(name, "AcceptRoutes"))
-                return routes_list(&c->routes.accept, &c->routes.n_accept, value, false, ret_reason);
+                return routes_list(&c->accept_routes, &c->n_accept_routes, value, false, ret_reason);
         if (streq(name, "ExitNode")) {
                 char *s = NULL;
 
@@ -165,8 +180,8 @@ int conf_parse_routes_key(MeshdConfig *c, const char *name, const char *value, c
                         if (!s)
                                 return -ENOMEM;
                 }
-                free(c->routes.exit_node);
-                c->routes.exit_node = s;
+                free(c->exit_node);
+                c->exit_node = s;
                 return 0;
         }
         if (streq(name, "SubnetSNAT"))

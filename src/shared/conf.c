@@ -185,7 +185,9 @@ void conf_done(MeshdConfig *c) {
         strv_free(c->required_peers);
         free(c->cert_reload_command);
         free(c->dns_resolv_conf);
-        route_settings_done(&c->routes);
+        free(c->advertise_routes);
+        free(c->accept_routes);
+        free(c->exit_node);
         conf_init_defaults(c);
 }
 

@@ -37,7 +37,6 @@ typedef struct RouteSettings {
 } RouteSettings;
 
 void route_settings_done(RouteSettings *s);
-int route_settings_copy(const RouteSettings *s, RouteSettings *ret);
 
 typedef struct MeshdConfig {
         /* [Mesh] */
@@ -59,8 +58,13 @@ typedef struct MeshdConfig {
         uint16_t dns_port;     /* on the node's mesh addresses; 0: no mesh DNS server */
         char *dns_resolv_conf; /* where the upstream resolvers are read; NULL: MESHD_DEFAULT_RESOLV_CONF */
         bool dns_resolved;     /* register the server with systemd-resolved (resolved-link.c) */
-        /* [Routes] (conf-routes.c) */
-        RouteSettings routes;
+        /* [Routes] (conf-routes.c); as RouteSettings has them */
+        InAddrPrefix *advertise_routes;
+        size_t n_advertise_routes;
+        bool advertise_exit_node;
+        InAddrPrefix *accept_routes;
+        size_t n_accept_routes;
+        char *exit_node;  /* peer name to send all other traffic to; NULL: none */
         bool subnet_snat; /* masquerade mesh sources into the advertised subnets */
         bool exit_snat;   /* masquerade mesh sources leaving through this exit node */
 } MeshdConfig;
@@ -72,6 +76,10 @@ typedef struct MeshdConfig {
 int conf_parse_dns_key(MeshdConfig *c, const char *name, const char *value, const char **ret_reason);
 
 /* conf-routes.c: one key of [Routes]; -ENOENT for a key it does not have. */
+/* c's [Routes] settings, copied. */
+int conf_route_settings(const MeshdConfig *c, RouteSettings *ret);
+/* Moves the [Routes] settings of from into to (reload). */
+void conf_take_route_settings(MeshdConfig *to, MeshdConfig *from);
 int conf_parse_routes_key(MeshdConfig *c, const char *name, const char *value, const char **ret_reason);
 /* A list of prefixes separated by any of seps. advertise: the set a node
  * advertises (no 0.0.0.0/0, ::/0: that is the exit node's setting), else

@@ -171,6 +171,8 @@ static int parse_routes(const cJSON *obj, const Netmap *m, const char *path, Net
                         char **ret_error) {
         const cJSON *array = get_field(obj, "routes");
         _cleanup_free_ char *what = NULL;
+        _cleanup_free_ InAddrPrefix *l = NULL;
+        size_t n = 0;
         char error[256];
         int r;
 
@@ -182,12 +184,24 @@ static int parse_routes(const cJSON *obj, const Netmap *m, const char *path, Net
         };
         if (asprintf(&what, "%sroutes", path) < 0)
                 return -ENOMEM;
-        r = routes_json_parse(array, what, mesh, m->has_ipv6_range ? 2 : 1, &node->routes, &node->n_routes,
-                              error, sizeof(error));
+        r = routes_json_parse(array, what, mesh, m->has_ipv6_range ? 2 : 1, &l, &n, error, sizeof(error));
         if (r == -ENOMEM)
                 return r;
         if (r < 0)
                 return fail(ret_error, "%s", error);
+        /* kept as canonical text: what the node compares and logs */
+        node->routes = calloc(n + 1, sizeof(char *));
+        if (!node->routes)
+                return -ENOMEM;
+        for (size_t i = 0; i < n; i++) {
+                char buf[ROUTE_PREFIX_STRLEN];
+
+                if (!route_prefix_format(&l[i], buf, sizeof(buf)))
+                        return fail(ret_error, "%s[%zu]: cannot be formatted", what, i);
+                node->routes[i] = strdup(buf);
+                if (!node->routes[i])
+                        return -ENOMEM;
+        }
         return 0;
 }
 

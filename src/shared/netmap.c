@@ -7,7 +7,6 @@
 #include <sys/socket.h>
 
 #include "dns-label.h"
-#include "msg-routes.h"
 #include "netmap.h"
 #include "strv.h"
 
@@ -15,17 +14,7 @@ static void netmap_node_done(NetmapNode *n) {
         free(n->name);
         n->name = NULL;
         n->endpoints = strv_free(n->endpoints);
-        n->routes = mfree(n->routes);
-        n->n_routes = 0;
-}
-
-static bool node_routes_equal(const NetmapNode *a, const NetmapNode *b) {
-        if (a->n_routes != b->n_routes)
-                return false;
-        for (size_t i = 0; i < a->n_routes; i++)
-                if (!route_prefix_equal(&a->routes[i], &b->routes[i]))
-                        return false;
-        return true;
+        n->routes = strv_free(n->routes);
 }
 
 Netmap *netmap_free(Netmap *m) {
@@ -156,7 +145,7 @@ bool netmap_node_equal(const NetmapNode *a, const NetmapNode *b) {
 
         return streq_ptr(a->name, b->name) && key_equal(&a->public_key, &b->public_key) &&
                node_addresses_equal(a, b) && strv_equal(a->endpoints, b->endpoints) && a->relay == b->relay &&
-               a->relay_port == b->relay_port && node_routes_equal(a, b);
+               a->relay_port == b->relay_port && strv_equal(a->routes, b->routes);
 }
 
 /* Devices come sorted by the server's node id, so the same set is the same

@@ -43,14 +43,14 @@ static void test_section(void **state) {
         conf_init_defaults(&c);
         assert_true(c.subnet_snat && c.exit_snat);
         assert_int_equal(conf_load(path, &c, &error), 0);
-        assert_int_equal(c.routes.n_advertise, 3);
-        assert_string_equal(fmt(&c.routes.advertise[1], buf), "fd00:1::/64");
-        assert_string_equal(fmt(&c.routes.advertise[2], buf), "10.1.0.0/16");
-        assert_true(c.routes.advertise_exit_node);
-        assert_int_equal(c.routes.n_accept, 2);
-        assert_string_equal(fmt(&c.routes.accept[0], buf), "0.0.0.0/0");
-        assert_string_equal(fmt(&c.routes.accept[1], buf), "::/0");
-        assert_string_equal(c.routes.exit_node, "gw");
+        assert_int_equal(c.n_advertise_routes, 3);
+        assert_string_equal(fmt(&c.advertise_routes[1], buf), "fd00:1::/64");
+        assert_string_equal(fmt(&c.advertise_routes[2], buf), "10.1.0.0/16");
+        assert_true(c.advertise_exit_node);
+        assert_int_equal(c.n_accept_routes, 2);
+        assert_string_equal(fmt(&c.accept_routes[0], buf), "0.0.0.0/0");
+        assert_string_equal(fmt(&c.accept_routes[1], buf), "::/0");
+        assert_string_equal(c.exit_node, "gw");
         assert_false(c.subnet_snat);
         assert_true(c.exit_snat);
         conf_done(&c);
@@ -60,8 +60,8 @@ static void test_section(void **state) {
         path = write_conf(dir, "[Routes]\nAdvertise=192.168.50.0/24\nAdvertise=\nAcceptRoutes=none\n");
         conf_init_defaults(&c);
         assert_int_equal(conf_load(path, &c, &error), 0);
-        assert_int_equal(c.routes.n_advertise, 0);
-        assert_int_equal(c.routes.n_accept, 0);
+        assert_int_equal(c.n_advertise_routes, 0);
+        assert_int_equal(c.n_accept_routes, 0);
         conf_done(&c);
 
         static const struct {
@@ -93,7 +93,7 @@ static void test_section(void **state) {
                 assert_int_equal(conf_load(path, &c, &error), -EINVAL);
                 assert_true(asprintf(&expected, "%s%s", path, bad[i].error) > 0);
                 assert_string_equal(error, expected);
-                assert_int_equal(c.routes.n_advertise, 0);
+                assert_int_equal(c.n_advertise_routes, 0);
         }
         test_tmpdir_free(dir);
 }

@@ -160,15 +160,19 @@ static int parse_with_routes(const char *routes_json, Netmap **ret, char **error
 static void test_netmap_routes(void **state) {
         Netmap *m = NULL;
         char *error = NULL;
-        char buf[ROUTE_PREFIX_STRLEN];
 
         assert_int_equal(parse_with_routes(NULL, &m, &error), 0);
-        assert_int_equal(m->peers[0].n_routes, 0);
+        assert_null(m->peers[0].routes);
         m = netmap_free(m);
 
         assert_int_equal(parse_with_routes("[\"198.51.100.0/24\",\"0.0.0.0/0\",\"::/0\"]", &m, &error), 0);
-        assert_int_equal(m->peers[0].n_routes, 3);
-        assert_string_equal(route_prefix_format(&m->peers[0].routes[0], buf, sizeof(buf)), "198.51.100.0/24");
+        assert_int_equal(strv_length(m->peers[0].routes), 3);
+        assert_string_equal(m->peers[0].routes[0], "198.51.100.0/24");
+        assert_string_equal(m->peers[0].routes[2], "::/0");
+        m = netmap_free(m);
+        /* canonical text */
+        assert_int_equal(parse_with_routes("[\"fd00:0001::/64\"]", &m, &error), 0);
+        assert_string_equal(m->peers[0].routes[0], "fd00:1::/64");
         m = netmap_free(m);
 
         static const struct {
@@ -241,8 +245,8 @@ static void test_render(void **state) {
                        "\"ipv6\":\"fd7a:115c:a1e0::3\",\"endpoints\":[],\"routes\":[\"198.51.100.0/24\"]"));
         assert_null(strstr(strstr(text, "\"self\""), "\"routes\":[]"));
         assert_int_equal(netmap_parse(text, len, &m, &error), 0);
-        assert_int_equal(m->self.n_routes, 0);
-        assert_int_equal(m->peers[0].n_routes, 1);
+        assert_null(m->self.routes);
+        assert_int_equal(strv_length(m->peers[0].routes), 1);
         netmap_free(m);
         netmap_snapshot_free(snap);
 }
