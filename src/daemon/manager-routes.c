@@ -12,7 +12,7 @@
 #include "peer.h"
 #include "strv.h"
 
-/* Subnet routes on a node (docs/routes.md): the set this node advertises,
+/* Subnet routes on a node (meshd.conf(5) [Routes], docs/protocol.md): the set this node advertises,
  * posted to the control server whenever it changes; and the peers' approved
  * routes this node accepts (AcceptRoutes=): each one a prefix on the peer's
  * WireGuard entry plus a route PREFIX dev MESH, never when it overlaps a
