@@ -122,14 +122,27 @@ def test_advertise_approve_reach_reject(lab, control, routed):
     assert alpha.ping(NAS).returncode != 0
 
 
-def test_runtime_settings_survive_restart(lab, control, routed):
+def test_accept_restart_forwarding_withdraw(lab, control, routed):
     gw, alpha, _bravo, _nas = routed
     control.command("routes", "approve", "gw", LAN)
+    # the route reaches alpha's netmap, but alpha accepts none by default
+    wait_until(lambda: LAN in (alpha.state_dir / "netmap.json").read_text(), 10,
+               what="the approved route in alpha's netmap")
+    assert kernel_route(alpha, LAN) == ""
+    assert LAN not in allowed_ips_of(alpha, gw)
+
     assert alpha.meshctl("up", f"--accept-routes={LAN}").returncode == 0
     assert alpha.can_ping(NAS, within=10)
     alpha.restart()
     alpha.wait_ready(30)
     assert alpha.can_ping(NAS, within=10), alpha.log_tail()
+
+    # forwarding off on the router: meshd says so (and leaves it off)
+    gw.ns.exec("sysctl", "-qw", "net.ipv4.ip_forward=0", check=True)
+    assert gw.meshctl("up", f"--advertise-routes={LAN}").returncode == 0
+    wait_until(lambda: f"IPv4 forwarding is off on {gw.interface}" in gw.log.read_text(), 5,
+               what="gw's forwarding warning")
+    assert gw.ns.exec("sysctl", "-n", "net.ipv4.ip_forward").stdout.strip() == "0"
 
     # gw withdraws the LAN at runtime: out of every netmap, the verdict kept
     assert gw.meshctl("up", "--advertise-routes=").returncode == 0
