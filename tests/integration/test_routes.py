@@ -8,7 +8,8 @@ connected ("bravo") refuses it with one journal line and keeps its own
 route; bad advertisements are refused (400 naming the prefix, nothing
 stored).
 
-The LAN is 198.51.100.0/24 (TEST-NET-2) on a veth between gw and nas. The
+The LAN is 198.51.100.0/24 (TEST-NET-2) and 2001:db8:50::/64 on a veth
+between gw and nas, each approved on its own. The
 nas replies without SNAT on the router: it has a route back to the mesh
 range via gw, as a real LAN's router often has (SNAT is the firewall's
 part, tested with it)."""
@@ -24,6 +25,9 @@ LAN = "198.51.100.0/24"
 GW_LAN = "198.51.100.1"
 NAS = "198.51.100.10"
 MESH_V4 = "100.64.0.0/10"
+LAN6 = "2001:db8:50::/64"       # documentation prefix
+GW_LAN6 = "2001:db8:50::1"
+NAS6 = "2001:db8:50::10"
 
 
 def routes(control) -> list[dict]:
@@ -36,7 +40,7 @@ def add_routes_section(node, **keys):
 
 
 def kernel_route(node, prefix) -> str:
-    return node.ns.ip("route", "show", prefix).stdout.strip()
+    return node.ns.ip("-6" if ":" in prefix else "-4", "route", "show", prefix).stdout.strip()
 
 
 def allowed_ips_of(node, peer) -> list[str]:
@@ -63,7 +67,7 @@ def routed(lab, control):
     gw = lab.add_node("gw", authkey=key)
     alpha = lab.add_node("alpha", authkey=key)
     bravo = lab.add_node("bravo", authkey=key)
-    add_routes_section(gw, Advertise=LAN)
+    add_routes_section(gw, Advertise=f"{LAN} {LAN6}")
     add_routes_section(bravo, AcceptRoutes="all")
 
     nas = lab._netns("nas")
@@ -73,7 +77,10 @@ def routed(lab, control):
     nas.ip("addr", "add", f"{NAS}/24", "dev", "eth0")
     nas.ip("link", "set", "eth0", "up")
     nas.ip("route", "add", MESH_V4, "via", GW_LAN)
+    gw.ns.ip("addr", "add", f"{GW_LAN6}/64", "dev", "lan0", "nodad")
+    nas.ip("addr", "add", f"{NAS6}/64", "dev", "eth0", "nodad")
     gw.ns.exec("sysctl", "-qw", "net.ipv4.ip_forward=1", check=True)
+    gw.ns.exec("sysctl", "-qw", "net.ipv6.conf.all.forwarding=1", check=True)
     # bravo's own LAN with the same prefix: a veth pair, nobody behind it
     bravo.ns.ip("link", "add", "lan0", "type", "veth", "peer", "name", "lan0p")
     bravo.ns.ip("addr", "add", "198.51.100.77/24", "dev", "lan0")
@@ -84,9 +91,14 @@ def routed(lab, control):
         n.start()
     for n in (gw, alpha, bravo):
         n.wait_ready(30)
+    # the nas's way back to the mesh's (random) IPv6 range
+    mesh6 = json.loads((gw.state_dir / "netmap.json").read_text())["ipv6_range"]
+    nas.ip("-6", "route", "add", mesh6, "via", GW_LAN6)
     # READY does not wait for POST /v1/routes
-    wait_until(lambda: routes(control) == [{"node": "gw", "prefix": LAN, "state": "advertised",
-                                            "advertised": True}], 10, what="gw's route at the server")
+    wait_until(lambda: routes(control) == [
+        {"node": "gw", "prefix": LAN, "state": "advertised", "advertised": True},
+        {"node": "gw", "prefix": LAN6, "state": "advertised", "advertised": True}],
+        10, what="gw's routes at the server")
     return gw, alpha, bravo, nas
 
 
@@ -94,9 +106,9 @@ def test_advertise_approve_reach_reject(lab, control, routed):
     gw, alpha, bravo, nas = routed
 
     # runtime setting, kept in the state directory
-    cp = alpha.meshctl("up", f"--accept-routes={LAN}")
+    cp = alpha.meshctl("up", f"--accept-routes={LAN},{LAN6}")
     assert cp.returncode == 0, cp.stderr
-    assert json.loads((alpha.state_dir / "routes.json").read_text())["accept_routes"] == [LAN]
+    assert json.loads((alpha.state_dir / "routes.json").read_text())["accept_routes"] == [LAN, LAN6]
 
     # advertised is not approved: nobody routes it
     assert kernel_route(alpha, LAN) == ""
@@ -107,6 +119,11 @@ def test_advertise_approve_reach_reject(lab, control, routed):
     assert alpha.can_ping(NAS, within=10), lab.log_tails()
     assert "dev " + alpha.interface in kernel_route(alpha, LAN)
     assert LAN in allowed_ips_of(alpha, gw)
+    # IPv6 waits for its own approval
+    assert LAN6 not in allowed_ips_of(alpha, gw)
+    control.command("routes", "approve", "gw", LAN6)
+    assert alpha.can_ping(NAS6, within=10), lab.log_tails()
+    assert "dev " + alpha.interface in kernel_route(alpha, LAN6)
 
     # bravo has the prefix connected: refused, one journal line, own route kept
     wait_until(lambda: "Refusing route 198.51.100.0/24 of peer gw: it overlaps 198.51.100.0/24"
@@ -118,8 +135,9 @@ def test_advertise_approve_reach_reject(lab, control, routed):
     control.command("routes", "reject", "gw", LAN)
     wait_until(lambda: kernel_route(alpha, LAN) == "" and LAN not in allowed_ips_of(alpha, gw), 2,
                interval=0.05, what="the rejected route gone from alpha")
-    assert routes(control)[0]["state"] == "rejected"
+    assert [r["state"] for r in routes(control)] == ["rejected", "approved"]
     assert alpha.ping(NAS).returncode != 0
+    assert alpha.can_ping(NAS6, within=2)
 
 
 def test_accept_restart_forwarding_withdraw(lab, control, routed):
@@ -147,6 +165,7 @@ def test_accept_restart_forwarding_withdraw(lab, control, routed):
     # gw withdraws the LAN at runtime: out of every netmap, the verdict kept
     assert gw.meshctl("up", "--advertise-routes=").returncode == 0
     wait_until(lambda: kernel_route(alpha, LAN) == "", 5, what="withdrawn route gone")
+    # (the undecided LAN6 is simply gone)
     assert routes(control) == [{"node": "gw", "prefix": LAN, "state": "approved", "advertised": False}]
 
 
