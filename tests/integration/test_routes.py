@@ -110,6 +110,9 @@ def test_advertise_approve_reach_reject(lab, control, routed):
     assert cp.returncode == 0, cp.stderr
     assert json.loads((alpha.state_dir / "routes.json").read_text())["accept_routes"] == [LAN, LAN6]
 
+    table = control.command("routes", "list").stdout.splitlines()
+    assert table[0].split() == ["NODE", "PREFIX", "STATE"]
+    assert table[1].split() == ["gw", LAN, "advertised"]
     # advertised is not approved: nobody routes it
     assert kernel_route(alpha, LAN) == ""
     assert LAN not in allowed_ips_of(alpha, gw)
