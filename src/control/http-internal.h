@@ -173,6 +173,7 @@ enum MHD_Result handle_challenge(Request *req); /* api-register.c */
 enum MHD_Result handle_register(Request *req);  /* api-register.c */
 enum MHD_Result handle_netmap(Request *req);    /* api-netmap.c */
 enum MHD_Result handle_endpoints(Request *req); /* api-endpoints.c */
+enum MHD_Result handle_routes(Request *req);    /* api-routes.c */
 enum MHD_Result handle_paths(Request *req);     /* api-paths.c */
 enum MHD_Result handle_ca(Request *req);        /* api-cert.c */
 enum MHD_Result handle_cert(Request *req);      /* api-cert.c */

@@ -41,6 +41,7 @@ static enum MHD_Result request_dispatch(Request *req) {
                 { "/v1/register", MHD_HTTP_METHOD_POST, handle_register },
                 { "/v1/netmap", MHD_HTTP_METHOD_GET, handle_netmap },
                 { "/v1/endpoints", MHD_HTTP_METHOD_POST, handle_endpoints },
+                { "/v1/routes", MHD_HTTP_METHOD_POST, handle_routes },
                 { "/v1/paths", MHD_HTTP_METHOD_POST, handle_paths },
                 { "/v1/cert", MHD_HTTP_METHOD_POST, handle_cert },
                 { "/v1/ca", MHD_HTTP_METHOD_GET, handle_ca },

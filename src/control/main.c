@@ -47,6 +47,11 @@ static void help(void) {
                "  nodes remove NAME      Remove a node from the mesh\n"
                "  nodes expire NAME      Expire a node's key: out of the mesh until it joins again\n"
                "  nodes renew NAME       Make an expired node valid again (for --expired-nodes=admin)\n"
+               "  routes list            List the subnet routes nodes advertise, and their state\n"
+               "  routes approve NODE PREFIX\n"
+               "                         Approve a route: it reaches the other nodes' netmaps\n"
+               "  routes reject NODE PREFIX\n"
+               "                         Reject a route (or withdraw an approval)\n"
                "  devices add NAME       Add a plain WireGuard device (phone, camera); print its config\n"
                "  devices list           List the devices of the mesh\n"
                "  devices remove NAME    Remove a device from the mesh\n\n"
@@ -102,7 +107,7 @@ static void help(void) {
                "                         or stays expired until 'nodes renew' (default: renew)\n"
                "     --reusable          authkey create: the key may join any number of nodes\n"
                "     --expires=DURATION  authkey create, devices add: validity, e.g. 30min, 24h, 7d\n"
-               "     --json              nodes list, devices list: print JSON\n"
+               "     --json              nodes list, devices list, routes list: print JSON\n"
                "     --public-key=KEY    devices add: the device's own key (the config then has no\n"
                "                         private key; default: a new pair, printed once, never stored)\n"
                "     --qr                devices add: print the config as a QR code\n"
@@ -532,6 +537,10 @@ static int run(int argc, char *argv[]) {
                 return verb_devices_list(&arg);
         if (streq(args[0], "devices") && n == 3 && streq(args[1], "remove"))
                 return verb_devices_remove(&arg, args[2]);
+        if (streq(args[0], "routes") && n == 2 && streq(args[1], "list"))
+                return verb_routes_list(&arg);
+        if (streq(args[0], "routes") && n == 4 && (streq(args[1], "approve") || streq(args[1], "reject")))
+                return verb_routes_set(&arg, args[2], args[3], streq(args[1], "approve"));
 
         return log_error_errno(-EINVAL, "Unknown command or wrong arguments: '%s', see --help.", args[0]);
 }

@@ -105,13 +105,16 @@ int store_read_mesh(Store *s, const NetmapHub *hub, NetmapMesh *ret) {
         r = store_load_relays(s, &m.relays, &m.n_relays);
         if (r < 0)
                 return r;
+        r = mesh_take_nodes(&m.nodes, &m.n_nodes, &a);
+        if (r < 0)
+                return r;
+        r = store_load_approved_routes(s, m.nodes, m.n_nodes);
+        if (r < 0)
+                return r;
         r = store_commit(&tx);
         if (r < 0)
                 return r;
 
-        r = mesh_take_nodes(&m.nodes, &m.n_nodes, &a);
-        if (r < 0)
-                return r;
         r = mesh_take_nodes(&m.devices, &m.n_devices, &d);
         if (r < 0)
                 return r;

@@ -91,3 +91,7 @@ int store_allocate_host(Store *s, int64_t now, uint64_t *ret_host, char ipv4[sta
 /* Pairs of members with at least one direct=false report, each once,
  * ordered by (lo, hi). */
 int store_load_relays(Store *s, NetmapRelayPair **ret, size_t *ret_n);
+
+/* store-routes.c, for store-netmap.c: inside the read transaction, each
+ * node's approved and advertised routes onto nodes (ordered by id). */
+int store_load_approved_routes(Store *s, NetmapMeshNode *nodes, size_t n);

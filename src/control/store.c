@@ -14,7 +14,7 @@
 #include "log.h"
 #include "store-private.h"
 
-#define SCHEMA_VERSION 5
+#define SCHEMA_VERSION 6
 #define BUSY_TIMEOUT_MSEC 5000
 
 static const char schema_v1[] =
@@ -83,6 +83,18 @@ static const char schema_v4[] = "ALTER TABLE nodes ADD COLUMN cert_not_after INT
 static const char schema_v5[] =
         "ALTER TABLE nodes ADD COLUMN kind TEXT NOT NULL DEFAULT 'node';" /* 'node' | 'device' */
         "ALTER TABLE nodes ADD COLUMN expires INTEGER;"; /* devices: NULL never, else epoch seconds */
+
+/* Subnet routes (issue 16): the prefixes a node advertises (POST
+ * /v1/routes) and the admin's verdict on each. A route the node stops
+ * advertising keeps its verdict (advertised = 0), so a restart with a
+ * shorter list does not need a new approval; only an approved route that is
+ * advertised reaches the netmaps. */
+static const char schema_v6[] = "CREATE TABLE routes ("
+                                "        node_id INTEGER NOT NULL,"
+                                "        prefix TEXT NOT NULL," /* canonical, msg-routes.h */
+                                "        state TEXT NOT NULL DEFAULT 'advertised'," /* |'approved'|'rejected' */
+                                "        advertised INTEGER NOT NULL DEFAULT 1,"
+                                "        PRIMARY KEY (node_id, prefix)) WITHOUT ROWID;";
 
 static int sqlite_to_errno(int rc) {
         switch (rc & 0xff) {
@@ -211,8 +223,13 @@ static int store_migrate(Store *s, bool create) {
                 if (r < 0)
                         return r;
         }
+        if (version < 6) {
+                r = store_exec(s, schema_v6);
+                if (r < 0)
+                        return r;
+        }
         /* PRAGMA takes no parameters; the value is our own constant. */
-        r = store_exec(s, "PRAGMA user_version = 5");
+        r = store_exec(s, "PRAGMA user_version = 6");
         if (r < 0)
                 return r;
         r = store_commit(&tx);

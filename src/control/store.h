@@ -8,6 +8,7 @@
  * registration, node updates, path reports and the netmap read each have
  * their store-*.c (store-private.h is what they share). */
 
+#include <errno.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -194,3 +195,35 @@ int store_read_mesh(Store *s, const NetmapHub *hub, NetmapMesh *ret);
 /* store_read_mesh(), rendered by netmap_snapshot_new(); hub: NULL when the
  * server runs without one (no "hub" in netmaps). */
 int netmap_snapshot_load(Store *s, const NetmapHub *hub, NetmapSnapshot **ret);
+
+/* store-routes.c: subnet routes (docs/protocol.md, "Routes") */
+#define STORE_ROUTES_MAX 64
+
+typedef enum StoreRouteState {
+        STORE_ROUTE_ADVERTISED, /* waiting for the admin */
+        STORE_ROUTE_APPROVED,   /* in the netmaps while advertised */
+        STORE_ROUTE_REJECTED,
+        _STORE_ROUTE_STATE_MAX,
+        _STORE_ROUTE_STATE_INVALID = -EINVAL,
+} StoreRouteState;
+
+const char *store_route_state_to_string(StoreRouteState s);
+
+typedef struct StoreRoute {
+        char *node;   /* the node's name */
+        char *prefix; /* canonical */
+        StoreRouteState state;
+        bool advertised; /* false: the node no longer advertises it; its verdict is kept */
+} StoreRoute;
+
+void store_routes_free(StoreRoute *l, size_t n);
+/* The complete set node id advertises (canonical prefixes, validated by the
+ * caller): new ones come in as advertised (or approved by the auto-approval
+ * hook), those gone are withdrawn. 1 when something changed (the version
+ * moved), 0 when not, -ENOENT when id is no member. */
+int store_set_routes(Store *s, int64_t id, char *const *prefixes);
+/* Every route of a member, ordered by node name and prefix. */
+int store_list_routes(Store *s, StoreRoute **ret, size_t *ret_n);
+/* The admin's verdict: -ENOENT no such node, -ENXIO the node never
+ * advertised prefix; 1 changed, 0 already so. */
+int store_set_route_state(Store *s, const char *node, const char *prefix, StoreRouteState state);

@@ -58,6 +58,8 @@ int verb_nodes_renew(const ControlArgs *a, const char *name);
 int verb_devices_add(const ControlArgs *a, const char *name);
 int verb_devices_list(const ControlArgs *a);
 int verb_devices_remove(const ControlArgs *a, const char *name);
+int verb_routes_list(const ControlArgs *a);
+int verb_routes_set(const ControlArgs *a, const char *node, const char *prefix, bool approve);
 
 /* state-dir.c */
 /* name in the state directory */

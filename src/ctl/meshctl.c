@@ -7,6 +7,7 @@
 #include "call.h"
 #include "conf.h"
 #include "config.h"
+#include "dns-label.h"
 #include "log.h"
 #include "meshctl.h"
 #include "nss.h"
@@ -26,7 +27,8 @@ typedef enum CommandOption {
         OPTION_OUT = 1 << 9,
         OPTION_RENEW = 1 << 10,
         OPTION_USER = 1 << 11,
-        _OPTION_LAST = OPTION_USER,
+        OPTION_ROUTES = 1 << 12, /* --advertise-routes, --advertise-exit-node, --accept-routes, --exit-node */
+        _OPTION_LAST = OPTION_ROUTES,
 } CommandOption;
 
 typedef struct Verb {
@@ -38,7 +40,8 @@ typedef struct Verb {
 } Verb;
 
 static const Verb verbs[] = {
-        { "up", 0, 0, OPTION_SERVER | OPTION_AUTHKEY | OPTION_AUTHKEY_FILE | OPTION_PIN, verb_up },
+        { "up", 0, 0, OPTION_SERVER | OPTION_AUTHKEY | OPTION_AUTHKEY_FILE | OPTION_PIN | OPTION_ROUTES,
+          verb_up },
         { "down", 0, 0, 0, verb_down },
         { "logout", 0, 0, 0, verb_logout },
         { "status", 0, 0, 0, verb_status },
@@ -61,6 +64,10 @@ static int help(void) {
                "Commands:\n"
                "  up --server=URL --authkey=KEY|--authkey-file=FILE --pin=PIN\n"
                "                         Join a mesh\n"
+               "  up [--advertise-routes=P,...] [--advertise-exit-node[=no]]\n"
+               "     [--accept-routes=P,...|all|none] [--exit-node=NAME]\n"
+               "                         Set the route settings (kept across restarts, over\n"
+               "                         meshd.conf's [Routes]); also when joining\n"
                "  down                   Take the tunnel down\n"
                "  logout                 Leave the mesh and forget the node's credentials\n"
                "  status                 Show this node and its peers\n"
@@ -90,6 +97,13 @@ static int help(void) {
                "     --authkey=KEY       Auth key (up)\n"
                "     --authkey-file=FILE Read the auth key from FILE, '-' for stdin (up)\n"
                "     --pin=PIN           Control server's key pin, sha256//BASE64 (up)\n"
+               "     --advertise-routes=P,...\n"
+               "                         Subnets this node routes for, '' for none (up)\n"
+               "     --advertise-exit-node[=no]\n"
+               "                         Offer this node as an exit node (up)\n"
+               "     --accept-routes=P,...|all|none\n"
+               "                         Peers' routes to install, when inside these (up)\n"
+               "     --exit-node=NAME    Send all other traffic through NAME, '' for none (up)\n"
                "  -c --count=COUNT       Number of probes (ping, default %u)\n"
                "     --timeout=SEC       Wait per probe (ping, default %u), or in all\n"
                "                         (wait-online, default %u, 0 = forever)\n"
@@ -134,6 +148,8 @@ static const char *command_option_to_string(CommandOption o) {
                 return "--renew";
         case OPTION_USER:
                 return "--user";
+        case OPTION_ROUTES:
+                return "--advertise-routes/--advertise-exit-node/--accept-routes/--exit-node";
         }
         return "?";
 }
@@ -161,6 +177,22 @@ static const Verb *verb_find(const char *name) {
 
 #define log_usage(...) log_error_errno(-EINVAL, __VA_ARGS__)
 
+/* The daemon checks them again; this is the early, clear error. */
+static int check_route_list(const char *option, const char *value, bool advertise) {
+        _cleanup_free_ InAddrPrefix *l = NULL;
+        const char *entry = NULL, *why = NULL;
+        size_t n = 0, len = 0;
+        int r;
+
+        r = route_list_parse(value, ",", advertise, &l, &n, &entry, &len, &why);
+        if (r == -ENOMEM)
+                return log_oom();
+        if (r < 0)
+                return log_usage("invalid %s: '%.*s': %s", option, (int) MIN(len, (size_t) 64),
+                                 entry ? entry : "", why);
+        return 0;
+}
+
 /* Returns 1 when a command should run (*ret_verb, *ret_argv set), 0 when
  * --help or --version did all there was to do, <0 on bad usage (logged). */
 /* NOLINTNEXTLINE(readability-function-size): argument parser, one case per option */
@@ -179,6 +211,10 @@ static int parse_argv(int argc, char *argv[], Arguments *a, const Verb **ret_ver
                 ARG_OUT,
                 ARG_RENEW,
                 ARG_USER,
+                ARG_ADVERTISE_ROUTES,
+                ARG_ADVERTISE_EXIT_NODE,
+                ARG_ACCEPT_ROUTES,
+                ARG_EXIT_NODE,
         };
         static const struct option options[] = {
                 { "help", no_argument, NULL, 'h' },
@@ -196,6 +232,10 @@ static int parse_argv(int argc, char *argv[], Arguments *a, const Verb **ret_ver
                 { "out", required_argument, NULL, ARG_OUT },
                 { "renew", no_argument, NULL, ARG_RENEW },
                 { "user", no_argument, NULL, ARG_USER },
+                { "advertise-routes", required_argument, NULL, ARG_ADVERTISE_ROUTES },
+                { "advertise-exit-node", optional_argument, NULL, ARG_ADVERTISE_EXIT_NODE },
+                { "accept-routes", required_argument, NULL, ARG_ACCEPT_ROUTES },
+                { "exit-node", required_argument, NULL, ARG_EXIT_NODE },
                 {},
         };
         unsigned seen = 0;
@@ -204,6 +244,7 @@ static int parse_argv(int argc, char *argv[], Arguments *a, const Verb **ret_ver
         int c;
 
         *a = (Arguments) {
+                .advertise_exit_node = -1,
                 .socket_path = getenv("MESHD_SOCKET") ?: MESHD_SOCKET_DEFAULT,
                 .count = PING_COUNT_DEFAULT,
                 .family = AF_UNSPEC,
@@ -280,6 +321,27 @@ static int parse_argv(int argc, char *argv[], Arguments *a, const Verb **ret_ver
                         a->user = true;
                         seen |= OPTION_USER;
                         break;
+                case ARG_ADVERTISE_ROUTES:
+                case ARG_ACCEPT_ROUTES:
+                        if (check_route_list(c == ARG_ADVERTISE_ROUTES ? "--advertise-routes"
+                                                                       : "--accept-routes",
+                                             optarg, c == ARG_ADVERTISE_ROUTES) < 0)
+                                return -EINVAL;
+                        *(c == ARG_ADVERTISE_ROUTES ? &a->advertise_routes : &a->accept_routes) = optarg;
+                        seen |= OPTION_ROUTES;
+                        break;
+                case ARG_ADVERTISE_EXIT_NODE:
+                        a->advertise_exit_node = optarg ? parse_boolean(optarg) : 1;
+                        if (a->advertise_exit_node < 0)
+                                return log_usage("invalid --advertise-exit-node='%s' (yes or no)", optarg);
+                        seen |= OPTION_ROUTES;
+                        break;
+                case ARG_EXIT_NODE:
+                        if (*optarg && !dns_label_is_valid(optarg))
+                                return log_usage("invalid --exit-node='%s': not a node name", optarg);
+                        a->exit_node = optarg;
+                        seen |= OPTION_ROUTES;
+                        break;
                 case '4':
                         a->family = AF_INET;
                         seen |= OPTION_FAMILY;
@@ -318,7 +380,11 @@ static int parse_argv(int argc, char *argv[], Arguments *a, const Verb **ret_ver
                         return log_usage("%s does not apply to '%s' (see 'meshctl --help')",
                                          command_option_to_string((CommandOption) bit), verb->name);
 
-        if (verb->run == verb_up) {
+        if (verb->run == verb_up &&
+            !(seen & (OPTION_SERVER | OPTION_AUTHKEY | OPTION_AUTHKEY_FILE | OPTION_PIN)) &&
+            (seen & OPTION_ROUTES))
+                ; /* only route settings, for a node that is in a mesh (or joins later) */
+        else if (verb->run == verb_up) {
                 if (!a->server)
                         return log_usage("'up' needs --server=URL");
                 if (!a->authkey == !a->authkey_file)

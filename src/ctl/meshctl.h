@@ -27,6 +27,11 @@ typedef struct Arguments {
         const char *authkey;
         const char *authkey_file;
         const char *pin;
+        /* up: route settings; NULL / -1: not given */
+        const char *advertise_routes;
+        int advertise_exit_node;
+        const char *accept_routes;
+        const char *exit_node;
         /* ping */
         unsigned count;
         /* ping, wait-online; 0 = forever for wait-online */

@@ -53,6 +53,33 @@ static int read_authkey_file(const char *path, char **ret) {
         return 0;
 }
 
+/* --advertise-routes=A,B goes as ["A,B"]: the daemon splits it, as it
+ * checks it, once. */
+static int up_route_params(const Arguments *a, cJSON *params) {
+        const struct {
+                const char *key, *value;
+        } lists[] = {
+                { "advertise_routes", a->advertise_routes },
+                { "accept_routes", a->accept_routes },
+        };
+
+        for (size_t i = 0; i < ELEMENTSOF(lists); i++) {
+                cJSON *l;
+
+                if (!lists[i].value)
+                        continue;
+                l = cJSON_AddArrayToObject(params, lists[i].key);
+                if (!l || (lists[i].value[0] && !cJSON_AddItemToArray(l, cJSON_CreateString(lists[i].value))))
+                        return log_oom();
+        }
+        if (a->advertise_exit_node >= 0 &&
+            !cJSON_AddBoolToObject(params, "advertise_exit_node", a->advertise_exit_node))
+                return log_oom();
+        if (a->exit_node && !cJSON_AddStringToObject(params, "exit_node", a->exit_node))
+                return log_oom();
+        return 0;
+}
+
 int verb_up(const Arguments *a, char **argv) {
         _cleanup_(authkey_erase_and_free) char *file_key = NULL;
         _cleanup_json_ cJSON *params = NULL, *reply = NULL;
@@ -66,19 +93,29 @@ int verb_up(const Arguments *a, char **argv) {
         }
 
         params = cJSON_CreateObject();
-        if (!params || !cJSON_AddStringToObject(params, "server", a->server) ||
-            !(item = cJSON_AddStringToObject(params, "authkey", file_key ?: a->authkey)) ||
-            !cJSON_AddStringToObject(params, "pin", a->pin))
+        if (!params)
                 return log_oom();
+        if (a->server && (!cJSON_AddStringToObject(params, "server", a->server) ||
+                          !(item = cJSON_AddStringToObject(params, "authkey", file_key ?: a->authkey)) ||
+                          !cJSON_AddStringToObject(params, "pin", a->pin)))
+                return log_oom();
+        r = up_route_params(a, params);
+        if (r < 0)
+                return r;
 
         r = call_method_logged(a, "io.meshd.Up", params, CALL_UP_TIMEOUT_USEC, &reply);
         /* Our copy of the secret goes as soon as it is sent. */
-        explicit_bzero(item->valuestring, strlen(item->valuestring));
+        if (item)
+                explicit_bzero(item->valuestring, strlen(item->valuestring));
         if (r < 0)
                 return r;
 
         if (a->json)
                 return show_json(reply);
+        if (!a->server) {
+                printf("Route settings saved; this node is %s.\n", strna(reply_string(reply, "state")));
+                return 0;
+        }
         printf("Joined as %s (%s)\n", strna(reply_string(reply, "name")), strna(reply_string(reply, "ipv4")));
         return 0;
 }

@@ -2,6 +2,9 @@
 /* The io.meshd interface (docs/api.md): parameter checking and replies; the
  * work itself is the Manager's. */
 
+#include <errno.h>
+#include <string.h>
+
 #include "cert.h"
 #include "device-ping.h"
 #include "log.h"
@@ -27,7 +30,11 @@ const char manager_api_description[] =
         "method ListPeers() -> (peers: []Peer)\n"
         "method Ping(peer: string, timeout_usec: ?int) -> (peer: string, address: string, rtt_usec: int, path: string)\n"
         "method WaitOnline(peers: ?[]string, any: ?bool, timeout_usec: ?int) -> (online: bool)\n"
-        "method Up(server: ?string, authkey: ?string, pin: ?string) -> (status: Status)\n"
+        "# Joins (server, authkey, pin), comes back after Down, and/or sets the\n"
+        "# route settings, kept across restarts over meshd.conf's [Routes]:\n"
+        "# prefixes as text, accept_routes also \"all\" or \"none\", exit_node \"\": none.\n"
+        "method Up(server: ?string, authkey: ?string, pin: ?string, advertise_routes: ?[]string,\n"
+        "  advertise_exit_node: ?bool, accept_routes: ?[]string, exit_node: ?string) -> (status: Status)\n"
         "method Down() -> ()\n"
         "method Logout() -> ()\n"
         "# This node's TLS certificate (root only: the reply carries the private key,\n"
@@ -220,9 +227,29 @@ static int method_up(ApiCall *call, const cJSON *params, void *userdata) {
         Manager *m = userdata;
         const char *server, *authkey, *pin;
 
+        _cleanup_(route_prefs_done) RoutePrefs prefs = {};
+        char error[160];
+        int r;
+
         if (get_string(call, params, "server", &server) < 0 ||
             get_string(call, params, "authkey", &authkey) < 0 || get_string(call, params, "pin", &pin) < 0)
                 return 0;
+        r = route_prefs_from_json(params, &prefs, error, sizeof(error));
+        if (r == -ENOMEM)
+                return r;
+        if (r < 0)
+                return api_call_reply_errorf(call, "io.meshd.InvalidParameter", "%s", error);
+        error[0] = 0;
+        r = manager_set_route_prefs(m, &prefs, error, sizeof(error));
+        if (r == -ENOMEM)
+                return r;
+        if (r < 0)
+                return api_call_reply_errorf(call, "io.meshd.InvalidParameter", "%s",
+                                             error[0] ? error : strerror(-r));
+        /* only settings, before joining: kept for the join */
+        if (!m->joined && !server && !authkey &&
+            (prefs.has_advertise || prefs.has_advertise_exit_node || prefs.has_accept || prefs.has_exit_node))
+                return api_call_reply(call, manager_status_json(m));
         return manager_up(m, server, pin, authkey, call);
 }
 

@@ -39,6 +39,7 @@ typedef enum TransferKind {
         TRANSFER_ENDPOINTS,
         TRANSFER_CA,
         TRANSFER_CERT,
+        TRANSFER_ROUTES,
 } TransferKind;
 
 typedef struct Transfer {
@@ -78,6 +79,7 @@ struct ControlClient {
         Transfer *endpoints_transfer;
         Transfer *ca_transfer;
         Transfer *cert_transfer;
+        Transfer *routes_transfer;
         bool fresh_connect; /* next transfer must not reuse a pooled connection */
 
         /* long-poll loop */

@@ -21,6 +21,7 @@
 #include "msg-cert.h"
 #include "msg-endpoints.h"
 #include "msg-register.h"
+#include "msg-routes.h"
 #include "register-proof.h"
 #include "strv.h"
 #include "varlink.h" /* _cleanup_json_ */
@@ -73,6 +74,7 @@ void client_free_now(ControlClient *c) {
         transfer_free(c->register_transfer);
         join_done(c);
         transfer_free(c->endpoints_transfer);
+        transfer_free(c->routes_transfer);
         transfer_free(c->ca_transfer);
         transfer_free(c->cert_transfer);
         transfer_free(c->poll_transfer);
@@ -326,6 +328,26 @@ int control_client_post_endpoints(ControlClient *c, char *const *endpoints) {
         if (r < 0)
                 return r;
         return client_post(c, TRANSFER_ENDPOINTS, "/v1/endpoints", &c->endpoints_transfer, body);
+}
+
+int control_client_post_routes(ControlClient *c, const InAddrPrefix *routes, size_t n,
+                               ControlReplyCallback callback, void *userdata) {
+        char *body;
+        int r;
+
+        r = client_check_authenticated(c);
+        if (r < 0)
+                return r;
+        r = routes_request_render(routes, n, &body);
+        if (r < 0)
+                return r;
+        /* the newest set is the one that counts: it replaces one in flight */
+        r = client_post(c, TRANSFER_ROUTES, "/v1/routes", &c->routes_transfer, body);
+        if (r < 0)
+                return r;
+        c->routes_transfer->callback = callback;
+        c->routes_transfer->userdata = userdata;
+        return 0;
 }
 
 /* One request of a kind at a time, answered through callback like a register. */

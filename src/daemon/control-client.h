@@ -11,6 +11,7 @@
 #include <stdint.h>
 #include <systemd/sd-event.h>
 
+#include "endpoint.h"
 #include "macro.h"
 #include "msg-register.h" /* register_reply_parse(): what a register's callback gets */
 
@@ -71,6 +72,12 @@ bool control_client_is_connected(const ControlClient *c);
  * the token of the poll loop (-ENOTCONN while not polling); a newer call
  * replaces one still in flight. */
 int control_client_post_endpoints(ControlClient *c, char *const *endpoints);
+
+/* POST /v1/routes: the complete advertised set. Uses the poll loop's token
+ * (-ENOTCONN while not polling); a newer call replaces one in flight. The
+ * callback gets the outcome (error 0: stored). */
+int control_client_post_routes(ControlClient *c, const InAddrPrefix *routes, size_t n,
+                               ControlReplyCallback callback, void *userdata);
 
 /* GET /v1/ca: the mesh CA, no authentication. The callback gets the raw 200
  * body ({"ca": PEM, "domain": ...}); the caller validates it. At most one

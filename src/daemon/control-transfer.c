@@ -451,6 +451,11 @@ static void transfer_done(ControlClient *c, Transfer *t, CURLcode code) {
                 if (r < 0)
                         log_debug_errno(r, "Posting endpoints failed: %s", strna(message));
                 break;
+        case TRANSFER_ROUTES:
+                c->routes_transfer = NULL;
+                if (t->callback)
+                        t->callback(c, r < 0 ? r : 0, r < 0 ? message : NULL, NULL, 0, t->userdata);
+                break;
         case TRANSFER_POLL:
                 c->poll_transfer = NULL;
                 poll_done(c, t, r, message);

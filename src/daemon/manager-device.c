@@ -142,12 +142,15 @@ int manager_setup_device(Manager *m, const Netmap *nm) {
 /* ---- peer entries --------------------------------------------------------------------------- */
 
 static bool wg_peer_matches(const WgPeer *w, const Peer *p) {
-        size_t want = peer_is_relayed(p) ? 0 : p->has_ipv6 ? 2 : 1;
+        size_t want = peer_is_relayed(p) ? 0 : (p->has_ipv6 ? 2 : 1) + p->n_routes;
 
         if (w->n_allowed_ips != want)
                 return false;
         for (size_t i = 0; i < w->n_allowed_ips; i++) {
                 const WgAllowedIp *a = &w->allowed_ips[i];
+
+                if (peer_has_route(p, a->family, &a->addr, a->cidr))
+                        continue;
                 if (a->family == AF_INET && !(a->cidr == 32 && peer_has_address(p, AF_INET, &a->addr)))
                         return false;
                 if (a->family == AF_INET6 && !(a->cidr == 128 && peer_has_address(p, AF_INET6, &a->addr)))

@@ -301,6 +301,10 @@ void manager_forget_membership(Manager *m, const char *why) {
         m->netmap = netmap_free(m->netmap);
         m->netmap_json = mfree(m->netmap_json);
         m->announced_endpoints = strv_free(m->announced_endpoints);
+        /* a new membership gets the advertised routes anew */
+        m->routes_posted = mfree(m->routes_posted);
+        m->n_routes_posted = 0;
+        m->routes_post_ok = false;
         (void) manager_write_hosts(m);
         m->joined = false;
         manager_set_state(m, MANAGER_NEEDS_LOGIN);

@@ -346,6 +346,7 @@ int manager_apply_netmap(Manager *m, Netmap *nm, const char *json, size_t len, b
                 manager_log_devices(m->netmap, new);
         manager_keep_netmap(m, TAKE_PTR(new), json, len, !from_cache && r >= 0);
         manager_probe_new_peers(m);
+        manager_sync_routes(m);
 
         if (m->state == MANAGER_NEEDS_LOGIN || m->state == MANAGER_STOPPED)
                 manager_set_state(m, MANAGER_STARTING);
@@ -532,6 +533,7 @@ static void on_netmap(ControlClient *c, int error, const char *message, const ch
         (void) manager_apply_netmap(m, TAKE_PTR(nm), body, len, false);
         control_client_set_netmap_version(c, version);
         manager_post_endpoints(m);
+        manager_post_routes(m);
 }
 
 int manager_start_polling(Manager *m) {

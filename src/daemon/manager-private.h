@@ -35,6 +35,15 @@ int manager_write_hosts(Manager *m);
 void manager_drop_mesh_candidates(Manager *m, char **candidates);
 void manager_post_endpoints(Manager *m);
 
+/* manager-routes.c: subnet routes advertised and accepted */
+int manager_routes_load(Manager *m);
+void manager_routes_done(Manager *m);
+void manager_post_routes(Manager *m);
+void manager_sync_routes(Manager *m);
+/* This node's own approved subnet routes (no exit routes) into ret (at
+ * most max, ROUTES_MSG_MAX fits all): what its firewall forwards to. */
+size_t manager_routes_own_approved(const Manager *m, InAddrPrefix *ret, size_t max);
+
 /* manager-trust.c: which netmaps this node accepts */
 int manager_check_join_netmap(Manager *m, const Netmap *nm, const char *url, char **ret_error);
 bool manager_netmap_trusted(Manager *m, const Netmap *nm, const char *what);

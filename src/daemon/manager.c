@@ -101,6 +101,9 @@ int manager_new(const ManagerOptions *opts, Manager **ret) {
         r = manager_parse_config(m, &m->config);
         if (r < 0)
                 return r;
+        r = manager_routes_load(m);
+        if (r < 0)
+                return r;
 
         r = sd_event_default(&m->event);
         if (r < 0)
@@ -142,6 +145,7 @@ Manager *manager_free(Manager *m) {
         free(m->netmap_json);
         strv_free(m->announced_endpoints);
         strv_free(m->underlay_candidates);
+        manager_routes_done(m);
         hub_link_free(m->hub_link);
         credentials_done(&m->credentials);
         conf_done(&m->config);
@@ -298,6 +302,8 @@ static void on_link_change(LinkWatch *w, void *userdata) {
         if (m->control)
                 (void) control_client_reconnect(m->control);
         manager_post_endpoints(m);
+        /* a network that came may overlap a route we accepted */
+        manager_sync_routes(m);
         if (m->hub)
                 peer_probe_now(m->hub, now);
         for (size_t i = 0; i < m->n_peers; i++)
@@ -337,7 +343,12 @@ int manager_reload(Manager *m) {
         m->config.cert_reload_command = TAKE_PTR(c.cert_reload_command);
         if (m->cert_keeper && cert_keeper_set_reload_command(m->cert_keeper, m->config.cert_reload_command) < 0)
                 log_oom();
+        conf_take_route_settings(&m->config, &c);
         conf_done(&c);
+        if (manager_routes_load(m) >= 0) {
+                manager_post_routes(m);
+                manager_sync_routes(m);
+        }
 
         log_info("Reloaded configuration from %s.", m->config_path);
         manager_check_online(m);

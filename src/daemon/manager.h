@@ -12,6 +12,7 @@
 #include "key.h"
 #include "netmap.h"
 #include "probe.h"
+#include "route-prefs.h"
 #include "state.h"
 #include "wg.h"
 
@@ -94,6 +95,19 @@ typedef struct Manager {
         union sockaddr_union dns_listen[2]; /* where it listens (or failed to) */
         size_t n_dns_listen;
         struct ResolvedLink *resolved; /* its registration with systemd-resolved (resolved-link.h) */
+
+        /* subnet routes (manager-routes.c) */
+        RoutePrefs route_prefs; /* `meshctl up`'s, kept in routes.json */
+        bool route_prefs_loaded;
+        RouteSettings routes;        /* effective: meshd.conf's with route_prefs on top */
+        InAddrPrefix *routes_posted; /* the advertised set last sent */
+        size_t n_routes_posted;
+        bool routes_post_ok;            /* ... and the server stored it */
+        bool routes_post_pending;       /* ... or it is on its way */
+        InAddrPrefix *routes_installed; /* routes PREFIX dev MESH we added */
+        size_t n_routes_installed;
+        char **routes_refused;     /* "PREFIX PEER NETWORK" refused at the last sync: logged once */
+        bool forwarding_warned[2]; /* IPv4, IPv6 */
 } Manager;
 
 int manager_new(const ManagerOptions *opts, Manager **ret);
@@ -108,6 +122,8 @@ void manager_stop(Manager *m);
 /* Join with an auth key. Replies to call (may be NULL for AuthKeyFile=). */
 int manager_up(Manager *m, const char *url, const char *pin, const char *authkey, ApiCall *call);
 int manager_down(Manager *m);
+/* `meshctl up`'s route settings: merged, saved, applied (manager-routes.c). */
+int manager_set_route_prefs(Manager *m, const RoutePrefs *p, char *error, size_t error_size);
 int manager_logout(Manager *m);
 
 Peer *manager_find_peer(Manager *m, const char *name_or_address);

@@ -13,6 +13,7 @@ static char ascii_tolower(char c) {
 }
 
 #include "error-message.h"
+#include "msg-routes.h"
 #include "netmap-trust.h"
 #include "strv.h"
 
@@ -179,6 +180,22 @@ static bool node_inside(const NetmapNode *n, int f6, const union in_addr_union *
                (!n->has_ipv6 || (f6 == AF_INET6 && in_addr_prefix_contains(AF_INET6, p6, l6, &n->ipv6)));
 }
 
+/* netmap_parse() checked the routes against the netmap's own ranges; a
+ * route into the pinned ones would pull members' traffic to one peer. */
+static int check_routes_pinned(const NetmapNode *n, const char *what, const InAddrPrefix *pinned,
+                               size_t n_pinned, char **ret_error) {
+        char t[ROUTE_PREFIX_STRLEN];
+
+        for (char **i = n->routes; i && *i; i++) {
+                InAddrPrefix p;
+
+                if (route_prefix_parse(*i, &p) < 0 || route_prefix_unroutable_reason(&p, pinned, n_pinned))
+                        return fail(ret_error, "%s: route %s overlaps the pinned ranges", what,
+                                    strna(route_prefix_format(&p, t, sizeof(t))));
+        }
+        return 0;
+}
+
 int netmap_check_pins(const Netmap *nm, const Credentials *c, char **ret_error) {
         char t[INET6_ADDRSTRLEN + 4];
         union in_addr_union p4, p6 = {};
@@ -213,6 +230,16 @@ int netmap_check_pins(const Netmap *nm, const Credentials *c, char **ret_error) 
         for (size_t i = 0; i < nm->n_peers; i++)
                 if (!node_inside(&nm->peers[i], f6, &p4, l4, &p6, l6))
                         return fail(ret_error, "peer %s: address outside the pinned ranges", nm->peers[i].name);
+        InAddrPrefix pinned[2] = {
+                { .family = AF_INET, .address = p4, .prefixlen = l4 },
+                { .family = f6, .address = p6, .prefixlen = l6 },
+        };
+        size_t n_pinned = f6 == AF_INET6 ? 2 : 1;
+        int r = check_routes_pinned(&nm->self, "self", pinned, n_pinned, ret_error);
+        for (size_t i = 0; r >= 0 && i < nm->n_peers; i++)
+                r = check_routes_pinned(&nm->peers[i], nm->peers[i].name, pinned, n_pinned, ret_error);
+        if (r < 0)
+                return r;
         /* A device's addresses join the hub entry's AllowedIPs: outside the
          * mesh they would route foreign traffic into the tunnel. */
         for (size_t i = 0; i < nm->n_devices; i++)

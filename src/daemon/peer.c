@@ -83,6 +83,7 @@ Peer *peer_free(Peer *p) {
         free(p->fqdn);
         strv_free(p->endpoints);
         free(p->device_endpoint);
+        free(p->routes);
         free(p);
         return NULL;
 }
@@ -148,7 +149,13 @@ int peer_to_wg(const Peer *p, WgDevice *d) {
          * without them, so that the direct path can still be tried. */
         if (peer_is_relayed(p))
                 return 0;
-        return peer_add_allowed_ips(p, w);
+        r = peer_add_allowed_ips(p, w);
+        /* subnet routes: never on the hub's entry, which forwards only
+         * mesh addresses, so a relayed peer's routes are unreachable */
+        for (size_t i = 0; r >= 0 && i < p->n_routes; i++)
+                r = wg_peer_add_allowed_ip(w, p->routes[i].family, &p->routes[i].address,
+                                           p->routes[i].prefixlen);
+        return r;
 }
 
 int peer_to_wg_fresh(const Peer *p, WgDevice *d) {
@@ -506,4 +513,12 @@ cJSON *peer_to_json(const Peer *p) {
             !cJSON_AddStringToObject(o, "kind", "node"))
                 return NULL;
         return TAKE_PTR(o);
+}
+
+bool peer_has_route(const Peer *p, int family, const union in_addr_union *addr, uint8_t prefixlen) {
+        for (size_t i = 0; i < p->n_routes; i++)
+                if (p->routes[i].family == family && p->routes[i].prefixlen == prefixlen &&
+                    memcmp(&p->routes[i].address, addr, family == AF_INET ? 4 : 16) == 0)
+                        return true;
+        return false;
 }

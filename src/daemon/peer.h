@@ -58,6 +58,11 @@ typedef struct Peer {
         unsigned direct_retries;         /* since the relay began: picks the endpoint to try */
 
         PendingPing *pings;
+
+        /* its subnet routes this node accepted (manager-routes.c): on its
+         * WireGuard entry with its own addresses */
+        InAddrPrefix *routes;
+        size_t n_routes;
 } Peer;
 
 int peer_new(Manager *m, const NetmapNode *node, const char *domain, Peer **ret);
@@ -99,3 +104,5 @@ int peer_ping(Peer *p, ApiCall *call, uint64_t timeout_usec);
 
 cJSON *peer_to_json(const Peer *p);
 bool peer_has_address(const Peer *p, int family, const union in_addr_union *a);
+/* Whether addr/prefixlen is one of the subnet routes accepted for p. */
+bool peer_has_route(const Peer *p, int family, const union in_addr_union *addr, uint8_t prefixlen);

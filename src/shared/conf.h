@@ -8,6 +8,7 @@
 #include <stdint.h>
 
 #include "constants.h"
+#include "endpoint.h"
 #include "wg.h"
 
 typedef enum OnlinePolicy {
@@ -24,6 +25,18 @@ OnlinePolicy online_policy_from_string(const char *s);
 
 #define MESHD_DEFAULT_INTERFACE "mesh0"
 #define MESHD_DEFAULT_ONLINE_TIMEOUT_USEC (60 * USEC_PER_SEC)
+
+/* What a node advertises and accepts ([Routes], or `meshctl up` at runtime). */
+typedef struct RouteSettings {
+        InAddrPrefix *advertise; /* subnet routes, never 0.0.0.0/0 or ::/0 */
+        size_t n_advertise;
+        bool advertise_exit_node; /* 0.0.0.0/0 and ::/0 go with the advertised set */
+        InAddrPrefix *accept;     /* a peer route inside one of these is installed; "all": 0.0.0.0/0 + ::/0 */
+        size_t n_accept;
+        char *exit_node; /* NULL: none */
+} RouteSettings;
+
+void route_settings_done(RouteSettings *s);
 
 typedef struct MeshdConfig {
         /* [Mesh] */
@@ -45,6 +58,15 @@ typedef struct MeshdConfig {
         uint16_t dns_port;     /* on the node's mesh addresses; 0: no mesh DNS server */
         char *dns_resolv_conf; /* where the upstream resolvers are read; NULL: MESHD_DEFAULT_RESOLV_CONF */
         bool dns_resolved;     /* register the server with systemd-resolved (resolved-link.c) */
+        /* [Routes] (conf-routes.c); as RouteSettings has them */
+        InAddrPrefix *advertise_routes;
+        size_t n_advertise_routes;
+        bool advertise_exit_node;
+        InAddrPrefix *accept_routes;
+        size_t n_accept_routes;
+        char *exit_node;  /* peer name to send all other traffic to; NULL: none */
+        bool subnet_snat; /* masquerade mesh sources into the advertised subnets */
+        bool exit_snat;   /* masquerade mesh sources leaving through this exit node */
 } MeshdConfig;
 
 #define MESHD_DEFAULT_DNS_PORT 53
@@ -52,6 +74,21 @@ typedef struct MeshdConfig {
 
 /* conf-dns.c: one key of [DNS]; -ENOENT for a key it does not have. */
 int conf_parse_dns_key(MeshdConfig *c, const char *name, const char *value, const char **ret_reason);
+
+/* conf-routes.c: one key of [Routes]; -ENOENT for a key it does not have. */
+/* c's [Routes] settings, copied. */
+int conf_route_settings(const MeshdConfig *c, RouteSettings *ret);
+/* Moves the [Routes] settings of from into to (reload). */
+void conf_take_route_settings(MeshdConfig *to, MeshdConfig *from);
+int conf_parse_routes_key(MeshdConfig *c, const char *name, const char *value, const char **ret_reason);
+/* A list of prefixes separated by any of seps. advertise: the set a node
+ * advertises (no 0.0.0.0/0, ::/0: that is the exit node's setting), else
+ * AcceptRoutes= ("all" and "none" too). Appends to *l (none twice);
+ * *ret_entry (may be NULL) points at the entry at fault in text, its
+ * length in *ret_entry_len, and *ret_reason says what is wrong with it.
+ * -EINVAL, -ENOMEM. */
+int route_list_parse(const char *text, const char *seps, bool advertise, InAddrPrefix **l, size_t *n,
+                     const char **ret_entry, size_t *ret_entry_len, const char **ret_reason);
 
 /* Allocates nothing: interface stays NULL until conf_load(). */
 void conf_init_defaults(MeshdConfig *c);

@@ -503,3 +503,48 @@ int link_list_underlay_prefixes(int exclude_ifindex, InAddrPrefix **ret, size_t 
         *ret_n = n;
         return 0;
 }
+
+DEFINE_TRIVIAL_CLEANUP_FUNC(struct rtnl_route *, rtnl_route_put);
+
+int link_route_mesh_prefix(int ifindex, const InAddrPrefix *p, bool add) {
+        _cleanup_(nl_socket_freep) struct nl_sock *sk = NULL;
+        _cleanup_(rtnl_route_putp) struct rtnl_route *route = NULL;
+        _cleanup_(nl_addr_putp) struct nl_addr *dst = NULL;
+        struct rtnl_nexthop *nh;
+        int kernel_error, r;
+
+        if (ifindex <= 0 || !p || family_addr_len(p->family) == 0)
+                return -EINVAL;
+        r = rtnl_open(&sk, &kernel_error);
+        if (r < 0)
+                return r;
+        dst = nl_addr_build(p->family, &p->address, family_addr_len(p->family));
+        route = rtnl_route_alloc();
+        nh = rtnl_route_nh_alloc();
+        if (!dst || !route || !nh) {
+                rtnl_route_nh_free(nh);
+                return -ENOMEM;
+        }
+        nl_addr_set_prefixlen(dst, p->prefixlen);
+        rtnl_route_set_family(route, (uint8_t) p->family);
+        r = rtnl_route_set_dst(route, dst);
+        if (r < 0) {
+                rtnl_route_nh_free(nh);
+                return rtnl_result(r, 0);
+        }
+        rtnl_route_set_table(route, RT_TABLE_MAIN);
+        rtnl_route_set_scope(route, RT_SCOPE_LINK);
+        rtnl_route_set_protocol(route, RTPROT_STATIC);
+        rtnl_route_set_type(route, RTN_UNICAST);
+        rtnl_route_nh_set_ifindex(nh, ifindex);
+        rtnl_route_add_nexthop(route, nh); /* the route owns it now */
+
+        if (add)
+                r = rtnl_result(rtnl_route_add(sk, route, NLM_F_REPLACE), kernel_error);
+        else {
+                r = rtnl_result(rtnl_route_delete(sk, route, 0), kernel_error);
+                if (r == -ESRCH || r == -ENODEV)
+                        r = 0; /* gone already, e.g. with the interface */
+        }
+        return r;
+}

@@ -29,3 +29,8 @@ int link_list_endpoint_candidates(int exclude_ifindex, uint16_t port, char ***re
  * main table and the gateway of every default route (as a host prefix), of
  * all links except `exclude_ifindex` (the mesh interface) and loopback. */
 int link_list_underlay_prefixes(int exclude_ifindex, InAddrPrefix **ret, size_t *ret_n);
+
+/* A route PREFIX dev IFINDEX (scope link, main table) added (replacing one
+ * to the same prefix) or deleted: a subnet route through the mesh. Deleting
+ * one that is gone is no error. */
+int link_route_mesh_prefix(int ifindex, const InAddrPrefix *p, bool add);

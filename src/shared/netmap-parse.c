@@ -15,6 +15,7 @@
 
 #include "dns-label.h"
 #include "error-message.h"
+#include "msg-routes.h"
 #include "netmap.h"
 #include "strv.h"
 
@@ -165,6 +166,45 @@ static int parse_endpoints(const cJSON *obj, const char *path, char ***ret, char
         return 0;
 }
 
+/* A node's approved subnet routes; absent: none. */
+static int parse_routes(const cJSON *obj, const Netmap *m, const char *path, NetmapNode *node,
+                        char **ret_error) {
+        const cJSON *array = get_field(obj, "routes");
+        _cleanup_free_ char *what = NULL;
+        _cleanup_free_ InAddrPrefix *l = NULL;
+        size_t n = 0;
+        char error[256];
+        int r;
+
+        if (!array)
+                return 0;
+        InAddrPrefix mesh[2] = {
+                { .family = AF_INET, .address = m->ipv4_range, .prefixlen = m->ipv4_prefixlen },
+                { .family = AF_INET6, .address = m->ipv6_range, .prefixlen = m->ipv6_prefixlen },
+        };
+        if (asprintf(&what, "%sroutes", path) < 0)
+                return -ENOMEM;
+        r = routes_json_parse(array, what, mesh, m->has_ipv6_range ? 2 : 1, &l, &n, error, sizeof(error));
+        if (r == -ENOMEM)
+                return r;
+        if (r < 0)
+                return fail(ret_error, "%s", error);
+        /* kept as canonical text: what the node compares and logs */
+        node->routes = calloc(n + 1, sizeof(char *));
+        if (!node->routes)
+                return -ENOMEM;
+        for (size_t i = 0; i < n; i++) {
+                char buf[ROUTE_PREFIX_STRLEN];
+
+                if (!route_prefix_format(&l[i], buf, sizeof(buf)))
+                        return fail(ret_error, "%s[%zu]: cannot be formatted", what, i);
+                node->routes[i] = strdup(buf);
+                if (!node->routes[i])
+                        return -ENOMEM;
+        }
+        return 0;
+}
+
 /* path is "self.", "peers[N].", "hub." or "devices[N]."; m carries the
  * ranges, already parsed. */
 typedef enum NodeKind {
@@ -221,6 +261,12 @@ static int parse_node(const cJSON *obj, const Netmap *m, const char *path, NodeK
 
         if (kind == NODE_HUB && strv_length(node->endpoints) != 1)
                 return fail(ret_error, "%sendpoints: the hub needs exactly one endpoint", path);
+
+        if (kind != NODE_HUB) {
+                r = parse_routes(obj, m, path, node, ret_error);
+                if (r < 0)
+                        return r;
+        }
 
         const cJSON *relay = get_field(obj, "relay");
         if (relay) {

@@ -55,6 +55,7 @@ static void mesh_nodes_free(NetmapMeshNode *nodes, size_t n) {
                 free(nodes[i].ipv6);
                 free(nodes[i].observed_endpoint);
                 strv_free(nodes[i].endpoints);
+                strv_free(nodes[i].routes);
         }
         free(nodes);
 }
@@ -156,6 +157,18 @@ static int snapshot_node_render(const NetmapMeshNode *n, SnapshotNode *ret) {
                 if (!e || !cJSON_AddItemToArray(a, e)) {
                         cJSON_Delete(e);
                         return -ENOMEM;
+                }
+        }
+        /* absent when none: a mesh without routes renders as before */
+        if (n->routes && n->routes[0]) {
+                if (!(a = cJSON_AddArrayToObject(o, "routes")))
+                        return -ENOMEM;
+                for (size_t i = 0; n->routes[i]; i++) {
+                        cJSON *e = cJSON_CreateString(n->routes[i]);
+                        if (!e || !cJSON_AddItemToArray(a, e)) {
+                                cJSON_Delete(e);
+                                return -ENOMEM;
+                        }
                 }
         }
 

@@ -20,6 +20,7 @@ typedef struct NetmapMeshNode {
         char *ipv6;
         char *observed_endpoint; /* "ip:port" as the hub saw it, NULL when unknown */
         char **endpoints;        /* strv of the announced candidates, may be NULL */
+        char **routes;           /* strv of its approved subnet routes, NULL or empty: none ("routes" absent) */
 } NetmapMeshNode;
 
 /* A pair of node ids, lo < hi, whose traffic goes through the hub. */

@@ -25,6 +25,12 @@ typedef struct NetmapNode {
         char **endpoints;    /* strv of "ip:port", each valid for endpoint_parse() */
         bool relay;          /* reach this peer through the hub */
         uint16_t relay_port; /* hub only: the TLS relay's own port on the control host, 0: none */
+        /* self and peers: the node's approved routes ("routes"), a strv of
+         * canonical prefixes ("192.168.50.0/24"; NULL: none), each valid and
+         * routable per msg-routes.h (no host bits; but for 0.0.0.0/0 and
+         * ::/0, the exit node's, outside the mesh ranges), at most
+         * ROUTES_MSG_MAX, none twice */
+        char **routes;
 } NetmapNode;
 
 typedef struct Netmap {

@@ -666,6 +666,7 @@ static void test_migrate_v1(void **state) {
         assert_int_equal(sqlite3_open(f->path, &db), SQLITE_OK);
         assert_int_equal(sqlite3_exec(db,
                                       "DROP TABLE path_reports;"
+                                      "DROP TABLE routes;"
                                       "ALTER TABLE nodes DROP COLUMN observed_endpoint;"
                                       "ALTER TABLE nodes DROP COLUMN expired;"
                                       "ALTER TABLE nodes DROP COLUMN cert_not_after;"
