@@ -79,6 +79,7 @@ struct ControlClient {
         Transfer *ca_transfer;
         Transfer *cert_transfer;
         bool fresh_connect; /* next transfer must not reuse a pooled connection */
+        uint32_t fwmark;    /* SO_MARK of its connections (exit-route.h), 0: none */
 
         /* long-poll loop */
         bool polling;

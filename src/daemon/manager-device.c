@@ -15,6 +15,7 @@
 /* ---- the interface -------------------------------------------------------------------------- */
 
 void manager_release_device(Manager *m, bool destroy) {
+        manager_exit_stop(m);
         m->child_source = sd_event_source_disable_unref(m->child_source);
         m->prober = prober_free(m->prober);
         if (m->wg) {
@@ -142,12 +143,14 @@ int manager_setup_device(Manager *m, const Netmap *nm) {
 /* ---- peer entries --------------------------------------------------------------------------- */
 
 static bool wg_peer_matches(const WgPeer *w, const Peer *p) {
-        size_t want = peer_is_relayed(p) ? 0 : p->has_ipv6 ? 2 : 1;
+        size_t want = (peer_is_relayed(p) ? 0 : p->has_ipv6 ? 2 : 1) + p->exit_ipv4 + p->exit_ipv6;
 
         if (w->n_allowed_ips != want)
                 return false;
         for (size_t i = 0; i < w->n_allowed_ips; i++) {
                 const WgAllowedIp *a = &w->allowed_ips[i];
+                if (a->cidr == 0 && (a->family == AF_INET ? p->exit_ipv4 : p->exit_ipv6))
+                        continue;
                 if (a->family == AF_INET && !(a->cidr == 32 && peer_has_address(p, AF_INET, &a->addr)))
                         return false;
                 if (a->family == AF_INET6 && !(a->cidr == 128 && peer_has_address(p, AF_INET6, &a->addr)))

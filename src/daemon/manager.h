@@ -94,6 +94,12 @@ typedef struct Manager {
         union sockaddr_union dns_listen[2]; /* where it listens (or failed to) */
         size_t n_dns_listen;
         struct ResolvedLink *resolved; /* its registration with systemd-resolved (resolved-link.h) */
+
+        struct ExitRoute
+                *exit_route; /* policy routing to the exit node (manager-exit.c), NULL until the device */
+        char *exit_peer;     /* the exit node in use, NULL: none */
+        char *exit_problem;  /* why ExitNode= is not used: logged once */
+        bool exit_offered;   /* this node is an exit node (forwarding checked) */
 } Manager;
 
 int manager_new(const ManagerOptions *opts, Manager **ret);

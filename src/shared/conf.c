@@ -169,6 +169,7 @@ void conf_init_defaults(MeshdConfig *c) {
                 .online_timeout_usec = MESHD_DEFAULT_ONLINE_TIMEOUT_USEC,
                 .dns_port = MESHD_DEFAULT_DNS_PORT,
                 .dns_resolved = true,
+                .exit_fwmark = MESHD_DEFAULT_EXIT_FWMARK,
         };
 }
 
@@ -183,6 +184,7 @@ void conf_done(MeshdConfig *c) {
         strv_free(c->required_peers);
         free(c->cert_reload_command);
         free(c->dns_resolv_conf);
+        free(c->exit_node);
         conf_init_defaults(c);
 }
 
@@ -241,7 +243,7 @@ static char *conf_reader(char *str, int num, void *stream) {
                 if (s[1 + l] == ']' && !(l == 4 && strncmp(s + 1, "Mesh", 4) == 0) &&
                     !(l == 6 && strncmp(s + 1, "Online", 6) == 0) &&
                     !(l == 11 && strncmp(s + 1, "Certificate", 11) == 0) &&
-                    !(l == 3 && strncmp(s + 1, "DNS", 3) == 0))
+                    !(l == 3 && strncmp(s + 1, "DNS", 3) == 0) && !(l == 6 && strncmp(s + 1, "Routes", 6) == 0))
                         (void) parser_fail(p, -EINVAL, "unknown section [%.*s]", (int) l, s + 1);
         }
 
@@ -487,6 +489,8 @@ static int conf_handler(void *userdata, const char *section, const char *name, c
                 r = parse_certificate_key(p->config, name, value, &reason);
         else if (streq(section, "DNS"))
                 r = conf_parse_dns_key(p->config, name, value, &reason);
+        else if (streq(section, "Routes"))
+                r = conf_parse_routes_key(p->config, name, value, &reason);
         else if (section[0] == '\0')
                 return parser_fail(p, -EINVAL, "key '%s' outside of any section", name);
         else

@@ -165,6 +165,63 @@ static int parse_endpoints(const cJSON *obj, const char *path, char ***ret, char
         return 0;
 }
 
+static bool prefix_has_host_bits(int family, const union in_addr_union *a, uint8_t prefixlen) {
+        size_t n = family == AF_INET ? 4 : 16;
+
+        for (size_t i = 0; i < n; i++) {
+                unsigned keep = prefixlen >= (i + 1) * 8 ? 8 : prefixlen > i * 8 ? prefixlen - i * 8 : 0;
+                uint8_t host = (uint8_t) (0xffU >> keep);
+
+                if (a->bytes[i] & host)
+                        return true;
+        }
+        return false;
+}
+
+/* "routes": approved prefixes of a peer (or of this node itself). /0 is an
+ * exit node's; anything else inside the mesh would steal mesh addresses. */
+static int parse_routes(const cJSON *obj, const Netmap *m, const char *path, char ***ret, char **ret_error) {
+        const cJSON *array = get_field(obj, "routes"), *item;
+        _cleanup_strv_free_ char **l = NULL;
+        size_t i = 0;
+
+        if (!array)
+                return 0;
+        if (!cJSON_IsArray(array))
+                return fail(ret_error, "%sroutes: not an array", path);
+        if (cJSON_GetArraySize(array) > NETMAP_ROUTES_MAX)
+                return fail(ret_error, "%sroutes: more than %d", path, NETMAP_ROUTES_MAX);
+        l = calloc((size_t) cJSON_GetArraySize(array) + 1, sizeof(char *));
+        if (!l)
+                return -ENOMEM;
+        cJSON_ArrayForEach(item, array) {
+                union in_addr_union a;
+                uint8_t len;
+                int family;
+                bool mesh;
+
+                if (!cJSON_IsString(item) || !item->valuestring ||
+                    in_addr_prefix_parse(item->valuestring, &family, &a, &len) < 0)
+                        return fail(ret_error, "%sroutes[%zu]: not a prefix", path, i);
+                if (prefix_has_host_bits(family, &a, len))
+                        return fail(ret_error, "%sroutes[%zu]: '%s' has host bits set", path, i,
+                                    item->valuestring);
+                mesh = family == AF_INET
+                               ? in_addr_prefix_overlaps(family, &a, len, &m->ipv4_range, m->ipv4_prefixlen)
+                               : m->has_ipv6_range && in_addr_prefix_overlaps(family, &a, len, &m->ipv6_range,
+                                                                              m->ipv6_prefixlen);
+                if (len > 0 && mesh)
+                        return fail(ret_error, "%sroutes[%zu]: '%s' overlaps the mesh", path, i,
+                                    item->valuestring);
+                l[i] = strdup(item->valuestring);
+                if (!l[i])
+                        return -ENOMEM;
+                i++;
+        }
+        *ret = TAKE_PTR(l);
+        return 0;
+}
+
 /* path is "self.", "peers[N].", "hub." or "devices[N]."; m carries the
  * ranges, already parsed. */
 typedef enum NodeKind {
@@ -221,6 +278,12 @@ static int parse_node(const cJSON *obj, const Netmap *m, const char *path, NodeK
 
         if (kind == NODE_HUB && strv_length(node->endpoints) != 1)
                 return fail(ret_error, "%sendpoints: the hub needs exactly one endpoint", path);
+
+        if (kind == NODE_SELF || kind == NODE_PEER) {
+                r = parse_routes(obj, m, path, &node->routes, ret_error);
+                if (r < 0)
+                        return r;
+        }
 
         const cJSON *relay = get_field(obj, "relay");
         if (relay) {

@@ -14,6 +14,7 @@ static void netmap_node_done(NetmapNode *n) {
         free(n->name);
         n->name = NULL;
         n->endpoints = strv_free(n->endpoints);
+        n->routes = strv_free(n->routes);
 }
 
 Netmap *netmap_free(Netmap *m) {
@@ -144,7 +145,7 @@ bool netmap_node_equal(const NetmapNode *a, const NetmapNode *b) {
 
         return streq_ptr(a->name, b->name) && key_equal(&a->public_key, &b->public_key) &&
                node_addresses_equal(a, b) && strv_equal(a->endpoints, b->endpoints) && a->relay == b->relay &&
-               a->relay_port == b->relay_port;
+               a->relay_port == b->relay_port && strv_equal(a->routes, b->routes);
 }
 
 /* Devices come sorted by the server's node id, so the same set is the same

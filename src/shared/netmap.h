@@ -25,7 +25,13 @@ typedef struct NetmapNode {
         char **endpoints;    /* strv of "ip:port", each valid for endpoint_parse() */
         bool relay;          /* reach this peer through the hub */
         uint16_t relay_port; /* hub only: the TLS relay's own port on the control host, 0: none */
+        /* self and peers: approved routes, canonical "prefix/len" strv (NULL:
+         * none), each without host bits and, but for /0, outside the mesh
+         * ranges; "0.0.0.0/0" and/or "::/0" make the peer an exit node */
+        char **routes;
 } NetmapNode;
+
+#define NETMAP_ROUTES_MAX 64
 
 typedef struct Netmap {
         uint64_t version;
