@@ -246,6 +246,13 @@ int exit_route_disable(ExitRoute *e) {
         return 0;
 }
 
+void exit_route_remove_stale(ExitRoute *e, int ifindex) {
+        if (!e)
+                return;
+        (void) family_disable(e, AF_INET, ifindex);
+        (void) family_disable(e, AF_INET6, ifindex);
+}
+
 /* ---- sockets, netmaps, forwarding -------------------------------------------------------------- */
 
 int exit_route_mark_socket(int fd, uint32_t mark) {

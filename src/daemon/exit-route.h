@@ -43,6 +43,9 @@ int exit_route_enable(ExitRoute *e, int ifindex, bool ipv4, bool ipv6);
 /* Removes the rules and the routes (also those a crashed meshd left: the
  * same priorities and table). A missing one is no error. */
 int exit_route_disable(ExitRoute *e);
+/* At start: the rules and, on ifindex (an adopted interface), the routes
+ * that a meshd which crashed left behind. */
+void exit_route_remove_stale(ExitRoute *e, int ifindex);
 bool exit_route_is_enabled(const ExitRoute *e);
 uint32_t exit_route_get_fwmark(const ExitRoute *e);
 

@@ -154,8 +154,7 @@ void manager_exit_update(Manager *m) {
                 r = exit_route_new(m->config.exit_fwmark, &m->exit_route);
                 if (r < 0)
                         return (void) log_oom();
-                /* what a meshd that crashed left behind */
-                (void) exit_route_disable(m->exit_route);
+                exit_route_remove_stale(m->exit_route, wg_backend_get_ifindex(m->wg));
         }
         if (!m->config.exit_node)
                 exit_problem(m, NULL);

@@ -166,11 +166,15 @@ def reload(node):
     os.kill(node.proc.pid, signal.SIGHUP)
 
 
-def set_exit_node(node, name: str | None):
+def set_exit_node_file(node, name: str | None):
     text = re.sub(r"\n\[Routes\]\n.*", "", node.config.read_text(), flags=re.S)
     if name is not None:
         text += f"\n[Routes]\nExitNode={name}\n"
     node.config.write_text(text)
+
+
+def set_exit_node(node, name: str | None):
+    set_exit_node_file(node, name)
     reload(node)
 
 
@@ -350,10 +354,25 @@ def test_exit_node(lab, control, exit_lab):
     count_grows(alpha, DISABLED, n_off, 15)
     assert routing(alpha.ns) == baseline
 
-    # back in the netmap: used again; meshd stops: rules gone, the table empty
+    # back in the netmap: used again
     n_on = len(log_lines(alpha, ENABLED))
     fake.write({tok_alpha: alpha_netmap(version + 3, routes=True), tok_exit: exit_nm})
     count_grows(alpha, ENABLED, n_on, 15)
     assert seen_source(public, alpha) == PUBLIC_EXIT
+
+    # meshd crashes with it on (the wireguard-go interface survives) and
+    # comes back without ExitNode=: its leftovers are removed at start
+    alpha.kill()
+    assert exit_rules_present(alpha.ns)
+    set_exit_node_file(alpha, None)
+    alpha.start()
+    alpha.wait_ready(30)
+    wait_until(lambda: not exit_rules_present(alpha.ns), 15, what="the crashed meshd's rules removed")
+    wait_until(lambda: routing(alpha.ns) == baseline, 15, what="the routing as before")
+
+    # on again; meshd stops: rules gone, the table empty, as before it started
+    n_on = len(log_lines(alpha, ENABLED))
+    set_exit_node(alpha, "exit")
+    count_grows(alpha, ENABLED, n_on, 15)
     alpha.stop()
     assert routing(alpha.ns) == exit_lab["before_start"]
