@@ -91,10 +91,13 @@ static int exit_set_fwmark(Manager *m, uint32_t mark) {
         return wg_set_device(m->wg, d);
 }
 
+/* keep: the exit node staying in use (its rules stay too: taking them away
+ * for a moment would send traffic past the tunnel); NULL: off altogether. */
 static void exit_turn_off(Manager *m, Peer *keep) {
         bool was = exit_route_is_enabled(m->exit_route);
 
-        (void) exit_route_disable(m->exit_route);
+        if (!keep)
+                (void) exit_route_disable(m->exit_route);
         for (size_t i = 0; i < m->n_peers; i++)
                 if (m->peers[i] != keep && exit_set_peer(m, m->peers[i], false, false) < 0)
                         log_warning("Failed to remove the default routes from peer %s.", m->peers[i]->name);

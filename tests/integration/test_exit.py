@@ -335,6 +335,20 @@ def test_exit_node(lab, control, exit_lab):
     assert alpha.wg_show().peers[exit_key].endpoint == f"{exitn.address}:41641"
     assert alpha.can_ping(real_exit["self"]["ipv4"])
 
+    # a new netmap with the exit node still in it: its rules stay put
+    # (never deleted and added again, which would let traffic past the tunnel)
+    monitor = subprocess.Popen(["ip", "-n", alpha.ns.name, "monitor", "rule"], stdout=subprocess.PIPE, text=True)
+    try:
+        time.sleep(0.2)     # ip monitor subscribed before the netmap goes out
+        fake.write({tok_alpha: alpha_netmap(version + 2, routes=True), tok_exit: exit_nm})
+        wait_until(lambda: log_lines(alpha, f"Applied netmap version {version + 2}:"), 15,
+                   what="the next netmap applied")
+    finally:
+        monitor.terminate()
+        events, _ = monitor.communicate(timeout=5)
+    assert "Deleted" not in events, events
+    assert exit_rules_present(alpha.ns)
+
     # ExitNode= removed: everything back exactly
     n_off = len(log_lines(alpha, DISABLED))
     set_exit_node(alpha, None)
@@ -350,13 +364,13 @@ def test_exit_node(lab, control, exit_lab):
     count_grows(alpha, ENABLED, n_on, 15)
     assert exit_rules_present(alpha.ns)
     n_off = len(log_lines(alpha, DISABLED))
-    fake.write({tok_alpha: alpha_netmap(version + 2, routes=True, with_exit=False), tok_exit: exit_nm})
+    fake.write({tok_alpha: alpha_netmap(version + 3, routes=True, with_exit=False), tok_exit: exit_nm})
     count_grows(alpha, DISABLED, n_off, 15)
     assert routing(alpha.ns) == baseline
 
     # back in the netmap: used again
     n_on = len(log_lines(alpha, ENABLED))
-    fake.write({tok_alpha: alpha_netmap(version + 3, routes=True), tok_exit: exit_nm})
+    fake.write({tok_alpha: alpha_netmap(version + 4, routes=True), tok_exit: exit_nm})
     count_grows(alpha, ENABLED, n_on, 15)
     assert seen_source(public, alpha) == PUBLIC_EXIT
 
