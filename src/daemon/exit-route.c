@@ -283,15 +283,22 @@ bool exit_route_offered(const NetmapNode *n, bool *ret_ipv4, bool *ret_ipv6) {
         return v4 || v6;
 }
 
-static int forwarding_check_one(const char *family, const char *ifname) {
+static int sysctl_read(const char *family, const char *ifname, const char *key, int *ret) {
         _cleanup_free_ char *path = NULL, *text = NULL;
         size_t len;
 
-        if (asprintf(&path, "/proc/sys/net/%s/conf/%s/forwarding", family, ifname) < 0)
+        if (asprintf(&path, "/proc/sys/net/%s/conf/%s/%s", family, ifname, key) < 0)
                 return -ENOMEM;
         if (read_full_file(path, 16, &text, &len) < 0 || len == 0)
-                return 0; /* no such interface (any more): nothing to say */
-        if (text[0] != '0')
+                return -ENOENT; /* no such interface (any more) */
+        *ret = atoi(text);
+        return 0;
+}
+
+static int forwarding_check_one(const char *family, const char *ifname) {
+        int v;
+
+        if (sysctl_read(family, ifname, "forwarding", &v) < 0 || v != 0)
                 return 0;
         log_error("Exit node: forwarding is off on %s (net.%s.conf.%s.forwarding=0); traffic from the mesh "
                   "cannot leave. Turn it on (sysctl -w net.%s.conf.%s.forwarding=1).",
@@ -299,20 +306,18 @@ static int forwarding_check_one(const char *family, const char *ifname) {
         return 1;
 }
 
-int exit_route_check_forwarding(const char *mesh_ifname, bool ipv4, bool ipv6) {
+/* The interfaces of the main table's default routes of the families asked, but mesh_ifname. */
+static int default_route_ifnames(const char *mesh_ifname, bool ipv4, bool ipv6,
+                                 void (*each)(int family, const char *ifname, void *userdata), void *userdata) {
         _cleanup_(nl_socket_freep) struct nl_sock *sk = NULL;
         _cleanup_(nl_cache_freep) struct nl_cache *routes = NULL;
-        int kernel_error, n = 0, r;
+        int kernel_error, r;
 
         r = rtnl_open(&sk, &kernel_error);
         if (r >= 0 && rtnl_route_alloc_cache(sk, AF_UNSPEC, 0, &routes) < 0)
                 r = -EIO;
         if (r < 0)
-                return log_warning_errno(r, "Failed to read the routes to check forwarding: %m");
-        if (ipv4)
-                n += forwarding_check_one("ipv4", mesh_ifname);
-        if (ipv6)
-                n += forwarding_check_one("ipv6", mesh_ifname);
+                return log_warning_errno(r, "Failed to read the default routes: %m");
         for (struct nl_object *o = nl_cache_get_first(routes); o; o = nl_cache_get_next(o)) {
                 struct rtnl_route *rt = (struct rtnl_route *) o;
                 int family = rtnl_route_get_family(rt);
@@ -326,7 +331,45 @@ int exit_route_check_forwarding(const char *mesh_ifname, bool ipv4, bool ipv6) {
                                     ifname) ||
                     streq(ifname, mesh_ifname))
                         continue;
-                n += forwarding_check_one(family == AF_INET ? "ipv4" : "ipv6", ifname);
+                each(family, ifname, userdata);
         }
+        return 0;
+}
+
+static void forwarding_check_default(int family, const char *ifname, void *userdata) {
+        int *n = userdata;
+
+        *n += forwarding_check_one(family == AF_INET ? "ipv4" : "ipv6", ifname);
+}
+
+int exit_route_check_forwarding(const char *mesh_ifname, bool ipv4, bool ipv6) {
+        int n = 0;
+
+        if (ipv4)
+                n += forwarding_check_one("ipv4", mesh_ifname);
+        if (ipv6)
+                n += forwarding_check_one("ipv6", mesh_ifname);
+        (void) default_route_ifnames(mesh_ifname, ipv4, ipv6, forwarding_check_default, &n);
         return n;
+}
+
+/* The kernel takes the larger of "all" and the interface's value; 1 (strict)
+ * drops what arrives on an interface its source would not be routed out of. */
+static void rp_filter_check_default(int family, const char *ifname, void *userdata) {
+        int all = 0, v = 0;
+
+        if (family != AF_INET)
+                return;
+        (void) sysctl_read("ipv4", "all", "rp_filter", &all);
+        (void) sysctl_read("ipv4", ifname, "rp_filter", &v);
+        if (MAX(all, v) == 1)
+                log_warning(
+                        "Strict reverse-path filtering on %s (net.ipv4.conf.%s.rp_filter=1) drops the replies "
+                        "of peers reached through the default route while an exit node is used: their "
+                        "source now routes into the tunnel. Use loose mode (rp_filter=2).",
+                        ifname, all == 1 ? "all" : ifname);
+}
+
+void exit_route_check_rp_filter(const char *mesh_ifname) {
+        (void) default_route_ifnames(mesh_ifname, true, false, rp_filter_check_default, NULL);
 }

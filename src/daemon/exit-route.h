@@ -60,3 +60,9 @@ bool exit_route_offered(const NetmapNode *n, bool *ret_ipv4, bool *ret_ipv6);
  * (net.ipv4.conf.IF.forwarding, net.ipv6.conf.IF.forwarding). Logs one
  * error per interface where it is off; returns how many. */
 int exit_route_check_forwarding(const char *mesh_ifname, bool ipv4, bool ipv6);
+
+/* The client's side: strict reverse-path filtering on the interface of a
+ * default route drops the encrypted replies of peers behind it once their
+ * source routes into table T (wg-quick adds connmark rules for it, meshd
+ * does not: docs/exit-nodes.md). Logs a warning naming the sysctl. */
+void exit_route_check_rp_filter(const char *mesh_ifname);

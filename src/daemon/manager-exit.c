@@ -125,6 +125,7 @@ static int exit_turn_on(Manager *m, Peer *p, bool ipv4, bool ipv6) {
         if (r < 0)
                 return r;
         if (changed) {
+                exit_route_check_rp_filter(m->config.interface);
                 free(m->exit_peer);
                 m->exit_peer = strdup(p->name);
                 log_info("Sending all other traffic through exit node %s (%s%s%s); fwmark and table %" PRIu32

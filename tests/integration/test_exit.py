@@ -384,9 +384,13 @@ def test_exit_node(lab, control, exit_lab):
     wait_until(lambda: not exit_rules_present(alpha.ns), 15, what="the crashed meshd's rules removed")
     wait_until(lambda: routing(alpha.ns) == baseline, 15, what="the routing as before")
 
-    # on again; meshd stops: rules gone, the table empty, as before it started
+    # on again, with strict reverse-path filtering on the underlay: said
+    # so (the peers' replies would be dropped); meshd stops: rules gone,
+    # the table empty, as before it started
+    alpha.exec("sysctl", "-qw", "net.ipv4.conf.eth0.rp_filter=1", check=True)
     n_on = len(log_lines(alpha, ENABLED))
     set_exit_node(alpha, "exit")
     count_grows(alpha, ENABLED, n_on, 15)
+    assert log_lines(alpha, "Strict reverse-path filtering on eth0 (net.ipv4.conf.eth0.rp_filter=1)")
     alpha.stop()
     assert routing(alpha.ns) == exit_lab["before_start"]
