@@ -166,6 +166,8 @@ void manager_exit_update(Manager *m) {
         exit_turn_off(m, p);
         if (p && exit_turn_on(m, p, ipv4, ipv6) < 0) {
                 exit_turn_off(m, NULL);
+                /* exit_turn_off() clears the fwmark only of an exit route that was up */
+                (void) exit_set_fwmark(m, 0);
                 exit_problem(m, "The exit node could not be set up; traffic goes as before.");
         }
 }
