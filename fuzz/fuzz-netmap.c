@@ -154,7 +154,8 @@ static void mesh_node_from(const NetmapNode *n, int64_t id, NetmapMeshNode *ret)
 
 /* The renderer writes every address and lists each endpoint once. */
 static bool node_renderable(const NetmapNode *n) {
-        if (!n->has_ipv6)
+        /* "routes" are not rendered yet (helper "routes" adds them) */
+        if (!n->has_ipv6 || n->routes)
                 return false;
         for (size_t i = 0; n->endpoints && n->endpoints[i]; i++)
                 for (size_t j = 0; j < i; j++)
