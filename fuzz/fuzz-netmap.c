@@ -149,7 +149,8 @@ static void mesh_node_from(const NetmapNode *n, int64_t id, NetmapMeshNode *ret)
                 .ipv4 = addr_dup(AF_INET, &n->ipv4, UINT8_MAX),
                 .ipv6 = addr_dup(AF_INET6, &n->ipv6, UINT8_MAX),
         };
-        fuzz_check(ret->name && ret->public_key && strv_copy(n->endpoints, &ret->endpoints) >= 0);
+        fuzz_check(ret->name && ret->public_key && strv_copy(n->endpoints, &ret->endpoints) >= 0 &&
+                   strv_copy(n->routes, &ret->routes) >= 0);
 }
 
 /* The renderer writes every address and lists each endpoint once. */
@@ -220,6 +221,7 @@ static void check_round_trip(const Netmap *m) {
                 fuzz_check(mesh.hub.endpoint);
                 free(hub.name);
                 strv_free(hub.endpoints);
+                strv_free(hub.routes);
         }
 
         fuzz_check(netmap_snapshot_new(&mesh, &snap) == 0);

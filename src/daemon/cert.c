@@ -569,6 +569,7 @@ int cert_keeper_new(sd_event *event, const CertKeeperOptions *o, CertKeeper **re
         r = control_client_new(event, o->control_url, o->control_pin, &k->control);
         if (r < 0)
                 return r;
+        control_client_set_fwmark(k->control, o->fwmark);
 
         cert_dir_remove_stale(k->parent);
         (void) cert_keeper_load(k);

@@ -44,6 +44,7 @@ typedef struct CertKeeperOptions {
         const char *control_pin;
         const char *token;          /* the node token */
         const char *reload_command; /* may be NULL */
+        uint32_t fwmark;            /* SO_MARK of its control connections (exit-route.h), 0: none */
         /* Called when a CA was accepted while none was pinned (first fetch):
          * the caller stores the fingerprint, and passes it back with
          * cert_keeper_set_pins() from then on. */

@@ -81,6 +81,7 @@ struct ControlClient {
         Transfer *cert_transfer;
         Transfer *routes_transfer;
         bool fresh_connect; /* next transfer must not reuse a pooled connection */
+        uint32_t fwmark;    /* SO_MARK of its connections (exit-route.h), 0: none */
 
         /* long-poll loop */
         bool polling;

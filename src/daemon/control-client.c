@@ -267,6 +267,11 @@ static void poll_reset(ControlClient *c) {
         erase_string(&c->token);
 }
 
+void control_client_set_fwmark(ControlClient *c, uint32_t mark) {
+        if (c)
+                c->fwmark = mark;
+}
+
 int control_client_reconnect(ControlClient *c) {
         if (!c)
                 return -EINVAL;

@@ -37,6 +37,9 @@ typedef void (*ControlReplyCallback)(ControlClient *c, int error, const char *me
 /* url: https://HOST[:PORT]; pin: sha256//BASE64 (-EINVAL otherwise).
  * curl_global_init() must have been called once, by main(), before. */
 int control_client_new(sd_event *event, const char *url, const char *pin, ControlClient **ret);
+/* Connections made from now on carry SO_MARK mark (0: none): with an exit
+ * node they must stay on the underlay (exit-route.h). */
+void control_client_set_fwmark(ControlClient *c, uint32_t mark);
 ControlClient *control_client_free(ControlClient *c);
 DEFINE_TRIVIAL_CLEANUP_FUNC(ControlClient *, control_client_free);
 

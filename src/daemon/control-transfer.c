@@ -18,6 +18,7 @@
 
 #include "config.h"
 #include "control-client-internal.h"
+#include "exit-route.h"
 #include "log.h"
 #include "macro.h"
 #include "varlink.h" /* _cleanup_json_ */
@@ -89,12 +90,16 @@ static int slist_add(struct curl_slist **l, const char *s) {
 }
 
 /* curl before 8.9 cannot set the number of keepalive probes; the kernel's
- * default of 9 would take 45 s to give up on a dead control connection. */
+ * default of 9 would take 45 s to give up on a dead control connection.
+ * The mark keeps the connection out of an exit node's table. */
 static int transfer_sockopt_cb(void *userdata, curl_socket_t fd, curlsocktype purpose) {
+        const Transfer *t = userdata;
         int probes = TCP_KEEPALIVE_PROBES;
 
-        if (purpose == CURLSOCKTYPE_IPCXN)
+        if (purpose == CURLSOCKTYPE_IPCXN) {
                 (void) setsockopt(fd, IPPROTO_TCP, TCP_KEEPCNT, &probes, sizeof(probes));
+                (void) exit_route_mark_socket(fd, t->client->fwmark);
+        }
         return CURL_SOCKOPT_OK;
 }
 
@@ -122,6 +127,7 @@ static int transfer_setopt(Transfer *t, const char *url, long timeout_ms) {
             curl_easy_setopt(t->easy, CURLOPT_TCP_KEEPIDLE, TCP_KEEPALIVE_IDLE_SEC) != CURLE_OK ||
             curl_easy_setopt(t->easy, CURLOPT_TCP_KEEPINTVL, TCP_KEEPALIVE_INTERVAL_SEC) != CURLE_OK ||
             curl_easy_setopt(t->easy, CURLOPT_SOCKOPTFUNCTION, transfer_sockopt_cb) != CURLE_OK ||
+            curl_easy_setopt(t->easy, CURLOPT_SOCKOPTDATA, t) != CURLE_OK ||
             /* The server's certificate is self-signed: the pinned public key
              * is the trust anchor, checked by curl even without VERIFYPEER. */
             curl_easy_setopt(t->easy, CURLOPT_SSL_VERIFYPEER, 0L) != CURLE_OK ||

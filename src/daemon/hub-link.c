@@ -134,6 +134,7 @@ static void hub_link_connect_relay(HubLink *l) {
                                      .token = m->credentials.token,
                                      .wg_listen_port = m->listen_port,
                                      .echo_port = echo_port,
+                                     .fwmark = m->config.exit_fwmark,
                              },
                              on_relay_event, l, &l->relay);
         if (r < 0) {

@@ -44,6 +44,7 @@ void manager_start_cert_keeper(Manager *m) {
                                     .control_pin = m->credentials.control_pin,
                                     .token = m->credentials.token,
                                     .reload_command = m->config.cert_reload_command,
+                                    .fwmark = m->config.exit_fwmark,
                                     .ca_pinned = on_ca_pinned,
                                     .userdata = m,
                             },

@@ -15,6 +15,7 @@
 /* ---- the interface -------------------------------------------------------------------------- */
 
 void manager_release_device(Manager *m, bool destroy) {
+        manager_exit_stop(m);
         m->child_source = sd_event_source_disable_unref(m->child_source);
         m->prober = prober_free(m->prober);
         if (m->wg) {
@@ -142,7 +143,8 @@ int manager_setup_device(Manager *m, const Netmap *nm) {
 /* ---- peer entries --------------------------------------------------------------------------- */
 
 static bool wg_peer_matches(const WgPeer *w, const Peer *p) {
-        size_t want = peer_is_relayed(p) ? 0 : (p->has_ipv6 ? 2 : 1) + p->n_routes;
+        size_t want =
+                (peer_is_relayed(p) ? 0 : (p->has_ipv6 ? 2 : 1) + p->n_routes) + p->exit_ipv4 + p->exit_ipv6;
 
         if (w->n_allowed_ips != want)
                 return false;
@@ -150,6 +152,8 @@ static bool wg_peer_matches(const WgPeer *w, const Peer *p) {
                 const WgAllowedIp *a = &w->allowed_ips[i];
 
                 if (peer_has_route(p, a->family, &a->addr, a->cidr))
+                        continue;
+                if (a->cidr == 0 && (a->family == AF_INET ? p->exit_ipv4 : p->exit_ipv6))
                         continue;
                 if (a->family == AF_INET && !(a->cidr == 32 && peer_has_address(p, AF_INET, &a->addr)))
                         return false;

@@ -234,6 +234,7 @@ int manager_up(Manager *m, const char *url, const char *pin, const char *authkey
         r = control_client_new(m->event, url, pin, &m->registering);
         if (r < 0)
                 return log_error_errno(r, "Failed to set up control client: %m");
+        control_client_set_fwmark(m->registering, m->config.exit_fwmark);
         free(m->credentials.control_pin);
         m->credentials.control_pin = strdup(pin);
 

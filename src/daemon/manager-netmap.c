@@ -345,6 +345,7 @@ int manager_apply_netmap(Manager *m, Netmap *nm, const char *json, size_t len, b
         if (a.diff.devices_changed)
                 manager_log_devices(m->netmap, new);
         manager_keep_netmap(m, TAKE_PTR(new), json, len, !from_cache && r >= 0);
+        manager_exit_update(m);
         manager_probe_new_peers(m);
         manager_sync_routes(m);
 
@@ -544,6 +545,7 @@ int manager_start_polling(Manager *m) {
                                        &m->control);
                 if (r < 0)
                         return log_error_errno(r, "Failed to set up control client: %m");
+                control_client_set_fwmark(m->control, m->config.exit_fwmark);
         }
         r = control_client_start_polling(m->control, m->credentials.token, m->netmap ? m->netmap->version : 0,
                                          on_netmap, m);

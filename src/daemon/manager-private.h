@@ -62,6 +62,11 @@ void manager_forget_membership(Manager *m, const char *why);
 void manager_dns_update(Manager *m);
 void manager_dns_stop(Manager *m);
 
+/* manager-exit.c: this node's exit node (ExitNode=), after every netmap
+ * and reload; stop removes its rules, routes, default routes and fwmark */
+void manager_exit_update(Manager *m);
+void manager_exit_stop(Manager *m);
+
 /* manager-online.c: online policy, READY=1, WaitOnline */
 int manager_arm_online_timeout(Manager *m);
 void manager_free_wait_online(Manager *m);

@@ -425,5 +425,6 @@ int manager_set_route_prefs(Manager *m, const RoutePrefs *p, char *error, size_t
                  m->routes.n_advertise, m->routes.advertise_exit_node ? "yes" : "no", m->routes.n_accept);
         manager_post_routes(m);
         manager_sync_routes(m);
+        manager_exit_update(m);
         return 0;
 }

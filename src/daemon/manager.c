@@ -4,6 +4,7 @@
 #include <sys/stat.h>
 #include <systemd/sd-daemon.h>
 
+#include "exit-route.h"
 #include "hub-link.h"
 #include "link-watch.h"
 #include "link.h"
@@ -147,6 +148,9 @@ Manager *manager_free(Manager *m) {
         strv_free(m->underlay_candidates);
         manager_routes_done(m);
         hub_link_free(m->hub_link);
+        exit_route_free(m->exit_route);
+        free(m->exit_peer);
+        free(m->exit_problem);
         credentials_done(&m->credentials);
         conf_done(&m->config);
         explicit_bzero(&m->private_key, sizeof(m->private_key));
@@ -341,6 +345,8 @@ int manager_reload(Manager *m) {
         m->config.keep_interface = c.keep_interface;
         free(m->config.cert_reload_command);
         m->config.cert_reload_command = TAKE_PTR(c.cert_reload_command);
+        if (c.exit_fwmark != m->config.exit_fwmark)
+                log_warning("ExitFwmark= changes take effect at the next restart.");
         if (m->cert_keeper && cert_keeper_set_reload_command(m->cert_keeper, m->config.cert_reload_command) < 0)
                 log_oom();
         conf_take_route_settings(&m->config, &c);
@@ -351,6 +357,7 @@ int manager_reload(Manager *m) {
         }
 
         log_info("Reloaded configuration from %s.", m->config_path);
+        manager_exit_update(m);
         manager_check_online(m);
         (void) sd_notify(false, "READY=1");
         return 0;

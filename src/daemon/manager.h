@@ -108,6 +108,11 @@ typedef struct Manager {
         size_t n_routes_installed;
         char **routes_refused;     /* "PREFIX PEER NETWORK" refused at the last sync: logged once */
         bool forwarding_warned[2]; /* IPv4, IPv6 */
+        struct ExitRoute
+                *exit_route; /* policy routing to the exit node (manager-exit.c), NULL until the device */
+        char *exit_peer;     /* the exit node in use, NULL: none */
+        char *exit_problem;  /* why ExitNode= is not used: logged once */
+        bool exit_offered;   /* this node is an exit node (forwarding checked) */
 } Manager;
 
 int manager_new(const ManagerOptions *opts, Manager **ret);

@@ -145,6 +145,12 @@ int peer_to_wg(const Peer *p, WgDevice *d) {
         if (endpoint && endpoint_parse(endpoint, &w->endpoint) >= 0)
                 w->flags |= WG_PEER_HAS_ENDPOINT;
 
+        /* An exit node's default routes stay on its own entry even while it
+         * is relayed: the hub does not forward to the internet, so the
+         * traffic waits for the direct path rather than leak elsewhere. */
+        r = peer_add_exit_allowed_ips(p, w);
+        if (r < 0)
+                return r;
         /* Relayed: the addresses live on the hub peer; this entry stays,
          * without them, so that the direct path can still be tried. */
         if (peer_is_relayed(p))
@@ -155,6 +161,17 @@ int peer_to_wg(const Peer *p, WgDevice *d) {
         for (size_t i = 0; r >= 0 && i < p->n_routes; i++)
                 r = wg_peer_add_allowed_ip(w, p->routes[i].family, &p->routes[i].address,
                                            p->routes[i].prefixlen);
+        return r;
+}
+
+int peer_add_exit_allowed_ips(const Peer *p, WgPeer *w) {
+        static const union in_addr_union any = {};
+        int r = 0;
+
+        if (p->exit_ipv4)
+                r = wg_peer_add_allowed_ip(w, AF_INET, &any, 0);
+        if (r >= 0 && p->exit_ipv6)
+                r = wg_peer_add_allowed_ip(w, AF_INET6, &any, 0);
         return r;
 }
 

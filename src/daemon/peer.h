@@ -63,6 +63,8 @@ typedef struct Peer {
          * WireGuard entry with its own addresses */
         InAddrPrefix *routes;
         size_t n_routes;
+        /* this node's exit node (manager-exit.c): its own entry also carries 0.0.0.0/0, ::/0 */
+        bool exit_ipv4, exit_ipv6;
 } Peer;
 
 int peer_new(Manager *m, const NetmapNode *node, const char *domain, Peer **ret);
@@ -80,6 +82,8 @@ int peer_to_wg_fresh(const Peer *p, WgDevice *d);
 const char *peer_current_endpoint(const Peer *p);
 /* The peer's mesh addresses as allowed IPs of w (also used for the hub entry of a relayed peer). */
 int peer_add_allowed_ips(const Peer *p, WgPeer *w);
+/* 0.0.0.0/0 and ::/0 when the peer is this node's exit node. */
+int peer_add_exit_allowed_ips(const Peer *p, WgPeer *w);
 
 static inline bool peer_is_relayed(const Peer *p) {
         return peer_path_is_relay(p->path.path);

@@ -15,6 +15,7 @@
 #include <curl/curl.h>
 
 #include "curl-event.h"
+#include "exit-route.h"
 #include "log.h"
 #include "relay-client.h"
 #include "relay-echo.h"
@@ -47,6 +48,7 @@ typedef enum RelayClientState {
 struct RelayClient {
         sd_event *event;
         uint16_t echo_port; /* 0: the port the TLS connection reached */
+        uint32_t fwmark;
         RelayClientHandler handler;
         void *userdata;
         RelayClientState state;
@@ -492,7 +494,7 @@ static void stream_up(RelayClient *c, const char *rest, size_t len) {
                 else
                         echo.in.sin_port = htons(c->echo_port);
         }
-        r = relay_echo_new(c->event, &echo, on_echo_reply, c, &c->echo);
+        r = relay_echo_new(c->event, &echo, c->fwmark, on_echo_reply, c, &c->echo);
         if (r < 0)
                 log_warning_errno(r, "Failed to start the UDP echo, staying on the TLS relay: %m");
 
@@ -595,12 +597,14 @@ static int on_deadline(sd_event_source *s, uint64_t usec, void *userdata) {
 /* curl before 8.9 cannot set the number of keepalive probes; and keepalive
  * alone never notices a dead server while our data waits unacknowledged. */
 static int relay_sockopt_cb(void *userdata, curl_socket_t fd, curlsocktype purpose) {
+        const RelayClient *c = userdata;
         int probes = TCP_KEEPALIVE_PROBES;
         unsigned timeout = TCP_USER_TIMEOUT_MS;
 
         if (purpose == CURLSOCKTYPE_IPCXN) {
                 (void) setsockopt(fd, IPPROTO_TCP, TCP_KEEPCNT, &probes, sizeof(probes));
                 (void) setsockopt(fd, IPPROTO_TCP, TCP_USER_TIMEOUT, &timeout, sizeof(timeout));
+                (void) exit_route_mark_socket(fd, c->fwmark);
         }
         return CURL_SOCKOPT_OK;
 }
@@ -623,6 +627,7 @@ static int easy_setup(RelayClient *c, const RelayClientOptions *o, uint64_t time
             curl_easy_setopt(c->easy, CURLOPT_TCP_KEEPIDLE, TCP_KEEPALIVE_IDLE_SEC) != CURLE_OK ||
             curl_easy_setopt(c->easy, CURLOPT_TCP_KEEPINTVL, TCP_KEEPALIVE_INTERVAL_SEC) != CURLE_OK ||
             curl_easy_setopt(c->easy, CURLOPT_SOCKOPTFUNCTION, relay_sockopt_cb) != CURLE_OK ||
+            curl_easy_setopt(c->easy, CURLOPT_SOCKOPTDATA, c) != CURLE_OK ||
             /* as the control client: the pinned key is the trust anchor */
             curl_easy_setopt(c->easy, CURLOPT_SSL_VERIFYPEER, 0L) != CURLE_OK ||
             curl_easy_setopt(c->easy, CURLOPT_CAINFO, NULL) != CURLE_OK ||
@@ -694,6 +699,7 @@ int relay_client_new(sd_event *e, const RelayClientOptions *o, RelayClientHandle
         c->userdata = userdata;
         c->wg_port = o->wg_listen_port;
         c->echo_port = o->echo_port;
+        c->fwmark = o->fwmark;
         c->udp_fd = c->stream_fd = -EBADF;
         c->out = malloc(RELAY_CLIENT_QUEUE_MAX);
         if (!c->out)

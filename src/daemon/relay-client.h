@@ -47,6 +47,7 @@ typedef struct RelayClientOptions {
         uint16_t
                 wg_listen_port; /* meshd's WireGuard listen port: frames from the server go to 127.0.0.1:this */
         uint64_t timeout_usec;  /* connect + TLS + 101; 0: RELAY_CLIENT_TIMEOUT_USEC */
+        uint32_t fwmark;        /* SO_MARK of the TLS connection and the UDP echo (exit-route.h), 0: none */
         uint16_t echo_port;     /* the UDP echo's port on the server's address; 0: the TLS connection's */
 } RelayClientOptions;
 

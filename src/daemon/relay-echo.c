@@ -7,6 +7,7 @@
 
 #include <sodium.h>
 
+#include "exit-route.h"
 #include "log.h"
 #include "relay-echo.h"
 #include "relay-frame.h"
@@ -117,8 +118,8 @@ static int on_echo_io(sd_event_source *s, int fd, uint32_t revents, void *userda
         return 0;
 }
 
-int relay_echo_new(sd_event *event, const union sockaddr_union *server, RelayEchoHandler handler,
-                   void *userdata, RelayEcho **ret) {
+int relay_echo_new(sd_event *event, const union sockaddr_union *server, uint32_t fwmark,
+                   RelayEchoHandler handler, void *userdata, RelayEcho **ret) {
         _cleanup_(relay_echo_freep) RelayEcho *e = NULL;
         uint64_t now;
         int r;
@@ -140,6 +141,7 @@ int relay_echo_new(sd_event *event, const union sockaddr_union *server, RelayEch
         e->fd = socket(server->sa.sa_family, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
         if (e->fd < 0)
                 return log_debug_errno(negative_errno(), "Failed to open the UDP echo socket: %m");
+        (void) exit_route_mark_socket(e->fd, fwmark);
         r = sd_event_add_io(event, &e->io, e->fd, EPOLLIN, on_echo_io, e);
         if (r < 0)
                 return r;

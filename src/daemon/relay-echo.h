@@ -24,7 +24,8 @@ typedef void (*RelayEchoHandler)(RelayEcho *e, void *userdata);
 
 /* server: the control server's address and HTTPS port number. Sends the
  * first request at once, then one every RELAY_ECHO_INTERVAL_USEC. */
-int relay_echo_new(sd_event *event, const union sockaddr_union *server, RelayEchoHandler handler,
-                   void *userdata, RelayEcho **ret);
+/* fwmark: SO_MARK of the socket (exit-route.h), 0: none. */
+int relay_echo_new(sd_event *event, const union sockaddr_union *server, uint32_t fwmark,
+                   RelayEchoHandler handler, void *userdata, RelayEcho **ret);
 RelayEcho *relay_echo_free(RelayEcho *e);
 DEFINE_TRIVIAL_CLEANUP_FUNC(RelayEcho *, relay_echo_free);

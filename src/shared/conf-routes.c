@@ -1,4 +1,5 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
+#include <ctype.h>
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
@@ -161,6 +162,25 @@ static int routes_boolean(bool *b, const char *value, bool empty, const char **r
         return 0;
 }
 
+static int routes_exit_fwmark(MeshdConfig *c, const char *value, const char **ret_reason) {
+        unsigned long long v;
+        char *end = NULL;
+
+        if (value[0] == '\0') {
+                c->exit_fwmark = MESHD_DEFAULT_EXIT_FWMARK;
+                return 0;
+        }
+        errno = 0;
+        v = isdigit((unsigned char) value[0]) ? strtoull(value, &end, 0) : 0;
+        /* table 0 is "unspecified", 253-255 are the kernel's own */
+        if (!end || errno != 0 || *end != '\0' || v == 0 || v > UINT32_MAX || (v >= 253 && v <= 255)) {
+                *ret_reason = "a number 1 … 4294967295 (0x… allowed), not 253, 254 or 255";
+                return -EINVAL;
+        }
+        c->exit_fwmark = (uint32_t) v;
+        return 0;
+}
+
 int conf_parse_routes_key(MeshdConfig *c, const char *name, const char *value, const char **ret_reason) {
         if (streq(name, "Advertise"))
                 return routes_list(&c->advertise_routes, &c->n_advertise_routes, value, true, ret_reason);
@@ -188,5 +208,7 @@ int conf_parse_routes_key(MeshdConfig *c, const char *name, const char *value, c
                 return routes_boolean(&c->subnet_snat, value, true, ret_reason);
         if (streq(name, "ExitSNAT"))
                 return routes_boolean(&c->exit_snat, value, true, ret_reason);
+        if (streq(name, "ExitFwmark"))
+                return routes_exit_fwmark(c, value, ret_reason);
         return -ENOENT;
 }

@@ -171,6 +171,7 @@ void conf_init_defaults(MeshdConfig *c) {
                 .dns_resolved = true,
                 .subnet_snat = true,
                 .exit_snat = true,
+                .exit_fwmark = MESHD_DEFAULT_EXIT_FWMARK,
         };
 }
 

@@ -64,14 +64,23 @@ typedef struct MeshdConfig {
         bool advertise_exit_node;
         InAddrPrefix *accept_routes;
         size_t n_accept_routes;
-        char *exit_node;  /* peer name to send all other traffic to; NULL: none */
-        bool subnet_snat; /* masquerade mesh sources into the advertised subnets */
-        bool exit_snat;   /* masquerade mesh sources leaving through this exit node */
+        char *exit_node;      /* peer name to send all other traffic to; NULL: none */
+        bool subnet_snat;     /* masquerade mesh sources into the advertised subnets */
+        bool exit_snat;       /* masquerade mesh sources leaving through this exit node */
+        uint32_t exit_fwmark; /* fwmark of meshd's underlay sockets and table of the exit route; 0: off */
 } MeshdConfig;
 
 #define MESHD_DEFAULT_DNS_PORT 53
 #define MESHD_DEFAULT_RESOLV_CONF "/etc/resolv.conf"
 
+/* Exit nodes (exit-route.c): the mark meshd's underlay packets carry and
+ * the routing table of the exit route, one number as wg-quick does; not
+ * wg-quick's 51820 (and the 51821… it falls back to), nor a mark bit of
+ * kube-proxy (0x4000, 0x8000), Tailscale (0xff0000) or NetBird (0x1bd00). */
+#define MESHD_DEFAULT_EXIT_FWMARK 0x13caU
+
+/* conf-routes.c: one key of [Routes]; -ENOENT for a key it does not have. */
+int conf_parse_routes_key(MeshdConfig *c, const char *name, const char *value, const char **ret_reason);
 /* conf-dns.c: one key of [DNS]; -ENOENT for a key it does not have. */
 int conf_parse_dns_key(MeshdConfig *c, const char *name, const char *value, const char **ret_reason);
 
