@@ -132,6 +132,15 @@ int netmap_delta_merge(const char *base, size_t base_len, const char *delta, siz
         }
         if (merge_devices(merged, b) < 0)
                 return -ENOMEM;
+        /* a delta never carries "filter": the base's stays (a changed one
+         * comes in a full netmap) */
+        if (!cJSON_GetObjectItemCaseSensitive(merged, "filter")) {
+                cJSON *filter = cJSON_DetachItemFromObjectCaseSensitive(b, "filter");
+                if (filter && !cJSON_AddItemToObject(merged, "filter", filter)) {
+                        cJSON_Delete(filter);
+                        return -ENOMEM;
+                }
+        }
         text = cJSON_PrintUnformatted(merged);
         if (!text)
                 return -ENOMEM;
