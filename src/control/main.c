@@ -49,7 +49,11 @@ static void help(void) {
                "  nodes renew NAME       Make an expired node valid again (for --expired-nodes=admin)\n"
                "  devices add NAME       Add a plain WireGuard device (phone, camera); print its config\n"
                "  devices list           List the devices of the mesh\n"
-               "  devices remove NAME    Remove a device from the mesh\n\n"
+               "  devices remove NAME    Remove a device from the mesh\n"
+               "  policy set FILE        Check the access policy (its tests too) and make it the mesh's\n"
+               "  policy test FILE       Only check it\n"
+               "  policy get             Print the policy as it was set\n"
+               "  policy clear           No policy: every member reaches every member\n\n"
                "Options:\n"
                "  -h --help              Show this help\n"
                "     --version           Show package version\n"
@@ -103,6 +107,7 @@ static void help(void) {
                "     --reusable          authkey create: the key may join any number of nodes\n"
                "     --expires=DURATION  authkey create, devices add: validity, e.g. 30min, 24h, 7d\n"
                "     --json              nodes list, devices list: print JSON\n"
+               "     --tag=TAG[,TAG]     authkey create, devices add: tags for the access policy\n"
                "     --public-key=KEY    devices add: the device's own key (the config then has no\n"
                "                         private key; default: a new pair, printed once, never stored)\n"
                "     --qr                devices add: print the config as a QR code\n"
@@ -185,6 +190,7 @@ static int parse_argv(int argc, char *argv[]) {
                 ARG_ACME_PROGRAM,
                 ARG_DNS_UPDATE_SERVER,
                 ARG_DNS_UPDATE_TSIG,
+                ARG_TAG,
         };
         static const struct option options[] = {
                 { "help", no_argument, NULL, 'h' },
@@ -228,6 +234,7 @@ static int parse_argv(int argc, char *argv[]) {
                 { "acme-program", required_argument, NULL, ARG_ACME_PROGRAM },
                 { "dns-update-server", required_argument, NULL, ARG_DNS_UPDATE_SERVER },
                 { "dns-update-tsig", required_argument, NULL, ARG_DNS_UPDATE_TSIG },
+                { "tag", required_argument, NULL, ARG_TAG },
                 {},
         };
         int c, r;
@@ -455,6 +462,21 @@ static int parse_argv(int argc, char *argv[]) {
                 case ARG_RESOLV_CONF:
                         arg.resolv_conf = optarg;
                         break;
+                case ARG_TAG: {
+                        _cleanup_free_ char *have = store_tags_format(arg.tags), *all = NULL;
+
+                        /* several --tag= add up */
+                        if (!have || asprintf(&all, "%s,%s", have, optarg) < 0)
+                                return log_oom();
+                        arg.tags = strv_free(arg.tags);
+                        r = store_tags_parse(all, &arg.tags);
+                        if (r == -EINVAL)
+                                return log_error_errno(
+                                        r, "Invalid --tag '%s': each tag a DNS label (a-z, 0-9, -).", optarg);
+                        if (r < 0)
+                                return log_oom();
+                        break;
+                }
                 case '?':
                         return -EINVAL;
                 default:
@@ -532,6 +554,14 @@ static int run(int argc, char *argv[]) {
                 return verb_devices_list(&arg);
         if (streq(args[0], "devices") && n == 3 && streq(args[1], "remove"))
                 return verb_devices_remove(&arg, args[2]);
+        if (streq(args[0], "policy") && n == 3 && streq(args[1], "set"))
+                return verb_policy_set(&arg, args[2]);
+        if (streq(args[0], "policy") && n == 3 && streq(args[1], "test"))
+                return verb_policy_test(&arg, args[2]);
+        if (streq(args[0], "policy") && n == 2 && streq(args[1], "get"))
+                return verb_policy_get(&arg);
+        if (streq(args[0], "policy") && n == 2 && streq(args[1], "clear"))
+                return verb_policy_clear(&arg);
 
         return log_error_errno(-EINVAL, "Unknown command or wrong arguments: '%s', see --help.", args[0]);
 }
@@ -544,5 +574,6 @@ int main(int argc, char *argv[]) {
         umask(0077);
 
         r = run(argc, argv);
+        strv_free(arg.tags);
         return r < 0 ? EXIT_FAILURE : EXIT_SUCCESS;
 }

@@ -46,6 +46,7 @@ typedef struct ControlArgs {
         const char *resolv_conf;
         bool cert_issuer_acme; /* --cert-issuer=acme */
         AcmeConfig acme;
+        char **tags; /* --tag= (authkey create, devices add): strv, sorted */
 } ControlArgs;
 
 int verb_init(const ControlArgs *a);
@@ -58,6 +59,11 @@ int verb_nodes_renew(const ControlArgs *a, const char *name);
 int verb_devices_add(const ControlArgs *a, const char *name);
 int verb_devices_list(const ControlArgs *a);
 int verb_devices_remove(const ControlArgs *a, const char *name);
+/* verbs-policy.c */
+int verb_policy_set(const ControlArgs *a, const char *path);
+int verb_policy_test(const ControlArgs *a, const char *path);
+int verb_policy_get(const ControlArgs *a);
+int verb_policy_clear(const ControlArgs *a);
 
 /* state-dir.c */
 /* name in the state directory */
