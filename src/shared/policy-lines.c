@@ -26,7 +26,8 @@ unsigned policy_line_at(const char *text, size_t offset) {
 }
 
 static void skip_ws(Scan *s) {
-        while (s->pos < s->len && strchr(" \t\r\n", s->text[s->pos]) && s->text[s->pos] != 0) {
+        /* as cJSON: every byte up to ' ' */
+        while (s->pos < s->len && (uint8_t) s->text[s->pos] <= ' ') {
                 if (s->text[s->pos] == '\n')
                         s->line++;
                 s->pos++;
@@ -117,7 +118,7 @@ static int scan_value(Scan *s, const cJSON *item, unsigned key_line) {
                 skip_string(s);
                 return 0;
         default:
-                while (s->pos < s->len && !strchr(",]} \t\r\n", s->text[s->pos]))
+                while (s->pos < s->len && (uint8_t) s->text[s->pos] > ' ' && !strchr(",]}", s->text[s->pos]))
                         s->pos++;
                 return 0;
         }

@@ -333,7 +333,7 @@ int policy_parse(const char *text, size_t len, Policy **ret, char **ret_error) {
         _cleanup_(policy_freep) Policy *p = NULL;
         _cleanup_(cJSON_Deletep) cJSON *root = NULL;
         _cleanup_(policy_lines_done) PolicyLines lines = {};
-        const char *end = NULL, *nul;
+        const char *end = NULL;
         Parse ps = { .lines = &lines, .ret_error = ret_error };
         int r;
 
@@ -341,9 +341,12 @@ int policy_parse(const char *text, size_t len, Policy **ret, char **ret_error) {
                 *ret_error = NULL;
         if (len > POLICY_TEXT_MAX)
                 return error_setf(ret_error, -EINVAL, "the policy is larger than %d bytes", POLICY_TEXT_MAX);
-        nul = memchr(text, 0, len);
-        if (nul)
-                return failf(&ps, policy_line_at(text, nul - text), "a NUL byte");
+        /* control characters: cJSON takes them for white space, a reader
+         * of the file would not see them (and a NUL would end it early) */
+        for (size_t i = 0; i < len; i++)
+                if ((uint8_t) text[i] < 0x20 && !strchr("\t\r\n", text[i] ?: 'x'))
+                        return failf(&ps, policy_line_at(text, i), "a control character (0x%02x)",
+                                     (unsigned) (uint8_t) text[i]);
 
         root = cJSON_ParseWithLengthOpts(text, len, &end, false);
         if (!root) {
@@ -355,8 +358,10 @@ int policy_parse(const char *text, size_t len, Policy **ret, char **ret_error) {
                         return failf(&ps, policy_line_at(text, i), "text after the JSON object");
 
         r = policy_lines_build(text, len, root, &lines);
-        if (r < 0)
+        if (r == -ENOMEM)
                 return r;
+        if (r < 0) /* out of step with cJSON: never with the checks above */
+                return failf(&ps, 1, "cannot be read");
         p = calloc(1, sizeof(Policy));
         if (!p)
                 return -ENOMEM;

@@ -54,6 +54,7 @@ static void test_parse_errors(void **state) {
         assert_parse_error("[]", "line 1: the policy is not a JSON object");
         assert_parse_error("", "not valid JSON");
         assert_parse_error("{} x", "text after");
+        assert_parse_error("{\n\"rules\": []\x0f}", "line 2: a control character (0x0f)");
         assert_parse_error("{\"rules\": [], \"rules\": []}", "given twice");
         assert_parse_error("{\"groups\": {\"a\": [\"*\"]}}", "'*' is not allowed");
         assert_parse_error("{\"tests\": [\"alpha may reach beta\"]}", "bad test");
