@@ -20,8 +20,10 @@ int store_tags_parse(const char *text, char ***ret) {
         char *item, *save = NULL;
 
         copy = strdup(text ?: "");
+        if (!copy)
+                return -ENOMEM;
         l = calloc(strlen(copy) / 2 + 2, sizeof(char *));
-        if (!copy || !l)
+        if (!l)
                 return -ENOMEM;
         for (item = strtok_r(copy, ",", &save); item; item = strtok_r(NULL, ",", &save)) {
                 const char *t = strncmp(item, "tag:", 4) == 0 ? item + 4 : item;

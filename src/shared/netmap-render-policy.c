@@ -82,17 +82,23 @@ static int add_string(cJSON *a, const char *s) {
         return 0;
 }
 
+static const char *prefix_format(const InAddrPrefix *p, char buf[static INET6_ADDRSTRLEN + 5]) {
+        char addr[INET6_ADDRSTRLEN];
+
+        in_addr_format(p->family, &p->address, addr, sizeof(addr));
+        snprintf(buf, INET6_ADDRSTRLEN + 5, "%s/%u", addr, p->prefixlen);
+        return buf;
+}
+
 static int add_prefixes(cJSON *o, const char *key, const InAddrPrefix *v, size_t n) {
         cJSON *a = cJSON_AddArrayToObject(o, key);
 
         if (!a)
                 return -ENOMEM;
         for (size_t i = 0; i < n; i++) {
-                char buf[INET6_ADDRSTRLEN + 5], addr[INET6_ADDRSTRLEN];
+                char buf[INET6_ADDRSTRLEN + 5];
 
-                in_addr_format(v[i].family, &v[i].address, addr, sizeof(addr));
-                snprintf(buf, sizeof(buf), "%s/%u", addr, v[i].prefixlen);
-                if (add_string(a, buf) < 0)
+                if (add_string(a, prefix_format(&v[i], buf)) < 0)
                         return -ENOMEM;
         }
         return 0;
@@ -124,15 +130,17 @@ static int render_filter(const NetmapFilter *f, NetmapView *v) {
         return render_array("filter", a, false, &v->filter, &v->filter_len);
 }
 
-/* The routes of peer (its i-th member) that self may use. */
-static int render_routes(const Policy *p, const PolicyMember *self, const NetmapMeshNode *peer,
-                         const PolicyMember *pm, char **ret, size_t *ret_len) {
+/* The routes of peer pm that self may use. */
+static int render_routes(const Policy *p, const PolicyMember *self, const PolicyMember *pm, char **ret,
+                         size_t *ret_len) {
         _cleanup_(cJSON_Deletep) cJSON *a = cJSON_CreateArray();
+        char buf[INET6_ADDRSTRLEN + 5];
 
         if (!a)
                 return -ENOMEM;
         for (size_t i = 0; i < pm->n_routes; i++)
-                if (policy_route_usable(p, self, &pm->routes[i]) && add_string(a, peer->routes[i]) < 0)
+                if (policy_route_usable(p, self, &pm->routes[i]) &&
+                    add_string(a, prefix_format(&pm->routes[i], buf)) < 0)
                         return -ENOMEM;
         return render_array("routes", a, true, ret, ret_len);
 }
@@ -179,7 +187,7 @@ static int view_build(const Policy *p, const NetmapMesh *mesh, const PolicyMembe
                 if (j == self || !policy_peers(p, &m->v[self], &m->v[j]))
                         continue;
                 v->peers[v->n_peers] = mesh->nodes[j].id;
-                r = render_routes(p, &m->v[self], &mesh->nodes[j], &m->v[j], &v->peer_routes[v->n_peers], &len);
+                r = render_routes(p, &m->v[self], &m->v[j], &v->peer_routes[v->n_peers], &len);
                 if (r < 0)
                         return r;
                 v->routes_len += len;

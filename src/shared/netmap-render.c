@@ -284,8 +284,10 @@ int netmap_snapshot_new(const NetmapMesh *mesh, NetmapSnapshot **ret) {
         snap->n_relays = mesh->n_relays;
 
         r = netmap_views_new(mesh, &snap->views);
-        if (r < 0)
+        if (r == -ENOMEM)
                 return log_oom();
+        if (r < 0)
+                return r; /* logged: a member's address or route that does not parse */
 
         snap->nodes = calloc(MAX(mesh->n_nodes, (size_t) 1), sizeof(SnapshotNode));
         if (!snap->nodes)
@@ -549,10 +551,34 @@ static char *delta_append_devices(char *p, const NetmapSnapshot *snap, const Net
                              : mempcpy(p, NO_DEVICES, strlen(NO_DEVICES));
 }
 
+/* One entry of peers_changed: body, the routes self may use, relay flag. */
+static char *delta_append_peer(char *p, const NetmapSnapshot *snap, int64_t self_id, const SnapshotNode *n,
+                               const char *routes) {
+        static const char direct_close[] = ",\"relay\":false}", relay_close[] = ",\"relay\":true}";
+
+        if (p[-1] == '}')
+                *p++ = ',';
+        p = mempcpy(p, n->body, n->len);
+        p = stpcpy(p, routes);
+        return netmap_snapshot_relayed(snap, self_id, n->id) ? mempcpy(p, relay_close, strlen(relay_close))
+                                                             : mempcpy(p, direct_close, strlen(direct_close));
+}
+
+/* A delta never carries "filter" (docs/protocol.md): a node whose peer set,
+ * peers' routes, filter or devices changed gets a full netmap. */
+static bool delta_view_unchanged(const NetmapSnapshot *snap, const NetmapSnapshot *prev,
+                                 const SnapshotNode *self, const SnapshotNode *prev_self) {
+        const NetmapView *view = snapshot_view(snap, self), *prev_view;
+
+        if (!view && !prev->views)
+                return true;
+        prev_view = snapshot_view(prev, prev_self);
+        return view && prev_view && netmap_view_equal(view, prev_view);
+}
+
 int netmap_snapshot_render_delta(NetmapSnapshot *snap, const NetmapSnapshot *prev, int64_t self_id, char **ret,
                                  size_t *ret_len) {
-        static const char self_open[] = ",\"self\":", direct_close[] = ",\"relay\":false}",
-                          relay_close[] = ",\"relay\":true}", removed_open[] = "],\"peers_removed\":[";
+        static const char self_open[] = ",\"self\":", removed_open[] = "],\"peers_removed\":[";
         const SnapshotNode *self, *prev_self;
         const NetmapView *view;
         char delta_open[64];
@@ -564,16 +590,9 @@ int netmap_snapshot_render_delta(NetmapSnapshot *snap, const NetmapSnapshot *pre
         if (!self)
                 return -ENOENT;
         prev_self = snapshot_find(prev, self_id);
-        if (!prev_self)
+        if (!prev_self || !delta_view_unchanged(snap, prev, self, prev_self))
                 return -ESTALE;
-        /* A delta never carries "filter" (docs/protocol.md): a node whose
-         * peer set, peers' routes, filter or devices changed gets it all. */
         view = snapshot_view(snap, self);
-        if (view || prev->views) {
-                const NetmapView *prev_view = snapshot_view(prev, prev_self);
-                if (!view || !prev_view || !netmap_view_equal(view, prev_view))
-                        return -ESTALE;
-        }
         if (!snap->has_delta || snap->delta_base != prev->version) {
                 r = snapshot_delta_prepare(snap, prev);
                 if (r < 0)
@@ -594,24 +613,14 @@ int netmap_snapshot_render_delta(NetmapSnapshot *snap, const NetmapSnapshot *pre
         p = mempcpy(p, self->body, self->len);
         p = mempcpy(p, delta_open, n_delta_open);
 
-#define APPEND_PEER(n, routes)                                                \
-        do {                                                                  \
-                if (p[-1] == '}')                                             \
-                        *p++ = ',';                                           \
-                p = mempcpy(p, (n)->body, (n)->len);                          \
-                p = stpcpy(p, routes);                                        \
-                p = netmap_snapshot_relayed(snap, self_id, (n)->id)           \
-                            ? mempcpy(p, relay_close, strlen(relay_close))    \
-                            : mempcpy(p, direct_close, strlen(direct_close)); \
-        } while (0)
-
         for (size_t i = 0; i < snap->n_changed_ids; i++) {
                 const char *routes;
                 bool visible;
 
                 routes = view_routes(view, snap->changed_ids[i], &visible);
                 if (snap->changed_ids[i] != self_id && visible)
-                        APPEND_PEER(snapshot_find(snap, snap->changed_ids[i]), routes);
+                        p = delta_append_peer(p, snap, self_id, snapshot_find(snap, snap->changed_ids[i]),
+                                              routes);
         }
         for (size_t i = 0; i < snap->n_relay_changes; i++) {
                 const NetmapRelayPair *pair = snap->relay_changes + i;
@@ -628,9 +637,8 @@ int netmap_snapshot_render_delta(NetmapSnapshot *snap, const NetmapSnapshot *pre
                 /* gone (then in peers_removed), listed already, or not its peer */
                 if (!peer || !visible || id_in_sorted(snap->changed_ids, snap->n_changed_ids, other))
                         continue;
-                APPEND_PEER(peer, routes);
+                p = delta_append_peer(p, snap, self_id, peer, routes);
         }
-#undef APPEND_PEER
 
         p = mempcpy(p, removed_open, strlen(removed_open));
         /* with a view, its peer set is the same as in prev: none of it went */

@@ -78,7 +78,8 @@ static int copy_prefixes(const InAddrPrefix *v, size_t n, InAddrPrefix **ret) {
 }
 
 /* One entry per NETMAP_FILTER_PREFIXES_MAX sources. */
-static int emit(NetmapFilter *f, const PolicyRule *rule, const PrefixList *src, const PrefixList *dst) {
+static int emit(NetmapFilter *f, size_t *allocated, const PolicyRule *rule, const PrefixList *src,
+                const PrefixList *dst) {
         for (size_t off = 0; off < src->n; off += NETMAP_FILTER_PREFIXES_MAX) {
                 size_t n = MIN(src->n - off, (size_t) NETMAP_FILTER_PREFIXES_MAX);
                 NetmapFilterEntry *e;
@@ -86,6 +87,14 @@ static int emit(NetmapFilter *f, const PolicyRule *rule, const PrefixList *src, 
 
                 if (f->n_entries >= NETMAP_FILTER_ENTRIES_MAX || dst->n > NETMAP_FILTER_PREFIXES_MAX)
                         return -E2BIG;
+                if (f->n_entries == *allocated) {
+                        size_t k = MIN(MAX(*allocated * 2, (size_t) 8), (size_t) NETMAP_FILTER_ENTRIES_MAX);
+                        NetmapFilterEntry *v = reallocarray(f->entries, k, sizeof(NetmapFilterEntry));
+                        if (!v)
+                                return -ENOMEM;
+                        f->entries = v;
+                        *allocated = k;
+                }
                 e = &f->entries[f->n_entries];
                 *e = (NetmapFilterEntry) {};
                 f->n_entries++; /* counted first: a half-made entry is freed with f */
@@ -109,7 +118,7 @@ static int emit(NetmapFilter *f, const PolicyRule *rule, const PrefixList *src, 
 }
 
 static int compile_rule(const Policy *p, const PolicyRule *rule, const PolicyMember *members, size_t n_members,
-                        size_t self, NetmapFilter *f) {
+                        size_t self, NetmapFilter *f, size_t *allocated) {
         _cleanup_(prefix_list_done) PrefixList dst = {}, src = {};
         int r;
 
@@ -124,12 +133,13 @@ static int compile_rule(const Policy *p, const PolicyRule *rule, const PolicyMem
                 }
         if (src.n == 0)
                 return 0;
-        return emit(f, rule, &src, &dst);
+        return emit(f, allocated, rule, &src, &dst);
 }
 
 int policy_compile_filter(const Policy *p, const PolicyMember *members, size_t n_members, size_t self,
                           NetmapFilter **ret) {
         NetmapFilter *f;
+        size_t allocated = 0;
         int r;
 
         if (!p || self >= n_members)
@@ -137,13 +147,8 @@ int policy_compile_filter(const Policy *p, const PolicyMember *members, size_t n
         f = calloc(1, sizeof(NetmapFilter));
         if (!f)
                 return -ENOMEM;
-        f->entries = calloc(NETMAP_FILTER_ENTRIES_MAX, sizeof(NetmapFilterEntry));
-        if (!f->entries) {
-                free(f);
-                return -ENOMEM;
-        }
         for (size_t i = 0; i < p->n_rules; i++) {
-                r = compile_rule(p, &p->rules[i], members, n_members, self, f);
+                r = compile_rule(p, &p->rules[i], members, n_members, self, f, &allocated);
                 if (r < 0) {
                         netmap_filter_free(f);
                         return r;

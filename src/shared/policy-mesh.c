@@ -29,9 +29,13 @@ static int member_from_node(const NetmapMeshNode *n, bool device, PolicyMember *
         }
         m->routes = *routes;
         for (size_t i = 0; n->routes && n->routes[i]; i++) {
-                InAddrPrefix *p = &(*routes)[i];
-                if (in_addr_prefix_parse(n->routes[i], &p->family, &p->address, &p->prefixlen) < 0)
-                        return log_error_errno(-EINVAL, "Member '%s': bad route '%s'.", n->name, n->routes[i]);
+                InAddrPrefix *p = &(*routes)[m->n_routes];
+                /* the store checked it; one that does not parse is left out, not the mesh */
+                if (in_addr_prefix_parse(n->routes[i], &p->family, &p->address, &p->prefixlen) < 0) {
+                        log_warning("Member '%s': ignoring route '%s', not an IP prefix.", n->name,
+                                    n->routes[i]);
+                        continue;
+                }
                 m->n_routes++;
         }
         *routes += m->n_routes;

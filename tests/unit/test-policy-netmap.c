@@ -147,6 +147,12 @@ static void test_no_policy_routes(void **state) {
 
         (void) state;
         mesh_init(&m, 5, NULL);
+        /* a route the store should never have held is left out, not the mesh */
+        free(m.nodes[2].routes[0]);
+        m.nodes[2].routes = realloc(m.nodes[2].routes, 3 * sizeof(char *));
+        m.nodes[2].routes[0] = xstrdup("garbage");
+        m.nodes[2].routes[1] = xstrdup("192.168.50.0/24");
+        m.nodes[2].routes[2] = NULL;
         assert_int_equal(netmap_snapshot_new(&m, &snap), 0);
         nm = render(snap, 1, &json);
         assert_int_equal(nm->n_peers, 2);
