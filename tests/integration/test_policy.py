@@ -178,3 +178,31 @@ def test_policy_filters_peers_and_reaches_every_node(lab, control, tmp_path):
     print(f"policy cleared → every node: {took:.2f} s")
     assert "filter" not in netmap(charlie)
     assert bravo.can_ping(v4["charlie"], within=10)
+
+
+def test_policy_devices_by_tag(lab, control, tmp_path):
+    """A device added with --tag=cam is in the netmap only of the nodes a
+    rule lets talk to it, and is a source in their filter; a policy test
+    names it."""
+    alpha, bravo, charlie = start_mesh(lab, control)
+    control.command("devices", "add", "cam1", "--tag=cam")
+    policy = ('{"rules": ["allow tag:cam -> alpha:554/tcp"],\n'
+              ' "tests": ["cam1 can reach alpha:554/tcp", "cam1 cannot reach bravo"]}\n')
+    cp = set_policy(control, tmp_path, policy)
+    assert cp.returncode == 0, cp.stderr
+
+    def devices(node):
+        return {d["name"] for d in netmap(node).get("devices", [])}
+
+    start = time.monotonic()
+    while devices(alpha) != {"cam1"} or devices(bravo) or devices(charlie):
+        assert time.monotonic() - start < PROPAGATION_S, \
+            f"devices: alpha {devices(alpha)}, bravo {devices(bravo)}, charlie {devices(charlie)}"
+        time.sleep(0.05)
+    cam = [d for d in netmap(alpha)["devices"] if d["name"] == "cam1"][0]
+    srcs = {p for e in netmap(alpha)["filter"] for p in e["src"]}
+    assert f"{cam['ipv4']}/32" in srcs, netmap(alpha)["filter"]
+    assert netmap(alpha)["filter"][0]["ports"] == ["554/tcp"]
+
+    cp = set_policy(control, tmp_path, '{"rules": [], "tests": ["cam1 can reach alpha"]}', "no.json")
+    assert cp.returncode != 0 and "line 1: test 'cam1 can reach alpha' fails" in cp.stderr, cp.stderr
