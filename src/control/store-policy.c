@@ -34,5 +34,10 @@ int store_set_policy(Store *s, const char *text) {
         r = store_bump_version(s);
         if (r < 0)
                 return r;
+        /* the hub re-reads its members on this counter, and filters the
+         * devices' traffic by the policy (hub-policy.c) */
+        r = store_bump_members(s);
+        if (r < 0)
+                return r;
         return store_commit(&tx);
 }

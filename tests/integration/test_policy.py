@@ -186,8 +186,9 @@ def test_policy_devices_by_tag(lab, control, tmp_path):
     names it."""
     alpha, bravo, charlie = start_mesh(lab, control)
     control.command("devices", "add", "cam1", "--tag=cam")
-    policy = ('{"rules": ["allow tag:cam -> alpha:554/tcp"],\n'
-              ' "tests": ["cam1 can reach alpha:554/tcp", "cam1 cannot reach bravo"]}\n')
+    policy = ('{"rules": ["allow tag:cam -> alpha:554/tcp", "allow alpha -> tag:cam:80/tcp,icmp"],\n'
+              ' "tests": ["cam1 can reach alpha:554/tcp", "cam1 cannot reach bravo",\n'
+              '           "alpha can reach cam1:80/tcp", "bravo cannot reach cam1"]}\n')
     cp = set_policy(control, tmp_path, policy)
     assert cp.returncode == 0, cp.stderr
 
@@ -206,3 +207,25 @@ def test_policy_devices_by_tag(lab, control, tmp_path):
 
     cp = set_policy(control, tmp_path, '{"rules": [], "tests": ["cam1 can reach alpha"]}', "no.json")
     assert cp.returncode != 0 and "line 1: test 'cam1 can reach alpha' fails" in cp.stderr, cp.stderr
+
+    # the hub: devices have no firewall of their own, so new connections to
+    # cam1 that no rule allows are dropped there (a chain of the hub's table)
+    chain = ["nft", "list", "chain", "inet", f"meshd_hub_{control.hub_interface}", "device_policy"]
+
+    def hub_chain():
+        return control.ns.exec(*chain).stdout
+
+    start = time.monotonic()
+    while f"ip daddr {cam['ipv4']} counter" not in hub_chain():
+        assert time.monotonic() - start < PROPAGATION_S, hub_chain()
+        time.sleep(0.05)
+    text = hub_chain()
+    assert "ct state established,related accept" in text, text
+    alpha4 = alpha.status()["ipv4"]
+    assert f"ip saddr {alpha4} ip daddr {cam['ipv4']} tcp dport 80 accept" in text, text
+    assert f"ip saddr {alpha4} ip daddr {cam['ipv4']} meta l4proto {{ icmp, ipv6-icmp }} accept" in text, text
+    control.command("policy", "clear")
+    start = time.monotonic()
+    while "daddr" in hub_chain():
+        assert time.monotonic() - start < PROPAGATION_S, hub_chain()
+        time.sleep(0.05)
