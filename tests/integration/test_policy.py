@@ -7,6 +7,7 @@ enforcement on the node is the firewall's (test of meshd's nftables table);
 here the "filter" it is built from is read from the node's cached netmap."""
 
 import json
+import re
 import time
 
 from meshlab import AuthKey
@@ -229,3 +230,44 @@ def test_policy_devices_by_tag(lab, control, tmp_path):
     while "daddr" in hub_chain():
         assert time.monotonic() - start < PROPAGATION_S, hub_chain()
         time.sleep(0.05)
+
+
+def test_hub_drops_what_the_policy_denies_a_device(lab, control):
+    """A device has no firewall: the hub is where the policy holds for it.
+    alpha may reach cam1 and pings it; bravo may not, so cam1 is not in
+    bravo's netmap, and when bravo (root on its machine) routes cam1's
+    address into its hub peer anyway, the hub drops the ping; without a
+    policy the same forced route works (the test can fail)."""
+    from test_devices import Phone     # the stock wg-quick "phone" of test_devices.py
+
+    alpha, bravo, _charlie = start_mesh(lab, control)
+    cp = control.command("devices", "add", "cam1", "--tag=cam")
+    phone = Phone(lab, "phone", 0, cp.stdout)
+    cam = phone.address
+
+    # bravo forces cam1 into its hub peer, as a node that ignores its netmap would
+    hub_key = netmap(bravo)["hub"]["public_key"]
+    allowed = bravo.exec("wg", "show", bravo.interface, "allowed-ips", check=True).stdout
+    have = [line.split("\t")[1].split() for line in allowed.splitlines() if line.startswith(hub_key)][0]
+
+    def force_route():
+        ips = sorted(set(have) | {f"{cam}/32"})
+        bravo.exec("wg", "set", bravo.interface, "peer", hub_key, "allowed-ips", ",".join(ips), check=True)
+        bravo.ns.ip("route", "replace", f"{cam}/32", "dev", bravo.interface)
+
+    force_route()
+    assert bravo.can_ping(cam, within=10), "without a policy bravo reaches cam1 through the hub"
+
+    (lab.dir / "p.json").write_text('{"rules": ["allow alpha -> tag:cam"]}\n')
+    assert control.command("policy", "set", lab.dir / "p.json").returncode == 0
+    start = time.monotonic()
+    while bravo.ping(cam).returncode == 0:
+        force_route()      # meshd rewrites the hub peer with each netmap
+        assert time.monotonic() - start < PROPAGATION_S + 2, "the hub still forwards bravo → cam1"
+    force_route()
+    assert bravo.ping(cam, count=2).returncode != 0, "the hub forwarded bravo → cam1"
+    chain = control.ns.exec("nft", "list", "chain", "inet", f"meshd_hub_{control.hub_interface}",
+                            "device_policy", check=True).stdout
+    dropped = re.search(rf"ip daddr {re.escape(cam)} counter packets (\d+)", chain)
+    assert dropped and int(dropped.group(1)) > 0, f"the hub's drop rule saw nothing:\n{chain}"
+    assert alpha.can_ping(cam, within=10), "alpha → cam1 is allowed"
