@@ -15,6 +15,10 @@ load-generator namespace on the same bridge. Steps:
      does not have to drive all of them;
   3. once every request is sent and the server has gone idle, one change:
      a new node registers (POST /v1/register, sent from this process);
+     with --policy the mesh has an access policy from the start
+     ("allow * -> *:22/tcp") and the change is `meshd-control policy set`
+     of another (22/tcp and 443/tcp): every node's filter changes, so every
+     node gets a full netmap (issue 16: policy change → applied);
   4. from sending that request to each long-poll's complete reply
      (status 200 and the whole body read): first, median, 99th
      percentile and last; and the server's memory (VmRSS before, VmHWM
@@ -169,6 +173,36 @@ def percentile(sorted_values, p):
     return sorted_values[k]
 
 
+def change_policy(control, policy_file) -> float:
+    """The change of --policy: another policy; returns when it was started."""
+    policy_file.write_text('{"rules": ["allow * -> *:22/tcp,443/tcp"]}\n')
+    t0 = time.monotonic()
+    control.command("policy", "set", policy_file, timeout=600)
+    print(f"policy set returned after {time.monotonic() - t0:.2f} s", flush=True)
+    return t0
+
+
+def register_trigger(gen, control, key) -> float:
+    """The change: a new node joins; returns when its registration was sent."""
+    # the change: a new node joins
+    public_key = meshlab.fake_public_key()
+    status, ch, _elapsed, _t = https_request(gen, control.address, control.port, "POST",
+                                             "/v1/challenge", body=b"{}", timeout=600)
+    if status != 200:
+        raise RuntimeError(f"trigger challenge: HTTP {status} {ch[:200]!r}")
+    ch = json.loads(ch)
+    body = json.dumps({"authkey": str(key), "public_key": public_key, "hostname": "trigger",
+                       "endpoints": [], "challenge": ch["challenge"],
+                       "proof": meshlab.register_proof(meshlab.private_key_of(public_key),
+                                                       ch["server_key"], ch["challenge"],
+                                                       public_key, "trigger", str(key))}).encode()
+    status, reply, _elapsed, t0 = https_request(gen, control.address, control.port, "POST",
+                                                "/v1/register", body=body, timeout=600)
+    if status != 200:
+        raise RuntimeError(f"trigger registration: HTTP {status} {reply[:200]!r}")
+    return t0
+
+
 def run(a, workdir: Path) -> list:
     os.environ["MESHD_LOG_LEVEL"] = "info"      # no per-request debug lines at this scale
     rows = []
@@ -194,6 +228,10 @@ def run(a, workdir: Path) -> list:
         print(f"server {'with hub ' if control.hub else ''}restarted, READY=1 after "
               f"{control.wait_ready(1).after_start:.1f} s", flush=True)
         server = control.proc.pid
+        policy_file = workdir / "policy.json"
+        if a.policy:
+            policy_file.write_text('{"rules": ["allow * -> *:22/tcp"]}\n')
+            control.command("policy", "set", policy_file, timeout=600)
         benchlib.wait_idle(server, quiet=1.0, busy_share=0.2, timeout=120)
         idle = benchlib.proc_status(server)
 
@@ -233,22 +271,10 @@ def run(a, workdir: Path) -> list:
                 perf = subprocess.Popen(["perf", "record", "-q", "-g", "-o", a.perf, "-p", str(server)],
                                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
                 time.sleep(0.5)
-            # the change: a new node joins
-            public_key = meshlab.fake_public_key()
-            status, ch, _elapsed, _t = https_request(gen, control.address, control.port, "POST",
-                                                     "/v1/challenge", body=b"{}", timeout=600)
-            if status != 200:
-                raise RuntimeError(f"trigger challenge: HTTP {status} {ch[:200]!r}")
-            ch = json.loads(ch)
-            body = json.dumps({"authkey": str(key), "public_key": public_key, "hostname": "trigger",
-                               "endpoints": [], "challenge": ch["challenge"],
-                               "proof": meshlab.register_proof(meshlab.private_key_of(public_key),
-                                                               ch["server_key"], ch["challenge"],
-                                                               public_key, "trigger", str(key))}).encode()
-            status, reply, _elapsed, t0 = https_request(gen, control.address, control.port, "POST",
-                                                        "/v1/register", body=body, timeout=600)
-            if status != 200:
-                raise RuntimeError(f"trigger registration: HTTP {status} {reply[:200]!r}")
+            if a.policy:
+                t0 = change_policy(control, policy_file)
+            else:
+                t0 = register_trigger(gen, control, key)
             meshlab.wait_until(lambda: all(p.result is not None or p.proc.poll() is not None for p in pollers),
                                a.deadline + 30, interval=0.2, what="every poller's summary")
         finally:
@@ -281,7 +307,8 @@ def run(a, workdir: Path) -> list:
               f"peak {after.get('VmHWM')} KiB{'' if server_alive else ' (server died)'}", flush=True)
 
         n = f"{a.nodes:,}"
-        prefix = f"{n} nodes" + (", full netmaps (no deltas)" if a.full else "")
+        prefix = f"{n} nodes" + (", full netmaps (no deltas)" if a.full else "") + \
+            (", a policy change (every filter changes)" if a.policy else "")
         hub = "hub on (wireguard-go)" if not a.no_hub else "no hub"
         split = f"{a.pollers} load-generator processes" if a.pollers > 1 else "one load-generator process"
         note_all = (f"{ok:,} of {n} long-polls got the new netmap (HTTP status counts {statuses}, "
@@ -324,6 +351,8 @@ def main():
     ap.add_argument("--nodes", type=int, default=10000)
     ap.add_argument("--pollers", type=int, default=4, help="load-generator processes")
     ap.add_argument("--no-hub", action="store_true", help="serve --no-hub")
+    ap.add_argument("--policy", action="store_true",
+                    help="the change is `meshd-control policy set` of a new access policy")
     ap.add_argument("--full", action="store_true",
                     help="long-poll for full netmaps (no &delta=1, unlike meshd)")
     ap.add_argument("--memory-cap", default="8G",

@@ -576,3 +576,11 @@ int hub_firewall_remove_stale(const char *ifname) {
                 return log_debug_errno(r, "No stale hub firewall removed (table inet %s): %s", table, error);
         return 0;
 }
+
+int hub_firewall_apply(HubFirewall *fw, const char *script, char *error, size_t error_size) {
+        return nft_run(fw->nft, script, error, error_size);
+}
+
+const char *hub_firewall_table(const HubFirewall *fw) {
+        return fw->table;
+}

@@ -105,3 +105,7 @@ int hub_firewall_available(void);
 /* --no-hub-firewall: deletes a table a previous run left (best effort: its
  * stale member sets would drop new members' relayed traffic). */
 int hub_firewall_remove_stale(const char *ifname);
+
+/* One more script on fw's table, for the device chain of hub-policy.c. */
+int hub_firewall_apply(HubFirewall *fw, const char *script, char *error, size_t error_size);
+const char *hub_firewall_table(const HubFirewall *fw);

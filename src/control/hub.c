@@ -11,6 +11,7 @@
 #include <sys/wait.h>
 
 #include "fileio.h"
+#include "hub-policy.h"
 #include "hub-watch.h"
 #include "hub.h"
 #include "link.h"
@@ -246,6 +247,9 @@ int hub_sync(Hub *h) {
         /* after the peers: a removed member can send nothing any more while
          * its addresses leave the sets; a failure is retried by the poll */
         (void) hub_firewall_sync(h, members, n);
+        /* a policy change bumps the members' version too (store-policy.c) */
+        if (h->firewall)
+                (void) hub_policy_sync(h->firewall, h->store, h->ifname);
 
         free(h->members);
         h->members = TAKE_PTR(members);
@@ -612,6 +616,8 @@ static int hub_setup_device(Hub *h, const HubOptions *opts) {
         r = hub_setup_firewall(h, opts, members, n);
         if (r < 0)
                 return r;
+        if (h->firewall)
+                (void) hub_policy_sync(h->firewall, h->store, h->ifname);
 
         d->flags = WG_DEVICE_HAS_PRIVATE_KEY | WG_DEVICE_HAS_LISTEN_PORT | WG_DEVICE_REPLACE_PEERS;
         d->private_key = opts->private_key;

@@ -54,7 +54,11 @@ static void help(void) {
                "                         Reject a route (or withdraw an approval)\n"
                "  devices add NAME       Add a plain WireGuard device (phone, camera); print its config\n"
                "  devices list           List the devices of the mesh\n"
-               "  devices remove NAME    Remove a device from the mesh\n\n"
+               "  devices remove NAME    Remove a device from the mesh\n"
+               "  policy set FILE        Check the access policy (its tests too) and make it the mesh's\n"
+               "  policy test FILE       Only check it\n"
+               "  policy get             Print the policy as it was set\n"
+               "  policy clear           No policy: every member reaches every member\n\n"
                "Options:\n"
                "  -h --help              Show this help\n"
                "     --version           Show package version\n"
@@ -108,6 +112,7 @@ static void help(void) {
                "     --reusable          authkey create: the key may join any number of nodes\n"
                "     --expires=DURATION  authkey create, devices add: validity, e.g. 30min, 24h, 7d\n"
                "     --json              nodes list, devices list, routes list: print JSON\n"
+               "     --tag=TAG[,TAG]     authkey create, devices add: tags for the access policy\n"
                "     --public-key=KEY    devices add: the device's own key (the config then has no\n"
                "                         private key; default: a new pair, printed once, never stored)\n"
                "     --qr                devices add: print the config as a QR code\n"
@@ -190,6 +195,7 @@ static int parse_argv(int argc, char *argv[]) {
                 ARG_ACME_PROGRAM,
                 ARG_DNS_UPDATE_SERVER,
                 ARG_DNS_UPDATE_TSIG,
+                ARG_TAG,
         };
         static const struct option options[] = {
                 { "help", no_argument, NULL, 'h' },
@@ -233,6 +239,7 @@ static int parse_argv(int argc, char *argv[]) {
                 { "acme-program", required_argument, NULL, ARG_ACME_PROGRAM },
                 { "dns-update-server", required_argument, NULL, ARG_DNS_UPDATE_SERVER },
                 { "dns-update-tsig", required_argument, NULL, ARG_DNS_UPDATE_TSIG },
+                { "tag", required_argument, NULL, ARG_TAG },
                 {},
         };
         int c, r;
@@ -460,6 +467,21 @@ static int parse_argv(int argc, char *argv[]) {
                 case ARG_RESOLV_CONF:
                         arg.resolv_conf = optarg;
                         break;
+                case ARG_TAG: {
+                        _cleanup_free_ char *have = store_tags_format(arg.tags), *all = NULL;
+
+                        /* several --tag= add up */
+                        if (!have || asprintf(&all, "%s,%s", have, optarg) < 0)
+                                return log_oom();
+                        arg.tags = strv_free(arg.tags);
+                        r = store_tags_parse(all, &arg.tags);
+                        if (r == -EINVAL)
+                                return log_error_errno(
+                                        r, "Invalid --tag '%s': each tag a DNS label (a-z, 0-9, -).", optarg);
+                        if (r < 0)
+                                return log_oom();
+                        break;
+                }
                 case '?':
                         return -EINVAL;
                 default:
@@ -541,6 +563,14 @@ static int run(int argc, char *argv[]) {
                 return verb_routes_list(&arg);
         if (streq(args[0], "routes") && n == 4 && (streq(args[1], "approve") || streq(args[1], "reject")))
                 return verb_routes_set(&arg, args[2], args[3], streq(args[1], "approve"));
+        if (streq(args[0], "policy") && n == 3 && streq(args[1], "set"))
+                return verb_policy_set(&arg, args[2]);
+        if (streq(args[0], "policy") && n == 3 && streq(args[1], "test"))
+                return verb_policy_test(&arg, args[2]);
+        if (streq(args[0], "policy") && n == 2 && streq(args[1], "get"))
+                return verb_policy_get(&arg);
+        if (streq(args[0], "policy") && n == 2 && streq(args[1], "clear"))
+                return verb_policy_clear(&arg);
 
         return log_error_errno(-EINVAL, "Unknown command or wrong arguments: '%s', see --help.", args[0]);
 }
@@ -553,5 +583,6 @@ int main(int argc, char *argv[]) {
         umask(0077);
 
         r = run(argc, argv);
+        strv_free(arg.tags);
         return r < 0 ? EXIT_FAILURE : EXIT_SUCCESS;
 }

@@ -40,22 +40,30 @@ int store_secret_new(const char *prefix, char **ret) {
 }
 
 int store_authkey_add(Store *s, const char *key, bool reusable, int64_t expires) {
+        return store_authkey_add_tagged(s, key, reusable, expires, NULL);
+}
+
+int store_authkey_add_tagged(Store *s, const char *key, bool reusable, int64_t expires, char *const *tags) {
         _cleanup_(sqlite3_finalizep) sqlite3_stmt *stmt = NULL;
+        _cleanup_free_ char *tags_text = store_tags_format(tags);
         uint8_t hash[HASH_BYTES];
         int r;
 
+        if (!tags_text)
+                return log_oom();
         r = hash_secret(key, hash);
         if (r < 0)
                 return r;
         r = store_prepare(s,
-                          "INSERT INTO authkeys (hash, reusable, expires, created) "
-                          "VALUES (?1, ?2, ?3, unixepoch())",
+                          "INSERT INTO authkeys (hash, reusable, expires, created, tags) "
+                          "VALUES (?1, ?2, ?3, unixepoch(), ?4)",
                           &stmt);
         if (r < 0)
                 return r;
         sqlite3_bind_blob(stmt, 1, hash, sizeof(hash), SQLITE_TRANSIENT);
         sqlite3_bind_int(stmt, 2, reusable);
         sqlite3_bind_int64(stmt, 3, expires);
+        sqlite3_bind_text(stmt, 4, tags_text, -1, SQLITE_STATIC);
         r = store_step(s, stmt);
         return r < 0 ? r : 0;
 }

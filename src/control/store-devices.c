@@ -40,9 +40,12 @@ static int store_insert_device(Store *s, const StoreDevice *dev, uint64_t host, 
          * fills the column (NOT NULL UNIQUE since schema_v1). */
         if (getrandom(token_hash, sizeof(token_hash), 0) != (ssize_t) sizeof(token_hash))
                 return log_error_errno(negative_errno(), "Failed to get random bytes: %m");
+        _cleanup_free_ char *tags = store_tags_format(dev->tags);
+        if (!tags)
+                return log_oom();
         r = store_prepare(s,
                           "INSERT INTO nodes (name, public_key, host, ipv4, ipv6, token_hash, created, kind, "
-                          "expires) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, 'device', ?8)",
+                          "expires, tags) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, 'device', ?8, ?9)",
                           &stmt);
         if (r < 0)
                 return r;
@@ -57,6 +60,7 @@ static int store_insert_device(Store *s, const StoreDevice *dev, uint64_t host, 
                 sqlite3_bind_int64(stmt, 8, dev->expires);
         else
                 sqlite3_bind_null(stmt, 8);
+        sqlite3_bind_text(stmt, 9, tags, -1, SQLITE_STATIC);
         r = store_step(s, stmt);
         if (r < 0)
                 return r == -EEXIST ? log_error_errno(-EIO, "%s: device row conflicts after checks.", s->path)

@@ -71,6 +71,7 @@ static int mesh_take_nodes(NetmapMeshNode **ret, size_t *ret_n, NodeArray *a) {
                 node->ipv6 = TAKE_PTR(n->ipv6);
                 node->observed_endpoint = TAKE_PTR(n->observed_endpoint);
                 node->endpoints = TAKE_PTR(n->endpoints);
+                node->tags = TAKE_PTR(n->tags);
                 (*ret_n)++;
         }
         return 0;
@@ -110,6 +111,9 @@ int store_read_mesh(Store *s, const NetmapHub *hub, NetmapMesh *ret) {
                 return r;
         r = store_load_approved_routes(s, m.nodes, m.n_nodes);
         if (r < 0)
+                return r;
+        r = store_get_policy(s, &m.policy);
+        if (r < 0 && r != -ENOENT)
                 return r;
         r = store_commit(&tx);
         if (r < 0)

@@ -61,6 +61,7 @@ void store_node_done(StoreNode *n) {
         free(n->ipv4);
         free(n->ipv6);
         strv_free(n->endpoints);
+        strv_free(n->tags);
         free(n->observed_endpoint);
         *n = (StoreNode) {};
 }
@@ -100,6 +101,11 @@ int node_from_row(sqlite3_stmt *stmt, StoreNode *ret) {
                 return -ENOMEM;
         }
         r = endpoints_from_json((const char *) sqlite3_column_text(stmt, 5), &n.endpoints);
+        if (r < 0) {
+                store_node_done(&n);
+                return r;
+        }
+        r = store_tags_parse((const char *) sqlite3_column_text(stmt, 12), &n.tags);
         if (r < 0) {
                 store_node_done(&n);
                 return r;
@@ -281,6 +287,12 @@ int store_expire_node(Store *s, const char *name) {
         r = store_member_expired_state(s, name, true, &id);
         if (r < 0)
                 return r;
+        /* a tagged node is its key's, owned by no person: it does not expire */
+        r = store_exists(s, "SELECT 1 FROM nodes WHERE id = ?1 AND tags != ''", NULL, id);
+        if (r < 0)
+                return r;
+        if (r > 0)
+                return -EPERM;
         r = store_exec_id(s, "UPDATE nodes SET expired = unixepoch() WHERE id = ?1", id);
         if (r < 0)
                 return r;

@@ -58,7 +58,7 @@ int store_use_authkey(Store *s, int64_t id);
 /* store-nodes.c */
 #define NODE_COLUMNS                                                                  \
         "id, name, public_key, ipv4, ipv6, endpoints, created, removed IS NOT NULL, " \
-        "observed_endpoint, expired IS NOT NULL, kind = 'device', expires"
+        "observed_endpoint, expired IS NOT NULL, kind = 'device', expires, tags"
 /* Inside a transaction: member id left the netmaps (removed or expired).
  * Its path reports go, and members and version move. */
 int store_node_left(Store *s, int64_t id);

@@ -349,6 +349,27 @@ static int store_insert_node(Store *s, const StoreRegistration *reg, int64_t aut
         return 0;
 }
 
+/* The node carries the tags of the key it (re)joined with: a tagged node is
+ * the key's, not a person's. */
+static int store_take_key_tags(Store *s, int64_t authkey_id, StoreNode *node) {
+        _cleanup_(sqlite3_finalizep) sqlite3_stmt *stmt = NULL;
+        int r;
+
+        r = store_prepare(s,
+                          "UPDATE nodes SET tags = (SELECT tags FROM authkeys WHERE id = ?1) WHERE id = ?2 "
+                          "RETURNING tags",
+                          &stmt);
+        if (r < 0)
+                return r;
+        sqlite3_bind_int64(stmt, 1, authkey_id);
+        sqlite3_bind_int64(stmt, 2, node->id);
+        r = store_step(s, stmt);
+        if (r <= 0)
+                return r < 0 ? r : -EIO;
+        node->tags = strv_free(node->tags);
+        return store_tags_parse((const char *) sqlite3_column_text(stmt, 0), &node->tags);
+}
+
 int store_register_node(Store *s, const StoreRegistration *reg, int64_t now, StoreNode *ret) {
         _cleanup_free_ char *endpoints = NULL;
         _cleanup_strv_free_ char **endpoints_copy = NULL;
@@ -378,6 +399,11 @@ int store_register_node(Store *s, const StoreRegistration *reg, int64_t now, Sto
                 r = store_insert_node(s, reg, authkey_id, token_hash, endpoints, &endpoints_copy, now, ret);
         if (r < 0)
                 return r;
+        r = store_take_key_tags(s, authkey_id, ret);
+        if (r < 0) {
+                store_node_done(ret);
+                return r;
+        }
 
         r = store_commit(&tx);
         if (r < 0) {

@@ -6,6 +6,8 @@
 #include <string.h>
 
 #include "log.h"
+#include "msg-routes.h"
+#include "policy.h"
 #include "store-private.h"
 #include "strv.h"
 
@@ -34,15 +36,30 @@ void store_routes_free(StoreRoute *l, size_t n) {
         free(l);
 }
 
-/* ISSUE16-MERGE: the policy's auto_approve (helper "policy",
- * policy_auto_approves() in src/shared/policy.h) goes here. Until it is
- * wired up nothing is approved automatically: every new route waits for
- * `meshd-control routes approve`. */
+/* The policy's auto_approve (docs/policy.md): a new route of a member that
+ * the policy names there is approved at once. No policy, or one that no
+ * longer parses (it was checked when set), approves nothing. */
 static bool route_auto_approved(Store *s, int64_t id, const char *prefix) {
-        (void) s;
-        (void) id;
-        (void) prefix;
-        return false;
+        _cleanup_(sqlite3_finalizep) sqlite3_stmt *stmt = NULL;
+        _cleanup_(policy_freep) Policy *p = NULL;
+        _cleanup_free_ char *text = NULL, *error = NULL;
+        _cleanup_strv_free_ char **tags = NULL;
+        InAddrPrefix pfx;
+
+        if (store_get_policy(s, &text) < 0 || policy_parse(text, strlen(text), &p, &error) < 0 ||
+            route_prefix_parse(prefix, &pfx) < 0)
+                return false;
+        if (store_prepare(s, "SELECT name, tags FROM nodes WHERE id = ?1", &stmt) < 0)
+                return false;
+        sqlite3_bind_int64(stmt, 1, id);
+        if (store_step(s, stmt) <= 0 ||
+            store_tags_parse((const char *) sqlite3_column_text(stmt, 1), &tags) < 0)
+                return false;
+        PolicyMember m = {
+                .name = (const char *) sqlite3_column_text(stmt, 0),
+                .tags = tags,
+        };
+        return policy_auto_approves(p, &m, &pfx);
 }
 
 /* The prefixes id has rows for, and whether each is advertised now. */

@@ -14,7 +14,7 @@
 #include "log.h"
 #include "store-private.h"
 
-#define SCHEMA_VERSION 6
+#define SCHEMA_VERSION 7
 #define BUSY_TIMEOUT_MSEC 5000
 
 static const char schema_v1[] =
@@ -95,6 +95,14 @@ static const char schema_v6[] = "CREATE TABLE routes ("
                                 "        state TEXT NOT NULL DEFAULT 'advertised'," /* |'approved'|'rejected' */
                                 "        advertised INTEGER NOT NULL DEFAULT 1,"
                                 "        PRIMARY KEY (node_id, prefix)) WITHOUT ROWID;";
+
+/* Tags (issue 16): an auth key may carry tags, and a node that joins with
+ * it (or a device added with --tag) carries them; the access policy selects
+ * members by them. Comma-separated, sorted, each a DNS label; '' none. The
+ * policy itself is the setting 'policy' (absent: everyone reaches
+ * everyone). */
+static const char schema_v7[] = "ALTER TABLE authkeys ADD COLUMN tags TEXT NOT NULL DEFAULT '';"
+                                "ALTER TABLE nodes ADD COLUMN tags TEXT NOT NULL DEFAULT '';";
 
 static int sqlite_to_errno(int rc) {
         switch (rc & 0xff) {
@@ -228,8 +236,13 @@ static int store_migrate(Store *s, bool create) {
                 if (r < 0)
                         return r;
         }
+        if (version < 7) {
+                r = store_exec(s, schema_v7);
+                if (r < 0)
+                        return r;
+        }
         /* PRAGMA takes no parameters; the value is our own constant. */
-        r = store_exec(s, "PRAGMA user_version = 6");
+        r = store_exec(s, "PRAGMA user_version = 7");
         if (r < 0)
                 return r;
         r = store_commit(&tx);

@@ -35,7 +35,15 @@ typedef struct StoreNode {
         bool expired;    /* `meshd-control nodes expire`: out of every netmap until it re-registers */
         bool device;     /* a plain WireGuard device (`devices add`), no meshd: no token, no endpoints */
         int64_t expires; /* devices: when they expire, epoch seconds; 0: never */
+        char **tags;     /* strv, sorted, never NULL after a successful load; none: tagless */
 } StoreNode;
+
+/* "server,router" (what the store keeps, and --tag= takes) → a sorted strv
+ * without duplicates; "" or NULL → an empty one. -EINVAL when a tag is not
+ * a DNS label (a "tag:" prefix is taken off first). */
+int store_tags_parse(const char *text, char ***ret);
+/* The reverse: "server,router", "" for none; NULL on OOM. */
+char *store_tags_format(char *const *tags);
 
 void store_node_done(StoreNode *n);
 void store_nodes_free(StoreNode *nodes, size_t n);
@@ -83,6 +91,9 @@ int store_secret_new(const char *prefix, char **ret);
 
 /* expires: seconds since the epoch, 0 for never. */
 int store_authkey_add(Store *s, const char *key, bool reusable, int64_t expires);
+/* The same with tags (strv, may be NULL): a node that joins with the key
+ * carries them, has no owner and never expires. */
+int store_authkey_add_tagged(Store *s, const char *key, bool reusable, int64_t expires, char *const *tags);
 
 /* On success the node (unique name, addresses) is in ret. The caller has
  * checked that the request holds the private key of reg->public_key; the
@@ -106,7 +117,8 @@ int store_set_endpoints(Store *s, int64_t id, char *const *endpoints);
 /* -ENOENT for a name that is no member. */
 int store_remove_node(Store *s, const char *name);
 /* Marks a member expired (and bumps the version). -ENOENT for a name that is
- * no member, -EALREADY when it is expired already. */
+ * no member, -EALREADY when it is expired already, -EPERM when it is tagged
+ * (tagged nodes never expire). */
 int store_expire_node(Store *s, const char *name);
 /* `meshd-control nodes renew`: an expired member valid again (its token
  * works again). -ENOENT for a name that is no member, -EALREADY when it is
@@ -138,6 +150,7 @@ typedef struct StoreDevice {
         const char *name;       /* checked by the caller: a DNS label, not reserved */
         const char *public_key; /* checked by the caller: base64 of 32 bytes, not all zero */
         int64_t expires;        /* epoch seconds, 0: never */
+        char *const *tags;      /* devices add --tag=, may be NULL */
 } StoreDevice;
 /* On success the new device is in ret. Nothing changes on error: -EEXIST
  * name taken (a node's, a device's, or held back by a certificate),
@@ -227,3 +240,9 @@ int store_list_routes(Store *s, StoreRoute **ret, size_t *ret_n);
 /* The admin's verdict: -ENOENT no such node, -ENXIO the node never
  * advertised prefix; 1 changed, 0 already so. */
 int store_set_route_state(Store *s, const char *node, const char *prefix, StoreRouteState state);
+/* The access policy (store-policy.c, docs/policy.md): its text exactly as
+ * it was set. -ENOENT: none, everyone reaches everyone. */
+int store_get_policy(Store *s, char **ret);
+/* Replaces it (NULL: clears it) and bumps the version, in one transaction;
+ * the caller has parsed and tested the text. */
+int store_set_policy(Store *s, const char *text);

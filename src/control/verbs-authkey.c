@@ -30,7 +30,7 @@ int verb_authkey_create(const ControlArgs *a) {
                 return r;
         if (a->expires_sec > 0)
                 expires = (int64_t) time(NULL) + (int64_t) a->expires_sec;
-        r = store_authkey_add(store, key, a->reusable, expires);
+        r = store_authkey_add_tagged(store, key, a->reusable, expires, a->tags);
         if (r < 0)
                 return log_error_errno(r, "Failed to store auth key: %m");
 

@@ -179,7 +179,8 @@ int verb_devices_add(const ControlArgs *a, const char *name) {
                              &(StoreDevice) { .name = name,
                                               .public_key = public_b64,
                                               .expires =
-                                                      a->expires_sec > 0 ? now + (int64_t) a->expires_sec : 0 },
+                                                      a->expires_sec > 0 ? now + (int64_t) a->expires_sec : 0,
+                                              .tags = a->tags },
                              now, &dev);
         if (r < 0)
                 return device_add_error(r, name);

@@ -46,7 +46,7 @@ static int print_nodes_json(const StoreNode *nodes, size_t n) {
         if (!a)
                 return log_oom();
         for (size_t i = 0; i < n; i++) {
-                cJSON *o = cJSON_CreateObject(), *e;
+                cJSON *o = cJSON_CreateObject(), *e, *t;
                 char created[32];
 
                 if (!o)
@@ -63,8 +63,12 @@ static int print_nodes_json(const StoreNode *nodes, size_t n) {
                     !cJSON_AddStringToObject(o, "public_key", nodes[i].public_key) ||
                     !(e = cJSON_AddArrayToObject(o, "endpoints")) ||
                     !cJSON_AddStringToObject(o, "created", created) ||
-                    !cJSON_AddBoolToObject(o, "expired", nodes[i].expired))
+                    !cJSON_AddBoolToObject(o, "expired", nodes[i].expired) ||
+                    !(t = cJSON_AddArrayToObject(o, "tags")))
                         return log_oom();
+                for (size_t j = 0; nodes[i].tags && nodes[i].tags[j]; j++)
+                        if (!cJSON_AddItemToArray(t, cJSON_CreateString(nodes[i].tags[j])))
+                                return log_oom();
                 for (size_t j = 0; nodes[i].endpoints[j]; j++)
                         if (!cJSON_AddItemToArray(e, cJSON_CreateString(nodes[i].endpoints[j])))
                                 return log_oom();
@@ -96,11 +100,16 @@ static int print_nodes_table(const StoreNode *nodes, size_t n) {
         printf("%-*s  %-*s  %-*s  %-*s  %-*s  %s\n", w_name, "NAME", w_ipv4, "IPV4", w_ipv6, "IPV6", w_key,
                "PUBLIC KEY", w_ep, "ENDPOINTS", "CREATED");
         for (size_t i = 0; i < n; i++) {
+                _cleanup_free_ char *tags = store_tags_format(nodes[i].tags);
                 char created[32];
+
+                if (!tags)
+                        return log_oom();
                 format_time(nodes[i].created, created);
-                printf("%-*s  %-*s  %-*s  %-*s  %-*s  %s%s\n", w_name, nodes[i].name, w_ipv4, nodes[i].ipv4,
+                printf("%-*s  %-*s  %-*s  %-*s  %-*s  %s%s%s%s\n", w_name, nodes[i].name, w_ipv4, nodes[i].ipv4,
                        w_ipv6, nodes[i].ipv6, w_key, nodes[i].public_key, w_ep,
-                       endpoints[i][0] ? endpoints[i] : "-", created, nodes[i].expired ? "  expired" : "");
+                       endpoints[i][0] ? endpoints[i] : "-", created, nodes[i].expired ? "  expired" : "",
+                       tags[0] ? "  tags=" : "", tags);
         }
         if (isatty(STDOUT_FILENO))
                 printf("\n%zu node%s.\n", n, n == 1 ? "" : "s");
@@ -176,6 +185,10 @@ int verb_nodes_expire(const ControlArgs *a, const char *name) {
                 return log_error_errno(r, "No node named '%s' in the mesh.", name);
         if (r == -EALREADY)
                 return log_error_errno(r, "Node '%s' has expired already.", name);
+        if (r == -EPERM)
+                return log_error_errno(r,
+                                       "Node '%s' is tagged: tagged nodes do not expire (remove it instead).",
+                                       name);
         if (r < 0)
                 return log_error_errno(r, "Failed to expire node '%s': %m", name);
         log_info("Expired node %s: it is out of the mesh until it joins again with its key.", name);

@@ -46,6 +46,7 @@ typedef struct ControlArgs {
         const char *resolv_conf;
         bool cert_issuer_acme; /* --cert-issuer=acme */
         AcmeConfig acme;
+        char **tags; /* --tag= (authkey create, devices add): strv, sorted */
 } ControlArgs;
 
 int verb_init(const ControlArgs *a);
@@ -60,6 +61,11 @@ int verb_devices_list(const ControlArgs *a);
 int verb_devices_remove(const ControlArgs *a, const char *name);
 int verb_routes_list(const ControlArgs *a);
 int verb_routes_set(const ControlArgs *a, const char *node, const char *prefix, bool approve);
+/* verbs-policy.c */
+int verb_policy_set(const ControlArgs *a, const char *path);
+int verb_policy_test(const ControlArgs *a, const char *path);
+int verb_policy_get(const ControlArgs *a);
+int verb_policy_clear(const ControlArgs *a);
 
 /* state-dir.c */
 /* name in the state directory */

@@ -138,6 +138,57 @@ static int check_endpoints(const InAddrPrefix *mesh, size_t n_mesh, const Netmap
         return 0;
 }
 
+static bool prefix_inside(const InAddrPrefix *p, const InAddrPrefix *range) {
+        return p->family == range->family && p->prefixlen >= range->prefixlen &&
+               in_addr_prefix_contains(p->family, &range->address, range->prefixlen, &p->address);
+}
+
+static bool prefix_is_own(const Netmap *nm, const InAddrPrefix *p) {
+        if (p->family == AF_INET)
+                return p->prefixlen == 32 &&
+                       memcmp(&p->address.in, &nm->self.ipv4.in, sizeof(struct in_addr)) == 0;
+        return nm->self.has_ipv6 && p->prefixlen == 128 &&
+               memcmp(&p->address.in6, &nm->self.ipv6.in6, sizeof(struct in6_addr)) == 0;
+}
+
+/* The "filter" (netmap-filter.h): sources are members, so inside the mesh
+ * ranges; a destination inside them is one of the node's own addresses (a
+ * server that names another member there would make this node accept
+ * traffic meant for nobody here); anything else is a routed prefix, which
+ * the firewall only forwards to where the node routes anyway. */
+static int check_filter(const Netmap *nm, const InAddrPrefix *mesh, size_t n_mesh, char **ret_error) {
+        char buf[INET6_ADDRSTRLEN];
+
+        for (size_t i = 0; nm->filter && i < nm->filter->n_entries; i++) {
+                const NetmapFilterEntry *e = &nm->filter->entries[i];
+
+                for (size_t j = 0; j < e->n_src; j++) {
+                        bool inside = false;
+                        for (size_t k = 0; k < n_mesh && !inside; k++)
+                                inside = prefix_inside(&e->src[j], &mesh[k]);
+                        if (!inside)
+                                return fail(ret_error, "filter[%zu].src[%zu]: %s/%u is outside the mesh ranges",
+                                            i, j,
+                                            in_addr_format(e->src[j].family, &e->src[j].address, buf,
+                                                           sizeof(buf)),
+                                            e->src[j].prefixlen);
+                }
+                for (size_t j = 0; j < e->n_dst; j++) {
+                        bool inside = false;
+                        for (size_t k = 0; k < n_mesh && !inside; k++)
+                                inside = prefix_inside(&e->dst[j], &mesh[k]);
+                        if (inside && !prefix_is_own(nm, &e->dst[j]))
+                                return fail(ret_error,
+                                            "filter[%zu].dst[%zu]: %s/%u is in the mesh but not this node's", i,
+                                            j,
+                                            in_addr_format(e->dst[j].family, &e->dst[j].address, buf,
+                                                           sizeof(buf)),
+                                            e->dst[j].prefixlen);
+                }
+        }
+        return 0;
+}
+
 int netmap_check_bounds(const Netmap *nm, const InAddrPrefix *avoid, size_t n_avoid, char **ret_error) {
         int r;
 
@@ -158,6 +209,8 @@ int netmap_check_bounds(const Netmap *nm, const InAddrPrefix *avoid, size_t n_av
                 r = check_endpoints(mesh, n_mesh, &nm->hub, "hub", ret_error);
         for (size_t i = 0; r >= 0 && i < nm->n_peers; i++)
                 r = check_endpoints(mesh, n_mesh, &nm->peers[i], nm->peers[i].name, ret_error);
+        if (r >= 0)
+                r = check_filter(nm, mesh, n_mesh, ret_error);
         return r;
 }
 

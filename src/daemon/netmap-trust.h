@@ -22,7 +22,9 @@ int mesh_domain_check(const char *domain, char **ret_error);
 /* Domain as above; ipv4_range inside 100.64.0.0/10, 10/8, 172.16/12 or
  * 192.168/16, at most /30; ipv6_range inside fc00::/7, /16 to /120; neither
  * overlapping one of avoid[] (the underlay, the control server's address);
- * every announced endpoint endpoint_is_announceable(). */
+ * every announced endpoint endpoint_is_announceable(); the "filter"'s
+ * sources inside the mesh ranges and its destinations inside them only the
+ * node's own addresses. */
 int netmap_check_bounds(const Netmap *nm, const InAddrPrefix *avoid, size_t n_avoid, char **ret_error);
 
 /* Whether c carries pins (a node.json from before them does not). */

@@ -58,6 +58,21 @@ static int merge_devices(cJSON *merged, cJSON *base) {
         return 0;
 }
 
+/* A delta never carries "filter" (access policy): the base's stays; a
+ * changed one comes in a full netmap. */
+static int merge_filter(cJSON *merged, cJSON *base) {
+        cJSON *filter;
+
+        if (cJSON_GetObjectItemCaseSensitive(merged, "filter"))
+                return 0;
+        filter = cJSON_DetachItemFromObjectCaseSensitive(base, "filter");
+        if (filter && !cJSON_AddItemToObject(merged, "filter", filter)) {
+                cJSON_Delete(filter);
+                return -ENOMEM;
+        }
+        return 0;
+}
+
 int netmap_delta_merge(const char *base, size_t base_len, const char *delta, size_t delta_len, char **ret,
                        size_t *ret_len, char **ret_error) {
         __attribute__((cleanup(cjson_deletep))) cJSON *b = NULL, *d = NULL;
@@ -130,7 +145,7 @@ int netmap_delta_merge(const char *base, size_t base_len, const char *delta, siz
                 cJSON_Delete(peers);
                 return -ENOMEM;
         }
-        if (merge_devices(merged, b) < 0)
+        if (merge_devices(merged, b) < 0 || merge_filter(merged, b) < 0)
                 return -ENOMEM;
         text = cJSON_PrintUnformatted(merged);
         if (!text)

@@ -561,6 +561,14 @@ static int netmap_from_json_internal(const cJSON *obj, const char *prefix, Netma
         if (r < 0)
                 return r;
 
+        /* absent: no access policy; [] a policy that lets nothing in */
+        item = get_field(obj, "filter");
+        if (item) {
+                r = netmap_filter_from_json(item, prefix, &m->filter, ret_error);
+                if (r < 0)
+                        return r;
+        }
+
         item = get_field(obj, "hub");
         if (item) {
                 free(path);

@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "log.h"
+#include "netmap-render-policy.h"
 #include "netmap-render.h"
 #include "strv.h"
 
@@ -15,6 +16,10 @@ typedef struct SnapshotNode {
         int64_t id;
         char *body; /* the node's JSON object without its closing brace */
         size_t len;
+        /* ,"routes":[…] of its approved routes, "" without: after body when
+         * the node is self (a peer's are those self may use, NetmapView) */
+        char *own_routes;
+        size_t own_routes_len;
         char *public_key;
 } SnapshotNode;
 
@@ -31,6 +36,9 @@ struct NetmapSnapshot {
         size_t bodies_len;
         NetmapRelayPair *relays; /* ordered by (lo, hi): one lookup per (self, peer) */
         size_t n_relays;
+        /* NULL without a policy and routes; else per node, in the order of
+         * nodes: its peers, their routes, its filter and devices */
+        NetmapViews *views;
 
         /* What changed since the snapshot of version delta_base, computed
          * once for all the long-pollers that get a delta */
@@ -55,6 +63,7 @@ static void mesh_nodes_free(NetmapMeshNode *nodes, size_t n) {
                 free(nodes[i].ipv6);
                 free(nodes[i].observed_endpoint);
                 strv_free(nodes[i].endpoints);
+                strv_free(nodes[i].tags);
                 strv_free(nodes[i].routes);
         }
         free(nodes);
@@ -71,6 +80,7 @@ void netmap_mesh_done(NetmapMesh *m) {
         mesh_nodes_free(m->nodes, m->n_nodes);
         free(m->relays);
         mesh_nodes_free(m->devices, m->n_devices);
+        free(m->policy);
         *m = (NetmapMesh) {};
 }
 
@@ -79,6 +89,7 @@ NetmapSnapshot *netmap_snapshot_free(NetmapSnapshot *snap) {
                 return NULL;
         for (size_t i = 0; i < snap->n_nodes; i++) {
                 free(snap->nodes[i].body);
+                free(snap->nodes[i].own_routes);
                 free(snap->nodes[i].public_key);
         }
         free(snap->nodes);
@@ -89,6 +100,7 @@ NetmapSnapshot *netmap_snapshot_free(NetmapSnapshot *snap) {
         free(snap->changed_ids);
         strv_free(snap->removed_keys);
         free(snap->relay_changes);
+        netmap_views_free(snap->views);
         free(snap);
         return NULL;
 }
@@ -160,17 +172,27 @@ static int snapshot_node_render(const NetmapMeshNode *n, SnapshotNode *ret) {
                 }
         }
         /* absent when none: a mesh without routes renders as before */
+        ret->own_routes = strdup("");
+        if (!ret->own_routes)
+                return -ENOMEM;
         if (n->routes && n->routes[0]) {
-                if (!(a = cJSON_AddArrayToObject(o, "routes")))
-                        return -ENOMEM;
-                for (size_t i = 0; n->routes[i]; i++) {
+                _cleanup_(cJSON_Deletep) cJSON *routes = cJSON_CreateArray();
+                _cleanup_free_ char *text = NULL;
+
+                for (size_t i = 0; routes && n->routes[i]; i++) {
                         cJSON *e = cJSON_CreateString(n->routes[i]);
-                        if (!e || !cJSON_AddItemToArray(a, e)) {
+                        if (!e || !cJSON_AddItemToArray(routes, e)) {
                                 cJSON_Delete(e);
                                 return -ENOMEM;
                         }
                 }
+                text = routes ? cJSON_PrintUnformatted(routes) : NULL;
+                free(ret->own_routes);
+                ret->own_routes = NULL;
+                if (!text || asprintf(&ret->own_routes, ",\"routes\":%s", text) < 0)
+                        return -ENOMEM;
         }
+        ret->own_routes_len = strlen(ret->own_routes);
 
         ret->id = n->id;
         ret->public_key = strdup(n->public_key);
@@ -288,6 +310,12 @@ int netmap_snapshot_new(const NetmapMesh *mesh, NetmapSnapshot **ret) {
                 memcpy(snap->relays, mesh->relays, mesh->n_relays * sizeof(NetmapRelayPair));
         snap->n_relays = mesh->n_relays;
 
+        r = netmap_views_new(mesh, &snap->views);
+        if (r == -ENOMEM)
+                return log_oom();
+        if (r < 0)
+                return r; /* logged: a member's address or route that does not parse */
+
         snap->nodes = calloc(MAX(mesh->n_nodes, (size_t) 1), sizeof(SnapshotNode));
         if (!snap->nodes)
                 return log_oom();
@@ -343,19 +371,51 @@ bool netmap_snapshot_relayed(const NetmapSnapshot *snap, int64_t a, int64_t b) {
         return false;
 }
 
+/* The view of node self in snap, NULL when snap has none. */
+static const NetmapView *snapshot_view(const NetmapSnapshot *snap, const SnapshotNode *self) {
+        return snap->views ? &snap->views->v[self - snap->nodes] : NULL;
+}
+
+/* A peer's routes as self may use them, or "" (no view, none). */
+static const char *view_routes(const NetmapView *view, int64_t peer_id, bool *ret_visible) {
+        ssize_t i;
+
+        *ret_visible = true;
+        if (!view)
+                return "";
+        i = netmap_view_peer(view, peer_id);
+        *ret_visible = i >= 0;
+        return i >= 0 && view->peer_routes[i] ? view->peer_routes[i] : "";
+}
+
+/* The devices self sees: its view's own list with a policy, else everyone's. */
+static const char *view_devices(const NetmapSnapshot *snap, const NetmapView *view, size_t *ret_len) {
+        if (view && view->own_devices) {
+                *ret_len = view->devices_len;
+                return view->devices;
+        }
+        *ret_len = snap->devices_len;
+        return snap->devices;
+}
+
 int netmap_snapshot_render(const NetmapSnapshot *snap, int64_t self_id, char **ret, size_t *ret_len) {
         static const char self_open[] = ",\"self\":", peers_open[] = "},\"peers\":[",
                           direct_close[] = ",\"relay\":false}", relay_close[] = ",\"relay\":true}";
         const SnapshotNode *self;
-        size_t size;
+        const NetmapView *view;
+        const char *devices;
+        size_t size, devices_len;
         char *buf, *p;
 
         self = snapshot_find(snap, self_id);
         if (!self)
                 return -ENOENT;
+        view = snapshot_view(snap, self);
+        devices = view_devices(snap, view, &devices_len);
 
-        size = snap->header_len + strlen(self_open) + self->len + strlen(peers_open) + snap->bodies_len +
-               snap->n_nodes * (strlen(direct_close) + 1) + 1 + snap->hub_len + snap->devices_len + 2;
+        size = snap->header_len + strlen(self_open) + self->len + self->own_routes_len + strlen(peers_open) +
+               snap->bodies_len + snap->n_nodes * (strlen(direct_close) + 1) + 1 + snap->hub_len + devices_len +
+               2 + (view ? view->routes_len + view->filter_len : 0);
         buf = malloc(size);
         if (!buf)
                 return -ENOMEM;
@@ -363,25 +423,35 @@ int netmap_snapshot_render(const NetmapSnapshot *snap, int64_t self_id, char **r
         p = mempcpy(buf, snap->header, snap->header_len);
         p = mempcpy(p, self_open, strlen(self_open));
         p = mempcpy(p, self->body, self->len);
+        p = mempcpy(p, self->own_routes, self->own_routes_len);
         p = mempcpy(p, peers_open, strlen(peers_open));
         for (size_t i = 0; i < snap->n_nodes; i++) {
                 const SnapshotNode *n = snap->nodes + i;
+                const char *routes;
+                bool visible;
+
                 if (n == self)
+                        continue;
+                routes = view_routes(view, n->id, &visible);
+                if (!visible)
                         continue;
                 if (p[-1] == '}')
                         *p++ = ',';
                 p = mempcpy(p, n->body, n->len);
+                p = stpcpy(p, routes);
                 if (netmap_snapshot_relayed(snap, self_id, n->id))
                         p = mempcpy(p, relay_close, strlen(relay_close));
                 else
                         p = mempcpy(p, direct_close, strlen(direct_close));
         }
         *p++ = ']';
+        if (view && view->filter)
+                p = mempcpy(p, view->filter, view->filter_len);
         if (snap->hub)
                 p = mempcpy(p, snap->hub, snap->hub_len);
         /* last: where merging a delta that brings the first device adds it */
-        if (snap->devices)
-                p = mempcpy(p, snap->devices, snap->devices_len);
+        if (devices)
+                p = mempcpy(p, devices, devices_len);
         *p++ = '}';
         *p = 0;
 
@@ -509,11 +579,36 @@ static char *delta_append_devices(char *p, const NetmapSnapshot *snap, const Net
                              : mempcpy(p, NO_DEVICES, strlen(NO_DEVICES));
 }
 
+/* One entry of peers_changed: body, the routes self may use, relay flag. */
+static char *delta_append_peer(char *p, const NetmapSnapshot *snap, int64_t self_id, const SnapshotNode *n,
+                               const char *routes) {
+        static const char direct_close[] = ",\"relay\":false}", relay_close[] = ",\"relay\":true}";
+
+        if (p[-1] == '}')
+                *p++ = ',';
+        p = mempcpy(p, n->body, n->len);
+        p = stpcpy(p, routes);
+        return netmap_snapshot_relayed(snap, self_id, n->id) ? mempcpy(p, relay_close, strlen(relay_close))
+                                                             : mempcpy(p, direct_close, strlen(direct_close));
+}
+
+/* A delta never carries "filter" (docs/protocol.md): a node whose peer set,
+ * peers' routes, filter or devices changed gets a full netmap. */
+static bool delta_view_unchanged(const NetmapSnapshot *snap, const NetmapSnapshot *prev,
+                                 const SnapshotNode *self, const SnapshotNode *prev_self) {
+        const NetmapView *view = snapshot_view(snap, self), *prev_view;
+
+        if (!view && !prev->views)
+                return true;
+        prev_view = snapshot_view(prev, prev_self);
+        return view && prev_view && netmap_view_equal(view, prev_view);
+}
+
 int netmap_snapshot_render_delta(NetmapSnapshot *snap, const NetmapSnapshot *prev, int64_t self_id, char **ret,
                                  size_t *ret_len) {
-        static const char self_open[] = ",\"self\":", direct_close[] = ",\"relay\":false}",
-                          relay_close[] = ",\"relay\":true}", removed_open[] = "],\"peers_removed\":[";
-        const SnapshotNode *self;
+        static const char self_open[] = ",\"self\":", removed_open[] = "],\"peers_removed\":[";
+        const SnapshotNode *self, *prev_self;
+        const NetmapView *view;
         char delta_open[64];
         size_t size, n_delta_open;
         char *buf, *p;
@@ -522,8 +617,10 @@ int netmap_snapshot_render_delta(NetmapSnapshot *snap, const NetmapSnapshot *pre
         self = snapshot_find(snap, self_id);
         if (!self)
                 return -ENOENT;
-        if (!snapshot_find(prev, self_id))
+        prev_self = snapshot_find(prev, self_id);
+        if (!prev_self || !delta_view_unchanged(snap, prev, self, prev_self))
                 return -ESTALE;
+        view = snapshot_view(snap, self);
         if (!snap->has_delta || snap->delta_base != prev->version) {
                 r = snapshot_delta_prepare(snap, prev);
                 if (r < 0)
@@ -532,9 +629,9 @@ int netmap_snapshot_render_delta(NetmapSnapshot *snap, const NetmapSnapshot *pre
 
         n_delta_open = (size_t) snprintf(delta_open, sizeof(delta_open),
                                          "},\"delta_from\":%" PRIu64 ",\"peers_changed\":[", prev->version);
-        size = snap->header_len + strlen(self_open) + self->len + n_delta_open + strlen(removed_open) +
-               delta_peers_size(snap, self_id) + snap->removed_len + snap->hub_len + DELTA_DEVICES_SIZE(snap) +
-               3;
+        size = snap->header_len + strlen(self_open) + self->len + self->own_routes_len + n_delta_open +
+               strlen(removed_open) + delta_peers_size(snap, self_id) + snap->removed_len + snap->hub_len +
+               DELTA_DEVICES_SIZE(snap) + 3 + (view ? view->routes_len * 2 : 0);
 
         buf = malloc(size);
         if (!buf)
@@ -542,44 +639,45 @@ int netmap_snapshot_render_delta(NetmapSnapshot *snap, const NetmapSnapshot *pre
         p = mempcpy(buf, snap->header, snap->header_len);
         p = mempcpy(p, self_open, strlen(self_open));
         p = mempcpy(p, self->body, self->len);
+        p = mempcpy(p, self->own_routes, self->own_routes_len);
         p = mempcpy(p, delta_open, n_delta_open);
 
-#define APPEND_PEER(n)                                                        \
-        do {                                                                  \
-                if (p[-1] == '}')                                             \
-                        *p++ = ',';                                           \
-                p = mempcpy(p, (n)->body, (n)->len);                          \
-                p = netmap_snapshot_relayed(snap, self_id, (n)->id)           \
-                            ? mempcpy(p, relay_close, strlen(relay_close))    \
-                            : mempcpy(p, direct_close, strlen(direct_close)); \
-        } while (0)
+        for (size_t i = 0; i < snap->n_changed_ids; i++) {
+                const char *routes;
+                bool visible;
 
-        for (size_t i = 0; i < snap->n_changed_ids; i++)
-                if (snap->changed_ids[i] != self_id)
-                        APPEND_PEER(snapshot_find(snap, snap->changed_ids[i]));
+                routes = view_routes(view, snap->changed_ids[i], &visible);
+                if (snap->changed_ids[i] != self_id && visible)
+                        p = delta_append_peer(p, snap, self_id, snapshot_find(snap, snap->changed_ids[i]),
+                                              routes);
+        }
         for (size_t i = 0; i < snap->n_relay_changes; i++) {
                 const NetmapRelayPair *pair = snap->relay_changes + i;
                 int64_t other;
                 const SnapshotNode *peer;
+                const char *routes;
+                bool visible;
 
                 if (pair->lo != self_id && pair->hi != self_id)
                         continue;
                 other = pair->lo == self_id ? pair->hi : pair->lo;
                 peer = snapshot_find(snap, other);
-                /* gone (then in peers_removed) or listed already */
-                if (!peer || id_in_sorted(snap->changed_ids, snap->n_changed_ids, other))
+                routes = view_routes(view, other, &visible);
+                /* gone (then in peers_removed), listed already, or not its peer */
+                if (!peer || !visible || id_in_sorted(snap->changed_ids, snap->n_changed_ids, other))
                         continue;
-                APPEND_PEER(peer);
+                p = delta_append_peer(p, snap, self_id, peer, routes);
         }
-#undef APPEND_PEER
 
         p = mempcpy(p, removed_open, strlen(removed_open));
-        for (size_t i = 0; snap->removed_keys[i]; i++)
+        /* with a view, its peer set is the same as in prev: none of it went */
+        for (size_t i = 0; !view && snap->removed_keys[i]; i++)
                 p += sprintf(p, "%s\"%s\"", i > 0 ? "," : "", snap->removed_keys[i]);
         *p++ = ']';
         if (snap->hub)
                 p = mempcpy(p, snap->hub, snap->hub_len);
-        p = delta_append_devices(p, snap, prev);
+        if (!view || !view->own_devices)
+                p = delta_append_devices(p, snap, prev);
         *p++ = '}';
         *p = 0;
         assert(p < buf + size);

@@ -20,7 +20,11 @@ typedef struct NetmapMeshNode {
         char *ipv6;
         char *observed_endpoint; /* "ip:port" as the hub saw it, NULL when unknown */
         char **endpoints;        /* strv of the announced candidates, may be NULL */
-        char **routes;           /* strv of its approved subnet routes, NULL or empty: none ("routes" absent) */
+        char **tags;             /* strv of its tags (without "tag:"), may be NULL */
+        /* strv of its APPROVED routes ("192.168.50.0/24", "0.0.0.0/0"),
+         * valid prefixes outside the mesh ranges, may be NULL: filled by the
+         * store's routes table; NULL everywhere renders as without routes. */
+        char **routes;
 } NetmapMeshNode;
 
 /* A pair of node ids, lo < hi, whose traffic goes through the hub. */
@@ -49,6 +53,11 @@ typedef struct NetmapMesh {
          * observed_endpoint unused. ipv6 NULL: none. */
         NetmapMeshNode *devices;
         size_t n_devices;
+        /* The access policy's text (docs/policy.md), NULL: none, everyone
+         * reaches everyone. With a policy (or routes), each node's netmap
+         * lists only the peers and devices it may talk to, its "filter" and
+         * the routes of its peers it may use (netmap-render-policy.c). */
+        char *policy;
 } NetmapMesh;
 
 void netmap_mesh_done(NetmapMesh *m);

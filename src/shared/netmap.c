@@ -29,6 +29,7 @@ Netmap *netmap_free(Netmap *m) {
         for (size_t i = 0; i < m->n_devices; i++)
                 netmap_node_done(&m->devices[i]);
         free(m->devices);
+        netmap_filter_free(m->filter);
         free(m->domain);
         free(m);
         return NULL;

@@ -13,6 +13,7 @@
 #include "endpoint.h"
 #include "key.h"
 #include "macro.h"
+#include "netmap-filter.h"
 
 #define NETMAP_NAME_MAX 63
 
@@ -53,6 +54,9 @@ typedef struct Netmap {
          * addresses as a node's, never endpoints or relay. */
         NetmapNode *devices;
         size_t n_devices;
+        /* The compiled access policy for traffic this node receives
+         * (netmap-filter.h); NULL: no policy, the mesh may reach it all. */
+        NetmapFilter *filter;
 } Netmap;
 
 Netmap *netmap_free(Netmap *m);

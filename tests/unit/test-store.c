@@ -672,6 +672,8 @@ static void test_migrate_v1(void **state) {
                                       "ALTER TABLE nodes DROP COLUMN cert_not_after;"
                                       "ALTER TABLE nodes DROP COLUMN kind;"
                                       "ALTER TABLE nodes DROP COLUMN expires;"
+                                      "ALTER TABLE nodes DROP COLUMN tags;"
+                                      "ALTER TABLE authkeys DROP COLUMN tags;"
                                       "DELETE FROM settings WHERE key = 'members';"
                                       "PRAGMA user_version = 1;",
                                       NULL, NULL, NULL),
