@@ -36,30 +36,36 @@ static ControlArgs arg = {
         .dns_port = 53,
 };
 
+static void help_commands(void) {
+        fputs("Commands:\n"
+              "  init                   Create the database, TLS key, certificate and CA; print the pin\n"
+              "  serve                  Run the HTTPS API\n"
+              "  authkey create         Create an auth key for joining nodes\n"
+              "  nodes list             List the nodes of the mesh\n"
+              "  nodes remove NAME      Remove a node from the mesh\n"
+              "  nodes expire NAME      Expire a node's key: out of the mesh until it joins again\n"
+              "  nodes renew NAME       Make an expired node valid again (for --expired-nodes=admin)\n"
+              "  routes list            List the subnet routes nodes advertise, and their state\n"
+              "  routes approve NODE PREFIX\n"
+              "                         Approve a route: it reaches the other nodes' netmaps\n"
+              "  routes reject NODE PREFIX\n"
+              "                         Reject a route (or withdraw an approval)\n"
+              "  devices add NAME       Add a plain WireGuard device (phone, camera); print its config\n"
+              "  devices list           List the devices of the mesh\n"
+              "  devices remove NAME    Remove a device from the mesh\n"
+              "  policy set FILE        Check the access policy (its tests too) and make it the mesh's\n"
+              "  policy test FILE       Only check it\n"
+              "  policy get             Print the policy as it was set\n"
+              "  policy clear           No policy: every member reaches every member\n\n",
+              stdout);
+}
+
 static void help(void) {
         printf("%s [OPTIONS...] COMMAND ...\n\n"
-               "Coordination server of a meshd mesh.\n\n"
-               "Commands:\n"
-               "  init                   Create the database, TLS key, certificate and CA; print the pin\n"
-               "  serve                  Run the HTTPS API\n"
-               "  authkey create         Create an auth key for joining nodes\n"
-               "  nodes list             List the nodes of the mesh\n"
-               "  nodes remove NAME      Remove a node from the mesh\n"
-               "  nodes expire NAME      Expire a node's key: out of the mesh until it joins again\n"
-               "  nodes renew NAME       Make an expired node valid again (for --expired-nodes=admin)\n"
-               "  routes list            List the subnet routes nodes advertise, and their state\n"
-               "  routes approve NODE PREFIX\n"
-               "                         Approve a route: it reaches the other nodes' netmaps\n"
-               "  routes reject NODE PREFIX\n"
-               "                         Reject a route (or withdraw an approval)\n"
-               "  devices add NAME       Add a plain WireGuard device (phone, camera); print its config\n"
-               "  devices list           List the devices of the mesh\n"
-               "  devices remove NAME    Remove a device from the mesh\n"
-               "  policy set FILE        Check the access policy (its tests too) and make it the mesh's\n"
-               "  policy test FILE       Only check it\n"
-               "  policy get             Print the policy as it was set\n"
-               "  policy clear           No policy: every member reaches every member\n\n"
-               "Options:\n"
+               "Coordination server of a meshd mesh.\n\n",
+               program_invocation_short_name);
+        help_commands();
+        printf("Options:\n"
                "  -h --help              Show this help\n"
                "     --version           Show package version\n"
                "     --state-dir=DIR     State directory (default: $STATE_DIRECTORY or %s)\n"
@@ -118,9 +124,8 @@ static void help(void) {
                "     --qr                devices add: print the config as a QR code\n"
                "     --out=FILE          devices add: also write the config to FILE (FILE.png: a QR code)\n\n"
                "See the meshd-control(8) man page for details.\n",
-               program_invocation_short_name, STATE_DIR_DEFAULT, DOMAIN_DEFAULT, IPV4_RANGE_DEFAULT,
-               (unsigned) HUB_PORT_DEFAULT, SERVER_LISTEN_DEFAULT, HUB_INTERFACE_DEFAULT,
-               (unsigned) RELAY_MAX_STREAMS_DEFAULT);
+               STATE_DIR_DEFAULT, DOMAIN_DEFAULT, IPV4_RANGE_DEFAULT, (unsigned) HUB_PORT_DEFAULT,
+               SERVER_LISTEN_DEFAULT, HUB_INTERFACE_DEFAULT, (unsigned) RELAY_MAX_STREAMS_DEFAULT);
 }
 
 /* "30s", "10min", "24h", "7d", "2w"; a bare number is seconds. */
