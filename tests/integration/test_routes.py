@@ -198,3 +198,28 @@ def test_bad_advertisements_refused(lab, control, routed):
     cp = control.command("routes", "approve", "nobody", LAN, check=False)
     assert cp.returncode != 0 and "No node named 'nobody'" in cp.stderr, cp.stderr
     assert routes(control) == before
+
+
+def test_policy_auto_approves_routes(lab, control, routed):
+    """The policy's auto_approve approves a route of the members it names as
+    it is advertised (an exact prefix or one inside it); others still wait
+    for `routes approve`. With a policy, a node gets a peer's route only
+    when a rule lets it reach the prefix."""
+    gw, alpha, _bravo, _nas = routed
+    policy = lab.dir / "policy.json"
+    policy.write_text(json.dumps({
+        "rules": ["allow * -> *", f"allow alpha -> {LAN}"],
+        "auto_approve": {"198.51.100.0/23": ["gw"], "2001:db8::/32": ["alpha"]},
+    }, indent=1))
+    cp = control.command("policy", "set", str(policy))
+    assert cp.returncode == 0, cp.stderr
+    # a new advertisement: the IPv4 LAN lies inside gw's auto_approve entry,
+    # the IPv6 one is alpha's to have approved, not gw's
+    assert gw.meshctl("up", "--advertise-routes=").returncode == 0
+    wait_until(lambda: all(not r["advertised"] for r in routes(control)), 10, what="withdrawn")
+    assert gw.meshctl("up", f"--advertise-routes={LAN},{LAN6}").returncode == 0
+    wait_until(lambda: {r["prefix"]: r["state"] for r in routes(control) if r["advertised"]} ==
+               {LAN: "approved", LAN6: "advertised"}, 10, what="LAN auto-approved, LAN6 waiting")
+    # alpha may reach the LAN: its netmap carries gw's route and it routes it
+    assert alpha.meshctl("up", f"--accept-routes={LAN}").returncode == 0
+    assert alpha.can_ping(NAS, within=10), lab.log_tails()
