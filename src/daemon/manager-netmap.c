@@ -345,6 +345,7 @@ int manager_apply_netmap(Manager *m, Netmap *nm, const char *json, size_t len, b
         if (a.diff.devices_changed)
                 manager_log_devices(m->netmap, new);
         manager_keep_netmap(m, TAKE_PTR(new), json, len, !from_cache && r >= 0);
+        manager_firewall_update(m);
         manager_probe_new_peers(m);
 
         if (m->state == MANAGER_NEEDS_LOGIN || m->state == MANAGER_STOPPED)

@@ -53,6 +53,11 @@ void manager_forget_membership(Manager *m, const char *why);
 void manager_dns_update(Manager *m);
 void manager_dns_stop(Manager *m);
 
+/* manager-firewall.c: table inet meshd from the applied netmap */
+void manager_firewall_update(Manager *m);
+/* Deletes it (the mesh interface goes). */
+void manager_firewall_remove(Manager *m);
+
 /* manager-online.c: online policy, READY=1, WaitOnline */
 int manager_arm_online_timeout(Manager *m);
 void manager_free_wait_online(Manager *m);

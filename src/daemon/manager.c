@@ -4,6 +4,7 @@
 #include <sys/stat.h>
 #include <systemd/sd-daemon.h>
 
+#include "firewall.h"
 #include "hub-link.h"
 #include "link-watch.h"
 #include "link.h"
@@ -143,6 +144,7 @@ Manager *manager_free(Manager *m) {
         strv_free(m->announced_endpoints);
         strv_free(m->underlay_candidates);
         hub_link_free(m->hub_link);
+        firewall_free(m->firewall);
         credentials_done(&m->credentials);
         conf_done(&m->config);
         explicit_bzero(&m->private_key, sizeof(m->private_key));
@@ -437,4 +439,9 @@ void manager_stop(Manager *m) {
         if (m->wg)
                 log_info("%s interface %s.", keep ? "Keeping" : "Removing", m->config.interface);
         manager_release_device(m, !keep);
+        /* A kept interface keeps its peers, so traffic still arrives: the
+         * table keeps enforcing the policy. With the interface gone the
+         * table would only match nothing (docs/firewall.md). */
+        if (!keep)
+                manager_firewall_remove(m);
 }

@@ -94,6 +94,7 @@ typedef struct Manager {
         union sockaddr_union dns_listen[2]; /* where it listens (or failed to) */
         size_t n_dns_listen;
         struct ResolvedLink *resolved; /* its registration with systemd-resolved (resolved-link.h) */
+        struct Firewall *firewall;     /* table inet meshd (manager-firewall.c), NULL until needed */
 } Manager;
 
 int manager_new(const ManagerOptions *opts, Manager **ret);

@@ -1,0 +1,483 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "constants.h"
+#include "firewall.h"
+
+/* The script text of "table inet meshd": pure, so that the unit tests pin
+ * it down without a kernel. Every address list goes into an anonymous set
+ * ("{ a, b }", one lookup per rule however long the list), normalized
+ * first: sorted, prefixes inside another of the list dropped (nft refuses
+ * overlapping intervals), host bits cleared; port ranges sorted and merged
+ * likewise. */
+
+void firewall_rule_done(FirewallRule *r) {
+        free(r->src);
+        free(r->dst);
+        free(r->ports);
+        *r = (FirewallRule) {};
+}
+
+void firewall_rules_free(FirewallRule *rules, size_t n) {
+        for (size_t i = 0; i < n; i++)
+                firewall_rule_done(&rules[i]);
+        free(rules);
+}
+
+static const char *const proto_name[_FIREWALL_PROTO_MAX] = {
+        [FIREWALL_PROTO_TCP] = "tcp",
+        [FIREWALL_PROTO_UDP] = "udp",
+        [FIREWALL_PROTO_ICMP] = "icmp",
+};
+
+static int parse_port(const char *s, size_t n, uint16_t *ret) {
+        unsigned v = 0;
+
+        if (n == 0 || n > 5 || s[0] < '1' || s[0] > '9')
+                return -EINVAL;
+        for (size_t i = 0; i < n; i++) {
+                if (s[i] < '0' || s[i] > '9')
+                        return -EINVAL;
+                v = v * 10 + (unsigned) (s[i] - '0');
+        }
+        if (v > 65535)
+                return -EINVAL;
+        *ret = (uint16_t) v;
+        return 0;
+}
+
+int firewall_port_parse(const char *s, FirewallPort *ret) {
+        const char *slash, *proto, *dash;
+        uint16_t from, to;
+        int p = -1;
+
+        if (!s)
+                return -EINVAL;
+        slash = strchr(s, '/');
+        proto = slash ? slash + 1 : s;
+        for (int i = 0; i < _FIREWALL_PROTO_MAX; i++)
+                if (streq(proto, proto_name[i]))
+                        p = i;
+        if (p < 0)
+                return -EINVAL;
+        if (!slash) {
+                *ret = (FirewallPort) { .proto = p, .from = 0, .to = 65535 };
+                return 0;
+        }
+        if (p == FIREWALL_PROTO_ICMP) /* no ports */
+                return -EINVAL;
+        dash = memchr(s, '-', (size_t) (slash - s));
+        if (parse_port(s, (size_t) ((dash ?: slash) - s), &from) < 0)
+                return -EINVAL;
+        to = from;
+        if (dash && (parse_port(dash + 1, (size_t) (slash - dash - 1), &to) < 0 || to < from))
+                return -EINVAL;
+        *ret = (FirewallPort) { .proto = p, .from = from, .to = to };
+        return 0;
+}
+
+/* ---- normalizing ---- */
+
+static void prefix_clear_host_bits(InAddrPrefix *p) {
+        size_t bytes = p->family == AF_INET ? 4 : 16;
+
+        for (size_t i = 0; i < bytes; i++) {
+                unsigned keep = p->prefixlen >= (i + 1) * 8 ? 8 : p->prefixlen > i * 8 ? p->prefixlen - i * 8 : 0;
+                p->address.bytes[i] &= (uint8_t) (0xff00u >> keep);
+        }
+}
+
+static int compare_prefix(const void *a, const void *b) {
+        const InAddrPrefix *x = a, *y = b;
+        int c = memcmp(x->address.bytes, y->address.bytes, sizeof(x->address.bytes));
+
+        return c != 0 ? c : (int) x->prefixlen - (int) y->prefixlen;
+}
+
+/* The prefixes of family in list, host bits cleared, sorted, those inside
+ * an earlier one dropped, into *ret (malloc'ed; NULL and 0 when none). In
+ * address order, a prefix that contains others comes right before them. */
+static int prefixes_of_family(const InAddrPrefix *list, size_t n, int family, InAddrPrefix **ret,
+                              size_t *ret_n) {
+        _cleanup_free_ InAddrPrefix *a = NULL;
+        size_t k = 0, m = 0;
+        unsigned max = family == AF_INET ? 32 : 128;
+
+        *ret = NULL;
+        *ret_n = 0;
+        for (size_t i = 0; i < n; i++) {
+                if (list[i].family != AF_INET && list[i].family != AF_INET6)
+                        return -EINVAL;
+                if (list[i].prefixlen > (list[i].family == AF_INET ? 32 : 128))
+                        return -EINVAL;
+                m += list[i].family == family;
+        }
+        if (m == 0)
+                return 0;
+        a = calloc(m, sizeof(InAddrPrefix));
+        if (!a)
+                return -ENOMEM;
+        for (size_t i = 0; i < n; i++)
+                if (list[i].family == family) {
+                        a[k] = list[i];
+                        a[k].address = (union in_addr_union) {};
+                        memcpy(a[k].address.bytes, list[i].address.bytes, max / 8);
+                        prefix_clear_host_bits(&a[k]);
+                        k++;
+                }
+        qsort(a, k, sizeof(InAddrPrefix), compare_prefix);
+        m = 0;
+        for (size_t i = 0; i < k; i++)
+                if (m == 0 || !in_addr_prefix_contains(family, &a[m - 1].address, a[m - 1].prefixlen,
+                                                       &a[i].address))
+                        a[m++] = a[i];
+        *ret = TAKE_PTR(a);
+        *ret_n = m;
+        return 0;
+}
+
+static int compare_port(const void *a, const void *b) {
+        const FirewallPort *x = a, *y = b;
+
+        if (x->proto != y->proto)
+                return (int) x->proto - (int) y->proto;
+        return (int) x->from - (int) y->from;
+}
+
+/* Sorted by protocol and start, overlapping or adjacent ranges merged. */
+static int ports_normalize(const FirewallPort *ports, size_t n, FirewallPort **ret, size_t *ret_n) {
+        _cleanup_free_ FirewallPort *p = NULL;
+        size_t m = 0;
+
+        *ret = NULL;
+        *ret_n = 0;
+        if (n == 0)
+                return 0;
+        p = calloc(n, sizeof(FirewallPort));
+        if (!p)
+                return -ENOMEM;
+        for (size_t i = 0; i < n; i++) {
+                if ((unsigned) ports[i].proto >= _FIREWALL_PROTO_MAX || ports[i].from > ports[i].to)
+                        return -EINVAL;
+                p[i] = ports[i];
+        }
+        qsort(p, n, sizeof(FirewallPort), compare_port);
+        for (size_t i = 0; i < n; i++)
+                if (m > 0 && p[m - 1].proto == p[i].proto && (unsigned) p[i].from <= (unsigned) p[m - 1].to + 1)
+                        p[m - 1].to = MAX(p[m - 1].to, p[i].to);
+                else
+                        p[m++] = p[i];
+        *ret = TAKE_PTR(p);
+        *ret_n = m;
+        return 0;
+}
+
+/* ---- text ---- */
+
+static bool ifname_valid(const char *s) {
+        size_t n = s ? strlen(s) : 0;
+
+        if (n == 0 || n > 15)
+                return false;
+        for (size_t i = 0; i < n; i++)
+                if (!((s[i] >= 'a' && s[i] <= 'z') || (s[i] >= 'A' && s[i] <= 'Z') ||
+                      (s[i] >= '0' && s[i] <= '9') || s[i] == '_' || s[i] == '-' || s[i] == '.'))
+                        return false;
+        return true;
+}
+
+static const char *family_keyword(int family) {
+        return family == AF_INET ? "ip" : "ip6";
+}
+
+static bool prefixes_all(const InAddrPrefix *a, size_t n) {
+        return n > 0 && a[0].prefixlen == 0; /* sorted: a /0 swallowed the rest */
+}
+
+static void put_prefixes(FILE *f, const InAddrPrefix *a, size_t n) {
+        char buf[INET6_ADDRSTRLEN];
+        unsigned max = a[0].family == AF_INET ? 32 : 128;
+
+        fputs("{ ", f);
+        for (size_t i = 0; i < n; i++) {
+                fprintf(f, "%s%s", i > 0 ? ", " : "", in_addr_format(a[i].family, &a[i].address, buf, sizeof(buf)));
+                if (a[i].prefixlen != max)
+                        fprintf(f, "/%u", a[i].prefixlen);
+        }
+        fputs(" }", f);
+}
+
+/* "ip saddr { … } ip daddr { … } ", or only the family when both are all. */
+static void put_address_match(FILE *f, int family, const InAddrPrefix *src, size_t n_src, const InAddrPrefix *dst,
+                              size_t n_dst) {
+        bool src_all = prefixes_all(src, n_src), dst_all = prefixes_all(dst, n_dst);
+
+        if (src_all && dst_all)
+                fprintf(f, "meta nfproto %s ", family == AF_INET ? "ipv4" : "ipv6");
+        if (!src_all) {
+                fprintf(f, "%s saddr ", family_keyword(family));
+                put_prefixes(f, src, n_src);
+                fputc(' ', f);
+        }
+        if (!dst_all) {
+                fprintf(f, "%s daddr ", family_keyword(family));
+                put_prefixes(f, dst, n_dst);
+                fputc(' ', f);
+        }
+}
+
+/* One line per protocol the ports name: "tcp dport { 22, 8000-8100 }",
+ * "meta l4proto udp" for all its ports, "meta l4proto icmp". */
+static void put_port_lines(FILE *f, const char *match, size_t index, int family, const FirewallPort *p, size_t n) {
+        for (size_t i = 0; i < n;) {
+                FirewallProto proto = p[i].proto;
+                size_t j = i;
+                bool all = false;
+
+                while (j < n && p[j].proto == proto) {
+                        all |= p[j].from == 0 && p[j].to == 65535;
+                        j++;
+                }
+                fprintf(f, "\t\t%s", match);
+                if (proto == FIREWALL_PROTO_ICMP)
+                        fprintf(f, "meta l4proto %s", family == AF_INET ? "icmp" : "ipv6-icmp");
+                else if (all)
+                        fprintf(f, "meta l4proto %s", proto_name[proto]);
+                else {
+                        fprintf(f, "%s dport { ", proto_name[proto]);
+                        for (size_t k = i; k < j; k++) {
+                                fprintf(f, "%s%u", k > i ? ", " : "", p[k].from);
+                                if (p[k].to != p[k].from)
+                                        fprintf(f, "-%u", p[k].to);
+                        }
+                        fputs(" }", f);
+                }
+                fprintf(f, " accept comment \"filter %zu\"\n", index);
+                i = j;
+        }
+}
+
+static int put_rule(FILE *f, const FirewallRule *rule, size_t index) {
+        _cleanup_free_ FirewallPort *ports = NULL;
+        size_t n_ports;
+        int r;
+
+        r = ports_normalize(rule->ports, rule->n_ports, &ports, &n_ports);
+        if (r < 0)
+                return r;
+        for (int family = AF_INET; family != 0; family = family == AF_INET ? AF_INET6 : 0) {
+                _cleanup_free_ InAddrPrefix *src = NULL, *dst = NULL;
+                _cleanup_free_ char *match = NULL;
+                _cleanup_fclose_ FILE *m = NULL;
+                size_t n_src, n_dst, size;
+
+                r = prefixes_of_family(rule->src, rule->n_src, family, &src, &n_src);
+                if (r >= 0)
+                        r = prefixes_of_family(rule->dst, rule->n_dst, family, &dst, &n_dst);
+                if (r < 0)
+                        return r;
+                if (n_src == 0 || n_dst == 0)
+                        continue;
+                m = open_memstream(&match, &size);
+                if (!m)
+                        return -ENOMEM;
+                put_address_match(m, family, src, n_src, dst, n_dst);
+                if (fclose(TAKE_PTR(m)) != 0)
+                        return -ENOMEM;
+                if (n_ports == 0)
+                        fprintf(f, "\t\t%saccept comment \"filter %zu\"\n", match, index);
+                else
+                        put_port_lines(f, match, index, family, ports, n_ports);
+        }
+        return 0;
+}
+
+static int put_filter_rules(FILE *f, const FirewallSpec *spec) {
+        for (size_t i = 0; i < spec->n_filter; i++) {
+                int r = put_rule(f, &spec->filter[i], i);
+                if (r < 0)
+                        return r;
+        }
+        return 0;
+}
+
+static void put_base_chain(FILE *f, const char *name, const char *jump, const char *ifname) {
+        fprintf(f,
+                "\tchain %s {\n"
+                "\t\ttype filter hook %s priority " FIREWALL_FILTER_PRIORITY "; policy accept;\n"
+                "\t\tiifname \"%s\" jump %s\n"
+                "\t}\n",
+                name, name, ifname, jump);
+}
+
+static const char CHAIN_HEAD[] = "\t\tct state established,related accept\n"
+                                 "\t\tct state invalid drop\n";
+
+static int put_input(FILE *f, const FirewallSpec *spec) {
+        int r;
+
+        put_base_chain(f, "input", "mesh_input", spec->ifname);
+        fprintf(f,
+                "\tchain mesh_input {\n%s"
+                "\t\tudp dport %u accept comment \"meshd's path probes\"\n",
+                CHAIN_HEAD, PROBE_PORT);
+        r = put_filter_rules(f, spec);
+        if (r < 0)
+                return r;
+        fputs("\t\tcounter drop comment \"not allowed by the mesh policy\"\n"
+              "\t}\n",
+              f);
+        return 0;
+}
+
+/* The routes of one family, without /0 (the exit flag's business). */
+static int routes_of_family(const FirewallSpec *spec, int family, InAddrPrefix **ret, size_t *ret_n, bool *ret_all) {
+        int r;
+
+        r = prefixes_of_family(spec->routes, spec->n_routes, family, ret, ret_n);
+        if (r < 0)
+                return r;
+        *ret_all = prefixes_all(*ret, *ret_n);
+        if (*ret_all) {
+                *ret = mfree(*ret);
+                *ret_n = 0;
+        }
+        return 0;
+}
+
+static bool spec_exit(const FirewallSpec *spec) {
+        if (spec->exit)
+                return true;
+        for (size_t i = 0; i < spec->n_routes; i++)
+                if (spec->routes[i].prefixlen == 0)
+                        return true;
+        return false;
+}
+
+/* Forwarded from the mesh: only to the routes (everywhere else too on an
+ * exit node), and with a policy only what a filter rule allows. */
+static int put_forward(FILE *f, const FirewallSpec *spec) {
+        bool exit = spec_exit(spec);
+        int r;
+
+        put_base_chain(f, "forward", "mesh_forward", spec->ifname);
+        fprintf(f, "\tchain mesh_forward {\n%s", CHAIN_HEAD);
+        for (int family = AF_INET; !exit && family != 0; family = family == AF_INET ? AF_INET6 : 0) {
+                _cleanup_free_ InAddrPrefix *routes = NULL;
+                size_t n;
+                bool all;
+
+                r = routes_of_family(spec, family, &routes, &n, &all);
+                if (r < 0)
+                        return r;
+                fprintf(f, "\t\tmeta nfproto %s ", family == AF_INET ? "ipv4" : "ipv6");
+                if (n > 0) {
+                        fprintf(f, "%s daddr != ", family_keyword(family));
+                        put_prefixes(f, routes, n);
+                        fputc(' ', f);
+                }
+                fputs("counter drop comment \"not a route of this node\"\n", f);
+        }
+        if (spec->policy) {
+                r = put_filter_rules(f, spec);
+                if (r < 0)
+                        return r;
+                fputs("\t\tcounter drop comment \"not allowed by the mesh policy\"\n", f);
+        }
+        fputs("\t}\n", f);
+        return 0;
+}
+
+static void put_masquerade(FILE *f, const FirewallSpec *spec, int family, const InAddrPrefix *mesh, size_t n_mesh,
+                           const InAddrPrefix *routes, size_t n_routes, bool subnet) {
+        fprintf(f, "\t\tiifname \"%1$s\" oifname != \"%1$s\" ", spec->ifname);
+        if (n_mesh > 0) {
+                fprintf(f, "%s saddr ", family_keyword(family));
+                put_prefixes(f, mesh, n_mesh);
+                fputc(' ', f);
+        } else
+                fprintf(f, "meta nfproto %s ", family == AF_INET ? "ipv4" : "ipv6");
+        if (n_routes > 0) {
+                fprintf(f, "%s daddr %s", family_keyword(family), subnet ? "" : "!= ");
+                put_prefixes(f, routes, n_routes);
+                fputc(' ', f);
+        }
+        fprintf(f, "masquerade comment \"%s\"\n", subnet ? "SubnetSNAT=yes" : "ExitSNAT=yes");
+}
+
+static int put_postrouting(FILE *f, const FirewallSpec *spec) {
+        bool exit = spec_exit(spec) && spec->exit_snat;
+
+        if (!spec->subnet_snat && !exit)
+                return 0;
+        fputs("\tchain postrouting {\n"
+              "\t\ttype nat hook postrouting priority " FIREWALL_NAT_PRIORITY "; policy accept;\n",
+              f);
+        for (int family = AF_INET; family != 0; family = family == AF_INET ? AF_INET6 : 0) {
+                _cleanup_free_ InAddrPrefix *routes = NULL, *mesh = NULL;
+                size_t n_routes, n_mesh;
+                bool all;
+                int r;
+
+                r = routes_of_family(spec, family, &routes, &n_routes, &all);
+                if (r >= 0)
+                        r = prefixes_of_family(spec->mesh, spec->n_mesh, family, &mesh, &n_mesh);
+                if (r < 0)
+                        return r;
+                if (spec->subnet_snat && n_routes > 0)
+                        put_masquerade(f, spec, family, mesh, n_mesh, routes, n_routes, true);
+                if (exit)
+                        put_masquerade(f, spec, family, mesh, n_mesh, routes, n_routes, false);
+        }
+        fputs("\t}\n", f);
+        return 0;
+}
+
+bool firewall_spec_wanted(const FirewallSpec *spec) {
+        return spec->policy || spec->n_routes > 0 || spec->exit;
+}
+
+int firewall_script_install(const FirewallSpec *spec, char **ret) {
+        _cleanup_free_ char *text = NULL;
+        _cleanup_fclose_ FILE *f = NULL;
+        size_t size;
+        int r;
+
+        if (!ifname_valid(spec->ifname))
+                return -EINVAL;
+        if (!firewall_spec_wanted(spec)) {
+                *ret = NULL;
+                return 0;
+        }
+        f = open_memstream(&text, &size);
+        if (!f)
+                return -ENOMEM;
+        /* add (a no-op when it exists), delete, define: one transaction that
+         * replaces the old table whole, with no moment without one */
+        fprintf(f,
+                "table inet " FIREWALL_TABLE " {}\n"
+                "delete table inet " FIREWALL_TABLE "\n"
+                "table inet " FIREWALL_TABLE " {\n"
+                "\tcomment \"meshd: the mesh policy and forwarding of %s, replaced whole by meshd; see meshd(8)\"\n",
+                spec->ifname);
+        r = spec->policy ? put_input(f, spec) : 0;
+        if (r >= 0)
+                r = put_forward(f, spec);
+        if (r >= 0)
+                r = put_postrouting(f, spec);
+        if (r < 0)
+                return r;
+        fputs("}\n", f);
+        if (ferror(f) || fclose(TAKE_PTR(f)) != 0)
+                return -ENOMEM;
+        *ret = TAKE_PTR(text);
+        return 0;
+}
+
+int firewall_script_remove(char **ret) {
+        *ret = strdup("table inet " FIREWALL_TABLE " {}\ndelete table inet " FIREWALL_TABLE "\n");
+        return *ret ? 0 : -ENOMEM;
+}
