@@ -333,19 +333,18 @@ static int put_input(FILE *f, const FirewallSpec *spec) {
         return 0;
 }
 
-/* The routes of one family, without /0 (the exit flag's business). */
-static int routes_of_family(const FirewallSpec *spec, int family, InAddrPrefix **ret, size_t *ret_n, bool *ret_all) {
-        int r;
+/* The routes of one family, without /0 (the exit flag's business): a /0
+ * would swallow the subnets, which the SNAT rules tell apart. */
+static int routes_of_family(const FirewallSpec *spec, int family, InAddrPrefix **ret, size_t *ret_n) {
+        _cleanup_free_ InAddrPrefix *subnets = calloc(MAX(spec->n_routes, (size_t) 1), sizeof(InAddrPrefix));
+        size_t n = 0;
 
-        r = prefixes_of_family(spec->routes, spec->n_routes, family, ret, ret_n);
-        if (r < 0)
-                return r;
-        *ret_all = prefixes_all(*ret, *ret_n);
-        if (*ret_all) {
-                *ret = mfree(*ret);
-                *ret_n = 0;
-        }
-        return 0;
+        if (!subnets)
+                return -ENOMEM;
+        for (size_t i = 0; i < spec->n_routes; i++)
+                if (spec->routes[i].prefixlen > 0)
+                        subnets[n++] = spec->routes[i];
+        return prefixes_of_family(subnets, n, family, ret, ret_n);
 }
 
 static bool spec_exit(const FirewallSpec *spec) {
@@ -368,9 +367,8 @@ static int put_forward(FILE *f, const FirewallSpec *spec) {
         for (int family = AF_INET; !exit && family != 0; family = family == AF_INET ? AF_INET6 : 0) {
                 _cleanup_free_ InAddrPrefix *routes = NULL;
                 size_t n;
-                bool all;
 
-                r = routes_of_family(spec, family, &routes, &n, &all);
+                r = routes_of_family(spec, family, &routes, &n);
                 if (r < 0)
                         return r;
                 fprintf(f, "\t\tmeta nfproto %s ", family == AF_INET ? "ipv4" : "ipv6");
@@ -419,10 +417,9 @@ static int put_postrouting(FILE *f, const FirewallSpec *spec) {
         for (int family = AF_INET; family != 0; family = family == AF_INET ? AF_INET6 : 0) {
                 _cleanup_free_ InAddrPrefix *routes = NULL, *mesh = NULL;
                 size_t n_routes, n_mesh;
-                bool all;
                 int r;
 
-                r = routes_of_family(spec, family, &routes, &n_routes, &all);
+                r = routes_of_family(spec, family, &routes, &n_routes);
                 if (r >= 0)
                         r = prefixes_of_family(spec->mesh, spec->n_mesh, family, &mesh, &n_mesh);
                 if (r < 0)

@@ -5,6 +5,7 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -76,26 +77,212 @@ static const InAddrPrefix *mesh(void) {
         "\t\tct state established,related accept\n"                                                            \
         "\t\tct state invalid drop\n"
 
-static void test_dump(void **state) {
-        static const char filter[] =
-                "[{\"src\": [\"100.64.0.2/32\", \"fd7a:1:2::2/128\", \"100.64.0.9/32\"], \"dst\": [\"100.64.0.3/32\", \"fd7a:1:2::3/128\"], \"ports\": [\"2049/tcp\", \"22/tcp\", \"icmp\", \"53/udp\", \"1000-2000/udp\", \"1500-2500/udp\"]},"
-                " {\"src\": [\"100.64.0.4/32\"], \"dst\": [\"100.64.0.3/32\", \"fd7a:1:2::3/128\"], \"ports\": []}]";
+static const char FILTER[] =
+        "[{\"src\": [\"100.64.0.2/32\", \"fd7a:1:2::2/128\", \"100.64.0.9/32\"],"
+        "  \"dst\": [\"100.64.0.3/32\", \"fd7a:1:2::3/128\"],"
+        "  \"ports\": [\"2049/tcp\", \"22/tcp\", \"icmp\", \"53/udp\", \"1000-2000/udp\", \"1500-2500/udp\"]},"
+        " {\"src\": [\"100.64.0.4/32\"], \"dst\": [\"100.64.0.3/32\", \"fd7a:1:2::3/128\"], \"ports\": []}]";
+
+#define FILTER_RULES                                                                                            \
+        "\t\tip saddr { 100.64.0.2, 100.64.0.9 } ip daddr { 100.64.0.3 } tcp dport { 22, 2049 } accept comment " \
+        "\"filter 0\"\n"                                                                                        \
+        "\t\tip saddr { 100.64.0.2, 100.64.0.9 } ip daddr { 100.64.0.3 } udp dport { 53, 1000-2500 } accept "   \
+        "comment \"filter 0\"\n"                                                                                \
+        "\t\tip saddr { 100.64.0.2, 100.64.0.9 } ip daddr { 100.64.0.3 } meta l4proto icmp accept comment "     \
+        "\"filter 0\"\n"                                                                                        \
+        "\t\tip6 saddr { fd7a:1:2::2 } ip6 daddr { fd7a:1:2::3 } tcp dport { 22, 2049 } accept comment "         \
+        "\"filter 0\"\n"                                                                                        \
+        "\t\tip6 saddr { fd7a:1:2::2 } ip6 daddr { fd7a:1:2::3 } udp dport { 53, 1000-2500 } accept comment "   \
+        "\"filter 0\"\n"                                                                                        \
+        "\t\tip6 saddr { fd7a:1:2::2 } ip6 daddr { fd7a:1:2::3 } meta l4proto ipv6-icmp accept comment "        \
+        "\"filter 0\"\n"                                                                                        \
+        "\t\tip saddr { 100.64.0.4 } ip daddr { 100.64.0.3 } accept comment \"filter 1\"\n"
+
+#define POLICY_DROP "\t\tcounter drop comment \"not allowed by the mesh policy\"\n"
+
+/* A policy with ports (merged, sorted, per protocol, both families) on a
+ * subnet router: input and forward both filtered, forwarding only to the
+ * routes, their traffic masqueraded. */
+static void test_policy_and_routes(void **state) {
         size_t n;
-        FirewallRule *rules = rules_from_json(filter, &n);
+        FirewallRule *rules = rules_from_json(FILTER, &n);
         InAddrPrefix routes[] = { prefix("192.168.50.0/24"), prefix("fd00:50::/64") };
-        FirewallSpec spec = { .ifname = "mesh0", .policy = true, .filter = rules, .n_filter = n, .routes = routes, .n_routes = 2, .subnet_snat = true, .exit_snat = true, .mesh = mesh(), .n_mesh = 2 };
+        FirewallSpec spec = { .ifname = "mesh0",
+                              .policy = true,
+                              .filter = rules,
+                              .n_filter = n,
+                              .routes = routes,
+                              .n_routes = 2,
+                              .subnet_snat = true,
+                              .exit_snat = true,
+                              .mesh = mesh(),
+                              .n_mesh = 2 };
         _cleanup_free_ char *s = script(&spec);
-        fputs(s, stdout);
-        spec.exit = true;
+
+        assert_string_equal(
+                s, HEAD INPUT_HEAD FILTER_RULES POLICY_DROP "\t}\n" FORWARD_HEAD
+                "\t\tmeta nfproto ipv4 ip daddr != { 192.168.50.0/24 } counter drop comment \"not a route of this "
+                "node\"\n"
+                "\t\tmeta nfproto ipv6 ip6 daddr != { fd00:50::/64 } counter drop comment \"not a route of this "
+                "node\"\n" FILTER_RULES POLICY_DROP "\t}\n"
+                "\tchain postrouting {\n"
+                "\t\ttype nat hook postrouting priority srcnat + 5; policy accept;\n"
+                "\t\tiifname \"mesh0\" oifname != \"mesh0\" ip saddr { 100.64.0.0/10 } ip daddr { 192.168.50.0/24 } "
+                "masquerade comment \"SubnetSNAT=yes\"\n"
+                "\t\tiifname \"mesh0\" oifname != \"mesh0\" ip6 saddr { fd7a:1:2::/48 } ip6 daddr { fd00:50::/64 } "
+                "masquerade comment \"SubnetSNAT=yes\"\n"
+                "\t}\n"
+                "}\n");
+        firewall_rules_free(rules, n);
+}
+
+/* No policy, no routes: no table at all (firewall.c deletes ours). */
+static void test_nothing_wanted(void **state) {
+        FirewallSpec spec = { .ifname = "mesh0", .subnet_snat = true, .exit_snat = true };
+        char *s = (char *) "x";
+
+        assert_false(firewall_spec_wanted(&spec));
+        assert_int_equal(firewall_script_install(&spec, &s), 0);
+        assert_null(s);
+        assert_int_equal(firewall_script_remove(&s), 0);
+        assert_string_equal(s, "table inet meshd {}\ndelete table inet meshd\n");
+        free(s);
+        /* an interface name that could break out of the quoted string */
+        spec.policy = true;
+        spec.ifname = "mesh0\" accept";
+        assert_int_equal(firewall_script_install(&spec, &s), -EINVAL);
+        spec.ifname = "";
+        assert_int_equal(firewall_script_install(&spec, &s), -EINVAL);
+}
+
+/* "filter": []: a policy that lets nothing in; replies and probes pass, and
+ * a node routing nothing forwards nothing from the mesh. */
+static void test_policy_empty(void **state) {
+        FirewallSpec spec = { .ifname = "mesh0", .policy = true, .mesh = mesh(), .n_mesh = 2 };
+        _cleanup_free_ char *s = script(&spec);
+
+        assert_string_equal(s, HEAD INPUT_HEAD POLICY_DROP "\t}\n" FORWARD_HEAD
+                               "\t\tmeta nfproto ipv4 counter drop comment \"not a route of this node\"\n"
+                               "\t\tmeta nfproto ipv6 counter drop comment \"not a route of this node\"\n" POLICY_DROP
+                               "\t}\n"
+                               "}\n");
+}
+
+/* An exit node without a policy: forwards everything from the mesh, masquerades
+ * what leaves for the internet, not what goes to its LAN (SubnetSNAT=no). */
+static void test_exit_no_policy(void **state) {
+        InAddrPrefix routes[] = { prefix("192.168.50.0/24"), prefix("0.0.0.0/0"), prefix("::/0") };
+        FirewallSpec spec = { .ifname = "mesh0",
+                              .routes = routes,
+                              .n_routes = 3,
+                              .exit_snat = true,
+                              .mesh = mesh(),
+                              .n_mesh = 2 };
+        _cleanup_free_ char *s = script(&spec);
+
+        assert_string_equal(
+                s, HEAD FORWARD_HEAD "\t}\n"
+                                     "\tchain postrouting {\n"
+                                     "\t\ttype nat hook postrouting priority srcnat + 5; policy accept;\n"
+                                     "\t\tiifname \"mesh0\" oifname != \"mesh0\" ip saddr { 100.64.0.0/10 } ip daddr "
+                                     "!= { 192.168.50.0/24 } masquerade comment \"ExitSNAT=yes\"\n"
+                                     "\t\tiifname \"mesh0\" oifname != \"mesh0\" ip6 saddr { fd7a:1:2::/48 } "
+                                     "masquerade comment \"ExitSNAT=yes\"\n"
+                                     "\t}\n"
+                                     "}\n");
+}
+
+/* Sets as nft wants them: sorted, no duplicates, nothing inside another
+ * element (nft refuses overlapping intervals), host bits cleared; a /0
+ * matches the family only. */
+static void test_set_normalization(void **state) {
+        size_t n;
+        FirewallRule *rules = rules_from_json(
+                "[{\"src\": [\"10.1.2.3/8\", \"10.9.0.0/16\", \"0.0.0.0/0\", \"fd00::5/128\", \"fd00::/64\", "
+                "\"fd00::5/128\"], \"dst\": [\"100.64.0.3/32\", \"100.64.0.3/32\", \"fd7a:1:2::3/128\"], "
+                "\"ports\": [\"80/tcp\", \"tcp\", \"81-90/udp\", \"91/udp\", \"80-85/udp\"]}]",
+                &n);
+        FirewallSpec spec = { .ifname = "m", .policy = true, .filter = rules, .n_filter = n };
+        _cleanup_free_ char *s = script(&spec);
+
+        assert_non_null(strstr(s, "\t\tip daddr { 100.64.0.3 } meta l4proto tcp accept comment \"filter 0\"\n"
+                                  "\t\tip daddr { 100.64.0.3 } udp dport { 80-91 } accept comment \"filter 0\"\n"
+                                  "\t\tip6 saddr { fd00::/64 } ip6 daddr { fd7a:1:2::3 } meta l4proto tcp accept "
+                                  "comment \"filter 0\"\n"));
+        firewall_rules_free(rules, n);
+        rules = rules_from_json("[{\"src\": [\"::/0\"], \"dst\": [\"::/0\", \"10.0.0.0/8\"]},"
+                                " {\"src\": [\"100.64.0.2/32\"], \"dst\": [\"fd00::1/128\"]}]",
+                                &n);
+        spec.filter = rules;
+        spec.n_filter = n;
         free(s);
         s = script(&spec);
-        fputs(s, stdout);
+        /* one family only when both sides have it; rule 1 has none */
+        assert_non_null(strstr(s, "\t\tmeta nfproto ipv6 accept comment \"filter 0\"\n"));
+        assert_null(strstr(s, "filter 1"));
+        firewall_rules_free(rules, n);
+}
+
+static void test_port_parse(void **state) {
+        FirewallPort p;
+
+        assert_int_equal(firewall_port_parse("22/tcp", &p), 0);
+        assert_true(p.proto == FIREWALL_PROTO_TCP && p.from == 22 && p.to == 22);
+        assert_int_equal(firewall_port_parse("1000-2000/udp", &p), 0);
+        assert_true(p.proto == FIREWALL_PROTO_UDP && p.from == 1000 && p.to == 2000);
+        assert_int_equal(firewall_port_parse("udp", &p), 0);
+        assert_true(p.proto == FIREWALL_PROTO_UDP && p.from == 0 && p.to == 65535);
+        assert_int_equal(firewall_port_parse("icmp", &p), 0);
+        assert_int_equal(p.proto, FIREWALL_PROTO_ICMP);
+        assert_int_equal(firewall_port_parse("65535/tcp", &p), 0);
+        static const char *const bad[] = { "",       "0/tcp",  "65536/tcp", "22/sctp", "22",    "/tcp",   "22/",
+                                           "8/icmp", "2-1/tcp", "-5/tcp",   "5-/tcp", "022/tcp", "22/TCP", "1 /tcp",
+                                           "22/tcp/x" };
+        for (size_t i = 0; i < ELEMENTSOF(bad); i++)
+                assert_int_equal(firewall_port_parse(bad[i], &p), -EINVAL);
+}
+
+static void test_filter_parse(void **state) {
+        static const struct {
+                const char *json, *error;
+        } bad[] = {
+                { "{}", "filter: not an array" },
+                { "[1]", "filter[0]: not an object" },
+                { "[{\"dst\": []}]", "filter[0].src: not an array" },
+                { "[{\"src\": [], \"dst\": [\"10.0.0.1\"]}]", "filter[0].dst[0]: not a prefix" },
+                { "[{\"src\": [], \"dst\": [], \"ports\": [\"22/tcp\", \"x\"]}]",
+                  "filter[0].ports[1]: not N/PROTO, N-M/PROTO or PROTO" },
+        };
+        FirewallRule *rules;
+        size_t n;
+        bool policy = true;
+
+        assert_int_equal(firewall_filter_parse(NULL, &policy, &rules, &n, NULL), 0);
+        assert_false(policy);
+        assert_int_equal(n, 0u);
+        for (size_t i = 0; i < ELEMENTSOF(bad); i++) {
+                _cleanup_free_ char *error = NULL;
+                cJSON *j = cJSON_Parse(bad[i].json);
+
+                assert_int_equal(firewall_filter_parse(j, &policy, &rules, &n, &error), -EBADMSG);
+                assert_string_equal(error, bad[i].error);
+                cJSON_Delete(j);
+        }
+        /* the netmap's text: no "filter" key = no policy; [] = a policy */
+        assert_int_equal(firewall_filter_parse_netmap("{\"version\": 1}", 14, &policy, &rules, &n, NULL), 0);
+        assert_false(policy);
+        assert_int_equal(firewall_filter_parse_netmap("{\"filter\": []}", 14, &policy, &rules, &n, NULL), 0);
+        assert_true(policy);
+        assert_int_equal(n, 0u);
         firewall_rules_free(rules, n);
 }
 
 int main(void) {
         const struct CMUnitTest tests[] = {
-                cmocka_unit_test(test_dump),
+                cmocka_unit_test(test_policy_and_routes), cmocka_unit_test(test_nothing_wanted),
+                cmocka_unit_test(test_policy_empty),      cmocka_unit_test(test_exit_no_policy),
+                cmocka_unit_test(test_set_normalization), cmocka_unit_test(test_port_parse),
+                cmocka_unit_test(test_filter_parse),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }
