@@ -5,14 +5,16 @@
 #include <string.h>
 
 #include "constants.h"
+#include "firewall-sets.h"
 #include "firewall.h"
 
 /* The script text of "table inet meshd": pure, so that the unit tests pin
- * it down without a kernel. Every address list goes into an anonymous set
- * ("{ a, b }", one lookup per rule however long the list), normalized
- * first: sorted, prefixes inside another of the list dropped (nft refuses
- * overlapping intervals), host bits cleared; port ranges sorted and merged
- * likewise. */
+ * it down without a kernel. The filter goes into named sets of
+ * concatenations (firewall-sets.c): eight rules however many entries. An
+ * entry that does not fit them gets rules of its own, every address list
+ * an anonymous set ("{ a, b }"), normalized first: sorted, prefixes inside
+ * another of the list dropped (nft refuses overlapping intervals), host
+ * bits cleared; port ranges sorted and merged likewise. */
 
 void firewall_rule_done(FirewallRule *r) {
         free(r->src);
@@ -76,102 +78,6 @@ int firewall_port_parse(const char *s, FirewallPort *ret) {
         if (dash && (parse_port(dash + 1, (size_t) (slash - dash - 1), &to) < 0 || to < from))
                 return -EINVAL;
         *ret = (FirewallPort) { .proto = p, .from = from, .to = to };
-        return 0;
-}
-
-/* ---- normalizing ---- */
-
-static void prefix_clear_host_bits(InAddrPrefix *p) {
-        size_t bytes = p->family == AF_INET ? 4 : 16;
-
-        for (size_t i = 0; i < bytes; i++) {
-                unsigned keep = p->prefixlen >= (i + 1) * 8 ? 8 : p->prefixlen > i * 8 ? p->prefixlen - i * 8 : 0;
-                p->address.bytes[i] &= (uint8_t) (0xff00u >> keep);
-        }
-}
-
-static int compare_prefix(const void *a, const void *b) {
-        const InAddrPrefix *x = a, *y = b;
-        int c = memcmp(x->address.bytes, y->address.bytes, sizeof(x->address.bytes));
-
-        return c != 0 ? c : (int) x->prefixlen - (int) y->prefixlen;
-}
-
-/* The prefixes of family in list, host bits cleared, sorted, those inside
- * an earlier one dropped, into *ret (malloc'ed; NULL and 0 when none). In
- * address order, a prefix that contains others comes right before them. */
-static int prefixes_of_family(const InAddrPrefix *list, size_t n, int family, InAddrPrefix **ret,
-                              size_t *ret_n) {
-        _cleanup_free_ InAddrPrefix *a = NULL;
-        size_t k = 0, m = 0;
-        unsigned max = family == AF_INET ? 32 : 128;
-
-        *ret = NULL;
-        *ret_n = 0;
-        for (size_t i = 0; i < n; i++) {
-                if (list[i].family != AF_INET && list[i].family != AF_INET6)
-                        return -EINVAL;
-                if (list[i].prefixlen > (list[i].family == AF_INET ? 32 : 128))
-                        return -EINVAL;
-                m += list[i].family == family;
-        }
-        if (m == 0)
-                return 0;
-        a = calloc(m, sizeof(InAddrPrefix));
-        if (!a)
-                return -ENOMEM;
-        for (size_t i = 0; i < n; i++)
-                if (list[i].family == family) {
-                        a[k] = list[i];
-                        a[k].address = (union in_addr_union) {};
-                        memcpy(a[k].address.bytes, list[i].address.bytes, max / 8);
-                        prefix_clear_host_bits(&a[k]);
-                        k++;
-                }
-        qsort(a, k, sizeof(InAddrPrefix), compare_prefix);
-        m = 0;
-        for (size_t i = 0; i < k; i++)
-                if (m == 0 || !in_addr_prefix_contains(family, &a[m - 1].address, a[m - 1].prefixlen,
-                                                       &a[i].address))
-                        a[m++] = a[i];
-        *ret = TAKE_PTR(a);
-        *ret_n = m;
-        return 0;
-}
-
-static int compare_port(const void *a, const void *b) {
-        const FirewallPort *x = a, *y = b;
-
-        if (x->proto != y->proto)
-                return (int) x->proto - (int) y->proto;
-        return (int) x->from - (int) y->from;
-}
-
-/* Sorted by protocol and start, overlapping or adjacent ranges merged. */
-static int ports_normalize(const FirewallPort *ports, size_t n, FirewallPort **ret, size_t *ret_n) {
-        _cleanup_free_ FirewallPort *p = NULL;
-        size_t m = 0;
-
-        *ret = NULL;
-        *ret_n = 0;
-        if (n == 0)
-                return 0;
-        p = calloc(n, sizeof(FirewallPort));
-        if (!p)
-                return -ENOMEM;
-        for (size_t i = 0; i < n; i++) {
-                if ((unsigned) ports[i].proto >= _FIREWALL_PROTO_MAX || ports[i].from > ports[i].to)
-                        return -EINVAL;
-                p[i] = ports[i];
-        }
-        qsort(p, n, sizeof(FirewallPort), compare_port);
-        for (size_t i = 0; i < n; i++)
-                if (m > 0 && p[m - 1].proto == p[i].proto && (unsigned) p[i].from <= (unsigned) p[m - 1].to + 1)
-                        p[m - 1].to = MAX(p[m - 1].to, p[i].to);
-                else
-                        p[m++] = p[i];
-        *ret = TAKE_PTR(p);
-        *ret_n = m;
         return 0;
 }
 
@@ -265,7 +171,7 @@ static int put_rule(FILE *f, const FirewallRule *rule, size_t index) {
         size_t n_ports;
         int r;
 
-        r = ports_normalize(rule->ports, rule->n_ports, &ports, &n_ports);
+        r = firewall_ports_normalize(rule->ports, rule->n_ports, &ports, &n_ports);
         if (r < 0)
                 return r;
         for (int family = AF_INET; family != 0; family = family == AF_INET ? AF_INET6 : 0) {
@@ -274,9 +180,9 @@ static int put_rule(FILE *f, const FirewallRule *rule, size_t index) {
                 _cleanup_fclose_ FILE *m = NULL;
                 size_t n_src, n_dst, size;
 
-                r = prefixes_of_family(rule->src, rule->n_src, family, &src, &n_src);
+                r = firewall_prefixes_of_family(rule->src, rule->n_src, family, &src, &n_src);
                 if (r >= 0)
-                        r = prefixes_of_family(rule->dst, rule->n_dst, family, &dst, &n_dst);
+                        r = firewall_prefixes_of_family(rule->dst, rule->n_dst, family, &dst, &n_dst);
                 if (r < 0)
                         return r;
                 if (n_src == 0 || n_dst == 0)
@@ -295,9 +201,10 @@ static int put_rule(FILE *f, const FirewallRule *rule, size_t index) {
         return 0;
 }
 
-static int put_filter_rules(FILE *f, const FirewallSpec *spec) {
+static int put_filter_rules(FILE *f, const FirewallSpec *spec, const FirewallSets *sets) {
+        firewall_sets_put_rules(f, sets);
         for (size_t i = 0; i < spec->n_filter; i++) {
-                int r = put_rule(f, &spec->filter[i], i);
+                int r = sets->own_rules[i] ? put_rule(f, &spec->filter[i], i) : 0;
                 if (r < 0)
                         return r;
         }
@@ -316,7 +223,7 @@ static void put_base_chain(FILE *f, const char *name, const char *jump, const ch
 static const char CHAIN_HEAD[] = "\t\tct state established,related accept\n"
                                  "\t\tct state invalid drop\n";
 
-static int put_input(FILE *f, const FirewallSpec *spec) {
+static int put_input(FILE *f, const FirewallSpec *spec, const FirewallSets *sets) {
         int r;
 
         put_base_chain(f, "input", "mesh_input", spec->ifname);
@@ -324,7 +231,7 @@ static int put_input(FILE *f, const FirewallSpec *spec) {
                 "\tchain mesh_input {\n%s"
                 "\t\tudp dport %u accept comment \"meshd's path probes\"\n",
                 CHAIN_HEAD, PROBE_PORT);
-        r = put_filter_rules(f, spec);
+        r = put_filter_rules(f, spec, sets);
         if (r < 0)
                 return r;
         fputs("\t\tcounter drop comment \"not allowed by the mesh policy\"\n"
@@ -344,7 +251,7 @@ static int routes_of_family(const FirewallSpec *spec, int family, InAddrPrefix *
         for (size_t i = 0; i < spec->n_routes; i++)
                 if (spec->routes[i].prefixlen > 0)
                         subnets[n++] = spec->routes[i];
-        return prefixes_of_family(subnets, n, family, ret, ret_n);
+        return firewall_prefixes_of_family(subnets, n, family, ret, ret_n);
 }
 
 static bool spec_exit(const FirewallSpec *spec) {
@@ -358,7 +265,7 @@ static bool spec_exit(const FirewallSpec *spec) {
 
 /* Forwarded from the mesh: only to the routes (everywhere else too on an
  * exit node), and with a policy only what a filter rule allows. */
-static int put_forward(FILE *f, const FirewallSpec *spec) {
+static int put_forward(FILE *f, const FirewallSpec *spec, const FirewallSets *sets) {
         bool exit = spec_exit(spec);
         int r;
 
@@ -379,8 +286,9 @@ static int put_forward(FILE *f, const FirewallSpec *spec) {
                 }
                 fputs("counter drop comment \"not a route of this node\"\n", f);
         }
-        if (spec->policy) {
-                r = put_filter_rules(f, spec);
+        /* routing nothing, everything was dropped above */
+        if (spec->policy && (exit || spec->n_routes > 0)) {
+                r = put_filter_rules(f, spec, sets);
                 if (r < 0)
                         return r;
                 fputs("\t\tcounter drop comment \"not allowed by the mesh policy\"\n", f);
@@ -421,7 +329,7 @@ static int put_postrouting(FILE *f, const FirewallSpec *spec) {
 
                 r = routes_of_family(spec, family, &routes, &n_routes);
                 if (r >= 0)
-                        r = prefixes_of_family(spec->mesh, spec->n_mesh, family, &mesh, &n_mesh);
+                        r = firewall_prefixes_of_family(spec->mesh, spec->n_mesh, family, &mesh, &n_mesh);
                 if (r < 0)
                         return r;
                 if (spec->subnet_snat && n_routes > 0)
@@ -438,6 +346,7 @@ bool firewall_spec_wanted(const FirewallSpec *spec) {
 }
 
 int firewall_script_install(const FirewallSpec *spec, char **ret) {
+        _cleanup_(firewall_sets_done) FirewallSets sets = {};
         _cleanup_free_ char *text = NULL;
         _cleanup_fclose_ FILE *f = NULL;
         size_t size;
@@ -449,6 +358,9 @@ int firewall_script_install(const FirewallSpec *spec, char **ret) {
                 *ret = NULL;
                 return 0;
         }
+        r = firewall_sets_build(spec, &sets);
+        if (r < 0)
+                return r;
         f = open_memstream(&text, &size);
         if (!f)
                 return -ENOMEM;
@@ -460,9 +372,10 @@ int firewall_script_install(const FirewallSpec *spec, char **ret) {
                 "table inet " FIREWALL_TABLE " {\n"
                 "\tcomment \"meshd: the mesh policy and forwarding of %s, replaced whole by meshd; see meshd(8)\"\n",
                 spec->ifname);
-        r = spec->policy ? put_input(f, spec) : 0;
+        firewall_sets_put_definitions(f, &sets);
+        r = spec->policy ? put_input(f, spec, &sets) : 0;
         if (r >= 0)
-                r = put_forward(f, spec);
+                r = put_forward(f, spec, &sets);
         if (r >= 0)
                 r = put_postrouting(f, spec);
         if (r < 0)

@@ -96,7 +96,7 @@ def tables(node) -> set:
     return {line.strip() for line in nft(node, "list", "tables").splitlines() if line.strip()}
 
 
-def can_connect(node, address: str, port: int, timeout=1.0) -> bool:
+def can_connect(node, address: str, port: int, timeout=2.0) -> bool:
     return node.exec(meshlab.PYTHON, "-c", CONNECT, address, str(port), str(timeout)).returncode == 0
 
 
@@ -171,7 +171,7 @@ def test_filter_enforced_and_replaced(setup):
     assert established.stdout.readline().strip() == "up"
     t0 = time.monotonic()
     v = s["serve"]([{"src": s["src"], "dst": s["dst"], "ports": ["80/tcp"]}])
-    wait_until(lambda: "dport 80" in (table(alpha) or "") and "dport 22" not in table(alpha), 2,
+    wait_until(lambda: f"{a4} . 80" in (table(alpha) or "") and f"{a4} . 22" not in table(alpha), 2,
                what="the new table within 2 s")
     print(f"filter change: new table {time.monotonic() - t0:.2f} s after the netmap was served")
     assert log_lines(alpha, "Firewall: nftables table inet meshd on") and \

@@ -37,10 +37,24 @@ static FirewallRule *rules_from_json(const char *json, size_t *ret_n) {
         return rules;
 }
 
+/* FIREWALL_SCRIPT_DUMP=DIR writes every script to DIR/N.nft, so that
+ * they can be loaded into a scratch namespace by hand (nft -f). */
 static char *script(const FirewallSpec *spec) {
+        static unsigned n = 0;
+        const char *dir = getenv("FIREWALL_SCRIPT_DUMP");
         char *s = NULL;
 
         assert_int_equal(firewall_script_install(spec, &s), 0);
+        if (dir && s) {
+                _cleanup_free_ char *path = NULL;
+                FILE *f;
+
+                assert_true(asprintf(&path, "%s/%u.nft", dir, n++) > 0);
+                f = fopen(path, "we");
+                assert_non_null(f);
+                fputs(s, f);
+                fclose(f);
+        }
         return s;
 }
 
@@ -83,20 +97,63 @@ static const char FILTER[] =
         "  \"ports\": [\"2049/tcp\", \"22/tcp\", \"icmp\", \"53/udp\", \"1000-2000/udp\", \"1500-2500/udp\"]},"
         " {\"src\": [\"100.64.0.4/32\"], \"dst\": [\"100.64.0.3/32\", \"fd7a:1:2::3/128\"], \"ports\": []}]";
 
+/* FILTER as sets: sources × destinations × ports, one set per family
+ * and protocol; ports merged (1000-2000 and 1500-2500), a family only
+ * where both lists have it */
+#define FILTER_SETS                                                                                             \
+        "\tset in4_tcp {\n"                                                                                     \
+        "\t\ttype ipv4_addr . ipv4_addr . inet_service\n"                                                       \
+        "\t\tflags interval\n"                                                                                  \
+        "\t\telements = { 100.64.0.2 . 100.64.0.3 . 22,\n"                                                      \
+        "\t\t\t     100.64.0.2 . 100.64.0.3 . 2049,\n"                                                           \
+        "\t\t\t     100.64.0.9 . 100.64.0.3 . 22,\n"                                                             \
+        "\t\t\t     100.64.0.9 . 100.64.0.3 . 2049 }\n"                                                          \
+        "\t}\n"                                                                                                 \
+        "\tset in4_udp {\n"                                                                                     \
+        "\t\ttype ipv4_addr . ipv4_addr . inet_service\n"                                                       \
+        "\t\tflags interval\n"                                                                                  \
+        "\t\telements = { 100.64.0.2 . 100.64.0.3 . 53,\n"                                                      \
+        "\t\t\t     100.64.0.2 . 100.64.0.3 . 1000-2500,\n"                                                      \
+        "\t\t\t     100.64.0.9 . 100.64.0.3 . 53,\n"                                                             \
+        "\t\t\t     100.64.0.9 . 100.64.0.3 . 1000-2500 }\n"                                                     \
+        "\t}\n"                                                                                                 \
+        "\tset in4_icmp {\n"                                                                                    \
+        "\t\ttype ipv4_addr . ipv4_addr\n"                                                                      \
+        "\t\tflags interval\n"                                                                                  \
+        "\t\telements = { 100.64.0.2 . 100.64.0.3,\n"                                                           \
+        "\t\t\t     100.64.0.9 . 100.64.0.3 }\n"                                                                 \
+        "\t}\n"                                                                                                 \
+        "\tset in4_all {\n"                                                                                     \
+        "\t\ttype ipv4_addr . ipv4_addr\n"                                                                      \
+        "\t\tflags interval\n"                                                                                  \
+        "\t\telements = { 100.64.0.4 . 100.64.0.3 }\n"                                                          \
+        "\t}\n"                                                                                                 \
+        "\tset in6_tcp {\n"                                                                                     \
+        "\t\ttype ipv6_addr . ipv6_addr . inet_service\n"                                                       \
+        "\t\tflags interval\n"                                                                                  \
+        "\t\telements = { fd7a:1:2::2 . fd7a:1:2::3 . 22,\n"                                                    \
+        "\t\t\t     fd7a:1:2::2 . fd7a:1:2::3 . 2049 }\n"                                                        \
+        "\t}\n"                                                                                                 \
+        "\tset in6_udp {\n"                                                                                     \
+        "\t\ttype ipv6_addr . ipv6_addr . inet_service\n"                                                       \
+        "\t\tflags interval\n"                                                                                  \
+        "\t\telements = { fd7a:1:2::2 . fd7a:1:2::3 . 53,\n"                                                    \
+        "\t\t\t     fd7a:1:2::2 . fd7a:1:2::3 . 1000-2500 }\n"                                                   \
+        "\t}\n"                                                                                                 \
+        "\tset in6_icmp {\n"                                                                                    \
+        "\t\ttype ipv6_addr . ipv6_addr\n"                                                                      \
+        "\t\tflags interval\n"                                                                                  \
+        "\t\telements = { fd7a:1:2::2 . fd7a:1:2::3 }\n"                                                        \
+        "\t}\n"
+
 #define FILTER_RULES                                                                                            \
-        "\t\tip saddr { 100.64.0.2, 100.64.0.9 } ip daddr { 100.64.0.3 } tcp dport { 22, 2049 } accept comment " \
-        "\"filter 0\"\n"                                                                                        \
-        "\t\tip saddr { 100.64.0.2, 100.64.0.9 } ip daddr { 100.64.0.3 } udp dport { 53, 1000-2500 } accept "   \
-        "comment \"filter 0\"\n"                                                                                \
-        "\t\tip saddr { 100.64.0.2, 100.64.0.9 } ip daddr { 100.64.0.3 } meta l4proto icmp accept comment "     \
-        "\"filter 0\"\n"                                                                                        \
-        "\t\tip6 saddr { fd7a:1:2::2 } ip6 daddr { fd7a:1:2::3 } tcp dport { 22, 2049 } accept comment "         \
-        "\"filter 0\"\n"                                                                                        \
-        "\t\tip6 saddr { fd7a:1:2::2 } ip6 daddr { fd7a:1:2::3 } udp dport { 53, 1000-2500 } accept comment "   \
-        "\"filter 0\"\n"                                                                                        \
-        "\t\tip6 saddr { fd7a:1:2::2 } ip6 daddr { fd7a:1:2::3 } meta l4proto ipv6-icmp accept comment "        \
-        "\"filter 0\"\n"                                                                                        \
-        "\t\tip saddr { 100.64.0.4 } ip daddr { 100.64.0.3 } accept comment \"filter 1\"\n"
+        "\t\tip saddr . ip daddr . tcp dport @in4_tcp accept\n"                                                 \
+        "\t\tip saddr . ip daddr . udp dport @in4_udp accept\n"                                                 \
+        "\t\tmeta l4proto icmp ip saddr . ip daddr @in4_icmp accept\n"                                          \
+        "\t\tip saddr . ip daddr @in4_all accept\n"                                                             \
+        "\t\tip6 saddr . ip6 daddr . tcp dport @in6_tcp accept\n"                                               \
+        "\t\tip6 saddr . ip6 daddr . udp dport @in6_udp accept\n"                                               \
+        "\t\tmeta l4proto ipv6-icmp ip6 saddr . ip6 daddr @in6_icmp accept\n"
 
 #define POLICY_DROP "\t\tcounter drop comment \"not allowed by the mesh policy\"\n"
 
@@ -120,7 +177,7 @@ static void test_policy_and_routes(void **state) {
         _cleanup_free_ char *s = script(&spec);
 
         assert_string_equal(
-                s, HEAD INPUT_HEAD FILTER_RULES POLICY_DROP "\t}\n" FORWARD_HEAD
+                s, HEAD FILTER_SETS INPUT_HEAD FILTER_RULES POLICY_DROP "\t}\n" FORWARD_HEAD
                 "\t\tmeta nfproto ipv4 ip daddr != { 192.168.50.0/24 } counter drop comment \"not a route of this "
                 "node\"\n"
                 "\t\tmeta nfproto ipv6 ip6 daddr != { fd00:50::/64 } counter drop comment \"not a route of this "
@@ -163,7 +220,7 @@ static void test_policy_empty(void **state) {
 
         assert_string_equal(s, HEAD INPUT_HEAD POLICY_DROP "\t}\n" FORWARD_HEAD
                                "\t\tmeta nfproto ipv4 counter drop comment \"not a route of this node\"\n"
-                               "\t\tmeta nfproto ipv6 counter drop comment \"not a route of this node\"\n" POLICY_DROP
+                               "\t\tmeta nfproto ipv6 counter drop comment \"not a route of this node\"\n"
                                "\t}\n"
                                "}\n");
 }
@@ -220,6 +277,51 @@ static void test_set_normalization(void **state) {
         /* one family only when both sides have it; rule 1 has none */
         assert_non_null(strstr(s, "\t\tmeta nfproto ipv6 accept comment \"filter 0\"\n"));
         assert_null(strstr(s, "filter 1"));
+        firewall_rules_free(rules, n);
+}
+
+/* Elements of a set of concatenated intervals must not overlap (the kernel
+ * refuses them): where a destination lies inside a wider one of the same
+ * source (an exit node's 0.0.0.0/0), the wider one's ports are taken out. */
+static void test_sets_disjoint(void **state) {
+        size_t n;
+        FirewallRule *rules = rules_from_json(
+                "[{\"src\": [\"100.64.0.2/32\"], \"dst\": [\"100.64.0.3/32\"], \"ports\": [\"22/tcp\", \"80/tcp\"]},"
+                " {\"src\": [\"100.64.0.2/32\", \"100.64.0.5/32\"], \"dst\": [\"0.0.0.0/0\", \"192.168.50.0/24\"],"
+                "  \"ports\": [\"80-90/tcp\", \"icmp\"]},"
+                " {\"src\": [\"100.64.0.2/32\"], \"dst\": [\"192.168.50.7/32\"], \"ports\": []},"
+                " {\"src\": [\"100.64.0.2/32\"], \"dst\": [\"192.168.50.0/24\"], \"ports\": [\"icmp\", \"85-100/tcp\"]}]",
+                &n);
+        InAddrPrefix routes[] = { prefix("192.168.50.0/24") };
+        FirewallSpec spec = {
+                .ifname = "mesh0", .policy = true, .filter = rules, .n_filter = n, .routes = routes, .n_routes = 1,
+                .exit = true,
+        };
+        _cleanup_free_ char *s = script(&spec);
+
+        assert_non_null(strstr(s, "\tset in4_tcp {\n"
+                                  "\t\ttype ipv4_addr . ipv4_addr . inet_service\n"
+                                  "\t\tflags interval\n"
+                                  "\t\telements = { 100.64.0.2 . 0.0.0.0/0 . 80-90,\n"
+                                  "\t\t\t     100.64.0.2 . 100.64.0.3 . 22,\n"
+                                  "\t\t\t     100.64.0.2 . 192.168.50.0/24 . 91-100,\n"
+                                  "\t\t\t     100.64.0.5 . 0.0.0.0/0 . 80-90 }\n"
+                                  "\t}\n"
+                                  "\tset in4_icmp {\n"
+                                  "\t\ttype ipv4_addr . ipv4_addr\n"
+                                  "\t\tflags interval\n"
+                                  "\t\telements = { 100.64.0.2 . 0.0.0.0/0,\n"
+                                  "\t\t\t     100.64.0.5 . 0.0.0.0/0 }\n"
+                                  "\t}\n"
+                                  "\tset in4_all {\n"
+                                  "\t\ttype ipv4_addr . ipv4_addr\n"
+                                  "\t\tflags interval\n"
+                                  "\t\telements = { 100.64.0.2 . 192.168.50.7 }\n"
+                                  "\t}\n"
+                                  "\tchain input {\n"));
+        /* an exit node forwards to everything: no route guard */
+        assert_null(strstr(s, "not a route of this node"));
+        assert_null(strstr(s, "comment \"filter "));
         firewall_rules_free(rules, n);
 }
 
@@ -281,7 +383,8 @@ int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_policy_and_routes), cmocka_unit_test(test_nothing_wanted),
                 cmocka_unit_test(test_policy_empty),      cmocka_unit_test(test_exit_no_policy),
-                cmocka_unit_test(test_set_normalization), cmocka_unit_test(test_port_parse),
+                cmocka_unit_test(test_set_normalization), cmocka_unit_test(test_sets_disjoint),
+                cmocka_unit_test(test_port_parse),
                 cmocka_unit_test(test_filter_parse),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
