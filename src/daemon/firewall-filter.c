@@ -48,12 +48,14 @@ static int parse_ports(const cJSON *list, size_t index, FirewallRule *rule, char
                 return fail(ret_error, "filter[%zu].ports: not an array", index);
         size = cJSON_GetArraySize(list);
         if (size > FIREWALL_FILTER_PORTS_MAX)
-                return fail(ret_error, "filter[%zu].ports: more than %d items", index, FIREWALL_FILTER_PORTS_MAX);
+                return fail(ret_error, "filter[%zu].ports: more than %d items", index,
+                            FIREWALL_FILTER_PORTS_MAX);
         rule->ports = calloc(MAX(size, 1), sizeof(FirewallPort));
         if (!rule->ports)
                 return -ENOMEM;
         cJSON_ArrayForEach(item, list) {
-                if (!cJSON_IsString(item) || firewall_port_parse(item->valuestring, &rule->ports[rule->n_ports]) < 0)
+                if (!cJSON_IsString(item) ||
+                    firewall_port_parse(item->valuestring, &rule->ports[rule->n_ports]) < 0)
                         return fail(ret_error, "filter[%zu].ports[%zu]: not N/PROTO, N-M/PROTO or PROTO", index,
                                     rule->n_ports);
                 rule->n_ports++;
@@ -115,8 +117,8 @@ int firewall_filter_parse(const cJSON *filter, bool *ret_policy, FirewallRule **
         return 0;
 }
 
-int firewall_filter_parse_netmap(const char *json, size_t len, bool *ret_policy, FirewallRule **ret, size_t *ret_n,
-                                 char **ret_error) {
+int firewall_filter_parse_netmap(const char *json, size_t len, bool *ret_policy, FirewallRule **ret,
+                                 size_t *ret_n, char **ret_error) {
         cJSON *j = cJSON_ParseWithLength(json, len);
         int r;
 

@@ -109,7 +109,8 @@ static void put_prefixes(FILE *f, const InAddrPrefix *a, size_t n) {
 
         fputs("{ ", f);
         for (size_t i = 0; i < n; i++) {
-                fprintf(f, "%s%s", i > 0 ? ", " : "", in_addr_format(a[i].family, &a[i].address, buf, sizeof(buf)));
+                fprintf(f, "%s%s", i > 0 ? ", " : "",
+                        in_addr_format(a[i].family, &a[i].address, buf, sizeof(buf)));
                 if (a[i].prefixlen != max)
                         fprintf(f, "/%u", a[i].prefixlen);
         }
@@ -117,8 +118,8 @@ static void put_prefixes(FILE *f, const InAddrPrefix *a, size_t n) {
 }
 
 /* "ip saddr { … } ip daddr { … } ", or only the family when both are all. */
-static void put_address_match(FILE *f, int family, const InAddrPrefix *src, size_t n_src, const InAddrPrefix *dst,
-                              size_t n_dst) {
+static void put_address_match(FILE *f, int family, const InAddrPrefix *src, size_t n_src,
+                              const InAddrPrefix *dst, size_t n_dst) {
         bool src_all = prefixes_all(src, n_src), dst_all = prefixes_all(dst, n_dst);
 
         if (src_all && dst_all)
@@ -137,7 +138,8 @@ static void put_address_match(FILE *f, int family, const InAddrPrefix *src, size
 
 /* One line per protocol the ports name: "tcp dport { 22, 8000-8100 }",
  * "meta l4proto udp" for all its ports, "meta l4proto icmp". */
-static void put_port_lines(FILE *f, const char *match, size_t index, int family, const FirewallPort *p, size_t n) {
+static void put_port_lines(FILE *f, const char *match, size_t index, int family, const FirewallPort *p,
+                           size_t n) {
         for (size_t i = 0; i < n;) {
                 FirewallProto proto = p[i].proto;
                 size_t j = i;
@@ -230,7 +232,7 @@ static int put_input(FILE *f, const FirewallSpec *spec, const FirewallSets *sets
         fprintf(f,
                 "\tchain mesh_input {\n%s"
                 "\t\tudp dport %u accept comment \"meshd's path probes\"\n",
-                CHAIN_HEAD, PROBE_PORT);
+                CHAIN_HEAD, (unsigned) PROBE_PORT);
         r = put_filter_rules(f, spec, sets);
         if (r < 0)
                 return r;
@@ -297,8 +299,8 @@ static int put_forward(FILE *f, const FirewallSpec *spec, const FirewallSets *se
         return 0;
 }
 
-static void put_masquerade(FILE *f, const FirewallSpec *spec, int family, const InAddrPrefix *mesh, size_t n_mesh,
-                           const InAddrPrefix *routes, size_t n_routes, bool subnet) {
+static void put_masquerade(FILE *f, const FirewallSpec *spec, int family, const InAddrPrefix *mesh,
+                           size_t n_mesh, const InAddrPrefix *routes, size_t n_routes, bool subnet) {
         fprintf(f, "\t\tiifname \"%1$s\" oifname != \"%1$s\" ", spec->ifname);
         if (n_mesh > 0) {
                 fprintf(f, "%s saddr ", family_keyword(family));

@@ -11,7 +11,9 @@ static void prefix_clear_host_bits(InAddrPrefix *p) {
         size_t bytes = p->family == AF_INET ? 4 : 16;
 
         for (size_t i = 0; i < bytes; i++) {
-                unsigned keep = p->prefixlen >= (i + 1) * 8 ? 8 : p->prefixlen > i * 8 ? p->prefixlen - i * 8 : 0;
+                unsigned keep = p->prefixlen >= (i + 1) * 8 ? 8
+                                : p->prefixlen > i * 8      ? p->prefixlen - i * 8
+                                                            : 0;
                 p->address.bytes[i] &= (uint8_t) (0xff00u >> keep);
         }
 }
@@ -30,7 +32,8 @@ static bool prefix_valid(const InAddrPrefix *p) {
         return (p->family == AF_INET && p->prefixlen <= 32) || (p->family == AF_INET6 && p->prefixlen <= 128);
 }
 
-int firewall_prefixes_of_family(const InAddrPrefix *list, size_t n, int family, InAddrPrefix **ret, size_t *ret_n) {
+int firewall_prefixes_of_family(const InAddrPrefix *list, size_t n, int family, InAddrPrefix **ret,
+                                size_t *ret_n) {
         _cleanup_free_ InAddrPrefix *a = NULL;
         size_t k = 0, m = 0;
 
@@ -128,14 +131,15 @@ static int sets_append(FirewallSets *s, size_t f, FirewallSetKind k, const Firew
 }
 
 static FirewallSetKind port_kind(FirewallProto p) {
-        return p == FIREWALL_PROTO_TCP ? FIREWALL_SET_TCP
-             : p == FIREWALL_PROTO_UDP ? FIREWALL_SET_UDP
-                                       : FIREWALL_SET_ICMP;
+        return p == FIREWALL_PROTO_TCP   ? FIREWALL_SET_TCP
+               : p == FIREWALL_PROTO_UDP ? FIREWALL_SET_UDP
+                                         : FIREWALL_SET_ICMP;
 }
 
 /* The elements of one entry in one family. */
 static int sets_add_entry_family(FirewallSets *s, size_t f, const InAddrPrefix *src, size_t n_src,
-                                 const InAddrPrefix *dst, size_t n_dst, const FirewallPort *ports, size_t n_ports) {
+                                 const InAddrPrefix *dst, size_t n_dst, const FirewallPort *ports,
+                                 size_t n_ports) {
         for (size_t i = 0; i < n_src; i++)
                 for (size_t j = 0; j < n_dst; j++) {
                         FirewallElement e = { .src = src[i], .dst = dst[j] };
@@ -219,8 +223,8 @@ static int subtract_wider(const FirewallElement *x, const FirewallElement *group
                 const FirewallElement *next = NULL;
 
                 for (size_t i = 0; i < n; i++)
-                        if (dst_strictly_inside(x, &group[i]) && group[i].to >= from && group[i].from <= x->to &&
-                            (!next || group[i].from < next->from))
+                        if (dst_strictly_inside(x, &group[i]) && group[i].to >= from &&
+                            group[i].from <= x->to && (!next || group[i].from < next->from))
                                 next = &group[i];
                 if (!next)
                         break;
@@ -323,7 +327,8 @@ void firewall_sets_put_definitions(FILE *f, const FirewallSets *s) {
                         if (s->n[fam][k] == 0)
                                 continue;
                         fprintf(f, "\tset in%s_%s {\n\t\ttype %s . %s%s\n\t\tflags interval\n\t\telements = { ",
-                                fam == 0 ? "4" : "6", kind_name[k], addr, addr, ported ? " . inet_service" : "");
+                                fam == 0 ? "4" : "6", kind_name[k], addr, addr,
+                                ported ? " . inet_service" : "");
                         for (size_t i = 0; i < s->n[fam][k]; i++) {
                                 const FirewallElement *e = &s->elements[fam][k][i];
 

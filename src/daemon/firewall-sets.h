@@ -39,7 +39,8 @@ typedef struct FirewallSets {
 } FirewallSets;
 
 /* Normalizing, shared with firewall-script.c. */
-int firewall_prefixes_of_family(const InAddrPrefix *list, size_t n, int family, InAddrPrefix **ret, size_t *ret_n);
+int firewall_prefixes_of_family(const InAddrPrefix *list, size_t n, int family, InAddrPrefix **ret,
+                                size_t *ret_n);
 int firewall_ports_normalize(const FirewallPort *ports, size_t n, FirewallPort **ret, size_t *ret_n);
 
 /* The elements of spec's filter, pairwise disjoint (the kernel refuses

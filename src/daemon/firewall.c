@@ -18,8 +18,8 @@
 
 struct Firewall {
         struct nft_ctx *nft;
-        char *applied;  /* the script the kernel holds; NULL: no table */
-        bool known;     /* applied says what the kernel holds (false until the first success) */
+        char *applied; /* the script the kernel holds; NULL: no table */
+        bool known;    /* applied says what the kernel holds (false until the first success) */
 };
 
 int firewall_new(Firewall **ret) {
@@ -84,7 +84,8 @@ static int firewall_apply_none(Firewall *fw) {
         r = firewall_run(fw, script, error, sizeof(error));
         if (r < 0) {
                 if (!fw->known) /* no nftables, or nothing to delete: nothing of ours there */
-                        return log_debug_errno(r, "No nftables table inet " FIREWALL_TABLE " removed: %s", error);
+                        return log_debug_errno(r, "No nftables table inet " FIREWALL_TABLE " removed: %s",
+                                               error);
                 return log_error_errno(r, "Failed to delete nftables table inet " FIREWALL_TABLE ": %s", error);
         }
         if (fw->applied)
@@ -122,9 +123,9 @@ int firewall_apply(Firewall *fw, const FirewallSpec *spec) {
                                        error);
         log_info("Firewall: nftables table inet " FIREWALL_TABLE " on %s %s: %s, %zu filter rule(s) with %zu "
                  "port item(s), %zu route(s)%s, replaced in %.1f ms.",
-                 spec->ifname, fw->applied ? "replaced" : "installed", spec->policy ? "mesh policy" : "no mesh policy",
-                 spec->n_filter, count_filter_ports(spec), spec->n_routes, spec->exit ? ", exit node" : "",
-                 (double) (now_usec() - start) / 1000.0);
+                 spec->ifname, fw->applied ? "replaced" : "installed",
+                 spec->policy ? "mesh policy" : "no mesh policy", spec->n_filter, count_filter_ports(spec),
+                 spec->n_routes, spec->exit ? ", exit node" : "", (double) (now_usec() - start) / 1000.0);
         free(fw->applied);
         fw->applied = TAKE_PTR(script);
         fw->known = true;
@@ -143,7 +144,8 @@ int firewall_remove(Firewall *fw) {
                 return log_oom();
         r = firewall_run(fw, script, error, sizeof(error));
         if (r < 0)
-                return log_warning_errno(r, "Failed to delete nftables table inet " FIREWALL_TABLE ": %s", error);
+                return log_warning_errno(r, "Failed to delete nftables table inet " FIREWALL_TABLE ": %s",
+                                         error);
         log_info("Firewall: nftables table inet " FIREWALL_TABLE " deleted.");
         fw->applied = mfree(fw->applied);
         return 0;

@@ -15,7 +15,9 @@
 static size_t mesh_ranges(const Netmap *nm, InAddrPrefix mesh[static 2]) {
         size_t n = 0;
 
-        mesh[n++] = (InAddrPrefix) { .family = AF_INET, .address = nm->ipv4_range, .prefixlen = nm->ipv4_prefixlen };
+        mesh[n++] = (InAddrPrefix) { .family = AF_INET,
+                                     .address = nm->ipv4_range,
+                                     .prefixlen = nm->ipv4_prefixlen };
         if (nm->has_ipv6_range)
                 mesh[n++] = (InAddrPrefix) { .family = AF_INET6,
                                              .address = nm->ipv6_range,
@@ -37,7 +39,9 @@ void manager_firewall_update(Manager *m) {
         r = firewall_filter_parse_netmap(m->netmap_json, m->netmap_json_len, &policy, &rules, &n_rules, &error);
         if (r < 0) {
                 /* the table stays as it was: neither opened up nor shut on a netmap we cannot read */
-                log_error_errno(r, "Not applying netmap version %llu to nftables table inet " FIREWALL_TABLE ": %s",
+                log_error_errno(r,
+                                "Not applying netmap version %llu to nftables table inet " FIREWALL_TABLE
+                                ": %s",
                                 (unsigned long long) m->netmap->version, strna(error));
                 return;
         }

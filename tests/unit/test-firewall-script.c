@@ -66,29 +66,29 @@ static const InAddrPrefix *mesh(void) {
         return m;
 }
 
-#define HEAD                                                                                                    \
-        "table inet meshd {}\n"                                                                                 \
-        "delete table inet meshd\n"                                                                             \
-        "table inet meshd {\n"                                                                                  \
+#define HEAD                        \
+        "table inet meshd {}\n"     \
+        "delete table inet meshd\n" \
+        "table inet meshd {\n"      \
         "\tcomment \"meshd: the mesh policy and forwarding of mesh0, replaced whole by meshd; see meshd(8)\"\n"
 
-#define INPUT_HEAD                                                                                              \
-        "\tchain input {\n"                                                                                     \
-        "\t\ttype filter hook input priority filter - 5; policy accept;\n"                                     \
-        "\t\tiifname \"mesh0\" jump mesh_input\n"                                                              \
-        "\t}\n"                                                                                                 \
-        "\tchain mesh_input {\n"                                                                                \
-        "\t\tct state established,related accept\n"                                                            \
-        "\t\tct state invalid drop\n"                                                                           \
+#define INPUT_HEAD                                                         \
+        "\tchain input {\n"                                                \
+        "\t\ttype filter hook input priority filter - 5; policy accept;\n" \
+        "\t\tiifname \"mesh0\" jump mesh_input\n"                          \
+        "\t}\n"                                                            \
+        "\tchain mesh_input {\n"                                           \
+        "\t\tct state established,related accept\n"                        \
+        "\t\tct state invalid drop\n"                                      \
         "\t\tudp dport 41642 accept comment \"meshd's path probes\"\n"
 
-#define FORWARD_HEAD                                                                                            \
-        "\tchain forward {\n"                                                                                   \
-        "\t\ttype filter hook forward priority filter - 5; policy accept;\n"                                   \
-        "\t\tiifname \"mesh0\" jump mesh_forward\n"                                                            \
-        "\t}\n"                                                                                                 \
-        "\tchain mesh_forward {\n"                                                                              \
-        "\t\tct state established,related accept\n"                                                            \
+#define FORWARD_HEAD                                                         \
+        "\tchain forward {\n"                                                \
+        "\t\ttype filter hook forward priority filter - 5; policy accept;\n" \
+        "\t\tiifname \"mesh0\" jump mesh_forward\n"                          \
+        "\t}\n"                                                              \
+        "\tchain mesh_forward {\n"                                           \
+        "\t\tct state established,related accept\n"                          \
         "\t\tct state invalid drop\n"
 
 static const char FILTER[] =
@@ -100,59 +100,59 @@ static const char FILTER[] =
 /* FILTER as sets: sources × destinations × ports, one set per family
  * and protocol; ports merged (1000-2000 and 1500-2500), a family only
  * where both lists have it */
-#define FILTER_SETS                                                                                             \
-        "\tset in4_tcp {\n"                                                                                     \
-        "\t\ttype ipv4_addr . ipv4_addr . inet_service\n"                                                       \
-        "\t\tflags interval\n"                                                                                  \
-        "\t\telements = { 100.64.0.2 . 100.64.0.3 . 22,\n"                                                      \
-        "\t\t\t     100.64.0.2 . 100.64.0.3 . 2049,\n"                                                           \
-        "\t\t\t     100.64.0.9 . 100.64.0.3 . 22,\n"                                                             \
-        "\t\t\t     100.64.0.9 . 100.64.0.3 . 2049 }\n"                                                          \
-        "\t}\n"                                                                                                 \
-        "\tset in4_udp {\n"                                                                                     \
-        "\t\ttype ipv4_addr . ipv4_addr . inet_service\n"                                                       \
-        "\t\tflags interval\n"                                                                                  \
-        "\t\telements = { 100.64.0.2 . 100.64.0.3 . 53,\n"                                                      \
-        "\t\t\t     100.64.0.2 . 100.64.0.3 . 1000-2500,\n"                                                      \
-        "\t\t\t     100.64.0.9 . 100.64.0.3 . 53,\n"                                                             \
-        "\t\t\t     100.64.0.9 . 100.64.0.3 . 1000-2500 }\n"                                                     \
-        "\t}\n"                                                                                                 \
-        "\tset in4_icmp {\n"                                                                                    \
-        "\t\ttype ipv4_addr . ipv4_addr\n"                                                                      \
-        "\t\tflags interval\n"                                                                                  \
-        "\t\telements = { 100.64.0.2 . 100.64.0.3,\n"                                                           \
-        "\t\t\t     100.64.0.9 . 100.64.0.3 }\n"                                                                 \
-        "\t}\n"                                                                                                 \
-        "\tset in4_all {\n"                                                                                     \
-        "\t\ttype ipv4_addr . ipv4_addr\n"                                                                      \
-        "\t\tflags interval\n"                                                                                  \
-        "\t\telements = { 100.64.0.4 . 100.64.0.3 }\n"                                                          \
-        "\t}\n"                                                                                                 \
-        "\tset in6_tcp {\n"                                                                                     \
-        "\t\ttype ipv6_addr . ipv6_addr . inet_service\n"                                                       \
-        "\t\tflags interval\n"                                                                                  \
-        "\t\telements = { fd7a:1:2::2 . fd7a:1:2::3 . 22,\n"                                                    \
-        "\t\t\t     fd7a:1:2::2 . fd7a:1:2::3 . 2049 }\n"                                                        \
-        "\t}\n"                                                                                                 \
-        "\tset in6_udp {\n"                                                                                     \
-        "\t\ttype ipv6_addr . ipv6_addr . inet_service\n"                                                       \
-        "\t\tflags interval\n"                                                                                  \
-        "\t\telements = { fd7a:1:2::2 . fd7a:1:2::3 . 53,\n"                                                    \
-        "\t\t\t     fd7a:1:2::2 . fd7a:1:2::3 . 1000-2500 }\n"                                                   \
-        "\t}\n"                                                                                                 \
-        "\tset in6_icmp {\n"                                                                                    \
-        "\t\ttype ipv6_addr . ipv6_addr\n"                                                                      \
-        "\t\tflags interval\n"                                                                                  \
-        "\t\telements = { fd7a:1:2::2 . fd7a:1:2::3 }\n"                                                        \
+#define FILTER_SETS                                            \
+        "\tset in4_tcp {\n"                                    \
+        "\t\ttype ipv4_addr . ipv4_addr . inet_service\n"      \
+        "\t\tflags interval\n"                                 \
+        "\t\telements = { 100.64.0.2 . 100.64.0.3 . 22,\n"     \
+        "\t\t\t     100.64.0.2 . 100.64.0.3 . 2049,\n"         \
+        "\t\t\t     100.64.0.9 . 100.64.0.3 . 22,\n"           \
+        "\t\t\t     100.64.0.9 . 100.64.0.3 . 2049 }\n"        \
+        "\t}\n"                                                \
+        "\tset in4_udp {\n"                                    \
+        "\t\ttype ipv4_addr . ipv4_addr . inet_service\n"      \
+        "\t\tflags interval\n"                                 \
+        "\t\telements = { 100.64.0.2 . 100.64.0.3 . 53,\n"     \
+        "\t\t\t     100.64.0.2 . 100.64.0.3 . 1000-2500,\n"    \
+        "\t\t\t     100.64.0.9 . 100.64.0.3 . 53,\n"           \
+        "\t\t\t     100.64.0.9 . 100.64.0.3 . 1000-2500 }\n"   \
+        "\t}\n"                                                \
+        "\tset in4_icmp {\n"                                   \
+        "\t\ttype ipv4_addr . ipv4_addr\n"                     \
+        "\t\tflags interval\n"                                 \
+        "\t\telements = { 100.64.0.2 . 100.64.0.3,\n"          \
+        "\t\t\t     100.64.0.9 . 100.64.0.3 }\n"               \
+        "\t}\n"                                                \
+        "\tset in4_all {\n"                                    \
+        "\t\ttype ipv4_addr . ipv4_addr\n"                     \
+        "\t\tflags interval\n"                                 \
+        "\t\telements = { 100.64.0.4 . 100.64.0.3 }\n"         \
+        "\t}\n"                                                \
+        "\tset in6_tcp {\n"                                    \
+        "\t\ttype ipv6_addr . ipv6_addr . inet_service\n"      \
+        "\t\tflags interval\n"                                 \
+        "\t\telements = { fd7a:1:2::2 . fd7a:1:2::3 . 22,\n"   \
+        "\t\t\t     fd7a:1:2::2 . fd7a:1:2::3 . 2049 }\n"      \
+        "\t}\n"                                                \
+        "\tset in6_udp {\n"                                    \
+        "\t\ttype ipv6_addr . ipv6_addr . inet_service\n"      \
+        "\t\tflags interval\n"                                 \
+        "\t\telements = { fd7a:1:2::2 . fd7a:1:2::3 . 53,\n"   \
+        "\t\t\t     fd7a:1:2::2 . fd7a:1:2::3 . 1000-2500 }\n" \
+        "\t}\n"                                                \
+        "\tset in6_icmp {\n"                                   \
+        "\t\ttype ipv6_addr . ipv6_addr\n"                     \
+        "\t\tflags interval\n"                                 \
+        "\t\telements = { fd7a:1:2::2 . fd7a:1:2::3 }\n"       \
         "\t}\n"
 
-#define FILTER_RULES                                                                                            \
-        "\t\tip saddr . ip daddr . tcp dport @in4_tcp accept\n"                                                 \
-        "\t\tip saddr . ip daddr . udp dport @in4_udp accept\n"                                                 \
-        "\t\tmeta l4proto icmp ip saddr . ip daddr @in4_icmp accept\n"                                          \
-        "\t\tip saddr . ip daddr @in4_all accept\n"                                                             \
-        "\t\tip6 saddr . ip6 daddr . tcp dport @in6_tcp accept\n"                                               \
-        "\t\tip6 saddr . ip6 daddr . udp dport @in6_udp accept\n"                                               \
+#define FILTER_RULES                                                   \
+        "\t\tip saddr . ip daddr . tcp dport @in4_tcp accept\n"        \
+        "\t\tip saddr . ip daddr . udp dport @in4_udp accept\n"        \
+        "\t\tmeta l4proto icmp ip saddr . ip daddr @in4_icmp accept\n" \
+        "\t\tip saddr . ip daddr @in4_all accept\n"                    \
+        "\t\tip6 saddr . ip6 daddr . tcp dport @in6_tcp accept\n"      \
+        "\t\tip6 saddr . ip6 daddr . udp dport @in6_udp accept\n"      \
         "\t\tmeta l4proto ipv6-icmp ip6 saddr . ip6 daddr @in6_icmp accept\n"
 
 #define POLICY_DROP "\t\tcounter drop comment \"not allowed by the mesh policy\"\n"
@@ -177,7 +177,8 @@ static void test_policy_and_routes(void **state) {
         _cleanup_free_ char *s = script(&spec);
 
         assert_string_equal(
-                s, HEAD FILTER_SETS INPUT_HEAD FILTER_RULES POLICY_DROP "\t}\n" FORWARD_HEAD
+                s, HEAD FILTER_SETS INPUT_HEAD FILTER_RULES POLICY_DROP
+                "\t}\n" FORWARD_HEAD
                 "\t\tmeta nfproto ipv4 ip daddr != { 192.168.50.0/24 } counter drop comment \"not a route of this "
                 "node\"\n"
                 "\t\tmeta nfproto ipv6 ip6 daddr != { fd00:50::/64 } counter drop comment \"not a route of this "
@@ -218,11 +219,12 @@ static void test_policy_empty(void **state) {
         FirewallSpec spec = { .ifname = "mesh0", .policy = true, .mesh = mesh(), .n_mesh = 2 };
         _cleanup_free_ char *s = script(&spec);
 
-        assert_string_equal(s, HEAD INPUT_HEAD POLICY_DROP "\t}\n" FORWARD_HEAD
-                               "\t\tmeta nfproto ipv4 counter drop comment \"not a route of this node\"\n"
-                               "\t\tmeta nfproto ipv6 counter drop comment \"not a route of this node\"\n"
-                               "\t}\n"
-                               "}\n");
+        assert_string_equal(s, HEAD INPUT_HEAD POLICY_DROP
+                            "\t}\n" FORWARD_HEAD
+                            "\t\tmeta nfproto ipv4 counter drop comment \"not a route of this node\"\n"
+                            "\t\tmeta nfproto ipv6 counter drop comment \"not a route of this node\"\n"
+                            "\t}\n"
+                            "}\n");
 }
 
 /* An exit node without a policy: forwards everything from the mesh, masquerades
@@ -237,16 +239,16 @@ static void test_exit_no_policy(void **state) {
                               .n_mesh = 2 };
         _cleanup_free_ char *s = script(&spec);
 
-        assert_string_equal(
-                s, HEAD FORWARD_HEAD "\t}\n"
-                                     "\tchain postrouting {\n"
-                                     "\t\ttype nat hook postrouting priority srcnat + 5; policy accept;\n"
-                                     "\t\tiifname \"mesh0\" oifname != \"mesh0\" ip saddr { 100.64.0.0/10 } ip daddr "
-                                     "!= { 192.168.50.0/24 } masquerade comment \"ExitSNAT=yes\"\n"
-                                     "\t\tiifname \"mesh0\" oifname != \"mesh0\" ip6 saddr { fd7a:1:2::/48 } "
-                                     "masquerade comment \"ExitSNAT=yes\"\n"
-                                     "\t}\n"
-                                     "}\n");
+        assert_string_equal(s, HEAD FORWARD_HEAD
+                            "\t}\n"
+                            "\tchain postrouting {\n"
+                            "\t\ttype nat hook postrouting priority srcnat + 5; policy accept;\n"
+                            "\t\tiifname \"mesh0\" oifname != \"mesh0\" ip saddr { 100.64.0.0/10 } ip daddr "
+                            "!= { 192.168.50.0/24 } masquerade comment \"ExitSNAT=yes\"\n"
+                            "\t\tiifname \"mesh0\" oifname != \"mesh0\" ip6 saddr { fd7a:1:2::/48 } "
+                            "masquerade comment \"ExitSNAT=yes\"\n"
+                            "\t}\n"
+                            "}\n");
 }
 
 /* Sets as nft wants them: sorted, no duplicates, nothing inside another
@@ -262,10 +264,11 @@ static void test_set_normalization(void **state) {
         FirewallSpec spec = { .ifname = "m", .policy = true, .filter = rules, .n_filter = n };
         _cleanup_free_ char *s = script(&spec);
 
-        assert_non_null(strstr(s, "\t\tip daddr { 100.64.0.3 } meta l4proto tcp accept comment \"filter 0\"\n"
-                                  "\t\tip daddr { 100.64.0.3 } udp dport { 80-91 } accept comment \"filter 0\"\n"
-                                  "\t\tip6 saddr { fd00::/64 } ip6 daddr { fd7a:1:2::3 } meta l4proto tcp accept "
-                                  "comment \"filter 0\"\n"));
+        assert_non_null(strstr(s,
+                               "\t\tip daddr { 100.64.0.3 } meta l4proto tcp accept comment \"filter 0\"\n"
+                               "\t\tip daddr { 100.64.0.3 } udp dport { 80-91 } accept comment \"filter 0\"\n"
+                               "\t\tip6 saddr { fd00::/64 } ip6 daddr { fd7a:1:2::3 } meta l4proto tcp accept "
+                               "comment \"filter 0\"\n"));
         firewall_rules_free(rules, n);
         rules = rules_from_json("[{\"src\": [\"::/0\"], \"dst\": [\"::/0\", \"10.0.0.0/8\"]},"
                                 " {\"src\": [\"100.64.0.2/32\"], \"dst\": [\"fd00::1/128\"]}]",
@@ -294,7 +297,12 @@ static void test_sets_disjoint(void **state) {
                 &n);
         InAddrPrefix routes[] = { prefix("192.168.50.0/24") };
         FirewallSpec spec = {
-                .ifname = "mesh0", .policy = true, .filter = rules, .n_filter = n, .routes = routes, .n_routes = 1,
+                .ifname = "mesh0",
+                .policy = true,
+                .filter = rules,
+                .n_filter = n,
+                .routes = routes,
+                .n_routes = 1,
                 .exit = true,
         };
         _cleanup_free_ char *s = script(&spec);
@@ -337,9 +345,9 @@ static void test_port_parse(void **state) {
         assert_int_equal(firewall_port_parse("icmp", &p), 0);
         assert_int_equal(p.proto, FIREWALL_PROTO_ICMP);
         assert_int_equal(firewall_port_parse("65535/tcp", &p), 0);
-        static const char *const bad[] = { "",       "0/tcp",  "65536/tcp", "22/sctp", "22",    "/tcp",   "22/",
-                                           "8/icmp", "2-1/tcp", "-5/tcp",   "5-/tcp", "022/tcp", "22/TCP", "1 /tcp",
-                                           "22/tcp/x" };
+        static const char *const bad[] = { "",       "0/tcp",   "65536/tcp", "22/sctp", "22",
+                                           "/tcp",   "22/",     "8/icmp",    "2-1/tcp", "-5/tcp",
+                                           "5-/tcp", "022/tcp", "22/TCP",    "1 /tcp",  "22/tcp/x" };
         for (size_t i = 0; i < ELEMENTSOF(bad); i++)
                 assert_int_equal(firewall_port_parse(bad[i], &p), -EINVAL);
 }
@@ -384,8 +392,7 @@ int main(void) {
                 cmocka_unit_test(test_policy_and_routes), cmocka_unit_test(test_nothing_wanted),
                 cmocka_unit_test(test_policy_empty),      cmocka_unit_test(test_exit_no_policy),
                 cmocka_unit_test(test_set_normalization), cmocka_unit_test(test_sets_disjoint),
-                cmocka_unit_test(test_port_parse),
-                cmocka_unit_test(test_filter_parse),
+                cmocka_unit_test(test_port_parse),        cmocka_unit_test(test_filter_parse),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }
