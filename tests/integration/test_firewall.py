@@ -258,3 +258,24 @@ def test_stop_removes_table(setup):
     assert log_lines(alpha, "Firewall: nftables table inet meshd deleted.")
     for t, text in s["docker"].items():
         assert docker_table(alpha, t) == text
+
+
+def test_keep_interface_keeps_table(setup):
+    """KeepInterface=yes: the interface and its peers stay while meshd is
+    down, so the table stays too and keeps enforcing the policy."""
+    s = setup
+    alpha, beta, a4 = s["alpha"], s["beta"], s["a4"]
+    s["serve"]([{"src": s["src"], "dst": s["dst"], "ports": ["22/tcp"]}])
+    wait_until(lambda: table(alpha), 15, what="table inet meshd")
+    alpha.stop()
+    alpha.config.write_text(alpha.config.read_text().replace("[Mesh]\n", "[Mesh]\nKeepInterface=yes\n"))
+    alpha.start()
+    wait_until(lambda: log_lines(alpha, "Applying cached netmap"), 15, what="the cached netmap")
+    wait_until(lambda: table(alpha), 15, what="table inet meshd after the restart")
+    kept = table(alpha)
+    alpha.stop()
+    assert table(alpha) == kept
+    assert alpha.wg_show() is not None, "the interface is gone"
+    # still enforced with meshd down: 22 open, 80 closed
+    assert can_connect(beta, a4, 22)
+    assert not can_connect(beta, a4, 80)
