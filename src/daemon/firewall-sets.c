@@ -359,3 +359,57 @@ void firewall_sets_put_rules(FILE *f, const FirewallSets *s) {
                         fprintf(f, "\t\t%1$s saddr . %1$s daddr @in%2$s_all accept\n", ip, n);
         }
 }
+
+/* ---- what the kernel will match (for tests and fuzzers) ---- */
+
+static bool element_matches(const FirewallElement *e, int family, const union in_addr_union *src,
+                            const union in_addr_union *dst, bool ported, uint16_t port) {
+        return in_addr_prefix_contains(family, &e->src.address, e->src.prefixlen, src) &&
+               in_addr_prefix_contains(family, &e->dst.address, e->dst.prefixlen, dst) &&
+               (!ported || (port >= e->from && port <= e->to));
+}
+
+static bool set_matches(const FirewallSets *s, size_t fam, FirewallSetKind k, int family,
+                        const union in_addr_union *src, const union in_addr_union *dst, uint16_t port) {
+        bool ported = k == FIREWALL_SET_TCP || k == FIREWALL_SET_UDP;
+
+        for (size_t i = 0; i < s->n[fam][k]; i++)
+                if (element_matches(&s->elements[fam][k][i], family, src, dst, ported, port))
+                        return true;
+        return false;
+}
+
+bool firewall_sets_match(const FirewallSets *s, int family, const union in_addr_union *src,
+                         const union in_addr_union *dst, FirewallProto proto, uint16_t port) {
+        size_t fam = family == AF_INET ? 0 : 1;
+
+        if (set_matches(s, fam, FIREWALL_SET_ALL, family, src, dst, 0))
+                return true;
+        return set_matches(s, fam,
+                           proto == FIREWALL_PROTO_TCP   ? FIREWALL_SET_TCP
+                           : proto == FIREWALL_PROTO_UDP ? FIREWALL_SET_UDP
+                                                         : FIREWALL_SET_ICMP,
+                           family, src, dst, port);
+}
+
+static bool elements_overlap(const FirewallElement *a, const FirewallElement *b, bool ported) {
+        return in_addr_prefix_overlaps(a->src.family, &a->src.address, a->src.prefixlen, &b->src.address,
+                                       b->src.prefixlen) &&
+               in_addr_prefix_overlaps(a->dst.family, &a->dst.address, a->dst.prefixlen, &b->dst.address,
+                                       b->dst.prefixlen) &&
+               (!ported || (a->from <= b->to && b->from <= a->to));
+}
+
+bool firewall_sets_disjoint(const FirewallSets *s) {
+        for (size_t fam = 0; fam < 2; fam++)
+                for (FirewallSetKind k = 0; k < _FIREWALL_SET_MAX; k++) {
+                        bool ported = k == FIREWALL_SET_TCP || k == FIREWALL_SET_UDP;
+
+                        for (size_t i = 0; i < s->n[fam][k]; i++)
+                                for (size_t j = i + 1; j < s->n[fam][k]; j++)
+                                        if (elements_overlap(&s->elements[fam][k][i], &s->elements[fam][k][j],
+                                                             ported))
+                                                return false;
+                }
+        return true;
+}

@@ -54,3 +54,11 @@ void firewall_sets_done(FirewallSets *s);
 void firewall_sets_put_definitions(FILE *f, const FirewallSets *s);
 /* The rules that look them up, one per non-empty set. */
 void firewall_sets_put_rules(FILE *f, const FirewallSets *s);
+
+/* Whether the sets let this packet in, as the kernel's lookups would
+ * (entries with rules of their own not included): for tests and fuzzers
+ * that compare the table with the policy's own evaluation. Linear. */
+bool firewall_sets_match(const FirewallSets *s, int family, const union in_addr_union *src,
+                         const union in_addr_union *dst, FirewallProto proto, uint16_t port);
+/* Whether no two elements of a set overlap (what the kernel demands). Quadratic. */
+bool firewall_sets_disjoint(const FirewallSets *s);
