@@ -61,6 +61,14 @@ static int firewall_run(Firewall *fw, const char *script, char *error, size_t er
         return nftables_run(fw->nft, script, error, error_size);
 }
 
+/* Without a table of ours there is nothing more to do for a while (most
+ * nodes never have a policy): the context and its caches go. */
+static void firewall_release_context(Firewall *fw) {
+        if (fw->nft)
+                nft_ctx_free(fw->nft);
+        fw->nft = NULL;
+}
+
 static size_t count_filter_ports(const FirewallSpec *spec) {
         size_t n = 0;
 
@@ -82,6 +90,7 @@ static int firewall_apply_none(Firewall *fw) {
         if (r < 0)
                 return log_oom();
         r = firewall_run(fw, script, error, sizeof(error));
+        firewall_release_context(fw);
         if (r < 0) {
                 if (!fw->known) /* no nftables, or nothing to delete: nothing of ours there */
                         return log_debug_errno(r, "No nftables table inet " FIREWALL_TABLE " removed: %s",
@@ -121,7 +130,7 @@ int firewall_apply(Firewall *fw, const FirewallSpec *spec) {
                                        "Failed to replace nftables table inet " FIREWALL_TABLE
                                        ": %s; the previous table stays in place.",
                                        error);
-        log_info("Firewall: nftables table inet " FIREWALL_TABLE " on %s %s: %s, %zu filter rule(s) with %zu "
+        log_info("Firewall: nftables table inet " FIREWALL_TABLE " on %s %s: %s, %zu filter entries with %zu "
                  "port item(s), %zu route(s)%s, replaced in %.1f ms.",
                  spec->ifname, fw->applied ? "replaced" : "installed",
                  spec->policy ? "mesh policy" : "no mesh policy", spec->n_filter, count_filter_ports(spec),
@@ -143,6 +152,7 @@ int firewall_remove(Firewall *fw) {
         if (r < 0)
                 return log_oom();
         r = firewall_run(fw, script, error, sizeof(error));
+        firewall_release_context(fw);
         if (r < 0)
                 return log_warning_errno(r, "Failed to delete nftables table inet " FIREWALL_TABLE ": %s",
                                          error);
