@@ -4,7 +4,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
+#include "fileio.h"
 #include "firewall.h"
 #include "log.h"
 #include "nft-run.h"
@@ -20,15 +22,32 @@ struct Firewall {
         struct nft_ctx *nft;
         char *applied; /* the script the kernel holds; NULL: no table */
         bool known;    /* applied says what the kernel holds (false until the first success) */
+        char *marker;  /* exists while a table of ours may exist (see firewall_new()) */
 };
 
-int firewall_new(Firewall **ret) {
+/* The marker in the state directory lets a meshd that starts find out
+ * whether a table of an earlier run may be left (a crash, KeepInterface=yes)
+ * without asking the kernel: most nodes never have a policy, and loading
+ * libnftables and its caches only to find nothing costs about 2 MiB of
+ * memory for good. */
+int firewall_new(const char *state_dir, Firewall **ret) {
         Firewall *fw = calloc(1, sizeof(Firewall));
 
         if (!fw)
                 return -ENOMEM;
+        if (asprintf(&fw->marker, "%s/" FIREWALL_MARKER_NAME, state_dir) < 0) {
+                free(fw);
+                return -ENOMEM;
+        }
         *ret = fw;
         return 0;
+}
+
+static void marker_set(Firewall *fw, bool on) {
+        int r = on ? write_file_atomic(fw->marker, "", 0, 0644) : (unlink(fw->marker) < 0 ? -errno : 0);
+
+        if (r < 0 && r != -ENOENT)
+                log_warning_errno(r, "Failed to %s %s: %m", on ? "write" : "remove", fw->marker);
 }
 
 Firewall *firewall_free(Firewall *fw) {
@@ -37,6 +56,7 @@ Firewall *firewall_free(Firewall *fw) {
         if (fw->nft)
                 nft_ctx_free(fw->nft);
         free(fw->applied);
+        free(fw->marker);
         free(fw);
         return NULL;
 }
@@ -86,6 +106,10 @@ static int firewall_apply_none(Firewall *fw) {
 
         if (fw->known && !fw->applied)
                 return 0;
+        if (!fw->known && access(fw->marker, F_OK) < 0) {
+                fw->known = true; /* no earlier run left one */
+                return 0;
+        }
         r = firewall_script_remove(&script);
         if (r < 0)
                 return log_oom();
@@ -97,6 +121,7 @@ static int firewall_apply_none(Firewall *fw) {
                                                error);
                 return log_error_errno(r, "Failed to delete nftables table inet " FIREWALL_TABLE ": %s", error);
         }
+        marker_set(fw, false);
         if (fw->applied)
                 log_info("Firewall: no mesh policy and no routes, nftables table inet " FIREWALL_TABLE
                          " deleted.");
@@ -122,6 +147,8 @@ int firewall_apply(Firewall *fw, const FirewallSpec *spec) {
         if (fw->known && streq_ptr(fw->applied, script))
                 return 0;
 
+        if (!fw->applied) /* first, so that no table of ours is ever without it */
+                marker_set(fw, true);
         start = now_usec();
         r = firewall_run(fw, script, error, sizeof(error));
         if (r < 0)
@@ -156,6 +183,7 @@ int firewall_remove(Firewall *fw) {
         if (r < 0)
                 return log_warning_errno(r, "Failed to delete nftables table inet " FIREWALL_TABLE ": %s",
                                          error);
+        marker_set(fw, false);
         log_info("Firewall: nftables table inet " FIREWALL_TABLE " deleted.");
         fw->applied = mfree(fw->applied);
         return 0;

@@ -92,7 +92,10 @@ int firewall_script_remove(char **ret);
 
 typedef struct Firewall Firewall;
 
-int firewall_new(Firewall **ret);
+/* In the state directory while a table of ours may exist. */
+#define FIREWALL_MARKER_NAME "nftables-table"
+
+int firewall_new(const char *state_dir, Firewall **ret);
 Firewall *firewall_free(Firewall *fw);
 DEFINE_TRIVIAL_CLEANUP_FUNC(Firewall *, firewall_free);
 

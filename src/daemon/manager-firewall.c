@@ -45,7 +45,7 @@ void manager_firewall_update(Manager *m) {
                                 (unsigned long long) m->netmap->version, strna(error));
                 return;
         }
-        if (!m->firewall && firewall_new(&m->firewall) < 0) {
+        if (!m->firewall && firewall_new(m->state_dir, &m->firewall) < 0) {
                 firewall_rules_free(rules, n_rules);
                 (void) log_oom();
                 return;
