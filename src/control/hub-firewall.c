@@ -1,7 +1,6 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 #include <arpa/inet.h>
 #include <errno.h>
-#include <nftables/libnftables.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -25,7 +24,7 @@
 #define WG_INITIATION_UDP_LENGTH 156
 
 struct HubFirewall {
-        struct nft_ctx *nft;
+        Nftables *nft;
         char table[HUB_FIREWALL_TABLE_MAX];
         HubFirewallMembers applied; /* what the kernel's sets hold, normalized */
         bool pending;               /* an update failed: the next one reloads whole */
@@ -491,7 +490,7 @@ HubFirewall *hub_firewall_free(HubFirewall *fw) {
         if (!fw)
                 return NULL;
         if (fw->nft)
-                nft_ctx_free(fw->nft);
+                nftables_close(fw->nft);
         hub_firewall_members_done(&fw->applied);
         free(fw);
         return NULL;
@@ -500,7 +499,7 @@ HubFirewall *hub_firewall_free(HubFirewall *fw) {
 int hub_firewall_remove_stale(const char *ifname) {
         _cleanup_free_ char *script = NULL;
         char table[HUB_FIREWALL_TABLE_MAX], error[256];
-        struct nft_ctx *nft = NULL;
+        Nftables *nft = NULL;
         int r;
 
         if (hub_firewall_table_name(ifname, table) < 0)
@@ -512,7 +511,7 @@ int hub_firewall_remove_stale(const char *ifname) {
         if (r < 0)
                 return r;
         r = nftables_run(nft, script, error, sizeof(error));
-        nft_ctx_free(nft);
+        nftables_close(nft);
         if (r < 0)
                 return log_debug_errno(r, "No stale hub firewall removed (table inet %s): %s", table, error);
         return 0;

@@ -1,6 +1,5 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 #include <errno.h>
-#include <nftables/libnftables.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -19,7 +18,7 @@
  * survive, and 1,000 rules take tens of milliseconds (bench/nftables.py). */
 
 struct Firewall {
-        struct nft_ctx *nft;
+        Nftables *nft;
         char *applied; /* the script the kernel holds; NULL: no table */
         bool known;    /* applied says what the kernel holds (false until the first success) */
         char *marker;  /* exists while a table of ours may exist (see firewall_new()) */
@@ -54,7 +53,7 @@ Firewall *firewall_free(Firewall *fw) {
         if (!fw)
                 return NULL;
         if (fw->nft)
-                nft_ctx_free(fw->nft);
+                nftables_close(fw->nft);
         free(fw->applied);
         free(fw->marker);
         free(fw);
@@ -74,7 +73,9 @@ static int firewall_run(Firewall *fw, const char *script, char *error, size_t er
         if (!fw->nft) {
                 r = nftables_open(&fw->nft);
                 if (r < 0) {
-                        (void) snprintf(error, error_size, "no nftables in this kernel (%s)", strerror(-r));
+                        (void) snprintf(error, error_size, "%s",
+                                        r == -ENOPKG ? NFTABLES_SONAME " is not installed"
+                                                     : "no nf_tables in this kernel");
                         return r;
                 }
         }
@@ -85,7 +86,7 @@ static int firewall_run(Firewall *fw, const char *script, char *error, size_t er
  * nodes never have a policy): the context and its caches go. */
 static void firewall_release_context(Firewall *fw) {
         if (fw->nft)
-                nft_ctx_free(fw->nft);
+                nftables_close(fw->nft);
         fw->nft = NULL;
 }
 
