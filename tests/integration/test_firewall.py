@@ -110,6 +110,17 @@ def can_connect(node, address: str, port: int, timeout=2.0) -> bool:
     return node.exec(meshlab.PYTHON, "-c", CONNECT, address, str(port), str(timeout)).returncode == 0
 
 
+def reaches(node, address: str, port: int, within=10.0) -> bool:
+    """can_connect(), retried for a while: for the positive checks where the
+    path itself may still be coming up (a peer not yet in the netmap)."""
+    try:
+        wait_until(lambda: can_connect(node, address, port), within, interval=0.2,
+                   what=f"{node.name} → {address}:{port}")
+        return True
+    except TimeoutError:
+        return False
+
+
 def addresses(nm: dict, entry: dict) -> list[str]:
     out = [f"{entry['ipv4']}/32"]
     if entry.get("ipv6"):
@@ -152,7 +163,7 @@ def test_filter_enforced_and_replaced(setup):
 
     # no policy yet: no table, everything passes (as before issue 16)
     assert table(alpha) is None
-    assert can_connect(beta, a4, 80)
+    assert reaches(beta, a4, 80)
 
     # port 22 and ping allowed, 80 closed
     v = s["serve"]([{"src": s["src"], "dst": s["dst"], "ports": ["22/tcp", "icmp"]}])
@@ -292,3 +303,62 @@ def test_keep_interface_keeps_table(setup):
     # still enforced with meshd down: 22 open, 80 closed
     assert can_connect(beta, a4, 22)
     assert not can_connect(beta, a4, 80)
+
+
+def control_has_policy() -> bool:
+    cp = meshlab.run([meshlab.binary("meshd-control"), "--help"], check=False)
+    return "policy set" in cp.stdout
+
+
+POLICY = """{
+  "groups": {"admins": ["alpha"]},
+  "rules": ["allow group:admins -> charlie:%s"]
+}
+"""
+
+
+@pytest.mark.skipif(not control_has_policy(), reason="meshd-control has no policy verbs (issue 16, helper policy)")
+def test_real_policy_ports(lab, control, tmp_path):
+    """The whole path: `meshd-control policy set` → charlie's netmap filter →
+    charlie's table; alpha reaches charlie on 22 and not on 80, bravo not
+    at all; a change of port is in charlie's kernel within 2 s of `policy
+    set` returning; `policy clear` deletes the tables."""
+    key = control.authkey(reusable=True)
+    alpha, bravo, charlie = (lab.add_node(n, authkey=key) for n in ("alpha", "bravo", "charlie"))
+    for n in (alpha, bravo, charlie):
+        n.start()
+    for n in (alpha, bravo, charlie):
+        n.wait_ready(30)
+    c4 = charlie.status()["ipv4"]
+    listener = charlie.ns.popen([meshlab.PYTHON, "-c", LISTENER, "22", "80"], log=lab.dir / "listener.log")
+    try:
+        wait_until(lambda: "listening" in (lab.dir / "listener.log").read_text(), 10, what="listener")
+        for n in (alpha, bravo):
+            assert reaches(n, c4, 80)
+        assert table(charlie) is None
+
+        def set_policy(ports):
+            path = tmp_path / "policy.json"
+            path.write_text(POLICY % ports)
+            control.command("policy", "set", path)
+            return time.monotonic()
+
+        set_policy("22/tcp")
+        wait_until(lambda: f". {c4} . 22" in (table(charlie) or ""), 10, what="charlie's table")
+        assert can_connect(alpha, c4, 22)
+        assert not can_connect(alpha, c4, 80)
+        assert not can_connect(bravo, c4, 22)
+
+        t0 = set_policy("80/tcp")
+        wait_until(lambda: f". {c4} . 80" in (table(charlie) or "") and f". {c4} . 22" not in table(charlie),
+                   2, what="the changed table in charlie's kernel within 2 s")
+        print(f"policy set → charlie's table: {time.monotonic() - t0:.2f} s")
+        assert can_connect(alpha, c4, 80)
+        assert not can_connect(alpha, c4, 22)
+
+        control.command("policy", "clear")
+        wait_until(lambda: table(charlie) is None and table(alpha) is None, 10, what="tables deleted")
+        assert can_connect(bravo, c4, 80)
+    finally:
+        listener.kill()
+        listener.wait(5)
