@@ -32,6 +32,7 @@ BENCHES = {
     "relay": "Throughput of meshd's paths: direct, hub UDP relay, TLS relay (bench/relay.py)",
     "nat": "NAT traversal (bench/nat.py)",
     "dns": "Mesh DNS: meshd's server vs dnsmasq (bench/dns.py)",
+    "nftables": "Replacing meshd's nftables table vs `nft -f` (bench/nftables.py)",
 }
 
 # What each benchmark does, in a few words (its script's docstring has the rest).
@@ -57,6 +58,10 @@ INTROS = {
              "path of the same run, the direct path against plain wireguard-go. The notes give the CPU share "
              "of each process on the data path while iperf3 ran.",
     "nat": "Issue 5's NAT topologies; no targets.",
+    "nftables": "Issue 16: a node's `table inet meshd` with 1,000 filter entries (named sets of "
+                "concatenations), replaced whole in one transaction: the time meshd reports for "
+                "libnftables and the kernel, against `nft -f` of the same table (process start "
+                "included). No target.",
     "dns": "Issue 14's mesh DNS server on a node, asked for a node's A record by dnsperf in the same "
            "namespace, against dnsmasq answering the same name from a hosts file on the same address "
            "(another port); first with many queries in flight (throughput; the latency then is mostly "

@@ -1,16 +1,13 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 #include <arpa/inet.h>
 #include <errno.h>
-#include <linux/netlink.h>
-#include <nftables/libnftables.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
-#include <unistd.h>
 
 #include "hub-firewall.h"
 #include "log.h"
+#include "nft-run.h"
 #include "probe-packet.h"
 
 /* Our chains run after conntrack (-200) and mangle (-150), so ct state is
@@ -27,7 +24,7 @@
 #define WG_INITIATION_UDP_LENGTH 156
 
 struct HubFirewall {
-        struct nft_ctx *nft;
+        Nftables *nft;
         char table[HUB_FIREWALL_TABLE_MAX];
         HubFirewallMembers applied; /* what the kernel's sets hold, normalized */
         bool pending;               /* an update failed: the next one reloads whole */
@@ -376,65 +373,8 @@ int hub_firewall_script_remove(const char *table, char **ret) {
 
 /* ---- running scripts ---- */
 
-/* libnftables reports errors as text only: the errno of the first
- * "Error:" line when it names one we know, else -EIO. */
-static int nft_error_to_errno(const char *line) {
-        static const int known[] = { EPERM,  EACCES, EOPNOTSUPP, EPROTONOSUPPORT, EAFNOSUPPORT,
-                                     ENOENT, ENOMEM, EEXIST,     EBUSY,           ENOSPC };
-
-        for (size_t i = 0; i < ELEMENTSOF(known); i++)
-                if (strstr(line, strerror(known[i])))
-                        return -known[i];
-        return -EIO;
-}
-
-static int nft_run(struct nft_ctx *nft, const char *script, char *error, size_t error_size) {
-        const char *e, *line;
-        size_t n;
-        int r;
-
-        r = nft_run_cmd_from_buffer(nft, script);
-        (void) nft_ctx_get_output_buffer(nft); /* reading rewinds the buffers */
-        e = nft_ctx_get_error_buffer(nft);
-        if (r == 0)
-                return 0;
-
-        line = strstr(e, "Error: ");
-        line = line ? line + 7 : e;
-        n = strcspn(line, "\n");
-        (void) snprintf(error, error_size, "%.*s", (int) MIN(n, (size_t) 200), line);
-        if (!*error)
-                (void) snprintf(error, error_size, "libnftables failed");
-        return nft_error_to_errno(error);
-}
-
-/* libnftables exit()s the whole process when it cannot open its netlink
- * socket (a kernel without nf_tables): find out first, ourselves. */
 int hub_firewall_available(void) {
-        int fd = socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, NETLINK_NETFILTER);
-
-        if (fd < 0)
-                return -errno;
-        (void) close(fd);
-        return 0;
-}
-
-static int nft_open(struct nft_ctx **ret) {
-        struct nft_ctx *nft;
-        int r;
-
-        r = hub_firewall_available();
-        if (r < 0)
-                return r;
-        nft = nft_ctx_new(NFT_CTX_DEFAULT);
-        if (!nft)
-                return -ENOMEM;
-        if (nft_ctx_buffer_output(nft) != 0 || nft_ctx_buffer_error(nft) != 0) {
-                nft_ctx_free(nft);
-                return -ENOMEM;
-        }
-        *ret = nft;
-        return 0;
+        return nftables_available();
 }
 
 int hub_firewall_new(const HubFirewallConfig *c, HubFirewallMembers *members, HubFirewall **ret) {
@@ -456,14 +396,14 @@ int hub_firewall_new(const HubFirewallConfig *c, HubFirewallMembers *members, Hu
         r = hub_firewall_script_install(c, members, &script);
         if (r < 0)
                 return log_error_errno(r, "Failed to build the hub firewall: %m");
-        r = nft_open(&fw->nft);
+        r = nftables_open(&fw->nft);
         if (r < 0)
                 return log_error_errno(r,
                                        "Failed to install the hub firewall (nftables table inet %s): "
                                        "no nftables (%m); without it a node can reach this host and its "
                                        "networks through the hub (--no-hub-firewall runs without it anyway).",
                                        fw->table);
-        r = nft_run(fw->nft, script, error, sizeof(error));
+        r = nftables_run(fw->nft, script, error, sizeof(error));
         if (r < 0)
                 return log_error_errno(r,
                                        "Failed to install the hub firewall (nftables table inet %s): %s; "
@@ -506,7 +446,7 @@ int hub_firewall_update(HubFirewall *fw, HubFirewallMembers *members) {
                 return log_oom();
         }
         if (script) {
-                r = nft_run(fw->nft, script, error, sizeof(error));
+                r = nftables_run(fw->nft, script, error, sizeof(error));
                 if (r < 0) {
                         hub_firewall_members_done(members);
                         fw->pending = true;
@@ -538,7 +478,7 @@ int hub_firewall_remove(HubFirewall *fw) {
         r = hub_firewall_script_remove(fw->table, &script);
         if (r < 0)
                 return log_oom();
-        r = nft_run(fw->nft, script, error, sizeof(error));
+        r = nftables_run(fw->nft, script, error, sizeof(error));
         if (r < 0)
                 return log_warning_errno(r, "Failed to remove the hub firewall (table inet %s): %s", fw->table,
                                          error);
@@ -550,7 +490,7 @@ HubFirewall *hub_firewall_free(HubFirewall *fw) {
         if (!fw)
                 return NULL;
         if (fw->nft)
-                nft_ctx_free(fw->nft);
+                nftables_close(fw->nft);
         hub_firewall_members_done(&fw->applied);
         free(fw);
         return NULL;
@@ -559,7 +499,7 @@ HubFirewall *hub_firewall_free(HubFirewall *fw) {
 int hub_firewall_remove_stale(const char *ifname) {
         _cleanup_free_ char *script = NULL;
         char table[HUB_FIREWALL_TABLE_MAX], error[256];
-        struct nft_ctx *nft = NULL;
+        Nftables *nft = NULL;
         int r;
 
         if (hub_firewall_table_name(ifname, table) < 0)
@@ -567,18 +507,18 @@ int hub_firewall_remove_stale(const char *ifname) {
         r = hub_firewall_script_remove(table, &script);
         if (r < 0)
                 return r;
-        r = nft_open(&nft);
+        r = nftables_open(&nft);
         if (r < 0)
                 return r;
-        r = nft_run(nft, script, error, sizeof(error));
-        nft_ctx_free(nft);
+        r = nftables_run(nft, script, error, sizeof(error));
+        nftables_close(nft);
         if (r < 0)
                 return log_debug_errno(r, "No stale hub firewall removed (table inet %s): %s", table, error);
         return 0;
 }
 
 int hub_firewall_apply(HubFirewall *fw, const char *script, char *error, size_t error_size) {
-        return nft_run(fw->nft, script, error, error_size);
+        return nftables_run(fw->nft, script, error, error_size);
 }
 
 const char *hub_firewall_table(const HubFirewall *fw) {

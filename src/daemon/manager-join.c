@@ -268,6 +268,7 @@ int manager_down(Manager *m) {
         manager_drop_peers(m);
         /* Explicitly asked for: the interface goes even with KeepInterface=yes. */
         manager_release_device(m, true);
+        manager_firewall_remove(m);
         m->netmap = netmap_free(m->netmap);
         m->netmap_json = mfree(m->netmap_json);
         (void) manager_write_hosts(m);
@@ -292,6 +293,7 @@ void manager_forget_membership(Manager *m, const char *why) {
                 control_client_stop_polling(m->control);
         manager_drop_peers(m);
         manager_release_device(m, true);
+        manager_firewall_remove(m);
         /* The certificate files stay, valid until they expire; renewal
          * stops, as the control server would refuse it. */
         m->cert_keeper = cert_keeper_free(m->cert_keeper);

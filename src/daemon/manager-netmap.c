@@ -346,6 +346,7 @@ int manager_apply_netmap(Manager *m, Netmap *nm, const char *json, size_t len, b
                 manager_log_devices(m->netmap, new);
         manager_keep_netmap(m, TAKE_PTR(new), json, len, !from_cache && r >= 0);
         manager_exit_update(m);
+        manager_firewall_update(m);
         manager_probe_new_peers(m);
         manager_sync_routes(m);
 

@@ -66,6 +66,10 @@ void manager_dns_stop(Manager *m);
  * and reload; stop removes its rules, routes, default routes and fwmark */
 void manager_exit_update(Manager *m);
 void manager_exit_stop(Manager *m);
+/* manager-firewall.c: table inet meshd from the applied netmap */
+void manager_firewall_update(Manager *m);
+/* Deletes it (the mesh interface goes). */
+void manager_firewall_remove(Manager *m);
 
 /* manager-online.c: online policy, READY=1, WaitOnline */
 int manager_arm_online_timeout(Manager *m);

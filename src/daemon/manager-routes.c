@@ -389,10 +389,9 @@ static int check_advertise(Manager *m, const RoutePrefs *p, char *error, size_t 
         return 0;
 }
 
-/* ISSUE16-MERGE: FirewallSpec.forward (helper "fw"): this node's own
- * approved subnet routes, as the netmap lists them under "self" (exit
- * routes 0.0.0.0/0 and ::/0 are FirewallSpec.exit, helper "exit");
- * subnet_snat is m->config.subnet_snat. */
+/* This node's own approved subnet routes, as the netmap lists them under
+ * "self", for FirewallSpec.routes (manager-firewall.c); the exit routes
+ * 0.0.0.0/0 and ::/0 are FirewallSpec.exit. */
 size_t manager_routes_own_approved(const Manager *m, InAddrPrefix *ret, size_t max) {
         size_t n = 0;
 

@@ -5,6 +5,7 @@
 #include <systemd/sd-daemon.h>
 
 #include "exit-route.h"
+#include "firewall.h"
 #include "hub-link.h"
 #include "link-watch.h"
 #include "link.h"
@@ -151,6 +152,7 @@ Manager *manager_free(Manager *m) {
         exit_route_free(m->exit_route);
         free(m->exit_peer);
         free(m->exit_problem);
+        firewall_free(m->firewall);
         credentials_done(&m->credentials);
         conf_done(&m->config);
         explicit_bzero(&m->private_key, sizeof(m->private_key));
@@ -358,6 +360,7 @@ int manager_reload(Manager *m) {
 
         log_info("Reloaded configuration from %s.", m->config_path);
         manager_exit_update(m);
+        manager_firewall_update(m); /* SubnetSNAT=, ExitSNAT= */
         manager_check_online(m);
         (void) sd_notify(false, "READY=1");
         return 0;
@@ -455,4 +458,9 @@ void manager_stop(Manager *m) {
         if (m->wg)
                 log_info("%s interface %s.", keep ? "Keeping" : "Removing", m->config.interface);
         manager_release_device(m, !keep);
+        /* A kept interface keeps its peers, so traffic still arrives: the
+         * table keeps enforcing the policy. With the interface gone the
+         * table would only match nothing (docs/firewall.md). */
+        if (!keep)
+                manager_firewall_remove(m);
 }

@@ -18,10 +18,9 @@ server's TLS identity, one netmap per node token, re-read at every
 request) until helper "routes" lets the real server approve 0.0.0.0/0 and
 ::/0: the exit peer gets "routes" there.
 
-TEST SCAFFOLD (swapped for helper "fw"'s `table inet meshd` with exit_snat
-at merge): the exit node's masquerade towards the public host is one nft
-table of this test (`table ip meshtest_exit`), so that the public host sees
-the exit node's address as the source.
+The exit node's masquerade towards the public host is meshd's own
+(`table inet meshd`, ExitSNAT= yes by default: src/daemon/firewall-script.c),
+so the public host sees the exit node's address as the source.
 """
 
 from __future__ import annotations
@@ -244,12 +243,6 @@ def exit_lab(lab, control):
     exitn.ns.ip("link", "set", "pub0", "up")
     public.ip("addr", "add", f"{PUBLIC_HOST}/24", "dev", "eth0")
     public.ip("link", "set", "eth0", "up")
-    # TEST SCAFFOLD: the exit node's SNAT until helper "fw"'s exit_snat
-    exitn.ns.exec("nft", "-f", "-", check=True, input="""
-        table ip meshtest_exit {
-            chain post { type nat hook postrouting priority 100; policy accept;
-                         oifname "pub0" ip saddr 100.64.0.0/10 masquerade; }
-        }""")
     before_start = routing(alpha.ns)
     for n in (alpha, exitn):
         n.start()

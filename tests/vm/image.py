@@ -49,7 +49,7 @@ PACKAGES = [
     "libsystemd0", "libsodium23", "libnl-3-200", "libnl-genl-3-200",
     "libnl-route-3-200", "libcurl3-gnutls", "libcjson1", "libinih1",
     "libmount1", "libmicrohttpd12", "libgnutls30", "libsqlite3-0",
-    "libnftables1",                # meshd-control's hub firewall
+    "libnftables1",                # dlopen()ed: the hub firewall, the node's table inet meshd
     "libpsl5", "publicsuffix",     # meshd: a mesh domain is no public suffix
     "libldns3",                    # mesh DNS (meshd and meshd-control)
     "libqrencode4", "libpng16-16", # meshd-control devices add --qr

@@ -1,0 +1,147 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "firewall-sets.h"
+#include "macro.h"
+
+/* The sets say what the filter says: random filters over a small universe
+ * of addresses, prefixes and ports (so that destinations nest and ranges
+ * overlap, the cases the disjoint elements are cut for), random packets;
+ * the entries' own meaning against the sets' lookups (and the rules of
+ * their own for entries that fit no set). Every set disjoint, as the
+ * kernel demands. Fixed seed: the same cases every run. */
+
+static const char *const SRC[] = { "100.64.0.1/32", "100.64.0.2/32", "100.64.0.3/32",
+                                   "fd7a::1/128",   "fd7a::2/128",   "100.64.0.0/30" /* no set: own rules */ };
+static const char *const DST[] = { "100.64.0.9/32", "100.64.0.8/29",  "100.64.0.0/24",
+                                   "0.0.0.0/0",     "192.168.1.0/24", "192.168.1.7/32",
+                                   "fd7a::9/128",   "fd7a::/120",     "::/0" };
+static const FirewallPort PORTS[] = {
+        { FIREWALL_PROTO_TCP, 20, 30 },   { FIREWALL_PROTO_TCP, 25, 25 }, { FIREWALL_PROTO_TCP, 25, 40 },
+        { FIREWALL_PROTO_TCP, 0, 65535 }, { FIREWALL_PROTO_UDP, 53, 53 }, { FIREWALL_PROTO_UDP, 50, 60 },
+        { FIREWALL_PROTO_ICMP, 0, 0 },
+};
+static const char *const PACKET_SRC[] = { "100.64.0.1", "100.64.0.2", "100.64.0.3", "100.64.0.4",
+                                          "fd7a::1",    "fd7a::2",    "fd7a::3" };
+static const char *const PACKET_DST[] = { "100.64.0.9",  "100.64.0.10", "100.64.0.200",
+                                          "192.168.1.7", "192.168.1.8", "8.8.8.8",
+                                          "fd7a::9",     "fd7a::20",    "2001:db8::1" };
+static const uint16_t PACKET_PORT[] = { 20, 25, 30, 35, 41, 53, 55, 80 };
+
+static uint32_t rnd(uint32_t *state) {
+        *state ^= *state << 13;
+        *state ^= *state >> 17;
+        *state ^= *state << 5;
+        return *state;
+}
+
+static InAddrPrefix prefix(const char *s) {
+        InAddrPrefix p = {};
+
+        assert_int_equal(in_addr_prefix_parse(s, &p.family, &p.address, &p.prefixlen), 0);
+        return p;
+}
+
+static bool in_list(const InAddrPrefix *l, size_t n, int family, const union in_addr_union *a) {
+        for (size_t i = 0; i < n; i++)
+                if (l[i].family == family && in_addr_prefix_contains(family, &l[i].address, l[i].prefixlen, a))
+                        return true;
+        return false;
+}
+
+/* What one entry means (netmap-filter.h). */
+static bool rule_matches(const FirewallRule *r, int family, const union in_addr_union *src,
+                         const union in_addr_union *dst, FirewallProto proto, uint16_t port) {
+        if (!in_list(r->src, r->n_src, family, src) || !in_list(r->dst, r->n_dst, family, dst))
+                return false;
+        if (r->n_ports == 0)
+                return true;
+        for (size_t i = 0; i < r->n_ports; i++)
+                if (r->ports[i].proto == proto &&
+                    (proto == FIREWALL_PROTO_ICMP || (port >= r->ports[i].from && port <= r->ports[i].to)))
+                        return true;
+        return false;
+}
+
+static void random_rule(uint32_t *state, FirewallRule *r) {
+        r->n_src = 1 + rnd(state) % 3;
+        r->n_dst = 1 + rnd(state) % 3;
+        r->n_ports = rnd(state) % 4;
+        r->src = calloc(r->n_src, sizeof(InAddrPrefix));
+        r->dst = calloc(r->n_dst, sizeof(InAddrPrefix));
+        r->ports = calloc(MAX(r->n_ports, (size_t) 1), sizeof(FirewallPort));
+        assert_true(r->src && r->dst && r->ports);
+        for (size_t i = 0; i < r->n_src; i++)
+                /* the non-host source rarely, so most entries go into sets */
+                r->src[i] =
+                        prefix(SRC[rnd(state) % (rnd(state) % 8 == 0 ? ELEMENTSOF(SRC) : ELEMENTSOF(SRC) - 1)]);
+        for (size_t i = 0; i < r->n_dst; i++)
+                r->dst[i] = prefix(DST[rnd(state) % ELEMENTSOF(DST)]);
+        for (size_t i = 0; i < r->n_ports; i++)
+                r->ports[i] = PORTS[rnd(state) % ELEMENTSOF(PORTS)];
+}
+
+static void check_packets(uint32_t *state, const FirewallRule *rules, size_t n, const FirewallSets *sets) {
+        for (unsigned t = 0; t < 200; t++) {
+                union in_addr_union src, dst;
+                int family, family_dst;
+                FirewallProto proto = rnd(state) % _FIREWALL_PROTO_MAX;
+                uint16_t port = PACKET_PORT[rnd(state) % ELEMENTSOF(PACKET_PORT)];
+                bool want = false, got;
+
+                assert_int_equal(in_addr_parse(PACKET_SRC[rnd(state) % ELEMENTSOF(PACKET_SRC)], &family, &src),
+                                 0);
+                do
+                        assert_int_equal(in_addr_parse(PACKET_DST[rnd(state) % ELEMENTSOF(PACKET_DST)],
+                                                       &family_dst, &dst),
+                                         0);
+                while (family_dst != family);
+                for (size_t i = 0; i < n; i++)
+                        want |= rule_matches(&rules[i], family, &src, &dst, proto, port);
+                got = firewall_sets_match(sets, family, &src, &dst, proto, port);
+                for (size_t i = 0; i < n; i++)
+                        got |= sets->own_rules[i] && rule_matches(&rules[i], family, &src, &dst, proto, port);
+                assert_int_equal(got, want);
+        }
+}
+
+static void test_sets_mean_the_filter(void **state) {
+        uint32_t seed = 0x5eed1234;
+        size_t elements = 0;
+
+        for (unsigned round = 0; round < 3000; round++) {
+                FirewallRule rules[6] = {};
+                size_t n = 1 + rnd(&seed) % ELEMENTSOF(rules);
+                FirewallSpec spec = { .ifname = "mesh0", .policy = true, .filter = rules, .n_filter = n };
+                _cleanup_(firewall_sets_done) FirewallSets sets = {};
+
+                for (size_t i = 0; i < n; i++)
+                        random_rule(&seed, &rules[i]);
+                assert_int_equal(firewall_sets_build(&spec, &sets), 0);
+                assert_true(firewall_sets_disjoint(&sets));
+                check_packets(&seed, rules, n, &sets);
+                for (size_t f = 0; f < 2; f++)
+                        for (size_t k = 0; k < _FIREWALL_SET_MAX; k++)
+                                elements += sets.n[f][k];
+                for (size_t i = 0; i < n; i++) {
+                        free(rules[i].src);
+                        free(rules[i].dst);
+                        free(rules[i].ports);
+                }
+        }
+        assert_true(elements > 3000); /* the sets were used, not only own rules */
+}
+
+int main(void) {
+        const struct CMUnitTest tests[] = {
+                cmocka_unit_test(test_sets_mean_the_filter),
+        };
+        return cmocka_run_group_tests(tests, NULL, NULL);
+}
