@@ -223,3 +223,48 @@ def test_policy_auto_approves_routes(lab, control, routed):
     # alpha may reach the LAN: its netmap carries gw's route and it routes it
     assert alpha.meshctl("up", f"--accept-routes={LAN}").returncode == 0
     assert alpha.can_ping(NAS, within=10), lab.log_tails()
+
+
+def source_seen_by_nas(nas, node) -> str | None:
+    """The source address of one UDP datagram node sends to the nas."""
+    import subprocess
+    listener = subprocess.Popen(
+        ["ip", "netns", "exec", nas.name, meshlab.PYTHON, "-c",
+         "import socket\n"
+         "s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)\n"
+         f"s.bind(('{NAS}', 9999))\n"
+         "print('listening', flush=True)\n"
+         "s.settimeout(8)\n"
+         "try:\n"
+         "    print(s.recvfrom(64)[1][0], flush=True)\n"
+         "except socket.timeout:\n"
+         "    print('none', flush=True)\n"],
+        stdout=subprocess.PIPE, text=True)
+    try:
+        assert listener.stdout.readline().strip() == "listening"
+        node.exec(meshlab.PYTHON, "-c", "import socket; socket.socket(socket.AF_INET, socket.SOCK_DGRAM)"
+                  f".sendto(b'x', ('{NAS}', 9999))", check=True)
+        out, _ = listener.communicate(timeout=15)
+    finally:
+        listener.kill()
+    return None if out.strip() == "none" else out.strip()
+
+
+def test_subnet_snat_is_a_setting(lab, control, routed):
+    """The router masquerades mesh sources into its LAN (SubnetSNAT=yes, the
+    default, in meshd's own nftables table); with SubnetSNAT=no the LAN host
+    sees the mesh address (it routes the mesh back to the router itself)."""
+    import os
+    import signal
+    gw, alpha, _bravo, nas = routed
+    control.command("routes", "approve", "gw", LAN)
+    assert alpha.meshctl("up", f"--accept-routes={LAN}").returncode == 0
+    assert alpha.can_ping(NAS, within=10), lab.log_tails()
+    assert "masquerade" in gw.ns.exec("nft", "list", "table", "inet", "meshd", check=True).stdout
+    assert source_seen_by_nas(nas, alpha) == GW_LAN
+
+    add_routes_section(gw, SubnetSNAT="no")
+    reloads = gw.log.read_text().count("Reloaded configuration")
+    os.kill(gw.proc.pid, signal.SIGHUP)
+    wait_until(lambda: gw.log.read_text().count("Reloaded configuration") > reloads, 10, what="gw reloaded")
+    assert source_seen_by_nas(nas, alpha) == alpha.status()["ipv4"]
