@@ -14,35 +14,17 @@
 #include "macro.h"
 #include "netmap.h"
 #include "store.h"
+#include "test-store-util.h"
 #include "test-util.h"
 
 #define NOW 1700000000
 
-typedef struct Fixture {
-        char *dir;
-        char path[128];
-        Store *store;
-} Fixture;
-
-/* Distinct valid-looking keys; the store does not decode them. */
-static const char *const keys[] = {
-        "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAE=",
-        "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAI=",
-        "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAM=",
-        "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAQ=",
-};
+typedef StoreFixture Fixture;
 #define HUB_KEY "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAk="
 
 static int setup_range(void **state, const char *ipv4_range) {
-        Fixture *f = calloc(1, sizeof(*f));
+        Fixture *f = store_fixture_new("test-store-devices", ipv4_range);
 
-        assert_non_null(f);
-        f->dir = test_tmpdir_new("test-store-devices");
-        snprintf(f->path, sizeof(f->path), "%s/%s", f->dir, STORE_DB_FILE);
-        assert_int_equal(store_open(f->path, true, &f->store), 0);
-        assert_int_equal(store_init_settings(f->store, "https://127.0.0.1:8443", "mesh.internal", ipv4_range,
-                                             "fd7a:115c:a1e0::/48"),
-                         0);
         assert_int_equal(store_set_setting(f->store, "hub_public_key", HUB_KEY), 0);
         assert_int_equal(store_authkey_add(f->store, "k", true, 0), 0);
         *state = f;
@@ -59,34 +41,15 @@ static int setup_tiny(void **state) {
 }
 
 static int teardown(void **state) {
-        Fixture *f = *state;
-
-        store_free(f->store);
-        test_tmpdir_free(f->dir);
-        free(f);
+        store_fixture_free(*state);
         return 0;
 }
 
-static uint64_t version(Store *s) {
-        uint64_t v = 0;
-
-        assert_int_equal(store_get_version(s, &v), 0);
-        return v;
-}
-
 static int64_t reg(Store *s, const char *key, const char *name) {
-        _cleanup_free_ char *token = NULL;
         StoreNode n = {};
         int64_t id;
 
-        assert_int_equal(store_secret_new(NULL, &token), 0);
-        assert_int_equal(store_register_node(s,
-                                             &(StoreRegistration) { .authkey = "k",
-                                                                    .public_key = key,
-                                                                    .name = name,
-                                                                    .token = token },
-                                             NOW, &n),
-                         0);
+        assert_int_equal(store_test_register(s, "k", key, name, NOW, &n), 0);
         id = n.id;
         store_node_done(&n);
         return id;
@@ -130,14 +93,14 @@ static void test_add_remove(void **state) {
         size_t n = 0;
         uint64_t v;
 
-        (void) reg(f->store, keys[0], "nas");
-        assert_int_equal(add(f->store, "cam1", keys[1], 0), 0);
+        (void) reg(f->store, store_test_keys[0], "nas");
+        assert_int_equal(add(f->store, "cam1", store_test_keys[1], 0), 0);
         assert_int_equal(store_list_devices(f->store, true, &l, &n), 0);
         assert_int_equal(n, 1);
         assert_string_equal(l[0].name, "cam1");
         assert_string_equal(l[0].ipv4, "100.64.0.3");
         assert_string_equal(l[0].ipv6, "fd7a:115c:a1e0::3");
-        assert_string_equal(l[0].public_key, keys[1]);
+        assert_string_equal(l[0].public_key, store_test_keys[1]);
         assert_int_equal(l[0].expires, 0);
         assert_false(l[0].expired);
         store_nodes_free(l, n);
@@ -145,14 +108,14 @@ static void test_add_remove(void **state) {
         assert_int_equal(count_nodes(f->store), 1);
 
         /* one namespace, and nothing changes on error */
-        v = version(f->store);
-        assert_int_equal(add(f->store, "cam1", keys[2], 0), -EEXIST);
-        assert_int_equal(add(f->store, "nas", keys[2], 0), -EEXIST);
-        assert_int_equal(add(f->store, "hub", keys[2], 0), -EEXIST);
-        assert_int_equal(add(f->store, "cam2", keys[0], 0), -ENOTUNIQ);
-        assert_int_equal(add(f->store, "cam2", keys[1], 0), -ENOTUNIQ);
+        v = store_test_version(f->store);
+        assert_int_equal(add(f->store, "cam1", store_test_keys[2], 0), -EEXIST);
+        assert_int_equal(add(f->store, "nas", store_test_keys[2], 0), -EEXIST);
+        assert_int_equal(add(f->store, "hub", store_test_keys[2], 0), -EEXIST);
+        assert_int_equal(add(f->store, "cam2", store_test_keys[0], 0), -ENOTUNIQ);
+        assert_int_equal(add(f->store, "cam2", store_test_keys[1], 0), -ENOTUNIQ);
         assert_int_equal(add(f->store, "cam2", HUB_KEY, 0), -EKEYREJECTED);
-        assert_int_equal(version(f->store), v);
+        assert_int_equal(store_test_version(f->store), v);
         assert_int_equal(count_devices(f->store, true), 1);
 
         /* a node cannot take a device's key or name */
@@ -163,14 +126,14 @@ static void test_add_remove(void **state) {
                 assert_int_equal(store_secret_new(NULL, &token), 0);
                 assert_int_equal(store_register_node(f->store,
                                                      &(StoreRegistration) { .authkey = "k",
-                                                                            .public_key = keys[1],
+                                                                            .public_key = store_test_keys[1],
                                                                             .name = "evil",
                                                                             .token = token },
                                                      NOW, &node),
                                  -ENOTUNIQ);
-                assert_int_equal(version(f->store), v);
+                assert_int_equal(store_test_version(f->store), v);
         }
-        assert_int_equal(reg(f->store, keys[2], "cam1") > 0, true);
+        assert_int_equal(reg(f->store, store_test_keys[2], "cam1") > 0, true);
         {
                 StoreNode *nodes = NULL;
                 size_t n_nodes = 0;
@@ -184,28 +147,28 @@ static void test_add_remove(void **state) {
         /* nodes remove never takes a device, devices remove never a node */
         assert_int_equal(store_remove_node(f->store, "cam1"), -ENOENT);
         assert_int_equal(store_remove_device(f->store, "nas"), -ENOENT);
-        v = version(f->store);
+        v = store_test_version(f->store);
         assert_int_equal(store_remove_device(f->store, "cam1"), 0);
-        assert_true(version(f->store) > v);
+        assert_true(store_test_version(f->store) > v);
         assert_int_equal(store_remove_device(f->store, "cam1"), -ENOENT);
         assert_int_equal(count_devices(f->store, true), 0);
         /* name and key are free again */
-        assert_int_equal(add(f->store, "cam1", keys[1], 0), 0);
+        assert_int_equal(add(f->store, "cam1", store_test_keys[1], 0), 0);
 }
 
 static void test_exhausted(void **state) {
         Fixture *f = *state;
         uint64_t v;
 
-        assert_int_equal(add(f->store, "a", keys[0], 0), 0);
-        assert_int_equal(add(f->store, "b", keys[1], 0), 0);
+        assert_int_equal(add(f->store, "a", store_test_keys[0], 0), 0);
+        assert_int_equal(add(f->store, "b", store_test_keys[1], 0), 0);
         /* 10.0.0.0/29: hosts 2 … 6 */
-        assert_int_equal(add(f->store, "c", keys[2], 0), 0);
-        assert_int_equal(add(f->store, "d", keys[3], 0), 0);
+        assert_int_equal(add(f->store, "c", store_test_keys[2], 0), 0);
+        assert_int_equal(add(f->store, "d", store_test_keys[3], 0), 0);
         assert_int_equal(add(f->store, "e", "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAU=", 0), 0);
-        v = version(f->store);
+        v = store_test_version(f->store);
         assert_int_equal(add(f->store, "f", "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAY=", 0), -ENOSPC);
-        assert_int_equal(version(f->store), v);
+        assert_int_equal(store_test_version(f->store), v);
         assert_int_equal(count_devices(f->store, true), 5);
 }
 
@@ -213,21 +176,21 @@ static void test_expire(void **state) {
         Fixture *f = *state;
         uint64_t v, m0, m1;
 
-        assert_int_equal(add(f->store, "cam1", keys[0], NOW + 10), 0);
-        assert_int_equal(add(f->store, "cam2", keys[1], 0), 0);
-        v = version(f->store);
+        assert_int_equal(add(f->store, "cam1", store_test_keys[0], NOW + 10), 0);
+        assert_int_equal(add(f->store, "cam2", store_test_keys[1], 0), 0);
+        v = store_test_version(f->store);
         assert_int_equal(store_get_members_version(f->store, &m0), 0);
         assert_int_equal(store_expire_due_devices(f->store, NOW + 9), 0);
-        assert_int_equal(version(f->store), v);
+        assert_int_equal(store_test_version(f->store), v);
         assert_int_equal(store_expire_due_devices(f->store, NOW + 10), 1);
-        assert_true(version(f->store) > v);
+        assert_true(store_test_version(f->store) > v);
         assert_int_equal(store_get_members_version(f->store, &m1), 0);
         assert_true(m1 > m0);
         assert_int_equal(store_expire_due_devices(f->store, NOW + 3600), 0);
         assert_int_equal(count_devices(f->store, false), 1);
         assert_int_equal(count_devices(f->store, true), 2);
         /* an expired device keeps its name until removed */
-        assert_int_equal(add(f->store, "cam1", keys[2], 0), -EEXIST);
+        assert_int_equal(add(f->store, "cam1", store_test_keys[2], 0), -EEXIST);
         assert_int_equal(store_remove_device(f->store, "cam1"), 0);
 }
 
@@ -241,16 +204,17 @@ static void test_observed_endpoint(void **state) {
         int64_t id;
         uint64_t v;
 
-        assert_int_equal(store_add_device(f->store, &(StoreDevice) { .name = "cam1", .public_key = keys[0] },
+        assert_int_equal(store_add_device(f->store,
+                                          &(StoreDevice) { .name = "cam1", .public_key = store_test_keys[0] },
                                           NOW, &n),
                          0);
         id = n.id;
         store_node_done(&n);
-        v = version(f->store);
+        v = store_test_version(f->store);
         assert_int_equal(store_set_observed_endpoints(f->store,
                                                       (StoreObservation[]) { { id, "192.0.2.50:1234" } }, 1),
                          0);
-        assert_int_equal(version(f->store), v);
+        assert_int_equal(store_test_version(f->store), v);
         assert_int_equal(store_list_devices(f->store, true, &l, &n_l), 0);
         assert_int_equal(n_l, 1);
         assert_string_equal(l[0].observed_endpoint, "192.0.2.50:1234");
@@ -291,14 +255,14 @@ static void test_netmap_devices(void **state) {
                             *d4 = NULL;
         int64_t nas, laptop;
 
-        nas = reg(f->store, keys[0], "nas");
-        laptop = reg(f->store, keys[1], "laptop");
+        nas = reg(f->store, store_test_keys[0], "nas");
+        laptop = reg(f->store, store_test_keys[1], "laptop");
 
         /* no devices: no key at all (test-netmap-golden keeps its bytes) */
         j0 = render(f->store, nas, &s0);
         assert_null(strstr(j0, "devices"));
 
-        assert_int_equal(add(f->store, "cam1", keys[2], 0), 0);
+        assert_int_equal(add(f->store, "cam1", store_test_keys[2], 0), 0);
         j1 = render(f->store, nas, &s1);
         /* after the peers (and the hub), last */
         assert_non_null(strstr(j1, "\"relay\":false}],\"devices\":[" CAM1 "]}"));
@@ -328,7 +292,7 @@ static void test_netmap_devices(void **state) {
         }
 
         /* a second device: the whole list, in id order */
-        assert_int_equal(add(f->store, "cam2", keys[3], 0), 0);
+        assert_int_equal(add(f->store, "cam2", store_test_keys[3], 0), 0);
         j2 = render(f->store, laptop, &s2);
         assert_non_null(strstr(j2, ",\"devices\":[" CAM1 "," CAM2 "]}"));
         d2 = delta(s2, s1, laptop);

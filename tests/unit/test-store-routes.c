@@ -18,35 +18,17 @@
 #include "netmap.h"
 #include "store.h"
 #include "strv.h"
+#include "test-store-util.h"
 #include "test-util.h"
 
 #define NOW 1700000000
 
-typedef struct Fixture {
-        char *dir;
-        char path[128];
-        Store *store;
-} Fixture;
-
-/* Distinct valid-looking keys; the store does not decode them. */
-static const char *const keys[] = {
-        "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAE=",
-        "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAI=",
-        "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAM=",
-        "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAQ=",
-};
+typedef StoreFixture Fixture;
 #define HUB_KEY "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAk="
 
 static int setup_range(void **state, const char *ipv4_range) {
-        Fixture *f = calloc(1, sizeof(*f));
+        Fixture *f = store_fixture_new("test-store-routes", ipv4_range);
 
-        assert_non_null(f);
-        f->dir = test_tmpdir_new("test-store-routes");
-        snprintf(f->path, sizeof(f->path), "%s/%s", f->dir, STORE_DB_FILE);
-        assert_int_equal(store_open(f->path, true, &f->store), 0);
-        assert_int_equal(store_init_settings(f->store, "https://127.0.0.1:8443", "mesh.internal", ipv4_range,
-                                             "fd7a:115c:a1e0::/48"),
-                         0);
         assert_int_equal(store_set_setting(f->store, "hub_public_key", HUB_KEY), 0);
         assert_int_equal(store_authkey_add(f->store, "k", true, 0), 0);
         *state = f;
@@ -58,34 +40,15 @@ static int setup(void **state) {
 }
 
 static int teardown(void **state) {
-        Fixture *f = *state;
-
-        store_free(f->store);
-        test_tmpdir_free(f->dir);
-        free(f);
+        store_fixture_free(*state);
         return 0;
 }
 
-static uint64_t version(Store *s) {
-        uint64_t v = 0;
-
-        assert_int_equal(store_get_version(s, &v), 0);
-        return v;
-}
-
 static int64_t reg(Store *s, const char *key, const char *name) {
-        _cleanup_free_ char *token = NULL;
         StoreNode n = {};
         int64_t id;
 
-        assert_int_equal(store_secret_new(NULL, &token), 0);
-        assert_int_equal(store_register_node(s,
-                                             &(StoreRegistration) { .authkey = "k",
-                                                                    .public_key = key,
-                                                                    .name = name,
-                                                                    .token = token },
-                                             NOW, &n),
-                         0);
+        assert_int_equal(store_test_register(s, "k", key, name, NOW, &n), 0);
         id = n.id;
         store_node_done(&n);
         return id;
@@ -121,20 +84,21 @@ static char **mesh_routes(Store *s, int64_t id) {
 
 static void test_advertise_approve_withdraw(void **state) {
         Fixture *f = *state;
-        int64_t alpha = reg(f->store, keys[0], "alpha"), gw = reg(f->store, keys[1], "gw");
+        int64_t alpha = reg(f->store, store_test_keys[0], "alpha"),
+                gw = reg(f->store, store_test_keys[1], "gw");
         char *lan[] = { (char *) "192.168.50.0/24", (char *) "10.1.0.0/16", NULL };
         StoreRoute *l;
         size_t n;
         uint64_t v;
 
         (void) alpha;
-        v = version(f->store);
+        v = store_test_version(f->store);
         assert_int_equal(store_set_routes(f->store, gw, lan), 1);
-        assert_true(version(f->store) > v);
-        v = version(f->store);
+        assert_true(store_test_version(f->store) > v);
+        v = store_test_version(f->store);
         /* the same set again (every start) moves nothing */
         assert_int_equal(store_set_routes(f->store, gw, lan), 0);
-        assert_int_equal(version(f->store), v);
+        assert_int_equal(store_test_version(f->store), v);
 
         l = list(f->store, &n);
         assert_int_equal(n, 2);

@@ -14,73 +14,26 @@
 #include "macro.h"
 #include "netmap.h"
 #include "store.h"
+#include "test-store-util.h"
 #include "test-util.h"
 
 #define NOW 1700000000
 
-typedef struct Fixture {
-        char *dir;
-        char path[128];
-        Store *store;
-} Fixture;
-
-/* Distinct valid-looking keys; the store does not decode them. */
-static const char *const keys[] = {
-        "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAE=", "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAI=",
-        "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAM=", "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAQ=",
-        "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAU=", "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAY=",
-};
-
-static int setup_range(void **state, const char *ipv4_range) {
-        Fixture *f = calloc(1, sizeof(*f));
-
-        assert_non_null(f);
-        f->dir = test_tmpdir_new("test-store");
-        snprintf(f->path, sizeof(f->path), "%s/%s", f->dir, STORE_DB_FILE);
-        assert_int_equal(store_open(f->path, true, &f->store), 0);
-        assert_int_equal(store_init_settings(f->store, "https://127.0.0.1:8443", "mesh.internal", ipv4_range,
-                                             "fd7a:115c:a1e0::/48"),
-                         0);
-        *state = f;
-        return 0;
-}
+typedef StoreFixture Fixture;
 
 static int setup(void **state) {
-        return setup_range(state, "100.64.0.0/10");
+        *state = store_fixture_new("test-store", "100.64.0.0/10");
+        return 0;
 }
 
 static int setup_tiny(void **state) {
-        return setup_range(state, "10.0.0.0/30");
-}
-
-static int teardown(void **state) {
-        Fixture *f = *state;
-
-        store_free(f->store);
-        test_tmpdir_free(f->dir);
-        free(f);
+        *state = store_fixture_new("test-store", "10.0.0.0/30");
         return 0;
 }
 
-static uint64_t version(Store *s) {
-        uint64_t v = 0;
-
-        assert_int_equal(store_get_version(s, &v), 0);
-        return v;
-}
-
-static int reg(Store *s, const char *authkey, const char *key, const char *name, int64_t now, StoreNode *ret) {
-        _cleanup_free_ char *token = NULL;
-
-        assert_int_equal(store_secret_new(NULL, &token), 0);
-        return store_register_node(s,
-                                   &(StoreRegistration) {
-                                           .authkey = authkey,
-                                           .public_key = key,
-                                           .name = name,
-                                           .token = token,
-                                   },
-                                   now, ret);
+static int teardown(void **state) {
+        store_fixture_free(*state);
+        return 0;
 }
 
 static void test_open(void **state) {
@@ -102,7 +55,7 @@ static void test_open(void **state) {
 
         assert_int_equal(stat(f->path, &st), 0);
         assert_int_equal(st.st_mode & 0777, 0600);
-        assert_int_equal(version(f->store), 1);
+        assert_int_equal(store_test_version(f->store), 1);
 
         assert_int_equal(store_open("/tmp/does-not-exist-meshd/x.db", false, &other), -ENOENT);
 }
@@ -143,36 +96,37 @@ static void test_register_unique_names(void **state) {
 
         assert_int_equal(store_authkey_add(f->store, "mskey-multi", true, 0), 0);
 
-        assert_int_equal(reg(f->store, "mskey-multi", keys[0], "nas", NOW, &n), 0);
+        assert_int_equal(store_test_register(f->store, "mskey-multi", store_test_keys[0], "nas", NOW, &n), 0);
         assert_string_equal(n.name, "nas");
         assert_string_equal(n.ipv4, "100.64.0.2");
         assert_string_equal(n.ipv6, "fd7a:115c:a1e0::2");
         assert_non_null(n.endpoints);
         assert_false(n.removed);
-        assert_int_equal(version(f->store), 2);
+        assert_int_equal(store_test_version(f->store), 2);
         store_node_done(&n);
 
-        assert_int_equal(reg(f->store, "mskey-multi", keys[1], "nas", NOW, &n), 0);
+        assert_int_equal(store_test_register(f->store, "mskey-multi", store_test_keys[1], "nas", NOW, &n), 0);
         assert_string_equal(n.name, "nas-2");
         assert_string_equal(n.ipv4, "100.64.0.3");
-        assert_int_equal(version(f->store), 3);
+        assert_int_equal(store_test_version(f->store), 3);
         store_node_done(&n);
 
-        assert_int_equal(reg(f->store, "mskey-multi", keys[2], "nas", NOW, &n), 0);
+        assert_int_equal(store_test_register(f->store, "mskey-multi", store_test_keys[2], "nas", NOW, &n), 0);
         assert_string_equal(n.name, "nas-3");
         store_node_done(&n);
 
-        assert_int_equal(reg(f->store, "mskey-multi", keys[3], "laptop", NOW, &n), 0);
+        assert_int_equal(store_test_register(f->store, "mskey-multi", store_test_keys[3], "laptop", NOW, &n),
+                         0);
         assert_string_equal(n.name, "laptop");
         store_node_done(&n);
-        assert_int_equal(version(f->store), 5);
+        assert_int_equal(store_test_version(f->store), 5);
 
         /* same public key again (its holder proved it, http.c): the same
          * node joins again, whatever hostname it brings */
-        assert_int_equal(reg(f->store, "mskey-multi", keys[0], "other", NOW, &n), 0);
+        assert_int_equal(store_test_register(f->store, "mskey-multi", store_test_keys[0], "other", NOW, &n), 0);
         assert_string_equal(n.name, "nas");
         assert_string_equal(n.ipv4, "100.64.0.2");
-        assert_int_equal(version(f->store), 6);
+        assert_int_equal(store_test_version(f->store), 6);
         store_node_done(&n);
 }
 
@@ -184,10 +138,10 @@ static void test_long_name(void **state) {
         memset(label, 'a', 63);
         label[63] = 0;
         assert_int_equal(store_authkey_add(f->store, "k", true, 0), 0);
-        assert_int_equal(reg(f->store, "k", keys[0], label, NOW, &n), 0);
+        assert_int_equal(store_test_register(f->store, "k", store_test_keys[0], label, NOW, &n), 0);
         assert_string_equal(n.name, label);
         store_node_done(&n);
-        assert_int_equal(reg(f->store, "k", keys[1], label, NOW, &n), 0);
+        assert_int_equal(store_test_register(f->store, "k", store_test_keys[1], label, NOW, &n), 0);
         assert_int_equal(strlen(n.name), 63);
         assert_string_equal(n.name + 61, "-2");
         store_node_done(&n);
@@ -201,26 +155,32 @@ static void test_authkeys(void **state) {
         assert_int_equal(store_authkey_add(f->store, "mskey-old", true, NOW - 1), 0);
         assert_int_equal(store_authkey_add(f->store, "mskey-later", false, NOW + 60), 0);
 
-        assert_int_equal(reg(f->store, "mskey-unknown", keys[0], "a", NOW, &n), -ENOKEY);
-        assert_int_equal(reg(f->store, "mskey-old", keys[0], "a", NOW, &n), -EKEYEXPIRED);
-        assert_int_equal(version(f->store), 1);
+        assert_int_equal(store_test_register(f->store, "mskey-unknown", store_test_keys[0], "a", NOW, &n),
+                         -ENOKEY);
+        assert_int_equal(store_test_register(f->store, "mskey-old", store_test_keys[0], "a", NOW, &n),
+                         -EKEYEXPIRED);
+        assert_int_equal(store_test_version(f->store), 1);
 
         /* a refused registration does not consume a single-use key */
         assert_int_equal(store_authkey_add(f->store, "mskey-x", true, 0), 0);
-        assert_int_equal(reg(f->store, "mskey-x", keys[0], "a", NOW, &n), 0);
+        assert_int_equal(store_test_register(f->store, "mskey-x", store_test_keys[0], "a", NOW, &n), 0);
         store_node_done(&n);
-        assert_int_equal(store_set_setting(f->store, "hub_public_key", keys[5]), 0);
-        assert_int_equal(reg(f->store, "mskey-once", keys[5], "b", NOW, &n), -EEXIST);
+        assert_int_equal(store_set_setting(f->store, "hub_public_key", store_test_keys[5]), 0);
+        assert_int_equal(store_test_register(f->store, "mskey-once", store_test_keys[5], "b", NOW, &n),
+                         -EEXIST);
 
-        assert_int_equal(reg(f->store, "mskey-once", keys[1], "b", NOW, &n), 0);
+        assert_int_equal(store_test_register(f->store, "mskey-once", store_test_keys[1], "b", NOW, &n), 0);
         store_node_done(&n);
-        assert_int_equal(reg(f->store, "mskey-once", keys[2], "c", NOW, &n), -EKEYREJECTED);
+        assert_int_equal(store_test_register(f->store, "mskey-once", store_test_keys[2], "c", NOW, &n),
+                         -EKEYREJECTED);
 
         /* valid until its expiry time, not after */
-        assert_int_equal(reg(f->store, "mskey-later", keys[2], "c", NOW + 61, &n), -EKEYEXPIRED);
-        assert_int_equal(reg(f->store, "mskey-later", keys[2], "c", NOW + 59, &n), 0);
+        assert_int_equal(store_test_register(f->store, "mskey-later", store_test_keys[2], "c", NOW + 61, &n),
+                         -EKEYEXPIRED);
+        assert_int_equal(store_test_register(f->store, "mskey-later", store_test_keys[2], "c", NOW + 59, &n),
+                         0);
         store_node_done(&n);
-        assert_int_equal(version(f->store), 4);
+        assert_int_equal(store_test_version(f->store), 4);
 }
 
 static void test_token_remove_and_reuse(void **state) {
@@ -233,18 +193,19 @@ static void test_token_remove_and_reuse(void **state) {
         assert_int_equal(store_register_node(f->store,
                                              &(StoreRegistration) {
                                                      .authkey = "k",
-                                                     .public_key = keys[0],
+                                                     .public_key = store_test_keys[0],
                                                      .name = "nas",
                                                      .token = "token-of-nas",
                                              },
                                              NOW, &n),
                          0);
         store_node_done(&n);
-        assert_int_equal(reg(f->store, "k", keys[1], "nas", NOW, &n), 0); /* nas-2, .3 */
+        assert_int_equal(store_test_register(f->store, "k", store_test_keys[1], "nas", NOW, &n),
+                         0); /* nas-2, .3 */
         store_node_done(&n);
-        assert_int_equal(reg(f->store, "k", keys[2], "box", NOW, &n), 0); /* .4 */
+        assert_int_equal(store_test_register(f->store, "k", store_test_keys[2], "box", NOW, &n), 0); /* .4 */
         store_node_done(&n);
-        assert_int_equal(version(f->store), 4);
+        assert_int_equal(store_test_version(f->store), 4);
 
         assert_int_equal(store_node_by_token(f->store, "token-of-nas", &t), 0);
         assert_string_equal(t.name, "nas");
@@ -253,10 +214,10 @@ static void test_token_remove_and_reuse(void **state) {
         assert_int_equal(store_node_by_token(f->store, "no-such-token", &t), -ENOENT);
 
         assert_int_equal(store_remove_node(f->store, "nas"), 0);
-        assert_int_equal(version(f->store), 5);
+        assert_int_equal(store_test_version(f->store), 5);
         assert_int_equal(store_remove_node(f->store, "nas"), -ENOENT);
         assert_int_equal(store_remove_node(f->store, "ghost"), -ENOENT);
-        assert_int_equal(version(f->store), 5);
+        assert_int_equal(store_test_version(f->store), 5);
 
         /* the token is still known, as removed (403, not 401) */
         assert_int_equal(store_node_by_token(f->store, "token-of-nas", &t), 0);
@@ -270,11 +231,11 @@ static void test_token_remove_and_reuse(void **state) {
         store_nodes_free(list, n_list);
 
         /* name and key are free again; the address is not reused yet */
-        assert_int_equal(reg(f->store, "k", keys[0], "nas", NOW, &n), 0);
+        assert_int_equal(store_test_register(f->store, "k", store_test_keys[0], "nas", NOW, &n), 0);
         assert_string_equal(n.name, "nas");
         assert_string_equal(n.ipv4, "100.64.0.5");
         store_node_done(&n);
-        assert_int_equal(reg(f->store, "k", keys[3], "nas", NOW, &n), 0);
+        assert_int_equal(store_test_register(f->store, "k", store_test_keys[3], "nas", NOW, &n), 0);
         assert_string_equal(n.name, "nas-3");
         store_node_done(&n);
 }
@@ -284,15 +245,15 @@ static void test_exhaustion(void **state) {
         StoreNode n = {};
 
         assert_int_equal(store_authkey_add(f->store, "k", true, 0), 0);
-        assert_int_equal(reg(f->store, "k", keys[0], "only", NOW, &n), 0);
+        assert_int_equal(store_test_register(f->store, "k", store_test_keys[0], "only", NOW, &n), 0);
         assert_string_equal(n.ipv4, "10.0.0.2");
         store_node_done(&n);
-        assert_int_equal(reg(f->store, "k", keys[1], "more", NOW, &n), -ENOSPC);
-        assert_int_equal(version(f->store), 2);
+        assert_int_equal(store_test_register(f->store, "k", store_test_keys[1], "more", NOW, &n), -ENOSPC);
+        assert_int_equal(store_test_version(f->store), 2);
 
         /* once the range is exhausted, a freed address is handed out again */
         assert_int_equal(store_remove_node(f->store, "only"), 0);
-        assert_int_equal(reg(f->store, "k", keys[1], "more", NOW, &n), 0);
+        assert_int_equal(store_test_register(f->store, "k", store_test_keys[1], "more", NOW, &n), 0);
         assert_string_equal(n.ipv4, "10.0.0.2");
         store_node_done(&n);
 }
@@ -307,18 +268,18 @@ static void test_endpoints(void **state) {
         int64_t id;
 
         assert_int_equal(store_authkey_add(f->store, "k", true, 0), 0);
-        assert_int_equal(reg(f->store, "k", keys[0], "nas", NOW, &n), 0);
+        assert_int_equal(store_test_register(f->store, "k", store_test_keys[0], "nas", NOW, &n), 0);
         id = n.id;
         store_node_done(&n);
-        assert_int_equal(version(f->store), 2);
+        assert_int_equal(store_test_version(f->store), 2);
 
         assert_int_equal(store_set_endpoints(f->store, id, eps), 1);
-        assert_int_equal(version(f->store), 3);
+        assert_int_equal(store_test_version(f->store), 3);
         /* the same again: no change, no version bump */
         assert_int_equal(store_set_endpoints(f->store, id, eps), 0);
-        assert_int_equal(version(f->store), 3);
+        assert_int_equal(store_test_version(f->store), 3);
         assert_int_equal(store_set_endpoints(f->store, id, eps2), 1);
-        assert_int_equal(version(f->store), 4);
+        assert_int_equal(store_test_version(f->store), 4);
         assert_int_equal(store_set_endpoints(f->store, id + 100, eps2), -ENOENT);
 
         assert_int_equal(store_list_nodes(f->store, true, &list, &n_list), 0);
@@ -343,7 +304,9 @@ static void test_snapshot(void **state) {
 
         assert_int_equal(store_authkey_add(f->store, "k", true, 0), 0);
         for (size_t i = 0; i < 3; i++) {
-                assert_int_equal(reg(f->store, "k", keys[i], i == 1 ? "laptop" : "nas", NOW, &n), 0);
+                assert_int_equal(store_test_register(f->store, "k", store_test_keys[i],
+                                                     i == 1 ? "laptop" : "nas", NOW, &n),
+                                 0);
                 ids[i] = n.id;
                 store_node_done(&n);
         }
@@ -380,7 +343,7 @@ static void test_snapshot(void **state) {
         assert_int_equal(cJSON_GetArraySize(peers), 2);
         p = cJSON_GetArrayItem(peers, 0);
         assert_string_equal(cJSON_GetObjectItem(p, "name")->valuestring, "nas");
-        assert_string_equal(cJSON_GetObjectItem(p, "public_key")->valuestring, keys[0]);
+        assert_string_equal(cJSON_GetObjectItem(p, "public_key")->valuestring, store_test_keys[0]);
         assert_string_equal(cJSON_GetObjectItem(p, "ipv4")->valuestring, "100.64.0.2");
         assert_string_equal(cJSON_GetObjectItem(p, "ipv6")->valuestring, "fd7a:115c:a1e0::2");
         assert_string_equal(cJSON_GetArrayItem(cJSON_GetObjectItem(p, "endpoints"), 0)->valuestring,
@@ -438,7 +401,7 @@ static void register_three(Fixture *f, int64_t ids[static 3]) {
 
         assert_int_equal(store_authkey_add(f->store, "k", true, 0), 0);
         for (size_t i = 0; i < 3; i++) {
-                assert_int_equal(reg(f->store, "k", keys[i], "node", NOW, &n), 0);
+                assert_int_equal(store_test_register(f->store, "k", store_test_keys[i], "node", NOW, &n), 0);
                 ids[i] = n.id;
                 store_node_done(&n);
         }
@@ -489,47 +452,47 @@ static void test_path_reports(void **state) {
         uint64_t v;
 
         register_three(f, ids);
-        v = version(f->store);
+        v = store_test_version(f->store);
         assert_int_equal(store_pair_relayed(f->store, ids[0], ids[1]), 0);
 
         /* node: direct=false about node-2 → the pair is relayed, both ways */
-        assert_int_equal(store_report_paths(f->store, ids[0], (StorePathReport[]) { { keys[1], false } }, 1,
-                                            NOW),
+        assert_int_equal(store_report_paths(f->store, ids[0],
+                                            (StorePathReport[]) { { store_test_keys[1], false } }, 1, NOW),
                          1);
-        assert_int_equal(version(f->store), v + 1);
+        assert_int_equal(store_test_version(f->store), v + 1);
         assert_int_equal(store_pair_relayed(f->store, ids[0], ids[1]), 1);
         assert_int_equal(store_pair_relayed(f->store, ids[1], ids[0]), 1);
         assert_int_equal(store_pair_relayed(f->store, ids[0], ids[2]), 0);
 
         /* the same report again changes nothing: no version bump */
-        assert_int_equal(store_report_paths(f->store, ids[0], (StorePathReport[]) { { keys[1], false } }, 1,
-                                            NOW + 1),
+        assert_int_equal(store_report_paths(f->store, ids[0],
+                                            (StorePathReport[]) { { store_test_keys[1], false } }, 1, NOW + 1),
                          0);
-        assert_int_equal(version(f->store), v + 1);
+        assert_int_equal(store_test_version(f->store), v + 1);
 
         /* the other side says direct works: still relayed while one side says no */
-        assert_int_equal(store_report_paths(f->store, ids[1], (StorePathReport[]) { { keys[0], true } }, 1,
-                                            NOW + 2),
+        assert_int_equal(store_report_paths(f->store, ids[1],
+                                            (StorePathReport[]) { { store_test_keys[0], true } }, 1, NOW + 2),
                          0);
         assert_int_equal(store_pair_relayed(f->store, ids[0], ids[1]), 1);
-        assert_int_equal(version(f->store), v + 1);
+        assert_int_equal(store_test_version(f->store), v + 1);
 
         /* both direct: cleared, one bump */
-        assert_int_equal(store_report_paths(f->store, ids[0], (StorePathReport[]) { { keys[1], true } }, 1,
-                                            NOW + 3),
+        assert_int_equal(store_report_paths(f->store, ids[0],
+                                            (StorePathReport[]) { { store_test_keys[1], true } }, 1, NOW + 3),
                          1);
         assert_int_equal(store_pair_relayed(f->store, ids[0], ids[1]), 0);
-        assert_int_equal(version(f->store), v + 2);
+        assert_int_equal(store_test_version(f->store), v + 2);
 
         /* unknown keys and self are ignored; several pairs, one bump */
         assert_int_equal(store_report_paths(f->store, ids[2],
-                                            (StorePathReport[]) { { keys[5], false },
-                                                                  { keys[2], false },
-                                                                  { keys[0], false },
-                                                                  { keys[1], false } },
+                                            (StorePathReport[]) { { store_test_keys[5], false },
+                                                                  { store_test_keys[2], false },
+                                                                  { store_test_keys[0], false },
+                                                                  { store_test_keys[1], false } },
                                             4, NOW + 4),
                          2);
-        assert_int_equal(version(f->store), v + 3);
+        assert_int_equal(store_test_version(f->store), v + 3);
         assert_int_equal(store_pair_relayed(f->store, ids[2], ids[2]), 0);
 
         /* in the netmaps: each side sees the other as relay, nobody else */
@@ -538,8 +501,8 @@ static void test_path_reports(void **state) {
         /* a removed node takes its reports along; its token reports nothing */
         assert_int_equal(store_remove_node(f->store, "node-3"), 0);
         assert_int_equal(store_pair_relayed(f->store, ids[0], ids[2]), 0);
-        assert_int_equal(store_report_paths(f->store, ids[2], (StorePathReport[]) { { keys[0], false } }, 1,
-                                            NOW + 5),
+        assert_int_equal(store_report_paths(f->store, ids[2],
+                                            (StorePathReport[]) { { store_test_keys[0], false } }, 1, NOW + 5),
                          -ENOENT);
         assert_int_equal(store_report_paths(f->store, ids[0], NULL, 0, NOW + 5), 0);
 }
@@ -557,7 +520,7 @@ static void test_observed_endpoints(void **state) {
 
         register_three(f, ids);
         assert_int_equal(store_set_endpoints(f->store, ids[0], eps), 1);
-        v = version(f->store);
+        v = store_test_version(f->store);
 
         /* one transaction, one bump for all changes of a round */
         assert_int_equal(store_set_observed_endpoints(f->store,
@@ -566,19 +529,19 @@ static void test_observed_endpoints(void **state) {
                                                                              { 999, "203.0.113.7:1" } },
                                                       3),
                          2);
-        assert_int_equal(version(f->store), v + 1);
+        assert_int_equal(store_test_version(f->store), v + 1);
         /* the same again: nothing */
         assert_int_equal(store_set_observed_endpoints(f->store,
                                                       (StoreObservation[]) { { ids[0], "203.0.113.5:6000" } },
                                                       1),
                          0);
-        assert_int_equal(version(f->store), v + 1);
+        assert_int_equal(store_test_version(f->store), v + 1);
         /* roaming */
         assert_int_equal(store_set_observed_endpoints(f->store,
                                                       (StoreObservation[]) { { ids[0], "192.0.2.10:41641" } },
                                                       1),
                          1);
-        assert_int_equal(version(f->store), v + 2);
+        assert_int_equal(store_test_version(f->store), v + 2);
 
         assert_int_equal(store_list_nodes(f->store, true, &list, &n_list), 0);
         assert_string_equal(list[0].observed_endpoint, "192.0.2.10:41641");
@@ -586,7 +549,7 @@ static void test_observed_endpoints(void **state) {
         store_nodes_free(list, n_list);
 
         assert_int_equal(netmap_snapshot_load(f->store,
-                                              &(NetmapHub) { .public_key = keys[4],
+                                              &(NetmapHub) { .public_key = store_test_keys[4],
                                                              .endpoint = "192.0.2.1:41640" },
                                               &snap),
                          0);
@@ -615,7 +578,7 @@ static void test_observed_endpoints(void **state) {
                 assert_string_equal(cJSON_GetArrayItem(e1, 0)->valuestring, "203.0.113.6:6001");
 
                 assert_non_null(hub);
-                assert_string_equal(cJSON_GetObjectItem(hub, "public_key")->valuestring, keys[4]);
+                assert_string_equal(cJSON_GetObjectItem(hub, "public_key")->valuestring, store_test_keys[4]);
                 assert_string_equal(cJSON_GetObjectItem(hub, "ipv4")->valuestring, "100.64.0.1");
                 assert_string_equal(cJSON_GetObjectItem(hub, "ipv6")->valuestring, "fd7a:115c:a1e0::1");
                 assert_null(cJSON_GetObjectItem(hub, "name"));
@@ -632,11 +595,11 @@ static void test_hub_key_and_members(void **state) {
         int64_t id;
 
         assert_int_equal(store_get_members_version(f->store, &m0), 0);
-        assert_int_equal(store_set_setting(f->store, "hub_public_key", keys[3]), 0);
+        assert_int_equal(store_set_setting(f->store, "hub_public_key", store_test_keys[3]), 0);
         assert_int_equal(store_authkey_add(f->store, "k", true, 0), 0);
         /* nobody may register with the hub's key */
-        assert_int_equal(reg(f->store, "k", keys[3], "evil", NOW, &n), -EEXIST);
-        assert_int_equal(reg(f->store, "k", keys[0], "nas", NOW, &n), 0);
+        assert_int_equal(store_test_register(f->store, "k", store_test_keys[3], "evil", NOW, &n), -EEXIST);
+        assert_int_equal(store_test_register(f->store, "k", store_test_keys[0], "nas", NOW, &n), 0);
         id = n.id;
         store_node_done(&n);
         assert_int_equal(store_get_members_version(f->store, &m1), 0);
@@ -683,11 +646,13 @@ static void test_migrate_v1(void **state) {
         assert_int_equal(store_open(f->path, false, &s), 0);
         f->store = s;
         assert_int_equal(store_get_members_version(s, &m), 0);
-        assert_int_equal(store_report_paths(s, ids[0], (StorePathReport[]) { { keys[1], false } }, 1, NOW), 1);
+        assert_int_equal(store_report_paths(s, ids[0], (StorePathReport[]) { { store_test_keys[1], false } }, 1,
+                                            NOW),
+                         1);
         assert_int_equal(
                 store_set_observed_endpoints(s, (StoreObservation[]) { { ids[0], "203.0.113.5:6000" } }, 1), 1);
         assert_int_equal(store_authkey_add(s, "k2", false, 0), 0);
-        assert_int_equal(reg(s, "k2", keys[4], "late", NOW, &n), 0);
+        assert_int_equal(store_test_register(s, "k2", store_test_keys[4], "late", NOW, &n), 0);
         store_node_done(&n);
         /* the old rows are nodes (schema_v5's default), not devices */
         {
@@ -722,7 +687,7 @@ static void test_expire(void **state) {
         assert_false(netmap_snapshot_has_node(snap, ids[1]));
 
         /* the name stays taken: a newcomer called node-2 gets another */
-        assert_int_equal(reg(f->store, "k", keys[3], "node-2", NOW, &n), 0);
+        assert_int_equal(store_test_register(f->store, "k", store_test_keys[3], "node-2", NOW, &n), 0);
         assert_string_not_equal(n.name, "node-2");
         store_node_done(&n);
 
@@ -741,7 +706,7 @@ static void test_expire(void **state) {
                 store_nodes_free(list, n_list);
         }
 
-        assert_int_equal(reg(f->store, "k", keys[1], "renamed", NOW, &again), 0);
+        assert_int_equal(store_test_register(f->store, "k", store_test_keys[1], "renamed", NOW, &again), 0);
         assert_int_equal(again.id, ids[1]);
         assert_string_equal(again.name, "node-2");
         assert_false(again.expired);
@@ -751,20 +716,20 @@ static void test_expire(void **state) {
         /* --expired-nodes=admin: the key holder cannot renew it alone */
         {
                 _cleanup_free_ char *token = NULL;
-                uint64_t v = version(f->store);
+                uint64_t v = store_test_version(f->store);
 
                 assert_int_equal(store_secret_new(NULL, &token), 0);
                 assert_int_equal(store_register_node(f->store,
                                                      &(StoreRegistration) {
                                                              .authkey = "k",
-                                                             .public_key = keys[1],
+                                                             .public_key = store_test_keys[1],
                                                              .name = "node-2",
                                                              .token = token,
                                                              .expired_needs_admin = true,
                                                      },
                                                      NOW, &n),
                                  -ESTALE);
-                assert_int_equal(version(f->store), v);
+                assert_int_equal(store_test_version(f->store), v);
                 assert_int_equal(store_node_by_token(f->store, token, &n), -ENOENT);
         }
         assert_int_equal(store_renew_node(f->store, "nope"), -ENOENT);
@@ -788,14 +753,14 @@ static void test_rejoin_active(void **state) {
         assert_int_equal(store_secret_new(NULL, &t2), 0);
         assert_int_equal(store_register_node(f->store,
                                              &(StoreRegistration) { .authkey = "k",
-                                                                    .public_key = keys[0],
+                                                                    .public_key = store_test_keys[0],
                                                                     .name = "nas",
                                                                     .token = t1 },
                                              NOW, &a),
                          0);
         assert_int_equal(store_register_node(f->store,
                                              &(StoreRegistration) { .authkey = "k",
-                                                                    .public_key = keys[0],
+                                                                    .public_key = store_test_keys[0],
                                                                     .name = "nas",
                                                                     .token = t2 },
                                              NOW, &b),
@@ -822,7 +787,7 @@ static void test_reserved_names(void **state) {
         for (size_t i = 0; i < ELEMENTSOF(names); i++) {
                 char want[64];
 
-                assert_int_equal(reg(f->store, "k", keys[i], names[i], NOW, &n), 0);
+                assert_int_equal(store_test_register(f->store, "k", store_test_keys[i], names[i], NOW, &n), 0);
                 snprintf(want, sizeof(want), "%s-2", names[i]);
                 assert_string_equal(n.name, want);
                 store_node_done(&n);
@@ -840,7 +805,7 @@ static void test_hold_back(void **state) {
         char ipv4[64];
 
         assert_int_equal(store_authkey_add(f->store, "k", true, 0), 0);
-        assert_int_equal(reg(f->store, "k", keys[0], "svc", NOW, &n), 0);
+        assert_int_equal(store_test_register(f->store, "k", store_test_keys[0], "svc", NOW, &n), 0);
         id = n.id;
         snprintf(ipv4, sizeof(ipv4), "%s", n.ipv4);
         store_node_done(&n);
@@ -849,10 +814,10 @@ static void test_hold_back(void **state) {
         assert_int_equal(store_note_certificate(f->store, 9999, NOW + 50), -ENOENT);
 
         /* a node removed with no certificate frees its name at once */
-        assert_int_equal(reg(f->store, "k", keys[1], "plain", NOW, &n), 0);
+        assert_int_equal(store_test_register(f->store, "k", store_test_keys[1], "plain", NOW, &n), 0);
         store_node_done(&n);
         assert_int_equal(store_remove_node(f->store, "plain"), 0);
-        assert_int_equal(reg(f->store, "k", keys[2], "plain", NOW, &n), 0);
+        assert_int_equal(store_test_register(f->store, "k", store_test_keys[2], "plain", NOW, &n), 0);
         assert_string_equal(n.name, "plain");
         store_node_done(&n);
 
@@ -864,7 +829,7 @@ static void test_hold_back(void **state) {
         store_held_free(held, n_held);
 
         /* before: the name and the address are held */
-        assert_int_equal(reg(f->store, "k", keys[3], "svc", NOW + 99, &n), 0);
+        assert_int_equal(store_test_register(f->store, "k", store_test_keys[3], "svc", NOW + 99, &n), 0);
         assert_string_equal(n.name, "svc-2");
         assert_string_not_equal(n.ipv4, ipv4);
         store_node_done(&n);
@@ -873,7 +838,7 @@ static void test_hold_back(void **state) {
         assert_int_equal(store_list_held(f->store, NOW + 100, &held, &n_held), 0);
         assert_int_equal(n_held, 0);
         store_held_free(held, n_held);
-        assert_int_equal(reg(f->store, "k", keys[4], "svc", NOW + 100, &n), 0);
+        assert_int_equal(store_test_register(f->store, "k", store_test_keys[4], "svc", NOW + 100, &n), 0);
         assert_string_equal(n.name, "svc");
         store_node_done(&n);
 }
@@ -888,8 +853,8 @@ static void test_integrity(void **state) {
 
         assert_int_equal(store_check_integrity(f->store), 0);
         assert_int_equal(store_authkey_add(f->store, "k", true, 0), 0);
-        for (size_t i = 0; i < ELEMENTSOF(keys); i++) {
-                assert_int_equal(reg(f->store, "k", keys[i], "n", NOW, &n), 0);
+        for (size_t i = 0; i < ELEMENTSOF(store_test_keys); i++) {
+                assert_int_equal(store_test_register(f->store, "k", store_test_keys[i], "n", NOW, &n), 0);
                 store_node_done(&n);
         }
         store_free(f->store);

@@ -1,0 +1,28 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#pragma once
+
+/* A fresh control database for the store's unit tests (test-store*.c):
+ * a temporary directory, the database opened and initialised with the
+ * given IPv4 range. Asserts (cmocka) instead of returning errors. */
+
+#include <stdint.h>
+
+#include "store.h"
+
+typedef struct StoreFixture {
+        char *dir;
+        char path[128];
+        Store *store;
+} StoreFixture;
+
+/* Distinct valid-looking keys; the store does not decode them. */
+extern const char *const store_test_keys[6];
+
+StoreFixture *store_fixture_new(const char *prefix, const char *ipv4_range);
+void store_fixture_free(StoreFixture *f);
+
+uint64_t store_test_version(Store *s);
+
+/* Registers name with key through auth key authkey, with a fresh token. */
+int store_test_register(Store *s, const char *authkey, const char *key, const char *name, int64_t now,
+                        StoreNode *ret);
