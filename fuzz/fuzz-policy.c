@@ -8,6 +8,14 @@
  * forwards). And allowed traffic implies the two are peers, and that the
  * route it goes through is in the sender's netmap.
  *
+ * Third, the receiver's nftables table (src/daemon/firewall-script.c):
+ * the filter as firewall_filter_rules() → firewall_sets_build(), matched
+ * as the kernel's set lookups match (firewall_sets_match()), entries with
+ * rules of their own matched like put_rule() writes them, in the order of
+ * the chain the packet takes (input for the node's own addresses, forward
+ * with its "not a route of this node" drop for the rest). The chains'
+ * fixed accepts (established, the probe port) are outside the tuples.
+ *
  * Input byte 0 odd: the rest is a policy file (policy_parse() must not
  * crash; what parses is checked). Even: the bytes pick a policy from a
  * small vocabulary that hits the mesh below often, then the tuples. */
@@ -15,6 +23,9 @@
 #include <errno.h>
 #include <sys/socket.h>
 
+#include "constants.h"
+#include "firewall-filter.h"
+#include "firewall-sets.h"
 #include "fuzz.h"
 #include "policy.h"
 
@@ -93,6 +104,7 @@ static char *policy_from_bytes(Bytes *b) {
 typedef struct Mesh {
         PolicyMember m[N_MEMBERS];
         InAddrPrefix routes[5];
+        InAddrPrefix ranges[2]; /* the mesh's own, as the netmap gives them */
 } Mesh;
 
 static void prefix(InAddrPrefix *p, const char *s) {
@@ -129,6 +141,8 @@ static void mesh_init(Mesh *mesh) {
         mesh->m[2].n_routes = 2;
         mesh->m[3].routes = &mesh->routes[3];
         mesh->m[3].n_routes = 2;
+        prefix(&mesh->ranges[0], "100.64.0.0/10");
+        prefix(&mesh->ranges[1], "fd7a::/48");
 }
 
 static bool prefix_is_address(const InAddrPrefix *p, int family, const union in_addr_union *a) {
@@ -155,16 +169,16 @@ static bool filter_accepts(const NetmapFilter *f, const PolicyMember *self, int 
                            const NetmapFilterPort *port) {
         for (size_t i = 0; i < f->n_entries; i++) {
                 const NetmapFilterEntry *e = &f->entries[i];
-                bool ports = e->n_ports == 0;
+                bool port_ok = e->n_ports == 0;
 
                 if (!in_list(e->src, e->n_src, family, src, false, self) ||
                     !in_list(e->dst, e->n_dst, family, dst, own, self))
                         continue;
-                for (size_t j = 0; j < e->n_ports && !ports; j++)
-                        ports = e->ports[j].proto == port->proto &&
-                                e->ports[j].port_first <= port->port_first &&
-                                port->port_first <= e->ports[j].port_last;
-                if (ports)
+                for (size_t j = 0; j < e->n_ports && !port_ok; j++)
+                        port_ok = e->ports[j].proto == port->proto &&
+                                  e->ports[j].port_first <= port->port_first &&
+                                  port->port_first <= e->ports[j].port_last;
+                if (port_ok)
                         return true;
         }
         return false;
@@ -188,15 +202,96 @@ static bool pick_dst(Bytes *b, const Mesh *mesh, const PolicyMember *d, int *fam
         for (size_t i = (*route)->prefixlen / 8; i < (*family == AF_INET ? 4u : 16u); i++)
                 a->bytes[i] |=
                         take(b) & (i == (*route)->prefixlen / 8 ? 0xffu >> ((*route)->prefixlen % 8) : 0xff);
-        /* a member's own address is never routed through another node */
-        for (size_t i = 0; i < N_MEMBERS; i++)
-                if (memcmp(a, *family == AF_INET ? &mesh->m[i].ipv4 : &mesh->m[i].ipv6,
-                           *family == AF_INET ? 4 : 16) == 0)
+        /* the mesh's ranges are never routed through another node (the
+         * mesh interface's own route is more specific than any exit) */
+        for (size_t i = 0; i < ELEMENTSOF(mesh->ranges); i++)
+                if (mesh->ranges[i].family == *family &&
+                    in_addr_prefix_contains(*family, &mesh->ranges[i].address, mesh->ranges[i].prefixlen, a))
                         return false;
         return true;
 }
 
-static void check_tuple(const Policy *p, const Mesh *mesh, NetmapFilter *const *filters, Bytes *b) {
+/* The receiving node's table (firewall-script.c), built once per input. */
+typedef struct Table {
+        FirewallRule *rules;
+        FirewallSpec spec;
+        FirewallSets sets;
+} Table;
+
+static void table_init(Table *t, const NetmapFilter *filter, const Mesh *mesh, const PolicyMember *node) {
+        fuzz_check(firewall_filter_rules(filter, &t->rules) == 0);
+        t->spec = (FirewallSpec) { .ifname = "mesh0",
+                                   .policy = true,
+                                   .filter = t->rules,
+                                   .n_filter = filter->n_entries,
+                                   .routes = node->routes,
+                                   .n_routes = node->n_routes,
+                                   .mesh = mesh->ranges,
+                                   .n_mesh = ELEMENTSOF(mesh->ranges) };
+        fuzz_check(firewall_sets_build(&t->spec, &t->sets) == 0);
+}
+
+static void table_done(Table *t) {
+        firewall_sets_done(&t->sets);
+        firewall_filter_rules_free(t->rules);
+}
+
+static bool prefixes_contain(const InAddrPrefix *v, size_t n, int family, const union in_addr_union *a) {
+        for (size_t i = 0; i < n; i++)
+                if (v[i].family == family && in_addr_prefix_contains(family, &v[i].address, v[i].prefixlen, a))
+                        return true;
+        return false;
+}
+
+/* An entry with rules of its own: "saddr { … } daddr { … }" and its port
+ * lines, the destinations as put_rule() cuts them. */
+static bool rule_accepts(const FirewallSpec *spec, const FirewallRule *rule, int family,
+                         const union in_addr_union *src, const union in_addr_union *dst, FirewallProto proto,
+                         uint16_t port) {
+        _cleanup_free_ InAddrPrefix *d = NULL;
+        size_t n_d;
+
+        fuzz_check(firewall_dst_of_family(spec, rule->dst, rule->n_dst, family, &d, &n_d) == 0);
+        if (!prefixes_contain(rule->src, rule->n_src, family, src) || !prefixes_contain(d, n_d, family, dst))
+                return false;
+        if (rule->n_ports == 0)
+                return true;
+        for (size_t i = 0; i < rule->n_ports; i++)
+                if (rule->ports[i].proto == proto &&
+                    (proto == FIREWALL_PROTO_ICMP ||
+                     (rule->ports[i].from <= port && port <= rule->ports[i].to)))
+                        return true;
+        return false;
+}
+
+/* mesh_input for own addresses, mesh_forward for the rest; new traffic. */
+static bool table_accepts(const Table *t, int family, const union in_addr_union *src,
+                          const union in_addr_union *dst, bool own, const NetmapFilterPort *port) {
+        FirewallProto proto = port->proto == NETMAP_FILTER_TCP   ? FIREWALL_PROTO_TCP
+                              : port->proto == NETMAP_FILTER_UDP ? FIREWALL_PROTO_UDP
+                                                                 : FIREWALL_PROTO_ICMP;
+        bool exit_node = false;
+
+        if (own && proto == FIREWALL_PROTO_UDP && port->port_first == PROBE_PORT)
+                return true;
+        if (!own) {
+                for (size_t i = 0; i < t->spec.n_routes; i++)
+                        exit_node |= t->spec.routes[i].prefixlen == 0;
+                /* "not a route of this node", the /0s left out */
+                if (!exit_node && !prefixes_contain(t->spec.routes, t->spec.n_routes, family, dst))
+                        return false;
+        }
+        if (firewall_sets_match(&t->sets, family, src, dst, proto, port->port_first))
+                return true;
+        for (size_t i = 0; i < t->spec.n_filter; i++)
+                if (t->sets.own_rules[i] &&
+                    rule_accepts(&t->spec, &t->spec.filter[i], family, src, dst, proto, port->port_first))
+                        return true;
+        return false;
+}
+
+static void check_tuple(const Policy *p, const Mesh *mesh, NetmapFilter *const *filters, const Table *tables,
+                        Bytes *b) {
         size_t s = take(b) % N_MEMBERS, d = take(b) % N_NODES;
         const PolicyMember *src = &mesh->m[s], *dst = &mesh->m[d];
         NetmapFilterPort port = { .proto = take(b) % 3 };
@@ -204,7 +299,7 @@ static void check_tuple(const Policy *p, const Mesh *mesh, NetmapFilter *const *
         union in_addr_union a;
         char text[INET6_ADDRSTRLEN];
         int family, r;
-        bool own, accepted;
+        bool own, accepted, table;
 
         if (s == d || !pick_dst(b, mesh, dst, &family, &a, &own, &route))
                 return;
@@ -218,9 +313,11 @@ static void check_tuple(const Policy *p, const Mesh *mesh, NetmapFilter *const *
         fuzz_check(r == 0 || r == 1);
         accepted = filter_accepts(filters[d], dst, family, family == AF_INET ? &src->ipv4 : &src->ipv6, &a, own,
                                   &port);
-        if ((r == 1) != accepted) {
-                fprintf(stderr, "%s -> %s (%s) proto %d port %u: evaluator %d, filter of %s %d\n", src->name,
-                        text, own ? "own" : "routed", port.proto, port.port_first, r, dst->name, accepted);
+        table = table_accepts(&tables[d], family, family == AF_INET ? &src->ipv4 : &src->ipv6, &a, own, &port);
+        if ((r == 1) != accepted || accepted != table) {
+                fprintf(stderr, "%s -> %s (%s) proto %d port %u: evaluator %d, filter of %s %d, its table %d\n",
+                        src->name, text, own ? "own" : "routed", port.proto, port.port_first, r, dst->name,
+                        accepted, table);
                 abort();
         }
         if (r == 1) {
@@ -234,6 +331,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         _cleanup_free_ char *text = NULL, *error = NULL;
         Policy *p = NULL;
         NetmapFilter *filters[N_NODES] = {};
+        Table tables[N_NODES];
         Mesh mesh;
         int r;
 
@@ -258,12 +356,16 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         mesh_init(&mesh);
         for (size_t i = 0; i < N_NODES; i++)
                 fuzz_check(policy_compile_filter(p, mesh.m, N_MEMBERS, i, &filters[i]) == 0);
+        for (size_t i = 0; i < N_NODES; i++)
+                table_init(&tables[i], filters[i], &mesh, &mesh.m[i]);
         (void) policy_run_tests(p, mesh.m, N_MEMBERS, &error);
         for (unsigned i = 0; i < 64 && b.n > 0; i++)
-                check_tuple(p, &mesh, filters, &b);
+                check_tuple(p, &mesh, filters, tables, &b);
 
-        for (size_t i = 0; i < N_NODES; i++)
+        for (size_t i = 0; i < N_NODES; i++) {
+                table_done(&tables[i]);
                 netmap_filter_free(filters[i]);
+        }
         policy_free(p);
         return 0;
 }

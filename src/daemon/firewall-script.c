@@ -109,7 +109,7 @@ static void put_port_lines(FILE *f, const char *match, size_t index, int family,
         }
 }
 
-static int put_rule(FILE *f, const FirewallRule *rule, size_t index) {
+static int put_rule(FILE *f, const FirewallSpec *spec, const FirewallRule *rule, size_t index) {
         _cleanup_free_ FirewallPort *ports = NULL;
         size_t n_ports;
         int r;
@@ -125,7 +125,7 @@ static int put_rule(FILE *f, const FirewallRule *rule, size_t index) {
 
                 r = firewall_prefixes_of_family(rule->src, rule->n_src, family, &src, &n_src);
                 if (r >= 0)
-                        r = firewall_prefixes_of_family(rule->dst, rule->n_dst, family, &dst, &n_dst);
+                        r = firewall_dst_of_family(spec, rule->dst, rule->n_dst, family, &dst, &n_dst);
                 if (r < 0)
                         return r;
                 if (n_src == 0 || n_dst == 0)
@@ -147,7 +147,7 @@ static int put_rule(FILE *f, const FirewallRule *rule, size_t index) {
 static int put_filter_rules(FILE *f, const FirewallSpec *spec, const FirewallSets *sets) {
         firewall_sets_put_rules(f, sets);
         for (size_t i = 0; i < spec->n_filter; i++) {
-                int r = sets->own_rules[i] ? put_rule(f, &spec->filter[i], i) : 0;
+                int r = sets->own_rules[i] ? put_rule(f, spec, &spec->filter[i], i) : 0;
                 if (r < 0)
                         return r;
         }

@@ -69,6 +69,67 @@ int firewall_prefixes_of_family(const InAddrPrefix *list, size_t n, int family, 
         return 0;
 }
 
+/* Whether m lies strictly inside p. */
+static bool prefix_wider(const InAddrPrefix *p, const InAddrPrefix *m) {
+        return p->prefixlen < m->prefixlen &&
+               in_addr_prefix_contains(p->family, &p->address, p->prefixlen, &m->address);
+}
+
+/* p minus the strictly smaller m inside it: the siblings of m and of each of
+ * its ancestors below p, at most 128 prefixes. */
+static void prefix_cut(const InAddrPrefix *p, const InAddrPrefix *m, InAddrPrefix *out, size_t *n) {
+        for (unsigned len = m->prefixlen; len > p->prefixlen; len--) {
+                InAddrPrefix sibling = { .family = m->family, .address = m->address, .prefixlen = len };
+
+                sibling.address.bytes[(len - 1) / 8] ^= (uint8_t) (0x80u >> ((len - 1) % 8));
+                prefix_clear_host_bits(&sibling);
+                out[(*n)++] = sibling;
+        }
+}
+
+int firewall_dst_of_family(const FirewallSpec *spec, const InAddrPrefix *list, size_t n, int family,
+                           InAddrPrefix **ret, size_t *ret_n) {
+        _cleanup_free_ InAddrPrefix *mesh = NULL, *a = NULL;
+        size_t n_mesh, k = 0;
+        int r;
+
+        r = firewall_prefixes_of_family(spec->mesh, spec->n_mesh, family, &mesh, &n_mesh);
+        if (r < 0 || n_mesh == 0)
+                return r < 0 ? r : firewall_prefixes_of_family(list, n, family, ret, ret_n);
+        /* not normalized yet: an own address inside a /0 must survive the cut */
+        a = calloc(MAX(n, (size_t) 1), sizeof(InAddrPrefix));
+        if (!a)
+                return -ENOMEM;
+        for (size_t i = 0; i < n; i++)
+                if (list[i].family == family) {
+                        if (!prefix_valid(&list[i]))
+                                return -EINVAL;
+                        a[k] = list[i];
+                        prefix_clear_host_bits(&a[k++]);
+                }
+        for (size_t j = 0; j < n_mesh; j++) {
+                _cleanup_free_ InAddrPrefix *b = NULL;
+                size_t m = 0, cuts = 0;
+
+                for (size_t i = 0; i < k; i++)
+                        cuts += prefix_wider(&a[i], &mesh[j]);
+                if (cuts == 0)
+                        continue;
+                b = calloc(k + cuts * 128, sizeof(InAddrPrefix));
+                if (!b)
+                        return -ENOMEM;
+                for (size_t i = 0; i < k; i++)
+                        if (prefix_wider(&a[i], &mesh[j]))
+                                prefix_cut(&a[i], &mesh[j], b, &m);
+                        else
+                                b[m++] = a[i];
+                free(a);
+                a = TAKE_PTR(b);
+                k = m;
+        }
+        return firewall_prefixes_of_family(a, k, family, ret, ret_n);
+}
+
 static int compare_port(const void *a, const void *b) {
         const FirewallPort *x = a, *y = b;
 
@@ -165,7 +226,7 @@ static bool prefixes_hosts(const InAddrPrefix *a, size_t n) {
         return true;
 }
 
-static int sets_add_entry(FirewallSets *s, size_t index, const FirewallRule *rule) {
+static int sets_add_entry(FirewallSets *s, const FirewallSpec *spec, size_t index, const FirewallRule *rule) {
         _cleanup_free_ FirewallPort *ports = NULL;
         size_t n_ports;
         int r;
@@ -185,7 +246,7 @@ static int sets_add_entry(FirewallSets *s, size_t index, const FirewallRule *rul
 
                 r = firewall_prefixes_of_family(rule->src, rule->n_src, family, &src, &n_src);
                 if (r >= 0)
-                        r = firewall_prefixes_of_family(rule->dst, rule->n_dst, family, &dst, &n_dst);
+                        r = firewall_dst_of_family(spec, rule->dst, rule->n_dst, family, &dst, &n_dst);
                 if (r >= 0)
                         r = sets_add_entry_family(s, f, src, n_src, dst, n_dst, ports, n_ports);
         }
@@ -285,7 +346,7 @@ int firewall_sets_build(const FirewallSpec *spec, FirewallSets *ret) {
         if (!raw.own_rules)
                 return -ENOMEM;
         for (size_t i = 0; i < spec->n_filter; i++) {
-                r = sets_add_entry(&raw, i, &spec->filter[i]);
+                r = sets_add_entry(&raw, spec, i, &spec->filter[i]);
                 if (r < 0)
                         return r;
         }

@@ -41,6 +41,13 @@ typedef struct FirewallSets {
 /* Normalizing, shared with firewall-script.c. */
 int firewall_prefixes_of_family(const InAddrPrefix *list, size_t n, int family, InAddrPrefix **ret,
                                 size_t *ret_n);
+/* A filter entry's destinations of one family, normalized, with the mesh's
+ * ranges (spec->mesh) cut out of every wider prefix: a routed destination
+ * never covers a mesh address (policy.c), so that "0.0.0.0/0" granted
+ * through an exit node does not open the exit node's own address in the
+ * input chain. Destinations inside a mesh range (own addresses) stay. */
+int firewall_dst_of_family(const FirewallSpec *spec, const InAddrPrefix *list, size_t n, int family,
+                           InAddrPrefix **ret, size_t *ret_n);
 int firewall_ports_normalize(const FirewallPort *ports, size_t n, FirewallPort **ret, size_t *ret_n);
 
 /* The elements of spec's filter, pairwise disjoint (the kernel refuses

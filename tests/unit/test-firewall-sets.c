@@ -5,6 +5,7 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -139,9 +140,53 @@ static void test_sets_mean_the_filter(void **state) {
         assert_true(elements > 3000); /* the sets were used, not only own rules */
 }
 
+static InAddrPrefix host(const char *a) {
+        char buf[64];
+
+        snprintf(buf, sizeof(buf), "%s/%d", a, strchr(a, ':') ? 128 : 32);
+        return prefix(buf);
+}
+
+static bool accepts(const FirewallSets *sets, const char *src, const char *dst) {
+        InAddrPrefix s = host(src), d = host(dst);
+
+        return firewall_sets_match(sets, s.family, &s.address, &d.address, FIREWALL_PROTO_TCP, 22);
+}
+
+/* A routed destination never covers a mesh address (policy.c): "0.0.0.0/0"
+ * granted through an exit node must not open the exit node's own address
+ * in the input chain (fuzz-policy found it). The node's own address in the
+ * same entry, and the internet, stay open. */
+static void test_sets_exit_leaves_mesh_out(void **state) {
+        InAddrPrefix mesh[] = { prefix("100.64.0.0/10"), prefix("fd7a::/48") };
+        InAddrPrefix src[] = { host("100.64.0.2"), host("fd7a::2") };
+        InAddrPrefix dst[] = { prefix("0.0.0.0/0"), prefix("::/0"), prefix("100.64.0.9/32") };
+        FirewallRule rule = { .src = src, .n_src = 2, .dst = dst, .n_dst = 3 };
+        FirewallSpec spec = { .ifname = "mesh0", .policy = true, .filter = &rule, .n_filter = 1, .mesh = mesh };
+        _cleanup_(firewall_sets_done) FirewallSets open = {}, cut = {};
+
+        assert_int_equal(firewall_sets_build(&spec, &open), 0);
+        assert_true(accepts(&open, "100.64.0.2", "100.64.0.4")); /* without ranges: as before */
+        spec.n_mesh = ELEMENTSOF(mesh);
+        assert_int_equal(firewall_sets_build(&spec, &cut), 0);
+        assert_true(firewall_sets_disjoint(&cut));
+        assert_false(accepts(&cut, "100.64.0.2", "100.64.0.4"));
+        assert_false(accepts(&cut, "100.64.0.2", "100.127.255.255"));
+        assert_false(accepts(&cut, "fd7a::2", "fd7a::4"));
+        assert_true(accepts(&cut, "100.64.0.2", "100.64.0.9"));
+        assert_true(accepts(&cut, "100.64.0.2", "100.63.255.255"));
+        assert_true(accepts(&cut, "100.64.0.2", "100.128.0.0"));
+        assert_true(accepts(&cut, "100.64.0.2", "8.8.8.8"));
+        assert_true(accepts(&cut, "fd7a::2", "fd7a:0:1::1"));
+        assert_true(accepts(&cut, "fd7a::2", "2001:db8::1"));
+        assert_int_equal(cut.n[0][FIREWALL_SET_ALL], 11); /* 10 pieces of 0.0.0.0/0 and the /32 */
+        assert_int_equal(cut.n[1][FIREWALL_SET_ALL], 48);
+}
+
 int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_sets_mean_the_filter),
+                cmocka_unit_test(test_sets_exit_leaves_mesh_out),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }
