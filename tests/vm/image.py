@@ -30,7 +30,7 @@ import tempfile
 import time
 from pathlib import Path
 
-RECIPE_VERSION = "6"
+RECIPE_VERSION = "7"
 SUITE = "bookworm"
 MIRROR = "http://deb.debian.org/debian"
 IMAGE_SIZE = "2G"
@@ -58,6 +58,8 @@ PACKAGES = [
     # dnsmasq (the "outside" DNS server the tests serve a zone with;
     # dnsmasq-base has no unit, nothing starts it by itself)
     "systemd-resolved", "ldnsutils", "dnsmasq-base",
+    # nft(8): test_routes_vm compares `nft list table` text (issue 16)
+    "nftables",
 ]
 # systemd automount uses the kernel's autofs4 module: no autofs package.
 
