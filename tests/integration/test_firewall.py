@@ -358,7 +358,9 @@ def test_real_policy_ports(lab, control, tmp_path):
 
         control.command("policy", "clear")
         wait_until(lambda: table(charlie) is None and table(alpha) is None, 10, what="tables deleted")
-        assert can_connect(bravo, c4, 80)
+        # bravo and charlie were no peers under the policy: the path comes
+        # back with their netmaps and a handshake, after the tables went
+        assert reaches(bravo, c4, 80)
     finally:
         listener.kill()
         listener.wait(5)
