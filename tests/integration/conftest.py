@@ -18,6 +18,11 @@ import meshlab  # noqa: E402
 _netns_problem = None
 
 
+def pytest_configure(config):
+    config.addinivalue_line(
+        "markers", "background: mostly waiting; tools/test runs these in a second pytest beside the rest")
+
+
 def pytest_sessionstart(session):
     global _netns_problem
     _netns_problem = meshlab.netns_usable()

@@ -16,6 +16,8 @@ import threading
 import time
 from pathlib import Path
 
+import pytest
+
 from meshlab import (CLIENT_ADDRESS, ControlApi, LogWatcher, fake_public_key, netns_socket,
                      tls_connect, wait_until, wireguard_go_pid)
 
@@ -294,6 +296,8 @@ def test_sigkill_control_during_registration_burst(lab):
                what="alpha to see a node registered after the restart")
 
 
+# minutes of waiting: tools/test runs it beside the rest of the suite
+@pytest.mark.background
 def test_mesh_survives_control_outage(lab, control, mesh3):
     """The control server's host drops every packet for 150 s — longer than
     WireGuard's 120 s rekey interval. Every ordered pair of nodes keeps
