@@ -19,8 +19,6 @@
 #include "qr.h"
 #include "verbs.h"
 
-DEFINE_TRIVIAL_CLEANUP_FUNC(cJSON *, cJSON_Delete);
-
 /* What every device's configuration names: the hub and the mesh. */
 typedef struct DeviceMesh {
         char *hub_public_key, *hub_endpoint, *ipv4_range, *ipv6_range;
@@ -207,45 +205,21 @@ int verb_devices_add(const ControlArgs *a, const char *name) {
         return r;
 }
 
-static void format_time(int64_t t, char buf[static 32]) {
-        time_t tt = (time_t) t;
-        struct tm tm;
+static int fill_device_json(cJSON *o, const void *items, size_t i) {
+        const StoreNode *dev = (const StoreNode *) items + i;
+        char created[32], expires[32];
 
-        if (!gmtime_r(&tt, &tm) || strftime(buf, 32, "%Y-%m-%dT%H:%M:%SZ", &tm) == 0)
-                snprintf(buf, 32, "%" PRIi64, t);
-}
-
-static int print_devices_json(const StoreNode *devices, size_t n) {
-        _cleanup_(cJSON_Deletep) cJSON *a = cJSON_CreateArray();
-        _cleanup_free_ char *text = NULL;
-
-        if (!a)
-                return log_oom();
-        for (size_t i = 0; i < n; i++) {
-                cJSON *o = cJSON_CreateObject();
-                char created[32], expires[32];
-
-                if (!o || !cJSON_AddItemToArray(a, o)) {
-                        cJSON_Delete(o);
-                        return log_oom();
-                }
-                format_time(devices[i].created, created);
-                format_time(devices[i].expires, expires);
-                if (!cJSON_AddNumberToObject(o, "id", (double) devices[i].id) ||
-                    !cJSON_AddStringToObject(o, "name", devices[i].name) ||
-                    !cJSON_AddStringToObject(o, "ipv4", devices[i].ipv4) ||
-                    !cJSON_AddStringToObject(o, "ipv6", devices[i].ipv6) ||
-                    !cJSON_AddStringToObject(o, "public_key", devices[i].public_key) ||
-                    !cJSON_AddStringToObject(o, "created", created) ||
-                    !(devices[i].expires > 0 ? cJSON_AddStringToObject(o, "expires", expires)
-                                             : cJSON_AddNullToObject(o, "expires")) ||
-                    !cJSON_AddBoolToObject(o, "expired", devices[i].expired))
-                        return log_oom();
-        }
-        text = cJSON_Print(a);
-        if (!text)
-                return log_oom();
-        puts(text);
+        format_utc_time(dev->created, created);
+        format_utc_time(dev->expires, expires);
+        if (!cJSON_AddNumberToObject(o, "id", (double) dev->id) ||
+            !cJSON_AddStringToObject(o, "name", dev->name) || !cJSON_AddStringToObject(o, "ipv4", dev->ipv4) ||
+            !cJSON_AddStringToObject(o, "ipv6", dev->ipv6) ||
+            !cJSON_AddStringToObject(o, "public_key", dev->public_key) ||
+            !cJSON_AddStringToObject(o, "created", created) ||
+            !(dev->expires > 0 ? cJSON_AddStringToObject(o, "expires", expires)
+                               : cJSON_AddNullToObject(o, "expires")) ||
+            !cJSON_AddBoolToObject(o, "expired", dev->expired))
+                return -ENOMEM;
         return 0;
 }
 
@@ -263,9 +237,9 @@ static void print_devices_table(const StoreNode *devices, size_t n) {
         for (size_t i = 0; i < n; i++) {
                 char created[32], expires[32] = "never";
 
-                format_time(devices[i].created, created);
+                format_utc_time(devices[i].created, created);
                 if (devices[i].expires > 0)
-                        format_time(devices[i].expires, expires);
+                        format_utc_time(devices[i].expires, expires);
                 printf("%-*s  %-*s  %-*s  %-*s  %-20s  %s%s\n", w_name, devices[i].name, w_ipv4,
                        devices[i].ipv4, w_ipv6, devices[i].ipv6, w_key, devices[i].public_key, created, expires,
                        devices[i].expired ? "  expired" : "");
@@ -287,7 +261,7 @@ int verb_devices_list(const ControlArgs *a) {
         if (r < 0)
                 return r;
         if (a->json)
-                r = print_devices_json(devices, n);
+                r = print_json_list(devices, n, fill_device_json);
         else
                 print_devices_table(devices, n);
         store_nodes_free(devices, n);

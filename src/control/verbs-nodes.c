@@ -14,16 +14,6 @@
 #include "strv.h"
 #include "verbs.h"
 
-DEFINE_TRIVIAL_CLEANUP_FUNC(cJSON *, cJSON_Delete);
-
-static void format_time(int64_t t, char buf[static 32]) {
-        time_t tt = (time_t) t;
-        struct tm tm;
-
-        if (!gmtime_r(&tt, &tm) || strftime(buf, 32, "%Y-%m-%dT%H:%M:%SZ", &tm) == 0)
-                snprintf(buf, 32, "%" PRIi64, t);
-}
-
 static char *strv_join_comma(char *const *l) {
         size_t size = 1;
         char *s, *p;
@@ -39,44 +29,20 @@ static char *strv_join_comma(char *const *l) {
         return s;
 }
 
-static int print_nodes_json(const StoreNode *nodes, size_t n) {
-        _cleanup_(cJSON_Deletep) cJSON *a = cJSON_CreateArray();
-        _cleanup_free_ char *text = NULL;
+static int fill_node_json(cJSON *o, const void *items, size_t i) {
+        const StoreNode *node = (const StoreNode *) items + i;
+        char created[32];
 
-        if (!a)
-                return log_oom();
-        for (size_t i = 0; i < n; i++) {
-                cJSON *o = cJSON_CreateObject(), *e, *t;
-                char created[32];
-
-                if (!o)
-                        return log_oom();
-                if (!cJSON_AddItemToArray(a, o)) {
-                        cJSON_Delete(o);
-                        return log_oom();
-                }
-                format_time(nodes[i].created, created);
-                if (!cJSON_AddNumberToObject(o, "id", (double) nodes[i].id) ||
-                    !cJSON_AddStringToObject(o, "name", nodes[i].name) ||
-                    !cJSON_AddStringToObject(o, "ipv4", nodes[i].ipv4) ||
-                    !cJSON_AddStringToObject(o, "ipv6", nodes[i].ipv6) ||
-                    !cJSON_AddStringToObject(o, "public_key", nodes[i].public_key) ||
-                    !(e = cJSON_AddArrayToObject(o, "endpoints")) ||
-                    !cJSON_AddStringToObject(o, "created", created) ||
-                    !cJSON_AddBoolToObject(o, "expired", nodes[i].expired) ||
-                    !(t = cJSON_AddArrayToObject(o, "tags")))
-                        return log_oom();
-                for (size_t j = 0; nodes[i].tags && nodes[i].tags[j]; j++)
-                        if (!cJSON_AddItemToArray(t, cJSON_CreateString(nodes[i].tags[j])))
-                                return log_oom();
-                for (size_t j = 0; nodes[i].endpoints[j]; j++)
-                        if (!cJSON_AddItemToArray(e, cJSON_CreateString(nodes[i].endpoints[j])))
-                                return log_oom();
-        }
-        text = cJSON_Print(a);
-        if (!text)
-                return log_oom();
-        puts(text);
+        format_utc_time(node->created, created);
+        if (!cJSON_AddNumberToObject(o, "id", (double) node->id) ||
+            !cJSON_AddStringToObject(o, "name", node->name) ||
+            !cJSON_AddStringToObject(o, "ipv4", node->ipv4) ||
+            !cJSON_AddStringToObject(o, "ipv6", node->ipv6) ||
+            !cJSON_AddStringToObject(o, "public_key", node->public_key) ||
+            json_add_strv(o, "endpoints", node->endpoints) < 0 ||
+            !cJSON_AddStringToObject(o, "created", created) ||
+            !cJSON_AddBoolToObject(o, "expired", node->expired) || json_add_strv(o, "tags", node->tags) < 0)
+                return -ENOMEM;
         return 0;
 }
 
@@ -105,7 +71,7 @@ static int print_nodes_table(const StoreNode *nodes, size_t n) {
 
                 if (!tags)
                         return log_oom();
-                format_time(nodes[i].created, created);
+                format_utc_time(nodes[i].created, created);
                 printf("%-*s  %-*s  %-*s  %-*s  %-*s  %s%s%s%s\n", w_name, nodes[i].name, w_ipv4, nodes[i].ipv4,
                        w_ipv6, nodes[i].ipv6, w_key, nodes[i].public_key, w_ep,
                        endpoints[i][0] ? endpoints[i] : "-", created, nodes[i].expired ? "  expired" : "",
@@ -131,7 +97,7 @@ static int print_held(Store *store) {
         for (size_t i = 0; i < n; i++) {
                 char until[32];
 
-                format_time(held[i].until, until);
+                format_utc_time(held[i].until, until);
                 printf("  %s  %s  %s  held until %s\n", held[i].name, held[i].ipv4, held[i].ipv6, until);
         }
         store_held_free(held, n);
@@ -150,7 +116,7 @@ int verb_nodes_list(const ControlArgs *a) {
         r = store_list_nodes(store, true, &nodes, &n);
         if (r < 0)
                 return r;
-        r = a->json ? print_nodes_json(nodes, n) : print_nodes_table(nodes, n);
+        r = a->json ? print_json_list(nodes, n, fill_node_json) : print_nodes_table(nodes, n);
         store_nodes_free(nodes, n);
         if (r >= 0 && !a->json)
                 r = print_held(store);

@@ -10,31 +10,14 @@
 #include "msg-routes.h"
 #include "verbs.h"
 
-DEFINE_TRIVIAL_CLEANUP_FUNC(cJSON *, cJSON_Delete);
+static int fill_route_json(cJSON *o, const void *items, size_t i) {
+        const StoreRoute *route = (const StoreRoute *) items + i;
 
-static int print_routes_json(const StoreRoute *l, size_t n) {
-        _cleanup_(cJSON_Deletep) cJSON *a = cJSON_CreateArray();
-        _cleanup_free_ char *text = NULL;
-
-        if (!a)
-                return log_oom();
-        for (size_t i = 0; i < n; i++) {
-                cJSON *o = cJSON_CreateObject();
-
-                if (!o || !cJSON_AddItemToArray(a, o)) {
-                        cJSON_Delete(o);
-                        return log_oom();
-                }
-                if (!cJSON_AddStringToObject(o, "node", l[i].node) ||
-                    !cJSON_AddStringToObject(o, "prefix", l[i].prefix) ||
-                    !cJSON_AddStringToObject(o, "state", strna(store_route_state_to_string(l[i].state))) ||
-                    !cJSON_AddBoolToObject(o, "advertised", l[i].advertised))
-                        return log_oom();
-        }
-        text = cJSON_Print(a);
-        if (!text)
-                return log_oom();
-        puts(text);
+        if (!cJSON_AddStringToObject(o, "node", route->node) ||
+            !cJSON_AddStringToObject(o, "prefix", route->prefix) ||
+            !cJSON_AddStringToObject(o, "state", strna(store_route_state_to_string(route->state))) ||
+            !cJSON_AddBoolToObject(o, "advertised", route->advertised))
+                return -ENOMEM;
         return 0;
 }
 
@@ -51,7 +34,7 @@ int verb_routes_list(const ControlArgs *a) {
         if (r < 0)
                 return log_error_errno(r, "Failed to list routes: %m");
         if (a->json)
-                r = print_routes_json(l, n);
+                r = print_json_list(l, n, fill_route_json);
         else {
                 printf("%-24s %-43s %s\n", "NODE", "PREFIX", "STATE");
                 for (size_t i = 0; i < n; i++)

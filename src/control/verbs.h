@@ -4,7 +4,9 @@
 /* The verbs of meshd-control (main.c parses the command line into a
  * ControlArgs and calls one), and what they share (state-dir.c). */
 
+#include <cjson/cJSON.h>
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 #include "acme.h"
@@ -48,6 +50,15 @@ typedef struct ControlArgs {
         AcmeConfig acme;
         char **tags; /* --tag= (authkey create, devices add): strv, sorted */
 } ControlArgs;
+
+/* verbs-print.c: "2026-12-03T16:56:55Z", the number itself when out of range. */
+void format_utc_time(int64_t t, char buf[static 32]);
+/* Adds key: [strings of l] to o; -ENOMEM. */
+int json_add_strv(cJSON *o, const char *key, char *const *l);
+/* Fills one object per item (fill returns < 0 only on OOM) and prints the
+ * array, as --json of the listing verbs does. */
+typedef int (*JsonFillFunc)(cJSON *o, const void *items, size_t i);
+int print_json_list(const void *items, size_t n, JsonFillFunc fill);
 
 int verb_init(const ControlArgs *a);
 int verb_serve(const ControlArgs *a);
