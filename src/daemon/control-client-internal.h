@@ -109,6 +109,7 @@ struct ControlClient {
         unsigned poll_generation; /* bumped by start/stop, so a callback that restarts polling is noticed */
         char *token;
         uint64_t netmap_version;
+        bool replica_changed; /* moved to another URL, no netmap taken from it yet */
         uint64_t backoff_usec;
         ControlReplyCallback poll_callback;
         void *poll_userdata;

@@ -267,8 +267,14 @@ int control_client_start_polling(ControlClient *c, const char *token, uint64_t s
 }
 
 void control_client_set_netmap_version(ControlClient *c, uint64_t version) {
-        if (c)
-                c->netmap_version = version;
+        if (!c)
+                return;
+        c->netmap_version = version;
+        c->replica_changed = false;
+}
+
+bool control_client_replica_changed(const ControlClient *c) {
+        return c && c->replica_changed;
 }
 
 static void poll_reset(ControlClient *c) {

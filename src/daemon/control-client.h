@@ -71,6 +71,12 @@ int control_client_register(ControlClient *c, const char *authkey, const struct 
 int control_client_start_polling(ControlClient *c, const char *token, uint64_t since_version,
                                  ControlReplyCallback callback, void *userdata);
 void control_client_set_netmap_version(ControlClient *c, uint64_t version);
+/* Since the client moved to another replica (control-urls.h), no netmap of
+ * it was taken: the next 200 is that replica's whole netmap, to be applied
+ * even at the version the caller has (its hub differs), but not below it
+ * (a replica a moment behind: then the poll asks again).
+ * control_client_set_netmap_version() ends this. */
+bool control_client_replica_changed(const ControlClient *c);
 void control_client_stop_polling(ControlClient *c);
 /* The underlay changed: abandon the running long-poll and start a new one,
  * on a new connection, at once. A no-op when not polling. */

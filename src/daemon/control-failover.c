@@ -36,6 +36,7 @@ static int on_failback_timer(sd_event_source *s, uint64_t usec, void *userdata) 
                 return 0;
         log_full_errno_fields(LOG_NOTICE, 0, &((LogFields) { .control_url = c->urls[0] }),
                               "Trying the first control server %s again.", c->urls[0]);
+        c->replica_changed = true;
         if (!c->polling)
                 return 0;
         /* the running poll goes: the next one asks from the same version,
@@ -88,6 +89,7 @@ bool failover_note_result(ControlClient *c, const Transfer *t, int r, const char
 
         old = c->urls[c->choice.current];
         now = control_url_failed(&c->choice);
+        c->replica_changed = true;
         log_full_errno_fields(LOG_WARNING, 0, &((LogFields) { .control_url = c->urls[c->choice.current] }),
                               "Control server %s failed (%s), switching to %s.", old, strna(message),
                               c->urls[c->choice.current]);

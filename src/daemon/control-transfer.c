@@ -338,8 +338,13 @@ static int poll_start(ControlClient *c) {
         int r;
 
         /* with a version to build on, a delta is welcome (docs/protocol.md) */
-        (void) snprintf(path, sizeof(path), "/v1/netmap?since=%" PRIu64 "&timeout=%d%s", c->netmap_version,
-                        POLL_SERVER_TIMEOUT_SEC, c->netmap_version > 0 ? "&delta=1" : "");
+        /* On another replica, the first poll asks for its whole netmap at
+         * once: the mesh's version is the same on every replica, the hub
+         * and relay it names are not (docs/replicas.md). */
+        uint64_t since = c->replica_changed ? 0 : c->netmap_version;
+
+        (void) snprintf(path, sizeof(path), "/v1/netmap?since=%" PRIu64 "&timeout=%d%s", since,
+                        POLL_SERVER_TIMEOUT_SEC, since > 0 ? "&delta=1" : "");
         r = transfer_new(c, TRANSFER_POLL, path, c->token, NULL, POLL_TIMEOUT_MS, &t);
         if (r < 0)
                 return r;
@@ -393,6 +398,7 @@ fail:
 static void poll_done(ControlClient *c, Transfer *t, int r, const char *message, bool retry_now) {
         unsigned generation = c->poll_generation;
         uint64_t version = c->netmap_version;
+        bool replica_changed = c->replica_changed;
 
         if (r == 1) { /* 304: nothing changed within the server's timeout */
                 c->connected = true;
@@ -423,7 +429,7 @@ static void poll_done(ControlClient *c, Transfer *t, int r, const char *message,
 
         /* A netmap the caller did not accept (version not advanced) would
          * come back at once: back off as after an error instead of spinning. */
-        if (r >= 0 && c->netmap_version != version) {
+        if (r >= 0 && (c->netmap_version != version || (replica_changed && !c->replica_changed))) {
                 c->backoff_usec = 0;
                 poll_schedule(c, 0);
         } else if (retry_now)
