@@ -470,6 +470,35 @@ class Control(Daemon):
     def remove_node(self, name):
         return self.command("nodes", "remove", name)
 
+    # the files a state directory held before the store kept the mesh's
+    # secrets (src/control/mesh-secrets.h): setting, and which half
+    SECRET_FILES = {"tls-key.pem": ("tls_pem", 0), "tls-cert.pem": ("tls_pem", 1),
+                    "ca-key.pem": ("ca_pem", 0), "ca-cert.pem": ("ca_pem", 1)}
+
+    def setting(self, key: str) -> str | None:
+        """A setting of the database, read as another process would."""
+        import sqlite3
+        db = sqlite3.connect(f"file:{self.state_dir / 'control.db'}?mode=ro", uri=True, timeout=10)
+        try:
+            row = db.execute("SELECT value FROM settings WHERE key = ?", (key,)).fetchone()
+        finally:
+            db.close()
+        return row[0] if row else None
+
+    def secret_file(self, name: str) -> Path:
+        """NAME of SECRET_FILES as a file (0600, in the lab's directory) for
+        the tools that want one: the text the store keeps."""
+        setting, half = self.SECRET_FILES[name]
+        text = self.setting(setting)
+        assert text, f"the database holds no {setting}"
+        cut = text.index("-----BEGIN CERTIFICATE-----")
+        d = self.lab.dir / "control-secrets"
+        d.mkdir(mode=0o700, exist_ok=True)
+        path = d / name
+        path.touch(mode=0o600)
+        path.write_text(text[cut:] if half else text[:cut])
+        return path
+
 
 class ControlReplica(Control):
     """A second `meshd-control serve` on the primary's database (its state

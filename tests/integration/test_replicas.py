@@ -158,3 +158,53 @@ def test_replica_that_vanishes_without_a_word(lab, tmp_path):
     print(f"b silent → bravo has a change from a: {took:.2f} s")
     assert active(bravo) == a.url
     assert_same_version((alpha, bravo))
+
+
+def test_serve_moves_an_older_state_directory_into_the_database(lab):
+    """A state directory from before the store kept the secrets (hub.key,
+    tls-*.pem, ca-*.pem beside control.db): two replicas started on it at
+    the same moment move them in once and agree; the pin and the hub key
+    stay what they were, and a node joins through either."""
+    a = lab.add_control(start=False)
+    old = {name: a.secret_file(name).read_text() for name in a.SECRET_FILES}
+    hub_private = a.setting("hub_private_key")
+    import sqlite3
+    db = sqlite3.connect(a.state_dir / "control.db", timeout=10)
+    with db:
+        db.execute("DELETE FROM settings WHERE key IN ('hub_private_key', 'tls_pem', 'ca_pem')")
+    db.close()
+    for name, text in old.items():
+        (a.state_dir / name).write_text(text)
+        (a.state_dir / name).chmod(0o600)
+    priv = write_key_file(a.state_dir / "hub.key", hub_private)
+    assert priv.stat().st_mode & 0o777 == 0o600
+
+    b = lab.add_control_replica(start=False)
+    a.start()
+    b.start()
+    a.wait_ready(20)
+    b.wait_ready(20)
+    assert a.setting("tls_pem") == old["tls-key.pem"] + old["tls-cert.pem"]
+    assert a.setting("ca_pem") == old["ca-key.pem"] + old["ca-cert.pem"]
+    assert a.setting("hub_private_key") == hub_private
+    moved = sum(d.log.read_text().count("Moved the TLS key and certificate") for d in (a, b))
+    assert moved == 1, "both replicas imported the TLS identity"
+
+    key = a.authkey(reusable=True)
+    alpha = lab.add_node("alpha", authkey=key, extra_mesh={"ControlURL": f"{a.url} {b.url}"})
+    bravo = lab.add_node("bravo", authkey=key, extra_mesh={"ControlURL": f"{b.url}, {a.url}"})
+    for n in (alpha, bravo):
+        n.start()
+    for n in (alpha, bravo):
+        n.wait_ready(30)
+    wait_peers((alpha, bravo), {"alpha": {"bravo"}, "bravo": {"alpha"}}, "joined", timeout=10)
+    assert active(alpha) == a.url and active(bravo) == b.url
+    assert netmap(alpha)["hub"]["public_key"] == netmap(bravo)["hub"]["public_key"]
+    # node.json keeps the whole list
+    assert json.loads((bravo.state_dir / "node.json").read_text())["control_url"] == f"{b.url}, {a.url}"
+
+
+def write_key_file(path, private_b64):
+    path.touch(mode=0o600)
+    path.write_text(private_b64 + "\n")
+    return path
