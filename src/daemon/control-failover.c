@@ -9,6 +9,7 @@
 
 #include "control-client-internal.h"
 #include "log.h"
+#include "messages.h"
 
 static const char *transfer_path(TransferKind kind) {
         return kind == TRANSFER_ENDPOINTS ? "/v1/endpoints" : "/v1/routes";
@@ -34,7 +35,8 @@ static int on_failback_timer(sd_event_source *s, uint64_t usec, void *userdata) 
 
         if (!control_url_fail_back(&c->choice))
                 return 0;
-        log_full_errno_fields(LOG_NOTICE, 0, &((LogFields) { .control_url = c->urls[0] }),
+        log_full_errno_fields(LOG_NOTICE, 0,
+                              &((LogFields) { .message_id = MESSAGE_CONTROL_URL, .control_url = c->urls[0] }),
                               "Trying the first control server %s again.", c->urls[0]);
         c->replica_changed = true;
         if (!c->polling)
@@ -90,7 +92,9 @@ bool failover_note_result(ControlClient *c, const Transfer *t, int r, const char
         old = c->urls[c->choice.current];
         now = control_url_failed(&c->choice);
         c->replica_changed = true;
-        log_full_errno_fields(LOG_WARNING, 0, &((LogFields) { .control_url = c->urls[c->choice.current] }),
+        log_full_errno_fields(LOG_WARNING, 0,
+                              &((LogFields) { .message_id = MESSAGE_CONTROL_URL,
+                                              .control_url = c->urls[c->choice.current] }),
                               "Control server %s failed (%s), switching to %s.", old, strna(message),
                               c->urls[c->choice.current]);
         failback_arm(c);
