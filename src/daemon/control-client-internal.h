@@ -141,7 +141,9 @@ void on_curl_done(CurlEvent *ce, CURL *easy, CURLcode result, void *userdata);
  * with MESHD_CONTROL_URL=). Returns true when the request should be made
  * again at once, on the URL now current. */
 bool failover_note_result(ControlClient *c, const Transfer *t, int r, const char *message);
-/* POST /v1/endpoints or /v1/routes once more, on the URL now current. */
+/* A join's challenge or register, or POST /v1/endpoints or /v1/routes,
+ * once more on the URL now current (its callback kept); -EOPNOTSUPP for
+ * the other requests. */
 int failover_resend(ControlClient *c, const Transfer *t, Transfer **slot);
 
 /* control-client.c: the free itself, once no callback runs */

@@ -11,8 +11,22 @@
 #include "log.h"
 #include "messages.h"
 
+/* The requests made again on the next replica: NULL for the others (the
+ * poll has its own loop; CA and certificate requests their keeper's
+ * retries). */
 static const char *transfer_path(TransferKind kind) {
-        return kind == TRANSFER_ENDPOINTS ? "/v1/endpoints" : "/v1/routes";
+        switch (kind) {
+        case TRANSFER_CHALLENGE:
+                return "/v1/challenge";
+        case TRANSFER_REGISTER:
+                return "/v1/register";
+        case TRANSFER_ENDPOINTS:
+                return "/v1/endpoints";
+        case TRANSFER_ROUTES:
+                return "/v1/routes";
+        default:
+                return NULL;
+        }
 }
 
 /* What a dead replica, or one that lost its database, looks like; not a
@@ -102,16 +116,21 @@ bool failover_note_result(ControlClient *c, const Transfer *t, int r, const char
 }
 
 int failover_resend(ControlClient *c, const Transfer *t, Transfer **slot) {
+        const char *path = transfer_path(t->kind);
+        /* a join has no token yet; endpoints and routes go with the poll's */
+        bool needs_token = t->kind == TRANSFER_ENDPOINTS || t->kind == TRANSFER_ROUTES;
         Transfer *n;
         char *body;
         int r;
 
-        if (!t->request_body || !c->token)
+        if (!path || !t->request_body)
+                return -EOPNOTSUPP;
+        if (needs_token && !c->token)
                 return -ENOTCONN;
         body = strdup(t->request_body);
         if (!body)
                 return -ENOMEM;
-        r = transfer_new(c, t->kind, transfer_path(t->kind), c->token, body, REQUEST_TIMEOUT_MS, &n);
+        r = transfer_new(c, t->kind, path, needs_token ? c->token : NULL, body, REQUEST_TIMEOUT_MS, &n);
         if (r < 0)
                 return r;
         n->callback = t->callback;

@@ -337,8 +337,8 @@ static int poll_start(ControlClient *c) {
         Transfer *t;
         int r;
 
-        /* with a version to build on, a delta is welcome (docs/protocol.md) */
-        /* On another replica, the first poll asks for its whole netmap at
+        /* With a version to build on, a delta is welcome (docs/protocol.md).
+         * On another replica, the first poll asks for its whole netmap at
          * once: the mesh's version is the same on every replica, the hub
          * and relay it names are not (docs/replicas.md). */
         uint64_t since = c->replica_changed ? 0 : c->netmap_version;
@@ -463,9 +463,13 @@ static void transfer_done(ControlClient *c, Transfer *t, CURLcode code) {
         case TRANSFER_REGISTER:
         case TRANSFER_CA:
         case TRANSFER_CERT:
-                if (t->kind == TRANSFER_REGISTER || t->kind == TRANSFER_CHALLENGE)
+                if (t->kind == TRANSFER_REGISTER || t->kind == TRANSFER_CHALLENGE) {
                         c->register_transfer = NULL;
-                else if (t->kind == TRANSFER_CA)
+                        /* a join goes on at the next replica: they share the
+                         * challenge secret, so either step may move */
+                        if (retry_now && failover_resend(c, t, &c->register_transfer) >= 0)
+                                break;
+                } else if (t->kind == TRANSFER_CA)
                         c->ca_transfer = NULL;
                 else
                         c->cert_transfer = NULL;

@@ -164,7 +164,8 @@ def test_serve_moves_an_older_state_directory_into_the_database(lab):
     """A state directory from before the store kept the secrets (hub.key,
     tls-*.pem, ca-*.pem beside control.db): two replicas started on it at
     the same moment move them in once and agree; the pin and the hub key
-    stay what they were, and a node joins through either."""
+    stay what they were, and a node joins through either, or through the
+    second URL of its list when the first refuses."""
     a = lab.add_control(start=False)
     old = {name: a.secret_file(name).read_text() for name in a.SECRET_FILES}
     hub_private = a.setting("hub_private_key")
@@ -202,6 +203,15 @@ def test_serve_moves_an_older_state_directory_into_the_database(lab):
     assert netmap(alpha)["hub"]["public_key"] == netmap(bravo)["hub"]["public_key"]
     # node.json keeps the whole list
     assert json.loads((bravo.state_dir / "node.json").read_text())["control_url"] == f"{b.url}, {a.url}"
+
+    # a join whose first URL refuses goes on at the next
+    dead = f"https://{a.address}:{a.port + 1}"
+    charlie = lab.add_node("charlie", authkey=key, extra_mesh={"ControlURL": f"{dead} {b.url}"})
+    charlie.start()
+    charlie.wait_ready(30)
+    assert active(charlie) == b.url
+    wait_peers((alpha, bravo, charlie), {"alpha": {"bravo", "charlie"}, "bravo": {"alpha", "charlie"},
+                                         "charlie": {"alpha", "bravo"}}, "charlie joined through b")
 
 
 def write_key_file(path, private_b64):
