@@ -105,20 +105,31 @@ static int make_name_constraints(const char *domain, const char *ipv4_range, con
         return 0;
 }
 
-int ca_generate(const char *dir, const char *domain, const char *ipv4_range, const char *ipv6_range) {
+/* key || certificate, one PEM text: the two always travel together */
+static int pem_concat(const gnutls_datum_t *key, const gnutls_datum_t *crt, char **ret) {
+        char *p = malloc((size_t) key->size + crt->size + 1);
+
+        if (!p)
+                return log_oom();
+        memcpy(p, key->data, key->size);
+        memcpy(p + key->size, crt->data, crt->size);
+        p[key->size + crt->size] = 0;
+        *ret = p;
+        return 0;
+}
+
+int ca_generate(const char *domain, const char *ipv4_range, const char *ipv6_range, char **ret_pem) {
         _cleanup_(gnutls_x509_privkey_deinitp) gnutls_x509_privkey_t key = NULL;
         _cleanup_(gnutls_x509_crt_deinitp) gnutls_x509_crt_t crt = NULL;
         _cleanup_(gnutls_x509_name_constraints_deinitp) gnutls_x509_name_constraints_t nc = NULL;
         _cleanup_datum_ gnutls_datum_t key_pem = {}, crt_pem = {};
-        _cleanup_free_ char *cn = NULL, *key_path = NULL, *crt_path = NULL;
+        _cleanup_free_ char *cn = NULL;
         unsigned char serial[16], key_id[KEY_ID_MAX];
         size_t key_id_size = sizeof(key_id);
         time_t now = time(NULL);
         int rc, r;
 
-        if (asprintf(&cn, "meshd CA for %s", domain) < 0 ||
-            asprintf(&key_path, "%s/%s", dir, CA_KEY_FILE) < 0 ||
-            asprintf(&crt_path, "%s/%s", dir, CA_CERT_FILE) < 0)
+        if (asprintf(&cn, "meshd CA for %s", domain) < 0)
                 return log_oom();
 
         rc = gnutls_x509_privkey_init(&key);
@@ -163,34 +174,21 @@ int ca_generate(const char *dir, const char *domain, const char *ipv4_range, con
                 rc = gnutls_x509_crt_export2(crt, GNUTLS_X509_FMT_PEM, &crt_pem);
         if (rc < 0)
                 return log_gnutls_error(rc, "Failed to encode the CA");
-
-        /* the certificate last: ca_load() looks for it, so a CA without its
-         * key is never half there */
-        r = write_file_atomic(key_path, key_pem.data, key_pem.size, 0600);
+        r = pem_concat(&key_pem, &crt_pem, ret_pem);
         explicit_bzero(key_pem.data, key_pem.size);
-        if (r < 0)
-                return log_error_errno(r, "Failed to write %s: %m", key_path);
-        r = write_file_atomic(crt_path, crt_pem.data, crt_pem.size, 0600);
-        if (r < 0)
-                return log_error_errno(r, "Failed to write %s: %m", crt_path);
-        return 0;
+        return r;
 }
 
-int ca_load(const char *dir, CertAuthority **ret) {
-        _cleanup_(ca_freep) CertAuthority *ca = NULL;
-        _cleanup_free_ char *key_path = NULL, *crt_path = NULL, *key_pem = NULL;
+int ca_read_files(const char *dir, char **ret_pem) {
+        _cleanup_free_ char *key_path = NULL, *crt_path = NULL, *key_pem = NULL, *crt_pem = NULL;
         size_t key_len = 0, crt_len = 0;
-        unsigned critical;
-        int rc, r;
+        int r;
 
         if (asprintf(&key_path, "%s/%s", dir, CA_KEY_FILE) < 0 ||
             asprintf(&crt_path, "%s/%s", dir, CA_CERT_FILE) < 0)
                 return log_oom();
-        ca = calloc(1, sizeof(*ca));
-        if (!ca)
-                return log_oom();
-
-        r = read_full_file(crt_path, PEM_MAX, &ca->crt_pem, &crt_len);
+        /* the certificate was written last: without it there is no CA */
+        r = read_full_file(crt_path, PEM_MAX, &crt_pem, &crt_len);
         if (r == -ENOENT)
                 return r;
         if (r < 0)
@@ -198,24 +196,53 @@ int ca_load(const char *dir, CertAuthority **ret) {
         r = read_full_file(key_path, PEM_MAX, &key_pem, &key_len);
         if (r < 0)
                 return log_error_errno(r, "Failed to read %s: %m", key_path);
+        r = pem_concat(&(gnutls_datum_t) { (unsigned char *) key_pem, (unsigned) key_len },
+                       &(gnutls_datum_t) { (unsigned char *) crt_pem, (unsigned) crt_len }, ret_pem);
+        explicit_bzero(key_pem, key_len);
+        return r;
+}
+
+int ca_pem_split(const char *pem, size_t *ret_key_len, const char **ret_crt) {
+        const char *crt = strstr(pem, "-----BEGIN CERTIFICATE-----");
+
+        if (!crt || crt == pem)
+                return -EBADMSG;
+        *ret_key_len = (size_t) (crt - pem);
+        *ret_crt = crt;
+        return 0;
+}
+
+int ca_load(const char *pem, CertAuthority **ret) {
+        _cleanup_(ca_freep) CertAuthority *ca = NULL;
+        const char *crt_text;
+        size_t key_len;
+        unsigned critical;
+        int rc;
+
+        if (ca_pem_split(pem, &key_len, &crt_text) < 0)
+                return log_error_errno(-EBADMSG, "The stored mesh CA is not a key and a certificate.");
+        ca = calloc(1, sizeof(*ca));
+        if (!ca)
+                return log_oom();
+        ca->crt_pem = strdup(crt_text);
+        if (!ca->crt_pem)
+                return log_oom();
 
         rc = gnutls_x509_crt_init(&ca->crt);
         if (rc >= 0)
                 rc = gnutls_x509_crt_import(ca->crt,
                                             &(gnutls_datum_t) { (unsigned char *) ca->crt_pem,
-                                                                (unsigned) crt_len },
+                                                                (unsigned) strlen(ca->crt_pem) },
                                             GNUTLS_X509_FMT_PEM);
         if (rc < 0)
-                return log_gnutls_error(rc, crt_path);
+                return log_gnutls_error(rc, "The stored mesh CA certificate");
         rc = gnutls_x509_privkey_init(&ca->key);
         if (rc >= 0)
                 rc = gnutls_x509_privkey_import(ca->key,
-                                                &(gnutls_datum_t) { (unsigned char *) key_pem,
-                                                                    (unsigned) key_len },
+                                                &(gnutls_datum_t) { (unsigned char *) pem, (unsigned) key_len },
                                                 GNUTLS_X509_FMT_PEM);
-        explicit_bzero(key_pem, key_len);
         if (rc < 0)
-                return log_gnutls_error(rc, key_path);
+                return log_gnutls_error(rc, "The stored mesh CA key");
 
         ca->key_id_size = sizeof(ca->key_id);
         rc = gnutls_x509_crt_get_subject_key_id(ca->crt, ca->key_id, &ca->key_id_size, &critical);

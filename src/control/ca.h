@@ -23,12 +23,18 @@
 
 typedef struct CertAuthority CertAuthority;
 
-/* Writes CA_KEY_FILE (0600) and CA_CERT_FILE into dir, atomically, the
- * certificate last. ipv4_range, ipv6_range: "ADDR/LEN" (ipv6_range may be
- * NULL). */
-int ca_generate(const char *dir, const char *domain, const char *ipv4_range, const char *ipv6_range);
-/* -ENOENT when dir holds no CA yet. */
-int ca_load(const char *dir, CertAuthority **ret);
+/* A new CA: its key and certificate as one PEM text (the key first) into
+ * ret_pem, which the store keeps (setting "ca_pem"). ipv4_range,
+ * ipv6_range: "ADDR/LEN" (ipv6_range may be NULL). */
+int ca_generate(const char *domain, const char *ipv4_range, const char *ipv6_range, char **ret_pem);
+/* The CA files of a state directory from before the store kept it, as one
+ * PEM text like ca_generate()'s: -ENOENT when dir holds none. */
+int ca_read_files(const char *dir, char **ret_pem);
+/* The key's length in pem and where its certificate starts; -EBADMSG when
+ * pem is not a key followed by a certificate. */
+int ca_pem_split(const char *pem, size_t *ret_key_len, const char **ret_crt);
+/* From ca_generate()'s text. */
+int ca_load(const char *pem, CertAuthority **ret);
 CertAuthority *ca_free(CertAuthority *ca);
 DEFINE_TRIVIAL_CLEANUP_FUNC(CertAuthority *, ca_free);
 

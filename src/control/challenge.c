@@ -48,8 +48,12 @@ int challenge_secret_load(Store *store, ChallengeSecret *ret) {
         /* made once, like the CA, by init or by the first serve of an older mesh */
         randombytes_buf(ret->data, sizeof(ret->data));
         sodium_bin2base64(b64, sizeof(b64), ret->data, sizeof(ret->data), sodium_base64_VARIANT_ORIGINAL);
-        r = store_set_setting(store, SETTING, b64);
+        /* set once: of two replicas that start together, one secret wins
+         * and both use it, so a challenge of one is good at the other */
+        r = store_set_setting_once(store, SETTING, b64);
         sodium_memzero(b64, sizeof(b64));
+        if (r == -EEXIST)
+                return challenge_secret_load(store, ret);
         if (r < 0)
                 return log_error_errno(r, "Failed to store the challenge secret: %m");
         return 0;

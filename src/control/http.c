@@ -21,6 +21,7 @@
 #include "dns-server.h"
 #include "http-internal.h"
 #include "log.h"
+#include "mesh-secrets.h"
 #include "time-util.h"
 #include "tls.h"
 
@@ -338,7 +339,7 @@ int server_new(Store *store, const char *state_dir, const char *listen, Server *
         if (!endpoint_format(&s->listen, s->listen_text, sizeof(s->listen_text)))
                 return log_error_errno(-EINVAL, "Invalid listen address '%s'.", listen);
 
-        r = tls_read_credentials(state_dir, &s->key_pem, &s->cert_pem);
+        r = mesh_tls_credentials(s->store, &s->key_pem, &s->cert_pem);
         if (r < 0)
                 return r;
         r = store_get_version(s->store, &s->version);

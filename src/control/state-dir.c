@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* What the verbs of meshd-control share: the files of the state directory,
- * the database in it, and the hub's key and endpoint (init and serve). */
+ * the database in it, and the hub's endpoint (init and serve). */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -9,8 +9,6 @@
 #include "endpoint.h"
 #include "log.h"
 #include "verbs.h"
-
-#define HUB_KEY_FILE "hub.key"
 
 int state_path(const ControlArgs *a, const char *name, char **ret) {
         return asprintf(ret, "%s/%s", a->state_dir, name) < 0 ? log_oom() : 0;
@@ -98,51 +96,5 @@ int hub_endpoint_from_args(const ControlArgs *a, const char *url, char **ret) {
         r = hub_endpoint_parse(text, ret);
         if (r < 0)
                 return r == -ENOMEM ? log_oom() : log_error_errno(r, "Invalid hub endpoint '%s'.", text);
-        return 0;
-}
-
-/* Creates hub.key when missing: by init, and on the first serve of a mesh
- * made before the hub existed. Records its public half in the database, so
- * that no node can register with it. */
-int hub_key_load(const ControlArgs *a, Store *store, bool create_only, WgKey *ret_private,
-                 char ret_public[static WG_KEY_B64_LEN + 1]) {
-        _cleanup_free_ char *path = NULL, *stored = NULL;
-        WgKey key, pub;
-        int r;
-
-        r = state_path(a, HUB_KEY_FILE, &path);
-        if (r < 0)
-                return r;
-        r = create_only ? -ENOENT : key_read_file(path, true, &key);
-        if (r == -ENOENT) {
-                r = key_generate_private(&key);
-                if (r < 0)
-                        return log_error_errno(r, "Failed to generate the hub key: %m");
-                r = key_write_file(path, &key);
-                if (r < 0) {
-                        explicit_bzero(&key, sizeof(key));
-                        return log_error_errno(r, "Failed to write %s: %m", path);
-                }
-                if (!create_only)
-                        log_info("Created the hub key %s.", path);
-        } else if (r < 0)
-                return log_error_errno(r, "Failed to read the hub key %s: %m", path);
-
-        r = key_public_from_private(&key, &pub);
-        if (r < 0) {
-                explicit_bzero(&key, sizeof(key));
-                return log_error_errno(r, "Failed to derive the hub's public key: %m");
-        }
-        key_to_base64(&pub, ret_public);
-        if (store_get_setting(store, "hub_public_key", &stored) < 0 || !streq(stored, ret_public)) {
-                r = store_set_setting(store, "hub_public_key", ret_public);
-                if (r < 0) {
-                        explicit_bzero(&key, sizeof(key));
-                        return r;
-                }
-        }
-        if (ret_private)
-                *ret_private = key;
-        explicit_bzero(&key, sizeof(key));
         return 0;
 }

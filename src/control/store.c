@@ -325,6 +325,25 @@ int store_set_setting(Store *s, const char *key, const char *value) {
         return r < 0 ? r : 0;
 }
 
+/* ---- store_set_setting_once(): SQLite's; pgstore has its own */
+
+int store_set_setting_once(Store *s, const char *key, const char *value) {
+        _cleanup_(sqlite3_finalizep) sqlite3_stmt *stmt = NULL;
+        int r;
+
+        /* one statement: two processes that race both try, one row wins */
+        r = store_prepare(s, "INSERT INTO settings (key, value) VALUES (?1, ?2) ON CONFLICT (key) DO NOTHING",
+                          &stmt);
+        if (r < 0)
+                return r;
+        sqlite3_bind_text(stmt, 1, key, -1, SQLITE_STATIC);
+        sqlite3_bind_text(stmt, 2, value, -1, SQLITE_STATIC);
+        r = store_step(s, stmt);
+        if (r < 0)
+                return r;
+        return sqlite3_changes(s->db) > 0 ? 0 : -EEXIST;
+}
+
 int store_init_settings(Store *s, const char *url, const char *domain, const char *ipv4_range,
                         const char *ipv6_range) {
         const char *const pairs[][2] = {

@@ -71,6 +71,10 @@ int store_get_setting(Store *s, const char *key, char **ret);
 /* Inserts or replaces one setting (hub_public_key, hub_endpoint, …). */
 int store_set_setting(Store *s, const char *key, const char *value);
 
+/* Inserts a setting only when it is not there yet: -EEXIST when it is (its
+ * value unchanged). Two replicas that start together agree on one value. */
+int store_set_setting_once(Store *s, const char *key, const char *value);
+
 /* The mesh-wide netmap version (≥ 1). */
 int store_get_version(Store *s, uint64_t *ret);
 /* Whether another process (meshd-control nodes remove, …) committed a

@@ -13,6 +13,7 @@
 #include <sys/random.h>
 #include <sys/stat.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "fileio.h"
 #include "gnutls-util.h"
@@ -20,18 +21,6 @@
 #include "tls.h"
 
 #define PEM_MAX (64 * 1024)
-
-static int write_secret_file(const char *dir, const char *name, const void *data, size_t size) {
-        _cleanup_free_ char *path = NULL;
-        int r;
-
-        if (asprintf(&path, "%s/%s", dir, name) < 0)
-                return log_oom();
-        r = write_file_atomic(path, data, size, 0600);
-        if (r < 0)
-                return log_error_errno(r, "Failed to write %s: %m", path);
-        return 0;
-}
 
 static int read_file(const char *dir, const char *name, char **ret, size_t *ret_size) {
         _cleanup_free_ char *path = NULL;
@@ -87,33 +76,55 @@ int tls_pin_from_cert_pem(const char *pem, size_t len, char **ret_pin) {
         return pin_from_crt(crt, ret_pin);
 }
 
-int tls_read_pin(const char *dir, char **ret_pin) {
-        _cleanup_free_ char *pem = NULL;
-        size_t len;
+int tls_read_files(const char *dir, char **ret_pem) {
+        _cleanup_free_ char *key = NULL, *cert = NULL, *path = NULL;
+        size_t key_len = 0, cert_len = 0;
         int r;
 
-        r = read_file(dir, TLS_CERT_FILE, &pem, &len);
-        if (r < 0)
-                return r;
-        return tls_pin_from_cert_pem(pem, len, ret_pin);
+        if (asprintf(&path, "%s/%s", dir, TLS_CERT_FILE) < 0)
+                return log_oom();
+        if (access(path, F_OK) < 0 && errno == ENOENT)
+                return -ENOENT;
+        r = read_file(dir, TLS_KEY_FILE, &key, &key_len);
+        if (r >= 0)
+                r = read_file(dir, TLS_CERT_FILE, &cert, &cert_len);
+        if (r >= 0 && asprintf(ret_pem, "%s%s", key, cert) < 0)
+                r = log_oom();
+        if (key)
+                explicit_bzero(key, key_len);
+        return r;
 }
 
-int tls_read_credentials(const char *dir, char **ret_key_pem, char **ret_cert_pem) {
+int tls_split(const char *pem, char **ret_key_pem, char **ret_cert_pem) {
+        const char *crt = strstr(pem, "-----BEGIN CERTIFICATE-----");
         _cleanup_free_ char *key = NULL, *cert = NULL;
-        size_t key_len = 0;
+
+        if (!crt || crt == pem)
+                return log_error_errno(-EBADMSG, "The stored TLS identity is not a key and a certificate.");
+        key = strndup(pem, (size_t) (crt - pem));
+        cert = strdup(crt);
+        if (!key || !cert) {
+                if (key)
+                        explicit_bzero(key, strlen(key));
+                return log_oom();
+        }
+        if (ret_key_pem)
+                *ret_key_pem = TAKE_PTR(key);
+        else
+                explicit_bzero(key, strlen(key));
+        if (ret_cert_pem)
+                *ret_cert_pem = TAKE_PTR(cert);
+        return 0;
+}
+
+int tls_pin(const char *pem, char **ret_pin) {
+        _cleanup_free_ char *cert = NULL;
         int r;
 
-        r = read_file(dir, TLS_KEY_FILE, &key, &key_len);
+        r = tls_split(pem, NULL, &cert);
         if (r < 0)
                 return r;
-        r = read_file(dir, TLS_CERT_FILE, &cert, NULL);
-        if (r < 0) {
-                explicit_bzero(key, key_len);
-                return r;
-        }
-        *ret_key_pem = TAKE_PTR(key);
-        *ret_cert_pem = TAKE_PTR(cert);
-        return 0;
+        return tls_pin_from_cert_pem(cert, strlen(cert), ret_pin);
 }
 
 static int crt_set_subject(gnutls_x509_crt_t crt, const char *host) {
@@ -137,7 +148,7 @@ static int crt_set_subject(gnutls_x509_crt_t crt, const char *host) {
         return 0;
 }
 
-int tls_generate(const char *dir, const char *host, char **ret_pin) {
+int tls_generate(const char *host, char **ret_pem) {
         _cleanup_(gnutls_x509_privkey_deinitp) gnutls_x509_privkey_t key = NULL;
         _cleanup_(gnutls_x509_crt_deinitp) gnutls_x509_crt_t crt = NULL;
         _cleanup_datum_ gnutls_datum_t key_pem = {}, crt_pem = {};
@@ -184,13 +195,8 @@ int tls_generate(const char *dir, const char *host, char **ret_pin) {
         if (rc < 0)
                 return log_gnutls_error(rc, "Failed to encode certificate");
 
-        r = write_secret_file(dir, TLS_KEY_FILE, key_pem.data, key_pem.size);
+        r = asprintf(ret_pem, "%.*s%.*s", (int) key_pem.size, (const char *) key_pem.data, (int) crt_pem.size,
+                     (const char *) crt_pem.data);
         explicit_bzero(key_pem.data, key_pem.size);
-        if (r < 0)
-                return r;
-        r = write_secret_file(dir, TLS_CERT_FILE, crt_pem.data, crt_pem.size);
-        if (r < 0)
-                return r;
-
-        return pin_from_crt(crt, ret_pin);
+        return r < 0 ? log_oom() : 0;
 }

@@ -11,10 +11,16 @@
 #define TLS_KEY_FILE "tls-key.pem"
 #define TLS_CERT_FILE "tls-cert.pem"
 
-/* Writes TLS_KEY_FILE and TLS_CERT_FILE into dir (mode 0600, atomically).
- * host: DNS name or IP address, for the subject CN and subjectAltName. */
-int tls_generate(const char *dir, const char *host, char **ret_pin);
+/* A new key and self-signed certificate as one PEM text (the key first),
+ * which the store keeps (setting "tls_pem"). host: DNS name or IP address,
+ * for the subject CN and subjectAltName. */
+int tls_generate(const char *host, char **ret_pem);
+/* The files of a state directory from before the store kept them, as one
+ * text like tls_generate()'s: -ENOENT when dir holds none. */
+int tls_read_files(const char *dir, char **ret_pem);
+/* tls_generate()'s text into the PEM texts MHD_OPTION_HTTPS_MEM_KEY/CERT
+ * want (either may be NULL). */
+int tls_split(const char *pem, char **ret_key_pem, char **ret_cert_pem);
 int tls_pin_from_cert_pem(const char *pem, size_t len, char **ret_pin);
-int tls_read_pin(const char *dir, char **ret_pin);
-/* PEM texts, as MHD_OPTION_HTTPS_MEM_KEY/CERT want them. */
-int tls_read_credentials(const char *dir, char **ret_key_pem, char **ret_cert_pem);
+/* The pin of tls_generate()'s text. */
+int tls_pin(const char *pem, char **ret_pin);

@@ -5,7 +5,7 @@
 #include <time.h>
 
 #include "log.h"
-#include "tls.h"
+#include "mesh-secrets.h"
 #include "verbs.h"
 
 #define AUTHKEY_PREFIX "mskey-"
@@ -22,7 +22,7 @@ int verb_authkey_create(const ControlArgs *a) {
         r = store_get_setting(store, "url", &url);
         if (r < 0)
                 return log_error_errno(r, "Database has no server URL: %m");
-        r = tls_read_pin(a->state_dir, &pin);
+        r = mesh_tls_pin(store, &pin);
         if (r < 0)
                 return r;
         r = store_secret_new(AUTHKEY_PREFIX, &key);

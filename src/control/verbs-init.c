@@ -7,13 +7,12 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "ca.h"
 #include "challenge.h"
 #include "constants.h"
 #include "dns-label.h"
 #include "ipam.h"
 #include "log.h"
-#include "tls.h"
+#include "mesh-secrets.h"
 #include "verbs.h"
 
 #define PORT_DEFAULT CONTROL_PORT_DEFAULT
@@ -105,7 +104,6 @@ static int init_plan(const ControlArgs *a, InitPlan *p) {
 
 /* Everything of the new mesh but the database file itself. */
 static int init_write(const ControlArgs *a, const InitPlan *p, Store *store, char **ret_pin) {
-        char hub_public[WG_KEY_B64_LEN + 1];
         int r;
 
         r = store_init_settings(store, p->url, a->domain, a->ipv4_range, p->ipv6_range);
@@ -116,16 +114,12 @@ static int init_write(const ControlArgs *a, const InitPlan *p, Store *store, cha
                 if (r < 0)
                         return r;
         }
-        r = hub_key_load(a, store, true, NULL, hub_public);
-        if (r < 0)
-                return r;
         r = challenge_secret_load(store, &(ChallengeSecret) {});
         if (r < 0)
                 return r;
-        r = tls_generate(a->state_dir, p->host, ret_pin);
-        if (r < 0)
-                return r;
-        return ca_generate(a->state_dir, a->domain, a->ipv4_range, p->ipv6_range);
+        /* keys, certificate and CA into the database only, so that every
+         * replica that serves it has them (docs/replicas.md) */
+        return mesh_secrets_create(store, p->host, a->domain, a->ipv4_range, p->ipv6_range, ret_pin);
 }
 
 int verb_init(const ControlArgs *a) {

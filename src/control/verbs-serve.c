@@ -8,14 +8,17 @@
 #include "endpoint.h"
 #include "http.h"
 #include "log.h"
+#include "mesh-secrets.h"
 #include "verbs.h"
 
 static void hub_options_erase(HubOptions *o) {
         explicit_bzero(&o->private_key, sizeof(o->private_key));
 }
 
-/* The hub endpoint of this run: --hub-endpoint (recorded), else the one
- * recorded by init, else (a mesh older than the hub) derived from the URL. */
+/* The hub endpoint of this replica: its own --hub-endpoint, else the
+ * mesh's default that init recorded, else (a mesh older than the hub)
+ * derived from the URL. Only the first replica to name one makes it the
+ * default: devices are configured with it (docs/replicas.md). */
 static int serve_hub_endpoint(const ControlArgs *a, Store *store, char **ret) {
         _cleanup_free_ char *stored = NULL, *url = NULL, *endpoint = NULL;
         int r;
@@ -33,36 +36,27 @@ static int serve_hub_endpoint(const ControlArgs *a, Store *store, char **ret) {
         r = hub_endpoint_from_args(a, url, &endpoint);
         if (r < 0)
                 return r;
-        if (!streq_ptr(stored, endpoint)) {
-                r = store_set_setting(store, "hub_endpoint", endpoint);
-                if (r < 0)
+        if (!stored) {
+                r = store_set_setting_once(store, "hub_endpoint", endpoint);
+                if (r < 0 && r != -EEXIST)
                         return r;
         }
         *ret = TAKE_PTR(endpoint);
         return 0;
 }
 
-/* The CA, made on the first serve of a mesh created before it existed. */
+/* The mesh's secrets from the database; the first serve of an older state
+ * directory moves its files there. */
 static int serve_load_ca(const ControlArgs *a, Store *store, CertAuthority **ret, char **ret_domain) {
-        _cleanup_free_ char *domain = NULL, *v4 = NULL, *v6 = NULL;
+        _cleanup_free_ char *domain = NULL;
         int r;
 
         r = store_get_setting(store, "domain", &domain);
-        if (r >= 0)
-                r = store_get_setting(store, "ipv4_range", &v4);
-        if (r >= 0)
-                r = store_get_setting(store, "ipv6_range", &v6);
         if (r < 0)
-                return log_error_errno(r, "Database lacks the mesh's domain or ranges: %m");
-
-        r = ca_load(a->state_dir, ret);
-        if (r == -ENOENT) {
-                r = ca_generate(a->state_dir, domain, v4, v6);
-                if (r < 0)
-                        return r;
-                log_info("Created the mesh certificate authority in %s/%s.", a->state_dir, CA_CERT_FILE);
-                r = ca_load(a->state_dir, ret);
-        }
+                return log_error_errno(r, "Database lacks the mesh's domain: %m");
+        r = mesh_secrets_import(store, a->state_dir);
+        if (r >= 0)
+                r = mesh_ca_load(store, ret);
         if (r < 0)
                 return r;
         *ret_domain = TAKE_PTR(domain);
@@ -102,7 +96,7 @@ int verb_serve(const ControlArgs *a) {
 
                 r = serve_hub_endpoint(a, store, &hub_endpoint);
                 if (r >= 0)
-                        r = hub_key_load(a, store, false, &hub.private_key, hub_public);
+                        r = mesh_hub_key_load(store, &hub.private_key, hub_public);
                 if (r < 0) {
                         store_free(store);
                         return r;

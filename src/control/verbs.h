@@ -87,8 +87,3 @@ int open_store(const ControlArgs *a, Store **ret);
 int url_host(const char *url, char **ret);
 /* --hub-endpoint, else the host of the URL when it is an IP address. */
 int hub_endpoint_from_args(const ControlArgs *a, const char *url, char **ret);
-/* Creates hub.key when missing: by init, and on the first serve of a mesh
- * made before the hub existed. Records its public half in the database, so
- * that no node can register with it. */
-int hub_key_load(const ControlArgs *a, Store *store, bool create_only, WgKey *ret_private,
-                 char ret_public[static WG_KEY_B64_LEN + 1]);

@@ -93,7 +93,9 @@ static int help(void) {
                "     --socket=PATH       Talk to meshd at PATH (default: $MESHD_SOCKET or\n"
                "                         " MESHD_SOCKET_DEFAULT ")\n"
                "     --json              Print JSON with the API's field names\n"
-               "     --server=URL        Control server to join (up)\n"
+               "     --server=URL..., --control-url=URL...\n"
+               "                         Control server to join (up); replicas of one mesh\n"
+               "                         as a list, space- or comma-separated, preferred first\n"
                "     --authkey=KEY       Auth key (up)\n"
                "     --authkey-file=FILE Read the auth key from FILE, '-' for stdin (up)\n"
                "     --pin=PIN           Control server's key pin, sha256//BASE64 (up)\n"
@@ -222,6 +224,7 @@ static int parse_argv(int argc, char *argv[], Arguments *a, const Verb **ret_ver
                 { "socket", required_argument, NULL, ARG_SOCKET },
                 { "json", no_argument, NULL, ARG_JSON },
                 { "server", required_argument, NULL, ARG_SERVER },
+                { "control-url", required_argument, NULL, ARG_SERVER },
                 { "authkey", required_argument, NULL, ARG_AUTHKEY },
                 { "authkey-file", required_argument, NULL, ARG_AUTHKEY_FILE },
                 { "pin", required_argument, NULL, ARG_PIN },

@@ -71,7 +71,8 @@ void show_status(const cJSON *status, bool color) {
         const char *state = reply_string(status, "state");
         const char *text = reply_string(status, "status_text");
         const char *ipv4 = reply_string(status, "ipv4"), *ipv6 = reply_string(status, "ipv6");
-        const char *control = reply_string(status, "control_url");
+        /* with replicas, the one in use (control_url lists them all) */
+        const char *control = reply_string(status, "control_url_active") ?: reply_string(status, "control_url");
         const char *interface = reply_string(status, "interface");
 
         /* Labels right-aligned to the longest, like networkctl status. */

@@ -30,13 +30,11 @@
 
 int control_client_new(sd_event *event, const char *url, const char *pin, ControlClient **ret) {
         _cleanup_(control_client_freep) ControlClient *c = NULL;
-        size_t n;
+        const char *reason = NULL;
         int r;
 
         if (!event || !url || !pin || !ret)
                 return -EINVAL;
-        if (strncmp(url, "https://", 8) != 0 || !url[8])
-                return log_debug_errno(-EINVAL, "Control URL must start with https://: %s", url);
         if (strncmp(pin, "sha256//", 8) != 0 || !pin[8])
                 return log_debug_errno(-EINVAL, "Control pin must be sha256//BASE64: %s", pin);
 
@@ -45,13 +43,22 @@ int control_client_new(sd_event *event, const char *url, const char *pin, Contro
                 return -ENOMEM;
         c->event = sd_event_ref(event);
 
-        c->url = strdup(url);
+        /* replicas of one mesh: every URL is checked against the one pin */
+        r = control_urls_parse(url, &c->urls, &reason, NULL);
+        if (r == -EINVAL)
+                return log_debug_errno(r, "Control URL %s: %s", url, strna(reason));
+        if (r < 0)
+                return r;
+        c->urls_text = strdup(url);
         c->pin = strdup(pin);
-        if (!c->url || !c->pin)
+        if (!c->urls_text || !c->pin)
                 return -ENOMEM;
-        n = strlen(c->url);
-        while (n > 8 && c->url[n - 1] == '/')
-                c->url[--n] = 0;
+        for (char **u = c->urls; *u; u++) {
+                size_t n = strlen(*u);
+                while (n > 8 && (*u)[n - 1] == '/')
+                        (*u)[--n] = 0;
+        }
+        c->choice = (ControlUrlChoice) { .n = strv_length(c->urls) };
 
         r = curl_event_new(event, "control-client-curl", on_curl_done, c, &c->curl);
         if (r < 0)
@@ -81,9 +88,11 @@ void client_free_now(ControlClient *c) {
         /* deferred by curl-event.c when called from its dispatch */
         curl_event_free(c->curl);
         sd_event_source_disable_unref(c->poll_timer);
+        sd_event_source_disable_unref(c->failback_timer);
         sd_event_unref(c->event);
         erase_string(&c->token);
-        free(c->url);
+        strv_free(c->urls);
+        free(c->urls_text);
         free(c->pin);
         free(c);
 }
@@ -103,7 +112,11 @@ ControlClient *control_client_free(ControlClient *c) {
 }
 
 const char *control_client_get_url(const ControlClient *c) {
-        return c ? c->url : NULL;
+        return c ? c->urls[c->choice.current] : NULL;
+}
+
+const char *control_client_get_urls(const ControlClient *c) {
+        return c ? c->urls_text : NULL;
 }
 
 /* The register itself, once the challenge is answered: the proof binds
@@ -254,8 +267,14 @@ int control_client_start_polling(ControlClient *c, const char *token, uint64_t s
 }
 
 void control_client_set_netmap_version(ControlClient *c, uint64_t version) {
-        if (c)
-                c->netmap_version = version;
+        if (!c)
+                return;
+        c->netmap_version = version;
+        c->replica_changed = false;
+}
+
+bool control_client_replica_changed(const ControlClient *c) {
+        return c && c->replica_changed;
 }
 
 static void poll_reset(ControlClient *c) {

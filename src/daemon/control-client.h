@@ -34,7 +34,11 @@ typedef struct ControlClient ControlClient;
 typedef void (*ControlReplyCallback)(ControlClient *c, int error, const char *message, const char *body,
                                      size_t len, void *userdata);
 
-/* url: https://HOST[:PORT]; pin: sha256//BASE64 (-EINVAL otherwise).
+/* url: https://HOST[:PORT], or several (replicas of one mesh, space- or
+ * comma-separated, control-urls.h): a request that finds its server dead
+ * or broken moves the client on to the next, and after a while it tries
+ * the first again (docs/replicas.md). pin: sha256//BASE64, the same for
+ * all (-EINVAL otherwise).
  * curl_global_init() must have been called once, by main(), before. */
 int control_client_new(sd_event *event, const char *url, const char *pin, ControlClient **ret);
 /* Connections made from now on carry SO_MARK mark (0: none): with an exit
@@ -43,7 +47,10 @@ void control_client_set_fwmark(ControlClient *c, uint32_t mark);
 ControlClient *control_client_free(ControlClient *c);
 DEFINE_TRIVIAL_CLEANUP_FUNC(ControlClient *, control_client_free);
 
+/* The URL requests go to now. */
 const char *control_client_get_url(const ControlClient *c);
+/* The list as given to control_client_new(). */
+const char *control_client_get_urls(const ControlClient *c);
 
 /* POST /v1/challenge, then POST /v1/register with the proof that we hold
  * private_key (docs/protocol.md, "Joining"; the key is copied and erased
@@ -64,6 +71,12 @@ int control_client_register(ControlClient *c, const char *authkey, const struct 
 int control_client_start_polling(ControlClient *c, const char *token, uint64_t since_version,
                                  ControlReplyCallback callback, void *userdata);
 void control_client_set_netmap_version(ControlClient *c, uint64_t version);
+/* Since the client moved to another replica (control-urls.h), no netmap of
+ * it was taken: the next 200 is that replica's whole netmap, to be applied
+ * even at the version the caller has (its hub differs), but not below it
+ * (a replica a moment behind: then the poll asks again).
+ * control_client_set_netmap_version() ends this. */
+bool control_client_replica_changed(const ControlClient *c);
 void control_client_stop_polling(ControlClient *c);
 /* The underlay changed: abandon the running long-poll and start a new one,
  * on a new connection, at once. A no-op when not polling. */

@@ -95,9 +95,13 @@ static int slist_add(struct curl_slist **l, const char *s) {
 static int transfer_sockopt_cb(void *userdata, curl_socket_t fd, curlsocktype purpose) {
         const Transfer *t = userdata;
         int probes = TCP_KEEPALIVE_PROBES;
+        unsigned user_timeout = TCP_USER_TIMEOUT_REPLICAS_MS;
 
         if (purpose == CURLSOCKTYPE_IPCXN) {
                 (void) setsockopt(fd, IPPROTO_TCP, TCP_KEEPCNT, &probes, sizeof(probes));
+                if (t->client->choice.n > 1)
+                        (void) setsockopt(fd, IPPROTO_TCP, TCP_USER_TIMEOUT, &user_timeout,
+                                          sizeof(user_timeout));
                 (void) exit_route_mark_socket(fd, t->client->fwmark);
         }
         return CURL_SOCKOPT_OK;
@@ -106,6 +110,9 @@ static int transfer_sockopt_cb(void *userdata, curl_socket_t fd, curlsocktype pu
 /* The options of every control request: TLS pinned, keepalives, limits. */
 static int transfer_setopt(Transfer *t, const char *url, long timeout_ms) {
         ControlClient *c = t->client;
+        bool replicas = c->choice.n > 1;
+        long keepalive_idle = replicas ? TCP_KEEPALIVE_REPLICAS_SEC : TCP_KEEPALIVE_IDLE_SEC,
+             keepalive_interval = replicas ? TCP_KEEPALIVE_REPLICAS_SEC : TCP_KEEPALIVE_INTERVAL_SEC;
 
         if (curl_easy_setopt(t->easy, CURLOPT_URL, url) != CURLE_OK ||
             curl_easy_setopt(t->easy, CURLOPT_PROTOCOLS_STR, "https") != CURLE_OK ||
@@ -117,15 +124,16 @@ static int transfer_setopt(Transfer *t, const char *url, long timeout_ms) {
             curl_easy_setopt(t->easy, CURLOPT_WRITEFUNCTION, transfer_write_cb) != CURLE_OK ||
             curl_easy_setopt(t->easy, CURLOPT_WRITEDATA, t) != CURLE_OK ||
             curl_easy_setopt(t->easy, CURLOPT_MAXFILESIZE, (long) BODY_MAX) != CURLE_OK ||
-            curl_easy_setopt(t->easy, CURLOPT_CONNECTTIMEOUT_MS, CONNECT_TIMEOUT_MS) != CURLE_OK ||
+            curl_easy_setopt(t->easy, CURLOPT_CONNECTTIMEOUT_MS,
+                             replicas ? CONNECT_TIMEOUT_REPLICAS_MS : CONNECT_TIMEOUT_MS) != CURLE_OK ||
             curl_easy_setopt(t->easy, CURLOPT_TIMEOUT_MS, timeout_ms) != CURLE_OK ||
             /* A long-poll idles for up to a minute behind NATs that may drop
              * its mapping (a router reboot flushes conntrack): then the
              * server's answer never arrives. A keepalive probe every few
              * seconds re-creates the mapping, or finds the connection dead. */
             curl_easy_setopt(t->easy, CURLOPT_TCP_KEEPALIVE, 1L) != CURLE_OK ||
-            curl_easy_setopt(t->easy, CURLOPT_TCP_KEEPIDLE, TCP_KEEPALIVE_IDLE_SEC) != CURLE_OK ||
-            curl_easy_setopt(t->easy, CURLOPT_TCP_KEEPINTVL, TCP_KEEPALIVE_INTERVAL_SEC) != CURLE_OK ||
+            curl_easy_setopt(t->easy, CURLOPT_TCP_KEEPIDLE, keepalive_idle) != CURLE_OK ||
+            curl_easy_setopt(t->easy, CURLOPT_TCP_KEEPINTVL, keepalive_interval) != CURLE_OK ||
             curl_easy_setopt(t->easy, CURLOPT_SOCKOPTFUNCTION, transfer_sockopt_cb) != CURLE_OK ||
             curl_easy_setopt(t->easy, CURLOPT_SOCKOPTDATA, t) != CURLE_OK ||
             /* The server's certificate is self-signed: the pinned public key
@@ -159,7 +167,8 @@ int transfer_new(ControlClient *c, TransferKind kind, const char *path, const ch
                 t->request_body_size = strlen(request_body);
         }
 
-        if (asprintf(&url, "%s%s", c->url, path) < 0)
+        t->url_index = c->choice.current;
+        if (asprintf(&url, "%s%s", c->urls[t->url_index], path) < 0)
                 return -ENOMEM;
 
         t->easy = curl_easy_init();
@@ -289,6 +298,7 @@ static int transfer_result(Transfer *t, CURLcode code, char **ret_message) {
 
         *ret_message = NULL;
         (void) curl_easy_getinfo(t->easy, CURLINFO_RESPONSE_CODE, &status);
+        t->status = status;
         if (code != CURLE_OK) {
                 /* Once the status line arrived, the server was reached: a
                  * connection lost after that is a cut-off reply, not an
@@ -327,9 +337,14 @@ static int poll_start(ControlClient *c) {
         Transfer *t;
         int r;
 
-        /* with a version to build on, a delta is welcome (docs/protocol.md) */
-        (void) snprintf(path, sizeof(path), "/v1/netmap?since=%" PRIu64 "&timeout=%d%s", c->netmap_version,
-                        POLL_SERVER_TIMEOUT_SEC, c->netmap_version > 0 ? "&delta=1" : "");
+        /* With a version to build on, a delta is welcome (docs/protocol.md).
+         * On another replica, the first poll asks for its whole netmap at
+         * once: the mesh's version is the same on every replica, the hub
+         * and relay it names are not (docs/replicas.md). */
+        uint64_t since = c->replica_changed ? 0 : c->netmap_version;
+
+        (void) snprintf(path, sizeof(path), "/v1/netmap?since=%" PRIu64 "&timeout=%d%s", since,
+                        POLL_SERVER_TIMEOUT_SEC, since > 0 ? "&delta=1" : "");
         r = transfer_new(c, TRANSFER_POLL, path, c->token, NULL, POLL_TIMEOUT_MS, &t);
         if (r < 0)
                 return r;
@@ -380,9 +395,10 @@ fail:
         log_error_errno(r, "Failed to schedule netmap poll, control connection stalls: %m");
 }
 
-static void poll_done(ControlClient *c, Transfer *t, int r, const char *message) {
+static void poll_done(ControlClient *c, Transfer *t, int r, const char *message, bool retry_now) {
         unsigned generation = c->poll_generation;
         uint64_t version = c->netmap_version;
+        bool replica_changed = c->replica_changed;
 
         if (r == 1) { /* 304: nothing changed within the server's timeout */
                 c->connected = true;
@@ -413,15 +429,18 @@ static void poll_done(ControlClient *c, Transfer *t, int r, const char *message)
 
         /* A netmap the caller did not accept (version not advanced) would
          * come back at once: back off as after an error instead of spinning. */
-        if (r >= 0 && c->netmap_version != version) {
+        if (r >= 0 && (c->netmap_version != version || (replica_changed && !c->replica_changed))) {
                 c->backoff_usec = 0;
                 poll_schedule(c, 0);
-        } else
+        } else if (retry_now)
+                poll_schedule(c, 0); /* another replica, from the version we have */
+        else
                 poll_schedule(c, backoff_next(c));
 }
 
 static void transfer_done(ControlClient *c, Transfer *t, CURLcode code) {
         _cleanup_free_ char *message = NULL;
+        bool retry_now;
         int r;
 
         curl_event_remove(c->curl, t->easy);
@@ -437,15 +456,20 @@ static void transfer_done(ControlClient *c, Transfer *t, CURLcode code) {
                 c->connected = true;
         else if (r == -EHOSTUNREACH || r == -ETIMEDOUT || r == -EKEYREJECTED)
                 c->connected = false;
+        retry_now = failover_note_result(c, t, r, message);
 
         switch (t->kind) {
         case TRANSFER_CHALLENGE:
         case TRANSFER_REGISTER:
         case TRANSFER_CA:
         case TRANSFER_CERT:
-                if (t->kind == TRANSFER_REGISTER || t->kind == TRANSFER_CHALLENGE)
+                if (t->kind == TRANSFER_REGISTER || t->kind == TRANSFER_CHALLENGE) {
                         c->register_transfer = NULL;
-                else if (t->kind == TRANSFER_CA)
+                        /* a join goes on at the next replica: they share the
+                         * challenge secret, so either step may move */
+                        if (retry_now && failover_resend(c, t, &c->register_transfer) >= 0)
+                                break;
+                } else if (t->kind == TRANSFER_CA)
                         c->ca_transfer = NULL;
                 else
                         c->cert_transfer = NULL;
@@ -454,17 +478,22 @@ static void transfer_done(ControlClient *c, Transfer *t, CURLcode code) {
                 break;
         case TRANSFER_ENDPOINTS:
                 c->endpoints_transfer = NULL;
+                /* what the node announces must reach the mesh: on the next replica */
+                if (retry_now && failover_resend(c, t, &c->endpoints_transfer) >= 0)
+                        break;
                 if (r < 0)
                         log_debug_errno(r, "Posting endpoints failed: %s", strna(message));
                 break;
         case TRANSFER_ROUTES:
                 c->routes_transfer = NULL;
+                if (retry_now && failover_resend(c, t, &c->routes_transfer) >= 0)
+                        break;
                 if (t->callback)
                         t->callback(c, r < 0 ? r : 0, r < 0 ? message : NULL, NULL, 0, t->userdata);
                 break;
         case TRANSFER_POLL:
                 c->poll_transfer = NULL;
-                poll_done(c, t, r, message);
+                poll_done(c, t, r, message, retry_now);
                 break;
         }
         transfer_free(t);

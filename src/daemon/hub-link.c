@@ -3,6 +3,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "control-client.h"
 #include "hub-link.h"
 #include "log.h"
 #include "manager.h"
@@ -110,10 +111,14 @@ static void hub_link_connect_relay(HubLink *l) {
         uint16_t relay_port =
                 m->netmap && m->netmap->has_hub && !l->relay_on_api_port ? m->netmap->hub.relay_port : 0;
         uint16_t echo_port = 0;
-        const char *url = m->credentials.control_url;
+        /* the replica the control client talks to now: its hub is the one
+         * this node's netmap names (docs/replicas.md) */
+        const char *url = m->control ? control_client_get_url(m->control) : NULL;
         int r;
 
         hub_link_close_relay(l);
+        if (!url)
+                return;
         /* the relay's own port when the server has one (libmicrohttpd < 1.0
          * forwards an upgrade on the API port a few bytes at a time); the
          * same host and pin, and the echo stays on the API port */

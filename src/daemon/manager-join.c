@@ -2,6 +2,7 @@
 #include <net/if.h>
 #include <systemd/sd-daemon.h>
 
+#include "control-urls.h"
 #include "fileio.h"
 #include "link.h"
 #include "log.h"
@@ -90,7 +91,7 @@ static int manager_check_register_reply(Manager *m, ControlClient *c, const char
                 return -EBADMSG;
         }
 
-        r = manager_check_join_netmap(m, reply->netmap, control_client_get_url(c), &parse_error);
+        r = manager_check_join_netmap(m, reply->netmap, control_client_get_urls(c), &parse_error);
         if (r < 0) {
                 if (asprintf(&msg, "refusing the control server's netmap: %s",
                              strna(parse_error ?: "cannot check it")) < 0)
@@ -111,7 +112,7 @@ static int manager_save_membership(Manager *m, ControlClient *c, RegisterReply *
         _cleanup_(credentials_done) Credentials creds = {};
         int r;
 
-        creds.control_url = strdup(control_client_get_url(c));
+        creds.control_url = strdup(control_client_get_urls(c));
         creds.control_pin = strdup(m->credentials.control_pin ? m->credentials.control_pin : "");
         creds.node_id = reply->node_id;
         creds.name = strdup(reply->netmap->self.name);
@@ -215,9 +216,10 @@ int manager_up(Manager *m, const char *url, const char *pin, const char *authkey
                                                     m->credentials.name, m->credentials.control_url)
                             : -EALREADY;
         }
-        if (!url || strncmp(url, "https://", 8) != 0)
+        if (!url || !control_urls_valid(url))
                 return call ? api_call_reply_errorf(call, "io.meshd.InvalidParameter",
-                                                    "server: must be an https:// URL")
+                                                    "server: must be https:// URLs, separated by spaces or "
+                                                    "commas")
                             : -EINVAL;
         if (!pin_is_valid(pin))
                 return call ? api_call_reply_errorf(call, "io.meshd.InvalidParameter",

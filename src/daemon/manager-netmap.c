@@ -523,7 +523,12 @@ static void on_netmap(ControlClient *c, int error, const char *message, const ch
                 return;
         }
         uint64_t version = nm->version;
-        if (m->netmap && version <= m->netmap->version) {
+        /* another replica's first netmap counts at our version too: its hub
+         * is another (docs/replicas.md); below it, it is a moment behind */
+        bool other_replica = control_client_replica_changed(c);
+        if (m->netmap && other_replica && version < m->netmap->version)
+                return; /* the version stays: the poll backs off and asks again */
+        if (m->netmap && (version < m->netmap->version || (version == m->netmap->version && !other_replica))) {
                 control_client_set_netmap_version(c, m->netmap->version);
                 return;
         }

@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 #include <arpa/inet.h>
 
+#include "control-urls.h"
 #include "link.h"
 #include "log.h"
 #include "manager-private.h"
@@ -46,12 +47,17 @@ static int manager_avoid_prefixes(Manager *m, const Netmap *nm, const char *url,
         r = link_list_underlay_prefixes(MAX(ifindex, 0), &l, &n);
         if (r < 0)
                 return log_warning_errno(r, "Failed to list this host's addresses and routes: %m");
-        InAddrPrefix *nl = reallocarray(l, n + 2, sizeof(InAddrPrefix));
+        /* every replica's URL (docs/replicas.md) */
+        _cleanup_strv_free_ char **urls = NULL;
+        if (url && control_urls_parse(url, &urls, NULL, NULL) == -ENOMEM)
+                return log_oom();
+        InAddrPrefix *nl = reallocarray(l, n + 1 + strv_length(urls) + 1, sizeof(InAddrPrefix));
         if (!nl)
                 return log_oom();
         l = nl;
-        if (url_host_address(url, &l[n]))
-                n++;
+        for (char **u = urls; u && *u; u++)
+                if (url_host_address(*u, &l[n]))
+                        n++;
         if (nm->has_hub && nm->hub.endpoints && nm->hub.endpoints[0]) {
                 union sockaddr_union sa;
 

@@ -229,6 +229,7 @@ cJSON *manager_status_json(Manager *m) {
                                 m->wg ? wg_backend_type_to_string(wg_backend_get_type(m->wg)) : NULL) ||
             !cJSON_AddNumberToObject(o, "listen_port", m->listen_port) ||
             !ADD_STRING_OR_NULL("control_url", m->credentials.control_url) ||
+            !ADD_STRING_OR_NULL("control_url_active", m->control ? control_client_get_url(m->control) : NULL) ||
             !cJSON_AddBoolToObject(o, "control_connected",
                                    m->control && control_client_is_connected(m->control)) ||
             !cJSON_AddNumberToObject(o, "netmap_version", m->netmap ? (double) m->netmap->version : 0) ||

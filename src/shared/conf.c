@@ -12,6 +12,7 @@
 #include <ini.h>
 
 #include "conf.h"
+#include "control-urls.h"
 #include "dns-label.h"
 #include "key.h"
 
@@ -321,10 +322,11 @@ static int parse_required_peers(const char *value, char ***ret, const char **ret
 typedef int (*MeshKeyParser)(MeshdConfig *c, const char *value, const char **ret_reason);
 
 static int mesh_control_url(MeshdConfig *c, const char *value, const char **ret_reason) {
-        if (value[0] && (strncmp(value, "https://", 8) != 0 || value[8] == '\0')) {
-                *ret_reason = "must be an https:// URL";
-                return -EINVAL;
-        }
+        /* replicas of one mesh: several, the first preferred (docs/replicas.md) */
+        int r = value[0] ? control_urls_parse(value, NULL, ret_reason, NULL) : 0;
+
+        if (r < 0)
+                return r;
         return set_string(&c->control_url, value);
 }
 

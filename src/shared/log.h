@@ -9,11 +9,12 @@
 /* Structured journal fields that meshd's events carry. Any member may be NULL.
  * A fixed set, rather than free-form varargs, keeps call sites type-checked. */
 typedef struct LogFields {
-        const char *message_id; /* 32 hex digits, see catalog/meshd.catalog */
-        const char *peer;       /* MESHD_PEER= */
-        const char *endpoint;   /* MESHD_ENDPOINT= */
-        const char *path;       /* MESHD_PATH= direct|relay */
-        const char *state;      /* MESHD_STATE= the manager's new state */
+        const char *message_id;  /* 32 hex digits, see catalog/meshd.catalog */
+        const char *peer;        /* MESHD_PEER= */
+        const char *endpoint;    /* MESHD_ENDPOINT= */
+        const char *path;        /* MESHD_PATH= direct|relay */
+        const char *state;       /* MESHD_STATE= the manager's new state */
+        const char *control_url; /* MESHD_CONTROL_URL= the control server now used */
 } LogFields;
 
 typedef enum LogTarget {

@@ -53,6 +53,7 @@ IFNAME_RE = re.compile(r"^m([0-9a-f]{4})[a-z]$")
 MESH_V4 = ipaddress.ip_network("100.64.0.0/10")
 UNDERLAY = "192.0.2"          # TEST-NET-1; control .1, nodes .10 and up
 CONTROL_PORT = 8443
+HUB_PORT = 41640             # HUB_PORT_DEFAULT
 PYTHON = "/usr/bin/python3"
 
 _live_labs: list["Lab"] = []
@@ -469,6 +470,58 @@ class Control(Daemon):
     def remove_node(self, name):
         return self.command("nodes", "remove", name)
 
+    # the files a state directory held before the store kept the mesh's
+    # secrets (src/control/mesh-secrets.h): setting, and which half
+    SECRET_FILES = {"tls-key.pem": ("tls_pem", 0), "tls-cert.pem": ("tls_pem", 1),
+                    "ca-key.pem": ("ca_pem", 0), "ca-cert.pem": ("ca_pem", 1)}
+
+    def setting(self, key: str) -> str | None:
+        """A setting of the database, read as another process would."""
+        import sqlite3
+        db = sqlite3.connect(f"file:{self.state_dir / 'control.db'}?mode=ro", uri=True, timeout=10)
+        try:
+            row = db.execute("SELECT value FROM settings WHERE key = ?", (key,)).fetchone()
+        finally:
+            db.close()
+        return row[0] if row else None
+
+    def secret_file(self, name: str) -> Path:
+        """NAME of SECRET_FILES as a file (0600, in the lab's directory) for
+        the tools that want one: the text the store keeps."""
+        setting, half = self.SECRET_FILES[name]
+        text = self.setting(setting)
+        assert text, f"the database holds no {setting}"
+        cut = text.index("-----BEGIN CERTIFICATE-----")
+        d = self.lab.dir / "control-secrets"
+        d.mkdir(mode=0o700, exist_ok=True)
+        path = d / name
+        path.touch(mode=0o600)
+        path.write_text(text[cut:] if half else text[:cut])
+        return path
+
+
+class ControlReplica(Control):
+    """A second `meshd-control serve` on the primary's database (its state
+    directory, on the shared file system): no init of its own, its own
+    namespace, address, hub interface and hub endpoint (docs/replicas.md)."""
+
+    def __init__(self, lab, ns, address, primary: Control, name: str, hub_interface: str):
+        d = lab.dir / name
+        d.mkdir(parents=True, exist_ok=True)
+        Daemon.__init__(self, lab, ns, name, d / "meshd-control.log", lab.short / f"{name}.notify")
+        self.address, self.port = address, primary.port
+        self.state_dir = primary.state_dir
+        self.url = f"https://{address}:{self.port}"
+        self.pin = primary.pin
+        self.hub = primary.hub
+        self.hub_interface = hub_interface
+        self.hub_args = list(primary.hub_args)
+        if self.hub:
+            self.hub_args += ["--hub-endpoint", f"{address}:{HUB_PORT}"]
+
+    def init(self) -> str:
+        raise RuntimeError("a replica serves the primary's database: no init")
+
 
 @dataclasses.dataclass
 class AuthKey:
@@ -663,6 +716,7 @@ class Lab:
         self.daemons: list[Daemon] = []
         self.nodes: dict[str, Node] = {}
         self.control: Control | None = None
+        self.replicas: list[ControlReplica] = []
         self.closed = False
         _live_labs.append(self)
         self.bridge = self._netns("net")
@@ -704,6 +758,22 @@ class Lab:
             self.control.wait_ready(20)
         return self.control
 
+    def add_control_replica(self, *, start=True) -> ControlReplica:
+        """Another serve of add_control()'s database, at 192.0.2.2, .3, …
+        (hosts control2, control3, …; hub interfaces m<rid>y, x, …)."""
+        assert self.control is not None, "add_control() first"
+        k = len(self.replicas) + 2
+        address = f"{UNDERLAY}.{k}"
+        ns = self.add_host(f"control{k}", address)
+        replica = ControlReplica(self, ns, address, self.control, f"control{k}",
+                                 f"m{self.rid}{chr(ord('z') + 1 - k)}")
+        self.replicas.append(replica)
+        self.daemons.append(replica)
+        if start:
+            replica.start()
+            replica.wait_ready(20)
+        return replica
+
     def add_node(self, name, *, authkey=None, join=True, **kwargs) -> Node:
         """A meshd node. authkey: written to AuthKeyFile. join=False: no
         ControlURL either (it waits for `meshctl up`). Not started."""
@@ -741,6 +811,8 @@ class Lab:
             _remove_wg_socket(node.interface)
         if self.control is not None:
             _remove_wg_socket(self.control.hub_interface)
+        for replica in self.replicas:
+            _remove_wg_socket(replica.hub_interface)
         for d in self.daemons:
             d.notify.close()
         shutil.rmtree(self.short, ignore_errors=True)

@@ -297,7 +297,7 @@ def test_acme_certificate_chains_to_public_root_and_renews(lab, acme):
     # mesh CA, not pebble's chain
     cp = n1.exec(meshlab.PYTHON, "-c", VARLINK_CALL, n1.socket, "io.meshd.GetCertificateAuthority")
     reply = json.loads(cp.stdout)
-    assert reply["parameters"]["ca"] == (control.state_dir / "ca-cert.pem").read_text(), reply
+    assert reply["parameters"]["ca"] == control.secret_file("ca-cert.pem").read_text(), reply
 
 
 def failure_lines(control, since: int) -> list[str]:

@@ -49,8 +49,8 @@ class HostileControl(meshlab.Daemon):
         self.address, self.port = control.address, control.port
         self.scenario_file = d / "scenario.json"
         self.scenario_file.write_text(json.dumps(scenario))
-        self.cert = control.state_dir / "tls-cert.pem"
-        self.key = control.state_dir / "tls-key.pem"
+        self.cert = control.secret_file("tls-cert.pem")
+        self.key = control.secret_file("tls-key.pem")
 
     def argv(self):
         return [meshlab.PYTHON, HERE, "hostile", "--listen", f"{self.address}:{self.port}",

@@ -47,7 +47,7 @@ def two(control):
 
 
 def ca_file(control):
-    return control.state_dir / "ca-cert.pem"
+    return control.secret_file("ca-cert.pem")
 
 
 def test_ca_name_constraints_are_critical(control):
@@ -59,8 +59,8 @@ def test_ca_name_constraints_are_critical(control):
     assert "IP:100.64.0.0/255.192.0.0" in permitted
     assert "/FFFF:FFFF:FFFF:0:0:0:0:0" in permitted          # the mesh's IPv6 /48
     assert "CA:TRUE, pathlen:0" in text
-    # the key is the server's secret
-    assert oct((control.state_dir / "ca-key.pem").stat().st_mode & 0o777) == "0o600"
+    # the key is the server's secret: in the database, which is 0600
+    assert oct((control.state_dir / "control.db").stat().st_mode & 0o777) == "0o600"
 
 
 def test_get_ca(control):
@@ -139,7 +139,7 @@ def test_outside_name_fails_verification(control, tmp_path, san):
     (tmp_path / "evil.csr").write_text(csr)
     (tmp_path / "ext.cnf").write_text(f"subjectAltName={san}\n")
     openssl("x509", "-req", "-in", tmp_path / "evil.csr", "-CA", ca_file(control),
-            "-CAkey", control.state_dir / "ca-key.pem", "-CAcreateserial",
+            "-CAkey", control.secret_file("ca-key.pem"), "-CAcreateserial",
             "-CAserial", tmp_path / "serial", "-days", "1", "-extfile", tmp_path / "ext.cnf",
             "-out", tmp_path / "evil.pem")
     cp = openssl("verify", "-CAfile", ca_file(control), tmp_path / "evil.pem", check=False)

@@ -59,8 +59,8 @@ class ExitControl(meshlab.Daemon):
         super().__init__(lab, control.ns, "exit-control", d / "fake.log", lab.short / "exit-control.notify")
         self.address, self.port = control.address, control.port
         self.scenario_file = d / "scenario.json"
-        self.cert = control.state_dir / "tls-cert.pem"
-        self.key = control.state_dir / "tls-key.pem"
+        self.cert = control.secret_file("tls-cert.pem")
+        self.key = control.secret_file("tls-key.pem")
 
     def write(self, netmaps: dict):
         tmp = self.scenario_file.with_suffix(".tmp")

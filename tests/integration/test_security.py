@@ -35,16 +35,15 @@ def secret_fields(value, path="$") -> list[str]:
 
 
 def control_secrets(control) -> dict:
-    """{what: text} of the private keys in the control server's state dir:
-    the hub's WireGuard key and the base64 of every PEM private key."""
-    out = {}
-    for p in control.state_dir.iterdir():
-        text = p.read_text(errors="replace") if p.is_file() and not p.name.startswith("control.db") else ""
-        if p.name == "hub.key":
-            out["hub private key"] = text.strip()
-        elif "PRIVATE KEY-----" in text:
-            body = "".join(line for line in text.splitlines() if not line.startswith("-----"))
-            out[p.name] = body[:48]         # any 48 characters of it would be a leak
+    """{what: text} of the control server's private keys (in its database,
+    src/control/mesh-secrets.h): the hub's WireGuard key and the base64 of
+    every PEM private key."""
+    out = {"hub private key": control.setting("hub_private_key")}
+    for name in ("tls-key.pem", "ca-key.pem"):
+        text = control.secret_file(name).read_text()
+        assert "PRIVATE KEY-----" in text, name
+        body = "".join(line for line in text.splitlines() if not line.startswith("-----"))
+        out[name] = body[:48]         # any 48 characters of it would be a leak
     return out
 
 
@@ -303,7 +302,9 @@ def test_state_files_private(lab):
     assert (alpha.state_dir / "certs" / "key.pem").is_file()
     assert private_violations(alpha.state_dir) == []
     files = {p.name for p in control.state_dir.iterdir()}
-    assert {"control.db", "control.db-wal", "tls-key.pem", "hub.key"} <= files, files
+    assert {"control.db", "control.db-wal"} <= files, files
+    # the secrets are in the database (docs/replicas.md), no file of their own
+    assert not files & {"tls-key.pem", "hub.key", "ca-key.pem"}, files
     assert private_violations(control.state_dir) == []
 
     hosts = (alpha.runtime_dir / "hosts").stat()

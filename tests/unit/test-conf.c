@@ -194,7 +194,10 @@ static void test_errors(void **state) {
         check_error(f, "[Mesh]\nInterface=a b\n",
                     ":2: invalid Interface= value 'a b': not a valid interface name");
         check_error(f, "[Mesh]\nControlURL=http://x\n",
-                    ":2: invalid ControlURL= value 'http://x': must be an https:// URL");
+                    ":2: invalid ControlURL= value 'http://x': must be https:// URLs, separated by spaces or "
+                    "commas");
+        check_error(f, "[Mesh]\nControlURL=https://a, https://a\n",
+                    ":2: invalid ControlURL= value 'https://a, https://a': names one URL twice");
         check_error(f, "[Mesh]\nControlPin=sha256//abc\n",
                     ":2: invalid ControlPin= value 'sha256//abc': must be sha256// and the base64 of 32 bytes");
         check_error(

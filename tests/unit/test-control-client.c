@@ -452,21 +452,25 @@ static void test_wrong_pin(void **state) {
                     NULL);
 }
 
-static void test_connection_refused(void **state) {
+/* A port that was free a moment ago and has no listener now. */
+static void refused_url(char url[static 64]) {
         struct sockaddr_in sa = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
         socklen_t sl = sizeof(sa);
-        char url[64];
-        Context ctx;
         int fd;
 
-        /* A port that was free a moment ago and has no listener now. */
         fd = socket(AF_INET, SOCK_STREAM, 0);
         assert_true(fd >= 0);
         assert_int_equal(bind(fd, (struct sockaddr *) &sa, sizeof(sa)), 0);
         assert_int_equal(getsockname(fd, (struct sockaddr *) &sa, &sl), 0);
         close(fd);
-        snprintf(url, sizeof(url), "https://127.0.0.1:%u", (unsigned) ntohs(sa.sin_port));
+        snprintf(url, 64, "https://127.0.0.1:%u", (unsigned) ntohs(sa.sin_port));
+}
 
+static void test_connection_refused(void **state) {
+        char url[64];
+        Context ctx;
+
+        refused_url(url);
         context_init(&ctx, NULL, url, tls.pin);
         assert_int_equal(control_client_register(ctx.client, "k", &node_private, "h", NULL, on_reply, &ctx), 0);
         run_until_done(&ctx, 10 * USEC_PER_SEC);
@@ -635,6 +639,61 @@ static void test_post_endpoints(void **state) {
         server_stop(s);
 }
 
+/* Replicas: a join whose first URL refuses goes on at the second. */
+static void test_register_fails_over(void **state) {
+        Server *s = server_start(SCENARIO_REGISTER_OK);
+        char dead[64], list[160];
+        Context ctx;
+
+        refused_url(dead);
+        snprintf(list, sizeof(list), "%s, %s", dead, s->url);
+        context_init(&ctx, s, list, tls.pin);
+        assert_string_equal(control_client_get_url(ctx.client), dead);
+        assert_int_equal(control_client_register(ctx.client, "mskey-secret", &node_private, "nas",
+                                                 test_endpoints, on_reply, &ctx),
+                         0);
+        run_until_done(&ctx, 10 * USEC_PER_SEC);
+        assert_int_equal(ctx.n_calls, 1);
+        assert_int_equal(ctx.errors[0], 0);
+        assert_string_equal(control_client_get_urls(ctx.client), list);
+        assert_int_equal(strncmp(control_client_get_url(ctx.client), s->url, strlen(s->url) - 1), 0);
+        context_done(&ctx);
+        server_stop(s);
+}
+
+/* Replicas: a 5xx moves the poll to the next URL at once, which is asked
+ * for its whole netmap; no backoff while a URL is left to try. */
+static void test_poll_fails_over(void **state) {
+        Server *a = server_start(SCENARIO_POLL), *b = server_start(SCENARIO_POLL);
+        char list[160];
+        Context ctx;
+
+        memcpy(a->poll_plan, (int[]) { 503 }, sizeof(int));
+        memcpy(b->poll_plan, (int[]) { 200 }, sizeof(int));
+        snprintf(list, sizeof(list), "%s %s", a->url, b->url);
+        context_init(&ctx, b, list, tls.pin);
+        ctx.stop_in_callback = true;
+        assert_int_equal(control_client_start_polling(ctx.client, "tok", 7, on_poll, &ctx), 0);
+        assert_false(control_client_replica_changed(ctx.client));
+        run_until_done(&ctx, 10 * USEC_PER_SEC);
+
+        assert_int_equal(ctx.n_calls, 2);
+        assert_int_equal(ctx.errors[0], -EBADMSG);
+        assert_int_equal(ctx.errors[1], 0);
+        assert_true(ctx.elapsed_usec < 900 * USEC_PER_MSEC);
+        assert_int_equal(server_get(a, &a->n_polls), 1);
+        assert_string_equal(a->poll_since[0], "7");
+        assert_int_equal(server_get(b, &b->n_polls), 1);
+        assert_string_equal(b->poll_since[0], "0");
+        /* the callback took version 5: the replica's first netmap is in */
+        assert_false(control_client_replica_changed(ctx.client));
+        assert_int_equal(strncmp(control_client_get_url(ctx.client), b->url, strlen(b->url) - 1), 0);
+
+        context_done(&ctx);
+        server_stop(a);
+        server_stop(b);
+}
+
 int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_new_invalid),           cmocka_unit_test(test_register_ok),
@@ -644,6 +703,7 @@ int main(void) {
                 cmocka_unit_test(test_connection_refused),    cmocka_unit_test(test_poll_304_200_401),
                 cmocka_unit_test(test_poll_backoff),          cmocka_unit_test(test_poll_rejected_netmap),
                 cmocka_unit_test(test_poll_free_in_callback), cmocka_unit_test(test_post_endpoints),
+                cmocka_unit_test(test_register_fails_over),   cmocka_unit_test(test_poll_fails_over),
         };
         int r;
 
