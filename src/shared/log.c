@@ -94,6 +94,7 @@ int log_internal(int level, int error, const LogFields *fields, const char *file
         if (log_target == LOG_TARGET_JOURNAL) {
                 char priority[16], code_line[32], errno_field[24];
                 char msgid[64], peer[300], endpoint[128], path[64], state[64], code_file[512], code_func[256];
+                char routes[512];
                 struct iovec iov[12];
                 size_t n = 0;
 
@@ -124,6 +125,8 @@ int log_internal(int level, int error, const LogFields *fields, const char *file
                         ADD_FIELD(path, "MESHD_PATH=%s", fields->path);
                 if (fields && fields->state)
                         ADD_FIELD(state, "MESHD_STATE=%s", fields->state);
+                if (fields && fields->routes)
+                        ADD_FIELD(routes, "MESHD_ROUTES=%s", fields->routes);
 #undef ADD_FIELD
                 if (sd_journal_sendv(iov, (int) n) >= 0)
                         goto done;

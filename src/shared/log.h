@@ -14,6 +14,7 @@ typedef struct LogFields {
         const char *endpoint;   /* MESHD_ENDPOINT= */
         const char *path;       /* MESHD_PATH= direct|relay */
         const char *state;      /* MESHD_STATE= the manager's new state */
+        const char *routes;     /* MESHD_ROUTES= the rules and routes meshd re-added */
 } LogFields;
 
 typedef enum LogTarget {
