@@ -472,6 +472,46 @@ void manager_sync_routes(Manager *m) {
         manager_routes_watch(m);
 }
 
+/* ---- status -------------------------------------------------------------------------------- */
+
+/* Status's "exit_node" (null without ExitNode=) and "accepted_routes": what
+ * `meshctl status` shows of this node's routing. */
+int manager_routes_status_json(const Manager *m, cJSON *o) {
+        const char *wanted = m->routes.exit_node;
+        bool in_use = exit_route_is_enabled(m->exit_route) && m->exit_peer;
+        cJSON *routes, *exit;
+        char a[ROUTE_PREFIX_STRLEN];
+
+        if (!wanted) {
+                if (!cJSON_AddNullToObject(o, "exit_node"))
+                        return -ENOMEM;
+        } else {
+                exit = cJSON_AddObjectToObject(o, "exit_node");
+                if (!exit || !cJSON_AddStringToObject(exit, "name", wanted) ||
+                    !cJSON_AddBoolToObject(exit, "in_use", in_use) ||
+                    !(m->exit_problem ? cJSON_AddStringToObject(exit, "problem", m->exit_problem)
+                                      : cJSON_AddNullToObject(exit, "problem")))
+                        return -ENOMEM;
+        }
+        routes = cJSON_AddArrayToObject(o, "accepted_routes");
+        if (!routes)
+                return -ENOMEM;
+        for (size_t i = 0; i < m->n_peers; i++)
+                for (size_t j = 0; j < m->peers[i]->n_routes; j++) {
+                        cJSON *r = cJSON_CreateObject();
+
+                        if (!r)
+                                return -ENOMEM;
+                        cJSON_AddItemToArray(routes, r);
+                        if (!cJSON_AddStringToObject(
+                                    r, "prefix",
+                                    strna(route_prefix_format(&m->peers[i]->routes[j], a, sizeof(a)))) ||
+                            !cJSON_AddStringToObject(r, "peer", m->peers[i]->name))
+                                return -ENOMEM;
+                }
+        return 0;
+}
+
 /* The mesh's ranges are known once joined: an advertised prefix inside
  * them would hijack members' addresses (the server refuses it too). */
 static int check_advertise(Manager *m, const RoutePrefs *p, char *error, size_t error_size) {

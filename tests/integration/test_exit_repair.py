@@ -82,6 +82,18 @@ def back_within(ns, before, what, limit=1.0) -> float:
     return time.monotonic() - t0
 
 
+def test_status_shows_exit_node_and_routes(exit_in_use):
+    """meshctl status (and its JSON) says which exit node is in use and
+    which routes this node accepted from whom."""
+    alpha = exit_in_use
+    status = alpha.status()
+    assert status["exit_node"] == {"name": "exit", "in_use": True, "problem": None}, status
+    assert status["accepted_routes"] == [{"prefix": LAN, "peer": "exit"}], status
+    text = alpha.meshctl("status", check=True).stdout
+    assert "     Exit node: exit (in use: all other traffic goes through it)\n" in text, text
+    assert f"        Routes: {LAN} via exit\n" in text, text
+
+
 def test_removed_rules_and_routes_come_back(exit_in_use):
     alpha = exit_in_use
     ns, dev = alpha.ns, alpha.interface
