@@ -503,9 +503,9 @@ int manager_routes_status_json(const Manager *m, cJSON *o) {
                         if (!r)
                                 return -ENOMEM;
                         cJSON_AddItemToArray(routes, r);
-                        if (!cJSON_AddStringToObject(
-                                    r, "prefix",
-                                    strna(route_prefix_format(&m->peers[i]->routes[j], a, sizeof(a)))) ||
+                        if (!cJSON_AddStringToObject(r, "prefix",
+                                                     strna(route_prefix_format(&m->peers[i]->routes[j], a,
+                                                                               sizeof(a)))) ||
                             !cJSON_AddStringToObject(r, "peer", m->peers[i]->name))
                                 return -ENOMEM;
                 }
