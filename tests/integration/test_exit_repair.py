@@ -22,7 +22,7 @@ import pytest
 
 import meshlab
 from meshlab import wait_until
-from test_exit import FWMARK, exit_rules_present, log_lines, routing
+from test_exit import FWMARK, PUBLIC_EXIT, PUBLIC_HOST, exit_rules_present, log_lines, routing, seen_source
 
 LAN = "198.51.100.0/24"
 REPAIRED = "Re-added what something else removed"
@@ -48,6 +48,14 @@ def exit_in_use(lab, control):
     exitn.ns.ip("addr", "add", "198.51.100.1/24", "dev", "lan0")
     exitn.ns.ip("link", "set", "lan0", "up")
     lan.ip("link", "set", "eth0", "up")
+    # a "public" host behind the exit node alone
+    public = lab._netns("public")
+    exitn.ns.ip("link", "add", "pub0", "type", "veth", "peer", "name", "eth0", "netns", public.name)
+    exitn.ns.ip("addr", "add", f"{PUBLIC_EXIT}/24", "dev", "pub0")
+    exitn.ns.ip("link", "set", "pub0", "up")
+    public.ip("addr", "add", f"{PUBLIC_HOST}/24", "dev", "eth0")
+    public.ip("link", "set", "eth0", "up")
+    exitn.exec("sysctl", "-qw", "net.ipv4.ip_forward=1", check=True)
     for n in (alpha, exitn):
         n.start()
     for n in (alpha, exitn):
@@ -72,6 +80,7 @@ def exit_in_use(lab, control):
             settled.update(v=v, t=time.monotonic())
         return time.monotonic() - settled["t"] > 1.5
     wait_until(netmap_settled, 20, interval=0.2, what="alpha's netmap settled")
+    alpha.public = public
     return alpha
 
 
@@ -84,8 +93,12 @@ def back_within(ns, before, what, limit=1.0) -> float:
 
 def test_status_shows_exit_node_and_routes(exit_in_use):
     """meshctl status (and its JSON) says which exit node is in use and
-    which routes this node accepted from whom."""
+    which routes this node accepted from whom; with the real control
+    server's approval, traffic to the "public" host leaves through the exit
+    node (issue 16, Done-when 3; test_exit.py covers the rest with a fake
+    server's netmaps)."""
     alpha = exit_in_use
+    assert seen_source(alpha.public, alpha) == PUBLIC_EXIT
     status = alpha.status()
     assert status["exit_node"] == {"name": "exit", "in_use": True, "problem": None}, status
     assert status["accepted_routes"] == [{"prefix": LAN, "peer": "exit"}], status
