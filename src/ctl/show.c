@@ -67,6 +67,32 @@ static const char *state_color(const char *state) {
         return ANSI_RED;
 }
 
+/* ExitNode= and the peers' routes this node accepted; nothing from a meshd
+ * that sends neither, nor without ExitNode= and accepted routes. */
+static void show_status_routes(const cJSON *status) {
+        const cJSON *exit = cJSON_GetObjectItemCaseSensitive(status, "exit_node");
+        const cJSON *routes = cJSON_GetObjectItemCaseSensitive(status, "accepted_routes"), *r;
+        bool first = true;
+
+        if (cJSON_IsObject(exit)) {
+                const char *problem = reply_string(exit, "problem");
+
+                if (reply_bool(exit, "in_use"))
+                        printf("     Exit node: %s (in use: all other traffic goes through it)\n",
+                               strna(reply_string(exit, "name")));
+                else
+                        printf("     Exit node: %s (not used%s%s)\n", strna(reply_string(exit, "name")),
+                               problem ? ": " : "", problem ?: "");
+        }
+        if (!cJSON_IsArray(routes))
+                return;
+        cJSON_ArrayForEach(r, routes) {
+                printf("%s%s via %s\n", first ? "        Routes: " : "                ",
+                       strna(reply_string(r, "prefix")), strna(reply_string(r, "peer")));
+                first = false;
+        }
+}
+
 void show_status(const cJSON *status, bool color) {
         const char *state = reply_string(status, "state");
         const char *text = reply_string(status, "status_text");
@@ -104,6 +130,7 @@ void show_status(const cJSON *status, bool color) {
                        strna(reply_string(status, "backend")), reply_uint(status, "listen_port"));
         if (reply_string(status, "public_key"))
                 printf("    Public key: %s\n", reply_string(status, "public_key"));
+        show_status_routes(status);
 }
 
 enum {

@@ -20,6 +20,8 @@
 #include "exit-route.h"
 #include "fileio.h"
 #include "log.h"
+#include "rule-watch.h"
+#include "strv.h"
 
 DEFINE_TRIVIAL_CLEANUP_FUNC(struct nl_sock *, nl_socket_free);
 DEFINE_TRIVIAL_CLEANUP_FUNC(struct nl_msg *, nlmsg_free);
@@ -251,6 +253,100 @@ void exit_route_remove_stale(ExitRoute *e, int ifindex) {
                 return;
         (void) family_disable(e, AF_INET, ifindex);
         (void) family_disable(e, AF_INET6, ifindex);
+}
+
+/* ---- repair ----------------------------------------------------------------------------------- */
+
+/* Which of the family's two rules are in the kernel (priority and table tell them). */
+static int rules_present(const ExitRoute *e, int family, bool *ret_suppress, bool *ret_not_fwmark) {
+        _cleanup_(nl_socket_freep) struct nl_sock *sk = NULL;
+        _cleanup_(nl_cache_freep) struct nl_cache *rules = NULL;
+        int kernel_error, r;
+
+        *ret_suppress = *ret_not_fwmark = false;
+        r = rtnl_open(&sk, &kernel_error);
+        if (r < 0)
+                return r;
+        if (rtnl_rule_alloc_cache(sk, family, &rules) < 0)
+                return -EIO;
+        for (struct nl_object *o = nl_cache_get_first(rules); o; o = nl_cache_get_next(o)) {
+                struct rtnl_rule *rule = (struct rtnl_rule *) o;
+                uint32_t priority = rtnl_rule_get_prio(rule), table = rtnl_rule_get_table(rule);
+
+                /* the cache may hold the other family's too */
+                if (rtnl_rule_get_family(rule) != family)
+                        continue;
+                *ret_suppress |= priority == EXIT_ROUTE_PRIORITY && table == RT_TABLE_MAIN;
+                *ret_not_fwmark |= priority == EXIT_ROUTE_PRIORITY + 1 && table == e->fwmark;
+        }
+        return 0;
+}
+
+static bool has_default_route(const InAddrPrefix *l, size_t n, int family) {
+        for (size_t i = 0; i < n; i++)
+                if (l[i].family == family && l[i].prefixlen == 0)
+                        return true;
+        return false;
+}
+
+/* In the order of family_enable(): the route, then the rules. */
+static int family_repair(ExitRoute *e, int family, char ***what) {
+        _cleanup_free_ InAddrPrefix *routes = NULL;
+        const char *name = family == AF_INET ? "IPv4" : "IPv6";
+        bool suppress, not_fwmark;
+        size_t n_routes;
+        char *s;
+        int n = 0, r;
+
+        r = rule_watch_dump_routes(e->ifindex, e->fwmark, &routes, &n_routes);
+        if (r >= 0)
+                r = rules_present(e, family, &suppress, &not_fwmark);
+        if (r < 0)
+                return r;
+        if (!has_default_route(routes, n_routes, family)) {
+                r = route_send(true, family, e->fwmark, e->ifindex);
+                if (r < 0)
+                        return r;
+                if (asprintf(&s, "%s route default table %" PRIu32, name, e->fwmark) < 0 ||
+                    strv_consume(what, s) < 0)
+                        return -ENOMEM;
+                n++;
+        }
+        if (!suppress) {
+                r = rule_send(true, family, EXIT_ROUTE_PRIORITY, RT_TABLE_MAIN, 0);
+                if (r < 0 && r != -EEXIST)
+                        return r;
+                if (asprintf(&s, "%s rule %u", name, EXIT_ROUTE_PRIORITY) < 0 || strv_consume(what, s) < 0)
+                        return -ENOMEM;
+                n++;
+        }
+        if (!not_fwmark) {
+                r = rule_send(true, family, EXIT_ROUTE_PRIORITY + 1, e->fwmark, e->fwmark);
+                if (r < 0 && r != -EEXIST)
+                        return r;
+                if (asprintf(&s, "%s rule %u", name, EXIT_ROUTE_PRIORITY + 1) < 0 || strv_consume(what, s) < 0)
+                        return -ENOMEM;
+                n++;
+        }
+        return n;
+}
+
+int exit_route_repair(ExitRoute *e, char ***what) {
+        int n = 0, r;
+
+        if (!exit_route_is_enabled(e))
+                return 0;
+        for (int i = 0; i < 2; i++) {
+                int family = i == 0 ? AF_INET : AF_INET6;
+
+                if (!(family == AF_INET ? e->ipv4 : e->ipv6))
+                        continue;
+                r = family_repair(e, family, what);
+                if (r < 0)
+                        return r;
+                n += r;
+        }
+        return n;
 }
 
 /* ---- sockets, netmaps, forwarding -------------------------------------------------------------- */

@@ -46,6 +46,10 @@ int exit_route_disable(ExitRoute *e);
 /* At start: the rules and, on ifindex (an adopted interface), the routes
  * that a meshd which crashed left behind. */
 void exit_route_remove_stale(ExitRoute *e, int ifindex);
+/* Re-adds what of an enabled exit route someone else removed (systemd-networkd
+ * drops foreign rules, `ip route flush table T`, the mesh interface going
+ * down): how many objects, each named in *what ("IPv4 rule 32701 ..."). */
+int exit_route_repair(ExitRoute *e, char ***what);
 bool exit_route_is_enabled(const ExitRoute *e);
 uint32_t exit_route_get_fwmark(const ExitRoute *e);
 

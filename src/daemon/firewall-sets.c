@@ -226,30 +226,60 @@ static bool prefixes_hosts(const InAddrPrefix *a, size_t n) {
         return true;
 }
 
+/* The entry's sources and destinations of both families ([0] IPv4), as the
+ * sets get them: the mesh's ranges cut out of the destinations. */
+typedef struct EntryPrefixes {
+        InAddrPrefix *src[2], *dst[2];
+        size_t n_src[2], n_dst[2];
+} EntryPrefixes;
+
+static void entry_prefixes_done(EntryPrefixes *p) {
+        for (size_t f = 0; f < 2; f++) {
+                free(p->src[f]);
+                free(p->dst[f]);
+        }
+}
+
+/* How many elements the entry makes, counted after the cut: a routed
+ * 0.0.0.0/0 is 10 IPv4 prefixes around a /10 mesh range, ::/0 48 around a
+ * /48, and a limit counted before it would let one entry grow 48 times. */
+static size_t entry_elements(const EntryPrefixes *p, size_t n_ports) {
+        size_t n = 0;
+
+        for (size_t f = 0; f < 2; f++)
+                n += p->n_src[f] * p->n_dst[f] * MAX(n_ports, (size_t) 1);
+        return n;
+}
+
 static int sets_add_entry(FirewallSets *s, const FirewallSpec *spec, size_t index, const FirewallRule *rule) {
+        _cleanup_(entry_prefixes_done) EntryPrefixes p = {};
         _cleanup_free_ FirewallPort *ports = NULL;
         size_t n_ports;
         int r;
 
         /* sources are single addresses (the members'), so two elements can
          * only overlap where one destination lies inside another */
-        if (!prefixes_hosts(rule->src, rule->n_src) ||
-            rule->n_src * rule->n_dst * MAX(rule->n_ports, (size_t) 1) > FIREWALL_ENTRY_ELEMENTS_MAX) {
+        if (!prefixes_hosts(rule->src, rule->n_src)) {
                 s->own_rules[index] = true;
                 return 0;
         }
         r = firewall_ports_normalize(rule->ports, rule->n_ports, &ports, &n_ports);
         for (size_t f = 0; r >= 0 && f < 2; f++) {
-                _cleanup_free_ InAddrPrefix *src = NULL, *dst = NULL;
-                size_t n_src, n_dst;
                 int family = f == 0 ? AF_INET : AF_INET6;
 
-                r = firewall_prefixes_of_family(rule->src, rule->n_src, family, &src, &n_src);
+                r = firewall_prefixes_of_family(rule->src, rule->n_src, family, &p.src[f], &p.n_src[f]);
                 if (r >= 0)
-                        r = firewall_dst_of_family(spec, rule->dst, rule->n_dst, family, &dst, &n_dst);
-                if (r >= 0)
-                        r = sets_add_entry_family(s, f, src, n_src, dst, n_dst, ports, n_ports);
+                        r = firewall_dst_of_family(spec, rule->dst, rule->n_dst, family, &p.dst[f],
+                                                   &p.n_dst[f]);
         }
+        if (r < 0)
+                return r;
+        if (entry_elements(&p, n_ports) > FIREWALL_ENTRY_ELEMENTS_MAX) {
+                s->own_rules[index] = true;
+                return 0;
+        }
+        for (size_t f = 0; r >= 0 && f < 2; f++)
+                r = sets_add_entry_family(s, f, p.src[f], p.n_src[f], p.dst[f], p.n_dst[f], ports, n_ports);
         return r;
 }
 

@@ -13,7 +13,8 @@
 #include "firewall.h"
 
 /* More elements than this from one entry (its sources × destinations ×
- * port ranges) and it gets rules of its own instead. */
+ * port ranges, both families, counted after the mesh's ranges are cut
+ * out of the destinations) and it gets rules of its own instead. */
 #define FIREWALL_ENTRY_ELEMENTS_MAX 65536
 
 typedef enum FirewallSetKind {

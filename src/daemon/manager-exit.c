@@ -170,6 +170,7 @@ void manager_exit_update(Manager *m) {
                 (void) exit_set_fwmark(m, 0);
                 exit_problem(m, "The exit node could not be set up; traffic goes as before.");
         }
+        manager_routes_watch(m);
 }
 
 void manager_exit_stop(Manager *m) {
@@ -177,4 +178,5 @@ void manager_exit_stop(Manager *m) {
                 return;
         exit_turn_off(m, NULL);
         m->exit_offered = false;
+        manager_routes_watch(m);
 }

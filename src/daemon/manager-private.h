@@ -40,6 +40,11 @@ int manager_routes_load(Manager *m);
 void manager_routes_done(Manager *m);
 void manager_post_routes(Manager *m);
 void manager_sync_routes(Manager *m);
+/* Follows what meshd keeps in the kernel's routing (rule-watch.h): after a
+ * sync of the routes and every change of the exit node. */
+void manager_routes_watch(Manager *m);
+/* Status's "exit_node" and "accepted_routes" (docs/api.md) into o. */
+int manager_routes_status_json(const Manager *m, cJSON *o);
 /* This node's own approved subnet routes (no exit routes) into ret (at
  * most max, ROUTES_MSG_MAX fits all): what its firewall forwards to. */
 size_t manager_routes_own_approved(const Manager *m, InAddrPrefix *ret, size_t max);

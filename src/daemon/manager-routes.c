@@ -1,15 +1,19 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
+#include <linux/rtnetlink.h>
 #include <net/if.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "exit-route.h"
 #include "fileio.h"
 #include "link.h"
 #include "log.h"
 #include "manager-private.h"
+#include "messages.h"
 #include "msg-routes.h"
 #include "peer.h"
+#include "rule-watch.h"
 #include "strv.h"
 
 /* Subnet routes on a node (meshd.conf(5) [Routes], docs/protocol.md): the set this node advertises,
@@ -45,6 +49,7 @@ void manager_routes_done(Manager *m) {
         m->routes_installed = mfree(m->routes_installed);
         m->n_routes_installed = 0;
         m->routes_refused = strv_free(m->routes_refused);
+        m->rule_watch = rule_watch_free(m->rule_watch);
 }
 
 /* ---- advertising ----------------------------------------------------------------------------- */
@@ -344,6 +349,108 @@ static void sync_kernel_routes(Manager *m, int ifindex, const WantedRoute *w, si
         m->n_routes_installed = k;
 }
 
+/* ---- keeping them: what others remove comes back ------------------------------------------- */
+
+/* The accepted routes someone removed (or the kernel, with the interface going down), re-added. */
+static int routes_repair(Manager *m, int ifindex, char ***what) {
+        _cleanup_free_ InAddrPrefix *present = NULL;
+        size_t n_present;
+        char a[ROUTE_PREFIX_STRLEN], *s;
+        int n = 0, r;
+
+        if (m->n_routes_installed == 0)
+                return 0;
+        r = rule_watch_dump_routes(ifindex, RT_TABLE_MAIN, &present, &n_present);
+        if (r < 0)
+                return r;
+        for (size_t i = 0; i < m->n_routes_installed; i++) {
+                const InAddrPrefix *p = &m->routes_installed[i];
+                bool there = false;
+
+                for (size_t j = 0; j < n_present && !there; j++)
+                        there = route_prefix_equal(&present[j], p);
+                if (there)
+                        continue;
+                r = link_route_mesh_prefix(ifindex, p, true);
+                if (r < 0)
+                        return r;
+                if (asprintf(&s, "route %s dev %s", strna(route_prefix_format(p, a, sizeof(a))),
+                             m->config.interface) < 0 ||
+                    strv_consume(what, s) < 0)
+                        return -ENOMEM;
+                n++;
+        }
+        return n;
+}
+
+/* The mesh interface came back up: the kernel took its IPv6 address away
+ * when it went down (IPv4's stays), and with it the mesh's IPv6 route. */
+static void addresses_repair(Manager *m, int ifindex) {
+        const Netmap *nm = m->netmap;
+
+        if (!nm || !nm->self.has_ipv6 || !nm->has_ipv6_range)
+                return;
+        (void) link_address_add(ifindex, AF_INET6, &nm->self.ipv6, nm->ipv6_prefixlen);
+}
+
+static char *strv_join_comma(char **l) {
+        size_t len = 1;
+        char *s;
+
+        for (char **i = l; i && *i; i++)
+                len += strlen(*i) + 2;
+        s = calloc(len, 1);
+        for (char **i = l; s && i && *i; i++) {
+                if (i != l)
+                        strcat(s, ", ");
+                strcat(s, *i);
+        }
+        return s;
+}
+
+static int on_routes_removed(RuleWatch *w, void *userdata) {
+        _cleanup_strv_free_ char **what = NULL;
+        _cleanup_free_ char *text = NULL;
+        Manager *m = userdata;
+        int ifindex, n, r;
+
+        if (!m->device_configured || !m->wg)
+                return 0;
+        ifindex = wg_backend_get_ifindex(m->wg);
+        addresses_repair(m, ifindex);
+        n = exit_route_repair(m->exit_route, &what);
+        r = n < 0 ? n : routes_repair(m, ifindex, &what);
+        if (r >= 0)
+                n += r;
+        if (r < 0 && r != -ENETDOWN)
+                log_warning_errno(r, "Failed to re-add the routing rules and routes of %s: %m",
+                                  m->config.interface);
+        if (strv_length(what) == 0)
+                return r < 0 ? r : 0;
+        text = strv_join_comma(what);
+        log_full_errno_fields(LOG_NOTICE, 0,
+                              &((LogFields) { .message_id = MESSAGE_ROUTES_RESTORED, .routes = text }),
+                              "Re-added what something else removed: %s.", strna(text));
+        return (int) strv_length(what);
+}
+
+/* The watch follows what meshd keeps: the mesh interface's routes, and the
+ * exit node's table and rules while one is used. */
+void manager_routes_watch(Manager *m) {
+        bool exit = exit_route_is_enabled(m->exit_route);
+        int r;
+
+        if (!m->device_configured || !m->wg)
+                return;
+        if (!m->rule_watch) {
+                r = rule_watch_new(m->event, on_routes_removed, m, &m->rule_watch);
+                if (r < 0)
+                        return (void) log_warning_errno(
+                                r, "Failed to watch for removed routing rules; they will not be re-added: %m");
+        }
+        rule_watch_set(m->rule_watch, wg_backend_get_ifindex(m->wg),
+                       exit ? exit_route_get_fwmark(m->exit_route) : 0, exit ? EXIT_ROUTE_PRIORITY : 0);
+}
 void manager_sync_routes(Manager *m) {
         _cleanup_free_ WantedRoute *w = NULL;
         _cleanup_strv_free_ char **refused = NULL;
@@ -362,6 +469,47 @@ void manager_sync_routes(Manager *m) {
         sync_kernel_routes(m, ifindex, w, n);
         strv_free(m->routes_refused);
         m->routes_refused = TAKE_PTR(refused);
+        manager_routes_watch(m);
+}
+
+/* ---- status -------------------------------------------------------------------------------- */
+
+/* Status's "exit_node" (null without ExitNode=) and "accepted_routes": what
+ * `meshctl status` shows of this node's routing. */
+int manager_routes_status_json(const Manager *m, cJSON *o) {
+        const char *wanted = m->routes.exit_node;
+        bool in_use = exit_route_is_enabled(m->exit_route) && m->exit_peer;
+        cJSON *routes, *exit;
+        char a[ROUTE_PREFIX_STRLEN];
+
+        if (!wanted) {
+                if (!cJSON_AddNullToObject(o, "exit_node"))
+                        return -ENOMEM;
+        } else {
+                exit = cJSON_AddObjectToObject(o, "exit_node");
+                if (!exit || !cJSON_AddStringToObject(exit, "name", wanted) ||
+                    !cJSON_AddBoolToObject(exit, "in_use", in_use) ||
+                    !(m->exit_problem ? cJSON_AddStringToObject(exit, "problem", m->exit_problem)
+                                      : cJSON_AddNullToObject(exit, "problem")))
+                        return -ENOMEM;
+        }
+        routes = cJSON_AddArrayToObject(o, "accepted_routes");
+        if (!routes)
+                return -ENOMEM;
+        for (size_t i = 0; i < m->n_peers; i++)
+                for (size_t j = 0; j < m->peers[i]->n_routes; j++) {
+                        cJSON *r = cJSON_CreateObject();
+
+                        if (!r)
+                                return -ENOMEM;
+                        cJSON_AddItemToArray(routes, r);
+                        if (!cJSON_AddStringToObject(r, "prefix",
+                                                     strna(route_prefix_format(&m->peers[i]->routes[j], a,
+                                                                               sizeof(a)))) ||
+                            !cJSON_AddStringToObject(r, "peer", m->peers[i]->name))
+                                return -ENOMEM;
+                }
+        return 0;
 }
 
 /* The mesh's ranges are known once joined: an advertised prefix inside

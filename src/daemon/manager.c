@@ -248,6 +248,8 @@ cJSON *manager_status_json(Manager *m) {
                         return NULL;
         } else if (!cJSON_AddNullToObject(o, "hub"))
                 return NULL;
+        if (manager_routes_status_json(m, o) < 0)
+                return NULL;
         return TAKE_PTR(o);
 }
 

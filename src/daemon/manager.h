@@ -109,11 +109,12 @@ typedef struct Manager {
         char **routes_refused;     /* "PREFIX PEER NETWORK" refused at the last sync: logged once */
         bool forwarding_warned[2]; /* IPv4, IPv6 */
         struct ExitRoute
-                *exit_route;       /* policy routing to the exit node (manager-exit.c), NULL until the device */
-        char *exit_peer;           /* the exit node in use, NULL: none */
-        char *exit_problem;        /* why ExitNode= is not used: logged once */
-        bool exit_offered;         /* this node is an exit node (forwarding checked) */
-        struct Firewall *firewall; /* table inet meshd (manager-firewall.c), NULL until needed */
+                *exit_route; /* policy routing to the exit node (manager-exit.c), NULL until the device */
+        char *exit_peer;     /* the exit node in use, NULL: none */
+        char *exit_problem;  /* why ExitNode= is not used: logged once */
+        bool exit_offered;   /* this node is an exit node (forwarding checked) */
+        struct RuleWatch *rule_watch; /* re-adds the rules and routes others remove (manager-routes.c) */
+        struct Firewall *firewall;    /* table inet meshd (manager-firewall.c), NULL until needed */
 } Manager;
 
 int manager_new(const ManagerOptions *opts, Manager **ret);

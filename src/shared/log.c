@@ -95,7 +95,8 @@ int log_internal(int level, int error, const LogFields *fields, const char *file
                 char priority[16], code_line[32], errno_field[24];
                 char msgid[64], peer[300], endpoint[128], path[64], state[64], code_file[512], code_func[256];
                 char control_url[600];
-                struct iovec iov[13];
+                char routes[512];
+                struct iovec iov[14];
                 size_t n = 0;
 
 #define ADD_FIELD(buffer, ...)                                                               \
@@ -127,6 +128,8 @@ int log_internal(int level, int error, const LogFields *fields, const char *file
                         ADD_FIELD(state, "MESHD_STATE=%s", fields->state);
                 if (fields && fields->control_url)
                         ADD_FIELD(control_url, "MESHD_CONTROL_URL=%s", fields->control_url);
+                if (fields && fields->routes)
+                        ADD_FIELD(routes, "MESHD_ROUTES=%s", fields->routes);
 #undef ADD_FIELD
                 if (sd_journal_sendv(iov, (int) n) >= 0)
                         goto done;

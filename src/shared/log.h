@@ -15,6 +15,7 @@ typedef struct LogFields {
         const char *path;        /* MESHD_PATH= direct|relay */
         const char *state;       /* MESHD_STATE= the manager's new state */
         const char *control_url; /* MESHD_CONTROL_URL= the control server now used */
+        const char *routes;      /* MESHD_ROUTES= the rules and routes meshd re-added */
 } LogFields;
 
 typedef enum LogTarget {

@@ -295,6 +295,10 @@ def test_exit_node(lab, control, exit_lab):
     set_exit_node(alpha, "exit")
     wait_until(lambda: log_lines(alpha, "Peer exit is no approved exit node"), 15, what="the refusal")
     assert routing(alpha.ns) == baseline
+    status = alpha.status()["exit_node"]
+    assert status["name"] == "exit" and not status["in_use"], status
+    assert "no approved exit node" in status["problem"], status
+    assert "     Exit node: exit (not used: Peer exit is no approved exit node" in alpha.meshctl("status").stdout
 
     # approved: all other traffic through it
     t0 = time.monotonic()
@@ -306,6 +310,7 @@ def test_exit_node(lab, control, exit_lab):
     wg = alpha.wg_show()
     assert {"0.0.0.0/0", "::/0"} <= set(wg.peers[exit_key].allowed_ips), wg.peers[exit_key]
     assert alpha.exec("wg", "show", alpha.interface, "fwmark").stdout.strip() == f"{FWMARK:#x}"
+    assert alpha.status()["exit_node"] == {"name": "exit", "in_use": True, "problem": None}
     hub_key = real_alpha["hub"]["public_key"] if real_alpha.get("hub") else None
     if hub_key:
         assert "0.0.0.0/0" not in wg.peers[hub_key].allowed_ips
@@ -349,6 +354,7 @@ def test_exit_node(lab, control, exit_lab):
     assert routing(alpha.ns) == baseline
     assert not {"0.0.0.0/0", "::/0"} & set(alpha.wg_show().peers[exit_key].allowed_ips)
     assert alpha.exec("wg", "show", alpha.interface, "fwmark").stdout.strip() == "off"
+    assert alpha.status()["exit_node"] is None
     assert seen_source(public, alpha) is None
 
     # on again, then the exit peer leaves the netmap: back exactly

@@ -183,10 +183,86 @@ static void test_sets_exit_leaves_mesh_out(void **state) {
         assert_int_equal(cut.n[1][FIREWALL_SET_ALL], 48);
 }
 
+static size_t set_elements(const FirewallSets *sets) {
+        size_t n = 0;
+
+        for (size_t f = 0; f < 2; f++)
+                for (size_t k = 0; k < _FIREWALL_SET_MAX; k++)
+                        n += sets->n[f][k];
+        return n;
+}
+
+/* Whether the one entry of spec went into the sets (true) or got rules of
+ * its own (false, the sets empty). */
+static bool entry_in_sets(const FirewallSpec *spec, size_t expect_elements) {
+        _cleanup_(firewall_sets_done) FirewallSets sets = {};
+
+        assert_int_equal(firewall_sets_build(spec, &sets), 0);
+        if (sets.own_rules[0]) {
+                assert_int_equal(set_elements(&sets), 0);
+                return false;
+        }
+        assert_int_equal(set_elements(&sets), expect_elements);
+        return true;
+}
+
+/* FIREWALL_ENTRY_ELEMENTS_MAX counts what goes into the sets: the
+ * destinations after the mesh's ranges are cut out (0.0.0.0/0 around a /10
+ * is 10 prefixes, ::/0 around a /48 is 48), both families. Counted before
+ * the cut, the entries below would be 4,097 × 8 and 1,366 × 1 and go into
+ * the sets with 65,537 and 65,568 elements. */
+static void test_sets_entry_limit_after_cut(void **state) {
+        InAddrPrefix mesh[] = { prefix("100.64.0.0/10"), prefix("fd7a::/48") };
+        InAddrPrefix *src = calloc(4097, sizeof(InAddrPrefix));
+        InAddrPrefix dst[8] = { prefix("0.0.0.0/0") };
+        FirewallRule rule = { .src = src, .dst = dst };
+        FirewallSpec spec = { .ifname = "mesh0",
+                              .policy = true,
+                              .filter = &rule,
+                              .n_filter = 1,
+                              .mesh = mesh,
+                              .n_mesh = ELEMENTSOF(mesh) };
+        char a[48];
+
+        assert_non_null(src);
+        /* IPv4: 4,096 members × (10 pieces of 0.0.0.0/0 + 6 members' own addresses) = 65,536: fits */
+        for (size_t i = 0; i < 4096; i++) {
+                snprintf(a, sizeof(a), "100.64.%zu.%zu", 16 + i / 256, i % 256);
+                src[i] = host(a);
+        }
+        for (size_t i = 1; i < 7; i++) {
+                snprintf(a, sizeof(a), "100.64.0.%zu", i);
+                dst[i] = host(a);
+        }
+        rule.n_src = 4096;
+        rule.n_dst = 7;
+        assert_true(entry_in_sets(&spec, FIREWALL_ENTRY_ELEMENTS_MAX));
+        /* one IPv6 element more: 65,537, rules of its own */
+        src[4096] = host("fd7a::2");
+        dst[7] = host("fd7a::9");
+        rule.n_src = 4097;
+        rule.n_dst = 8;
+        assert_false(entry_in_sets(&spec, 0));
+
+        /* IPv6: ::/0 is 48 prefixes; 1,365 × 48 = 65,520 fits, 1,366 × 48 = 65,568 does not */
+        dst[0] = prefix("::/0");
+        for (size_t i = 0; i < 1366; i++) {
+                snprintf(a, sizeof(a), "fd7a::1:%zx", i);
+                src[i] = host(a);
+        }
+        rule.n_dst = 1;
+        rule.n_src = 1365;
+        assert_true(entry_in_sets(&spec, 1365 * 48));
+        rule.n_src = 1366;
+        assert_false(entry_in_sets(&spec, 0));
+        free(src);
+}
+
 int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_sets_mean_the_filter),
                 cmocka_unit_test(test_sets_exit_leaves_mesh_out),
+                cmocka_unit_test(test_sets_entry_limit_after_cut),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }
