@@ -19,7 +19,7 @@
 /* Every writer takes this transaction-scoped advisory lock first, so
  * writers serialize exactly as with SQLite's BEGIN IMMEDIATE. The number
  * is ours ("meshd" in ASCII); nothing else on the server should use it. */
-#define WRITE_LOCK_KEY "0x6d65736864"
+#define WRITE_LOCK_KEY "469853497444" /* 0x6d65736864 */
 #define RESET_INTERVAL_USEC USEC_PER_SEC
 
 typedef struct DbPg {
