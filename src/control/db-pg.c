@@ -45,10 +45,21 @@ static void notice_ignore(void *arg, const char *message) {
         log_debug("PostgreSQL: %s", message);
 }
 
+/* libpq's messages span lines ("…failed: …\n\tIs the server running…"):
+ * one line for the journal and the terminal. */
 static void trim_newline(char *s) {
-        size_t n = strlen(s);
-        while (n > 0 && (s[n - 1] == '\n' || s[n - 1] == '\r'))
-                s[--n] = 0;
+        char *o = s;
+
+        for (const char *p = s; *p; p++) {
+                bool space = *p == '\n' || *p == '\r' || *p == '\t' || *p == ' ';
+
+                if (space && (o == s || o[-1] == ' '))
+                        continue;
+                *o++ = space ? ' ' : *p;
+        }
+        while (o > s && o[-1] == ' ')
+                o--;
+        *o = 0;
 }
 
 /* Logs what the server or libpq said, and returns the -errno for it. */

@@ -266,3 +266,10 @@ int store_migrate(Store *s, bool create) {
                 return store_migrate_pg(s, create);
         return store_migrate_sqlite(s, create);
 }
+
+int store_destroy(Store *s) {
+        if (db_backend(s->db) != DB_POSTGRES)
+                return -EOPNOTSUPP;
+        return store_exec(
+                s, "DROP TABLE IF EXISTS routes, path_reports, nodes, authkeys, settings, schema_version");
+}

@@ -67,6 +67,9 @@ typedef struct StoreRegistration {
  * reached. */
 int store_open(const char *path, bool create, Store **ret);
 Store *store_free(Store *s);
+/* PostgreSQL: drops the mesh's tables again (init failed half-way);
+ * -EOPNOTSUPP for SQLite, whose file the caller removes. */
+int store_destroy(Store *s);
 DEFINE_TRIVIAL_CLEANUP_FUNC(Store *, store_free);
 
 /* Once, right after store_open(create=true). */
