@@ -101,10 +101,11 @@ static int pg_ensure(Db *db) {
         d->last_reset = now;
         PQreset(d->conn);
         if (PQstatus(d->conn) != CONNECTION_OK) {
-                _cleanup_free_ char *m = strdup(PQerrorMessage(d->conn));
+                _cleanup_free_ char *m = db_scrub(PQerrorMessage(d->conn), d->url);
                 if (m)
                         trim_newline(m);
-                return log_warning_errno(-ENOTCONN, "%s: database unreachable: %s", db->name, strna(m));
+                /* the failure that cut it was logged; one try a second is not news */
+                return log_debug_errno(-ENOTCONN, "%s: database still unreachable: %s", db->name, strna(m));
         }
         log_info("%s: connection to the database restored.", db->name);
         db->unavailable = false;
@@ -344,7 +345,7 @@ static PGconn *pg_connect(const char *url, const char *name, int *ret_error) {
                 return NULL;
         }
         if (PQstatus(c) != CONNECTION_OK) {
-                _cleanup_free_ char *m = strdup(PQerrorMessage(c));
+                _cleanup_free_ char *m = db_scrub(PQerrorMessage(c), url);
                 if (m)
                         trim_newline(m);
                 *ret_error =
@@ -364,6 +365,10 @@ static int pg_listen_fd(Db *db, const char *channel) {
 
         if (d->listen && PQstatus(d->listen) == CONNECTION_OK)
                 return PQsocket(d->listen);
+        /* while the store's own connection is down, so is this one: the
+         * caller polls, and would log a failed connect each time */
+        if (db->unavailable)
+                return -ENOTCONN;
         PQfinish(d->listen);
         d->listen = pg_connect(d->url, db->name, &r);
         if (!d->listen)

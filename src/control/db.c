@@ -53,6 +53,62 @@ char *db_mask_url(const char *database) {
         return out;
 }
 
+/* The password of a URL: after "user:" before '@', or a password= parameter. */
+static char *url_password(const char *url) {
+        const char *p, *at, *slash, *colon, *q;
+
+        if (!db_is_url(url))
+                return NULL;
+        p = strstr(url, "://") + 3;
+        slash = p + strcspn(p, "/?");
+        at = memrchr(p, '@', slash - p);
+        colon = at ? memchr(p, ':', at - p) : NULL;
+        if (colon && at > colon + 1)
+                return strndup(colon + 1, at - colon - 1);
+        for (q = strstr(url, "password="); q; q = strstr(q + 1, "password="))
+                if (q[-1] == '?' || q[-1] == '&') {
+                        q += 9;
+                        return strndup(q, strcspn(q, "&#"));
+                }
+        return NULL;
+}
+
+static char *replace_all(const char *text, const char *what, const char *with) {
+        size_t n = 0, wl = strlen(what);
+        char *out, *o;
+
+        if (wl == 0)
+                return strdup(text);
+        for (const char *p = strstr(text, what); p; p = strstr(p + wl, what))
+                n++;
+        out = o = malloc(strlen(text) + n * strlen(with) + 1);
+        if (!out)
+                return NULL;
+        for (const char *p = text, *hit; *p; p = hit + wl) {
+                hit = strstr(p, what);
+                if (!hit) {
+                        o = stpcpy(o, p);
+                        break;
+                }
+                o = mempcpy(o, p, hit - p);
+                o = stpcpy(o, with);
+        }
+        *o = 0;
+        return out;
+}
+
+char *db_scrub(const char *text, const char *url) {
+        _cleanup_free_ char *masked = db_mask_url(url), *password = url_password(url), *step = NULL;
+
+        if (!masked)
+                return NULL;
+        step = replace_all(text, url, masked);
+        if (!step || !password || !*password)
+                return TAKE_PTR(step);
+        /* libpq may quote a part of the URL, not the whole */
+        return replace_all(step, password, "***");
+}
+
 int db_open(const char *database, bool create, Db **ret) {
         if (db_is_url(database))
                 return db_pg_open(database, ret);

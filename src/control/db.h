@@ -28,6 +28,9 @@ typedef struct DbStmt DbStmt;
 bool db_is_url(const char *database);
 /* The URL (or path) for messages: a password in it becomes "***". NULL on OOM. */
 char *db_mask_url(const char *database);
+/* text (libpq's message) with url's password taken out wherever it shows,
+ * the URL itself included. NULL on OOM. */
+char *db_scrub(const char *text, const char *url);
 
 /* SQLite: create makes the file (O_EXCL, 0600: -EEXIST when there is one),
  * else it must exist (-ENOENT). PostgreSQL: connects (-ECONNREFUSED, logged

@@ -74,7 +74,7 @@ int store_add_device(Store *s, const StoreDevice *dev, int64_t now, StoreNode *r
         char ipv4[INET6_ADDRSTRLEN], ipv6[INET6_ADDRSTRLEN];
         StoreNode n;
         uint64_t host;
-        int64_t id;
+        int64_t id = 0;
         int r;
 
         r = store_begin(s, true);

@@ -288,7 +288,7 @@ static int store_insert_node(Store *s, const StoreRegistration *reg, int64_t aut
         _cleanup_free_ char *name = NULL;
         char ipv4[INET6_ADDRSTRLEN], ipv6[INET6_ADDRSTRLEN];
         uint64_t host;
-        int64_t id;
+        int64_t id = 0;
         int r;
 
         /* Every netmap carries the hub; a node with its key would make

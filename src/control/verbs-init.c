@@ -146,6 +146,8 @@ static int init_open_store(const char *database, Store **ret) {
         if (r == -EEXIST)
                 return log_error_errno(r, "Database %s already %s, refusing to overwrite an existing mesh.",
                                        masked, db_is_url(database) ? "holds a mesh" : "exists");
+        if (r == -ECONNREFUSED)
+                return r; /* logged, with libpq's reason */
         if (r < 0)
                 return log_error_errno(r, "Failed to create database %s: %m", masked);
         return 0;

@@ -143,6 +143,7 @@ def test_device_config_and_phone(lab, control):
     assert f"{cam1['public_key']}\t{cam1['ipv4']}/32 {cam1['ipv6']}/128" in wg, wg
 
 
+@pytest.mark.databases("sqlite", "postgresql")
 def test_phone_handshakes_at_once(lab, control):
     """A phone brought up right after `devices add` returns reaches the hub
     on its first handshake: the hub's peers follow the database as soon as
@@ -251,6 +252,7 @@ def test_device_bad_input(lab):
     expect_refused(control, ["add", "d5"], "The mesh's address range is full: no address left for 'd5'.")
 
 
+@pytest.mark.databases("sqlite", "postgresql")
 def test_device_remove_and_expiry(lab, control):
     """devices remove: the phone's probes stop being answered within 1 s,
     the hub's peer is gone. --expires: the device leaves when its time
