@@ -54,6 +54,7 @@ struct DbStmt {
         DbParam *params;
         size_t n_params;
         bool started; /* stepped since the last reset */
+        int error;    /* a bind that failed (OOM): db_step() returns it */
 };
 
 int db_sqlite_open(const char *path, bool create, Db **ret);

@@ -41,8 +41,14 @@ static DbPg *pg_of(Db *db) {
         return (DbPg *) db;
 }
 
+static void trim_newline(char *s);
+
 static void notice_ignore(void *arg, const char *message) {
-        log_debug("PostgreSQL: %s", message);
+        _cleanup_free_ char *m = strdup(message);
+
+        if (m)
+                trim_newline(m);
+        log_debug("PostgreSQL: %s", strna(m));
 }
 
 /* libpq's messages span lines ("…failed: …\n\tIs the server running…"):

@@ -196,6 +196,7 @@ DbStmt *db_stmt_free(DbStmt *stmt) {
 void db_reset(DbStmt *stmt) {
         stmt->db->ops->reset(stmt);
         stmt->started = false;
+        stmt->error = 0;
 }
 
 const char *db_stmt_sql(DbStmt *stmt) {
@@ -203,8 +204,12 @@ const char *db_stmt_sql(DbStmt *stmt) {
 }
 
 static DbParam *param_slot(DbStmt *stmt, int i) {
-        if (i < 1 || i > 999)
+        /* the statement fails at db_step() rather than run with a NULL */
+        stmt->error = -ENOMEM;
+        if (i < 1 || i > 999) {
+                stmt->error = -EINVAL;
                 return NULL;
+        }
         if ((size_t) i > stmt->n_params) {
                 DbParam *p = reallocarray(stmt->params, i, sizeof(DbParam));
                 if (!p)
@@ -215,6 +220,7 @@ static DbParam *param_slot(DbStmt *stmt, int i) {
         }
         free(stmt->params[i - 1].data);
         stmt->params[i - 1] = (DbParam) {};
+        stmt->error = 0;
         return stmt->params + i - 1;
 }
 
@@ -236,8 +242,10 @@ int db_bind_text(DbStmt *stmt, int i, const char *v) {
         if (!p)
                 return log_oom();
         p->data = strdup(v);
-        if (!p->data)
+        if (!p->data) {
+                stmt->error = -ENOMEM;
                 return log_oom();
+        }
         p->type = DB_TYPE_TEXT;
         p->len = strlen(v);
         return 0;
@@ -249,8 +257,10 @@ int db_bind_blob(DbStmt *stmt, int i, const void *data, size_t n) {
         if (!p)
                 return log_oom();
         p->data = malloc(MAX(n, (size_t) 1));
-        if (!p->data)
+        if (!p->data) {
+                stmt->error = -ENOMEM;
                 return log_oom();
+        }
         memcpy(p->data, data, n);
         p->type = DB_TYPE_BLOB;
         p->len = n;
@@ -266,7 +276,12 @@ int db_bind_null(DbStmt *stmt, int i) {
 }
 
 int db_step(DbStmt *stmt) {
-        int r = stmt->db->ops->step(stmt);
+        int r;
+
+        if (stmt->error < 0)
+                return log_error_errno(stmt->error, "%s: failed to bind a parameter of '%s': %m",
+                                       stmt->db->name, stmt->sql);
+        r = stmt->db->ops->step(stmt);
 
         stmt->started = true;
         return r;

@@ -109,6 +109,21 @@ static void test_notify(void **state) {
         assert_int_equal(store_notify_fd(f->store), fd);
 }
 
+/* Of two writers of the same key, the first wins: the other learns it. */
+static void test_setting_once(void **state) {
+        Fixture *f = *state;
+        Store *other = NULL;
+        _cleanup_free_ char *v = NULL;
+
+        assert_int_equal(store_open(f->path, false, &other), 0);
+        assert_int_equal(store_set_setting_once(f->store, "ca_key", "first"), 0);
+        assert_int_equal(store_set_setting_once(other, "ca_key", "second"), -EEXIST);
+        assert_int_equal(store_set_setting_once(f->store, "ca_key", "third"), -EEXIST);
+        assert_int_equal(store_get_setting(other, "ca_key", &v), 0);
+        assert_string_equal(v, "first");
+        store_free(other);
+}
+
 /* A wrong URL is one clear error at open, with the password masked. */
 static void test_bad_url(void **state) {
         _cleanup_free_ char *m1 = db_mask_url("postgresql://meshd:s3cret@db.example:5432/mesh?sslmode=require"),
@@ -967,6 +982,7 @@ int main(void) {
                 cmocka_unit_test_setup_teardown(test_watch, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_notify, setup, teardown),
                 cmocka_unit_test(test_bad_url),
+                cmocka_unit_test_setup_teardown(test_setting_once, setup, teardown),
         };
 
         log_setup("test-store", LOG_TARGET_CONSOLE);
