@@ -22,12 +22,22 @@
 #define WRITE_LOCK_KEY "469853497444" /* 0x6d65736864 */
 #define RESET_INTERVAL_USEC USEC_PER_SEC
 
+/* A statement prepared on the connection, by its SQL text: the store runs
+ * a few dozen texts over and over, and parsing and planning each again is
+ * most of a short statement's cost. */
+typedef struct PgPrepared {
+        char *sql; /* $N form */
+        uint64_t hash;
+} PgPrepared;
+
 typedef struct DbPg {
         Db db;
         char *url; /* unmasked: libpq needs the password */
         PGconn *conn, *listen;
         bool in_tx;
         uint64_t last_reset;
+        PgPrepared *prepared; /* index i is the statement "m<i>" of this connection */
+        size_t n_prepared;
 } DbPg;
 
 typedef struct DbPgStmt {
@@ -89,6 +99,58 @@ static int pg_error(Db *db, const PGresult *res, const char *what) {
         return log_error_errno(r, "%s: %s: %s", db->name, what, strna(message));
 }
 
+static void prepared_clear(DbPg *d) {
+        for (size_t i = 0; i < d->n_prepared; i++)
+                free(d->prepared[i].sql);
+        d->prepared = mfree(d->prepared);
+        d->n_prepared = 0;
+}
+
+static uint64_t fnv1a(const char *s) {
+        uint64_t h = 14695981039346656037ULL;
+
+        for (; *s; s++)
+                h = (h ^ (uint8_t) *s) * 1099511628211ULL;
+        return h;
+}
+
+/* The name of sql's prepared statement, preparing it the first time. */
+static int pg_prepared(Db *db, const char *sql, int n, const unsigned *types, char name[static 24]) {
+        DbPg *d = pg_of(db);
+        uint64_t h = fnv1a(sql);
+        PgPrepared *l;
+        PGresult *res;
+        int r;
+
+        for (size_t i = 0; i < d->n_prepared; i++)
+                if (d->prepared[i].hash == h && streq(d->prepared[i].sql, sql)) {
+                        (void) snprintf(name, 24, "m%zu", i);
+                        return 0;
+                }
+        l = reallocarray(d->prepared, d->n_prepared + 1, sizeof(PgPrepared));
+        if (!l)
+                return log_oom();
+        d->prepared = l;
+        (void) snprintf(name, 24, "m%zu", d->n_prepared);
+        res = PQprepare(d->conn, name, sql, n, types);
+        if (PQresultStatus(res) != PGRES_COMMAND_OK) {
+                r = pg_error(db, res, sql);
+                PQclear(res);
+                return r;
+        }
+        PQclear(res);
+        l[d->n_prepared].sql = strdup(sql);
+        if (!l[d->n_prepared].sql) {
+                /* prepared but not remembered: deallocate, or the name would be taken */
+                char dealloc[48];
+                (void) snprintf(dealloc, sizeof(dealloc), "DEALLOCATE %s", name);
+                PQclear(PQexec(d->conn, dealloc));
+                return log_oom();
+        }
+        l[d->n_prepared++].hash = h;
+        return 0;
+}
+
 /* Before a call: a connection that broke outside a transaction is reset
  * (at most once a second: a server that is gone should not stall every
  * request on a connect). Inside one, the transaction is lost anyway. */
@@ -114,6 +176,7 @@ static int pg_ensure(Db *db) {
                 return log_debug_errno(-ENOTCONN, "%s: database still unreachable: %s", db->name, strna(m));
         }
         log_info("%s: connection to the database restored.", db->name);
+        prepared_clear(d); /* a new session knows none of them */
         db->unavailable = false;
         return 0;
 }
@@ -203,6 +266,7 @@ static void pg_close(Db *db) {
 
         PQfinish(d->conn);
         PQfinish(d->listen);
+        prepared_clear(d);
         if (d->url)
                 explicit_bzero(d->url, strlen(d->url));
         free(d->url);
@@ -258,6 +322,7 @@ static int pg_execute(DbStmt *stmt) {
         _cleanup_free_ int *formats = calloc(MAX(n, (size_t) 1), sizeof(int));
         _cleanup_free_ unsigned *types = calloc(MAX(n, (size_t) 1), sizeof(unsigned));
         _cleanup_free_ char *numbers = calloc(MAX(n, (size_t) 1), 24);
+        char name[24];
         ExecStatusType status;
         int r;
 
@@ -280,7 +345,10 @@ static int pg_execute(DbStmt *stmt) {
         r = pg_ensure(stmt->db);
         if (r < 0)
                 return r;
-        p->result = PQexecParams(pg_of(stmt->db)->conn, p->sql, (int) n, types, values, lengths, formats, 0);
+        r = pg_prepared(stmt->db, p->sql, (int) n, types, name);
+        if (r < 0)
+                return r;
+        p->result = PQexecPrepared(pg_of(stmt->db)->conn, name, (int) n, values, lengths, formats, 0);
         status = PQresultStatus(p->result);
         if (status != PGRES_TUPLES_OK && status != PGRES_COMMAND_OK) {
                 r = pg_error(stmt->db, p->result, stmt->sql);

@@ -91,7 +91,10 @@ int store_get_version(Store *s, uint64_t *ret);
 /* Whether another process (meshd-control nodes remove, …) committed a
  * change to the store: a watch starts with what is there now, and
  * store_changed() returns 1 (and moves the watch on) once something else
- * was committed since, else 0. One cheap read, made to be polled. */
+ * was committed since, else 0. One cheap read, made to be polled. SQLite
+ * sees any commit of another connection; PostgreSQL any commit (ours too)
+ * that moved the version or the members counter, which every change that
+ * a netmap, the hub or the relay shows does. */
 typedef struct StoreWatch {
         int64_t seen, seen_members; /* the store's own; opaque to callers */
 } StoreWatch;
