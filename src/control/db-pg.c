@@ -90,7 +90,7 @@ static int pg_error(Db *db, const PGresult *res, const char *what) {
                 r = -ECONNRESET;
         } else if (state && strncmp(state, "23", 2) == 0)
                 return -EEXIST; /* callers turn this into their own message */
-        else if (state && (streq(state, "40001") || streq(state, "40P01")))
+        else if (state && (streq(state, "40001") || streq(state, "40P01") || streq(state, "55P03")))
                 r = -EBUSY;
         else if (state && strncmp(state, "42", 2) == 0)
                 r = -EINVAL;
@@ -412,7 +412,13 @@ static bool pg_column_is_null(DbStmt *stmt, int col) {
 }
 
 static PGconn *pg_connect(const char *url, const char *name, int *ret_error) {
-        PGconn *c = PQconnectdb(url);
+        /* The server runs every statement in its event loop: a database
+         * host that vanished from the network must fail a call in seconds,
+         * not after TCP's minutes. The URL's own settings win (dbname's
+         * expansion comes last). Ignored on unix sockets. */
+        static const char *const keywords[] = { "connect_timeout", "tcp_user_timeout", "dbname", NULL };
+        const char *const values[] = { "5", "10000", url, NULL };
+        PGconn *c = PQconnectdbParams(keywords, values, 1);
 
         if (!c) {
                 *ret_error = log_oom();
@@ -516,7 +522,9 @@ int db_pg_open(const char *url, Db **ret) {
         if (!d->conn)
                 return r;
         /* the store's SQL counts on these, whatever the server's defaults */
-        r = pg_exec(&d->db, "SET client_min_messages = warning; SET TIME ZONE 'UTC'");
+        /* lock_timeout: a writer waits for another at most as long as
+         * SQLite's busy timeout (then -EBUSY), never forever */
+        r = pg_exec(&d->db, "SET client_min_messages = warning; SET TIME ZONE 'UTC'; SET lock_timeout = '5s'");
         if (r < 0)
                 return r;
         *ret = &TAKE_PTR(d)->db;
