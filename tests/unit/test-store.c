@@ -10,6 +10,7 @@
 #include <sqlite3.h>
 #include <stdio.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "db.h"
 #include "log.h"
@@ -107,6 +108,33 @@ static void test_notify(void **state) {
         assert_true(store_notify_drain(f->store) > 0);
         /* the same fd while the connection lives */
         assert_int_equal(store_notify_fd(f->store), fd);
+}
+
+/* PostgreSQL: a connection the server cuts fails calls with an error (no
+ * crash, nothing half-written), and the store reconnects by itself. */
+static void test_reconnect(void **state) {
+        Fixture *f = *state;
+        uint64_t v = 0;
+        int r;
+
+        if (!store_test_pg()) {
+                assert_true(store_is_available(f->store));
+                return;
+        }
+        assert_int_equal(store_authkey_add(f->store, "k", true, 0), 0);
+        store_test_pg_exec(f, "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                              "WHERE datname = current_database() AND pid <> pg_backend_pid()");
+        r = store_get_version(f->store, &v);
+        assert_true(r == -ECONNRESET || r == -ENOTCONN);
+        assert_false(store_is_available(f->store));
+        /* a reset is tried at most once a second */
+        usleep(1100 * 1000);
+        assert_int_equal(store_get_version(f->store, &v), 0);
+        assert_true(store_is_available(f->store));
+        assert_int_equal(v, 1);
+        /* writes work again, prepared statements included */
+        assert_int_equal(store_set_policy(f->store, "{}"), 0);
+        assert_int_equal(store_test_version(f->store), 2);
 }
 
 /* Of two writers of the same key, the first wins: the other learns it. */
@@ -983,6 +1011,7 @@ int main(void) {
                 cmocka_unit_test_setup_teardown(test_notify, setup, teardown),
                 cmocka_unit_test(test_bad_url),
                 cmocka_unit_test_setup_teardown(test_setting_once, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_reconnect, setup, teardown),
         };
 
         log_setup("test-store", LOG_TARGET_CONSOLE);
