@@ -4,13 +4,11 @@
  * that tell readers what changed and the wake-up that says so at once, and
  * the helpers that every store-*.c shares (store-private.h). */
 #include <errno.h>
-#include <fcntl.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
-#include <unistd.h>
 
 #include "log.h"
 #include "store-private.h"
