@@ -16,6 +16,8 @@ import threading
 import time
 from pathlib import Path
 
+import pytest
+
 from meshlab import (CLIENT_ADDRESS, ControlApi, LogWatcher, fake_public_key, netns_socket,
                      tls_connect, wait_until, wireguard_go_pid)
 
@@ -189,6 +191,7 @@ def test_sigkill_meshd_while_netmap_applies(lab):
 
 # ------------------------------------------------------------------ meshd-control
 
+@pytest.mark.databases("sqlite")       # reads control.db itself
 def test_sigkill_control_during_registration_burst(lab):
     """meshd-control is SIGKILLed while six clients register as fast as
     they can, all with the same hostname. Restarted on the same state
