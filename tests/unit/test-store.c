@@ -10,6 +10,7 @@
 #include <sqlite3.h>
 #include <stdio.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "db.h"
@@ -135,6 +136,56 @@ static void test_reconnect(void **state) {
         /* writes work again, prepared statements included */
         assert_int_equal(store_set_policy(f->store, "{}"), 0);
         assert_int_equal(store_test_version(f->store), 2);
+}
+
+#define WRITERS 4
+#define WRITES 15
+
+/* Writers in several processes serialize (SQLite: BEGIN IMMEDIATE;
+ * PostgreSQL: the advisory lock): all of them registering "n" at once
+ * get unique names and addresses, and the version counts every change. */
+static void test_concurrent_writers(void **state) {
+        Fixture *f = *state;
+        StoreNode *list = NULL;
+        size_t n = 0;
+        pid_t pids[WRITERS];
+
+        assert_int_equal(store_authkey_add(f->store, "k", true, 0), 0);
+        for (int w = 0; w < WRITERS; w++) {
+                pids[w] = fork();
+                assert_true(pids[w] >= 0);
+                if (pids[w] == 0) {
+                        Store *s = NULL;
+                        int bad = store_open(f->path, false, &s) < 0;
+
+                        for (int i = 0; i < WRITES && !bad; i++) {
+                                char key[64];
+                                StoreNode node = {};
+
+                                /* distinct valid-looking keys: 43 base64 characters and '=' */
+                                snprintf(key, sizeof(key), "%042dA=", w * 1000 + i);
+                                bad = store_test_register(s, "k", key, "n", NOW, &node) < 0;
+                                store_node_done(&node);
+                        }
+                        store_free(s);
+                        _exit(bad);
+                }
+        }
+        for (int w = 0; w < WRITERS; w++) {
+                int status = 0;
+
+                assert_int_equal(waitpid(pids[w], &status, 0), pids[w]);
+                assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+        }
+        assert_int_equal(store_list_nodes(f->store, false, &list, &n), 0);
+        assert_int_equal(n, WRITERS * WRITES);
+        for (size_t i = 0; i < n; i++)
+                for (size_t j = i + 1; j < n; j++) {
+                        assert_string_not_equal(list[i].name, list[j].name);
+                        assert_string_not_equal(list[i].ipv4, list[j].ipv4);
+                }
+        store_nodes_free(list, n);
+        assert_int_equal(store_test_version(f->store), 1 + WRITERS * WRITES);
 }
 
 /* Of two writers of the same key, the first wins: the other learns it. */
@@ -1012,6 +1063,7 @@ int main(void) {
                 cmocka_unit_test(test_bad_url),
                 cmocka_unit_test_setup_teardown(test_setting_once, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_reconnect, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_concurrent_writers, setup, teardown),
         };
 
         log_setup("test-store", LOG_TARGET_CONSOLE);
