@@ -54,6 +54,7 @@ struct Server {
         struct MHD_Daemon *daemon;
         char *key_pem, *cert_pem;
         sd_event_source *mhd_io, *mhd_timer, *db_poll, *sigterm, *sigint;
+        sd_event_source *db_notify; /* PostgreSQL's wake-up (store_notify_fd()); NULL: SQLite, or lost */
 
         uint64_t version; /* highest netmap version seen */
         StoreWatch store_watch;

@@ -1,8 +1,10 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* The long-poll of GET /v1/netmap: suspended requests wait on the
  * server's list until the netmap version moves, by our own commits or by
- * another process's (seen by polling the database), or their deadline. */
+ * another process's (seen by polling the database and, on PostgreSQL, at
+ * once by its notification), or their deadline. */
 #include <inttypes.h>
+#include <sys/epoll.h>
 #include <systemd/sd-event.h>
 #include <time.h>
 
@@ -130,6 +132,53 @@ enum MHD_Result request_wait(Request *req) {
         return MHD_YES;
 }
 
+/* Another process (or replica) committed: what follows a change. */
+static void server_db_changed(Server *s) {
+        if (store_changed(s->store, &s->store_watch) <= 0)
+                return;
+        server_check_version(s);
+        /* the version may have been seen already by a snapshot load */
+        if (s->hub)
+                (void) hub_sync(s->hub);
+        /* a removed or expired node's stream goes with its peer */
+        if (s->relay)
+                relay_server_check_members(s->relay);
+}
+
+static int on_db_notify(sd_event_source *source, int fd, uint32_t revents, void *userdata) {
+        Server *s = userdata;
+        int r;
+
+        r = store_notify_drain(s->store);
+        if (r < 0) {
+                /* the server went away: the poll makes a new listener once it is back */
+                s->db_notify = sd_event_source_disable_unref(s->db_notify);
+                return 0;
+        }
+        if (r > 0)
+                server_db_changed(s);
+        return 0;
+}
+
+/* PostgreSQL: listen for the store's notifications; SQLite has none (the
+ * hub watches the file's directory, and everything polls). */
+static void server_watch_notify(Server *s) {
+        int fd, r;
+
+        if (s->db_notify)
+                return;
+        fd = store_notify_fd(s->store);
+        if (fd < 0)
+                return;
+        r = sd_event_add_io(s->event, &s->db_notify, fd, EPOLLIN, on_db_notify, s);
+        if (r < 0) {
+                (void) log_warning_errno(r, "Failed to watch the database's notifications: %m");
+                return;
+        }
+        /* what was committed while nobody listened */
+        server_db_changed(s);
+}
+
 static int on_db_poll(sd_event_source *source, uint64_t usec, void *userdata) {
         Server *s = userdata;
         int r;
@@ -139,16 +188,8 @@ static int on_db_poll(sd_event_source *source, uint64_t usec, void *userdata) {
         if (store_expire_due_devices(s->store, (int64_t) time(NULL)) > 0)
                 server_check_version(s);
 
-        r = store_changed(s->store, &s->store_watch);
-        if (r > 0) {
-                server_check_version(s);
-                /* the version may have been seen already by a snapshot load */
-                if (s->hub)
-                        (void) hub_sync(s->hub);
-                /* a removed or expired node's stream goes with its peer */
-                if (s->relay)
-                        relay_server_check_members(s->relay);
-        }
+        server_watch_notify(s);
+        server_db_changed(s);
 
         r = sd_event_source_set_time_relative(source, DB_POLL_USEC);
         if (r < 0)
@@ -167,5 +208,6 @@ int server_start_db_poll(Server *s) {
                                        DB_POLL_ACCURACY_USEC, on_db_poll, s);
         if (r < 0)
                 return log_error_errno(r, "Failed to add database poll: %m");
+        server_watch_notify(s);
         return 0;
 }

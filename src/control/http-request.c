@@ -79,6 +79,9 @@ enum MHD_Result request_reply_oom(Request *req) {
 }
 
 enum MHD_Result request_reply_internal(Request *req) {
+        /* a PostgreSQL server out of reach: the node tries again (or another replica) */
+        if (!store_is_available(req->server->store))
+                return request_reply_error(req, MHD_HTTP_SERVICE_UNAVAILABLE, "database unavailable");
         return request_reply_error(req, MHD_HTTP_INTERNAL_SERVER_ERROR, "internal error, see the server log");
 }
 

@@ -415,6 +415,7 @@ Server *server_free(Server *s) {
         sd_event_source_disable_unref(s->mhd_io);
         sd_event_source_disable_unref(s->mhd_timer);
         sd_event_source_disable_unref(s->db_poll);
+        sd_event_source_disable_unref(s->db_notify);
         sd_event_source_disable_unref(s->sigterm);
         sd_event_source_disable_unref(s->sigint);
         sd_event_unref(s->event);

@@ -69,6 +69,8 @@ static void help(void) {
                "  -h --help              Show this help\n"
                "     --version           Show package version\n"
                "     --state-dir=DIR     State directory (default: $STATE_DIRECTORY or %s)\n"
+               "     --database=DB       The mesh's database: an SQLite file, or a PostgreSQL\n"
+               "                         postgresql://... URL (default: STATE_DIR/" STORE_DB_FILE ")\n"
                "     --url=URL           init: URL nodes use, https://HOST:PORT\n"
                "     --domain=DOMAIN     init: DNS domain of the mesh (default: %s)\n"
                "     --ipv4-range=PREFIX init: IPv4 range (default: %s)\n"
@@ -163,6 +165,7 @@ static int parse_argv(int argc, char *argv[]) {
         enum {
                 ARG_VERSION = 0x100,
                 ARG_STATE_DIR,
+                ARG_DATABASE,
                 ARG_URL,
                 ARG_DOMAIN,
                 ARG_IPV4_RANGE,
@@ -207,6 +210,7 @@ static int parse_argv(int argc, char *argv[]) {
                 { "help", no_argument, NULL, 'h' },
                 { "version", no_argument, NULL, ARG_VERSION },
                 { "state-dir", required_argument, NULL, ARG_STATE_DIR },
+                { "database", required_argument, NULL, ARG_DATABASE },
                 { "url", required_argument, NULL, ARG_URL },
                 { "domain", required_argument, NULL, ARG_DOMAIN },
                 { "ipv4-range", required_argument, NULL, ARG_IPV4_RANGE },
@@ -260,6 +264,12 @@ static int parse_argv(int argc, char *argv[]) {
                         return 0;
                 case ARG_STATE_DIR:
                         arg.state_dir = optarg;
+                        break;
+                case ARG_DATABASE:
+                        if (!*optarg)
+                                return log_error_errno(-EINVAL, "Empty --database, expected a file or a "
+                                                                "postgresql:// URL.");
+                        arg.database = optarg;
                         break;
                 case ARG_URL:
                         arg.url = optarg;

@@ -37,6 +37,8 @@ int relay_admit(Store *store, const RelayServer *rs, bool disabled, const char *
         r = store_node_by_token(store, token, &node);
         if (r == -ENOENT)
                 return refuse(ret, 401, "unknown node token");
+        if (r < 0 && !store_is_available(store))
+                return refuse(ret, 503, "database unavailable");
         if (r < 0)
                 return refuse(ret, 500, "internal error, see the server log");
         if (node.removed)

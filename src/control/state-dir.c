@@ -14,14 +14,21 @@ int state_path(const ControlArgs *a, const char *name, char **ret) {
         return asprintf(ret, "%s/%s", a->state_dir, name) < 0 ? log_oom() : 0;
 }
 
+int database_location(const ControlArgs *a, char **ret) {
+        if (!a->database)
+                return state_path(a, STORE_DB_FILE, ret);
+        *ret = strdup(a->database);
+        return *ret ? 0 : log_oom();
+}
+
 int open_store(const ControlArgs *a, Store **ret) {
         _cleanup_free_ char *path = NULL;
         int r;
 
-        r = state_path(a, STORE_DB_FILE, &path);
+        r = database_location(a, &path);
         if (r < 0)
                 return r;
-        r = store_open(path, false, ret);
+        r = store_open(path, false, ret); /* PostgreSQL: logged, the password masked */
         if (r == -ENOENT)
                 return log_error_errno(
                         r, "No database at %s; run 'meshd-control init' first (or pass --state-dir).", path);

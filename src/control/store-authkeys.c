@@ -5,11 +5,11 @@
 #include <gnutls/crypto.h>
 #include <gnutls/gnutls.h>
 #include <sodium.h>
-#include <sqlite3.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/random.h>
+#include <time.h>
 
 #include "log.h"
 #include "store-private.h"
@@ -44,7 +44,7 @@ int store_authkey_add(Store *s, const char *key, bool reusable, int64_t expires)
 }
 
 int store_authkey_add_tagged(Store *s, const char *key, bool reusable, int64_t expires, char *const *tags) {
-        _cleanup_(sqlite3_finalizep) sqlite3_stmt *stmt = NULL;
+        _cleanup_(db_stmt_freep) DbStmt *stmt = NULL;
         _cleanup_free_ char *tags_text = store_tags_format(tags);
         uint8_t hash[HASH_BYTES];
         int r;
@@ -56,20 +56,21 @@ int store_authkey_add_tagged(Store *s, const char *key, bool reusable, int64_t e
                 return r;
         r = store_prepare(s,
                           "INSERT INTO authkeys (hash, reusable, expires, created, tags) "
-                          "VALUES (?1, ?2, ?3, unixepoch(), ?4)",
+                          "VALUES (?1, ?2, ?3, ?5, ?4)",
                           &stmt);
         if (r < 0)
                 return r;
-        sqlite3_bind_blob(stmt, 1, hash, sizeof(hash), SQLITE_TRANSIENT);
-        sqlite3_bind_int(stmt, 2, reusable);
-        sqlite3_bind_int64(stmt, 3, expires);
-        sqlite3_bind_text(stmt, 4, tags_text, -1, SQLITE_STATIC);
+        db_bind_blob(stmt, 1, hash, sizeof(hash));
+        db_bind_int64(stmt, 2, reusable);
+        db_bind_int64(stmt, 3, expires);
+        db_bind_text(stmt, 4, tags_text);
+        db_bind_int64(stmt, 5, (int64_t) time(NULL));
         r = store_step(s, stmt);
         return r < 0 ? r : 0;
 }
 
 int store_check_authkey(Store *s, const char *key, int64_t now, int64_t *ret_id) {
-        _cleanup_(sqlite3_finalizep) sqlite3_stmt *stmt = NULL;
+        _cleanup_(db_stmt_freep) DbStmt *stmt = NULL;
         uint8_t hash[HASH_BYTES];
         int64_t expires;
         int r;
@@ -80,20 +81,20 @@ int store_check_authkey(Store *s, const char *key, int64_t now, int64_t *ret_id)
         r = store_prepare(s, "SELECT id, reusable, expires, used FROM authkeys WHERE hash = ?1", &stmt);
         if (r < 0)
                 return r;
-        sqlite3_bind_blob(stmt, 1, hash, sizeof(hash), SQLITE_TRANSIENT);
+        db_bind_blob(stmt, 1, hash, sizeof(hash));
         r = store_step(s, stmt);
         if (r < 0)
                 return r;
         if (r == 0)
                 return -ENOKEY;
 
-        expires = sqlite3_column_int64(stmt, 2);
+        expires = db_column_int64(stmt, 2);
         if (expires != 0 && expires <= now)
                 return -EKEYEXPIRED;
-        if (!sqlite3_column_int(stmt, 1) && sqlite3_column_int64(stmt, 3) > 0)
+        if (!db_column_int(stmt, 1) && db_column_int64(stmt, 3) > 0)
                 return -EKEYREJECTED;
 
-        *ret_id = sqlite3_column_int64(stmt, 0);
+        *ret_id = db_column_int64(stmt, 0);
         return 0;
 }
 

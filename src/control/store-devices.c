@@ -4,7 +4,6 @@
  * share one namespace with nodes. Added and removed by the admin only;
  * they never talk to the server. */
 #include <errno.h>
-#include <sqlite3.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/random.h>
@@ -31,8 +30,8 @@ static int store_device_key_free(Store *s, const char *public_key) {
 }
 
 static int store_insert_device(Store *s, const StoreDevice *dev, uint64_t host, const char *ipv4,
-                               const char *ipv6, int64_t now) {
-        _cleanup_(sqlite3_finalizep) sqlite3_stmt *stmt = NULL;
+                               const char *ipv6, int64_t now, int64_t *ret_id) {
+        _cleanup_(db_stmt_freep) DbStmt *stmt = NULL;
         uint8_t token_hash[HASH_BYTES];
         int r;
 
@@ -45,26 +44,29 @@ static int store_insert_device(Store *s, const StoreDevice *dev, uint64_t host, 
                 return log_oom();
         r = store_prepare(s,
                           "INSERT INTO nodes (name, public_key, host, ipv4, ipv6, token_hash, created, kind, "
-                          "expires, tags) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, 'device', ?8, ?9)",
+                          "expires, tags) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, 'device', ?8, ?9) RETURNING id",
                           &stmt);
         if (r < 0)
                 return r;
-        sqlite3_bind_text(stmt, 1, dev->name, -1, SQLITE_STATIC);
-        sqlite3_bind_text(stmt, 2, dev->public_key, -1, SQLITE_STATIC);
-        sqlite3_bind_int64(stmt, 3, (int64_t) host);
-        sqlite3_bind_text(stmt, 4, ipv4, -1, SQLITE_STATIC);
-        sqlite3_bind_text(stmt, 5, ipv6, -1, SQLITE_STATIC);
-        sqlite3_bind_blob(stmt, 6, token_hash, HASH_BYTES, SQLITE_STATIC);
-        sqlite3_bind_int64(stmt, 7, now);
+        db_bind_text(stmt, 1, dev->name);
+        db_bind_text(stmt, 2, dev->public_key);
+        db_bind_int64(stmt, 3, (int64_t) host);
+        db_bind_text(stmt, 4, ipv4);
+        db_bind_text(stmt, 5, ipv6);
+        db_bind_blob(stmt, 6, token_hash, HASH_BYTES);
+        db_bind_int64(stmt, 7, now);
         if (dev->expires > 0)
-                sqlite3_bind_int64(stmt, 8, dev->expires);
+                db_bind_int64(stmt, 8, dev->expires);
         else
-                sqlite3_bind_null(stmt, 8);
-        sqlite3_bind_text(stmt, 9, tags, -1, SQLITE_STATIC);
+                db_bind_null(stmt, 8);
+        db_bind_text(stmt, 9, tags);
         r = store_step(s, stmt);
         if (r < 0)
                 return r == -EEXIST ? log_error_errno(-EIO, "%s: device row conflicts after checks.", s->path)
                                     : r;
+        if (r == 0)
+                return log_error_errno(-EIO, "%s: no id for the new device.", s->path);
+        *ret_id = db_column_int64(stmt, 0);
         return 0;
 }
 
@@ -72,6 +74,7 @@ int store_add_device(Store *s, const StoreDevice *dev, int64_t now, StoreNode *r
         char ipv4[INET6_ADDRSTRLEN], ipv6[INET6_ADDRSTRLEN];
         StoreNode n;
         uint64_t host;
+        int64_t id = 0;
         int r;
 
         r = store_begin(s, true);
@@ -90,11 +93,11 @@ int store_add_device(Store *s, const StoreDevice *dev, int64_t now, StoreNode *r
         r = store_allocate_host(s, now, &host, ipv4, ipv6);
         if (r < 0)
                 return r;
-        r = store_insert_device(s, dev, host, ipv4, ipv6, now);
+        r = store_insert_device(s, dev, host, ipv4, ipv6, now, &id);
         if (r < 0)
                 return r;
         n = (StoreNode) {
-                .id = sqlite3_last_insert_rowid(s->db),
+                .id = id,
                 .created = now,
                 .device = true,
                 .expires = dev->expires,
@@ -125,7 +128,7 @@ int store_remove_device(Store *s, const char *name) {
 }
 
 int store_expire_due_devices(Store *s, int64_t now) {
-        _cleanup_(sqlite3_finalizep) sqlite3_stmt *stmt = NULL;
+        _cleanup_(db_stmt_freep) DbStmt *stmt = NULL;
         int n = 0, r;
 
         /* the common case, polled: one read, no write lock */
@@ -146,7 +149,7 @@ int store_expire_due_devices(Store *s, int64_t now) {
                           &stmt);
         if (r < 0)
                 return r;
-        sqlite3_bind_int64(stmt, 1, now);
+        db_bind_int64(stmt, 1, now);
         for (;;) {
                 r = store_step(s, stmt);
                 if (r < 0)

@@ -4,9 +4,9 @@
  * removed node's certificate still holds. */
 #include <cjson/cJSON.h>
 #include <errno.h>
-#include <sqlite3.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "log.h"
 #include "store-private.h"
@@ -72,20 +72,20 @@ void store_nodes_free(StoreNode *nodes, size_t n) {
         free(nodes);
 }
 
-int node_from_row(sqlite3_stmt *stmt, StoreNode *ret) {
+int node_from_row(DbStmt *stmt, StoreNode *ret) {
         StoreNode n = {
-                .id = sqlite3_column_int64(stmt, 0),
-                .created = sqlite3_column_int64(stmt, 6),
-                .removed = sqlite3_column_int(stmt, 7),
-                .expired = sqlite3_column_int(stmt, 9),
-                .device = sqlite3_column_int(stmt, 10),
-                .expires = sqlite3_column_int64(stmt, 11), /* NULL reads as 0: never */
+                .id = db_column_int64(stmt, 0),
+                .created = db_column_int64(stmt, 6),
+                .removed = db_column_int(stmt, 7),
+                .expired = db_column_int(stmt, 9),
+                .device = db_column_int(stmt, 10),
+                .expires = db_column_int64(stmt, 11), /* NULL reads as 0: never */
         };
         const char *cols[] = {
-                (const char *) sqlite3_column_text(stmt, 1),
-                (const char *) sqlite3_column_text(stmt, 2),
-                (const char *) sqlite3_column_text(stmt, 3),
-                (const char *) sqlite3_column_text(stmt, 4),
+                db_column_text(stmt, 1),
+                db_column_text(stmt, 2),
+                db_column_text(stmt, 3),
+                db_column_text(stmt, 4),
         };
         int r;
 
@@ -100,18 +100,18 @@ int node_from_row(sqlite3_stmt *stmt, StoreNode *ret) {
                 store_node_done(&n);
                 return -ENOMEM;
         }
-        r = endpoints_from_json((const char *) sqlite3_column_text(stmt, 5), &n.endpoints);
+        r = endpoints_from_json(db_column_text(stmt, 5), &n.endpoints);
         if (r < 0) {
                 store_node_done(&n);
                 return r;
         }
-        r = store_tags_parse((const char *) sqlite3_column_text(stmt, 12), &n.tags);
+        r = store_tags_parse(db_column_text(stmt, 12), &n.tags);
         if (r < 0) {
                 store_node_done(&n);
                 return r;
         }
-        if (sqlite3_column_type(stmt, 8) == SQLITE_TEXT) {
-                n.observed_endpoint = strdup((const char *) sqlite3_column_text(stmt, 8));
+        if (!db_column_is_null(stmt, 8)) {
+                n.observed_endpoint = strdup(db_column_text(stmt, 8));
                 if (!n.observed_endpoint) {
                         store_node_done(&n);
                         return -ENOMEM;
@@ -122,7 +122,7 @@ int node_from_row(sqlite3_stmt *stmt, StoreNode *ret) {
 }
 
 int store_node_by_token(Store *s, const char *token, StoreNode *ret) {
-        _cleanup_(sqlite3_finalizep) sqlite3_stmt *stmt = NULL;
+        _cleanup_(db_stmt_freep) DbStmt *stmt = NULL;
         uint8_t hash[HASH_BYTES];
         int r;
 
@@ -132,7 +132,7 @@ int store_node_by_token(Store *s, const char *token, StoreNode *ret) {
         r = store_prepare(s, "SELECT " NODE_COLUMNS " FROM nodes WHERE token_hash = ?1", &stmt);
         if (r < 0)
                 return r;
-        sqlite3_bind_blob(stmt, 1, hash, sizeof(hash), SQLITE_TRANSIENT);
+        db_bind_blob(stmt, 1, hash, sizeof(hash));
         r = store_step(s, stmt);
         if (r < 0)
                 return r;
@@ -142,26 +142,26 @@ int store_node_by_token(Store *s, const char *token, StoreNode *ret) {
 }
 
 static int store_get_endpoints_json(Store *s, int64_t id, char **ret) {
-        _cleanup_(sqlite3_finalizep) sqlite3_stmt *stmt = NULL;
+        _cleanup_(db_stmt_freep) DbStmt *stmt = NULL;
         const char *v;
         int r;
 
         r = store_prepare(s, "SELECT endpoints FROM nodes WHERE id = ?1 AND removed IS NULL", &stmt);
         if (r < 0)
                 return r;
-        sqlite3_bind_int64(stmt, 1, id);
+        db_bind_int64(stmt, 1, id);
         r = store_step(s, stmt);
         if (r < 0)
                 return r;
         if (r == 0)
                 return -ENOENT;
-        v = (const char *) sqlite3_column_text(stmt, 0);
+        v = db_column_text(stmt, 0);
         *ret = strdup(v ?: "[]");
         return *ret ? 0 : -ENOMEM;
 }
 
 int store_set_endpoints(Store *s, int64_t id, char *const *endpoints) {
-        _cleanup_(sqlite3_finalizep) sqlite3_stmt *stmt = NULL;
+        _cleanup_(db_stmt_freep) DbStmt *stmt = NULL;
         _cleanup_free_ char *json = NULL, *old = NULL;
         int r;
 
@@ -184,8 +184,8 @@ int store_set_endpoints(Store *s, int64_t id, char *const *endpoints) {
         r = store_prepare(s, "UPDATE nodes SET endpoints = ?1 WHERE id = ?2", &stmt);
         if (r < 0)
                 return r;
-        sqlite3_bind_text(stmt, 1, json, -1, SQLITE_STATIC);
-        sqlite3_bind_int64(stmt, 2, id);
+        db_bind_text(stmt, 1, json);
+        db_bind_int64(stmt, 2, id);
         r = store_step(s, stmt);
         if (r < 0)
                 return r;
@@ -213,7 +213,7 @@ int store_node_left(Store *s, int64_t id) {
 /* Nodes and devices leave the same way; `nodes remove` never takes a device
  * (nor `devices remove` a node). */
 int store_remove_member(Store *s, const char *name, bool device) {
-        _cleanup_(sqlite3_finalizep) sqlite3_stmt *stmt = NULL;
+        _cleanup_(db_stmt_freep) DbStmt *stmt = NULL;
         int64_t id;
         int r;
 
@@ -223,13 +223,14 @@ int store_remove_member(Store *s, const char *name, bool device) {
         _cleanup_(store_rollbackp) Store *tx = s;
 
         r = store_prepare(s,
-                          "UPDATE nodes SET removed = unixepoch() WHERE name = ?1 AND removed IS NULL "
+                          "UPDATE nodes SET removed = ?3 WHERE name = ?1 AND removed IS NULL "
                           "AND kind = ?2 RETURNING id",
                           &stmt);
         if (r < 0)
                 return r;
-        sqlite3_bind_text(stmt, 1, name, -1, SQLITE_STATIC);
-        sqlite3_bind_text(stmt, 2, device ? "device" : "node", -1, SQLITE_STATIC);
+        db_bind_text(stmt, 1, name);
+        db_bind_text(stmt, 2, device ? "device" : "node");
+        db_bind_int64(stmt, 3, (int64_t) time(NULL));
         r = store_step(s, stmt);
         if (r < 0)
                 return r;
@@ -237,7 +238,7 @@ int store_remove_member(Store *s, const char *name, bool device) {
                 return -ENOENT;
 
         /* The row stays (its token must keep getting 403), its path reports go. */
-        id = sqlite3_column_int64(stmt, 0);
+        id = db_column_int64(stmt, 0);
         r = store_step(s, stmt);
         if (r < 0)
                 return r;
@@ -254,7 +255,7 @@ int store_remove_node(Store *s, const char *name) {
 /* The id of member name, inside a transaction; -ENOENT for no member,
  * -EALREADY when its expired state is already want_expired. */
 static int store_member_expired_state(Store *s, const char *name, bool want_expired, int64_t *ret_id) {
-        _cleanup_(sqlite3_finalizep) sqlite3_stmt *stmt = NULL;
+        _cleanup_(db_stmt_freep) DbStmt *stmt = NULL;
         int r;
 
         r = store_prepare(s,
@@ -263,15 +264,15 @@ static int store_member_expired_state(Store *s, const char *name, bool want_expi
                           &stmt);
         if (r < 0)
                 return r;
-        sqlite3_bind_text(stmt, 1, name, -1, SQLITE_STATIC);
+        db_bind_text(stmt, 1, name);
         r = store_step(s, stmt);
         if (r < 0)
                 return r;
         if (r == 0)
                 return -ENOENT;
-        if (!!sqlite3_column_int(stmt, 1) == want_expired)
+        if (!!db_column_int(stmt, 1) == want_expired)
                 return -EALREADY;
-        *ret_id = sqlite3_column_int64(stmt, 0);
+        *ret_id = db_column_int64(stmt, 0);
         return 0;
 }
 
@@ -293,7 +294,7 @@ int store_expire_node(Store *s, const char *name) {
                 return r;
         if (r > 0)
                 return -EPERM;
-        r = store_exec_id(s, "UPDATE nodes SET expired = unixepoch() WHERE id = ?1", id);
+        r = store_exec_id_now(s, "UPDATE nodes SET expired = ?2 WHERE id = ?1", id);
         if (r < 0)
                 return r;
         r = store_node_left(s, id);
@@ -327,25 +328,26 @@ int store_renew_node(Store *s, const char *name) {
 }
 
 int store_note_certificate(Store *s, int64_t id, int64_t not_after) {
-        _cleanup_(sqlite3_finalizep) sqlite3_stmt *stmt = NULL;
+        _cleanup_(db_stmt_freep) DbStmt *stmt = NULL;
         int r;
 
-        r = store_prepare(s,
-                          "UPDATE nodes SET cert_not_after = MAX(COALESCE(cert_not_after, 0), ?2) "
-                          "WHERE id = ?1",
-                          &stmt);
+        r = store_prepare(
+                s,
+                "UPDATE nodes SET cert_not_after = CASE WHEN cert_not_after > ?2 THEN cert_not_after ELSE ?2 END "
+                "WHERE id = ?1",
+                &stmt);
         if (r < 0)
                 return r;
-        sqlite3_bind_int64(stmt, 1, id);
-        sqlite3_bind_int64(stmt, 2, not_after);
+        db_bind_int64(stmt, 1, id);
+        db_bind_int64(stmt, 2, not_after);
         r = store_step(s, stmt);
         if (r < 0)
                 return r;
-        return sqlite3_changes(s->db) > 0 ? 0 : -ENOENT;
+        return db_changes(s->db) > 0 ? 0 : -ENOENT;
 }
 
 int store_list_held(Store *s, int64_t now, StoreHeld **ret, size_t *ret_n) {
-        _cleanup_(sqlite3_finalizep) sqlite3_stmt *stmt = NULL;
+        _cleanup_(db_stmt_freep) DbStmt *stmt = NULL;
         StoreHeld *l = NULL;
         size_t n = 0;
         int r;
@@ -356,7 +358,7 @@ int store_list_held(Store *s, int64_t now, StoreHeld **ret, size_t *ret_n) {
                           &stmt);
         if (r < 0)
                 return r;
-        sqlite3_bind_int64(stmt, 1, now);
+        db_bind_int64(stmt, 1, now);
         for (;;) {
                 StoreHeld *nl;
 
@@ -375,10 +377,10 @@ int store_list_held(Store *s, int64_t now, StoreHeld **ret, size_t *ret_n) {
                 }
                 l = nl;
                 l[n] = (StoreHeld) {
-                        .name = strdup((const char *) sqlite3_column_text(stmt, 0) ?: ""),
-                        .ipv4 = strdup((const char *) sqlite3_column_text(stmt, 1) ?: ""),
-                        .ipv6 = strdup((const char *) sqlite3_column_text(stmt, 2) ?: ""),
-                        .until = sqlite3_column_int64(stmt, 3),
+                        .name = strdup(db_column_text(stmt, 0) ?: ""),
+                        .ipv4 = strdup(db_column_text(stmt, 1) ?: ""),
+                        .ipv6 = strdup(db_column_text(stmt, 2) ?: ""),
+                        .until = db_column_int64(stmt, 3),
                 };
                 n++;
                 if (!l[n - 1].name || !l[n - 1].ipv4 || !l[n - 1].ipv6) {
@@ -406,7 +408,7 @@ void node_array_done(NodeArray *a) {
 
 /* Callers hold a transaction when they need the list to match a version. */
 int store_list_nodes_internal(Store *s, bool include_expired, bool devices, NodeArray *ret) {
-        _cleanup_(sqlite3_finalizep) sqlite3_stmt *stmt = NULL;
+        _cleanup_(db_stmt_freep) DbStmt *stmt = NULL;
         _cleanup_(node_array_done) NodeArray a = {};
         size_t allocated = 0;
         int r;
@@ -420,7 +422,7 @@ int store_list_nodes_internal(Store *s, bool include_expired, bool devices, Node
                           &stmt);
         if (r < 0)
                 return r;
-        sqlite3_bind_text(stmt, 1, devices ? "device" : "node", -1, SQLITE_STATIC);
+        db_bind_text(stmt, 1, devices ? "device" : "node");
         for (;;) {
                 r = store_step(s, stmt);
                 if (r < 0)
@@ -471,7 +473,7 @@ int store_list_devices(Store *s, bool include_expired, StoreNode **ret, size_t *
 }
 
 int store_set_observed_endpoints(Store *s, const StoreObservation *observations, size_t n) {
-        _cleanup_(sqlite3_finalizep) sqlite3_stmt *stmt = NULL;
+        _cleanup_(db_stmt_freep) DbStmt *stmt = NULL;
         int changed = 0, stored = 0, r;
 
         if (n == 0)
@@ -486,22 +488,22 @@ int store_set_observed_endpoints(Store *s, const StoreObservation *observations,
          * restart) but is in no netmap: no version bump for it. */
         r = store_prepare(s,
                           "UPDATE nodes SET observed_endpoint = ?2 "
-                          "WHERE id = ?1 AND removed IS NULL AND observed_endpoint IS NOT ?2 "
+                          "WHERE id = ?1 AND removed IS NULL AND observed_endpoint IS DISTINCT FROM ?2 "
                           "RETURNING kind = 'node'",
                           &stmt);
         if (r < 0)
                 return r;
         for (size_t i = 0; i < n; i++) {
-                sqlite3_reset(stmt);
-                sqlite3_bind_int64(stmt, 1, observations[i].id);
-                sqlite3_bind_text(stmt, 2, observations[i].endpoint, -1, SQLITE_STATIC);
+                db_reset(stmt);
+                db_bind_int64(stmt, 1, observations[i].id);
+                db_bind_text(stmt, 2, observations[i].endpoint);
                 r = store_step(s, stmt);
                 if (r < 0)
                         return r;
                 if (r == 0)
                         continue;
                 stored++;
-                changed += sqlite3_column_int(stmt, 0);
+                changed += db_column_int(stmt, 0);
                 r = store_step(s, stmt);
                 if (r < 0)
                         return r;

@@ -2,22 +2,21 @@
 /* Path reports (POST /v1/paths): the latest direct/relayed finding per
  * ordered pair of members, and which pairs go through the hub. */
 #include <errno.h>
-#include <sqlite3.h>
 #include <stdlib.h>
 
 #include "log.h"
 #include "store-private.h"
 
-static int store_pair_relayed_internal(Store *s, sqlite3_stmt *stmt, int64_t a, int64_t b) {
+static int store_pair_relayed_internal(Store *s, DbStmt *stmt, int64_t a, int64_t b) {
         int r;
 
-        sqlite3_reset(stmt);
-        sqlite3_bind_int64(stmt, 1, a);
-        sqlite3_bind_int64(stmt, 2, b);
+        db_reset(stmt);
+        db_bind_int64(stmt, 1, a);
+        db_bind_int64(stmt, 2, b);
         r = store_step(s, stmt);
         if (r < 0)
                 return r;
-        return r > 0 && sqlite3_column_int(stmt, 0) != 0;
+        return r > 0 && db_column_int(stmt, 0) != 0;
 }
 
 #define PAIR_RELAYED_SQL                                                  \
@@ -25,7 +24,7 @@ static int store_pair_relayed_internal(Store *s, sqlite3_stmt *stmt, int64_t a, 
         "((reporter_id = ?1 AND peer_id = ?2) OR (reporter_id = ?2 AND peer_id = ?1)))"
 
 int store_pair_relayed(Store *s, int64_t a, int64_t b) {
-        _cleanup_(sqlite3_finalizep) sqlite3_stmt *stmt = NULL;
+        _cleanup_(db_stmt_freep) DbStmt *stmt = NULL;
         int r;
 
         r = store_prepare(s, PAIR_RELAYED_SQL, &stmt);
@@ -35,7 +34,7 @@ int store_pair_relayed(Store *s, int64_t a, int64_t b) {
 }
 
 int store_report_paths(Store *s, int64_t reporter_id, const StorePathReport *reports, size_t n, int64_t now) {
-        _cleanup_(sqlite3_finalizep) sqlite3_stmt *member = NULL, *relayed = NULL, *upsert = NULL;
+        _cleanup_(db_stmt_freep) DbStmt *member = NULL, *relayed = NULL, *upsert = NULL;
         int changed = 0, r;
 
         r = store_begin(s, true);
@@ -67,14 +66,14 @@ int store_report_paths(Store *s, int64_t reporter_id, const StorePathReport *rep
                 int64_t peer_id;
                 int before, after;
 
-                sqlite3_reset(member);
-                sqlite3_bind_text(member, 1, reports[i].public_key, -1, SQLITE_STATIC);
+                db_reset(member);
+                db_bind_text(member, 1, reports[i].public_key);
                 r = store_step(s, member);
                 if (r < 0)
                         return r;
                 if (r == 0)
                         continue; /* not a member: ignored, as the protocol says */
-                peer_id = sqlite3_column_int64(member, 0);
+                peer_id = db_column_int64(member, 0);
                 if (peer_id == reporter_id)
                         continue;
 
@@ -82,11 +81,11 @@ int store_report_paths(Store *s, int64_t reporter_id, const StorePathReport *rep
                 if (before < 0)
                         return before;
 
-                sqlite3_reset(upsert);
-                sqlite3_bind_int64(upsert, 1, reporter_id);
-                sqlite3_bind_int64(upsert, 2, peer_id);
-                sqlite3_bind_int(upsert, 3, reports[i].direct);
-                sqlite3_bind_int64(upsert, 4, now);
+                db_reset(upsert);
+                db_bind_int64(upsert, 1, reporter_id);
+                db_bind_int64(upsert, 2, peer_id);
+                db_bind_int64(upsert, 3, reports[i].direct);
+                db_bind_int64(upsert, 4, now);
                 r = store_step(s, upsert);
                 if (r < 0)
                         return r;
@@ -109,18 +108,20 @@ int store_report_paths(Store *s, int64_t reporter_id, const StorePathReport *rep
 
 /* Pairs of members with at least one direct=false report, each once. */
 int store_load_relays(Store *s, NetmapRelayPair **ret, size_t *ret_n) {
-        _cleanup_(sqlite3_finalizep) sqlite3_stmt *stmt = NULL;
+        _cleanup_(db_stmt_freep) DbStmt *stmt = NULL;
         _cleanup_free_ NetmapRelayPair *pairs = NULL;
         size_t n = 0, allocated = 0;
         int r;
 
-        r = store_prepare(s,
-                          "SELECT DISTINCT min(p.reporter_id, p.peer_id), max(p.reporter_id, p.peer_id) "
-                          "FROM path_reports p "
-                          "JOIN nodes a ON a.id = p.reporter_id AND a.removed IS NULL "
-                          "JOIN nodes b ON b.id = p.peer_id AND b.removed IS NULL "
-                          "WHERE p.direct = 0 ORDER BY 1, 2",
-                          &stmt);
+        r = store_prepare(
+                s,
+                "SELECT DISTINCT CASE WHEN p.reporter_id < p.peer_id THEN p.reporter_id ELSE p.peer_id END, "
+                "CASE WHEN p.reporter_id < p.peer_id THEN p.peer_id ELSE p.reporter_id END "
+                "FROM path_reports p "
+                "JOIN nodes a ON a.id = p.reporter_id AND a.removed IS NULL "
+                "JOIN nodes b ON b.id = p.peer_id AND b.removed IS NULL "
+                "WHERE p.direct = 0 ORDER BY 1, 2",
+                &stmt);
         if (r < 0)
                 return r;
         for (;;) {
@@ -137,7 +138,7 @@ int store_load_relays(Store *s, NetmapRelayPair **ret, size_t *ret_n) {
                         pairs = t;
                         allocated = k;
                 }
-                pairs[n++] = (NetmapRelayPair) { sqlite3_column_int64(stmt, 0), sqlite3_column_int64(stmt, 1) };
+                pairs[n++] = (NetmapRelayPair) { db_column_int64(stmt, 0), db_column_int64(stmt, 1) };
         }
         *ret = TAKE_PTR(pairs);
         *ret_n = n;

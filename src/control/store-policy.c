@@ -2,7 +2,6 @@
 /* The access policy's text in the store: the setting 'policy' (absent:
  * none). Setting it bumps the version, so every node's netmap follows. */
 #include <errno.h>
-#include <sqlite3.h>
 
 #include "log.h"
 #include "store-private.h"
@@ -12,7 +11,7 @@ int store_get_policy(Store *s, char **ret) {
 }
 
 int store_set_policy(Store *s, const char *text) {
-        _cleanup_(sqlite3_finalizep) sqlite3_stmt *stmt = NULL;
+        _cleanup_(db_stmt_freep) DbStmt *stmt = NULL;
         int r;
 
         r = store_begin(s, true);
@@ -21,13 +20,14 @@ int store_set_policy(Store *s, const char *text) {
         _cleanup_(store_rollbackp) Store *tx = s;
 
         r = store_prepare(s,
-                          text ? "INSERT OR REPLACE INTO settings (key, value) VALUES ('policy', ?1)"
+                          text ? "INSERT INTO settings (key, value) VALUES ('policy', ?1) "
+                                 "ON CONFLICT (key) DO UPDATE SET value = excluded.value"
                                : "DELETE FROM settings WHERE key = 'policy'",
                           &stmt);
         if (r < 0)
                 return r;
         if (text)
-                sqlite3_bind_text(stmt, 1, text, -1, SQLITE_STATIC);
+                db_bind_text(stmt, 1, text);
         r = store_step(s, stmt);
         if (r < 0)
                 return r;

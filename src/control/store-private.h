@@ -4,30 +4,31 @@
 /* Shared by the store-*.c files only: the SQLite handle and the helpers
  * around it. Nothing outside src/control/store*.c includes this. */
 
-#include <sqlite3.h>
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "db.h"
 #include "ipam.h"
 #include "macro.h"
 #include "store.h"
 
 #define HASH_BYTES 32
 
+/* The channel of the change wake-up (PostgreSQL's NOTIFY, docs/postgresql.md). */
+#define STORE_CHANNEL "meshd_changed"
+
 struct Store {
-        sqlite3 *db;
-        char *path;
+        Db *db;
+        const char *path; /* db_name(): the file, or the URL with its password masked */
 };
 
-DEFINE_TRIVIAL_CLEANUP_FUNC(sqlite3_stmt *, sqlite3_finalize);
-
-/* Logs "<path>: <what>: <sqlite message>" and returns the matching -errno. */
-int store_error(Store *s, int rc, const char *what);
 int store_exec(Store *s, const char *sql);
-int store_prepare(Store *s, const char *sql, sqlite3_stmt **ret);
+/* store-schema.c: the schema at SCHEMA_VERSION on either engine. */
+int store_migrate(Store *s, bool create);
+int store_prepare(Store *s, const char *sql, DbStmt **ret);
 /* Steps a statement; returns 1 for a row, 0 when done, -EEXIST for a
  * constraint (callers turn this into their own message). */
-int store_step(Store *s, sqlite3_stmt *stmt);
+int store_step(Store *s, DbStmt *stmt);
 
 /* Transactions: store_begin(), then `_cleanup_(store_rollbackp) Store *tx = s;`
  * and store_commit(&tx) at the end: every early return rolls back. */
@@ -37,6 +38,8 @@ int store_commit(Store **tx);
 
 /* One statement whose only parameter ?1 is an id, run to its end. */
 int store_exec_id(Store *s, const char *sql, int64_t id);
+/* The same with ?2 the time now (epoch seconds). */
+int store_exec_id_now(Store *s, const char *sql, int64_t id);
 /* 1 when the query (?1: text, or number when text is NULL) has a row. */
 int store_exists(Store *s, const char *sql, const char *text, int64_t number);
 
@@ -65,7 +68,7 @@ int store_node_left(Store *s, int64_t id);
 /* A member of either kind leaves: -ENOENT when name is no member of it. */
 int store_remove_member(Store *s, const char *name, bool device);
 /* A row of NODE_COLUMNS. */
-int node_from_row(sqlite3_stmt *stmt, StoreNode *ret);
+int node_from_row(DbStmt *stmt, StoreNode *ret);
 /* The announced endpoints as stored: a JSON array of strings; NULL on OOM. */
 char *endpoints_to_json(char *const *endpoints);
 int endpoints_from_json(const char *json, char ***ret);

@@ -3,7 +3,6 @@
  * a member's key joining again. */
 #include <errno.h>
 #include <inttypes.h>
-#include <sqlite3.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -19,17 +18,17 @@
 #define TAKEN_AT_NOW "(removed IS NULL OR cert_not_after > ?2)"
 
 static int store_taken(Store *s, const char *sql, const char *text, int64_t number, int64_t now) {
-        _cleanup_(sqlite3_finalizep) sqlite3_stmt *stmt = NULL;
+        _cleanup_(db_stmt_freep) DbStmt *stmt = NULL;
         int r;
 
         r = store_prepare(s, sql, &stmt);
         if (r < 0)
                 return r;
         if (text)
-                sqlite3_bind_text(stmt, 1, text, -1, SQLITE_STATIC);
+                db_bind_text(stmt, 1, text);
         else
-                sqlite3_bind_int64(stmt, 1, number);
-        sqlite3_bind_int64(stmt, 2, now);
+                db_bind_int64(stmt, 1, number);
+        db_bind_int64(stmt, 2, now);
         return store_step(s, stmt);
 }
 
@@ -53,7 +52,7 @@ static int host_in_use(uint64_t host, void *userdata) {
 /* Smallest n such that "base" (n = 1) or "base-n" is free. One query over the
  * members that share the base name, not one per candidate. */
 static int store_lowest_free_suffix(Store *s, const char *base, int64_t now, uint64_t *ret) {
-        _cleanup_(sqlite3_finalizep) sqlite3_stmt *stmt = NULL;
+        _cleanup_(db_stmt_freep) DbStmt *stmt = NULL;
         _cleanup_free_ uint8_t *taken = NULL;
         size_t n_taken = 0, base_len = strlen(base);
         uint64_t n;
@@ -61,12 +60,12 @@ static int store_lowest_free_suffix(Store *s, const char *base, int64_t now, uin
 
         r = store_prepare(s,
                           "SELECT name FROM nodes WHERE " TAKEN_AT_NOW " AND "
-                          "(name = ?1 OR name GLOB ?1 || '-[1-9]*')",
+                          "(name = ?1 OR name LIKE ?1 || '-%')",
                           &stmt);
         if (r < 0)
                 return r;
-        sqlite3_bind_text(stmt, 1, base, -1, SQLITE_STATIC);
-        sqlite3_bind_int64(stmt, 2, now);
+        db_bind_text(stmt, 1, base);
+        db_bind_int64(stmt, 2, now);
 
         /* "localhost", "wpad", "hub", …: never a node's, so "localhost-2" */
         if (dns_label_is_reserved(base)) {
@@ -88,13 +87,17 @@ static int store_lowest_free_suffix(Store *s, const char *base, int64_t now, uin
                         return r;
                 if (r == 0)
                         break;
-                name = (const char *) sqlite3_column_text(stmt, 0);
-                if (!name)
+                name = db_column_text(stmt, 0);
+                /* LIKE is wider than "base-[1-9]*" (and case-blind in
+                 * SQLite): the rest is checked here */
+                if (!name || strncmp(name, base, base_len) != 0)
                         continue;
                 if (streq(name, base))
                         k = 1;
                 else {
                         digits = name + base_len + 1;
+                        if (name[base_len] != '-' || *digits < '1' || *digits > '9')
+                                continue;
                         errno = 0;
                         k = strtoull(digits, &end, 10);
                         if (errno != 0 || *end != 0 || k < 2)
@@ -180,7 +183,7 @@ int store_read_range(Store *s, IpamRange *ret) {
 
 int store_allocate_host(Store *s, int64_t now, uint64_t *ret_host, char ipv4[static INET6_ADDRSTRLEN],
                         char ipv6[static INET6_ADDRSTRLEN]) {
-        _cleanup_(sqlite3_finalizep) sqlite3_stmt *stmt = NULL;
+        _cleanup_(db_stmt_freep) DbStmt *stmt = NULL;
         IpamRange range;
         int64_t next = 0;
         uint64_t host;
@@ -203,7 +206,7 @@ int store_allocate_host(Store *s, int64_t now, uint64_t *ret_host, char ipv4[sta
         r = store_prepare(s, "UPDATE settings SET value = ?1 WHERE key = 'ipam_next'", &stmt);
         if (r < 0)
                 return r;
-        sqlite3_bind_int64(stmt, 1, (int64_t) host + 1);
+        db_bind_int64(stmt, 1, (int64_t) host + 1);
         r = store_step(s, stmt);
         if (r < 0)
                 return r;
@@ -220,7 +223,7 @@ int store_allocate_host(Store *s, int64_t now, uint64_t *ret_host, char ipv4[sta
 static int store_rejoin(Store *s, const StoreRegistration *reg, int64_t authkey_id,
                         const uint8_t token_hash[static HASH_BYTES], const char *endpoints_json,
                         StoreNode *ret) {
-        _cleanup_(sqlite3_finalizep) sqlite3_stmt *find = NULL, *stmt = NULL;
+        _cleanup_(db_stmt_freep) DbStmt *find = NULL, *stmt = NULL;
         bool expired;
         int64_t id;
         int r;
@@ -231,14 +234,14 @@ static int store_rejoin(Store *s, const StoreRegistration *reg, int64_t authkey_
                           &find);
         if (r < 0)
                 return r;
-        sqlite3_bind_text(find, 1, reg->public_key, -1, SQLITE_STATIC);
+        db_bind_text(find, 1, reg->public_key);
         r = store_step(s, find);
         if (r <= 0)
                 return r;
-        id = sqlite3_column_int64(find, 0);
-        expired = sqlite3_column_int(find, 1);
+        id = db_column_int64(find, 0);
+        expired = db_column_int(find, 1);
         /* a device's key is no node's: it never registers */
-        if (sqlite3_column_int(find, 2))
+        if (db_column_int(find, 2))
                 return -ENOTUNIQ;
         if (expired && reg->expired_needs_admin)
                 return -ESTALE;
@@ -249,10 +252,10 @@ static int store_rejoin(Store *s, const StoreRegistration *reg, int64_t authkey_
                           &stmt);
         if (r < 0)
                 return r;
-        sqlite3_bind_int64(stmt, 1, id);
-        sqlite3_bind_blob(stmt, 2, token_hash, HASH_BYTES, SQLITE_STATIC);
-        sqlite3_bind_text(stmt, 3, endpoints_json, -1, SQLITE_STATIC);
-        sqlite3_bind_int64(stmt, 4, authkey_id);
+        db_bind_int64(stmt, 1, id);
+        db_bind_blob(stmt, 2, token_hash, HASH_BYTES);
+        db_bind_text(stmt, 3, endpoints_json);
+        db_bind_int64(stmt, 4, authkey_id);
         r = store_step(s, stmt);
         if (r < 0)
                 return r;
@@ -281,10 +284,11 @@ static int store_rejoin(Store *s, const StoreRegistration *reg, int64_t authkey_
 static int store_insert_node(Store *s, const StoreRegistration *reg, int64_t authkey_id,
                              const uint8_t token_hash[static HASH_BYTES], const char *endpoints_json,
                              char ***endpoints, int64_t now, StoreNode *ret) {
-        _cleanup_(sqlite3_finalizep) sqlite3_stmt *stmt = NULL;
+        _cleanup_(db_stmt_freep) DbStmt *stmt = NULL;
         _cleanup_free_ char *name = NULL;
         char ipv4[INET6_ADDRSTRLEN], ipv6[INET6_ADDRSTRLEN];
         uint64_t host;
+        int64_t id = 0;
         int r;
 
         /* Every netmap carries the hub; a node with its key would make
@@ -305,23 +309,26 @@ static int store_insert_node(Store *s, const StoreRegistration *reg, int64_t aut
         r = store_prepare(s,
                           "INSERT INTO nodes (name, public_key, host, ipv4, ipv6, token_hash, "
                           "endpoints, authkey_id, created) "
-                          "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+                          "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9) RETURNING id",
                           &stmt);
         if (r < 0)
                 return r;
-        sqlite3_bind_text(stmt, 1, name, -1, SQLITE_STATIC);
-        sqlite3_bind_text(stmt, 2, reg->public_key, -1, SQLITE_STATIC);
-        sqlite3_bind_int64(stmt, 3, (int64_t) host);
-        sqlite3_bind_text(stmt, 4, ipv4, -1, SQLITE_STATIC);
-        sqlite3_bind_text(stmt, 5, ipv6, -1, SQLITE_STATIC);
-        sqlite3_bind_blob(stmt, 6, token_hash, HASH_BYTES, SQLITE_STATIC);
-        sqlite3_bind_text(stmt, 7, endpoints_json, -1, SQLITE_STATIC);
-        sqlite3_bind_int64(stmt, 8, authkey_id);
-        sqlite3_bind_int64(stmt, 9, now);
+        db_bind_text(stmt, 1, name);
+        db_bind_text(stmt, 2, reg->public_key);
+        db_bind_int64(stmt, 3, (int64_t) host);
+        db_bind_text(stmt, 4, ipv4);
+        db_bind_text(stmt, 5, ipv6);
+        db_bind_blob(stmt, 6, token_hash, HASH_BYTES);
+        db_bind_text(stmt, 7, endpoints_json);
+        db_bind_int64(stmt, 8, authkey_id);
+        db_bind_int64(stmt, 9, now);
         r = store_step(s, stmt);
         if (r < 0)
                 return r == -EEXIST ? log_error_errno(-EIO, "%s: node row conflicts after checks.", s->path)
                                     : r;
+        if (r == 0)
+                return log_error_errno(-EIO, "%s: no id for the new node.", s->path);
+        id = db_column_int64(stmt, 0);
 
         r = store_use_authkey(s, authkey_id);
         if (r < 0)
@@ -334,7 +341,7 @@ static int store_insert_node(Store *s, const StoreRegistration *reg, int64_t aut
                 return r;
 
         *ret = (StoreNode) {
-                .id = sqlite3_last_insert_rowid(s->db),
+                .id = id,
                 .name = TAKE_PTR(name),
                 .public_key = strdup(reg->public_key),
                 .ipv4 = strdup(ipv4),
@@ -352,7 +359,7 @@ static int store_insert_node(Store *s, const StoreRegistration *reg, int64_t aut
 /* The node carries the tags of the key it (re)joined with: a tagged node is
  * the key's, not a person's. */
 static int store_take_key_tags(Store *s, int64_t authkey_id, StoreNode *node) {
-        _cleanup_(sqlite3_finalizep) sqlite3_stmt *stmt = NULL;
+        _cleanup_(db_stmt_freep) DbStmt *stmt = NULL;
         int r;
 
         r = store_prepare(s,
@@ -361,13 +368,13 @@ static int store_take_key_tags(Store *s, int64_t authkey_id, StoreNode *node) {
                           &stmt);
         if (r < 0)
                 return r;
-        sqlite3_bind_int64(stmt, 1, authkey_id);
-        sqlite3_bind_int64(stmt, 2, node->id);
+        db_bind_int64(stmt, 1, authkey_id);
+        db_bind_int64(stmt, 2, node->id);
         r = store_step(s, stmt);
         if (r <= 0)
                 return r < 0 ? r : -EIO;
         node->tags = strv_free(node->tags);
-        return store_tags_parse((const char *) sqlite3_column_text(stmt, 0), &node->tags);
+        return store_tags_parse(db_column_text(stmt, 0), &node->tags);
 }
 
 int store_register_node(Store *s, const StoreRegistration *reg, int64_t now, StoreNode *ret) {

@@ -40,7 +40,7 @@ void store_routes_free(StoreRoute *l, size_t n) {
  * the policy names there is approved at once. No policy, or one that no
  * longer parses (it was checked when set), approves nothing. */
 static bool route_auto_approved(Store *s, int64_t id, const char *prefix) {
-        _cleanup_(sqlite3_finalizep) sqlite3_stmt *stmt = NULL;
+        _cleanup_(db_stmt_freep) DbStmt *stmt = NULL;
         _cleanup_(policy_freep) Policy *p = NULL;
         _cleanup_free_ char *text = NULL, *error = NULL;
         _cleanup_strv_free_ char **tags = NULL;
@@ -51,12 +51,11 @@ static bool route_auto_approved(Store *s, int64_t id, const char *prefix) {
                 return false;
         if (store_prepare(s, "SELECT name, tags FROM nodes WHERE id = ?1", &stmt) < 0)
                 return false;
-        sqlite3_bind_int64(stmt, 1, id);
-        if (store_step(s, stmt) <= 0 ||
-            store_tags_parse((const char *) sqlite3_column_text(stmt, 1), &tags) < 0)
+        db_bind_int64(stmt, 1, id);
+        if (store_step(s, stmt) <= 0 || store_tags_parse(db_column_text(stmt, 1), &tags) < 0)
                 return false;
         PolicyMember m = {
-                .name = (const char *) sqlite3_column_text(stmt, 0),
+                .name = db_column_text(stmt, 0),
                 .tags = tags,
         };
         return policy_auto_approves(p, &m, &pfx);
@@ -64,7 +63,7 @@ static bool route_auto_approved(Store *s, int64_t id, const char *prefix) {
 
 /* The prefixes id has rows for, and whether each is advertised now. */
 static int load_node_routes(Store *s, int64_t id, char ***ret, bool **ret_advertised) {
-        _cleanup_(sqlite3_finalizep) sqlite3_stmt *stmt = NULL;
+        _cleanup_(db_stmt_freep) DbStmt *stmt = NULL;
         _cleanup_strv_free_ char **l = NULL;
         _cleanup_free_ bool *adv = NULL;
         size_t n = 0;
@@ -73,15 +72,15 @@ static int load_node_routes(Store *s, int64_t id, char ***ret, bool **ret_advert
         r = store_prepare(s, "SELECT prefix, advertised FROM routes WHERE node_id = ?1", &stmt);
         if (r < 0)
                 return r;
-        sqlite3_bind_int64(stmt, 1, id);
+        db_bind_int64(stmt, 1, id);
         while ((r = store_step(s, stmt)) > 0) {
-                const char *p = (const char *) sqlite3_column_text(stmt, 0);
+                const char *p = db_column_text(stmt, 0);
                 bool *a = realloc(adv, (n + 1) * sizeof(bool));
 
                 if (!a)
                         return log_oom();
                 adv = a;
-                adv[n++] = sqlite3_column_int(stmt, 1) != 0;
+                adv[n++] = db_column_int(stmt, 1) != 0;
                 if (strv_consume(&l, strdup(p ?: "")) < 0)
                         return log_oom();
         }
@@ -93,18 +92,18 @@ static int load_node_routes(Store *s, int64_t id, char ***ret, bool **ret_advert
 }
 
 static int exec_route(Store *s, const char *sql, int64_t id, const char *prefix, const char *state) {
-        _cleanup_(sqlite3_finalizep) sqlite3_stmt *stmt = NULL;
+        _cleanup_(db_stmt_freep) DbStmt *stmt = NULL;
         int r;
 
         r = store_prepare(s, sql, &stmt);
         if (r < 0)
                 return r;
-        sqlite3_bind_int64(stmt, 1, id);
-        sqlite3_bind_text(stmt, 2, prefix, -1, SQLITE_STATIC);
+        db_bind_int64(stmt, 1, id);
+        db_bind_text(stmt, 2, prefix);
         if (state)
-                sqlite3_bind_text(stmt, 3, state, -1, SQLITE_STATIC);
+                db_bind_text(stmt, 3, state);
         r = store_step(s, stmt);
-        return r < 0 ? r : sqlite3_changes(s->db);
+        return r < 0 ? r : db_changes(s->db);
 }
 
 static bool strv_has(char *const *l, const char *s) {
@@ -197,7 +196,7 @@ int store_set_routes(Store *s, int64_t id, char *const *prefixes) {
 }
 
 int store_list_routes(Store *s, StoreRoute **ret, size_t *ret_n) {
-        _cleanup_(sqlite3_finalizep) sqlite3_stmt *stmt = NULL;
+        _cleanup_(db_stmt_freep) DbStmt *stmt = NULL;
         StoreRoute *l = NULL;
         size_t n = 0;
         int r;
@@ -218,10 +217,10 @@ int store_list_routes(Store *s, StoreRoute **ret, size_t *ret_n) {
                 }
                 l = a;
                 l[n] = (StoreRoute) {
-                        .node = strdup((const char *) sqlite3_column_text(stmt, 0) ?: ""),
-                        .prefix = strdup((const char *) sqlite3_column_text(stmt, 1) ?: ""),
-                        .state = route_state_from_string((const char *) sqlite3_column_text(stmt, 2)),
-                        .advertised = sqlite3_column_int(stmt, 3) != 0,
+                        .node = strdup(db_column_text(stmt, 0) ?: ""),
+                        .prefix = strdup(db_column_text(stmt, 1) ?: ""),
+                        .state = route_state_from_string(db_column_text(stmt, 2)),
+                        .advertised = db_column_int(stmt, 3) != 0,
                 };
                 n++;
                 if (!l[n - 1].node || !l[n - 1].prefix) {
@@ -240,34 +239,34 @@ int store_list_routes(Store *s, StoreRoute **ret, size_t *ret_n) {
 
 /* The id of the node called name, -ENOENT when there is none. */
 static int find_node(Store *s, const char *name, int64_t *ret) {
-        _cleanup_(sqlite3_finalizep) sqlite3_stmt *stmt = NULL;
+        _cleanup_(db_stmt_freep) DbStmt *stmt = NULL;
         int r;
 
         r = store_prepare(s, "SELECT id FROM nodes WHERE name = ?1 AND removed IS NULL AND kind = 'node'",
                           &stmt);
         if (r < 0)
                 return r;
-        sqlite3_bind_text(stmt, 1, name, -1, SQLITE_STATIC);
+        db_bind_text(stmt, 1, name);
         r = store_step(s, stmt);
         if (r <= 0)
                 return r < 0 ? r : -ENOENT;
-        *ret = sqlite3_column_int64(stmt, 0);
+        *ret = db_column_int64(stmt, 0);
         return 0;
 }
 
 static int route_state(Store *s, int64_t id, const char *prefix, StoreRouteState *ret) {
-        _cleanup_(sqlite3_finalizep) sqlite3_stmt *stmt = NULL;
+        _cleanup_(db_stmt_freep) DbStmt *stmt = NULL;
         int r;
 
         r = store_prepare(s, "SELECT state FROM routes WHERE node_id = ?1 AND prefix = ?2", &stmt);
         if (r < 0)
                 return r;
-        sqlite3_bind_int64(stmt, 1, id);
-        sqlite3_bind_text(stmt, 2, prefix, -1, SQLITE_STATIC);
+        db_bind_int64(stmt, 1, id);
+        db_bind_text(stmt, 2, prefix);
         r = store_step(s, stmt);
         if (r <= 0)
                 return r < 0 ? r : -ENXIO;
-        *ret = route_state_from_string((const char *) sqlite3_column_text(stmt, 0));
+        *ret = route_state_from_string(db_column_text(stmt, 0));
         return 0;
 }
 
@@ -303,7 +302,7 @@ int store_set_route_state(Store *s, const char *node, const char *prefix, StoreR
 /* Inside store_read_mesh()'s transaction: each node's approved routes that
  * it still advertises, onto nodes (ordered by id). */
 int store_load_approved_routes(Store *s, NetmapMeshNode *nodes, size_t n) {
-        _cleanup_(sqlite3_finalizep) sqlite3_stmt *stmt = NULL;
+        _cleanup_(db_stmt_freep) DbStmt *stmt = NULL;
         size_t k = 0;
         int r;
 
@@ -314,7 +313,7 @@ int store_load_approved_routes(Store *s, NetmapMeshNode *nodes, size_t n) {
         if (r < 0)
                 return r;
         while ((r = store_step(s, stmt)) > 0) {
-                int64_t id = sqlite3_column_int64(stmt, 0);
+                int64_t id = db_column_int64(stmt, 0);
 
                 while (k < n && nodes[k].id < id)
                         k++;
@@ -322,8 +321,7 @@ int store_load_approved_routes(Store *s, NetmapMeshNode *nodes, size_t n) {
                         break;
                 if (nodes[k].id != id)
                         continue; /* removed or expired: in no netmap */
-                if (strv_consume(&nodes[k].routes, strdup((const char *) sqlite3_column_text(stmt, 1) ?: "")) <
-                    0)
+                if (strv_consume(&nodes[k].routes, strdup(db_column_text(stmt, 1) ?: "")) < 0)
                         return log_oom();
         }
         return r < 0 ? r : 0;

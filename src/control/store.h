@@ -1,10 +1,12 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 #pragma once
 
-/* The control server's state: one SQLite database in WAL mode, shared by the
- * server and the CLI verbs. Every change is one BEGIN IMMEDIATE transaction
- * that also bumps the mesh-wide netmap version, so a reader that sees the new
- * version sees the whole change. store.c opens and migrates it; auth keys,
+/* The control server's state: one database shared by the server(s) and the
+ * CLI verbs, an SQLite file in WAL mode (the default) or a PostgreSQL server
+ * (docs/postgresql.md), behind db.h. Every change is one write transaction
+ * (writers serialize) that also bumps the mesh-wide netmap version, so a
+ * reader that sees the new version sees the whole change. store.c opens it
+ * (store-schema.c migrates it); auth keys,
  * registration, node updates, path reports and the netmap read each have
  * their store-*.c (store-private.h is what they share). */
 
@@ -57,10 +59,17 @@ typedef struct StoreRegistration {
         bool expired_needs_admin; /* serve --expired-nodes=admin */
 } StoreRegistration;
 
-/* create: make a new database at path, failing with -EEXIST when a file is
- * already there; otherwise open an existing one (-ENOENT when missing). */
+/* path: an SQLite file, or a postgresql:// (postgres://) URL (db_is_url()).
+ * create: make a new database at path, failing with -EEXIST when a file (or,
+ * on PostgreSQL, a mesh schema) is already there; otherwise open an existing
+ * one (-ENOENT when the file is missing, -ENOMEDIUM when it has no mesh).
+ * -ECONNREFUSED (logged, the password masked) when the server cannot be
+ * reached. */
 int store_open(const char *path, bool create, Store **ret);
 Store *store_free(Store *s);
+/* PostgreSQL: drops the mesh's tables again (init failed half-way);
+ * -EOPNOTSUPP for SQLite, whose file the caller removes. */
+int store_destroy(Store *s);
 DEFINE_TRIVIAL_CLEANUP_FUNC(Store *, store_free);
 
 /* Once, right after store_open(create=true). */
@@ -70,6 +79,12 @@ int store_init_settings(Store *s, const char *url, const char *domain, const cha
 int store_get_setting(Store *s, const char *key, char **ret);
 /* Inserts or replaces one setting (hub_public_key, hub_endpoint, …). */
 int store_set_setting(Store *s, const char *key, const char *value);
+/* Inserts one setting unless the key is set (-EEXIST then), in one
+ * transaction: of several replicas creating the same key, one wins. */
+int store_set_setting_once(Store *s, const char *key, const char *value);
+/* false while a PostgreSQL server is out of reach: the server answers 503
+ * then; each call tries to reconnect (at most once a second). */
+bool store_is_available(Store *s);
 
 /* Inserts a setting only when it is not there yet: -EEXIST when it is (its
  * value unchanged). Two replicas that start together agree on one value. */
@@ -80,12 +95,25 @@ int store_get_version(Store *s, uint64_t *ret);
 /* Whether another process (meshd-control nodes remove, …) committed a
  * change to the store: a watch starts with what is there now, and
  * store_changed() returns 1 (and moves the watch on) once something else
- * was committed since, else 0. One cheap read, made to be polled. */
+ * was committed since, else 0. One cheap read, made to be polled. SQLite
+ * sees any commit of another connection; PostgreSQL any commit (ours too)
+ * that moved the version or the members counter, which every change that
+ * a netmap, the hub or the relay shows does. */
 typedef struct StoreWatch {
-        int64_t seen; /* the store's own; opaque to callers */
+        int64_t seen, seen_members; /* the store's own; opaque to callers */
 } StoreWatch;
 int store_watch_init(Store *s, StoreWatch *ret);
 int store_changed(Store *s, StoreWatch *w);
+/* The wake-up: PostgreSQL notifies every listener when a change commits
+ * (any process, any replica). An fd to watch for input (a second
+ * connection, opened here the first time and again after a failed drain);
+ * -EOPNOTSUPP on SQLite, whose commits the caller watches in the file's
+ * directory or polls. */
+int store_notify_fd(Store *s);
+/* After the fd turned readable: > 0 a change was committed since (look with
+ * store_changed()), 0 none, -errno the listening connection broke (drop the
+ * fd; store_notify_fd() makes a new one). */
+int store_notify_drain(Store *s);
 /* A counter that changes whenever a node registers or is removed (and only
  * then), so the hub re-reads the member list only when it may differ. */
 int store_get_members_version(Store *s, uint64_t *ret);
@@ -141,7 +169,8 @@ typedef struct StoreHeld {
 int store_list_held(Store *s, int64_t now, StoreHeld **ret, size_t *ret_n);
 void store_held_free(StoreHeld *l, size_t n);
 
-/* PRAGMA quick_check: -EBADMSG (logged, naming the file) when damaged. */
+/* SQLite: PRAGMA quick_check, -EBADMSG (logged, naming the file) when
+ * damaged; PostgreSQL: one round trip (the server checks its own pages). */
 int store_check_integrity(Store *s);
 
 /* Current members that run meshd (no devices), ordered by id; expired ones

@@ -122,11 +122,37 @@ static int init_write(const ControlArgs *a, const InitPlan *p, Store *store, cha
         return mesh_secrets_create(store, p->host, a->domain, a->ipv4_range, p->ipv6_range, ret_pin);
 }
 
+/* Until init succeeds a new PostgreSQL mesh is dropped again, so init
+ * can be re-run (the file's counterpart is unlink_new_databasep()). */
+static void drop_new_meshp(Store **store) {
+        if (*store)
+                (void) store_destroy(*store);
+}
+
+/* The new database; messages name it with the password masked. */
+static int init_open_store(const char *database, Store **ret) {
+        _cleanup_free_ char *masked = db_mask_url(database);
+        int r;
+
+        if (!masked)
+                return log_oom();
+        r = store_open(database, true, ret);
+        if (r == -EEXIST)
+                return log_error_errno(r, "Database %s already %s, refusing to overwrite an existing mesh.",
+                                       masked, db_is_url(database) ? "holds a mesh" : "exists");
+        if (r == -ECONNREFUSED)
+                return r; /* logged, with libpq's reason */
+        if (r < 0)
+                return log_error_errno(r, "Failed to create database %s: %m", masked);
+        return 0;
+}
+
 int verb_init(const ControlArgs *a) {
         _cleanup_(init_plan_done) InitPlan p = {};
-        _cleanup_free_ char *pin = NULL;
+        _cleanup_free_ char *pin = NULL, *database = NULL;
         _cleanup_(unlink_new_databasep) char *db_path = NULL;
         _cleanup_(store_freep) Store *store = NULL;
+        _cleanup_(drop_new_meshp) Store *new_mesh = NULL; /* before store is freed */
         int r;
 
         r = init_plan(a, &p);
@@ -136,23 +162,25 @@ int verb_init(const ControlArgs *a) {
         if (mkdir(a->state_dir, 0700) < 0 && errno != EEXIST)
                 return log_error_errno(negative_errno(), "Failed to create %s: %m", a->state_dir);
 
-        r = state_path(a, STORE_DB_FILE, &db_path);
+        r = database_location(a, &database);
         if (r < 0)
                 return r;
-        r = store_open(db_path, true, &store);
-        if (r == -EEXIST) {
-                log_error("Database %s already exists, refusing to overwrite an existing mesh.", db_path);
-                db_path = mfree(db_path);
-                return r;
-        }
+        r = init_open_store(database, &store);
+        if (r == -EEXIST)
+                return r; /* someone else's: never removed */
+        if (!db_is_url(database))
+                db_path = TAKE_PTR(database); /* removed on failure from here on */
         if (r < 0)
-                return log_error_errno(r, "Failed to create database %s: %m", db_path);
+                return r;
+        if (!db_path)
+                new_mesh = store;
 
         r = init_write(a, &p, store, &pin);
         if (r < 0)
                 return r;
 
         db_path = mfree(db_path); /* done: keep it */
+        new_mesh = NULL;
         log_info("Created mesh in %s: URL %s, domain %s, %s, %s, hub %s.", a->state_dir, p.url, a->domain,
                  a->ipv4_range, p.ipv6_range, strna(p.hub_endpoint));
         puts(pin);

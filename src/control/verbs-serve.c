@@ -109,8 +109,8 @@ int verb_serve(const ControlArgs *a) {
                 hub.listen_port =
                         a->hub_port ?: ntohs(sa.sa.sa_family == AF_INET ? sa.in.sin_port : sa.in6.sin6_port);
                 /* devices add commits there: the hub's peers follow at once */
-                if (state_path(a, STORE_DB_FILE, &database) >= 0)
-                        hub.database = database;
+                if (database_location(a, &database) >= 0 && !db_is_url(database))
+                        hub.database = database; /* PostgreSQL: the server's wake-up syncs it */
         }
         r = server_new(store, a->state_dir, a->listen, &server);
         if (r < 0)

@@ -10,6 +10,7 @@
 #include <stdint.h>
 
 #include "acme.h"
+#include "db.h"
 #include "hub.h"
 #include "key.h"
 #include "store.h"
@@ -17,6 +18,7 @@
 
 typedef struct ControlArgs {
         const char *state_dir;
+        const char *database; /* --database: a file or a postgresql:// URL; NULL: STATE_DIR/control.db */
         const char *url;
         const char *domain;
         const char *ipv4_range;
@@ -81,6 +83,8 @@ int verb_policy_clear(const ControlArgs *a);
 /* state-dir.c */
 /* name in the state directory */
 int state_path(const ControlArgs *a, const char *name, char **ret);
+/* --database, else STATE_DIR/control.db. */
+int database_location(const ControlArgs *a, char **ret);
 /* The database, with a hint when there is none yet. */
 int open_store(const ControlArgs *a, Store **ret);
 /* "https://HOST[:PORT][/]" → HOST (brackets of an IPv6 literal removed). */

@@ -433,10 +433,13 @@ class Control(Daemon):
         self.hub = hub
         self.hub_interface = f"m{lab.rid}z"
         self.hub_args = list(hub_args)
+        # the lab's PostgreSQL database (Lab.use_postgresql()), else the state dir's file
+        url = lab.database_url()
+        self.database_args = ["--database", url] if url else []
 
     def command(self, *args, check=True, timeout=30):
-        return self.ns.exec(binary("meshd-control"), "--state-dir", self.state_dir, *args,
-                            check=check, timeout=timeout)
+        return self.ns.exec(binary("meshd-control"), "--state-dir", self.state_dir, *self.database_args,
+                            *args, check=check, timeout=timeout)
 
     def init(self) -> str:
         cp = self.command("init", "--url", self.url)
@@ -449,7 +452,7 @@ class Control(Daemon):
     def argv(self):
         hub = (["--hub-interface", self.hub_interface, "--hub-backend", "userspace", *self.hub_args]
                if self.hub else ["--no-hub"])
-        return [binary("meshd-control"), "--state-dir", self.state_dir,
+        return [binary("meshd-control"), "--state-dir", self.state_dir, *self.database_args,
                 "serve", "--listen", f"{self.address}:{self.port}", *hub]
 
     def authkey(self, *, reusable=False, expires=None) -> "AuthKey":
@@ -477,6 +480,11 @@ class Control(Daemon):
 
     def setting(self, key: str) -> str | None:
         """A setting of the database, read as another process would."""
+        if self.lab.pg is not None:
+            assert "'" not in key
+            rows = self.lab.pg.psql(f"SELECT value FROM settings WHERE key = '{key}'",
+                                    dbname=self.lab.pg_database)
+            return rows[:-1] if rows.endswith("\n") else (rows or None)
         import sqlite3
         db = sqlite3.connect(f"file:{self.state_dir / 'control.db'}?mode=ro", uri=True, timeout=10)
         try:
@@ -513,6 +521,7 @@ class ControlReplica(Control):
         self.state_dir = primary.state_dir
         self.url = f"https://{address}:{self.port}"
         self.pin = primary.pin
+        self.database_args = list(primary.database_args)
         self.hub = primary.hub
         self.hub_interface = hub_interface
         self.hub_args = list(primary.hub_args)
@@ -717,6 +726,8 @@ class Lab:
         self.nodes: dict[str, Node] = {}
         self.control: Control | None = None
         self.replicas: list[ControlReplica] = []
+        self.pg = None                    # use_postgresql(): the server
+        self.pg_database: str | None = None
         self.closed = False
         _live_labs.append(self)
         self.bridge = self._netns("net")
@@ -744,6 +755,20 @@ class Lab:
         ns.ip("addr", "add", f"{address}/24", "dev", "eth0")
         ns.ip("link", "set", "eth0", "up")
         return ns
+
+    def use_postgresql(self, server):
+        """The control server's mesh goes into a fresh database of server
+        (tests/pg/pgserver.py's PgServer), dropped at close()."""
+        self.pg = server
+
+    def database_url(self) -> str | None:
+        """--database for meshd-control: None for the state dir's SQLite file."""
+        if self.pg is None:
+            return None
+        if self.pg_database is None:
+            self.pg_database = f"ml{self.rid}_{secrets.token_hex(4)}"
+            self.pg.create_database(self.pg_database)
+        return self.pg.url(self.pg_database)
 
     def add_control(self, *, start=True, hub=True, hub_args=()) -> Control:
         """Control server at 192.0.2.1: init, then (start) serve until READY.
@@ -815,6 +840,11 @@ class Lab:
             _remove_wg_socket(replica.hub_interface)
         for d in self.daemons:
             d.notify.close()
+        if self.pg is not None and self.pg_database is not None:
+            try:
+                self.pg.drop_database(self.pg_database)
+            except Exception:
+                pass
         shutil.rmtree(self.short, ignore_errors=True)
         (REGISTRY_DIR / self.rid).unlink(missing_ok=True)
         if self in _live_labs:

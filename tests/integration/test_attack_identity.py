@@ -252,6 +252,7 @@ def test_attack_junk_endpoints(control, attacker):
     assert r.status == 204, r
 
 
+@pytest.mark.databases("sqlite")       # damages control.db
 def test_attack_corrupt_control_db(lab):
     """A damaged control.db fails start-up with one line naming the file,
     exit status non-zero and no READY, instead of serving 500s."""

@@ -106,6 +106,7 @@ class Phone:
             return False
 
 
+@pytest.mark.databases("sqlite")       # reads control.db itself
 def test_device_config_and_phone(lab, control):
     """devices add cam1 → a config that wg-quick brings up as it is; the
     phone reaches the hub; the device is in devices list (not in nodes
@@ -143,6 +144,7 @@ def test_device_config_and_phone(lab, control):
     assert f"{cam1['public_key']}\t{cam1['ipv4']}/32 {cam1['ipv6']}/128" in wg, wg
 
 
+@pytest.mark.databases("sqlite", "postgresql")
 def test_phone_handshakes_at_once(lab, control):
     """A phone brought up right after `devices add` returns reaches the hub
     on its first handshake: the hub's peers follow the database as soon as
@@ -246,11 +248,13 @@ def test_device_bad_input(lab):
                            "--ipv4-range", "100.64.0.0/29", check=True)
     assert tiny.returncode == 0
     control.state_dir = state
+    control.database_args = []          # the tiny mesh is that state dir's file
     for i in range(5):
         add(control, f"d{i}")
     expect_refused(control, ["add", "d5"], "The mesh's address range is full: no address left for 'd5'.")
 
 
+@pytest.mark.databases("sqlite", "postgresql")
 def test_device_remove_and_expiry(lab, control):
     """devices remove: the phone's probes stop being answered within 1 s,
     the hub's peer is gone. --expires: the device leaves when its time
@@ -424,6 +428,7 @@ def test_ping_and_wait_for_device(lab, control):
 ROAM_WITHIN_S = 30.0        # issue 14.3: traffic recovers within 30 s
 
 
+@pytest.mark.databases("sqlite")       # reads control.db itself
 def test_phone_changes_underlay_address(lab, control):
     """14.3: the phone's underlay address changes under a running wg-quick
     (as a phone moving from one Wi-Fi to another): traffic between it and

@@ -191,6 +191,7 @@ def test_sigkill_meshd_while_netmap_applies(lab):
 
 # ------------------------------------------------------------------ meshd-control
 
+@pytest.mark.databases("sqlite")       # reads control.db itself
 def test_sigkill_control_during_registration_burst(lab):
     """meshd-control is SIGKILLed while six clients register as fast as
     they can, all with the same hostname. Restarted on the same state

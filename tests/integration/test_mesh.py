@@ -7,6 +7,8 @@ import ipaddress
 import itertools
 import time
 
+import pytest
+
 from meshlab import MESH_V4, wait_until
 
 PROPAGATION_S = 2.0     # issue 3: joins and removals visible within 2 s
@@ -127,6 +129,7 @@ def test_three_nodes_addresses_names_and_ping(lab, control, mesh3):
     assert mesh3[0].can_ping(v4["bravo"], within=10)
 
 
+@pytest.mark.databases("sqlite", "postgresql")
 def test_fourth_node_joins_and_is_seen_within_2s(lab, control, mesh3):
     """3b: `meshctl up` on a new node; it shows up in every other node's
     `meshctl peers --json` within 2 s of the command's return."""
@@ -153,6 +156,7 @@ def test_fourth_node_joins_and_is_seen_within_2s(lab, control, mesh3):
         assert_wg_matches_netmap(n)
 
 
+@pytest.mark.databases("sqlite", "postgresql")
 def test_removed_node_is_dropped_and_refused(lab, control, mesh3):
     """3c: `meshd-control nodes remove charlie` → gone from every peer list
     within 2 s; ICMP to and from charlie fails."""

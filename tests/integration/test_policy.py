@@ -10,6 +10,8 @@ import json
 import re
 import time
 
+import pytest
+
 from meshlab import AuthKey
 
 PROPAGATION_S = 2.0     # issue 16: a policy change reaches every node within 2 s
@@ -134,6 +136,7 @@ def test_policy_cli_refusals_keep_the_old_policy(lab, control, tmp_path):
     assert cp.returncode != 0 and "tagged" in cp.stderr, cp
 
 
+@pytest.mark.databases("sqlite", "postgresql")
 def test_policy_filters_peers_and_reaches_every_node(lab, control, tmp_path):
     """With the policy alpha sees only charlie (tag:server) and charlie only
     alpha; bravo sees nobody and cannot ping charlie, alpha can. Charlie's

@@ -10,6 +10,8 @@ its nodes back."""
 import json
 import time
 
+import pytest
+
 from meshlab import wait_until
 
 PROPAGATION_S = 3.0     # a CLI commit: each replica notices it within 250 ms
@@ -76,6 +78,7 @@ def peer_endpoints(node, peer: str) -> list:
     return next((p.get("endpoints", []) for p in m.get("peers", []) if p["name"] == peer), [])
 
 
+@pytest.mark.databases("sqlite", "postgresql")
 def test_replicas_share_changes_and_fail_over(lab, tmp_path):
     a, b, (alpha, bravo, charlie) = start_replicas(lab)
     everyone = {"alpha": {"bravo", "charlie"}, "bravo": {"alpha", "charlie"},
@@ -144,6 +147,7 @@ def test_replicas_share_changes_and_fail_over(lab, tmp_path):
     assert_same_version((alpha, bravo))
 
 
+@pytest.mark.databases("sqlite", "postgresql")
 def test_replica_that_vanishes_without_a_word(lab, tmp_path):
     """Replica b's link goes down: no FIN, no RST. Its nodes notice by
     themselves (TCP keepalive) and are on a within 10 s."""

@@ -102,6 +102,7 @@ def routed(lab, control):
     return gw, alpha, bravo, nas
 
 
+@pytest.mark.databases("sqlite", "postgresql")
 def test_advertise_approve_reach_reject(lab, control, routed):
     gw, alpha, bravo, nas = routed
 

@@ -9,6 +9,8 @@ import re
 import stat
 from pathlib import Path
 
+import pytest
+
 from meshlab import (CLIENT_ADDRESS, PYTHON, REPO_ROOT, Control, ControlApi, binary, fake_public_key,
                      wait_until)
 
@@ -266,6 +268,7 @@ def private_violations(root: Path) -> list[str]:
     return bad
 
 
+@pytest.mark.databases("sqlite")       # control.db's mode
 def test_state_files_private(lab):
     """Directories meshd and meshd-control create themselves are 0700,
     every file in them 0600 (or stricter), after joining, netmap updates,

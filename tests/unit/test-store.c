@@ -6,10 +6,14 @@
 #include <cmocka.h>
 
 #include <cjson/cJSON.h>
+#include <poll.h>
 #include <sqlite3.h>
 #include <stdio.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
+#include "db.h"
 #include "log.h"
 #include "macro.h"
 #include "netmap.h"
@@ -53,18 +57,21 @@ static void test_open(void **state) {
         assert_int_equal(store_get_setting(other, "nonexistent", &v), -ENOENT);
         store_free(other);
 
-        assert_int_equal(stat(f->path, &st), 0);
-        assert_int_equal(st.st_mode & 0777, 0600);
+        if (!store_test_pg()) {
+                assert_int_equal(stat(f->path, &st), 0);
+                assert_int_equal(st.st_mode & 0777, 0600);
+        }
         assert_int_equal(store_test_version(f->store), 1);
 
         assert_int_equal(store_open("/tmp/does-not-exist-meshd/x.db", false, &other), -ENOENT);
 }
 
-/* What the server polls: a commit by another connection (the CLI) shows,
- * once; its own commits and plain reads do not. */
+/* What the server polls: a change committed by another connection (the
+ * CLI) shows, once; plain reads and settings do not. */
 static void test_watch(void **state) {
         Fixture *f = *state;
         Store *cli = NULL;
+        StoreNode n = {};
         StoreWatch w;
 
         assert_int_equal(store_watch_init(f->store, &w), 0);
@@ -74,9 +81,143 @@ static void test_watch(void **state) {
 
         assert_int_equal(store_open(f->path, false, &cli), 0);
         assert_int_equal(store_authkey_add(cli, "k", true, 0), 0);
+        assert_int_equal(store_test_register(cli, "k", store_test_keys[0], "alpha", NOW, &n), 0);
+        store_node_done(&n);
         assert_int_equal(store_changed(f->store, &w), 1);
         assert_int_equal(store_changed(f->store, &w), 0);
         store_free(cli);
+}
+
+/* The wake-up: on PostgreSQL a commit by another connection makes the
+ * listening fd readable, at once; SQLite has none (inotify and the poll). */
+static void test_notify(void **state) {
+        Fixture *f = *state;
+        Store *cli = NULL;
+        int fd;
+
+        fd = store_notify_fd(f->store);
+        if (!store_test_pg()) {
+                assert_int_equal(fd, -EOPNOTSUPP);
+                return;
+        }
+        assert_true(fd >= 0);
+        assert_int_equal(store_notify_drain(f->store), 0);
+        assert_int_equal(store_open(f->path, false, &cli), 0);
+        assert_int_equal(store_set_policy(cli, "{}"), 0);
+        store_free(cli);
+        assert_int_equal(poll(&(struct pollfd) { .fd = fd, .events = POLLIN }, 1, 5000), 1);
+        assert_true(store_notify_drain(f->store) > 0);
+        /* the same fd while the connection lives */
+        assert_int_equal(store_notify_fd(f->store), fd);
+}
+
+/* PostgreSQL: a connection the server cuts fails calls with an error (no
+ * crash, nothing half-written), and the store reconnects by itself. */
+static void test_reconnect(void **state) {
+        Fixture *f = *state;
+        uint64_t v = 0;
+        int r;
+
+        if (!store_test_pg()) {
+                assert_true(store_is_available(f->store));
+                return;
+        }
+        assert_int_equal(store_authkey_add(f->store, "k", true, 0), 0);
+        store_test_pg_exec(f, "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                              "WHERE datname = current_database() AND pid <> pg_backend_pid()");
+        r = store_get_version(f->store, &v);
+        assert_true(r == -ECONNRESET || r == -ENOTCONN);
+        assert_false(store_is_available(f->store));
+        /* a reset is tried at most once a second */
+        usleep(1100 * 1000);
+        assert_int_equal(store_get_version(f->store, &v), 0);
+        assert_true(store_is_available(f->store));
+        assert_int_equal(v, 1);
+        /* writes work again, prepared statements included */
+        assert_int_equal(store_set_policy(f->store, "{}"), 0);
+        assert_int_equal(store_test_version(f->store), 2);
+}
+
+#define WRITERS 4
+#define WRITES 15
+
+/* Writers in several processes serialize (SQLite: BEGIN IMMEDIATE;
+ * PostgreSQL: the advisory lock): all of them registering "n" at once
+ * get unique names and addresses, and the version counts every change. */
+static void test_concurrent_writers(void **state) {
+        Fixture *f = *state;
+        StoreNode *list = NULL;
+        size_t n = 0;
+        pid_t pids[WRITERS];
+
+        assert_int_equal(store_authkey_add(f->store, "k", true, 0), 0);
+        for (int w = 0; w < WRITERS; w++) {
+                pids[w] = fork();
+                assert_true(pids[w] >= 0);
+                if (pids[w] == 0) {
+                        Store *s = NULL;
+                        int bad = store_open(f->path, false, &s) < 0;
+
+                        for (int i = 0; i < WRITES && !bad; i++) {
+                                char key[64];
+                                StoreNode node = {};
+
+                                /* distinct valid-looking keys: 43 base64 characters and '=' */
+                                snprintf(key, sizeof(key), "%042dA=", w * 1000 + i);
+                                bad = store_test_register(s, "k", key, "n", NOW, &node) < 0;
+                                store_node_done(&node);
+                        }
+                        store_free(s);
+                        _exit(bad);
+                }
+        }
+        for (int w = 0; w < WRITERS; w++) {
+                int status = 0;
+
+                assert_int_equal(waitpid(pids[w], &status, 0), pids[w]);
+                assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+        }
+        assert_int_equal(store_list_nodes(f->store, false, &list, &n), 0);
+        assert_int_equal(n, WRITERS * WRITES);
+        for (size_t i = 0; i < n; i++)
+                for (size_t j = i + 1; j < n; j++) {
+                        assert_string_not_equal(list[i].name, list[j].name);
+                        assert_string_not_equal(list[i].ipv4, list[j].ipv4);
+                }
+        store_nodes_free(list, n);
+        assert_int_equal(store_test_version(f->store), 1 + WRITERS * WRITES);
+}
+
+/* Of two writers of the same key, the first wins: the other learns it. */
+static void test_setting_once(void **state) {
+        Fixture *f = *state;
+        Store *other = NULL;
+        _cleanup_free_ char *v = NULL;
+
+        assert_int_equal(store_open(f->path, false, &other), 0);
+        assert_int_equal(store_set_setting_once(f->store, "ca_key", "first"), 0);
+        assert_int_equal(store_set_setting_once(other, "ca_key", "second"), -EEXIST);
+        assert_int_equal(store_set_setting_once(f->store, "ca_key", "third"), -EEXIST);
+        assert_int_equal(store_get_setting(other, "ca_key", &v), 0);
+        assert_string_equal(v, "first");
+        store_free(other);
+}
+
+/* A wrong URL is one clear error at open, with the password masked. */
+static void test_bad_url(void **state) {
+        _cleanup_free_ char *m1 = db_mask_url("postgresql://meshd:s3cret@db.example:5432/mesh?sslmode=require"),
+                            *m2 = db_mask_url("postgres:///mesh?host=/run/postgresql&password=s3cret"),
+                            *m3 = db_mask_url("/var/lib/meshd-control/control.db");
+        Store *s = NULL;
+
+        assert_string_equal(m1, "postgresql://meshd:***@db.example:5432/mesh?sslmode=require");
+        assert_string_equal(m2, "postgres:///mesh?host=/run/postgresql&password=***");
+        assert_string_equal(m3, "/var/lib/meshd-control/control.db");
+        assert_true(db_is_url("postgres://x") && db_is_url("postgresql://x"));
+        assert_false(db_is_url("postgresql:x") || db_is_url("/tmp/postgresql://x"));
+        assert_int_equal(store_open("postgresql://meshd:s3cret@/nodb?host=/nonexistent-meshd-pg", false, &s),
+                         -ECONNREFUSED);
+        assert_null(s);
 }
 
 static void test_secret(void **state) {
@@ -613,6 +754,21 @@ static void test_hub_key_and_members(void **state) {
         assert_true(m0 > m1);
 }
 
+/* PostgreSQL starts at the current schema: a newer one is refused, a
+ * database without one is no mesh (init makes it). */
+static void test_migrate_pg(Fixture *f) {
+        Store *s = NULL;
+
+        store_free(f->store);
+        f->store = NULL;
+        assert_int_equal(store_open(f->path, true, &s), -EEXIST);
+        store_test_pg_exec(f, "UPDATE schema_version SET version = 99");
+        assert_int_equal(store_open(f->path, false, &s), -EPROTONOSUPPORT);
+        store_test_pg_exec(f, "DROP TABLE schema_version");
+        assert_int_equal(store_open(f->path, false, &s), -ENOMEDIUM);
+        assert_null(s);
+}
+
 /* A database made before the hub (schema 1) is upgraded when opened. */
 static void test_migrate_v1(void **state) {
         Fixture *f = *state;
@@ -623,6 +779,10 @@ static void test_migrate_v1(void **state) {
         int64_t ids[3];
 
         register_three(f, ids);
+        if (store_test_pg()) {
+                test_migrate_pg(f);
+                return;
+        }
         store_free(f->store);
         f->store = NULL;
 
@@ -857,6 +1017,8 @@ static void test_integrity(void **state) {
                 assert_int_equal(store_test_register(f->store, "k", store_test_keys[i], "n", NOW, &n), 0);
                 store_node_done(&n);
         }
+        if (store_test_pg())
+                return; /* the server looks after its pages */
         store_free(f->store);
         f->store = NULL;
 
@@ -897,6 +1059,11 @@ int main(void) {
                 cmocka_unit_test_setup_teardown(test_hold_back, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_integrity, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_watch, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_notify, setup, teardown),
+                cmocka_unit_test(test_bad_url),
+                cmocka_unit_test_setup_teardown(test_setting_once, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_reconnect, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_concurrent_writers, setup, teardown),
         };
 
         log_setup("test-store", LOG_TARGET_CONSOLE);
