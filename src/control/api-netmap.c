@@ -55,6 +55,15 @@ enum MHD_Result handle_netmap(Request *req) {
         r = server_get_snapshot(s, &snap);
         if (r < 0)
                 return request_reply_internal(req);
+        if (!netmap_snapshot_has_node(snap, req->node_id)) {
+                /* The database took the token above, so the node is a member
+                 * now: another process committed (nodes renew) and the
+                 * server's poll has not looked yet. Look now. */
+                server_check_version(s);
+                r = server_get_snapshot(s, &snap);
+                if (r < 0)
+                        return request_reply_internal(req);
+        }
         r = -ESTALE;
         if (req->delta && s->previous && req->since == netmap_snapshot_version(s->previous))
                 r = netmap_snapshot_render_delta(snap, s->previous, req->node_id, &netmap, &len);
