@@ -56,7 +56,8 @@ static void help_commands(void) {
               "  policy set FILE        Check the access policy (its tests too) and make it the mesh's\n"
               "  policy test FILE       Only check it\n"
               "  policy get             Print the policy as it was set\n"
-              "  policy clear           No policy: every member reaches every member\n\n",
+              "  policy clear           No policy: every member reaches every member\n"
+              "  migrate                Copy the SQLite mesh into the PostgreSQL database of --database\n\n",
               stdout);
 }
 
@@ -125,7 +126,8 @@ static void help(void) {
                "     --public-key=KEY    devices add: the device's own key (the config then has no\n"
                "                         private key; default: a new pair, printed once, never stored)\n"
                "     --qr                devices add: print the config as a QR code\n"
-               "     --out=FILE          devices add: also write the config to FILE (FILE.png: a QR code)\n\n"
+               "     --out=FILE          devices add: also write the config to FILE (FILE.png: a QR code)\n"
+               "     --from=FILE         migrate: the SQLite file (default: STATE_DIR/" STORE_DB_FILE ")\n\n"
                "See the meshd-control(8) man page for details.\n",
                STATE_DIR_DEFAULT, DOMAIN_DEFAULT, IPV4_RANGE_DEFAULT, (unsigned) HUB_PORT_DEFAULT,
                SERVER_LISTEN_DEFAULT, HUB_INTERFACE_DEFAULT, (unsigned) RELAY_MAX_STREAMS_DEFAULT);
@@ -205,6 +207,7 @@ static int parse_argv(int argc, char *argv[]) {
                 ARG_DNS_UPDATE_SERVER,
                 ARG_DNS_UPDATE_TSIG,
                 ARG_TAG,
+                ARG_FROM,
         };
         static const struct option options[] = {
                 { "help", no_argument, NULL, 'h' },
@@ -250,6 +253,7 @@ static int parse_argv(int argc, char *argv[]) {
                 { "dns-update-server", required_argument, NULL, ARG_DNS_UPDATE_SERVER },
                 { "dns-update-tsig", required_argument, NULL, ARG_DNS_UPDATE_TSIG },
                 { "tag", required_argument, NULL, ARG_TAG },
+                { "from", required_argument, NULL, ARG_FROM },
                 {},
         };
         int c, r;
@@ -483,6 +487,11 @@ static int parse_argv(int argc, char *argv[]) {
                 case ARG_RESOLV_CONF:
                         arg.resolv_conf = optarg;
                         break;
+                case ARG_FROM:
+                        if (!*optarg)
+                                return log_error_errno(-EINVAL, "Invalid --from: empty file name.");
+                        arg.migrate_from = optarg;
+                        break;
                 case ARG_TAG: {
                         _cleanup_free_ char *have = store_tags_format(arg.tags), *all = NULL;
 
@@ -587,6 +596,8 @@ static int run(int argc, char *argv[]) {
                 return verb_policy_get(&arg);
         if (streq(args[0], "policy") && n == 2 && streq(args[1], "clear"))
                 return verb_policy_clear(&arg);
+        if (streq(args[0], "migrate") && n == 1)
+                return verb_migrate(&arg);
 
         return log_error_errno(-EINVAL, "Unknown command or wrong arguments: '%s', see --help.", args[0]);
 }

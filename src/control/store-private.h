@@ -25,6 +25,10 @@ struct Store {
 int store_exec(Store *s, const char *sql);
 /* store-schema.c: the schema at SCHEMA_VERSION on either engine. */
 int store_migrate(Store *s, bool create);
+/* For store-migrate.c: this program's schema version, and PostgreSQL's
+ * schema at it, run inside the caller's transaction. */
+int store_schema_version(void);
+int store_create_pg_schema(Store *s);
 int store_prepare(Store *s, const char *sql, DbStmt **ret);
 /* Steps a statement; returns 1 for a row, 0 when done, -EEXIST for a
  * constraint (callers turn this into their own message). */

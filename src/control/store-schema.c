@@ -267,6 +267,14 @@ int store_migrate(Store *s, bool create) {
         return store_migrate_sqlite(s, create);
 }
 
+int store_schema_version(void) {
+        return SCHEMA_VERSION;
+}
+
+int store_create_pg_schema(Store *s) {
+        return store_exec(s, pg_schema);
+}
+
 int store_destroy(Store *s) {
         if (db_backend(s->db) != DB_POSTGRES)
                 return -EOPNOTSUPP;

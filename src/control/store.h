@@ -72,6 +72,22 @@ Store *store_free(Store *s);
 int store_destroy(Store *s);
 DEFINE_TRIVIAL_CLEANUP_FUNC(Store *, store_free);
 
+/* store-migrate.c (meshd-control migrate): what was copied, each counted
+ * on both sides. */
+typedef struct StoreCopyCounts {
+        int64_t settings, authkeys, nodes, path_reports, routes;
+        int64_t version; /* the netmap version, kept */
+} StoreCopyCounts;
+/* Copies the SQLite mesh in the file from (opened read-only, never
+ * written) into the PostgreSQL database url, which must hold no mesh, in
+ * one transaction: every row with its id, the identity sequences moved past
+ * the copied ids, the counts compared on both sides before the commit.
+ * Errors, logged in one line: -ENOENT no such file, -EBADMSG a damaged file
+ * or no mesh in it, -EPROTONOSUPPORT a schema other than this program's,
+ * -EEXIST url holds a mesh (or a table of one), -ECONNREFUSED the server
+ * cannot be reached; url is unchanged after any of them. */
+int store_copy_to_postgresql(const char *from, const char *url, StoreCopyCounts *ret);
+
 /* Once, right after store_open(create=true). */
 int store_init_settings(Store *s, const char *url, const char *domain, const char *ipv4_range,
                         const char *ipv6_range);

@@ -51,6 +51,7 @@ typedef struct ControlArgs {
         bool cert_issuer_acme; /* --cert-issuer=acme */
         AcmeConfig acme;
         char **tags; /* --tag= (authkey create, devices add): strv, sorted */
+        const char *migrate_from; /* migrate --from: the SQLite file; NULL: STATE_DIR/control.db */
 } ControlArgs;
 
 /* verbs-print.c: "2026-12-03T16:56:55Z", the number itself when out of range. */
@@ -79,6 +80,8 @@ int verb_policy_set(const ControlArgs *a, const char *path);
 int verb_policy_test(const ControlArgs *a, const char *path);
 int verb_policy_get(const ControlArgs *a);
 int verb_policy_clear(const ControlArgs *a);
+/* verbs-migrate.c */
+int verb_migrate(const ControlArgs *a);
 
 /* state-dir.c */
 /* name in the state directory */
