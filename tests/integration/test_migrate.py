@@ -13,6 +13,7 @@ changed on either side."""
 import hashlib
 import json
 import sqlite3
+import threading
 import time
 
 import meshlab
@@ -28,10 +29,10 @@ PROPAGATION_S = 10
 TABLES = {
     "settings": ("key, value", "key, value", "key"),
     "authkeys": ("id, lower(hex(hash)), reusable, expires, used, created, tags",
-                 "id, encode(hash, 'hex'), reusable, expires, used, created, tags", "id"),
+                 "id, encode(hash,'hex'), reusable, expires, used, created, tags", "id"),
     "nodes": ("id, name, public_key, host, ipv4, ipv6, lower(hex(token_hash)), endpoints, authkey_id, created, "
               "removed, observed_endpoint, expired, cert_not_after, kind, expires, tags",
-              "id, name, public_key, host, ipv4, ipv6, encode(token_hash, 'hex'), endpoints, authkey_id, created, "
+              "id, name, public_key, host, ipv4, ipv6, encode(token_hash,'hex'), endpoints, authkey_id, created, "
               "removed, observed_endpoint, expired, cert_not_after, kind, expires, tags", "id"),
     "path_reports": ("reporter_id, peer_id, direct, updated", "reporter_id, peer_id, direct, updated",
                      "reporter_id, peer_id"),
@@ -50,10 +51,12 @@ def sqlite_rows(path, table) -> list[str]:
 
 
 def pg_rows(pg, dbname, table) -> list[str]:
+    """The same as sqlite_rows() (PEM values span lines: split by row, not line)."""
     _, cols, order = TABLES[table]
     # COLLATE "C" on both sides: SQLite's order is byte order
-    text = pg.psql(f"SELECT {cols} FROM {table} ORDER BY {order}", dbname=dbname)
-    return text.splitlines()
+    row = " || '|' || ".join(f"COALESCE(({c})::text, '')" for c in cols.split(", "))
+    text = pg.psql(f"SELECT {row} || chr(30) FROM {table} ORDER BY {order}", dbname=dbname)
+    return [row.lstrip("\n") for row in text.split("\x1e")[:-1]]
 
 
 def digest(path) -> str:
@@ -130,7 +133,9 @@ def test_migrate_nodes_do_not_notice(lab, pg_server, tmp_path):
     print(f"migrate: {took:.2f} s\n{cp.stdout}")
     assert f"{len(rows['nodes'])} nodes and devices" in cp.stdout, cp.stdout
     assert f"{len(rows['settings'])} settings" in cp.stdout, cp.stdout
-    assert f"netmap version {before['version']}" in cp.stdout, cp.stdout
+    version = int(next(r for r in rows["settings"] if r.startswith("version|")).split("|")[1])
+    assert version >= before["version"]
+    assert f"netmap version {version}" in cp.stdout, cp.stdout
     # the source is never written, not even a -wal beside it
     assert digest(db_file) == source
     assert sorted(p.name for p in control.state_dir.iterdir()) == files
@@ -153,13 +158,23 @@ def test_migrate_nodes_do_not_notice(lab, pg_server, tmp_path):
     assert routes(control) == before["routes"]
     assert control.command("policy", "get").stdout == before["policy"]
 
-    # the tokens are accepted; a long-poll from the version a node has waits
+    # the tokens are accepted, the version is the one copied, and a
+    # long-poll from it waits for the next change and gets it
     token = json.loads(before["node.json"]["alpha"])["token"]
     status, data = netmap(control, token, since=0, timeout=0)
-    assert status == 200 and data["version"] == before["version"], (status, data)
+    assert status == 200 and data["version"] == version, (status, data)
+    polled = []
+    poll = threading.Thread(target=lambda: polled.append(netmap(control, token, since=version, timeout=20)))
+    poll.start()
+    time.sleep(0.5)     # the poll waits (no sleep hides a race: a wrong answer fails below)
+    assert not polled, polled
 
     # a change made after reaches every node over its resumed long-poll
     control.remove_node("charlie")
+    poll.join(25)
+    status, data = polled[0]
+    assert status == 200 and data["version"] > version, (status, data)
+    assert "charlie" not in {p["name"] for p in data["peers"]}, data["peers"]
     for n in (alpha, bravo):
         wait_until(lambda n=n: n.peer_names() == {"alpha", "bravo"} - {n.name}, PROPAGATION_S,
                    what=f"{n.name} sees charlie gone")
