@@ -20,7 +20,7 @@ typedef struct CopyTable {
         const char *name;
         const char *columns;
         int n_columns;
-        bool as_text; /* SQLite keeps numbers in settings as numbers, PostgreSQL's column is TEXT */
+        bool as_text;        /* SQLite keeps numbers in settings as numbers, PostgreSQL's column is TEXT */
         size_t count_offset; /* into StoreCopyCounts */
 } CopyTable;
 
@@ -181,7 +181,7 @@ static int copy_insert_sql(const CopyTable *t, char **ret) {
         for (int i = 1; i <= t->n_columns; i++)
                 p += snprintf(p, sizeof(values) - (size_t) (p - values), "%s?%i", i > 1 ? ", " : "", i);
         return asprintf(ret, "INSERT INTO %s (%s) VALUES (%s)", t->name, t->columns, values) < 0 ? log_oom()
-                                                                                             : 0;
+                                                                                                 : 0;
 }
 
 static int copy_table(const Source *src, Store *s, const CopyTable *t, int64_t *ret_n) {
@@ -278,8 +278,8 @@ static int copy_verify(const Source *src, Store *s, StoreCopyCounts *c) {
                 there = r > 0 ? db_column_int64(stmt, 0) : -1;
                 if (copied != here || there != here)
                         return log_error_errno(-EIO,
-                                               "%s: '%s' has %" PRIi64 " rows, %" PRIi64 " copied, %s has %" PRIi64
-                                               "; nothing changed.",
+                                               "%s: '%s' has %" PRIi64 " rows, %" PRIi64
+                                               " copied, %s has %" PRIi64 "; nothing changed.",
                                                src->path, t->name, here, copied, s->path, there);
         }
         r = source_int(src, "SELECT value FROM settings WHERE key = 'version'", &c->version);
@@ -289,7 +289,8 @@ static int copy_verify(const Source *src, Store *s, StoreCopyCounts *c) {
         if (r < 0)
                 return r;
         if (c->version < 1 || version != c->version)
-                return log_error_errno(-EIO, "%s: netmap version %" PRIi64 ", %s has %" PRIi64 "; nothing changed.",
+                return log_error_errno(-EIO,
+                                       "%s: netmap version %" PRIi64 ", %s has %" PRIi64 "; nothing changed.",
                                        src->path, c->version, s->path, version);
         return 0;
 }

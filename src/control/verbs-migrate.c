@@ -30,7 +30,9 @@ static int migrate_check(const ControlArgs *a, const StoreCopyCounts *c) {
         if (r < 0)
                 return r;
         if ((int64_t) version != c->version)
-                return log_error_errno(-EIO, "The copy reads netmap version %" PRIu64 " after the commit, not %" PRIi64 ".",
+                return log_error_errno(-EIO,
+                                       "The copy reads netmap version %" PRIu64
+                                       " after the commit, not %" PRIi64 ".",
                                        version, c->version);
         for (size_t i = 0; i < ELEMENTSOF(secrets); i++) {
                 _cleanup_free_ char *v = NULL;
@@ -72,7 +74,7 @@ int verb_migrate(const ControlArgs *a) {
                 return r;
 
         printf("Copied the mesh from %s to %s:\n"
-               "  %" PRIi64 " settings (the policy, the TLS key, the CA and the hub key among them)\n"
+               "  %" PRIi64 " settings (the TLS key, the CA and the hub key among them)\n"
                "  %" PRIi64 " auth keys\n"
                "  %" PRIi64 " nodes and devices (removed ones included)\n"
                "  %" PRIi64 " path reports\n"

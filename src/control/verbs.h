@@ -50,7 +50,7 @@ typedef struct ControlArgs {
         const char *resolv_conf;
         bool cert_issuer_acme; /* --cert-issuer=acme */
         AcmeConfig acme;
-        char **tags; /* --tag= (authkey create, devices add): strv, sorted */
+        char **tags;              /* --tag= (authkey create, devices add): strv, sorted */
         const char *migrate_from; /* migrate --from: the SQLite file; NULL: STATE_DIR/control.db */
 } ControlArgs;
 
