@@ -79,7 +79,9 @@ def start_mesh(lab, control, tmp_path):
     charlie; a policy; an unused single-use key. Returns (nodes, key,
     bravo's certificate dir)."""
     key = control.authkey(reusable=True)
-    left = control.authkey()
+    # single-use and tagged: its tags must come along too
+    lines = control.command("authkey", "create", "--tag=server").stdout.splitlines()
+    left = meshlab.AuthKey(lines[0].strip(), lines[1].strip())
     alpha, bravo, charlie = (lab.add_node(n, authkey=key) for n in ("alpha", "bravo", "charlie"))
     add_routes_section(alpha, Advertise=LAN)
     nodes = [alpha, bravo, charlie]
@@ -143,6 +145,9 @@ def test_migrate_nodes_do_not_notice(lab, pg_server, tmp_path):
     for t in TABLES:
         assert pg_rows(pg_server, lab.pg_database, t) == rows[t], t
     assert "tls_pem" in "".join(rows["settings"]) and "ca_pem" in "".join(rows["settings"])
+    # bravo's certificate holds its name back (cert_not_after), the key its tags
+    assert next(r for r in rows["nodes"] if r.split("|")[1] == "bravo").split("|")[13] != ""
+    assert rows["authkeys"][-1].endswith("|server"), rows["authkeys"]
 
     # a second migrate into the same database: refused, naming it, nothing changed
     cp = migrate(control, url)
@@ -185,6 +190,7 @@ def test_migrate_nodes_do_not_notice(lab, pg_server, tmp_path):
     for n in (alpha, bravo):
         wait_until(lambda n=n: "delta" in n.peer_names(), PROPAGATION_S, what=f"{n.name} sees delta")
     new = next(n for n in control.nodes() if n["name"] == "delta")
+    assert new.get("tags") == ["server"], new
     assert new["ipv4"] not in {n["ipv4"] for n in before["nodes"]}, new
     ids = [int(line.split("|")[0]) for line in pg_rows(pg_server, lab.pg_database, "nodes")]
     assert ids[-1] > max(int(line.split("|")[0]) for line in rows["nodes"]), ids
