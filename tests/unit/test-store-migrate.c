@@ -105,8 +105,14 @@ static void copy_into_postgresql(void) {
         target = store_fixture_new("test-store-migrate", "10.0.0.0/8");
         assert_int_equal(store_copy_to_postgresql(mesh, target->path, &c), -EEXIST);
         assert_int_equal(store_test_version(target->store), 1);
-        /* emptied: the copy goes in */
+        /* emptied: a copy that fails half-way (a value SQLite took and
+         * PostgreSQL refuses, in the last node) leaves it empty */
         assert_int_equal(store_destroy(target->store), 0);
+        sqlite_exec(mesh, "UPDATE nodes SET created = 'yesterday' WHERE name = 'charlie'");
+        assert_true(store_copy_to_postgresql(mesh, target->path, &c) < 0);
+        assert_int_equal(store_open(target->path, false, &s), -ENOMEDIUM);
+        sqlite_exec(mesh, "UPDATE nodes SET created = 1700000000 WHERE name = 'charlie'");
+        /* the copy goes in */
         assert_int_equal(store_copy_to_postgresql(mesh, target->path, &c), 0);
         assert_int_equal(c.nodes, 3);
         assert_int_equal(c.authkeys, 2);
