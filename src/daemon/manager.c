@@ -247,6 +247,16 @@ cJSON *manager_status_json(Manager *m) {
                         return NULL;
         } else if (!cJSON_AddNullToObject(o, "hub"))
                 return NULL;
+        if (m->apply_stats.version > 0) {
+                const NetmapApplyStats *st = &m->apply_stats;
+                cJSON *apply = cJSON_AddObjectToObject(o, "netmap_apply");
+                if (!apply || !cJSON_AddNumberToObject(apply, "version", (double) st->version) ||
+                    !cJSON_AddNumberToObject(apply, "device_usec", (double) st->device_usec) ||
+                    !cJSON_AddNumberToObject(apply, "total_usec", (double) st->total_usec) ||
+                    !cJSON_AddNumberToObject(apply, "device_peers", (double) st->device_peers))
+                        return NULL;
+        } else if (!cJSON_AddNullToObject(o, "netmap_apply"))
+                return NULL;
         return TAKE_PTR(o);
 }
 
@@ -266,12 +276,14 @@ static int on_tick(sd_event_source *s, uint64_t scheduled, void *userdata) {
         if (judging)
                 (void) manager_refresh_device_stats(m);
 
+        manager_device_batch_begin(m);
         for (size_t i = 0; i < m->n_peers; i++)
                 peer_tick(m->peers[i], usec);
-        if (m->hub) {
+        if (m->hub)
                 peer_tick(m->hub, usec);
+        manager_device_batch_flush(m);
+        if (m->hub)
                 hub_link_tick(m->hub_link, usec);
-        }
         return sd_event_source_set_time(s, usec + MANAGER_TICK_USEC);
 }
 

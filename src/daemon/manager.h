@@ -36,6 +36,18 @@ typedef struct ManagerOptions {
 
 typedef struct WaitOnlineRequest WaitOnlineRequest;
 
+/* How long the last netmap took to apply, from its arrival (the reply
+ * complete, the cache read or the join's answer) to the device holding it
+ * and to everything else done: Status's netmap_apply, read by
+ * bench/apply.py. CLOCK_MONOTONIC. */
+typedef struct NetmapApplyStats {
+        uint64_t received_usec; /* when the netmap being applied arrived, 0: none pending */
+        uint64_t version;
+        uint64_t device_usec; /* arrival → device updated */
+        uint64_t total_usec;  /* arrival → hosts, cache, DNS, firewall and routes done too */
+        size_t device_peers;  /* peer entries written to the device */
+} NetmapApplyStats;
+
 typedef struct Manager {
         sd_event *event;
         char *config_path;
@@ -53,9 +65,16 @@ typedef struct Manager {
         Netmap *netmap;    /* last applied */
         char *netmap_json; /* its text, the base of the next delta */
         size_t netmap_json_len;
+        NetmapApplyStats apply_stats;
 
         WgBackend *wg;
         bool device_configured;
+        /* during a tick: the peers' device changes, written once at its end
+         * (manager_device_batch_flush()); hub: the hub entry is rewritten too */
+        WgDevice *device_batch;
+        bool device_batch_hub;
+        Peer **batch_probes; /* probes of the tick, sent after the write, so they take the new path */
+        size_t n_batch_probes;
         uint16_t listen_port; /* actual, after the device is set up */
 
         Peer **peers; /* one per netmap peer, same order */
@@ -140,6 +159,11 @@ void manager_check_online(Manager *m);
 /* A peer's path changed between direct and relay: moves its addresses
  * between its own WireGuard entry and the hub's. */
 void manager_reroute_peer(Manager *m, Peer *p);
+/* Collects the peers' device changes until the flush writes them at once. */
+void manager_device_batch_begin(Manager *m);
+void manager_device_batch_flush(Manager *m);
+/* Holds p's probe (its sequence number set) for the flush: false when no batch is open. */
+bool manager_device_batch_add_probe(Manager *m, Peer *p);
 bool manager_hub_over_tls(const Manager *m);
 /* Refreshes handshake/traffic counters of all peers from the device. */
 int manager_refresh_device_stats(Manager *m);
