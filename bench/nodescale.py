@@ -36,6 +36,7 @@ Binaries from MESHLAB_BUILD_DIR (default build/).
 import argparse
 import json
 import os
+import socket
 import subprocess
 import time
 from pathlib import Path
@@ -46,6 +47,27 @@ from benchlib import meshlab
 
 ONE_CHANGE_TARGET_MS = 5.0
 RSS_ANON_TARGET_KIB = 30 * 1024
+
+
+def get_status(node, timeout=60.0) -> dict:
+    """io.meshd.GetStatus straight over the Varlink socket: `meshctl status`
+    also lists every peer (ListPeers reads the device's counters), which
+    with 10,000 peers on a busy wireguard-go would be most of the wait."""
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
+        s.settimeout(timeout)
+        s.connect(str(node.socket))
+        s.sendall(json.dumps({"method": "io.meshd.GetStatus"}).encode() + b"\0")
+        data = b""
+        while not data.endswith(b"\0"):
+            chunk = s.recv(65536)
+            if not chunk:
+                raise RuntimeError("meshd closed the API connection")
+            data += chunk
+    reply = json.loads(data[:-1])
+    if "error" in reply:
+        raise RuntimeError(f"GetStatus: {reply['error']}")
+    params = reply.get("parameters", {})
+    return params.get("status", params)
 
 
 def setconf_once(ns, ifname, conf: Path, log: Path, peers: int) -> float:
@@ -66,7 +88,7 @@ def setconf_once(ns, ifname, conf: Path, log: Path, peers: int) -> float:
 def wait_applied(node, version_before: int, peers: int) -> dict:
     """The Status once a netmap newer than version_before with peers peers is applied."""
     def applied():
-        s = node.status()
+        s = get_status(node)
         a = s.get("netmap_apply") or {}
         return s if s.get("peers_total") == peers and a.get("version", 0) > version_before else None
     return meshlab.wait_until(applied, 60, interval=0.05, what=f"a netmap with {peers} peers applied")
@@ -75,7 +97,7 @@ def wait_applied(node, version_before: int, peers: int) -> dict:
 def one_changes(a, alpha, control, gen, key, workdir: Path) -> tuple[list, list, list]:
     """Adds and removes one node a.changes times; the device and total times (ms) of each apply."""
     device, total, written = [], [], []
-    version = alpha.status()["netmap_version"]
+    version = get_status(alpha)["netmap_version"]
     for i in range(a.changes):
         name = f"x{i}"
         benchlib.register_nodes(gen, control, key, 1, workdir / "extra.jsonl", first=i, prefix="x",
@@ -103,7 +125,7 @@ def prepare(a, lab, workdir: Path):
     alpha = lab.add_node("alpha", authkey=key, policy="none")
     alpha.start()
     alpha.wait_ready(120)
-    meshlab.wait_until(lambda: alpha.status().get("peers_total") == a.peers, 120,
+    meshlab.wait_until(lambda: get_status(alpha).get("peers_total") == a.peers, 120,
                        what=f"alpha's netmap with {a.peers} peers")
     alpha.stop()
     conf = workdir / "setconf.conf"
@@ -124,7 +146,7 @@ def run(a, workdir: Path) -> list:
             proc = start_wireguard_go(alpha.ns, ifname, workdir / f"wg-meshd{i}.log")
             alpha.start()
             r = alpha.wait_ready(120)
-            s = alpha.status()
+            s = get_status(alpha)
             n = wg_peer_count(alpha.ns, ifname)
             alpha.stop()
             stop_wireguard_go(alpha.ns, ifname, proc)
@@ -140,7 +162,7 @@ def run(a, workdir: Path) -> list:
         proc = start_wireguard_go(alpha.ns, ifname, workdir / "wg-changes.log")
         alpha.start()
         alpha.wait_ready(120)
-        meshlab.wait_until(lambda: alpha.status().get("control_connected"), 60, what="control connection")
+        meshlab.wait_until(lambda: get_status(alpha).get("control_connected"), 60, what="control connection")
         device, total, written = one_changes(a, alpha, control, gen, key, workdir)
         time.sleep(a.settle)
         st = benchlib.proc_status(alpha.proc.pid)
@@ -179,7 +201,7 @@ def main():
     ap.add_argument("--peers", type=int, default=10000)
     ap.add_argument("--runs", type=int, default=3, help="full applies (and wg setconf runs)")
     ap.add_argument("--changes", type=int, default=5, help="nodes added and removed again, one at a time")
-    ap.add_argument("--settle", type=float, default=5.0, help="seconds before reading RssAnon")
+    ap.add_argument("--settle", type=float, default=12.0, help="seconds before reading RssAnon")
     ap.add_argument("--json", help="write the rows here (for bench/report.py)")
     a = ap.parse_args()
     benchlib.run_bench("nodescale", run, a)

@@ -428,6 +428,10 @@ static int manager_apply(Manager *m, Netmap *nm, const char *json, size_t len, b
         if (m->state == MANAGER_NEEDS_LOGIN || m->state == MANAGER_STOPPED)
                 manager_set_state(m, MANAGER_STARTING);
         manager_check_online(m);
+        /* Parsing and applying a large netmap leaves megabytes of freed
+         * heap that glibc keeps: the next tick, when the caller has freed
+         * the text too, gives them back (manager.c). */
+        m->trim_pending |= m->n_peers >= MANAGER_TRIM_PEERS;
         manager_apply_stats_done(m, a.received_usec);
         return 0;
 }

@@ -40,6 +40,11 @@ typedef struct WaitOnlineRequest WaitOnlineRequest;
  * complete, the cache read or the join's answer) to the device holding it
  * and to everything else done: Status's netmap_apply, read by
  * bench/apply.py. CLOCK_MONOTONIC. */
+/* With this many peers the heap is trimmed after each apply and every
+ * MANAGER_TRIM_TICKS ticks (manager.c). */
+#define MANAGER_TRIM_PEERS 1000
+#define MANAGER_TRIM_TICKS 10
+
 typedef struct NetmapApplyStats {
         uint64_t received_usec; /* when the netmap being applied arrived, 0: none pending */
         uint64_t version;
@@ -73,7 +78,11 @@ typedef struct Manager {
          * (manager_device_batch_flush()); hub: the hub entry is rewritten too */
         WgDevice *device_batch;
         bool device_batch_hub;
-        Peer **batch_probes; /* probes of the tick, sent after the write, so they take the new path */
+        bool trim_pending; /* a large netmap was applied: malloc_trim() at the next tick */
+        unsigned ticks_untrimmed;
+        uint64_t stats_read_at_usec; /* the tick's last read of the device's counters */
+        uint64_t stats_read_usec;    /* ... and how long it took */
+        Peer **batch_probes;         /* probes of the tick, sent after the write, so they take the new path */
         size_t n_batch_probes;
         uint16_t listen_port; /* actual, after the device is set up */
 
