@@ -204,6 +204,9 @@ static int manager_update_peers(Manager *m, NetmapApply *a) {
         _cleanup_(peer_list_done) PeerList l = {};
         int r;
 
+        /* peers come, go and move: the index of their addresses goes now */
+        manager_forget_peer_index(m);
+
         l.peers = calloc(a->netmap->n_peers + 1, sizeof(Peer *));
         if (!l.peers)
                 return log_oom();
@@ -590,8 +593,8 @@ static void on_netmap(ControlClient *c, int error, const char *message, const ch
         /* the common delta onto the parsed netmap: its text is merged
          * after the device has it (manager_keep_netmap()) */
         if (delta && m->netmap && m->netmap_json && netmap_delta_apply(m->netmap, body, len, &nm) >= 0)
-                log_debug("Applying a netmap delta onto version %llu.",
-                          (unsigned long long) m->netmap->version);
+                /* the text path's line: tests and admins look for it */
+                log_debug("Merged a netmap delta onto version %llu.", (unsigned long long) m->netmap->version);
         else if (delta) {
                 delta = false;
                 r = m->netmap_json ? netmap_delta_merge(m->netmap_json, m->netmap_json_len, body, len, &merged,

@@ -88,7 +88,8 @@ typedef struct Manager {
 
         Peer **peers; /* one per netmap peer, same order */
         size_t n_peers;
-        Peer *hub;                      /* the control server's hub, when the netmap has one */
+        Peer **peers_by_ipv4; /* the same sorted by IPv4 for probe replies, built at need; NULL: none */
+        Peer *hub;            /* the control server's hub, when the netmap has one */
         uint64_t underlay_changed_usec; /* CLOCK_MONOTONIC of the latest underlay change */
         char **underlay_candidates;     /* this host's endpoint candidates as last seen */
         bool hub_tls;                   /* the hub entry points at the TLS relay */
@@ -162,6 +163,8 @@ int manager_logout(Manager *m);
 
 Peer *manager_find_peer(Manager *m, const char *name_or_address);
 Peer *manager_find_peer_by_address(Manager *m, int family, const union in_addr_union *addr);
+/* After m->peers or a peer's addresses changed: the address index is rebuilt at need. */
+void manager_forget_peer_index(Manager *m);
 uint32_t manager_next_probe_seq(Manager *m);
 /* Re-evaluates the online policy and WaitOnline requests after any reachability change. */
 void manager_check_online(Manager *m);
