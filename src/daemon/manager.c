@@ -286,6 +286,7 @@ cJSON *manager_status_json(Manager *m) {
                 const NetmapApplyStats *st = &m->apply_stats;
                 cJSON *apply = cJSON_AddObjectToObject(o, "netmap_apply");
                 if (!apply || !cJSON_AddNumberToObject(apply, "version", (double) st->version) ||
+                    !cJSON_AddNumberToObject(apply, "prepare_usec", (double) st->prepare_usec) ||
                     !cJSON_AddNumberToObject(apply, "device_usec", (double) st->device_usec) ||
                     !cJSON_AddNumberToObject(apply, "total_usec", (double) st->total_usec) ||
                     !cJSON_AddNumberToObject(apply, "device_peers", (double) st->device_peers))

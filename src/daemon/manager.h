@@ -48,9 +48,10 @@ typedef struct WaitOnlineRequest WaitOnlineRequest;
 typedef struct NetmapApplyStats {
         uint64_t received_usec; /* when the netmap being applied arrived, 0: none pending */
         uint64_t version;
-        uint64_t device_usec; /* arrival → device updated */
-        uint64_t total_usec;  /* arrival → hosts, cache, DNS, firewall and routes done too */
-        size_t device_peers;  /* peer entries written to the device */
+        uint64_t prepare_usec; /* arrival → the entries ready for the backend (our own share) */
+        uint64_t device_usec;  /* arrival → device updated */
+        uint64_t total_usec;   /* arrival → hosts, cache, DNS, firewall and routes done too */
+        size_t device_peers;   /* peer entries written to the device */
 } NetmapApplyStats;
 
 typedef struct Manager {
