@@ -24,6 +24,8 @@
  * after the last one found is tried first: O(n) for a whole netmap. Any
  * other is found in a copy sorted by key, made at the first miss:
  * O(n log n), where a linear search made every netmap change O(peers²). */
+#define PEER_FINDER_AHEAD 8
+
 typedef struct PeerFinder {
         Peer *const *peers;
         size_t n;
@@ -45,8 +47,12 @@ static int peer_index_compare(const void *a, const void *b, void *userdata) {
 static ssize_t peer_finder_find(PeerFinder *f, const WgKey *key) {
         size_t lo = 0, hi = f->n;
 
-        if (f->next < f->n && key_equal_public(&f->peers[f->next]->public_key, key))
-                return (ssize_t) f->next++;
+        /* in order, or a few on (the peers that left or changed came out) */
+        for (size_t i = f->next; i < f->n && i < f->next + PEER_FINDER_AHEAD; i++)
+                if (key_equal_public(&f->peers[i]->public_key, key)) {
+                        f->next = i + 1;
+                        return (ssize_t) i;
+                }
         if (!f->sorted && f->n > 0) {
                 f->sorted = malloc(f->n * sizeof(size_t));
                 if (!f->sorted)
@@ -144,10 +150,18 @@ static int manager_add_peer(Manager *m, NetmapApply *a, const NetmapNode *n, Pee
  * with the same key, or a new one. */
 static int manager_gather_peers(Manager *m, NetmapApply *a, PeerList *l) {
         _cleanup_(peer_finder_done) PeerFinder f = { .peers = m->peers, .n = m->n_peers };
+        /* the diff against the netmap before knows the new ones: no search
+         * (and no sorting) for them; a first apply (a new device) keeps
+         * whatever Peer objects are left, so it searches for all */
+        _cleanup_free_ bool *added = calloc(a->netmap->n_peers + 1, sizeof(bool));
 
+        if (!added)
+                return log_oom();
+        for (size_t i = 0; !a->first && i < a->diff.n_added; i++)
+                added[a->diff.added[i] - a->netmap->peers] = true;
         for (size_t i = 0; i < a->netmap->n_peers; i++) {
                 const NetmapNode *n = &a->netmap->peers[i];
-                ssize_t old = peer_finder_find(&f, &n->public_key);
+                ssize_t old = added[i] ? -1 : peer_finder_find(&f, &n->public_key);
                 Peer *p = NULL;
                 int r;
 
@@ -599,6 +613,7 @@ static void on_netmap(ControlClient *c, int error, const char *message, const ch
                 log_debug("Merged a netmap delta onto version %llu.", (unsigned long long) m->netmap->version);
         else if (delta) {
                 delta = false;
+                log_debug("Merging the text of a netmap delta that cannot be applied in place.");
                 r = m->netmap_json ? netmap_delta_merge(m->netmap_json, m->netmap_json_len, body, len, &merged,
                                                         &len, &parse_error)
                                    : -ESTALE;
