@@ -1,4 +1,5 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
+#include <limits.h>
 #include <sys/wait.h>
 
 #include "hub-link.h"
@@ -201,25 +202,85 @@ int manager_hub_to_wg(Manager *m, const Netmap *nm, WgDevice *d) {
 }
 
 void manager_reroute_peer(Manager *m, Peer *p) {
-        _cleanup_(wg_device_freep) WgDevice *d = calloc(1, sizeof(WgDevice));
+        _cleanup_(wg_device_freep) WgDevice *own = NULL;
+        WgDevice *d = m->device_batch;
+        size_t first;
         int r;
 
-        if (!d)
-                return (void) log_oom();
         if (!m->wg || !m->hub)
                 return;
-        r = peer_to_wg(p, d);
-        if (r >= 0) {
-                /* the endpoint stays where WireGuard has it (it may have roamed) */
-                d->peers[0].flags &= ~WG_PEER_HAS_ENDPOINT;
-                r = manager_hub_to_wg(m, m->netmap, d);
+        if (!d) {
+                d = own = calloc(1, sizeof(WgDevice));
+                if (!d)
+                        return (void) log_oom();
         }
+        first = d->n_peers;
+        r = peer_to_wg(p, d);
+        if (r < 0)
+                return (void) log_warning_errno(r, "Failed to move %s's addresses for its new path: %m",
+                                                p->name);
+        /* the endpoint stays where WireGuard has it (it may have roamed) */
+        d->peers[first].flags &= ~WG_PEER_HAS_ENDPOINT;
+        if (!own) {
+                /* the hub entry once at the end of the tick, with every peer
+                 * moved in it: not once per peer, 10,000 addresses each */
+                m->device_batch_hub = true;
+                return;
+        }
+        r = manager_hub_to_wg(m, m->netmap, d);
         if (r >= 0) {
-                d->peers[1].flags &= ~WG_PEER_HAS_ENDPOINT;
+                d->peers[first + 1].flags &= ~WG_PEER_HAS_ENDPOINT;
                 r = wg_set_device(m->wg, d);
         }
         if (r < 0)
                 log_warning_errno(r, "Failed to move %s's addresses for its new path: %m", p->name);
+}
+
+void manager_device_batch_begin(Manager *m) {
+        if (m->device_batch) /* one is open: its flush writes */
+                return;
+        /* without memory, each change and probe goes out on its own as before */
+        m->device_batch = calloc(1, sizeof(WgDevice));
+        m->batch_probes = calloc(m->n_peers + 1, sizeof(Peer *));
+        if (!m->device_batch || !m->batch_probes) {
+                m->device_batch = mfree(m->device_batch);
+                m->batch_probes = mfree(m->batch_probes);
+        }
+        m->n_batch_probes = 0;
+        m->device_batch_hub = false;
+}
+
+bool manager_device_batch_add_probe(Manager *m, Peer *p) {
+        if (!m->batch_probes || m->n_batch_probes > m->n_peers)
+                return false;
+        m->batch_probes[m->n_batch_probes++] = p;
+        return true;
+}
+
+void manager_device_batch_flush(Manager *m) {
+        _cleanup_(wg_device_freep) WgDevice *d = TAKE_PTR(m->device_batch);
+        _cleanup_free_ Peer **probes = TAKE_PTR(m->batch_probes);
+        size_t n_probes = m->n_batch_probes;
+        int r = 0;
+
+        m->n_batch_probes = 0;
+        if (!d)
+                return;
+        if (m->device_batch_hub && m->hub && m->wg) {
+                size_t hub = d->n_peers;
+
+                r = manager_hub_to_wg(m, m->netmap, d);
+                if (r >= 0)
+                        d->peers[hub].flags &= ~WG_PEER_HAS_ENDPOINT;
+        }
+        m->device_batch_hub = false;
+        if (r >= 0 && d->n_peers > 0 && m->wg)
+                r = wg_set_device(m->wg, d);
+        if (r < 0)
+                log_warning_errno(r, "Failed to write %zu peer changes to %s: %m", d->n_peers,
+                                  m->config.interface);
+        for (size_t i = 0; i < n_probes; i++)
+                peer_send_probe_now(probes[i]);
 }
 
 bool manager_hub_over_tls(const Manager *m) {
@@ -242,28 +303,35 @@ int wg_device_add_removal(WgDevice *d, const WgKey *key) {
  * roamed endpoint stays as it is). */
 int manager_sync_device_peers(Manager *m, const Netmap *nm) {
         _cleanup_(wg_device_freep) WgDevice *current = NULL, *d = NULL;
+        _cleanup_free_ bool *wanted = NULL;
         int r;
 
         r = wg_get_device(m->wg, &current);
         if (r < 0)
                 return r;
         d = calloc(1, sizeof(*d));
-        if (!d)
+        wanted = calloc(current->n_peers + 1, sizeof(bool));
+        if (!d || !wanted)
                 return -ENOMEM;
 
-        for (size_t i = 0; i < current->n_peers; i++) {
-                const WgPeer *w = &current->peers[i];
-                bool wanted = m->hub && key_equal(&w->public_key, &m->hub->public_key);
-                for (size_t j = 0; j < m->n_peers && !wanted; j++)
-                        wanted = key_equal(&w->public_key, &m->peers[j]->public_key);
-                if (!wanted) {
-                        r = wg_device_add_removal(d, &w->public_key);
+        /* by key: O(n log n) where comparing each with each was O(n²) after
+         * a restart onto a device with 10,000 peers */
+        wg_device_sort_peers(current);
+        for (size_t j = 0; j <= m->n_peers; j++) {
+                const Peer *p = j < m->n_peers ? m->peers[j] : m->hub;
+                const WgPeer *w = p ? wg_device_find_peer_sorted(current, &p->public_key) : NULL;
+
+                if (w)
+                        wanted[w - current->peers] = true;
+        }
+        for (size_t i = 0; i < current->n_peers; i++)
+                if (!wanted[i]) {
+                        r = wg_device_add_removal(d, &current->peers[i].public_key);
                         if (r < 0)
                                 return r;
                 }
-        }
         for (size_t j = 0; j < m->n_peers; j++) {
-                const WgPeer *w = wg_device_find_peer(current, &m->peers[j]->public_key);
+                const WgPeer *w = wg_device_find_peer_sorted(current, &m->peers[j]->public_key);
                 if (w && wg_peer_matches(w, m->peers[j]) && w->endpoint.sa.sa_family != AF_UNSPEC)
                         continue;
                 r = peer_to_wg(m->peers[j], d);
@@ -278,7 +346,8 @@ int manager_sync_device_peers(Manager *m, const Netmap *nm) {
         if (d->n_peers == 0)
                 return 0;
         log_debug("Reconciling %zu peers on %s.", d->n_peers, m->config.interface);
-        return wg_set_device(m->wg, d);
+        r = wg_set_device(m->wg, d);
+        return r < 0 ? r : (int) MIN(d->n_peers, (size_t) INT_MAX);
 }
 
 /* ---- counters and endpoints ----------------------------------------------------------------- */
@@ -292,6 +361,7 @@ int manager_refresh_device_stats(Manager *m) {
         r = wg_get_device(m->wg, &d);
         if (r < 0)
                 return r;
+        wg_device_sort_peers(d);
         uint64_t now = manager_now(m);
         for (size_t i = 0; i <= m->n_peers; i++) {
                 Peer *p = i < m->n_peers ? m->peers[i] : m->hub;
@@ -299,7 +369,7 @@ int manager_refresh_device_stats(Manager *m) {
 
                 if (!p)
                         continue;
-                w = wg_device_find_peer(d, &p->public_key);
+                w = wg_device_find_peer_sorted(d, &p->public_key);
                 char buf[ENDPOINT_STRLEN];
 
                 if (!w)

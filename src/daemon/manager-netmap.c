@@ -9,6 +9,7 @@
 #include "messages.h"
 #include "peer.h"
 #include "strv.h"
+#include "time-util.h"
 
 /* The netmap: taking it from the control server (full or as a delta) or
  * from the cache, and applying it as a difference: the peer list, the hub,
@@ -17,23 +18,57 @@
 
 /* ---- the peer list -------------------------------------------------------------------------- */
 
-static int peer_compare_key(const void *a, const void *b) {
-        const Peer *x = *(Peer *const *) a, *y = *(Peer *const *) b;
-        return memcmp(x->public_key.data, y->public_key.data, sizeof(x->public_key.data));
+/* Finds the old Peer of each new netmap peer. m->peers is in the order of
+ * the netmap applied before, and a new one mostly keeps it (a delta's
+ * netmap always: the peers that stay, then the changed ones), so the peer
+ * after the last one found is tried first: O(n) for a whole netmap. Any
+ * other is found in a copy sorted by key, made at the first miss:
+ * O(n log n), where a linear search made every netmap change O(peers²). */
+#define PEER_FINDER_AHEAD 8
+
+typedef struct PeerFinder {
+        Peer *const *peers;
+        size_t n;
+        size_t next;    /* the index tried first */
+        size_t *sorted; /* indices into peers, by key; NULL until needed */
+} PeerFinder;
+
+static void peer_finder_done(PeerFinder *f) {
+        f->sorted = mfree(f->sorted);
 }
 
-/* The index of the peer with key in peers (sorted by peer_compare_key()),
- * or -1: O(log n), where a linear search made every netmap change
- * O(peers²) for a node. */
-static ssize_t peers_find_by_key(Peer *const *peers, size_t n, const WgKey *key) {
-        size_t lo = 0, hi = n;
+static int peer_index_compare(const void *a, const void *b, void *userdata) {
+        Peer *const *peers = userdata;
+        return memcmp(peers[*(const size_t *) a]->public_key.data, peers[*(const size_t *) b]->public_key.data,
+                      WG_KEY_LEN);
+}
 
+/* The index of the peer with key, or -1 (-ENOMEM as -2). */
+static ssize_t peer_finder_find(PeerFinder *f, const WgKey *key) {
+        size_t lo = 0, hi = f->n;
+
+        /* in order, or a few on (the peers that left or changed came out) */
+        for (size_t i = f->next; i < f->n && i < f->next + PEER_FINDER_AHEAD; i++)
+                if (key_equal_public(&f->peers[i]->public_key, key)) {
+                        f->next = i + 1;
+                        return (ssize_t) i;
+                }
+        if (!f->sorted && f->n > 0) {
+                f->sorted = malloc(f->n * sizeof(size_t));
+                if (!f->sorted)
+                        return -2;
+                for (size_t i = 0; i < f->n; i++)
+                        f->sorted[i] = i;
+                qsort_r(f->sorted, f->n, sizeof(size_t), peer_index_compare, (void *) f->peers);
+        }
         while (lo < hi) {
-                size_t mid = lo + (hi - lo) / 2;
-                int c = memcmp(key->data, peers[mid]->public_key.data, sizeof(key->data));
+                size_t mid = lo + (hi - lo) / 2, i = f->sorted[mid];
+                int c = memcmp(key->data, f->peers[i]->public_key.data, sizeof(key->data));
 
-                if (c == 0)
-                        return (ssize_t) mid;
+                if (c == 0) {
+                        f->next = i + 1;
+                        return (ssize_t) i;
+                }
                 if (c < 0)
                         hi = mid;
                 else
@@ -49,12 +84,13 @@ static ssize_t peers_find_by_key(Peer *const *peers, size_t n, const WgKey *key)
 
 /* A netmap being applied: what it changes, and the device changes it queues. */
 typedef struct NetmapApply {
-        const Netmap *netmap; /* the new one */
-        NetmapDiff diff;      /* against the one applied before */
-        WgDevice *device;     /* the changed peer entries, written at the end */
-        bool first;           /* the device is new: manager_sync_device_peers() writes everything */
-        bool *taken;          /* which of m->peers (sorted by key) went to the new list */
-        bool relay_changed;   /* a relayed peer came, went or moved: the hub entry is rewritten */
+        const Netmap *netmap;   /* the new one */
+        NetmapDiff diff;        /* against the one applied before */
+        WgDevice *device;       /* the changed peer entries, written at the end */
+        bool first;             /* the device is new: manager_sync_device_peers() writes everything */
+        bool *taken;            /* which of m->peers went to the new list */
+        bool relay_changed;     /* a relayed peer came, went or moved: the hub entry is rewritten */
+        uint64_t received_usec; /* CLOCK_MONOTONIC when it arrived */
 } NetmapApply;
 
 static void netmap_apply_done(NetmapApply *a) {
@@ -113,11 +149,24 @@ static int manager_add_peer(Manager *m, NetmapApply *a, const NetmapNode *n, Pee
 /* One Peer per netmap peer into l, in the netmap's order: the old object
  * with the same key, or a new one. */
 static int manager_gather_peers(Manager *m, NetmapApply *a, PeerList *l) {
+        _cleanup_(peer_finder_done) PeerFinder f = { .peers = m->peers, .n = m->n_peers };
+        /* the diff against the netmap before knows the new ones: no search
+         * (and no sorting) for them; a first apply (a new device) keeps
+         * whatever Peer objects are left, so it searches for all */
+        _cleanup_free_ bool *added = calloc(a->netmap->n_peers + 1, sizeof(bool));
+
+        if (!added)
+                return log_oom();
+        for (size_t i = 0; !a->first && i < a->diff.n_added; i++)
+                added[a->diff.added[i] - a->netmap->peers] = true;
         for (size_t i = 0; i < a->netmap->n_peers; i++) {
                 const NetmapNode *n = &a->netmap->peers[i];
-                ssize_t old = peers_find_by_key(m->peers, m->n_peers, &n->public_key);
+                ssize_t old = added[i] ? -1 : peer_finder_find(&f, &n->public_key);
                 Peer *p = NULL;
                 int r;
+
+                if (old == -2)
+                        return log_oom();
 
                 if (old >= 0 && !a->taken[old]) {
                         p = m->peers[old];
@@ -169,13 +218,12 @@ static int manager_update_peers(Manager *m, NetmapApply *a) {
         _cleanup_(peer_list_done) PeerList l = {};
         int r;
 
+        /* peers come, go and move: the index of their addresses goes now */
+        manager_forget_peer_index(m);
+
         l.peers = calloc(a->netmap->n_peers + 1, sizeof(Peer *));
         if (!l.peers)
                 return log_oom();
-        /* by key, so that finding each peer's old object is a binary search
-         * (qsort() wants a non-NULL array even for none) */
-        if (m->n_peers > 0)
-                qsort(m->peers, m->n_peers, sizeof(Peer *), peer_compare_key);
         a->taken = calloc(MAX(m->n_peers, (size_t) 1), sizeof(bool));
         if (!a->taken)
                 return log_oom();
@@ -258,8 +306,10 @@ static void manager_log_devices(const Netmap *old, const Netmap *new) {
 /* ---- applying ------------------------------------------------------------------------------- */
 
 static int manager_write_device(Manager *m, const NetmapApply *a) {
+        NetmapApplyStats *s = &m->apply_stats;
         int r;
 
+        s->prepare_usec = clock_usec(CLOCK_MONOTONIC) - a->received_usec;
         if (a->first)
                 r = manager_sync_device_peers(m, a->netmap);
         else
@@ -267,23 +317,47 @@ static int manager_write_device(Manager *m, const NetmapApply *a) {
         if (r < 0)
                 return log_error_errno(r, "Failed to apply netmap version %llu to %s: %m",
                                        (unsigned long long) a->netmap->version, m->config.interface);
+        s->version = a->netmap->version;
+        s->device_peers = a->first ? (size_t) r : a->device->n_peers;
+        s->device_usec = clock_usec(CLOCK_MONOTONIC) - a->received_usec;
         log_debug("Applied netmap version %llu: %zu added, %zu removed, %zu changed.",
                   (unsigned long long) a->netmap->version, a->diff.n_added, a->diff.n_removed,
                   a->diff.n_changed);
         return 0;
 }
 
+/* The text of a netmap that came as a delta and was applied without it
+ * (netmap_delta_apply()): merged now, after the device has it, for the
+ * cache and for a delta the fast path does not take. NULL when that fails:
+ * the next delta then asks for a whole netmap. */
+static char *manager_merge_delta_text(Manager *m, const char *delta, size_t delta_len, size_t *ret_len) {
+        _cleanup_free_ char *error = NULL;
+        char *text = NULL;
+        int r;
+
+        r = m->netmap_json ? netmap_delta_merge(m->netmap_json, m->netmap_json_len, delta, delta_len, &text,
+                                                ret_len, &error)
+                           : -ESTALE;
+        if (r < 0)
+                log_debug_errno(r, "Failed to merge the text of a netmap delta: %s", strna(error));
+        return r < 0 ? NULL : text;
+}
+
 /* Keeps the applied netmap and its text (the base of the next delta),
  * caches it (cache: it came from the control server and reached the
- * device) and publishes its names. Takes nm. */
-static void manager_keep_netmap(Manager *m, Netmap *nm, const char *json, size_t len, bool cache) {
+ * device) and publishes its names. Takes nm. json is a delta when delta. */
+static void manager_keep_netmap(Manager *m, Netmap *nm, const char *json, size_t len, bool cache, bool delta) {
+        char *text = delta ? manager_merge_delta_text(m, json, len, &len) : strndup(json, len);
         int r;
 
         netmap_free(m->netmap);
         m->netmap = nm;
         free(m->netmap_json);
-        m->netmap_json = strndup(json, len);
-        m->netmap_json_len = m->netmap_json ? len : 0;
+        m->netmap_json = text;
+        m->netmap_json_len = text ? len : 0;
+        if (delta) /* the merged text is what is cached */
+                json = text;
+        cache = cache && json;
         manager_feed_cert_names(m);
 
         if (cache) {
@@ -301,20 +375,40 @@ static void manager_keep_netmap(Manager *m, Netmap *nm, const char *json, size_t
 static void manager_probe_new_peers(Manager *m) {
         uint64_t now = manager_now(m);
 
+        manager_device_batch_begin(m);
         for (size_t i = 0; i < m->n_peers; i++)
                 if (m->peers[i]->last_probe_usec == 0)
                         peer_tick(m->peers[i], now);
         if (m->hub && m->hub->last_probe_usec == 0)
                 peer_tick(m->hub, now);
+        manager_device_batch_flush(m);
+}
+
+/* The timing of the netmap just applied (or refused by the device): in
+ * Status and, for whoever profiles, in the journal. */
+static void manager_apply_stats_done(Manager *m, uint64_t received_usec) {
+        NetmapApplyStats *s = &m->apply_stats;
+
+        s->total_usec = clock_usec(CLOCK_MONOTONIC) - received_usec;
+        log_debug("Netmap version %llu: entries ready %.3f ms after it arrived, device updated after "
+                  "%.3f ms (%zu entries written), everything else done after %.3f ms.",
+                  (unsigned long long) s->version, (double) s->prepare_usec / USEC_PER_MSEC,
+                  (double) s->device_usec / USEC_PER_MSEC, s->device_peers,
+                  (double) s->total_usec / USEC_PER_MSEC);
 }
 
 /* Applies a validated netmap as a difference to what we have: only peers
- * that were added, removed or changed reach the device. Takes nm. */
-int manager_apply_netmap(Manager *m, Netmap *nm, const char *json, size_t len, bool from_cache) {
+ * that were added, removed or changed reach the device. Takes nm. json is
+ * its text or, when delta, the delta it was made from with
+ * netmap_delta_apply(). */
+static int manager_apply(Manager *m, Netmap *nm, const char *json, size_t len, bool from_cache, bool delta) {
         _cleanup_(netmap_freep) Netmap *new = nm;
         _cleanup_(netmap_apply_done) NetmapApply a = { .netmap = nm, .first = !m->device_configured };
         int r;
 
+        /* the arrival the caller noted (the join's reply: now), used once */
+        a.received_usec = m->apply_stats.received_usec ?: clock_usec(CLOCK_MONOTONIC);
+        m->apply_stats.received_usec = 0;
         if (!key_equal(&new->self.public_key, &m->public_key))
                 return log_error_errno(-EBADMSG, "Netmap version %llu is for another node (key %s…), ignoring.",
                                        (unsigned long long) new->version, m->public_key_b64);
@@ -344,7 +438,7 @@ int manager_apply_netmap(Manager *m, Netmap *nm, const char *json, size_t len, b
         r = manager_write_device(m, &a);
         if (a.diff.devices_changed)
                 manager_log_devices(m->netmap, new);
-        manager_keep_netmap(m, TAKE_PTR(new), json, len, !from_cache && r >= 0);
+        manager_keep_netmap(m, TAKE_PTR(new), json, len, !from_cache && r >= 0, delta);
         manager_exit_update(m);
         manager_firewall_update(m);
         manager_probe_new_peers(m);
@@ -353,12 +447,22 @@ int manager_apply_netmap(Manager *m, Netmap *nm, const char *json, size_t len, b
         if (m->state == MANAGER_NEEDS_LOGIN || m->state == MANAGER_STOPPED)
                 manager_set_state(m, MANAGER_STARTING);
         manager_check_online(m);
+        /* Parsing and applying a large netmap leaves megabytes of freed
+         * heap that glibc keeps: the next tick, when the caller has freed
+         * the text too, gives them back (manager.c). */
+        m->trim_pending |= m->n_peers >= MANAGER_TRIM_PEERS;
+        manager_apply_stats_done(m, a.received_usec);
         return 0;
+}
+
+int manager_apply_netmap(Manager *m, Netmap *nm, const char *json, size_t len, bool from_cache) {
+        return manager_apply(m, nm, json, len, from_cache, false);
 }
 
 int manager_load_cached_netmap(Manager *m) {
         _cleanup_free_ char *json = NULL, *error = NULL;
         _cleanup_(netmap_freep) Netmap *nm = NULL;
+        uint64_t received = clock_usec(CLOCK_MONOTONIC);
         size_t len;
         int r;
 
@@ -375,6 +479,7 @@ int manager_load_cached_netmap(Manager *m) {
 
         log_info("Applying cached netmap version %llu (%zu peers).", (unsigned long long) nm->version,
                  nm->n_peers);
+        m->apply_stats.received_usec = received;
         return manager_apply_netmap(m, TAKE_PTR(nm), json, len, true);
 }
 
@@ -484,6 +589,7 @@ static void on_netmap(ControlClient *c, int error, const char *message, const ch
         Manager *m = userdata;
         _cleanup_free_ char *parse_error = NULL, *merged = NULL;
         _cleanup_(netmap_freep) Netmap *nm = NULL;
+        uint64_t received = clock_usec(CLOCK_MONOTONIC);
         int r;
 
         if (error == -EPERM || error == -EACCES) {
@@ -499,7 +605,15 @@ static void on_netmap(ControlClient *c, int error, const char *message, const ch
                 return;
         }
 
-        if (netmap_json_is_delta(body, len)) {
+        bool delta = netmap_json_is_delta(body, len);
+        /* the common delta onto the parsed netmap: its text is merged
+         * after the device has it (manager_keep_netmap()) */
+        if (delta && m->netmap && m->netmap_json && netmap_delta_apply(m->netmap, body, len, &nm) >= 0)
+                /* the text path's line: tests and admins look for it */
+                log_debug("Merged a netmap delta onto version %llu.", (unsigned long long) m->netmap->version);
+        else if (delta) {
+                delta = false;
+                log_debug("Merging the text of a netmap delta that cannot be applied in place.");
                 r = m->netmap_json ? netmap_delta_merge(m->netmap_json, m->netmap_json_len, body, len, &merged,
                                                         &len, &parse_error)
                                    : -ESTALE;
@@ -515,7 +629,7 @@ static void on_netmap(ControlClient *c, int error, const char *message, const ch
                           (unsigned long long) (m->netmap ? m->netmap->version : 0));
                 body = merged;
         }
-        r = netmap_parse(body, len, &nm, &parse_error);
+        r = nm ? 0 : netmap_parse(body, len, &nm, &parse_error);
         if (r < 0) {
                 /* refused whole, like an untrusted one: a server that keeps
                  * sending it (every poll) is one journal line */
@@ -537,7 +651,8 @@ static void on_netmap(ControlClient *c, int error, const char *message, const ch
         /* not applied, not cached; the version stays, so the poll backs off */
         if (!manager_netmap_trusted(m, nm, what))
                 return;
-        (void) manager_apply_netmap(m, TAKE_PTR(nm), body, len, false);
+        m->apply_stats.received_usec = received;
+        (void) manager_apply(m, TAKE_PTR(nm), body, len, false, delta);
         control_client_set_netmap_version(c, version);
         manager_post_endpoints(m);
         manager_post_routes(m);

@@ -22,6 +22,7 @@ bool manager_underlay_moved(Manager *m);
 /* manager-device.c: the WireGuard interface and its peer entries */
 int manager_setup_device(Manager *m, const Netmap *nm);
 void manager_release_device(Manager *m, bool destroy);
+/* Returns the number of peer entries written (or -errno). */
 int manager_sync_device_peers(Manager *m, const Netmap *nm);
 int manager_hub_to_wg(Manager *m, const Netmap *nm, WgDevice *d);
 int wg_device_add_removal(WgDevice *d, const WgKey *key);

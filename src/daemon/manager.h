@@ -36,6 +36,24 @@ typedef struct ManagerOptions {
 
 typedef struct WaitOnlineRequest WaitOnlineRequest;
 
+/* How long the last netmap took to apply, from its arrival (the reply
+ * complete, the cache read or the join's answer) to the device holding it
+ * and to everything else done: Status's netmap_apply, read by
+ * bench/apply.py. CLOCK_MONOTONIC. */
+/* With this many peers the heap is trimmed after each apply and every
+ * MANAGER_TRIM_TICKS ticks (manager.c). */
+#define MANAGER_TRIM_PEERS 1000
+#define MANAGER_TRIM_TICKS 10
+
+typedef struct NetmapApplyStats {
+        uint64_t received_usec; /* when the netmap being applied arrived, 0: none pending */
+        uint64_t version;
+        uint64_t prepare_usec; /* arrival → the entries ready for the backend (our own share) */
+        uint64_t device_usec;  /* arrival → device updated */
+        uint64_t total_usec;   /* arrival → hosts, cache, DNS, firewall and routes done too */
+        size_t device_peers;   /* peer entries written to the device */
+} NetmapApplyStats;
+
 typedef struct Manager {
         sd_event *event;
         char *config_path;
@@ -53,14 +71,26 @@ typedef struct Manager {
         Netmap *netmap;    /* last applied */
         char *netmap_json; /* its text, the base of the next delta */
         size_t netmap_json_len;
+        NetmapApplyStats apply_stats;
 
         WgBackend *wg;
         bool device_configured;
+        /* during a tick: the peers' device changes, written once at its end
+         * (manager_device_batch_flush()); hub: the hub entry is rewritten too */
+        WgDevice *device_batch;
+        bool device_batch_hub;
+        bool trim_pending; /* a large netmap was applied: malloc_trim() at the next tick */
+        unsigned ticks_untrimmed;
+        uint64_t stats_read_at_usec; /* the tick's last read of the device's counters */
+        uint64_t stats_read_usec;    /* ... and how long it took */
+        Peer **batch_probes;         /* probes of the tick, sent after the write, so they take the new path */
+        size_t n_batch_probes;
         uint16_t listen_port; /* actual, after the device is set up */
 
         Peer **peers; /* one per netmap peer, same order */
         size_t n_peers;
-        Peer *hub;                      /* the control server's hub, when the netmap has one */
+        Peer **peers_by_ipv4; /* the same sorted by IPv4 for probe replies, built at need; NULL: none */
+        Peer *hub;            /* the control server's hub, when the netmap has one */
         uint64_t underlay_changed_usec; /* CLOCK_MONOTONIC of the latest underlay change */
         char **underlay_candidates;     /* this host's endpoint candidates as last seen */
         bool hub_tls;                   /* the hub entry points at the TLS relay */
@@ -135,12 +165,19 @@ int manager_logout(Manager *m);
 
 Peer *manager_find_peer(Manager *m, const char *name_or_address);
 Peer *manager_find_peer_by_address(Manager *m, int family, const union in_addr_union *addr);
+/* After m->peers or a peer's addresses changed: the address index is rebuilt at need. */
+void manager_forget_peer_index(Manager *m);
 uint32_t manager_next_probe_seq(Manager *m);
 /* Re-evaluates the online policy and WaitOnline requests after any reachability change. */
 void manager_check_online(Manager *m);
 /* A peer's path changed between direct and relay: moves its addresses
  * between its own WireGuard entry and the hub's. */
 void manager_reroute_peer(Manager *m, Peer *p);
+/* Collects the peers' device changes until the flush writes them at once. */
+void manager_device_batch_begin(Manager *m);
+void manager_device_batch_flush(Manager *m);
+/* Holds p's probe (its sequence number set) for the flush: false when no batch is open. */
+bool manager_device_batch_add_probe(Manager *m, Peer *p);
 bool manager_hub_over_tls(const Manager *m);
 /* Refreshes handshake/traffic counters of all peers from the device. */
 int manager_refresh_device_stats(Manager *m);

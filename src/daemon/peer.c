@@ -88,14 +88,19 @@ Peer *peer_free(Peer *p) {
         return NULL;
 }
 
+/* Whether p->fqdn is "NAME.DOMAIN". */
+static bool peer_fqdn_is(const Peer *p, const char *name, const char *domain) {
+        size_t n = strlen(name);
+
+        return p->fqdn && strncmp(p->fqdn, name, n) == 0 && p->fqdn[n] == '.' && streq(p->fqdn + n + 1, domain);
+}
+
 int peer_update(Peer *p, const NetmapNode *node, const char *domain) {
         bool wg_changed = false;
         int r;
 
-        _cleanup_free_ char *fqdn = NULL;
-        if (asprintf(&fqdn, "%s.%s", node->name, domain) < 0)
-                return -ENOMEM;
-        if (!streq_ptr(p->fqdn, fqdn)) {
+        /* compared in place: every peer of every netmap comes through here */
+        if (!peer_fqdn_is(p, node->name, domain)) {
                 r = peer_set_name(p, node->name, domain);
                 if (r < 0)
                         return r;
@@ -224,7 +229,6 @@ static void peer_set_reachable(Peer *p, bool reachable) {
 
 static void peer_send_probe(Peer *p, uint64_t now) {
         Manager *m = p->manager;
-        int r;
 
         if (!m->prober)
                 return;
@@ -232,9 +236,38 @@ static void peer_send_probe(Peer *p, uint64_t now) {
         p->last_probe_usec = now;
         if (p->oldest_unanswered_usec == 0)
                 p->oldest_unanswered_usec = now;
-        r = prober_send(m->prober, AF_INET, &p->ipv4, p->last_probe_seq);
+        if (manager_device_batch_add_probe(m, p))
+                return;
+        peer_send_probe_now(p);
+}
+
+void peer_send_probe_now(Peer *p) {
+        int r;
+
+        if (!p->manager->prober)
+                return;
+        r = prober_send(p->manager->prober, AF_INET, &p->ipv4, p->last_probe_seq);
         if (r < 0)
                 log_debug_errno(r, "Failed to send probe to %s: %m", p->name);
+}
+
+/* Where a peer's device change goes: the batch of the tick in progress,
+ * written once at its end (manager_device_batch_flush()), else a device of
+ * its own in *own, which peer_device_write() writes now. NULL when the
+ * batch is full: a tick wakes at most PEER_WAKE_BATCH_MAX entries, so that
+ * 10,000 silent peers do not keep the backend (and us, waiting for it)
+ * busy; the others wake in the next ticks. */
+static WgDevice *peer_device(Peer *p, WgDevice **own) {
+        WgDevice *batch = p->manager->device_batch;
+
+        if (batch)
+                return batch->n_peers < PEER_WAKE_BATCH_MAX ? batch : NULL;
+        *own = calloc(1, sizeof(WgDevice));
+        return *own;
+}
+
+static int peer_device_write(Peer *p, WgDevice *own) {
+        return own ? wg_set_device(p->manager->wg, own) : 0;
 }
 
 static void peer_try_next_endpoint(Peer *p, uint64_t now) {
@@ -243,18 +276,21 @@ static void peer_try_next_endpoint(Peer *p, uint64_t now) {
         size_t n = strv_length(p->endpoints);
         int r;
 
+        if (n < 2 || !m->wg) {
+                p->endpoint_since_usec = now;
+                return;
+        }
+        WgDevice *batch = peer_device(p, &d);
+        if (!batch)
+                return; /* the next tick tries */
         p->endpoint_since_usec = now;
-        if (n < 2 || !m->wg)
-                return;
-
         p->endpoint_index = (p->endpoint_index + 1) % n;
-        d = calloc(1, sizeof(*d));
-        if (!d)
-                return;
-        r = peer_to_wg(p, d);
+        size_t first = batch->n_peers;
+        r = peer_to_wg(p, batch);
         if (r >= 0) {
-                d->peers[0].flags = WG_PEER_UPDATE_ONLY | (d->peers[0].flags & WG_PEER_HAS_ENDPOINT);
-                r = wg_set_device(m->wg, d);
+                batch->peers[first].flags =
+                        WG_PEER_UPDATE_ONLY | (batch->peers[first].flags & WG_PEER_HAS_ENDPOINT);
+                r = peer_device_write(p, d);
         }
         if (r < 0) {
                 log_warning_errno(r, "Failed to switch endpoint of %s: %m", p->name);
@@ -283,6 +319,11 @@ static void peer_retry_direct(Peer *p, bool next_candidate) {
 
         if (!m->wg || n == 0)
                 return;
+        /* Both steps in one write (also in a batch) do the same: the
+         * backends take the entries in order. */
+        WgDevice *batch = peer_device(p, &d);
+        if (!batch)
+                return;
         if (next_candidate)
                 p->endpoint_index = p->direct_retries++ % n;
         log_debug("Waking the direct path to %s at %s.", p->name, peer_current_endpoint(p));
@@ -290,33 +331,33 @@ static void peer_retry_direct(Peer *p, bool next_candidate) {
         for (int keepalive = 0; keepalive <= PEER_KEEPALIVE_SEC; keepalive += PEER_KEEPALIVE_SEC) {
                 WgPeer *w;
 
-                d = wg_device_free(d);
-                d = calloc(1, sizeof(*d));
-                if (!d || wg_device_add_peer(d, &w) < 0)
+                if (wg_device_add_peer(batch, &w) < 0)
                         return;
                 w->public_key = p->public_key;
                 w->flags = WG_PEER_UPDATE_ONLY | WG_PEER_HAS_PERSISTENT_KEEPALIVE;
                 w->persistent_keepalive = (uint16_t) keepalive;
                 if (keepalive == 0 && endpoint_parse(peer_current_endpoint(p), &w->endpoint) >= 0)
                         w->flags |= WG_PEER_HAS_ENDPOINT;
-                r = wg_set_device(m->wg, d);
-                if (r < 0) {
-                        log_debug_errno(r, "Failed to retry the direct path to %s: %m", p->name);
-                        return;
-                }
         }
+        r = peer_device_write(p, d);
+        if (r < 0)
+                log_debug_errno(r, "Failed to retry the direct path to %s: %m", p->name);
 }
 
 static void peer_punch(Peer *p) {
-        _cleanup_(wg_device_freep) WgDevice *d = calloc(1, sizeof(WgDevice));
+        _cleanup_(wg_device_freep) WgDevice *d = NULL;
+        WgDevice *batch;
         int r;
 
-        if (!d || !p->manager->wg)
+        if (!p->manager->wg)
+                return;
+        batch = peer_device(p, &d);
+        if (!batch)
                 return;
         log_debug("Punching towards %s at %s: a fresh handshake.", p->name, strna(peer_current_endpoint(p)));
-        r = peer_to_wg_fresh(p, d);
+        r = peer_to_wg_fresh(p, batch);
         if (r >= 0)
-                r = wg_set_device(p->manager->wg, d);
+                r = peer_device_write(p, d);
         if (r < 0)
                 log_debug_errno(r, "Failed to punch towards %s: %m", p->name);
 }

@@ -24,6 +24,9 @@ typedef struct PendingPing PendingPing;
 #define PEER_REACHABLE_USEC (30 * USEC_PER_SEC)
 /* Try the next endpoint candidate when the current one gave no reply this long. */
 #define PEER_ENDPOINT_TRY_USEC (5 * USEC_PER_SEC)
+/* Device entries one tick may write to wake direct paths (punches, retries,
+ * endpoint switches): beyond, the peers wait for the next tick. */
+#define PEER_WAKE_BATCH_MAX 256
 #define PEER_KEEPALIVE_SEC 25
 
 typedef struct Peer {
@@ -95,6 +98,9 @@ void peer_tick(Peer *p, uint64_t now);
 /* Probe at once, e.g. after the underlay changed: traffic makes WireGuard
  * (and the hub) learn our new endpoint. */
 void peer_probe_now(Peer *p, uint64_t now);
+/* Sends the probe numbered last_probe_seq (a tick's batch holds them until
+ * its device changes are written: manager_device_batch_flush()). */
+void peer_send_probe_now(Peer *p);
 void peer_handle_probe_reply(Peer *p, uint32_t seq, uint64_t now);
 /* The device's counters for this peer, read at now: traffic or a new
  * handshake on the peer's own entry is what proves the direct path. */

@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
-/* The netmap's "filter": freeing it and the one grammar of its port items,
+/* The netmap's "filter": freeing and copying it, and the one grammar of its port items,
  * shared by the policy parser (control server) and the netmap parser (node). */
 #include <errno.h>
 #include <stdio.h>
@@ -26,6 +26,43 @@ NetmapFilter *netmap_filter_free(NetmapFilter *f) {
         free(f->entries);
         free(f);
         return NULL;
+}
+
+static int copy_array(const void *src, size_t n, size_t size, void **ret) {
+        *ret = NULL;
+        if (n == 0)
+                return 0;
+        *ret = malloc(n * size);
+        if (!*ret)
+                return -ENOMEM;
+        memcpy(*ret, src, n * size);
+        return 0;
+}
+
+int netmap_filter_copy(const NetmapFilter *f, NetmapFilter **ret) {
+        _cleanup_(netmap_filter_freep) NetmapFilter *c = calloc(1, sizeof(NetmapFilter));
+
+        if (!c)
+                return -ENOMEM;
+        if (f->n_entries > 0) {
+                c->entries = calloc(f->n_entries, sizeof(NetmapFilterEntry));
+                if (!c->entries)
+                        return -ENOMEM;
+        }
+        for (size_t i = 0; i < f->n_entries; i++) {
+                const NetmapFilterEntry *s = &f->entries[i];
+                NetmapFilterEntry *d = &c->entries[c->n_entries++];
+
+                if (copy_array(s->src, s->n_src, sizeof(*s->src), (void **) &d->src) < 0 ||
+                    copy_array(s->dst, s->n_dst, sizeof(*s->dst), (void **) &d->dst) < 0 ||
+                    copy_array(s->ports, s->n_ports, sizeof(*s->ports), (void **) &d->ports) < 0)
+                        return -ENOMEM;
+                d->n_src = s->n_src;
+                d->n_dst = s->n_dst;
+                d->n_ports = s->n_ports;
+        }
+        *ret = TAKE_PTR(c);
+        return 0;
 }
 
 const char *netmap_filter_proto_to_string(NetmapFilterProto p) {

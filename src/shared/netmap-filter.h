@@ -20,6 +20,7 @@
 #include <stdint.h>
 
 #include "endpoint.h"
+#include "macro.h"
 
 #define NETMAP_FILTER_ENTRIES_MAX 4096
 #define NETMAP_FILTER_PREFIXES_MAX 256
@@ -55,6 +56,9 @@ typedef struct NetmapFilter {
 } NetmapFilter;
 
 NetmapFilter *netmap_filter_free(NetmapFilter *f);
+DEFINE_TRIVIAL_CLEANUP_FUNC(NetmapFilter *, netmap_filter_free);
+/* A deep copy (the netmap of a delta keeps its base's filter). */
+int netmap_filter_copy(const NetmapFilter *f, NetmapFilter **ret);
 
 /* "22/tcp", "1-5/udp", "tcp", "icmp": 0 or -EINVAL. Shared by the policy
  * parser and the netmap parser, so both read one grammar. */

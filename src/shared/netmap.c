@@ -144,7 +144,7 @@ bool netmap_node_equal(const NetmapNode *a, const NetmapNode *b) {
         if (!a || !b)
                 return false;
 
-        return streq_ptr(a->name, b->name) && key_equal(&a->public_key, &b->public_key) &&
+        return streq_ptr(a->name, b->name) && key_equal_public(&a->public_key, &b->public_key) &&
                node_addresses_equal(a, b) && strv_equal(a->endpoints, b->endpoints) && a->relay == b->relay &&
                a->relay_port == b->relay_port && strv_equal(a->routes, b->routes);
 }
@@ -177,11 +177,49 @@ void netmap_diff_done(NetmapDiff *d) {
         *d = (NetmapDiff) {};
 }
 
+/* Pairs the peers of old and new by key into match (match[i]: the index in
+ * new of old's peer i, or SIZE_MAX). First in order: a netmap made from a
+ * delta keeps its base's order, less the peers that went or changed (which
+ * come at the end), so most pairs are found in one walk, O(n). The peers
+ * left over are paired through a sorted array, O(u log u); a reordered
+ * netmap costs what sorting all costs. */
+static int diff_pair(const Netmap *old, const Netmap *new, size_t *match) {
+        _cleanup_free_ const NetmapNode **rest = NULL;
+        size_t n_old = old ? old->n_peers : 0, j = 0, n_rest = 0, first_unmatched = 0;
+
+        for (size_t i = 0; i < n_old; i++) {
+                match[i] = SIZE_MAX;
+                if (j < new->n_peers && key_equal_public(&old->peers[i].public_key, &new->peers[j].public_key))
+                        match[i] = j++;
+        }
+        first_unmatched = j;
+        if (first_unmatched == new->n_peers)
+                return 0;
+        /* the rest of new, sorted by key; keys are unique after netmap_parse() */
+        rest = calloc(new->n_peers - first_unmatched, sizeof(NetmapNode *));
+        if (!rest)
+                return -ENOMEM;
+        for (size_t k = first_unmatched; k < new->n_peers; k++)
+                rest[n_rest++] = &new->peers[k];
+        qsort(rest, n_rest, sizeof(NetmapNode *), peer_key_compare);
+        for (size_t i = 0; i < n_old; i++) {
+                const NetmapNode *p = &old->peers[i], **found;
+
+                if (match[i] != SIZE_MAX)
+                        continue;
+                found = bsearch(&p, rest, n_rest, sizeof(NetmapNode *), peer_key_compare);
+                if (found)
+                        match[i] = (size_t) (*found - new->peers);
+        }
+        return 0;
+}
+
 int netmap_diff(const Netmap *old, const Netmap *new, NetmapDiff *ret) {
-        _cleanup_free_ const NetmapNode **sorted_old = NULL;
-        _cleanup_free_ bool *seen = NULL;
+        _cleanup_free_ size_t *match = NULL;
+        _cleanup_free_ size_t *back = NULL;
         _cleanup_(netmap_diff_done) NetmapDiff d = {};
         size_t n_old = old ? old->n_peers : 0;
+        int r;
 
         if (!new || !ret)
                 return -EINVAL;
@@ -190,35 +228,28 @@ int netmap_diff(const Netmap *old, const Netmap *new, NetmapDiff *ret) {
         d.added = calloc(new->n_peers + 1, sizeof(NetmapNode *));
         d.changed = calloc(new->n_peers + 1, sizeof(NetmapNode *));
         d.removed = calloc(n_old + 1, sizeof(NetmapNode *));
-        sorted_old = calloc(n_old + 1, sizeof(NetmapNode *));
-        seen = calloc(n_old + 1, sizeof(bool));
-        if (!d.added || !d.changed || !d.removed || !sorted_old || !seen)
+        match = calloc(n_old + 1, sizeof(size_t));
+        back = malloc((new->n_peers + 1) * sizeof(size_t));
+        if (!d.added || !d.changed || !d.removed || !match || !back)
                 return -ENOMEM;
 
-        /* Sorted by key so that a netmap of thousands of peers costs
-         * O(n log n), not O(n²); keys are unique after netmap_parse(). */
-        for (size_t i = 0; i < n_old; i++)
-                sorted_old[i] = &old->peers[i];
-        qsort(sorted_old, n_old, sizeof(NetmapNode *), peer_key_compare);
-
-        for (size_t i = 0; i < new->n_peers; i++) {
-                const NetmapNode *p = &new->peers[i], **found;
-
-                found = n_old > 0 ? bsearch(&p, sorted_old, n_old, sizeof(NetmapNode *), peer_key_compare)
-                                  : NULL;
-                if (!found) {
-                        d.added[d.n_added++] = p;
-                        continue;
-                }
-
-                seen[*found - old->peers] = true;
-                if (!netmap_node_equal(*found, p))
-                        d.changed[d.n_changed++] = p;
-        }
-
-        for (size_t i = 0; i < n_old; i++)
-                if (!seen[i])
+        r = diff_pair(old, new, match);
+        if (r < 0)
+                return r;
+        for (size_t k = 0; k < new->n_peers; k++)
+                back[k] = SIZE_MAX;
+        for (size_t i = 0; i < n_old; i++) {
+                if (match[i] == SIZE_MAX)
                         d.removed[d.n_removed++] = &old->peers[i];
+                else
+                        back[match[i]] = i;
+        }
+        for (size_t k = 0; k < new->n_peers; k++) {
+                if (back[k] == SIZE_MAX)
+                        d.added[d.n_added++] = &new->peers[k];
+                else if (!netmap_node_equal(&old->peers[back[k]], &new->peers[k]))
+                        d.changed[d.n_changed++] = &new->peers[k];
+        }
 
         d.hub_changed = !old ? new->has_hub
                              : old->has_hub != new->has_hub ||

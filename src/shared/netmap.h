@@ -107,6 +107,13 @@ bool netmap_node_equal(const NetmapNode *a, const NetmapNode *b);
  * -EBADMSG when either is malformed (ret_error says what). */
 int netmap_delta_merge(const char *base, size_t base_len, const char *delta, size_t delta_len, char **ret,
                        size_t *ret_len, char **ret_error);
+/* The same delta applied to the parsed base netmap (netmap-delta-apply.c):
+ * only the delta is parsed, the rest copied. Takes only the common delta (at
+ * most 64 peers changed and 64 removed, same domain and ranges, no
+ * "devices" or "filter" in it) that yields a valid netmap; -EAGAIN for
+ * anything else, also for a malformed one: then netmap_delta_merge() and
+ * netmap_parse() give the same netmap, or say what is wrong. */
+int netmap_delta_apply(const Netmap *base, const char *delta, size_t delta_len, Netmap **ret);
 /* Whether a reply of GET /v1/netmap is a delta rather than a full netmap. */
 bool netmap_json_is_delta(const char *json, size_t len);
 

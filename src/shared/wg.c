@@ -26,15 +26,31 @@ WgDevice *wg_device_free(WgDevice *d) {
 /* Arrays grow by one: callers may build WgDevice by hand, so no capacity may be
  * assumed beyond n; glibc's realloc() makes the growth cheap (mremap for large
  * arrays). */
+/* Room for one more of size in *array (holding n, *allocated): doubled when
+ * full, so that adding the 10,000 peers of a netmap, or their addresses to
+ * the hub entry, is not 10,000 reallocations. */
+static int grow(void **array, size_t n, size_t *allocated, size_t size) {
+        size_t want;
+        void *a;
+
+        if (n < *allocated)
+                return 0;
+        want = MAX(n * 2, (size_t) 4);
+        a = reallocarray(*array, want, size);
+        if (!a)
+                return -ENOMEM;
+        *array = a;
+        *allocated = want;
+        return 0;
+}
+
 int wg_device_add_peer(WgDevice *d, WgPeer **ret) {
         WgPeer *n;
 
         if (!d)
                 return -EINVAL;
-        n = reallocarray(d->peers, d->n_peers + 1, sizeof(WgPeer));
-        if (!n)
+        if (grow((void **) &d->peers, d->n_peers, &d->peers_allocated, sizeof(WgPeer)) < 0)
                 return -ENOMEM;
-        d->peers = n;
         n = &d->peers[d->n_peers++];
         *n = (WgPeer) {};
         if (ret)
@@ -50,14 +66,31 @@ int wg_peer_add_allowed_ip(WgPeer *p, int family, const union in_addr_union *add
         if (!((family == AF_INET && cidr <= 32) || (family == AF_INET6 && cidr <= 128)))
                 return -EINVAL;
 
-        n = reallocarray(p->allowed_ips, p->n_allowed_ips + 1, sizeof(WgAllowedIp));
-        if (!n)
+        if (grow((void **) &p->allowed_ips, p->n_allowed_ips, &p->allowed_ips_allocated, sizeof(WgAllowedIp)) <
+            0)
                 return -ENOMEM;
-        p->allowed_ips = n;
         n = &p->allowed_ips[p->n_allowed_ips++];
         *n = (WgAllowedIp) { .family = family, .cidr = cidr };
         memcpy(&n->addr, addr, family == AF_INET ? sizeof(struct in_addr) : sizeof(struct in6_addr));
         return 0;
+}
+
+static int peer_compare_key(const void *a, const void *b) {
+        return memcmp(((const WgPeer *) a)->public_key.data, ((const WgPeer *) b)->public_key.data, WG_KEY_LEN);
+}
+
+void wg_device_sort_peers(WgDevice *d) {
+        if (d && d->n_peers > 1)
+                qsort(d->peers, d->n_peers, sizeof(WgPeer), peer_compare_key);
+}
+
+WgPeer *wg_device_find_peer_sorted(const WgDevice *d, const WgKey *public_key) {
+        WgPeer probe;
+
+        if (!d || !public_key || d->n_peers == 0)
+                return NULL;
+        probe.public_key = *public_key;
+        return bsearch(&probe, d->peers, d->n_peers, sizeof(WgPeer), peer_compare_key);
 }
 
 WgPeer *wg_device_find_peer(const WgDevice *d, const WgKey *public_key) {

@@ -43,6 +43,7 @@ typedef struct WgPeer {
 
         WgAllowedIp *allowed_ips;
         size_t n_allowed_ips;
+        size_t allowed_ips_allocated; /* kept by wg_peer_add_allowed_ip() */
 } WgPeer;
 
 typedef enum WgDeviceFlags {
@@ -63,6 +64,7 @@ typedef struct WgDevice {
 
         WgPeer *peers;
         size_t n_peers;
+        size_t peers_allocated; /* kept by wg_device_add_peer() */
 } WgDevice;
 
 WgDevice *wg_device_free(WgDevice *d);
@@ -71,6 +73,10 @@ DEFINE_TRIVIAL_CLEANUP_FUNC(WgDevice *, wg_device_free);
 int wg_device_add_peer(WgDevice *d, WgPeer **ret);
 int wg_peer_add_allowed_ip(WgPeer *p, int family, const union in_addr_union *addr, uint8_t cidr);
 WgPeer *wg_device_find_peer(const WgDevice *d, const WgKey *public_key);
+/* For a device read back with many peers: sorted by key once,
+ * wg_device_find_peer_sorted() is O(log n) where wg_device_find_peer() is O(n). */
+void wg_device_sort_peers(WgDevice *d);
+WgPeer *wg_device_find_peer_sorted(const WgDevice *d, const WgKey *public_key);
 
 typedef enum WgBackendType {
         WG_BACKEND_AUTO,
