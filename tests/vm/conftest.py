@@ -274,7 +274,7 @@ WantedBy=multi-user.target
     p.add_setup("chmod 0777 /export\nsystemctl enable meshd.service nfs-server.service probe.service "
                 "meshd-reload@probe.path")
     vm.start(p)
-    state = vm.wait_booted()
+    state = vm.wait_booted(timeout=400)   # it waits for control, which boots alongside
     control.boot_state = control.wait_booted()
     assert control.sh("systemctl is-active meshd-control").stdout.strip() == "active", \
         control.journal_text("-u meshd-control")
