@@ -106,6 +106,10 @@ def test_install_sets_up_group_nsswitch_and_units(installed):
     assert vm.sh("systemctl is-enabled meshd.service").stdout.strip() == "enabled"
 
 
+@pytest.mark.xfail(strict=True, reason="units/meshd.service.in: its ExecStartPre= chgrp/chmod 2755 of "
+                   "/run/meshd is undone by systemd (RuntimeDirectoryMode=0755, owner root) before "
+                   "ExecStart=, so the socket is born in group root and meshd, without CAP_CHOWN, "
+                   "may not chown it (journal: 'Failed to give group meshd access'); reported")
 def test_api_socket_is_in_group_meshd(installed):
     """docs/api.md: the socket is in group meshd when that group exists
     (the package makes it, before meshd first starts)."""
@@ -124,7 +128,7 @@ def test_joined_and_resolves_peer_by_name(installed):
     st = status(vm).get("self", {})
     assert st.get("ipv4"), vm.journal_text("-u meshd", lines=80)
     # libnss-mesh's nsswitch entry at work
-    r = vm.sh("getent hosts nas")
+    r = vm.sh("getent ahostsv4 nas")
     assert r.returncode == 0 and vm.nas.ipv4 in r.stdout, r.stdout + r.stderr
 
 
@@ -162,11 +166,12 @@ def test_purge_leaves_no_packages_units_or_group(purged):
     vm = purged
     r = vm.sh("dpkg-query -W -f='${Package} ${Status}\\n' " + " ".join(PACKAGES))
     assert "installed" not in r.stdout and "config-files" not in r.stdout, r.stdout
-    r = vm.sh("systemctl list-unit-files --no-legend 'mesh*'")
+    # (the image's own meshd-vm-agent.service and meshd-vm.conf are no package's)
+    r = vm.sh("systemctl list-unit-files --no-legend 'mesh*' | grep -v '^meshd-vm-agent'")
     assert r.stdout.strip() == "", r.stdout
-    r = vm.sh("systemctl list-units --all --no-legend 'mesh*'")
-    assert "active" not in r.stdout.replace("inactive", ""), r.stdout
-    r = vm.sh("find /etc/systemd /usr/lib/systemd /lib/systemd -name '*mesh*'")
+    r = vm.sh("systemctl list-units --all --no-legend 'mesh*' | grep -v 'meshd-vm-agent'")
+    assert r.stdout.strip() == "", r.stdout
+    r = vm.sh("find /etc/systemd /usr/lib/systemd /lib/systemd -name '*mesh*' | grep -v meshd-vm")
     assert r.stdout.strip() == "", r.stdout
     assert vm.sh("getent group meshd").returncode != 0
     assert vm.sh("getent passwd meshd").returncode != 0
