@@ -27,7 +27,7 @@ LISTING = ("find / -xdev \\( -path /proc -o -path /sys -o -path /dev -o -path /r
 
 
 # A service of the admin's that needs the mesh (systemd.meshd(7)).
-NEEDS_MESH = """\
+USES_VPN = """\
 [Unit]
 Wants=mesh-online.target
 After=mesh-online.target
@@ -52,9 +52,9 @@ def pkg(lab, tree, control, nas):
     vm = lab.add_vm("pkg", 4, memory="512M")
     p = base_payload(vm, tree, "pkg", packages=())
     # what pulls mesh-online.target into the boot, as a mount would
-    p.add_file("/etc/systemd/system/needs-mesh.service", NEEDS_MESH)
+    p.add_file("/etc/systemd/system/uses-vpn.service", USES_VPN)
     # man-db's index is no part of the test, and costs TCG many seconds
-    p.add_setup("systemctl enable needs-mesh.service\nrm -f /var/lib/man-db/auto-update")
+    p.add_setup("systemctl enable uses-vpn.service\nrm -f /var/lib/man-db/auto-update")
     t = time.monotonic()
     vm.start(p)
     vm.boot_state = vm.wait_booted(timeout=400)
@@ -148,7 +148,7 @@ def test_reboot_reaches_mesh_online_target(rebooted):
     print(f"\n[vm] pkg rebooted to {vm.boot_state} in {vm.reboot_seconds:.0f} s")
     assert vm.sh("systemctl is-active mesh-online.target").stdout.strip() == "active", \
         vm.journal_text("-u meshd", lines=80)
-    assert vm.sh("systemctl is-active meshd.service needs-mesh.service").stdout.split() == \
+    assert vm.sh("systemctl is-active meshd.service uses-vpn.service").stdout.split() == \
         ["active", "active"]
     assert status(vm)["self"]["state"] == "online", status(vm)
 
@@ -169,7 +169,7 @@ def test_purge_leaves_no_packages_units_or_group(purged):
     # (the image's own meshd-vm-agent.service and meshd-vm.conf are no package's)
     r = vm.sh("systemctl list-unit-files --no-legend 'mesh*' | grep -v '^meshd-vm-agent'")
     assert r.stdout.strip() == "", r.stdout
-    # loaded units: none (needs-mesh.service still names mesh-online.target,
+    # loaded units: none (uses-vpn.service still names mesh-online.target,
     # which systemd then lists as not-found)
     r = vm.sh("systemctl list-units --all --plain --no-legend 'mesh*' | grep -v 'meshd-vm-agent'")
     assert [x for x in r.stdout.splitlines() if x.split()[1] != "not-found"] == [], r.stdout
