@@ -12,6 +12,14 @@ host interface is touched):
                           /export to the mesh ranges only
     client  192.168.77.2  `systemctl enable meshd`, `meshctl nss enable`
                           and three fstab lines; nothing else
+    pkg     192.168.77.4  test_package.py: the .debs installed, joined,
+                          rebooted and purged while systemd runs
+
+Every VM gets meshd the way a user does: `apt-get install ./….deb` of the
+packages that tests/package/build-debs makes from this tree (tools/test's
+package suite hands its own over in $MESHD_VM_DEBS), in the payload's
+setup (a chroot before systemd starts: nothing is started, enable
+symlinks, sysusers and the nsswitch entry are made as on a live system).
 
 VMs rather than network namespaces: kernel nfsd, autofs and systemd as
 PID 1 are what the scenarios are about. The control server has a VM of
@@ -72,13 +80,43 @@ def network_file(vm):
             "LinkLocalAddressing=ipv6\n")
 
 
-def base_payload(vm, tree: Path, hostname: str) -> vmlab.Payload:
+# Where the payload puts the .debs in a VM.
+VM_DEBS = "/var/cache/meshd-debs"
+
+
+def debs_dir(tree: Path) -> Path:
+    """The .debs next to the unpacked tree of the `tree` fixture."""
+    return tree.parent / "debs"
+
+
+def add_debs(p: vmlab.Payload, tree: Path):
+    for deb in sorted(debs_dir(tree).glob("*.deb")):
+        p.add_file(f"{VM_DEBS}/{deb.name}", deb.read_bytes())
+
+
+def install_command(*packages: str, fast: bool = False) -> str:
+    """`apt-get install` of the given packages' .debs from VM_DEBS (no
+    network in the VMs: every dependency is in the image already). fast:
+    for the payload's setup, where the install is not what is tested and
+    TCG makes every fsync and man-db's index update cost seconds."""
+    debs = " ".join(f"{VM_DEBS}/{name}_*.deb" for name in packages)
+    cmd = f"DEBIAN_FRONTEND=noninteractive apt-get install -y -q -o Dpkg::Use-Pty=0 {debs}"
+    if fast:
+        cmd = ("rm -f /var/lib/man-db/auto-update\n"
+               + cmd.replace("apt-get install", "apt-get install -o Dpkg::Options::=--force-unsafe-io"))
+    return cmd
+
+
+def base_payload(vm, tree: Path, hostname: str,
+                 packages=("meshd", "libnss-mesh", "meshd-control")) -> vmlab.Payload:
     p = vmlab.Payload()
-    p.add_tree(tree)
+    add_debs(p, tree)
     p.add_file("/etc/hostname", hostname + "\n")
     p.add_file("/etc/hosts", f"127.0.0.1 localhost\n127.0.1.1 {hostname}\n::1 localhost\n")
     p.add_file("/etc/systemd/network/10-l2.network", network_file(vm))
-    p.add_setup("systemd-machine-id-setup\nldconfig\njournalctl --update-catalog")
+    p.add_setup("systemd-machine-id-setup")
+    if packages:
+        p.add_setup(install_command(*packages, fast=True))
     return p
 
 
@@ -98,12 +136,29 @@ def vm_image(host_ok):
 
 @pytest.fixture(scope="session")
 def tree(host_ok):
-    """`meson install --destdir` of a fresh release build of this tree."""
+    """This tree's .debs (debs_dir(tree)) and, in tree, meshd and
+    meshd-control unpacked from them (the host runs meshd-control init
+    from there). The .debs are $MESHD_VM_DEBS's when set (tools/test's
+    package suite), else built here with tests/package/build-debs."""
     d = Path(tempfile.mkdtemp(prefix="meshd-vmtree-", dir="/tmp"))
     t = time.monotonic()
     try:
-        vmlab.build_tree(d / "root")
-        print(f"\n[vm] build + install in {time.monotonic() - t:.1f} s")
+        debs = d / "debs"
+        if os.environ.get("MESHD_VM_DEBS"):
+            debs.mkdir()
+            for deb in Path(os.environ["MESHD_VM_DEBS"]).glob("*.deb"):
+                if "-dbgsym_" not in deb.name:
+                    shutil.copy(deb, debs)
+        else:
+            cp = vmlab.run([vmlab.REPO / "tests/package/build-debs", debs], check=False,
+                           capture_output=True, text=True, env={**os.environ, "MESHD_DEB_LINTIAN": "0"})
+            assert cp.returncode == 0, cp.stdout[-6000:] + cp.stderr[-3000:]
+            for deb in debs.glob("*-dbgsym_*.deb"):
+                deb.unlink()
+        for name in ("meshd", "meshd-control", "libnss-mesh"):
+            assert len(list(debs.glob(f"{name}_*.deb"))) == 1, f"no (or several) {name} .deb in {debs}"
+            vmlab.run(["dpkg-deb", "-x", next(debs.glob(f"{name}_*.deb")), d / "root"])
+        print(f"\n[vm] .debs ready in {time.monotonic() - t:.1f} s")
         yield d / "root"
     finally:
         shutil.rmtree(d, ignore_errors=True)
@@ -175,7 +230,7 @@ def control(lab, tree):
     """The control VM (started; the nas fixture waits for its boot)."""
     state = ControlState(tree, lab.dir)
     vm = lab.add_vm("control", 3, memory="512M")
-    p = base_payload(vm, tree, "control")
+    p = base_payload(vm, tree, "control", packages=("meshd-control",))
     p.add_tree_at(state.dir, "var/lib/meshd-control")
     # short-lived node certificates, so that the nas renews during the run
     p.add_file("/etc/systemd/system/meshd-control.service.d/cert-lifetime.conf",
@@ -219,7 +274,7 @@ WantedBy=multi-user.target
     p.add_setup("chmod 0777 /export\nsystemctl enable meshd.service nfs-server.service probe.service "
                 "meshd-reload@probe.path")
     vm.start(p)
-    state = vm.wait_booted()
+    state = vm.wait_booted(timeout=400)   # it waits for control, which boots alongside
     control.boot_state = control.wait_booted()
     assert control.sh("systemctl is-active meshd-control").stdout.strip() == "active", \
         control.journal_text("-u meshd-control")

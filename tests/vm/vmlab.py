@@ -221,9 +221,11 @@ class Agent:
     def wait(self, timeout: float):
         """Wait until the agent in the guest answers (it starts early at boot)."""
         deadline = time.monotonic() + timeout
+        # one id for every probe: on a loaded host an answer can take more
+        # than the 1 s between probes, and must still count
+        rid = uuid.uuid4().hex[:12]
         while True:
             self._connect(deadline)
-            rid = uuid.uuid4().hex[:12]
             try:
                 self._send(rid, "echo ok", 10)
                 got = self._read_reply(rid, min(deadline, time.monotonic() + 1.0))
