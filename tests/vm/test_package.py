@@ -106,10 +106,6 @@ def test_install_sets_up_group_nsswitch_and_units(installed):
     assert vm.sh("systemctl is-enabled meshd.service").stdout.strip() == "enabled"
 
 
-@pytest.mark.xfail(strict=True, reason="units/meshd.service.in: its ExecStartPre= chgrp/chmod 2755 of "
-                   "/run/meshd is undone by systemd (RuntimeDirectoryMode=0755, owner root) before "
-                   "ExecStart=, so the socket is born in group root and meshd, without CAP_CHOWN, "
-                   "may not chown it (journal: 'Failed to give group meshd access'); reported")
 def test_api_socket_is_in_group_meshd(installed):
     """docs/api.md: the socket is in group meshd when that group exists
     (the package makes it, before meshd first starts)."""
