@@ -30,7 +30,7 @@ import tempfile
 import time
 from pathlib import Path
 
-RECIPE_VERSION = "7"
+RECIPE_VERSION = "8"
 SUITE = "bookworm"
 MIRROR = "http://deb.debian.org/debian"
 IMAGE_SIZE = "2G"
@@ -53,6 +53,7 @@ PACKAGES = [
     "libpsl5", "publicsuffix",     # meshd: a mesh domain is no public suffix
     "libldns3",                    # mesh DNS (meshd and meshd-control)
     "libqrencode4", "libpng16-16", # meshd-control devices add --qr
+    "libpq5",                      # meshd-control --database=postgresql://… (issue 17)
     # meshd registers its mesh DNS with systemd-resolved (issue 14): the
     # resolver itself, drill (a DNS client that bypasses NSS) and
     # dnsmasq (the "outside" DNS server the tests serve a zone with;
