@@ -181,6 +181,46 @@ int store_read_range(Store *s, IpamRange *ret) {
         return 0;
 }
 
+/* The ranges and the next host to try, in one query: a round trip each
+ * would be three on PostgreSQL, for every registration. */
+static int store_read_ipam(Store *s, IpamRange *ret_range, int64_t *ret_next) {
+        _cleanup_(db_stmt_freep) DbStmt *stmt = NULL;
+        _cleanup_free_ char *v4 = NULL, *v6 = NULL;
+        int r;
+
+        r = store_prepare(s,
+                          "SELECT key, value FROM settings "
+                          "WHERE key IN ('ipv4_range', 'ipv6_range', 'ipam_next')",
+                          &stmt);
+        if (r < 0)
+                return r;
+        *ret_next = -1;
+        while ((r = store_step(s, stmt)) > 0) {
+                const char *key = db_column_text(stmt, 0), *value = db_column_text(stmt, 1);
+
+                if (!key || !value)
+                        continue;
+                if (streq(key, "ipam_next"))
+                        *ret_next = db_column_int64(stmt, 1);
+                else if (streq(key, "ipv4_range") && !v4 && !(v4 = strdup(value)))
+                        return log_oom();
+                else if (streq(key, "ipv6_range") && !v6 && !(v6 = strdup(value)))
+                        return log_oom();
+        }
+        if (r < 0)
+                return r;
+        if (*ret_next < 0)
+                return log_error_errno(-EBADMSG, "%s: setting 'ipam_next' missing.", s->path);
+        if (!v4)
+                return log_error_errno(-ENOENT, "%s: no IPv4 range set.", s->path);
+        if (!v6)
+                return log_error_errno(-ENOENT, "%s: no IPv6 range set.", s->path);
+        r = ipam_range_parse(v4, v6, ret_range);
+        if (r < 0)
+                return log_error_errno(r, "%s: invalid address ranges '%s', '%s': %m", s->path, v4, v6);
+        return 0;
+}
+
 int store_allocate_host(Store *s, int64_t now, uint64_t *ret_host, char ipv4[static INET6_ADDRSTRLEN],
                         char ipv6[static INET6_ADDRSTRLEN]) {
         _cleanup_(db_stmt_freep) DbStmt *stmt = NULL;
@@ -189,10 +229,7 @@ int store_allocate_host(Store *s, int64_t now, uint64_t *ret_host, char ipv4[sta
         uint64_t host;
         int r;
 
-        r = store_read_range(s, &range);
-        if (r < 0)
-                return r;
-        r = store_get_int_setting(s, "ipam_next", &next);
+        r = store_read_ipam(s, &range, &next);
         if (r < 0)
                 return r;
         r = ipam_allocate(&range, next > 0 ? (uint64_t) next : IPAM_HOST_FIRST, host_in_use,
@@ -247,7 +284,8 @@ static int store_rejoin(Store *s, const StoreRegistration *reg, int64_t authkey_
                 return -ESTALE;
 
         r = store_prepare(s,
-                          "UPDATE nodes SET expired = NULL, token_hash = ?2, endpoints = ?3, authkey_id = ?4 "
+                          "UPDATE nodes SET expired = NULL, token_hash = ?2, endpoints = ?3, authkey_id = ?4, "
+                          "tags = (SELECT tags FROM authkeys WHERE id = ?4) "
                           "WHERE id = ?1 RETURNING " NODE_COLUMNS,
                           &stmt);
         if (r < 0)
@@ -286,6 +324,7 @@ static int store_insert_node(Store *s, const StoreRegistration *reg, int64_t aut
                              char ***endpoints, int64_t now, StoreNode *ret) {
         _cleanup_(db_stmt_freep) DbStmt *stmt = NULL;
         _cleanup_free_ char *name = NULL;
+        _cleanup_strv_free_ char **tags = NULL;
         char ipv4[INET6_ADDRSTRLEN], ipv6[INET6_ADDRSTRLEN];
         uint64_t host;
         int64_t id = 0;
@@ -308,8 +347,9 @@ static int store_insert_node(Store *s, const StoreRegistration *reg, int64_t aut
 
         r = store_prepare(s,
                           "INSERT INTO nodes (name, public_key, host, ipv4, ipv6, token_hash, "
-                          "endpoints, authkey_id, created) "
-                          "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9) RETURNING id",
+                          "endpoints, authkey_id, created, tags) "
+                          "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, "
+                          "(SELECT tags FROM authkeys WHERE id = ?8)) RETURNING id, tags",
                           &stmt);
         if (r < 0)
                 return r;
@@ -329,6 +369,9 @@ static int store_insert_node(Store *s, const StoreRegistration *reg, int64_t aut
         if (r == 0)
                 return log_error_errno(-EIO, "%s: no id for the new node.", s->path);
         id = db_column_int64(stmt, 0);
+        r = store_tags_parse(db_column_text(stmt, 1), &tags);
+        if (r < 0)
+                return r;
 
         r = store_use_authkey(s, authkey_id);
         if (r < 0)
@@ -347,6 +390,7 @@ static int store_insert_node(Store *s, const StoreRegistration *reg, int64_t aut
                 .ipv4 = strdup(ipv4),
                 .ipv6 = strdup(ipv6),
                 .endpoints = TAKE_PTR(*endpoints),
+                .tags = TAKE_PTR(tags),
                 .created = now,
         };
         if (!ret->public_key || !ret->ipv4 || !ret->ipv6) {
@@ -356,28 +400,13 @@ static int store_insert_node(Store *s, const StoreRegistration *reg, int64_t aut
         return 0;
 }
 
-/* The node carries the tags of the key it (re)joined with: a tagged node is
- * the key's, not a person's. */
-static int store_take_key_tags(Store *s, int64_t authkey_id, StoreNode *node) {
-        _cleanup_(db_stmt_freep) DbStmt *stmt = NULL;
-        int r;
-
-        r = store_prepare(s,
-                          "UPDATE nodes SET tags = (SELECT tags FROM authkeys WHERE id = ?1) WHERE id = ?2 "
-                          "RETURNING tags",
-                          &stmt);
-        if (r < 0)
-                return r;
-        db_bind_int64(stmt, 1, authkey_id);
-        db_bind_int64(stmt, 2, node->id);
-        r = store_step(s, stmt);
-        if (r <= 0)
-                return r < 0 ? r : -EIO;
-        node->tags = strv_free(node->tags);
-        return store_tags_parse(db_column_text(stmt, 0), &node->tags);
-}
-
-int store_register_node(Store *s, const StoreRegistration *reg, int64_t now, StoreNode *ret) {
+/* One registration inside the caller's write transaction. Every refusal
+ * (-ENOKEY … -ENOSPC, store.h) comes before this registration's first
+ * write; other errors may leave some of its writes behind, which the
+ * caller rolls back. The node carries the tags of the key it (re)joined
+ * with (a tagged node is the key's, not a person's): set by the INSERT or
+ * UPDATE itself, one statement less. */
+static int store_register_in_tx(Store *s, const StoreRegistration *reg, int64_t now, StoreNode *ret) {
         _cleanup_free_ char *endpoints = NULL;
         _cleanup_strv_free_ char **endpoints_copy = NULL;
         uint8_t token_hash[HASH_BYTES];
@@ -393,29 +422,89 @@ int store_register_node(Store *s, const StoreRegistration *reg, int64_t now, Sto
         if (r < 0)
                 return r;
 
-        r = store_begin(s, true);
-        if (r < 0)
-                return r;
-        _cleanup_(store_rollbackp) Store *tx = s;
-
         r = store_check_authkey(s, reg->authkey, now, &authkey_id);
         if (r < 0)
                 return r;
         r = store_rejoin(s, reg, authkey_id, token_hash, endpoints, ret);
         if (r == 0)
                 r = store_insert_node(s, reg, authkey_id, token_hash, endpoints, &endpoints_copy, now, ret);
+        return r < 0 ? r : 0;
+}
+
+int store_register_node(Store *s, const StoreRegistration *reg, int64_t now, StoreNode *ret) {
+        int r;
+
+        r = store_begin(s, true);
         if (r < 0)
                 return r;
-        r = store_take_key_tags(s, authkey_id, ret);
-        if (r < 0) {
-                store_node_done(ret);
-                return r;
-        }
+        _cleanup_(store_rollbackp) Store *tx = s;
 
+        r = store_register_in_tx(s, reg, now, ret);
+        if (r < 0)
+                return r;
         r = store_commit(&tx);
         if (r < 0) {
                 store_node_done(ret);
                 return r;
         }
         return 0;
+}
+
+/* Each registration under a savepoint of its own: a refused or failed one
+ * is undone alone (on PostgreSQL a failed statement would otherwise abort
+ * the whole transaction) and the others go on. One round trip each:
+ * "RELEASE …; SAVEPOINT …" go together. */
+static int store_register_batch_in_tx(Store *s, const StoreRegistration *regs, size_t n, int64_t now,
+                                      StoreNode *ret_nodes, int *ret_results) {
+        int r;
+
+        r = store_exec(s, "SAVEPOINT reg");
+        if (r < 0)
+                return r;
+        for (size_t i = 0; i < n; i++) {
+                ret_results[i] = store_register_in_tx(s, &regs[i], now, &ret_nodes[i]);
+                if (ret_results[i] < 0)
+                        r = store_exec(s, i + 1 < n ? "ROLLBACK TO SAVEPOINT reg; RELEASE SAVEPOINT reg; "
+                                                      "SAVEPOINT reg"
+                                                    : "ROLLBACK TO SAVEPOINT reg; RELEASE SAVEPOINT reg");
+                else
+                        r = store_exec(s, i + 1 < n ? "RELEASE SAVEPOINT reg; SAVEPOINT reg"
+                                                    : "RELEASE SAVEPOINT reg");
+                if (r < 0)
+                        return r;
+        }
+        return 0;
+}
+
+int store_register_batch(Store *s, const StoreRegistration *regs, size_t n, int64_t now, StoreNode *ret_nodes,
+                         int *ret_results) {
+        int r;
+
+        for (size_t i = 0; i < n; i++) {
+                ret_nodes[i] = (StoreNode) {};
+                ret_results[i] = -ECANCELED;
+        }
+        if (n == 0)
+                return 0;
+        if (n == 1) {
+                ret_results[0] = store_register_node(s, &regs[0], now, &ret_nodes[0]);
+                return 0;
+        }
+
+        r = store_begin(s, true);
+        if (r >= 0) {
+                _cleanup_(store_rollbackp) Store *tx = s;
+
+                r = store_register_batch_in_tx(s, regs, n, now, ret_nodes, ret_results);
+                if (r >= 0)
+                        r = store_commit(&tx);
+        }
+        if (r < 0)
+                /* nothing of the batch is stored: every registration failed with it */
+                for (size_t i = 0; i < n; i++) {
+                        if (ret_results[i] >= 0)
+                                store_node_done(&ret_nodes[i]);
+                        ret_results[i] = r;
+                }
+        return r;
 }
