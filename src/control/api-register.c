@@ -14,8 +14,8 @@
 #include "msg-register.h"
 #include "register-batch.h"
 #include "register-proof.h"
-#include "strv.h"
 #include "request.h"
+#include "strv.h"
 
 DEFINE_TRIVIAL_CLEANUP_FUNC(cJSON *, cJSON_Delete);
 
@@ -149,7 +149,8 @@ static enum MHD_Result register_reply_refused(Request *req, int r, const char *l
 
 /* Queues the registration for the group commit (register-batch.c) with a
  * new token and suspends the connection; otherwise the error is queued. */
-static enum MHD_Result register_enqueue(Request *req, const RegisterRequest *parsed, int64_t challenge_expires) {
+static enum MHD_Result register_enqueue(Request *req, const RegisterRequest *parsed,
+                                        int64_t challenge_expires) {
         Server *s = req->server;
         _cleanup_(register_job_freep) RegisterJob *job = NULL;
         int r;

@@ -252,22 +252,29 @@ int store_allocate_host(Store *s, int64_t now, uint64_t *ret_host, char ipv4[sta
         return 0;
 }
 
-/* Inside store_register_node()'s transaction: when reg's key is a member's,
+/* Inside store_register_node()'s transaction: a key that is the hub's is
+ * refused (-EEXIST: every netmap carries the hub; a node with its key would
+ * make every node reject every netmap). When reg's key is a member's,
  * that member joins again with the new token (same id, name and addresses;
  * the old token stops working): an expired one is renewed unless the policy
  * wants an admin (-ESTALE), an active one re-joins after losing its state.
- * The caller has checked the proof of key possession. 1 when done. */
+ * The caller has checked the proof of key possession. 1 when done, with
+ * *ret_members set when the member count changed (an expired one is back);
+ * the caller bumps the versions. */
 static int store_rejoin(Store *s, const StoreRegistration *reg, int64_t authkey_id,
-                        const uint8_t token_hash[static HASH_BYTES], const char *endpoints_json,
-                        StoreNode *ret) {
+                        const uint8_t token_hash[static HASH_BYTES], const char *endpoints_json, StoreNode *ret,
+                        bool *ret_members) {
         _cleanup_(db_stmt_freep) DbStmt *find = NULL, *stmt = NULL;
         bool expired;
         int64_t id;
         int r;
 
         r = store_prepare(s,
-                          "SELECT id, expired IS NOT NULL, kind = 'device' FROM nodes "
-                          "WHERE public_key = ?1 AND removed IS NULL",
+                          /* one round trip for both questions */
+                          "SELECT id, expired IS NOT NULL, kind = 'device', false FROM nodes "
+                          "WHERE public_key = ?1 AND removed IS NULL "
+                          "UNION ALL SELECT 0, false, false, true FROM settings "
+                          "WHERE key = 'hub_public_key' AND value = ?1 ORDER BY 4",
                           &find);
         if (r < 0)
                 return r;
@@ -275,6 +282,8 @@ static int store_rejoin(Store *s, const StoreRegistration *reg, int64_t authkey_
         r = store_step(s, find);
         if (r <= 0)
                 return r;
+        if (db_column_int(find, 3))
+                return -EEXIST;
         id = db_column_int64(find, 0);
         expired = db_column_int(find, 1);
         /* a device's key is no node's: it never registers */
@@ -306,19 +315,18 @@ static int store_rejoin(Store *s, const StoreRegistration *reg, int64_t authkey_
         r = store_step(s, stmt);
         if (r >= 0)
                 r = store_use_authkey(s, authkey_id);
-        if (r >= 0 && expired)
-                r = store_bump_members(s);
-        if (r >= 0)
-                r = store_bump_version(s);
         if (r < 0) {
                 store_node_done(ret);
                 return r;
         }
+        *ret_members = expired;
         return 1;
 }
 
 /* Inside store_register_node()'s transaction: a new member, with a unique
- * name and the next free addresses. endpoints: moved into ret on success. */
+ * name and the next free addresses (the caller bumps the versions; the
+ * hub's key was refused by store_rejoin()). endpoints: moved into ret on
+ * success. */
 static int store_insert_node(Store *s, const StoreRegistration *reg, int64_t authkey_id,
                              const uint8_t token_hash[static HASH_BYTES], const char *endpoints_json,
                              char ***endpoints, int64_t now, StoreNode *ret) {
@@ -330,14 +338,6 @@ static int store_insert_node(Store *s, const StoreRegistration *reg, int64_t aut
         int64_t id = 0;
         int r;
 
-        /* Every netmap carries the hub; a node with its key would make
-         * every node reject every netmap. */
-        r = store_exists(s, "SELECT 1 FROM settings WHERE key = 'hub_public_key' AND value = ?1",
-                         reg->public_key, 0);
-        if (r < 0)
-                return r;
-        if (r > 0)
-                return -EEXIST;
         r = store_unique_name(s, reg->name, now, &name);
         if (r < 0)
                 return r;
@@ -376,12 +376,6 @@ static int store_insert_node(Store *s, const StoreRegistration *reg, int64_t aut
         r = store_use_authkey(s, authkey_id);
         if (r < 0)
                 return r;
-        r = store_bump_members(s);
-        if (r < 0)
-                return r;
-        r = store_bump_version(s);
-        if (r < 0)
-                return r;
 
         *ret = (StoreNode) {
                 .id = id,
@@ -405,8 +399,11 @@ static int store_insert_node(Store *s, const StoreRegistration *reg, int64_t aut
  * write; other errors may leave some of its writes behind, which the
  * caller rolls back. The node carries the tags of the key it (re)joined
  * with (a tagged node is the key's, not a person's): set by the INSERT or
- * UPDATE itself, one statement less. */
-static int store_register_in_tx(Store *s, const StoreRegistration *reg, int64_t now, StoreNode *ret) {
+ * UPDATE itself, one statement less. The versions are the caller's to
+ * bump (store_register_bump()): once per transaction is enough, since
+ * nobody sees the ones in between. */
+static int store_register_in_tx(Store *s, const StoreRegistration *reg, int64_t now, StoreNode *ret,
+                                bool *ret_members) {
         _cleanup_free_ char *endpoints = NULL;
         _cleanup_strv_free_ char **endpoints_copy = NULL;
         uint8_t token_hash[HASH_BYTES];
@@ -425,13 +422,28 @@ static int store_register_in_tx(Store *s, const StoreRegistration *reg, int64_t 
         r = store_check_authkey(s, reg->authkey, now, &authkey_id);
         if (r < 0)
                 return r;
-        r = store_rejoin(s, reg, authkey_id, token_hash, endpoints, ret);
+        *ret_members = true; /* a new member, unless it is one re-joining */
+        r = store_rejoin(s, reg, authkey_id, token_hash, endpoints, ret, ret_members);
         if (r == 0)
                 r = store_insert_node(s, reg, authkey_id, token_hash, endpoints, &endpoints_copy, now, ret);
         return r < 0 ? r : 0;
 }
 
+/* Every change goes with one bump (store_bump_version()); registrations
+ * that changed the member count with one of that too. */
+static int store_register_bump(Store *s, bool members) {
+        int r;
+
+        if (members) {
+                r = store_bump_members(s);
+                if (r < 0)
+                        return r;
+        }
+        return store_bump_version(s);
+}
+
 int store_register_node(Store *s, const StoreRegistration *reg, int64_t now, StoreNode *ret) {
+        bool members = false;
         int r;
 
         r = store_begin(s, true);
@@ -439,10 +451,12 @@ int store_register_node(Store *s, const StoreRegistration *reg, int64_t now, Sto
                 return r;
         _cleanup_(store_rollbackp) Store *tx = s;
 
-        r = store_register_in_tx(s, reg, now, ret);
+        r = store_register_in_tx(s, reg, now, ret, &members);
         if (r < 0)
                 return r;
-        r = store_commit(&tx);
+        r = store_register_bump(s, members);
+        if (r >= 0)
+                r = store_commit(&tx);
         if (r < 0) {
                 store_node_done(ret);
                 return r;
@@ -456,13 +470,20 @@ int store_register_node(Store *s, const StoreRegistration *reg, int64_t now, Sto
  * "RELEASE …; SAVEPOINT …" go together. */
 static int store_register_batch_in_tx(Store *s, const StoreRegistration *regs, size_t n, int64_t now,
                                       StoreNode *ret_nodes, int *ret_results) {
+        bool any = false, members = false;
         int r;
 
         r = store_exec(s, "SAVEPOINT reg");
         if (r < 0)
                 return r;
         for (size_t i = 0; i < n; i++) {
-                ret_results[i] = store_register_in_tx(s, &regs[i], now, &ret_nodes[i]);
+                bool m = false;
+
+                ret_results[i] = store_register_in_tx(s, &regs[i], now, &ret_nodes[i], &m);
+                if (ret_results[i] >= 0) {
+                        any = true;
+                        members = members || m;
+                }
                 if (ret_results[i] < 0)
                         r = store_exec(s, i + 1 < n ? "ROLLBACK TO SAVEPOINT reg; RELEASE SAVEPOINT reg; "
                                                       "SAVEPOINT reg"
@@ -473,7 +494,7 @@ static int store_register_batch_in_tx(Store *s, const StoreRegistration *regs, s
                 if (r < 0)
                         return r;
         }
-        return 0;
+        return any ? store_register_bump(s, members) : 0;
 }
 
 int store_register_batch(Store *s, const StoreRegistration *regs, size_t n, int64_t now, StoreNode *ret_nodes,
