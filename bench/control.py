@@ -1,12 +1,20 @@
 #!/usr/bin/python3
 # SPDX-License-Identifier: LGPL-2.1-or-later
-"""meshd-control at scale: NODES registered nodes all long-polling, one change.
+"""meshd-control at scale: registration rate, NODES nodes all long-polling, one change.
+
+Each engine of --engines in turn (sqlite, postgresql: a throw-away server
+from tests/pg/pgserver.py), one Lab each. The registration rate (issue 17,
+target >= 1,000/s at 10,000 nodes) is step 1's; on PostgreSQL steps 2-4
+run with --replicas `serve` processes on the one database (default 2), the
+long-polls split across them round-robin, the change made through the
+first (issue 17: a change -> all long-polls answered with 2 replicas).
 
 One Lab: the control server (userspace hub unless --no-hub) and a
 load-generator namespace on the same bridge. Steps:
 
   1. register NODES nodes (POST /v1/register with a reusable auth key,
-     8 keep-alive TLS connections from one process); each gets a random
+     --concurrency keep-alive TLS connections from each of
+     --register-procs processes); each gets a random
      key and one endpoint; this runs without the hub, which comes up with
      a restart of the server afterwards (set-up time only);
   2. every node opens its long-poll (GET /v1/netmap?since=CURRENT&delta=1,
@@ -37,7 +45,8 @@ server that buffers every reply at once fails its own allocations (HTTP
 500 or a dropped connection, counted) instead of pushing a shared machine
 into the OOM killer.
 
-    sudo /usr/bin/python3 bench/control.py [--nodes 10000] [--pollers 4] [--full] [--perf FILE] [--json FILE]
+    sudo /usr/bin/python3 bench/control.py [--nodes 10000] [--pollers 4] [--engines sqlite,postgresql]
+        [--replicas 2] [--register-only] [--full] [--perf FILE] [--json FILE]
 Binaries from MESHLAB_BUILD_DIR (default build/).
 """
 
