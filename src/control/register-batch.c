@@ -180,11 +180,16 @@ void register_batch_free(Server *s) {
                 RegisterJob *j = s->register_queue;
 
                 s->register_queue = j->next;
-                if (j->req) {
-                        j->req->register_job = NULL;
-                        MHD_resume_connection(j->req->connection);
+                j->next = NULL;
+                if (!j->req) {
+                        register_job_free(j);
+                        continue;
                 }
-                register_job_free(j);
+                /* its request owns it now: should MHD still call the
+                 * handler, the answer is a 500, never a second queueing */
+                j->result = -ESHUTDOWN;
+                j->done = true;
+                MHD_resume_connection(j->req->connection);
         }
         s->register_tail = &s->register_queue;
         s->n_register_queued = 0;

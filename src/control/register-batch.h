@@ -37,5 +37,6 @@ bool register_batch_has_challenge(Server *s, const char *challenge);
  * committed all the same (the client may retry: it re-joins), unanswered. */
 void register_job_detach(Request *req);
 /* server_free(), before MHD stops: nothing queued is committed; every
- * suspended connection is resumed (and closed by MHD). */
+ * suspended connection is resumed (and closed by MHD), its job failed with
+ * -ESHUTDOWN. */
 void register_batch_free(Server *s);
