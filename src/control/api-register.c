@@ -12,8 +12,10 @@
 #include "http-internal.h"
 #include "log.h"
 #include "msg-register.h"
+#include "register-batch.h"
 #include "register-proof.h"
 #include "request.h"
+#include "strv.h"
 
 DEFINE_TRIVIAL_CLEANUP_FUNC(cJSON *, cJSON_Delete);
 
@@ -82,6 +84,8 @@ static enum MHD_Result request_check_proof(Request *req, const RegisterRequest *
         }
 
         r = challenge_set_check(s->used_challenges, parsed->challenge, now);
+        if (r >= 0 && register_batch_has_challenge(s, parsed->challenge))
+                r = -EALREADY; /* in a batch that is not committed yet */
         if (r == -EALREADY)
                 return request_reply_error(req, MHD_HTTP_UNAUTHORIZED, "challenge: already used");
         if (r == -ENOSPC)
@@ -143,40 +147,42 @@ static enum MHD_Result register_reply_refused(Request *req, int r, const char *l
         }
 }
 
-/* Stores the node with a new token: MHD_YES with *ret_node and *ret_token
- * set; otherwise the refusal is queued. */
-static enum MHD_Result register_store(Request *req, const RegisterRequest *parsed, StoreNode *ret_node,
-                                      char **ret_token) {
+/* Queues the registration for the group commit (register-batch.c) with a
+ * new token and suspends the connection; otherwise the error is queued. */
+static enum MHD_Result register_enqueue(Request *req, const RegisterRequest *parsed,
+                                        int64_t challenge_expires) {
         Server *s = req->server;
-        _cleanup_free_ char *label = NULL, *token = NULL;
+        _cleanup_(register_job_freep) RegisterJob *job = NULL;
         int r;
 
-        r = dns_label_from_hostname(parsed->hostname, &label);
+        job = calloc(1, sizeof(*job));
+        if (!job)
+                return request_reply_oom(req);
+        r = dns_label_from_hostname(parsed->hostname, &job->label);
         if (r == -ENOMEM)
                 return request_reply_oom(req);
         if (r < 0) {
-                label = strdup("node");
-                if (!label)
+                job->label = strdup("node");
+                if (!job->label)
                         return request_reply_oom(req);
         }
-
-        r = store_secret_new(NULL, &token);
+        r = store_secret_new(NULL, &job->token);
         if (r < 0)
                 return request_reply_internal(req);
 
-        r = store_register_node(s->store,
-                                &(StoreRegistration) {
-                                        .authkey = parsed->authkey,
-                                        .public_key = parsed->public_key,
-                                        .name = label,
-                                        .endpoints = parsed->endpoints,
-                                        .token = token,
-                                        .expired_needs_admin = s->expired_needs_admin,
-                                },
-                                time(NULL), ret_node);
+        job->authkey = strdup(parsed->authkey);
+        job->public_key = strdup(parsed->public_key);
+        job->challenge = strdup(parsed->challenge);
+        if (!job->authkey || !job->public_key || !job->challenge ||
+            strv_copy(parsed->endpoints, &job->endpoints) < 0)
+                return request_reply_oom(req);
+        job->challenge_expires = challenge_expires;
+        job->expired_needs_admin = s->expired_needs_admin;
+
+        r = register_batch_queue(s, req, job);
         if (r < 0)
-                return register_reply_refused(req, r, label);
-        *ret_token = TAKE_PTR(token);
+                return request_reply_internal(req);
+        TAKE_PTR(job);
         return MHD_YES;
 }
 
@@ -210,16 +216,26 @@ static enum MHD_Result register_reply(Request *req, const StoreNode *node, const
         return request_reply(req, MHD_HTTP_OK, text, strlen(text));
 }
 
+/* The connection resumed after the group commit: the answer. */
+static enum MHD_Result register_finish(Request *req) {
+        RegisterJob *job = req->register_job;
+
+        if (job->result < 0)
+                return register_reply_refused(req, job->result, job->label);
+        log_info("Registered node %s (id %" PRId64 ", %s, %s).", job->node.name, job->node.id, job->node.ipv4,
+                 job->node.ipv6);
+        return register_reply(req, &job->node, job->token);
+}
+
 enum MHD_Result handle_register(Request *req) {
-        Server *s = req->server;
         _cleanup_(cJSON_Deletep) cJSON *body = NULL;
-        _cleanup_(store_node_done) StoreNode node = {};
         _cleanup_(register_request_done) RegisterRequest parsed = {};
-        _cleanup_free_ char *token = NULL;
         enum MHD_Result ret;
         int64_t challenge_expires = 0;
         bool ok;
-        int r;
+
+        if (req->register_job)
+                return register_finish(req);
 
         ret = register_parse(req, &body, &parsed, &ok);
         if (!ok)
@@ -227,16 +243,5 @@ enum MHD_Result handle_register(Request *req) {
         ret = request_check_proof(req, &parsed, &challenge_expires, &ok);
         if (!ok)
                 return ret;
-        ret = register_store(req, &parsed, &node, &token);
-        if (!token)
-                return ret;
-
-        /* checked by request_check_proof(), nothing ran in between */
-        r = challenge_set_use(s->used_challenges, parsed.challenge, challenge_expires, time(NULL));
-        if (r < 0)
-                log_warning_errno(r, "Failed to mark the challenge of node %s used: %m", node.name);
-
-        log_info("Registered node %s (id %" PRId64 ", %s, %s).", node.name, node.id, node.ipv4, node.ipv6);
-        server_check_version(s);
-        return register_reply(req, &node, token);
+        return register_enqueue(req, &parsed, challenge_expires);
 }

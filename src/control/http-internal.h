@@ -33,6 +33,7 @@ struct cJSON;
 
 typedef struct Request Request;
 typedef struct Connection Connection;
+typedef struct RegisterJob RegisterJob;
 
 /* One accepted socket, from MHD's connection notifications. */
 struct Connection {
@@ -71,6 +72,10 @@ struct Server {
         ChallengeSet *used_challenges;
         bool expired_needs_admin;
         InAddrPrefix mesh_ranges[2]; /* no endpoint inside */
+        /* register-batch.c: the registrations waiting for the group commit */
+        RegisterJob *register_queue, **register_tail;
+        size_t n_register_queued;
+        sd_event_source *register_timer;
 
         /* POST /v1/cert */
         CertAuthority *ca;
@@ -132,6 +137,9 @@ struct Request {
         bool waiting;
         sd_event_source *timeout_source;
         Request *waiters_prev, *waiters_next;
+
+        /* POST /v1/register: queued for the group commit, then its result */
+        RegisterJob *register_job;
 };
 
 /* http.c: MHD processes resumed connections in its next MHD_run(). */

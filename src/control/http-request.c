@@ -10,6 +10,7 @@
 
 #include "http-internal.h"
 #include "log.h"
+#include "register-batch.h"
 #include "request.h"
 
 DEFINE_TRIVIAL_CLEANUP_FUNC(cJSON *, cJSON_Delete);
@@ -18,6 +19,7 @@ Request *request_free(Request *req) {
         if (!req)
                 return NULL;
         request_unlink(req);
+        register_job_detach(req);
         free(req->method);
         free(req->path);
         free(req->body);

@@ -22,6 +22,7 @@
 #include "http-internal.h"
 #include "log.h"
 #include "mesh-secrets.h"
+#include "register-batch.h"
 #include "time-util.h"
 #include "tls.h"
 
@@ -391,6 +392,7 @@ Server *server_free(Server *s) {
                 return NULL;
 
         /* no suspended connection may be left when MHD stops */
+        register_batch_free(s);
         while (s->waiters) {
                 Request *req = s->waiters;
                 request_unlink(req);

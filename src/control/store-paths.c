@@ -117,10 +117,15 @@ int store_load_relays(Store *s, NetmapRelayPair **ret, size_t *ret_n) {
                 s,
                 "SELECT DISTINCT CASE WHEN p.reporter_id < p.peer_id THEN p.reporter_id ELSE p.peer_id END, "
                 "CASE WHEN p.reporter_id < p.peer_id THEN p.peer_id ELSE p.reporter_id END "
-                "FROM path_reports p "
-                "JOIN nodes a ON a.id = p.reporter_id AND a.removed IS NULL "
-                "JOIN nodes b ON b.id = p.peer_id AND b.removed IS NULL "
-                "WHERE p.direct = 0 ORDER BY 1, 2",
+                /* PostgreSQL plans a statement without parameters once, when
+                 * it is prepared: on an empty mesh two JOINs of nodes became
+                 * nodes × nodes, 1 s a snapshot at 1,500 nodes. An OFFSET
+                 * keeps each EXISTS a lookup per report (no join to
+                 * reorder); the reports are few. */
+                "FROM path_reports p WHERE p.direct = 0 "
+                "AND EXISTS (SELECT 1 FROM nodes a WHERE a.id = p.reporter_id AND a.removed IS NULL LIMIT 1 OFFSET 0) "
+                "AND EXISTS (SELECT 1 FROM nodes b WHERE b.id = p.peer_id AND b.removed IS NULL LIMIT 1 OFFSET 0) "
+                "ORDER BY 1, 2",
                 &stmt);
         if (r < 0)
                 return r;

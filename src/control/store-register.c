@@ -181,6 +181,46 @@ int store_read_range(Store *s, IpamRange *ret) {
         return 0;
 }
 
+/* The ranges and the next host to try, in one query: a round trip each
+ * would be three on PostgreSQL, for every registration. */
+static int store_read_ipam(Store *s, IpamRange *ret_range, int64_t *ret_next) {
+        _cleanup_(db_stmt_freep) DbStmt *stmt = NULL;
+        _cleanup_free_ char *v4 = NULL, *v6 = NULL;
+        int r;
+
+        r = store_prepare(s,
+                          "SELECT key, value FROM settings "
+                          "WHERE key IN ('ipv4_range', 'ipv6_range', 'ipam_next')",
+                          &stmt);
+        if (r < 0)
+                return r;
+        *ret_next = -1;
+        while ((r = store_step(s, stmt)) > 0) {
+                const char *key = db_column_text(stmt, 0), *value = db_column_text(stmt, 1);
+
+                if (!key || !value)
+                        continue;
+                if (streq(key, "ipam_next"))
+                        *ret_next = db_column_int64(stmt, 1);
+                else if (streq(key, "ipv4_range") && !v4 && !(v4 = strdup(value)))
+                        return log_oom();
+                else if (streq(key, "ipv6_range") && !v6 && !(v6 = strdup(value)))
+                        return log_oom();
+        }
+        if (r < 0)
+                return r;
+        if (*ret_next < 0)
+                return log_error_errno(-EBADMSG, "%s: setting 'ipam_next' missing.", s->path);
+        if (!v4)
+                return log_error_errno(-ENOENT, "%s: no IPv4 range set.", s->path);
+        if (!v6)
+                return log_error_errno(-ENOENT, "%s: no IPv6 range set.", s->path);
+        r = ipam_range_parse(v4, v6, ret_range);
+        if (r < 0)
+                return log_error_errno(r, "%s: invalid address ranges '%s', '%s': %m", s->path, v4, v6);
+        return 0;
+}
+
 int store_allocate_host(Store *s, int64_t now, uint64_t *ret_host, char ipv4[static INET6_ADDRSTRLEN],
                         char ipv6[static INET6_ADDRSTRLEN]) {
         _cleanup_(db_stmt_freep) DbStmt *stmt = NULL;
@@ -189,10 +229,7 @@ int store_allocate_host(Store *s, int64_t now, uint64_t *ret_host, char ipv4[sta
         uint64_t host;
         int r;
 
-        r = store_read_range(s, &range);
-        if (r < 0)
-                return r;
-        r = store_get_int_setting(s, "ipam_next", &next);
+        r = store_read_ipam(s, &range, &next);
         if (r < 0)
                 return r;
         r = ipam_allocate(&range, next > 0 ? (uint64_t) next : IPAM_HOST_FIRST, host_in_use,
@@ -215,22 +252,29 @@ int store_allocate_host(Store *s, int64_t now, uint64_t *ret_host, char ipv4[sta
         return 0;
 }
 
-/* Inside store_register_node()'s transaction: when reg's key is a member's,
+/* Inside store_register_node()'s transaction: a key that is the hub's is
+ * refused (-EEXIST: every netmap carries the hub; a node with its key would
+ * make every node reject every netmap). When reg's key is a member's,
  * that member joins again with the new token (same id, name and addresses;
  * the old token stops working): an expired one is renewed unless the policy
  * wants an admin (-ESTALE), an active one re-joins after losing its state.
- * The caller has checked the proof of key possession. 1 when done. */
+ * The caller has checked the proof of key possession. 1 when done, with
+ * *ret_members set when the member count changed (an expired one is back);
+ * the caller bumps the versions. */
 static int store_rejoin(Store *s, const StoreRegistration *reg, int64_t authkey_id,
-                        const uint8_t token_hash[static HASH_BYTES], const char *endpoints_json,
-                        StoreNode *ret) {
+                        const uint8_t token_hash[static HASH_BYTES], const char *endpoints_json, StoreNode *ret,
+                        bool *ret_members) {
         _cleanup_(db_stmt_freep) DbStmt *find = NULL, *stmt = NULL;
         bool expired;
         int64_t id;
         int r;
 
         r = store_prepare(s,
-                          "SELECT id, expired IS NOT NULL, kind = 'device' FROM nodes "
-                          "WHERE public_key = ?1 AND removed IS NULL",
+                          /* one round trip for both questions */
+                          "SELECT id, expired IS NOT NULL, kind = 'device', false FROM nodes "
+                          "WHERE public_key = ?1 AND removed IS NULL "
+                          "UNION ALL SELECT 0, false, false, true FROM settings "
+                          "WHERE key = 'hub_public_key' AND value = ?1 ORDER BY 4",
                           &find);
         if (r < 0)
                 return r;
@@ -238,6 +282,8 @@ static int store_rejoin(Store *s, const StoreRegistration *reg, int64_t authkey_
         r = store_step(s, find);
         if (r <= 0)
                 return r;
+        if (db_column_int(find, 3))
+                return -EEXIST;
         id = db_column_int64(find, 0);
         expired = db_column_int(find, 1);
         /* a device's key is no node's: it never registers */
@@ -247,7 +293,8 @@ static int store_rejoin(Store *s, const StoreRegistration *reg, int64_t authkey_
                 return -ESTALE;
 
         r = store_prepare(s,
-                          "UPDATE nodes SET expired = NULL, token_hash = ?2, endpoints = ?3, authkey_id = ?4 "
+                          "UPDATE nodes SET expired = NULL, token_hash = ?2, endpoints = ?3, authkey_id = ?4, "
+                          "tags = (SELECT tags FROM authkeys WHERE id = ?4) "
                           "WHERE id = ?1 RETURNING " NODE_COLUMNS,
                           &stmt);
         if (r < 0)
@@ -268,37 +315,29 @@ static int store_rejoin(Store *s, const StoreRegistration *reg, int64_t authkey_
         r = store_step(s, stmt);
         if (r >= 0)
                 r = store_use_authkey(s, authkey_id);
-        if (r >= 0 && expired)
-                r = store_bump_members(s);
-        if (r >= 0)
-                r = store_bump_version(s);
         if (r < 0) {
                 store_node_done(ret);
                 return r;
         }
+        *ret_members = expired;
         return 1;
 }
 
 /* Inside store_register_node()'s transaction: a new member, with a unique
- * name and the next free addresses. endpoints: moved into ret on success. */
+ * name and the next free addresses (the caller bumps the versions; the
+ * hub's key was refused by store_rejoin()). endpoints: moved into ret on
+ * success. */
 static int store_insert_node(Store *s, const StoreRegistration *reg, int64_t authkey_id,
                              const uint8_t token_hash[static HASH_BYTES], const char *endpoints_json,
                              char ***endpoints, int64_t now, StoreNode *ret) {
         _cleanup_(db_stmt_freep) DbStmt *stmt = NULL;
         _cleanup_free_ char *name = NULL;
+        _cleanup_strv_free_ char **tags = NULL;
         char ipv4[INET6_ADDRSTRLEN], ipv6[INET6_ADDRSTRLEN];
         uint64_t host;
         int64_t id = 0;
         int r;
 
-        /* Every netmap carries the hub; a node with its key would make
-         * every node reject every netmap. */
-        r = store_exists(s, "SELECT 1 FROM settings WHERE key = 'hub_public_key' AND value = ?1",
-                         reg->public_key, 0);
-        if (r < 0)
-                return r;
-        if (r > 0)
-                return -EEXIST;
         r = store_unique_name(s, reg->name, now, &name);
         if (r < 0)
                 return r;
@@ -308,8 +347,9 @@ static int store_insert_node(Store *s, const StoreRegistration *reg, int64_t aut
 
         r = store_prepare(s,
                           "INSERT INTO nodes (name, public_key, host, ipv4, ipv6, token_hash, "
-                          "endpoints, authkey_id, created) "
-                          "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9) RETURNING id",
+                          "endpoints, authkey_id, created, tags) "
+                          "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, "
+                          "(SELECT tags FROM authkeys WHERE id = ?8)) RETURNING id, tags",
                           &stmt);
         if (r < 0)
                 return r;
@@ -329,14 +369,11 @@ static int store_insert_node(Store *s, const StoreRegistration *reg, int64_t aut
         if (r == 0)
                 return log_error_errno(-EIO, "%s: no id for the new node.", s->path);
         id = db_column_int64(stmt, 0);
+        r = store_tags_parse(db_column_text(stmt, 1), &tags);
+        if (r < 0)
+                return r;
 
         r = store_use_authkey(s, authkey_id);
-        if (r < 0)
-                return r;
-        r = store_bump_members(s);
-        if (r < 0)
-                return r;
-        r = store_bump_version(s);
         if (r < 0)
                 return r;
 
@@ -347,6 +384,7 @@ static int store_insert_node(Store *s, const StoreRegistration *reg, int64_t aut
                 .ipv4 = strdup(ipv4),
                 .ipv6 = strdup(ipv6),
                 .endpoints = TAKE_PTR(*endpoints),
+                .tags = TAKE_PTR(tags),
                 .created = now,
         };
         if (!ret->public_key || !ret->ipv4 || !ret->ipv6) {
@@ -356,28 +394,16 @@ static int store_insert_node(Store *s, const StoreRegistration *reg, int64_t aut
         return 0;
 }
 
-/* The node carries the tags of the key it (re)joined with: a tagged node is
- * the key's, not a person's. */
-static int store_take_key_tags(Store *s, int64_t authkey_id, StoreNode *node) {
-        _cleanup_(db_stmt_freep) DbStmt *stmt = NULL;
-        int r;
-
-        r = store_prepare(s,
-                          "UPDATE nodes SET tags = (SELECT tags FROM authkeys WHERE id = ?1) WHERE id = ?2 "
-                          "RETURNING tags",
-                          &stmt);
-        if (r < 0)
-                return r;
-        db_bind_int64(stmt, 1, authkey_id);
-        db_bind_int64(stmt, 2, node->id);
-        r = store_step(s, stmt);
-        if (r <= 0)
-                return r < 0 ? r : -EIO;
-        node->tags = strv_free(node->tags);
-        return store_tags_parse(db_column_text(stmt, 0), &node->tags);
-}
-
-int store_register_node(Store *s, const StoreRegistration *reg, int64_t now, StoreNode *ret) {
+/* One registration inside the caller's write transaction. Every refusal
+ * (-ENOKEY … -ENOSPC, store.h) comes before this registration's first
+ * write; other errors may leave some of its writes behind, which the
+ * caller rolls back. The node carries the tags of the key it (re)joined
+ * with (a tagged node is the key's, not a person's): set by the INSERT or
+ * UPDATE itself, one statement less. The versions are the caller's to
+ * bump (store_register_bump()): once per transaction is enough, since
+ * nobody sees the ones in between. */
+static int store_register_in_tx(Store *s, const StoreRegistration *reg, int64_t now, StoreNode *ret,
+                                bool *ret_members) {
         _cleanup_free_ char *endpoints = NULL;
         _cleanup_strv_free_ char **endpoints_copy = NULL;
         uint8_t token_hash[HASH_BYTES];
@@ -393,29 +419,113 @@ int store_register_node(Store *s, const StoreRegistration *reg, int64_t now, Sto
         if (r < 0)
                 return r;
 
+        r = store_check_authkey(s, reg->authkey, now, &authkey_id);
+        if (r < 0)
+                return r;
+        *ret_members = true; /* a new member, unless it is one re-joining */
+        r = store_rejoin(s, reg, authkey_id, token_hash, endpoints, ret, ret_members);
+        if (r == 0)
+                r = store_insert_node(s, reg, authkey_id, token_hash, endpoints, &endpoints_copy, now, ret);
+        return r < 0 ? r : 0;
+}
+
+/* Every change goes with one bump (store_bump_version()); registrations
+ * that changed the member count with one of that too. */
+static int store_register_bump(Store *s, bool members) {
+        int r;
+
+        if (members) {
+                r = store_bump_members(s);
+                if (r < 0)
+                        return r;
+        }
+        return store_bump_version(s);
+}
+
+int store_register_node(Store *s, const StoreRegistration *reg, int64_t now, StoreNode *ret) {
+        bool members = false;
+        int r;
+
         r = store_begin(s, true);
         if (r < 0)
                 return r;
         _cleanup_(store_rollbackp) Store *tx = s;
 
-        r = store_check_authkey(s, reg->authkey, now, &authkey_id);
+        r = store_register_in_tx(s, reg, now, ret, &members);
         if (r < 0)
                 return r;
-        r = store_rejoin(s, reg, authkey_id, token_hash, endpoints, ret);
-        if (r == 0)
-                r = store_insert_node(s, reg, authkey_id, token_hash, endpoints, &endpoints_copy, now, ret);
-        if (r < 0)
-                return r;
-        r = store_take_key_tags(s, authkey_id, ret);
-        if (r < 0) {
-                store_node_done(ret);
-                return r;
-        }
-
-        r = store_commit(&tx);
+        r = store_register_bump(s, members);
+        if (r >= 0)
+                r = store_commit(&tx);
         if (r < 0) {
                 store_node_done(ret);
                 return r;
         }
         return 0;
+}
+
+/* Each registration under a savepoint of its own: a refused or failed one
+ * is undone alone (on PostgreSQL a failed statement would otherwise abort
+ * the whole transaction) and the others go on. One round trip each:
+ * "RELEASE …; SAVEPOINT …" go together. */
+static int store_register_batch_in_tx(Store *s, const StoreRegistration *regs, size_t n, int64_t now,
+                                      StoreNode *ret_nodes, int *ret_results) {
+        bool any = false, members = false;
+        int r;
+
+        r = store_exec(s, "SAVEPOINT reg");
+        if (r < 0)
+                return r;
+        for (size_t i = 0; i < n; i++) {
+                bool m = false;
+
+                ret_results[i] = store_register_in_tx(s, &regs[i], now, &ret_nodes[i], &m);
+                if (ret_results[i] >= 0) {
+                        any = true;
+                        members = members || m;
+                }
+                if (ret_results[i] < 0)
+                        r = store_exec(s, i + 1 < n ? "ROLLBACK TO SAVEPOINT reg; RELEASE SAVEPOINT reg; "
+                                                      "SAVEPOINT reg"
+                                                    : "ROLLBACK TO SAVEPOINT reg; RELEASE SAVEPOINT reg");
+                else
+                        r = store_exec(s, i + 1 < n ? "RELEASE SAVEPOINT reg; SAVEPOINT reg"
+                                                    : "RELEASE SAVEPOINT reg");
+                if (r < 0)
+                        return r;
+        }
+        return any ? store_register_bump(s, members) : 0;
+}
+
+int store_register_batch(Store *s, const StoreRegistration *regs, size_t n, int64_t now, StoreNode *ret_nodes,
+                         int *ret_results) {
+        int r;
+
+        for (size_t i = 0; i < n; i++) {
+                ret_nodes[i] = (StoreNode) {};
+                ret_results[i] = -ECANCELED;
+        }
+        if (n == 0)
+                return 0;
+        if (n == 1) {
+                ret_results[0] = store_register_node(s, &regs[0], now, &ret_nodes[0]);
+                return 0;
+        }
+
+        r = store_begin(s, true);
+        if (r >= 0) {
+                _cleanup_(store_rollbackp) Store *tx = s;
+
+                r = store_register_batch_in_tx(s, regs, n, now, ret_nodes, ret_results);
+                if (r >= 0)
+                        r = store_commit(&tx);
+        }
+        if (r < 0)
+                /* nothing of the batch is stored: every registration failed with it */
+                for (size_t i = 0; i < n; i++) {
+                        if (ret_results[i] >= 0)
+                                store_node_done(&ret_nodes[i]);
+                        ret_results[i] = r;
+                }
+        return r;
 }

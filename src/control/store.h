@@ -156,6 +156,14 @@ int store_authkey_add_tagged(Store *s, const char *key, bool reusable, int64_t e
  * member while reg->expired_needs_admin, -ENOSPC address range full.
  * now: seconds since the epoch. */
 int store_register_node(Store *s, const StoreRegistration *reg, int64_t now, StoreNode *ret);
+/* Group commit: the n registrations in one write transaction, each under
+ * its own savepoint, in order (a later one sees the earlier ones). For each
+ * i, ret_results[i] is what store_register_node() would return and
+ * ret_nodes[i] the node when that is 0. Nothing is reported stored before
+ * the commit returned: when the transaction itself fails (begin, savepoint,
+ * commit), every result is that error and it is returned; otherwise 0. */
+int store_register_batch(Store *s, const StoreRegistration *regs, size_t n, int64_t now, StoreNode *ret_nodes,
+                         int *ret_results);
 
 /* -ENOENT for an unknown token; removed nodes are returned with removed=true. */
 int store_node_by_token(Store *s, const char *token, StoreNode *ret);
