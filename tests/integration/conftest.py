@@ -28,11 +28,6 @@ import pgserver  # noqa: E402
 _netns_problem = None
 
 
-def pytest_configure(config):
-    config.addinivalue_line(
-        "markers", "background: mostly waiting; tools/test runs these in a second pytest beside the rest")
-
-
 def pytest_sessionstart(session):
     global _netns_problem
     _netns_problem = meshlab.netns_usable()
@@ -46,6 +41,8 @@ def pytest_sessionstart(session):
 def pytest_configure(config):
     config.addinivalue_line("markers", "databases(*engines): run once per control database engine "
                             "(sqlite, postgresql)")
+    config.addinivalue_line(
+        "markers", "background: mostly waiting; tools/test runs these in a second pytest beside the rest")
 
 
 def pytest_generate_tests(metafunc):
