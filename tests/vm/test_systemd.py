@@ -191,7 +191,9 @@ def test_systemd_analyze_security_meshd(client):
     r = client.sh("systemd-analyze security --no-pager meshd.service", timeout=120)
     m = re.search(r"Overall exposure level for meshd\.service: ([0-9.]+)", r.stdout)
     assert m, r.stdout + r.stderr
-    assert float(m.group(1)) <= 2.0, r.stdout
+    # 2.0 until the Debian package made group meshd real: CAP_CHOWN, which
+    # gives the API socket to that group, costs 0.2 (units/meshd.service.in)
+    assert float(m.group(1)) <= 2.2, r.stdout
 
 
 # ----------------------------------------------------------- the journal
