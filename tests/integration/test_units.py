@@ -38,8 +38,10 @@ HOST_UNIT_DIR = Path("/usr/lib/systemd/system")
 
 UNITS = ["meshd.service", "meshd-control.service", "mesh-online.target",
          "meshd-wait-online.service", "meshd-wait-online@.service"]
-SANDBOXED = ["meshd.service", "meshd-control.service"]
-MAX_EXPOSURE = 2.0
+# meshd.service pays 0.2 for CAP_CHOWN, which gives the API socket to group
+# meshd (units/meshd.service.in); tests/vm/test_systemd.py holds the same line
+MAX_EXPOSURE = {"meshd.service": 2.2, "meshd-control.service": 2.0}
+SANDBOXED = list(MAX_EXPOSURE)
 
 needs_analyze = pytest.mark.skipif(SYSTEMD_ANALYZE is None, reason="systemd-analyze not installed")
 needs_wait_online = pytest.mark.skipif(not os.access(WAIT_ONLINE, os.X_OK),
@@ -136,7 +138,7 @@ def test_security_exposure(installed, unit):
     m = re.search(r"Overall exposure level for \S+: (\d+\.\d+)", r.stdout)
     assert m, r.stdout + r.stderr
     print(m.group(0))
-    assert float(m.group(1)) <= MAX_EXPOSURE, r.stdout
+    assert float(m.group(1)) <= MAX_EXPOSURE[unit], r.stdout
 
 
 def enable(root, target, unit, source):
