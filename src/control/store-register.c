@@ -131,7 +131,13 @@ static int store_unique_name(Store *s, const char *label, int64_t now, char **re
                 return -EINVAL;
         strcpy(base, label);
 
-        r = store_lowest_free_suffix(s, base, now, &n);
+        /* the common case, a name not taken, in one indexed lookup: the
+         * suffix search reads every "base-…" (LIKE uses no index) */
+        r = store_name_in_use(s, base, now);
+        if (r == 0)
+                n = 1;
+        else if (r > 0)
+                r = store_lowest_free_suffix(s, base, now, &n);
         if (r < 0)
                 return r;
         if (n == 1) {

@@ -12,7 +12,7 @@
 #include "log.h"
 #include "store-private.h"
 
-#define SCHEMA_VERSION 7
+#define SCHEMA_VERSION 8
 
 static const char schema_v1[] =
         "CREATE TABLE settings ("
@@ -101,12 +101,22 @@ static const char schema_v6[] = "CREATE TABLE routes ("
 static const char schema_v7[] = "ALTER TABLE authkeys ADD COLUMN tags TEXT NOT NULL DEFAULT '';"
                                 "ALTER TABLE nodes ADD COLUMN tags TEXT NOT NULL DEFAULT '';";
 
+/* Name and host lookups at registration ask for rows "removed IS NULL OR
+ * cert_not_after > now" (a removed node's name and address stay taken while
+ * its certificate is valid): the partial indexes of v1 cannot serve that,
+ * and each registration scanned every row (issue 17: ~80/s at 10,000). */
+#define SCHEMA_V8_INDEXES                             \
+        "CREATE INDEX nodes_name_any ON nodes(name);" \
+        "CREATE INDEX nodes_host_any ON nodes(host);"
+static const char schema_v8[] = SCHEMA_V8_INDEXES;
+
 /* SQLite: schema_v<i + 1> takes a database from version i to i + 1. */
 static const char *const sqlite_steps[SCHEMA_VERSION] = {
-        schema_v1, schema_v2, schema_v3, schema_v4, schema_v5, schema_v6, schema_v7,
+        schema_v1, schema_v2, schema_v3, schema_v4, schema_v5, schema_v6, schema_v7, schema_v8,
 };
 
-/* PostgreSQL: the schema that the seven SQLite steps build, at once.
+/* PostgreSQL: the schema that the SQLite steps build, at once (version 8;
+ * databases made at 7 take pg_steps).
  * Integers are BIGINT (SQLite's are 64-bit), blobs BYTEA, settings' values
  * TEXT (numbers in them are cast where they are counted). */
 static const char pg_schema[] =
@@ -158,9 +168,16 @@ static const char pg_schema[] =
         "        state TEXT COLLATE \"C\" NOT NULL DEFAULT 'advertised',"
         "        advertised BIGINT NOT NULL DEFAULT 1,"
         "        PRIMARY KEY (node_id, prefix));"
-        "INSERT INTO settings (key, value) VALUES ('version', '1'), ('ipam_next', '2'), ('members', '1');"
+        "INSERT INTO settings (key, value) VALUES ('version', '1'), ('ipam_next', '2'), ('members', '1');" SCHEMA_V8_INDEXES
         "CREATE TABLE schema_version (version BIGINT NOT NULL);"
-        "INSERT INTO schema_version (version) VALUES (7);";
+        "INSERT INTO schema_version (version) VALUES (8);";
+
+/* PostgreSQL from version 7 (the first it had) on: pg_steps[i - 7] takes a
+ * database from version i to i + 1. */
+#define PG_FIRST_VERSION 7
+static const char *const pg_steps[SCHEMA_VERSION - PG_FIRST_VERSION] = {
+        SCHEMA_V8_INDEXES "UPDATE schema_version SET version = 8;",
+};
 
 static int schema_check_version(Store *s, int64_t version, bool create) {
         if (version > SCHEMA_VERSION)
@@ -251,14 +268,21 @@ static int store_migrate_pg(Store *s, bool create) {
                 return r;
         if (version == SCHEMA_VERSION)
                 return 0; /* rolls back the empty transaction */
-        if (version > 0)
-                /* no PostgreSQL schema was ever older than 7: a later step goes here */
+        if (version > 0 && version < PG_FIRST_VERSION)
                 return log_error_errno(-EPROTONOSUPPORT, "%s: unknown database schema %" PRIi64 ".", s->path,
                                        version);
-        r = store_exec(s, pg_schema);
+        if (version == 0)
+                r = store_exec(s, pg_schema);
+        else
+                for (size_t i = (size_t) (version - PG_FIRST_VERSION); i < ELEMENTSOF(pg_steps) && r >= 0; i++)
+                        r = store_exec(s, pg_steps[i]);
         if (r < 0)
                 return r;
-        return store_commit(&tx);
+        r = store_commit(&tx);
+        if (r >= 0 && version > 0)
+                log_info("%s: database schema upgraded from version %" PRIi64 " to %i.", s->path, version,
+                         SCHEMA_VERSION);
+        return r;
 }
 
 int store_migrate(Store *s, bool create) {

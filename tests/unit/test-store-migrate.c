@@ -83,10 +83,10 @@ static void test_bad_source(void **state) {
         mesh = sqlite_mesh(dir, &version);
         sqlite_exec(mesh, "PRAGMA user_version = 99");
         assert_int_equal(store_copy_to_postgresql(mesh, NO_SERVER, &c), -EPROTONOSUPPORT);
-        sqlite_exec(mesh, "PRAGMA user_version = 6");
+        sqlite_exec(mesh, "PRAGMA user_version = 7");
         assert_int_equal(store_copy_to_postgresql(mesh, NO_SERVER, &c), -EPROTONOSUPPORT);
         /* a good source: now the server is the problem */
-        sqlite_exec(mesh, "PRAGMA user_version = 7");
+        sqlite_exec(mesh, "PRAGMA user_version = 8");
         assert_true(store_copy_to_postgresql(mesh, NO_SERVER, &c) < 0);
 }
 

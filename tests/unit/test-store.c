@@ -754,14 +754,25 @@ static void test_hub_key_and_members(void **state) {
         assert_true(m0 > m1);
 }
 
-/* PostgreSQL starts at the current schema: a newer one is refused, a
- * database without one is no mesh (init makes it). */
+/* PostgreSQL starts at the current schema, or upgrades one made at 7 (the
+ * first it had): a newer one is refused, a database without one is no mesh
+ * (init makes it). */
 static void test_migrate_pg(Fixture *f) {
         Store *s = NULL;
+        StoreNode n = {};
 
         store_free(f->store);
         f->store = NULL;
         assert_int_equal(store_open(f->path, true, &s), -EEXIST);
+        store_test_pg_exec(f, "DROP INDEX nodes_name_any; DROP INDEX nodes_host_any;"
+                              "UPDATE schema_version SET version = 7");
+        assert_int_equal(store_open(f->path, false, &s), 0);
+        assert_int_equal(store_test_register(s, "k", store_test_keys[3], "late", NOW, &n), 0);
+        store_node_done(&n);
+        s = store_free(s);
+        store_test_pg_exec(f, "SELECT 'nodes_name_any'::regclass, 'nodes_host_any'::regclass");
+        store_test_pg_exec(f, "DO $$ BEGIN IF (SELECT version FROM schema_version) <> 8 THEN "
+                              "RAISE 'schema_version not 8'; END IF; END $$");
         store_test_pg_exec(f, "UPDATE schema_version SET version = 99");
         assert_int_equal(store_open(f->path, false, &s), -EPROTONOSUPPORT);
         store_test_pg_exec(f, "DROP TABLE schema_version");
@@ -790,6 +801,8 @@ static void test_migrate_v1(void **state) {
         assert_int_equal(sqlite3_exec(db,
                                       "DROP TABLE path_reports;"
                                       "DROP TABLE routes;"
+                                      "DROP INDEX nodes_name_any;"
+                                      "DROP INDEX nodes_host_any;"
                                       "ALTER TABLE nodes DROP COLUMN observed_endpoint;"
                                       "ALTER TABLE nodes DROP COLUMN expired;"
                                       "ALTER TABLE nodes DROP COLUMN cert_not_after;"
