@@ -215,11 +215,12 @@ def register_trigger(gen, control, key) -> float:
     return t0
 
 
-def register_parallel(gen, control, key, count, tokens: Path, procs: int, concurrency: int) -> dict:
-    """loadgen register from procs processes at once (the proof of key
-    possession is pure-Python X25519: one process would measure itself),
-    each with concurrency keep-alive connections; their tokens end up in
-    tokens in node order."""
+def register_parallel(gen, control, key, count, tokens: Path, procs: int, concurrency: int,
+                      netmap_scope: str = "self") -> dict:
+    """loadgen register from procs processes at once (one Python process
+    would measure itself: TLS, JSON and the proof of key possession), each
+    with concurrency keep-alive connections; their tokens end up in tokens
+    in node order."""
     per = (count + procs - 1) // procs
     running = []
     for i in range(procs):
@@ -230,7 +231,7 @@ def register_parallel(gen, control, key, count, tokens: Path, procs: int, concur
         running.append((out, subprocess.Popen(
             ["ip", "netns", "exec", gen.name, meshlab.PYTHON, str(benchlib.LOADGEN), "register",
              "--url", control.url, "--authkey", str(key), "--count", str(n), "--first", str(first),
-             "--concurrency", str(concurrency), "--out", str(out)],
+             "--concurrency", str(concurrency), "--out", str(out), "--netmap-scope", netmap_scope],
             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)))
     total = {"registered": 0, "n_errors": 0, "errors": []}
     for out, proc in running:
@@ -281,7 +282,8 @@ def run_engine(a, workdir: Path, pg) -> list:
         gen.exec("sysctl", "-qw", "net.ipv4.ip_local_port_range=1024 65000", check=True)
         tokens = workdir / "tokens.jsonl"
         t = time.monotonic()
-        reg = register_parallel(gen, control, key, a.nodes, tokens, a.register_procs, a.concurrency)
+        reg = register_parallel(gen, control, key, a.nodes, tokens, a.register_procs, a.concurrency,
+                                a.register_netmap)
         reg_seconds = time.monotonic() - t
         print(f"{engine}: registered {reg['registered']} nodes in {reg_seconds:.1f} s "
               f"({reg['registered'] / reg_seconds:,.0f}/s)", flush=True)
@@ -293,7 +295,9 @@ def run_engine(a, workdir: Path, pg) -> list:
             met=reg["registered"] / reg_seconds >= 1000 if a.nodes >= TARGET_NODES else None,
             note=(f"{reg['registered']:,} registrations in {reg_seconds:.1f} s from {a.register_procs} "
                   f"load-generator processes with {a.concurrency} keep-alive connections each "
-                  f"(challenge, proof, register), one server, no hub")))
+                  f"(challenge, proof, register; the reply's netmap: "
+                  f"{'the node alone, as meshd asks' if a.register_netmap == 'self' else 'the whole mesh'}), "
+                  f"one server, no hub")))
         if a.register_only:
             return rows
         control.stop()
@@ -433,6 +437,9 @@ def main():
                     help="serve replicas on the PostgreSQL database, long-polls split across them")
     ap.add_argument("--register-procs", type=int, default=4, help="load-generator processes that register")
     ap.add_argument("--register-only", action="store_true", help="only the registration rate, no long-polls")
+    ap.add_argument("--register-netmap", choices=("self", "full"), default="self",
+                    help="the register reply's netmap: the node alone (as meshd asks) or the whole mesh "
+                         "(as before netmap_scope)")
     ap.add_argument("--concurrency", type=int, default=8, help="keep-alive connections per registering process")
     ap.add_argument("--no-hub", action="store_true", help="serve --no-hub")
     ap.add_argument("--policy", action="store_true",

@@ -8,8 +8,11 @@ keep-alive). The server's certificate is self-signed and is not checked:
 the load generator measures the server, it does not protect secrets.
 
   register  POST /v1/register COUNT times over CONCURRENCY keep-alive
-            connections; writes one JSON line per node (id, name, token,
-            public_key) to --out and a summary line to stdout.
+            connections, asking for a netmap of the node alone
+            ("netmap_scope": "self", as meshd does; --netmap-scope=full for
+            the whole netmap in every reply); writes one JSON line per node
+            (id, name, token, public_key) to --out and a summary line to
+            stdout.
   poll      one long-poll (GET /v1/netmap?since=V, with --delta &delta=1
             as meshd sends it) per token of --tokens
             (lines FIRST..LAST-1), each on its own TLS connection. Prints
@@ -148,6 +151,7 @@ async def register(a):
                     "challenge": ch["challenge"],
                     "proof": register_proof(private_key_of(key), ch["server_key"], ch["challenge"], key,
                                             hostname, a.authkey),
+                    "netmap_scope": a.netmap_scope,
                 }).encode()
                 conn.send("POST", "/v1/register", body=body)
                 await conn.drain()
@@ -247,6 +251,8 @@ def main():
     r.add_argument("--prefix", default="n")
     r.add_argument("--concurrency", type=int, default=8)
     r.add_argument("--out", required=True)
+    r.add_argument("--netmap-scope", choices=("self", "full"), default="self",
+                   help="the reply's netmap: the node alone (as meshd asks) or the whole mesh")
     p = sub.add_parser("poll")
     p.add_argument("--url", required=True)
     p.add_argument("--tokens", required=True)

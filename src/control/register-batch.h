@@ -20,8 +20,9 @@ struct RegisterJob {
         char **endpoints;
         int64_t challenge_expires;
         bool expired_needs_admin;
-        bool done;  /* the batch ran: result and node are set */
-        int result; /* store_register_node()'s */
+        bool netmap_self; /* the reply's netmap without peers ("netmap_scope": "self") */
+        bool done;        /* the batch ran: result and node are set */
+        int result;       /* store_register_node()'s */
         StoreNode node;
 };
 

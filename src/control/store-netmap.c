@@ -127,6 +127,71 @@ int store_read_mesh(Store *s, const NetmapHub *hub, NetmapMesh *ret) {
         return 0;
 }
 
+static int store_read_member(Store *s, int64_t id, NodeArray *ret) {
+        _cleanup_(db_stmt_freep) DbStmt *stmt = NULL;
+        _cleanup_(node_array_done) NodeArray a = {};
+        int r;
+
+        r = store_prepare(s,
+                          "SELECT " NODE_COLUMNS " FROM nodes WHERE id = ?1 AND removed IS NULL "
+                          "AND expired IS NULL AND kind = 'node'",
+                          &stmt);
+        if (r < 0)
+                return r;
+        db_bind_int64(stmt, 1, id);
+        r = store_step(s, stmt);
+        if (r < 0)
+                return r;
+        if (r == 0)
+                return -ENOENT;
+        a.nodes = calloc(1, sizeof(StoreNode));
+        if (!a.nodes)
+                return log_oom();
+        r = node_from_row(stmt, a.nodes);
+        if (r < 0)
+                return log_error_errno(r, "%s: failed to read node row: %m", s->path);
+        a.n = 1;
+        *ret = a;
+        a = (NodeArray) {};
+        return 0;
+}
+
+int store_read_mesh_self(Store *s, const NetmapHub *hub, int64_t id, NetmapMesh *ret) {
+        _cleanup_(netmap_mesh_done) NetmapMesh m = {};
+        _cleanup_(node_array_done) NodeArray a = {};
+        int r;
+
+        r = store_begin(s, false);
+        if (r < 0)
+                return r;
+        _cleanup_(store_rollbackp) Store *tx = s;
+
+        r = store_read_header(s, &m);
+        if (r < 0)
+                return r;
+        if (hub) {
+                r = store_read_hub(s, hub, &m.hub);
+                if (r < 0)
+                        return r;
+                m.has_hub = true;
+        }
+        r = store_read_member(s, id, &a);
+        if (r < 0)
+                return r;
+        r = mesh_take_nodes(&m.nodes, &m.n_nodes, &a);
+        if (r < 0)
+                return r;
+        r = store_load_approved_routes(s, m.nodes, m.n_nodes);
+        if (r < 0)
+                return r;
+        r = store_commit(&tx);
+        if (r < 0)
+                return r;
+        *ret = m;
+        m = (NetmapMesh) {};
+        return 0;
+}
+
 int netmap_snapshot_load(Store *s, const NetmapHub *hub, NetmapSnapshot **ret) {
         _cleanup_(netmap_mesh_done) NetmapMesh m = {};
         int r;

@@ -262,6 +262,12 @@ typedef struct NetmapHub {
  * members (not expired), relayed pairs and, with hub, the hub's addresses. */
 int store_read_mesh(Store *s, const NetmapHub *hub, NetmapMesh *ret);
 
+/* The same with one member only, id (-ENOENT: not a member, or expired),
+ * and without relays, devices or policy: what a register reply's netmap of
+ * "netmap_scope": "self" is rendered from, at a cost that does not grow
+ * with the mesh. */
+int store_read_mesh_self(Store *s, const NetmapHub *hub, int64_t id, NetmapMesh *ret);
+
 /* store_read_mesh(), rendered by netmap_snapshot_new(); hub: NULL when the
  * server runs without one (no "hub" in netmaps). */
 int netmap_snapshot_load(Store *s, const NetmapHub *hub, NetmapSnapshot **ret);

@@ -146,6 +146,9 @@ static int join_send_register(ControlClient *c, const char *challenge, const WgK
                         .challenge = challenge,
                         .proof = proof,
                         .endpoints = c->join.endpoints,
+                        /* the peers come with the first long-poll: a
+                         * registration stays small in a mesh of any size */
+                        .netmap_self = true,
                 },
                 &body);
         if (r < 0)

@@ -32,7 +32,7 @@ static const char *register_error_name(int error) {
         }
 }
 
-static void manager_finish_up(Manager *m, const char *error_name, const char *message) {
+void manager_finish_up(Manager *m, const char *error_name, const char *message) {
         _cleanup_(api_call_unrefp) ApiCall *call = TAKE_PTR(m->up_call);
 
         if (!call)
@@ -123,7 +123,8 @@ static int manager_save_membership(Manager *m, ControlClient *c, RegisterReply *
                 return -ENOMEM;
         }
 
-        r = state_save_netmap(m->state_dir, netmap_text, strlen(netmap_text));
+        /* a netmap without peers is no cache: the first long-poll writes one */
+        r = reply->netmap_self ? 0 : state_save_netmap(m->state_dir, netmap_text, strlen(netmap_text));
         if (r >= 0)
                 r = state_save_credentials(m->state_dir, &creds);
         if (r < 0) {
@@ -140,7 +141,11 @@ static int manager_save_membership(Manager *m, ControlClient *c, RegisterReply *
 }
 
 /* Joined: the registering client becomes the polling one, the netmap of
- * the reply is applied, and the Up call gets its answer. */
+ * the reply is applied, and the Up call gets its answer. A reply whose
+ * netmap has no peers ("netmap_scope": "self") was only checked and pinned:
+ * applied, it would make a node with peers look like one alone (online at
+ * once, READY=1 too early); the first long-poll (since=0) brings the whole
+ * netmap, and on_netmap() answers the Up call. */
 static void manager_joined(Manager *m, RegisterReply *reply, const char *netmap_text) {
         uint64_t version = reply->netmap->version;
 
@@ -151,9 +156,12 @@ static void manager_joined(Manager *m, RegisterReply *reply, const char *netmap_
 
         m->control = TAKE_PTR(m->registering);
         manager_start_cert_keeper(m);
-        (void) manager_apply_netmap(m, TAKE_PTR(reply->netmap), netmap_text, strlen(netmap_text), true);
+        if (!reply->netmap_self)
+                (void) manager_apply_netmap(m, TAKE_PTR(reply->netmap), netmap_text, strlen(netmap_text), true);
         (void) manager_arm_online_timeout(m);
         (void) manager_start_polling(m);
+        if (reply->netmap_self)
+                return;
         control_client_set_netmap_version(m->control, version);
         manager_post_endpoints(m);
         manager_finish_up(m, NULL, NULL);

@@ -584,9 +584,8 @@ void manager_post_endpoints(Manager *m) {
         m->announced_endpoints = TAKE_PTR(candidates);
 }
 
-static void on_netmap(ControlClient *c, int error, const char *message, const char *body, size_t len,
-                      void *userdata) {
-        Manager *m = userdata;
+static void manager_take_netmap(Manager *m, ControlClient *c, int error, const char *message, const char *body,
+                                size_t len) {
         _cleanup_free_ char *parse_error = NULL, *merged = NULL;
         _cleanup_(netmap_freep) Netmap *nm = NULL;
         uint64_t received = clock_usec(CLOCK_MONOTONIC);
@@ -656,6 +655,18 @@ static void on_netmap(ControlClient *c, int error, const char *message, const ch
         control_client_set_netmap_version(c, version);
         manager_post_endpoints(m);
         manager_post_routes(m);
+}
+
+static void on_netmap(ControlClient *c, int error, const char *message, const char *body, size_t len,
+                      void *userdata) {
+        Manager *m = userdata;
+
+        manager_take_netmap(m, c, error, message, body, len);
+        /* a join whose register reply had no peers (manager_joined()) is
+         * answered by the first poll, whatever it brought */
+        if (m->up_call)
+                manager_finish_up(m, m->joined ? NULL : "io.meshd.AuthFailed",
+                                  m->joined ? NULL : "removed from the mesh right after joining");
 }
 
 int manager_start_polling(Manager *m) {

@@ -63,6 +63,8 @@ void manager_feed_cert_names(Manager *m);
 /* manager-join.c: joining, leaving, node.json */
 int manager_join_at_start(Manager *m);
 void manager_forget_membership(Manager *m, const char *why);
+/* Answers the pending Up call, if any: with the status, or the error. */
+void manager_finish_up(Manager *m, const char *error_name, const char *message);
 
 /* manager-dns.c: the node's mesh DNS server, names from the applied netmap */
 void manager_dns_update(Manager *m);

@@ -67,7 +67,8 @@ int register_request_render(const RegisterRequest *req, char **ret) {
             !cJSON_AddStringToObject(o, "public_key", req->public_key) ||
             !cJSON_AddStringToObject(o, "hostname", req->hostname) ||
             !cJSON_AddStringToObject(o, "challenge", req->challenge) ||
-            !cJSON_AddStringToObject(o, "proof", req->proof))
+            !cJSON_AddStringToObject(o, "proof", req->proof) ||
+            (req->netmap_self && !cJSON_AddStringToObject(o, "netmap_scope", "self")))
                 r = -ENOMEM;
         else
                 r = endpoints_json_add(o, req->endpoints);
@@ -83,6 +84,23 @@ int register_request_render(const RegisterRequest *req, char **ret) {
 void register_request_done(RegisterRequest *r) {
         r->endpoints = strv_free(r->endpoints);
 }
+/* "netmap_scope": absent, null or "full": the whole netmap; "self": the
+ * node's own entry only. -EINVAL for anything else. */
+static int netmap_scope_parse(const cJSON *o, const char *key, bool *ret_self) {
+        const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, key);
+
+        *ret_self = false;
+        if (!v || cJSON_IsNull(v))
+                return 0;
+        if (!cJSON_IsString(v) || !v->valuestring)
+                return -EINVAL;
+        if (streq(v->valuestring, "self"))
+                *ret_self = true;
+        else if (!streq(v->valuestring, "full"))
+                return -EINVAL;
+        return 0;
+}
+
 int register_request_parse(const cJSON *body, RegisterRequest *ret, char *error, size_t error_size) {
         RegisterRequest req = {};
         WgKey key;
@@ -106,6 +124,11 @@ int register_request_parse(const cJSON *body, RegisterRequest *ret, char *error,
         r = endpoints_request_parse(body, false, &req.endpoints, error, error_size);
         if (r < 0)
                 return r;
+        r = netmap_scope_parse(body, "netmap_scope", &req.netmap_self);
+        if (r < 0) {
+                snprintf(error, error_size, "netmap_scope: must be \"self\" or \"full\"");
+                return r;
+        }
         /* absent ones are refused with 401 by the handler, not 400 here */
         req.challenge = json_string(body, "challenge");
         req.proof = json_string(body, "proof");
@@ -118,7 +141,8 @@ int register_reply_render(const RegisterReplyFields *f, char **ret) {
 
         if (!o || !cJSON_AddNumberToObject(o, "node_id", (double) f->node_id) ||
             !cJSON_AddStringToObject(o, "name", f->name) || !cJSON_AddStringToObject(o, "token", f->token) ||
-            !cJSON_AddRawToObject(o, "netmap", f->netmap))
+            !cJSON_AddRawToObject(o, "netmap", f->netmap) ||
+            (f->netmap_self && !cJSON_AddStringToObject(o, "netmap_scope", "self")))
                 return -ENOMEM;
         *ret = cJSON_PrintUnformatted(o);
         return *ret ? 0 : -ENOMEM;
@@ -216,6 +240,10 @@ int register_reply_parse(const char *json, size_t len, RegisterReply *ret, char 
         if (!streq(name, m->self.name))
                 return fail(ret_error, "name: '%s' differs from netmap.self.name '%s'", name, m->self.name);
 
+        bool netmap_self;
+        if (netmap_scope_parse(j, "netmap_scope", &netmap_self) < 0)
+                return fail(ret_error, "netmap_scope: must be \"self\" or \"full\"");
+
         char *t = strdup(token);
         if (!t)
                 return -ENOMEM;
@@ -225,6 +253,7 @@ int register_reply_parse(const char *json, size_t len, RegisterReply *ret, char 
                 .token = t,
                 .netmap = TAKE_PTR(m),
                 .netmap_json = cJSON_PrintUnformatted(netmap),
+                .netmap_self = netmap_self,
         };
         return 0;
 }

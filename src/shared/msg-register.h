@@ -4,10 +4,14 @@
 /* Joining (docs/protocol.md, "Joining"), the messages of both sides:
  *   POST /v1/challenge   reply {"challenge", "server_key", "expires"}
  *   POST /v1/register    {"authkey", "public_key", "hostname", "challenge",
- *                         "proof", "endpoints"}
- *                        reply {"node_id", "name", "token", "netmap"}
- * The register reply embeds the netmap as the control server rendered it. */
+ *                         "proof", "endpoints", "netmap_scope"}
+ *                        reply {"node_id", "name", "token", "netmap", "netmap_scope"}
+ * The register reply embeds the netmap as the control server rendered it:
+ * the whole of it, or with "netmap_scope": "self" (asked for by the node,
+ * confirmed by the server) without peers and devices, which the node's
+ * first long-poll brings. */
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -33,6 +37,7 @@ typedef struct RegisterRequest {
         char **endpoints;       /* owned strv, canonical (msg-endpoints.h) */
         const char *challenge;  /* NULL when missing: checked by the server */
         const char *proof;      /* NULL when missing */
+        bool netmap_self;       /* "netmap_scope": "self" */
 } RegisterRequest;
 
 /* The body; the tree that held the auth key is wiped before it is freed. */
@@ -50,6 +55,7 @@ typedef struct RegisterReplyFields {
         const char *name;
         const char *token;
         const char *netmap;
+        bool netmap_self; /* netmap has no peers: "netmap_scope": "self" */
 } RegisterReplyFields;
 
 int register_reply_render(const RegisterReplyFields *f, char **ret);
@@ -60,6 +66,7 @@ typedef struct RegisterReply {
         char *token;
         Netmap *netmap;    /* its self is this node */
         char *netmap_json; /* the "netmap" object as sent, unformatted (for the cache); NULL: out of memory */
+        bool netmap_self;  /* "netmap_scope": "self": no peers in it, the first long-poll has them */
 } RegisterReply;
 
 int register_reply_parse(const char *json, size_t len, RegisterReply *ret, char **ret_error);

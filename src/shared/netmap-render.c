@@ -398,24 +398,27 @@ static const char *view_devices(const NetmapSnapshot *snap, const NetmapView *vi
         return snap->devices;
 }
 
-int netmap_snapshot_render(const NetmapSnapshot *snap, int64_t self_id, char **ret, size_t *ret_len) {
+static int snapshot_render(const NetmapSnapshot *snap, int64_t self_id, bool with_peers, char **ret,
+                           size_t *ret_len) {
         static const char self_open[] = ",\"self\":", peers_open[] = "},\"peers\":[",
                           direct_close[] = ",\"relay\":false}", relay_close[] = ",\"relay\":true}";
         const SnapshotNode *self;
         const NetmapView *view;
         const char *devices;
-        size_t size, devices_len;
+        size_t size, devices_len = 0;
         char *buf, *p;
 
         self = snapshot_find(snap, self_id);
         if (!self)
                 return -ENOENT;
         view = snapshot_view(snap, self);
-        devices = view_devices(snap, view, &devices_len);
+        devices = with_peers ? view_devices(snap, view, &devices_len) : NULL;
 
         size = snap->header_len + strlen(self_open) + self->len + self->own_routes_len + strlen(peers_open) +
-               snap->bodies_len + snap->n_nodes * (strlen(direct_close) + 1) + 1 + snap->hub_len + devices_len +
-               2 + (view ? view->routes_len + view->filter_len : 0);
+               1 + snap->hub_len + devices_len + 2 + (view ? view->filter_len : 0);
+        if (with_peers)
+                size += snap->bodies_len + snap->n_nodes * (strlen(direct_close) + 1) +
+                        (view ? view->routes_len : 0);
         buf = malloc(size);
         if (!buf)
                 return -ENOMEM;
@@ -425,7 +428,7 @@ int netmap_snapshot_render(const NetmapSnapshot *snap, int64_t self_id, char **r
         p = mempcpy(p, self->body, self->len);
         p = mempcpy(p, self->own_routes, self->own_routes_len);
         p = mempcpy(p, peers_open, strlen(peers_open));
-        for (size_t i = 0; i < snap->n_nodes; i++) {
+        for (size_t i = 0; with_peers && i < snap->n_nodes; i++) {
                 const SnapshotNode *n = snap->nodes + i;
                 const char *routes;
                 bool visible;
@@ -458,6 +461,14 @@ int netmap_snapshot_render(const NetmapSnapshot *snap, int64_t self_id, char **r
         *ret_len = p - buf;
         *ret = buf;
         return 0;
+}
+
+int netmap_snapshot_render(const NetmapSnapshot *snap, int64_t self_id, char **ret, size_t *ret_len) {
+        return snapshot_render(snap, self_id, true, ret, ret_len);
+}
+
+int netmap_snapshot_render_self(const NetmapSnapshot *snap, int64_t self_id, char **ret, size_t *ret_len) {
+        return snapshot_render(snap, self_id, false, ret, ret_len);
 }
 
 static int relay_pair_compare(const NetmapRelayPair *a, const NetmapRelayPair *b) {

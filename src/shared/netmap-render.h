@@ -90,3 +90,8 @@ int netmap_snapshot_render_delta(NetmapSnapshot *snap, const NetmapSnapshot *pre
 /* The NETMAP JSON object of docs/protocol.md for node self_id; -ENOENT when
  * that node is not in the snapshot (removed). */
 int netmap_snapshot_render(const NetmapSnapshot *snap, int64_t self_id, char **ret, size_t *ret_len);
+/* The same without peers and devices: the node's own entry, the mesh, the
+ * hub and its filter, at the snapshot's version. What a register reply
+ * carries for a node that fetches its peers with its first long-poll
+ * (docs/protocol.md, "POST /v1/register"): O(1) in the mesh's size. */
+int netmap_snapshot_render_self(const NetmapSnapshot *snap, int64_t self_id, char **ret, size_t *ret_len);

@@ -7,7 +7,7 @@ import json
 import threading
 
 from meshlab import wait_until
-from test_hub import api, fake_key, register
+from test_hub import api, fake_key, register, register_body
 
 
 def apply_delta(base, delta):
@@ -126,3 +126,52 @@ def test_large_body_accepted(control):
     assert 600_000 < body_size < 1024 * 1024
     status, data = api(control, "POST", "/v1/paths", {"peers": peers}, token=a["token"])
     assert status == 204, (status, data)
+
+
+def test_register_reply_netmap_scope(control):
+    """"netmap_scope": "self" (what meshd asks for): the reply's netmap is
+    the node alone at the current version, said so in the reply; the first
+    long-poll (since=0) has every peer. Without it, the whole netmap, as
+    before; any other scope is a 400 naming the field."""
+    key = control.authkey(reusable=True)
+    for name in ("alpha", "bravo"):
+        register(control, key.key, name, ["192.0.2.20:41641"])
+
+    status, full = api(control, "POST", "/v1/register", register_body(control, key.key, "charlie"))
+    assert status == 200 and "netmap_scope" not in full
+    assert sorted(p["name"] for p in full["netmap"]["peers"]) == ["alpha", "bravo"]
+
+    body = {**register_body(control, key.key, "delta"), "netmap_scope": "self"}
+    status, own = api(control, "POST", "/v1/register", body)
+    assert status == 200 and own["netmap_scope"] == "self", own
+    nm = own["netmap"]
+    assert nm["self"]["name"] == "delta" and nm["peers"] == [] and "filter" not in nm, nm
+    assert nm["version"] > full["netmap"]["version"]
+    assert nm["hub"] == full["netmap"]["hub"]
+    status, first = api(control, "GET", "/v1/netmap?since=0&delta=1", token=own["token"])
+    assert status == 200 and "delta_from" not in first
+    assert first["version"] >= nm["version"] and first["self"] == nm["self"]
+    assert sorted(p["name"] for p in first["peers"]) == ["alpha", "bravo", "charlie"]
+
+    body = {**register_body(control, key.key, "echo"), "netmap_scope": "peers"}
+    status, error = api(control, "POST", "/v1/register", body)
+    assert (status, error["error"]) == (400, 'netmap_scope: must be "self" or "full"')
+
+
+def test_meshctl_up_answers_with_peers(lab, control):
+    """meshd registers with "netmap_scope": "self" and answers `meshctl up`
+    only after its first long-poll: its peers are there when up returns,
+    and the cached netmap is the whole one."""
+    key = control.authkey(reusable=True)
+    alpha = lab.add_node("alpha", authkey=key)
+    alpha.start()
+    alpha.wait_ready(30)
+    bravo = lab.add_node("bravo", join=False)
+    bravo.start()
+    bravo.wait_api(10)
+    cp = bravo.meshctl("up", "--server", control.url, "--authkey", key.key, "--pin", control.pin)
+    assert cp.returncode == 0, cp.stderr
+    assert bravo.peer_names() == {"alpha"}
+    cached = json.loads((bravo.state_dir / "netmap.json").read_text())
+    assert [p["name"] for p in cached["peers"]] == ["alpha"]
+    wait_until(lambda: "bravo" in alpha.peer_names(), 10, what="alpha sees bravo")

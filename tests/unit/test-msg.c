@@ -93,6 +93,37 @@ static void test_register_request_no_endpoints(void **state) {
                                   "\"challenge\":\"c\",\"proof\":\"p\",\"endpoints\":[]}");
 }
 
+static void test_register_request_netmap_scope(void **state) {
+        _cleanup_free_ char *text = NULL;
+        RegisterRequest req = { .authkey = "k",
+                                .public_key = KEY_A,
+                                .hostname = "h",
+                                .challenge = "c",
+                                .proof = "p",
+                                .netmap_self = true };
+
+        assert_int_equal(register_request_render(&req, &text), 0);
+        assert_non_null(strstr(text, ",\"netmap_scope\":\"self\""));
+
+        static const struct {
+                const char *scope;
+                bool self;
+        } cases[] = { { "\"self\"", true }, { "\"full\"", false }, { "null", false } };
+        for (size_t i = 0; i < ELEMENTSOF(cases); i++) {
+                _cleanup_(register_request_done) RegisterRequest parsed = {};
+                _cleanup_free_ char *body_text = NULL;
+                char error[128] = "";
+
+                assert_true(asprintf(&body_text,
+                                     "{\"authkey\":\"k\",\"public_key\":\"" KEY_A
+                                     "\",\"hostname\":\"h\",\"netmap_scope\":%s}",
+                                     cases[i].scope) > 0);
+                _cleanup_json_ cJSON *body = parse_object(body_text);
+                assert_int_equal(register_request_parse(body, &parsed, error, sizeof(error)), 0);
+                assert_int_equal(parsed.netmap_self, cases[i].self);
+        }
+}
+
 static void test_register_request_invalid(void **state) {
         static const struct {
                 const char *body, *error;
@@ -103,6 +134,11 @@ static void test_register_request_invalid(void **state) {
                   "hostname: missing, not a string or too long" },
                 { "{\"authkey\":\"k\",\"public_key\":\"" KEY_A "\",\"hostname\":\"h\",\"endpoints\":[\"x\"]}",
                   "endpoints[0]: not ip:port or [ip6]:port" },
+                { "{\"authkey\":\"k\",\"public_key\":\"" KEY_A
+                  "\",\"hostname\":\"h\",\"netmap_scope\":\"peers\"}",
+                  "netmap_scope: must be \"self\" or \"full\"" },
+                { "{\"authkey\":\"k\",\"public_key\":\"" KEY_A "\",\"hostname\":\"h\",\"netmap_scope\":1}",
+                  "netmap_scope: must be \"self\" or \"full\"" },
         };
 
         for (size_t i = 0; i < ELEMENTSOF(cases); i++) {
@@ -140,6 +176,30 @@ static void test_register_reply(void **state) {
         assert_int_equal(parsed.netmap->version, 3);
         /* what meshd caches: the netmap object as the server sent it */
         assert_string_equal(parsed.netmap_json, NETMAP);
+        assert_false(parsed.netmap_self);
+}
+
+static void test_register_reply_netmap_self(void **state) {
+        _cleanup_(register_reply_done) RegisterReply parsed = {};
+        _cleanup_free_ char *text = NULL, *error = NULL;
+        static const char wrong[] = "{\"node_id\":7,\"name\":\"nas\",\"token\":\"tok\",\"netmap\":" NETMAP
+                                    ",\"netmap_scope\":\"some\"}";
+
+        assert_int_equal(register_reply_render(&(RegisterReplyFields) { .node_id = 7,
+                                                                        .name = "nas",
+                                                                        .token = "tok",
+                                                                        .netmap = NETMAP,
+                                                                        .netmap_self = true },
+                                               &text),
+                         0);
+        assert_string_equal(text, "{\"node_id\":7,\"name\":\"nas\",\"token\":\"tok\",\"netmap\":" NETMAP
+                                  ",\"netmap_scope\":\"self\"}");
+        assert_int_equal(register_reply_parse(text, strlen(text), &parsed, &error), 0);
+        assert_true(parsed.netmap_self);
+        register_reply_done(&parsed);
+
+        assert_int_equal(register_reply_parse(wrong, strlen(wrong), &parsed, &error), -EBADMSG);
+        assert_string_equal(error, "netmap_scope: must be \"self\" or \"full\"");
 }
 
 static void test_endpoints(void **state) {
@@ -195,8 +255,10 @@ int main(void) {
                 cmocka_unit_test(test_challenge_reply),
                 cmocka_unit_test(test_register_request),
                 cmocka_unit_test(test_register_request_no_endpoints),
+                cmocka_unit_test(test_register_request_netmap_scope),
                 cmocka_unit_test(test_register_request_invalid),
                 cmocka_unit_test(test_register_reply),
+                cmocka_unit_test(test_register_reply_netmap_self),
                 cmocka_unit_test(test_endpoints),
                 cmocka_unit_test(test_paths),
         };
