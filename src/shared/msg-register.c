@@ -121,14 +121,15 @@ int register_request_parse(const cJSON *body, RegisterRequest *ret, char *error,
                 snprintf(error, error_size, "hostname: missing, not a string or too long");
                 return -EINVAL;
         }
-        r = endpoints_request_parse(body, false, &req.endpoints, error, error_size);
-        if (r < 0)
-                return r;
         r = netmap_scope_parse(body, "netmap_scope", &req.netmap_self);
         if (r < 0) {
                 snprintf(error, error_size, "netmap_scope: must be \"self\" or \"full\"");
                 return r;
         }
+        /* last: the only field that owns memory */
+        r = endpoints_request_parse(body, false, &req.endpoints, error, error_size);
+        if (r < 0)
+                return r;
         /* absent ones are refused with 401 by the handler, not 400 here */
         req.challenge = json_string(body, "challenge");
         req.proof = json_string(body, "proof");
