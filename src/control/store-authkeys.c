@@ -68,36 +68,3 @@ int store_authkey_add_tagged(Store *s, const char *key, bool reusable, int64_t e
         r = store_step(s, stmt);
         return r < 0 ? r : 0;
 }
-
-int store_check_authkey(Store *s, const char *key, int64_t now, int64_t *ret_id) {
-        _cleanup_(db_stmt_freep) DbStmt *stmt = NULL;
-        uint8_t hash[HASH_BYTES];
-        int64_t expires;
-        int r;
-
-        r = hash_secret(key, hash);
-        if (r < 0)
-                return r;
-        r = store_prepare(s, "SELECT id, reusable, expires, used FROM authkeys WHERE hash = ?1", &stmt);
-        if (r < 0)
-                return r;
-        db_bind_blob(stmt, 1, hash, sizeof(hash));
-        r = store_step(s, stmt);
-        if (r < 0)
-                return r;
-        if (r == 0)
-                return -ENOKEY;
-
-        expires = db_column_int64(stmt, 2);
-        if (expires != 0 && expires <= now)
-                return -EKEYEXPIRED;
-        if (!db_column_int(stmt, 1) && db_column_int64(stmt, 3) > 0)
-                return -EKEYREJECTED;
-
-        *ret_id = db_column_int64(stmt, 0);
-        return 0;
-}
-
-int store_use_authkey(Store *s, int64_t id) {
-        return store_exec_id(s, "UPDATE authkeys SET used = used + 1 WHERE id = ?1", id);
-}

@@ -58,9 +58,6 @@ int store_read_range(Store *s, IpamRange *ret);
 
 /* store-authkeys.c */
 int hash_secret(const char *secret, uint8_t ret[static HASH_BYTES]);
-/* -ENOKEY unknown, -EKEYEXPIRED expired at now, -EKEYREJECTED used up. */
-int store_check_authkey(Store *s, const char *key, int64_t now, int64_t *ret_id);
-int store_use_authkey(Store *s, int64_t id);
 
 /* store-nodes.c */
 #define NODE_COLUMNS                                                                  \

@@ -258,45 +258,249 @@ int store_allocate_host(Store *s, int64_t now, uint64_t *ret_host, char ipv4[sta
         return 0;
 }
 
-/* Inside store_register_node()'s transaction: a key that is the hub's is
- * refused (-EEXIST: every netmap carries the hub; a node with its key would
- * make every node reject every netmap). When reg's key is a member's,
- * that member joins again with the new token (same id, name and addresses;
- * the old token stops working): an expired one is renewed unless the policy
- * wants an admin (-ESTALE), an active one re-joins after losing its state.
- * The caller has checked the proof of key possession. 1 when done, with
- * *ret_members set when the member count changed (an expired one is back);
- * the caller bumps the versions. */
-static int store_rejoin(Store *s, const StoreRegistration *reg, int64_t authkey_id,
-                        const uint8_t token_hash[static HASH_BYTES], const char *endpoints_json, StoreNode *ret,
-                        bool *ret_members) {
-        _cleanup_(db_stmt_freep) DbStmt *find = NULL, *stmt = NULL;
-        bool expired;
-        int64_t id;
+/* What the registrations of one write transaction share, so that each
+ * costs two statements (its lookup, then its insert or update) and the
+ * rest runs once per transaction (on PostgreSQL every statement is a round
+ * trip, and round trips bound a group commit): the IPAM settings and next
+ * host, a window of hosts known to be taken, and the uses of auth keys not
+ * yet written. register_tx_flush() writes what is pending. */
+#define REGISTER_HOST_WINDOW 256
+
+typedef struct AuthkeyUses {
+        int64_t id, uses;
+} AuthkeyUses;
+
+typedef struct RegisterTx {
+        Store *store;
+        int64_t now;
+        bool have_ipam, next_changed;
+        IpamRange range;
+        int64_t next;
+        bool have_window;
+        uint64_t window_first;
+        bool window_taken[REGISTER_HOST_WINDOW];
+        AuthkeyUses *key_uses;
+        size_t n_key_uses;
+} RegisterTx;
+
+static void register_tx_done(RegisterTx *tx) {
+        tx->key_uses = mfree(tx->key_uses);
+        tx->n_key_uses = 0;
+}
+
+static int64_t *register_tx_key_uses(RegisterTx *tx, int64_t id) {
+        for (size_t i = 0; i < tx->n_key_uses; i++)
+                if (tx->key_uses[i].id == id)
+                        return &tx->key_uses[i].uses;
+        return NULL;
+}
+
+static int register_tx_use_key(RegisterTx *tx, int64_t id) {
+        int64_t *uses = register_tx_key_uses(tx, id);
+        AuthkeyUses *l;
+
+        if (uses) {
+                (*uses)++;
+                return 0;
+        }
+        l = reallocarray(tx->key_uses, tx->n_key_uses + 1, sizeof(AuthkeyUses));
+        if (!l)
+                return log_oom();
+        tx->key_uses = l;
+        tx->key_uses[tx->n_key_uses++] = (AuthkeyUses) { .id = id, .uses = 1 };
+        return 0;
+}
+
+/* The hosts [first, first + REGISTER_HOST_WINDOW) that are taken, in one
+ * query; hosts this transaction hands out are marked as it goes. */
+static int register_tx_read_window(RegisterTx *tx, uint64_t first) {
+        _cleanup_(db_stmt_freep) DbStmt *stmt = NULL;
         int r;
 
-        r = store_prepare(s,
-                          /* one round trip for both questions */
-                          "SELECT id, expired IS NOT NULL, kind = 'device', false FROM nodes "
-                          "WHERE public_key = ?1 AND removed IS NULL "
-                          "UNION ALL SELECT 0, false, false, true FROM settings "
-                          "WHERE key = 'hub_public_key' AND value = ?1 ORDER BY 4",
-                          &find);
+        r = store_prepare(tx->store, "SELECT host FROM nodes WHERE host >= ?1 AND host < ?3 AND " TAKEN_AT_NOW,
+                          &stmt);
         if (r < 0)
                 return r;
-        db_bind_text(find, 1, reg->public_key);
-        r = store_step(s, find);
-        if (r <= 0)
+        db_bind_int64(stmt, 1, (int64_t) first);
+        db_bind_int64(stmt, 2, tx->now);
+        db_bind_int64(stmt, 3, (int64_t) (first + REGISTER_HOST_WINDOW));
+        memset(tx->window_taken, 0, sizeof(tx->window_taken));
+        while ((r = store_step(tx->store, stmt)) > 0) {
+                int64_t host = db_column_int64(stmt, 0);
+
+                if (host >= (int64_t) first && host < (int64_t) (first + REGISTER_HOST_WINDOW))
+                        tx->window_taken[host - first] = true;
+        }
+        if (r < 0)
                 return r;
-        if (db_column_int(find, 3))
+        tx->window_first = first;
+        tx->have_window = true;
+        return 0;
+}
+
+static bool register_tx_in_window(const RegisterTx *tx, uint64_t host) {
+        return tx->have_window && host >= tx->window_first && host - tx->window_first < REGISTER_HOST_WINDOW;
+}
+
+static int register_tx_host_in_use(uint64_t host, void *userdata) {
+        RegisterTx *tx = userdata;
+        int r;
+
+        if (!register_tx_in_window(tx, host)) {
+                r = register_tx_read_window(tx, host);
+                if (r < 0)
+                        return r;
+        }
+        return tx->window_taken[host - tx->window_first];
+}
+
+static int register_tx_allocate_host(RegisterTx *tx, uint64_t *ret_host, char ipv4[static INET6_ADDRSTRLEN],
+                                     char ipv6[static INET6_ADDRSTRLEN]) {
+        uint64_t host;
+        int r;
+
+        if (!tx->have_ipam) {
+                r = store_read_ipam(tx->store, &tx->range, &tx->next);
+                if (r < 0)
+                        return r;
+                tx->have_ipam = true;
+        }
+        r = ipam_allocate(&tx->range, tx->next > 0 ? (uint64_t) tx->next : IPAM_HOST_FIRST,
+                          register_tx_host_in_use, tx, &host);
+        if (r < 0)
+                return r;
+        r = ipam_host_format(&tx->range, host, ipv4, ipv6);
+        if (r < 0)
+                return r;
+        if (register_tx_in_window(tx, host))
+                tx->window_taken[host - tx->window_first] = true;
+        tx->next = (int64_t) host + 1;
+        tx->next_changed = true;
+        *ret_host = host;
+        return 0;
+}
+
+/* Before the commit: the IPAM's next host and the auth keys' use counts. */
+static int register_tx_flush(RegisterTx *tx) {
+        int r;
+
+        if (tx->next_changed) {
+                _cleanup_(db_stmt_freep) DbStmt *stmt = NULL;
+
+                r = store_prepare(tx->store, "UPDATE settings SET value = ?1 WHERE key = 'ipam_next'", &stmt);
+                if (r < 0)
+                        return r;
+                db_bind_int64(stmt, 1, tx->next);
+                r = store_step(tx->store, stmt);
+                if (r < 0)
+                        return r;
+                tx->next_changed = false;
+        }
+        for (size_t i = 0; i < tx->n_key_uses; i++) {
+                _cleanup_(db_stmt_freep) DbStmt *stmt = NULL;
+
+                r = store_prepare(tx->store, "UPDATE authkeys SET used = used + ?2 WHERE id = ?1", &stmt);
+                if (r < 0)
+                        return r;
+                db_bind_int64(stmt, 1, tx->key_uses[i].id);
+                db_bind_int64(stmt, 2, tx->key_uses[i].uses);
+                r = store_step(tx->store, stmt);
+                if (r < 0)
+                        return r;
+        }
+        tx->n_key_uses = 0;
+        return 0;
+}
+
+/* Everything a registration is decided on, in one statement: its auth key,
+ * the member that holds its public key (if any), whether that key is the
+ * hub's, and whether its name is taken as it is. */
+typedef struct RegisterLookup {
+        int64_t authkey_id; /* 0: no such key */
+        bool reusable;
+        int64_t expires, used;
+        int64_t member_id; /* 0: the key is no member's */
+        bool expired, device, hub, name_taken;
+} RegisterLookup;
+
+static int register_lookup(RegisterTx *tx, const StoreRegistration *reg, RegisterLookup *ret) {
+        _cleanup_(db_stmt_freep) DbStmt *stmt = NULL;
+        uint8_t hash[HASH_BYTES];
+        int r;
+
+        r = hash_secret(reg->authkey, hash);
+        if (r < 0)
+                return r;
+        r = store_prepare(tx->store,
+                          "SELECT a.id, a.reusable, a.expires, a.used, n.id, n.expired IS NOT NULL, "
+                          "n.kind = 'device', "
+                          "EXISTS (SELECT 1 FROM settings WHERE key = 'hub_public_key' AND value = ?4), "
+                          "EXISTS (SELECT 1 FROM nodes WHERE name = ?3 AND " TAKEN_AT_NOW ") "
+                          "FROM (SELECT 1 AS one) AS o "
+                          "LEFT JOIN authkeys a ON a.hash = ?1 "
+                          "LEFT JOIN nodes n ON n.public_key = ?4 AND n.removed IS NULL",
+                          &stmt);
+        if (r < 0)
+                return r;
+        /* ?2 is TAKEN_AT_NOW's */
+        db_bind_blob(stmt, 1, hash, sizeof(hash));
+        db_bind_int64(stmt, 2, tx->now);
+        db_bind_text(stmt, 3, reg->name);
+        db_bind_text(stmt, 4, reg->public_key);
+        r = store_step(tx->store, stmt);
+        if (r < 0)
+                return r;
+        if (r == 0)
+                return log_error_errno(-EIO, "%s: registration lookup returned no row.", tx->store->path);
+        *ret = (RegisterLookup) {
+                .authkey_id = db_column_int64(stmt, 0),
+                .reusable = db_column_int(stmt, 1),
+                .expires = db_column_int64(stmt, 2),
+                .used = db_column_int64(stmt, 3),
+                .member_id = db_column_int64(stmt, 4),
+                .expired = db_column_int(stmt, 5),
+                .device = db_column_int(stmt, 6),
+                .hub = db_column_int(stmt, 7),
+                .name_taken = db_column_int(stmt, 8),
+        };
+        return 0;
+}
+/* The refusals of a registration, from its lookup alone (store.h): the
+ * auth key first, then what its public key is. */
+static int register_check(RegisterTx *tx, const StoreRegistration *reg, const RegisterLookup *l) {
+        int64_t *pending;
+
+        if (l->authkey_id == 0)
+                return -ENOKEY;
+        if (l->expires != 0 && l->expires <= tx->now)
+                return -EKEYEXPIRED;
+        pending = register_tx_key_uses(tx, l->authkey_id);
+        if (!l->reusable && l->used + (pending ? *pending : 0) > 0)
+                return -EKEYREJECTED;
+        /* every netmap carries the hub: a node with its key would make
+         * every node reject every netmap */
+        if (l->hub)
                 return -EEXIST;
-        id = db_column_int64(find, 0);
-        expired = db_column_int(find, 1);
         /* a device's key is no node's: it never registers */
-        if (db_column_int(find, 2))
+        if (l->member_id != 0 && l->device)
                 return -ENOTUNIQ;
-        if (expired && reg->expired_needs_admin)
+        if (l->member_id != 0 && l->expired && reg->expired_needs_admin)
                 return -ESTALE;
+        return 0;
+}
+
+/* reg's key is a member's: that member joins again with the new token
+ * (same id, name and addresses; the old token stops working), an expired
+ * one renewed, an active one after losing its state. The caller has
+ * checked the proof of key possession and register_check(). The node
+ * carries the tags of the key it (re)joined with (a tagged node is the
+ * key's, not a person's). */
+static int register_rejoin(RegisterTx *tx, const StoreRegistration *reg, const RegisterLookup *l,
+                           const uint8_t token_hash[static HASH_BYTES], const char *endpoints_json,
+                           StoreNode *ret) {
+        _cleanup_(db_stmt_freep) DbStmt *stmt = NULL;
+        Store *s = tx->store;
+        int r;
 
         r = store_prepare(s,
                           "UPDATE nodes SET expired = NULL, token_hash = ?2, endpoints = ?3, authkey_id = ?4, "
@@ -305,49 +509,51 @@ static int store_rejoin(Store *s, const StoreRegistration *reg, int64_t authkey_
                           &stmt);
         if (r < 0)
                 return r;
-        db_bind_int64(stmt, 1, id);
+        db_bind_int64(stmt, 1, l->member_id);
         db_bind_blob(stmt, 2, token_hash, HASH_BYTES);
         db_bind_text(stmt, 3, endpoints_json);
-        db_bind_int64(stmt, 4, authkey_id);
+        db_bind_int64(stmt, 4, l->authkey_id);
         r = store_step(s, stmt);
         if (r < 0)
                 return r;
         if (r == 0)
                 return log_error_errno(-EIO, "%s: node %" PRId64 " vanished inside a transaction.", s->path,
-                                       id);
+                                       l->member_id);
         r = node_from_row(stmt, ret);
         if (r < 0)
                 return r;
         r = store_step(s, stmt);
         if (r >= 0)
-                r = store_use_authkey(s, authkey_id);
+                r = register_tx_use_key(tx, l->authkey_id);
         if (r < 0) {
                 store_node_done(ret);
                 return r;
         }
-        *ret_members = expired;
-        return 1;
+        return 0;
 }
 
-/* Inside store_register_node()'s transaction: a new member, with a unique
- * name and the next free addresses (the caller bumps the versions; the
- * hub's key was refused by store_rejoin()). endpoints: moved into ret on
- * success. */
-static int store_insert_node(Store *s, const StoreRegistration *reg, int64_t authkey_id,
-                             const uint8_t token_hash[static HASH_BYTES], const char *endpoints_json,
-                             char ***endpoints, int64_t now, StoreNode *ret) {
+/* A new member, with a unique name and the next free addresses. endpoints:
+ * moved into ret on success. */
+static int register_insert(RegisterTx *tx, const StoreRegistration *reg, const RegisterLookup *l,
+                           const uint8_t token_hash[static HASH_BYTES], const char *endpoints_json,
+                           char ***endpoints, StoreNode *ret) {
         _cleanup_(db_stmt_freep) DbStmt *stmt = NULL;
         _cleanup_free_ char *name = NULL;
         _cleanup_strv_free_ char **tags = NULL;
         char ipv4[INET6_ADDRSTRLEN], ipv6[INET6_ADDRSTRLEN];
+        Store *s = tx->store;
         uint64_t host;
         int64_t id = 0;
         int r;
 
-        r = store_unique_name(s, reg->name, now, &name);
+        /* the common case, a name not taken, came with the lookup */
+        if (l->name_taken || dns_label_is_reserved(reg->name))
+                r = store_unique_name(s, reg->name, tx->now, &name);
+        else
+                r = (name = strdup(reg->name)) ? 0 : log_oom();
         if (r < 0)
                 return r;
-        r = store_allocate_host(s, now, &host, ipv4, ipv6);
+        r = register_tx_allocate_host(tx, &host, ipv4, ipv6);
         if (r < 0)
                 return r;
 
@@ -366,8 +572,8 @@ static int store_insert_node(Store *s, const StoreRegistration *reg, int64_t aut
         db_bind_text(stmt, 5, ipv6);
         db_bind_blob(stmt, 6, token_hash, HASH_BYTES);
         db_bind_text(stmt, 7, endpoints_json);
-        db_bind_int64(stmt, 8, authkey_id);
-        db_bind_int64(stmt, 9, now);
+        db_bind_int64(stmt, 8, l->authkey_id);
+        db_bind_int64(stmt, 9, tx->now);
         r = store_step(s, stmt);
         if (r < 0)
                 return r == -EEXIST ? log_error_errno(-EIO, "%s: node row conflicts after checks.", s->path)
@@ -378,8 +584,7 @@ static int store_insert_node(Store *s, const StoreRegistration *reg, int64_t aut
         r = store_tags_parse(db_column_text(stmt, 1), &tags);
         if (r < 0)
                 return r;
-
-        r = store_use_authkey(s, authkey_id);
+        r = register_tx_use_key(tx, l->authkey_id);
         if (r < 0)
                 return r;
 
@@ -391,7 +596,7 @@ static int store_insert_node(Store *s, const StoreRegistration *reg, int64_t aut
                 .ipv6 = strdup(ipv6),
                 .endpoints = TAKE_PTR(*endpoints),
                 .tags = TAKE_PTR(tags),
-                .created = now,
+                .created = tx->now,
         };
         if (!ret->public_key || !ret->ipv4 || !ret->ipv6) {
                 store_node_done(ret);
@@ -401,19 +606,19 @@ static int store_insert_node(Store *s, const StoreRegistration *reg, int64_t aut
 }
 
 /* One registration inside the caller's write transaction. Every refusal
- * (-ENOKEY … -ENOSPC, store.h) comes before this registration's first
- * write; other errors may leave some of its writes behind, which the
- * caller rolls back. The node carries the tags of the key it (re)joined
- * with (a tagged node is the key's, not a person's): set by the INSERT or
- * UPDATE itself, one statement less. The versions are the caller's to
- * bump (store_register_bump()): once per transaction is enough, since
- * nobody sees the ones in between. */
-static int store_register_in_tx(Store *s, const StoreRegistration *reg, int64_t now, StoreNode *ret,
+ * (-ENOKEY … -ENOSPC, store.h) is decided before this registration
+ * writes anything, so a refused one leaves nothing behind and needs no
+ * savepoint; any other error may, and fails the whole transaction. The
+ * versions are the caller's to bump (store_register_bump()): once per
+ * transaction is enough, since nobody sees the ones in between.
+ * *ret_members: the member count changed (a new one, or an expired one
+ * back). */
+static int store_register_in_tx(RegisterTx *tx, const StoreRegistration *reg, StoreNode *ret,
                                 bool *ret_members) {
         _cleanup_free_ char *endpoints = NULL;
         _cleanup_strv_free_ char **endpoints_copy = NULL;
         uint8_t token_hash[HASH_BYTES];
-        int64_t authkey_id;
+        RegisterLookup l = {};
         int r;
 
         endpoints = endpoints_to_json(reg->endpoints);
@@ -425,14 +630,36 @@ static int store_register_in_tx(Store *s, const StoreRegistration *reg, int64_t 
         if (r < 0)
                 return r;
 
-        r = store_check_authkey(s, reg->authkey, now, &authkey_id);
+        r = register_lookup(tx, reg, &l);
         if (r < 0)
                 return r;
-        *ret_members = true; /* a new member, unless it is one re-joining */
-        r = store_rejoin(s, reg, authkey_id, token_hash, endpoints, ret, ret_members);
-        if (r == 0)
-                r = store_insert_node(s, reg, authkey_id, token_hash, endpoints, &endpoints_copy, now, ret);
+        r = register_check(tx, reg, &l);
+        if (r < 0)
+                return r;
+        if (l.member_id != 0) {
+                r = register_rejoin(tx, reg, &l, token_hash, endpoints, ret);
+                *ret_members = l.expired;
+        } else {
+                r = register_insert(tx, reg, &l, token_hash, endpoints, &endpoints_copy, ret);
+                *ret_members = true;
+        }
         return r < 0 ? r : 0;
+}
+
+/* A refusal, as opposed to a failure of the database. */
+static bool register_refused(int r) {
+        switch (r) {
+        case -ENOKEY:
+        case -EKEYEXPIRED:
+        case -EKEYREJECTED:
+        case -EEXIST:
+        case -ENOTUNIQ:
+        case -ESTALE:
+        case -ENOSPC:
+                return true;
+        default:
+                return false;
+        }
 }
 
 /* Every change goes with one bump (store_bump_version()); registrations
@@ -448,59 +675,40 @@ static int store_register_bump(Store *s, bool members) {
         return store_bump_version(s);
 }
 
-int store_register_node(Store *s, const StoreRegistration *reg, int64_t now, StoreNode *ret) {
-        bool members = false;
-        int r;
-
-        r = store_begin(s, true);
-        if (r < 0)
-                return r;
-        _cleanup_(store_rollbackp) Store *tx = s;
-
-        r = store_register_in_tx(s, reg, now, ret, &members);
-        if (r < 0)
-                return r;
-        r = store_register_bump(s, members);
-        if (r >= 0)
-                r = store_commit(&tx);
-        if (r < 0) {
-                store_node_done(ret);
-                return r;
-        }
-        return 0;
-}
-
-/* Each registration under a savepoint of its own: a refused or failed one
- * is undone alone (on PostgreSQL a failed statement would otherwise abort
- * the whole transaction) and the others go on. One round trip each:
- * "RELEASE …; SAVEPOINT …" go together. */
-static int store_register_batch_in_tx(Store *s, const StoreRegistration *regs, size_t n, int64_t now,
-                                      StoreNode *ret_nodes, int *ret_results) {
+/* The n registrations in the caller's write transaction, in order (a later
+ * one sees the earlier ones). A refusal is that registration's result; any
+ * other error is returned, and the caller rolls everything back. */
+static int store_register_all_in_tx(Store *s, const StoreRegistration *regs, size_t n, int64_t now,
+                                    StoreNode *ret_nodes, int *ret_results) {
+        _cleanup_(register_tx_done) RegisterTx tx = { .store = s, .now = now };
         bool any = false, members = false;
         int r;
 
-        r = store_exec(s, "SAVEPOINT reg");
-        if (r < 0)
-                return r;
         for (size_t i = 0; i < n; i++) {
                 bool m = false;
 
-                ret_results[i] = store_register_in_tx(s, &regs[i], now, &ret_nodes[i], &m);
-                if (ret_results[i] >= 0) {
+                r = store_register_in_tx(&tx, &regs[i], &ret_nodes[i], &m);
+                if (r < 0 && !register_refused(r))
+                        return r;
+                ret_results[i] = r;
+                if (r >= 0) {
                         any = true;
                         members = members || m;
                 }
-                if (ret_results[i] < 0)
-                        r = store_exec(s, i + 1 < n ? "ROLLBACK TO SAVEPOINT reg; RELEASE SAVEPOINT reg; "
-                                                      "SAVEPOINT reg"
-                                                    : "ROLLBACK TO SAVEPOINT reg; RELEASE SAVEPOINT reg");
-                else
-                        r = store_exec(s, i + 1 < n ? "RELEASE SAVEPOINT reg; SAVEPOINT reg"
-                                                    : "RELEASE SAVEPOINT reg");
-                if (r < 0)
-                        return r;
         }
-        return any ? store_register_bump(s, members) : 0;
+        if (!any)
+                return 0;
+        r = register_tx_flush(&tx);
+        if (r < 0)
+                return r;
+        return store_register_bump(s, members);
+}
+
+int store_register_node(Store *s, const StoreRegistration *reg, int64_t now, StoreNode *ret) {
+        int result = -ECANCELED, r;
+
+        r = store_register_batch(s, reg, 1, now, ret, &result);
+        return r < 0 ? r : result;
 }
 
 int store_register_batch(Store *s, const StoreRegistration *regs, size_t n, int64_t now, StoreNode *ret_nodes,
@@ -513,16 +721,12 @@ int store_register_batch(Store *s, const StoreRegistration *regs, size_t n, int6
         }
         if (n == 0)
                 return 0;
-        if (n == 1) {
-                ret_results[0] = store_register_node(s, &regs[0], now, &ret_nodes[0]);
-                return 0;
-        }
 
         r = store_begin(s, true);
         if (r >= 0) {
                 _cleanup_(store_rollbackp) Store *tx = s;
 
-                r = store_register_batch_in_tx(s, regs, n, now, ret_nodes, ret_results);
+                r = store_register_all_in_tx(s, regs, n, now, ret_nodes, ret_results);
                 if (r >= 0)
                         r = store_commit(&tx);
         }
