@@ -188,48 +188,39 @@ static enum MHD_Result register_enqueue(Request *req, const RegisterRequest *par
 }
 
 /* 200 with the node's credentials and its first netmap: the whole of it,
- * or (asked for with "netmap_scope": "self") only the node's own part, so
- * that a registration costs the same in a mesh of 10 or 10,000 nodes and
- * the peers come with the node's first long-poll. */
-static enum MHD_Result register_reply(Request *req, const StoreNode *node, const char *token,
-                                      bool netmap_self) {
-        _cleanup_(netmap_snapshot_freep) NetmapSnapshot *own = NULL;
-        _cleanup_free_ char *netmap = NULL;
-        Server *s = req->server;
+ * or (asked for with "netmap_scope": "self") only the node's own part,
+ * rendered by the group commit (register-batch.c), so that a registration
+ * costs the same in a mesh of 10 or 10,000 nodes; the peers come with the
+ * node's first long-poll. */
+static enum MHD_Result register_reply(Request *req, const RegisterJob *job) {
+        _cleanup_free_ char *whole = NULL;
+        const char *netmap = job->netmap;
         NetmapSnapshot *snap;
-        size_t netmap_len;
+        size_t len;
         char *text;
         int r;
 
-        if (netmap_self) {
-                /* not the server's snapshot: rebuilding that after every
-                 * batch of registrations would cost O(mesh) each */
-                _cleanup_(netmap_mesh_done) NetmapMesh m = {};
-
-                r = store_read_mesh_self(s->store, s->hub_enabled ? &s->netmap_hub : NULL, node->id, &m);
-                if (r >= 0)
-                        r = netmap_snapshot_new(&m, &own);
-                snap = own;
-        } else
-                r = server_get_snapshot(s, &snap);
-        if (r == -ENOENT) /* removed in the meantime */
-                return request_reply_error(req, MHD_HTTP_FORBIDDEN, "node removed");
-        if (r < 0)
+        if (job->netmap_self && !netmap)
                 return request_reply_internal(req);
-        r = (netmap_self ? netmap_snapshot_render_self : netmap_snapshot_render)(snap, node->id, &netmap,
-                                                                                 &netmap_len);
-        if (r == -ENOENT) /* removed in the meantime */
-                return request_reply_error(req, MHD_HTTP_FORBIDDEN, "node removed");
-        if (r < 0)
-                return request_reply_oom(req);
+        if (!job->netmap_self) {
+                r = server_get_snapshot(req->server, &snap);
+                if (r < 0)
+                        return request_reply_internal(req);
+                r = netmap_snapshot_render(snap, job->node.id, &whole, &len);
+                if (r == -ENOENT) /* removed in the meantime */
+                        return request_reply_error(req, MHD_HTTP_FORBIDDEN, "node removed");
+                if (r < 0)
+                        return request_reply_oom(req);
+                netmap = whole;
+        }
 
         r = register_reply_render(
                 &(RegisterReplyFields) {
-                        .node_id = node->id,
-                        .name = node->name,
-                        .token = token,
+                        .node_id = job->node.id,
+                        .name = job->node.name,
+                        .token = job->token,
                         .netmap = netmap,
-                        .netmap_self = netmap_self,
+                        .netmap_self = job->netmap_self,
                 },
                 &text);
         if (r < 0)
@@ -245,7 +236,7 @@ static enum MHD_Result register_finish(Request *req) {
                 return register_reply_refused(req, job->result, job->label);
         log_info("Registered node %s (id %" PRId64 ", %s, %s).", job->node.name, job->node.id, job->node.ipv4,
                  job->node.ipv6);
-        return register_reply(req, &job->node, job->token, job->netmap_self);
+        return register_reply(req, job);
 }
 
 enum MHD_Result handle_register(Request *req) {

@@ -37,6 +37,7 @@ RegisterJob *register_job_free(RegisterJob *job) {
         free(job->token);
         free(job->challenge);
         strv_free(job->endpoints);
+        free(job->netmap);
         if (job->done && job->result >= 0)
                 store_node_done(&job->node);
         free(job);
@@ -44,6 +45,44 @@ RegisterJob *register_job_free(RegisterJob *job) {
 }
 
 /* Writes the batch; each job gets its result. */
+/* The netmaps of "netmap_scope": "self" of the batch's new members, from
+ * one read of the mesh's header: a reply that costs the same in a mesh of
+ * any size. A job left without one is answered with a 500. */
+static void register_batch_render_self(Server *s, RegisterJob *jobs) {
+        _cleanup_(netmap_mesh_done) NetmapMesh header = {};
+        bool any = false;
+        int r;
+
+        for (RegisterJob *j = jobs; j; j = j->next)
+                any = any || (j->result >= 0 && j->netmap_self);
+        if (!any)
+                return;
+        r = store_read_mesh_header(s->store, s->hub_enabled ? &s->netmap_hub : NULL, &header);
+        if (r < 0) {
+                log_warning_errno(r, "Failed to read the mesh for the register replies: %m");
+                return;
+        }
+        for (RegisterJob *j = jobs; j; j = j->next) {
+                size_t len;
+
+                if (j->result < 0 || !j->netmap_self)
+                        continue;
+                r = netmap_mesh_render_self(&header,
+                                            &(NetmapMeshNode) {
+                                                    .id = j->node.id,
+                                                    .name = j->node.name,
+                                                    .public_key = j->node.public_key,
+                                                    .ipv4 = j->node.ipv4,
+                                                    .ipv6 = j->node.ipv6,
+                                                    .endpoints = j->node.endpoints,
+                                                    .tags = j->node.tags,
+                                            },
+                                            &j->netmap, &len);
+                if (r < 0)
+                        log_warning_errno(r, "Failed to render the netmap of node %s: %m", j->node.name);
+        }
+}
+
 static void register_batch_commit(Server *s, RegisterJob *jobs, size_t n) {
         _cleanup_free_ StoreRegistration *regs = calloc(n, sizeof(*regs));
         _cleanup_free_ StoreNode *nodes = calloc(n, sizeof(*nodes));
@@ -83,6 +122,7 @@ static void register_batch_commit(Server *s, RegisterJob *jobs, size_t n) {
                 if (r < 0)
                         log_warning_errno(r, "Failed to mark the challenge of node %s used: %m", j->node.name);
         }
+        register_batch_render_self(s, jobs);
         log_debug("Group commit of %zu registration(s).", n);
 }
 

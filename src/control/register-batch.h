@@ -21,6 +21,7 @@ struct RegisterJob {
         int64_t challenge_expires;
         bool expired_needs_admin;
         bool netmap_self; /* the reply's netmap without peers ("netmap_scope": "self") */
+        char *netmap;     /* that netmap, rendered after the commit; NULL: none */
         bool done;        /* the batch ran: result and node are set */
         int result;       /* store_register_node()'s */
         StoreNode node;

@@ -9,7 +9,10 @@
 #include "log.h"
 #include "store-private.h"
 
+/* The version and the mesh's settings in one statement (consistent by
+ * itself), which is one round trip on PostgreSQL, not four. */
 static int store_read_header(Store *s, NetmapMesh *m) {
+        _cleanup_(db_stmt_freep) DbStmt *stmt = NULL;
         const struct {
                 const char *key;
                 char **value;
@@ -18,27 +21,49 @@ static int store_read_header(Store *s, NetmapMesh *m) {
                 { "ipv4_range", &m->ipv4_range },
                 { "ipv6_range", &m->ipv6_range },
         };
+        bool have_version = false;
         int r;
 
-        r = store_get_version(s, &m->version);
+        r = store_prepare(s,
+                          "SELECT key, value FROM settings "
+                          "WHERE key IN ('version', 'domain', 'ipv4_range', 'ipv6_range')",
+                          &stmt);
         if (r < 0)
                 return r;
-        for (size_t i = 0; i < ELEMENTSOF(fields); i++) {
-                r = store_get_setting(s, fields[i].key, fields[i].value);
-                if (r < 0)
-                        return log_error_errno(r, "%s: setting '%s' missing: %m", s->path, fields[i].key);
+        while ((r = store_step(s, stmt)) > 0) {
+                const char *key = db_column_text(stmt, 0), *value = db_column_text(stmt, 1);
+
+                if (!key || !value)
+                        continue;
+                if (streq(key, "version")) {
+                        m->version = (uint64_t) db_column_int64(stmt, 1);
+                        have_version = true;
+                }
+                for (size_t i = 0; i < ELEMENTSOF(fields); i++)
+                        if (streq(key, fields[i].key) && !*fields[i].value &&
+                            !(*fields[i].value = strdup(value)))
+                                return log_oom();
         }
+        if (r < 0)
+                return r;
+        if (!have_version)
+                return log_error_errno(-ENOENT, "%s: setting 'version' missing.", s->path);
+        for (size_t i = 0; i < ELEMENTSOF(fields); i++)
+                if (!*fields[i].value)
+                        return log_error_errno(-ENOENT, "%s: setting '%s' missing.", s->path, fields[i].key);
         return 0;
 }
 
-static int store_read_hub(Store *s, const NetmapHub *hub, NetmapMeshHub *ret) {
+/* The hub's entry; its addresses from the ranges the header has read. */
+static int store_read_hub(Store *s, const NetmapMesh *m, const NetmapHub *hub, NetmapMeshHub *ret) {
         char ipv4[INET6_ADDRSTRLEN], ipv6[INET6_ADDRSTRLEN];
         IpamRange range;
         int r;
 
-        r = store_read_range(s, &range);
+        r = ipam_range_parse(m->ipv4_range, m->ipv6_range, &range);
         if (r < 0)
-                return r;
+                return log_error_errno(r, "%s: invalid address ranges '%s', '%s': %m", s->path, m->ipv4_range,
+                                       m->ipv6_range);
         r = ipam_host_format(&range, IPAM_HOST_HUB, ipv4, ipv6);
         if (r < 0)
                 return log_error_errno(r, "%s: no hub address in the mesh ranges: %m", s->path);
@@ -92,7 +117,7 @@ int store_read_mesh(Store *s, const NetmapHub *hub, NetmapMesh *ret) {
         if (r < 0)
                 return r;
         if (hub) {
-                r = store_read_hub(s, hub, &m.hub);
+                r = store_read_hub(s, &m, hub, &m.hub);
                 if (r < 0)
                         return r;
                 m.has_hub = true;
@@ -127,66 +152,20 @@ int store_read_mesh(Store *s, const NetmapHub *hub, NetmapMesh *ret) {
         return 0;
 }
 
-static int store_read_member(Store *s, int64_t id, NodeArray *ret) {
-        _cleanup_(db_stmt_freep) DbStmt *stmt = NULL;
-        _cleanup_(node_array_done) NodeArray a = {};
-        int r;
-
-        r = store_prepare(s,
-                          "SELECT " NODE_COLUMNS " FROM nodes WHERE id = ?1 AND removed IS NULL "
-                          "AND expired IS NULL AND kind = 'node'",
-                          &stmt);
-        if (r < 0)
-                return r;
-        db_bind_int64(stmt, 1, id);
-        r = store_step(s, stmt);
-        if (r < 0)
-                return r;
-        if (r == 0)
-                return -ENOENT;
-        a.nodes = calloc(1, sizeof(StoreNode));
-        if (!a.nodes)
-                return log_oom();
-        r = node_from_row(stmt, a.nodes);
-        if (r < 0)
-                return log_error_errno(r, "%s: failed to read node row: %m", s->path);
-        a.n = 1;
-        *ret = a;
-        a = (NodeArray) {};
-        return 0;
-}
-
-int store_read_mesh_self(Store *s, const NetmapHub *hub, int64_t id, NetmapMesh *ret) {
+int store_read_mesh_header(Store *s, const NetmapHub *hub, NetmapMesh *ret) {
         _cleanup_(netmap_mesh_done) NetmapMesh m = {};
-        _cleanup_(node_array_done) NodeArray a = {};
         int r;
 
-        r = store_begin(s, false);
-        if (r < 0)
-                return r;
-        _cleanup_(store_rollbackp) Store *tx = s;
-
+        /* one statement: no transaction needed for a consistent read */
         r = store_read_header(s, &m);
         if (r < 0)
                 return r;
         if (hub) {
-                r = store_read_hub(s, hub, &m.hub);
+                r = store_read_hub(s, &m, hub, &m.hub);
                 if (r < 0)
                         return r;
                 m.has_hub = true;
         }
-        r = store_read_member(s, id, &a);
-        if (r < 0)
-                return r;
-        r = mesh_take_nodes(&m.nodes, &m.n_nodes, &a);
-        if (r < 0)
-                return r;
-        r = store_load_approved_routes(s, m.nodes, m.n_nodes);
-        if (r < 0)
-                return r;
-        r = store_commit(&tx);
-        if (r < 0)
-                return r;
         *ret = m;
         m = (NetmapMesh) {};
         return 0;

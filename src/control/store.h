@@ -156,12 +156,13 @@ int store_authkey_add_tagged(Store *s, const char *key, bool reusable, int64_t e
  * member while reg->expired_needs_admin, -ENOSPC address range full.
  * now: seconds since the epoch. */
 int store_register_node(Store *s, const StoreRegistration *reg, int64_t now, StoreNode *ret);
-/* Group commit: the n registrations in one write transaction, each under
- * its own savepoint, in order (a later one sees the earlier ones). For each
- * i, ret_results[i] is what store_register_node() would return and
- * ret_nodes[i] the node when that is 0. Nothing is reported stored before
- * the commit returned: when the transaction itself fails (begin, savepoint,
- * commit), every result is that error and it is returned; otherwise 0. */
+/* Group commit: the n registrations in one write transaction, in order (a
+ * later one sees the earlier ones). For each i, ret_results[i] is what
+ * store_register_node() would return and ret_nodes[i] the node when that
+ * is 0. A refusal writes nothing and leaves the others be; any other error
+ * (of the database) fails the whole transaction. Nothing is reported
+ * stored before the commit returned: when the transaction fails, every
+ * result is that error and it is returned; otherwise 0. */
 int store_register_batch(Store *s, const StoreRegistration *regs, size_t n, int64_t now, StoreNode *ret_nodes,
                          int *ret_results);
 
@@ -262,11 +263,11 @@ typedef struct NetmapHub {
  * members (not expired), relayed pairs and, with hub, the hub's addresses. */
 int store_read_mesh(Store *s, const NetmapHub *hub, NetmapMesh *ret);
 
-/* The same with one member only, id (-ENOENT: not a member, or expired),
- * and without relays, devices or policy: what a register reply's netmap of
- * "netmap_scope": "self" is rendered from, at a cost that does not grow
- * with the mesh. */
-int store_read_mesh_self(Store *s, const NetmapHub *hub, int64_t id, NetmapMesh *ret);
+/* The same without members, relays, devices or policy: the settings and
+ * the hub at the current version, which a register reply's netmap of
+ * "netmap_scope": "self" is rendered from with the node's own row
+ * (netmap_mesh_render_self()), once per group commit. */
+int store_read_mesh_header(Store *s, const NetmapHub *hub, NetmapMesh *ret);
 
 /* store_read_mesh(), rendered by netmap_snapshot_new(); hub: NULL when the
  * server runs without one (no "hub" in netmaps). */

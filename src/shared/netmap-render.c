@@ -471,6 +471,24 @@ int netmap_snapshot_render_self(const NetmapSnapshot *snap, int64_t self_id, cha
         return snapshot_render(snap, self_id, false, ret, ret_len);
 }
 
+int netmap_mesh_render_self(const NetmapMesh *header, const NetmapMeshNode *self, char **ret, size_t *ret_len) {
+        _cleanup_(netmap_snapshot_freep) NetmapSnapshot *snap = NULL;
+        NetmapMesh m = *header; /* borrowed, never freed here */
+        int r;
+
+        m.nodes = (NetmapMeshNode *) self;
+        m.n_nodes = 1;
+        m.relays = NULL;
+        m.n_relays = 0;
+        m.devices = NULL;
+        m.n_devices = 0;
+        m.policy = NULL;
+        r = netmap_snapshot_new(&m, &snap);
+        if (r < 0)
+                return r;
+        return netmap_snapshot_render_self(snap, self->id, ret, ret_len);
+}
+
 static int relay_pair_compare(const NetmapRelayPair *a, const NetmapRelayPair *b) {
         if (a->lo != b->lo)
                 return a->lo < b->lo ? -1 : 1;

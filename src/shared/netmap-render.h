@@ -95,3 +95,6 @@ int netmap_snapshot_render(const NetmapSnapshot *snap, int64_t self_id, char **r
  * carries for a node that fetches its peers with its first long-poll
  * (docs/protocol.md, "POST /v1/register"): O(1) in the mesh's size. */
 int netmap_snapshot_render_self(const NetmapSnapshot *snap, int64_t self_id, char **ret, size_t *ret_len);
+/* That netmap from a mesh's header (its nodes, relays, devices and policy
+ * unused) and the one member: no snapshot of the whole mesh needed. */
+int netmap_mesh_render_self(const NetmapMesh *header, const NetmapMeshNode *self, char **ret, size_t *ret_len);

@@ -18,6 +18,7 @@
 #include "macro.h"
 #include "netmap.h"
 #include "store.h"
+#include "strv.h"
 #include "test-store-util.h"
 #include "test-util.h"
 
@@ -433,43 +434,49 @@ static void test_endpoints(void **state) {
         assert_int_equal(store_set_endpoints(f->store, id, eps), -ENOENT);
 }
 
-/* A register reply's netmap ("netmap_scope": "self"): the mesh with the node
- * alone, at the current version, read without the other members. */
+/* A register reply's netmap ("netmap_scope": "self"): the mesh's header at
+ * the current version, read without the members, and the node's own row. */
 static void test_mesh_self(void **state) {
         Fixture *f = *state;
-        _cleanup_(netmap_mesh_done) NetmapMesh mesh = {};
-        _cleanup_(netmap_snapshot_freep) NetmapSnapshot *snap = NULL;
+        _cleanup_(netmap_mesh_done) NetmapMesh header = {};
         _cleanup_(netmap_freep) Netmap *m = NULL;
         _cleanup_free_ char *json = NULL, *error = NULL;
         const NetmapHub hub = { .public_key = store_test_keys[5], .endpoint = "192.0.2.1:51820" };
+        char *eps[] = { (char *) "192.0.2.7:41641", NULL };
         uint64_t version;
-        int64_t ids[3];
         StoreNode n = {};
         size_t len;
 
         assert_int_equal(store_authkey_add(f->store, "k", true, 0), 0);
-        for (size_t i = 0; i < 3; i++) {
-                assert_int_equal(store_test_register(f->store, "k", store_test_keys[i], "nas", NOW, &n), 0);
-                ids[i] = n.id;
+        for (size_t i = 0; i < 2; i++) {
                 store_node_done(&n);
+                assert_int_equal(store_test_register(f->store, "k", store_test_keys[i], "nas", NOW, &n), 0);
         }
         assert_int_equal(store_get_version(f->store, &version), 0);
-        assert_int_equal(store_read_mesh_self(f->store, &hub, 9999, &mesh), -ENOENT);
-        assert_int_equal(store_read_mesh_self(f->store, &hub, ids[1], &mesh), 0);
-        assert_int_equal(mesh.version, version);
-        assert_int_equal(mesh.n_nodes, 1);
-        assert_string_equal(mesh.nodes[0].name, "nas-2");
-        assert_true(mesh.has_hub);
+        assert_int_equal(store_read_mesh_header(f->store, &hub, &header), 0);
+        assert_int_equal(header.version, version);
+        assert_int_equal(header.n_nodes, 0);
+        assert_true(header.has_hub);
+        assert_string_equal(header.domain, "mesh.internal");
 
-        assert_int_equal(netmap_snapshot_new(&mesh, &snap), 0);
-        assert_int_equal(netmap_snapshot_render_self(snap, ids[0], &json, &len), -ENOENT);
-        assert_int_equal(netmap_snapshot_render_self(snap, ids[1], &json, &len), 0);
+        assert_int_equal(netmap_mesh_render_self(&header,
+                                                 &(NetmapMeshNode) { .id = n.id,
+                                                                     .name = n.name,
+                                                                     .public_key = n.public_key,
+                                                                     .ipv4 = n.ipv4,
+                                                                     .ipv6 = n.ipv6,
+                                                                     .endpoints = eps },
+                                                 &json, &len),
+                         0);
         assert_int_equal(strlen(json), len);
         assert_int_equal(netmap_parse(json, len, &m, &error), 0);
         assert_int_equal(m->version, version);
         assert_string_equal(m->self.name, "nas-2");
+        assert_true(strv_equal(m->self.endpoints, eps));
         assert_int_equal(m->n_peers, 0);
         assert_true(m->has_hub);
+        assert_string_equal(m->hub.name, "hub");
+        store_node_done(&n);
 }
 
 static void test_snapshot(void **state) {
