@@ -102,6 +102,20 @@ static int mesh_take_nodes(NetmapMeshNode **ret, size_t *ret_n, NodeArray *a) {
         return 0;
 }
 
+/* The header, and with hub the hub's entry from the ranges it holds. */
+static int store_read_header_and_hub(Store *s, const NetmapHub *hub, NetmapMesh *m) {
+        int r;
+
+        r = store_read_header(s, m);
+        if (r < 0 || !hub)
+                return r;
+        r = store_read_hub(s, m, hub, &m->hub);
+        if (r < 0)
+                return r;
+        m->has_hub = true;
+        return 0;
+}
+
 int store_read_mesh(Store *s, const NetmapHub *hub, NetmapMesh *ret) {
         _cleanup_(netmap_mesh_done) NetmapMesh m = {};
         _cleanup_(node_array_done) NodeArray a = {}, d = {};
@@ -113,15 +127,9 @@ int store_read_mesh(Store *s, const NetmapHub *hub, NetmapMesh *ret) {
                 return r;
         _cleanup_(store_rollbackp) Store *tx = s;
 
-        r = store_read_header(s, &m);
+        r = store_read_header_and_hub(s, hub, &m);
         if (r < 0)
                 return r;
-        if (hub) {
-                r = store_read_hub(s, &m, hub, &m.hub);
-                if (r < 0)
-                        return r;
-                m.has_hub = true;
-        }
         r = store_list_nodes_internal(s, false, false, &a);
         if (r < 0)
                 return r;
@@ -157,15 +165,9 @@ int store_read_mesh_header(Store *s, const NetmapHub *hub, NetmapMesh *ret) {
         int r;
 
         /* one statement: no transaction needed for a consistent read */
-        r = store_read_header(s, &m);
+        r = store_read_header_and_hub(s, hub, &m);
         if (r < 0)
                 return r;
-        if (hub) {
-                r = store_read_hub(s, &m, hub, &m.hub);
-                if (r < 0)
-                        return r;
-                m.has_hub = true;
-        }
         *ret = m;
         m = (NetmapMesh) {};
         return 0;
