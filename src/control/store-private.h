@@ -14,6 +14,10 @@
 
 #define HASH_BYTES 32
 
+/* A name or address is taken by a member, and by a removed node until its
+ * last certificate expires (the hold-back of schema_v4). */
+#define TAKEN_AT_NOW "(removed IS NULL OR cert_not_after > ?2)"
+
 /* The channel of the change wake-up (PostgreSQL's NOTIFY, docs/postgresql.md). */
 #define STORE_CHANNEL "meshd_changed"
 
@@ -90,6 +94,8 @@ int store_name_in_use(Store *s, const char *name, int64_t now);
 /* The next free host of the ranges: -ENOSPC when they are full. */
 int store_allocate_host(Store *s, int64_t now, uint64_t *ret_host, char ipv4[static INET6_ADDRSTRLEN],
                         char ipv6[static INET6_ADDRSTRLEN]);
+/* The ranges and the IPAM's next host, in one query (store-register-tx.c). */
+int store_read_ipam(Store *s, IpamRange *ret_range, int64_t *ret_next);
 
 /* store-paths.c */
 /* Pairs of members with at least one direct=false report, each once,

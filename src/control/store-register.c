@@ -10,12 +10,8 @@
 #include "dns-label.h"
 #include "ipam.h"
 #include "log.h"
-#include "store-private.h"
+#include "store-register-tx.h"
 #include "strv.h"
-
-/* A name or address is taken by a member, and by a removed node until its
- * last certificate expires (the hold-back of schema_v4). */
-#define TAKEN_AT_NOW "(removed IS NULL OR cert_not_after > ?2)"
 
 static int store_taken(Store *s, const char *sql, const char *text, int64_t number, int64_t now) {
         _cleanup_(db_stmt_freep) DbStmt *stmt = NULL;
@@ -189,7 +185,7 @@ int store_read_range(Store *s, IpamRange *ret) {
 
 /* The ranges and the next host to try, in one query: a round trip each
  * would be three on PostgreSQL, for every registration. */
-static int store_read_ipam(Store *s, IpamRange *ret_range, int64_t *ret_next) {
+int store_read_ipam(Store *s, IpamRange *ret_range, int64_t *ret_next) {
         _cleanup_(db_stmt_freep) DbStmt *stmt = NULL;
         _cleanup_free_ char *v4 = NULL, *v6 = NULL;
         int r;
@@ -258,213 +254,19 @@ int store_allocate_host(Store *s, int64_t now, uint64_t *ret_host, char ipv4[sta
         return 0;
 }
 
-/* What the registrations of one write transaction share, so that each
- * costs two statements (its lookup, then its insert or update) and the
- * rest runs once per transaction (on PostgreSQL every statement is a round
- * trip, and round trips bound a group commit): the IPAM settings and next
- * host, a window of hosts known to be taken, and the uses of auth keys not
- * yet written. register_tx_flush() writes what is pending. */
-#define REGISTER_HOST_WINDOW 256
-
-typedef struct AuthkeyUses {
-        int64_t id, uses;
-} AuthkeyUses;
-
-typedef struct RegisterTx {
-        Store *store;
-        int64_t now;
-        bool have_ipam, next_changed;
-        IpamRange range;
-        int64_t next;
-        bool have_window;
-        uint64_t window_first;
-        bool window_taken[REGISTER_HOST_WINDOW];
-        AuthkeyUses *key_uses;
-        size_t n_key_uses;
-} RegisterTx;
-
-static void register_tx_done(RegisterTx *tx) {
-        tx->key_uses = mfree(tx->key_uses);
-        tx->n_key_uses = 0;
+/* Whether the lookup of regs[i] made before the batch may be out of date:
+ * an earlier registration of the batch has its key (it re-joins as that
+ * member) or took its name. Names derived from it ("nas-2") are found by
+ * the suffix search, which runs after the pending rows are inserted. */
+static bool register_lookup_stale(const StoreRegistration *regs, const StoreNode *nodes, const int *results,
+                                  size_t i) {
+        for (size_t j = 0; j < i; j++)
+                if (results[j] >= 0 &&
+                    (streq(nodes[j].public_key, regs[i].public_key) || streq(nodes[j].name, regs[i].name)))
+                        return true;
+        return false;
 }
 
-static int64_t *register_tx_key_uses(RegisterTx *tx, int64_t id) {
-        for (size_t i = 0; i < tx->n_key_uses; i++)
-                if (tx->key_uses[i].id == id)
-                        return &tx->key_uses[i].uses;
-        return NULL;
-}
-
-static int register_tx_use_key(RegisterTx *tx, int64_t id) {
-        int64_t *uses = register_tx_key_uses(tx, id);
-        AuthkeyUses *l;
-
-        if (uses) {
-                (*uses)++;
-                return 0;
-        }
-        l = reallocarray(tx->key_uses, tx->n_key_uses + 1, sizeof(AuthkeyUses));
-        if (!l)
-                return log_oom();
-        tx->key_uses = l;
-        tx->key_uses[tx->n_key_uses++] = (AuthkeyUses) { .id = id, .uses = 1 };
-        return 0;
-}
-
-/* The hosts [first, first + REGISTER_HOST_WINDOW) that are taken, in one
- * query; hosts this transaction hands out are marked as it goes. */
-static int register_tx_read_window(RegisterTx *tx, uint64_t first) {
-        _cleanup_(db_stmt_freep) DbStmt *stmt = NULL;
-        int r;
-
-        r = store_prepare(tx->store, "SELECT host FROM nodes WHERE host >= ?1 AND host < ?3 AND " TAKEN_AT_NOW,
-                          &stmt);
-        if (r < 0)
-                return r;
-        db_bind_int64(stmt, 1, (int64_t) first);
-        db_bind_int64(stmt, 2, tx->now);
-        db_bind_int64(stmt, 3, (int64_t) (first + REGISTER_HOST_WINDOW));
-        memset(tx->window_taken, 0, sizeof(tx->window_taken));
-        while ((r = store_step(tx->store, stmt)) > 0) {
-                int64_t host = db_column_int64(stmt, 0);
-
-                if (host >= (int64_t) first && host < (int64_t) (first + REGISTER_HOST_WINDOW))
-                        tx->window_taken[host - first] = true;
-        }
-        if (r < 0)
-                return r;
-        tx->window_first = first;
-        tx->have_window = true;
-        return 0;
-}
-
-static bool register_tx_in_window(const RegisterTx *tx, uint64_t host) {
-        return tx->have_window && host >= tx->window_first && host - tx->window_first < REGISTER_HOST_WINDOW;
-}
-
-static int register_tx_host_in_use(uint64_t host, void *userdata) {
-        RegisterTx *tx = userdata;
-        int r;
-
-        if (!register_tx_in_window(tx, host)) {
-                r = register_tx_read_window(tx, host);
-                if (r < 0)
-                        return r;
-        }
-        return tx->window_taken[host - tx->window_first];
-}
-
-static int register_tx_allocate_host(RegisterTx *tx, uint64_t *ret_host, char ipv4[static INET6_ADDRSTRLEN],
-                                     char ipv6[static INET6_ADDRSTRLEN]) {
-        uint64_t host;
-        int r;
-
-        if (!tx->have_ipam) {
-                r = store_read_ipam(tx->store, &tx->range, &tx->next);
-                if (r < 0)
-                        return r;
-                tx->have_ipam = true;
-        }
-        r = ipam_allocate(&tx->range, tx->next > 0 ? (uint64_t) tx->next : IPAM_HOST_FIRST,
-                          register_tx_host_in_use, tx, &host);
-        if (r < 0)
-                return r;
-        r = ipam_host_format(&tx->range, host, ipv4, ipv6);
-        if (r < 0)
-                return r;
-        if (register_tx_in_window(tx, host))
-                tx->window_taken[host - tx->window_first] = true;
-        tx->next = (int64_t) host + 1;
-        tx->next_changed = true;
-        *ret_host = host;
-        return 0;
-}
-
-/* Before the commit: the IPAM's next host and the auth keys' use counts. */
-static int register_tx_flush(RegisterTx *tx) {
-        int r;
-
-        if (tx->next_changed) {
-                _cleanup_(db_stmt_freep) DbStmt *stmt = NULL;
-
-                r = store_prepare(tx->store, "UPDATE settings SET value = ?1 WHERE key = 'ipam_next'", &stmt);
-                if (r < 0)
-                        return r;
-                db_bind_int64(stmt, 1, tx->next);
-                r = store_step(tx->store, stmt);
-                if (r < 0)
-                        return r;
-                tx->next_changed = false;
-        }
-        for (size_t i = 0; i < tx->n_key_uses; i++) {
-                _cleanup_(db_stmt_freep) DbStmt *stmt = NULL;
-
-                r = store_prepare(tx->store, "UPDATE authkeys SET used = used + ?2 WHERE id = ?1", &stmt);
-                if (r < 0)
-                        return r;
-                db_bind_int64(stmt, 1, tx->key_uses[i].id);
-                db_bind_int64(stmt, 2, tx->key_uses[i].uses);
-                r = store_step(tx->store, stmt);
-                if (r < 0)
-                        return r;
-        }
-        tx->n_key_uses = 0;
-        return 0;
-}
-
-/* Everything a registration is decided on, in one statement: its auth key,
- * the member that holds its public key (if any), whether that key is the
- * hub's, and whether its name is taken as it is. */
-typedef struct RegisterLookup {
-        int64_t authkey_id; /* 0: no such key */
-        bool reusable;
-        int64_t expires, used;
-        int64_t member_id; /* 0: the key is no member's */
-        bool expired, device, hub, name_taken;
-} RegisterLookup;
-
-static int register_lookup(RegisterTx *tx, const StoreRegistration *reg, RegisterLookup *ret) {
-        _cleanup_(db_stmt_freep) DbStmt *stmt = NULL;
-        uint8_t hash[HASH_BYTES];
-        int r;
-
-        r = hash_secret(reg->authkey, hash);
-        if (r < 0)
-                return r;
-        r = store_prepare(tx->store,
-                          "SELECT a.id, a.reusable, a.expires, a.used, n.id, n.expired IS NOT NULL, "
-                          "n.kind = 'device', "
-                          "EXISTS (SELECT 1 FROM settings WHERE key = 'hub_public_key' AND value = ?4), "
-                          "EXISTS (SELECT 1 FROM nodes WHERE name = ?3 AND " TAKEN_AT_NOW ") "
-                          "FROM (SELECT 1 AS one) AS o "
-                          "LEFT JOIN authkeys a ON a.hash = ?1 "
-                          "LEFT JOIN nodes n ON n.public_key = ?4 AND n.removed IS NULL",
-                          &stmt);
-        if (r < 0)
-                return r;
-        /* ?2 is TAKEN_AT_NOW's */
-        db_bind_blob(stmt, 1, hash, sizeof(hash));
-        db_bind_int64(stmt, 2, tx->now);
-        db_bind_text(stmt, 3, reg->name);
-        db_bind_text(stmt, 4, reg->public_key);
-        r = store_step(tx->store, stmt);
-        if (r < 0)
-                return r;
-        if (r == 0)
-                return log_error_errno(-EIO, "%s: registration lookup returned no row.", tx->store->path);
-        *ret = (RegisterLookup) {
-                .authkey_id = db_column_int64(stmt, 0),
-                .reusable = db_column_int(stmt, 1),
-                .expires = db_column_int64(stmt, 2),
-                .used = db_column_int64(stmt, 3),
-                .member_id = db_column_int64(stmt, 4),
-                .expired = db_column_int(stmt, 5),
-                .device = db_column_int(stmt, 6),
-                .hub = db_column_int(stmt, 7),
-                .name_taken = db_column_int(stmt, 8),
-        };
-        return 0;
-}
 /* The refusals of a registration, from its lookup alone (store.h): the
  * auth key first, then what its public key is. */
 static int register_check(RegisterTx *tx, const StoreRegistration *reg, const RegisterLookup *l) {
@@ -532,77 +334,53 @@ static int register_rejoin(RegisterTx *tx, const StoreRegistration *reg, const R
         return 0;
 }
 
-/* A new member, with a unique name and the next free addresses. endpoints:
- * moved into ret on success. */
+/* A new member, with a unique name and the next free addresses, its row
+ * queued for register_tx_insert_pending(): ret is complete but for its id
+ * and tags until then. endpoints: moved into ret on success. */
 static int register_insert(RegisterTx *tx, const StoreRegistration *reg, const RegisterLookup *l,
                            const uint8_t token_hash[static HASH_BYTES], const char *endpoints_json,
                            char ***endpoints, StoreNode *ret) {
-        _cleanup_(db_stmt_freep) DbStmt *stmt = NULL;
-        _cleanup_free_ char *name = NULL;
-        _cleanup_strv_free_ char **tags = NULL;
+        _cleanup_free_ char *name = NULL, *json = NULL;
         char ipv4[INET6_ADDRSTRLEN], ipv6[INET6_ADDRSTRLEN];
-        Store *s = tx->store;
         uint64_t host;
-        int64_t id = 0;
         int r;
 
-        /* the common case, a name not taken, came with the lookup */
-        if (l->name_taken || dns_label_is_reserved(reg->name))
-                r = store_unique_name(s, reg->name, tx->now, &name);
-        else
+        /* the common case, a name not taken, came with the lookup; the
+         * suffix search must see every row of this transaction */
+        if (l->name_taken || dns_label_is_reserved(reg->name)) {
+                r = register_tx_insert_pending(tx);
+                if (r >= 0)
+                        r = store_unique_name(tx->store, reg->name, tx->now, &name);
+        } else
                 r = (name = strdup(reg->name)) ? 0 : log_oom();
         if (r < 0)
                 return r;
         r = register_tx_allocate_host(tx, &host, ipv4, ipv6);
         if (r < 0)
                 return r;
-
-        r = store_prepare(s,
-                          "INSERT INTO nodes (name, public_key, host, ipv4, ipv6, token_hash, "
-                          "endpoints, authkey_id, created, tags) "
-                          "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, "
-                          "(SELECT tags FROM authkeys WHERE id = ?8)) RETURNING id, tags",
-                          &stmt);
-        if (r < 0)
-                return r;
-        db_bind_text(stmt, 1, name);
-        db_bind_text(stmt, 2, reg->public_key);
-        db_bind_int64(stmt, 3, (int64_t) host);
-        db_bind_text(stmt, 4, ipv4);
-        db_bind_text(stmt, 5, ipv6);
-        db_bind_blob(stmt, 6, token_hash, HASH_BYTES);
-        db_bind_text(stmt, 7, endpoints_json);
-        db_bind_int64(stmt, 8, l->authkey_id);
-        db_bind_int64(stmt, 9, tx->now);
-        r = store_step(s, stmt);
-        if (r < 0)
-                return r == -EEXIST ? log_error_errno(-EIO, "%s: node row conflicts after checks.", s->path)
-                                    : r;
-        if (r == 0)
-                return log_error_errno(-EIO, "%s: no id for the new node.", s->path);
-        id = db_column_int64(stmt, 0);
-        r = store_tags_parse(db_column_text(stmt, 1), &tags);
-        if (r < 0)
-                return r;
+        json = strdup(endpoints_json);
+        if (!json)
+                return log_oom();
         r = register_tx_use_key(tx, l->authkey_id);
         if (r < 0)
                 return r;
 
         *ret = (StoreNode) {
-                .id = id,
                 .name = TAKE_PTR(name),
                 .public_key = strdup(reg->public_key),
                 .ipv4 = strdup(ipv4),
                 .ipv6 = strdup(ipv6),
                 .endpoints = TAKE_PTR(*endpoints),
-                .tags = TAKE_PTR(tags),
                 .created = tx->now,
         };
         if (!ret->public_key || !ret->ipv4 || !ret->ipv6) {
                 store_node_done(ret);
                 return log_oom();
         }
-        return 0;
+        r = register_tx_queue_insert(tx, ret, host, token_hash, TAKE_PTR(json), l->authkey_id);
+        if (r < 0)
+                store_node_done(ret);
+        return r;
 }
 
 /* One registration inside the caller's write transaction. Every refusal
@@ -613,8 +391,8 @@ static int register_insert(RegisterTx *tx, const StoreRegistration *reg, const R
  * transaction is enough, since nobody sees the ones in between.
  * *ret_members: the member count changed (a new one, or an expired one
  * back). */
-static int store_register_in_tx(RegisterTx *tx, const StoreRegistration *reg, StoreNode *ret,
-                                bool *ret_members) {
+static int store_register_in_tx(RegisterTx *tx, const StoreRegistration *reg, const RegisterLookup *prefetched,
+                                StoreNode *ret, bool *ret_members) {
         _cleanup_free_ char *endpoints = NULL;
         _cleanup_strv_free_ char **endpoints_copy = NULL;
         uint8_t token_hash[HASH_BYTES];
@@ -630,9 +408,16 @@ static int store_register_in_tx(RegisterTx *tx, const StoreRegistration *reg, St
         if (r < 0)
                 return r;
 
-        r = register_lookup(tx, reg, &l);
-        if (r < 0)
-                return r;
+        if (prefetched)
+                l = *prefetched;
+        else {
+                /* its lookup must see the rows of this transaction */
+                r = register_tx_insert_pending(tx);
+                if (r >= 0)
+                        r = register_lookup(tx, reg, &l);
+                if (r < 0)
+                        return r;
+        }
         r = register_check(tx, reg, &l);
         if (r < 0)
                 return r;
@@ -681,13 +466,26 @@ static int store_register_bump(Store *s, bool members) {
 static int store_register_all_in_tx(Store *s, const StoreRegistration *regs, size_t n, int64_t now,
                                     StoreNode *ret_nodes, int *ret_results) {
         _cleanup_(register_tx_done) RegisterTx tx = { .store = s, .now = now };
+        _cleanup_free_ RegisterLookup *lookups = NULL;
         bool any = false, members = false;
         int r;
 
+        lookups = calloc(n, sizeof(RegisterLookup));
+        if (!lookups)
+                return log_oom();
+        for (size_t first = 0; first < n; first += REGISTER_LOOKUP_MAX) {
+                r = register_lookup_all(&tx, regs + first, MIN(n - first, (size_t) REGISTER_LOOKUP_MAX),
+                                        lookups + first);
+                if (r < 0)
+                        return r;
+        }
         for (size_t i = 0; i < n; i++) {
                 bool m = false;
 
-                r = store_register_in_tx(&tx, &regs[i], &ret_nodes[i], &m);
+                r = store_register_in_tx(&tx, &regs[i],
+                                         register_lookup_stale(regs, ret_nodes, ret_results, i) ? NULL
+                                                                                                : lookups + i,
+                                         &ret_nodes[i], &m);
                 if (r < 0 && !register_refused(r))
                         return r;
                 ret_results[i] = r;

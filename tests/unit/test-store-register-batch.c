@@ -10,6 +10,7 @@
 #include <cmocka.h>
 
 #include <errno.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "log.h"
@@ -116,10 +117,62 @@ static void test_batch_all_refused(void **state) {
         assert_int_equal(store_register_batch(f->store, regs, 0, NOW, nodes, results), 0);
 }
 
+/* More new members than one INSERT takes, names that collide with rows
+ * not inserted yet ("x" and its suffixes, "x-2" as a name of its own) and
+ * a member of the database: every name and host unique, each node's row
+ * the one reported. */
+#define MANY 150
+
+static void test_batch_many(void **state) {
+        Fixture *f = *state;
+        static StoreNode nodes[MANY];
+        static int results[MANY];
+        static char keys[MANY][48], tokens[MANY][24];
+        StoreRegistration regs[MANY];
+        StoreNode n = {};
+
+        assert_int_equal(store_authkey_add(f->store, "mskey-many", true, 0), 0);
+        assert_int_equal(store_test_register(f->store, "mskey-many", store_test_keys[0], "x", NOW, &n), 0);
+        store_node_done(&n);
+        for (size_t i = 0; i < MANY; i++) {
+                snprintf(keys[i], sizeof(keys[i]), "key-%03zu", i);
+                snprintf(tokens[i], sizeof(tokens[i]), "token-%03zu", i);
+                regs[i] = (StoreRegistration) {
+                        .authkey = "mskey-many",
+                        .public_key = keys[i],
+                        .name = i % 10 == 0   ? "x"
+                                : i % 10 == 1 ? "x-2"
+                                              : "y",
+                        .token = tokens[i],
+                };
+        }
+        assert_int_equal(store_register_batch(f->store, regs, MANY, NOW, nodes, results), 0);
+
+        for (size_t i = 0; i < MANY; i++) {
+                assert_int_equal(results[i], 0);
+                assert_true(nodes[i].id > 0);
+                assert_string_equal(nodes[i].public_key, keys[i]);
+                for (size_t j = 0; j < i; j++) {
+                        assert_string_not_equal(nodes[i].name, nodes[j].name);
+                        assert_string_not_equal(nodes[i].ipv4, nodes[j].ipv4);
+                        assert_int_not_equal(nodes[i].id, nodes[j].id);
+                }
+                assert_string_not_equal(nodes[i].name, "x"); /* the member's */
+                assert_int_equal(store_node_by_token(f->store, tokens[i], &n), 0);
+                assert_int_equal(n.id, nodes[i].id);
+                assert_string_equal(n.name, nodes[i].name);
+                assert_string_equal(n.ipv4, nodes[i].ipv4);
+                store_node_done(&n);
+        }
+        for (size_t i = 0; i < MANY; i++)
+                store_node_done(&nodes[i]);
+}
+
 int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test_setup_teardown(test_batch, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_batch_all_refused, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_batch_many, setup, teardown),
         };
 
         log_setup("test-store-register-batch", LOG_TARGET_CONSOLE);
