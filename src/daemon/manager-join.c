@@ -378,6 +378,12 @@ int manager_join_at_start(Manager *m) {
                 r = manager_start_polling(m);
                 if (r < 0)
                         return r;
+                /* What we announced before is unknown: say it now, not when
+                 * the next netmap comes (with the cache up to date that waits
+                 * for somebody's change: an address that changed while we
+                 * were down would stay unannounced). The answer also shows the
+                 * control server reachable before the long-poll's first. */
+                manager_post_endpoints(m);
                 return 0;
         }
         if (r == -EBADMSG)
