@@ -89,6 +89,29 @@ def test_no_delta_when_the_base_is_not_the_previous_version(control):
     assert status == 200 and "delta_from" not in nm3
 
 
+def test_delta_after_a_restart(control):
+    """A server that only parked polls since it started (a restarted one,
+    or a replica whose nodes came from the other) loads the snapshot they
+    have while they wait, so that the next change is a delta, not a whole
+    netmap for every node (at 10,000 nodes on two replicas the fan-out
+    took 94 s of ~1.8 MB replies instead of ~1 s)."""
+    key = control.authkey(reusable=True)
+    a = register(control, key.key, "alpha")
+    register(control, key.key, "bravo")
+    status, base = api(control, "GET", "/v1/netmap?since=0", token=a["token"])
+    assert status == 200
+    control.restart()
+    control.wait_ready(20)
+    # parks, then 304 after a second: the server has seen base's version
+    status, _ = api(control, "GET", f"/v1/netmap?since={base['version']}&delta=1&timeout=1",
+                    token=a["token"])
+    assert status == 304
+    register(control, key.key, "charlie")
+    status, delta = api(control, "GET", f"/v1/netmap?since={base['version']}&delta=1", token=a["token"])
+    assert status == 200 and delta.get("delta_from") == base["version"], sorted(delta)
+    assert [p["name"] for p in delta["peers_changed"]] == ["charlie"]
+
+
 def test_bad_delta_argument(control):
     key = control.authkey()
     a = register(control, key.key, "alpha")
