@@ -57,8 +57,6 @@ int store_get_int_setting(Store *s, const char *key, int64_t *ret);
 int store_bump_version(Store *s);
 /* With a node registered or removed, next to store_bump_version(). */
 int store_bump_members(Store *s);
-/* The mesh's address ranges, parsed (logged when missing or invalid). */
-int store_read_range(Store *s, IpamRange *ret);
 
 /* store-authkeys.c */
 int hash_secret(const char *secret, uint8_t ret[static HASH_BYTES]);

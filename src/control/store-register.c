@@ -167,22 +167,6 @@ static int store_unique_name(Store *s, const char *label, int64_t now, char **re
         return *ret ? 0 : log_oom();
 }
 
-int store_read_range(Store *s, IpamRange *ret) {
-        _cleanup_free_ char *v4 = NULL, *v6 = NULL;
-        int r;
-
-        r = store_get_setting(s, "ipv4_range", &v4);
-        if (r < 0)
-                return log_error_errno(r, "%s: no IPv4 range set: %m", s->path);
-        r = store_get_setting(s, "ipv6_range", &v6);
-        if (r < 0)
-                return log_error_errno(r, "%s: no IPv6 range set: %m", s->path);
-        r = ipam_range_parse(v4, v6, ret);
-        if (r < 0)
-                return log_error_errno(r, "%s: invalid address ranges '%s', '%s': %m", s->path, v4, v6);
-        return 0;
-}
-
 /* The ranges and the next host to try, in one query: a round trip each
  * would be three on PostgreSQL, for every registration. */
 int store_read_ipam(Store *s, IpamRange *ret_range, int64_t *ret_next) {
